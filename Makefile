@@ -1,0 +1,52 @@
+# ringgate — the two commands are `make run` and `make check`.
+# Both install what is missing on Debian 12 (apt), then build with CMake.
+
+BUILD     ?= build
+ASAN_BUILD?= build-asan
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
+             libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
+             clang libclang-rt-14-dev
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build run check check-asan unit bench fuzz clean
+
+all: build
+
+# Install only what is missing; apt-get update once, only when needed.
+deps:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@python3 tests/integration/demo.py --build $(BUILD)
+
+# Every test: the normal build, then the same tests once under ASan+UBSan.
+check: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) check-asan
+
+check-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGGATE_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+unit: build
+	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

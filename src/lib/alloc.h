@@ -1,0 +1,19 @@
+/* alloc.h — the one allocation wrapper. Every process links jemalloc, which
+ * provides malloc itself; these wrappers only make out-of-memory fatal so no
+ * caller ever checks for NULL. */
+#ifndef RG_ALLOC_H
+#define RG_ALLOC_H
+
+#include <stddef.h>
+
+void *rg_malloc(size_t size);
+void *rg_calloc(size_t n, size_t size);
+void *rg_realloc(void *ptr, size_t size);
+char *rg_strdup(const char *s);
+char *rg_strndup(const char *s, size_t n);
+void *rg_memdup(const void *p, size_t n);
+void rg_free(void *ptr);
+/* printf into a fresh allocation */
+char *rg_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,17 @@
+/* base64.h — RFC 4648 base64 for SASL. Decoding is strict: no whitespace, only
+ * canonical padding; anything else is an error, never a guess. */
+#ifndef RG_BASE64_H
+#define RG_BASE64_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BASE64_ENCODED_LEN(n) ((((n) + 2) / 3) * 4)
+#define BASE64_DECODED_MAX(n) (((n) / 4) * 3 + 3)
+
+/* Writes BASE64_ENCODED_LEN(len) chars plus a NUL into out; returns the length. */
+size_t base64_encode(const void *src, size_t len, char *out);
+/* false on malformed input or when out (outsize bytes) is too small */
+bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_t *outlen_r);
+
+#endif

@@ -1,0 +1,136 @@
+/* ipc.h — the one framing of every internal socket (UNIX SOCK_SEQPACKET).
+ *
+ * A message is a 16-byte header (type, flags, payload length, request id,
+ * sender pid, host byte order) followed by a payload of fields. Each field is
+ * [u16 key][u16 len][len bytes][NUL]; the NUL is not counted in len, so a
+ * string field can be used as a C string in place. A key appears at most once.
+ * At most one fd travels with a message (SCM_RIGHTS). ipc_decode() is the only
+ * parser of this format and has a fuzz target; a peer that sends something it
+ * rejects is a bug or a compromise, and receivers treat it as fatal.
+ * The message catalogue is in docs/ipc.md. */
+#ifndef RG_IPC_H
+#define RG_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IPC_HDR_SIZE 16
+#define IPC_MAX_PAYLOAD (16 * 1024)
+#define IPC_MAX_MSG (IPC_HDR_SIZE + IPC_MAX_PAYLOAD)
+
+enum ipc_type {
+	IPC_NONE = 0,
+	/* login -> auth (id = login's request id) */
+	IPC_AUTH_BEGIN,
+	IPC_AUTH_CONTINUE,
+	IPC_AUTH_ABORT,
+	/* auth -> login */
+	IPC_AUTH_CHALLENGE,
+	IPC_AUTH_OK,
+	IPC_AUTH_FAIL,
+	/* master -> auth */
+	IPC_AUTH_NEW_CLIENT, /* fd: a login process's auth channel; id = login pid */
+	IPC_AUTH_REQUEST,    /* second phase: COOKIE, LOGIN_PID; id = master's request id */
+	/* auth -> master */
+	IPC_AUTH_USER,       /* reply to REQUEST (or IPC_AUTH_FAIL with the same id) */
+	/* login -> master */
+	IPC_LOGIN_HANDOFF,   /* fd: the client socket */
+	IPC_LOGIN_STATUS,
+	/* master -> login */
+	IPC_LOGIN_HANDOFF_REPLY,
+	/* master -> worker (fd 4 of the worker; client socket is fd 3) */
+	IPC_WORKER_INIT,
+	IPC_TYPE_COUNT
+};
+
+enum ipc_field {
+	IPC_F_NONE = 0,
+	IPC_F_SERVICE,   /* "imap" or "pop3" */
+	IPC_F_MECH,      /* SASL mechanism name, upper case */
+	IPC_F_RESP,      /* SASL response, raw (already base64-decoded) bytes; may be empty */
+	IPC_F_CHALLENGE, /* SASL challenge, raw bytes */
+	IPC_F_USER,
+	IPC_F_COOKIE,    /* 32 lower-case hex chars */
+	IPC_F_REASON,    /* failure text safe to show the client */
+	IPC_F_TEMP,      /* "1": temporary failure (auth/backend unavailable) */
+	IPC_F_RIP,       /* remote (client) IP, text */
+	IPC_F_RPORT,
+	IPC_F_LIP,       /* local IP, text */
+	IPC_F_LPORT,
+	IPC_F_SECURED,   /* "1": TLS or trusted/loopback network */
+	IPC_F_LOGIN_PID,
+	IPC_F_UID,
+	IPC_F_GID,
+	IPC_F_HOME,
+	IPC_F_MAIL,      /* mail_location, e.g. maildir:~/Maildir */
+	IPC_F_TAG,       /* IMAP tag of the command that logged in */
+	IPC_F_PREREAD,   /* client bytes already read past the login command */
+	IPC_F_SESSION,   /* session id, for logs */
+	IPC_F_EXTRA,     /* passdb/userdb extra fields, TAB-separated key=value */
+	IPC_F_CONNS,     /* LOGIN_STATUS: connections now */
+	IPC_F_PRELOGIN,  /* LOGIN_STATUS: connections not yet handed off */
+	IPC_F_TOTAL,     /* LOGIN_STATUS: connections accepted since start */
+	IPC_F_TLS,       /* "1": the client talks TLS to the login process */
+	IPC_F_COUNT
+};
+
+struct ipc_hdr {
+	uint16_t type;
+	uint16_t flags; /* 0 */
+	uint32_t len;   /* payload bytes after the header */
+	uint32_t id;
+	uint32_t pid;
+};
+
+/* A message being built. Adding past IPC_MAX_PAYLOAD is a programming error
+ * and fatal: callers bound what they put in. */
+struct ipc_msg {
+	size_t len; /* header + payload so far */
+	uint8_t buf[IPC_MAX_MSG];
+};
+
+void ipc_msg_init(struct ipc_msg *msg, enum ipc_type type, uint32_t id);
+void ipc_msg_add(struct ipc_msg *msg, enum ipc_field key, const void *data, size_t len);
+void ipc_msg_add_str(struct ipc_msg *msg, enum ipc_field key, const char *str);
+void ipc_msg_add_uint(struct ipc_msg *msg, enum ipc_field key, unsigned long long value);
+/* bytes still free for fields (header of the next field included) */
+size_t ipc_msg_room(const struct ipc_msg *msg);
+
+/* Send msg (setting its length and pid) with optional fd (-1 for none).
+ * Returns 0 or -errno (-EAGAIN on a full non-blocking socket). */
+int ipc_send(int sock, struct ipc_msg *msg, int pass_fd);
+
+/* Decoded fields: pointers into the received buffer. */
+struct ipc_fields {
+	uint32_t present; /* bit per key */
+	uint16_t len[IPC_F_COUNT];
+	const uint8_t *val[IPC_F_COUNT];
+};
+
+/* Parse one whole message. false with *error_r on anything malformed. */
+bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
+		struct ipc_fields *fields_r, const char **error_r);
+
+bool ipc_has(const struct ipc_fields *f, enum ipc_field key);
+/* NULL when absent */
+const char *ipc_str(const struct ipc_fields *f, enum ipc_field key);
+/* false when absent or not a decimal number that fits */
+bool ipc_uint(const struct ipc_fields *f, enum ipc_field key, unsigned long long *value_r);
+
+/* A received message; fd is -1 unless one arrived (the receiver owns it). */
+struct ipc_rx {
+	struct ipc_hdr hdr;
+	struct ipc_fields fields;
+	int fd;
+	uint8_t buf[IPC_MAX_MSG];
+};
+
+/* Receive one message. Returns 1 (message in rx), 0 (peer closed), -EAGAIN,
+ * other -errno for socket errors, or -EPROTO with *error_r when the message is
+ * malformed (any fd that came with it is closed). */
+int ipc_recv(int sock, struct ipc_rx *rx, const char **error_r);
+
+const char *ipc_type_name(enum ipc_type type);
+
+#endif

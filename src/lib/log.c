@@ -1,0 +1,97 @@
+#include "lib/log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char log_prefix_name[64] = "ringgate";
+static bool log_debug_on;
+
+static const char *const level_names[] = {
+	[LOG_DEBUG] = "Debug: ", [LOG_INFO] = "", [LOG_WARNING] = "Warning: ",
+	[LOG_ERROR] = "Error: ", [LOG_FATAL] = "Fatal: ",
+};
+
+void log_init(const char *name)
+{
+	snprintf(log_prefix_name, sizeof(log_prefix_name), "%s", name);
+	const char *d = getenv("RINGGATE_DEBUG");
+	log_debug_on = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
+}
+
+const char *log_name(void)
+{
+	return log_prefix_name;
+}
+
+void log_set_debug(bool enabled)
+{
+	log_debug_on = enabled;
+}
+
+bool log_debug_enabled(void)
+{
+	return log_debug_on;
+}
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	char line[2048];
+	int saved = errno;
+	int n = snprintf(line, sizeof(line), "%s(%ld): %s", log_prefix_name,
+			 (long)getpid(), level_names[level]);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = 0;
+	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	/* one write() per line so lines from many processes never interleave */
+	ssize_t ret = write(STDERR_FILENO, line, len);
+	(void)ret;
+	errno = saved;
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(level, fmt, ap);
+	va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vmsg(LOG_FATAL, fmt, ap);
+	va_end(ap);
+	exit(89);
+}
+
+char *log_escape(const void *data, size_t len, size_t max, char *out, size_t outsize)
+{
+	const unsigned char *p = data;
+	size_t o = 0;
+	bool cut = len > max;
+	if (cut)
+		len = max;
+	for (size_t i = 0; i < len && o + 5 < outsize; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+			out[o++] = (char)p[i];
+		} else {
+			o += (size_t)snprintf(out + o, outsize - o, "\\x%02x", p[i]);
+		}
+	}
+	if (cut && o + 4 <= outsize) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	if (outsize > 0)
+		out[o < outsize ? o : outsize - 1] = '\0';
+	return out;
+}
