@@ -1,0 +1,100 @@
+/* settings.h — the parsed, validated configuration every process reads.
+ *
+ * settings_load() parses a Dovecot-syntax file (config.h does the syntax),
+ * applies Dovecot's defaults, merges `service` sections over the built-in
+ * ones (imap-login, pop3-login, imap, pop3, auth), resolves `service_count`,
+ * `client_limit`, `process_limit` and `vsz_limit` zeros to their defaults
+ * (except where 0 means "unlimited", see below), and validates values. Any
+ * error is one message `file:line: reason`. All strings are owned by the
+ * struct; settings_free() frees everything. */
+#ifndef RG_SETTINGS_H
+#define RG_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum ssl_mode { SSL_NO, SSL_YES, SSL_REQUIRED };
+
+struct listener_settings {
+	char *name;        /* section name: "imap", "imaps", "pop3", "pop3s" */
+	char *address;     /* space-separated; default: the global `listen` */
+	unsigned port;     /* 0 disables the listener */
+	bool ssl;
+	bool haproxy;
+	bool reuse_port;
+};
+
+struct service_settings {
+	char *name;              /* "imap-login", "pop3-login", "imap", "pop3", "auth" */
+	char *protocol;          /* "imap", "pop3", "" */
+	unsigned service_count;  /* 0 = unlimited (after resolving defaults) */
+	unsigned client_limit;   /* resolved: never 0 */
+	unsigned process_limit;  /* resolved: never 0 */
+	unsigned process_min_avail;
+	uint64_t vsz_limit;      /* bytes; 0 = no limit */
+	unsigned idle_kill;      /* seconds; 0 = default (60) resolved */
+	struct listener_settings *listeners;
+	unsigned listener_count;
+};
+
+struct db_settings {
+	char *driver; /* "passwd-file" */
+	char *args;   /* the file path (with any `scheme=X` / `username_format=` prefix args) */
+};
+
+struct settings {
+	char *config_path;       /* absolute path of the main file */
+
+	char *listen;            /* default "*, ::" */
+	char *base_dir;          /* default "/var/run/ringgate" */
+	char *protocols;         /* default "imap pop3" */
+	char *log_path;          /* default "" = stderr */
+
+	enum ssl_mode ssl;       /* default yes */
+	char *ssl_cert;          /* contents when given as <file */
+	char *ssl_key;
+	char *ssl_ca;
+	char *ssl_min_protocol;  /* default "TLSv1.2" */
+	char *ssl_cipher_list;
+	bool ssl_prefer_server_ciphers;
+
+	bool disable_plaintext_auth; /* default yes */
+	char *auth_mechanisms;       /* default "plain" */
+	unsigned auth_failure_delay; /* seconds, default 2 */
+	char *login_greeting;        /* default "ringgate ready." */
+	char *login_trusted_networks;/* space-separated CIDRs, default "" */
+	unsigned login_timeout;      /* seconds before a pre-login client is dropped, default 180 */
+	char *default_login_user;    /* default "dovenull" */
+	char *default_internal_user; /* default "dovecot" */
+	unsigned default_process_limit; /* 100 */
+	unsigned default_client_limit;  /* 1000 */
+	uint64_t default_vsz_limit;     /* 256M */
+	unsigned default_idle_kill;     /* 60 s */
+	unsigned first_valid_uid;       /* 500 */
+	unsigned last_valid_uid;        /* 0 = none */
+	char *mail_location;            /* default "" ; userdb `mail` overrides */
+
+	struct db_settings passdb;
+	struct db_settings userdb;
+
+	struct service_settings *services;
+	unsigned service_count;
+};
+
+/* Returns NULL and sets *error_r (allocated, caller frees) on failure. */
+struct settings *settings_load(const char *path, char **error_r);
+void settings_free(struct settings *set);
+
+/* NULL if there is no such service */
+const struct service_settings *settings_service(const struct settings *set, const char *name);
+/* whether protocol (imap/pop3) is listed in `protocols` */
+bool settings_protocol_enabled(const struct settings *set, const char *protocol);
+
+/* Print the configuration as `ringgate -n` shows it: only values that differ
+ * from the defaults (all when all is true), in Dovecot syntax that
+ * settings_load() reads back to the same values. Key material is shown as
+ * "# hidden". */
+void settings_print(const struct settings *set, bool all, FILE *out);
+
+#endif

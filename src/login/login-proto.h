@@ -1,0 +1,85 @@
+/* login-proto.h — the pre-auth dialogue of one client, with no sockets.
+ *
+ * A protocol core (imap-login.c, pop3-login.c) turns client bytes into
+ * responses and auth requests; the connection layer (login-conn.c) owns the
+ * socket, the ring, timers and the channels to auth and master, and calls the
+ * core's functions. Everything the core wants done goes through the
+ * callbacks, so the core runs the same in memory (unit tests, fuzz target).
+ *
+ * Invariants: the core never allocates more than LOGIN_MAX_PENDING bytes of
+ * input for one client, and an idle client (no partial command) holds no input
+ * buffer. While an auth request is in flight the core parses no further
+ * command: it keeps the bytes (bounded) so they can travel with the hand-off. */
+#ifndef RG_LOGIN_PROTO_H
+#define RG_LOGIN_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LOGIN_MAX_LINE 8192     /* one pre-auth command line, literals included */
+#define LOGIN_MAX_PENDING 4096  /* bytes kept past a login command (hand-off preread) */
+#define LOGIN_MAX_BAD_COMMANDS 3
+
+/* What the connection layer knows about this client when it starts. */
+struct login_proto_config {
+	const char *greeting;        /* login_greeting */
+	const char *mechanisms;      /* upper-case, space-separated: "PLAIN LOGIN" */
+	bool secured;                /* TLS, or trusted network / loopback */
+	bool plaintext_auth_allowed; /* !disable_plaintext_auth || secured */
+	bool starttls_available;     /* ssl != no and not already TLS (TLS issue) */
+};
+
+struct login_callbacks {
+	/* queue bytes to the client (copied before returning) */
+	void (*send)(void *ctx, const void *data, size_t len);
+	/* start SASL; resp is raw (decoded) bytes, has_resp false when the
+	 * client gave no initial response */
+	void (*auth_begin)(void *ctx, const char *mech, const uint8_t *resp,
+			   size_t resp_len, bool has_resp);
+	void (*auth_continue)(void *ctx, const uint8_t *resp, size_t resp_len);
+	/* the client cancelled the exchange; no reply will come */
+	void (*auth_abort)(void *ctx);
+	/* auth succeeded: hand the client to master. tag is the IMAP tag (NULL
+	 * for POP3); preread holds the bytes the client sent after the login
+	 * command. The core sends nothing itself: the worker answers. */
+	void (*handoff)(void *ctx, const char *tag, const uint8_t *preread, size_t preread_len);
+	/* flush queued output, then close. reason is for the log only. */
+	void (*disconnect)(void *ctx, const char *reason);
+	/* client asked for STARTTLS/STLS and the core said OK: the connection
+	 * layer starts the handshake. May be NULL until the TLS issue lands. */
+	void (*starttls)(void *ctx);
+};
+
+enum login_auth_result {
+	LOGIN_AUTH_CHALLENGE, /* data = raw challenge */
+	LOGIN_AUTH_OK,
+	LOGIN_AUTH_FAIL,      /* wrong credentials; reason may be NULL */
+	LOGIN_AUTH_TEMPFAIL,  /* auth unavailable etc. */
+};
+
+struct login_session;
+
+struct login_proto {
+	const char *name; /* "imap" or "pop3" */
+	/* allocates the session and sends the greeting through cb->send */
+	struct login_session *(*create)(const struct login_proto_config *config,
+					const struct login_callbacks *cb, void *ctx);
+	/* client bytes; the core consumes all of them */
+	void (*input)(struct login_session *s, const uint8_t *data, size_t len);
+	/* a reply from auth to the request the core started */
+	void (*auth_reply)(struct login_session *s, enum login_auth_result result,
+			   const uint8_t *data, size_t len, const char *reason);
+	/* master could not take the client: answer NO/-ERR, session goes on */
+	void (*handoff_failed)(struct login_session *s, const char *reason);
+	/* send "* BYE text" / "-ERR text" and disconnect (timeout, eviction, shutdown) */
+	void (*bye)(struct login_session *s, const char *text);
+	/* true while no command is half-received and no auth is in flight */
+	bool (*idle)(const struct login_session *s);
+	void (*destroy)(struct login_session *s);
+};
+
+extern const struct login_proto imap_login_proto;
+extern const struct login_proto pop3_login_proto;
+
+#endif
