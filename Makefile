@@ -3,13 +3,15 @@
 
 BUILD     ?= build
 ASAN_BUILD?= build-asan
+FUZZ_BUILD?= build-fuzz
+FUZZ_SECONDS ?= 10
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
              clang libclang-rt-14-dev
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run check check-asan unit bench fuzz clean
+.PHONY: all deps build run check check-asan unit fuzz clean
 
 all: build
 
@@ -37,6 +39,7 @@ run: build
 check: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) check-asan
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 
 check-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGGATE_SANITIZE=ON
@@ -45,8 +48,16 @@ check-asan: deps
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer targets (clang), each run FUZZ_SECONDS on its corpus; `make check`
+# runs a short smoke, `make fuzz FUZZ_SECONDS=3600` a long run.
+fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF -DRINGGATE_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)
+
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

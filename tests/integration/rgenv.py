@@ -1,0 +1,260 @@
+"""rgenv — start a real ringgate on 127.0.0.1 for tests and the demo.
+
+Builds a private world in a temporary directory: a configuration, a
+passwd-file, users' Maildirs, free ports. As root it creates two system users
+(like Dovecot's dovenull and a mail user) so login processes really chroot and
+workers really switch uid; as an ordinary user everything runs as that user.
+"""
+import warnings
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+import crypt  # noqa: E402  (Python 3.11: libcrypt hashes for the test passwd-file)
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+LOGIN_USER = "rg-login"
+MAIL_USER = "rg-mail"
+
+MESSAGES = [
+    b"From: Alice <alice@example.com>\nTo: demo@example.com\nSubject: Welcome\n"
+    b"Date: Mon, 23 Nov 2026 10:00:00 +0000\nMessage-ID: <1@example.com>\n\n"
+    b"Hello from ringgate.\n.leading dot line\nBye.\n",
+    b"From: Bob <bob@example.com>\nTo: demo@example.com\nSubject: Second\n"
+    b"Date: Mon, 23 Nov 2026 11:00:00 +0000\nMessage-ID: <2@example.com>\n\n"
+    b"Second message body.\n",
+    b"From: Carol <carol@example.com>\nTo: demo@example.com\nSubject: Third\n"
+    b"Date: Mon, 23 Nov 2026 12:00:00 +0000\nMessage-ID: <3@example.com>\n\n"
+    + b"".join(b"line %d of a longer message\n" % i for i in range(200)),
+]
+
+
+def build_dir():
+    return os.environ.get("RINGGATE_BUILD", os.path.join(ROOT, "build"))
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def ensure_system_user(name):
+    """useradd -r when missing; returns (uid, gid)."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "-r", "-M", "-d", "/nonexistent",
+                        "-s", "/usr/sbin/nologin", name], check=True)
+        pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def crlf(msg):
+    return msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class Ringgate:
+    """One private ringgate instance. mode: 'security' (service_count = 1)
+    or 'performance' (service_count = 0, process_min_avail = cores)."""
+
+    def __init__(self, mode="performance", extra_conf="", service_extra="",
+                 users=None, workdir=None, failure_delay="1 secs",
+                 imap_port=None, pop3_port=None):
+        self.mode = mode
+        self.tmp = workdir or tempfile.mkdtemp(prefix="ringgate-test-")
+        os.chmod(self.tmp, 0o755)
+        self.base_dir = os.path.join(self.tmp, "base")
+        self.conf = os.path.join(self.tmp, "ringgate.conf")
+        self.passwd = os.path.join(self.tmp, "passwd")
+        self.log_path = os.path.join(self.tmp, "ringgate.log")
+        self.imap_port = imap_port or free_port()
+        self.pop3_port = pop3_port or free_port()
+        self.proc = None
+        if is_root():
+            ensure_system_user(LOGIN_USER)
+            self.uid, self.gid = ensure_system_user(MAIL_USER)
+            self.login_user = LOGIN_USER
+        else:
+            self.uid, self.gid = os.getuid(), os.getgid()
+            self.login_user = pwd.getpwuid(self.uid).pw_name
+        self.users = users or {"demo": "demo-pass", "alice": "alice secret"}
+        self._write_users()
+        self._write_conf(extra_conf, service_extra, failure_delay)
+
+    # -- world -----------------------------------------------------------
+    def home(self, user):
+        return os.path.join(self.tmp, "home", user)
+
+    def maildir(self, user):
+        return os.path.join(self.home(user), "Maildir")
+
+    def deliver(self, user, msg, name=None):
+        md = self.maildir(user)
+        name = name or "%d.M%dP%d.test" % (time.time(), len(os.listdir(os.path.join(md, "new"))) +
+                                            len(os.listdir(os.path.join(md, "cur"))), os.getpid())
+        tmp = os.path.join(md, "tmp", name)
+        with open(tmp, "wb") as f:
+            f.write(msg)
+        os.chown(tmp, self.uid, self.gid)
+        os.rename(tmp, os.path.join(md, "new", name))
+        return name
+
+    def _write_users(self):
+        lines = []
+        schemes = ["{SHA512-CRYPT}" + crypt.crypt(p, crypt.mksalt(crypt.METHOD_SHA512))
+                   if i % 2 == 0 else "{PLAIN}" + p
+                   for i, p in enumerate(self.users.values())]
+        for (user, _), hashed in zip(self.users.items(), schemes):
+            home = self.home(user)
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(self.maildir(user), sub), exist_ok=True)
+            for i, m in enumerate(MESSAGES):
+                path = os.path.join(self.maildir(user), "new", "1700000%03d.M%dP1.test" % (i, i))
+                with open(path, "wb") as f:
+                    f.write(m)
+                os.utime(path, (1700000000 + i, 1700000000 + i))
+            for d, _, files in os.walk(home):
+                os.chown(d, self.uid, self.gid)
+                os.chmod(d, 0o700)
+                for f in files:
+                    os.chown(os.path.join(d, f), self.uid, self.gid)
+            lines.append("%s:%s:%d:%d::%s::" % (user, hashed, self.uid, self.gid, home))
+        with open(self.passwd, "w") as f:
+            f.write("# test users\n" + "\n".join(lines) + "\n")
+        os.chmod(self.passwd, 0o600)
+
+    def _write_conf(self, extra_conf, service_extra, failure_delay):
+        if self.mode == "security":
+            svc = "  service_count = 1\n  process_min_avail = 1\n"
+        else:
+            svc = "  service_count = 0\n  process_min_avail = %d\n  client_limit = 1000\n" % (
+                os.cpu_count() or 1)
+        first_uid = min(self.uid, 100) if self.uid > 0 else 100
+        conf = f"""# generated by rgenv.py
+base_dir = {self.base_dir}
+log_path = {self.log_path}
+listen = 127.0.0.1
+protocols = imap pop3
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = {failure_delay}
+default_login_user = {self.login_user}
+default_internal_user = {self.login_user}
+first_valid_uid = {first_uid}
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = passwd-file
+  args = {self.passwd}
+}}
+userdb {{
+  driver = passwd-file
+  args = {self.passwd}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {self.imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+{svc}{service_extra}}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+{svc}{service_extra}}}
+{extra_conf}
+"""
+        with open(self.conf, "w") as f:
+            f.write(conf)
+
+    # -- process ---------------------------------------------------------
+    def binary(self, name="ringgate"):
+        return os.path.join(build_dir(), "bin", name)
+
+    def start(self, wait=True):
+        self.proc = subprocess.Popen([self.binary(), "-c", self.conf, "-F"],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=open(os.path.join(self.tmp, "stderr.log"), "ab"))
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ringgate exited with %s:\n%s" % (self.proc.returncode, self.logs()))
+            ok = 0
+            for port, greet in ((self.imap_port, b"* OK"), (self.pop3_port, b"+OK")):
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                        if s.recv(200).startswith(greet):
+                            ok += 1
+                except OSError:
+                    pass
+            if ok == 2:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("ringgate not ready:\n" + self.logs())
+
+    def logs(self):
+        out = ""
+        for name in ("stderr.log", "ringgate.log"):
+            p = os.path.join(self.tmp, name)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    out += f.read()
+        return out
+
+    def ctl(self, *args, check=True):
+        return subprocess.run([self.binary(), "-c", self.conf] + list(args),
+                              capture_output=True, text=True, timeout=30, check=check)
+
+    def children(self, name=None):
+        """pids of processes whose parent is the master (optionally by exe name)."""
+        pids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    stat = f.read()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+                comm = stat.split("(", 1)[1].rsplit(")", 1)[0]
+            except (OSError, IndexError, ValueError):
+                continue
+            if self.proc and ppid == self.proc.pid and (name is None or comm == name[:15]):
+                pids.append(int(pid))
+        return pids
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        self.stop()
+        if not os.environ.get("RINGGATE_KEEP"):
+            shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,136 @@
+"""Service limits and process life: client_limit eviction, process_limit in
+high-security mode, respawn after kill -9, clean stop with nothing left."""
+import imaplib
+import os
+import signal
+import socket
+import time
+import unittest
+
+import rgenv
+from test_sessions import recv_until
+
+
+def wait_for(pred, timeout=10, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def greeted(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    data = recv_until(s, b"\r\n")
+    assert data.startswith(b"* OK") or data.startswith(b"+OK"), data
+    return s
+
+
+class Processes(unittest.TestCase):
+    def tearDown(self):
+        rg = getattr(self, "rg", None)
+        if rg:
+            rg.cleanup()
+
+    def login_ok(self):
+        m = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=15)
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        m.logout()
+
+    def test_client_limit_evicts_oldest_prelogin(self):
+        self.rg = rgenv.Ringgate(mode="performance", service_extra=(
+            "  process_limit = 1\n  process_min_avail = 1\n  client_limit = 3\n"))
+        # rgenv sets process_min_avail from the cores; the later line wins
+        self.rg.start(wait=False)
+        self.rg.wait_ready()
+        time.sleep(0.3)  # the readiness probes have closed
+        conns = [greeted(self.rg.imap_port) for _ in range(3)]
+        newest = greeted(self.rg.imap_port)
+        data = recv_until(conns[0], b"never", timeout=10)
+        self.assertIn(b"* BYE Connection queue full", data)
+        newest.sendall(b"a NOOP\r\n")
+        self.assertIn(b"a OK", recv_until(newest, b"a OK"))
+        conns[1].sendall(b"b NOOP\r\n")
+        self.assertIn(b"b OK", recv_until(conns[1], b"b OK"))
+        for s in conns + [newest]:
+            s.close()
+
+    def test_high_security_process_limit_kills_oldest(self):
+        self.rg = rgenv.Ringgate(mode="security", service_extra=(
+            "  process_limit = 2\n  process_min_avail = 0\n"))
+        self.rg.start(wait=False)
+        self.rg.wait_ready()
+        time.sleep(0.3)
+        first = greeted(self.rg.imap_port)
+        second = greeted(self.rg.imap_port)
+        third = greeted(self.rg.imap_port)  # over the limit: the oldest goes
+        data = recv_until(first, b"never", timeout=10)
+        self.assertNotIn(b"OK", data.replace(b"* OK", b""))
+        second.sendall(b"a NOOP\r\n")
+        self.assertIn(b"a OK", recv_until(second, b"a OK"))
+        third.sendall(b"a NOOP\r\n")
+        self.assertIn(b"a OK", recv_until(third, b"a OK"))
+        for s in (first, second, third):
+            s.close()
+
+    def test_high_security_one_process_per_connection(self):
+        self.rg = rgenv.Ringgate(mode="security").start()
+        time.sleep(0.5)
+        before = set(self.rg.children("ringgate-login"))
+        self.assertTrue(before)
+        s = greeted(self.rg.imap_port)
+        s.sendall(b"a LOGOUT\r\n")
+        recv_until(s, b"never")
+        s.close()
+        # the process that served the connection exits; spares are respawned
+        self.assertTrue(wait_for(lambda: not (set(self.rg.children("ringgate-login")) >= before)))
+        self.assertTrue(wait_for(lambda: self.rg.children("ringgate-login")))
+        self.login_ok()
+
+    def test_kill9_login_process_is_respawned(self):
+        self.rg = rgenv.Ringgate(mode="performance").start()
+        victims = self.rg.children("ringgate-login")
+        self.assertTrue(victims)
+        victim = victims[0]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: not alive(victim))
+        self.assertTrue(wait_for(lambda: len(self.rg.children("ringgate-login")) >= len(victims)))
+        self.assertNotIn(victim, self.rg.children("ringgate-login"))
+        self.login_ok()
+        self.assertIn("killed with signal 9", self.rg.logs())
+
+    def test_stop_leaves_nothing_behind(self):
+        self.rg = rgenv.Ringgate(mode="performance").start()
+        m = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=15)
+        m.login("demo", "demo-pass")
+        m.select("INBOX")
+        pending = greeted(self.rg.pop3_port)
+        time.sleep(0.2)
+        kids = self.rg.children()
+        self.assertTrue(kids)
+        grandkids = []
+        out = self.rg.ctl("stop")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.rg.proc.wait(timeout=20), 0)
+        for pid in kids + grandkids:
+            self.assertTrue(wait_for(lambda: not alive(pid)), "pid %d left behind" % pid)
+        self.assertFalse(os.path.exists(os.path.join(self.rg.base_dir, "master.pid")))
+        pending.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
