@@ -37,7 +37,8 @@ bool log_debug_enabled(void)
 	return log_debug_on;
 }
 
-static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0)))
+log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];
 	int saved = errno;
