@@ -11,6 +11,7 @@
 #define RG_SETTINGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -55,6 +56,11 @@ struct settings {
 	char *ssl_cert;          /* contents when given as <file */
 	char *ssl_key;
 	char *ssl_ca;
+	/* the paths ssl_cert/ssl_key/ssl_ca were read from (`<file`), "" when
+	   given inline; settings_print() shows these instead of the PEM */
+	char *ssl_cert_file;
+	char *ssl_key_file;
+	char *ssl_ca_file;
 	char *ssl_min_protocol;  /* default "TLSv1.2" */
 	char *ssl_cipher_list;
 	bool ssl_prefer_server_ciphers;
@@ -84,6 +90,10 @@ struct settings {
 
 /* Returns NULL and sets *error_r (allocated, caller frees) on failure. */
 struct settings *settings_load(const char *path, char **error_r);
+/* The same from text in memory, name standing for the file in messages.
+   With allow_files false, !include and <FILE are errors (the fuzzer). */
+struct settings *settings_load_string(const char *name, const char *text, size_t len,
+				      bool allow_files, char **error_r);
 void settings_free(struct settings *set);
 
 /* NULL if there is no such service */

@@ -1,0 +1,1027 @@
+/* settings.c — config tree to struct settings, see settings.h.
+ *
+ * Global settings are one table (name, type, field, Dovecot's default as
+ * config text), so applying, defaulting, $name lookups and printing share it.
+ * Services start as the built-in five and the file's sections modify them;
+ * zeros are resolved to the default_* values only after the whole file is
+ * read, as Dovecot does, so the order of settings does not matter. */
+#include "lib/settings.h"
+#include "lib/alloc.h"
+#include "lib/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* vsz_limit not set in the service: take default_vsz_limit (Dovecot's
+   2^64-1 default means the same) */
+#define VSZ_UNSET UINT64_MAX
+
+enum set_type {
+	ST_STR,       /* any single-line string */
+	ST_NONEMPTY,  /* single-line, not empty */
+	ST_ABSPATH,   /* absolute path */
+	ST_PEM,       /* multi-line allowed, remembers its <file */
+	ST_BOOL,
+	ST_UINT,
+	ST_UINT_POS,  /* > 0 */
+	ST_PORT,
+	ST_SIZE,
+	ST_TIME,
+	ST_TIME_POS,  /* > 0 */
+	ST_SSL,
+	ST_LISTEN,    /* addresses, comma and/or space separated */
+	ST_PROTOCOLS,
+	ST_MECHS,
+	ST_NETWORKS,
+	ST_TLSVER,
+};
+
+struct set_def {
+	const char *key;
+	enum set_type type;
+	size_t offset;
+	size_t file_offset; /* ST_PEM: where the <file path goes */
+	const char *def;    /* default, as config text */
+};
+
+#define G(name, type, def) { #name, type, offsetof(struct settings, name), 0, def }
+#define PEM(name) { #name, ST_PEM, offsetof(struct settings, name), \
+		offsetof(struct settings, name##_file), "" }
+
+static const struct set_def global_defs[] = {
+	G(listen, ST_LISTEN, "*, ::"),
+	G(base_dir, ST_ABSPATH, "/var/run/ringgate"),
+	G(protocols, ST_PROTOCOLS, "imap pop3"),
+	G(log_path, ST_STR, ""),
+	G(ssl, ST_SSL, "yes"),
+	PEM(ssl_cert),
+	PEM(ssl_key),
+	PEM(ssl_ca),
+	G(ssl_min_protocol, ST_TLSVER, "TLSv1.2"),
+	G(ssl_cipher_list, ST_STR,
+	  "ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:!LOW@STRENGTH"),
+	G(ssl_prefer_server_ciphers, ST_BOOL, "no"),
+	G(disable_plaintext_auth, ST_BOOL, "yes"),
+	G(auth_mechanisms, ST_MECHS, "plain"),
+	G(auth_failure_delay, ST_TIME, "2 secs"),
+	G(login_greeting, ST_STR, "ringgate ready."),
+	G(login_trusted_networks, ST_NETWORKS, ""),
+	G(login_timeout, ST_TIME_POS, "3 mins"),
+	G(default_login_user, ST_NONEMPTY, "dovenull"),
+	G(default_internal_user, ST_NONEMPTY, "dovecot"),
+	G(default_process_limit, ST_UINT_POS, "100"),
+	G(default_client_limit, ST_UINT_POS, "1000"),
+	G(default_vsz_limit, ST_SIZE, "256M"),
+	G(default_idle_kill, ST_TIME_POS, "1 mins"),
+	G(first_valid_uid, ST_UINT, "500"),
+	G(last_valid_uid, ST_UINT, "0"),
+	G(mail_location, ST_STR, ""),
+};
+#define GLOBAL_COUNT (sizeof(global_defs) / sizeof(global_defs[0]))
+
+#define S(name, type) { #name, type, offsetof(struct service_settings, name), 0, NULL }
+static const struct set_def service_defs[] = {
+	S(service_count, ST_UINT),
+	S(client_limit, ST_UINT),
+	S(process_limit, ST_UINT),
+	S(process_min_avail, ST_UINT),
+	S(vsz_limit, ST_SIZE),
+	S(idle_kill, ST_TIME),
+};
+
+#define L(name, type) { #name, type, offsetof(struct listener_settings, name), 0, NULL }
+static const struct set_def listener_defs[] = {
+	L(address, ST_LISTEN),
+	L(port, ST_PORT),
+	L(ssl, ST_BOOL),
+	L(haproxy, ST_BOOL),
+	L(reuse_port, ST_BOOL),
+};
+
+struct builtin_listener {
+	const char *name;
+	unsigned port;
+	bool ssl;
+};
+
+static const struct builtin_service {
+	const char *name, *protocol;
+	unsigned service_count, client_limit, process_limit;
+	struct builtin_listener listeners[2];
+} builtin_services[] = {
+	/* login: service_count 1 is Dovecot's high-security default */
+	{ "imap-login", "imap", 1, 0, 0, { { "imap", 143, false }, { "imaps", 993, true } } },
+	{ "pop3-login", "pop3", 1, 0, 0, { { "pop3", 110, false }, { "pop3s", 995, true } } },
+	/* workers: one session per process, as Dovecot */
+	{ "imap", "imap", 1, 1, 1024, { { NULL, 0, false }, { NULL, 0, false } } },
+	{ "pop3", "pop3", 1, 1, 1024, { { NULL, 0, false }, { NULL, 0, false } } },
+	{ "auth", "", 0, 0, 1, { { NULL, 0, false }, { NULL, 0, false } } },
+};
+#define BUILTIN_COUNT (sizeof(builtin_services) / sizeof(builtin_services[0]))
+
+static bool is_login_service(const char *name)
+{
+	size_t len = strlen(name);
+	return len > 6 && strcmp(name + len - 6, "-login") == 0;
+}
+
+/* ---- value parsing ---- */
+
+static char **field_str(void *base, size_t offset)
+{
+	return (char **)((char *)base + offset);
+}
+
+static bool has_line_break(const char *s)
+{
+	return strpbrk(s, "\r\n") != NULL;
+}
+
+/* split on commas and whitespace into a fresh array of words */
+static unsigned split_words(const char *s, char ***words_r)
+{
+	char **words = NULL;
+	unsigned count = 0;
+
+	while (*s != '\0') {
+		while (*s == ',' || isspace((unsigned char)*s))
+			s++;
+		if (*s == '\0')
+			break;
+		const char *start = s;
+		while (*s != '\0' && *s != ',' && !isspace((unsigned char)*s))
+			s++;
+		words = rg_realloc(words, (count + 1) * sizeof(*words));
+		words[count++] = rg_strndup(start, (size_t)(s - start));
+	}
+	*words_r = words;
+	return count;
+}
+
+static void free_words(char **words, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++)
+		rg_free(words[i]);
+	rg_free(words);
+}
+
+static char *join_words(char **words, unsigned count)
+{
+	size_t len = 1;
+	char *out;
+
+	for (unsigned i = 0; i < count; i++)
+		len += strlen(words[i]) + 1;
+	out = rg_malloc(len);
+	out[0] = '\0';
+	for (unsigned i = 0; i < count; i++) {
+		if (i > 0)
+			strcat(out, " ");
+		strcat(out, words[i]);
+	}
+	return out;
+}
+
+static bool valid_network(const char *word)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	unsigned char buf[sizeof(struct in6_addr)];
+	const char *slash = strchr(word, '/');
+	size_t len = slash != NULL ? (size_t)(slash - word) : strlen(word);
+	unsigned bits, max;
+	const char *error;
+
+	if (len == 0 || len >= sizeof(addr))
+		return false;
+	memcpy(addr, word, len);
+	addr[len] = '\0';
+	if (inet_pton(AF_INET, addr, buf) == 1)
+		max = 32;
+	else if (inet_pton(AF_INET6, addr, buf) == 1)
+		max = 128;
+	else
+		return false;
+	if (slash == NULL)
+		return true;
+	return config_parse_uint(slash + 1, &bits, &error) == 0 && bits <= max;
+}
+
+/* Normalise a word list, checking each word with allowed (NULL: any).
+   lower folds case. "none" alone means the empty list when none_ok. */
+static int parse_word_list(const char *value, const char *const *allowed, bool lower,
+			   bool none_ok, bool (*check)(const char *), char **out_r,
+			   const char **reason_r)
+{
+	char **words;
+	unsigned count = split_words(value, &words);
+
+	if (none_ok && count == 1 && strcasecmp(words[0], "none") == 0) {
+		free_words(words, count);
+		*out_r = rg_strdup("");
+		return 0;
+	}
+	for (unsigned i = 0; i < count; i++) {
+		if (lower) {
+			for (char *c = words[i]; *c != '\0'; c++)
+				*c = (char)tolower((unsigned char)*c);
+		}
+		if (check != NULL && !check(words[i])) {
+			free_words(words, count);
+			*reason_r = "not an IP address or network (addr/bits)";
+			return -1;
+		}
+		if (allowed != NULL) {
+			unsigned j;
+			for (j = 0; allowed[j] != NULL; j++) {
+				if (strcmp(words[i], allowed[j]) == 0)
+					break;
+			}
+			if (allowed[j] == NULL) {
+				free_words(words, count);
+				*reason_r = NULL; /* caller words it */
+				return -1;
+			}
+		}
+	}
+	*out_r = join_words(words, count);
+	free_words(words, count);
+	return 0;
+}
+
+static const char *const protocol_names[] = { "imap", "pop3", NULL };
+static const char *const mech_names[] = { "plain", "login", NULL };
+
+/* Apply value to the field def describes in base; on failure *reason_r is
+   static text saying why. */
+static int apply_value(void *base, const struct set_def *def, const char *value,
+		       const char *value_file, const char **reason_r)
+{
+	void *field = (char *)base + def->offset;
+	char *str = NULL;
+	uint64_t u64;
+	unsigned u;
+	bool b;
+
+	switch (def->type) {
+	case ST_STR:
+	case ST_NONEMPTY:
+	case ST_ABSPATH:
+		if (has_line_break(value)) {
+			*reason_r = "must not contain a line break";
+			return -1;
+		}
+		if (def->type == ST_NONEMPTY && value[0] == '\0') {
+			*reason_r = "must not be empty";
+			return -1;
+		}
+		if (def->type == ST_ABSPATH && value[0] != '/') {
+			*reason_r = "must be an absolute path";
+			return -1;
+		}
+		str = rg_strdup(value);
+		break;
+	case ST_PEM:
+		str = rg_strdup(value);
+		rg_free(*field_str(base, def->file_offset));
+		*field_str(base, def->file_offset) = rg_strdup(value_file != NULL ? value_file : "");
+		break;
+	case ST_BOOL:
+		if (config_parse_bool(value, &b, reason_r) < 0)
+			return -1;
+		*(bool *)field = b;
+		return 0;
+	case ST_UINT:
+	case ST_UINT_POS:
+	case ST_PORT:
+		if (config_parse_uint(value, &u, reason_r) < 0)
+			return -1;
+		if (def->type == ST_UINT_POS && u == 0) {
+			*reason_r = "must be greater than 0";
+			return -1;
+		}
+		if (def->type == ST_PORT && u > 65535) {
+			*reason_r = "port must be 0..65535";
+			return -1;
+		}
+		*(unsigned *)field = u;
+		return 0;
+	case ST_SIZE:
+		if (config_parse_size(value, &u64, reason_r) < 0)
+			return -1;
+		*(uint64_t *)field = u64;
+		return 0;
+	case ST_TIME:
+	case ST_TIME_POS:
+		if (config_parse_time(value, &u, reason_r) < 0)
+			return -1;
+		if (def->type == ST_TIME_POS && u == 0) {
+			*reason_r = "must be greater than 0";
+			return -1;
+		}
+		*(unsigned *)field = u;
+		return 0;
+	case ST_SSL:
+		if (strcasecmp(value, "no") == 0)
+			*(enum ssl_mode *)field = SSL_NO;
+		else if (strcasecmp(value, "yes") == 0)
+			*(enum ssl_mode *)field = SSL_YES;
+		else if (strcasecmp(value, "required") == 0)
+			*(enum ssl_mode *)field = SSL_REQUIRED;
+		else {
+			*reason_r = "must be 'yes', 'no' or 'required'";
+			return -1;
+		}
+		return 0;
+	case ST_LISTEN:
+		if (has_line_break(value)) {
+			*reason_r = "must not contain a line break";
+			return -1;
+		}
+		if (def == &listener_defs[0]) {
+			/* listener addresses are kept space-separated */
+			if (parse_word_list(value, NULL, false, false, NULL, &str, reason_r) < 0)
+				return -1;
+		} else {
+			str = rg_strdup(value);
+		}
+		break;
+	case ST_PROTOCOLS:
+		if (parse_word_list(value, protocol_names, true, true, NULL, &str, reason_r) < 0) {
+			*reason_r = "protocols must be imap, pop3 or none";
+			return -1;
+		}
+		break;
+	case ST_MECHS:
+		if (parse_word_list(value, mech_names, true, false, NULL, &str, reason_r) < 0) {
+			*reason_r = "supported mechanisms are plain and login";
+			return -1;
+		}
+		if (str[0] == '\0') {
+			rg_free(str);
+			*reason_r = "must not be empty";
+			return -1;
+		}
+		break;
+	case ST_NETWORKS:
+		if (parse_word_list(value, NULL, false, false, valid_network, &str, reason_r) < 0)
+			return -1;
+		break;
+	case ST_TLSVER:
+		if (strcasecmp(value, "TLSv1.2") == 0)
+			str = rg_strdup("TLSv1.2");
+		else if (strcasecmp(value, "TLSv1.3") == 0)
+			str = rg_strdup("TLSv1.3");
+		else {
+			*reason_r = "must be TLSv1.2 or TLSv1.3";
+			return -1;
+		}
+		break;
+	}
+	rg_free(*(char **)field);
+	*(char **)field = str;
+	return 0;
+}
+
+/* ---- loading ---- */
+
+struct loader {
+	struct settings *set;
+	char *error;
+	const struct config_node *global_nodes[GLOBAL_COUNT];
+	bool passdb_seen, userdb_seen;
+};
+
+static int load_error(struct loader *l, const struct config_node *node, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int load_error(struct loader *l, const struct config_node *node, const char *fmt, ...)
+{
+	char *msg;
+	va_list args;
+
+	if (l->error != NULL)
+		return -1;
+	va_start(args, fmt);
+	if (vasprintf(&msg, fmt, args) < 0)
+		msg = NULL;
+	va_end(args);
+	if (node != NULL)
+		l->error = rg_strdup_printf("%s:%u: %s", node->file, node->line,
+					    msg != NULL ? msg : "error");
+	else
+		l->error = rg_strdup_printf("%s: %s", l->set->config_path,
+					    msg != NULL ? msg : "error");
+	free(msg);
+	return -1;
+}
+
+static const struct set_def *find_def(const struct set_def *defs, size_t count, const char *key)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(defs[i].key, key) == 0)
+			return &defs[i];
+	}
+	return NULL;
+}
+
+static int apply_node(struct loader *l, void *base, const struct set_def *defs, size_t count,
+		      const struct config_node *node)
+{
+	const struct set_def *def = find_def(defs, count, node->key);
+	const char *reason = "invalid";
+
+	if (def == NULL)
+		return load_error(l, node, "unknown setting '%s'", node->key);
+	if (apply_value(base, def, node->value, node->value_file, &reason) < 0)
+		return load_error(l, node, "invalid value for '%s': %s", node->key, reason);
+	return 0;
+}
+
+static void listener_init(struct listener_settings *ls, const char *name, unsigned port, bool ssl)
+{
+	memset(ls, 0, sizeof(*ls));
+	ls->name = rg_strdup(name);
+	ls->port = port;
+	ls->ssl = ssl;
+	/* address stays NULL until resolved to `listen` */
+}
+
+static bool valid_listener_name(const char *name)
+{
+	if (name[0] == '\0')
+		return false;
+	for (; *name != '\0'; name++) {
+		if (!isalnum((unsigned char)*name) && strchr("_.-", *name) == NULL)
+			return false;
+	}
+	return true;
+}
+
+static int load_listener(struct loader *l, struct service_settings *svc,
+			 const struct config_node *sec)
+{
+	struct listener_settings *ls = NULL;
+
+	if (!is_login_service(svc->name))
+		return load_error(l, sec, "service '%s' cannot have an inet_listener", svc->name);
+	if (sec->value[0] == '\0')
+		return load_error(l, sec, "inet_listener section needs a name");
+	if (!valid_listener_name(sec->value))
+		return load_error(l, sec, "invalid inet_listener name '%s'", sec->value);
+	for (unsigned i = 0; i < svc->listener_count; i++) {
+		if (strcmp(svc->listeners[i].name, sec->value) == 0)
+			ls = &svc->listeners[i];
+	}
+	if (ls == NULL) {
+		svc->listeners = rg_realloc(svc->listeners,
+					    (svc->listener_count + 1) * sizeof(*svc->listeners));
+		ls = &svc->listeners[svc->listener_count++];
+		listener_init(ls, sec->value, 0, false);
+	}
+	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
+		if (n->type == CONFIG_NODE_SECTION)
+			return load_error(l, n, "unknown section type '%s'", n->key);
+		if (apply_node(l, ls, listener_defs, sizeof(listener_defs) / sizeof(listener_defs[0]), n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static struct service_settings *find_service(struct settings *set, const char *name)
+{
+	for (unsigned i = 0; i < set->service_count; i++) {
+		if (strcmp(set->services[i].name, name) == 0)
+			return &set->services[i];
+	}
+	return NULL;
+}
+
+static int load_service(struct loader *l, const struct config_node *sec)
+{
+	struct service_settings *svc;
+
+	if (sec->value[0] == '\0')
+		return load_error(l, sec, "service section needs a name");
+	svc = find_service(l->set, sec->value);
+	if (svc == NULL)
+		return load_error(l, sec, "unknown service '%s'", sec->value);
+	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
+		int ret;
+
+		if (n->type == CONFIG_NODE_SECTION) {
+			if (strcmp(n->key, "inet_listener") != 0)
+				return load_error(l, n, "unknown section type '%s'", n->key);
+			ret = load_listener(l, svc, n);
+		} else {
+			ret = apply_node(l, svc, service_defs,
+					 sizeof(service_defs) / sizeof(service_defs[0]), n);
+		}
+		if (ret < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const struct set_def db_defs[] = {
+	{ "driver", ST_STR, offsetof(struct db_settings, driver), 0, NULL },
+	{ "args", ST_STR, offsetof(struct db_settings, args), 0, NULL },
+};
+
+static int load_db(struct loader *l, const struct config_node *sec,
+		   struct db_settings *db, bool *seen)
+{
+	const struct config_node *driver = NULL;
+
+	if (*seen)
+		return load_error(l, sec, "only one %s section is supported", sec->key);
+	*seen = true;
+	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
+		if (n->type == CONFIG_NODE_SECTION)
+			return load_error(l, n, "unknown section type '%s'", n->key);
+		if (apply_node(l, db, db_defs, 2, n) < 0)
+			return -1;
+		if (strcmp(n->key, "driver") == 0)
+			driver = n;
+	}
+	if (driver == NULL)
+		return load_error(l, sec, "%s section has no driver", sec->key);
+	if (strcmp(db->driver, "passwd-file") != 0)
+		return load_error(l, driver, "invalid value for 'driver': only passwd-file is supported");
+	if (db->args[0] == '\0')
+		return load_error(l, sec, "%s section has no args (the passwd-file path)", sec->key);
+	return 0;
+}
+
+static int load_protocol(struct loader *l, const struct config_node *sec)
+{
+	if (strcmp(sec->value, "imap") != 0 && strcmp(sec->value, "pop3") != 0)
+		return load_error(l, sec, "unknown protocol '%s'", sec->value);
+	if (sec->children != NULL)
+		return load_error(l, sec->children,
+				  "settings inside 'protocol %s' sections are not supported yet",
+				  sec->value);
+	return 0;
+}
+
+static int load_root(struct loader *l, const struct config_node *root)
+{
+	for (const struct config_node *n = root->children; n != NULL; n = n->next) {
+		int ret;
+
+		if (n->type == CONFIG_NODE_SETTING) {
+			const struct set_def *def = find_def(global_defs, GLOBAL_COUNT, n->key);
+			ret = apply_node(l, l->set, global_defs, GLOBAL_COUNT, n);
+			if (ret == 0)
+				l->global_nodes[def - global_defs] = n;
+		} else if (strcmp(n->key, "service") == 0) {
+			ret = load_service(l, n);
+		} else if (strcmp(n->key, "passdb") == 0) {
+			ret = load_db(l, n, &l->set->passdb, &l->passdb_seen);
+		} else if (strcmp(n->key, "userdb") == 0) {
+			ret = load_db(l, n, &l->set->userdb, &l->userdb_seen);
+		} else if (strcmp(n->key, "protocol") == 0) {
+			ret = load_protocol(l, n);
+		} else {
+			ret = load_error(l, n, "unknown section type '%s'", n->key);
+		}
+		if (ret < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static struct settings *settings_new(const char *config_path)
+{
+	struct settings *set = rg_calloc(1, sizeof(*set));
+	const char *reason = NULL;
+
+	set->config_path = rg_strdup(config_path);
+	for (size_t i = 0; i < GLOBAL_COUNT; i++) {
+		if (apply_value(set, &global_defs[i], global_defs[i].def, NULL, &reason) < 0)
+			abort(); /* the defaults table is wrong */
+	}
+	set->passdb.driver = rg_strdup("");
+	set->passdb.args = rg_strdup("");
+	set->userdb.driver = rg_strdup("");
+	set->userdb.args = rg_strdup("");
+	set->service_count = BUILTIN_COUNT;
+	set->services = rg_calloc(BUILTIN_COUNT, sizeof(*set->services));
+	for (size_t i = 0; i < BUILTIN_COUNT; i++) {
+		const struct builtin_service *b = &builtin_services[i];
+		struct service_settings *svc = &set->services[i];
+
+		svc->name = rg_strdup(b->name);
+		svc->protocol = rg_strdup(b->protocol);
+		svc->service_count = b->service_count;
+		svc->client_limit = b->client_limit;
+		svc->process_limit = b->process_limit;
+		svc->vsz_limit = VSZ_UNSET;
+		for (size_t j = 0; j < 2 && b->listeners[j].name != NULL; j++) {
+			svc->listeners = rg_realloc(svc->listeners,
+						    (j + 1) * sizeof(*svc->listeners));
+			listener_init(&svc->listeners[j], b->listeners[j].name,
+				      b->listeners[j].port, b->listeners[j].ssl);
+			svc->listener_count++;
+		}
+	}
+	return set;
+}
+
+static char *listen_addresses(const struct settings *set)
+{
+	char **words;
+	unsigned count = split_words(set->listen, &words);
+	char *out = join_words(words, count);
+
+	free_words(words, count);
+	return out;
+}
+
+static void resolve(struct settings *set)
+{
+	for (unsigned i = 0; i < set->service_count; i++) {
+		struct service_settings *svc = &set->services[i];
+
+		if (svc->client_limit == 0)
+			svc->client_limit = set->default_client_limit;
+		if (svc->process_limit == 0)
+			svc->process_limit = set->default_process_limit;
+		if (svc->vsz_limit == VSZ_UNSET)
+			svc->vsz_limit = set->default_vsz_limit;
+		if (svc->idle_kill == 0)
+			svc->idle_kill = set->default_idle_kill;
+		for (unsigned j = 0; j < svc->listener_count; j++) {
+			if (svc->listeners[j].address == NULL)
+				svc->listeners[j].address = listen_addresses(set);
+		}
+	}
+}
+
+static size_t global_index(const char *key)
+{
+	return (size_t)(find_def(global_defs, GLOBAL_COUNT, key) - global_defs);
+}
+
+static int check(struct loader *l)
+{
+	struct settings *set = l->set;
+
+	if (set->last_valid_uid != 0 && set->last_valid_uid < set->first_valid_uid) {
+		const struct config_node *n = l->global_nodes[global_index("last_valid_uid")];
+		if (n == NULL)
+			n = l->global_nodes[global_index("first_valid_uid")];
+		return load_error(l, n, "first_valid_uid is greater than last_valid_uid");
+	}
+	if (set->ssl != SSL_NO && set->protocols[0] != '\0') {
+		const struct config_node *n = l->global_nodes[global_index("ssl")];
+		if (set->ssl_cert[0] == '\0')
+			return load_error(l, n, "ssl enabled, but ssl_cert not set");
+		if (set->ssl_key[0] == '\0')
+			return load_error(l, n, "ssl enabled, but ssl_key not set");
+	}
+	return 0;
+}
+
+static const char *default_value(const char *name, void *context)
+{
+	const struct set_def *def = find_def(global_defs, GLOBAL_COUNT, name);
+
+	(void)context;
+	return def != NULL ? def->def : NULL;
+}
+
+static struct settings *load_finish(struct config_node *root, int ret, char *parse_error,
+				    const char *config_path, char **error_r)
+{
+	struct loader l;
+
+	if (ret < 0) {
+		*error_r = parse_error;
+		return NULL;
+	}
+	memset(&l, 0, sizeof(l));
+	l.set = settings_new(config_path);
+	if (load_root(&l, root) == 0) {
+		resolve(l.set);
+		(void)check(&l);
+	}
+	config_free(root);
+	if (l.error != NULL) {
+		settings_free(l.set);
+		*error_r = l.error;
+		return NULL;
+	}
+	*error_r = NULL;
+	return l.set;
+}
+
+struct settings *settings_load(const char *path, char **error_r)
+{
+	struct config_params params = { .default_value = default_value };
+	struct config_node *root;
+	char *error, *abs;
+	int ret;
+
+	ret = config_parse_file(path, &params, &root, &error);
+	abs = realpath(path, NULL);
+	struct settings *set = load_finish(root, ret, error, abs != NULL ? abs : path, error_r);
+	free(abs);
+	return set;
+}
+
+struct settings *settings_load_string(const char *name, const char *text, size_t len,
+				      bool allow_files, char **error_r)
+{
+	struct config_params params = {
+		.flags = allow_files ? 0 : CONFIG_FLAG_NO_FILES,
+		.default_value = default_value,
+	};
+	struct config_node *root;
+	char *error;
+	int ret;
+
+	ret = config_parse_string(name, text, len, &params, &root, &error);
+	return load_finish(root, ret, error, name, error_r);
+}
+
+static void free_strings(void *base, const struct set_def *defs, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		switch (defs[i].type) {
+		case ST_PEM:
+			rg_free(*field_str(base, defs[i].file_offset));
+			/* fall through */
+		case ST_STR:
+		case ST_NONEMPTY:
+		case ST_ABSPATH:
+		case ST_LISTEN:
+		case ST_PROTOCOLS:
+		case ST_MECHS:
+		case ST_NETWORKS:
+		case ST_TLSVER:
+			rg_free(*field_str(base, defs[i].offset));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void settings_free(struct settings *set)
+{
+	if (set == NULL)
+		return;
+	free_strings(set, global_defs, GLOBAL_COUNT);
+	for (unsigned i = 0; i < set->service_count; i++) {
+		struct service_settings *svc = &set->services[i];
+
+		for (unsigned j = 0; j < svc->listener_count; j++) {
+			rg_free(svc->listeners[j].name);
+			rg_free(svc->listeners[j].address);
+		}
+		rg_free(svc->listeners);
+		rg_free(svc->name);
+		rg_free(svc->protocol);
+	}
+	rg_free(set->services);
+	rg_free(set->passdb.driver);
+	rg_free(set->passdb.args);
+	rg_free(set->userdb.driver);
+	rg_free(set->userdb.args);
+	rg_free(set->config_path);
+	rg_free(set);
+}
+
+const struct service_settings *settings_service(const struct settings *set, const char *name)
+{
+	return find_service((struct settings *)set, name);
+}
+
+bool settings_protocol_enabled(const struct settings *set, const char *protocol)
+{
+	char **words;
+	unsigned count = split_words(set->protocols, &words);
+	bool found = false;
+
+	for (unsigned i = 0; i < count && !found; i++)
+		found = strcasecmp(words[i], protocol) == 0;
+	free_words(words, count);
+	return found;
+}
+
+/* ---- printing ---- */
+
+static bool needs_quotes(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0)
+		return false;
+	if (s[0] == '<' || isspace((unsigned char)s[0]) || isspace((unsigned char)s[len - 1]))
+		return true;
+	return strpbrk(s, "#$\"\\") != NULL;
+}
+
+static void print_value(FILE *out, const char *s)
+{
+	if (!needs_quotes(s)) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static char *format_size(uint64_t v)
+{
+	static const char units[] = "TGMk";
+
+	for (int i = 0; i < 4 && v != 0; i++) {
+		uint64_t mult = 1ULL << (10 * (4 - i));
+		if (v % mult == 0)
+			return rg_strdup_printf("%llu%c", (unsigned long long)(v / mult), units[i]);
+	}
+	return rg_strdup_printf("%llu", (unsigned long long)v);
+}
+
+static char *format_time(unsigned secs)
+{
+	static const struct { unsigned secs; const char *name; } units[] = {
+		{ 604800, "weeks" }, { 86400, "days" }, { 3600, "hours" }, { 60, "mins" },
+	};
+
+	for (size_t i = 0; i < 4 && secs != 0; i++) {
+		if (secs % units[i].secs == 0)
+			return rg_strdup_printf("%u %s", secs / units[i].secs, units[i].name);
+	}
+	return rg_strdup_printf("%u secs", secs);
+}
+
+/* the value as config text (unquoted) */
+static char *format_value(const void *base, const struct set_def *def)
+{
+	const void *field = (const char *)base + def->offset;
+
+	switch (def->type) {
+	case ST_BOOL:
+		return rg_strdup(*(const bool *)field ? "yes" : "no");
+	case ST_UINT:
+	case ST_UINT_POS:
+	case ST_PORT:
+		return rg_strdup_printf("%u", *(const unsigned *)field);
+	case ST_SIZE:
+		return format_size(*(const uint64_t *)field);
+	case ST_TIME:
+	case ST_TIME_POS:
+		return format_time(*(const unsigned *)field);
+	case ST_SSL:
+		switch (*(const enum ssl_mode *)field) {
+		case SSL_NO: return rg_strdup("no");
+		case SSL_YES: return rg_strdup("yes");
+		case SSL_REQUIRED: return rg_strdup("required");
+		}
+		return rg_strdup("yes");
+	default: {
+		const char *s = *(char *const *)field;
+		return rg_strdup(s != NULL ? s : "");
+	}
+	}
+}
+
+static void print_setting(FILE *out, int indent, const char *key, const char *value)
+{
+	fprintf(out, "%*s%s = ", indent, "", key);
+	print_value(out, value);
+	fputc('\n', out);
+}
+
+static void print_pem(FILE *out, const struct settings *set, const struct set_def *def)
+{
+	const char *value = *field_str((void *)set, def->offset);
+	const char *file = *field_str((void *)set, def->file_offset);
+
+	if (file[0] != '\0') {
+		/* a path is no secret, and it reads back to the same key */
+		fprintf(out, "%s = <", def->key);
+		fputs(file, out);
+		fputc('\n', out);
+	} else if (strcmp(def->key, "ssl_key") == 0 && value[0] != '\0') {
+		fprintf(out, "%s = # hidden, use -P to show it\n", def->key);
+	} else {
+		print_setting(out, 0, def->key, value);
+	}
+}
+
+static void print_db(FILE *out, const char *name, const struct db_settings *db)
+{
+	if (db->driver[0] == '\0')
+		return;
+	fprintf(out, "%s {\n", name);
+	print_setting(out, 2, "driver", db->driver);
+	print_setting(out, 2, "args", db->args);
+	fprintf(out, "}\n");
+}
+
+static void print_service(FILE *out, const struct settings *set,
+			  const struct service_settings *svc, bool all)
+{
+	const struct builtin_service *b = NULL;
+	struct service_settings base;
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *body = open_memstream(&text, &text_len);
+
+	for (size_t i = 0; i < BUILTIN_COUNT; i++) {
+		if (strcmp(builtin_services[i].name, svc->name) == 0)
+			b = &builtin_services[i];
+	}
+	memset(&base, 0, sizeof(base));
+	if (b != NULL) {
+		base.service_count = b->service_count;
+		base.client_limit = b->client_limit != 0 ? b->client_limit : set->default_client_limit;
+		base.process_limit = b->process_limit != 0 ? b->process_limit : set->default_process_limit;
+	}
+	base.vsz_limit = set->default_vsz_limit;
+	base.idle_kill = set->default_idle_kill;
+
+	for (size_t i = 0; i < sizeof(service_defs) / sizeof(service_defs[0]); i++) {
+		char *v = format_value(svc, &service_defs[i]);
+		char *d = format_value(&base, &service_defs[i]);
+		if (all || strcmp(v, d) != 0)
+			print_setting(body, 2, service_defs[i].key, v);
+		rg_free(v);
+		rg_free(d);
+	}
+
+	char *listen = listen_addresses(set);
+	for (unsigned i = 0; i < svc->listener_count; i++) {
+		const struct listener_settings *ls = &svc->listeners[i];
+		struct listener_settings lbase = { .address = listen };
+		bool builtin = false;
+		char *ltext = NULL;
+		size_t ltext_len = 0;
+		FILE *lbody = open_memstream(&ltext, &ltext_len);
+
+		for (size_t j = 0; b != NULL && j < 2 && b->listeners[j].name != NULL; j++) {
+			if (strcmp(b->listeners[j].name, ls->name) == 0) {
+				builtin = true;
+				lbase.port = b->listeners[j].port;
+				lbase.ssl = b->listeners[j].ssl;
+			}
+		}
+		for (size_t j = 0; j < sizeof(listener_defs) / sizeof(listener_defs[0]); j++) {
+			char *v = format_value(ls, &listener_defs[j]);
+			char *d = format_value(&lbase, &listener_defs[j]);
+			if (all || strcmp(v, d) != 0)
+				print_setting(lbody, 4, listener_defs[j].key, v);
+			rg_free(v);
+			rg_free(d);
+		}
+		fclose(lbody);
+		if (!builtin || ltext_len > 0)
+			fprintf(body, "  inet_listener %s {\n%s  }\n", ls->name, ltext);
+		free(ltext);
+	}
+	rg_free(listen);
+	fclose(body);
+	if (text_len > 0)
+		fprintf(out, "service %s {\n%s}\n", svc->name, text);
+	free(text);
+}
+
+void settings_print(const struct settings *set, bool all, FILE *out)
+{
+	struct settings *defaults = settings_new(set->config_path);
+
+	fprintf(out, "# ringgate configuration: %s\n", set->config_path);
+	for (size_t i = 0; i < GLOBAL_COUNT; i++) {
+		const struct set_def *def = &global_defs[i];
+		char *v = format_value(set, def);
+		char *d = format_value(defaults, def);
+		bool differs = strcmp(v, d) != 0;
+
+		if (def->type == ST_PEM)
+			differs = differs || *field_str((void *)set, def->file_offset)[0] != '\0';
+		if (all || differs) {
+			if (def->type == ST_PEM)
+				print_pem(out, set, def);
+			else
+				print_setting(out, 0, def->key, v);
+		}
+		rg_free(v);
+		rg_free(d);
+	}
+	settings_free(defaults);
+	print_db(out, "passdb", &set->passdb);
+	print_db(out, "userdb", &set->userdb);
+	for (unsigned i = 0; i < set->service_count; i++)
+		print_service(out, set, &set->services[i], all);
+}
