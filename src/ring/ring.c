@@ -1,0 +1,432 @@
+#include "ring/ring.h"
+#include "lib/alloc.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+
+/* user_data: op in bits 56-63, generation in 32-55, slot in 0-31 */
+#define UD_GEN_MASK 0xffffffu
+#define UD(op, slot, gen) (((uint64_t)(op) << 56) | ((uint64_t)((gen) & UD_GEN_MASK) << 32) | (uint64_t)(slot))
+#define UD_OP(ud) ((unsigned)((ud) >> 56))
+#define UD_GEN(ud) ((uint32_t)((ud) >> 32) & UD_GEN_MASK)
+#define UD_SLOT(ud) ((uint32_t)(ud))
+
+/* internal op: single-shot accept, delivered as RING_OP_ACCEPT but never
+ * flagged for re-arming */
+#define OP_ACCEPT_ONCE (RING_OP_COUNT + 1)
+
+#define BGID 0
+
+struct ring_slot {
+	void *owner;	/* NULL while free */
+	uint32_t gen;
+	uint32_t inflight;
+};
+
+struct ring {
+	struct io_uring uring;
+	const char *mode;
+	ring_handler_fn *handler;
+	void *ctx;
+
+	/* provided receive buffers: buf_count * buf_size bytes; buffer i
+	 * is either in the kernel's ring or lent to the handler for one
+	 * callback, never anywhere else */
+	struct io_uring_buf_ring *br;
+	size_t br_size;
+	uint8_t *bufs;
+	unsigned buf_count, buf_size;
+
+	struct ring_slot *slots;
+	uint32_t slot_count, slot_alloc;
+	uint32_t *free_slots; /* stack of free slot indexes */
+	uint32_t free_count;
+
+	struct __kernel_timespec tick_ts;
+	uint32_t tick_slot;
+	bool tick_active;
+
+	struct ring_stats stats;
+};
+
+static const struct {
+	unsigned flags;
+	const char *name;
+} setup_modes[] = {
+	{ IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "defer_taskrun" },
+	{ IORING_SETUP_COOP_TASKRUN, "coop_taskrun" },
+	{ 0, "plain" },
+};
+
+int ring_create(const struct ring_config *config, struct ring **ring_r)
+{
+	struct ring *r = rg_calloc(1, sizeof(*r));
+	unsigned entries = config->entries != 0 ? config->entries : 256;
+	int ret = -EINVAL;
+
+	r->handler = config->handler;
+	r->ctx = config->ctx;
+	r->buf_count = config->buf_count != 0 ? config->buf_count : 256;
+	r->buf_size = config->buf_size != 0 ? config->buf_size : 2048;
+	if ((r->buf_count & (r->buf_count - 1)) != 0 || r->buf_count > 32768) {
+		rg_free(r);
+		return -EINVAL;
+	}
+
+	for (size_t i = 0; i < sizeof(setup_modes) / sizeof(setup_modes[0]); i++) {
+		struct io_uring_params p;
+		memset(&p, 0, sizeof(p));
+		p.flags = setup_modes[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+		p.cq_entries = entries * 4;
+		ret = io_uring_queue_init_params(entries, &r->uring, &p);
+		if (ret == 0) {
+			r->mode = setup_modes[i].name;
+			break;
+		}
+		if (ret != -EINVAL)
+			break;
+	}
+	if (ret < 0) {
+		log_error("io_uring_queue_init: %s", strerror(-ret));
+		rg_free(r);
+		return ret;
+	}
+	log_debug("io_uring set up with %s", r->mode);
+
+	/* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring
+	 * memory ourselves (page aligned), register it, then fill it */
+	r->br_size = r->buf_count * sizeof(struct io_uring_buf);
+	void *mem = mmap(NULL, r->br_size, PROT_READ | PROT_WRITE,
+			 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	if (mem == MAP_FAILED) {
+		ret = -errno;
+		goto fail_uring;
+	}
+	r->br = mem;
+	struct io_uring_buf_reg reg;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)(uintptr_t)r->br;
+	reg.ring_entries = r->buf_count;
+	reg.bgid = BGID;
+	ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+	if (ret < 0) {
+		log_error("io_uring_register_buf_ring: %s", strerror(-ret));
+		goto fail_map;
+	}
+	io_uring_buf_ring_init(r->br);
+	r->bufs = rg_malloc((size_t)r->buf_count * r->buf_size);
+	int mask = io_uring_buf_ring_mask(r->buf_count);
+	for (unsigned i = 0; i < r->buf_count; i++)
+		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * r->buf_size,
+				      r->buf_size, (unsigned short)i, mask, (int)i);
+	io_uring_buf_ring_advance(r->br, (int)r->buf_count);
+	*ring_r = r;
+	return 0;
+
+fail_map:
+	munmap(r->br, r->br_size);
+fail_uring:
+	io_uring_queue_exit(&r->uring);
+	rg_free(r);
+	return ret;
+}
+
+void ring_destroy(struct ring *r)
+{
+	if (r == NULL)
+		return;
+	(void)io_uring_unregister_buf_ring(&r->uring, BGID);
+	io_uring_queue_exit(&r->uring);
+	munmap(r->br, r->br_size);
+	rg_free(r->bufs);
+	rg_free(r->slots);
+	rg_free(r->free_slots);
+	rg_free(r);
+}
+
+const char *ring_mode(const struct ring *r)
+{
+	return r->mode;
+}
+
+const struct ring_stats *ring_get_stats(const struct ring *r)
+{
+	return &r->stats;
+}
+
+uint32_t ring_slot_alloc(struct ring *r, void *owner)
+{
+	uint32_t slot;
+
+	if (r->free_count > 0) {
+		slot = r->free_slots[--r->free_count];
+	} else {
+		if (r->slot_count == r->slot_alloc) {
+			uint32_t n = r->slot_alloc == 0 ? 64 : r->slot_alloc * 2;
+			r->slots = rg_realloc(r->slots, n * sizeof(*r->slots));
+			r->free_slots = rg_realloc(r->free_slots, n * sizeof(*r->free_slots));
+			r->slot_alloc = n;
+		}
+		slot = r->slot_count++;
+		r->slots[slot].gen = 1;
+	}
+	r->slots[slot].owner = owner;
+	r->slots[slot].inflight = 0;
+	return slot;
+}
+
+void ring_slot_free(struct ring *r, uint32_t slot)
+{
+	struct ring_slot *s = &r->slots[slot];
+	if (s->inflight != 0)
+		log_warning("ring: slot %u freed with %u operations in flight", slot, s->inflight);
+	s->owner = NULL;
+	s->gen = (s->gen + 1) & UD_GEN_MASK;
+	if (s->gen == 0)
+		s->gen = 1;
+	r->free_slots[r->free_count++] = slot;
+}
+
+unsigned ring_slot_inflight(const struct ring *r, uint32_t slot)
+{
+	return r->slots[slot].inflight;
+}
+
+static struct io_uring_sqe *ring_get_sqe(struct ring *r)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);
+	if (sqe == NULL) {
+		/* SQ full: flush early rather than lose the operation */
+		int ret = io_uring_submit(&r->uring);
+		if (ret < 0)
+			log_fatal("io_uring_submit: %s", strerror(-ret));
+		sqe = io_uring_get_sqe(&r->uring);
+		if (sqe == NULL)
+			log_fatal("io_uring: no SQE after submit");
+	}
+	return sqe;
+}
+
+/* an SQE for an operation counted in flight on slot */
+static struct io_uring_sqe *ring_slot_sqe(struct ring *r, uint32_t slot)
+{
+	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
+		log_fatal("ring: operation on free slot %u", slot);
+	struct ring_slot *s = &r->slots[slot];
+	struct io_uring_sqe *sqe = ring_get_sqe(r);
+	s->inflight++;
+	/* the caller preps the SQE, which clears user_data: set it after */
+	return sqe;
+}
+
+static void ring_set_ud(struct ring *r, struct io_uring_sqe *sqe, unsigned op, uint32_t slot)
+{
+	io_uring_sqe_set_data64(sqe, UD(op, slot, r->slots[slot].gen));
+}
+
+void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
+{
+	unsigned op = multishot ? RING_OP_ACCEPT : OP_ACCEPT_ONCE;
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	/* blocking sockets: the fd is handed to workers that expect blocking
+	 * I/O, and O_NONBLOCK is shared by every copy of the descriptor */
+	if (multishot)
+		io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+	ring_set_ud(r, sqe, op, slot);
+}
+
+void ring_recv(struct ring *r, uint32_t slot, int fd)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID;
+	ring_set_ud(r, sqe, RING_OP_RECV, slot);
+}
+
+void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+	ring_set_ud(r, sqe, RING_OP_SEND, slot);
+}
+
+void ring_poll(struct ring *r, uint32_t slot, int fd)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
+	ring_set_ud(r, sqe, RING_OP_POLL, slot);
+}
+
+static void ring_cancel_ud(struct ring *r, uint64_t ud)
+{
+	struct io_uring_sqe *sqe = ring_get_sqe(r);
+	io_uring_prep_cancel64(sqe, ud, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, UD(RING_OP_CANCEL, 0, 0));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+void ring_cancel(struct ring *r, uint32_t slot, enum ring_op op)
+{
+	uint32_t gen = r->slots[slot].gen;
+	ring_cancel_ud(r, UD(op, slot, gen));
+	if (op == RING_OP_ACCEPT)
+		ring_cancel_ud(r, UD(OP_ACCEPT_ONCE, slot, gen));
+}
+
+void ring_cancel_fd(struct ring *r, int fd)
+{
+	struct io_uring_sqe *sqe = ring_get_sqe(r);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, UD(RING_OP_CANCEL, 0, 0));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+void ring_close(struct ring *r, int fd)
+{
+	struct io_uring_sqe *sqe = ring_get_sqe(r);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data64(sqe, UD(RING_OP_CLOSE, 0, 0));
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+static void ring_tick_arm(struct ring *r)
+{
+	struct io_uring_sqe *sqe = ring_get_sqe(r);
+	/* the kernel reads tick_ts at submit time; it lives in the ring */
+	io_uring_prep_timeout(sqe, &r->tick_ts, 0, 0);
+	ring_set_ud(r, sqe, RING_OP_TICK, r->tick_slot);
+}
+
+void ring_tick_start(struct ring *r, uint32_t slot, unsigned msecs)
+{
+	if (r->tick_active)
+		log_fatal("ring: tick already running");
+	r->tick_ts.tv_sec = msecs / 1000;
+	r->tick_ts.tv_nsec = (long long)(msecs % 1000) * 1000000;
+	r->tick_slot = slot;
+	r->tick_active = true;
+	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
+		log_fatal("ring: tick on free slot %u", slot);
+	r->slots[slot].inflight++;
+	ring_tick_arm(r);
+}
+
+void ring_tick_stop(struct ring *r)
+{
+	if (!r->tick_active)
+		return;
+	r->tick_active = false;
+	ring_cancel_ud(r, UD(RING_OP_TICK, r->tick_slot, r->slots[r->tick_slot].gen));
+}
+
+static void ring_return_buf(struct ring *r, unsigned bid)
+{
+	int mask = io_uring_buf_ring_mask(r->buf_count);
+	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size,
+			      (unsigned short)bid, mask, 0);
+	io_uring_buf_ring_advance(r->br, 1);
+}
+
+static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
+{
+	unsigned op = UD_OP(ud);
+	uint32_t slot = UD_SLOT(ud);
+	bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
+	unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+
+	r->stats.cqes++;
+	if (has_buf && bid >= r->buf_count)
+		log_fatal("io_uring: buffer id %u out of range", bid);
+	if (op == RING_OP_CANCEL || op == RING_OP_CLOSE) {
+		/* only failures reach us (CQE_SKIP_SUCCESS); -ENOENT and
+		 * -EALREADY are normal: the target completes on its own */
+		if (res < 0 && res != -ENOENT && res != -EALREADY)
+			log_debug("io_uring %s: %s", op == RING_OP_CANCEL ? "cancel" : "close",
+				  strerror(-res));
+		return;
+	}
+	if (slot >= r->slot_count || r->slots[slot].owner == NULL ||
+	    r->slots[slot].gen != UD_GEN(ud)) {
+		r->stats.stale_dropped++;
+		if (has_buf)
+			ring_return_buf(r, bid);
+		return;
+	}
+
+	struct ring_slot *s = &r->slots[slot];
+	struct ring_event ev = {
+		.op = op == OP_ACCEPT_ONCE ? RING_OP_ACCEPT : (enum ring_op)op,
+		.slot = slot,
+		.owner = s->owner,
+		.res = res,
+		.more = (flags & IORING_CQE_F_MORE) != 0,
+	};
+	switch (op) {
+	case RING_OP_TICK:
+		if (res == -ETIME && r->tick_active && r->tick_slot == slot) {
+			ev.res = 0;
+			ev.more = true;
+			ring_tick_arm(r);
+		}
+		break;
+	case RING_OP_RECV:
+		if (res == -ENOBUFS)
+			r->stats.enobufs++;
+		ev.rearm = !ev.more && (res > 0 || res == -ENOBUFS);
+		if (res > 0) {
+			if (!has_buf)
+				log_fatal("io_uring: receive completion without a buffer");
+			ev.data = r->bufs + (size_t)bid * r->buf_size;
+		}
+		break;
+	case RING_OP_ACCEPT:
+	case RING_OP_POLL:
+		ev.rearm = !ev.more && res >= 0;
+		break;
+	default:
+		break;
+	}
+	if (!ev.more) {
+		if (s->inflight == 0)
+			log_fatal("ring: completion on slot %u with nothing in flight", slot);
+		s->inflight--;
+	}
+	r->handler(r, &ev, r->ctx);
+	/* the handler has consumed the bytes: lend the buffer out again */
+	if (has_buf)
+		ring_return_buf(r, bid);
+}
+
+int ring_run(struct ring *r, unsigned wait_nr)
+{
+	int ret = io_uring_submit_and_wait(&r->uring, wait_nr);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME)
+		return ret;
+	/* without waiting, liburing may not enter the kernel at all when
+	 * nothing was queued; deferred task work then never runs */
+	if (wait_nr == 0 && ret == 0)
+		(void)io_uring_get_events(&r->uring);
+	r->stats.turns++;
+
+	int n = 0;
+	struct io_uring_cqe *cqe;
+	/* copy and mark seen before dispatching, so a handler that submits
+	 * (SQ full) or frees slots never sees a half-consumed CQ */
+	while (io_uring_peek_cqe(&r->uring, &cqe) == 0) {
+		uint64_t ud = cqe->user_data;
+		int res = cqe->res;
+		unsigned flags = cqe->flags;
+		io_uring_cqe_seen(&r->uring, cqe);
+		ring_dispatch(r, ud, res, flags);
+		n++;
+	}
+	return n;
+}

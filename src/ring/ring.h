@@ -1,0 +1,104 @@
+/* ring.h — the io_uring event loop of a login process (one ring per process).
+ *
+ * Every operation belongs to a slot (ring_slot_alloc): the SQE's user_data
+ * carries op (8 bits), slot (32 bits) and the slot's generation (24 bits), so
+ * a completion that arrives after the slot was freed and reused is dropped
+ * here and never reaches the caller. The ring counts each slot's operations in
+ * flight; a caller frees a slot only when ring_slot_inflight() is 0 (cancel
+ * first, then wait). Receives use a provided buffer ring: a buffer is lent to
+ * the handler for the duration of one callback and returned right after, so an
+ * idle connection holds no receive buffer. Calls only queue SQEs; ring_run()
+ * submits once per turn and reaps every completion available. liburing types
+ * never leave this directory. */
+#ifndef RG_RING_H
+#define RG_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ring;
+
+enum ring_op {
+	RING_OP_NONE = 0,
+	RING_OP_ACCEPT,	/* res = new fd (blocking, CLOEXEC) or -errno */
+	RING_OP_RECV,	/* res = bytes in data, 0 = EOF, or -errno */
+	RING_OP_SEND,	/* res = bytes sent (maybe partial) or -errno */
+	RING_OP_POLL,	/* res = revents (POLLIN, POLLHUP, ...) or -errno */
+	RING_OP_TICK,	/* the periodic timer fired; res = 0 */
+	RING_OP_CANCEL,	/* internal: never delivered */
+	RING_OP_CLOSE,	/* internal: never delivered */
+	RING_OP_COUNT
+};
+
+struct ring_event {
+	enum ring_op op;
+	uint32_t slot;
+	void *owner;		/* what ring_slot_alloc() was given */
+	int res;
+	/* the operation is still armed (multishot) and counts as in flight */
+	bool more;
+	/* RECV/ACCEPT/POLL multishot ended although nothing went wrong
+	 * (res > 0, or -ENOBUFS for RECV): issue it again if still wanted.
+	 * The new SQE goes out with the next submit, after this turn's
+	 * buffers have been returned. */
+	bool rearm;
+	const uint8_t *data;	/* RECV with res > 0; valid only during the callback */
+};
+
+typedef void ring_handler_fn(struct ring *ring, const struct ring_event *ev, void *ctx);
+
+struct ring_config {
+	unsigned entries;	/* SQ size; CQ gets 4x; default 256 */
+	unsigned buf_count;	/* provided receive buffers, power of 2; default 256 */
+	unsigned buf_size;	/* bytes per buffer; default 2048 */
+	ring_handler_fn *handler;
+	void *ctx;
+};
+
+struct ring_stats {
+	uint64_t turns;
+	uint64_t cqes;
+	uint64_t stale_dropped;	/* completions for a freed or reused slot */
+	uint64_t enobufs;	/* receives that found the buffer ring empty */
+};
+
+/* 0 or -errno. Logs which setup flags the kernel accepted. */
+int ring_create(const struct ring_config *config, struct ring **ring_r);
+void ring_destroy(struct ring *ring);
+/* "defer_taskrun", "coop_taskrun" or "plain" */
+const char *ring_mode(const struct ring *ring);
+const struct ring_stats *ring_get_stats(const struct ring *ring);
+
+/* Slots: owner must be non-NULL. Freeing bumps the generation, so any
+ * completion still queued for the old owner is dropped. */
+uint32_t ring_slot_alloc(struct ring *ring, void *owner);
+void ring_slot_free(struct ring *ring, uint32_t slot);
+unsigned ring_slot_inflight(const struct ring *ring, uint32_t slot);
+
+/* Operations (queued; submitted by the next ring_run()). */
+void ring_accept(struct ring *ring, uint32_t slot, int fd, bool multishot);
+/* multishot receive into provided buffers */
+void ring_recv(struct ring *ring, uint32_t slot, int fd);
+/* buf must stay valid and unchanged until the SEND completion */
+void ring_send(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t len);
+/* multishot POLLIN (POLLHUP/POLLERR are always reported) */
+void ring_poll(struct ring *ring, uint32_t slot, int fd);
+/* cancel every operation of this type on the slot; each completes with
+ * -ECANCELED (or its real result if it was already done) */
+void ring_cancel(struct ring *ring, uint32_t slot, enum ring_op op);
+/* cancel every operation on fd, whatever its slot */
+void ring_cancel_fd(struct ring *ring, int fd);
+/* close fd asynchronously (no completion is delivered) */
+void ring_close(struct ring *ring, int fd);
+/* a periodic RING_OP_TICK on slot every msecs until ring_tick_stop();
+ * one tick per ring */
+void ring_tick_start(struct ring *ring, uint32_t slot, unsigned msecs);
+void ring_tick_stop(struct ring *ring);
+
+/* One loop turn: submit what is queued, wait for at least wait_nr
+ * completions (0 = don't wait), deliver every completion available.
+ * Returns the number delivered or -errno. */
+int ring_run(struct ring *ring, unsigned wait_nr);
+
+#endif
