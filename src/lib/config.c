@@ -316,7 +316,6 @@ static bool include_in_stack(const struct parser *p, const char *realpath)
 static int include_one(struct parser *p, const char *file, unsigned line,
 		       const char *path, bool ignore_missing)
 {
-	const char *what = line > 0 ? "!include: " : "";
 	struct include_frame frame;
 	char *real, *data;
 	size_t len;
@@ -329,7 +328,9 @@ static int include_one(struct parser *p, const char *file, unsigned line,
 	if (real == NULL) {
 		if (ignore_missing && errno == ENOENT)
 			return 0;
-		return perror_at(p, file, line, "%s%s: %s", what, path, strerror(errno));
+		if (line == 0) /* the main file: perror_at() names it */
+			return perror_at(p, file, line, "%s", strerror(errno));
+		return perror_at(p, file, line, "!include: %s: %s", path, strerror(errno));
 	}
 	if (include_in_stack(p, real)) {
 		free(real);
@@ -340,13 +341,17 @@ static int include_one(struct parser *p, const char *file, unsigned line,
 		free(real);
 		if (ignore_missing && ret == -ENOENT)
 			return 0;
-		return perror_at(p, file, line, "%s%s: %s", what, path, strerror(-ret));
+		if (line == 0)
+			return perror_at(p, file, line, "%s", strerror(-ret));
+		return perror_at(p, file, line, "!include: %s: %s", path, strerror(-ret));
 	}
 	p->total += len;
 	if (p->total > CONFIG_MAX_TOTAL) {
 		free(real);
 		rg_free(data);
-		return perror_at(p, file, line, "%s%s: configuration too large", what, path);
+		if (line == 0)
+			return perror_at(p, file, line, "configuration too large");
+		return perror_at(p, file, line, "!include: %s: configuration too large", path);
 	}
 	frame.realpath = real;
 	frame.prev = p->includes;
