@@ -1,0 +1,1449 @@
+#include "master/master.h"
+#include "master/master-addr.h"
+#include "master/master-pidfile.h"
+#include "master/master-policy.h"
+#include "lib/alloc.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STOP_TIMEOUT_MSECS 10000
+#define MAX_MSGS_PER_WAKEUP 64
+#define CHILD_FATAL_STATUS 89
+#define REASON_INTERNAL "Internal error occurred. Refer to server log for more information."
+
+/* relayd-style table of the process types master starts */
+enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER };
+static const struct proc_type_info {
+	const char *name;
+	const char *binary; /* NULL: chosen per service */
+} proc_types[] = {
+	[PROC_AUTH] = { "auth", "ringgate-auth" },
+	[PROC_LOGIN] = { "login", "ringgate-login" },
+	[PROC_WORKER] = { "worker", NULL },
+};
+
+enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN };
+struct ev_source {
+	enum ev_kind kind;
+	void *ptr;
+};
+
+struct login_service;
+
+/* One bound address of an inet_listener. fd is -1 for reuse_port listeners
+ * (each login process gets its own socket at spawn). */
+struct listen_sock {
+	struct listener *listener;
+	struct master_addr addr;
+	int fd;
+	bool armed;
+	struct ev_source ev;
+};
+
+struct listener {
+	const struct listener_settings *set;
+	struct login_service *svc;
+	struct listen_sock *socks;
+	unsigned sock_count;
+};
+
+struct child {
+	pid_t pid;
+	enum proc_type type;
+	struct login_service *svc;       /* logins */
+	struct worker_service *wsvc;     /* workers */
+	int64_t started_ms;
+	int chan;                        /* master's end of fd 3; -1 for workers */
+	int auth_pending_fd;             /* login: auth end not yet given to auth */
+	struct ev_source ev;
+	struct master_proc_state st;
+	struct child *next;
+};
+
+struct login_service {
+	const struct service_settings *set;
+	const char *protocol;
+	struct listener *listeners;
+	unsigned listener_count;
+	bool watchable;
+	/* a watched listener fired and the decision made for it is pending:
+	 * stay unarmed until the service's state changes (edge-aware, so a
+	 * waiting connection we cannot serve does not spin the loop) */
+	bool watch_blocked;
+	bool conn_waiting;
+	unsigned failures;
+	int64_t backoff_until_ms;
+	struct child *logins;
+	unsigned login_count;
+};
+
+struct worker_service {
+	const char *protocol; /* "imap" / "pop3" */
+	const struct service_settings *set;
+	char *binary_path;
+	unsigned count;
+};
+
+/* A hand-off waiting for auth's AUTH_USER. msg is the LOGIN_HANDOFF as
+ * received, decoded again when the answer comes. */
+struct pending {
+	uint32_t id;
+	pid_t login_pid;
+	uint32_t login_req_id;
+	int client_fd;
+	uint8_t *msg;
+	size_t msg_len;
+	struct pending *next;
+};
+
+static struct master {
+	struct settings *set;
+	char *exe_dir;
+	char *auth_path, *login_path;
+	char *pid_path;
+	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
+	int epfd, sigfd, devnull;
+	struct ev_source sig_ev;
+	uid_t uid;
+	int backlog;
+	cpu_set_t cpus;
+	unsigned cpu_seq;
+
+	struct login_service services[2];
+	unsigned service_count;
+	struct worker_service workers[2];
+	struct child *worker_list;
+
+	struct child *auth;
+	unsigned auth_failures;
+	int64_t auth_backoff_until_ms;
+
+	struct pending *pending;
+	uint32_t req_seq;
+
+	bool stopping;
+	int64_t stop_deadline_ms;
+} m;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static time_t now_secs(void)
+{
+	return (time_t)(now_ms() / 1000);
+}
+
+static void set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void ep_add(int fd, struct ev_source *ev)
+{
+	struct epoll_event e = { .events = EPOLLIN, .data.ptr = ev };
+	if (epoll_ctl(m.epfd, EPOLL_CTL_ADD, fd, &e) < 0)
+		log_fatal("epoll_ctl(add) failed: %m");
+}
+
+static void ep_del(int fd)
+{
+	(void)epoll_ctl(m.epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+static const char *child_service_name(const struct child *c)
+{
+	switch (c->type) {
+	case PROC_AUTH:
+		return "auth";
+	case PROC_LOGIN:
+		return c->svc->set->name;
+	case PROC_WORKER:
+		return c->wsvc->protocol;
+	}
+	return "?";
+}
+
+/* ---- in the forked child, before exec -------------------------------- */
+
+/* Put fds[i] at 3+i (clearing close-on-exec) without clobbering each other:
+ * first move everything above the target range. Runs after fork only. */
+static void child_place_fds(const int *fds, unsigned count)
+{
+	int tmp[64];
+	if (count > 64) {
+		log_error("too many fds for a child");
+		_exit(CHILD_FATAL_STATUS);
+	}
+	for (unsigned i = 0; i < count; i++) {
+		tmp[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 3 + (int)count);
+		if (tmp[i] < 0) {
+			log_error("fcntl(F_DUPFD) failed: %m");
+			_exit(CHILD_FATAL_STATUS);
+		}
+	}
+	for (unsigned i = 0; i < count; i++) {
+		if (dup2(tmp[i], 3 + (int)i) < 0) {
+			log_error("dup2() failed: %m");
+			_exit(CHILD_FATAL_STATUS);
+		}
+	}
+}
+
+static void child_reset_signals(void)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* an ignored disposition survives exec */
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)signal(sig, SIG_DFL);
+	}
+	if (m.devnull >= 0) {
+		(void)dup2(m.devnull, STDIN_FILENO);
+		(void)dup2(m.devnull, STDOUT_FILENO);
+	}
+}
+
+static void child_set_vsz(uint64_t vsz)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	/* ASan reserves terabytes of address space: any RLIMIT_AS kills it */
+	(void)vsz;
+#else
+	if (vsz == 0)
+		return;
+	struct rlimit rl = { .rlim_cur = vsz, .rlim_max = vsz };
+	if (setrlimit(RLIMIT_AS, &rl) < 0)
+		log_error("setrlimit(RLIMIT_AS, %llu) failed: %m", (unsigned long long)vsz);
+#endif
+}
+
+/* ---- IPC helpers ------------------------------------------------------ */
+
+static struct child *login_find(pid_t pid)
+{
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+			if (c->pid == pid)
+				return c;
+		}
+	}
+	return NULL;
+}
+
+static void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp)
+{
+	struct child *c = login_find(login_pid);
+	if (c == NULL || c->chan < 0)
+		return;
+	struct ipc_msg msg;
+	ipc_msg_init(&msg, IPC_LOGIN_HANDOFF_REPLY, login_req_id);
+	if (reason != NULL) {
+		ipc_msg_add_str(&msg, IPC_F_REASON, reason);
+		if (temp)
+			ipc_msg_add_str(&msg, IPC_F_TEMP, "1");
+	}
+	int ret = ipc_send(c->chan, &msg, -1);
+	if (ret < 0)
+		log_error("service(%s): sending hand-off reply to %ld failed: %s",
+			  c->svc->set->name, (long)c->pid, strerror(-ret));
+}
+
+static void pending_free(struct pending *p)
+{
+	if (p->client_fd >= 0)
+		close(p->client_fd);
+	rg_free(p->msg);
+	rg_free(p);
+}
+
+static struct pending *pending_take(uint32_t id)
+{
+	for (struct pending **pp = &m.pending; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			struct pending *p = *pp;
+			*pp = p->next;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static void pending_fail_all(const char *reason)
+{
+	while (m.pending != NULL) {
+		struct pending *p = m.pending;
+		m.pending = p->next;
+		login_reply(p->login_pid, p->login_req_id, reason, true);
+		pending_free(p);
+	}
+}
+
+/* Give auth its end of a login process's channel. Consumes auth_fd. */
+static int auth_send_client(struct child *login, int auth_fd)
+{
+	struct ipc_msg msg;
+	ipc_msg_init(&msg, IPC_AUTH_NEW_CLIENT, (uint32_t)login->pid);
+	ipc_msg_add_str(&msg, IPC_F_SERVICE, login->svc->protocol);
+	int ret = ipc_send(m.auth->chan, &msg, auth_fd);
+	close(auth_fd);
+	if (ret < 0)
+		log_error("auth: sending channel of login %ld failed: %s", (long)login->pid,
+			  strerror(-ret));
+	return ret;
+}
+
+/* ---- auth --------------------------------------------------------------- */
+
+static void auth_give_channels(void)
+{
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+			if (c->auth_pending_fd >= 0) {
+				int fd = c->auth_pending_fd;
+				c->auth_pending_fd = -1;
+				(void)auth_send_client(c, fd);
+				continue;
+			}
+			if (c->chan < 0)
+				continue;
+			int pair[2];
+			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+				log_error("socketpair() failed: %m");
+				continue;
+			}
+			struct ipc_msg msg;
+			ipc_msg_init(&msg, IPC_AUTH_NEW_CLIENT, (uint32_t)c->pid);
+			int ret = ipc_send(c->chan, &msg, pair[1]);
+			close(pair[1]);
+			if (ret < 0) {
+				log_error("service(%s): sending new auth channel to %ld failed: %s",
+					  c->svc->set->name, (long)c->pid, strerror(-ret));
+				close(pair[0]);
+				continue;
+			}
+			(void)auth_send_client(c, pair[0]);
+		}
+	}
+}
+
+static void auth_spawn(void)
+{
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("service(auth): socketpair() failed: %m");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(auth): fork() failed: %m");
+		close(pair[0]);
+		close(pair[1]);
+		return;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_place_fds(&pair[1], 1);
+		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.set->config_path, NULL };
+		execv(m.auth_path, argv);
+		log_error("execv(%s) failed: %m", m.auth_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	close(pair[1]);
+	set_nonblock(pair[0]);
+	struct child *c = rg_calloc(1, sizeof(*c));
+	c->pid = pid;
+	c->type = PROC_AUTH;
+	c->started_ms = now_ms();
+	c->chan = pair[0];
+	c->auth_pending_fd = -1;
+	c->ev = (struct ev_source){ EV_CHILD, c };
+	ep_add(c->chan, &c->ev);
+	m.auth = c;
+	log_debug("service(auth): started process %ld", (long)pid);
+	auth_give_channels();
+}
+
+static void auth_kill(const char *why)
+{
+	if (m.auth == NULL)
+		return;
+	log_error("service(auth): %s: restarting auth process %ld", why, (long)m.auth->pid);
+	if (m.auth->chan >= 0) {
+		ep_del(m.auth->chan);
+		close(m.auth->chan);
+		m.auth->chan = -1;
+	}
+	m.auth->st.terminating = true;
+	kill(m.auth->pid, SIGKILL);
+	pending_fail_all("Authentication service unavailable.");
+}
+
+/* ---- workers -------------------------------------------------------------- */
+
+static struct worker_service *worker_service_get(const char *protocol)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		if (m.workers[i].protocol != NULL && strcmp(m.workers[i].protocol, protocol) == 0)
+			return &m.workers[i];
+	}
+	return NULL;
+}
+
+static void worker_init_copy(struct ipc_msg *msg, const struct ipc_fields *f, enum ipc_field key)
+{
+	if (ipc_has(f, key))
+		ipc_msg_add(msg, key, f->val[key], f->len[key]);
+}
+
+/* Fork the worker for a verified login. Returns NULL on success, else the
+ * reason to give the login process (details logged here). */
+static const char *worker_spawn(struct worker_service *ws, struct pending *p,
+				const struct ipc_fields *hf, const struct ipc_fields *uf,
+				bool *temp_r)
+{
+	const char *user = ipc_str(uf, IPC_F_USER);
+	const char *home = ipc_str(uf, IPC_F_HOME);
+	const char *mail = ipc_str(uf, IPC_F_MAIL);
+	unsigned long long uid, gid;
+	const char *why;
+
+	*temp_r = false;
+	if (home == NULL)
+		home = "";
+	if (mail == NULL || *mail == '\0')
+		mail = m.set->mail_location;
+	(void)ipc_uint(uf, IPC_F_UID, &uid);
+	(void)ipc_uint(uf, IPC_F_GID, &gid);
+	if (uid > (uid_t)-2 || gid > (gid_t)-2) {
+		log_error("user %s: uid/gid out of range", user);
+		return REASON_INTERNAL;
+	}
+	if (!master_uid_allowed((uid_t)uid, m.set->first_valid_uid, m.set->last_valid_uid,
+				m.uid, &why)) {
+		log_error("user %s: login refused for uid %llu: %s", user, uid, why);
+		return REASON_INTERNAL;
+	}
+	if (ws->count >= ws->set->process_limit) {
+		log_warning("service(%s): process_limit (%u) reached, client connections are "
+			    "being dropped", ws->protocol, ws->set->process_limit);
+		*temp_r = true;
+		return "Maximum number of connections reached";
+	}
+
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("socketpair() failed: %m");
+		*temp_r = true;
+		return REASON_INTERNAL;
+	}
+	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
+	ipc_msg_init(msg, IPC_WORKER_INIT, 0);
+	ipc_msg_add_str(msg, IPC_F_SERVICE, ws->protocol);
+	ipc_msg_add_str(msg, IPC_F_USER, user);
+	ipc_msg_add_str(msg, IPC_F_HOME, home);
+	ipc_msg_add_str(msg, IPC_F_MAIL, mail);
+	static const enum ipc_field copied[] = {
+		IPC_F_TAG, IPC_F_RIP, IPC_F_RPORT, IPC_F_LIP, IPC_F_LPORT,
+		IPC_F_SECURED, IPC_F_TLS, IPC_F_SESSION, IPC_F_PREREAD,
+	};
+	for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
+		worker_init_copy(msg, hf, copied[i]);
+	/* queued in the socket until the worker reads it */
+	int ret = ipc_send(pair[0], msg, -1);
+	rg_free(msg);
+	if (ret < 0) {
+		log_error("user %s: sending WORKER_INIT failed: %s", user, strerror(-ret));
+		close(pair[0]);
+		close(pair[1]);
+		*temp_r = true;
+		return REASON_INTERNAL;
+	}
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(%s): fork() failed: %m", ws->protocol);
+		close(pair[0]);
+		close(pair[1]);
+		*temp_r = true;
+		return REASON_INTERNAL;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_set_vsz(ws->set->vsz_limit);
+		if (m.uid == 0) {
+			gid_t g = (gid_t)gid;
+			if (setgroups(1, &g) < 0 || setgid(g) < 0 || setuid((uid_t)uid) < 0) {
+				log_error("user %s: dropping privileges to %llu/%llu failed: %m",
+					  user, uid, gid);
+				_exit(CHILD_FATAL_STATUS);
+			}
+			/* never trust that it took */
+			if (getuid() != (uid_t)uid || geteuid() != (uid_t)uid ||
+			    getgid() != g || getegid() != g || setuid(0) == 0) {
+				log_error("user %s: privileges were not dropped", user);
+				_exit(CHILD_FATAL_STATUS);
+			}
+		}
+		if (*home == '\0' || chdir(home) < 0) {
+			log_error("user %s: chdir(%s) failed: %m", user, home);
+			if (chdir("/") < 0)
+				_exit(CHILD_FATAL_STATUS);
+		}
+		clearenv();
+		if (m.debug_env != NULL)
+			setenv("RINGGATE_DEBUG", m.debug_env, 1);
+		setenv("HOME", home, 1);
+		setenv("USER", user, 1);
+		int fds[2] = { p->client_fd, pair[1] };
+		child_place_fds(fds, 2);
+		const char *name = strrchr(ws->binary_path, '/');
+		char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path), NULL };
+		execv(ws->binary_path, argv);
+		log_error("execv(%s) failed: %m", ws->binary_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	close(pair[0]);
+	close(pair[1]);
+	struct child *c = rg_calloc(1, sizeof(*c));
+	c->pid = pid;
+	c->type = PROC_WORKER;
+	c->wsvc = ws;
+	c->started_ms = now_ms();
+	c->chan = -1;
+	c->auth_pending_fd = -1;
+	c->next = m.worker_list;
+	m.worker_list = c;
+	ws->count++;
+	log_debug("service(%s): user %s: started worker %ld", ws->protocol, user, (long)pid);
+	return NULL;
+}
+
+static void auth_handle_reply(const struct ipc_rx *rx)
+{
+	struct pending *p = pending_take(rx->hdr.id);
+	if (p == NULL) {
+		log_error("auth: reply to unknown request %u ignored", rx->hdr.id);
+		return;
+	}
+	if (login_find(p->login_pid) == NULL) {
+		/* the login process died meanwhile; its client goes with it */
+		log_debug("login %ld gone before its hand-off completed", (long)p->login_pid);
+		pending_free(p);
+		return;
+	}
+	if (rx->hdr.type == IPC_AUTH_FAIL) {
+		const char *reason = ipc_str(&rx->fields, IPC_F_REASON);
+		log_error("auth refused the login of pid %ld: %s", (long)p->login_pid,
+			  reason != NULL ? reason : "(no reason)");
+		login_reply(p->login_pid, p->login_req_id, REASON_INTERNAL,
+			    ipc_has(&rx->fields, IPC_F_TEMP));
+		pending_free(p);
+		return;
+	}
+
+	struct ipc_hdr hh;
+	struct ipc_fields hf;
+	const char *error;
+	if (!ipc_decode(p->msg, p->msg_len, &hh, &hf, &error))
+		log_fatal("stored hand-off no longer decodes: %s", error); /* our bug */
+	struct worker_service *ws = worker_service_get(ipc_str(&hf, IPC_F_SERVICE));
+	bool temp = false;
+	const char *reason;
+	if (ws == NULL) {
+		log_error("no worker service for the hand-off");
+		reason = REASON_INTERNAL;
+	} else {
+		reason = worker_spawn(ws, p, &hf, &rx->fields, &temp);
+	}
+	login_reply(p->login_pid, p->login_req_id, reason, temp);
+	pending_free(p);
+}
+
+static void auth_input(struct child *c)
+{
+	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && m.auth == c && c->chan >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(c->chan, rx, &error);
+		if (ret == -EAGAIN)
+			break;
+		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
+			/* auth is going away; SIGCHLD does the rest */
+			ep_del(c->chan);
+			close(c->chan);
+			c->chan = -1;
+			pending_fail_all("Authentication service unavailable.");
+			break;
+		}
+		if (ret == -EPROTO) {
+			auth_kill(error);
+			break;
+		}
+		if (rx->fd >= 0) {
+			close(rx->fd);
+			auth_kill("message with an unexpected fd");
+			break;
+		}
+		unsigned long long v;
+		if (rx->hdr.type == IPC_AUTH_USER) {
+			if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
+			    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
+			    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
+				auth_kill("AUTH_USER without USER, UID or GID");
+				break;
+			}
+			auth_handle_reply(rx);
+		} else if (rx->hdr.type == IPC_AUTH_FAIL) {
+			auth_handle_reply(rx);
+		} else {
+			char why[80];
+			snprintf(why, sizeof(why), "unexpected message %s",
+				 ipc_type_name(rx->hdr.type));
+			auth_kill(why);
+			break;
+		}
+	}
+	rg_free(rx);
+}
+
+/* ---- login processes ----------------------------------------------------- */
+
+static void login_kill(struct child *c, const char *why)
+{
+	log_error("service(%s): %s: killing process %ld", c->svc->set->name, why, (long)c->pid);
+	if (c->chan >= 0) {
+		ep_del(c->chan);
+		close(c->chan);
+		c->chan = -1;
+	}
+	c->st.terminating = true;
+	kill(c->pid, SIGKILL);
+}
+
+static void login_handoff(struct child *c, struct ipc_rx *rx)
+{
+	const char *service = ipc_str(&rx->fields, IPC_F_SERVICE);
+	if (rx->fd < 0 || service == NULL || strcmp(service, c->svc->protocol) != 0 ||
+	    ipc_str(&rx->fields, IPC_F_USER) == NULL ||
+	    ipc_str(&rx->fields, IPC_F_COOKIE) == NULL) {
+		if (rx->fd >= 0)
+			close(rx->fd);
+		login_kill(c, "malformed LOGIN_HANDOFF");
+		return;
+	}
+	if (m.stopping || m.auth == NULL || m.auth->chan < 0) {
+		login_reply(c->pid, rx->hdr.id, m.stopping ? "Server shutting down." :
+			    "Authentication service unavailable.", true);
+		close(rx->fd);
+		return;
+	}
+	struct pending *p = rg_calloc(1, sizeof(*p));
+	if (++m.req_seq == 0)
+		m.req_seq = 1;
+	p->id = m.req_seq;
+	p->login_pid = c->pid;
+	p->login_req_id = rx->hdr.id;
+	p->client_fd = rx->fd;
+	p->msg_len = IPC_HDR_SIZE + rx->hdr.len;
+	p->msg = rg_memdup(rx->buf, p->msg_len);
+
+	struct ipc_msg msg;
+	ipc_msg_init(&msg, IPC_AUTH_REQUEST, p->id);
+	ipc_msg_add_str(&msg, IPC_F_COOKIE, ipc_str(&rx->fields, IPC_F_COOKIE));
+	ipc_msg_add_uint(&msg, IPC_F_LOGIN_PID, (unsigned long long)c->pid);
+	int ret = ipc_send(m.auth->chan, &msg, -1);
+	if (ret < 0) {
+		log_error("auth: sending AUTH_REQUEST failed: %s", strerror(-ret));
+		login_reply(c->pid, p->login_req_id, "Authentication service unavailable.", true);
+		pending_free(p);
+		return;
+	}
+	p->next = m.pending;
+	m.pending = p;
+}
+
+static void login_status(struct child *c, const struct ipc_rx *rx)
+{
+	unsigned long long conns, prelogin, total;
+	if (rx->fd >= 0 || !ipc_uint(&rx->fields, IPC_F_CONNS, &conns) ||
+	    !ipc_uint(&rx->fields, IPC_F_PRELOGIN, &prelogin) ||
+	    !ipc_uint(&rx->fields, IPC_F_TOTAL, &total) || conns > UINT32_MAX ||
+	    prelogin > conns || total > UINT32_MAX) {
+		if (rx->fd >= 0)
+			close(rx->fd);
+		login_kill(c, "malformed LOGIN_STATUS");
+		return;
+	}
+	if (conns == 0 && c->st.conns != 0)
+		c->st.idle_since = now_secs();
+	c->st.conns = (unsigned)conns;
+	c->st.prelogin = (unsigned)prelogin;
+	c->st.total = (unsigned)total;
+	c->svc->watch_blocked = false;
+	log_debug("service(%s): process %ld: conns=%llu prelogin=%llu total=%llu",
+		  c->svc->set->name, (long)c->pid, conns, prelogin, total);
+}
+
+static void login_input(struct child *c)
+{
+	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && c->chan >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(c->chan, rx, &error);
+		if (ret == -EAGAIN)
+			break;
+		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
+			ep_del(c->chan);
+			close(c->chan);
+			c->chan = -1;
+			break;
+		}
+		if (ret == -EPROTO) {
+			login_kill(c, error);
+			break;
+		}
+		switch (rx->hdr.type) {
+		case IPC_LOGIN_HANDOFF:
+			login_handoff(c, rx);
+			break;
+		case IPC_LOGIN_STATUS:
+			login_status(c, rx);
+			break;
+		default:
+			if (rx->fd >= 0)
+				close(rx->fd);
+			login_kill(c, "unexpected IPC message");
+			break;
+		}
+	}
+	rg_free(rx);
+}
+
+static void close_fds(int *fds, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+	}
+}
+
+static int login_spawn(struct login_service *svc)
+{
+	unsigned nsocks = 0;
+	for (unsigned i = 0; i < svc->listener_count; i++)
+		nsocks += svc->listeners[i].sock_count;
+	int *fds = rg_calloc(nsocks + 2, sizeof(int));
+	bool *own = rg_calloc(nsocks + 2, sizeof(bool));
+	size_t names_size = 1;
+	for (unsigned i = 0; i < svc->listener_count; i++)
+		names_size += (strlen(svc->listeners[i].set->name) + 1) * svc->listeners[i].sock_count;
+	char *names = rg_calloc(1, names_size);
+	int chan[2] = { -1, -1 }, authp[2] = { -1, -1 };
+	int ret = -1;
+
+	unsigned k = 2;
+	for (unsigned i = 0; i < svc->listener_count; i++) {
+		struct listener *l = &svc->listeners[i];
+		for (unsigned j = 0; j < l->sock_count; j++, k++) {
+			if (l->socks[j].fd >= 0) {
+				fds[k] = l->socks[j].fd;
+			} else {
+				/* reuse_port: this process's own accept queue */
+				char *error;
+				fds[k] = master_addr_listen(&l->socks[j].addr, true, m.backlog, &error);
+				if (fds[k] < 0) {
+					log_error("service(%s): %s", svc->set->name, error);
+					rg_free(error);
+					goto out;
+				}
+				own[k] = true;
+			}
+			if (*names != '\0')
+				strcat(names, ",");
+			strcat(names, l->set->name);
+		}
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, authp) < 0) {
+		log_error("service(%s): socketpair() failed: %m", svc->set->name);
+		goto out;
+	}
+	fds[0] = chan[1];
+	fds[1] = authp[1];
+	int cpu = master_cpu_pick(&m.cpus, m.cpu_seq++);
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(%s): fork() failed: %m", svc->set->name);
+		goto out;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_set_vsz(svc->set->vsz_limit);
+		if (cpu >= 0) {
+			cpu_set_t one;
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			if (sched_setaffinity(0, sizeof(one), &one) < 0)
+				log_warning("sched_setaffinity(%d) failed: %m", cpu);
+		}
+		child_place_fds(fds, nsocks + 2);
+		setenv("RINGGATE_LISTENERS", names, 1);
+		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.set->config_path,
+				 (char *)"-s", (char *)svc->protocol, NULL };
+		execv(m.login_path, argv);
+		log_error("execv(%s) failed: %m", m.login_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+
+	struct child *c = rg_calloc(1, sizeof(*c));
+	c->pid = pid;
+	c->type = PROC_LOGIN;
+	c->svc = svc;
+	c->started_ms = now_ms();
+	c->chan = chan[0];
+	chan[0] = -1;
+	c->auth_pending_fd = -1;
+	c->ev = (struct ev_source){ EV_CHILD, c };
+	c->st.pid = pid;
+	c->st.started = now_secs();
+	c->st.idle_since = c->st.started;
+	set_nonblock(c->chan);
+	ep_add(c->chan, &c->ev);
+	c->next = svc->logins;
+	svc->logins = c;
+	svc->login_count++;
+	if (m.auth != NULL && m.auth->chan >= 0)
+		(void)auth_send_client(c, authp[0]);
+	else
+		c->auth_pending_fd = authp[0]; /* given to auth when it (re)starts */
+	authp[0] = -1;
+	log_debug("service(%s): started process %ld on CPU %d", svc->set->name, (long)pid, cpu);
+	ret = 0;
+out:
+	for (unsigned i = 2; i < nsocks + 2; i++) {
+		if (own[i] && fds[i] >= 0)
+			close(fds[i]);
+	}
+	int rest[4] = { chan[0], chan[1], authp[0], authp[1] };
+	close_fds(rest, 4);
+	rg_free(fds);
+	rg_free(own);
+	rg_free(names);
+	return ret;
+}
+
+/* ---- per-service decisions ---------------------------------------------- */
+
+static void service_policy_input(const struct login_service *svc, struct master_policy_input *in)
+{
+	*in = (struct master_policy_input){
+		.service_count = svc->set->service_count,
+		.client_limit = svc->set->client_limit,
+		.process_limit = svc->set->process_limit,
+		.process_min_avail = svc->set->process_min_avail,
+		.idle_kill = svc->set->idle_kill,
+		.watchable = svc->watchable,
+		.conn_waiting = svc->conn_waiting,
+		.now = now_secs(),
+	};
+}
+
+static struct master_proc_state *service_states(const struct login_service *svc)
+{
+	struct master_proc_state *st = rg_calloc(svc->login_count + 1, sizeof(*st));
+	unsigned i = 0;
+	for (const struct child *c = svc->logins; c != NULL; c = c->next)
+		st[i++] = c->st;
+	return st;
+}
+
+static void service_arm(struct login_service *svc, bool arm)
+{
+	for (unsigned i = 0; i < svc->listener_count; i++) {
+		struct listener *l = &svc->listeners[i];
+		for (unsigned j = 0; j < l->sock_count; j++) {
+			struct listen_sock *ls = &l->socks[j];
+			if (ls->fd < 0 || ls->armed == arm)
+				continue;
+			if (arm)
+				ep_add(ls->fd, &ls->ev);
+			else
+				ep_del(ls->fd);
+			ls->armed = arm;
+		}
+	}
+}
+
+static void service_update(struct login_service *svc)
+{
+	if (m.stopping)
+		return;
+	struct master_policy_input in;
+	service_policy_input(svc, &in);
+	struct master_proc_state *st = service_states(svc);
+	unsigned max = svc->login_count + svc->set->process_limit + 2;
+	struct master_action *act = rg_calloc(max, sizeof(*act));
+	unsigned n = master_policy_decide(&in, st, svc->login_count, act, max);
+	bool backoff = now_ms() < svc->backoff_until_ms;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (act[i].type == MASTER_ACTION_SPAWN) {
+			if (backoff || login_spawn(svc) < 0)
+				break;
+			continue;
+		}
+		struct child *c = login_find(act[i].pid);
+		if (c == NULL || c->st.terminating)
+			continue;
+		if (act[i].type == MASTER_ACTION_KILL_EVICT)
+			log_warning("service(%s): process_limit (%u) reached, destroying the "
+				    "oldest process with clients logging in (%ld)",
+				    svc->set->name, svc->set->process_limit, (long)c->pid);
+		else
+			log_debug("service(%s): process %ld idle for %u secs: stopping it",
+				  svc->set->name, (long)c->pid, svc->set->idle_kill);
+		c->st.terminating = true;
+		kill(c->pid, SIGTERM);
+	}
+	svc->conn_waiting = false;
+	rg_free(act);
+	rg_free(st);
+
+	service_policy_input(svc, &in);
+	st = service_states(svc);
+	bool watch = master_policy_should_watch(&in, st, svc->login_count) && !svc->watch_blocked;
+	rg_free(st);
+	service_arm(svc, watch);
+}
+
+static void listener_ready(struct listen_sock *ls)
+{
+	struct login_service *svc = ls->listener->svc;
+	service_arm(svc, false);
+	svc->watch_blocked = true;
+	svc->conn_waiting = true;
+	service_update(svc);
+}
+
+/* ---- children exits ----------------------------------------------------- */
+
+static void child_free(struct child *c)
+{
+	if (c->chan >= 0) {
+		ep_del(c->chan);
+		close(c->chan);
+	}
+	if (c->auth_pending_fd >= 0)
+		close(c->auth_pending_fd);
+	rg_free(c);
+}
+
+static bool unlink_child(struct child **list, struct child *c)
+{
+	for (struct child **pp = list; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* log the exit; returns whether it was abnormal */
+static bool child_log_exit(const struct child *c, int status)
+{
+	const char *name = child_service_name(c);
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		if (c->st.terminating && (sig == SIGTERM || sig == SIGKILL)) {
+			log_debug("service(%s): child %ld stopped with signal %d", name,
+				  (long)c->pid, sig);
+			return false;
+		}
+		log_error("service(%s): child %ld killed with signal %d%s", name, (long)c->pid,
+			  sig, WCOREDUMP(status) ? " (core dumped)" : "");
+		return true;
+	}
+	int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	if (code != 0) {
+		log_error("service(%s): child %ld returned error %d", name, (long)c->pid, code);
+		return true;
+	}
+	log_debug("service(%s): child %ld exited", name, (long)c->pid);
+	return false;
+}
+
+/* Start-up failure accounting; returns the new failure count. */
+static unsigned note_failure(const struct child *c, bool abnormal, unsigned failures,
+			     int64_t *backoff_until_r)
+{
+	int64_t now = now_ms();
+	if (!abnormal || c->st.terminating || now - c->started_ms >= MASTER_FAST_FAILURE_MSECS)
+		return abnormal ? 0 : failures;
+	failures++;
+	unsigned secs = master_backoff_secs(failures);
+	*backoff_until_r = now + (int64_t)secs * 1000;
+	log_error("service(%s): processes die at start-up, waiting %u secs before "
+		  "respawning", child_service_name(c), secs);
+	return failures;
+}
+
+static void child_exited(pid_t pid, int status)
+{
+	if (m.auth != NULL && m.auth->pid == pid) {
+		struct child *c = m.auth;
+		m.auth = NULL;
+		bool abnormal = child_log_exit(c, status);
+		if (!m.stopping && !c->st.terminating && !abnormal)
+			log_error("service(auth): auth process %ld exited unexpectedly", (long)pid);
+		m.auth_failures = note_failure(c, abnormal || !m.stopping, m.auth_failures,
+					       &m.auth_backoff_until_ms);
+		pending_fail_all("Authentication service unavailable.");
+		child_free(c);
+		return;
+	}
+	for (unsigned s = 0; s < m.service_count; s++) {
+		struct login_service *svc = &m.services[s];
+		for (struct child *c = svc->logins; c != NULL; c = c->next) {
+			if (c->pid != pid)
+				continue;
+			unlink_child(&svc->logins, c);
+			svc->login_count--;
+			bool abnormal = child_log_exit(c, status);
+			svc->failures = note_failure(c, abnormal, svc->failures,
+						     &svc->backoff_until_ms);
+			svc->watch_blocked = false;
+			child_free(c);
+			return;
+		}
+	}
+	for (struct child *c = m.worker_list; c != NULL; c = c->next) {
+		if (c->pid != pid)
+			continue;
+		unlink_child(&m.worker_list, c);
+		c->wsvc->count--;
+		(void)child_log_exit(c, status);
+		child_free(c);
+		return;
+	}
+	log_debug("reaped unknown child %ld", (long)pid);
+}
+
+static void reap_children(void)
+{
+	for (;;) {
+		int status;
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+		if (pid <= 0)
+			break;
+		child_exited(pid, status);
+	}
+}
+
+static bool have_children(void)
+{
+	if (m.auth != NULL || m.worker_list != NULL)
+		return true;
+	for (unsigned s = 0; s < m.service_count; s++) {
+		if (m.services[s].logins != NULL)
+			return true;
+	}
+	return false;
+}
+
+static void signal_all(int sig)
+{
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+			c->st.terminating = true;
+			kill(c->pid, sig);
+		}
+	}
+	for (struct child *c = m.worker_list; c != NULL; c = c->next) {
+		c->st.terminating = true;
+		kill(c->pid, sig);
+	}
+	if (m.auth != NULL) {
+		m.auth->st.terminating = true;
+		kill(m.auth->pid, sig);
+	}
+}
+
+static void stop_begin(const char *why)
+{
+	if (m.stopping)
+		return;
+	log_info("%s: shutting down", why);
+	m.stopping = true;
+	m.stop_deadline_ms = now_ms() + STOP_TIMEOUT_MSECS;
+	for (unsigned s = 0; s < m.service_count; s++) {
+		struct login_service *svc = &m.services[s];
+		service_arm(svc, false);
+		for (unsigned i = 0; i < svc->listener_count; i++) {
+			for (unsigned j = 0; j < svc->listeners[i].sock_count; j++) {
+				struct listen_sock *ls = &svc->listeners[i].socks[j];
+				if (ls->fd >= 0)
+					close(ls->fd);
+				ls->fd = -1;
+			}
+		}
+	}
+	pending_fail_all("Server shutting down.");
+	signal_all(SIGTERM);
+}
+
+static void signal_input(void)
+{
+	struct signalfd_siginfo si;
+	while (read(m.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			break; /* reaped below, whatever the count of coalesced signals */
+		case SIGTERM:
+		case SIGINT:
+			stop_begin(si.ssi_signo == SIGTERM ? "SIGTERM received" : "SIGINT received");
+			break;
+		case SIGHUP:
+			log_warning("SIGHUP received: reload not supported yet");
+			break;
+		}
+	}
+	/* reaping waits until the whole epoll batch is handled: a later event of
+	 * the batch may point at a child that reaping would free */
+}
+
+/* ---- start-up ------------------------------------------------------------- */
+
+static int read_somaxconn(void)
+{
+	int v = 4096;
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "re");
+	if (f != NULL) {
+		if (fscanf(f, "%d", &v) != 1 || v <= 0)
+			v = 4096;
+		fclose(f);
+	}
+	return v;
+}
+
+static void mkdir_p(const char *path, mode_t mode)
+{
+	char *p = rg_strdup(path);
+	for (char *s = p + 1; *s != '\0'; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		(void)mkdir(p, mode);
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		log_fatal("mkdir(%s) failed: %m", p);
+	struct stat stb;
+	if (stat(p, &stb) < 0 || !S_ISDIR(stb.st_mode))
+		log_fatal("%s is not a directory", p);
+	rg_free(p);
+}
+
+static void setup_dirs(void)
+{
+	mkdir_p(m.set->base_dir, 0755);
+	char *empty = rg_strdup_printf("%s/login-empty", m.set->base_dir);
+	mkdir_p(empty, 0755);
+	if (m.uid == 0 && chown(empty, 0, 0) < 0)
+		log_fatal("chown(%s) failed: %m", empty);
+	if (chmod(empty, 0755) < 0)
+		log_fatal("chmod(%s) failed: %m", empty);
+	rg_free(empty);
+}
+
+static void check_users(void)
+{
+	if (m.uid != 0) {
+		log_warning("running as uid %ld, not root: cannot switch users; login processes "
+			    "are not chrooted and only users with uid %ld can log in",
+			    (long)m.uid, (long)m.uid);
+		return;
+	}
+	if (getpwnam(m.set->default_login_user) == NULL)
+		log_fatal("default_login_user '%s' does not exist: create it (useradd -r -M "
+			  "-d /nonexistent -s /usr/sbin/nologin %s) or set default_login_user "
+			  "to an unprivileged user", m.set->default_login_user,
+			  m.set->default_login_user);
+}
+
+static void find_binaries(void)
+{
+	char buf[4096];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n <= 0)
+		log_fatal("readlink(/proc/self/exe) failed: %m");
+	buf[n] = '\0';
+	m.exe_dir = rg_strdup(dirname(buf));
+	m.auth_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_AUTH].binary);
+	m.login_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_LOGIN].binary);
+}
+
+static void setup_listener(struct login_service *svc, const struct listener_settings *ls)
+{
+	const char *list = ls->address != NULL && *ls->address != '\0' ? ls->address : m.set->listen;
+	struct master_addr *addrs;
+	unsigned count;
+	char *error;
+	if (master_addr_parse(list, ls->port, &addrs, &count, &error) < 0)
+		log_fatal("service(%s): inet_listener %s: %s", svc->set->name, ls->name, error);
+
+	struct listener *l = &svc->listeners[svc->listener_count++];
+	l->set = ls;
+	l->svc = svc;
+	l->sock_count = count;
+	l->socks = rg_calloc(count, sizeof(*l->socks));
+	for (unsigned i = 0; i < count; i++) {
+		struct listen_sock *s = &l->socks[i];
+		s->listener = l;
+		s->addr = addrs[i];
+		s->ev = (struct ev_source){ EV_LISTEN, s };
+		s->fd = -1;
+		if (ls->reuse_port) {
+			/* bind once now so a taken port fails start-up, not a spawn;
+			 * no listen(), so no connection is queued on it */
+			int fd = socket(s->addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			int one = 1;
+			if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+			    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+			    (s->addr.ss.ss_family == AF_INET6 &&
+			     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+			    bind(fd, (struct sockaddr *)&s->addr.ss, s->addr.len) < 0)
+				log_fatal("listen(%s, %u) failed: %m", s->addr.text, s->addr.port);
+			close(fd);
+			continue;
+		}
+		s->fd = master_addr_listen(&s->addr, false, m.backlog, &error);
+		if (s->fd < 0)
+			log_fatal("%s", error);
+	}
+	rg_free(addrs);
+}
+
+static void setup_services(void)
+{
+	static const char *const protocols[] = { "imap", "pop3" };
+	for (unsigned p = 0; p < 2; p++) {
+		const char *proto = protocols[p];
+		if (!settings_protocol_enabled(m.set, proto))
+			continue;
+		struct worker_service *ws = &m.workers[p];
+		ws->protocol = proto;
+		ws->set = settings_service(m.set, proto);
+		if (ws->set == NULL)
+			log_fatal("service %s missing from the settings", proto);
+		ws->binary_path = rg_strdup_printf("%s/ringgate-%s", m.exe_dir, proto);
+
+		char name[32];
+		snprintf(name, sizeof(name), "%s-login", proto);
+		const struct service_settings *ss = settings_service(m.set, name);
+		if (ss == NULL)
+			log_fatal("service %s missing from the settings", name);
+		struct login_service *svc = &m.services[m.service_count];
+		memset(svc, 0, sizeof(*svc));
+		svc->set = ss;
+		svc->protocol = proto;
+		svc->listeners = rg_calloc(ss->listener_count + 1, sizeof(*svc->listeners));
+		bool any_reuse = false;
+		for (unsigned i = 0; i < ss->listener_count; i++) {
+			const struct listener_settings *ls = &ss->listeners[i];
+			if (ls->port == 0)
+				continue;
+			if (ls->ssl) {
+				/* TLS hook: when src/tls lands, bind these like the
+				 * others and let the login process handshake */
+				if (m.set->ssl != SSL_NO)
+					log_warning("TLS not yet supported: listener %s skipped",
+						    ls->name);
+				continue;
+			}
+			setup_listener(svc, ls);
+			any_reuse = any_reuse || ls->reuse_port;
+		}
+		if (svc->listener_count == 0) {
+			log_info("service(%s): no listeners, no login processes started", name);
+			rg_free(svc->listeners);
+			continue;
+		}
+		svc->watchable = !any_reuse;
+		m.service_count++;
+	}
+}
+
+static void setup_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		log_fatal("sigprocmask() failed: %m");
+	signal(SIGPIPE, SIG_IGN);
+	m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (m.sigfd < 0)
+		log_fatal("signalfd() failed: %m");
+}
+
+static void daemonize(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		log_fatal("fork() failed: %m");
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		log_fatal("setsid() failed: %m");
+	(void)dup2(m.devnull, STDIN_FILENO);
+	(void)dup2(m.devnull, STDOUT_FILENO);
+}
+
+char *master_pidfile_path(const struct settings *set)
+{
+	return rg_strdup_printf("%s/master.pid", set->base_dir);
+}
+
+static void stop_finish(void)
+{
+	if (have_children()) {
+		log_warning("children still running after %d secs: killing them",
+			    STOP_TIMEOUT_MSECS / 1000);
+		signal_all(SIGKILL);
+		while (have_children()) {
+			int status;
+			pid_t pid = waitpid(-1, &status, 0);
+			if (pid < 0)
+				break;
+			child_exited(pid, status);
+		}
+	}
+}
+
+int master_run(struct settings *set, bool foreground)
+{
+	memset(&m, 0, sizeof(m));
+	m.set = set;
+	m.uid = geteuid();
+	m.backlog = read_somaxconn();
+	const char *dbg = getenv("RINGGATE_DEBUG");
+	m.debug_env = dbg != NULL ? rg_strdup(dbg) : NULL;
+	m.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (sched_getaffinity(0, sizeof(m.cpus), &m.cpus) < 0)
+		CPU_ZERO(&m.cpus);
+
+	log_init("master");
+	if (set->log_path != NULL && *set->log_path != '\0') {
+		int fd = open(set->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd < 0)
+			log_fatal("open(%s) failed: %m", set->log_path);
+		if (dup2(fd, STDERR_FILENO) < 0)
+			log_fatal("dup2(log) failed: %m");
+		close(fd);
+	}
+	find_binaries();
+	check_users();
+	setup_dirs();
+
+	m.pid_path = master_pidfile_path(set);
+	pid_t other;
+	int ret = master_pidfile_check(m.pid_path, MASTER_COMM, &other);
+	if (ret < 0)
+		log_fatal("reading %s failed: %s", m.pid_path, strerror(-ret));
+	if (ret > 0)
+		log_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
+			  m.pid_path);
+
+	setup_signals();
+	m.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (m.epfd < 0)
+		log_fatal("epoll_create1() failed: %m");
+	m.sig_ev = (struct ev_source){ EV_SIGNAL, NULL };
+	ep_add(m.sigfd, &m.sig_ev);
+	setup_services();
+
+	if (!foreground)
+		daemonize();
+	ret = master_pidfile_write(m.pid_path, getpid());
+	if (ret < 0)
+		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
+	log_info("ringgate %s starting up", RINGGATE_VERSION);
+
+	auth_spawn();
+	for (;;) {
+		struct epoll_event evs[64];
+		int n = epoll_wait(m.epfd, evs, 64, m.stopping ? 100 : 1000);
+		if (n < 0 && errno != EINTR)
+			log_fatal("epoll_wait() failed: %m");
+		for (int i = 0; i < n; i++) {
+			struct ev_source *ev = evs[i].data.ptr;
+			switch (ev->kind) {
+			case EV_SIGNAL:
+				signal_input();
+				break;
+			case EV_CHILD: {
+				struct child *c = ev->ptr;
+				if (c->type == PROC_AUTH)
+					auth_input(c);
+				else
+					login_input(c);
+				/* the handlers may have closed channels other events of
+				 * this batch point at: only signals are processed late */
+				break;
+			}
+			case EV_LISTEN:
+				listener_ready(ev->ptr);
+				break;
+			}
+		}
+		reap_children();
+		if (m.stopping) {
+			if (!have_children() || now_ms() >= m.stop_deadline_ms)
+				break;
+			continue;
+		}
+		if (m.auth == NULL && now_ms() >= m.auth_backoff_until_ms)
+			auth_spawn();
+		for (unsigned s = 0; s < m.service_count; s++)
+			service_update(&m.services[s]);
+	}
+	stop_finish();
+	pid_t pid;
+	if (master_pidfile_read(m.pid_path, &pid) == 0 && pid == getpid())
+		unlink(m.pid_path);
+	log_info("ringgate stopped");
+	return 0;
+}
