@@ -1,1 +1,524 @@
-int main(void) { return 0; }
+/* Tests for settings_load()/settings_print() (lib/settings.h): Dovecot's
+ * defaults, service and listener merging, zero resolution, every validation
+ * error with its exact "file:line: reason", and print → load round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "lib/settings.h"
+
+#define NO_SSL "ssl = no\n"
+
+static struct settings *load_ok(const char *text)
+{
+	char *error = NULL;
+	struct settings *set = settings_load_string("t.conf", text, strlen(text), false, &error);
+
+	if (set == NULL)
+		fail_msg("unexpected error: %s", error);
+	assert_null(error);
+	return set;
+}
+
+static void assert_load_fails(const char *text, const char *expected)
+{
+	char *error = NULL;
+	struct settings *set = settings_load_string("t.conf", text, strlen(text), false, &error);
+
+	if (set != NULL)
+		fail_msg("accepted: %s", text);
+	assert_non_null(error);
+	assert_string_equal(error, expected);
+	rg_free(error);
+}
+
+static const struct listener_settings *listener(const struct service_settings *svc,
+						const char *name)
+{
+	for (unsigned i = 0; i < svc->listener_count; i++) {
+		if (strcmp(svc->listeners[i].name, name) == 0)
+			return &svc->listeners[i];
+	}
+	return NULL;
+}
+
+static void test_defaults(void **state)
+{
+	struct settings *set = load_ok(NO_SSL);
+	const struct service_settings *svc;
+	const struct listener_settings *ls;
+	(void)state;
+
+	assert_string_equal(set->config_path, "t.conf");
+	assert_string_equal(set->listen, "*, ::");
+	assert_string_equal(set->base_dir, "/var/run/ringgate");
+	assert_string_equal(set->protocols, "imap pop3");
+	assert_string_equal(set->log_path, "");
+	assert_int_equal(set->ssl, SSL_NO);
+	assert_string_equal(set->ssl_cert, "");
+	assert_string_equal(set->ssl_key, "");
+	assert_string_equal(set->ssl_ca, "");
+	assert_string_equal(set->ssl_cert_file, "");
+	assert_string_equal(set->ssl_min_protocol, "TLSv1.2");
+	assert_false(set->ssl_prefer_server_ciphers);
+	assert_true(set->disable_plaintext_auth);
+	assert_string_equal(set->auth_mechanisms, "plain");
+	assert_int_equal(set->auth_failure_delay, 2);
+	assert_string_equal(set->login_greeting, "ringgate ready.");
+	assert_string_equal(set->login_trusted_networks, "");
+	assert_int_equal(set->login_timeout, 180);
+	assert_string_equal(set->default_login_user, "dovenull");
+	assert_string_equal(set->default_internal_user, "dovecot");
+	assert_int_equal(set->default_process_limit, 100);
+	assert_int_equal(set->default_client_limit, 1000);
+	assert_int_equal(set->default_vsz_limit, 256 * 1024 * 1024);
+	assert_int_equal(set->default_idle_kill, 60);
+	assert_int_equal(set->first_valid_uid, 500);
+	assert_int_equal(set->last_valid_uid, 0);
+	assert_string_equal(set->mail_location, "");
+	assert_string_equal(set->passdb.driver, "");
+	assert_string_equal(set->userdb.args, "");
+
+	assert_int_equal(set->service_count, 5);
+	svc = settings_service(set, "imap-login");
+	assert_non_null(svc);
+	assert_string_equal(svc->protocol, "imap");
+	assert_int_equal(svc->service_count, 1);
+	assert_int_equal(svc->client_limit, 1000);
+	assert_int_equal(svc->process_limit, 100);
+	assert_int_equal(svc->process_min_avail, 0);
+	assert_int_equal(svc->vsz_limit, 256 * 1024 * 1024);
+	assert_int_equal(svc->idle_kill, 60);
+	assert_int_equal(svc->listener_count, 2);
+	ls = listener(svc, "imap");
+	assert_int_equal(ls->port, 143);
+	assert_false(ls->ssl);
+	assert_string_equal(ls->address, "* ::");
+	assert_false(ls->haproxy);
+	assert_false(ls->reuse_port);
+	ls = listener(svc, "imaps");
+	assert_int_equal(ls->port, 993);
+	assert_true(ls->ssl);
+
+	svc = settings_service(set, "pop3-login");
+	assert_string_equal(svc->protocol, "pop3");
+	assert_int_equal(listener(svc, "pop3")->port, 110);
+	assert_int_equal(listener(svc, "pop3s")->port, 995);
+	assert_true(listener(svc, "pop3s")->ssl);
+
+	svc = settings_service(set, "imap");
+	assert_string_equal(svc->protocol, "imap");
+	assert_int_equal(svc->listener_count, 0);
+	assert_int_equal(svc->process_limit, 1024);
+	assert_int_equal(svc->client_limit, 1);
+	assert_int_equal(svc->service_count, 1);
+	svc = settings_service(set, "pop3");
+	assert_int_equal(svc->process_limit, 1024);
+	svc = settings_service(set, "auth");
+	assert_string_equal(svc->protocol, "");
+	assert_int_equal(svc->process_limit, 1);
+	assert_int_equal(svc->service_count, 0);
+	assert_int_equal(svc->client_limit, 1000);
+	assert_null(settings_service(set, "lmtp"));
+
+	assert_true(settings_protocol_enabled(set, "imap"));
+	assert_true(settings_protocol_enabled(set, "pop3"));
+	assert_false(settings_protocol_enabled(set, "lmtp"));
+	settings_free(set);
+}
+
+static void test_sample(void **state)
+{
+	char *error = NULL;
+	struct settings *set = settings_load(SAMPLES_DIR "/ringgate.conf", &error);
+	const struct service_settings *svc;
+	const struct listener_settings *ls;
+	(void)state;
+
+	if (set == NULL)
+		fail_msg("%s", error);
+	assert_non_null(strstr(set->config_path, "/samples/ringgate.conf"));
+	assert_string_equal(set->listen, "127.0.0.1, ::1");
+	assert_int_equal(set->ssl, SSL_REQUIRED);
+	assert_string_equal(set->ssl_cert, "-----BEGIN CERTIFICATE-----\nMIIBtest\n-----END CERTIFICATE-----\n");
+	assert_non_null(strstr(set->ssl_cert_file, "/samples/ssl/cert.pem"));
+	assert_string_equal(set->ssl_key, "-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n");
+	assert_string_equal(set->ssl_min_protocol, "TLSv1.3");
+	assert_string_equal(set->auth_mechanisms, "plain login");
+	assert_string_equal(set->login_greeting, "Mail # server \"ready\"");
+	assert_string_equal(set->login_trusted_networks, "10.0.0.0/8 192.168.1.1 ::1/128");
+	assert_string_equal(set->mail_location, "maildir:~/Maildir:INDEX=/run/ringgate-test/index/%u");
+	assert_string_equal(set->log_path, "/var/log/ringgate.log");
+	assert_string_equal(set->passdb.driver, "passwd-file");
+	assert_string_equal(set->passdb.args, "scheme=SHA512-CRYPT /etc/ringgate/users");
+	assert_string_equal(set->userdb.args, "/etc/ringgate/users");
+
+	svc = settings_service(set, "imap-login");
+	assert_int_equal(svc->service_count, 0);
+	assert_int_equal(svc->process_min_avail, 2);
+	assert_int_equal(svc->client_limit, 2000);
+	assert_int_equal(svc->process_limit, 100);
+	assert_int_equal(svc->vsz_limit, 0);
+	assert_int_equal(svc->idle_kill, 120);
+	assert_int_equal(svc->listener_count, 3);
+	ls = listener(svc, "imap");
+	assert_int_equal(ls->port, 10143);
+	assert_string_equal(ls->address, "127.0.0.1 ::1");
+	ls = listener(svc, "imaps");
+	assert_int_equal(ls->port, 10993);
+	assert_true(ls->ssl);
+	assert_true(ls->reuse_port);
+	ls = listener(svc, "imap-haproxy");
+	assert_int_equal(ls->port, 10144);
+	assert_true(ls->haproxy);
+	assert_false(ls->ssl);
+	assert_string_equal(ls->address, "127.0.0.2");
+
+	svc = settings_service(set, "pop3-login");
+	assert_int_equal(svc->service_count, 1);
+	assert_int_equal(svc->idle_kill, 30);
+	assert_int_equal(svc->vsz_limit, 1024 * 1024 * 1024);
+	assert_int_equal(listener(svc, "pop3")->port, 10110);
+	assert_int_equal(listener(svc, "pop3s")->port, 0);
+	svc = settings_service(set, "imap");
+	assert_int_equal(svc->process_limit, 512);
+	assert_int_equal(svc->vsz_limit, 512 * 1024 * 1024);
+	settings_free(set);
+}
+
+static void test_resolution(void **state)
+{
+	struct settings *set;
+	const struct service_settings *svc;
+	(void)state;
+
+	/* order does not matter: defaults set after the service still apply */
+	set = load_ok(NO_SSL
+		"service pop3-login {\n"
+		"  client_limit = 0\n  process_limit = 0\n  idle_kill = 0\n"
+		"  service_count = 0\n  vsz_limit = 18446744073709551615\n"
+		"}\n"
+		"service imap-login {\n  vsz_limit = 0\n}\n"
+		"service imap-login {\n  process_min_avail = 4\n}\n"
+		"default_client_limit = 7\ndefault_process_limit = 8\n"
+		"default_idle_kill = 9 secs\ndefault_vsz_limit = 10M\n"
+		"listen = 10.0.0.1,10.0.0.2  ::1\n"
+		"protocols = none\n");
+	svc = settings_service(set, "pop3-login");
+	assert_int_equal(svc->client_limit, 7);
+	assert_int_equal(svc->process_limit, 8);
+	assert_int_equal(svc->idle_kill, 9);
+	assert_int_equal(svc->service_count, 0);
+	assert_int_equal(svc->vsz_limit, 10 * 1024 * 1024);
+	assert_string_equal(listener(svc, "pop3")->address, "10.0.0.1 10.0.0.2 ::1");
+	svc = settings_service(set, "imap-login");
+	assert_int_equal(svc->vsz_limit, 0);
+	assert_int_equal(svc->process_min_avail, 4);
+	assert_int_equal(svc->client_limit, 7);
+	assert_string_equal(set->protocols, "");
+	assert_false(settings_protocol_enabled(set, "imap"));
+	settings_free(set);
+
+	/* protocols and mechanisms are normalised; empty protocol sections are fine */
+	set = load_ok(NO_SSL "protocols = IMAP,pop3\nauth_mechanisms = PLAIN, Login\n"
+		      "protocol imap {\n}\nprotocol pop3 {\n}\n");
+	assert_string_equal(set->protocols, "imap pop3");
+	assert_string_equal(set->auth_mechanisms, "plain login");
+	settings_free(set);
+
+	/* ssl needs cert and key unless no protocol is enabled */
+	set = load_ok("protocols = none\n");
+	assert_int_equal(set->ssl, SSL_YES);
+	settings_free(set);
+}
+
+static void test_errors(void **state)
+{
+	static const struct { const char *text, *error; } cases[] = {
+		{ NO_SSL "sevice = 1\n", "t.conf:2: unknown setting 'sevice'" },
+		{ NO_SSL "foo {\n}\n", "t.conf:2: unknown section type 'foo'" },
+		{ NO_SSL "service = imap\n", "t.conf:2: unknown setting 'service'" },
+		{ NO_SSL "service {\n}\n", "t.conf:2: service section needs a name" },
+		{ NO_SSL "service lmtp {\n}\n", "t.conf:2: unknown service 'lmtp'" },
+		{ NO_SSL "service imap {\n  user = x\n}\n", "t.conf:3: unknown setting 'user'" },
+		{ NO_SSL "service auth {\n  unix_listener x {\n  }\n}\n",
+		  "t.conf:3: unknown section type 'unix_listener'" },
+		{ NO_SSL "service imap {\n  inet_listener x {\n  }\n}\n",
+		  "t.conf:3: service 'imap' cannot have an inet_listener" },
+		{ NO_SSL "service imap-login {\n  inet_listener {\n  }\n}\n",
+		  "t.conf:3: inet_listener section needs a name" },
+		{ NO_SSL "service imap-login {\n  inet_listener \"a b\" {\n  }\n}\n",
+		  "t.conf:3: invalid inet_listener name 'a b'" },
+		{ NO_SSL "service imap-login {\n  inet_listener imap {\n    ports = 1\n  }\n}\n",
+		  "t.conf:4: unknown setting 'ports'" },
+		{ NO_SSL "service imap-login {\n  inet_listener imap {\n    x {\n    }\n  }\n}\n",
+		  "t.conf:4: unknown section type 'x'" },
+		{ NO_SSL "service imap-login {\n  inet_listener imap {\n    port = 65536\n  }\n}\n",
+		  "t.conf:4: invalid value for 'port': port must be 0..65535" },
+		{ NO_SSL "service imap-login {\n  inet_listener imap {\n    port = imap\n  }\n}\n",
+		  "t.conf:4: invalid value for 'port': not a number" },
+		{ NO_SSL "service imap-login {\n  inet_listener imap {\n    ssl = true\n  }\n}\n",
+		  "t.conf:4: invalid value for 'ssl': must be 'yes' or 'no'" },
+		{ NO_SSL "service imap-login {\n  client_limit = -1\n}\n",
+		  "t.conf:3: invalid value for 'client_limit': not a number" },
+		{ NO_SSL "service imap-login {\n  vsz_limit = 1Q\n}\n",
+		  "t.conf:3: invalid value for 'vsz_limit': invalid size unit (use B, k, M, G or T)" },
+		{ NO_SSL "service imap-login {\n  idle_kill = 1 year\n}\n",
+		  "t.conf:3: invalid value for 'idle_kill': invalid time unit (use msecs, secs, mins, hours, days or weeks)" },
+		{ NO_SSL "ssl_prefer_server_ciphers = maybe\n",
+		  "t.conf:2: invalid value for 'ssl_prefer_server_ciphers': must be 'yes' or 'no'" },
+		{ "ssl = maybe\n", "t.conf:1: invalid value for 'ssl': must be 'yes', 'no' or 'required'" },
+		{ NO_SSL "ssl_min_protocol = TLSv1.1\n",
+		  "t.conf:2: invalid value for 'ssl_min_protocol': must be TLSv1.2 or TLSv1.3" },
+		{ NO_SSL "ssl_min_protocol = SSLv3\n",
+		  "t.conf:2: invalid value for 'ssl_min_protocol': must be TLSv1.2 or TLSv1.3" },
+		{ NO_SSL "protocols = imap lmtp\n",
+		  "t.conf:2: invalid value for 'protocols': protocols must be imap, pop3 or none" },
+		{ NO_SSL "auth_mechanisms = plain cram-md5\n",
+		  "t.conf:2: invalid value for 'auth_mechanisms': supported mechanisms are plain and login" },
+		{ NO_SSL "auth_mechanisms =\n",
+		  "t.conf:2: invalid value for 'auth_mechanisms': must not be empty" },
+		{ NO_SSL "login_trusted_networks = 10.0.0.0/33\n",
+		  "t.conf:2: invalid value for 'login_trusted_networks': not an IP address or network (addr/bits)" },
+		{ NO_SSL "login_trusted_networks = example.com\n",
+		  "t.conf:2: invalid value for 'login_trusted_networks': not an IP address or network (addr/bits)" },
+		{ NO_SSL "login_trusted_networks = ::1/129\n",
+		  "t.conf:2: invalid value for 'login_trusted_networks': not an IP address or network (addr/bits)" },
+		{ NO_SSL "base_dir = run/ringgate\n",
+		  "t.conf:2: invalid value for 'base_dir': must be an absolute path" },
+		{ NO_SSL "default_login_user =\n",
+		  "t.conf:2: invalid value for 'default_login_user': must not be empty" },
+		{ NO_SSL "default_client_limit = 0\n",
+		  "t.conf:2: invalid value for 'default_client_limit': must be greater than 0" },
+		{ NO_SSL "default_process_limit = 4294967296\n",
+		  "t.conf:2: invalid value for 'default_process_limit': number too large" },
+		{ NO_SSL "default_idle_kill = 0\n",
+		  "t.conf:2: invalid value for 'default_idle_kill': must be greater than 0" },
+		{ NO_SSL "login_timeout = 1500 msecs\n",
+		  "t.conf:2: invalid value for 'login_timeout': milliseconds not supported for this setting" },
+		{ NO_SSL "default_vsz_limit = lots\n",
+		  "t.conf:2: invalid value for 'default_vsz_limit': not a number" },
+		{ NO_SSL "first_valid_uid = x\n",
+		  "t.conf:2: invalid value for 'first_valid_uid': not a number" },
+		{ NO_SSL "first_valid_uid = 1000\nlast_valid_uid = 999\n",
+		  "t.conf:3: first_valid_uid is greater than last_valid_uid" },
+		{ NO_SSL "last_valid_uid = 10\n",
+		  "t.conf:2: first_valid_uid is greater than last_valid_uid" },
+		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n}\npassdb {\n}\n",
+		  "t.conf:6: only one passdb section is supported" },
+		{ NO_SSL "passdb {\n  args = /a\n}\n", "t.conf:2: passdb section has no driver" },
+		{ NO_SSL "userdb {\n  driver = static\n  args = x\n}\n",
+		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
+		{ NO_SSL "userdb {\n  driver = passwd-file\n}\n",
+		  "t.conf:2: userdb section has no args (the passwd-file path)" },
+		{ NO_SSL "passdb {\n  deny = yes\n}\n", "t.conf:3: unknown setting 'deny'" },
+		{ NO_SSL "passdb {\n  x {\n  }\n}\n", "t.conf:3: unknown section type 'x'" },
+		{ NO_SSL "protocol lmtp {\n}\n", "t.conf:2: unknown protocol 'lmtp'" },
+		{ NO_SSL "protocol imap {\n  login_greeting = hi\n}\n",
+		  "t.conf:3: settings inside 'protocol imap' sections are not supported yet" },
+		{ "ssl = yes\n", "t.conf:1: ssl enabled, but ssl_cert not set" },
+		{ "login_greeting = hi\n", "t.conf: ssl enabled, but ssl_cert not set" },
+		{ "ssl = required\nssl_cert = \"x\"\n", "t.conf:1: ssl enabled, but ssl_key not set" },
+		/* syntax errors come through unchanged */
+		{ NO_SSL "service imap {\n", "t.conf:2: missing '}'" },
+		{ NO_SSL "a = $nope\n", "t.conf:2: unknown variable '$nope'" },
+		{ NO_SSL "ssl_cert = </etc/hostname\n",
+		  "t.conf:2: </etc/hostname: reading files is disabled here" },
+	};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_load_fails(cases[i].text, cases[i].error);
+}
+
+static void test_variables(void **state)
+{
+	struct settings *set;
+	(void)state;
+
+	/* $name of a setting the file has not set is its default */
+	set = load_ok(NO_SSL "service imap-login {\n  client_limit = $default_client_limit\n}\n"
+		      "login_greeting = $login_greeting on $base_dir\n");
+	assert_int_equal(settings_service(set, "imap-login")->client_limit, 1000);
+	assert_string_equal(set->login_greeting, "ringgate ready. on /var/run/ringgate");
+	settings_free(set);
+}
+
+/* every field, so a round trip that loses one fails */
+static void assert_settings_equal(const struct settings *a, const struct settings *b)
+{
+	assert_string_equal(a->listen, b->listen);
+	assert_string_equal(a->base_dir, b->base_dir);
+	assert_string_equal(a->protocols, b->protocols);
+	assert_string_equal(a->log_path, b->log_path);
+	assert_int_equal(a->ssl, b->ssl);
+	assert_string_equal(a->ssl_cert, b->ssl_cert);
+	assert_string_equal(a->ssl_cert_file, b->ssl_cert_file);
+	assert_string_equal(a->ssl_key_file, b->ssl_key_file);
+	assert_string_equal(a->ssl_ca, b->ssl_ca);
+	assert_string_equal(a->ssl_ca_file, b->ssl_ca_file);
+	assert_string_equal(a->ssl_min_protocol, b->ssl_min_protocol);
+	assert_string_equal(a->ssl_cipher_list, b->ssl_cipher_list);
+	assert_int_equal(a->ssl_prefer_server_ciphers, b->ssl_prefer_server_ciphers);
+	assert_int_equal(a->disable_plaintext_auth, b->disable_plaintext_auth);
+	assert_string_equal(a->auth_mechanisms, b->auth_mechanisms);
+	assert_int_equal(a->auth_failure_delay, b->auth_failure_delay);
+	assert_string_equal(a->login_greeting, b->login_greeting);
+	assert_string_equal(a->login_trusted_networks, b->login_trusted_networks);
+	assert_int_equal(a->login_timeout, b->login_timeout);
+	assert_string_equal(a->default_login_user, b->default_login_user);
+	assert_string_equal(a->default_internal_user, b->default_internal_user);
+	assert_int_equal(a->default_process_limit, b->default_process_limit);
+	assert_int_equal(a->default_client_limit, b->default_client_limit);
+	assert_int_equal(a->default_vsz_limit, b->default_vsz_limit);
+	assert_int_equal(a->default_idle_kill, b->default_idle_kill);
+	assert_int_equal(a->first_valid_uid, b->first_valid_uid);
+	assert_int_equal(a->last_valid_uid, b->last_valid_uid);
+	assert_string_equal(a->mail_location, b->mail_location);
+	assert_string_equal(a->passdb.driver, b->passdb.driver);
+	assert_string_equal(a->passdb.args, b->passdb.args);
+	assert_string_equal(a->userdb.driver, b->userdb.driver);
+	assert_string_equal(a->userdb.args, b->userdb.args);
+	assert_int_equal(a->service_count, b->service_count);
+	for (unsigned i = 0; i < a->service_count; i++) {
+		const struct service_settings *sa = &a->services[i], *sb = &b->services[i];
+		assert_string_equal(sa->name, sb->name);
+		assert_string_equal(sa->protocol, sb->protocol);
+		assert_int_equal(sa->service_count, sb->service_count);
+		assert_int_equal(sa->client_limit, sb->client_limit);
+		assert_int_equal(sa->process_limit, sb->process_limit);
+		assert_int_equal(sa->process_min_avail, sb->process_min_avail);
+		assert_int_equal(sa->vsz_limit, sb->vsz_limit);
+		assert_int_equal(sa->idle_kill, sb->idle_kill);
+		assert_int_equal(sa->listener_count, sb->listener_count);
+		for (unsigned j = 0; j < sa->listener_count; j++) {
+			const struct listener_settings *la = &sa->listeners[j], *lb = &sb->listeners[j];
+			assert_string_equal(la->name, lb->name);
+			assert_string_equal(la->address, lb->address);
+			assert_int_equal(la->port, lb->port);
+			assert_int_equal(la->ssl, lb->ssl);
+			assert_int_equal(la->haproxy, lb->haproxy);
+			assert_int_equal(la->reuse_port, lb->reuse_port);
+		}
+	}
+}
+
+static char *print_to_string(const struct settings *set, bool all)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	settings_print(set, all, out);
+	fclose(out);
+	return text;
+}
+
+/* print, write to a file, load that: equal to the original */
+static void assert_round_trip(const struct settings *set, bool all)
+{
+	char path[] = "/tmp/rg-settings-XXXXXX";
+	char *text = print_to_string(set, all);
+	int fd = mkstemp(path);
+	char *error = NULL;
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	struct settings *again = settings_load(path, &error);
+	if (again == NULL)
+		fail_msg("reloading failed: %s\n%s", error, text);
+	assert_settings_equal(set, again);
+	settings_free(again);
+	unlink(path);
+	free(text);
+}
+
+static void test_print_round_trip(void **state)
+{
+	char *error = NULL;
+	struct settings *set;
+	(void)state;
+
+	set = settings_load(SAMPLES_DIR "/ringgate.conf", &error);
+	assert_non_null(set);
+	assert_round_trip(set, false);
+	assert_round_trip(set, true);
+	settings_free(set);
+
+	set = load_ok(NO_SSL
+		"login_greeting = \"  #$weird \\\"quoted\\\" \\\\ text  \"\n"
+		"mail_location = \"<not a file\"\n"
+		"default_vsz_limit = 1000\n"
+		"auth_failure_delay = 90\n"
+		"login_timeout = 2 days\n"
+		"default_client_limit = 5\n"
+		"service auth {\n  client_limit = 1000\n  vsz_limit = 0\n}\n"
+		"service imap-login {\n  inet_listener extra {\n  }\n"
+		"  inet_listener imaps {\n    address = 127.0.0.1\n  }\n}\n"
+		"protocols = pop3\n");
+	assert_round_trip(set, false);
+	assert_round_trip(set, true);
+	settings_free(set);
+
+	set = load_ok(NO_SSL);
+	assert_round_trip(set, false);
+	assert_round_trip(set, true);
+	settings_free(set);
+}
+
+static void test_print_output(void **state)
+{
+	struct settings *set;
+	char *text;
+	(void)state;
+
+	set = load_ok(NO_SSL "default_vsz_limit = 1G\nlogin_timeout = 90 secs\n"
+		      "ssl_cert = \"inline\"\nssl_key = \"secret\"\n"
+		      "service imap-login {\n  service_count = 0\n"
+		      "  inet_listener imap {\n    port = 10143\n  }\n}\n");
+	text = print_to_string(set, false);
+	assert_string_equal(text,
+		"# ringgate configuration: t.conf\n"
+		"ssl = no\n"
+		"ssl_cert = inline\n"
+		"ssl_key = # hidden, use -P to show it\n"
+		"login_timeout = 90 secs\n"
+		"default_vsz_limit = 1G\n"
+		"service imap-login {\n"
+		"  service_count = 0\n"
+		"  inet_listener imap {\n"
+		"    port = 10143\n"
+		"  }\n"
+		"}\n");
+	assert_null(strstr(text, "secret"));
+	free(text);
+	text = print_to_string(set, true);
+	assert_non_null(strstr(text, "\nlisten = *, ::\n"));
+	assert_non_null(strstr(text, "\nservice auth {\n  service_count = 0\n  client_limit = 1000\n"));
+	assert_null(strstr(text, "secret"));
+	free(text);
+	settings_free(set);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_sample),
+		cmocka_unit_test(test_resolution),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_variables),
+		cmocka_unit_test(test_print_round_trip),
+		cmocka_unit_test(test_print_output),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
