@@ -466,6 +466,17 @@ static int parse_value(struct parser *p, const char *file, unsigned line,
 		if (p->params != NULL && (p->params->flags & CONFIG_FLAG_NO_FILES) != 0)
 			return perror_at(p, file, line, "<%s: reading files is disabled here", s);
 		value_file = resolve_path(file, s);
+		if (value_file[0] != '/') {
+			/* kept absolute: settings_print() writes it where the
+			   current directory may differ */
+			char *cwd = getcwd(NULL, 0);
+			if (cwd != NULL) {
+				char *abs = rg_strdup_printf("%s/%s", cwd, value_file);
+				free(cwd);
+				rg_free(value_file);
+				value_file = abs;
+			}
+		}
 		ret = read_file(value_file, CONFIG_MAX_FILE, &value, &len);
 		if (ret == 0 && memchr(value, '\0', len) != NULL) {
 			rg_free(value);

@@ -29,7 +29,7 @@ struct config_node {
 	char *key;        /* setting name, or section type ("service") */
 	char *value;      /* setting: value after $ expansion / <FILE reading;
 	                     section: its name, "" when it has none */
-	char *value_file; /* setting given as `<FILE`: the path read, else NULL */
+	char *value_file; /* setting given as `<FILE`: the absolute path read, else NULL */
 	char *file;       /* the file this line is in */
 	unsigned line;    /* first physical line of the (continued) line */
 	struct config_node *parent;

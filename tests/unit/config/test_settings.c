@@ -448,8 +448,12 @@ static void test_print_round_trip(void **state)
 	struct settings *set;
 	(void)state;
 
-	set = settings_load(SAMPLES_DIR "/ringgate.conf", &error);
+	/* loaded by a relative path: <file paths must still print absolute */
+	assert_int_equal(chdir(SAMPLES_DIR), 0);
+	set = settings_load("ringgate.conf", &error);
 	assert_non_null(set);
+	assert_int_equal(chdir("/"), 0);
+	assert_string_equal(set->ssl_key_file, SAMPLES_DIR "/ssl/key.pem");
 	assert_round_trip(set, false);
 	assert_round_trip(set, true);
 	settings_free(set);
