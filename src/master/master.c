@@ -213,6 +213,9 @@ static void child_place_fds(const int *fds, unsigned count)
 			_exit(CHILD_FATAL_STATUS);
 		}
 	}
+	/* nothing else crosses exec, not even fds master inherited without
+	 * close-on-exec from whoever started it */
+	(void)close_range(3 + count, ~0u, 0);
 }
 
 static void child_reset_signals(void)
@@ -1009,6 +1012,9 @@ static unsigned note_failure(const struct child *c, bool abnormal, unsigned fail
 	int64_t now = now_ms();
 	if (!abnormal || c->st.terminating || now - c->started_ms >= MASTER_FAST_FAILURE_MSECS)
 		return abnormal ? 0 : failures;
+	/* several processes dying together are one failure, not several */
+	if (now < *backoff_until_r)
+		return failures;
 	failures++;
 	unsigned secs = master_backoff_secs(failures);
 	*backoff_until_r = now + (int64_t)secs * 1000;
@@ -1387,16 +1393,17 @@ int master_run(struct settings *set, bool foreground)
 		log_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
 			  m.pid_path);
 
+	setup_services();
+	if (!foreground)
+		daemonize();
+	/* after the fork: a signalfd's poll wake-ups belong to the process
+	 * that created it, so an inherited one never wakes epoll */
 	setup_signals();
 	m.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (m.epfd < 0)
 		log_fatal("epoll_create1() failed: %m");
 	m.sig_ev = (struct ev_source){ EV_SIGNAL, NULL };
 	ep_add(m.sigfd, &m.sig_ev);
-	setup_services();
-
-	if (!foreground)
-		daemonize();
 	ret = master_pidfile_write(m.pid_path, getpid());
 	if (ret < 0)
 		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
