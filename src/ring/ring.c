@@ -197,6 +197,11 @@ unsigned ring_slot_inflight(const struct ring *r, uint32_t slot)
 	return r->slots[slot].inflight;
 }
 
+void *ring_slot_owner(const struct ring *r, uint32_t slot)
+{
+	return slot < r->slot_count ? r->slots[slot].owner : NULL;
+}
+
 static struct io_uring_sqe *ring_get_sqe(struct ring *r)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->uring);

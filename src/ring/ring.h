@@ -75,6 +75,8 @@ const struct ring_stats *ring_get_stats(const struct ring *ring);
 uint32_t ring_slot_alloc(struct ring *ring, void *owner);
 void ring_slot_free(struct ring *ring, uint32_t slot);
 unsigned ring_slot_inflight(const struct ring *ring, uint32_t slot);
+/* the owner of a live slot, NULL for a free or out-of-range one */
+void *ring_slot_owner(const struct ring *ring, uint32_t slot);
 
 /* Operations (queued; submitted by the next ring_run()). */
 void ring_accept(struct ring *ring, uint32_t slot, int fd, bool multishot);

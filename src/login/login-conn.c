@@ -1,0 +1,1211 @@
+#include "login/login-conn.h"
+#include "lib/alloc.h"
+#include "lib/base64.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+#include "ring/ring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A client's unsent output beyond this means it does not read: pre-auth
+ * output is a few lines, so such a client is disconnected. */
+#define CONN_OUT_MAX (16 * 1024)
+#define CONN_OUT_MIN 512
+/* how long a closing connection may take to flush, and shutdown as a whole */
+#define CONN_FLUSH_SECS 2
+#define SHUTDOWN_SECS 2
+/* request ids sent to auth and master: slot in the low bits, a sequence
+ * number above, so a reply for a reused slot or an older request is
+ * recognised */
+#define REQ_SLOT_BITS 20
+#define REQ_SLOT_MASK ((1u << REQ_SLOT_BITS) - 1)
+#define SESSION_RAW 9 /* 12 base64 chars */
+
+enum owner_kind { OWNER_CONN = 1, OWNER_LISTENER, OWNER_MASTER, OWNER_AUTH, OWNER_SIGNAL, OWNER_TICK };
+
+enum conn_state {
+	CONN_PRELOGIN,		/* reading commands */
+	CONN_AUTHENTICATING,	/* a request is at auth */
+	CONN_HANDOFF,		/* logged in: draining reads, then at master */
+	CONN_CLOSING,		/* flushing output, then waiting for the ring */
+};
+
+static const char *const conn_state_names[] = {
+	[CONN_PRELOGIN] = "prelogin", [CONN_AUTHENTICATING] = "authenticating",
+	[CONN_HANDOFF] = "handoff", [CONN_CLOSING] = "closing",
+};
+
+enum conn_flag {
+	CF_RECV = 1 << 0,		/* a multishot receive is armed */
+	CF_SEND = 1 << 1,		/* a send is in flight */
+	CF_RECV_CANCELLED = 1 << 2,
+	CF_SEND_CANCELLED = 1 << 3,
+	CF_HANDOFF_SENT = 1 << 4,	/* LOGIN_HANDOFF is at master */
+	CF_FORCE = 1 << 5,		/* closing without flushing */
+	CF_TEMPFAIL = 1 << 6,		/* deferred: answer the auth request TEMPFAIL */
+	CF_DEFERRED = 1 << 7,		/* on the deferred list */
+	CF_SECURED = 1 << 8,
+	CF_LOGGED = 1 << 9,		/* the end of this client is logged */
+};
+
+/* Output waiting for the client: data[head..tail) is unsent; while a send is
+ * in flight it covers data[head..head+sending) (or, after a growth, the
+ * same bytes in retired). Allocated on the first output, freed when drained. */
+struct conn_out {
+	uint8_t *retired;	/* an older copy a send in flight still points into */
+	uint32_t head, tail, size, sending;
+	uint8_t data[];
+};
+
+/* Only from AUTH_OK to the end of the hand-off. */
+struct conn_handoff {
+	char cookie[33];
+	char *tag;
+	uint16_t preread_len;
+	uint8_t preread[LOGIN_MAX_PENDING];
+};
+
+struct conn {
+	uint8_t kind;			/* OWNER_CONN */
+	uint8_t state;			/* enum conn_state */
+	uint8_t auth_attempts;
+	char mech[9];			/* last SASL mechanism, for the log */
+	uint16_t flags;			/* enum conn_flag */
+	int fd;
+	uint32_t slot;
+	uint32_t req_id;		/* auth request or hand-off in flight; 0 = none */
+	uint32_t accept_time;		/* monotonic seconds */
+	uint32_t deadline;		/* CLOSING: force the close at this time */
+	struct login_session *session;
+	struct conn_out *out;
+	struct conn_handoff *ho;
+	char *user;			/* as auth named it, for the log */
+	struct conn *prev, *next;	/* live list (accept order) or closing list */
+	struct conn *defer_next;
+	struct login_addr local, remote;
+	char session_id[BASE64_ENCODED_LEN(SESSION_RAW) + 1];
+};
+
+/* the listeners, the IPC channels, the signalfd and the tick */
+struct login_src {
+	uint8_t kind;
+	int fd;
+	uint32_t slot;
+	bool retired;	/* an old auth channel waiting for its poll to end */
+};
+
+struct conn_list {
+	struct conn *head, *tail;
+};
+
+static struct {
+	const struct login_conn_config *set;
+	struct ring *ring;
+	uint32_t now;
+
+	struct login_src *listeners;
+	struct login_src master, signal, tick;
+	struct login_src *auth; /* NULL while auth is gone */
+
+	struct conn_list live;	 /* not closing, in accept order */
+	struct conn_list closing;
+	struct conn *deferred;
+
+	unsigned conns, prelogin;
+	unsigned long long total;
+	unsigned accepts_armed;
+	bool accepting, full, shutting_down;
+	uint32_t shutdown_deadline;
+	uint32_t req_seq;
+
+	uint8_t random[SESSION_RAW * 64];
+	unsigned random_pos;
+
+	struct ipc_rx rx;
+	struct ipc_msg msg;
+} srv;
+
+static void conn_check(struct conn *c);
+static void conn_close(struct conn *c, bool force);
+static void login_status(void);
+
+size_t login_conn_struct_size(void)
+{
+	return sizeof(struct conn);
+}
+
+static int fd_set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static uint32_t monotonic_secs(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)ts.tv_sec;
+}
+
+static void list_add(struct conn_list *l, struct conn *c)
+{
+	c->next = NULL;
+	c->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = c;
+	else
+		l->head = c;
+	l->tail = c;
+}
+
+static void list_del(struct conn_list *l, struct conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		l->head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	else
+		l->tail = c->prev;
+	c->prev = c->next = NULL;
+}
+
+static bool state_prelogin(enum conn_state s)
+{
+	return s != CONN_CLOSING;
+}
+
+/* the one place a connection changes state */
+static void conn_set_state(struct conn *c, enum conn_state state)
+{
+	enum conn_state old = c->state;
+	if (old == state)
+		return;
+	log_debug("conn %u: %s -> %s", c->slot, conn_state_names[old], conn_state_names[state]);
+	if (state_prelogin(old) && !state_prelogin(state))
+		srv.prelogin--;
+	if (state == CONN_CLOSING) {
+		list_del(&srv.live, c);
+		list_add(&srv.closing, c);
+		c->deadline = srv.now + CONN_FLUSH_SECS;
+	}
+	c->state = (uint8_t)state;
+}
+
+static void conn_defer(struct conn *c)
+{
+	if ((c->flags & CF_DEFERRED) != 0)
+		return;
+	c->flags |= CF_DEFERRED;
+	c->defer_next = srv.deferred;
+	srv.deferred = c;
+}
+
+static uint32_t next_req_id(struct conn *c)
+{
+	if (++srv.req_seq >= (1u << (32 - REQ_SLOT_BITS)))
+		srv.req_seq = 1;
+	return (srv.req_seq << REQ_SLOT_BITS) | c->slot;
+}
+
+static void make_session_id(char *out)
+{
+	if (srv.random_pos == 0 || srv.random_pos + SESSION_RAW > sizeof(srv.random)) {
+		if (getrandom(srv.random, sizeof(srv.random), 0) != (ssize_t)sizeof(srv.random))
+			log_fatal("getrandom: %m");
+		srv.random_pos = 0;
+	}
+	base64_encode(srv.random + srv.random_pos, SESSION_RAW, out);
+	srv.random_pos += SESSION_RAW;
+	/* session ids end up in log lines and file names: keep them tame */
+	for (char *p = out; *p != '\0'; p++) {
+		if (*p == '/')
+			*p = '_';
+		else if (*p == '+')
+			*p = '-';
+	}
+}
+
+/* ---- the log lines fail2ban reads ---- */
+
+static void conn_log_end(struct conn *c, const char *reason)
+{
+	if ((c->flags & CF_LOGGED) != 0)
+		return;
+	c->flags |= CF_LOGGED;
+	char rip[64], lip[64], why[80], user[80], cause[96];
+	login_addr_ip(&c->remote, rip, sizeof(rip));
+	login_addr_ip(&c->local, lip, sizeof(lip));
+	log_escape(reason, strlen(reason), 60, why, sizeof(why));
+	unsigned secs = srv.now - c->accept_time;
+
+	if (c->state == CONN_AUTHENTICATING)
+		snprintf(cause, sizeof(cause), "client didn't finish SASL auth, waited %u secs", secs);
+	else if (c->auth_attempts == 0)
+		snprintf(cause, sizeof(cause), "no auth attempts in %u secs", secs);
+	else
+		snprintf(cause, sizeof(cause), "auth failed, %u attempts in %u secs",
+			 c->auth_attempts, secs);
+	if (c->user != NULL)
+		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	else
+		user[0] = '\0';
+	log_info("Disconnected%s%s (%s): user=<%s>, %s%s%srip=%s, lip=%s, session=<%s>",
+		 why[0] != '\0' ? ": " : "", why, cause, user,
+		 c->auth_attempts > 0 ? "method=" : "", c->auth_attempts > 0 ? c->mech : "",
+		 c->auth_attempts > 0 ? ", " : "", rip, lip, c->session_id);
+}
+
+/* ---- output ---- */
+
+static void conn_send_more(struct conn *c)
+{
+	struct conn_out *o = c->out;
+	if ((c->flags & CF_SEND) != 0 || o == NULL || o->head == o->tail ||
+	    (c->flags & CF_FORCE) != 0)
+		return;
+	o->sending = o->tail - o->head;
+	c->flags |= CF_SEND;
+	ring_send(srv.ring, c->slot, c->fd, o->data + o->head, o->sending);
+}
+
+static void conn_out_append(struct conn *c, const void *data, size_t len)
+{
+	struct conn_out *o = c->out;
+	size_t pending = o == NULL ? 0 : o->tail - o->head;
+
+	if (state_prelogin(c->state) && pending + len > CONN_OUT_MAX) {
+		log_debug("conn %u: client does not read its output", c->slot);
+		conn_log_end(c, "Output buffer full");
+		conn_close(c, true);
+		conn_defer(c);
+		return;
+	}
+	if (c->state == CONN_CLOSING && (c->flags & CF_FORCE) != 0)
+		return;
+	if (o == NULL || o->size - o->tail < len) {
+		size_t size = CONN_OUT_MIN;
+		while (size < pending + len)
+			size *= 2;
+		struct conn_out *n = rg_malloc(sizeof(*n) + size);
+		n->size = (uint32_t)size;
+		n->head = 0;
+		n->tail = (uint32_t)pending;
+		n->sending = 0;
+		n->retired = NULL;
+		if (o != NULL) {
+			memcpy(n->data, o->data + o->head, pending);
+			n->sending = o->sending;
+			if ((c->flags & CF_SEND) != 0) {
+				/* the send in flight points into o: keep it */
+				n->retired = o->retired != NULL ? o->retired : (uint8_t *)o;
+				if (o->retired != NULL)
+					rg_free(o);
+			} else {
+				rg_free(o->retired);
+				rg_free(o);
+			}
+		}
+		c->out = o = n;
+	}
+	memcpy(o->data + o->tail, data, len);
+	o->tail += (uint32_t)len;
+	conn_send_more(c);
+}
+
+static void conn_out_free(struct conn *c)
+{
+	if (c->out != NULL) {
+		rg_free(c->out->retired);
+		rg_free(c->out);
+		c->out = NULL;
+	}
+}
+
+static void conn_on_send(struct conn *c, int res)
+{
+	struct conn_out *o = c->out;
+	c->flags &= (uint16_t)~CF_SEND;
+	if (o->retired != NULL) {
+		rg_free(o->retired);
+		o->retired = NULL;
+	}
+	if (res <= 0) {
+		if (res != -ECANCELED)
+			log_debug("conn %u: send: %s", c->slot, strerror(-res));
+		conn_log_end(c, "Connection closed");
+		conn_close(c, true);
+		return;
+	}
+	o->head += (uint32_t)res;
+	o->sending = 0;
+	if (o->head == o->tail)
+		conn_out_free(c); /* idle connections hold no output buffer */
+	else
+		conn_send_more(c);
+}
+
+/* ---- closing ---- */
+
+static void conn_close(struct conn *c, bool force)
+{
+	if (force)
+		c->flags |= CF_FORCE;
+	if (c->state == CONN_AUTHENTICATING && c->req_id != 0 && srv.auth != NULL) {
+		/* auth forgets the request and sends nothing back */
+		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
+		(void)ipc_send(srv.auth->fd, &srv.msg, -1);
+	}
+	c->req_id = 0;
+	conn_set_state(c, CONN_CLOSING);
+}
+
+static void conn_free(struct conn *c)
+{
+	log_debug("conn %u: freed", c->slot);
+	list_del(&srv.closing, c);
+	if (c->session != NULL)
+		srv.set->proto->destroy(c->session);
+	if (c->fd >= 0)
+		ring_close(srv.ring, c->fd);
+	ring_slot_free(srv.ring, c->slot);
+	conn_out_free(c);
+	if (c->ho != NULL) {
+		explicit_bzero(c->ho->cookie, sizeof(c->ho->cookie));
+		rg_free(c->ho->tag);
+		rg_free(c->ho);
+	}
+	rg_free(c->user);
+	rg_free(c);
+	srv.conns--;
+	login_status();
+}
+
+/* ---- hand-off ---- */
+
+static void conn_send_handoff(struct conn *c)
+{
+	struct conn_handoff *ho = c->ho;
+	char rip[64], lip[64];
+	login_addr_ip(&c->remote, rip, sizeof(rip));
+	login_addr_ip(&c->local, lip, sizeof(lip));
+
+	c->req_id = next_req_id(c);
+	ipc_msg_init(&srv.msg, IPC_LOGIN_HANDOFF, c->req_id);
+	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
+	ipc_msg_add_str(&srv.msg, IPC_F_USER, c->user);
+	ipc_msg_add_str(&srv.msg, IPC_F_COOKIE, ho->cookie);
+	if (ho->tag != NULL)
+		ipc_msg_add_str(&srv.msg, IPC_F_TAG, ho->tag);
+	ipc_msg_add_str(&srv.msg, IPC_F_RIP, rip);
+	ipc_msg_add_uint(&srv.msg, IPC_F_RPORT, c->remote.port);
+	ipc_msg_add_str(&srv.msg, IPC_F_LIP, lip);
+	ipc_msg_add_uint(&srv.msg, IPC_F_LPORT, c->local.port);
+	if ((c->flags & CF_SECURED) != 0)
+		ipc_msg_add_str(&srv.msg, IPC_F_SECURED, "1");
+	if (ho->preread_len > 0)
+		ipc_msg_add(&srv.msg, IPC_F_PREREAD, ho->preread, ho->preread_len);
+	ipc_msg_add_str(&srv.msg, IPC_F_SESSION, c->session_id);
+	int ret = ipc_send(srv.master.fd, &srv.msg, c->fd);
+	explicit_bzero(srv.msg.buf, srv.msg.len);
+	if (ret < 0) {
+		log_error("conn %u: hand-off to master failed: %s", c->slot, strerror(-ret));
+		c->req_id = 0;
+		conn_set_state(c, CONN_PRELOGIN);
+		srv.set->proto->handoff_failed(c->session, "Internal error occurred. Refer to server log for more information.");
+		if (c->state == CONN_PRELOGIN) {
+			c->flags |= CF_RECV;
+			ring_recv(srv.ring, c->slot, c->fd);
+		}
+		conn_defer(c);
+		return;
+	}
+	c->flags |= CF_HANDOFF_SENT;
+}
+
+static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
+{
+	const char *reason = ipc_str(f, IPC_F_REASON);
+	char rip[64], lip[64], user[80];
+	c->flags &= (uint16_t)~CF_HANDOFF_SENT;
+	c->req_id = 0;
+	if (reason == NULL) {
+		login_addr_ip(&c->remote, rip, sizeof(rip));
+		login_addr_ip(&c->local, lip, sizeof(lip));
+		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+		log_info("Login: user=<%s>, method=%s, rip=%s, lip=%s, mpid=0%s, session=<%s>",
+			 user, c->mech, rip, lip, (c->flags & CF_SECURED) != 0 ? ", secured" : "",
+			 c->session_id);
+		c->flags |= CF_LOGGED | CF_FORCE;
+		/* the worker owns the client now: close our copy only */
+		conn_set_state(c, CONN_CLOSING);
+		return;
+	}
+	char why[120];
+	log_escape(reason, strlen(reason), 100, why, sizeof(why));
+	log_warning("conn %u: master refused the hand-off: %s", c->slot, why);
+	explicit_bzero(c->ho->cookie, sizeof(c->ho->cookie));
+	rg_free(c->ho->tag);
+	rg_free(c->ho);
+	c->ho = NULL;
+	conn_set_state(c, CONN_PRELOGIN);
+	srv.set->proto->handoff_failed(c->session, reason);
+	if (c->state == CONN_PRELOGIN) {
+		c->flags |= CF_RECV;
+		ring_recv(srv.ring, c->slot, c->fd);
+	}
+}
+
+/* Make progress on a connection after an event; may free it. Only called
+ * when no protocol-core function is on the stack. */
+static void conn_check(struct conn *c)
+{
+	/* on the deferred list: process_deferred() comes back to it, and
+	 * freeing it now would leave the list pointing at freed memory */
+	if ((c->flags & CF_DEFERRED) != 0)
+		return;
+	switch ((enum conn_state)c->state) {
+	case CONN_PRELOGIN:
+	case CONN_AUTHENTICATING:
+		return;
+	case CONN_HANDOFF:
+		/* wait for the receive to end (its bytes join preread) and the
+		 * output to be flushed, then pass the socket */
+		if ((c->flags & (CF_RECV | CF_SEND | CF_HANDOFF_SENT)) == 0 &&
+		    (c->out == NULL || c->out->head == c->out->tail))
+			conn_send_handoff(c);
+		return;
+	case CONN_CLOSING:
+		break;
+	}
+	bool flushed = c->out == NULL || c->out->head == c->out->tail;
+	if (!flushed && (c->flags & CF_FORCE) == 0 && (int32_t)(srv.now - c->deadline) < 0) {
+		/* still flushing; stop reading meanwhile */
+		if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
+			c->flags |= CF_RECV_CANCELLED;
+			ring_cancel(srv.ring, c->slot, RING_OP_RECV);
+		}
+		return;
+	}
+	if (!flushed)
+		c->flags |= CF_FORCE;
+	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
+		c->flags |= CF_RECV_CANCELLED;
+		ring_cancel(srv.ring, c->slot, RING_OP_RECV);
+	}
+	if ((c->flags & (CF_SEND | CF_SEND_CANCELLED)) == CF_SEND) {
+		c->flags |= CF_SEND_CANCELLED;
+		ring_cancel(srv.ring, c->slot, RING_OP_SEND);
+	}
+	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0)
+		conn_free(c);
+}
+
+/* ---- protocol core callbacks ---- */
+
+static void cb_send(void *ctx, const void *data, size_t len)
+{
+	conn_out_append(ctx, data, len);
+}
+
+static bool auth_send(struct conn *c, struct ipc_msg *msg)
+{
+	if (srv.auth == NULL)
+		return false;
+	int ret = ipc_send(srv.auth->fd, msg, -1);
+	explicit_bzero(msg->buf, msg->len);
+	if (ret < 0) {
+		log_warning("conn %u: auth request not sent: %s", c->slot, strerror(-ret));
+		return false;
+	}
+	return true;
+}
+
+static void cb_auth_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp_len,
+			  bool has_resp)
+{
+	struct conn *c = ctx;
+	char rip[64], lip[64];
+
+	if (c->state != CONN_PRELOGIN)
+		log_fatal("conn %u: auth_begin in state %s", c->slot, conn_state_names[c->state]);
+	snprintf(c->mech, sizeof(c->mech), "%s", mech);
+	if (c->auth_attempts < UINT8_MAX)
+		c->auth_attempts++;
+	rg_free(c->user);
+	c->user = NULL;
+	c->req_id = next_req_id(c);
+	conn_set_state(c, CONN_AUTHENTICATING);
+
+	login_addr_ip(&c->remote, rip, sizeof(rip));
+	login_addr_ip(&c->local, lip, sizeof(lip));
+	ipc_msg_init(&srv.msg, IPC_AUTH_BEGIN, c->req_id);
+	ipc_msg_add_str(&srv.msg, IPC_F_MECH, mech);
+	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
+	ipc_msg_add_str(&srv.msg, IPC_F_RIP, rip);
+	ipc_msg_add_uint(&srv.msg, IPC_F_RPORT, c->remote.port);
+	ipc_msg_add_str(&srv.msg, IPC_F_LIP, lip);
+	ipc_msg_add_uint(&srv.msg, IPC_F_LPORT, c->local.port);
+	if ((c->flags & CF_SECURED) != 0)
+		ipc_msg_add_str(&srv.msg, IPC_F_SECURED, "1");
+	if (has_resp) {
+		if (resp_len > ipc_msg_room(&srv.msg))
+			resp_len = ipc_msg_room(&srv.msg); /* auth rejects it */
+		ipc_msg_add(&srv.msg, IPC_F_RESP, resp, resp_len);
+	}
+	if (!auth_send(c, &srv.msg)) {
+		/* answered after the core returns: it is not re-entered */
+		c->flags |= CF_TEMPFAIL;
+		conn_defer(c);
+	}
+}
+
+static void cb_auth_continue(void *ctx, const uint8_t *resp, size_t resp_len)
+{
+	struct conn *c = ctx;
+	if (c->state != CONN_AUTHENTICATING || c->req_id == 0)
+		log_fatal("conn %u: auth_continue without a request", c->slot);
+	ipc_msg_init(&srv.msg, IPC_AUTH_CONTINUE, c->req_id);
+	if (resp_len > ipc_msg_room(&srv.msg))
+		resp_len = ipc_msg_room(&srv.msg);
+	ipc_msg_add(&srv.msg, IPC_F_RESP, resp, resp_len);
+	if (!auth_send(c, &srv.msg)) {
+		c->flags |= CF_TEMPFAIL;
+		conn_defer(c);
+	}
+}
+
+static void cb_auth_abort(void *ctx)
+{
+	struct conn *c = ctx;
+	if (c->state != CONN_AUTHENTICATING)
+		return;
+	if (c->req_id != 0 && srv.auth != NULL) {
+		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
+		(void)ipc_send(srv.auth->fd, &srv.msg, -1);
+	}
+	c->req_id = 0;
+	c->flags &= (uint16_t)~CF_TEMPFAIL;
+	conn_set_state(c, CONN_PRELOGIN);
+}
+
+static void cb_handoff(void *ctx, const char *tag, const uint8_t *preread, size_t preread_len)
+{
+	struct conn *c = ctx;
+	if (c->ho == NULL || c->user == NULL || c->state != CONN_AUTHENTICATING)
+		log_fatal("conn %u: hand-off without a successful login", c->slot);
+	if (preread_len > LOGIN_MAX_PENDING)
+		log_fatal("conn %u: preread of %zu bytes", c->slot, preread_len);
+	c->req_id = 0;
+	c->ho->tag = tag != NULL ? rg_strdup(tag) : NULL;
+	memcpy(c->ho->preread, preread, preread_len);
+	c->ho->preread_len = (uint16_t)preread_len;
+	conn_set_state(c, CONN_HANDOFF);
+	/* stop reading: whatever arrives until the cancel completes joins
+	 * the preread; conn_check() passes the socket once that is done */
+	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
+		c->flags |= CF_RECV_CANCELLED;
+		ring_cancel(srv.ring, c->slot, RING_OP_RECV);
+	}
+	conn_defer(c);
+}
+
+static void cb_disconnect(void *ctx, const char *reason)
+{
+	struct conn *c = ctx;
+	if (c->state == CONN_CLOSING)
+		return;
+	conn_log_end(c, reason != NULL ? reason : "");
+	conn_close(c, false);
+	conn_defer(c);
+}
+
+static const struct login_callbacks conn_callbacks = {
+	.send = cb_send,
+	.auth_begin = cb_auth_begin,
+	.auth_continue = cb_auth_continue,
+	.auth_abort = cb_auth_abort,
+	.handoff = cb_handoff,
+	.disconnect = cb_disconnect,
+	.starttls = NULL,
+};
+
+static void process_deferred(void)
+{
+	while (srv.deferred != NULL) {
+		struct conn *c = srv.deferred;
+		srv.deferred = c->defer_next;
+		c->flags &= (uint16_t)~CF_DEFERRED;
+		if ((c->flags & CF_TEMPFAIL) != 0) {
+			c->flags &= (uint16_t)~CF_TEMPFAIL;
+			if (c->state == CONN_AUTHENTICATING) {
+				c->req_id = 0;
+				conn_set_state(c, CONN_PRELOGIN);
+				srv.set->proto->auth_reply(c->session, LOGIN_AUTH_TEMPFAIL, NULL, 0, NULL);
+			}
+		}
+		conn_check(c);
+	}
+}
+
+/* ---- status to master ---- */
+
+static void login_status_send(void)
+{
+	ipc_msg_init(&srv.msg, IPC_LOGIN_STATUS, 0);
+	ipc_msg_add_uint(&srv.msg, IPC_F_CONNS, srv.conns);
+	ipc_msg_add_uint(&srv.msg, IPC_F_PRELOGIN, srv.prelogin);
+	ipc_msg_add_uint(&srv.msg, IPC_F_TOTAL, srv.total);
+	int ret = ipc_send(srv.master.fd, &srv.msg, -1);
+	if (ret < 0)
+		log_debug("status to master: %s", strerror(-ret));
+}
+
+/* called after conns changed: only the transitions master cares about */
+static void login_status(void)
+{
+	bool full = srv.conns >= srv.set->client_limit;
+	if (full != srv.full) {
+		srv.full = full;
+		login_status_send();
+	} else if (srv.conns == 0) {
+		login_status_send();
+	}
+}
+
+/* "* BYE text" / "-ERR text" and close; the core normally calls
+ * disconnect itself, this covers a core that does not */
+static void conn_bye(struct conn *c, const char *text, const char *log_reason)
+{
+	conn_log_end(c, log_reason);
+	srv.set->proto->bye(c->session, text);
+	if (c->state != CONN_CLOSING)
+		conn_close(c, false);
+	conn_check(c);
+}
+
+/* ---- accepting ---- */
+
+static void stop_accepting(void)
+{
+	if (!srv.accepting)
+		return;
+	srv.accepting = false;
+	for (unsigned i = 0; i < srv.set->listen_count; i++)
+		ring_cancel(srv.ring, srv.listeners[i].slot, RING_OP_ACCEPT);
+	log_debug("stopped accepting");
+	login_status_send();
+}
+
+static struct conn *oldest_prelogin(void)
+{
+	for (struct conn *c = srv.live.head; c != NULL; c = c->next) {
+		if (c->state == CONN_PRELOGIN)
+			return c;
+	}
+	return NULL;
+}
+
+static void conn_accept(int fd, const struct login_src *listener)
+{
+	(void)listener;
+	if (srv.conns >= srv.set->client_limit) {
+		struct conn *old = oldest_prelogin();
+		if (old == NULL) {
+			log_warning("client_limit (%u) reached, all busy: connection dropped",
+				    srv.set->client_limit);
+			close(fd);
+			return;
+		}
+		conn_bye(old, "Connection queue full", "Connection queue full");
+	}
+	struct conn *c = rg_calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	c->kind = OWNER_CONN;
+	c->fd = fd;
+	c->state = CONN_PRELOGIN;
+	c->accept_time = srv.now;
+	c->slot = ring_slot_alloc(srv.ring, c);
+	if (c->slot > REQ_SLOT_MASK)
+		log_fatal("too many slots");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->remote);
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
+	if (login_addr_is_loopback(&c->remote) || login_netlist_match(srv.set->trusted, &c->remote))
+		c->flags |= CF_SECURED;
+	make_session_id(c->session_id);
+	list_add(&srv.live, c);
+	srv.conns++;
+	srv.prelogin++;
+	srv.total++;
+	log_debug("conn %u: accepted, session=<%s>", c->slot, c->session_id);
+
+	struct login_proto_config pc = {
+		.greeting = srv.set->greeting,
+		.mechanisms = srv.set->mechanisms,
+		.secured = (c->flags & CF_SECURED) != 0,
+		.plaintext_auth_allowed = !srv.set->disable_plaintext_auth ||
+					  (c->flags & CF_SECURED) != 0,
+		.starttls_available = false,
+	};
+	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
+	if (c->session == NULL) {
+		c->flags |= CF_LOGGED;
+		conn_close(c, true);
+	} else if (c->state != CONN_CLOSING) {
+		c->flags |= CF_RECV;
+		ring_recv(srv.ring, c->slot, fd);
+	}
+	if (srv.total == 1) {
+		srv.full = srv.conns >= srv.set->client_limit;
+		login_status_send();
+	} else {
+		login_status();
+	}
+	if (srv.set->service_count != 0 && srv.total >= srv.set->service_count)
+		stop_accepting();
+	conn_check(c);
+}
+
+/* ---- events ---- */
+
+static void conn_on_recv(struct conn *c, const struct ring_event *ev)
+{
+	if (!ev->more)
+		c->flags &= (uint16_t)~CF_RECV;
+	if (ev->res > 0) {
+		switch ((enum conn_state)c->state) {
+		case CONN_PRELOGIN:
+		case CONN_AUTHENTICATING:
+			srv.set->proto->input(c->session, ev->data, (size_t)ev->res);
+			break;
+		case CONN_HANDOFF: {
+			struct conn_handoff *ho = c->ho;
+			if ((size_t)ev->res > sizeof(ho->preread) - ho->preread_len) {
+				conn_log_end(c, "Too much input during hand-off");
+				conn_close(c, true);
+				break;
+			}
+			memcpy(ho->preread + ho->preread_len, ev->data, (size_t)ev->res);
+			ho->preread_len += (uint16_t)ev->res;
+			break;
+		}
+		case CONN_CLOSING:
+			break;
+		}
+	} else if (ev->res == 0 || (ev->res != -ENOBUFS && ev->res != -ECANCELED)) {
+		if (ev->res < 0)
+			log_debug("conn %u: recv: %s", c->slot, strerror(-ev->res));
+		if (c->state != CONN_CLOSING) {
+			conn_log_end(c, ev->res == 0 ? "" : "Connection error");
+			conn_close(c, true);
+		}
+	}
+	if (ev->rearm && (c->flags & CF_RECV) == 0 &&
+	    (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING)) {
+		c->flags |= CF_RECV;
+		ring_recv(srv.ring, c->slot, c->fd);
+	}
+	if ((c->flags & CF_RECV) == 0)
+		c->flags &= (uint16_t)~CF_RECV_CANCELLED;
+	conn_check(c);
+}
+
+static void conn_event(struct conn *c, const struct ring_event *ev)
+{
+	switch (ev->op) {
+	case RING_OP_RECV:
+		conn_on_recv(c, ev);
+		break;
+	case RING_OP_SEND:
+		c->flags &= (uint16_t)~CF_SEND_CANCELLED;
+		conn_on_send(c, ev->res);
+		conn_check(c);
+		break;
+	default:
+		log_fatal("conn %u: unexpected ring op %d", c->slot, (int)ev->op);
+	}
+}
+
+static struct conn *conn_by_req(uint32_t id)
+{
+	struct conn *c = ring_slot_owner(srv.ring, id & REQ_SLOT_MASK);
+	if (c == NULL || c->kind != OWNER_CONN || c->req_id != id || id == 0)
+		return NULL;
+	return c;
+}
+
+static void auth_channel_lost(void)
+{
+	/* requests in flight on it get no answer any more */
+	for (struct conn *c = srv.live.head; c != NULL; c = c->next) {
+		if (c->state == CONN_AUTHENTICATING) {
+			c->flags |= CF_TEMPFAIL;
+			conn_defer(c);
+		}
+	}
+}
+
+static void auth_retire(void)
+{
+	struct login_src *a = srv.auth;
+	if (a == NULL)
+		return;
+	srv.auth = NULL;
+	a->retired = true;
+	ring_cancel(srv.ring, a->slot, RING_OP_POLL);
+	auth_channel_lost();
+}
+
+static void auth_input(void)
+{
+	const char *error;
+	for (;;) {
+		if (srv.auth == NULL)
+			return;
+		int ret = ipc_recv(srv.auth->fd, &srv.rx, &error);
+		if (ret == -EAGAIN)
+			return;
+		if (ret == -EPROTO)
+			log_fatal("auth sent a malformed message: %s", error);
+		if (ret <= 0) {
+			log_error("auth channel %s", ret == 0 ? "closed" : strerror(-ret));
+			auth_retire();
+			return;
+		}
+		if (srv.rx.fd >= 0)
+			log_fatal("auth sent an fd with %s", ipc_type_name(srv.rx.hdr.type));
+		const struct ipc_fields *f = &srv.rx.fields;
+		struct conn *c = conn_by_req(srv.rx.hdr.id);
+		if (c != NULL && c->state != CONN_AUTHENTICATING)
+			c = NULL;
+		switch (srv.rx.hdr.type) {
+		case IPC_AUTH_CHALLENGE:
+			if (!ipc_has(f, IPC_F_CHALLENGE))
+				log_fatal("auth: CHALLENGE without a challenge");
+			if (c != NULL)
+				srv.set->proto->auth_reply(c->session, LOGIN_AUTH_CHALLENGE,
+							   f->val[IPC_F_CHALLENGE],
+							   f->len[IPC_F_CHALLENGE], NULL);
+			break;
+		case IPC_AUTH_OK: {
+			const char *user = ipc_str(f, IPC_F_USER);
+			const char *cookie = ipc_str(f, IPC_F_COOKIE);
+			if (user == NULL || cookie == NULL || f->len[IPC_F_COOKIE] != 32)
+				log_fatal("auth: OK without user or cookie");
+			if (c == NULL)
+				break;
+			c->req_id = 0;
+			rg_free(c->user);
+			c->user = rg_strdup(user);
+			if (c->ho == NULL)
+				c->ho = rg_calloc(1, sizeof(*c->ho));
+			memcpy(c->ho->cookie, cookie, 33);
+			srv.set->proto->auth_reply(c->session, LOGIN_AUTH_OK, NULL, 0, NULL);
+			if (c->state == CONN_AUTHENTICATING) {
+				/* the core did not hand off (it disconnected?) */
+				log_debug("conn %u: login not handed off", c->slot);
+			}
+			break;
+		}
+		case IPC_AUTH_FAIL: {
+			if (c == NULL)
+				break;
+			const char *user = ipc_str(f, IPC_F_USER);
+			if (user != NULL) {
+				rg_free(c->user);
+				c->user = rg_strdup(user);
+			}
+			c->req_id = 0;
+			conn_set_state(c, CONN_PRELOGIN);
+			srv.set->proto->auth_reply(c->session,
+						   ipc_has(f, IPC_F_TEMP) ? LOGIN_AUTH_TEMPFAIL : LOGIN_AUTH_FAIL,
+						   NULL, 0, ipc_str(f, IPC_F_REASON));
+			break;
+		}
+		default:
+			log_fatal("auth sent unexpected %s", ipc_type_name(srv.rx.hdr.type));
+		}
+		explicit_bzero(srv.rx.buf, IPC_HDR_SIZE + srv.rx.hdr.len);
+		if (c != NULL)
+			conn_check(c);
+		process_deferred();
+	}
+}
+
+static void login_shutdown(const char *why)
+{
+	if (srv.shutting_down)
+		return;
+	log_debug("shutting down: %s", why);
+	srv.shutting_down = true;
+	srv.shutdown_deadline = srv.now + SHUTDOWN_SECS;
+	stop_accepting();
+	struct conn *next;
+	for (struct conn *c = srv.live.head; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING) {
+			conn_bye(c, "Server shutting down.", "Server shutting down");
+			continue;
+		} else if (c->state == CONN_HANDOFF && srv.master.fd < 0) {
+			conn_log_end(c, "Server shutting down");
+			c->flags &= (uint16_t)~CF_HANDOFF_SENT;
+			conn_close(c, true);
+		}
+		conn_check(c);
+	}
+}
+
+static void master_input(void)
+{
+	const char *error;
+	for (;;) {
+		int ret = ipc_recv(srv.master.fd, &srv.rx, &error);
+		if (ret == -EAGAIN)
+			return;
+		if (ret == -EPROTO)
+			log_fatal("master sent a malformed message: %s", error);
+		if (ret <= 0) {
+			if (ret < 0)
+				log_error("master channel: %s", strerror(-ret));
+			ring_cancel(srv.ring, srv.master.slot, RING_OP_POLL);
+			srv.master.fd = -1;
+			login_shutdown("master went away");
+			return;
+		}
+		switch (srv.rx.hdr.type) {
+		case IPC_LOGIN_HANDOFF_REPLY: {
+			if (srv.rx.fd >= 0)
+				log_fatal("master sent an fd with HANDOFF_REPLY");
+			struct conn *c = conn_by_req(srv.rx.hdr.id);
+			if (c == NULL || c->state != CONN_HANDOFF || (c->flags & CF_HANDOFF_SENT) == 0) {
+				log_debug("hand-off reply %u for nobody", srv.rx.hdr.id);
+				break;
+			}
+			conn_handoff_reply(c, &srv.rx.fields);
+			conn_check(c);
+			break;
+		}
+		case IPC_AUTH_NEW_CLIENT: {
+			if (srv.rx.fd < 0)
+				log_fatal("master sent AUTH_NEW_CLIENT without an fd");
+			auth_retire();
+			struct login_src *a = rg_calloc(1, sizeof(*a));
+			a->kind = OWNER_AUTH;
+			a->fd = srv.rx.fd;
+			a->slot = ring_slot_alloc(srv.ring, a);
+			if (fd_set_nonblock(a->fd) < 0)
+				log_fatal("new auth channel: %m");
+			srv.auth = a;
+			ring_poll(srv.ring, a->slot, a->fd);
+			log_info("auth channel replaced");
+			break;
+		}
+		default:
+			if (srv.rx.fd >= 0)
+				close(srv.rx.fd);
+			log_fatal("master sent unexpected %s", ipc_type_name(srv.rx.hdr.type));
+		}
+		process_deferred();
+	}
+}
+
+static void signal_input(void)
+{
+	struct signalfd_siginfo si;
+	while (read(srv.signal.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+			login_shutdown("SIGTERM");
+	}
+}
+
+static void tick(void)
+{
+	struct conn *next;
+	if (srv.set->login_timeout > 0) {
+		for (struct conn *c = srv.live.head; c != NULL; c = next) {
+			next = c->next;
+			if (srv.now - c->accept_time < srv.set->login_timeout)
+				break;
+			if (c->state != CONN_PRELOGIN && c->state != CONN_AUTHENTICATING)
+				continue;
+			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
+		}
+	}
+	for (struct conn *c = srv.closing.head; c != NULL; c = next) {
+		next = c->next;
+		if ((int32_t)(srv.now - c->deadline) >= 0)
+			conn_check(c);
+	}
+	if (srv.shutting_down && (int32_t)(srv.now - srv.shutdown_deadline) >= 0) {
+		for (struct conn *c = srv.live.head; c != NULL; c = next) {
+			next = c->next;
+			c->flags &= (uint16_t)~CF_HANDOFF_SENT;
+			conn_close(c, true);
+			conn_check(c);
+		}
+		for (struct conn *c = srv.closing.head; c != NULL; c = next) {
+			next = c->next;
+			c->flags = (uint16_t)((c->flags | CF_FORCE) & ~CF_HANDOFF_SENT);
+			conn_check(c);
+		}
+	}
+}
+
+static void src_event(struct login_src *s, const struct ring_event *ev)
+{
+	switch (s->kind) {
+	case OWNER_LISTENER:
+		if (ev->op != RING_OP_ACCEPT)
+			break;
+		/* a connection accepted after we stopped accepting (the
+		 * cancel was on its way) is already ours: serve it */
+		if (ev->res >= 0)
+			conn_accept(ev->res, s);
+		else if (ev->res != -ECANCELED)
+			log_error("accept: %s", strerror(-ev->res));
+		if (!ev->more && srv.accepting && ev->res != -ECANCELED)
+			ring_accept(srv.ring, s->slot, s->fd, srv.set->service_count != 1);
+		break;
+	case OWNER_MASTER:
+		if (ev->res < 0 && ev->res != -ECANCELED)
+			log_fatal("poll on master channel: %s", strerror(-ev->res));
+		if (srv.master.fd >= 0 && ev->res > 0)
+			master_input();
+		if (!ev->more && srv.master.fd >= 0 && ev->res >= 0)
+			ring_poll(srv.ring, s->slot, s->fd);
+		break;
+	case OWNER_AUTH:
+		if (s->retired) {
+			/* an old channel: free it once its poll has ended */
+			if (ring_slot_inflight(srv.ring, s->slot) == 0) {
+				close(s->fd);
+				ring_slot_free(srv.ring, s->slot);
+				rg_free(s);
+			}
+			break;
+		}
+		if (ev->res < 0 && ev->res != -ECANCELED)
+			log_fatal("poll on auth channel: %s", strerror(-ev->res));
+		if (ev->res > 0)
+			auth_input();
+		if (s->retired) {
+			/* auth_input() retired it: its poll is being cancelled */
+			if (ring_slot_inflight(srv.ring, s->slot) == 0) {
+				close(s->fd);
+				ring_slot_free(srv.ring, s->slot);
+				rg_free(s);
+			}
+		} else if (!ev->more && ev->res >= 0) {
+			ring_poll(srv.ring, s->slot, s->fd);
+		}
+		break;
+	case OWNER_SIGNAL:
+		if (ev->res > 0)
+			signal_input();
+		if (!ev->more && ev->res >= 0)
+			ring_poll(srv.ring, s->slot, s->fd);
+		break;
+	case OWNER_TICK:
+		tick();
+		break;
+	default:
+		log_fatal("ring event for unknown owner kind %d", s->kind);
+	}
+}
+
+static void ring_handler(struct ring *ring, const struct ring_event *ev, void *ctx)
+{
+	(void)ring;
+	(void)ctx;
+	srv.now = monotonic_secs();
+	uint8_t kind = *(const uint8_t *)ev->owner;
+	if (kind == OWNER_CONN)
+		conn_event(ev->owner, ev);
+	else
+		src_event(ev->owner, ev);
+	process_deferred();
+}
+
+static void src_init(struct login_src *s, enum owner_kind kind, int fd)
+{
+	s->kind = (uint8_t)kind;
+	s->fd = fd;
+	s->slot = ring_slot_alloc(srv.ring, s);
+}
+
+int login_conn_run(const struct login_conn_config *set)
+{
+	memset(&srv, 0, sizeof(srv));
+	srv.set = set;
+	srv.now = monotonic_secs();
+
+	struct ring_config rc = {
+		.entries = 1024, .buf_count = 1024, .buf_size = 2048,
+		.handler = ring_handler,
+	};
+	int ret = ring_create(&rc, &srv.ring);
+	if (ret < 0)
+		log_fatal("io_uring setup failed: %s", strerror(-ret));
+	log_debug("ring mode %s, connection struct %zu bytes", ring_mode(srv.ring),
+		  sizeof(struct conn));
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		log_fatal("sigprocmask: %m");
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		log_fatal("signalfd: %m");
+
+	src_init(&srv.master, OWNER_MASTER, set->master_fd);
+	src_init(&srv.signal, OWNER_SIGNAL, sfd);
+	src_init(&srv.tick, OWNER_TICK, -1);
+	srv.auth = rg_calloc(1, sizeof(*srv.auth));
+	src_init(srv.auth, OWNER_AUTH, set->auth_fd);
+	ring_poll(srv.ring, srv.master.slot, srv.master.fd);
+	ring_poll(srv.ring, srv.signal.slot, sfd);
+	ring_poll(srv.ring, srv.auth->slot, srv.auth->fd);
+	ring_tick_start(srv.ring, srv.tick.slot, 1000);
+
+	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
+	for (unsigned i = 0; i < set->listen_count; i++) {
+		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
+		/* service_count=1: exactly one connection, so no multishot that
+		 * could take a second one from the queue */
+		ring_accept(srv.ring, srv.listeners[i].slot, set->listen_fds[i],
+			    set->service_count != 1);
+	}
+	/* even without a listener (all ssl, say) wait for SIGTERM or master
+	 * EOF rather than exit and be respawned in a loop */
+	srv.accepting = true;
+
+	while (srv.accepting || srv.conns > 0) {
+		ret = ring_run(srv.ring, 1);
+		if (ret < 0)
+			log_fatal("io_uring: %s", strerror(-ret));
+		srv.now = monotonic_secs();
+	}
+	log_debug("nothing left to do: exiting (%llu connections served)", srv.total);
+	/* no need to wait for the ring: the process is going away */
+	ring_destroy(srv.ring);
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* login-conn.h — the connection layer of a login process: accepts clients on
+ * the ring, feeds their bytes to the protocol core, relays SASL to auth (fd 4),
+ * hands logged-in clients to master (fd 3), enforces login_timeout,
+ * client_limit and service_count, and shuts down on SIGTERM or master EOF.
+ *
+ * Invariants: a connection changes state only in conn_set_state(); its slot is
+ * freed only when the ring has no operation of it in flight; an idle pre-login
+ * connection holds no receive and no output buffer. A client's socket error
+ * closes that client only; a malformed message from master or auth is fatal. */
+#ifndef RG_LOGIN_CONN_H
+#define RG_LOGIN_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "login/login-net.h"
+#include "login/login-proto.h"
+
+struct login_conn_config {
+	const struct login_proto *proto;
+	const char *service;		/* "imap" or "pop3" */
+	const char *greeting;
+	const char *mechanisms;		/* upper-case, space-separated */
+	bool disable_plaintext_auth;
+	const struct login_netlist *trusted;
+	unsigned login_timeout;		/* seconds */
+	unsigned client_limit;		/* never 0 */
+	unsigned service_count;		/* 0 = unlimited */
+	int master_fd, auth_fd;
+	const int *listen_fds;		/* fds to accept on */
+	unsigned listen_count;
+};
+
+/* Set up the ring and serve until the process has nothing left to do
+ * (stopped accepting and no connection left). Returns the exit status. */
+int login_conn_run(const struct login_conn_config *config);
+
+/* sizeof the per-connection struct, for the record */
+size_t login_conn_struct_size(void);
+
+#endif

@@ -1,0 +1,216 @@
+/* login-main.c — ringgate-login: parse the configuration, drop privileges
+ * (chroot to base_dir/login-empty, setgroups/setresgid/setresuid to
+ * default_login_user, no_new_privs), then serve on the ring (login-conn.c).
+ * fd 3 = master, fd 4 = auth, fds 5.. = listeners named by RINGGATE_LISTENERS. */
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "lib/settings.h"
+#include "login/login-conn.h"
+#include "login/login-net.h"
+#include "login/login-proto.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MASTER_FD 3
+#define AUTH_FD 4
+#define FIRST_LISTEN_FD 5
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ringgate-login -c CONFIG -s imap|pop3\n");
+	exit(64);
+}
+
+static void drop_privileges(const struct settings *set)
+{
+	if (geteuid() != 0) {
+		log_debug("not root: keeping uid %ld, no chroot", (long)geteuid());
+		return;
+	}
+	/* look the user up before the chroot hides /etc/passwd */
+	struct passwd *pw = getpwnam(set->default_login_user);
+	if (pw == NULL)
+		log_fatal("default_login_user %s does not exist", set->default_login_user);
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	if (uid == 0)
+		log_fatal("default_login_user %s is root", set->default_login_user);
+
+	char *dir = rg_strdup_printf("%s/login-empty", set->base_dir);
+	if (chroot(dir) < 0)
+		log_fatal("chroot(%s): %m", dir);
+	if (chdir("/") < 0)
+		log_fatal("chdir(/) in chroot: %m");
+	rg_free(dir);
+	if (setgroups(0, NULL) < 0)
+		log_fatal("setgroups: %m");
+	if (setresgid(gid, gid, gid) < 0)
+		log_fatal("setresgid(%ld): %m", (long)gid);
+	if (setresuid(uid, uid, uid) < 0)
+		log_fatal("setresuid(%ld): %m", (long)uid);
+	/* verify: none of the ids may be root any more, and we may not get
+	 * root back */
+	uid_t r, e, s;
+	gid_t rg, eg, sg;
+	if (getresuid(&r, &e, &s) < 0 || r != uid || e != uid || s != uid ||
+	    getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid)
+		log_fatal("privileges were not dropped");
+	if (setuid(0) == 0)
+		log_fatal("could regain root after dropping privileges");
+}
+
+/* "plain login" -> "PLAIN LOGIN" */
+static char *mechanisms_upper(const char *s)
+{
+	char *out = rg_strdup(s);
+	size_t j = 0;
+	bool space = true;
+	for (size_t i = 0; out[i] != '\0'; i++) {
+		char c = out[i];
+		if (c == ' ' || c == '\t' || c == ',') {
+			if (!space)
+				out[j++] = ' ';
+			space = true;
+			continue;
+		}
+		out[j++] = (char)toupper((unsigned char)c);
+		space = false;
+	}
+	while (j > 0 && out[j - 1] == ' ')
+		j--;
+	out[j] = '\0';
+	return out;
+}
+
+static unsigned count_listeners(void)
+{
+	const char *env = getenv("RINGGATE_LISTENERS");
+	if (env == NULL || *env == '\0')
+		return 0;
+	unsigned n = 1;
+	for (const char *p = env; *p != '\0'; p++)
+		n += *p == ',';
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL, *proto_name = NULL;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:s:")) != -1) {
+		switch (opt) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			proto_name = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (config == NULL || proto_name == NULL || optind != argc)
+		usage();
+
+	const struct login_proto *proto;
+	if (strcmp(proto_name, "imap") == 0)
+		proto = &imap_login_proto;
+	else if (strcmp(proto_name, "pop3") == 0)
+		proto = &pop3_login_proto;
+	else
+		usage();
+	char *name = rg_strdup_printf("%s-login", proto_name);
+	log_init(name);
+	signal(SIGPIPE, SIG_IGN);
+
+	char *error = NULL;
+	struct settings *set = settings_load(config, &error);
+	if (set == NULL)
+		log_fatal("%s", error);
+	const struct service_settings *svc = settings_service(set, name);
+	if (svc == NULL)
+		log_fatal("no service %s in the configuration", name);
+
+	struct login_netlist trusted;
+	const char *nerr;
+	if (!login_netlist_parse(set->login_trusted_networks, &trusted, &nerr))
+		log_fatal("login_trusted_networks: %s", nerr);
+
+	for (int fd = MASTER_FD; fd <= AUTH_FD; fd++) {
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+			log_fatal("fd %d: %m (must be started by master)", fd);
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			log_fatal("fd %d: %m", fd);
+	}
+	unsigned nlisten = count_listeners();
+	int *fds = rg_calloc(nlisten + 1, sizeof(int));
+	unsigned nfds = 0;
+	const char *names = getenv("RINGGATE_LISTENERS");
+	for (unsigned i = 0; i < nlisten; i++) {
+		int fd = FIRST_LISTEN_FD + (int)i;
+		struct stat st;
+		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+			log_fatal("listener fd %d is not a socket", fd);
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+		/* the listener's name: field i of RINGGATE_LISTENERS */
+		const char *p = names;
+		for (unsigned k = 0; k < i; k++)
+			p = strchr(p, ',') + 1;
+		size_t len = strcspn(p, ",");
+		bool ssl = false;
+		for (unsigned k = 0; k < svc->listener_count; k++) {
+			const struct listener_settings *l = &svc->listeners[k];
+			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0)
+				ssl = l->ssl;
+		}
+		if (ssl) {
+			/* speaking plaintext on 993/995 would be worse than
+			 * not answering: TLS is not wired in yet */
+			log_warning("listener %.*s: ssl = yes is not supported yet, not accepting on it",
+				    (int)len, p);
+			continue;
+		}
+		fds[nfds++] = fd;
+	}
+
+	drop_privileges(set);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		log_fatal("PR_SET_NO_NEW_PRIVS: %m");
+
+	char *mechs = mechanisms_upper(set->auth_mechanisms);
+	struct login_conn_config cc = {
+		.proto = proto,
+		.service = proto_name,
+		.greeting = set->login_greeting,
+		.mechanisms = mechs,
+		.disable_plaintext_auth = set->disable_plaintext_auth,
+		.trusted = &trusted,
+		.login_timeout = set->login_timeout,
+		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
+		.service_count = svc->service_count,
+		.master_fd = MASTER_FD,
+		.auth_fd = AUTH_FD,
+		.listen_fds = fds,
+		.listen_count = nfds,
+	};
+	int ret = login_conn_run(&cc);
+	rg_free(mechs);
+	rg_free(fds);
+	login_netlist_free(&trusted);
+	settings_free(set);
+	rg_free(name);
+	return ret;
+}
