@@ -13,6 +13,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,23 @@ static int64_t now_ms(void)
 static time_t now_secs(void)
 {
 	return (time_t)(now_ms() / 1000);
+}
+
+/* Until master daemonizes, start-up failures also go to the terminal that
+ * started it, even when stderr already points at log_path. */
+static int startup_stderr = -1;
+
+static void startup_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void startup_fatal(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (startup_stderr >= 0)
+		dprintf(startup_stderr, "ringgate: Fatal: %s\n", msg);
+	log_fatal("%s", msg);
 }
 
 static void set_nonblock(int fd)
@@ -913,7 +931,8 @@ static void service_update(struct login_service *svc)
 	struct master_policy_input in;
 	service_policy_input(svc, &in);
 	struct master_proc_state *st = service_states(svc);
-	unsigned max = svc->login_count + svc->set->process_limit + 2;
+	/* decide() spawns at most min_avail + 1 and kills at most one per process */
+	unsigned max = svc->login_count + svc->set->process_min_avail + 2;
 	struct master_action *act = rg_calloc(max, sizeof(*act));
 	unsigned n = master_policy_decide(&in, st, svc->login_count, act, max);
 	bool backoff = now_ms() < svc->backoff_until_ms;
@@ -1172,10 +1191,10 @@ static void mkdir_p(const char *path, mode_t mode)
 		*s = '/';
 	}
 	if (mkdir(p, mode) < 0 && errno != EEXIST)
-		log_fatal("mkdir(%s) failed: %m", p);
+		startup_fatal("mkdir(%s) failed: %m", p);
 	struct stat stb;
 	if (stat(p, &stb) < 0 || !S_ISDIR(stb.st_mode))
-		log_fatal("%s is not a directory", p);
+		startup_fatal("%s is not a directory", p);
 	rg_free(p);
 }
 
@@ -1185,9 +1204,9 @@ static void setup_dirs(void)
 	char *empty = rg_strdup_printf("%s/login-empty", m.set->base_dir);
 	mkdir_p(empty, 0755);
 	if (m.uid == 0 && chown(empty, 0, 0) < 0)
-		log_fatal("chown(%s) failed: %m", empty);
+		startup_fatal("chown(%s) failed: %m", empty);
 	if (chmod(empty, 0755) < 0)
-		log_fatal("chmod(%s) failed: %m", empty);
+		startup_fatal("chmod(%s) failed: %m", empty);
 	rg_free(empty);
 }
 
@@ -1200,7 +1219,7 @@ static void check_users(void)
 		return;
 	}
 	if (getpwnam(m.set->default_login_user) == NULL)
-		log_fatal("default_login_user '%s' does not exist: create it (useradd -r -M "
+		startup_fatal("default_login_user '%s' does not exist: create it (useradd -r -M "
 			  "-d /nonexistent -s /usr/sbin/nologin %s) or set default_login_user "
 			  "to an unprivileged user", m.set->default_login_user,
 			  m.set->default_login_user);
@@ -1211,7 +1230,7 @@ static void find_binaries(void)
 	char buf[4096];
 	ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
 	if (n <= 0)
-		log_fatal("readlink(/proc/self/exe) failed: %m");
+		startup_fatal("readlink(/proc/self/exe) failed: %m");
 	buf[n] = '\0';
 	m.exe_dir = rg_strdup(dirname(buf));
 	m.auth_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_AUTH].binary);
@@ -1225,7 +1244,7 @@ static void setup_listener(struct login_service *svc, const struct listener_sett
 	unsigned count;
 	char *error;
 	if (master_addr_parse(list, ls->port, &addrs, &count, &error) < 0)
-		log_fatal("service(%s): inet_listener %s: %s", svc->set->name, ls->name, error);
+		startup_fatal("service(%s): inet_listener %s: %s", svc->set->name, ls->name, error);
 
 	struct listener *l = &svc->listeners[svc->listener_count++];
 	l->set = ls;
@@ -1248,13 +1267,13 @@ static void setup_listener(struct login_service *svc, const struct listener_sett
 			    (s->addr.ss.ss_family == AF_INET6 &&
 			     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
 			    bind(fd, (struct sockaddr *)&s->addr.ss, s->addr.len) < 0)
-				log_fatal("listen(%s, %u) failed: %m", s->addr.text, s->addr.port);
+				startup_fatal("listen(%s, %u) failed: %m", s->addr.text, s->addr.port);
 			close(fd);
 			continue;
 		}
 		s->fd = master_addr_listen(&s->addr, false, m.backlog, &error);
 		if (s->fd < 0)
-			log_fatal("%s", error);
+			startup_fatal("%s", error);
 	}
 	rg_free(addrs);
 }
@@ -1270,14 +1289,14 @@ static void setup_services(void)
 		ws->protocol = proto;
 		ws->set = settings_service(m.set, proto);
 		if (ws->set == NULL)
-			log_fatal("service %s missing from the settings", proto);
+			startup_fatal("service %s missing from the settings", proto);
 		ws->binary_path = rg_strdup_printf("%s/ringgate-%s", m.exe_dir, proto);
 
 		char name[32];
 		snprintf(name, sizeof(name), "%s-login", proto);
 		const struct service_settings *ss = settings_service(m.set, name);
 		if (ss == NULL)
-			log_fatal("service %s missing from the settings", name);
+			startup_fatal("service %s missing from the settings", name);
 		struct login_service *svc = &m.services[m.service_count];
 		memset(svc, 0, sizeof(*svc));
 		svc->set = ss;
@@ -1318,22 +1337,22 @@ static void setup_signals(void)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		log_fatal("sigprocmask() failed: %m");
+		startup_fatal("sigprocmask() failed: %m");
 	signal(SIGPIPE, SIG_IGN);
 	m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (m.sigfd < 0)
-		log_fatal("signalfd() failed: %m");
+		startup_fatal("signalfd() failed: %m");
 }
 
 static void daemonize(void)
 {
 	pid_t pid = fork();
 	if (pid < 0)
-		log_fatal("fork() failed: %m");
+		startup_fatal("fork() failed: %m");
 	if (pid > 0)
 		_exit(0);
 	if (setsid() < 0)
-		log_fatal("setsid() failed: %m");
+		startup_fatal("setsid() failed: %m");
 	(void)dup2(m.devnull, STDIN_FILENO);
 	(void)dup2(m.devnull, STDOUT_FILENO);
 }
@@ -1373,11 +1392,12 @@ int master_run(struct settings *set, bool foreground)
 
 	log_init("master");
 	if (set->log_path != NULL && *set->log_path != '\0') {
+		startup_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
 		int fd = open(set->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 		if (fd < 0)
-			log_fatal("open(%s) failed: %m", set->log_path);
+			startup_fatal("open(%s) failed: %m", set->log_path);
 		if (dup2(fd, STDERR_FILENO) < 0)
-			log_fatal("dup2(log) failed: %m");
+			startup_fatal("dup2(log) failed: %m");
 		close(fd);
 	}
 	find_binaries();
@@ -1388,14 +1408,18 @@ int master_run(struct settings *set, bool foreground)
 	pid_t other;
 	int ret = master_pidfile_check(m.pid_path, MASTER_COMM, &other);
 	if (ret < 0)
-		log_fatal("reading %s failed: %s", m.pid_path, strerror(-ret));
+		startup_fatal("reading %s failed: %s", m.pid_path, strerror(-ret));
 	if (ret > 0)
-		log_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
+		startup_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
 			  m.pid_path);
 
 	setup_services();
 	if (!foreground)
 		daemonize();
+	if (startup_stderr >= 0) {
+		close(startup_stderr);
+		startup_stderr = -1;
+	}
 	/* after the fork: a signalfd's poll wake-ups belong to the process
 	 * that created it, so an inherited one never wakes epoll */
 	setup_signals();
