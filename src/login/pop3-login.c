@@ -50,6 +50,12 @@ struct login_session {
 	uint8_t *pending;
 	size_t pending_len;
 
+	/* The unparsed rest of the buffer pop3_process() is working on: a
+	 * reply that arrives from inside a callback (auth answering at once)
+	 * can still take it as preread. */
+	const uint8_t *cur;
+	size_t cur_len;
+
 	unsigned int depth;  /* entry points on the stack */
 	bool destroyed;      /* destroy() was called while depth > 0 */
 	bool draining;       /* pop3_process() is on the stack */
@@ -474,20 +480,25 @@ static void pop3_keep_pending(struct login_session *s, const uint8_t *data, size
 static void pop3_process(struct login_session *s, const uint8_t *data, size_t len)
 {
 	bool was_draining = s->draining;
+	const uint8_t *saved_cur = s->cur;
+	size_t saved_cur_len = s->cur_len;
 	s->draining = true;
-	while (len > 0 && !pop3_gone(s)) {
+	s->cur = data;
+	s->cur_len = len;
+	while (s->cur_len > 0 && !pop3_gone(s)) {
 		if (s->state == POP3_STATE_AUTH_WAIT || s->state == POP3_STATE_HANDOFF) {
-			pop3_keep_pending(s, data, len);
+			pop3_keep_pending(s, s->cur, s->cur_len);
+			s->cur_len = 0;
 			break;
 		}
 		size_t max = s->state == POP3_STATE_AUTH_CONT ? LOGIN_MAX_LINE : POP3_MAX_CMD_LINE;
 		size_t consumed;
 		struct pop3_line line;
 		enum pop3_parse_error error;
-		enum parse_result ret = pop3_parser_feed(&s->parser, data, len, max,
+		enum parse_result ret = pop3_parser_feed(&s->parser, s->cur, s->cur_len, max,
 							 &consumed, &line, &error);
-		data += consumed;
-		len -= consumed;
+		s->cur += consumed;
+		s->cur_len -= consumed;
 		if (ret == PARSE_MORE)
 			break;
 		if (ret == PARSE_ERROR) {
@@ -511,6 +522,8 @@ static void pop3_process(struct login_session *s, const uint8_t *data, size_t le
 		}
 	}
 	s->draining = was_draining;
+	s->cur = saved_cur;
+	s->cur_len = saved_cur_len;
 }
 
 /* A login ended without hand-off: parse what the client sent meanwhile. */
@@ -598,6 +611,14 @@ static void pop3_auth_reply(struct login_session *s, enum login_auth_result resu
 	}
 	case LOGIN_AUTH_OK:
 		s->state = POP3_STATE_HANDOFF;
+		if (s->cur_len > 0) {
+			/* answered from inside auth_begin/continue: what
+			 * follows the command in this input is preread too */
+			pop3_keep_pending(s, s->cur, s->cur_len);
+			s->cur_len = 0;
+			if (pop3_gone(s))
+				break;
+		}
 		s->bad_commands = 0;
 		/* the worker answers "+OK Logged in." and reads preread first */
 		s->cb->handoff(s->ctx, NULL, s->pending, s->pending_len);
