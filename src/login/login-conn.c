@@ -286,6 +286,8 @@ static void conn_out_append(struct conn *c, const void *data, size_t len)
 	struct conn_out *o = c->out;
 	size_t pending = o == NULL ? 0 : o->tail - o->head;
 
+	if (len == 0)
+		return;
 	if (state_prelogin(c->state) && pending + len > CONN_OUT_MAX) {
 		log_debug("conn %u: client does not read its output", c->slot);
 		conn_log_end(c, "Output buffer full");
@@ -610,7 +612,8 @@ static void cb_handoff(void *ctx, const char *tag, const uint8_t *preread, size_
 		log_fatal("conn %u: preread of %zu bytes", c->slot, preread_len);
 	c->req_id = 0;
 	c->ho->tag = tag != NULL ? rg_strdup(tag) : NULL;
-	memcpy(c->ho->preread, preread, preread_len);
+	if (preread_len > 0)
+		memcpy(c->ho->preread, preread, preread_len);
 	c->ho->preread_len = (uint16_t)preread_len;
 	conn_set_state(c, CONN_HANDOFF);
 	/* stop reading: whatever arrives until the cancel completes joins
