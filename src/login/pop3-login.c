@@ -660,7 +660,8 @@ static void pop3_bye(struct login_session *s, const char *text)
 	if (pop3_gone(s))
 		return;
 	pop3_ref(s);
-	if (s->state == POP3_STATE_AUTH_WAIT) {
+	if (s->state == POP3_STATE_AUTH_WAIT || s->state == POP3_STATE_AUTH_CONT) {
+		/* auth holds the request until told otherwise */
 		s->state = POP3_STATE_DONE;
 		s->cb->auth_abort(s->ctx);
 	}

@@ -665,6 +665,16 @@ static void test_quit_and_bye(void **state)
 	P->auth_reply(f->s, LOGIN_AUTH_OK, NULL, 0, NULL);
 	assert_int_equal(f->handoffs, 0);
 	fake_free(f);
+
+	/* also while a challenge waits for the client */
+	f = fake_new(&cfg_default);
+	input(f, "AUTH LOGIN\r\n");
+	P->auth_reply(f->s, LOGIN_AUTH_CHALLENGE, (const uint8_t *)"Username:", 9, NULL);
+	fake_clear_out(f);
+	P->bye(f->s, "Disconnected for inactivity.");
+	assert_int_equal(f->aborts, 1);
+	assert_out(f, "-ERR Disconnected for inactivity.\r\n");
+	fake_free(f);
 }
 
 static void test_handoff_failed(void **state)
