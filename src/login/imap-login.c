@@ -60,7 +60,8 @@ struct login_session {
 	uint8_t *resp;
 	size_t resp_len;
 
-	unsigned int depth;
+	unsigned int depth;  /* nesting of public entry points on the stack */
+	bool handoff_pending;
 	bool destroy_pending;
 };
 
@@ -486,21 +487,26 @@ static void enter(struct login_session *s)
 	s->depth++;
 }
 
-/* Outermost exit: run kept input the state now accepts, then a deferred destroy. */
+/* Outermost exit: a deferred hand-off (now that every byte after the login
+ * command is in pend), kept input the state now accepts, a deferred destroy. */
 static void leave(struct login_session *s)
 {
-	if (s->depth == 1 && !s->destroy_pending) {
-		while (s->pend_len > 0 && state_parses(s)) {
-			uint8_t *buf = s->pend;
-			size_t len = s->pend_len;
-			s->pend = NULL;
-			s->pend_len = 0;
-			imap_process(s, buf, len);
-			explicit_bzero(buf, LOGIN_MAX_PENDING);
-			rg_free(buf);
-			if (s->destroy_pending)
-				break;
+	while (s->depth == 1 && !s->destroy_pending) {
+		if (s->handoff_pending) {
+			s->handoff_pending = false;
+			if (s->state == IMAP_STATE_HANDOFF)
+				s->cb->handoff(s->ctx, s->auth_tag, s->pend, s->pend_len);
+			continue;
 		}
+		if (s->pend_len == 0 || !state_parses(s))
+			break;
+		uint8_t *buf = s->pend;
+		size_t len = s->pend_len;
+		s->pend = NULL;
+		s->pend_len = 0;
+		imap_process(s, buf, len);
+		explicit_bzero(buf, LOGIN_MAX_PENDING);
+		rg_free(buf);
 	}
 	if (--s->depth == 0 && s->destroy_pending)
 		session_free(s);
@@ -558,9 +564,14 @@ static void imap_auth_reply(struct login_session *s, enum login_auth_result resu
 		break;
 	}
 	case LOGIN_AUTH_OK:
-		/* state first: handoff_failed may come synchronously */
+		/* state first: handoff_failed may come synchronously. Inside
+		 * input() (auth answered from auth_begin) the rest of that
+		 * input is not kept yet: hand off when input() returns. */
 		s->state = IMAP_STATE_HANDOFF;
-		s->cb->handoff(s->ctx, tag, s->pend, s->pend_len);
+		if (s->depth > 1)
+			s->handoff_pending = true;
+		else
+			s->cb->handoff(s->ctx, tag, s->pend, s->pend_len);
 		break;
 	case LOGIN_AUTH_FAIL:
 		s->auth_tag = NULL;
