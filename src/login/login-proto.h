@@ -6,7 +6,8 @@
  * core's functions. Everything the core wants done goes through the
  * callbacks, so the core runs the same in memory (unit tests, fuzz target).
  *
- * Invariants: the core never allocates more than LOGIN_MAX_PENDING bytes of
+ * Invariants: the core never holds more than LOGIN_MAX_LINE bytes of one
+ * command (or SASL response line) and LOGIN_MAX_PENDING bytes of pipelined
  * input for one client, and an idle client (no partial command) holds no input
  * buffer. While an auth request is in flight the core parses no further
  * command: it keeps the bytes (bounded) so they can travel with the hand-off. */
