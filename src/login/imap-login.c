@@ -48,7 +48,8 @@ struct login_session {
 	char *mechanisms; /* space-separated, upper-case */
 	char *capability; /* without the leading "* CAPABILITY " */
 	bool plaintext_auth_allowed;
-	bool starttls_available;
+	bool starttls_available; /* and cb->starttls set */
+	bool discard_input;      /* drop the rest of this input (after STARTTLS) */
 
 	enum imap_state state;
 	struct imap_parser parser;
@@ -248,11 +249,20 @@ static void cmd_id(struct login_session *s, const char *tag,
 
 static void cmd_starttls(struct login_session *s, const char *tag)
 {
-	if (!s->starttls_available || s->cb->starttls == NULL) {
+	if (!s->starttls_available) {
 		imap_send(s, "%s BAD TLS support isn't enabled.\r\n", tag);
 		return;
 	}
 	imap_send(s, "%s OK Begin TLS negotiation now.\r\n", tag);
+	/* Bytes pipelined after STARTTLS arrived in plaintext: running them
+	 * inside TLS would let a man in the middle inject commands
+	 * (CVE-2011-0411), so they are dropped. A failed handshake closes the
+	 * connection, so from here on the session counts as secured. */
+	s->discard_input = true;
+	s->starttls_available = false;
+	s->plaintext_auth_allowed = true;
+	rg_free(s->capability);
+	s->capability = build_capability(s);
 	s->cb->starttls(s->ctx);
 }
 
@@ -470,6 +480,10 @@ static void imap_process(struct login_session *s, const uint8_t *data, size_t le
 			break;
 		case IMAP_STATE_COMMANDS:
 			pos += imap_command_input(s, data + pos, len - pos);
+			if (s->discard_input) {
+				s->discard_input = false;
+				return;
+			}
 			break;
 		}
 	}
@@ -524,7 +538,7 @@ static struct login_session *imap_create(const struct login_proto_config *config
 				   IMAP_DEFAULT_GREETING);
 	s->mechanisms = sanitize_dup(config->mechanisms);
 	s->plaintext_auth_allowed = config->plaintext_auth_allowed;
-	s->starttls_available = config->starttls_available;
+	s->starttls_available = config->starttls_available && cb->starttls != NULL;
 	s->capability = build_capability(s);
 	imap_parser_init(&s->parser);
 	s->state = IMAP_STATE_COMMANDS;

@@ -257,6 +257,21 @@ static void test_simple_commands(void **state)
 	expect_out(f, "s OK Begin TLS negotiation now.\r\n");
 	expect_calls(f, "STARTTLS\n");
 	finish(f);
+
+	/* plaintext pipelined after STARTTLS is dropped (command injection);
+	 * afterwards the session is secured: no STARTTLS, plaintext allowed */
+	c.plaintext_auth_allowed = false;
+	f = start(&c);
+	expect_out(f, "* OK [CAPABILITY " CAPS " STARTTLS LOGINDISABLED] ringgate ready.\r\n");
+	in(f, "s STARTTLS\r\nt LOGIN u p\r\nu NOOP\r\n");
+	expect_out(f, "s OK Begin TLS negotiation now.\r\n");
+	expect_calls(f, "STARTTLS\n");
+	in(f, "v CAPABILITY\r\nw STARTTLS\r\nx LOGIN u p\r\n");
+	expect_out(f, "* CAPABILITY " CAPS " AUTH=PLAIN AUTH=LOGIN\r\n"
+		   "v OK Pre-login capabilities listed, post-login capabilities have more.\r\n"
+		   "w BAD TLS support isn't enabled.\r\n");
+	expect_calls(f, "BEGIN PLAIN resp \\x00u\\x00p\n");
+	finish(f);
 }
 
 static void test_login(void **state)
