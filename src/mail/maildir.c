@@ -1,0 +1,861 @@
+#include "mail/maildir.h"
+
+#include "lib/alloc.h"
+#include "lib/log.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* uidlist files are small (tens of bytes per message); this only bounds a
+ * corrupt or hostile file */
+#define UIDLIST_MAX_SIZE (256u * 1024 * 1024)
+
+struct scan_entry {
+	char *name;
+	char *base;
+	bool in_new;
+	uint64_t size;
+	time_t mtime;
+	uint32_t uid;
+};
+
+struct uid_entry {
+	uint32_t uid;
+	char *base;
+	bool seen;
+};
+
+static char *path_join3(const char *a, const char *b, const char *c)
+{
+	return rg_strdup_printf("%s/%s/%s", a, b, c);
+}
+
+static int mkdir_one(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -errno;
+}
+
+static int mkdir_parents(const char *path)
+{
+	char *copy = rg_strdup(path);
+	int ret = 0;
+	for (char *p = copy + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		ret = mkdir_one(copy);
+		*p = '/';
+		if (ret < 0)
+			break;
+	}
+	if (ret == 0)
+		ret = mkdir_one(copy);
+	rg_free(copy);
+	return ret;
+}
+
+int maildir_create(const char *path)
+{
+	static const char *const subdirs[] = { "cur", "new", "tmp" };
+	struct stat st;
+	int ret;
+
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		if ((ret = mkdir_parents(path)) < 0)
+			return ret;
+	} else if (!S_ISDIR(st.st_mode)) {
+		return -ENOTDIR;
+	}
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char *sub = rg_strdup_printf("%s/%s", path, subdirs[i]);
+		ret = mkdir_one(sub);
+		rg_free(sub);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- file names ---- */
+
+static char *name_base(const char *name)
+{
+	const char *colon = strchr(name, ':');
+	return colon == NULL ? rg_strdup(name) : rg_strndup(name, (size_t)(colon - name));
+}
+
+static int cmp_char(const void *a, const void *b)
+{
+	return *(const unsigned char *)a - *(const unsigned char *)b;
+}
+
+/* sorted, de-duplicated flag letters of flags into out */
+static void flags_normalize(const char *flags, char out[MAILDIR_MAX_FLAGS + 1])
+{
+	size_t n = 0;
+	for (const char *p = flags; *p != '\0' && n < MAILDIR_MAX_FLAGS; p++) {
+		if (!isalpha((unsigned char)*p) || memchr(out, *p, n) != NULL)
+			continue;
+		out[n++] = *p;
+	}
+	qsort(out, n, 1, cmp_char);
+	out[n] = '\0';
+}
+
+static void name_flags(const char *name, char out[MAILDIR_MAX_FLAGS + 1])
+{
+	const char *info = strstr(name, ":2,");
+	out[0] = '\0';
+	if (info != NULL)
+		flags_normalize(info + 3, out);
+}
+
+/* value of ",<key>=<digits>" in the base name, or -1 */
+static int64_t base_size_field(const char *base, char key)
+{
+	for (const char *p = strchr(base, ','); p != NULL; p = strchr(p + 1, ',')) {
+		if (p[1] != key || p[2] != '=' || !isdigit((unsigned char)p[3]))
+			continue;
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(p + 3, &end, 10);
+		if (errno == 0 && (*end == '\0' || *end == ',') && v < (1ULL << 62))
+			return (int64_t)v;
+	}
+	return -1;
+}
+
+/* ---- directory scan ---- */
+
+static int scan_dir(const char *path, bool in_new, struct scan_entry **arr,
+		    size_t *count, size_t *alloc)
+{
+	char *dirpath = rg_strdup_printf("%s/%s", path, in_new ? "new" : "cur");
+	DIR *dir = opendir(dirpath);
+	if (dir == NULL) {
+		int ret = -errno;
+		rg_free(dirpath);
+		return ret;
+	}
+	int dfd = dirfd(dir);
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct stat st;
+		if (fstatat(dfd, de->d_name, &st, 0) < 0) {
+			/* renamed or expunged by another session meanwhile */
+			if (errno == ENOENT)
+				continue;
+			int ret = -errno;
+			closedir(dir);
+			rg_free(dirpath);
+			return ret;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		if (*count == *alloc) {
+			*alloc = *alloc == 0 ? 64 : *alloc * 2;
+			*arr = rg_realloc(*arr, *alloc * sizeof(**arr));
+		}
+		struct scan_entry *e = &(*arr)[(*count)++];
+		e->name = rg_strdup(de->d_name);
+		e->base = name_base(de->d_name);
+		e->in_new = in_new;
+		e->size = (uint64_t)st.st_size;
+		e->mtime = st.st_mtime;
+		e->uid = 0;
+		errno = 0;
+	}
+	int ret = errno != 0 ? -errno : 0;
+	closedir(dir);
+	rg_free(dirpath);
+	return ret;
+}
+
+/* Move every new/ file to cur/ with ":2,". Called under the uidlist lock so
+ * two sessions do not race on the same file; an MDA only ever adds files. */
+static int move_new_to_cur(const char *path)
+{
+	char *dirpath = rg_strdup_printf("%s/new", path);
+	DIR *dir = opendir(dirpath);
+	int ret = 0;
+	if (dir == NULL) {
+		ret = -errno;
+		rg_free(dirpath);
+		return ret;
+	}
+	struct dirent *de;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char *from = path_join3(path, "new", de->d_name);
+		char *to = strchr(de->d_name, ':') != NULL ?
+			path_join3(path, "cur", de->d_name) :
+			rg_strdup_printf("%s/cur/%s:2,", path, de->d_name);
+		if (rename(from, to) < 0 && errno != ENOENT && ret == 0)
+			ret = -errno;
+		rg_free(from);
+		rg_free(to);
+	}
+	closedir(dir);
+	rg_free(dirpath);
+	return ret;
+}
+
+/* ---- the uid list ---- */
+
+static int cmp_uid_entry_base(const void *a, const void *b)
+{
+	return strcmp(((const struct uid_entry *)a)->base, ((const struct uid_entry *)b)->base);
+}
+
+static void uidlist_free(struct uid_entry *list, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		rg_free(list[i].base);
+	rg_free(list);
+}
+
+/* Read the uid list. 0 with *exists_r false when there is none; -EINVAL
+ * when it is corrupt (the caller starts a new UIDVALIDITY). */
+static int uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r,
+			struct uid_entry **list_r, size_t *count_r, bool *exists_r)
+{
+	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_UIDLIST_NAME);
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	rg_free(file);
+	*list_r = NULL;
+	*count_r = 0;
+	*exists_r = false;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	*exists_r = true;
+
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if ((uint64_t)st.st_size > UIDLIST_MAX_SIZE) {
+		close(fd);
+		return -EINVAL;
+	}
+	size_t size = (size_t)st.st_size;
+	char *data = rg_malloc(size + 1);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	data[got] = '\0';
+
+	int ret = -EINVAL;
+	struct uid_entry *list = NULL;
+	size_t count = 0, alloc = 0;
+	unsigned long validity, next;
+	char *line = data, *nl = strchr(line, '\n');
+	if (nl == NULL)
+		goto out;
+	*nl = '\0';
+	int pos = 0;
+	if (sscanf(line, "1 V%lu N%lu%n", &validity, &next, &pos) != 2 || line[pos] != '\0' ||
+	    validity == 0 || validity > UINT32_MAX || next == 0 || next > UINT32_MAX)
+		goto out;
+	uint32_t last_uid = 0;
+	for (line = nl + 1; *line != '\0'; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl == NULL)
+			goto out; /* a torn last line: we always write whole files */
+		*nl = '\0';
+		char *end;
+		errno = 0;
+		unsigned long uid = strtoul(line, &end, 10);
+		if (errno != 0 || end == line || *end != ' ' || end[1] == '\0' ||
+		    uid <= last_uid || uid >= next)
+			goto out;
+		last_uid = (uint32_t)uid;
+		if (count == alloc) {
+			alloc = alloc == 0 ? 64 : alloc * 2;
+			list = rg_realloc(list, alloc * sizeof(*list));
+		}
+		list[count].uid = (uint32_t)uid;
+		list[count].base = rg_strdup(end + 1);
+		list[count].seen = false;
+		count++;
+	}
+	qsort(list, count, sizeof(*list), cmp_uid_entry_base);
+	*validity_r = (uint32_t)validity;
+	*next_r = (uint32_t)next;
+	*list_r = list;
+	*count_r = count;
+	list = NULL;
+	count = 0;
+	ret = 0;
+out:
+	uidlist_free(list, count);
+	rg_free(data);
+	return ret;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int cmp_msg_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct maildir_msg *)a)->uid, y = ((const struct maildir_msg *)b)->uid;
+	return x < y ? -1 : x > y;
+}
+
+/* Write the list of box (sorted by uid) to a tmp file and rename it over the
+ * old one, so a reader never sees half a list. Called under the lock. */
+static int uidlist_write(const struct maildir *box)
+{
+	size_t cap = 64, len = 0;
+	for (size_t i = 0; i < box->count; i++)
+		cap += strlen(box->msgs[i].base) + 16;
+	char *data = rg_malloc(cap);
+	len += (size_t)snprintf(data, cap, "1 V%u N%u\n", box->uidvalidity, box->uidnext);
+	for (size_t i = 0; i < box->count; i++)
+		len += (size_t)snprintf(data + len, cap - len, "%u %s\n", box->msgs[i].uid,
+					box->msgs[i].base);
+
+	char *tmp = rg_strdup_printf("%s/%s.tmp", box->path, MAILDIR_UIDLIST_NAME);
+	char *file = rg_strdup_printf("%s/%s", box->path, MAILDIR_UIDLIST_NAME);
+	int ret = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+	} else {
+		ret = write_all(fd, data, len);
+		if (close(fd) < 0 && ret == 0)
+			ret = -errno;
+		if (ret == 0 && rename(tmp, file) < 0)
+			ret = -errno;
+		if (ret < 0)
+			unlink(tmp);
+	}
+	rg_free(tmp);
+	rg_free(file);
+	rg_free(data);
+	return ret;
+}
+
+/* ---- open ---- */
+
+static int cmp_scan_base(const void *a, const void *b)
+{
+	const struct scan_entry *x = a, *y = b;
+	int c = strcmp(x->base, y->base);
+	/* a base in both dirs (moved meanwhile): prefer cur/ */
+	return c != 0 ? c : (int)x->in_new - (int)y->in_new;
+}
+
+static int cmp_scan_ptr_arrival(const void *a, const void *b)
+{
+	const struct scan_entry *x = *(const struct scan_entry *const *)a;
+	const struct scan_entry *y = *(const struct scan_entry *const *)b;
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int lock_open(const char *path, int *fd_r)
+{
+	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_LOCK_NAME);
+	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	rg_free(file);
+	if (fd < 0)
+		return -errno;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int ret = -errno;
+			close(fd);
+			return ret;
+		}
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+static uint32_t new_uidvalidity(uint32_t old)
+{
+	uint32_t v = (uint32_t)time(NULL);
+	/* must change when the list is rebuilt, even within one second */
+	if (v <= old)
+		v = old + 1;
+	return v == 0 ? 1 : v;
+}
+
+static int scan_and_assign(struct maildir *box, bool move_new, const char **error_r)
+{
+	struct uid_entry *list = NULL;
+	size_t list_count = 0;
+	struct scan_entry *scan = NULL;
+	size_t scan_count = 0, scan_alloc = 0;
+	bool exists, dirty = false;
+	int ret;
+
+	ret = uidlist_read(box->path, &box->uidvalidity, &box->uidnext, &list, &list_count, &exists);
+	if (ret == -EINVAL) {
+		log_warning("%s/%s is corrupt: rebuilding it with a new UIDVALIDITY",
+			    box->path, MAILDIR_UIDLIST_NAME);
+		box->uidvalidity = new_uidvalidity(0);
+		box->uidnext = 1;
+		dirty = true;
+	} else if (ret < 0) {
+		*error_r = "reading the uid list failed";
+		return ret;
+	} else if (!exists) {
+		box->uidvalidity = new_uidvalidity(0);
+		box->uidnext = 1;
+		dirty = true;
+	}
+
+	if (move_new && (ret = move_new_to_cur(box->path)) < 0) {
+		*error_r = "moving new/ to cur/ failed";
+		goto out;
+	}
+	if ((ret = scan_dir(box->path, true, &scan, &scan_count, &scan_alloc)) < 0 ||
+	    (ret = scan_dir(box->path, false, &scan, &scan_count, &scan_alloc)) < 0) {
+		*error_r = "reading the Maildir failed";
+		goto out;
+	}
+	qsort(scan, scan_count, sizeof(*scan), cmp_scan_base);
+
+	/* match files to known UIDs; collect the unknown ones */
+	struct scan_entry **fresh = rg_malloc((scan_count + 1) * sizeof(*fresh));
+	size_t fresh_count = 0, kept = 0;
+	for (size_t i = 0; i < scan_count; i++) {
+		if (i > 0 && strcmp(scan[i].base, scan[i - 1].base) == 0) {
+			scan[i].uid = UINT32_MAX; /* duplicate: ignored */
+			continue;
+		}
+		struct uid_entry key = { .base = scan[i].base };
+		struct uid_entry *found = bsearch(&key, list, list_count, sizeof(*list),
+						  cmp_uid_entry_base);
+		if (found != NULL && !found->seen) {
+			found->seen = true;
+			scan[i].uid = found->uid;
+			kept++;
+		} else {
+			fresh[fresh_count++] = &scan[i];
+		}
+	}
+	if (kept != list_count)
+		dirty = true; /* some files are gone */
+	qsort(fresh, fresh_count, sizeof(*fresh), cmp_scan_ptr_arrival);
+	for (size_t i = 0; i < fresh_count; i++) {
+		if (box->uidnext == UINT32_MAX) {
+			/* 4 billion deliveries into one folder; the admin can
+			 * remove the uid list to start a new UIDVALIDITY */
+			rg_free(fresh);
+			*error_r = "UIDs exhausted";
+			ret = -EOVERFLOW;
+			goto out;
+		}
+		fresh[i]->uid = box->uidnext++;
+		dirty = true;
+	}
+	rg_free(fresh);
+
+	box->msgs = rg_calloc(scan_count + 1, sizeof(*box->msgs));
+	box->count = 0;
+	for (size_t i = 0; i < scan_count; i++) {
+		struct scan_entry *e = &scan[i];
+		if (e->uid == UINT32_MAX)
+			continue;
+		struct maildir_msg *m = &box->msgs[box->count++];
+		m->uid = e->uid;
+		m->in_new = e->in_new;
+		m->base = e->base;
+		m->name = e->name;
+		e->base = NULL;
+		e->name = NULL;
+		name_flags(m->name, m->flags);
+		m->size = e->size;
+		m->vsize = base_size_field(m->base, 'W');
+		m->mtime = e->mtime;
+	}
+	qsort(box->msgs, box->count, sizeof(*box->msgs), cmp_msg_uid);
+
+	if (dirty && (ret = uidlist_write(box)) < 0) {
+		*error_r = "writing the uid list failed";
+		goto out;
+	}
+	ret = 0;
+out:
+	for (size_t i = 0; i < scan_count; i++) {
+		rg_free(scan[i].name);
+		rg_free(scan[i].base);
+	}
+	rg_free(scan);
+	uidlist_free(list, list_count);
+	return ret;
+}
+
+int maildir_open(const char *path, bool move_new, struct maildir **box_r, const char **error_r)
+{
+	int ret, lock_fd;
+
+	*box_r = NULL;
+	if ((ret = maildir_create(path)) < 0) {
+		*error_r = "creating the Maildir failed";
+		return ret;
+	}
+	if ((ret = lock_open(path, &lock_fd)) < 0) {
+		*error_r = "locking the uid list failed";
+		return ret;
+	}
+	struct maildir *box = rg_calloc(1, sizeof(*box));
+	box->path = rg_strdup(path);
+	ret = scan_and_assign(box, move_new, error_r);
+	close(lock_fd); /* releases the flock */
+	if (ret < 0) {
+		maildir_close(box);
+		return ret;
+	}
+	*box_r = box;
+	return 0;
+}
+
+void maildir_close(struct maildir *box)
+{
+	if (box == NULL)
+		return;
+	for (size_t i = 0; i < box->count; i++) {
+		rg_free(box->msgs[i].base);
+		rg_free(box->msgs[i].name);
+	}
+	rg_free(box->msgs);
+	rg_free(box->path);
+	rg_free(box);
+}
+
+ssize_t maildir_find_uid(const struct maildir *box, uint32_t uid)
+{
+	size_t lo = 0, hi = box->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (box->msgs[mid].uid == uid)
+			return (ssize_t)mid;
+		if (box->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* ---- per message ---- */
+
+static char *msg_path(const struct maildir *box, const struct maildir_msg *m)
+{
+	return path_join3(box->path, m->in_new ? "new" : "cur", m->name);
+}
+
+/* Another session renamed the file (flags change, new/ -> cur/): find it
+ * again by its base name. -ENOENT when it was expunged. */
+static int msg_relocate(struct maildir *box, struct maildir_msg *m)
+{
+	static const char *const dirs[] = { "cur", "new" };
+	size_t blen = strlen(m->base);
+	for (size_t d = 0; d < 2; d++) {
+		char *dirpath = rg_strdup_printf("%s/%s", box->path, dirs[d]);
+		DIR *dir = opendir(dirpath);
+		rg_free(dirpath);
+		if (dir == NULL)
+			continue;
+		struct dirent *de;
+		while ((de = readdir(dir)) != NULL) {
+			if (strncmp(de->d_name, m->base, blen) != 0 ||
+			    (de->d_name[blen] != '\0' && de->d_name[blen] != ':'))
+				continue;
+			rg_free(m->name);
+			m->name = rg_strdup(de->d_name);
+			m->in_new = d == 1;
+			name_flags(m->name, m->flags);
+			closedir(dir);
+			return 0;
+		}
+		closedir(dir);
+	}
+	return -ENOENT;
+}
+
+static int msg_open(struct maildir *box, struct maildir_msg *m)
+{
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *file = msg_path(box, m);
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		rg_free(file);
+		if (fd >= 0)
+			return fd;
+		if (errno != ENOENT)
+			return -errno;
+		int ret = msg_relocate(box, m);
+		if (ret < 0)
+			return ret;
+	}
+	return -ENOENT;
+}
+
+int maildir_msg_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r)
+{
+	struct maildir_msg *m = &box->msgs[idx];
+	if (m->expunged)
+		return -ENOENT;
+	int fd = msg_open(box, m);
+	if (fd < 0)
+		return fd;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int ret = -errno;
+		close(fd);
+		return ret;
+	}
+	size_t size = (size_t)st.st_size;
+	char *data = rg_malloc(size + 1);
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, data + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int ret = -errno;
+			close(fd);
+			rg_free(data);
+			return ret;
+		}
+		if (n == 0)
+			break; /* truncated meanwhile: Maildir files never change, but be safe */
+		got += (size_t)n;
+	}
+	close(fd);
+	data[got] = '\0';
+	m->size = got;
+	if (m->vsize < 0)
+		m->vsize = (int64_t)maildir_crlf_size(data, got);
+	*data_r = data;
+	*len_r = got;
+	return 0;
+}
+
+int maildir_msg_vsize(struct maildir *box, size_t idx, uint64_t *vsize_r)
+{
+	struct maildir_msg *m = &box->msgs[idx];
+	if (m->vsize < 0) {
+		char *data;
+		size_t len;
+		int ret = maildir_msg_read(box, idx, &data, &len);
+		if (ret < 0)
+			return ret;
+		rg_free(data);
+	}
+	*vsize_r = (uint64_t)m->vsize;
+	return 0;
+}
+
+bool maildir_msg_has_flag(const struct maildir_msg *msg, char flag)
+{
+	return strchr(msg->flags, flag) != NULL && flag != '\0';
+}
+
+int maildir_msg_set_flags(struct maildir *box, size_t idx, const char *flags)
+{
+	struct maildir_msg *m = &box->msgs[idx];
+	char sorted[MAILDIR_MAX_FLAGS + 1];
+
+	if (m->expunged)
+		return -ENOENT;
+	flags_normalize(flags, sorted);
+	char *newname = rg_strdup_printf("%s:2,%s", m->base, sorted);
+	if (!m->in_new && strcmp(newname, m->name) == 0) {
+		rg_free(newname);
+		return 0;
+	}
+	char *to = path_join3(box->path, "cur", newname);
+	int ret = -ENOENT;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *from = msg_path(box, m);
+		ret = rename(from, to) < 0 ? -errno : 0;
+		rg_free(from);
+		if (ret != -ENOENT || msg_relocate(box, m) < 0)
+			break;
+	}
+	rg_free(to);
+	if (ret < 0) {
+		rg_free(newname);
+		return ret;
+	}
+	rg_free(m->name);
+	m->name = newname;
+	m->in_new = false;
+	memcpy(m->flags, sorted, sizeof(sorted));
+	return 0;
+}
+
+int maildir_msg_delete(struct maildir *box, size_t idx)
+{
+	struct maildir_msg *m = &box->msgs[idx];
+	if (m->expunged)
+		return 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *file = msg_path(box, m);
+		int ret = unlink(file) < 0 ? -errno : 0;
+		rg_free(file);
+		if (ret == 0)
+			break;
+		if (ret != -ENOENT)
+			return ret;
+		if (msg_relocate(box, m) < 0)
+			break; /* already gone: that is what we wanted */
+	}
+	m->expunged = true;
+	return 0;
+}
+
+/* ---- CRLF ---- */
+
+uint64_t maildir_crlf_size(const char *data, size_t len)
+{
+	uint64_t size = len;
+	const char *p = data, *end = data + len;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		if (p == data || p[-1] != '\r')
+			size++;
+		p++;
+	}
+	return size;
+}
+
+char *maildir_to_crlf(const char *data, size_t len, size_t *len_r)
+{
+	size_t out_len = (size_t)maildir_crlf_size(data, len);
+	char *out = rg_malloc(out_len + 1);
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			out[o++] = '\r';
+		out[o++] = data[i];
+	}
+	out[o] = '\0';
+	*len_r = o;
+	return out;
+}
+
+/* ---- mail_location ---- */
+
+int maildir_location_path(const char *location, const char *home, const char *user,
+			  char **path_r, const char **error_r)
+{
+	const char *loc = location == NULL || *location == '\0' ? "maildir:~/Maildir" : location;
+	const char *colon = strchr(loc, ':');
+	const char *slash = strchr(loc, '/');
+	if (colon != NULL && (slash == NULL || colon < slash) && loc[0] != '~') {
+		if ((size_t)(colon - loc) != 7 || strncasecmp(loc, "maildir", 7) != 0) {
+			*error_r = "unsupported mail storage (only maildir is)";
+			return -EINVAL;
+		}
+		loc = colon + 1;
+	}
+	/* drop ":LAYOUT=fs", ":INDEX=..." and other options */
+	size_t len = strcspn(loc, ":");
+	if (len == 0) {
+		*error_r = "mail location has no path";
+		return -EINVAL;
+	}
+
+	const char *domain = user != NULL ? strchr(user, '@') : NULL;
+	size_t cap = len + 1, o = 0;
+	char *out = rg_malloc(cap);
+	for (size_t i = 0; i < len; i++) {
+		const char *add = &loc[i];
+		size_t add_len = 1;
+		bool needs_home = false, needs_user = false;
+		if (i == 0 && loc[0] == '~' && (len == 1 || loc[1] == '/')) {
+			add = home;
+			add_len = home != NULL ? strlen(home) : 0;
+			needs_home = true;
+		} else if (loc[i] == '%' && i + 1 < len) {
+			switch (loc[++i]) {
+			case 'u': add = user; needs_user = true; break;
+			case 'n':
+				add = user;
+				needs_user = true;
+				break;
+			case 'd': add = domain != NULL ? domain + 1 : ""; break;
+			case 'h': add = home; needs_home = true; break;
+			case '%': add = "%"; break;
+			default:
+				rg_free(out);
+				*error_r = "unknown %variable in mail location";
+				return -EINVAL;
+			}
+			if (add != NULL)
+				add_len = loc[i] == 'n' && domain != NULL ?
+					(size_t)(domain - user) : strlen(add);
+		}
+		if ((needs_home && (home == NULL || *home == '\0')) ||
+		    (needs_user && (user == NULL || *user == '\0'))) {
+			rg_free(out);
+			*error_r = needs_home ? "mail location needs a home, the user has none" :
+				"mail location needs a user name";
+			return -EINVAL;
+		}
+		if (o + add_len + 1 > cap) {
+			cap = (o + add_len + 1) * 2;
+			out = rg_realloc(out, cap);
+		}
+		memcpy(out + o, add, add_len);
+		o += add_len;
+	}
+	out[o] = '\0';
+	if (out[0] != '/') {
+		if (home == NULL || home[0] != '/') {
+			rg_free(out);
+			*error_r = "mail location is not an absolute path";
+			return -EINVAL;
+		}
+		char *abs = rg_strdup_printf("%s/%s", home, out);
+		rg_free(out);
+		out = abs;
+	}
+	/* a trailing slash would only make file names ugly */
+	size_t olen = strlen(out);
+	while (olen > 1 && out[olen - 1] == '/')
+		out[--olen] = '\0';
+	*path_r = out;
+	return 0;
+}

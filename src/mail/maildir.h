@@ -1,0 +1,91 @@
+/* maildir.h — one Maildir folder: scan, stable UIDs, flags, delete, read.
+ *
+ * UIDs live in <maildir>/ringgate-uidlist ("1 V<uidvalidity> N<nextuid>",
+ * then "<uid> <base>" lines, base = file name without ":2,FLAGS"). The list
+ * is only read and rewritten (tmp + rename) under an flock on
+ * ringgate-uidlist.lock, so two sessions opening the same Maildir never hand
+ * out the same UID twice, and UIDs/UIDVALIDITY survive across sessions.
+ * A struct maildir is a snapshot taken at open: messages are sorted by UID;
+ * later deliveries are seen at the next open. */
+#ifndef RG_MAILDIR_H
+#define RG_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MAILDIR_UIDLIST_NAME "ringgate-uidlist"
+#define MAILDIR_LOCK_NAME "ringgate-uidlist.lock"
+
+/* Maildir flag letters, in the sorted order they appear after ":2," */
+#define MAILDIR_FLAG_DRAFT 'D'
+#define MAILDIR_FLAG_FLAGGED 'F'
+#define MAILDIR_FLAG_PASSED 'P'
+#define MAILDIR_FLAG_REPLIED 'R'
+#define MAILDIR_FLAG_SEEN 'S'
+#define MAILDIR_FLAG_TRASHED 'T'
+#define MAILDIR_MAX_FLAGS 32 /* letters kept per message (keywords a-z too) */
+
+struct maildir_msg {
+	uint32_t uid;
+	bool in_new;      /* file is still in new/ */
+	bool expunged;    /* deleted by us in this snapshot */
+	char *base;       /* unique part of the name, without ":2,..." */
+	char *name;       /* current file name inside new/ or cur/ */
+	char flags[MAILDIR_MAX_FLAGS + 1]; /* sorted letters, NUL-terminated */
+	uint64_t size;    /* bytes on disk */
+	int64_t vsize;    /* size with CRLF line endings; -1 until known */
+	time_t mtime;     /* delivery time, used as INTERNALDATE */
+};
+
+struct maildir {
+	char *path;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	size_t count;
+	struct maildir_msg *msgs; /* sorted by uid */
+};
+
+/* Create path (and missing parents) with cur/ new/ tmp/, mode 0700. Existing
+ * directories are fine. */
+int maildir_create(const char *path);
+
+/* Scan path (creating it if missing), assign UIDs to new files and, when
+ * move_new is set, move new/ files to cur/ with ":2," (POP3 does this, as
+ * Dovecot does). 0 or -errno; *error_r describes the failure for the log. */
+int maildir_open(const char *path, bool move_new, struct maildir **box_r,
+		 const char **error_r);
+void maildir_close(struct maildir *box);
+
+/* index of uid in box->msgs, or -1 */
+ssize_t maildir_find_uid(const struct maildir *box, uint32_t uid);
+
+/* Whole raw file into a fresh allocation (caller rg_free()s *data_r). */
+int maildir_msg_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r);
+
+/* Size with CRLF line endings (RFC822.SIZE, POP3 octets); from ",W=" in the
+ * name when present, else computed by reading the file, then cached. */
+int maildir_msg_vsize(struct maildir *box, size_t idx, uint64_t *vsize_r);
+
+/* Replace the message's flags (any order, duplicates ignored) by renaming
+ * the file into cur/ with ":2,<sorted flags>". */
+int maildir_msg_set_flags(struct maildir *box, size_t idx, const char *flags);
+bool maildir_msg_has_flag(const struct maildir_msg *msg, char flag);
+
+/* Unlink the file; the entry stays in msgs with expunged = true. A file
+ * already gone counts as success. */
+int maildir_msg_delete(struct maildir *box, size_t idx);
+
+/* Bytes data would take with every bare LF turned into CRLF. */
+uint64_t maildir_crlf_size(const char *data, size_t len);
+/* Copy of data with bare LFs turned into CRLF; *len_r = the new length. */
+char *maildir_to_crlf(const char *data, size_t len, size_t *len_r);
+
+/* Turn a mail_location ("maildir:~/Maildir", "maildir:/abs:LAYOUT=fs",
+ * "~/Maildir", empty = "maildir:~/Maildir") into a path. %u %n %d %h %% are
+ * expanded as Dovecot does (user, user part, domain part, home). */
+int maildir_location_path(const char *location, const char *home, const char *user,
+			  char **path_r, const char **error_r);
+
+#endif

@@ -1,0 +1,56 @@
+/* worker.h — what ringgate-imap and ringgate-pop3 share around their
+ * protocol cores: reading WORKER_INIT from fd 4, blocking buffered output
+ * to the client on fd 3, reads with an idle timeout, SIGTERM handling.
+ * One session per process, so state here is per process. */
+#ifndef RG_WORKER_H
+#define RG_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define WORKER_CLIENT_FD 3
+#define WORKER_MASTER_FD 4
+#define WORKER_INIT_TIMEOUT_MS 10000
+
+/* Copies of the WORKER_INIT fields (NULL / empty when absent). */
+struct worker_init {
+	char *service, *user, *home, *mail, *tag, *rip, *session;
+	uint8_t *preread;
+	size_t preread_len;
+	bool secured, tls;
+};
+
+/* Wait (poll, timeout_ms) for one WORKER_INIT on fd and decode it. A
+ * malformed message or one without F_USER is an error: the caller fatals. */
+int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const char **error_r);
+void worker_init_free(struct worker_init *init);
+
+/* Client output: bytes are collected in buf and written with blocking
+ * write() on flush or when buf fills. Invariant: buf[0..len) is not yet
+ * written; after a write error everything is dropped (failed = true). */
+struct worker_out {
+	int fd;
+	bool failed;
+	size_t len;
+	uint64_t total; /* bytes handed to worker_out_write, for the log */
+	uint8_t buf[16384];
+};
+
+void worker_out_init(struct worker_out *out, int fd);
+void worker_out_write(struct worker_out *out, const void *data, size_t len);
+/* 0 or -errno */
+int worker_out_flush(struct worker_out *out);
+/* matches the cores' send callback: ctx is a struct worker_out */
+void worker_out_send_cb(void *ctx, const void *data, size_t len);
+
+/* SIGTERM sets a flag and interrupts a blocking read; SIGPIPE is ignored. */
+void worker_signals_init(void);
+bool worker_terminating(void);
+
+/* read() with an idle timeout. Returns bytes read, 0 at EOF, -ETIMEDOUT,
+ * -EINTR when SIGTERM arrived, or another -errno. */
+ssize_t worker_read(int fd, void *buf, size_t size, int timeout_ms);
+
+#endif

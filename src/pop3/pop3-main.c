@@ -1,0 +1,92 @@
+/* ringgate-pop3: one logged-in POP3 session. master execs it as the user
+ * with fd 3 = client, fd 4 = the channel carrying WORKER_INIT. */
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "mail/maildir.h"
+#include "mail/worker.h"
+#include "pop3/pop3-client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define POP3_IDLE_TIMEOUT_MS (10 * 60 * 1000)
+
+int main(void)
+{
+	struct worker_init init;
+	struct worker_out *out = rg_malloc(sizeof(*out));
+	const char *error;
+	char name[64];
+	int ret;
+
+	log_init("pop3");
+	worker_signals_init();
+	if ((ret = worker_init_read(WORKER_MASTER_FD, WORKER_INIT_TIMEOUT_MS, &init, &error)) < 0)
+		log_fatal("%s: %s", error, strerror(-ret));
+	close(WORKER_MASTER_FD);
+	if (init.session != NULL && init.session[0] != '\0')
+		snprintf(name, sizeof(name), "pop3(%s)<%s>", init.user, init.session);
+	else
+		snprintf(name, sizeof(name), "pop3(%s)", init.user);
+	log_init(name);
+	worker_out_init(out, WORKER_CLIENT_FD);
+
+	char *path = NULL;
+	struct maildir *box = NULL;
+	struct pop3_client *client = NULL;
+	if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) < 0 ||
+	    (ret = maildir_open(path, true, &box, &error)) < 0 ||
+	    (ret = pop3_client_create(box, worker_out_send_cb, out, &client, &error)) < 0) {
+		log_error("Couldn't open INBOX %s: %s: %s", path != NULL ? path : "", error,
+			  strerror(-ret));
+		static const char reply[] = "-ERR [SYS/TEMP] Couldn't open INBOX.\r\n";
+		worker_out_write(out, reply, sizeof(reply) - 1);
+		worker_out_flush(out);
+		return 1;
+	}
+
+	uint64_t in_bytes = init.preread_len;
+	pop3_client_send_greeting(client);
+	bool running = pop3_client_input(client, init.preread, init.preread_len);
+	const char *reason = "Connection closed";
+	uint8_t buf[4096];
+	while (running && worker_out_flush(out) == 0) {
+		ssize_t n = worker_read(WORKER_CLIENT_FD, buf, sizeof(buf), POP3_IDLE_TIMEOUT_MS);
+		if (n == -ETIMEDOUT) {
+			reason = "Disconnected for inactivity";
+			static const char bye[] = "-ERR Disconnected for inactivity.\r\n";
+			worker_out_write(out, bye, sizeof(bye) - 1);
+			break;
+		}
+		if (n == -EINTR) {
+			reason = "Server shutting down";
+			static const char bye[] = "-ERR Server shutting down.\r\n";
+			worker_out_write(out, bye, sizeof(bye) - 1);
+			break;
+		}
+		if (n <= 0) {
+			if (n < 0)
+				reason = "Connection reset";
+			break;
+		}
+		in_bytes += (uint64_t)n;
+		running = pop3_client_input(client, buf, (size_t)n);
+	}
+	worker_out_flush(out);
+	if (pop3_client_quit_seen(client))
+		reason = "Logged out";
+	else if (!running)
+		reason = "Too many bad commands";
+
+	char stats[160];
+	pop3_client_stats(client, stats, sizeof(stats));
+	log_info("Disconnected: %s %s in=%llu out=%llu", reason, stats,
+		 (unsigned long long)in_bytes, (unsigned long long)out->total);
+	pop3_client_destroy(client);
+	rg_free(path);
+	worker_init_free(&init);
+	rg_free(out);
+	return 0;
+}
