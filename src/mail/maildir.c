@@ -234,7 +234,8 @@ static void uidlist_free(struct uid_entry *list, size_t count)
 /* Read the uid list. 0 with *exists_r false when there is none; -EINVAL
  * when it is corrupt (the caller starts a new UIDVALIDITY). */
 static int uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r,
-			struct uid_entry **list_r, size_t *count_r, bool *exists_r)
+			struct uid_entry **list_r, size_t *count_r, bool *exists_r,
+			uint32_t *stale_r)
 {
 	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_UIDLIST_NAME);
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -256,6 +257,9 @@ static int uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r
 		close(fd);
 		return -EINVAL;
 	}
+	/* a corrupt list must get a new UIDVALIDITY greater than the one it
+	 * held; that one was a time no later than the file's mtime */
+	*stale_r = (uint32_t)st.st_mtime;
 	size_t size = (size_t)st.st_size;
 	char *data = rg_malloc(size + 1);
 	size_t got = 0;
@@ -269,6 +273,10 @@ static int uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r
 	}
 	close(fd);
 	data[got] = '\0';
+	unsigned long old_validity;
+	if (sscanf(data, "1 V%lu", &old_validity) == 1 && old_validity <= UINT32_MAX &&
+	    old_validity > *stale_r)
+		*stale_r = (uint32_t)old_validity;
 
 	int ret = -EINVAL;
 	struct uid_entry *list = NULL;
@@ -425,13 +433,15 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 	struct scan_entry *scan = NULL;
 	size_t scan_count = 0, scan_alloc = 0;
 	bool exists, dirty = false;
+	uint32_t stale = 0;
 	int ret;
 
-	ret = uidlist_read(box->path, &box->uidvalidity, &box->uidnext, &list, &list_count, &exists);
+	ret = uidlist_read(box->path, &box->uidvalidity, &box->uidnext, &list, &list_count,
+			   &exists, &stale);
 	if (ret == -EINVAL) {
 		log_warning("%s/%s is corrupt: rebuilding it with a new UIDVALIDITY",
 			    box->path, MAILDIR_UIDLIST_NAME);
-		box->uidvalidity = new_uidvalidity(0);
+		box->uidvalidity = new_uidvalidity(stale);
 		box->uidnext = 1;
 		dirty = true;
 	} else if (ret < 0) {

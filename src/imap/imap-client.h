@@ -1,0 +1,39 @@
+/* imap-client.h — one logged-in IMAP session on a Maildir, with no socket:
+ * bytes in via imap_client_input(), responses out through the send callback
+ * (the binary, imap-main.c, owns the socket).
+ *
+ * Commands live in one table (name, handler, needs a selected mailbox), so
+ * the full IMAP worker grows by adding rows. Only INBOX exists for now. A bad
+ * command gets BAD and the session goes on; after IMAP_MAX_BAD_COMMANDS in a
+ * row the session ends with BYE, as Dovecot does. */
+#ifndef RG_IMAP_CLIENT_H
+#define RG_IMAP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IMAP_MAX_BAD_COMMANDS 20
+#define IMAP_CAPABILITY "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UNSELECT"
+
+typedef void imap_send_fn(void *ctx, const void *data, size_t len);
+
+struct imap_client;
+
+/* mail_path: the user's Maildir (INBOX), resolved by the caller */
+struct imap_client *imap_client_create(const char *mail_path, imap_send_fn *send, void *ctx);
+void imap_client_destroy(struct imap_client *client);
+
+/* "<tag> OK [CAPABILITY ...] Logged in" (tag NULL or empty: "*") */
+void imap_client_send_login_reply(struct imap_client *client, const char *tag);
+
+/* Feed client bytes (any split). Returns false once the session is over
+ * (LOGOUT, too many bad commands, an unrecoverable literal). */
+bool imap_client_input(struct imap_client *client, const uint8_t *data, size_t len);
+
+bool imap_client_logged_out(const struct imap_client *client);
+
+/* server-side end: "* BYE <reason>" */
+void imap_client_bye(struct imap_client *client, const char *reason);
+
+#endif

@@ -1,0 +1,88 @@
+/* ringgate-imap: one logged-in IMAP session. master execs it as the user
+ * with fd 3 = client, fd 4 = the channel carrying WORKER_INIT. */
+#include "imap/imap-client.h"
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "mail/maildir.h"
+#include "mail/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* RFC 3501's autologout timer is at least 30 minutes */
+#define IMAP_IDLE_TIMEOUT_MS (30 * 60 * 1000)
+
+int main(void)
+{
+	struct worker_init init;
+	struct worker_out *out = rg_malloc(sizeof(*out));
+	const char *error;
+	char name[64];
+	int ret;
+
+	log_init("imap");
+	worker_signals_init();
+	if ((ret = worker_init_read(WORKER_MASTER_FD, WORKER_INIT_TIMEOUT_MS, &init, &error)) < 0)
+		log_fatal("%s: %s", error, strerror(-ret));
+	close(WORKER_MASTER_FD);
+	if (init.session != NULL && init.session[0] != '\0')
+		snprintf(name, sizeof(name), "imap(%s)<%s>", init.user, init.session);
+	else
+		snprintf(name, sizeof(name), "imap(%s)", init.user);
+	log_init(name);
+	worker_out_init(out, WORKER_CLIENT_FD);
+	const char *tag = init.tag != NULL && init.tag[0] != '\0' ? init.tag : "*";
+
+	char *path = NULL;
+	if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) < 0 ||
+	    (error = "creating the Maildir failed", ret = maildir_create(path)) < 0) {
+		log_error("Mail storage %s: %s: %s", path != NULL ? path : "", error, strerror(-ret));
+		char reply[256];
+		int n = snprintf(reply, sizeof(reply), "%s NO [UNAVAILABLE] Internal error occurred. "
+				 "Refer to server log for more information.\r\n", tag);
+		worker_out_write(out, reply, (size_t)n < sizeof(reply) ? (size_t)n : sizeof(reply) - 1);
+		worker_out_flush(out);
+		return 1;
+	}
+
+	struct imap_client *client = imap_client_create(path, worker_out_send_cb, out);
+	uint64_t in_bytes = init.preread_len;
+	imap_client_send_login_reply(client, tag);
+	bool running = imap_client_input(client, init.preread, init.preread_len);
+	const char *reason = "Connection closed";
+	uint8_t buf[8192];
+	while (running && worker_out_flush(out) == 0) {
+		ssize_t n = worker_read(WORKER_CLIENT_FD, buf, sizeof(buf), IMAP_IDLE_TIMEOUT_MS);
+		if (n == -ETIMEDOUT) {
+			reason = "Disconnected for inactivity";
+			imap_client_bye(client, "Disconnected for inactivity.");
+			break;
+		}
+		if (n == -EINTR) {
+			reason = "Server shutting down";
+			imap_client_bye(client, "Server shutting down.");
+			break;
+		}
+		if (n <= 0) {
+			if (n < 0)
+				reason = "Connection reset";
+			break;
+		}
+		in_bytes += (uint64_t)n;
+		running = imap_client_input(client, buf, (size_t)n);
+	}
+	worker_out_flush(out);
+	if (imap_client_logged_out(client))
+		reason = "Logged out";
+	else if (!running && strcmp(reason, "Connection closed") == 0)
+		reason = "Too many invalid commands";
+	log_info("Disconnected: %s in=%llu out=%llu", reason, (unsigned long long)in_bytes,
+		 (unsigned long long)out->total);
+	imap_client_destroy(client);
+	rg_free(path);
+	worker_init_free(&init);
+	rg_free(out);
+	return 0;
+}

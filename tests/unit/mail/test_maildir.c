@@ -1,0 +1,416 @@
+/* Maildir storage: scan, UID list stability, new/ -> cur/, flags, CRLF
+ * sizes, concurrent sessions, mail_location. Works on real temp dirs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "lib/alloc.h"
+#include "mail/maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *make_tmpdir(void)
+{
+	char tmpl[] = "/tmp/rg-maildir-XXXXXX";
+	assert_non_null(mkdtemp(tmpl));
+	return rg_strdup(tmpl);
+}
+
+static void rm_rf(const char *path)
+{
+	char *cmd = rg_strdup_printf("rm -rf '%s'", path);
+	assert_int_equal(system(cmd), 0);
+	rg_free(cmd);
+}
+
+/* write a message file at box/sub/name with the given mtime */
+static void put_file(const char *box, const char *sub, const char *name, const char *body,
+		     time_t mtime)
+{
+	char *path = rg_strdup_printf("%s/%s/%s", box, sub, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(body, f);
+	assert_int_equal(fclose(f), 0);
+	if (mtime != 0) {
+		struct timeval tv[2] = { { mtime, 0 }, { mtime, 0 } };
+		assert_int_equal(utimes(path, tv), 0);
+	}
+	rg_free(path);
+}
+
+static bool file_exists(const char *box, const char *sub, const char *name)
+{
+	char *path = rg_strdup_printf("%s/%s/%s", box, sub, name);
+	bool ok = access(path, F_OK) == 0;
+	rg_free(path);
+	return ok;
+}
+
+static struct maildir *open_ok(const char *path, bool move_new)
+{
+	struct maildir *box;
+	const char *error = NULL;
+	int ret = maildir_open(path, move_new, &box, &error);
+	if (ret != 0)
+		fail_msg("maildir_open: %s: %s", error, strerror(-ret));
+	return box;
+}
+
+static ssize_t find_base(const struct maildir *box, const char *base)
+{
+	for (size_t i = 0; i < box->count; i++) {
+		if (strcmp(box->msgs[i].base, base) == 0)
+			return (ssize_t)i;
+	}
+	return -1;
+}
+
+static void test_create_mode(void **state)
+{
+	(void)state;
+	char *home = make_tmpdir();
+	char *md = rg_strdup_printf("%s/a/b/Maildir", home);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(maildir_create(md), 0); /* existing is fine */
+	static const char *const subs[] = { "", "/cur", "/new", "/tmp" };
+	for (size_t i = 0; i < 4; i++) {
+		char *p = rg_strdup_printf("%s%s", md, subs[i]);
+		struct stat st;
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0700);
+		rg_free(p);
+	}
+	/* a file in the way is an error, not a crash */
+	char *file = rg_strdup_printf("%s/file", home);
+	put_file(home, ".", "file", "x", 0);
+	assert_int_equal(maildir_create(file), -ENOTDIR);
+	rg_free(file);
+	rg_free(md);
+	rm_rf(home);
+	rg_free(home);
+}
+
+static void test_scan_order_and_flags(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "new", "300.b.host", "third\n", 3000);
+	put_file(md, "new", "100.a.host", "first\n", 1000);
+	put_file(md, "cur", "200.c.host,S=7:2,SR", "second\n", 2000);
+	put_file(md, "new", "300.a.host", "also third, name sorts first\n", 3000);
+	put_file(md, "new", ".hidden", "ignored\n", 0);
+
+	struct maildir *box = open_ok(md, false);
+	assert_int_equal(box->count, 4);
+	assert_true(box->uidvalidity != 0);
+	assert_int_equal(box->uidnext, 5);
+	/* UIDs follow (mtime, name) */
+	assert_string_equal(box->msgs[0].base, "100.a.host");
+	assert_string_equal(box->msgs[1].base, "200.c.host,S=7");
+	assert_string_equal(box->msgs[2].base, "300.a.host");
+	assert_string_equal(box->msgs[3].base, "300.b.host");
+	for (size_t i = 0; i < 4; i++)
+		assert_int_equal(box->msgs[i].uid, i + 1);
+	assert_true(box->msgs[0].in_new);
+	assert_false(box->msgs[1].in_new);
+	assert_string_equal(box->msgs[1].flags, "RS");
+	assert_true(maildir_msg_has_flag(&box->msgs[1], MAILDIR_FLAG_SEEN));
+	assert_false(maildir_msg_has_flag(&box->msgs[0], MAILDIR_FLAG_SEEN));
+	assert_int_equal(box->msgs[0].size, 6);
+	assert_int_equal(box->msgs[0].mtime, 1000);
+	assert_int_equal(maildir_find_uid(box, 3), 2);
+	assert_int_equal(maildir_find_uid(box, 9), -1);
+
+	char *data;
+	size_t len;
+	assert_int_equal(maildir_msg_read(box, 1, &data, &len), 0);
+	assert_int_equal(len, 7);
+	assert_memory_equal(data, "second\n", 7);
+	rg_free(data);
+	/* no move without move_new */
+	assert_true(file_exists(md, "new", "100.a.host"));
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+}
+
+static void test_uidlist_stable(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "new", "1.a", "a\n", 1000);
+	put_file(md, "new", "2.b", "b\n", 2000);
+	struct maildir *box = open_ok(md, false);
+	uint32_t validity = box->uidvalidity;
+	maildir_close(box);
+
+	/* the list file has the documented format */
+	char *list = rg_strdup_printf("%s/%s", md, MAILDIR_UIDLIST_NAME);
+	FILE *f = fopen(list, "r");
+	assert_non_null(f);
+	char text[256] = "";
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	char expect[256];
+	snprintf(expect, sizeof(expect), "1 V%u N3\n1 1.a\n2 2.b\n", validity);
+	assert_string_equal(text, expect);
+
+	/* a new message, older mtime than the others: still the next UID */
+	put_file(md, "new", "0.c", "c\n", 500);
+	box = open_ok(md, false);
+	assert_int_equal(box->uidvalidity, validity);
+	assert_int_equal(box->count, 3);
+	assert_int_equal(box->msgs[find_base(box, "1.a")].uid, 1);
+	assert_int_equal(box->msgs[find_base(box, "2.b")].uid, 2);
+	assert_int_equal(box->msgs[find_base(box, "0.c")].uid, 3);
+	/* delete uid 2 and reopen: UID 2 is never reused */
+	assert_int_equal(maildir_msg_delete(box, 1), 0);
+	assert_true(box->msgs[1].expunged);
+	assert_int_equal(maildir_msg_delete(box, 1), 0);
+	maildir_close(box);
+	put_file(md, "new", "3.d", "d\n", 3000);
+	box = open_ok(md, false);
+	assert_int_equal(box->count, 3);
+	assert_int_equal(box->msgs[0].uid, 1);
+	assert_int_equal(box->msgs[1].uid, 3);
+	assert_int_equal(box->msgs[2].uid, 4);
+	assert_int_equal(box->uidnext, 5);
+	maildir_close(box);
+
+	/* a corrupt list: rebuilt with a new, different UIDVALIDITY */
+	f = fopen(list, "w");
+	fputs("garbage\n", f);
+	fclose(f);
+	box = open_ok(md, false);
+	assert_true(box->uidvalidity != validity);
+	assert_int_equal(box->count, 3);
+	assert_int_equal(box->uidnext, 4);
+	maildir_close(box);
+	rg_free(list);
+	rm_rf(md);
+	rg_free(md);
+}
+
+static void test_move_new_and_flags(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "new", "1.a", "a\n", 1000);
+	put_file(md, "new", "2.b:2,F", "b\n", 2000);
+	struct maildir *box = open_ok(md, false);
+	maildir_close(box);
+
+	box = open_ok(md, true);
+	assert_int_equal(box->count, 2);
+	assert_int_equal(box->msgs[0].uid, 1);
+	assert_int_equal(box->msgs[1].uid, 2);
+	assert_false(box->msgs[0].in_new);
+	assert_string_equal(box->msgs[0].name, "1.a:2,");
+	assert_string_equal(box->msgs[1].name, "2.b:2,F");
+	assert_true(file_exists(md, "cur", "1.a:2,"));
+	assert_false(file_exists(md, "new", "1.a"));
+
+	/* flags: sorted, deduplicated, by rename */
+	assert_int_equal(maildir_msg_set_flags(box, 0, "TSFS"), 0);
+	assert_string_equal(box->msgs[0].flags, "FST");
+	assert_true(file_exists(md, "cur", "1.a:2,FST"));
+	assert_false(file_exists(md, "cur", "1.a:2,"));
+	assert_int_equal(maildir_msg_set_flags(box, 0, "FST"), 0); /* no-op */
+	assert_int_equal(maildir_msg_set_flags(box, 0, ""), 0);
+	assert_true(file_exists(md, "cur", "1.a:2,"));
+
+	/* another session renamed the file behind our back: found again */
+	char *from = rg_strdup_printf("%s/cur/2.b:2,F", md);
+	char *to = rg_strdup_printf("%s/cur/2.b:2,FS", md);
+	assert_int_equal(rename(from, to), 0);
+	char *data;
+	size_t len;
+	assert_int_equal(maildir_msg_read(box, 1, &data, &len), 0);
+	assert_memory_equal(data, "b\n", 2);
+	rg_free(data);
+	assert_string_equal(box->msgs[1].flags, "FS");
+	assert_int_equal(maildir_msg_set_flags(box, 1, "D"), 0);
+	assert_true(file_exists(md, "cur", "2.b:2,D"));
+	/* ... and expunged behind our back: ENOENT */
+	char *gone = rg_strdup_printf("%s/cur/2.b:2,D", md);
+	assert_int_equal(unlink(gone), 0);
+	assert_int_equal(maildir_msg_read(box, 1, &data, &len), -ENOENT);
+	assert_int_equal(maildir_msg_set_flags(box, 1, "S"), -ENOENT);
+	assert_int_equal(maildir_msg_delete(box, 1), 0);
+	maildir_close(box);
+
+	box = open_ok(md, false);
+	assert_int_equal(box->count, 1);
+	assert_int_equal(box->msgs[0].uid, 1);
+	maildir_close(box);
+	rg_free(gone);
+	rg_free(from);
+	rg_free(to);
+	rm_rf(md);
+	rg_free(md);
+}
+
+static void test_crlf(void **state)
+{
+	(void)state;
+	assert_int_equal(maildir_crlf_size("", 0), 0);
+	assert_int_equal(maildir_crlf_size("a\nb\r\nc", 6), 7);
+	assert_int_equal(maildir_crlf_size("\n\n", 2), 4);
+	assert_int_equal(maildir_crlf_size("\r\n", 2), 2);
+	size_t len;
+	char *out = maildir_to_crlf("\na\nb\r\n\rc\n", 9, &len);
+	assert_int_equal(len, 12);
+	assert_memory_equal(out, "\r\na\r\nb\r\n\rc\r\n", 12);
+	rg_free(out);
+
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "cur", "1.a:2,S", "x\ny\n", 1000);
+	put_file(md, "cur", "2.b,S=4,W=99:2,", "x\ny\n", 2000);
+	struct maildir *box = open_ok(md, false);
+	uint64_t vsize;
+	assert_int_equal(maildir_msg_vsize(box, 0, &vsize), 0);
+	assert_int_equal(vsize, 6);
+	/* ",W=" in the name is trusted, as Dovecot does */
+	assert_int_equal(maildir_msg_vsize(box, 1, &vsize), 0);
+	assert_int_equal(vsize, 99);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+}
+
+/* Several processes deliver and open at once: every message gets exactly
+ * one UID, and a UID once seen never changes. */
+static void test_concurrent_open(void **state)
+{
+	(void)state;
+	enum { CHILDREN = 4, ROUNDS = 25 };
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	pid_t pids[CHILDREN];
+	for (int c = 0; c < CHILDREN; c++) {
+		pids[c] = fork();
+		assert_true(pids[c] >= 0);
+		if (pids[c] != 0)
+			continue;
+		uint32_t seen[CHILDREN * ROUNDS + 1] = { 0 };
+		char names[CHILDREN * ROUNDS + 1][32];
+		size_t nseen = 0;
+		for (int r = 0; r < ROUNDS; r++) {
+			char name[32];
+			snprintf(name, sizeof(name), "%d.c%d.host", r, c);
+			put_file(md, "new", name, "body\n", 0);
+			struct maildir *box;
+			const char *error;
+			if (maildir_open(md, (r % 3) == 0, &box, &error) < 0)
+				_exit(2);
+			for (size_t i = 0; i < box->count; i++) {
+				if (i > 0 && box->msgs[i].uid <= box->msgs[i - 1].uid)
+					_exit(3);
+				for (size_t k = 0; k < nseen; k++) {
+					if (strcmp(names[k], box->msgs[i].base) == 0 &&
+					    seen[k] != box->msgs[i].uid)
+						_exit(4);
+				}
+			}
+			/* remember this round's UIDs */
+			for (size_t i = 0; i < box->count && nseen < CHILDREN * ROUNDS; i++) {
+				bool known = false;
+				for (size_t k = 0; k < nseen && !known; k++)
+					known = strcmp(names[k], box->msgs[i].base) == 0;
+				if (!known) {
+					snprintf(names[nseen], sizeof(names[nseen]), "%s", box->msgs[i].base);
+					seen[nseen++] = box->msgs[i].uid;
+				}
+			}
+			maildir_close(box);
+		}
+		_exit(0);
+	}
+	for (int c = 0; c < CHILDREN; c++) {
+		int status;
+		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	struct maildir *box = open_ok(md, false);
+	assert_int_equal(box->count, CHILDREN * ROUNDS);
+	/* no UID was handed out twice or wasted */
+	assert_int_equal(box->uidnext, CHILDREN * ROUNDS + 1);
+	for (size_t i = 0; i < box->count; i++)
+		assert_int_equal(box->msgs[i].uid, i + 1);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+}
+
+static void check_location(const char *loc, const char *home, const char *user, const char *expect)
+{
+	char *path = NULL;
+	const char *error = NULL;
+	int ret = maildir_location_path(loc, home, user, &path, &error);
+	if (expect == NULL) {
+		assert_int_equal(ret, -EINVAL);
+		assert_non_null(error);
+		return;
+	}
+	if (ret != 0)
+		fail_msg("%s: %s", loc, error);
+	assert_string_equal(path, expect);
+	rg_free(path);
+}
+
+static void test_location(void **state)
+{
+	(void)state;
+	check_location("maildir:~/Maildir", "/home/u", "u", "/home/u/Maildir");
+	check_location("", "/home/u", "u", "/home/u/Maildir");
+	check_location(NULL, "/home/u", "u", "/home/u/Maildir");
+	check_location("maildir:/var/mail/x", "/home/u", "u", "/var/mail/x");
+	check_location("MAILDIR:/var/mail/x/", "", "u", "/var/mail/x");
+	check_location("maildir:~/Maildir:LAYOUT=fs:INDEX=/x", "/h", "u", "/h/Maildir");
+	check_location("~/Mail", "/h", "u", "/h/Mail");
+	check_location("maildir:~", "/h", "u", "/h");
+	check_location("maildir:/v/%d/%n/Maildir", "/h", "joe@example.com", "/v/example.com/joe/Maildir");
+	check_location("maildir:/v/%u/%%", "/h", "joe", "/v/joe/%");
+	check_location("maildir:%h/M", "/h", "joe", "/h/M");
+	check_location("maildir:Maildir", "/h", "joe", "/h/Maildir");
+	/* errors */
+	check_location("mbox:~/mail", "/h", "u", NULL);
+	check_location("maildir:~/Maildir", "", "u", NULL);
+	check_location("maildir:~/Maildir", NULL, "u", NULL);
+	check_location("maildir:", "/h", "u", NULL);
+	check_location("maildir:/v/%x", "/h", "u", NULL);
+	check_location("maildir:/v/%u", "/h", NULL, NULL);
+	check_location("maildir:Maildir", "", "u", NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_mode),
+		cmocka_unit_test(test_scan_order_and_flags),
+		cmocka_unit_test(test_uidlist_stable),
+		cmocka_unit_test(test_move_new_and_flags),
+		cmocka_unit_test(test_crlf),
+		cmocka_unit_test(test_concurrent_open),
+		cmocka_unit_test(test_location),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
