@@ -1,0 +1,834 @@
+#include "auth/auth-server.h"
+#include "auth/auth-cookie.h"
+#include "auth/auth-passwd.h"
+#include "auth/auth-penalty.h"
+#include "auth/auth-sasl.h"
+#include "auth/auth-scheme.h"
+
+#include "lib/alloc.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_MSGS_PER_WAKEUP 64
+/* a login process never has more requests in flight than clients */
+#define MAX_REQUESTS_PER_CLIENT 100000
+#define PENALTY_TABLE_MAX 65536
+#define REASON_TEMP "Temporary authentication failure."
+#define REASON_MECH "Unsupported authentication mechanism."
+#define REASON_PLAINTEXT "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
+#define REASON_NOLOGIN "Login disabled."
+
+enum src_type { SRC_MASTER, SRC_TIMER, SRC_CLIENT };
+
+struct ep_src {
+	enum src_type type;
+};
+
+enum req_state { REQ_SASL, REQ_DELAYED };
+
+struct auth_client;
+
+struct auth_request {
+	struct auth_request *cprev, *cnext; /* the channel's requests */
+	struct auth_request *dprev, *dnext; /* delay queue, by due_ms */
+	struct auth_client *client;
+	uint32_t id;
+	enum req_state state;
+	bool secured;
+	int64_t due_ms;
+	char rip[PENALTY_IP_MAX + 1];
+	char *fail_user;   /* sent with the delayed AUTH_FAIL */
+	struct sasl_state sasl;
+};
+
+/* A login process's channel. Invariant: fd >= 0 while it is in the epoll set
+ * and on srv->clients; a closed one waits on srv->dead until the end of the
+ * loop turn, because later events of the same epoll batch may still name it. */
+struct auth_client {
+	struct ep_src src; /* first: epoll data points here */
+	struct auth_client *prev, *next;
+	int fd;
+	uint32_t pid;
+	char service[16];
+	struct auth_request *requests;
+	unsigned request_count;
+};
+
+struct auth_server {
+	struct auth_config cfg;
+	char *mechanisms, *mail_location;
+	int master_fd, epfd, timerfd;
+	struct ep_src master_src, timer_src;
+	struct passwd_file *passdb;
+	struct passwd_file *userdb; /* == passdb when they are one file */
+	struct cookie_table *cookies;
+	struct penalty_table *penalties;
+	struct auth_client *clients, *dead;
+	struct auth_request *delay_head, *delay_tail;
+	int64_t timer_armed_ms; /* 0 = disarmed */
+	struct ipc_rx *rx;
+	struct ipc_msg msg;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *esc_user(const char *user, char *buf, size_t size)
+{
+	if (user == NULL || user[0] == '\0')
+		return "?";
+	return log_escape(user, strlen(user), 64, buf, size);
+}
+
+/* ---- delay queue ------------------------------------------------------- */
+
+static void timer_update(struct auth_server *srv)
+{
+	int64_t due = srv->delay_head != NULL ? srv->delay_head->due_ms : 0;
+	if (due == srv->timer_armed_ms)
+		return;
+	struct itimerspec its;
+	memset(&its, 0, sizeof(its));
+	if (due != 0) {
+		/* CLOCK_MONOTONIC, absolute: 0 would disarm, so never pass it */
+		its.it_value.tv_sec = due / 1000;
+		its.it_value.tv_nsec = (long)(due % 1000) * 1000000 + 1;
+	}
+	if (timerfd_settime(srv->timerfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		log_fatal("timerfd_settime: %m");
+	srv->timer_armed_ms = due;
+}
+
+static void delay_unlink(struct auth_server *srv, struct auth_request *req)
+{
+	if (req->dprev != NULL)
+		req->dprev->dnext = req->dnext;
+	else
+		srv->delay_head = req->dnext;
+	if (req->dnext != NULL)
+		req->dnext->dprev = req->dprev;
+	else
+		srv->delay_tail = req->dprev;
+	req->dprev = req->dnext = NULL;
+}
+
+static void delay_insert(struct auth_server *srv, struct auth_request *req)
+{
+	/* most requests get the base delay, so the tail is usually the spot */
+	struct auth_request *after = srv->delay_tail;
+	while (after != NULL && after->due_ms > req->due_ms)
+		after = after->dprev;
+	req->dprev = after;
+	req->dnext = after != NULL ? after->dnext : srv->delay_head;
+	if (req->dnext != NULL)
+		req->dnext->dprev = req;
+	else
+		srv->delay_tail = req;
+	if (after != NULL)
+		after->dnext = req;
+	else
+		srv->delay_head = req;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static struct auth_request *request_find(struct auth_client *c, uint32_t id)
+{
+	for (struct auth_request *r = c->requests; r != NULL; r = r->cnext) {
+		if (r->id == id)
+			return r;
+	}
+	return NULL;
+}
+
+static void request_free(struct auth_server *srv, struct auth_request *req)
+{
+	struct auth_client *c = req->client;
+	if (req->state == REQ_DELAYED) {
+		delay_unlink(srv, req);
+		timer_update(srv);
+	}
+	if (req->cprev != NULL)
+		req->cprev->cnext = req->cnext;
+	else
+		c->requests = req->cnext;
+	if (req->cnext != NULL)
+		req->cnext->cprev = req->cprev;
+	c->request_count--;
+	sasl_clear(&req->sasl);
+	rg_free(req->fail_user);
+	rg_free(req);
+}
+
+static void client_close(struct auth_server *srv, struct auth_client *c)
+{
+	if (c->fd < 0)
+		return;
+	while (c->requests != NULL)
+		request_free(srv, c->requests);
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
+		log_error("epoll_ctl(DEL): %m");
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = NULL;
+	c->next = srv->dead;
+	srv->dead = c;
+}
+
+static void client_error(struct auth_server *srv, struct auth_client *c, const char *error)
+{
+	log_error("login %u: %s: closing its channel", c->pid, error);
+	client_close(srv, c);
+}
+
+/* Send srv->msg to req's login process and forget req. */
+static void request_reply(struct auth_server *srv, struct auth_request *req)
+{
+	struct auth_client *c = req->client;
+	request_free(srv, req);
+	int ret = ipc_send(c->fd, &srv->msg, -1);
+	if (ret < 0) {
+		/* a login process that does not read its replies is broken */
+		char why[96];
+		snprintf(why, sizeof(why), "sending %s failed: %s",
+			 ipc_type_name(((struct ipc_hdr *)(void *)srv->msg.buf)->type),
+			 strerror(-ret));
+		client_error(srv, c, why);
+	}
+}
+
+/* Immediate failure: internal errors and policy refusals, no penalty. */
+static void request_fail_now(struct auth_server *srv, struct auth_request *req,
+			     const char *reason, bool temp, const char *user)
+{
+	ipc_msg_init(&srv->msg, IPC_AUTH_FAIL, req->id);
+	if (reason != NULL)
+		ipc_msg_add_str(&srv->msg, IPC_F_REASON, reason);
+	if (temp)
+		ipc_msg_add_str(&srv->msg, IPC_F_TEMP, "1");
+	if (user != NULL && user[0] != '\0')
+		ipc_msg_add_str(&srv->msg, IPC_F_USER, user);
+	request_reply(srv, req);
+}
+
+/* Wrong credentials: answer after the delay plus the IP's penalty. */
+static void request_fail_delayed(struct auth_server *srv, struct auth_request *req)
+{
+	int64_t now = now_ms();
+	unsigned failures = 1;
+	if (req->rip[0] != '\0')
+		failures = penalty_fail(srv->penalties, req->rip, now);
+	if (req->sasl.user_len > 0 && req->fail_user == NULL)
+		req->fail_user = rg_strdup(req->sasl.user);
+	sasl_clear(&req->sasl);
+	req->state = REQ_DELAYED;
+	req->due_ms = now + penalty_delay_ms(srv->cfg.failure_delay_ms, failures);
+	delay_insert(srv, req);
+	timer_update(srv);
+}
+
+static void delay_run(struct auth_server *srv)
+{
+	uint64_t ticks;
+	if (read(srv->timerfd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
+		log_fatal("read(timerfd): %m");
+	srv->timer_armed_ms = -1; /* force re-arming */
+	int64_t now = now_ms();
+	while (srv->delay_head != NULL && srv->delay_head->due_ms <= now) {
+		struct auth_request *req = srv->delay_head;
+		ipc_msg_init(&srv->msg, IPC_AUTH_FAIL, req->id);
+		if (req->fail_user != NULL)
+			ipc_msg_add_str(&srv->msg, IPC_F_USER, req->fail_user);
+		request_reply(srv, req);
+	}
+	timer_update(srv);
+}
+
+/* Append key[=value] to a TAB-separated list. */
+static void extra_append(char **list, const char *field)
+{
+	char *old = *list;
+	*list = rg_strdup_printf("%s%s%s", old, old[0] != '\0' ? "\t" : "", field);
+	rg_free(old);
+}
+
+static bool is_userdb_core(const char *field, size_t klen)
+{
+	static const char *const core[] = { "uid", "gid", "home", "mail" };
+	for (unsigned i = 0; i < 4; i++) {
+		if (strlen(core[i]) == klen && strncmp(field, core[i], klen) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The userdb result for entry (of the userdb file). NULL with a logged
+ * error when the entry lacks what a worker needs. */
+static struct auth_user *userdb_build(struct auth_server *srv, const struct passwd_entry *e,
+				      const char *logname)
+{
+	uint32_t uid = e->uid, gid = e->gid;
+	bool have_uid = e->have_uid, have_gid = e->have_gid;
+	const char *v;
+	char *end;
+	if ((v = passwd_entry_field(e, "userdb_uid")) != NULL) {
+		unsigned long n = strtoul(v, &end, 10);
+		have_uid = *v >= '0' && *v <= '9' && *end == '\0' && n < UINT32_MAX;
+		uid = (uint32_t)n;
+	}
+	if ((v = passwd_entry_field(e, "userdb_gid")) != NULL) {
+		unsigned long n = strtoul(v, &end, 10);
+		have_gid = *v >= '0' && *v <= '9' && *end == '\0' && n < UINT32_MAX;
+		gid = (uint32_t)n;
+	}
+	if (!have_uid || !have_gid) {
+		log_error("passwd-file(%s): userdb lookup: no valid uid/gid for the user", logname);
+		return NULL;
+	}
+	struct auth_user *u = rg_calloc(1, sizeof(*u));
+	u->user = rg_strdup(e->user);
+	u->uid = uid;
+	u->gid = gid;
+	v = passwd_entry_field(e, "userdb_home");
+	u->home = rg_strdup(v != NULL ? v : e->home);
+	v = passwd_entry_field(e, "userdb_mail");
+	if (v == NULL)
+		v = passwd_entry_field(e, "mail");
+	u->mail = rg_strdup(v != NULL ? v : srv->cfg.mail_location);
+	u->extra = rg_strdup("");
+	for (unsigned i = 0; i < e->extra_count; i++) {
+		const char *x = e->extra[i];
+		if (strncmp(x, "userdb_", 7) != 0)
+			continue;
+		x += 7;
+		size_t klen = strcspn(x, "=");
+		if (!is_userdb_core(x, klen))
+			extra_append(&u->extra, x);
+	}
+	return u;
+}
+
+static void request_success(struct auth_server *srv, struct auth_request *req,
+			    const struct passwd_entry *e, const char *logname)
+{
+	int64_t now = now_ms();
+	if (req->rip[0] != '\0')
+		penalty_reset(srv->penalties, req->rip);
+
+	const char *nologin = passwd_entry_field(e, "nologin");
+	if (nologin != NULL) {
+		const char *reason = passwd_entry_field(e, "reason");
+		char rbuf[256];
+		/* shown to the client: bounded, and a message must never overflow */
+		snprintf(rbuf, sizeof(rbuf), "%s", reason != NULL && reason[0] != '\0' ?
+			 reason : REASON_NOLOGIN);
+		log_info("passwd-file(%s,%s): login disabled (nologin)", logname, req->rip);
+		request_fail_now(srv, req, rbuf, false, e->user);
+		return;
+	}
+
+	const struct passwd_entry *ue = e;
+	if (srv->userdb != srv->passdb) {
+		if (passwd_file_refresh(srv->userdb, now) < 0) {
+			request_fail_now(srv, req, REASON_TEMP, true, e->user);
+			return;
+		}
+		ue = passwd_file_lookup(srv->userdb, e->user);
+		if (ue == NULL) {
+			log_error("passwd-file(%s,%s): user not found in the userdb", logname, req->rip);
+			request_fail_now(srv, req, REASON_TEMP, true, e->user);
+			return;
+		}
+	}
+	struct auth_user *u = userdb_build(srv, ue, logname);
+	if (u == NULL) {
+		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		return;
+	}
+
+	/* passdb extra fields travel with AUTH_OK (proxy, host, …) */
+	char *extra = rg_strdup("");
+	for (unsigned i = 0; i < e->extra_count; i++) {
+		if (strncmp(e->extra[i], "userdb_", 7) != 0)
+			extra_append(&extra, e->extra[i]);
+	}
+	size_t need = strlen(e->user) + COOKIE_HEX_LEN + strlen(extra) + 3 * 8;
+	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
+	if (need > ipc_msg_room(&srv->msg) ||
+	    strlen(u->user) + strlen(u->home) + strlen(u->mail) + strlen(u->extra) + 128 >
+	    IPC_MAX_PAYLOAD) {
+		log_error("passwd-file(%s): fields too long for IPC", logname);
+		auth_user_free(u);
+		rg_free(extra);
+		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		return;
+	}
+	char cookie[COOKIE_HEX_LEN + 1];
+	int ret = cookie_add(srv->cookies, req->client->pid, u, now, cookie);
+	if (ret < 0) {
+		log_error("getrandom() failed: %s", strerror(-ret));
+		auth_user_free(u);
+		rg_free(extra);
+		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		return;
+	}
+	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
+	ipc_msg_add_str(&srv->msg, IPC_F_USER, e->user);
+	ipc_msg_add_str(&srv->msg, IPC_F_COOKIE, cookie);
+	if (extra[0] != '\0')
+		ipc_msg_add_str(&srv->msg, IPC_F_EXTRA, extra);
+	rg_free(extra);
+	explicit_bzero(cookie, sizeof(cookie));
+	log_debug("passwd-file(%s,%s): authenticated", logname, req->rip);
+	request_reply(srv, req);
+}
+
+/* The SASL exchange produced credentials: check them against the passdb. */
+static void request_verify(struct auth_server *srv, struct auth_request *req)
+{
+	char logname[300];
+	esc_user(req->sasl.user, logname, sizeof(logname));
+
+	if (srv->passdb == NULL) {
+		log_error("passwd-file(%s,%s): no passdb configured", logname, req->rip);
+		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+		return;
+	}
+	if (passwd_file_refresh(srv->passdb, now_ms()) < 0) {
+		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+		return;
+	}
+	const struct passwd_entry *e = passwd_file_lookup(srv->passdb, req->sasl.user);
+	if (e == NULL) {
+		log_info("passwd-file(%s,%s): unknown user", logname, req->rip);
+		request_fail_delayed(srv, req);
+		return;
+	}
+	if (e->scheme == NULL) {
+		log_info("passwd-file(%s,%s): no password for the user", logname, req->rip);
+		request_fail_delayed(srv, req);
+		return;
+	}
+	enum scheme_result res = auth_scheme_verify(e->scheme, e->password, req->sasl.pass,
+						    req->sasl.pass_len);
+	switch (res) {
+	case SCHEME_OK:
+		sasl_clear(&req->sasl);
+		request_success(srv, req, e, logname);
+		return;
+	case SCHEME_MISMATCH:
+		log_info("passwd-file(%s,%s): Password mismatch", logname, req->rip);
+		break;
+	case SCHEME_UNKNOWN:
+		log_error("passwd-file(%s,%s): unknown password scheme %s", logname, req->rip,
+			  e->scheme);
+		break;
+	case SCHEME_BAD_HASH:
+		log_error("passwd-file(%s,%s): the stored password is not a valid %s hash",
+			  logname, req->rip, e->scheme);
+		break;
+	}
+	request_fail_delayed(srv, req);
+}
+
+static void request_step(struct auth_server *srv, struct auth_request *req, enum sasl_step step,
+			 const uint8_t *chal, size_t chal_len, const char *error)
+{
+	switch (step) {
+	case SASL_STEP_CHALLENGE:
+		ipc_msg_init(&srv->msg, IPC_AUTH_CHALLENGE, req->id);
+		ipc_msg_add(&srv->msg, IPC_F_CHALLENGE, chal, chal_len);
+		if (ipc_send(req->client->fd, &srv->msg, -1) < 0)
+			client_error(srv, req->client, "sending a challenge failed");
+		return;
+	case SASL_STEP_FAIL: {
+		char logname[300];
+		log_info("%s(%s,%s): %s", sasl_mech_name(req->sasl.mech),
+			 esc_user(req->sasl.user, logname, sizeof(logname)), req->rip, error);
+		request_fail_delayed(srv, req);
+		return;
+	}
+	case SASL_STEP_DONE:
+		request_verify(srv, req);
+		return;
+	}
+}
+
+/* ---- login channels ---------------------------------------------------- */
+
+static void client_begin(struct auth_server *srv, struct auth_client *c, const struct ipc_rx *rx)
+{
+	const struct ipc_fields *f = &rx->fields;
+	const char *mech_name = ipc_str(f, IPC_F_MECH);
+	if (mech_name == NULL) {
+		client_error(srv, c, "AUTH_BEGIN without MECH");
+		return;
+	}
+	if (request_find(c, rx->hdr.id) != NULL) {
+		client_error(srv, c, "AUTH_BEGIN for a request id in use");
+		return;
+	}
+	if (c->request_count >= MAX_REQUESTS_PER_CLIENT) {
+		client_error(srv, c, "too many requests in flight");
+		return;
+	}
+	struct auth_request *req = rg_calloc(1, sizeof(*req));
+	req->client = c;
+	req->id = rx->hdr.id;
+	req->secured = ipc_has(f, IPC_F_SECURED);
+	const char *rip = ipc_str(f, IPC_F_RIP);
+	if (rip != NULL) {
+		/* the key of the penalty table and part of log lines: keep it
+		   printable */
+		log_escape(rip, f->len[IPC_F_RIP], 40, req->rip, sizeof(req->rip));
+	}
+	req->cnext = c->requests;
+	if (c->requests != NULL)
+		c->requests->cprev = req;
+	c->requests = req;
+	c->request_count++;
+
+	enum sasl_mech mech;
+	if (!sasl_mech_parse(mech_name, &mech) || !sasl_mech_allowed(srv->mechanisms, mech)) {
+		char esc[40];
+		log_info("login %u: mechanism %s not allowed", c->pid,
+			 log_escape(mech_name, f->len[IPC_F_MECH], 20, esc, sizeof(esc)));
+		request_fail_now(srv, req, REASON_MECH, false, NULL);
+		return;
+	}
+	if (srv->cfg.disable_plaintext_auth && !req->secured) {
+		request_fail_now(srv, req, REASON_PLAINTEXT, false, NULL);
+		return;
+	}
+	sasl_init(&req->sasl, mech);
+	const uint8_t *chal = NULL;
+	size_t chal_len = 0;
+	const char *error = NULL;
+	bool has_resp = ipc_has(f, IPC_F_RESP);
+	enum sasl_step step = sasl_begin(&req->sasl, has_resp, has_resp ? f->val[IPC_F_RESP] : NULL,
+					 has_resp ? f->len[IPC_F_RESP] : 0, &chal, &chal_len, &error);
+	request_step(srv, req, step, chal, chal_len, error);
+}
+
+static void client_continue(struct auth_server *srv, struct auth_client *c,
+			    const struct ipc_rx *rx)
+{
+	const struct ipc_fields *f = &rx->fields;
+	if (!ipc_has(f, IPC_F_RESP)) {
+		client_error(srv, c, "AUTH_CONTINUE without RESP");
+		return;
+	}
+	struct auth_request *req = request_find(c, rx->hdr.id);
+	if (req == NULL) {
+		/* nothing to continue: say so rather than leave it hanging */
+		ipc_msg_init(&srv->msg, IPC_AUTH_FAIL, rx->hdr.id);
+		if (ipc_send(c->fd, &srv->msg, -1) < 0)
+			client_error(srv, c, "sending a reply failed");
+		return;
+	}
+	if (req->state != REQ_SASL) {
+		client_error(srv, c, "AUTH_CONTINUE for a request being failed");
+		return;
+	}
+	const uint8_t *chal = NULL;
+	size_t chal_len = 0;
+	const char *error = NULL;
+	enum sasl_step step = sasl_continue(&req->sasl, f->val[IPC_F_RESP], f->len[IPC_F_RESP],
+					    &chal, &chal_len, &error);
+	request_step(srv, req, step, chal, chal_len, error);
+}
+
+static void client_input(struct auth_server *srv, struct auth_client *c)
+{
+	struct ipc_rx *rx = srv->rx;
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && c->fd >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(c->fd, rx, &error);
+		if (ret == -EAGAIN)
+			return;
+		if (ret == 0) {
+			log_debug("login %u: channel closed", c->pid);
+			client_close(srv, c);
+			return;
+		}
+		if (ret == -EPROTO) {
+			client_error(srv, c, error);
+			return;
+		}
+		if (ret < 0) {
+			client_error(srv, c, strerror(-ret));
+			return;
+		}
+		if (rx->fd >= 0) {
+			close(rx->fd);
+			client_error(srv, c, "message with an fd");
+		} else {
+			switch (rx->hdr.type) {
+			case IPC_AUTH_BEGIN:
+				client_begin(srv, c, rx);
+				break;
+			case IPC_AUTH_CONTINUE:
+				client_continue(srv, c, rx);
+				break;
+			case IPC_AUTH_ABORT: {
+				/* may cross our reply: an unknown id is fine */
+				struct auth_request *req = request_find(c, rx->hdr.id);
+				if (req != NULL)
+					request_free(srv, req);
+				break;
+			}
+			default: {
+				char why[64];
+				snprintf(why, sizeof(why), "unexpected message %s",
+					 ipc_type_name(rx->hdr.type));
+				client_error(srv, c, why);
+				break;
+			}
+			}
+		}
+		/* responses hold passwords */
+		explicit_bzero(rx->buf, IPC_HDR_SIZE + rx->hdr.len);
+	}
+}
+
+/* ---- master channel ---------------------------------------------------- */
+
+static void master_send(struct auth_server *srv)
+{
+	int ret = ipc_send(srv->master_fd, &srv->msg, -1);
+	if (ret < 0)
+		log_fatal("sending to master failed: %s", strerror(-ret));
+}
+
+static void master_new_client(struct auth_server *srv, struct ipc_rx *rx)
+{
+	if (rx->fd < 0)
+		log_fatal("master sent AUTH_NEW_CLIENT without an fd");
+	int fl = fcntl(rx->fd, F_GETFL);
+	if (fl < 0 || fcntl(rx->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		log_fatal("fcntl(O_NONBLOCK) on a login channel: %m");
+	struct auth_client *c = rg_calloc(1, sizeof(*c));
+	c->src.type = SRC_CLIENT;
+	c->fd = rx->fd;
+	rx->fd = -1;
+	c->pid = rx->hdr.id;
+	const char *service = ipc_str(&rx->fields, IPC_F_SERVICE);
+	if (service != NULL)
+		log_escape(service, strlen(service), 8, c->service, sizeof(c->service));
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &c->src };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+		log_fatal("epoll_ctl(ADD): %m");
+	c->next = srv->clients;
+	if (srv->clients != NULL)
+		srv->clients->prev = c;
+	srv->clients = c;
+	log_debug("login %u (%s): channel added", c->pid, c->service);
+}
+
+static void master_request(struct auth_server *srv, const struct ipc_rx *rx)
+{
+	const char *cookie = ipc_str(&rx->fields, IPC_F_COOKIE);
+	unsigned long long pid;
+	if (rx->fd >= 0 || cookie == NULL || !ipc_uint(&rx->fields, IPC_F_LOGIN_PID, &pid) ||
+	    pid > UINT32_MAX)
+		log_fatal("master sent a malformed AUTH_REQUEST");
+	struct auth_user *u;
+	enum cookie_result res = cookie_take(srv->cookies, cookie, (uint32_t)pid, now_ms(), &u);
+	if (res != COOKIE_OK) {
+		log_error("AUTH_REQUEST from master for login %llu: %s", pid, cookie_result_str(res));
+		ipc_msg_init(&srv->msg, IPC_AUTH_FAIL, rx->hdr.id);
+		ipc_msg_add_str(&srv->msg, IPC_F_REASON, cookie_result_str(res));
+		master_send(srv);
+		return;
+	}
+	ipc_msg_init(&srv->msg, IPC_AUTH_USER, rx->hdr.id);
+	ipc_msg_add_str(&srv->msg, IPC_F_USER, u->user);
+	ipc_msg_add_uint(&srv->msg, IPC_F_UID, u->uid);
+	ipc_msg_add_uint(&srv->msg, IPC_F_GID, u->gid);
+	ipc_msg_add_str(&srv->msg, IPC_F_HOME, u->home);
+	ipc_msg_add_str(&srv->msg, IPC_F_MAIL, u->mail);
+	if (u->extra[0] != '\0')
+		ipc_msg_add_str(&srv->msg, IPC_F_EXTRA, u->extra);
+	auth_user_free(u);
+	master_send(srv);
+}
+
+/* false when master closed the channel */
+static bool master_input(struct auth_server *srv)
+{
+	struct ipc_rx *rx = srv->rx;
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(srv->master_fd, rx, &error);
+		if (ret == -EAGAIN)
+			return true;
+		if (ret == 0)
+			return false;
+		if (ret == -EPROTO)
+			log_fatal("malformed message from master: %s", error);
+		if (ret < 0)
+			log_fatal("master channel: %s", strerror(-ret));
+		switch (rx->hdr.type) {
+		case IPC_AUTH_NEW_CLIENT:
+			master_new_client(srv, rx);
+			break;
+		case IPC_AUTH_REQUEST:
+			master_request(srv, rx);
+			break;
+		default:
+			log_fatal("unexpected message %s from master", ipc_type_name(rx->hdr.type));
+		}
+	}
+	return true;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd,
+				    char **error_r)
+{
+	struct passwd_file *passdb = NULL, *userdb = NULL;
+	struct passwd_args pargs, uargs;
+	if (cfg->passdb_args != NULL && cfg->passdb_args[0] != '\0') {
+		if (passwd_args_parse(cfg->passdb_args, &pargs, error_r) < 0)
+			return NULL;
+		passdb = passwd_file_load(&pargs, error_r);
+		if (passdb == NULL) {
+			passwd_args_clear(&pargs);
+			return NULL;
+		}
+		userdb = passdb;
+		if (cfg->userdb_args != NULL && cfg->userdb_args[0] != '\0') {
+			if (passwd_args_parse(cfg->userdb_args, &uargs, error_r) < 0) {
+				passwd_args_clear(&pargs);
+				passwd_file_free(passdb);
+				return NULL;
+			}
+			if (strcmp(uargs.path, pargs.path) != 0 || uargs.lowercase != pargs.lowercase) {
+				userdb = passwd_file_load(&uargs, error_r);
+				if (userdb == NULL) {
+					passwd_args_clear(&pargs);
+					passwd_args_clear(&uargs);
+					passwd_file_free(passdb);
+					return NULL;
+				}
+			}
+			passwd_args_clear(&uargs);
+		}
+		passwd_args_clear(&pargs);
+	}
+
+	struct auth_server *srv = rg_calloc(1, sizeof(*srv));
+	srv->mechanisms = rg_strdup(cfg->mechanisms != NULL ? cfg->mechanisms : "plain");
+	srv->mail_location = rg_strdup(cfg->mail_location != NULL ? cfg->mail_location : "");
+	srv->cfg = *cfg;
+	srv->cfg.mechanisms = srv->mechanisms;
+	srv->cfg.mail_location = srv->mail_location;
+	srv->cfg.passdb_args = srv->cfg.userdb_args = NULL;
+	srv->master_fd = master_fd;
+	srv->passdb = passdb;
+	srv->userdb = userdb;
+	srv->cookies = cookie_table_new(COOKIE_MAX);
+	srv->penalties = penalty_table_new(PENALTY_TABLE_MAX);
+	srv->rx = rg_malloc(sizeof(*srv->rx));
+	srv->master_src.type = SRC_MASTER;
+	srv->timer_src.type = SRC_TIMER;
+	if (passdb == NULL)
+		log_warning("no passdb configured: every login fails");
+
+	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
+	srv->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (srv->epfd < 0 || srv->timerfd < 0)
+		log_fatal("epoll/timerfd: %m");
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->master_src };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, master_fd, &ev) < 0)
+		log_fatal("epoll_ctl(ADD master): %m");
+	ev.data.ptr = &srv->timer_src;
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, srv->timerfd, &ev) < 0)
+		log_fatal("epoll_ctl(ADD timer): %m");
+	return srv;
+}
+
+int auth_server_run(struct auth_server *srv)
+{
+	struct epoll_event evs[64];
+	for (;;) {
+		int n = epoll_wait(srv->epfd, evs, 64, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		bool master_gone = false;
+		for (int i = 0; i < n; i++) {
+			struct ep_src *src = evs[i].data.ptr;
+			switch (src->type) {
+			case SRC_MASTER:
+				if (!master_input(srv))
+					master_gone = true;
+				break;
+			case SRC_TIMER:
+				delay_run(srv);
+				break;
+			case SRC_CLIENT: {
+				struct auth_client *c = (struct auth_client *)src;
+				if (c->fd >= 0)
+					client_input(srv, c);
+				break;
+			}
+			}
+		}
+		while (srv->dead != NULL) {
+			struct auth_client *c = srv->dead;
+			srv->dead = c->next;
+			rg_free(c);
+		}
+		if (master_gone) {
+			log_debug("master closed its channel: exiting");
+			return 0;
+		}
+	}
+}
+
+void auth_server_free(struct auth_server *srv)
+{
+	if (srv == NULL)
+		return;
+	while (srv->clients != NULL)
+		client_close(srv, srv->clients);
+	while (srv->dead != NULL) {
+		struct auth_client *c = srv->dead;
+		srv->dead = c->next;
+		rg_free(c);
+	}
+	if (srv->userdb != srv->passdb)
+		passwd_file_free(srv->userdb);
+	passwd_file_free(srv->passdb);
+	cookie_table_free(srv->cookies);
+	penalty_table_free(srv->penalties);
+	close(srv->epfd);
+	close(srv->timerfd);
+	rg_free(srv->rx);
+	rg_free(srv->mechanisms);
+	rg_free(srv->mail_location);
+	rg_free(srv);
+}

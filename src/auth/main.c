@@ -1,0 +1,104 @@
+/* ringgate-auth — the auth process: `ringgate-auth -c CONFIG`, fd 3 is the
+ * channel to master. Loads the passwd-file(s) as root, then drops to
+ * default_internal_user (or nobody) before serving anything. */
+#include "auth/auth-server.h"
+
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "lib/settings.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MASTER_FD 3
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ringgate-auth -c CONFIG   (fd 3: channel to master)\n");
+	exit(1);
+}
+
+/* The passwd-file is already in memory. Reloads after this need it readable
+ * by the internal user; when it is not, the old contents stay in use
+ * (auth-passwd.c says so in the log). */
+static void drop_privileges(const char *user)
+{
+	if (geteuid() != 0)
+		return;
+	const struct passwd *pw = getpwnam(user);
+	if (pw == NULL) {
+		log_warning("default_internal_user %s does not exist: running as nobody", user);
+		pw = getpwnam("nobody");
+		if (pw == NULL)
+			log_fatal("neither %s nor nobody exists: refusing to run as root", user);
+	}
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	if (uid == 0)
+		log_fatal("default_internal_user %s is root: refusing", user);
+	if (setgroups(0, NULL) < 0)
+		log_fatal("setgroups: %m");
+	if (setresgid(gid, gid, gid) < 0)
+		log_fatal("setresgid(%ld): %m", (long)gid);
+	if (setresuid(uid, uid, uid) < 0)
+		log_fatal("setresuid(%ld): %m", (long)uid);
+	if (setuid(0) == 0)
+		log_fatal("could regain root after dropping privileges");
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no core dumps of passwords */
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL;
+	int c;
+
+	log_init("auth");
+	while ((c = getopt(argc, argv, "c:")) != -1) {
+		if (c == 'c')
+			config = optarg;
+		else
+			usage();
+	}
+	if (config == NULL || optind != argc)
+		usage();
+
+	struct stat st;
+	if (fstat(MASTER_FD, &st) < 0 || !S_ISSOCK(st.st_mode))
+		log_fatal("fd %d is not the channel to master (run by ringgate)", MASTER_FD);
+	signal(SIGPIPE, SIG_IGN);
+
+	char *error = NULL;
+	struct settings *set = settings_load(config, &error);
+	if (set == NULL)
+		log_fatal("%s", error);
+
+	struct auth_config cfg = {
+		.mechanisms = set->auth_mechanisms,
+		.failure_delay_ms = set->auth_failure_delay * 1000u,
+		.mail_location = set->mail_location,
+		.passdb_args = set->passdb.args,
+		.userdb_args = set->userdb.args,
+		.disable_plaintext_auth = set->disable_plaintext_auth,
+	};
+	struct auth_server *srv = auth_server_new(&cfg, MASTER_FD, &error);
+	if (srv == NULL)
+		log_fatal("%s", error);
+	drop_privileges(set->default_internal_user);
+	settings_free(set);
+
+	int ret = auth_server_run(srv);
+	auth_server_free(srv);
+	if (ret < 0)
+		log_fatal("epoll_wait: %s", strerror(-ret));
+	return 0;
+}
