@@ -77,7 +77,7 @@ int main(void)
 	if (imap_client_logged_out(client))
 		reason = "Logged out";
 	else if (!running && strcmp(reason, "Connection closed") == 0)
-		reason = "Too many invalid commands";
+		reason = "Invalid input from the client";
 	log_info("Disconnected: %s in=%llu out=%llu", reason, (unsigned long long)in_bytes,
 		 (unsigned long long)out->total);
 	imap_client_destroy(client);

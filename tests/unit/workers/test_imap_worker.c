@@ -1,1 +1,307 @@
-int main(void){return 0;}
+/* ringgate-imap end to end (the real binary on a socketpair, as master
+ * starts it), and the IMAP core fed at every byte split. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "imap/imap-client.h"
+#include "lib/alloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MSG1 "From: a@example.com\nSubject: one\nTo: b@example.com\n\nHello\n.dot line\nend\n"
+#define MSG1_CRLF "From: a@example.com\r\nSubject: one\r\nTo: b@example.com\r\n\r\nHello\r\n.dot line\r\nend\r\n"
+#define MSG2 "Subject: two\r\n\r\nCRLF body\r\nno final newline"
+#define MSG3 "Subject: three\n\nl1\n"
+#define LOGIN_REPLY(tag) tag " OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UNSELECT] Logged in\r\n"
+
+struct fixture {
+	char *home;
+	char *md;
+};
+
+static void fill(struct fixture *f)
+{
+	wh_put_msg(f->md, "new", "1000.a.host", MSG1, 1000);
+	wh_put_msg(f->md, "cur", "2000.b.host:2,S", MSG2, 2000);
+	wh_put_msg(f->md, "new", "3000.c.host", MSG3, 3000);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = rg_calloc(1, sizeof(*f));
+	f->home = wh_tmpdir();
+	f->md = rg_strdup_printf("%s/Maildir", f->home);
+	fill(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	wh_rm_rf(f->home);
+	rg_free(f->home);
+	rg_free(f->md);
+	rg_free(f);
+	return 0;
+}
+
+/* send cmd (if any), read through the line starting with tag, compare */
+static void expect(struct worker_proc *w, const char *cmd, const char *tag, const char *reply)
+{
+	if (cmd != NULL)
+		wh_send(w, cmd);
+	char *got = wh_read_until_line(w, tag);
+	assert_string_equal(got, reply);
+	rg_free(got);
+}
+
+static void test_session(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc w = wh_start("ringgate-imap", f->home, "maildir:~/Maildir", "a0", NULL, 0);
+	expect(&w, NULL, "a0 ", LOGIN_REPLY("a0"));
+	expect(&w, "c CAPABILITY\r\n", "c ",
+	       "* CAPABILITY " IMAP_CAPABILITY "\r\nc OK Capability completed.\r\n");
+
+	/* wrong state and unknown commands keep the session */
+	expect(&w, "b1 FETCH 1 FLAGS\r\n", "b1 ", "b1 BAD No mailbox selected.\r\n");
+	expect(&w, "b2 FOO\r\n", "b2 ", "b2 BAD Unknown command.\r\n");
+	expect(&w, "b3 LOGIN u p\r\n", "b3 ", "b3 BAD Already logged in.\r\n");
+	expect(&w, "b4 SELECT \"unterminated\r\n", "b4 ",
+	       "b4 BAD Error in IMAP command received by server: Missing '\"'.\r\n");
+	expect(&w, "b5 SELECT Other\r\n", "b5 ", "b5 NO Mailbox doesn't exist: Other\r\n");
+	expect(&w, "b6 NOOP\r\n", "b6 ", "b6 OK NOOP completed.\r\n");
+	expect(&w, "b7 ENABLE CONDSTORE\r\n", "b7 ", "* ENABLED\r\nb7 OK Enabled.\r\n");
+	expect(&w, "b8 ID NIL\r\n", "b8 ", "* ID (\"name\" \"ringgate\")\r\nb8 OK ID completed.\r\n");
+	expect(&w, "b9 LIST \"\" *\r\n", "b9 ",
+	       "* LIST (\\HasNoChildren) \".\" INBOX\r\nb9 OK List completed.\r\n");
+	expect(&w, "b10 STATUS inbox (MESSAGES UNSEEN uidnext)\r\n", "b10 ",
+	       "* STATUS INBOX (MESSAGES 3 UNSEEN 2 UIDNEXT 4)\r\nb10 OK Status completed.\r\n");
+
+	unsigned int v = wh_uidvalidity(f->md);
+	char buf[1024];
+	snprintf(buf, sizeof(buf),
+		 "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+		 "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)] Flags permitted.\r\n"
+		 "* 3 EXISTS\r\n* 0 RECENT\r\n* OK [UNSEEN 1] First unseen.\r\n"
+		 "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT 4] Predicted next UID\r\n"
+		 "a1 OK [READ-WRITE] Select completed.\r\n", v);
+	/* the mailbox name as a synchronising literal */
+	wh_send(&w, "a1 SELECT {5}\r\n");
+	rg_free(wh_read_until(&w, "+ OK\r\n", NULL));
+	expect(&w, "inbox\r\n", "a1 ", buf);
+
+	size_t s1 = strlen(MSG1_CRLF);
+	snprintf(buf, sizeof(buf), "* 1 FETCH (FLAGS () RFC822.SIZE %zu)\r\na2 OK Fetch completed.\r\n", s1);
+	expect(&w, "a2 FETCH 1 (FLAGS RFC822.SIZE)\r\n", "a2 ", buf);
+	/* BODY.PEEK leaves \Seen alone */
+	snprintf(buf, sizeof(buf), "* 1 FETCH (BODY[] {%zu}\r\n" MSG1_CRLF ")\r\na3 OK Fetch completed.\r\n", s1);
+	expect(&w, "a3 FETCH 1 BODY.PEEK[]\r\n", "a3 ", buf);
+	assert_true(wh_exists(f->md, "cur", "1000.a.host:2,"));
+	/* BODY[] sets it and says so */
+	snprintf(buf, sizeof(buf), "* 1 FETCH (BODY[] {%zu}\r\n" MSG1_CRLF " FLAGS (\\Seen))\r\na4 OK Fetch completed.\r\n", s1);
+	expect(&w, "a4 FETCH 1 BODY[]\r\n", "a4 ", buf);
+	assert_true(wh_exists(f->md, "cur", "1000.a.host:2,S"));
+	expect(&w, "a5 FETCH 1 FLAGS\r\n", "a5 ", "* 1 FETCH (FLAGS (\\Seen))\r\na5 OK Fetch completed.\r\n");
+
+	snprintf(buf, sizeof(buf),
+		 "* 1 FETCH (UID 1 RFC822.SIZE %zu)\r\n* 2 FETCH (UID 2 RFC822.SIZE %zu)\r\n"
+		 "* 3 FETCH (UID 3 RFC822.SIZE %zu)\r\na6 OK Fetch completed.\r\n",
+		 s1, strlen(MSG2), strlen(MSG3) + 3);
+	expect(&w, "a6 FETCH 1:* (UID RFC822.SIZE)\r\n", "a6 ", buf);
+	expect(&w, "a7 UID FETCH 2,9:* FLAGS\r\n", "a7 ",
+	       "* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n* 3 FETCH (UID 3 FLAGS ())\r\na7 OK Fetch completed.\r\n");
+	expect(&w, "a8 FETCH 3 (BODY.PEEK[HEADER] BODY.PEEK[TEXT])\r\n", "a8 ",
+	       "* 3 FETCH (BODY[HEADER] {18}\r\nSubject: three\r\n\r\n BODY[TEXT] {4}\r\nl1\r\n)\r\n"
+	       "a8 OK Fetch completed.\r\n");
+	expect(&w, "a9 FETCH 1 BODY.PEEK[HEADER.FIELDS (to SUBJECT)]\r\n", "a9 ",
+	       "* 1 FETCH (BODY[HEADER.FIELDS (to SUBJECT)] {35}\r\nSubject: one\r\nTo: b@example.com\r\n\r\n)\r\n"
+	       "a9 OK Fetch completed.\r\n");
+	expect(&w, "a10 FETCH 2 BODY.PEEK[]<6.4>\r\n", "a10 ",
+	       "* 2 FETCH (BODY[]<6> {4}\r\nt: t)\r\na10 OK Fetch completed.\r\n");
+	expect(&w, "a11 FETCH 4 FLAGS\r\n", "a11 ",
+	       "a11 BAD Error in IMAP command FETCH: Invalid messageset\r\n");
+	expect(&w, "a12 FETCH 1 ENVELOPE\r\n", "a12 ",
+	       "a12 BAD Error in IMAP command FETCH: Unknown parameter ENVELOPE\r\n");
+	expect(&w, "a13 FETCH 1\r\n", "a13 ", "a13 BAD Error in IMAP command FETCH: Invalid arguments.\r\n");
+
+	/* STORE + EXPUNGE remove the file */
+	expect(&w, "s1 STORE 2 +FLAGS (\\Deleted)\r\n", "s1 ",
+	       "* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\ns1 OK Store completed.\r\n");
+	expect(&w, "s2 UID STORE 3 FLAGS.SILENT \\Flagged\r\n", "s2 ", "s2 OK Store completed.\r\n");
+	assert_true(wh_exists(f->md, "cur", "3000.c.host:2,F"));
+	expect(&w, "s3 STORE 1 +FLAGS ($Junk)\r\n", "s3 ", "s3 NO [CANNOT] Keywords are not supported.\r\n");
+	expect(&w, "s4 EXPUNGE\r\n", "s4 ", "* 2 EXPUNGE\r\ns4 OK Expunge completed.\r\n");
+	assert_false(wh_exists(f->md, "cur", "2000.b.host:2,ST"));
+	expect(&w, "s5 FETCH 2 UID\r\n", "s5 ", "* 2 FETCH (UID 3)\r\ns5 OK Fetch completed.\r\n");
+
+	/* IDLE */
+	wh_send(&w, "i1 IDLE\r\n");
+	rg_free(wh_read_until(&w, "+ idling\r\n", NULL));
+	expect(&w, "DONE\r\n", "i1 ", "i1 OK Idle completed.\r\n");
+
+	/* too large a literal is refused, the session goes on */
+	expect(&w, "l1 SELECT {100000}\r\n", "l1 ",
+	       "l1 BAD Error in IMAP command received by server: Literal too large.\r\n");
+	expect(&w, "l2 UNSELECT\r\n", "l2 ", "l2 OK Unselect completed.\r\n");
+	wh_send(&w, "l3 EXAMINE {5+}\r\nINBOX\r\n");
+	char *got = wh_read_until_line(&w, "l3 ");
+	assert_non_null(strstr(got, "* 2 EXISTS\r\n"));
+	assert_non_null(strstr(got, "l3 OK [READ-ONLY] Examine completed.\r\n"));
+	rg_free(got);
+	expect(&w, "l4 CLOSE\r\n", "l4 ", "l4 OK Close completed.\r\n");
+	expect(&w, "l5 LOGOUT\r\n", "l5 ", "* BYE Logging out\r\nl5 OK Logout completed.\r\n");
+	assert_true(wh_read_eof(&w));
+	assert_int_equal(wh_finish(&w), 0);
+}
+
+static void test_examine_and_logout(void **state)
+{
+	struct fixture *f = *state;
+	static const char pre[] = "p1 NOOP\r\np2 EXAMINE {5+}\r\nINBOX\r\np3 FETCH 1 BODY[]\r\n";
+	struct worker_proc w = wh_start("ringgate-imap", f->home, NULL, "t.0", pre, sizeof(pre) - 1);
+	/* preread runs right after the login reply */
+	char *got = wh_read_until_line(&w, "p3 ");
+	char *head = rg_strdup_printf(LOGIN_REPLY("t.0") "p1 OK NOOP completed.\r\n");
+	assert_memory_equal(got, head, strlen(head));
+	assert_non_null(strstr(got, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n"));
+	assert_non_null(strstr(got, "p2 OK [READ-ONLY] Examine completed.\r\n"));
+	/* EXAMINE: BODY[] does not set \Seen */
+	char body[256];
+	snprintf(body, sizeof(body), "* 1 FETCH (BODY[] {%zu}\r\n" MSG1_CRLF ")\r\np3 OK Fetch completed.\r\n",
+		 strlen(MSG1_CRLF));
+	assert_non_null(strstr(got, body));
+	rg_free(got);
+	rg_free(head);
+	assert_true(wh_exists(f->md, "new", "1000.a.host"));
+	expect(&w, "p4 STORE 1 +FLAGS \\Seen\r\n", "p4 ", "p4 NO Mailbox is read-only.\r\n");
+	expect(&w, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	assert_true(wh_read_eof(&w));
+	assert_int_equal(wh_finish(&w), 0);
+}
+
+static void test_too_many_bad(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc w = wh_start("ringgate-imap", f->home, NULL, NULL, NULL, 0);
+	expect(&w, NULL, "* ", LOGIN_REPLY("*"));
+	for (int i = 0; i < IMAP_MAX_BAD_COMMANDS - 1; i++)
+		expect(&w, "x BAD-CMD\r\n", "x ", "x BAD Unknown command.\r\n");
+	expect(&w, "x BAD-CMD\r\n", "* BYE", "x BAD Unknown command.\r\n* BYE Too many invalid IMAP commands.\r\n");
+	assert_true(wh_read_eof(&w));
+	assert_int_equal(wh_finish(&w), 0);
+
+	/* {n+} too large: reply, then disconnect (its data would be commands) */
+	w = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
+	expect(&w, NULL, "a ", LOGIN_REPLY("a"));
+	expect(&w, "b APPEND INBOX {999999+}\r\n", "* BYE",
+	       "b BAD Error in IMAP command received by server: Literal too large.\r\n* BYE Too long literal.\r\n");
+	assert_true(wh_read_eof(&w));
+	assert_int_equal(wh_finish(&w), 0);
+}
+
+/* ---- the core in memory, at every byte split ---- */
+
+struct capture {
+	char *data;
+	size_t len, size;
+};
+
+static void capture_send(void *ctx, const void *data, size_t len)
+{
+	struct capture *c = ctx;
+	if (c->len + len + 1 > c->size) {
+		c->size = (c->len + len + 1) * 2;
+		c->data = rg_realloc(c->data, c->size);
+	}
+	memcpy(c->data + c->len, data, len);
+	c->len += len;
+	c->data[c->len] = '\0';
+}
+
+static const char core_script[] =
+	"a SELECT {5}\r\nINBOX\r\nb FETCH 1:2 (UID FLAGS BODY[])\r\nc BOGUS\r\nd IDLE\r\nDONE\r\n"
+	"e UID FETCH 1:* (FLAGS)\r\nf STORE 1 -FLAGS.SILENT (\\Seen)\r\ng FETCH 1 FLAGS\r\n"
+	"h LOGOUT\r\ni NOOP\r\n";
+
+static char *run_core(struct fixture *f, size_t split, bool bytewise)
+{
+	wh_rm_rf(f->md);
+	fill(f);
+	char *list = rg_strdup_printf("%s/ringgate-uidlist", f->md);
+	FILE *fl = fopen(list, "w");
+	assert_non_null(fl);
+	fputs("1 V77 N1\n", fl);
+	fclose(fl);
+	rg_free(list);
+
+	struct capture cap = { 0 };
+	struct imap_client *client = imap_client_create(f->md, capture_send, &cap);
+	imap_client_send_login_reply(client, "x");
+	const uint8_t *s = (const uint8_t *)core_script;
+	size_t len = sizeof(core_script) - 1;
+	bool running = true;
+	if (bytewise) {
+		for (size_t i = 0; i < len && running; i++)
+			running = imap_client_input(client, s + i, 1);
+	} else {
+		running = imap_client_input(client, s, split);
+		if (running)
+			running = imap_client_input(client, s + split, len - split);
+	}
+	assert_false(running);
+	assert_true(imap_client_logged_out(client));
+	imap_client_destroy(client);
+	return cap.data;
+}
+
+static void test_core_every_split(void **state)
+{
+	struct fixture *f = *state;
+	char *whole = run_core(f, 0, false);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "* 1 FETCH (UID 1 FLAGS (\\Seen) BODY[] {%zu}\r\n" MSG1_CRLF ")\r\n"
+		 "* 2 FETCH (UID 2 FLAGS (\\Seen) BODY[] {%zu}\r\n" MSG2 ")\r\nb OK Fetch completed.\r\n",
+		 strlen(MSG1_CRLF), strlen(MSG2));
+	assert_non_null(strstr(whole, "x OK [CAPABILITY"));
+	assert_non_null(strstr(whole, "\r\n+ OK\r\n* FLAGS"));
+	assert_non_null(strstr(whole, "* OK [UIDVALIDITY 77] UIDs valid\r\n"));
+	assert_non_null(strstr(whole, want));
+	assert_non_null(strstr(whole, "c BAD Unknown command.\r\n+ idling\r\nd OK Idle completed.\r\n"));
+	assert_non_null(strstr(whole, "* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n"));
+	assert_non_null(strstr(whole, "f OK Store completed.\r\n* 1 FETCH (FLAGS ())\r\ng OK"));
+	size_t wl = strlen(whole);
+	static const char tail[] = "* BYE Logging out\r\nh OK Logout completed.\r\n";
+	assert_true(wl > sizeof(tail));
+	assert_string_equal(whole + wl - (sizeof(tail) - 1), tail);
+	for (size_t split = 1; split < sizeof(core_script) - 1; split++) {
+		char *out = run_core(f, split, false);
+		assert_string_equal(out, whole);
+		rg_free(out);
+	}
+	char *out = run_core(f, 0, true);
+	assert_string_equal(out, whole);
+	rg_free(out);
+	rg_free(whole);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_session, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_examine_and_logout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
