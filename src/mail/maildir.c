@@ -312,7 +312,8 @@ static int uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r
 		list[count].seen = false;
 		count++;
 	}
-	qsort(list, count, sizeof(*list), cmp_uid_entry_base);
+	if (count > 0)
+		qsort(list, count, sizeof(*list), cmp_uid_entry_base);
 	*validity_r = (uint32_t)validity;
 	*next_r = (uint32_t)next;
 	*list_r = list;
@@ -462,7 +463,8 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 		*error_r = "reading the Maildir failed";
 		goto out;
 	}
-	qsort(scan, scan_count, sizeof(*scan), cmp_scan_base);
+	if (scan_count > 0)
+		qsort(scan, scan_count, sizeof(*scan), cmp_scan_base);
 
 	/* match files to known UIDs; collect the unknown ones */
 	struct scan_entry **fresh = rg_malloc((scan_count + 1) * sizeof(*fresh));
@@ -473,7 +475,8 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 			continue;
 		}
 		struct uid_entry key = { .base = scan[i].base };
-		struct uid_entry *found = bsearch(&key, list, list_count, sizeof(*list),
+		struct uid_entry *found = list_count == 0 ? NULL :
+			bsearch(&key, list, list_count, sizeof(*list),
 						  cmp_uid_entry_base);
 		if (found != NULL && !found->seen) {
 			found->seen = true;
@@ -537,7 +540,7 @@ out:
 
 int maildir_open(const char *path, bool move_new, struct maildir **box_r, const char **error_r)
 {
-	int ret, lock_fd;
+	int ret, lock_fd = -1;
 
 	*box_r = NULL;
 	if ((ret = maildir_create(path)) < 0) {
