@@ -1,6 +1,6 @@
 #include "imap/imap-client.h"
 
-#include "imap/imap-parser.h"
+#include "imap/imap-cmd-parser.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "mail/maildir.h"
@@ -23,7 +23,7 @@ struct imap_client {
 	imap_send_fn *send;
 	void *ctx;
 	char *mail_path;
-	struct imap_parser *parser;
+	struct imap_cmd_parser *parser;
 	enum imap_state state;
 	bool done;
 	unsigned int bad_commands;
@@ -622,14 +622,14 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 	return true;
 }
 
-static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_arg *args,
+static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			     size_t count, bool uid)
 {
-	if (count != 2 || args[0].type != IMAP_ARG_ATOM)
+	if (count != 2 || args[0].type != IMAP_CMD_ARG_ATOM)
 		return bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
-	const struct imap_arg *list = &args[1];
+	const struct imap_cmd_arg *list = &args[1];
 	size_t nlist = 1;
-	if (args[1].type == IMAP_ARG_LIST) {
+	if (args[1].type == IMAP_CMD_ARG_LIST) {
 		list = args[1].list;
 		nlist = args[1].count;
 		if (nlist == 0)
@@ -639,9 +639,9 @@ static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struc
 	struct fetch_item *items = rg_calloc(max, sizeof(*items));
 	size_t nitems = 0;
 	for (size_t i = 0; i < nlist; i++) {
-		if (list[i].type != IMAP_ARG_ATOM || !parse_fetch_atom(list[i].str, items, &nitems, max)) {
+		if (list[i].type != IMAP_CMD_ARG_ATOM || !parse_fetch_atom(list[i].str, items, &nitems, max)) {
 			char safe[48];
-			sanitize(list[i].type == IMAP_ARG_LIST ? "(" : list[i].str, safe);
+			sanitize(list[i].type == IMAP_CMD_ARG_LIST ? "(" : list[i].str, safe);
 			char text[128];
 			snprintf(text, sizeof(text), "Error in IMAP command FETCH: Unknown parameter %s", safe);
 			rg_free(items);
@@ -670,12 +670,12 @@ static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struc
 
 /* ---- STORE ---- */
 
-static bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_arg *args,
+static bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			     size_t count, bool uid)
 {
 	const char *cmd = uid ? "UID STORE" : "STORE";
 	char text[160];
-	if (count != 3 || args[0].type != IMAP_ARG_ATOM || args[1].type != IMAP_ARG_ATOM) {
+	if (count != 3 || args[0].type != IMAP_CMD_ARG_ATOM || args[1].type != IMAP_CMD_ARG_ATOM) {
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
 		return bad(c, tag, text);
 	}
@@ -692,12 +692,12 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
 		return bad(c, tag, text);
 	}
-	const struct imap_arg *fl = args[2].type == IMAP_ARG_LIST ? args[2].list : &args[2];
-	size_t nfl = args[2].type == IMAP_ARG_LIST ? args[2].count : 1;
+	const struct imap_cmd_arg *fl = args[2].type == IMAP_CMD_ARG_LIST ? args[2].list : &args[2];
+	size_t nfl = args[2].type == IMAP_CMD_ARG_LIST ? args[2].count : 1;
 	char letters[IMAP_FLAG_COUNT + 1];
 	size_t nl = 0;
 	for (size_t i = 0; i < nfl; i++) {
-		if (fl[i].type != IMAP_ARG_ATOM) {
+		if (fl[i].type != IMAP_CMD_ARG_ATOM) {
 			snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid flags.", cmd);
 			return bad(c, tag, text);
 		}
@@ -774,10 +774,10 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 
 /* ---- commands ---- */
 
-typedef bool imap_cmd_fn(struct imap_client *c, const char *tag, const struct imap_arg *args,
+typedef bool imap_cmd_fn(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			 size_t count);
 
-static bool cmd_capability(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_capability(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -786,7 +786,7 @@ static bool cmd_capability(struct imap_client *c, const char *tag, const struct 
 	return true;
 }
 
-static bool cmd_noop(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_noop(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -794,7 +794,7 @@ static bool cmd_noop(struct imap_client *c, const char *tag, const struct imap_a
 	return true;
 }
 
-static bool cmd_logout(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_logout(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -805,17 +805,17 @@ static bool cmd_logout(struct imap_client *c, const char *tag, const struct imap
 	return true;
 }
 
-static bool cmd_id(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_id(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
-	if (count != 1 || (args[0].type != IMAP_ARG_LIST &&
-			   (args[0].type != IMAP_ARG_ATOM || strcasecmp(args[0].str, "NIL") != 0)))
+	if (count != 1 || (args[0].type != IMAP_CMD_ARG_LIST &&
+			   (args[0].type != IMAP_CMD_ARG_ATOM || strcasecmp(args[0].str, "NIL") != 0)))
 		return bad(c, tag, "Error in IMAP command ID: Invalid arguments.");
 	send_str(c, "* ID (\"name\" \"ringgate\")\r\n");
 	tagged(c, tag, "OK", "ID completed.");
 	return true;
 }
 
-static bool cmd_enable(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_enable(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	if (count == 0)
@@ -826,12 +826,12 @@ static bool cmd_enable(struct imap_client *c, const char *tag, const struct imap
 	return true;
 }
 
-static bool cmd_select_common(struct imap_client *c, const char *tag, const struct imap_arg *args,
+static bool cmd_select_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			      size_t count, bool examine)
 {
 	const char *cmd = examine ? "EXAMINE" : "SELECT";
 	char text[160];
-	const char *name = count >= 1 ? imap_arg_astring(&args[0]) : NULL;
+	const char *name = count >= 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
 	if (count < 1 || name == NULL) {
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
 		return bad(c, tag, text);
@@ -876,12 +876,12 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 	return true;
 }
 
-static bool cmd_select(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_select(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	return cmd_select_common(c, tag, args, count, false);
 }
 
-static bool cmd_examine(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_examine(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	return cmd_select_common(c, tag, args, count, true);
 }
@@ -903,12 +903,12 @@ static bool list_match(const char *pattern, const char *name)
 	       list_match(pattern + 1, name + 1);
 }
 
-static bool cmd_list_common(struct imap_client *c, const char *tag, const struct imap_arg *args,
+static bool cmd_list_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			    size_t count, bool lsub)
 {
 	const char *cmd = lsub ? "LSUB" : "LIST";
-	const char *ref = count == 2 ? imap_arg_astring(&args[0]) : NULL;
-	const char *pattern = count == 2 ? imap_arg_astring(&args[1]) : NULL;
+	const char *ref = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	const char *pattern = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
 	char text[128];
 	if (ref == NULL || pattern == NULL) {
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
@@ -928,20 +928,20 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 	return true;
 }
 
-static bool cmd_list(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_list(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	return cmd_list_common(c, tag, args, count, false);
 }
 
-static bool cmd_lsub(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_lsub(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	return cmd_list_common(c, tag, args, count, true);
 }
 
-static bool cmd_status(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_status(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
-	const char *name = count == 2 ? imap_arg_astring(&args[0]) : NULL;
-	if (name == NULL || args[1].type != IMAP_ARG_LIST || args[1].count == 0)
+	const char *name = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (name == NULL || args[1].type != IMAP_CMD_ARG_LIST || args[1].count == 0)
 		return bad(c, tag, "Error in IMAP command STATUS: Invalid arguments.");
 	if (!is_inbox(name)) {
 		char safe[48], text[96];
@@ -963,9 +963,9 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 		unseen += !maildir_msg_has_flag(&box->msgs[i], MAILDIR_FLAG_SEEN);
 	char out[256];
 	size_t o = 0;
-	const struct imap_arg *items = args[1].list;
+	const struct imap_cmd_arg *items = args[1].list;
 	for (size_t i = 0; i < args[1].count; i++) {
-		const char *it = items[i].type == IMAP_ARG_ATOM ? items[i].str : "";
+		const char *it = items[i].type == IMAP_CMD_ARG_ATOM ? items[i].str : "";
 		unsigned long long v;
 		if (strcasecmp(it, "MESSAGES") == 0)
 			v = box->count;
@@ -993,7 +993,7 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 	return true;
 }
 
-static bool cmd_idle(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_idle(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -1005,17 +1005,17 @@ static bool cmd_idle(struct imap_client *c, const char *tag, const struct imap_a
 	return true;
 }
 
-static bool cmd_fetch(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_fetch(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	return cmd_fetch_common(c, tag, args, count, false);
 }
 
-static bool cmd_store(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_store(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	return cmd_store_common(c, tag, args, count, false);
 }
 
-static bool cmd_expunge(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_expunge(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -1029,7 +1029,7 @@ static bool cmd_expunge(struct imap_client *c, const char *tag, const struct ima
 	return true;
 }
 
-static bool cmd_close(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_close(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -1040,7 +1040,7 @@ static bool cmd_close(struct imap_client *c, const char *tag, const struct imap_
 	return true;
 }
 
-static bool cmd_unselect(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_unselect(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
@@ -1049,9 +1049,9 @@ static bool cmd_unselect(struct imap_client *c, const char *tag, const struct im
 	return true;
 }
 
-static bool cmd_uid(struct imap_client *c, const char *tag, const struct imap_arg *args, size_t count)
+static bool cmd_uid(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
-	const char *sub = count >= 1 && args[0].type == IMAP_ARG_ATOM ? args[0].str : "";
+	const char *sub = count >= 1 && args[0].type == IMAP_CMD_ARG_ATOM ? args[0].str : "";
 	if (strcasecmp(sub, "FETCH") == 0)
 		return cmd_fetch_common(c, tag, args + 1, count - 1, true);
 	if (strcasecmp(sub, "STORE") == 0)
@@ -1087,10 +1087,10 @@ static const struct imap_command {
 
 static void handle_command(struct imap_client *c)
 {
-	const char *tag = imap_parser_tag(c->parser);
-	const char *name = imap_parser_name(c->parser);
+	const char *tag = imap_cmd_parser_tag(c->parser);
+	const char *name = imap_cmd_parser_name(c->parser);
 	size_t count;
-	const struct imap_arg *args = imap_parser_args(c->parser, &count);
+	const struct imap_cmd_arg *args = imap_cmd_parser_args(c->parser, &count);
 
 	for (size_t i = 0; i < sizeof(imap_commands) / sizeof(imap_commands[0]); i++) {
 		const struct imap_command *cmd = &imap_commands[i];
@@ -1147,20 +1147,20 @@ bool imap_client_input(struct imap_client *c, const uint8_t *data, size_t len)
 			continue;
 		}
 		size_t used;
-		enum parse_result r = imap_parser_feed(c->parser, data + pos, len - pos, &used);
+		enum parse_result r = imap_cmd_parser_feed(c->parser, data + pos, len - pos, &used);
 		pos += used;
 		if (r == PARSE_MORE) {
-			if (imap_parser_take_continuation(c->parser))
+			if (imap_cmd_parser_take_continuation(c->parser))
 				send_str(c, "+ OK\r\n");
 			continue;
 		}
 		if (r == PARSE_ERROR) {
-			const char *tag = imap_parser_tag(c->parser);
+			const char *tag = imap_cmd_parser_tag(c->parser);
 			char text[128];
 			snprintf(text, sizeof(text), "Error in IMAP command received by server: %s",
-				 imap_parser_error(c->parser));
+				 imap_cmd_parser_error(c->parser));
 			bad(c, tag != NULL && *tag != '\0' ? tag : "*", text);
-			if (imap_parser_fatal(c->parser) && !c->done) {
+			if (imap_cmd_parser_fatal(c->parser) && !c->done) {
 				send_str(c, "* BYE Too long literal.\r\n");
 				c->done = true;
 			}
@@ -1177,7 +1177,7 @@ struct imap_client *imap_client_create(const char *mail_path, imap_send_fn *send
 	c->send = send;
 	c->ctx = ctx;
 	c->mail_path = rg_strdup(mail_path);
-	c->parser = imap_parser_create();
+	c->parser = imap_cmd_parser_create();
 	c->state = STATE_AUTH;
 	return c;
 }
@@ -1187,7 +1187,7 @@ void imap_client_destroy(struct imap_client *c)
 	if (c == NULL)
 		return;
 	mailbox_close(c);
-	imap_parser_destroy(c->parser);
+	imap_cmd_parser_destroy(c->parser);
 	rg_free(c->mail_path);
 	rg_free(c);
 }

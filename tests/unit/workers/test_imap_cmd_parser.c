@@ -6,28 +6,28 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "imap/imap-parser.h"
+#include "imap/imap-cmd-parser.h"
 #include "lib/alloc.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* "tag|NAME|args" with args as A:atom S:quoted L:literal (...) */
-static void dump_args(const struct imap_arg *args, size_t count, char *out, size_t size, size_t *o)
+static void dump_args(const struct imap_cmd_arg *args, size_t count, char *out, size_t size, size_t *o)
 {
 	for (size_t i = 0; i < count; i++) {
 		if (i > 0)
 			*o += (size_t)snprintf(out + *o, size - *o, " ");
 		switch (args[i].type) {
-		case IMAP_ARG_LIST:
+		case IMAP_CMD_ARG_LIST:
 			*o += (size_t)snprintf(out + *o, size - *o, "(");
 			dump_args(args[i].list, args[i].count, out, size, o);
 			*o += (size_t)snprintf(out + *o, size - *o, ")");
 			break;
-		case IMAP_ARG_ATOM:
-		case IMAP_ARG_STRING:
-		case IMAP_ARG_LITERAL: {
-			char k = args[i].type == IMAP_ARG_ATOM ? 'A' : args[i].type == IMAP_ARG_STRING ? 'S' : 'L';
+		case IMAP_CMD_ARG_ATOM:
+		case IMAP_CMD_ARG_STRING:
+		case IMAP_CMD_ARG_LITERAL: {
+			char k = args[i].type == IMAP_CMD_ARG_ATOM ? 'A' : args[i].type == IMAP_CMD_ARG_STRING ? 'S' : 'L';
 			*o += (size_t)snprintf(out + *o, size - *o, "%c:", k);
 			for (size_t j = 0; j < args[i].len && *o + 5 < size; j++) {
 				unsigned char c = (unsigned char)args[i].str[j];
@@ -49,7 +49,7 @@ struct run {
 
 /* Feed input in two pieces split at split (or bytewise) until the first
  * command ends. Continuation requests are counted. */
-static void run_parser(struct imap_parser *p, const char *input, size_t len, size_t split,
+static void run_parser(struct imap_cmd_parser *p, const char *input, size_t len, size_t split,
 		       bool bytewise, struct run *r)
 {
 	size_t pos = 0;
@@ -58,14 +58,14 @@ static void run_parser(struct imap_parser *p, const char *input, size_t len, siz
 	while (pos < len) {
 		size_t end = bytewise ? pos + 1 : pos < split ? split : len;
 		size_t used;
-		r->result = imap_parser_feed(p, (const uint8_t *)input + pos, end - pos, &used);
+		r->result = imap_cmd_parser_feed(p, (const uint8_t *)input + pos, end - pos, &used);
 		assert_true(used <= end - pos);
 		pos += used;
 		if (r->result != PARSE_MORE)
 			break;
-		if (imap_parser_take_continuation(p))
+		if (imap_cmd_parser_take_continuation(p))
 			r->conts++;
-		assert_false(imap_parser_take_continuation(p));
+		assert_false(imap_cmd_parser_take_continuation(p));
 		if (used == 0)
 			assert_true(false); /* MORE must consume something */
 	}
@@ -74,14 +74,14 @@ static void run_parser(struct imap_parser *p, const char *input, size_t len, siz
 	r->dump[0] = '\0';
 	if (r->result == PARSE_OK) {
 		size_t count;
-		const struct imap_arg *args = imap_parser_args(p, &count);
-		o += (size_t)snprintf(r->dump, sizeof(r->dump), "%s|%s|", imap_parser_tag(p),
-				      imap_parser_name(p));
+		const struct imap_cmd_arg *args = imap_cmd_parser_args(p, &count);
+		o += (size_t)snprintf(r->dump, sizeof(r->dump), "%s|%s|", imap_cmd_parser_tag(p),
+				      imap_cmd_parser_name(p));
 		dump_args(args, count, r->dump, sizeof(r->dump), &o);
 	} else if (r->result == PARSE_ERROR) {
-		const char *tag = imap_parser_tag(p);
+		const char *tag = imap_cmd_parser_tag(p);
 		snprintf(r->dump, sizeof(r->dump), "%s|ERR:%s%s", tag != NULL ? tag : "(null)",
-			 imap_parser_error(p), imap_parser_fatal(p) ? "|FATAL" : "");
+			 imap_cmd_parser_error(p), imap_cmd_parser_fatal(p) ? "|FATAL" : "");
 	}
 }
 
@@ -89,7 +89,7 @@ static void run_parser(struct imap_parser *p, const char *input, size_t len, siz
 static void check_all_splits(const char *input, size_t len, const char *expect,
 			     unsigned int conts, enum parse_result result)
 {
-	struct imap_parser *p = imap_parser_create();
+	struct imap_cmd_parser *p = imap_cmd_parser_create();
 	for (size_t split = 0; split <= len + 1; split++) {
 		struct run r;
 		bool bytewise = split == len + 1;
@@ -102,7 +102,7 @@ static void check_all_splits(const char *input, size_t len, const char *expect,
 		if (r.conts != conts)
 			fail_msg("split %zu of %s: %u continuations, want %u", split, expect, r.conts, conts);
 	}
-	imap_parser_destroy(p);
+	imap_cmd_parser_destroy(p);
 }
 
 #define VALID(in, expect, conts) check_all_splits(in, sizeof(in) - 1, expect, conts, PARSE_OK)
@@ -176,11 +176,11 @@ static void test_bounds(void **state)
 	check_all_splits(buf, strlen(buf), "(null)|ERR:Tag too long.", 0, PARSE_ERROR);
 	memset(buf, 't', IMAP_MAX_TAG);
 	strcpy(buf + IMAP_MAX_TAG, " NOOP\r\n");
-	struct imap_parser *p = imap_parser_create();
+	struct imap_cmd_parser *p = imap_cmd_parser_create();
 	struct run r;
 	run_parser(p, buf, strlen(buf), 0, false, &r);
 	assert_int_equal(r.result, PARSE_OK);
-	assert_int_equal(strlen(imap_parser_tag(p)), IMAP_MAX_TAG);
+	assert_int_equal(strlen(imap_cmd_parser_tag(p)), IMAP_MAX_TAG);
 
 	snprintf(buf, sizeof(buf), "a %0*d\r\n", IMAP_MAX_NAME + 1, 0);
 	check_all_splits(buf, strlen(buf), "a|ERR:Unknown command.", 0, PARSE_ERROR);
@@ -193,7 +193,7 @@ static void test_bounds(void **state)
 	n += 10;
 	run_parser(p, buf, n, 0, false, &r);
 	assert_int_equal(r.result, PARSE_ERROR);
-	assert_string_equal(imap_parser_error(p), "Too long argument.");
+	assert_string_equal(imap_cmd_parser_error(p), "Too long argument.");
 	assert_int_equal(r.consumed, n - 8);
 	run_parser(p, buf + r.consumed, 8, 0, false, &r);
 	assert_int_equal(r.result, PARSE_OK);
@@ -214,24 +214,24 @@ static void test_bounds(void **state)
 	run_parser(p, lit, n + IMAP_MAX_LITERAL + 2, 0, false, &r);
 	assert_int_equal(r.result, PARSE_OK);
 	size_t count;
-	assert_int_equal(imap_parser_args(p, &count)[0].len, IMAP_MAX_LITERAL);
+	assert_int_equal(imap_cmd_parser_args(p, &count)[0].len, IMAP_MAX_LITERAL);
 
 	/* {n+} too large: the data would follow unasked, so it is fatal */
 	static const char plus[] = "a X {999999+}\r\nzzzz";
 	run_parser(p, plus, sizeof(plus) - 1, 0, false, &r);
 	assert_int_equal(r.result, PARSE_ERROR);
-	assert_true(imap_parser_fatal(p));
+	assert_true(imap_cmd_parser_fatal(p));
 	assert_int_equal(r.consumed, sizeof(plus) - 1 - 4);
 
 	/* a synchronising one is refused before the client sends it */
 	static const char sync[] = "a X {999999}\r\nb NOOP\r\n";
 	run_parser(p, sync, sizeof(sync) - 1, 0, false, &r);
 	assert_int_equal(r.result, PARSE_ERROR);
-	assert_false(imap_parser_fatal(p));
+	assert_false(imap_cmd_parser_fatal(p));
 	assert_int_equal(r.conts, 0);
 	run_parser(p, sync + r.consumed, sizeof(sync) - 1 - r.consumed, 0, false, &r);
 	assert_string_equal(r.dump, "b|NOOP|");
-	imap_parser_destroy(p);
+	imap_cmd_parser_destroy(p);
 }
 
 static void test_pipelined_and_recovery(void **state)
@@ -240,7 +240,7 @@ static void test_pipelined_and_recovery(void **state)
 	static const char in[] = "a NOOP\r\nb X \"x\r\nc SELECT {5}\r\nINBOX\r\nd LOGOUT\r\n";
 	static const char *const want[] = { "a|NOOP|", "b|ERR:Missing '\"'.", "c|SELECT|L:INBOX",
 					     "d|LOGOUT|" };
-	struct imap_parser *p = imap_parser_create();
+	struct imap_cmd_parser *p = imap_cmd_parser_create();
 	for (size_t split = 0; split < sizeof(in); split++) {
 		size_t pos = 0;
 		for (size_t k = 0; k < 4; k++) {
@@ -253,11 +253,11 @@ static void test_pipelined_and_recovery(void **state)
 		}
 		assert_int_equal(pos, sizeof(in) - 1);
 	}
-	imap_parser_destroy(p);
+	imap_cmd_parser_destroy(p);
 
-	assert_null(imap_arg_astring(&(struct imap_arg){ .type = IMAP_ARG_LIST }));
-	assert_null(imap_arg_astring(&(struct imap_arg){ .type = IMAP_ARG_LITERAL, .str = "a\0b", .len = 3 }));
-	assert_string_equal(imap_arg_astring(&(struct imap_arg){ .type = IMAP_ARG_STRING, .str = "ab", .len = 2 }), "ab");
+	assert_null(imap_cmd_arg_astring(&(struct imap_cmd_arg){ .type = IMAP_CMD_ARG_LIST }));
+	assert_null(imap_cmd_arg_astring(&(struct imap_cmd_arg){ .type = IMAP_CMD_ARG_LITERAL, .str = "a\0b", .len = 3 }));
+	assert_string_equal(imap_cmd_arg_astring(&(struct imap_cmd_arg){ .type = IMAP_CMD_ARG_STRING, .str = "ab", .len = 2 }), "ab");
 }
 
 int main(void)

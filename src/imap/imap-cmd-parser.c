@@ -1,4 +1,4 @@
-#include "imap/imap-parser.h"
+#include "imap/imap-cmd-parser.h"
 
 #include "lib/alloc.h"
 
@@ -27,12 +27,12 @@ enum parser_state {
 /* A token in buf (offsets, since buf may move). LIST tokens record the
  * index of their last descendant + 1 in end. */
 struct token {
-	enum imap_arg_type type;
+	enum imap_cmd_arg_type type;
 	size_t off, len;
 	size_t end;
 };
 
-struct imap_parser {
+struct imap_cmd_parser {
 	enum parser_state state;
 	enum parse_result result; /* of the command in S_DONE */
 	const char *error;
@@ -58,17 +58,17 @@ struct imap_parser {
 	unsigned int depth;
 
 	/* the finished command */
-	struct imap_arg *args;
+	struct imap_cmd_arg *args;
 	size_t args_size, top_count;
 };
 
-struct imap_parser *imap_parser_create(void)
+struct imap_cmd_parser *imap_cmd_parser_create(void)
 {
-	struct imap_parser *p = rg_calloc(1, sizeof(*p));
+	struct imap_cmd_parser *p = rg_calloc(1, sizeof(*p));
 	return p;
 }
 
-void imap_parser_destroy(struct imap_parser *p)
+void imap_cmd_parser_destroy(struct imap_cmd_parser *p)
 {
 	if (p == NULL)
 		return;
@@ -78,7 +78,7 @@ void imap_parser_destroy(struct imap_parser *p)
 	rg_free(p);
 }
 
-static void parser_reset(struct imap_parser *p)
+static void parser_reset(struct imap_cmd_parser *p)
 {
 	p->state = S_START;
 	p->error = NULL;
@@ -110,14 +110,14 @@ static void parser_reset(struct imap_parser *p)
 	}
 }
 
-static void parser_fail(struct imap_parser *p, const char *error)
+static void parser_fail(struct imap_cmd_parser *p, const char *error)
 {
 	if (p->error == NULL)
 		p->error = error;
 	p->state = S_SKIP;
 }
 
-static void buf_reserve(struct imap_parser *p, size_t more)
+static void buf_reserve(struct imap_cmd_parser *p, size_t more)
 {
 	if (p->buf_len + more <= p->buf_size)
 		return;
@@ -128,13 +128,13 @@ static void buf_reserve(struct imap_parser *p, size_t more)
 	p->buf_size = size;
 }
 
-static void buf_add(struct imap_parser *p, char c)
+static void buf_add(struct imap_cmd_parser *p, char c)
 {
 	buf_reserve(p, 1);
 	p->buf[p->buf_len++] = c;
 }
 
-static void token_start(struct imap_parser *p, enum imap_arg_type type)
+static void token_start(struct imap_cmd_parser *p, enum imap_cmd_arg_type type)
 {
 	if (p->ntoks == p->toks_size) {
 		p->toks_size = p->toks_size == 0 ? 16 : p->toks_size * 2;
@@ -147,7 +147,7 @@ static void token_start(struct imap_parser *p, enum imap_arg_type type)
 	t->end = 0;
 }
 
-static void token_end(struct imap_parser *p)
+static void token_end(struct imap_cmd_parser *p)
 {
 	struct token *t = &p->toks[p->ntoks - 1];
 	t->len = p->buf_len - t->off;
@@ -165,18 +165,18 @@ static bool is_tag_char(unsigned char c)
 	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\+", c) == NULL;
 }
 
-static bool list_open(struct imap_parser *p)
+static bool list_open(struct imap_cmd_parser *p)
 {
 	if (p->depth == IMAP_MAX_LIST_DEPTH) {
 		parser_fail(p, "Too deep parenthesis nesting.");
 		return false;
 	}
-	token_start(p, IMAP_ARG_LIST);
+	token_start(p, IMAP_CMD_ARG_LIST);
 	p->stack[p->depth++] = p->ntoks - 1;
 	return true;
 }
 
-static bool list_close(struct imap_parser *p)
+static bool list_close(struct imap_cmd_parser *p)
 {
 	if (p->depth == 0) {
 		parser_fail(p, "Unexpected ')'.");
@@ -188,20 +188,20 @@ static bool list_close(struct imap_parser *p)
 
 /* Lay the children of tokens [first, end) out contiguously in args from
  * *next_free on; returns where they start. */
-static struct imap_arg *place(struct imap_parser *p, size_t first, size_t end,
+static struct imap_cmd_arg *place(struct imap_cmd_parser *p, size_t first, size_t end,
 			      size_t *next_free, size_t *count_r)
 {
 	size_t n = 0;
-	for (size_t t = first; t < end; t = p->toks[t].type == IMAP_ARG_LIST ? p->toks[t].end : t + 1)
+	for (size_t t = first; t < end; t = p->toks[t].type == IMAP_CMD_ARG_LIST ? p->toks[t].end : t + 1)
 		n++;
-	struct imap_arg *dest = &p->args[*next_free];
+	struct imap_cmd_arg *dest = &p->args[*next_free];
 	*next_free += n;
 	size_t i = 0;
 	for (size_t t = first; t < end; i++) {
 		const struct token *tok = &p->toks[t];
-		struct imap_arg *a = &dest[i];
+		struct imap_cmd_arg *a = &dest[i];
 		a->type = tok->type;
-		if (tok->type == IMAP_ARG_LIST) {
+		if (tok->type == IMAP_CMD_ARG_LIST) {
 			a->str = NULL;
 			a->len = 0;
 			a->list = place(p, t + 1, tok->end, next_free, &a->count);
@@ -218,7 +218,7 @@ static struct imap_arg *place(struct imap_parser *p, size_t first, size_t end,
 	return dest;
 }
 
-static void command_finish(struct imap_parser *p)
+static void command_finish(struct imap_cmd_parser *p)
 {
 	if (p->depth > 0) {
 		p->error = "Missing ')'.";
@@ -238,7 +238,7 @@ static void command_finish(struct imap_parser *p)
 }
 
 /* the line ended in a state where that is allowed */
-static void line_end(struct imap_parser *p, unsigned char c)
+static void line_end(struct imap_cmd_parser *p, unsigned char c)
 {
 	if (c == '\r')
 		p->state = S_CR;
@@ -246,7 +246,7 @@ static void line_end(struct imap_parser *p, unsigned char c)
 		command_finish(p);
 }
 
-static void literal_begin(struct imap_parser *p)
+static void literal_begin(struct imap_cmd_parser *p)
 {
 	if (p->lit_too_large) {
 		parser_fail(p, "Literal too large.");
@@ -256,7 +256,7 @@ static void literal_begin(struct imap_parser *p)
 		return;
 	}
 	buf_reserve(p, (size_t)p->lit_size + 1);
-	token_start(p, IMAP_ARG_LITERAL);
+	token_start(p, IMAP_CMD_ARG_LITERAL);
 	if (!p->lit_plus)
 		p->need_cont = true;
 	if (p->lit_size == 0) {
@@ -268,7 +268,7 @@ static void literal_begin(struct imap_parser *p)
 }
 
 /* one byte outside a literal's data */
-static void parse_byte(struct imap_parser *p, unsigned char c)
+static void parse_byte(struct imap_cmd_parser *p, unsigned char c)
 {
 	switch (p->state) {
 	case S_START:
@@ -322,7 +322,7 @@ static void parse_byte(struct imap_parser *p, unsigned char c)
 			if (list_close(p))
 				p->state = S_ARG_AFTER;
 		} else if (c == '"') {
-			token_start(p, IMAP_ARG_STRING);
+			token_start(p, IMAP_CMD_ARG_STRING);
 			p->state = S_QUOTED;
 		} else if (c == '{') {
 			p->lit_size = 0;
@@ -332,7 +332,7 @@ static void parse_byte(struct imap_parser *p, unsigned char c)
 		} else if (c == '\r' || c == '\n') {
 			line_end(p, c);
 		} else if (is_atom_char(c)) {
-			token_start(p, IMAP_ARG_ATOM);
+			token_start(p, IMAP_CMD_ARG_ATOM);
 			p->bracket_depth = 0;
 			p->state = S_ATOM;
 			parse_byte(p, c);
@@ -446,7 +446,7 @@ static void parse_byte(struct imap_parser *p, unsigned char c)
 	}
 }
 
-enum parse_result imap_parser_feed(struct imap_parser *p, const uint8_t *data,
+enum parse_result imap_cmd_parser_feed(struct imap_cmd_parser *p, const uint8_t *data,
 				   size_t len, size_t *consumed_r)
 {
 	size_t i = 0;
@@ -504,42 +504,42 @@ enum parse_result imap_parser_feed(struct imap_parser *p, const uint8_t *data,
 	return PARSE_MORE;
 }
 
-bool imap_parser_take_continuation(struct imap_parser *p)
+bool imap_cmd_parser_take_continuation(struct imap_cmd_parser *p)
 {
 	bool cont = p->need_cont;
 	p->need_cont = false;
 	return cont;
 }
 
-const char *imap_parser_tag(const struct imap_parser *p)
+const char *imap_cmd_parser_tag(const struct imap_cmd_parser *p)
 {
 	return p->tag_done ? p->tag : NULL;
 }
 
-const char *imap_parser_name(const struct imap_parser *p)
+const char *imap_cmd_parser_name(const struct imap_cmd_parser *p)
 {
 	return p->name;
 }
 
-const struct imap_arg *imap_parser_args(const struct imap_parser *p, size_t *count_r)
+const struct imap_cmd_arg *imap_cmd_parser_args(const struct imap_cmd_parser *p, size_t *count_r)
 {
 	*count_r = p->top_count;
 	return p->args;
 }
 
-const char *imap_parser_error(const struct imap_parser *p)
+const char *imap_cmd_parser_error(const struct imap_cmd_parser *p)
 {
 	return p->error != NULL ? p->error : "Invalid command.";
 }
 
-bool imap_parser_fatal(const struct imap_parser *p)
+bool imap_cmd_parser_fatal(const struct imap_cmd_parser *p)
 {
 	return p->fatal;
 }
 
-const char *imap_arg_astring(const struct imap_arg *arg)
+const char *imap_cmd_arg_astring(const struct imap_cmd_arg *arg)
 {
-	if (arg->type == IMAP_ARG_LIST || strlen(arg->str) != arg->len)
+	if (arg->type == IMAP_CMD_ARG_LIST || strlen(arg->str) != arg->len)
 		return NULL;
 	return arg->str;
 }

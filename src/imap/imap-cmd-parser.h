@@ -1,4 +1,4 @@
-/* imap-parser.h — the IMAP worker's command parser: a resumable byte-level
+/* imap-cmd-parser.h — the IMAP worker's command parser: a resumable byte-level
  * state machine turning client input into (tag, name, argument tree).
  *
  * It accepts any split of the input (one byte at a time works) and never
@@ -9,8 +9,8 @@
  * at most IMAP_MAX_LITERAL, all of a command at most IMAP_MAX_COMMAND; too
  * large is refused before anything is allocated. An error skips the rest of
  * the line and is reported once, at its end, so the session goes on. */
-#ifndef RG_IMAP_PARSER_H
-#define RG_IMAP_PARSER_H
+#ifndef RG_IMAP_CMD_PARSER_H
+#define RG_IMAP_CMD_PARSER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -25,52 +25,52 @@
 #define IMAP_MAX_NAME 32
 #define IMAP_MAX_LIST_DEPTH 16
 
-enum imap_arg_type {
-	IMAP_ARG_ATOM,
-	IMAP_ARG_STRING,  /* quoted */
-	IMAP_ARG_LITERAL,
-	IMAP_ARG_LIST,
+enum imap_cmd_arg_type {
+	IMAP_CMD_ARG_ATOM,
+	IMAP_CMD_ARG_STRING,  /* quoted */
+	IMAP_CMD_ARG_LITERAL,
+	IMAP_CMD_ARG_LIST,
 };
 
-struct imap_arg {
-	enum imap_arg_type type;
+struct imap_cmd_arg {
+	enum imap_cmd_arg_type type;
 	/* ATOM/STRING/LITERAL: str[0..len) plus a NUL (a literal may hold NULs) */
 	const char *str;
 	size_t len;
 	/* LIST: its children */
-	const struct imap_arg *list;
+	const struct imap_cmd_arg *list;
 	size_t count;
 };
 
-struct imap_parser;
+struct imap_cmd_parser;
 
-struct imap_parser *imap_parser_create(void);
-void imap_parser_destroy(struct imap_parser *parser);
+struct imap_cmd_parser *imap_cmd_parser_create(void);
+void imap_cmd_parser_destroy(struct imap_cmd_parser *parser);
 
 /* Feed bytes. PARSE_OK: a whole command was parsed (see the accessors);
- * PARSE_ERROR: a bad command ended (imap_parser_error, and the tag when it
+ * PARSE_ERROR: a bad command ended (imap_cmd_parser_error, and the tag when it
  * was read); PARSE_MORE: everything was used, more is needed. *consumed_r
  * says how many bytes were used (a command ends after its LF). The next
  * feed after OK/ERROR starts a new command. After PARSE_MORE, check
- * imap_parser_take_continuation(): a synchronising literal waits for "+ ". */
-enum parse_result imap_parser_feed(struct imap_parser *parser, const uint8_t *data,
+ * imap_cmd_parser_take_continuation(): a synchronising literal waits for "+ ". */
+enum parse_result imap_cmd_parser_feed(struct imap_cmd_parser *parser, const uint8_t *data,
 				   size_t len, size_t *consumed_r);
 
 /* true once after a {n} literal header was read: send "+ OK" now */
-bool imap_parser_take_continuation(struct imap_parser *parser);
+bool imap_cmd_parser_take_continuation(struct imap_cmd_parser *parser);
 
 /* the tag, or NULL when the command had none (or it was invalid) */
-const char *imap_parser_tag(const struct imap_parser *parser);
+const char *imap_cmd_parser_tag(const struct imap_cmd_parser *parser);
 /* command name as sent (compare case-insensitively) */
-const char *imap_parser_name(const struct imap_parser *parser);
-const struct imap_arg *imap_parser_args(const struct imap_parser *parser, size_t *count_r);
-const char *imap_parser_error(const struct imap_parser *parser);
+const char *imap_cmd_parser_name(const struct imap_cmd_parser *parser);
+const struct imap_cmd_arg *imap_cmd_parser_args(const struct imap_cmd_parser *parser, size_t *count_r);
+const char *imap_cmd_parser_error(const struct imap_cmd_parser *parser);
 /* the error left the stream out of sync (a {n+} literal too large): the
  * caller must disconnect after replying */
-bool imap_parser_fatal(const struct imap_parser *parser);
+bool imap_cmd_parser_fatal(const struct imap_cmd_parser *parser);
 
 /* atom, quoted string or literal as a C string; NULL for lists and for
  * strings holding NUL */
-const char *imap_arg_astring(const struct imap_arg *arg);
+const char *imap_cmd_arg_astring(const struct imap_cmd_arg *arg);
 
 #endif
