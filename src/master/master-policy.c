@@ -63,10 +63,13 @@ unsigned master_policy_decide(const struct master_policy_input *in,
 	for (unsigned i = 0; i < spawn && n < max; i++)
 		actions_r[n++] = (struct master_action){ .type = MASTER_ACTION_SPAWN };
 
-	/* Dovecot: at process_limit, the oldest process still logging clients
-	 * in is destroyed to make room. One at a time: a pending SIGTERM will
-	 * free a slot soon anyway. */
-	if (in->conn_waiting && avail == 0 && spawn == 0 && room == 0 && !terminating) {
+	/* Dovecot's high-security mode: at process_limit, the oldest process
+	 * still logging clients in is destroyed to make room. One at a time: a
+	 * pending SIGTERM will free a slot soon anyway. With service_count != 1
+	 * a full process keeps accepting and evicts its own oldest pre-login
+	 * connection instead, so master destroys nothing. */
+	if (in->service_count == 1 && in->conn_waiting && avail == 0 && spawn == 0 &&
+	    room == 0 && !terminating) {
 		const struct master_proc_state *victim = NULL;
 		for (unsigned i = 0; i < count; i++) {
 			if (procs[i].prelogin > 0 && (victim == NULL || older(&procs[i], victim)))
