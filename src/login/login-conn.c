@@ -70,7 +70,8 @@ struct conn_out {
 struct conn_handoff {
 	char cookie[33];
 	char *tag;
-	uint16_t preread_len;
+	uint16_t core_len;	/* preread[0..core_len) came from the core */
+	uint16_t preread_len;	/* the rest arrived while the recv was cancelled */
 	uint8_t preread[LOGIN_MAX_PENDING];
 };
 
@@ -397,6 +398,32 @@ static void conn_free(struct conn *c)
 
 /* ---- hand-off ---- */
 
+/* The hand-off did not happen: the session goes on before login. The core
+ * kept the preread it gave us and replays it itself, so only the bytes that
+ * arrived after it called handoff are new to it. */
+static void conn_handoff_abandon(struct conn *c, const char *reason)
+{
+	struct conn_handoff *ho = c->ho;
+	uint8_t late[LOGIN_MAX_PENDING];
+	size_t late_len = (size_t)(ho->preread_len - ho->core_len);
+
+	memcpy(late, ho->preread + ho->core_len, late_len);
+	explicit_bzero(ho->cookie, sizeof(ho->cookie));
+	explicit_bzero(ho->preread, ho->preread_len);
+	rg_free(ho->tag);
+	rg_free(ho);
+	c->ho = NULL;
+	c->req_id = 0;
+	conn_set_state(c, CONN_PRELOGIN);
+	srv.set->proto->handoff_failed(c->session, reason);
+	if (late_len > 0 && (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING))
+		srv.set->proto->input(c->session, late, late_len);
+	if (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING) {
+		c->flags |= CF_RECV;
+		ring_recv(srv.ring, c->slot, c->fd);
+	}
+}
+
 static void conn_send_handoff(struct conn *c)
 {
 	struct conn_handoff *ho = c->ho;
@@ -424,13 +451,7 @@ static void conn_send_handoff(struct conn *c)
 	explicit_bzero(srv.msg.buf, srv.msg.len);
 	if (ret < 0) {
 		log_error("conn %u: hand-off to master failed: %s", c->slot, strerror(-ret));
-		c->req_id = 0;
-		conn_set_state(c, CONN_PRELOGIN);
-		srv.set->proto->handoff_failed(c->session, "Internal error occurred. Refer to server log for more information.");
-		if (c->state == CONN_PRELOGIN) {
-			c->flags |= CF_RECV;
-			ring_recv(srv.ring, c->slot, c->fd);
-		}
+		conn_handoff_abandon(c, "Internal error occurred. Refer to server log for more information.");
 		conn_defer(c);
 		return;
 	}
@@ -458,16 +479,7 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 	char why[120];
 	log_escape(reason, strlen(reason), 100, why, sizeof(why));
 	log_warning("conn %u: master refused the hand-off: %s", c->slot, why);
-	explicit_bzero(c->ho->cookie, sizeof(c->ho->cookie));
-	rg_free(c->ho->tag);
-	rg_free(c->ho);
-	c->ho = NULL;
-	conn_set_state(c, CONN_PRELOGIN);
-	srv.set->proto->handoff_failed(c->session, reason);
-	if (c->state == CONN_PRELOGIN) {
-		c->flags |= CF_RECV;
-		ring_recv(srv.ring, c->slot, c->fd);
-	}
+	conn_handoff_abandon(c, reason);
 }
 
 /* Make progress on a connection after an event; may free it. Only called
@@ -615,6 +627,7 @@ static void cb_handoff(void *ctx, const char *tag, const uint8_t *preread, size_
 	if (preread_len > 0)
 		memcpy(c->ho->preread, preread, preread_len);
 	c->ho->preread_len = (uint16_t)preread_len;
+	c->ho->core_len = (uint16_t)preread_len;
 	conn_set_state(c, CONN_HANDOFF);
 	/* stop reading: whatever arrives until the cancel completes joins
 	 * the preread; conn_check() passes the socket once that is done */
