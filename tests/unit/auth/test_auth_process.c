@@ -206,6 +206,18 @@ static void test_process(void **state)
 	char cookie[33];
 	memcpy(cookie, ck, 33);
 	assert_int_equal(recv_msg(l1, 0), -1); /* still waiting */
+	if (geteuid() == 0) {
+		/* started as root, it serves as default_internal_user */
+		char spath[64], line[256];
+		snprintf(spath, sizeof(spath), "/proc/%ld/status", (long)auth_pid);
+		FILE *f = fopen(spath, "r");
+		assert_non_null(f);
+		long ruid = -1, euid = -1, suid = -1;
+		while (fgets(line, sizeof(line), f) != NULL)
+			(void)sscanf(line, "Uid: %ld %ld %ld", &ruid, &euid, &suid);
+		fclose(f);
+		assert_true(ruid > 0 && euid > 0 && suid > 0);
+	}
 
 	expect(l1, IPC_AUTH_FAIL, 1, 3000);
 	int64_t waited = now_ms() - t0;
@@ -294,6 +306,22 @@ static void test_process(void **state)
 	begin(l3, 1, "PLAIN", "192.0.2.10", PLAIN("\0alice\0bad"));
 	close(l3);
 	assert_int_equal(recv_msg(l1, 1300), -1);
+
+	/* passwd-file gone (checked at most once a second, and a second has
+	   passed): a temporary failure at once, and back to normal after */
+	char path[128], moved[128];
+	snprintf(path, sizeof(path), "%s/users", dir);
+	snprintf(moved, sizeof(moved), "%s/users.moved", dir);
+	assert_int_equal(rename(path, moved), 0);
+	t0 = now_ms();
+	begin(l1, 20, "PLAIN", "192.0.2.12", PLAIN("\0alice\0secret"));
+	expect(l1, IPC_AUTH_FAIL, 20, 700);
+	assert_true(ipc_has(&rx.fields, IPC_F_TEMP));
+	assert_true(now_ms() - t0 < 700);
+	assert_int_equal(rename(moved, path), 0);
+	usleep(1100 * 1000);
+	begin(l1, 21, "PLAIN", "192.0.2.12", PLAIN("\0alice\0secret"));
+	expect(l1, IPC_AUTH_OK, 21, 700);
 
 	/* a login process sending garbage loses its channel, nobody else does */
 	assert_int_equal(send(l2, "garbage", 7, 0), 7);
