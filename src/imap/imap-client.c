@@ -918,7 +918,9 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 		send_str(c, "* LIST (\\Noselect) \".\" \"\"\r\n");
 	} else if (strlen(ref) + strlen(pattern) < 256) {
 		char full[256];
-		snprintf(full, sizeof(full), "%s%s", ref, pattern);
+		size_t rlen = strlen(ref), plen = strlen(pattern);
+		memcpy(full, ref, rlen);
+		memcpy(full + rlen, pattern, plen + 1);
 		/* depth-bounded by the 256 bytes; only INBOX exists for now */
 		if (list_match(full, "INBOX"))
 			send_fmt(c, "* %s (\\HasNoChildren) \".\" INBOX\r\n", cmd);

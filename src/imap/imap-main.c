@@ -44,6 +44,9 @@ int main(void)
 				 "Refer to server log for more information.\r\n", tag);
 		worker_out_write(out, reply, (size_t)n < sizeof(reply) ? (size_t)n : sizeof(reply) - 1);
 		worker_out_flush(out);
+		rg_free(path);
+		worker_init_free(&init);
+		rg_free(out);
 		return 1;
 	}
 

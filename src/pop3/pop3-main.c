@@ -44,6 +44,11 @@ int main(void)
 		static const char reply[] = "-ERR [SYS/TEMP] Couldn't open INBOX.\r\n";
 		worker_out_write(out, reply, sizeof(reply) - 1);
 		worker_out_flush(out);
+		if (box != NULL)
+			maildir_close(box);
+		rg_free(path);
+		worker_init_free(&init);
+		rg_free(out);
 		return 1;
 	}
 
