@@ -246,6 +246,9 @@ static void child_reset_signals(void)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			(void)signal(sig, SIG_DFL);
 	}
+	/* Ctrl-C on a foreground master reaches its whole process group: only
+	 * master acts on it (stopping everyone in order), as in Dovecot. */
+	(void)signal(SIGINT, SIG_IGN);
 	if (m.devnull >= 0) {
 		(void)dup2(m.devnull, STDIN_FILENO);
 		(void)dup2(m.devnull, STDOUT_FILENO);

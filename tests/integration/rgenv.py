@@ -70,7 +70,7 @@ class Ringgate:
 
     def __init__(self, mode="performance", extra_conf="", service_extra="",
                  users=None, workdir=None, failure_delay="1 secs",
-                 imap_port=None, pop3_port=None):
+                 imap_port=None, pop3_port=None, run_as=None):
         self.mode = mode
         self.tmp = workdir or tempfile.mkdtemp(prefix="ringgate-test-")
         os.chmod(self.tmp, 0o755)
@@ -81,7 +81,13 @@ class Ringgate:
         self.imap_port = imap_port or free_port()
         self.pop3_port = pop3_port or free_port()
         self.proc = None
-        if is_root():
+        # run_as: start the master itself as this ordinary user (from root,
+        # through setpriv), as a developer without root would
+        self.run_as = run_as if is_root() else None
+        if self.run_as:
+            self.uid, self.gid = ensure_system_user(self.run_as)
+            self.login_user = self.run_as
+        elif is_root():
             ensure_system_user(LOGIN_USER)
             self.uid, self.gid = ensure_system_user(MAIL_USER)
             self.login_user = LOGIN_USER
@@ -91,6 +97,11 @@ class Ringgate:
         self.users = users or {"demo": "demo-pass", "alice": "alice secret"}
         self._write_users()
         self._write_conf(extra_conf, service_extra, failure_delay)
+        if self.run_as:
+            for d, _, files in os.walk(self.tmp):
+                os.chown(d, self.uid, self.gid)
+                for f in files:
+                    os.chown(os.path.join(d, f), self.uid, self.gid)
 
     # -- world -----------------------------------------------------------
     def home(self, user):
@@ -187,11 +198,17 @@ service pop3-login {{
     def binary(self, name="ringgate"):
         return os.path.join(build_dir(), "bin", name)
 
+    def command(self, *args):
+        cmd = [self.binary(), "-c", self.conf] + list(args)
+        if self.run_as:
+            cmd = ["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.gid,
+                   "--clear-groups", "--"] + cmd
+        return cmd
+
     def start(self, wait=True):
-        self.proc = subprocess.Popen([self.binary(), "-c", self.conf, "-F"],
-                                     stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.tmp, "stderr.log"), "ab"))
+        with open(os.path.join(self.tmp, "stderr.log"), "ab") as err:
+            self.proc = subprocess.Popen(self.command("-F"), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=err)
         if wait:
             self.wait_ready()
         return self
@@ -224,7 +241,7 @@ service pop3-login {{
         return out
 
     def ctl(self, *args, check=True):
-        return subprocess.run([self.binary(), "-c", self.conf] + list(args),
+        return subprocess.run(self.command(*args),
                               capture_output=True, text=True, timeout=30, check=check)
 
     def children(self, name=None):

@@ -131,6 +131,21 @@ class Processes(unittest.TestCase):
         self.assertFalse(os.path.exists(os.path.join(self.rg.base_dir, "master.pid")))
         pending.close()
 
+    @unittest.skipUnless(rgenv.is_root(), "needs root to become an ordinary user")
+    def test_ordinary_user_serves_its_own_uid(self):
+        """Started without root (a developer's setup): no chroot, no user
+        switching, says so, and serves users of its own uid."""
+        self.rg = rgenv.Ringgate(mode="performance", run_as=rgenv.MAIL_USER).start()
+        for pid in self.rg.children("ringgate-login"):
+            with open("/proc/%d/status" % pid) as f:
+                uids = [ln for ln in f if ln.startswith("Uid:")][0].split()[1:]
+            self.assertEqual({int(u) for u in uids}, {self.rg.uid})
+        self.login_ok()
+        self.assertIn("not root", self.rg.logs())
+        out = self.rg.ctl("stop")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.rg.proc.wait(timeout=20), 0)
+
 
 if __name__ == "__main__":
     unittest.main()
