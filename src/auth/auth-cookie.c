@@ -2,6 +2,7 @@
 #include "auth/auth-scheme.h"
 
 #include "lib/alloc.h"
+#include "lib/hash.h"
 
 #include <errno.h>
 #include <string.h>
@@ -37,9 +38,7 @@ void auth_user_free(struct auth_user *user)
 struct cookie_table *cookie_table_new(unsigned max_entries)
 {
 	struct cookie_table *t = rg_calloc(1, sizeof(*t));
-	unsigned nb = 64;
-	while (nb < max_entries && nb < 65536)
-		nb *= 2;
+	unsigned nb = hash_buckets(max_entries, 65536);
 	t->buckets = rg_calloc(nb, sizeof(*t->buckets));
 	t->mask = nb - 1;
 	t->max = max_entries == 0 ? 1 : max_entries;

@@ -2,6 +2,7 @@
 #include "auth/auth-scheme.h"
 
 #include "lib/alloc.h"
+#include "lib/hash.h"
 #include "lib/log.h"
 
 #include <ctype.h>
@@ -299,14 +300,6 @@ fail:
 }
 
 /* ---- table -------------------------------------------------------------- */
-
-static uint32_t hash_str(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
 
 static void table_free(struct passwd_table *t)
 {

@@ -1,6 +1,7 @@
 #include "auth/auth-penalty.h"
 
 #include "lib/alloc.h"
+#include "lib/hash.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -20,20 +21,10 @@ struct penalty_table {
 	struct penalty *head, *tail;
 };
 
-static uint32_t hash_ip(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 struct penalty_table *penalty_table_new(unsigned max_entries)
 {
 	struct penalty_table *t = rg_calloc(1, sizeof(*t));
-	unsigned nb = 64;
-	while (nb < max_entries && nb < 65536)
-		nb *= 2;
+	unsigned nb = hash_buckets(max_entries, 65536);
 	t->buckets = rg_calloc(nb, sizeof(*t->buckets));
 	t->mask = nb - 1;
 	t->max = max_entries == 0 ? 1 : max_entries;
@@ -114,7 +105,7 @@ unsigned penalty_get(struct penalty_table *t, const char *ip_in, int64_t now_ms)
 {
 	IP_KEY(ip, ip_in);
 	penalty_expire(t, now_ms);
-	struct penalty *p = penalty_find(t, ip, hash_ip(ip));
+	struct penalty *p = penalty_find(t, ip, hash_str(ip));
 	return p == NULL ? 0 : p->failures;
 }
 
@@ -122,7 +113,7 @@ unsigned penalty_fail(struct penalty_table *t, const char *ip_in, int64_t now_ms
 {
 	IP_KEY(ip, ip_in);
 	penalty_expire(t, now_ms);
-	uint32_t hash = hash_ip(ip);
+	uint32_t hash = hash_str(ip);
 	struct penalty *p = penalty_find(t, ip, hash);
 	if (p == NULL) {
 		while (t->count >= t->max)
@@ -146,7 +137,7 @@ unsigned penalty_fail(struct penalty_table *t, const char *ip_in, int64_t now_ms
 void penalty_reset(struct penalty_table *t, const char *ip_in)
 {
 	IP_KEY(ip, ip_in);
-	struct penalty *p = penalty_find(t, ip, hash_ip(ip));
+	struct penalty *p = penalty_find(t, ip, hash_str(ip));
 	if (p != NULL)
 		penalty_remove(t, p);
 }

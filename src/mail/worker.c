@@ -2,10 +2,12 @@
 
 #include "lib/alloc.h"
 #include "lib/ipc.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,4 +213,22 @@ ssize_t worker_read(int fd, void *buf, size_t size, int timeout_ms)
 			continue;
 		return n < 0 ? -errno : n;
 	}
+}
+
+void worker_start(const char *service, struct worker_init *init_r)
+{
+	const char *error;
+	char name[128];
+	int ret;
+
+	log_init(service);
+	worker_signals_init();
+	if ((ret = worker_init_read(WORKER_MASTER_FD, WORKER_INIT_TIMEOUT_MS, init_r, &error)) < 0)
+		log_fatal("%s: %s", error, strerror(-ret));
+	close(WORKER_MASTER_FD);
+	if (init_r->session != NULL && init_r->session[0] != '\0')
+		snprintf(name, sizeof(name), "%s(%s)<%s>", service, init_r->user, init_r->session);
+	else
+		snprintf(name, sizeof(name), "%s(%s)", service, init_r->user);
+	log_init(name);
 }

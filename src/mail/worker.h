@@ -27,6 +27,11 @@ struct worker_init {
 int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const char **error_r);
 void worker_init_free(struct worker_init *init);
 
+/* A worker's first steps: log as `service`, set up signals, read
+ * WORKER_INIT from fd 4 (fatal if it does not come or is malformed), close
+ * fd 4, then log as `service(user)<session>`. */
+void worker_start(const char *service, struct worker_init *init_r);
+
 /* Client output: bytes are collected in buf and written with blocking
  * write() on flush or when buf fills. Invariant: buf[0..len) is not yet
  * written; after a write error everything is dropped (failed = true). */

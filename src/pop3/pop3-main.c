@@ -18,19 +18,9 @@ int main(void)
 	struct worker_init init;
 	struct worker_out *out = rg_malloc(sizeof(*out));
 	const char *error;
-	char name[64];
 	int ret;
 
-	log_init("pop3");
-	worker_signals_init();
-	if ((ret = worker_init_read(WORKER_MASTER_FD, WORKER_INIT_TIMEOUT_MS, &init, &error)) < 0)
-		log_fatal("%s: %s", error, strerror(-ret));
-	close(WORKER_MASTER_FD);
-	if (init.session != NULL && init.session[0] != '\0')
-		snprintf(name, sizeof(name), "pop3(%s)<%s>", init.user, init.session);
-	else
-		snprintf(name, sizeof(name), "pop3(%s)", init.user);
-	log_init(name);
+	worker_start("pop3", &init);
 	worker_out_init(out, WORKER_CLIENT_FD);
 
 	char *path = NULL;
