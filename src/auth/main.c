@@ -5,6 +5,7 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "lib/privs.h"
 #include "lib/settings.h"
 
 #include <errno.h>
@@ -45,14 +46,10 @@ static void drop_privileges(const char *user)
 	gid_t gid = pw->pw_gid;
 	if (uid == 0)
 		log_fatal("default_internal_user %s is root: refusing", user);
-	if (setgroups(0, NULL) < 0)
-		log_fatal("setgroups: %m");
-	if (setresgid(gid, gid, gid) < 0)
-		log_fatal("setresgid(%ld): %m", (long)gid);
-	if (setresuid(uid, uid, uid) < 0)
-		log_fatal("setresuid(%ld): %m", (long)uid);
-	if (setuid(0) == 0)
-		log_fatal("could regain root after dropping privileges");
+	const char *error;
+	int ret = privs_drop(uid, gid, false, &error);
+	if (ret < 0)
+		log_fatal("dropping privileges to %s: %s: %s", user, error, strerror(-ret));
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no core dumps of passwords */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }

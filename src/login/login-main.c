@@ -4,6 +4,7 @@
  * fd 3 = master, fd 4 = auth, fds 5.. = listeners named by RINGGATE_LISTENERS. */
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "lib/privs.h"
 #include "lib/settings.h"
 #include "login/login-conn.h"
 #include "login/login-net.h"
@@ -67,21 +68,11 @@ static void drop_privileges(const struct settings *set)
 	if (chdir("/") < 0)
 		log_fatal("chdir(/) in chroot: %m");
 	rg_free(dir);
-	if (setgroups(0, NULL) < 0)
-		log_fatal("setgroups: %m");
-	if (setresgid(gid, gid, gid) < 0)
-		log_fatal("setresgid(%ld): %m", (long)gid);
-	if (setresuid(uid, uid, uid) < 0)
-		log_fatal("setresuid(%ld): %m", (long)uid);
-	/* verify: none of the ids may be root any more, and we may not get
-	 * root back */
-	uid_t r, e, s;
-	gid_t rg, eg, sg;
-	if (getresuid(&r, &e, &s) < 0 || r != uid || e != uid || s != uid ||
-	    getresgid(&rg, &eg, &sg) < 0 || rg != gid || eg != gid || sg != gid)
-		log_fatal("privileges were not dropped");
-	if (setuid(0) == 0)
-		log_fatal("could regain root after dropping privileges");
+	const char *error;
+	int ret = privs_drop(uid, gid, false, &error);
+	if (ret < 0)
+		log_fatal("dropping privileges to %s: %s: %s", set->default_login_user,
+			  error, strerror(-ret));
 }
 
 /* "plain login" -> "PLAIN LOGIN" */

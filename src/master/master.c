@@ -5,6 +5,7 @@
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/privs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -523,16 +524,11 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		child_reset_signals();
 		child_set_vsz(ws->set->vsz_limit);
 		if (m.uid == 0) {
-			gid_t g = (gid_t)gid;
-			if (setgroups(1, &g) < 0 || setgid(g) < 0 || setuid((uid_t)uid) < 0) {
-				log_error("user %s: dropping privileges to %llu/%llu failed: %m",
-					  user, uid, gid);
-				_exit(CHILD_FATAL_STATUS);
-			}
-			/* never trust that it took */
-			if (getuid() != (uid_t)uid || geteuid() != (uid_t)uid ||
-			    getgid() != g || getegid() != g || setuid(0) == 0) {
-				log_error("user %s: privileges were not dropped", user);
+			const char *error;
+			int err = privs_drop((uid_t)uid, (gid_t)gid, true, &error);
+			if (err < 0) {
+				log_error("user %s: dropping privileges to %llu/%llu failed: %s: %s",
+					  user, uid, gid, error, strerror(-err));
 				_exit(CHILD_FATAL_STATUS);
 			}
 		}

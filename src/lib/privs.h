@@ -1,0 +1,16 @@
+/* privs.h — dropping root for good. Every process that starts as root and
+ * runs on as someone else (auth, login, workers) goes through here, so the
+ * order (groups, gid, uid) and the check that nothing of root is left are
+ * written once. */
+#ifndef RG_PRIVS_H
+#define RG_PRIVS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Set real, effective and saved uid/gid to uid/gid; supplementary groups
+ * become just gid (with_group) or none. Verifies every id and that root
+ * cannot be regained. 0, or -errno with *error_r naming the step. */
+int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r);
+
+#endif
