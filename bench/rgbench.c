@@ -1,0 +1,830 @@
+/* rgbench — closed-loop IMAP/POP3 load generator for loopback servers.
+ *
+ * N clients each run one session after another (prelogin, login,
+ * login-fetch) for a fixed time, or open K connections and hold them (idle).
+ * Every response is checked (IMAP tag and status, POP3 +OK, the end of the
+ * session is the server's EOF after LOGOUT/QUIT) and each mismatch counts as
+ * an error of its kind; a run with errors reports no rate and exits 1.
+ * All socket I/O is on the project's io_uring loop (src/ring); connect() is
+ * a non-blocking syscall because the ring has no connect operation, and a
+ * multishot receive armed on the connecting socket reports the greeting or
+ * the failure. Only 127.0.0.0/8 is ever targeted. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "ring/ring.h"
+
+#define LINE_HEAD 128		/* bytes of each response line kept for checks */
+#define CMD_MAX 512
+#define MAX_STEPS 8
+#define TICK_MS 50
+
+enum proto { PROTO_IMAP, PROTO_POP3 };
+enum kind { KIND_PRELOGIN, KIND_LOGIN, KIND_LOGIN_FETCH, KIND_IDLE };
+
+/* what a step's response must look like */
+enum resp {
+	RESP_IMAP_GREETING,	/* "* OK" */
+	RESP_IMAP_TAGGED,	/* untagged lines, then "<tag> OK" */
+	RESP_POP_OK,		/* "+OK" */
+	RESP_POP_MULTI,		/* "+OK", lines, "." */
+};
+
+enum err {
+	ERR_CONNECT, ERR_GREETING, ERR_LOGIN, ERR_SELECT, ERR_FETCH, ERR_LOGOUT,
+	ERR_EOF, ERR_RESET, ERR_TIMEOUT, ERR_PROTOCOL, ERR_COUNT
+};
+static const char *const err_names[ERR_COUNT] = {
+	"connect", "greeting", "login", "select", "fetch", "logout",
+	"eof", "reset", "timeout", "protocol",
+};
+
+struct step {
+	const char *cmd;	/* without tag and CRLF; NULL for the greeting */
+	enum resp resp;
+	enum err err;		/* counted when the status is not OK */
+	bool need_literal;	/* IMAP: the response must carry a literal */
+};
+
+enum conn_state {
+	CONN_FREE,	/* no session: the client waits to start one */
+	CONN_ACTIVE,	/* reading the response of steps[step] */
+	CONN_WAIT_EOF,	/* final response read; the server closes */
+	CONN_HOLD,	/* idle: greeting read, holding */
+	CONN_CLOSING,	/* shut down; waiting for operations in flight */
+};
+
+/* Response scanner of one connection: head holds the first LINE_HEAD bytes
+ * of the logical line being read (a literal inside it is skipped, not kept);
+ * brace tracks a trailing "{N}" so the literal's N bytes are skipped. */
+struct client {
+	unsigned idx;
+	int fd;
+	uint32_t slot;
+	enum conn_state state;
+	unsigned step;
+	uint64_t start_ns, deadline_ns;
+	char head[LINE_HEAD];
+	size_t head_len;
+	bool line_cr;
+	int brace;		/* 0 none, 1 in digits, 2 "}" just seen */
+	uint64_t brace_val;
+	uint64_t literal_left;
+	bool saw_literal;
+	bool multi_body;	/* POP3 multi-line: status read, in body */
+	char cmd[CMD_MAX];
+	size_t cmd_len, cmd_sent;
+};
+
+struct bench {
+	enum proto proto;
+	enum kind kind;
+	unsigned clients;
+	double duration;
+	uint64_t max_sessions;
+	double timeout;
+	unsigned src_addrs;
+	unsigned connect_window;
+	struct in_addr dst;
+	uint16_t port;
+	const char *user, *pass;
+	bool quiet;
+
+	struct step steps[MAX_STEPS];
+	unsigned nsteps;
+	struct ring *ring;
+	struct client *cl;
+	uint32_t tick_slot;
+	uint64_t t0, deadline;
+	bool stopping;
+	unsigned live;		/* clients with a socket */
+	unsigned connecting;	/* idle: not yet greeted */
+	uint64_t started, completed, errors, err_by[ERR_COUNT];
+	uint32_t *lat_us;
+	size_t lat_n, lat_alloc;
+	unsigned held, held_final;
+	uint64_t hold_since;
+	unsigned *runq;		/* clients waiting to start a session */
+	unsigned runq_n;
+	bool ready_printed;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void bench_add_step(struct bench *b, const char *cmd, enum resp resp,
+			   enum err err, bool need_literal)
+{
+	if (b->nsteps == MAX_STEPS)
+		log_fatal("too many steps");
+	b->steps[b->nsteps++] = (struct step){ cmd, resp, err, need_literal };
+}
+
+/* IMAP quoted string: the benchmark's own users never need escaping, but a
+ * quote or backslash in a password must not break the command */
+static char *imap_quote(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = rg_malloc(n * 2 + 3), *p = out;
+	*p++ = '"';
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			*p++ = '\\';
+		*p++ = *s;
+	}
+	*p++ = '"';
+	*p = '\0';
+	return out;
+}
+
+static void bench_script(struct bench *b)
+{
+	if (b->proto == PROTO_IMAP) {
+		bench_add_step(b, NULL, RESP_IMAP_GREETING, ERR_GREETING, false);
+		if (b->kind == KIND_IDLE)
+			return;
+		if (b->kind != KIND_PRELOGIN) {
+			char *u = imap_quote(b->user), *p = imap_quote(b->pass);
+			bench_add_step(b, rg_strdup_printf("LOGIN %s %s", u, p),
+				       RESP_IMAP_TAGGED, ERR_LOGIN, false);
+			rg_free(u);
+			rg_free(p);
+		}
+		if (b->kind == KIND_LOGIN_FETCH) {
+			bench_add_step(b, "SELECT INBOX", RESP_IMAP_TAGGED, ERR_SELECT, false);
+			bench_add_step(b, "FETCH 1:* FLAGS", RESP_IMAP_TAGGED, ERR_FETCH, false);
+			bench_add_step(b, "FETCH 1 BODY[]", RESP_IMAP_TAGGED, ERR_FETCH, true);
+		}
+		bench_add_step(b, "LOGOUT", RESP_IMAP_TAGGED, ERR_LOGOUT, false);
+	} else {
+		bench_add_step(b, NULL, RESP_POP_OK, ERR_GREETING, false);
+		if (b->kind == KIND_IDLE)
+			return;
+		if (b->kind != KIND_PRELOGIN) {
+			bench_add_step(b, rg_strdup_printf("USER %s", b->user),
+				       RESP_POP_OK, ERR_LOGIN, false);
+			bench_add_step(b, rg_strdup_printf("PASS %s", b->pass),
+				       RESP_POP_OK, ERR_LOGIN, false);
+		}
+		if (b->kind == KIND_LOGIN_FETCH) {
+			bench_add_step(b, "STAT", RESP_POP_OK, ERR_FETCH, false);
+			bench_add_step(b, "RETR 1", RESP_POP_MULTI, ERR_FETCH, false);
+		}
+		bench_add_step(b, "QUIT", RESP_POP_OK, ERR_LOGOUT, false);
+	}
+}
+
+static void client_scan_reset(struct client *c)
+{
+	c->head_len = 0;
+	c->line_cr = false;
+	c->brace = 0;
+	c->brace_val = 0;
+	c->literal_left = 0;
+	c->saw_literal = false;
+	c->multi_body = false;
+}
+
+static void bench_count_error(struct bench *b, enum err e)
+{
+	b->errors++;
+	b->err_by[e]++;
+}
+
+/* Shut the socket so whatever is in flight completes; the slot and fd are
+ * released in client_maybe_release() once nothing is in flight. */
+static void client_close(struct bench *b, struct client *c)
+{
+	if (c->state == CONN_FREE || c->state == CONN_CLOSING)
+		return;
+	if (c->state == CONN_HOLD && b->held > 0)
+		b->held--;
+	c->state = CONN_CLOSING;
+	(void)shutdown(c->fd, SHUT_RDWR);
+	ring_cancel_fd(b->ring, c->fd);
+}
+
+static void client_fail(struct bench *b, struct client *c, enum err e)
+{
+	if (c->state == CONN_CLOSING || c->state == CONN_FREE)
+		return;
+	if (b->kind == KIND_IDLE && c->state == CONN_ACTIVE)
+		b->connecting--;
+	bench_count_error(b, e);
+	client_close(b, c);
+}
+
+static void bench_record_latency(struct bench *b, uint64_t ns)
+{
+	if (b->lat_n == b->lat_alloc) {
+		b->lat_alloc = b->lat_alloc == 0 ? 65536 : b->lat_alloc * 2;
+		b->lat_us = rg_realloc(b->lat_us, b->lat_alloc * sizeof(*b->lat_us));
+	}
+	uint64_t us = ns / 1000;
+	b->lat_us[b->lat_n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static void client_send_step(struct bench *b, struct client *c)
+{
+	const struct step *s = &b->steps[c->step];
+	int n;
+	if (b->proto == PROTO_IMAP)
+		n = snprintf(c->cmd, sizeof(c->cmd), "a%u %s\r\n", c->step, s->cmd);
+	else
+		n = snprintf(c->cmd, sizeof(c->cmd), "%s\r\n", s->cmd);
+	if (n < 0 || (size_t)n >= sizeof(c->cmd))
+		log_fatal("command too long");
+	c->cmd_len = (size_t)n;
+	c->cmd_sent = 0;
+	ring_send(b->ring, c->slot, c->fd, c->cmd, c->cmd_len);
+}
+
+/* the response to the current step is complete and was OK */
+static void client_step_done(struct bench *b, struct client *c)
+{
+	client_scan_reset(c);
+	c->step++;
+	if (b->kind == KIND_IDLE) {
+		c->state = CONN_HOLD;
+		b->connecting--;
+		b->held++;
+		return;
+	}
+	if (c->step == b->nsteps) {
+		c->state = CONN_WAIT_EOF;
+		return;
+	}
+	client_send_step(b, c);
+}
+
+/* One complete logical response line (head holds its start). Returns false
+ * when the session failed. */
+static bool client_line(struct bench *b, struct client *c)
+{
+	const struct step *s = &b->steps[c->step];
+	const char *h = c->head;
+	size_t n = c->head_len;
+
+	switch (s->resp) {
+	case RESP_IMAP_GREETING:
+		if (n >= 4 && memcmp(h, "* OK", 4) == 0) {
+			client_step_done(b, c);
+			return true;
+		}
+		client_fail(b, c, s->err);
+		return false;
+	case RESP_IMAP_TAGGED: {
+		if (n >= 2 && h[0] == '*' && h[1] == ' ')
+			return true;	/* untagged data (BYE included) */
+		char tag[16];
+		int tl = snprintf(tag, sizeof(tag), "a%u ", c->step);
+		if (n < (size_t)tl || memcmp(h, tag, (size_t)tl) != 0) {
+			client_fail(b, c, ERR_PROTOCOL);
+			return false;
+		}
+		if (n >= (size_t)tl + 2 && memcmp(h + tl, "OK", 2) == 0 &&
+		    (!s->need_literal || c->saw_literal)) {
+			client_step_done(b, c);
+			return true;
+		}
+		client_fail(b, c, s->err);
+		return false;
+	}
+	case RESP_POP_OK:
+	case RESP_POP_MULTI:
+		if (c->multi_body) {
+			if (n == 1 && h[0] == '.')
+				client_step_done(b, c);
+			return true;
+		}
+		if (n >= 3 && memcmp(h, "+OK", 3) == 0) {
+			if (s->resp == RESP_POP_MULTI) {
+				c->multi_body = true;
+				return true;
+			}
+			client_step_done(b, c);
+			return true;
+		}
+		client_fail(b, c, s->err);
+		return false;
+	}
+	return false;
+}
+
+static void client_feed(struct bench *b, struct client *c, const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		if (c->state != CONN_ACTIVE) {
+			/* bytes after the final response (or while holding) */
+			client_fail(b, c, ERR_PROTOCOL);
+			return;
+		}
+		if (c->literal_left > 0) {
+			size_t take = len - i < c->literal_left ? len - i : (size_t)c->literal_left;
+			c->literal_left -= take;
+			i += take;
+			continue;
+		}
+		char ch = (char)p[i++];
+		if (ch == '\n') {
+			if (!c->line_cr) {
+				client_fail(b, c, ERR_PROTOCOL);
+				return;
+			}
+			if (b->proto == PROTO_IMAP && c->brace == 2) {
+				/* "{N}\r\n": N bytes of literal, then the
+				 * same logical line goes on */
+				c->literal_left = c->brace_val;
+				c->saw_literal = true;
+				c->brace = 0;
+				c->line_cr = false;
+				continue;
+			}
+			if (!client_line(b, c))
+				return;
+			c->head_len = 0;
+			c->line_cr = false;
+			c->brace = 0;
+			continue;
+		}
+		if (c->line_cr) {
+			/* a CR inside a line: keep it as data */
+			if (c->head_len < LINE_HEAD)
+				c->head[c->head_len++] = '\r';
+			c->line_cr = false;
+		}
+		if (ch == '\r') {
+			c->line_cr = true;
+			continue;
+		}
+		if (c->head_len < LINE_HEAD)
+			c->head[c->head_len++] = ch;
+		if (ch == '{') {
+			c->brace = 1;
+			c->brace_val = 0;
+		} else if (c->brace == 1 && ch >= '0' && ch <= '9') {
+			if (c->brace_val > (1ull << 40)) {
+				client_fail(b, c, ERR_PROTOCOL);
+				return;
+			}
+			c->brace_val = c->brace_val * 10 + (uint64_t)(ch - '0');
+		} else if (c->brace == 1 && ch == '}') {
+			c->brace = 2;
+		} else {
+			c->brace = 0;
+		}
+	}
+}
+
+static bool bench_may_start(const struct bench *b)
+{
+	if (b->stopping || interrupted)
+		return false;
+	if (b->max_sessions != 0 && b->started >= b->max_sessions)
+		return false;
+	return true;
+}
+
+static void client_start(struct bench *b, struct client *c)
+{
+	uint64_t t = now_ns();
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	b->started++;
+	c->start_ns = t;
+	c->deadline_ns = t + (uint64_t)(b->timeout * 1e9);
+	c->step = 0;
+	client_scan_reset(c);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE)
+			log_fatal("socket: %s (raise the fd limit)", strerror(errno));
+		bench_count_error(b, ERR_CONNECT);
+		return;
+	}
+	if (b->src_addrs > 1) {
+		/* spread over 127.0.0.1 .. 127.0.0.src_addrs-ish: each
+		 * source address has its own 64k ports */
+		int one = 1;
+		struct sockaddr_in src = { .sin_family = AF_INET };
+		src.sin_addr.s_addr = htonl(0x7f000001u + c->idx % b->src_addrs);
+		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+			close(fd);
+			bench_count_error(b, ERR_CONNECT);
+			return;
+		}
+	}
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(b->port),
+				   .sin_addr = b->dst };
+	if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		bench_count_error(b, ERR_CONNECT);
+		return;
+	}
+	c->fd = fd;
+	c->slot = ring_slot_alloc(b->ring, c);
+	c->state = CONN_ACTIVE;
+	b->live++;
+	if (b->kind == KIND_IDLE)
+		b->connecting++;
+	ring_recv(b->ring, c->slot, fd);
+}
+
+/* after close: release the slot and fd when nothing is in flight, then let
+ * the client start its next session */
+static void client_maybe_release(struct bench *b, struct client *c)
+{
+	if (c->state != CONN_CLOSING || ring_slot_inflight(b->ring, c->slot) != 0)
+		return;
+	ring_slot_free(b->ring, c->slot);
+	close(c->fd);
+	c->fd = -1;
+	c->state = CONN_FREE;
+	b->live--;
+	if (b->kind != KIND_IDLE)
+		b->runq[b->runq_n++] = c->idx;
+}
+
+static void client_session_ok(struct bench *b, struct client *c)
+{
+	b->completed++;
+	bench_record_latency(b, now_ns() - c->start_ns);
+	c->state = CONN_CLOSING;
+	/* recv has ended with EOF; a send may still be in flight */
+	client_maybe_release(b, c);
+}
+
+static void bench_handler(struct ring *ring, const struct ring_event *ev, void *ctx)
+{
+	struct bench *b = ctx;
+	(void)ring;
+	if (ev->op == RING_OP_TICK)
+		return;		/* the main loop checks deadlines each turn */
+	struct client *c = ev->owner;
+
+	if (c->state == CONN_CLOSING || c->state == CONN_FREE) {
+		client_maybe_release(b, c);
+		return;
+	}
+	switch (ev->op) {
+	case RING_OP_RECV:
+		if (ev->res > 0) {
+			client_feed(b, c, ev->data, (size_t)ev->res);
+			if (c->state == CONN_ACTIVE && ev->rearm)
+				ring_recv(b->ring, c->slot, c->fd);
+		} else if (ev->res == 0) {
+			if (c->state == CONN_WAIT_EOF)
+				client_session_ok(b, c);
+			else
+				client_fail(b, c, ERR_EOF);
+		} else if (ev->res == -ENOBUFS) {
+			ring_recv(b->ring, c->slot, c->fd);
+		} else if (ev->res == -ECONNREFUSED ||
+			   (ev->res == -ECONNRESET && c->step == 0 && c->head_len == 0)) {
+			client_fail(b, c, ERR_CONNECT);
+		} else {
+			client_fail(b, c, ERR_RESET);
+		}
+		break;
+	case RING_OP_SEND:
+		if (ev->res < 0) {
+			client_fail(b, c, ERR_RESET);
+		} else {
+			c->cmd_sent += (size_t)ev->res;
+			if (c->cmd_sent < c->cmd_len)
+				ring_send(b->ring, c->slot, c->fd, c->cmd + c->cmd_sent,
+					  c->cmd_len - c->cmd_sent);
+		}
+		break;
+	default:
+		break;
+	}
+	client_maybe_release(b, c);
+}
+
+static void bench_check_timeouts(struct bench *b, uint64_t t)
+{
+	for (unsigned i = 0; i < b->clients; i++) {
+		struct client *c = &b->cl[i];
+		if ((c->state == CONN_ACTIVE || c->state == CONN_WAIT_EOF) && t > c->deadline_ns)
+			client_fail(b, c, ERR_TIMEOUT);
+	}
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct_ms(const uint32_t *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	/* nearest rank: the smallest value with at least p of all at or below it */
+	double r = p * (double)n;
+	size_t i = (size_t)r;
+	if ((double)i < r)
+		i++;
+	if (i > 0)
+		i--;
+	if (i >= n)
+		i = n - 1;
+	return v[i] / 1000.0;
+}
+
+static const char *const kind_names[] = { "prelogin", "login", "login-fetch", "idle" };
+
+static void bench_report(struct bench *b, double elapsed, double hold_s)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	if (b->lat_n > 0)
+		qsort(b->lat_us, b->lat_n, sizeof(*b->lat_us), cmp_u32);
+	bool ok = b->errors == 0 && !interrupted &&
+		  (b->kind == KIND_IDLE ? b->held_final == b->clients : b->completed > 0);
+	double rate = elapsed > 0 ? (double)b->completed / elapsed : 0;
+	double p50 = pct_ms(b->lat_us, b->lat_n, 0.50), p99 = pct_ms(b->lat_us, b->lat_n, 0.99);
+	double p999 = pct_ms(b->lat_us, b->lat_n, 0.999);
+	double mx = b->lat_n > 0 ? b->lat_us[b->lat_n - 1] / 1000.0 : 0;
+
+	printf("{\"event\":\"result\",\"tool\":\"rgbench\",\"proto\":\"%s\",\"kind\":\"%s\","
+	       "\"clients\":%u,\"port\":%u,\"duration_s\":%.3f,\"elapsed_s\":%.3f,"
+	       "\"sessions\":%llu,\"started\":%llu,\"errors\":%llu,\"errors_by_kind\":{",
+	       b->proto == PROTO_IMAP ? "imap" : "pop3", kind_names[b->kind], b->clients,
+	       b->port, b->duration, elapsed, (unsigned long long)b->completed,
+	       (unsigned long long)b->started, (unsigned long long)b->errors);
+	bool first = true;
+	for (int e = 0; e < ERR_COUNT; e++) {
+		if (b->err_by[e] == 0)
+			continue;
+		printf("%s\"%s\":%llu", first ? "" : ",", err_names[e],
+		       (unsigned long long)b->err_by[e]);
+		first = false;
+	}
+	printf("},");
+	if (ok && b->kind != KIND_IDLE)
+		printf("\"sessions_per_sec\":%.1f,", rate);
+	else
+		printf("\"sessions_per_sec\":null,");
+	printf("\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
+	       "\"held\":%u,\"hold_s\":%.3f,\"client_cpu_s\":%.3f,\"ok\":%s}\n",
+	       p50, p99, p999, mx, b->held_final, hold_s, cpu, ok ? "true" : "false");
+	fflush(stdout);
+
+	if (b->quiet)
+		return;
+	fprintf(stderr, "rgbench %s %s, %u clients, port %u, %.1f s\n",
+		b->proto == PROTO_IMAP ? "imap" : "pop3", kind_names[b->kind], b->clients,
+		b->port, elapsed);
+	if (b->kind == KIND_IDLE)
+		fprintf(stderr, "  held         %u of %u connections for %.1f s\n",
+			b->held_final, b->clients, hold_s);
+	else if (ok)
+		fprintf(stderr, "  sessions/s   %.1f (%llu sessions)\n", rate,
+			(unsigned long long)b->completed);
+	fprintf(stderr, "  latency ms   p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+		p50, p99, p999, mx);
+	fprintf(stderr, "  client CPU   %.2f s\n", cpu);
+	if (!ok) {
+		fprintf(stderr, "  INVALID RUN: %llu errors%s, no rate reported\n",
+			(unsigned long long)b->errors, interrupted ? " (interrupted)" : "");
+		for (int e = 0; e < ERR_COUNT; e++)
+			if (b->err_by[e] != 0)
+				fprintf(stderr, "    %-10s %llu\n", err_names[e],
+					(unsigned long long)b->err_by[e]);
+	}
+}
+
+static void raise_nofile(unsigned need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur >= need)
+		return;
+	if (rl.rlim_max < need) {
+		struct rlimit want = { need, need };
+		if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+			return;
+	}
+	rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
+	(void)setrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < need)
+		log_warning("fd limit %llu is below the %u this run needs",
+			    (unsigned long long)rl.rlim_cur, need);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: rgbench --port PORT [--proto imap|pop3] [--kind prelogin|login|login-fetch|idle]\n"
+		"               [--clients N] [--duration SECS] [--sessions N] [--user U --pass P]\n"
+		"               [--host 127.x.y.z] [--src-addrs N] [--timeout SECS] [--quiet]\n"
+		"Closed loop: each client runs sessions back to back until the duration ends\n"
+		"(or N sessions were started). idle: open N connections, read the greeting,\n"
+		"hold them for the duration. Prints one JSON line on stdout, a table on stderr;\n"
+		"exits 1 when any response was wrong.\n");
+	exit(2);
+}
+
+static void bench_parse_args(struct bench *b, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "proto", required_argument, NULL, 'P' },
+		{ "kind", required_argument, NULL, 'k' },
+		{ "clients", required_argument, NULL, 'c' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "sessions", required_argument, NULL, 'n' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "pass", required_argument, NULL, 'w' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "src-addrs", required_argument, NULL, 's' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	long port = 0;
+	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:t:qh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p': port = strtol(optarg, NULL, 10); break;
+		case 'P':
+			if (strcmp(optarg, "imap") == 0) b->proto = PROTO_IMAP;
+			else if (strcmp(optarg, "pop3") == 0) b->proto = PROTO_POP3;
+			else usage();
+			break;
+		case 'k': {
+			bool found = false;
+			for (int k = 0; k <= KIND_IDLE; k++)
+				if (strcmp(optarg, kind_names[k]) == 0) {
+					b->kind = (enum kind)k;
+					found = true;
+				}
+			if (!found)
+				usage();
+			break;
+		}
+		case 'c': b->clients = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'd': b->duration = strtod(optarg, NULL); break;
+		case 'n': b->max_sessions = strtoull(optarg, NULL, 10); break;
+		case 'u': b->user = optarg; break;
+		case 'w': b->pass = optarg; break;
+		case 'H':
+			if (inet_pton(AF_INET, optarg, &b->dst) != 1 ||
+			    (ntohl(b->dst.s_addr) >> 24) != 127) {
+				fprintf(stderr, "rgbench: only 127.0.0.0/8 targets\n");
+				exit(2);
+			}
+			break;
+		case 's': b->src_addrs = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 't': b->timeout = strtod(optarg, NULL); break;
+		case 'q': b->quiet = true; break;
+		default: usage();
+		}
+	}
+	if (optind != argc || port <= 0 || port > 65535 || b->clients == 0 ||
+	    b->clients > 1000000 || !(b->duration > 0) || !(b->timeout > 0) ||
+	    b->src_addrs > 65536)
+		usage();
+	if (b->kind != KIND_PRELOGIN && b->kind != KIND_IDLE &&
+	    (b->user == NULL || b->pass == NULL)) {
+		fprintf(stderr, "rgbench: --kind %s needs --user and --pass\n", kind_names[b->kind]);
+		exit(2);
+	}
+	b->port = (uint16_t)port;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench bench = {
+		.proto = PROTO_IMAP, .kind = KIND_PRELOGIN, .clients = 1,
+		.duration = 5, .timeout = 10, .connect_window = 256,
+	};
+	struct bench *b = &bench;
+	b->dst.s_addr = htonl(INADDR_LOOPBACK);
+	log_init("rgbench");
+	bench_parse_args(b, argc, argv);
+	bench_script(b);
+	raise_nofile(b->clients + 64);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+
+	struct ring_config rc = {
+		.entries = 1024, .buf_count = 4096, .buf_size = 4096,
+		.handler = bench_handler, .ctx = b,
+	};
+	int ret = ring_create(&rc, &b->ring);
+	if (ret < 0)
+		log_fatal("io_uring: %s", strerror(-ret));
+	b->cl = rg_calloc(b->clients, sizeof(*b->cl));
+	for (unsigned i = 0; i < b->clients; i++) {
+		b->cl[i].idx = i;
+		b->cl[i].fd = -1;
+	}
+	b->tick_slot = ring_slot_alloc(b->ring, b);
+	ring_tick_start(b->ring, b->tick_slot, TICK_MS);
+
+	b->runq = rg_malloc(b->clients * sizeof(*b->runq));
+	if (b->kind != KIND_IDLE)
+		for (unsigned i = 0; i < b->clients; i++)
+			b->runq[b->runq_n++] = b->clients - 1 - i;
+
+	b->t0 = now_ns();
+	/* idle: the duration counts from the moment all are held; connecting
+	 * may take up to this long */
+	b->deadline = b->t0 + (uint64_t)(b->duration * 1e9) +
+		      (b->kind == KIND_IDLE ? 120ull * 1000000000ull : 0);
+	uint64_t end = 0, last_scan = b->t0;
+	unsigned next_idle = 0;
+	for (;;) {
+		uint64_t t = now_ns();
+		bool idle_failed = b->kind == KIND_IDLE && !b->ready_printed &&
+				   next_idle == b->clients && b->connecting == 0 &&
+				   b->held < b->clients;
+		if (!b->stopping && (t >= b->deadline || interrupted || idle_failed)) {
+			b->stopping = true;
+			end = t;
+			b->held_final = b->held;
+			for (unsigned i = 0; i < b->clients; i++)
+				/* cut off: neither a session nor an error */
+				client_close(b, &b->cl[i]);
+		}
+		if (b->kind == KIND_IDLE) {
+			/* open at most connect_window connections at a time so
+			 * the server's accept queue does not overflow */
+			while (!b->stopping && next_idle < b->clients &&
+			       b->connecting < b->connect_window)
+				client_start(b, &b->cl[next_idle++]);
+			if (!b->ready_printed && b->held == b->clients) {
+				b->ready_printed = true;
+				b->hold_since = now_ns();
+				/* run.py measures server memory now */
+				printf("{\"event\":\"idle_ready\",\"held\":%u,\"connect_s\":%.3f}\n",
+				       b->held, (double)(b->hold_since - b->t0) / 1e9);
+				fflush(stdout);
+				b->deadline = b->hold_since + (uint64_t)(b->duration * 1e9);
+			}
+		} else {
+			/* each queued client once per turn: one whose connect
+			 * failed at once retries next turn, not in a tight loop */
+			unsigned n = b->runq_n;
+			while (n-- > 0 && b->runq_n > 0 && bench_may_start(b)) {
+				struct client *c = &b->cl[b->runq[--b->runq_n]];
+				client_start(b, c);
+				if (c->state == CONN_FREE)
+					b->runq[b->runq_n++] = c->idx;
+			}
+		}
+		if (b->stopping && b->live == 0)
+			break;
+		if (!b->stopping && b->kind != KIND_IDLE && b->live == 0 && !bench_may_start(b)) {
+			end = now_ns();
+			break;
+		}
+		if (t - last_scan >= TICK_MS * 1000000ull) {
+			bench_check_timeouts(b, t);
+			last_scan = t;
+		}
+		if (b->stopping && t - end > 10ull * 1000000000ull)
+			log_fatal("connections did not close within 10 s of the end");
+		ret = ring_run(b->ring, 1);
+		if (ret < 0 && ret != -EINTR)
+			log_fatal("ring: %s", strerror(-ret));
+	}
+	double elapsed = (double)(end - b->t0) / 1e9;
+	double hold_s = b->hold_since != 0 ? (double)(end - b->hold_since) / 1e9 : 0;
+	bench_report(b, elapsed, hold_s);
+	ring_tick_stop(b->ring);
+	ring_run(b->ring, 0);
+	return b->errors == 0 && !interrupted ? 0 : 1;
+}
