@@ -61,6 +61,7 @@ static const struct set_def global_defs[] = {
 	PEM(ssl_cert),
 	PEM(ssl_key),
 	PEM(ssl_ca),
+	PEM(ssl_dh),
 	G(ssl_min_protocol, ST_TLSVER, "TLSv1.2"),
 	G(ssl_cipher_list, ST_STR,
 	  "ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:!LOW@STRENGTH"),
@@ -525,6 +526,46 @@ static int load_service(struct loader *l, const struct config_node *sec)
 	return 0;
 }
 
+#define LN_PEM(name) { #name, ST_PEM, offsetof(struct local_name_settings, name), \
+		offsetof(struct local_name_settings, name##_file), "" }
+static const struct set_def local_name_defs[] = { LN_PEM(ssl_cert), LN_PEM(ssl_key) };
+#define LOCAL_NAME_DEFS (sizeof(local_name_defs) / sizeof(local_name_defs[0]))
+
+static int load_local_name(struct loader *l, const struct config_node *sec)
+{
+	struct settings *set = l->set;
+	char *names;
+	const char *reason = NULL;
+
+	if (sec->value[0] == '\0')
+		return load_error(l, sec, "local_name section needs a host name");
+	if (parse_word_list(sec->value, NULL, true, false, NULL, &names, &reason) < 0)
+		return load_error(l, sec, "invalid local_name");
+	set->local_names = rg_realloc(set->local_names,
+				      (set->local_name_count + 1) * sizeof(*set->local_names));
+	struct local_name_settings *ln = &set->local_names[set->local_name_count++];
+	memset(ln, 0, sizeof(*ln));
+	ln->names = names;
+	ln->file = rg_strdup(sec->file);
+	ln->line = sec->line;
+	for (size_t i = 0; i < LOCAL_NAME_DEFS; i++) {
+		if (apply_value(ln, &local_name_defs[i], "", NULL, &reason) < 0)
+			abort();
+	}
+	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
+		if (n->type == CONFIG_NODE_SECTION)
+			return load_error(l, n, "unknown section type '%s'", n->key);
+		if (find_def(local_name_defs, LOCAL_NAME_DEFS, n->key) == NULL)
+			return load_error(l, n, "'%s' is not supported inside local_name "
+					  "(only ssl_cert and ssl_key)", n->key);
+		if (apply_node(l, ln, local_name_defs, LOCAL_NAME_DEFS, n) < 0)
+			return -1;
+	}
+	if (ln->ssl_cert[0] == '\0' || ln->ssl_key[0] == '\0')
+		return load_error(l, sec, "local_name %s needs both ssl_cert and ssl_key", ln->names);
+	return 0;
+}
+
 static const struct set_def db_defs[] = {
 	{ "driver", ST_STR, offsetof(struct db_settings, driver), 0, NULL },
 	{ "args", ST_STR, offsetof(struct db_settings, args), 0, NULL },
@@ -584,6 +625,8 @@ static int load_root(struct loader *l, const struct config_node *root)
 			ret = load_db(l, n, &l->set->userdb, &l->userdb_seen);
 		} else if (strcmp(n->key, "protocol") == 0) {
 			ret = load_protocol(l, n);
+		} else if (strcmp(n->key, "local_name") == 0) {
+			ret = load_local_name(l, n);
 		} else {
 			ret = load_error(l, n, "unknown section type '%s'", n->key);
 		}
@@ -787,6 +830,12 @@ void settings_free(struct settings *set)
 		rg_free(svc->protocol);
 	}
 	rg_free(set->services);
+	for (unsigned i = 0; i < set->local_name_count; i++) {
+		free_strings(&set->local_names[i], local_name_defs, LOCAL_NAME_DEFS);
+		rg_free(set->local_names[i].names);
+		rg_free(set->local_names[i].file);
+	}
+	rg_free(set->local_names);
 	rg_free(set->passdb.driver);
 	rg_free(set->passdb.args);
 	rg_free(set->userdb.driver);
@@ -903,20 +952,33 @@ static void print_setting(FILE *out, int indent, const char *key, const char *va
 	fputc('\n', out);
 }
 
-static void print_pem(FILE *out, const struct settings *set, const struct set_def *def)
+static void print_pem(FILE *out, int indent, const void *base, const struct set_def *def)
 {
-	const char *value = *field_str((void *)set, def->offset);
-	const char *file = *field_str((void *)set, def->file_offset);
+	const char *value = *field_str((void *)base, def->offset);
+	const char *file = *field_str((void *)base, def->file_offset);
 
 	if (file[0] != '\0') {
 		/* a path is no secret, and it reads back to the same key */
-		fprintf(out, "%s = <", def->key);
+		fprintf(out, "%*s%s = <", indent, "", def->key);
 		fputs(file, out);
 		fputc('\n', out);
 	} else if (strcmp(def->key, "ssl_key") == 0 && value[0] != '\0') {
-		fprintf(out, "%s = # hidden, use -P to show it\n", def->key);
+		fprintf(out, "%*s%s = # hidden, use -P to show it\n", indent, "", def->key);
 	} else {
-		print_setting(out, 0, def->key, value);
+		print_setting(out, indent, def->key, value);
+	}
+}
+
+static void print_local_names(FILE *out, const struct settings *set)
+{
+	for (unsigned i = 0; i < set->local_name_count; i++) {
+		const struct local_name_settings *ln = &set->local_names[i];
+		/* names are host names: quotes only to keep a list one word */
+		fprintf(out, strchr(ln->names, ' ') != NULL ? "local_name \"%s\" {\n" :
+			"local_name %s {\n", ln->names);
+		for (size_t j = 0; j < LOCAL_NAME_DEFS; j++)
+			print_pem(out, 2, ln, &local_name_defs[j]);
+		fprintf(out, "}\n");
 	}
 }
 
@@ -1012,7 +1074,7 @@ void settings_print(const struct settings *set, bool all, FILE *out)
 			differs = differs || *field_str((void *)set, def->file_offset)[0] != '\0';
 		if (all || differs) {
 			if (def->type == ST_PEM)
-				print_pem(out, set, def);
+				print_pem(out, 0, set, def);
 			else
 				print_setting(out, 0, def->key, v);
 		}
@@ -1020,6 +1082,7 @@ void settings_print(const struct settings *set, bool all, FILE *out)
 		rg_free(d);
 	}
 	settings_free(defaults);
+	print_local_names(out, set);
 	print_db(out, "passdb", &set->passdb);
 	print_db(out, "userdb", &set->userdb);
 	for (unsigned i = 0; i < set->service_count; i++)

@@ -39,6 +39,17 @@ struct service_settings {
 	unsigned listener_count;
 };
 
+/* `local_name NAMES { ssl_cert = <f  ssl_key = <f }`: the certificate for
+ * clients asking (SNI) for one of NAMES (space-separated, "*.example.com"
+ * matches one label). */
+struct local_name_settings {
+	char *names;
+	char *ssl_cert, *ssl_key;
+	char *ssl_cert_file, *ssl_key_file; /* paths when given as <file, else "" */
+	char *file;                         /* where the section is, for messages */
+	unsigned line;
+};
+
 struct db_settings {
 	char *driver; /* "passwd-file" */
 	char *args;   /* the file path (with any `scheme=X` / `username_format=` prefix args) */
@@ -61,6 +72,8 @@ struct settings {
 	char *ssl_cert_file;
 	char *ssl_key_file;
 	char *ssl_ca_file;
+	char *ssl_dh;            /* DH parameters for DHE suites (TLS 1.2); "" = none */
+	char *ssl_dh_file;
 	char *ssl_min_protocol;  /* default "TLSv1.2" */
 	char *ssl_cipher_list;
 	bool ssl_prefer_server_ciphers;
@@ -86,6 +99,9 @@ struct settings {
 
 	struct service_settings *services;
 	unsigned service_count;
+
+	struct local_name_settings *local_names;
+	unsigned local_name_count;
 };
 
 /* Returns NULL and sets *error_r (allocated, caller frees) on failure. */

@@ -513,6 +513,53 @@ static void test_print_output(void **state)
 	settings_free(set);
 }
 
+/* SNI sections: names normalised to lower case, PEM kept, a list of names
+ * stays one section, and every misuse is a file:line error */
+static void test_local_name(void **state)
+{
+	(void)state;
+	struct settings *set = load_ok(NO_SSL
+		"local_name \"IMAP.example.com *.example.org\" {\n"
+		"  ssl_cert = CERT\n"
+		"  ssl_key = KEY\n"
+		"}\n"
+		"local_name pop.example.net {\n"
+		"  ssl_key = KEY2\n"
+		"  ssl_cert = CERT2\n"
+		"}\n"
+		"ssl_dh = DH\n");
+	assert_int_equal(set->local_name_count, 2);
+	assert_string_equal(set->local_names[0].names, "imap.example.com *.example.org");
+	assert_string_equal(set->local_names[0].ssl_cert, "CERT");
+	assert_string_equal(set->local_names[0].ssl_key, "KEY");
+	assert_int_equal(set->local_names[0].line, 2);
+	assert_string_equal(set->local_names[1].names, "pop.example.net");
+	assert_string_equal(set->local_names[1].ssl_cert, "CERT2");
+	assert_string_equal(set->ssl_dh, "DH");
+
+	/* printed: one section each, inline keys hidden */
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	settings_print(set, false, f);
+	fclose(f);
+	assert_non_null(strstr(text, "local_name \"imap.example.com *.example.org\" {\n"));
+	assert_non_null(strstr(text, "local_name pop.example.net {\n  ssl_cert = CERT2\n"
+				     "  ssl_key = # hidden"));
+	assert_null(strstr(text, "KEY2"));
+	free(text);
+	settings_free(set);
+
+	assert_load_fails(NO_SSL "local_name {\n ssl_cert = a\n ssl_key = b\n}\n",
+			  "t.conf:2: local_name section needs a host name");
+	assert_load_fails(NO_SSL "local_name x {\n ssl_cert = a\n}\n",
+			  "t.conf:2: local_name x needs both ssl_cert and ssl_key");
+	assert_load_fails(NO_SSL "local_name x {\n ssl_cert = a\n listen = *\n}\n",
+			  "t.conf:4: 'listen' is not supported inside local_name (only ssl_cert and ssl_key)");
+	assert_load_fails(NO_SSL "local_name x {\n ssl_cert = a\n sub {\n }\n}\n",
+			  "t.conf:4: unknown section type 'sub'");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_variables),
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_print_output),
+		cmocka_unit_test(test_local_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
