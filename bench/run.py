@@ -1,0 +1,843 @@
+#!/usr/bin/env python3
+"""run.py — the driver of `make bench`: ringgate vs Dovecot, both modes.
+
+Builds a temporary world as root (users, passwd-file, Maildirs, an ECDSA P-256
+self-signed certificate), starts four servers side by side — ringgate
+high-performance and high-security (tests/integration/rgenv.py) and a private
+Dovecot (Debian's binaries, its own config, base_dir, state_dir and ports;
+the system service is never touched) in the same two modes — each in its own
+cgroup, then runs rgbench over the matrix. Rounds are interleaved (round 1 of
+every server, then round 2, ...) so drift hits all servers alike, and every
+ratio is taken inside one round. Server cost comes from the cgroup (CPU
+including exited children, memory), or from /proc when no cgroup works.
+Writes docs/performance.md and the raw results (JSON lines).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import rgenv  # noqa: E402
+
+BENCH_USER = "bench"
+BENCH_PASS = "bench-pass"
+BIG_MESSAGE_SIZE = 100 * 1024
+
+
+def log(msg):
+    print("[bench %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
+
+
+# -- accounting ---------------------------------------------------------------
+
+def _own_cgroup_v1(controller):
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if controller in ctrls.split(","):
+                return path
+    return None
+
+
+def proc_children_tree(root_pid):
+    """root_pid and all its descendants (from /proc)."""
+    parent = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                st = f.read()
+            parent[int(p)] = int(st.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, todo = [], [root_pid]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(c for c, pp in parent.items() if pp == pid)
+    return tree
+
+
+def pss_bytes(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
+
+
+class Accounting:
+    """Server-side cost of one server: its own cgroup (v2, or v1 cpuacct +
+    memory), else /proc sums. CPU is cumulative and includes exited children
+    in every method (cgroup counters; for /proc the master's cutime/cstime,
+    which holds every child it reaped)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.method = "proc"
+        self.dirs = []
+        self.root_pid = None
+        uni = "/sys/fs/cgroup"
+        try:
+            if os.path.exists(uni + "/cgroup.controllers"):
+                with open(uni + "/cgroup.controllers") as f:
+                    ctrls = f.read().split()
+                if "cpu" in ctrls and "memory" in ctrls:
+                    own = _own_cgroup_v2()
+                    parent = uni + own
+                    d = os.path.join(parent, "rgbench-" + name)
+                    os.makedirs(d, exist_ok=True)
+                    self.dirs = [d]
+                    self.cpu_file = (d + "/cpu.stat", "v2")
+                    self.mem_file = d + "/memory.current"
+                    self.method = "cgroup v2"
+            elif os.path.isdir(uni + "/cpuacct") and os.path.isdir(uni + "/memory"):
+                cpu = uni + "/cpuacct" + _own_cgroup_v1("cpuacct") + "/rgbench-" + name
+                mem = uni + "/memory" + _own_cgroup_v1("memory") + "/rgbench-" + name
+                for d in (cpu, mem):
+                    os.makedirs(d, exist_ok=True)
+                self.dirs = [cpu, mem]
+                self.cpu_file = (cpu + "/cpuacct.usage", "v1")
+                self.mem_file = mem + "/memory.usage_in_bytes"
+                self.method = "cgroup v1 (cpuacct.usage, memory.usage_in_bytes)"
+            if self.dirs:
+                self.cpu_ns(), self.mem_bytes()  # readable?
+        except (OSError, TypeError) as e:
+            log("%s: no cgroup (%s); falling back to /proc" % (name, e))
+            self.method, self.dirs = "proc", []
+
+    def join(self):
+        """preexec_fn of the server's first process: everything it forks
+        is accounted here."""
+        for d in self.dirs:
+            with open(d + "/cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
+    def pids(self):
+        if self.dirs:
+            try:
+                with open(self.dirs[-1] + "/cgroup.procs") as f:
+                    return [int(x) for x in f.read().split()]
+            except OSError:
+                return []
+        return proc_children_tree(self.root_pid) if self.root_pid else []
+
+    def cpu_ns(self):
+        if self.dirs:
+            path, kind = self.cpu_file
+            with open(path) as f:
+                if kind == "v1":
+                    return int(f.read())
+                for line in f:
+                    if line.startswith("usage_usec"):
+                        return int(line.split()[1]) * 1000
+        tck = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            ticks = int(fields[11]) + int(fields[12])
+            if pid == self.root_pid:
+                ticks += int(fields[13]) + int(fields[14])
+            total += ticks
+        return total * 1_000_000_000 // tck
+
+    def mem_bytes(self):
+        if self.dirs:
+            with open(self.mem_file) as f:
+                return int(f.read())
+        return pss_bytes(self.pids())
+
+    def remove(self):
+        for d in self.dirs:
+            for _ in range(50):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+def _own_cgroup_v2():
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return line.rstrip("\n")[3:]
+    return "/"
+
+
+# -- servers ------------------------------------------------------------------
+
+def wait_greetings(ports, proc, logs, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited with %s:\n%s" % (proc.returncode, logs()))
+        ok = 0
+        for port, greet in ports:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    if s.recv(200).startswith(greet):
+                        ok += 1
+            except OSError:
+                pass
+        if ok == len(ports):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("server not ready:\n" + logs()[-3000:])
+
+
+class World:
+    """What every server shares: users, passwd-file, Maildirs, certificate."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        # the ringgate high-performance instance creates users and homes;
+        # everybody else points at its passwd-file and Maildirs
+        self.users = {BENCH_USER: BENCH_PASS}
+        self.cert = os.path.join(tmp, "cert.pem")
+        self.key = os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                        "-keyout", self.key, "-out", self.cert, "-days", "30",
+                        "-subj", "/CN=localhost"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.chmod(self.key, 0o600)
+
+    def fill(self, env):
+        """One {PLAIN} user (the same cheap scheme for every server, so the
+        benchmark measures the process model, not crypt()), and a Maildir
+        whose message 1 is 100 kB plus a few small ones."""
+        self.passwd = env.passwd
+        self.uid, self.gid = env.uid, env.gid
+        self.home = env.home(BENCH_USER)
+        with open(env.passwd, "w") as f:
+            f.write("%s:{PLAIN}%s:%d:%d::%s::\n" % (BENCH_USER, BENCH_PASS, env.uid, env.gid,
+                                                     self.home))
+        md = env.maildir(BENCH_USER)
+        for sub in ("new", "cur"):
+            for name in os.listdir(os.path.join(md, sub)):
+                os.unlink(os.path.join(md, sub, name))
+        body = b"".join(b"line %06d of the large benchmark message, padded to a fixed width\n" % i
+                        for i in range(BIG_MESSAGE_SIZE // 68))
+        big = (b"From: Bench <bench@example.com>\nTo: bench@example.com\n"
+               b"Subject: 100 kB\nMessage-ID: <big@example.com>\n\n" + body)
+        msgs = [big] + rgenv.MESSAGES
+        for i, m in enumerate(msgs):
+            # names sort in delivery order: message 1 is the big one
+            path = os.path.join(md, "cur", "1600000%03d.M%dP1.bench:2," % (i, i))
+            with open(path, "wb") as f:
+                f.write(rgenv.crlf(m))
+            os.chown(path, env.uid, env.gid)
+            os.utime(path, (1600000000 + i, 1600000000 + i))
+
+
+class RinggateServer:
+    kind = "ringgate"
+
+    def __init__(self, name, mode, world, tmp, process_limit, binaries):
+        self.name, self.mode = name, mode
+        os.environ["RINGGATE_BUILD"] = binaries
+        os.makedirs(os.path.join(tmp, name))
+        svc = "  process_limit = %d\n" % process_limit
+        self.env = rgenv.Ringgate(mode=mode, workdir=os.path.join(tmp, name), service_extra=svc,
+                                  users={BENCH_USER: BENCH_PASS}, failure_delay="2 secs",
+                                  extra_conf="default_process_limit = %d\n" % process_limit)
+        if getattr(world, "passwd", None) is None:
+            world.fill(self.env)
+        else:
+            # same users and Maildirs as the first instance
+            shutil.rmtree(os.path.join(self.env.tmp, "home"), ignore_errors=True)
+            os.unlink(self.env.passwd)
+            with open(self.env.conf) as f:
+                conf = f.read().replace("args = %s\n" % self.env.passwd,
+                                        "args = %s\n" % world.passwd)
+            with open(self.env.conf, "w") as f:
+                f.write(conf)
+        self.ports = {"imap": self.env.imap_port, "pop3": self.env.pop3_port}
+        self.acct = Accounting(name)
+
+    def version(self):
+        # the master has no --version; the tree it was built from says it
+        return "ringgate from %s" % self.env.binary()
+
+    def start(self):
+        with open(os.path.join(self.env.tmp, "stderr.log"), "ab") as err:
+            self.env.proc = subprocess.Popen(self.env.command("-F"), stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.DEVNULL, stderr=err,
+                                             preexec_fn=self.acct.join)
+        self.acct.root_pid = self.env.proc.pid
+        wait_greetings([(self.ports["imap"], b"* OK"), (self.ports["pop3"], b"+OK")],
+                       self.env.proc, self.env.logs)
+
+    def logs(self):
+        return self.env.logs()
+
+    def stop(self):
+        self.env.stop()
+        self.acct.remove()
+
+
+class DovecotServer:
+    kind = "dovecot"
+
+    def __init__(self, name, mode, world, tmp, process_limit):
+        self.name, self.mode = name, mode
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+        self.log_path = os.path.join(self.dir, "dovecot.log")
+        self.ports = {p: rgenv.free_port() for p in ("imap", "imaps", "pop3", "pop3s")}
+        index = os.path.join(self.dir, "index")
+        os.makedirs(index)
+        os.chown(index, world.uid, world.gid)
+        if mode == "security":
+            svc = "  service_count = 1\n  process_min_avail = 1\n"
+        else:
+            svc = ("  service_count = 0\n  process_min_avail = %d\n  client_limit = 1000\n"
+                   "  vsz_limit = 1G\n" % (os.cpu_count() or 1))
+        svc += "  process_limit = %d\n" % process_limit
+        first_uid = min(world.uid, 100) if world.uid > 0 else 100
+        login_user = rgenv.LOGIN_USER if rgenv.is_root() else "dovenull"
+        # Dovecot keeps its index and uidlist outside the shared Maildir, so
+        # ringgate's files and Dovecot's never meet
+        conf = f"""# generated by bench/run.py: a private Dovecot, the system service untouched
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+instance_name = rgbench-{name}
+log_path = {self.log_path}
+listen = 127.0.0.1
+protocols = imap pop3
+ssl = yes
+ssl_cert = <{world.cert}
+ssl_key = <{world.key}
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 2 secs
+default_login_user = {login_user}
+default_internal_user = dovecot
+default_process_limit = {process_limit}
+default_client_limit = {process_limit * 4}
+first_valid_uid = {first_uid}
+mail_location = maildir:~/Maildir:INDEX={index}/%u:CONTROL={index}/%u
+passdb {{
+  driver = passwd-file
+  args = {world.passwd}
+}}
+userdb {{
+  driver = passwd-file
+  args = {world.passwd}
+}}
+service auth {{
+  user = root
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {self.ports["imap"]}
+  }}
+  inet_listener imaps {{
+    port = {self.ports["imaps"]}
+    ssl = yes
+  }}
+{svc}}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {self.ports["pop3"]}
+  }}
+  inet_listener pop3s {{
+    port = {self.ports["pop3s"]}
+    ssl = yes
+  }}
+{svc}}}
+service imap {{
+  process_limit = {process_limit}
+}}
+service pop3 {{
+  process_limit = {process_limit}
+}}
+"""
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.acct = Accounting(name)
+        self.proc = None
+
+    def version(self):
+        r = subprocess.run(["dovecot", "--version"], capture_output=True, text=True)
+        return "Dovecot " + r.stdout.strip()
+
+    def start(self):
+        with open(os.path.join(self.dir, "stderr.log"), "ab") as err:
+            self.proc = subprocess.Popen(["dovecot", "-c", self.conf, "-F"],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=err, preexec_fn=self.acct.join)
+        self.acct.root_pid = self.proc.pid
+        wait_greetings([(self.ports["imap"], b"* OK"), (self.ports["pop3"], b"+OK")],
+                       self.proc, self.logs)
+
+    def logs(self):
+        out = ""
+        for n in ("stderr.log", "dovecot.log"):
+            p = os.path.join(self.dir, n)
+            if os.path.exists(p):
+                with open(p, errors="replace") as f:
+                    out += f.read()
+        return out
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.acct.remove()
+
+
+# -- the matrix ---------------------------------------------------------------
+
+def matrix(full):
+    """(kind, proto, transport, clients) cases; idle cases carry K."""
+    cases = []
+    protos = ("imap", "pop3") if full else ("imap",)
+    sweep = (1, 32, 256, 1024) if full else (1, 32, 256)
+    for proto in protos:
+        for c in sweep:
+            cases.append(("prelogin", proto, "plain", c))
+        for kind in ("login", "login-fetch"):
+            for c in (sweep if full else (32,)):
+                cases.append((kind, proto, "plain", c))
+    for tr in ("tls", "starttls"):
+        cases.append(("prelogin", "imap", tr, 32))
+        cases.append(("prelogin-resume", "imap", tr, 32))
+    for k in ((1000, 10000) if full else (1000,)):
+        cases.append(("idle", "imap", "plain", k))
+    cases.append(("idle", "imap", "tls", 1000))
+    return cases
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.rgbench = os.path.join(args.build, "bin", "rgbench")
+        self.results = []
+        self.raw = open(args.raw, "w") if args.raw else None
+
+    def port_for(self, server, proto, transport):
+        if transport == "tls":
+            return server.ports.get(proto + "s")
+        return server.ports.get(proto)
+
+    def supports(self, server, transport):
+        if transport == "plain":
+            return True
+        port = self.port_for(server, "imap", transport)
+        if not port:
+            return False
+        # a one-connection probe decides; ringgate's TLS is not there yet
+        r = subprocess.run(self.base_cmd(server, "prelogin", "imap", transport, 1) +
+                           ["--sessions", "1", "--duration", "5", "--quiet"],
+                           capture_output=True, text=True, timeout=30)
+        return r.returncode == 0
+
+    def base_cmd(self, server, kind, proto, transport, clients):
+        resume = kind.endswith("-resume")
+        kind = kind.replace("-resume", "")
+        cmd = [self.rgbench, "--port", str(self.port_for(server, proto, transport)),
+               "--proto", proto, "--kind", kind, "--clients", str(clients),
+               "--user", BENCH_USER, "--pass", BENCH_PASS]
+        if transport != "plain":
+            cmd += ["--" + transport]
+        if resume:
+            cmd += ["--resume"]
+        if clients > 1000:
+            cmd += ["--src-addrs", "16"]
+        if kind == "idle":
+            # a fresh process per connection (high-security) connects slowly:
+            # waiting is not an error here, memory is what is measured
+            cmd += ["--timeout", "300"]
+        return cmd
+
+    def run_one(self, server, case, rnd):
+        kind, proto, transport, clients = case
+        cmd = self.base_cmd(server, kind, proto, transport, clients)
+        cmd += ["--duration", str(self.args.hold if kind == "idle" else self.args.duration),
+                "--quiet"]
+        acct = server.acct
+        time.sleep(0.3)  # let the previous case's processes exit
+        cpu0 = acct.cpu_ns()
+        mem0 = acct.mem_bytes()
+        pss0 = pss_bytes(acct.pids())
+        mem_held = pss_held = None
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        result = None
+        for line in p.stdout:
+            ev = json.loads(line)
+            if ev.get("event") == "idle_ready":
+                time.sleep(1.0)  # let lazy allocations settle
+                mem_held = acct.mem_bytes()
+                pss_held = pss_bytes(acct.pids())
+            elif ev.get("event") == "result":
+                result = ev
+        err = p.stderr.read()
+        p.wait()
+        cpu1 = acct.cpu_ns()
+        if result is None:
+            raise RuntimeError("rgbench gave no result: %s\n%s" % (" ".join(cmd), err))
+        rec = {"server": server.name, "software": server.kind, "mode": server.mode,
+               "kind": kind.replace("-resume", ""), "resume": kind.endswith("-resume"), "proto": proto, "transport": transport, "clients": clients,
+               "round": rnd, "rgbench": result, "accounting": acct.method,
+               "server_cpu_ms": (cpu1 - cpu0) / 1e6}
+        n = result["sessions"]
+        rec["cpu_ms_per_session"] = rec["server_cpu_ms"] / n if n else None
+        if mem_held is not None and result.get("held"):
+            rec["mem_per_conn"] = (mem_held - mem0) / result["held"]
+            rec["pss_per_conn"] = (pss_held - pss0) / result["held"]
+        rec["cmd"] = " ".join(shlex.quote(c) for c in cmd)
+        if self.raw:
+            self.raw.write(json.dumps(rec) + "\n")
+            self.raw.flush()
+        self.results.append(rec)
+        status = "ok" if result["ok"] else "ERRORS %s" % result["errors_by_kind"]
+        if kind == "idle":
+            log("%-9s %-16s %-4s %-8s K=%-6d round %d: held %s, %s B/conn (cgroup), %s" % (
+                server.name, kind, proto, transport, clients, rnd, result["held"],
+                "%.0f" % rec["mem_per_conn"] if "mem_per_conn" in rec else "-", status))
+        else:
+            log("%-9s %-16s %-4s %-8s c=%-6d round %d: %s sessions/s, %s ms CPU/session, %s" % (
+                server.name, kind, proto, transport, clients, rnd, result["sessions_per_sec"],
+                "%.3f" % rec["cpu_ms_per_session"] if rec["cpu_ms_per_session"] else "-", status))
+        return rec
+
+    def warmup(self, server):
+        for kind in ("prelogin", "login", "login-fetch"):
+            cmd = self.base_cmd(server, kind, "imap", "plain", 4) + ["--duration", "0.5", "--quiet"]
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                raise RuntimeError("warm-up %s against %s failed: %s\n%s" % (
+                    kind, server.name, r.stdout, server.logs()[-3000:]))
+
+
+# -- report -------------------------------------------------------------------
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def spread(xs):
+    xs = [x for x in xs if x is not None]
+    if len(xs) < 2 or not statistics.median(xs):
+        return None
+    return (max(xs) - min(xs)) / statistics.median(xs) * 100
+
+
+def fmt(x, f="%.0f"):
+    return "–" if x is None else f % x
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "memory_mb": mem, "os": platform.freedesktop_os_release().get("PRETTY_NAME", "?")}
+
+
+def write_report(path, bench, servers, cases, args, started, elapsed):
+    res = bench.results
+    m = machine()
+    names = [s.name for s in servers]
+
+    def cell(server, case):
+        kind, proto, tr, c = case
+        return [r for r in res if r["server"] == server and r["kind"] == kind.replace("-resume", "")
+                and r["proto"] == proto and r["transport"] == tr and r["clients"] == c
+                and r.get("resume", False) == kind.endswith("-resume")]
+
+    def ok_rate(r):
+        return r["rgbench"]["sessions_per_sec"] if r["rgbench"]["ok"] else None
+
+    def ratio(a, b, case, key):
+        ra = {r["round"]: key(r) for r in cell(a, case)}
+        rb = {r["round"]: key(r) for r in cell(b, case)}
+        vals = [ra[k] / rb[k] for k in ra if k in rb and ra[k] and rb[k]]
+        return med(vals)
+
+    L = []
+    L.append("# ringgate performance\n")
+    L.append("Generated by `bench/run.py` (`make bench%s`) on %s UTC; %d rounds, %.0f s of "
+             "load per measurement, the whole run took %.0f s. Do not edit by hand: run "
+             "`make bench` again.\n" % (" FULL=1" if args.full else "",
+                                          started.strftime("%Y-%m-%d %H:%M"), args.runs,
+                                          args.duration, elapsed))
+    L.append("## Machine and versions\n")
+    L.append("| | |\n|---|---|")
+    L.append("| CPU | %s, %d cores |" % (m["cpu"], m["cores"]))
+    L.append("| memory | %d MB |" % m["memory_mb"])
+    L.append("| kernel | %s |" % m["kernel"])
+    L.append("| OS | %s |" % m["os"])
+    for s in servers[:1] + [x for x in servers if x.kind == "dovecot"][:1]:
+        L.append("| %s | %s |" % (s.kind, s.version()))
+    L.append("| git | %s |" % subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                              capture_output=True, text=True).stdout.strip())
+    L.append("| accounting | %s |" % servers[0].acct.method)
+    L.append("| command | `%s` |\n" % " ".join(shlex.quote(a) for a in sys.argv))
+    L.append("## How to read this\n")
+    L.append(
+        "- Four servers run side by side on 127.0.0.1 for the whole run: ringgate and a "
+        "private Dovecot, each in *high-performance* mode (`service_count = 0`, "
+        "`process_min_avail = %d`, `client_limit = 1000`) and *high-security* mode "
+        "(`service_count = 1`: a fresh login process per connection). Same users, "
+        "passwd-file (one `{PLAIN}` user, so crypt() does not dominate), Maildir "
+        "(message 1 is %d kB) and certificate (ECDSA P-256).\n"
+        "- `rgbench` (bench/rgbench.c, io_uring) is a closed loop: *c* clients each run "
+        "sessions back to back. *prelogin* = greeting + LOGOUT; *login* = greeting, LOGIN, "
+        "LOGOUT; *login-fetch* = LOGIN, SELECT INBOX, FETCH 1:* FLAGS, FETCH 1 BODY[], "
+        "LOGOUT; *idle* = open K connections, read the greeting, hold them. Every response "
+        "is checked; a measurement with any error shows `ERR` instead of a rate.\n"
+        "- **sessions/s** is the median of the rounds, ± the spread (max−min)/median. "
+        "**server CPU ms/session** is the CPU time charged to the server's cgroup "
+        "(all its processes, including the ones that exited: login processes, workers, "
+        "auth) during the measurement, divided by the sessions completed. "
+        "**memory/conn** is the growth of the server's cgroup memory (user + kernel "
+        "memory charged to it) while holding K idle connections, divided by K; "
+        "**PSS/conn** the same from the summed PSS of its processes (user memory only).\n"
+        "- **Ratios** are taken within each round (the servers are measured one after the "
+        "other, interleaved), then the median over rounds. ringgate/Dovecot > 1 means "
+        "ringgate does more sessions/s; for CPU and memory < 1 means ringgate uses less.\n"
+        "- Client and servers share the same %d cores: rgbench's own CPU limits the "
+        "highest rates, so compare servers within a row, not against other machines.\n"
+        % (m["cores"], BIG_MESSAGE_SIZE // 1024, m["cores"]))
+
+    err_runs = [r for r in res if not r["rgbench"]["ok"]]
+    if err_runs:
+        L.append("## Runs with errors\n")
+        L.append("These measurements are invalid and show `ERR` below:\n")
+        for r in err_runs:
+            L.append("- %s %s %s %s c=%d round %d: %s" % (
+                r["server"], r["kind"], r["proto"], r["transport"], r["clients"], r["round"],
+                json.dumps(r["rgbench"]["errors_by_kind"]) if r["rgbench"]["errors"]
+                else "no session completed within the duration"))
+        L.append("")
+
+    L.append("## Sessions per second and server CPU per session\n")
+    L.append("| kind | proto | transport | c | " + " | ".join(
+        "%s sess/s | %s CPU ms" % (n, n) for n in names) + " |")
+    L.append("|" + "---|" * (4 + 2 * len(names)))
+    for case in cases:
+        if case[0] == "idle":
+            continue
+        row = ["%s" % case[0], case[1], case[2], "%d" % case[3]]
+        for n in names:
+            rs = cell(n, case)
+            if not rs:
+                row += ["n/a", "n/a"]
+                continue
+            if any(not r["rgbench"]["ok"] for r in rs):
+                row += ["ERR", "–"]
+                continue
+            rates = [ok_rate(r) for r in rs]
+            sp = spread(rates)
+            row.append("%s%s" % (fmt(med(rates)), " ±%.0f%%" % sp if sp is not None else ""))
+            row.append(fmt(med([r["cpu_ms_per_session"] for r in rs]), "%.3f"))
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    pairs = [("rg-perf", "dc-perf", "ringgate/Dovecot, high-performance"),
+             ("rg-sec", "dc-sec", "ringgate/Dovecot, high-security"),
+             ("rg-perf", "rg-sec", "ringgate high-perf/high-sec"),
+             ("dc-perf", "dc-sec", "Dovecot high-perf/high-sec")]
+    pairs = [p for p in pairs if p[0] in names and p[1] in names]
+    L.append("## Ratios (median of per-round ratios)\n")
+    L.append("| kind | proto | transport | c | " + " | ".join(
+        "%s: sess/s | CPU/session" % p[2] for p in pairs) + " |")
+    L.append("|" + "---|" * (4 + 2 * len(pairs)))
+    for case in cases:
+        if case[0] == "idle":
+            continue
+        row = [case[0], case[1], case[2], "%d" % case[3]]
+        for a, b, _ in pairs:
+            rr = ratio(a, b, case, ok_rate)
+            rc = ratio(a, b, case, lambda r: r["cpu_ms_per_session"] if r["rgbench"]["ok"] else None)
+            row += [fmt(rr, "%.3g×"), fmt(rc, "%.3g×")]
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    L.append("## Memory per held idle connection\n")
+    L.append("| transport | K | " + " | ".join("%s memory/conn | %s PSS/conn" % (n, n)
+                                               for n in names) + " |")
+    L.append("|" + "---|" * (2 + 2 * len(names)))
+    for case in cases:
+        if case[0] != "idle":
+            continue
+        row = [case[2], "%d" % case[3]]
+        for n in names:
+            rs = cell(n, case)
+            if not rs:
+                row += ["n/a", "n/a"]
+            elif any(not r["rgbench"]["ok"] for r in rs):
+                row += ["ERR", "–"]
+            else:
+                row.append(fmt(med([r.get("mem_per_conn") for r in rs]) / 1024, "%.1f kB")
+                           if med([r.get("mem_per_conn") for r in rs]) is not None else "–")
+                row.append(fmt(med([r.get("pss_per_conn") for r in rs]) / 1024, "%.1f kB")
+                           if med([r.get("pss_per_conn") for r in rs]) is not None else "–")
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+
+    L.append("## Against the project's targets\n")
+    tgt = []
+
+    def r_of(a, b, case):
+        return ratio(a, b, case, ok_rate)
+    pre = ("prelogin", "imap", "plain", 32)
+    x = r_of("rg-perf", "dc-perf", pre)
+    tgt.append("- Pre-login plain sessions/s ≥ 2.5× Dovecot high-performance (c=32): "
+               "measured %s — %s." % (fmt(x, "%.2f×"), "met" if x and x >= 2.5 else "**not met**"))
+    x = r_of("rg-sec", "dc-sec", pre)
+    tgt.append("- High-security rate ≥ 10× Dovecot's high-security rate (prelogin c=32): "
+               "measured %s — %s." % (fmt(x, "%.2f×"), "met" if x and x >= 10 else "**not met**"))
+    lg = ("login", "imap", "plain", 32)
+    x = r_of("rg-perf", "dc-perf", lg)
+    tgt.append("- LOGIN sessions (a worker per session) ≥ 3× Dovecot (high-performance, c=32): "
+               "measured %s — %s." % (fmt(x, "%.2f×"), "met" if x and x >= 3 else "**not met**"))
+    idle = [c for c in cases if c[0] == "idle" and c[2] == "plain"]
+    if idle:
+        v = med([r.get("mem_per_conn") for r in cell("rg-perf", idle[0])])
+        tgt.append("- Idle pre-login memory ≤ 2 kB per plain connection (high-performance, "
+                   "K=%d): measured %s per connection (cgroup, kernel socket included) — %s." % (
+                       idle[0][3], fmt(v / 1024 if v is not None else None, "%.1f kB"),
+                       "met" if v is not None and v <= 2048 else "**not met**"))
+    tgt.append("- TLS targets (CPU per ECDSA P-256 handshake ≤ 0.25 ms, ≤ 12 kB per idle TLS "
+               "connection, resumption across login processes ≥ 95%): measured only where "
+               "the TLS rows above show numbers for ringgate; `n/a` means ringgate's TLS was "
+               "not available when this ran.")
+    L.extend(tgt)
+    L.append("")
+    L.append("## Exact commands\n")
+    L.append("Each measurement is one rgbench run, e.g. (ports differ per run):\n")
+    L.append("```")
+    seen = set()
+    for r in res:
+        key = (r["kind"], r["transport"])
+        if key in seen or r["round"] != 1 or r["server"] != "rg-perf":
+            continue
+        seen.add(key)
+        L.append(r["cmd"].replace(bench.rgbench, "build/bin/rgbench"))
+    L.append("```\n")
+    L.append("Raw results (one JSON object per measurement): `%s`.\n" % os.path.relpath(
+        args.raw, ROOT) if args.raw else "")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--full", action="store_true", help="the long matrix (make bench FULL=1)")
+    ap.add_argument("--runs", type=int, default=None, help="rounds (default 3, FULL 5)")
+    ap.add_argument("--duration", type=float, default=None, help="seconds per measurement")
+    ap.add_argument("--hold", type=float, default=3, help="seconds idle connections are held")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
+    ap.add_argument("--raw", default=None, help="JSON lines of every measurement")
+    ap.add_argument("--servers", default="rg-perf,rg-sec,dc-perf,dc-sec")
+    ap.add_argument("--quick", action="store_true", help="one round, 1 s, to try the harness")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    if args.runs is None:
+        args.runs = 1 if args.quick else (5 if args.full else 3)
+    if args.duration is None:
+        args.duration = 1 if args.quick else (10 if args.full else 2)
+    if args.raw is None:
+        args.raw = os.path.join(args.build, "bench-results.jsonl")
+    if not rgenv.is_root():
+        sys.exit("bench/run.py runs as root: it creates users, cgroups and a private Dovecot")
+    if not os.path.exists(os.path.join(args.build, "bin", "rgbench")):
+        sys.exit("no %s/bin/rgbench: build first (make build)" % args.build)
+    if shutil.which("dovecot") is None:
+        log("dovecot not installed: only ringgate is measured")
+
+    started = datetime.datetime.utcnow()
+    t0 = time.time()
+    tmp = tempfile.mkdtemp(prefix="rgbench-")
+    os.chmod(tmp, 0o755)
+    world = World(tmp)
+    cases = matrix(args.full)
+    idle_max = max(c[3] for c in cases if c[0] == "idle")
+    plimit = max(1100, idle_max + 100)
+    servers = []
+    wanted = args.servers.split(",")
+    try:
+        for name in wanted:
+            mode = "performance" if name.endswith("perf") else "security"
+            if name.startswith("rg"):
+                servers.append(RinggateServer(name, mode, world, tmp, plimit, args.build))
+            elif shutil.which("dovecot"):
+                servers.append(DovecotServer(name, mode, world, tmp, plimit))
+        for s in servers:
+            s.start()
+            log("%s started (%s), ports %s, accounting: %s" % (s.name, s.version(), s.ports,
+                                                                s.acct.method))
+        bench = Bench(args)
+        for s in servers:
+            bench.warmup(s)
+        support = {(s.name, tr): bench.supports(s, tr) for s in servers
+                   for tr in ("tls", "starttls")}
+        for (n, tr), ok in sorted(support.items()):
+            if not ok:
+                log("%s: %s not available, its rows say n/a" % (n, tr))
+        for rnd in range(1, args.runs + 1):
+            for case in cases:
+                for s in servers:
+                    if case[2] != "plain" and not support[(s.name, case[2])]:
+                        continue
+                    bench.run_one(s, case, rnd)
+    finally:
+        for s in servers:
+            try:
+                s.stop()
+            except Exception as e:  # report, and go on stopping the others
+                log("stopping %s: %s" % (s.name, e))
+        if not os.environ.get("RINGGATE_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log("kept %s" % tmp)
+    write_report(args.out, bench, servers, cases, args, started, time.time() - t0)
+    bad = [r for r in bench.results if not r["rgbench"]["ok"]]
+    log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
