@@ -1,9 +1,12 @@
 #include "imap/imap-client.h"
 
 #include "imap/imap-cmd-parser.h"
+#include "imap/imap-search.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/folder.h"
 #include "mail/maildir.h"
+#include "mail/mime.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define IMAP_ERR_INTERNAL "[SERVERBUG] Internal error occurred. Refer to server log for more information."
@@ -22,14 +26,19 @@ enum imap_state { STATE_AUTH, STATE_SELECTED, STATE_LOGOUT };
 struct imap_client {
 	imap_send_fn *send;
 	void *ctx;
-	char *mail_path;
+	char *mail_path; /* the root Maildir (INBOX) */
 	struct imap_cmd_parser *parser;
 	enum imap_state state;
 	bool done;
 	unsigned int bad_commands;
+	/* the running command may be told about other sessions' changes
+	 * (untagged EXPUNGE/EXISTS/FETCH) just before its tagged reply */
+	bool sync_ok;
 
-	/* selected mailbox: sequence number n is box->msgs[map[n - 1]] */
+	/* selected mailbox: sequence number n is box->msgs[map[n - 1]];
+	 * the view holds every message of box that is not expunged, by uid */
 	struct maildir *box;
+	char *box_name, *box_path;
 	bool readonly;
 	size_t *map;
 	size_t count;
@@ -76,8 +85,12 @@ static void send_fmt(struct imap_client *c, const char *fmt, ...)
 	send_raw(c, buf, (size_t)n);
 }
 
+static void sync_view(struct imap_client *c);
+
 static void tagged(struct imap_client *c, const char *tag, const char *status, const char *text)
 {
+	if (c->sync_ok && c->box != NULL && !c->done)
+		sync_view(c);
 	send_fmt(c, "%s %s %s\r\n", tag, status, text);
 }
 
@@ -96,12 +109,48 @@ static void sanitize(const char *in, char out[48])
 
 static bool bad(struct imap_client *c, const char *tag, const char *text)
 {
+	bool sync = c->sync_ok;
+	c->sync_ok = false;
 	tagged(c, tag, "BAD", text);
+	c->sync_ok = sync;
 	if (++c->bad_commands >= IMAP_MAX_BAD_COMMANDS) {
 		send_str(c, "* BYE Too many invalid IMAP commands.\r\n");
 		c->done = true;
 	}
 	return false;
+}
+
+static bool bad_args(struct imap_client *c, const char *tag, const char *cmd)
+{
+	char text[128];
+	snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
+	return bad(c, tag, text);
+}
+
+/* a mailbox name as IMAP wants it: an atom when it can be, else quoted */
+static void send_mailbox_name(struct imap_client *c, const char *name)
+{
+	bool atom = *name != '\0';
+	for (const char *p = name; *p != '\0' && atom; p++) {
+		unsigned char ch = (unsigned char)*p;
+		atom = ch > 0x20 && ch < 0x7f && strchr("(){ %*\"\\]", ch) == NULL;
+	}
+	if (atom) {
+		send_str(c, name);
+		return;
+	}
+	struct mime_buf b = { 0 };
+	mime_buf_nstring(&b, name, strlen(name));
+	send_raw(c, b.data, b.len);
+	mime_buf_free(&b);
+}
+
+static void no_mailbox(struct imap_client *c, const char *tag, const char *name, bool trycreate)
+{
+	char safe[48], text[128];
+	sanitize(name, safe);
+	snprintf(text, sizeof(text), "%sMailbox doesn't exist: %s", trycreate ? "[TRYCREATE] " : "", safe);
+	tagged(c, tag, "NO", text);
 }
 
 /* ---- flags ---- */
@@ -125,8 +174,10 @@ static void flags_str(const struct maildir_msg *m, char *out, size_t size)
 			continue;
 		o += (size_t)snprintf(out + o, size - o, "%s%s", o == 0 ? "" : " ", imap_flags[i].name);
 		if (o >= size)
-			break;
+			return;
 	}
+	if (m->recent && o + 9 < size)
+		snprintf(out + o, size - o, "%s\\Recent", o == 0 ? "" : " ");
 }
 
 static char flag_letter(const char *name)
@@ -138,7 +189,35 @@ static char flag_letter(const char *name)
 	return '\0';
 }
 
-/* ---- mailbox ---- */
+/* Flag list (or one flag) into Maildir letters. Keywords are skipped and
+ * counted in *keywords_r (we keep none); false on an unknown system flag. */
+static bool parse_flag_list(const struct imap_cmd_arg *arg, char letters[IMAP_FLAG_COUNT + 1],
+			    unsigned int *keywords_r)
+{
+	const struct imap_cmd_arg *fl = arg->type == IMAP_CMD_ARG_LIST ? arg->list : arg;
+	size_t nfl = arg->type == IMAP_CMD_ARG_LIST ? arg->count : 1;
+	size_t nl = 0;
+	*keywords_r = 0;
+	for (size_t i = 0; i < nfl; i++) {
+		if (fl[i].type != IMAP_CMD_ARG_ATOM)
+			return false;
+		char l = flag_letter(fl[i].str);
+		if (l == '\0') {
+			if (strcasecmp(fl[i].str, "\\Recent") == 0)
+				continue; /* only the server sets it */
+			if (fl[i].str[0] == '\\')
+				return false;
+			(*keywords_r)++;
+			continue;
+		}
+		if (memchr(letters, l, nl) == NULL && nl < IMAP_FLAG_COUNT)
+			letters[nl++] = l;
+	}
+	letters[nl] = '\0';
+	return true;
+}
+
+/* ---- the selected mailbox ---- */
 
 static void mailbox_close(struct imap_client *c)
 {
@@ -147,12 +226,19 @@ static void mailbox_close(struct imap_client *c)
 	rg_free(c->map);
 	c->map = NULL;
 	c->count = 0;
-	c->state = STATE_AUTH;
+	rg_free(c->box_name);
+	rg_free(c->box_path);
+	c->box_name = c->box_path = NULL;
+	if (c->state == STATE_SELECTED)
+		c->state = STATE_AUTH;
 }
 
-static bool is_inbox(const char *name)
+static size_t view_recent(const struct imap_client *c)
 {
-	return name != NULL && strcasecmp(name, "INBOX") == 0;
+	size_t n = 0;
+	for (size_t i = 0; i < c->count; i++)
+		n += c->box->msgs[c->map[i]].recent;
+	return n;
 }
 
 /* remove the view's entries whose files we unlinked, telling the client */
@@ -170,112 +256,64 @@ static void send_expunges(struct imap_client *c, bool silent)
 	c->count = kept;
 }
 
-static int expunge_deleted(struct imap_client *c)
+/* Rescan the folder when it changed and tell the client what other
+ * sessions and deliveries did: EXPUNGE (in order, each number counted
+ * after the ones before), FETCH FLAGS, then EXISTS/RECENT for new mail. */
+static void sync_view(struct imap_client *c)
 {
-	int ret = 0;
+	if (c->box == NULL || !maildir_changed(c->box))
+		return;
+	struct stat st;
+	if (stat(c->box_path, &st) < 0) {
+		send_str(c, "* BYE Selected mailbox was deleted, have to disconnect.\r\n");
+		c->done = true;
+		return;
+	}
+	struct maildir *nb;
+	const char *error;
+	int ret = maildir_open(c->box_path, !c->readonly, &nb, &error);
+	if (ret < 0) {
+		log_error("syncing %s failed: %s: %s", c->box_path, error, strerror(-ret));
+		return;
+	}
+	if (nb->uidvalidity != c->box->uidvalidity) {
+		send_str(c, "* BYE Mailbox UIDVALIDITY changed, have to disconnect.\r\n");
+		c->done = true;
+		maildir_close(nb);
+		return;
+	}
+	size_t *map = rg_malloc((nb->count + 1) * sizeof(*map));
+	size_t n = 0, j = 0;
+	char buf[128];
 	for (size_t i = 0; i < c->count; i++) {
-		size_t idx = c->map[i];
-		if (!maildir_msg_has_flag(&c->box->msgs[idx], MAILDIR_FLAG_TRASHED))
-			continue;
-		int r = maildir_msg_delete(c->box, idx);
-		if (r < 0) {
-			log_error("expunging uid %u failed: %s", c->box->msgs[idx].uid, strerror(-r));
-			ret = r;
-		}
-	}
-	return ret;
-}
-
-/* ---- sequence sets ---- */
-
-struct seq_range {
-	uint32_t lo, hi;
-};
-
-static int cmp_range(const void *a, const void *b)
-{
-	const struct seq_range *x = a, *y = b;
-	return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
-static bool seq_number(const char **p, uint32_t star, uint32_t *num_r)
-{
-	if (**p == '*') {
-		(*p)++;
-		*num_r = star;
-		return true;
-	}
-	if (**p < '1' || **p > '9')
-		return false;
-	uint64_t n = 0;
-	while (isdigit((unsigned char)**p)) {
-		n = n * 10 + (uint64_t)(**p - '0');
-		if (n > UINT32_MAX)
-			return false;
-		(*p)++;
-	}
-	*num_r = (uint32_t)n;
-	return true;
-}
-
-/* Parse "1:3,5,7:*" into sorted, merged ranges. star is what "*" means. */
-static bool seqset_parse(const char *str, uint32_t star, struct seq_range **ranges_r, size_t *count_r)
-{
-	size_t alloc = 1;
-	for (const char *p = str; *p != '\0'; p++)
-		alloc += *p == ',';
-	struct seq_range *r = rg_malloc(alloc * sizeof(*r));
-	size_t n = 0;
-	const char *p = str;
-	for (;;) {
-		uint32_t a, b;
-		if (!seq_number(&p, star, &a))
-			goto fail;
-		b = a;
-		if (*p == ':') {
-			p++;
-			if (!seq_number(&p, star, &b))
-				goto fail;
-		}
-		r[n].lo = a < b ? a : b;
-		r[n].hi = a < b ? b : a;
-		n++;
-		if (*p == '\0')
-			break;
-		if (*p++ != ',')
-			goto fail;
-	}
-	qsort(r, n, sizeof(*r), cmp_range);
-	size_t m = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (m > 0 && r[i].lo <= (uint64_t)r[m - 1].hi + 1) {
-			if (r[i].hi > r[m - 1].hi)
-				r[m - 1].hi = r[i].hi;
+		const struct maildir_msg *om = &c->box->msgs[c->map[i]];
+		while (j < nb->count && nb->msgs[j].uid < om->uid)
+			j++;
+		if (j < nb->count && nb->msgs[j].uid == om->uid && !om->expunged) {
+			struct maildir_msg *nm = &nb->msgs[j++];
+			nm->recent |= om->recent;
+			map[n++] = j - 1;
+			if (strcmp(nm->flags, om->flags) != 0) {
+				flags_str(nm, buf, sizeof(buf));
+				send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", n, nm->uid, buf);
+			}
 		} else {
-			r[m++] = r[i];
+			send_fmt(c, "* %zu EXPUNGE\r\n", n + 1);
 		}
 	}
-	*ranges_r = r;
-	*count_r = m;
-	return true;
-fail:
-	rg_free(r);
-	return false;
-}
-
-static bool seqset_contains(const struct seq_range *r, size_t count, uint32_t n)
-{
-	size_t lo = 0, hi = count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (n < r[mid].lo)
-			hi = mid;
-		else if (n > r[mid].hi)
-			lo = mid + 1;
-		else
-			return true;
+	uint32_t last = c->count > 0 ? c->box->msgs[c->map[c->count - 1]].uid : 0;
+	size_t before = n;
+	for (size_t k = 0; k < nb->count; k++) {
+		if (nb->msgs[k].uid > last)
+			map[n++] = k;
 	}
-	return false;
+	maildir_close(c->box);
+	rg_free(c->map);
+	c->box = nb;
+	c->map = map;
+	c->count = n;
+	if (n > before)
+		send_fmt(c, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, view_recent(c));
 }
 
 /* The view positions (0-based) a set names, in order. For sequence
@@ -288,9 +326,9 @@ static bool seqset_resolve(struct imap_client *c, const char *set, bool uid,
 		star = c->count > 0 ? c->box->msgs[c->map[c->count - 1]].uid : 0;
 	else
 		star = (uint32_t)c->count;
-	struct seq_range *r;
+	struct imap_seq_range *r;
 	size_t nr;
-	if (set == NULL || !seqset_parse(set, star, &r, &nr)) {
+	if (set == NULL || !imap_seqset_parse(set, star, &r, &nr)) {
 		*error_r = "Invalid messageset";
 		return false;
 	}
@@ -303,7 +341,7 @@ static bool seqset_resolve(struct imap_client *c, const char *set, bool uid,
 	size_t n = 0;
 	for (size_t i = 0; i < c->count; i++) {
 		uint32_t key = uid ? c->box->msgs[c->map[i]].uid : (uint32_t)(i + 1);
-		if (seqset_contains(r, nr, key))
+		if (imap_seqset_contains(r, nr, key))
 			pos[n++] = i;
 	}
 	rg_free(r);
@@ -312,14 +350,50 @@ static bool seqset_resolve(struct imap_client *c, const char *set, bool uid,
 	return true;
 }
 
+/* uids as a compact set "1:3,7" */
+static void uidset_out(struct mime_buf *b, const uint32_t *uids, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = i;
+		while (k + 1 < n && uids[k + 1] == uids[k] + 1)
+			k++;
+		if (b->len > 0 && b->data[b->len - 1] != ' ')
+			mime_buf_str(b, ",");
+		if (k > i)
+			mime_buf_printf(b, "%u:%u", uids[i], uids[k]);
+		else
+			mime_buf_printf(b, "%u", uids[i]);
+		i = k + 1;
+	}
+}
+
+static int expunge_deleted(struct imap_client *c, const struct imap_seq_range *uids, size_t nuids)
+{
+	int ret = 0;
+	for (size_t i = 0; i < c->count; i++) {
+		size_t idx = c->map[i];
+		if (!maildir_msg_has_flag(&c->box->msgs[idx], MAILDIR_FLAG_TRASHED))
+			continue;
+		if (uids != NULL && !imap_seqset_contains(uids, nuids, c->box->msgs[idx].uid))
+			continue;
+		int r = maildir_msg_delete(c->box, idx);
+		if (r < 0) {
+			log_error("expunging uid %u failed: %s", c->box->msgs[idx].uid, strerror(-r));
+			ret = r;
+		}
+	}
+	return ret;
+}
+
 /* ---- FETCH ---- */
 
 enum fetch_kind {
 	FETCH_UID, FETCH_FLAGS, FETCH_SIZE, FETCH_INTERNALDATE, FETCH_BODY,
+	FETCH_ENVELOPE, FETCH_BODYSTRUCTURE, FETCH_BODY_NOEXT,
 };
 
 enum fetch_section {
-	SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_FIELDS, SEC_FIELDS_NOT,
+	SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_MIME, SEC_FIELDS, SEC_FIELDS_NOT,
 };
 
 struct fetch_item {
@@ -329,6 +403,7 @@ struct fetch_item {
 	const char *reply_name; /* "RFC822", "RFC822.HEADER", ... or NULL: BODY[sec] */
 	const char *section_text; /* inside the brackets, as sent */
 	size_t section_len;
+	size_t parts_len;         /* "1.2" at the start of section_text */
 	const char *fields;       /* HEADER.FIELDS list, inside "(...)" */
 	size_t fields_len;
 	bool partial;
@@ -366,22 +441,48 @@ static bool parse_body_item(const char *s, struct fetch_item *item)
 	item->section_len = (size_t)(close - open - 1);
 	const char *sec = item->section_text;
 	size_t len = item->section_len;
-	if (len == 0) {
+	/* part numbers first: "1.2.HEADER", "3", "1.MIME" */
+	size_t p = 0;
+	while (p < len && isdigit((unsigned char)sec[p])) {
+		while (p < len && isdigit((unsigned char)sec[p]))
+			p++;
+		if (p < len && sec[p] == '.' && p + 1 < len) {
+			p++;
+			if (!isdigit((unsigned char)sec[p])) {
+				p--;
+				break;
+			}
+		}
+	}
+	item->parts_len = p;
+	if (p > 0) {
+		if (p == len) {
+			item->section = SEC_ALL;
+			return parse_partial(close + 1, item);
+		}
+		if (sec[p] != '.')
+			return false;
+		sec += p + 1;
+		len -= p + 1;
+	}
+	if (len == 0 && p == 0) {
 		item->section = SEC_ALL;
 	} else if (len == 6 && strncasecmp(sec, "HEADER", 6) == 0) {
 		item->section = SEC_HEADER;
 	} else if (len == 4 && strncasecmp(sec, "TEXT", 4) == 0) {
 		item->section = SEC_TEXT;
-	} else if (strncasecmp(sec, "HEADER.FIELDS", 13) == 0) {
-		const char *p = sec + 13;
+	} else if (len == 4 && strncasecmp(sec, "MIME", 4) == 0 && p > 0) {
+		item->section = SEC_MIME;
+	} else if (len > 13 && strncasecmp(sec, "HEADER.FIELDS", 13) == 0) {
+		const char *q = sec + 13;
 		item->section = SEC_FIELDS;
-		if (strncasecmp(p, ".NOT", 4) == 0) {
+		if (strncasecmp(q, ".NOT", 4) == 0) {
 			item->section = SEC_FIELDS_NOT;
-			p += 4;
+			q += 4;
 		}
-		if (p[0] != ' ' || p[1] != '(' || close[-1] != ')' || close - 1 <= p + 2)
+		if (q[0] != ' ' || q[1] != '(' || close[-1] != ')' || close - 1 <= q + 2)
 			return false;
-		item->fields = p + 2;
+		item->fields = q + 2;
 		item->fields_len = (size_t)(close - 1 - item->fields);
 	} else {
 		return false;
@@ -391,8 +492,24 @@ static bool parse_body_item(const char *s, struct fetch_item *item)
 
 static bool parse_fetch_atom(const char *s, struct fetch_item *items, size_t *n, size_t max)
 {
-	if (*n + 3 > max)
+	static const struct {
+		const char *name;
+		enum fetch_kind kinds[5];
+		size_t count;
+	} macros[] = {
+		{ "FAST", { FETCH_FLAGS, FETCH_INTERNALDATE, FETCH_SIZE }, 3 },
+		{ "ALL", { FETCH_FLAGS, FETCH_INTERNALDATE, FETCH_SIZE, FETCH_ENVELOPE }, 4 },
+		{ "FULL", { FETCH_FLAGS, FETCH_INTERNALDATE, FETCH_SIZE, FETCH_ENVELOPE, FETCH_BODY_NOEXT }, 5 },
+	};
+	if (*n + 5 > max)
 		return false;
+	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++) {
+		if (strcasecmp(s, macros[i].name) != 0)
+			continue;
+		for (size_t k = 0; k < macros[i].count; k++)
+			items[(*n)++] = (struct fetch_item){ .kind = macros[i].kinds[k] };
+		return true;
+	}
 	struct fetch_item *item = &items[*n];
 	memset(item, 0, sizeof(*item));
 	if (strcasecmp(s, "UID") == 0) {
@@ -403,11 +520,12 @@ static bool parse_fetch_atom(const char *s, struct fetch_item *items, size_t *n,
 		item->kind = FETCH_SIZE;
 	} else if (strcasecmp(s, "INTERNALDATE") == 0) {
 		item->kind = FETCH_INTERNALDATE;
-	} else if (strcasecmp(s, "FAST") == 0) {
-		items[(*n)++].kind = FETCH_FLAGS;
-		items[*n] = (struct fetch_item){ .kind = FETCH_INTERNALDATE };
-		(*n)++;
-		items[*n] = (struct fetch_item){ .kind = FETCH_SIZE };
+	} else if (strcasecmp(s, "ENVELOPE") == 0) {
+		item->kind = FETCH_ENVELOPE;
+	} else if (strcasecmp(s, "BODYSTRUCTURE") == 0) {
+		item->kind = FETCH_BODYSTRUCTURE;
+	} else if (strcasecmp(s, "BODY") == 0) {
+		item->kind = FETCH_BODY_NOEXT;
 	} else if (strcasecmp(s, "RFC822") == 0) {
 		item->kind = FETCH_BODY;
 		item->reply_name = "RFC822";
@@ -454,45 +572,17 @@ static bool field_listed(const struct fetch_item *item, const char *name, size_t
 	return false;
 }
 
-/* header of a CRLF message: up to and including the empty line */
-static size_t header_size(const char *msg, size_t len)
+/* HEADER.FIELDS(.NOT) of the header hdr[0..hdr_len) into a new allocation */
+static char *filter_header(const struct fetch_item *item, const char *hdr, size_t hdr_len,
+			   size_t *len_r)
 {
-	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
-		return 2;
-	const char *p = memmem(msg, len, "\r\n\r\n", 4);
-	return p == NULL ? len : (size_t)(p - msg) + 4;
-}
-
-/* the bytes of item's section; may allocate into *tmp_r */
-static void section_bytes(const struct fetch_item *item, const char *msg, size_t len,
-			  const char **data_r, size_t *len_r, char **tmp_r)
-{
-	size_t hdr = header_size(msg, len);
-	*tmp_r = NULL;
-	switch (item->section) {
-	case SEC_ALL:
-		*data_r = msg;
-		*len_r = len;
-		return;
-	case SEC_HEADER:
-		*data_r = msg;
-		*len_r = hdr;
-		return;
-	case SEC_TEXT:
-		*data_r = msg + hdr;
-		*len_r = len - hdr;
-		return;
-	case SEC_FIELDS:
-	case SEC_FIELDS_NOT:
-		break;
-	}
-	char *out = rg_malloc(hdr + 3);
+	char *out = rg_malloc(hdr_len + 3);
 	size_t o = 0, pos = 0;
 	bool keep = false;
-	while (pos < hdr) {
-		const char *nl = memchr(msg + pos, '\n', hdr - pos);
-		size_t end = nl == NULL ? hdr : (size_t)(nl - msg) + 1;
-		const char *line = msg + pos;
+	while (pos < hdr_len) {
+		const char *nl = memchr(hdr + pos, '\n', hdr_len - pos);
+		size_t end = nl == NULL ? hdr_len : (size_t)(nl - hdr) + 1;
+		const char *line = hdr + pos;
 		size_t line_len = end - pos;
 		if (line_len <= 2 && line[0] == '\r')
 			break; /* the empty line ending the header */
@@ -512,18 +602,73 @@ static void section_bytes(const struct fetch_item *item, const char *msg, size_t
 	}
 	memcpy(out + o, "\r\n", 2);
 	o += 2;
-	*tmp_r = out;
-	*data_r = out;
 	*len_r = o;
+	return out;
+}
+
+/* the bytes of item's section; may allocate into *tmp_r. The MIME tree is
+ * parsed on the first request that needs it. */
+static void section_bytes(const struct fetch_item *item, const char *msg, size_t len,
+			  struct mime_part **tree, const char **data_r, size_t *len_r, char **tmp_r)
+{
+	*tmp_r = NULL;
+	*data_r = "";
+	*len_r = 0;
+	/* the message whose header/text the section means */
+	size_t hoff = 0, hlen = mime_header_size(msg, len), boff = hlen, blen = len - hlen;
+	if (item->parts_len > 0) {
+		if (*tree == NULL)
+			*tree = mime_parse(msg, len);
+		const struct mime_part *part = mime_find_part(*tree, item->section_text, item->parts_len);
+		if (part == NULL)
+			return;
+		if (item->section == SEC_ALL) {
+			*data_r = msg + part->body_off;
+			*len_r = part->body_len;
+			return;
+		}
+		if (item->section == SEC_MIME) {
+			*data_r = msg + part->hdr_off;
+			*len_r = part->hdr_len;
+			return;
+		}
+		if (part->message == NULL)
+			return; /* HEADER and TEXT only exist for message/rfc822 */
+		hoff = part->message->hdr_off;
+		hlen = part->message->hdr_len;
+		boff = part->message->body_off;
+		blen = part->message->body_len;
+	}
+	switch (item->section) {
+	case SEC_ALL:
+		*data_r = msg;
+		*len_r = len;
+		return;
+	case SEC_HEADER:
+		*data_r = msg + hoff;
+		*len_r = hlen;
+		return;
+	case SEC_TEXT:
+		*data_r = msg + boff;
+		*len_r = blen;
+		return;
+	case SEC_MIME:
+		return;
+	case SEC_FIELDS:
+	case SEC_FIELDS_NOT:
+		*tmp_r = filter_header(item, msg + hoff, hlen, len_r);
+		*data_r = *tmp_r;
+		return;
+	}
 }
 
 static void send_body_item(struct imap_client *c, const struct fetch_item *item,
-			   const char *msg, size_t len)
+			   const char *msg, size_t len, struct mime_part **tree)
 {
 	const char *data;
 	size_t dlen;
 	char *tmp;
-	section_bytes(item, msg, len, &data, &dlen, &tmp);
+	section_bytes(item, msg, len, tree, &data, &dlen, &tmp);
 	if (item->partial) {
 		uint64_t off = item->part_off < dlen ? item->part_off : dlen;
 		uint64_t n = dlen - off < item->part_len ? dlen - off : item->part_len;
@@ -548,7 +693,7 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 	struct maildir_msg *m = &c->box->msgs[idx];
 	bool want_body = false, sets_seen = false, has_flags = false, has_uid = false;
 	for (size_t i = 0; i < nitems; i++) {
-		want_body |= items[i].kind == FETCH_BODY;
+		want_body |= items[i].kind >= FETCH_BODY;
 		sets_seen |= items[i].kind == FETCH_BODY && !items[i].peek;
 		has_flags |= items[i].kind == FETCH_FLAGS;
 		has_uid |= items[i].kind == FETCH_UID;
@@ -582,6 +727,8 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		first = false;
 	}
 	char buf[128];
+	struct mime_part *tree = NULL;
+	struct mime_buf mb = { 0 };
 	for (size_t i = 0; i < nitems; i++) {
 		if (!first)
 			send_str(c, " ");
@@ -609,7 +756,22 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 			break;
 		}
 		case FETCH_BODY:
-			send_body_item(c, &items[i], msg, len);
+			send_body_item(c, &items[i], msg, len, &tree);
+			break;
+		case FETCH_ENVELOPE:
+			mb.len = 0;
+			mime_buf_str(&mb, "ENVELOPE ");
+			mime_envelope(msg, mime_header_size(msg, len), &mb);
+			send_raw(c, mb.data, mb.len);
+			break;
+		case FETCH_BODYSTRUCTURE:
+		case FETCH_BODY_NOEXT:
+			if (tree == NULL)
+				tree = mime_parse(msg, len);
+			mb.len = 0;
+			mime_buf_str(&mb, items[i].kind == FETCH_BODY_NOEXT ? "BODY " : "BODYSTRUCTURE ");
+			mime_bodystructure(tree, msg, items[i].kind == FETCH_BODYSTRUCTURE, &mb);
+			send_raw(c, mb.data, mb.len);
 			break;
 		}
 	}
@@ -618,6 +780,8 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		send_fmt(c, " FLAGS (%s)", buf);
 	}
 	send_str(c, ")\r\n");
+	mime_buf_free(&mb);
+	mime_free(tree);
 	rg_free(msg);
 	return true;
 }
@@ -635,7 +799,7 @@ static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struc
 		if (nlist == 0)
 			return bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
 	}
-	size_t max = 3 * nlist + 3; /* FAST is three items */
+	size_t max = 5 * nlist + 5; /* FULL is five items */
 	struct fetch_item *items = rg_calloc(max, sizeof(*items));
 	size_t nitems = 0;
 	for (size_t i = 0; i < nlist; i++) {
@@ -772,6 +936,558 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 	return true;
 }
 
+/* ---- SEARCH ---- */
+
+struct search_load {
+	struct imap_client *c;
+	size_t idx;
+	char *msg;
+	size_t len;
+};
+
+static const char *search_load_msg(void *ctx, size_t *len_r)
+{
+	struct search_load *sl = ctx;
+	if (sl->msg == NULL) {
+		char *raw;
+		size_t raw_len;
+		if (maildir_msg_read(sl->c->box, sl->idx, &raw, &raw_len) < 0)
+			return NULL;
+		sl->msg = maildir_to_crlf(raw, raw_len, &sl->len);
+		rg_free(raw);
+	}
+	*len_r = sl->len;
+	return sl->msg;
+}
+
+static bool cmd_search_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+			      size_t count, bool uid)
+{
+	const char *cmd = uid ? "UID SEARCH" : "SEARCH";
+	char text[160];
+	if (count >= 1 && args[0].type == IMAP_CMD_ARG_ATOM && strcasecmp(args[0].str, "CHARSET") == 0) {
+		const char *cs = count >= 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
+		if (cs == NULL)
+			return bad_args(c, tag, cmd);
+		if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
+			tagged(c, tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+			return true;
+		}
+		args += 2;
+		count -= 2;
+	}
+	uint32_t max_uid = c->count > 0 ? c->box->msgs[c->map[c->count - 1]].uid : 0;
+	const char *error;
+	struct imap_search *s = imap_search_parse(args, count, (uint32_t)c->count, max_uid, &error);
+	if (s == NULL) {
+		snprintf(text, sizeof(text), "Error in IMAP command %s: %s", cmd, error);
+		return bad(c, tag, text);
+	}
+	struct mime_buf out = { 0 };
+	mime_buf_str(&out, "* SEARCH");
+	for (size_t i = 0; i < c->count; i++) {
+		size_t idx = c->map[i];
+		struct maildir_msg *m = &c->box->msgs[idx];
+		struct search_load sl = { .c = c, .idx = idx };
+		uint64_t size = 0;
+		struct imap_search_msg sm = {
+			.seq = (uint32_t)(i + 1), .uid = m->uid, .flags = m->flags,
+			.recent = m->recent, .internal_date = m->mtime,
+			.load = search_load_msg, .ctx = &sl,
+		};
+		/* the size costs a read when the name does not carry it */
+		if (maildir_msg_vsize(c->box, idx, &size) == 0)
+			sm.size = size;
+		if (imap_search_match(s, &sm))
+			mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));
+		rg_free(sl.msg);
+	}
+	mime_buf_str(&out, "\r\n");
+	send_raw(c, out.data, out.len);
+	mime_buf_free(&out);
+	imap_search_free(s);
+	tagged(c, tag, "OK", "Search completed.");
+	return true;
+}
+
+/* ---- COPY / MOVE / UID EXPUNGE ---- */
+
+static bool cmd_copy_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+			    size_t count, bool uid, bool move)
+{
+	const char *cmd = move ? (uid ? "UID MOVE" : "MOVE") : (uid ? "UID COPY" : "COPY");
+	char text[256];
+	const char *name = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
+	if (name == NULL || args[0].type != IMAP_CMD_ARG_ATOM)
+		return bad_args(c, tag, cmd);
+	size_t *pos, npos;
+	const char *error;
+	if (!seqset_resolve(c, args[0].str, uid, &pos, &npos, &error)) {
+		snprintf(text, sizeof(text), "Error in IMAP command %s: %s", cmd, error);
+		return bad(c, tag, text);
+	}
+	char *dest = folder_path(c->mail_path, name);
+	if (dest == NULL || !folder_exists(c->mail_path, name)) {
+		rg_free(dest);
+		rg_free(pos);
+		no_mailbox(c, tag, name, true);
+		return true;
+	}
+	if (move && c->readonly) {
+		rg_free(dest);
+		rg_free(pos);
+		tagged(c, tag, "NO", "Mailbox is read-only.");
+		return true;
+	}
+	if (npos == 0) {
+		rg_free(dest);
+		rg_free(pos);
+		tagged(c, tag, "OK", move ? "No messages found." : "No messages found.");
+		return true;
+	}
+	size_t *idxs = rg_malloc(npos * sizeof(*idxs));
+	uint32_t *src_uids = rg_malloc(npos * sizeof(*src_uids));
+	uint32_t *dst_uids = rg_calloc(npos, sizeof(*dst_uids));
+	for (size_t i = 0; i < npos; i++)
+		idxs[i] = c->map[pos[i]];
+	uint32_t validity = 0;
+	int ret = maildir_copy(c->box, idxs, npos, dest, dst_uids, &validity, &error);
+	if (ret < 0) {
+		log_error("%s to %s failed: %s: %s", cmd, dest, error, strerror(-ret));
+		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+		goto out;
+	}
+	size_t copied = 0;
+	for (size_t i = 0; i < npos; i++) {
+		if (dst_uids[i] == 0)
+			continue;
+		src_uids[copied] = c->box->msgs[idxs[i]].uid;
+		dst_uids[copied] = dst_uids[i];
+		idxs[copied++] = idxs[i];
+	}
+	struct mime_buf code = { 0 };
+	if (copied > 0 && validity != 0) {
+		mime_buf_printf(&code, "[COPYUID %u ", validity);
+		uidset_out(&code, src_uids, copied);
+		mime_buf_str(&code, " ");
+		uidset_out(&code, dst_uids, copied);
+		mime_buf_str(&code, "] ");
+	}
+	if (!move) {
+		mime_buf_str(&code, copied < npos ? "Some messages were expunged meanwhile." : "Copy completed.");
+		tagged(c, tag, copied < npos ? "NO" : "OK", code.data);
+	} else {
+		if (code.len > 0)
+			send_fmt(c, "* OK %sMoved UIDs.\r\n", code.data);
+		for (size_t i = 0; i < copied; i++) {
+			int r = maildir_msg_delete(c->box, idxs[i]);
+			if (r < 0)
+				log_error("expunging moved uid %u failed: %s", c->box->msgs[idxs[i]].uid,
+					  strerror(-r));
+		}
+		send_expunges(c, false);
+		tagged(c, tag, copied < npos ? "NO" : "OK",
+		       copied < npos ? "Some messages were expunged meanwhile." : "Move completed.");
+	}
+	mime_buf_free(&code);
+out:
+	rg_free(idxs);
+	rg_free(src_uids);
+	rg_free(dst_uids);
+	rg_free(dest);
+	rg_free(pos);
+	return true;
+}
+
+static bool cmd_copy(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_copy_common(c, tag, args, count, false, false);
+}
+
+static bool cmd_move(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_copy_common(c, tag, args, count, false, true);
+}
+
+static bool cmd_search(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_search_common(c, tag, args, count, false);
+}
+
+/* ---- APPEND ---- */
+
+/* "dd-Mon-yyyy hh:mm:ss +zzzz" */
+static bool parse_datetime(const char *s, time_t *t_r)
+{
+	static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	int day, year, hh, mm, ss, zone;
+	char mon[4], sign;
+	int n = 0;
+	while (*s == ' ')
+		s++;
+	if (sscanf(s, "%2d-%3s-%4d %2d:%2d:%2d %c%4d%n", &day, mon, &year, &hh, &mm, &ss, &sign,
+		   &zone, &n) != 8 || s[n] != '\0' || (sign != '+' && sign != '-'))
+		return false;
+	const char *m = strcasestr(months, mon);
+	if (m == NULL || strlen(mon) != 3 || (m - months) % 3 != 0 || day < 1 || day > 31 ||
+	    year < 1970 || hh > 23 || mm > 59 || ss > 60)
+		return false;
+	struct tm tm = { .tm_year = year - 1900, .tm_mon = (int)((m - months) / 3), .tm_mday = day,
+			 .tm_hour = hh, .tm_min = mm, .tm_sec = ss };
+	time_t t = timegm(&tm);
+	int off = (zone / 100) * 3600 + (zone % 100) * 60;
+	*t_r = sign == '+' ? t - off : t + off;
+	return true;
+}
+
+static bool cmd_append(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *name = count >= 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (name == NULL)
+		return bad_args(c, tag, "APPEND");
+	size_t i = 1;
+	char letters[IMAP_FLAG_COUNT + 1] = "";
+	time_t date = 0;
+	if (i < count && args[i].type == IMAP_CMD_ARG_LIST) {
+		unsigned int keywords;
+		if (!parse_flag_list(&args[i], letters, &keywords))
+			return bad(c, tag, "Error in IMAP command APPEND: Invalid flags.");
+		i++;
+	}
+	if (i + 1 < count && args[i].type == IMAP_CMD_ARG_STRING) {
+		if (!parse_datetime(args[i].str, &date))
+			return bad(c, tag, "Error in IMAP command APPEND: Invalid internal date.");
+		i++;
+	}
+	if (i + 1 != count || args[i].type == IMAP_CMD_ARG_LIST ||
+	    (args[i].type == IMAP_CMD_ARG_ATOM))
+		return bad_args(c, tag, "APPEND");
+	if (args[i].len == 0) {
+		tagged(c, tag, "NO", "Can't save a zero byte message.");
+		return true;
+	}
+	char *dest = folder_path(c->mail_path, name);
+	if (dest == NULL || !folder_exists(c->mail_path, name)) {
+		rg_free(dest);
+		no_mailbox(c, tag, name, true);
+		return true;
+	}
+	uint32_t uid = 0, validity = 0;
+	const char *error;
+	int ret = maildir_save(dest, args[i].str, args[i].len, letters, date, &uid, &validity, &error);
+	if (ret < 0) {
+		log_error("APPEND to %s failed: %s: %s", dest, error, strerror(-ret));
+		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+	} else {
+		char text[96];
+		snprintf(text, sizeof(text), "[APPENDUID %u %u] Append completed.", validity, uid);
+		tagged(c, tag, "OK", text);
+	}
+	rg_free(dest);
+	return true;
+}
+
+/* ---- folders ---- */
+
+/* IMAP LIST wildcard match: '*' anything, '%' anything but the separator.
+ * Iterative with one backtrack point per '*'/'%' run would miss cases;
+ * a table over (pattern, name) positions keeps it linear in their product. */
+static bool list_match(const char *pattern, const char *name, bool fold)
+{
+	size_t pl = strlen(pattern), nl = strlen(name);
+	if (pl > 512 || nl > 512)
+		return false;
+	/* row[j]: pattern[0..i) matches name[0..j) */
+	bool *prev = rg_calloc(nl + 1, sizeof(bool)), *cur = rg_calloc(nl + 1, sizeof(bool));
+	prev[0] = true;
+	for (size_t i = 1; i <= pl; i++) {
+		char p = pattern[i - 1];
+		cur[0] = prev[0] && (p == '*' || p == '%');
+		for (size_t j = 1; j <= nl; j++) {
+			char n = name[j - 1];
+			if (p == '*')
+				cur[j] = prev[j] || cur[j - 1];
+			else if (p == '%')
+				cur[j] = prev[j] || (cur[j - 1] && n != FOLDER_SEP);
+			else
+				cur[j] = prev[j - 1] && (p == n || (fold && toupper((unsigned char)p) ==
+								       toupper((unsigned char)n)));
+		}
+		bool *t = prev;
+		prev = cur;
+		cur = t;
+	}
+	bool ok = prev[nl];
+	rg_free(prev);
+	rg_free(cur);
+	return ok;
+}
+
+static bool name_matches(const char *pattern, const char *name)
+{
+	/* INBOX is case-insensitive, and so is its place in "INBOX.x" */
+	if (strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == FOLDER_SEP) &&
+	    strncasecmp(pattern, "INBOX", 5) == 0) {
+		char *p2 = rg_strdup(pattern), *n2 = rg_strdup(name);
+		memcpy(p2, "INBOX", 5);
+		memcpy(n2, "INBOX", 5);
+		bool ok = list_match(p2, n2, false);
+		rg_free(p2);
+		rg_free(n2);
+		return ok;
+	}
+	if (folder_is_inbox(name))
+		return list_match(pattern, name, true);
+	return list_match(pattern, name, false);
+}
+
+static bool has_children(char **names, size_t count, const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < count; i++) {
+		if (strncmp(names[i], name, len) == 0 && names[i][len] == FOLDER_SEP)
+			return true;
+	}
+	return false;
+}
+
+static bool name_listed(char **names, size_t count, const char *name)
+{
+	for (size_t i = 0; i < count; i++) {
+		if (strcmp(names[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool cmd_list_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+			    size_t count, bool lsub)
+{
+	const char *cmd = lsub ? "LSUB" : "LIST";
+	const char *ref = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	const char *pattern = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
+	if (ref == NULL || pattern == NULL)
+		return bad_args(c, tag, cmd);
+	if (*pattern == '\0' && !lsub) {
+		send_str(c, "* LIST (\\Noselect) \".\" \"\"\r\n");
+		tagged(c, tag, "OK", "List completed.");
+		return true;
+	}
+	if (strlen(ref) + strlen(pattern) > 512) {
+		tagged(c, tag, "NO", "Pattern too long.");
+		return true;
+	}
+	char *full = rg_strdup_printf("%s%s", ref, pattern);
+	char **names = NULL, **subs = NULL;
+	size_t count_n = 0, count_s = 0;
+	int ret = folder_list(c->mail_path, &names, &count_n);
+	if (ret == 0 && lsub)
+		ret = folder_subscriptions(c->mail_path, &subs, &count_s);
+	if (ret < 0) {
+		log_error("listing %s failed: %s", c->mail_path, strerror(-ret));
+		folder_list_free(names, count_n);
+		rg_free(full);
+		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+		return true;
+	}
+	/* what to show: the folders (or subscriptions), plus the parents
+	 * their names imply, which exist only as hierarchy (\Noselect) */
+	char **cands = lsub ? subs : names;
+	size_t ncands = lsub ? count_s : count_n;
+	char **all = rg_malloc((ncands + 1) * sizeof(*all));
+	size_t nall = 0;
+	for (size_t i = 0; i < ncands; i++)
+		all[nall++] = rg_strdup(cands[i]);
+	for (size_t i = 0; i < ncands; i++) {
+		char *copy = rg_strdup(cands[i]);
+		for (char *dot = strrchr(copy, FOLDER_SEP); dot != NULL; dot = strrchr(copy, FOLDER_SEP)) {
+			*dot = '\0';
+			if (*copy == '\0' || name_listed(all, nall, copy))
+				continue;
+			all = rg_realloc(all, (nall + 1) * sizeof(*all));
+			all[nall++] = rg_strdup(copy);
+		}
+		rg_free(copy);
+	}
+	for (size_t i = 0; i < nall; i++) {
+		const char *name = all[i];
+		bool is_inbox = folder_is_inbox(name);
+		if (!name_matches(full, name))
+			continue;
+		bool exists = is_inbox || name_listed(names, count_n, name);
+		char attrs[96] = "";
+		if (lsub) {
+			if (!exists || i >= ncands)
+				strcat(attrs, "\\Noselect");
+		} else {
+			if (!exists)
+				strcat(attrs, "\\Noselect ");
+			strcat(attrs, has_children(names, count_n, name) ? "\\HasChildren" : "\\HasNoChildren");
+			const char *special = folder_special_use(name);
+			if (special != NULL && exists) {
+				strcat(attrs, " ");
+				strcat(attrs, special);
+			}
+		}
+		send_fmt(c, "* %s (%s) \".\" ", cmd, attrs);
+		send_mailbox_name(c, is_inbox ? "INBOX" : name);
+		send_str(c, "\r\n");
+	}
+	for (size_t i = 0; i < nall; i++)
+		rg_free(all[i]);
+	rg_free(all);
+	folder_list_free(names, count_n);
+	folder_list_free(subs, count_s);
+	rg_free(full);
+	tagged(c, tag, "OK", lsub ? "Lsub completed." : "List completed.");
+	return true;
+}
+
+static bool cmd_list(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_list_common(c, tag, args, count, false);
+}
+
+static bool cmd_lsub(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_list_common(c, tag, args, count, true);
+}
+
+static bool folder_error(struct imap_client *c, const char *tag, int ret, const char *name)
+{
+	switch (ret) {
+	case -EEXIST:
+		tagged(c, tag, "NO", "[ALREADYEXISTS] Mailbox already exists");
+		break;
+	case -ENOENT:
+		no_mailbox(c, tag, name, false);
+		break;
+	case -EINVAL:
+		tagged(c, tag, "NO", "Invalid mailbox name");
+		break;
+	case -EPERM:
+		tagged(c, tag, "NO", "[CANNOT] Not allowed for INBOX");
+		break;
+	default:
+		log_error("folder operation on %s failed: %s", c->mail_path, strerror(-ret));
+		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+		break;
+	}
+	return true;
+}
+
+/* a name the client sent, without a trailing separator (CREATE "a.") */
+static char *client_name(const char *name)
+{
+	char *n = rg_strdup(name);
+	size_t len = strlen(n);
+	while (len > 0 && n[len - 1] == FOLDER_SEP)
+		n[--len] = '\0';
+	return n;
+}
+
+static bool cmd_create(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *arg = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (arg == NULL)
+		return bad_args(c, tag, "CREATE");
+	char *name = client_name(arg);
+	int ret = folder_create(c->mail_path, name);
+	if (ret < 0)
+		folder_error(c, tag, ret, name);
+	else
+		tagged(c, tag, "OK", "Create completed.");
+	rg_free(name);
+	return true;
+}
+
+static bool cmd_delete(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *name = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (name == NULL)
+		return bad_args(c, tag, "DELETE");
+	if (folder_is_inbox(name))
+		return folder_error(c, tag, -EPERM, name);
+	if (!folder_exists(c->mail_path, name))
+		return folder_error(c, tag, -ENOENT, name);
+	/* deleting the selected folder first closes it, as Dovecot does */
+	if (c->box_name != NULL && strcmp(c->box_name, name) == 0)
+		mailbox_close(c);
+	int ret = folder_delete(c->mail_path, name);
+	if (ret < 0)
+		return folder_error(c, tag, ret, name);
+	tagged(c, tag, "OK", "Delete completed.");
+	return true;
+}
+
+static bool cmd_rename(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *from = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	const char *to_arg = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
+	if (from == NULL || to_arg == NULL)
+		return bad_args(c, tag, "RENAME");
+	char *to = client_name(to_arg);
+	int ret = folder_rename(c->mail_path, from, to);
+	if (ret < 0) {
+		folder_error(c, tag, ret, ret == -EEXIST ? to : from);
+	} else {
+		if (c->box_name != NULL && strcmp(c->box_name, from) == 0) {
+			rg_free(c->box_name);
+			rg_free(c->box_path);
+			c->box_name = rg_strdup(to);
+			c->box_path = folder_path(c->mail_path, to);
+			rg_free(c->box->path);
+			c->box->path = rg_strdup(c->box_path);
+		}
+		tagged(c, tag, "OK", "Rename completed.");
+	}
+	rg_free(to);
+	return true;
+}
+
+static bool cmd_subscribe_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+				 size_t count, bool on)
+{
+	const char *arg = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (arg == NULL)
+		return bad_args(c, tag, on ? "SUBSCRIBE" : "UNSUBSCRIBE");
+	char *name = client_name(arg);
+	int ret = folder_subscribe(c->mail_path, folder_is_inbox(name) ? "INBOX" : name, on);
+	if (ret < 0)
+		folder_error(c, tag, ret, name);
+	else
+		tagged(c, tag, "OK", on ? "Subscribe completed." : "Unsubscribe completed.");
+	rg_free(name);
+	return true;
+}
+
+static bool cmd_subscribe(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_subscribe_common(c, tag, args, count, true);
+}
+
+static bool cmd_unsubscribe(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_subscribe_common(c, tag, args, count, false);
+}
+
+static bool cmd_namespace(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	(void)args;
+	(void)count;
+	send_str(c, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+	tagged(c, tag, "OK", "Namespace completed.");
+	return true;
+}
+
+static bool cmd_check(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	(void)args;
+	(void)count;
+	tagged(c, tag, "OK", "Check completed.");
+	return true;
+}
+
 /* ---- commands ---- */
 
 typedef bool imap_cmd_fn(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
@@ -838,20 +1554,22 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 	}
 	if (c->box != NULL)
 		mailbox_close(c);
-	if (!is_inbox(name)) {
-		char safe[48];
-		sanitize(name, safe);
-		snprintf(text, sizeof(text), "Mailbox doesn't exist: %s", safe);
-		tagged(c, tag, "NO", text);
+	char *path = folder_path(c->mail_path, name);
+	if (path == NULL || !folder_exists(c->mail_path, name)) {
+		rg_free(path);
+		no_mailbox(c, tag, name, false);
 		return true;
 	}
 	const char *error;
-	int ret = maildir_open(c->mail_path, !examine, &c->box, &error);
+	int ret = maildir_open(path, !examine, &c->box, &error);
 	if (ret < 0) {
-		log_error("opening INBOX %s failed: %s: %s", c->mail_path, error, strerror(-ret));
+		log_error("opening %s failed: %s: %s", path, error, strerror(-ret));
+		rg_free(path);
 		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
 		return true;
 	}
+	c->box_path = path;
+	c->box_name = rg_strdup(folder_is_inbox(name) ? "INBOX" : name);
 	c->readonly = examine;
 	c->count = c->box->count;
 	c->map = rg_malloc((c->count + 1) * sizeof(*c->map));
@@ -867,7 +1585,7 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 		send_str(c, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
 	else
 		send_str(c, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)] Flags permitted.\r\n");
-	send_fmt(c, "* %zu EXISTS\r\n* 0 RECENT\r\n", c->count);
+	send_fmt(c, "* %zu EXISTS\r\n* %zu RECENT\r\n", c->count, view_recent(c));
 	if (first_unseen > 0)
 		send_fmt(c, "* OK [UNSEEN %zu] First unseen.\r\n", first_unseen);
 	send_fmt(c, "* OK [UIDVALIDITY %u] UIDs valid\r\n", c->box->uidvalidity);
@@ -886,80 +1604,33 @@ static bool cmd_examine(struct imap_client *c, const char *tag, const struct ima
 	return cmd_select_common(c, tag, args, count, true);
 }
 
-/* IMAP LIST wildcard match: '*' anything, '%' anything but the separator */
-static bool list_match(const char *pattern, const char *name)
-{
-	if (*pattern == '\0')
-		return *name == '\0';
-	if (*pattern == '*' || *pattern == '%') {
-		for (const char *n = name;; n++) {
-			if (list_match(pattern + 1, n))
-				return true;
-			if (*n == '\0' || (*pattern == '%' && *n == '.'))
-				return false;
-		}
-	}
-	return toupper((unsigned char)*pattern) == toupper((unsigned char)*name) &&
-	       list_match(pattern + 1, name + 1);
-}
-
-static bool cmd_list_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
-			    size_t count, bool lsub)
-{
-	const char *cmd = lsub ? "LSUB" : "LIST";
-	const char *ref = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
-	const char *pattern = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
-	char text[128];
-	if (ref == NULL || pattern == NULL) {
-		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
-		return bad(c, tag, text);
-	}
-	if (*pattern == '\0' && !lsub) {
-		send_str(c, "* LIST (\\Noselect) \".\" \"\"\r\n");
-	} else if (strlen(ref) + strlen(pattern) < 256) {
-		char full[256];
-		size_t rlen = strlen(ref), plen = strlen(pattern);
-		memcpy(full, ref, rlen);
-		memcpy(full + rlen, pattern, plen + 1);
-		/* depth-bounded by the 256 bytes; only INBOX exists for now */
-		if (list_match(full, "INBOX"))
-			send_fmt(c, "* %s (\\HasNoChildren) \".\" INBOX\r\n", cmd);
-	}
-	snprintf(text, sizeof(text), "%s completed.", lsub ? "Lsub" : "List");
-	tagged(c, tag, "OK", text);
-	return true;
-}
-
-static bool cmd_list(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
-{
-	return cmd_list_common(c, tag, args, count, false);
-}
-
-static bool cmd_lsub(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
-{
-	return cmd_list_common(c, tag, args, count, true);
-}
-
 static bool cmd_status(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	const char *name = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
 	if (name == NULL || args[1].type != IMAP_CMD_ARG_LIST || args[1].count == 0)
 		return bad(c, tag, "Error in IMAP command STATUS: Invalid arguments.");
-	if (!is_inbox(name)) {
-		char safe[48], text[96];
-		sanitize(name, safe);
-		snprintf(text, sizeof(text), "Mailbox doesn't exist: %s", safe);
-		tagged(c, tag, "NO", text);
+	char *path = folder_path(c->mail_path, name);
+	if (path == NULL || !folder_exists(c->mail_path, name)) {
+		rg_free(path);
+		no_mailbox(c, tag, name, false);
 		return true;
 	}
 	struct maildir *box;
 	const char *error;
-	int ret = maildir_open(c->mail_path, false, &box, &error);
+	int ret = maildir_open(path, false, &box, &error);
 	if (ret < 0) {
-		log_error("opening INBOX %s failed: %s: %s", c->mail_path, error, strerror(-ret));
+		log_error("opening %s failed: %s: %s", path, error, strerror(-ret));
+		rg_free(path);
 		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
 		return true;
 	}
+	rg_free(path);
+	bool selected = c->box_name != NULL && strcmp(c->box_name, folder_is_inbox(name) ? "INBOX" : name) == 0;
+	size_t recent = 0;
+	for (size_t i = 0; i < box->count; i++)
+		recent += box->msgs[i].in_new;
+	if (selected)
+		recent = view_recent(c);
 	size_t unseen = 0;
 	for (size_t i = 0; i < box->count; i++)
 		unseen += !maildir_msg_has_flag(&box->msgs[i], MAILDIR_FLAG_SEEN);
@@ -972,7 +1643,7 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 		if (strcasecmp(it, "MESSAGES") == 0)
 			v = box->count;
 		else if (strcasecmp(it, "RECENT") == 0)
-			v = 0;
+			v = recent;
 		else if (strcasecmp(it, "UIDNEXT") == 0)
 			v = box->uidnext;
 		else if (strcasecmp(it, "UIDVALIDITY") == 0)
@@ -990,7 +1661,9 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 	maildir_close(box);
 	for (size_t i = 0; i < o; i++)
 		out[i] = (char)toupper((unsigned char)out[i]);
-	send_fmt(c, "* STATUS INBOX (%s)\r\n", out);
+	send_str(c, "* STATUS ");
+	send_mailbox_name(c, folder_is_inbox(name) ? "INBOX" : name);
+	send_fmt(c, " (%s)\r\n", out);
 	tagged(c, tag, "OK", "Status completed.");
 	return true;
 }
@@ -1003,6 +1676,7 @@ static bool cmd_idle(struct imap_client *c, const char *tag, const struct imap_c
 	c->idle_overflow = false;
 	c->idle_len = 0;
 	snprintf(c->idle_tag, sizeof(c->idle_tag), "%s", tag);
+	sync_view(c);
 	send_str(c, "+ idling\r\n");
 	return true;
 }
@@ -1025,7 +1699,7 @@ static bool cmd_expunge(struct imap_client *c, const char *tag, const struct ima
 		tagged(c, tag, "NO", "Mailbox is read-only.");
 		return true;
 	}
-	int ret = expunge_deleted(c);
+	int ret = expunge_deleted(c, NULL, 0);
 	send_expunges(c, false);
 	tagged(c, tag, ret < 0 ? "NO" : "OK", ret < 0 ? IMAP_ERR_INTERNAL : "Expunge completed.");
 	return true;
@@ -1036,7 +1710,7 @@ static bool cmd_close(struct imap_client *c, const char *tag, const struct imap_
 	(void)args;
 	(void)count;
 	if (!c->readonly)
-		expunge_deleted(c);
+		expunge_deleted(c, NULL, 0);
 	mailbox_close(c);
 	tagged(c, tag, "OK", "Close completed.");
 	return true;
@@ -1051,40 +1725,86 @@ static bool cmd_unselect(struct imap_client *c, const char *tag, const struct im
 	return true;
 }
 
+static bool cmd_uid_expunge(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+			    size_t count)
+{
+	if (count != 1 || args[0].type != IMAP_CMD_ARG_ATOM)
+		return bad_args(c, tag, "UID EXPUNGE");
+	uint32_t max_uid = c->count > 0 ? c->box->msgs[c->map[c->count - 1]].uid : 0;
+	struct imap_seq_range *r;
+	size_t nr;
+	if (!imap_seqset_parse(args[0].str, max_uid, &r, &nr))
+		return bad(c, tag, "Error in IMAP command UID EXPUNGE: Invalid messageset");
+	if (c->readonly) {
+		rg_free(r);
+		tagged(c, tag, "NO", "Mailbox is read-only.");
+		return true;
+	}
+	int ret = expunge_deleted(c, r, nr);
+	rg_free(r);
+	send_expunges(c, false);
+	tagged(c, tag, ret < 0 ? "NO" : "OK", ret < 0 ? IMAP_ERR_INTERNAL : "Expunge completed.");
+	return true;
+}
+
 static bool cmd_uid(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	const char *sub = count >= 1 && args[0].type == IMAP_CMD_ARG_ATOM ? args[0].str : "";
+	/* UID commands may report expunges (RFC 3501 7.4.1) */
+	c->sync_ok = true;
 	if (strcasecmp(sub, "FETCH") == 0)
 		return cmd_fetch_common(c, tag, args + 1, count - 1, true);
 	if (strcasecmp(sub, "STORE") == 0)
 		return cmd_store_common(c, tag, args + 1, count - 1, true);
+	if (strcasecmp(sub, "SEARCH") == 0)
+		return cmd_search_common(c, tag, args + 1, count - 1, true);
+	if (strcasecmp(sub, "COPY") == 0)
+		return cmd_copy_common(c, tag, args + 1, count - 1, true, false);
+	if (strcasecmp(sub, "MOVE") == 0)
+		return cmd_copy_common(c, tag, args + 1, count - 1, true, true);
+	if (strcasecmp(sub, "EXPUNGE") == 0)
+		return cmd_uid_expunge(c, tag, args + 1, count - 1);
 	return bad(c, tag, "Unknown command.");
 }
 
-enum { CMD_SELECTED = 1 };
+/* CMD_SYNC: other sessions' changes may be reported before the tagged
+ * reply; not for FETCH, STORE and SEARCH, whose sequence numbers the
+ * client must be able to trust (RFC 3501 7.4.1) */
+enum { CMD_SELECTED = 1, CMD_SYNC = 2 };
 
 static const struct imap_command {
 	const char *name;
 	imap_cmd_fn *func;
 	unsigned int flags;
 } imap_commands[] = {
-	{ "CAPABILITY", cmd_capability, 0 },
+	{ "APPEND", cmd_append, CMD_SYNC },
+	{ "CAPABILITY", cmd_capability, CMD_SYNC },
+	{ "CHECK", cmd_check, CMD_SELECTED | CMD_SYNC },
 	{ "CLOSE", cmd_close, CMD_SELECTED },
+	{ "COPY", cmd_copy, CMD_SELECTED | CMD_SYNC },
+	{ "CREATE", cmd_create, CMD_SYNC },
+	{ "DELETE", cmd_delete, CMD_SYNC },
 	{ "ENABLE", cmd_enable, 0 },
 	{ "EXAMINE", cmd_examine, 0 },
-	{ "EXPUNGE", cmd_expunge, CMD_SELECTED },
+	{ "EXPUNGE", cmd_expunge, CMD_SELECTED | CMD_SYNC },
 	{ "FETCH", cmd_fetch, CMD_SELECTED },
 	{ "ID", cmd_id, 0 },
 	{ "IDLE", cmd_idle, 0 },
-	{ "LIST", cmd_list, 0 },
+	{ "LIST", cmd_list, CMD_SYNC },
 	{ "LOGOUT", cmd_logout, 0 },
-	{ "LSUB", cmd_lsub, 0 },
-	{ "NOOP", cmd_noop, 0 },
+	{ "LSUB", cmd_lsub, CMD_SYNC },
+	{ "MOVE", cmd_move, CMD_SELECTED | CMD_SYNC },
+	{ "NAMESPACE", cmd_namespace, CMD_SYNC },
+	{ "NOOP", cmd_noop, CMD_SYNC },
+	{ "RENAME", cmd_rename, CMD_SYNC },
+	{ "SEARCH", cmd_search, CMD_SELECTED },
 	{ "SELECT", cmd_select, 0 },
-	{ "STATUS", cmd_status, 0 },
+	{ "STATUS", cmd_status, CMD_SYNC },
 	{ "STORE", cmd_store, CMD_SELECTED },
+	{ "SUBSCRIBE", cmd_subscribe, CMD_SYNC },
 	{ "UID", cmd_uid, CMD_SELECTED },
 	{ "UNSELECT", cmd_unselect, CMD_SELECTED },
+	{ "UNSUBSCRIBE", cmd_unsubscribe, CMD_SYNC },
 };
 
 static void handle_command(struct imap_client *c)
@@ -1102,8 +1822,10 @@ static void handle_command(struct imap_client *c)
 			bad(c, tag, "No mailbox selected.");
 			return;
 		}
+		c->sync_ok = (cmd->flags & CMD_SYNC) != 0;
 		if (cmd->func(c, tag, args, count))
 			c->bad_commands = 0;
+		c->sync_ok = false;
 		return;
 	}
 	if (strcasecmp(name, "LOGIN") == 0 || strcasecmp(name, "AUTHENTICATE") == 0 ||
@@ -1181,6 +1903,9 @@ struct imap_client *imap_client_create(const char *mail_path, imap_send_fn *send
 	c->mail_path = rg_strdup(mail_path);
 	c->parser = imap_cmd_parser_create();
 	c->state = STATE_AUTH;
+	int ret = folder_ensure_special(mail_path);
+	if (ret < 0)
+		log_warning("creating the special-use folders in %s failed: %s", mail_path, strerror(-ret));
 	return c;
 }
 
@@ -1209,4 +1934,15 @@ void imap_client_bye(struct imap_client *c, const char *reason)
 {
 	send_fmt(c, "* BYE %s\r\n", reason);
 	c->done = true;
+}
+
+bool imap_client_idling(const struct imap_client *c)
+{
+	return c->idling;
+}
+
+void imap_client_idle_check(struct imap_client *c)
+{
+	if (c->idling && !c->done)
+		sync_view(c);
 }

@@ -2,10 +2,13 @@
  * bytes in via imap_client_input(), responses out through the send callback
  * (the binary, imap-main.c, owns the socket).
  *
- * Commands live in one table (name, handler, needs a selected mailbox), so
- * the full IMAP worker grows by adding rows. Only INBOX exists for now. A bad
- * command gets BAD and the session goes on; after IMAP_MAX_BAD_COMMANDS in a
- * row the session ends with BYE, as Dovecot does. */
+ * Commands live in one table (name, handler, needs a selected mailbox, may
+ * report other sessions' changes). Folders are Maildir++ (mail/folder.h);
+ * the selected folder is a view on a maildir snapshot that is rescanned
+ * when its directories change, and the differences go to the client as
+ * untagged EXPUNGE/FETCH/EXISTS. A bad command gets BAD and the session
+ * goes on; after IMAP_MAX_BAD_COMMANDS in a row the session ends with BYE,
+ * as Dovecot does. */
 #ifndef RG_IMAP_CLIENT_H
 #define RG_IMAP_CLIENT_H
 
@@ -14,13 +17,15 @@
 #include <stdint.h>
 
 #define IMAP_MAX_BAD_COMMANDS 20
-#define IMAP_CAPABILITY "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ UNSELECT"
+#define IMAP_CAPABILITY "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
+	"LITERAL- UNSELECT NAMESPACE UIDPLUS MOVE CHILDREN SPECIAL-USE"
 
 typedef void imap_send_fn(void *ctx, const void *data, size_t len);
 
 struct imap_client;
 
-/* mail_path: the user's Maildir (INBOX), resolved by the caller */
+/* mail_path: the user's Maildir (INBOX), resolved by the caller; the
+ * special-use folders (Drafts, Sent, Trash, Junk) are created if missing */
 struct imap_client *imap_client_create(const char *mail_path, imap_send_fn *send, void *ctx);
 void imap_client_destroy(struct imap_client *client);
 
@@ -32,6 +37,11 @@ void imap_client_send_login_reply(struct imap_client *client, const char *tag);
 bool imap_client_input(struct imap_client *client, const uint8_t *data, size_t len);
 
 bool imap_client_logged_out(const struct imap_client *client);
+
+/* in IDLE: the caller polls imap_client_idle_check() every few seconds,
+ * which sends what changed in the selected folder */
+bool imap_client_idling(const struct imap_client *client);
+void imap_client_idle_check(struct imap_client *client);
 
 /* server-side end: "* BYE <reason>" */
 void imap_client_bye(struct imap_client *client, const char *reason);

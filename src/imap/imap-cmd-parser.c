@@ -3,6 +3,7 @@
 #include "lib/alloc.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum parser_state {
 	S_START,       /* before the tag; empty lines are skipped */
@@ -401,8 +402,11 @@ static void parse_byte(struct imap_cmd_parser *p, unsigned char c)
 				break;
 			}
 			p->lit_size = p->lit_size * 10 + (uint64_t)(c - '0');
-			if (p->lit_size > IMAP_MAX_LITERAL ||
-			    p->buf_len + p->lit_size > IMAP_MAX_COMMAND)
+			/* only APPEND carries whole messages */
+			bool append = strcasecmp(p->name, "APPEND") == 0;
+			uint64_t lit_max = append ? IMAP_MAX_APPEND : IMAP_MAX_LITERAL;
+			uint64_t cmd_max = append ? IMAP_MAX_APPEND + IMAP_MAX_COMMAND : IMAP_MAX_COMMAND;
+			if (p->lit_size > lit_max || p->buf_len + p->lit_size > cmd_max)
 				p->lit_too_large = true;
 		} else if (c == '+' && p->lit_digits > 0) {
 			p->lit_plus = true;

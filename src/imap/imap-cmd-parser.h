@@ -6,7 +6,8 @@
  * a continuation request, {n+} without) and parenthesised lists are parsed;
  * an atom keeps "[...]" whole (BODY[HEADER.FIELDS (From)]<0.10>).
  * Bounds: IMAP_MAX_LINE bytes of command text outside literals, each literal
- * at most IMAP_MAX_LITERAL, all of a command at most IMAP_MAX_COMMAND; too
+ * at most IMAP_MAX_LITERAL (IMAP_MAX_APPEND for APPEND's message), all of a
+ * command at most IMAP_MAX_COMMAND (plus the message for APPEND); too
  * large is refused before anything is allocated. An error skips the rest of
  * the line and is reported once, at its end, so the session goes on. */
 #ifndef RG_IMAP_CMD_PARSER_H
@@ -21,6 +22,7 @@
 #define IMAP_MAX_LINE (64 * 1024)
 #define IMAP_MAX_LITERAL (64 * 1024)
 #define IMAP_MAX_COMMAND (256 * 1024)
+#define IMAP_MAX_APPEND (64 * 1024 * 1024)
 #define IMAP_MAX_TAG 128
 #define IMAP_MAX_NAME 32
 #define IMAP_MAX_LIST_DEPTH 16

@@ -13,6 +13,8 @@
 
 /* RFC 3501's autologout timer is at least 30 minutes */
 #define IMAP_IDLE_TIMEOUT_MS (30 * 60 * 1000)
+/* how often IDLE looks at the folder for changes */
+#define IMAP_IDLE_CHECK_MS 1000
 
 int main(void)
 {
@@ -46,8 +48,17 @@ int main(void)
 	bool running = imap_client_input(client, init.preread, init.preread_len);
 	const char *reason = "Connection closed";
 	uint8_t buf[8192];
+	int idle_ms = 0;
 	while (running && worker_out_flush(out) == 0) {
-		ssize_t n = worker_read(WORKER_CLIENT_FD, buf, sizeof(buf), IMAP_IDLE_TIMEOUT_MS);
+		bool idling = imap_client_idling(client);
+		ssize_t n = worker_read(WORKER_CLIENT_FD, buf, sizeof(buf),
+					idling ? IMAP_IDLE_CHECK_MS : IMAP_IDLE_TIMEOUT_MS);
+		if (n == -ETIMEDOUT && idling && idle_ms < IMAP_IDLE_TIMEOUT_MS) {
+			idle_ms += IMAP_IDLE_CHECK_MS;
+			imap_client_idle_check(client);
+			continue;
+		}
+		idle_ms = 0;
 		if (n == -ETIMEDOUT) {
 			reason = "Disconnected for inactivity";
 			imap_client_bye(client, "Disconnected for inactivity.");

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -188,12 +189,20 @@ static int scan_dir(const char *path, bool in_new, struct scan_entry **arr,
 }
 
 /* Move every new/ file to cur/ with ":2,". Called under the uidlist lock so
- * two sessions do not race on the same file; an MDA only ever adds files. */
-static int move_new_to_cur(const char *path)
+ * two sessions do not race on the same file; an MDA only ever adds files.
+ * The bases this call moved go to *moved_r (sorted): they are \Recent. */
+static int cmp_str_ptr(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int move_new_to_cur(const char *path, char ***moved_r, size_t *moved_count_r)
 {
 	char *dirpath = rg_strdup_printf("%s/new", path);
 	DIR *dir = opendir(dirpath);
 	int ret = 0;
+	char **moved = NULL;
+	size_t count = 0, alloc = 0;
 	if (dir == NULL) {
 		ret = -errno;
 		rg_free(dirpath);
@@ -207,13 +216,25 @@ static int move_new_to_cur(const char *path)
 		char *to = strchr(de->d_name, ':') != NULL ?
 			path_join3(path, "cur", de->d_name) :
 			rg_strdup_printf("%s/cur/%s:2,", path, de->d_name);
-		if (rename(from, to) < 0 && errno != ENOENT && ret == 0)
-			ret = -errno;
+		if (rename(from, to) < 0) {
+			if (errno != ENOENT && ret == 0)
+				ret = -errno;
+		} else {
+			if (count == alloc) {
+				alloc = alloc == 0 ? 16 : alloc * 2;
+				moved = rg_realloc(moved, alloc * sizeof(*moved));
+			}
+			moved[count++] = name_base(de->d_name);
+		}
 		rg_free(from);
 		rg_free(to);
 	}
 	closedir(dir);
 	rg_free(dirpath);
+	if (count > 1)
+		qsort(moved, count, sizeof(*moved), cmp_str_ptr);
+	*moved_r = moved;
+	*moved_count_r = count;
 	return ret;
 }
 
@@ -222,6 +243,12 @@ static int move_new_to_cur(const char *path)
 static int cmp_uid_entry_base(const void *a, const void *b)
 {
 	return strcmp(((const struct uid_entry *)a)->base, ((const struct uid_entry *)b)->base);
+}
+
+static int cmp_uid_entry_uid(const void *a, const void *b)
+{
+	uint32_t x = ((const struct uid_entry *)a)->uid, y = ((const struct uid_entry *)b)->uid;
+	return x < y ? -1 : x > y;
 }
 
 static void uidlist_free(struct uid_entry *list, size_t count)
@@ -347,21 +374,12 @@ static int cmp_msg_uid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Write the list of box (sorted by uid) to a tmp file and rename it over the
- * old one, so a reader never sees half a list. Called under the lock. */
-static int uidlist_write(const struct maildir *box)
+/* Replace the uid list with data (tmp + rename), so a reader never sees
+ * half a list. Called under the lock. */
+static int uidlist_replace(const char *path, const char *data, size_t len)
 {
-	size_t cap = 64, len = 0;
-	for (size_t i = 0; i < box->count; i++)
-		cap += strlen(box->msgs[i].base) + 16;
-	char *data = rg_malloc(cap);
-	len += (size_t)snprintf(data, cap, "1 V%u N%u\n", box->uidvalidity, box->uidnext);
-	for (size_t i = 0; i < box->count; i++)
-		len += (size_t)snprintf(data + len, cap - len, "%u %s\n", box->msgs[i].uid,
-					box->msgs[i].base);
-
-	char *tmp = rg_strdup_printf("%s/%s.tmp", box->path, MAILDIR_UIDLIST_NAME);
-	char *file = rg_strdup_printf("%s/%s", box->path, MAILDIR_UIDLIST_NAME);
+	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_UIDLIST_NAME);
+	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_UIDLIST_NAME);
 	int ret = 0;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -377,6 +395,21 @@ static int uidlist_write(const struct maildir *box)
 	}
 	rg_free(tmp);
 	rg_free(file);
+	return ret;
+}
+
+/* Write the list of box (sorted by uid). Called under the lock. */
+static int uidlist_write(const struct maildir *box)
+{
+	size_t cap = 64, len = 0;
+	for (size_t i = 0; i < box->count; i++)
+		cap += strlen(box->msgs[i].base) + 16;
+	char *data = rg_malloc(cap);
+	len += (size_t)snprintf(data, cap, "1 V%u N%u\n", box->uidvalidity, box->uidnext);
+	for (size_t i = 0; i < box->count; i++)
+		len += (size_t)snprintf(data + len, cap - len, "%u %s\n", box->msgs[i].uid,
+					box->msgs[i].base);
+	int ret = uidlist_replace(box->path, data, len);
 	rg_free(data);
 	return ret;
 }
@@ -418,6 +451,42 @@ static int lock_open(const char *path, int *fd_r)
 	return 0;
 }
 
+static void dir_mtime(const char *path, const char *sub, struct timespec *ts_r, bool *recent_r)
+{
+	char *dir = rg_strdup_printf("%s/%s", path, sub);
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		memset(ts_r, 0, sizeof(*ts_r));
+		*recent_r = true;
+	} else {
+		*ts_r = st.st_mtim;
+		/* directory times come from a coarse clock: a change in the
+		 * same tick leaves the time as it is */
+		if (st.st_mtim.tv_sec + 2 >= time(NULL))
+			*recent_r = true;
+	}
+	rg_free(dir);
+}
+
+static void dirs_stat(struct maildir *box)
+{
+	box->recheck = false;
+	dir_mtime(box->path, "cur", &box->cur_mtime, &box->recheck);
+	dir_mtime(box->path, "new", &box->new_mtime, &box->recheck);
+}
+
+bool maildir_changed(const struct maildir *box)
+{
+	struct timespec cur, new;
+	bool recent = false;
+	if (box->recheck)
+		return true;
+	dir_mtime(box->path, "cur", &cur, &recent);
+	dir_mtime(box->path, "new", &new, &recent);
+	return cur.tv_sec != box->cur_mtime.tv_sec || cur.tv_nsec != box->cur_mtime.tv_nsec ||
+	       new.tv_sec != box->new_mtime.tv_sec || new.tv_nsec != box->new_mtime.tv_nsec;
+}
+
 static uint32_t new_uidvalidity(uint32_t old)
 {
 	uint32_t v = (uint32_t)time(NULL);
@@ -435,6 +504,8 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 	size_t scan_count = 0, scan_alloc = 0;
 	bool exists, dirty = false;
 	uint32_t stale = 0;
+	char **moved = NULL;
+	size_t moved_count = 0;
 	int ret;
 
 	ret = uidlist_read(box->path, &box->uidvalidity, &box->uidnext, &list, &list_count,
@@ -454,10 +525,12 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 		dirty = true;
 	}
 
-	if (move_new && (ret = move_new_to_cur(box->path)) < 0) {
+	if (move_new && (ret = move_new_to_cur(box->path, &moved, &moved_count)) < 0) {
 		*error_r = "moving new/ to cur/ failed";
 		goto out;
 	}
+	/* before reading them: a change during the scan shows at the next check */
+	dirs_stat(box);
 	if ((ret = scan_dir(box->path, true, &scan, &scan_count, &scan_alloc)) < 0 ||
 	    (ret = scan_dir(box->path, false, &scan, &scan_count, &scan_alloc)) < 0) {
 		*error_r = "reading the Maildir failed";
@@ -520,6 +593,8 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 		m->size = e->size;
 		m->vsize = base_size_field(m->base, 'W');
 		m->mtime = e->mtime;
+		m->recent = moved_count > 0 &&
+			bsearch(&m->base, moved, moved_count, sizeof(*moved), cmp_str_ptr) != NULL;
 	}
 	qsort(box->msgs, box->count, sizeof(*box->msgs), cmp_msg_uid);
 
@@ -535,6 +610,9 @@ out:
 	}
 	rg_free(scan);
 	uidlist_free(list, list_count);
+	for (size_t i = 0; i < moved_count; i++)
+		rg_free(moved[i]);
+	rg_free(moved);
 	return ret;
 }
 
@@ -757,6 +835,251 @@ int maildir_msg_delete(struct maildir *box, size_t idx)
 	}
 	m->expunged = true;
 	return 0;
+}
+
+
+/* ---- adding messages ---- */
+
+/* a unique base name as Dovecot makes them: <secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>[,W=<vsize>] */
+static char *unique_base(uint64_t size, int64_t vsize)
+{
+	static unsigned int counter;
+	char host[64];
+	struct timeval tv;
+	if (gethostname(host, sizeof(host)) < 0)
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (char *h = host; *h != '\0'; h++) {
+		if (*h == '/' || *h == ':' || *h == ',')
+			*h = '_';
+	}
+	gettimeofday(&tv, NULL);
+	if (vsize >= 0)
+		return rg_strdup_printf("%lld.M%ldP%dQ%u.%s,S=%llu,W=%lld", (long long)tv.tv_sec,
+					(long)tv.tv_usec, (int)getpid(), ++counter, host,
+					(unsigned long long)size, (long long)vsize);
+	return rg_strdup_printf("%lld.M%ldP%dQ%u.%s,S=%llu", (long long)tv.tv_sec, (long)tv.tv_usec,
+				(int)getpid(), ++counter, host, (unsigned long long)size);
+}
+
+/* Give bases[0..n) (files already in cur/ of path) UIDs in this order.
+ * Under the lock: the list is read, extended and replaced. A missing or
+ * corrupt list is rebuilt by a full scan, which numbers them too. */
+static int uidlist_register(const char *path, char *const *bases, size_t n, uint32_t *uids_r,
+			    uint32_t *validity_r, const char **error_r)
+{
+	int ret, lock_fd;
+	if ((ret = lock_open(path, &lock_fd)) < 0) {
+		*error_r = "locking the uid list failed";
+		return ret;
+	}
+	struct uid_entry *list;
+	size_t count;
+	bool exists;
+	uint32_t validity = 0, next = 0, stale = 0;
+	ret = uidlist_read(path, &validity, &next, &list, &count, &exists, &stale);
+	if (ret == 0 && exists && (uint64_t)next + n < UINT32_MAX) {
+		size_t cap = 64;
+		for (size_t i = 0; i < count; i++)
+			cap += strlen(list[i].base) + 16;
+		for (size_t i = 0; i < n; i++)
+			cap += strlen(bases[i]) + 16;
+		/* the list came back sorted by base: lines must go by uid */
+		struct uid_entry *byuid = rg_malloc((count + 1) * sizeof(*byuid));
+		memcpy(byuid, list, count * sizeof(*byuid));
+		if (count > 1)
+			qsort(byuid, count, sizeof(*byuid), cmp_uid_entry_uid);
+		char *data = rg_malloc(cap);
+		size_t len = (size_t)snprintf(data, cap, "1 V%u N%u\n", validity, next + (uint32_t)n);
+		for (size_t i = 0; i < count; i++)
+			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", byuid[i].uid, byuid[i].base);
+		for (size_t i = 0; i < n; i++) {
+			uids_r[i] = next + (uint32_t)i;
+			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", uids_r[i], bases[i]);
+		}
+		rg_free(byuid);
+		ret = uidlist_replace(path, data, len);
+		rg_free(data);
+		uidlist_free(list, count);
+		if (ret < 0)
+			*error_r = "writing the uid list failed";
+		*validity_r = validity;
+		close(lock_fd);
+		return ret;
+	}
+	uidlist_free(list, count);
+	/* no usable list: the scan numbers every file, ours included */
+	struct maildir *box = rg_calloc(1, sizeof(*box));
+	box->path = rg_strdup(path);
+	ret = scan_and_assign(box, false, error_r);
+	close(lock_fd);
+	if (ret == 0) {
+		for (size_t i = 0; i < n; i++) {
+			uids_r[i] = 0;
+			for (size_t k = 0; k < box->count; k++) {
+				if (strcmp(box->msgs[k].base, bases[i]) == 0)
+					uids_r[i] = box->msgs[k].uid;
+			}
+		}
+		*validity_r = box->uidvalidity;
+	}
+	maildir_close(box);
+	return ret;
+}
+
+static int set_mtime(const char *file, time_t mtime)
+{
+	if (mtime <= 0)
+		return 0;
+	struct timespec ts[2] = { { mtime, 0 }, { mtime, 0 } };
+	return utimensat(AT_FDCWD, file, ts, 0) < 0 ? -errno : 0;
+}
+
+int maildir_save(const char *path, const void *data, size_t len, const char *flags,
+		 time_t mtime, uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r)
+{
+	char sorted[MAILDIR_MAX_FLAGS + 1];
+	int ret;
+	if ((ret = maildir_create(path)) < 0) {
+		*error_r = "creating the Maildir failed";
+		return ret;
+	}
+	flags_normalize(flags, sorted);
+	char *base = unique_base(len, (int64_t)maildir_crlf_size(data, len));
+	char *tmp = path_join3(path, "tmp", base);
+	char *dest = rg_strdup_printf("%s/cur/%s:2,%s", path, base, sorted);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ret = -errno;
+		*error_r = "creating the file in tmp/ failed";
+		goto out;
+	}
+	ret = write_all(fd, data, len);
+	if (ret == 0 && fdatasync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret == 0)
+		ret = set_mtime(tmp, mtime);
+	if (ret == 0 && rename(tmp, dest) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		*error_r = "writing the message failed";
+		unlink(tmp);
+		goto out;
+	}
+	ret = uidlist_register(path, &base, 1, uid_r, uidvalidity_r, error_r);
+out:
+	rg_free(base);
+	rg_free(tmp);
+	rg_free(dest);
+	return ret;
+}
+
+/* copy src_fd's bytes into a new file at dest */
+static int copy_file(int src_fd, const char *dest)
+{
+	int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	char buf[65536];
+	int ret = 0;
+	for (;;) {
+		ssize_t n = read(src_fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		if ((ret = write_all(fd, buf, (size_t)n)) < 0)
+			break;
+	}
+	if (ret == 0 && fdatasync(fd) < 0)
+		ret = -errno;
+	if (close(fd) < 0 && ret == 0)
+		ret = -errno;
+	if (ret < 0)
+		unlink(dest);
+	return ret;
+}
+
+int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *dest_path,
+		 uint32_t *uids_r, uint32_t *uidvalidity_r, const char **error_r)
+{
+	int ret = 0;
+	char **bases = rg_calloc(n + 1, sizeof(*bases));
+	size_t *slot = rg_calloc(n + 1, sizeof(*slot));
+	size_t nb = 0;
+
+	if ((ret = maildir_create(dest_path)) < 0) {
+		*error_r = "creating the Maildir failed";
+		goto out;
+	}
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		struct maildir_msg *m = &src->msgs[idxs[i]];
+		uids_r[i] = 0;
+		if (m->expunged)
+			continue;
+		int fd = msg_open(src, m);
+		if (fd == -ENOENT)
+			continue; /* expunged by another session: nothing to copy */
+		if (fd < 0) {
+			ret = fd;
+			*error_r = "opening the source message failed";
+			break;
+		}
+		struct stat st;
+		if (fstat(fd, &st) < 0) {
+			ret = -errno;
+			close(fd);
+			*error_r = "stat of the source message failed";
+			break;
+		}
+		char *base = unique_base((uint64_t)st.st_size, m->vsize);
+		char *dest = rg_strdup_printf("%s/cur/%s:2,%s", dest_path, base, m->flags);
+		char *from = msg_path(src, m);
+		/* a link shares the bytes and keeps the date; a copy elsewhere */
+		if (link(from, dest) < 0) {
+			char *tmp = path_join3(dest_path, "tmp", base);
+			ret = copy_file(fd, tmp);
+			if (ret == 0)
+				ret = set_mtime(tmp, st.st_mtime);
+			if (ret == 0 && rename(tmp, dest) < 0)
+				ret = -errno;
+			if (ret < 0) {
+				unlink(tmp);
+				*error_r = "copying the message failed";
+			}
+			rg_free(tmp);
+		}
+		close(fd);
+		rg_free(from);
+		rg_free(dest);
+		if (ret < 0) {
+			rg_free(base);
+			break;
+		}
+		slot[nb] = i;
+		bases[nb++] = base;
+	}
+	if (ret == 0 && nb > 0) {
+		uint32_t *uids = rg_calloc(nb, sizeof(*uids));
+		ret = uidlist_register(dest_path, bases, nb, uids, uidvalidity_r, error_r);
+		for (size_t k = 0; k < nb && ret == 0; k++)
+			uids_r[slot[k]] = uids[k];
+		rg_free(uids);
+	} else if (ret == 0) {
+		*uidvalidity_r = 0;
+	}
+out:
+	for (size_t k = 0; k < nb; k++)
+		rg_free(bases[k]);
+	rg_free(bases);
+	rg_free(slot);
+	return ret;
 }
 
 /* ---- CRLF ---- */

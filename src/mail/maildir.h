@@ -6,7 +6,9 @@
  * ringgate-uidlist.lock, so two sessions opening the same Maildir never hand
  * out the same UID twice, and UIDs/UIDVALIDITY survive across sessions.
  * A struct maildir is a snapshot taken at open: messages are sorted by UID;
- * later deliveries are seen at the next open. */
+ * later deliveries are seen at the next open (maildir_changed() says when
+ * one is worth it). maildir_save()/maildir_copy() add files and give them
+ * their UIDs at once, under the same lock, so APPENDUID/COPYUID are exact. */
 #ifndef RG_MAILDIR_H
 #define RG_MAILDIR_H
 
@@ -14,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MAILDIR_UIDLIST_NAME "ringgate-uidlist"
 #define MAILDIR_LOCK_NAME "ringgate-uidlist.lock"
@@ -37,6 +40,7 @@ struct maildir_msg {
 	uint64_t size;    /* bytes on disk */
 	int64_t vsize;    /* size with CRLF line endings; -1 until known */
 	time_t mtime;     /* delivery time, used as INTERNALDATE */
+	bool recent;      /* this open moved it from new/ to cur/ (\\Recent) */
 };
 
 struct maildir {
@@ -45,6 +49,10 @@ struct maildir {
 	uint32_t uidnext;
 	size_t count;
 	struct maildir_msg *msgs; /* sorted by uid */
+	/* mtimes of cur/ and new/ when scanned; recheck: they were so recent
+	 * that a change in the same clock tick could hide behind them */
+	struct timespec cur_mtime, new_mtime;
+	bool recheck;
 };
 
 /* Create path (and missing parents) with cur/ new/ tmp/, mode 0700. Existing
@@ -57,6 +65,22 @@ int maildir_create(const char *path);
 int maildir_open(const char *path, bool move_new, struct maildir **box_r,
 		 const char **error_r);
 void maildir_close(struct maildir *box);
+
+/* true when cur/ or new/ changed since box was scanned (a delivery, another
+ * session's flag change or expunge): reopening would show something new */
+bool maildir_changed(const struct maildir *box);
+
+/* Deliver data as a new message of the Maildir at path: tmp/, then cur/
+ * with ":2,<flags>", mtime = internal date (0: now), then its UID is
+ * registered in the uid list. 0 or -errno. */
+int maildir_save(const char *path, const void *data, size_t len, const char *flags,
+		 time_t mtime, uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r);
+
+/* Copy n messages of src (indexes idxs) into the Maildir at dest_path with
+ * their flags and dates (hard links where possible). uids_r[i] is the new
+ * UID of idxs[i]; 0 for a source file that vanished meanwhile. */
+int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *dest_path,
+		 uint32_t *uids_r, uint32_t *uidvalidity_r, const char **error_r);
 
 /* index of uid in box->msgs, or -1 */
 ssize_t maildir_find_uid(const struct maildir *box, uint32_t uid);

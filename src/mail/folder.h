@@ -1,0 +1,49 @@
+/* folder.h — the folder tree of a Maildir++ mailbox as Dovecot lays it out:
+ * INBOX is the root Maildir, folder "A.B" is the directory <root>/.A.B
+ * ("." is the hierarchy separator), subscriptions are the lines of
+ * <root>/subscriptions. Names are IMAP names (modified UTF-7 as sent);
+ * folder_path() refuses any name that could leave the root. */
+#ifndef RG_FOLDER_H
+#define RG_FOLDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FOLDER_SEP '.'
+#define FOLDER_MAX_NAME 255
+#define FOLDER_SUBSCRIPTIONS "subscriptions"
+
+/* true for "INBOX" in any case */
+bool folder_is_inbox(const char *name);
+/* a name we can store: not empty, no "/", no empty hierarchy level, no
+ * control characters, at most FOLDER_MAX_NAME bytes */
+bool folder_name_valid(const char *name);
+/* directory of name (rg_free it), or NULL when the name is not valid */
+char *folder_path(const char *root, const char *name);
+/* true when the folder's directory exists (INBOX always does) */
+bool folder_exists(const char *root, const char *name);
+
+/* All folders: "INBOX" first, then the others sorted. Free with
+ * folder_list_free(). 0 or -errno. */
+int folder_list(const char *root, char ***names_r, size_t *count_r);
+void folder_list_free(char **names, size_t count);
+
+/* -EEXIST when it exists, -EINVAL for a bad name */
+int folder_create(const char *root, const char *name);
+/* the folder's own directory only (children stay, as in Dovecot); INBOX
+ * cannot be deleted (-EPERM); -ENOENT when missing */
+int folder_delete(const char *root, const char *name);
+/* renames the folder and its children; -ENOENT, -EEXIST, -EPERM (INBOX) */
+int folder_rename(const char *root, const char *from, const char *to);
+
+/* the subscribed names, in file order */
+int folder_subscriptions(const char *root, char ***names_r, size_t *count_r);
+/* add or remove name (under a lock; written with tmp + rename) */
+int folder_subscribe(const char *root, const char *name, bool subscribe);
+
+/* "\\Drafts", "\\Sent", "\\Trash", "\\Junk" for the special folders, or NULL */
+const char *folder_special_use(const char *name);
+/* create and subscribe the special folders that are missing */
+int folder_ensure_special(const char *root);
+
+#endif
