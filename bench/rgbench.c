@@ -8,7 +8,13 @@
  * All socket I/O is on the project's io_uring loop (src/ring); connect() is
  * a non-blocking syscall because the ring has no connect operation, and a
  * multishot receive armed on the connecting socket reports the greeting or
- * the failure. Only 127.0.0.0/8 is ever targeted. */
+ * the failure. Only 127.0.0.0/8 is ever targeted.
+ * TLS (--tls implicit, --starttls) is a wolfSSL client whose I/O callbacks
+ * only move bytes between per-client buffers: ciphertext arrives by the
+ * ring's receives and leaves by ring_send, wolfSSL never makes a syscall.
+ * (The bench links wolfSSL directly, as its brief allows; src/tls is the
+ * server's engine.) --resume keeps each client's session (ticket) and offers
+ * it on that client's next connection. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "ring/ring.h"
@@ -30,9 +39,11 @@
 #define CMD_MAX 512
 #define MAX_STEPS 8
 #define TICK_MS 50
+#define RX_MAX (1024 * 1024)	/* ciphertext not yet read by wolfSSL */
 
 enum proto { PROTO_IMAP, PROTO_POP3 };
 enum kind { KIND_PRELOGIN, KIND_LOGIN, KIND_LOGIN_FETCH, KIND_IDLE };
+enum transport { TR_PLAIN, TR_TLS, TR_STARTTLS };
 
 /* what a step's response must look like */
 enum resp {
@@ -44,11 +55,11 @@ enum resp {
 
 enum err {
 	ERR_CONNECT, ERR_GREETING, ERR_LOGIN, ERR_SELECT, ERR_FETCH, ERR_LOGOUT,
-	ERR_EOF, ERR_RESET, ERR_TIMEOUT, ERR_PROTOCOL, ERR_COUNT
+	ERR_EOF, ERR_RESET, ERR_TIMEOUT, ERR_PROTOCOL, ERR_STARTTLS, ERR_TLS, ERR_COUNT
 };
 static const char *const err_names[ERR_COUNT] = {
 	"connect", "greeting", "login", "select", "fetch", "logout",
-	"eof", "reset", "timeout", "protocol",
+	"eof", "reset", "timeout", "protocol", "starttls", "tls",
 };
 
 struct step {
@@ -56,6 +67,14 @@ struct step {
 	enum resp resp;
 	enum err err;		/* counted when the status is not OK */
 	bool need_literal;	/* IMAP: the response must carry a literal */
+	bool starttls;		/* an OK starts the TLS handshake */
+};
+
+/* bytes [off, len) of data are pending; alloc grows, never shrinks, so a
+ * client reuses its buffers from one session to the next */
+struct bytes {
+	uint8_t *data;
+	size_t off, len, alloc;
 };
 
 enum conn_state {
@@ -84,8 +103,15 @@ struct client {
 	uint64_t literal_left;
 	bool saw_literal;
 	bool multi_body;	/* POP3 multi-line: status read, in body */
-	char cmd[CMD_MAX];
-	size_t cmd_len, cmd_sent;
+	/* output: tx collects what is to be sent (plaintext commands, or
+	 * wolfSSL's records); txf is the one buffer the ring is sending, which
+	 * must not move until its completion (send_busy) */
+	struct bytes tx, txf;
+	bool send_busy;
+	struct bytes rx;	/* TLS: ciphertext received, not yet consumed */
+	WOLFSSL *ssl;		/* non-NULL from the handshake to release */
+	bool handshaking;
+	WOLFSSL_SESSION *sess;	/* --resume: offered on the next connection */
 };
 
 struct bench {
@@ -101,9 +127,17 @@ struct bench {
 	uint16_t port;
 	const char *user, *pass;
 	bool quiet;
+	enum transport transport;
+	bool resume;
+	const char *ca_file;
+	WOLFSSL_CTX *tls_ctx;
+	uint64_t handshakes, resume_offered, resumed;
+	const char *tls_version;	/* of the last handshake */
 
 	struct step steps[MAX_STEPS];
 	unsigned nsteps;
+	char *owned[MAX_STEPS];	/* commands built at start-up, freed at exit */
+	unsigned nowned;
 	struct ring *ring;
 	struct client *cl;
 	uint32_t tick_slot;
@@ -141,7 +175,24 @@ static void bench_add_step(struct bench *b, const char *cmd, enum resp resp,
 {
 	if (b->nsteps == MAX_STEPS)
 		log_fatal("too many steps");
-	b->steps[b->nsteps++] = (struct step){ cmd, resp, err, need_literal };
+	b->steps[b->nsteps++] = (struct step){ cmd, resp, err, need_literal, false };
+}
+
+static const char *bench_own(struct bench *b, char *cmd)
+{
+	b->owned[b->nowned++] = cmd;
+	return cmd;
+}
+
+static void bench_add_starttls(struct bench *b)
+{
+	if (b->transport != TR_STARTTLS)
+		return;
+	if (b->proto == PROTO_IMAP)
+		bench_add_step(b, "STARTTLS", RESP_IMAP_TAGGED, ERR_STARTTLS, false);
+	else
+		bench_add_step(b, "STLS", RESP_POP_OK, ERR_STARTTLS, false);
+	b->steps[b->nsteps - 1].starttls = true;
 }
 
 /* IMAP quoted string: the benchmark's own users never need escaping, but a
@@ -165,11 +216,12 @@ static void bench_script(struct bench *b)
 {
 	if (b->proto == PROTO_IMAP) {
 		bench_add_step(b, NULL, RESP_IMAP_GREETING, ERR_GREETING, false);
+		bench_add_starttls(b);
 		if (b->kind == KIND_IDLE)
 			return;
 		if (b->kind != KIND_PRELOGIN) {
 			char *u = imap_quote(b->user), *p = imap_quote(b->pass);
-			bench_add_step(b, rg_strdup_printf("LOGIN %s %s", u, p),
+			bench_add_step(b, bench_own(b, rg_strdup_printf("LOGIN %s %s", u, p)),
 				       RESP_IMAP_TAGGED, ERR_LOGIN, false);
 			rg_free(u);
 			rg_free(p);
@@ -182,12 +234,13 @@ static void bench_script(struct bench *b)
 		bench_add_step(b, "LOGOUT", RESP_IMAP_TAGGED, ERR_LOGOUT, false);
 	} else {
 		bench_add_step(b, NULL, RESP_POP_OK, ERR_GREETING, false);
+		bench_add_starttls(b);
 		if (b->kind == KIND_IDLE)
 			return;
 		if (b->kind != KIND_PRELOGIN) {
-			bench_add_step(b, rg_strdup_printf("USER %s", b->user),
+			bench_add_step(b, bench_own(b, rg_strdup_printf("USER %s", b->user)),
 				       RESP_POP_OK, ERR_LOGIN, false);
-			bench_add_step(b, rg_strdup_printf("PASS %s", b->pass),
+			bench_add_step(b, bench_own(b, rg_strdup_printf("PASS %s", b->pass)),
 				       RESP_POP_OK, ERR_LOGIN, false);
 		}
 		if (b->kind == KIND_LOGIN_FETCH) {
@@ -248,37 +301,161 @@ static void bench_record_latency(struct bench *b, uint64_t ns)
 	b->lat_us[b->lat_n++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
+static void bytes_reset(struct bytes *bf)
+{
+	bf->off = bf->len = 0;
+}
+
+static void bytes_append(struct bytes *bf, const void *p, size_t n)
+{
+	if (bf->off == bf->len)
+		bytes_reset(bf);
+	if (bf->len + n > bf->alloc && bf->off > 0) {
+		memmove(bf->data, bf->data + bf->off, bf->len - bf->off);
+		bf->len -= bf->off;
+		bf->off = 0;
+	}
+	if (bf->len + n > bf->alloc) {
+		size_t a = bf->alloc == 0 ? 1024 : bf->alloc;
+		while (a < bf->len + n)
+			a *= 2;
+		bf->data = rg_realloc(bf->data, a);
+		bf->alloc = a;
+	}
+	memcpy(bf->data + bf->len, p, n);
+	bf->len += n;
+}
+
+/* Hand tx to the ring unless a send is in flight; its completion calls this
+ * again. Swapping the two buffers keeps txf still while tx keeps growing. */
+static void client_flush(struct bench *b, struct client *c)
+{
+	if (c->send_busy || c->tx.len == c->tx.off || c->state == CONN_CLOSING)
+		return;
+	struct bytes t = c->txf;
+	c->txf = c->tx;
+	c->tx = t;
+	bytes_reset(&c->tx);
+	c->send_busy = true;
+	ring_send(b->ring, c->slot, c->fd, c->txf.data + c->txf.off, c->txf.len - c->txf.off);
+}
+
+static void client_write(struct bench *b, struct client *c, const char *p, size_t n)
+{
+	if (c->ssl != NULL) {
+		/* the send callback takes everything, so a write is whole */
+		if (wolfSSL_write(c->ssl, p, (int)n) != (int)n) {
+			client_fail(b, c, ERR_TLS);
+			return;
+		}
+	} else {
+		bytes_append(&c->tx, p, n);
+	}
+	client_flush(b, c);
+}
+
 static void client_send_step(struct bench *b, struct client *c)
 {
 	const struct step *s = &b->steps[c->step];
+	char cmd[CMD_MAX];
 	int n;
 	if (b->proto == PROTO_IMAP)
-		n = snprintf(c->cmd, sizeof(c->cmd), "a%u %s\r\n", c->step, s->cmd);
+		n = snprintf(cmd, sizeof(cmd), "a%u %s\r\n", c->step, s->cmd);
 	else
-		n = snprintf(c->cmd, sizeof(c->cmd), "%s\r\n", s->cmd);
-	if (n < 0 || (size_t)n >= sizeof(c->cmd))
+		n = snprintf(cmd, sizeof(cmd), "%s\r\n", s->cmd);
+	if (n < 0 || (size_t)n >= sizeof(cmd))
 		log_fatal("command too long");
-	c->cmd_len = (size_t)n;
-	c->cmd_sent = 0;
-	ring_send(b->ring, c->slot, c->fd, c->cmd, c->cmd_len);
+	client_write(b, c, cmd, (size_t)n);
+}
+
+/* wolfSSL I/O: only the client's buffers, never the socket */
+static int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct client *c = ctx;
+	(void)ssl;
+	size_t have = c->rx.len - c->rx.off;
+	if (have == 0)
+		return WOLFSSL_CBIO_ERR_WANT_READ;
+	size_t n = have < (size_t)sz ? have : (size_t)sz;
+	memcpy(buf, c->rx.data + c->rx.off, n);
+	c->rx.off += n;
+	return (int)n;
+}
+
+static int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+	struct client *c = ctx;
+	(void)ssl;
+	bytes_append(&c->tx, buf, (size_t)sz);
+	return sz;
+}
+
+static void client_hold(struct bench *b, struct client *c)
+{
+	c->state = CONN_HOLD;
+	b->connecting--;
+	b->held++;
+}
+
+/* the next step after a completed one (or after the handshake) */
+static void client_next(struct bench *b, struct client *c)
+{
+	if (c->step == b->nsteps) {
+		if (b->kind == KIND_IDLE)
+			client_hold(b, c);
+		else
+			c->state = CONN_WAIT_EOF;
+		return;
+	}
+	if (b->steps[c->step].cmd != NULL)
+		client_send_step(b, c);
+}
+
+static void client_tls_handshake(struct bench *b, struct client *c)
+{
+	int r = wolfSSL_connect(c->ssl);
+	if (r != WOLFSSL_SUCCESS) {
+		int e = wolfSSL_get_error(c->ssl, r);
+		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE) {
+			client_flush(b, c);
+			return;
+		}
+		client_fail(b, c, ERR_TLS);
+		return;
+	}
+	c->handshaking = false;
+	b->handshakes++;
+	b->tls_version = wolfSSL_get_version(c->ssl);
+	if (wolfSSL_session_reused(c->ssl))
+		b->resumed++;
+	client_flush(b, c);
+	client_next(b, c);
+}
+
+static void client_tls_begin(struct bench *b, struct client *c)
+{
+	c->ssl = wolfSSL_new(b->tls_ctx);
+	if (c->ssl == NULL)
+		log_fatal("wolfSSL_new failed");
+	wolfSSL_SetIOReadCtx(c->ssl, c);
+	wolfSSL_SetIOWriteCtx(c->ssl, c);
+	if (b->resume && c->sess != NULL &&
+	    wolfSSL_set_session(c->ssl, c->sess) == WOLFSSL_SUCCESS)
+		b->resume_offered++;
+	c->handshaking = true;
+	client_tls_handshake(b, c);
 }
 
 /* the response to the current step is complete and was OK */
 static void client_step_done(struct bench *b, struct client *c)
 {
+	bool starttls = b->steps[c->step].starttls;
 	client_scan_reset(c);
 	c->step++;
-	if (b->kind == KIND_IDLE) {
-		c->state = CONN_HOLD;
-		b->connecting--;
-		b->held++;
-		return;
-	}
-	if (c->step == b->nsteps) {
-		c->state = CONN_WAIT_EOF;
-		return;
-	}
-	client_send_step(b, c);
+	if (starttls)
+		client_tls_begin(b, c);
+	else
+		client_next(b, c);
 }
 
 /* One complete logical response line (head holds its start). Returns false
@@ -339,8 +516,9 @@ static void client_feed(struct bench *b, struct client *c, const uint8_t *p, siz
 {
 	size_t i = 0;
 	while (i < len) {
-		if (c->state != CONN_ACTIVE) {
-			/* bytes after the final response (or while holding) */
+		if (c->state != CONN_ACTIVE || c->handshaking) {
+			/* bytes after the final response, while holding, or
+			 * plaintext after the STARTTLS answer (an injection) */
 			client_fail(b, c, ERR_PROTOCOL);
 			return;
 		}
@@ -401,6 +579,39 @@ static void client_feed(struct bench *b, struct client *c, const uint8_t *p, siz
 	}
 }
 
+/* ciphertext from the ring: handshake, then every plaintext byte to the
+ * response scanner */
+static void client_tls_input(struct bench *b, struct client *c, const uint8_t *p, size_t n)
+{
+	if (c->rx.len - c->rx.off + n > RX_MAX) {
+		client_fail(b, c, ERR_TLS);
+		return;
+	}
+	bytes_append(&c->rx, p, n);
+	if (c->handshaking) {
+		client_tls_handshake(b, c);
+		if (c->handshaking || c->state == CONN_CLOSING)
+			return;
+	}
+	for (;;) {
+		uint8_t buf[16384];
+		int r = wolfSSL_read(c->ssl, buf, sizeof(buf));
+		if (r > 0) {
+			client_feed(b, c, buf, (size_t)r);
+			if (c->state == CONN_CLOSING)
+				return;
+			continue;
+		}
+		int e = wolfSSL_get_error(c->ssl, r);
+		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE ||
+		    e == WOLFSSL_ERROR_ZERO_RETURN)
+			break;	/* close_notify: the TCP EOF follows */
+		client_fail(b, c, ERR_TLS);
+		return;
+	}
+	client_flush(b, c);
+}
+
 static bool bench_may_start(const struct bench *b)
 {
 	if (b->stopping || interrupted)
@@ -452,6 +663,8 @@ static void client_start(struct bench *b, struct client *c)
 	if (b->kind == KIND_IDLE)
 		b->connecting++;
 	ring_recv(b->ring, c->slot, fd);
+	if (b->transport == TR_TLS)
+		client_tls_begin(b, c);
 }
 
 /* after close: release the slot and fd when nothing is in flight, then let
@@ -461,6 +674,23 @@ static void client_maybe_release(struct bench *b, struct client *c)
 	if (c->state != CONN_CLOSING || ring_slot_inflight(b->ring, c->slot) != 0)
 		return;
 	ring_slot_free(b->ring, c->slot);
+	if (c->ssl != NULL) {
+		if (b->resume && !c->handshaking) {
+			WOLFSSL_SESSION *s = wolfSSL_get1_session(c->ssl);
+			if (s != NULL) {
+				if (c->sess != NULL)
+					wolfSSL_SESSION_free(c->sess);
+				c->sess = s;
+			}
+		}
+		wolfSSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	c->handshaking = false;
+	c->send_busy = false;
+	bytes_reset(&c->tx);
+	bytes_reset(&c->txf);
+	bytes_reset(&c->rx);
 	close(c->fd);
 	c->fd = -1;
 	c->state = CONN_FREE;
@@ -493,8 +723,13 @@ static void bench_handler(struct ring *ring, const struct ring_event *ev, void *
 	switch (ev->op) {
 	case RING_OP_RECV:
 		if (ev->res > 0) {
-			client_feed(b, c, ev->data, (size_t)ev->res);
-			if (c->state == CONN_ACTIVE && ev->rearm)
+			if (c->ssl != NULL)
+				client_tls_input(b, c, ev->data, (size_t)ev->res);
+			else
+				client_feed(b, c, ev->data, (size_t)ev->res);
+			/* keep reading until EOF, holding included: a server
+			 * that closes a held connection is an error */
+			if (c->state != CONN_CLOSING && ev->rearm)
 				ring_recv(b->ring, c->slot, c->fd);
 		} else if (ev->res == 0) {
 			if (c->state == CONN_WAIT_EOF)
@@ -511,13 +746,18 @@ static void bench_handler(struct ring *ring, const struct ring_event *ev, void *
 		}
 		break;
 	case RING_OP_SEND:
-		if (ev->res < 0) {
-			client_fail(b, c, ERR_RESET);
+		if (ev->res <= 0) {
+			client_fail(b, c, ev->res == -ECONNREFUSED ? ERR_CONNECT : ERR_RESET);
 		} else {
-			c->cmd_sent += (size_t)ev->res;
-			if (c->cmd_sent < c->cmd_len)
-				ring_send(b->ring, c->slot, c->fd, c->cmd + c->cmd_sent,
-					  c->cmd_len - c->cmd_sent);
+			c->txf.off += (size_t)ev->res;
+			if (c->txf.off < c->txf.len) {
+				ring_send(b->ring, c->slot, c->fd, c->txf.data + c->txf.off,
+					  c->txf.len - c->txf.off);
+			} else {
+				c->send_busy = false;
+				bytes_reset(&c->txf);
+				client_flush(b, c);
+			}
 		}
 		break;
 	default:
@@ -559,7 +799,9 @@ static double pct_ms(const uint32_t *v, size_t n, double p)
 
 static const char *const kind_names[] = { "prelogin", "login", "login-fetch", "idle" };
 
-static void bench_report(struct bench *b, double elapsed, double hold_s)
+/* prints the results; true when the run is valid (no error, and something
+ * completed or every idle connection was held) */
+static bool bench_report(struct bench *b, double elapsed, double hold_s)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
@@ -574,11 +816,12 @@ static void bench_report(struct bench *b, double elapsed, double hold_s)
 	double p999 = pct_ms(b->lat_us, b->lat_n, 0.999);
 	double mx = b->lat_n > 0 ? b->lat_us[b->lat_n - 1] / 1000.0 : 0;
 
+	static const char *const tr_names[] = { "plain", "tls", "starttls" };
 	printf("{\"event\":\"result\",\"tool\":\"rgbench\",\"proto\":\"%s\",\"kind\":\"%s\","
-	       "\"clients\":%u,\"port\":%u,\"duration_s\":%.3f,\"elapsed_s\":%.3f,"
+	       "\"transport\":\"%s\",\"clients\":%u,\"port\":%u,\"duration_s\":%.3f,\"elapsed_s\":%.3f,"
 	       "\"sessions\":%llu,\"started\":%llu,\"errors\":%llu,\"errors_by_kind\":{",
-	       b->proto == PROTO_IMAP ? "imap" : "pop3", kind_names[b->kind], b->clients,
-	       b->port, b->duration, elapsed, (unsigned long long)b->completed,
+	       b->proto == PROTO_IMAP ? "imap" : "pop3", kind_names[b->kind],
+	       tr_names[b->transport], b->clients, b->port, b->duration, elapsed, (unsigned long long)b->completed,
 	       (unsigned long long)b->started, (unsigned long long)b->errors);
 	bool first = true;
 	for (int e = 0; e < ERR_COUNT; e++) {
@@ -593,13 +836,17 @@ static void bench_report(struct bench *b, double elapsed, double hold_s)
 		printf("\"sessions_per_sec\":%.1f,", rate);
 	else
 		printf("\"sessions_per_sec\":null,");
+	printf("\"tls\":{\"version\":\"%s\",\"handshakes\":%llu,\"resume_offered\":%llu,"
+	       "\"resumed\":%llu},", b->tls_version != NULL ? b->tls_version : "",
+	       (unsigned long long)b->handshakes, (unsigned long long)b->resume_offered,
+	       (unsigned long long)b->resumed);
 	printf("\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
 	       "\"held\":%u,\"hold_s\":%.3f,\"client_cpu_s\":%.3f,\"ok\":%s}\n",
 	       p50, p99, p999, mx, b->held_final, hold_s, cpu, ok ? "true" : "false");
 	fflush(stdout);
 
 	if (b->quiet)
-		return;
+		return ok;
 	fprintf(stderr, "rgbench %s %s, %u clients, port %u, %.1f s\n",
 		b->proto == PROTO_IMAP ? "imap" : "pop3", kind_names[b->kind], b->clients,
 		b->port, elapsed);
@@ -611,15 +858,27 @@ static void bench_report(struct bench *b, double elapsed, double hold_s)
 			(unsigned long long)b->completed);
 	fprintf(stderr, "  latency ms   p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
 		p50, p99, p999, mx);
+	if (b->transport != TR_PLAIN)
+		fprintf(stderr, "  TLS          %s, %llu handshakes, %llu resumed of %llu offered\n",
+			b->tls_version != NULL ? b->tls_version : "-",
+			(unsigned long long)b->handshakes, (unsigned long long)b->resumed,
+			(unsigned long long)b->resume_offered);
 	fprintf(stderr, "  client CPU   %.2f s\n", cpu);
 	if (!ok) {
-		fprintf(stderr, "  INVALID RUN: %llu errors%s, no rate reported\n",
-			(unsigned long long)b->errors, interrupted ? " (interrupted)" : "");
+		if (b->errors == 0)
+			fprintf(stderr, "  INVALID RUN: %s, no rate reported\n",
+				interrupted ? "interrupted" :
+				b->kind == KIND_IDLE ? "not every connection was held" :
+				"no session completed within the duration");
+		else
+			fprintf(stderr, "  INVALID RUN: %llu errors%s, no rate reported\n",
+				(unsigned long long)b->errors, interrupted ? " (interrupted)" : "");
 		for (int e = 0; e < ERR_COUNT; e++)
 			if (b->err_by[e] != 0)
 				fprintf(stderr, "    %-10s %llu\n", err_names[e],
 					(unsigned long long)b->err_by[e]);
 	}
+	return ok;
 }
 
 static void raise_nofile(unsigned need)
@@ -647,10 +906,13 @@ static void usage(void)
 		"usage: rgbench --port PORT [--proto imap|pop3] [--kind prelogin|login|login-fetch|idle]\n"
 		"               [--clients N] [--duration SECS] [--sessions N] [--user U --pass P]\n"
 		"               [--host 127.x.y.z] [--src-addrs N] [--timeout SECS] [--quiet]\n"
+		"               [--tls | --starttls] [--resume] [--ca FILE]\n"
 		"Closed loop: each client runs sessions back to back until the duration ends\n"
 		"(or N sessions were started). idle: open N connections, read the greeting,\n"
-		"hold them for the duration. Prints one JSON line on stdout, a table on stderr;\n"
-		"exits 1 when any response was wrong.\n");
+		"hold them for the duration. --tls: implicit TLS, --starttls: STARTTLS/STLS;\n"
+		"--resume offers each client's previous session; --ca verifies the server\n"
+		"(default: no verification, loopback only). Prints one JSON line on stdout, a\n"
+		"table on stderr; exits 1 when a response was wrong or nothing completed.\n");
 	exit(2);
 }
 
@@ -669,12 +931,16 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		{ "src-addrs", required_argument, NULL, 's' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "tls", no_argument, NULL, 'T' },
+		{ "starttls", no_argument, NULL, 'S' },
+		{ "resume", no_argument, NULL, 'r' },
+		{ "ca", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 	long port = 0;
-	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:t:qh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:t:qhTSrC:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': port = strtol(optarg, NULL, 10); break;
 		case 'P':
@@ -708,6 +974,10 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		case 's': b->src_addrs = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 't': b->timeout = strtod(optarg, NULL); break;
 		case 'q': b->quiet = true; break;
+		case 'T': b->transport = TR_TLS; break;
+		case 'S': b->transport = TR_STARTTLS; break;
+		case 'r': b->resume = true; break;
+		case 'C': b->ca_file = optarg; break;
 		default: usage();
 		}
 	}
@@ -720,7 +990,57 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		fprintf(stderr, "rgbench: --kind %s needs --user and --pass\n", kind_names[b->kind]);
 		exit(2);
 	}
+	if (b->resume && b->transport == TR_PLAIN) {
+		fprintf(stderr, "rgbench: --resume needs --tls or --starttls\n");
+		exit(2);
+	}
 	b->port = (uint16_t)port;
+}
+
+static void bench_tls_init(struct bench *b)
+{
+	if (b->transport == TR_PLAIN)
+		return;
+	if (wolfSSL_Init() != WOLFSSL_SUCCESS)
+		log_fatal("wolfSSL_Init failed");
+	b->tls_ctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+	if (b->tls_ctx == NULL)
+		log_fatal("wolfSSL_CTX_new failed");
+	if (b->ca_file != NULL) {
+		if (wolfSSL_CTX_load_verify_locations(b->tls_ctx, b->ca_file, NULL) != WOLFSSL_SUCCESS)
+			log_fatal("cannot load CA file %s", b->ca_file);
+		wolfSSL_CTX_set_verify(b->tls_ctx, WOLFSSL_VERIFY_PEER, NULL);
+	} else {
+		/* loopback servers with their self-signed certificates */
+		wolfSSL_CTX_set_verify(b->tls_ctx, WOLFSSL_VERIFY_NONE, NULL);
+	}
+	/* TLS 1.2 resumes by ticket (a session cache is per process on
+	 * both servers); TLS 1.3 by the tickets the server sends */
+	(void)wolfSSL_CTX_UseSessionTicket(b->tls_ctx);
+	wolfSSL_CTX_SetIORecv(b->tls_ctx, tls_io_recv);
+	wolfSSL_CTX_SetIOSend(b->tls_ctx, tls_io_send);
+}
+
+static void bench_free(struct bench *b)
+{
+	for (unsigned i = 0; i < b->clients; i++) {
+		struct client *c = &b->cl[i];
+		if (c->sess != NULL)
+			wolfSSL_SESSION_free(c->sess);
+		rg_free(c->tx.data);
+		rg_free(c->txf.data);
+		rg_free(c->rx.data);
+	}
+	for (unsigned i = 0; i < b->nowned; i++)
+		rg_free(b->owned[i]);
+	if (b->tls_ctx != NULL) {
+		wolfSSL_CTX_free(b->tls_ctx);
+		wolfSSL_Cleanup();
+	}
+	rg_free(b->cl);
+	rg_free(b->runq);
+	rg_free(b->lat_us);
+	ring_destroy(b->ring);
 }
 
 int main(int argc, char **argv)
@@ -734,6 +1054,7 @@ int main(int argc, char **argv)
 	log_init("rgbench");
 	bench_parse_args(b, argc, argv);
 	bench_script(b);
+	bench_tls_init(b);
 	raise_nofile(b->clients + 64);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
@@ -823,8 +1144,10 @@ int main(int argc, char **argv)
 	}
 	double elapsed = (double)(end - b->t0) / 1e9;
 	double hold_s = b->hold_since != 0 ? (double)(end - b->hold_since) / 1e9 : 0;
-	bench_report(b, elapsed, hold_s);
+	bool ok = bench_report(b, elapsed, hold_s);
 	ring_tick_stop(b->ring);
 	ring_run(b->ring, 0);
-	return b->errors == 0 && !interrupted ? 0 : 1;
+	int status = ok ? 0 : 1;
+	bench_free(b);
+	return status;
 }
