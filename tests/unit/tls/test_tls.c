@@ -1310,6 +1310,53 @@ static void test_timing(void **state)
 	tls_ctx_free(&ctx);
 }
 
+/* TLS_RECORD_SEEDS=dir: write ClientHellos for fuzz/corpus/tls_server,
+ * each behind the chunk-size byte fuzz_tls_server reads first; the ticket
+ * seeds use the fuzz target's fixed keys (bytes 0..47) */
+static void write_seed(const char *dir, const char *name, uint8_t chunk, struct client *c)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputc(chunk, f);
+	fwrite(c->to_server.data, 1, c->to_server.len, f);
+	fclose(f);
+}
+
+static void record_hello(const char *dir, const char *name, uint8_t chunk, enum client_version v,
+			 const char *sni, WOLFSSL_SESSION *sess)
+{
+	struct client *c = client_new(v, sni, sess);
+	client_step(c);
+	write_seed(dir, name, chunk, c);
+	client_free(c);
+}
+
+static void test_record_seeds(void **state)
+{
+	(void)state;
+	const char *dir = getenv("TLS_RECORD_SEEDS");
+	if (dir == NULL)
+		skip();
+	uint8_t keys[TLS_TICKET_KEY_SIZE];
+	for (size_t i = 0; i < sizeof(keys); i++)
+		keys[i] = (uint8_t)i;
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	tls_ctx_set_ticket_keys(ctx, keys, NULL);
+
+	record_hello(dir, "tls13", 0, V13, NULL, NULL);
+	record_hello(dir, "tls12", 0, V12, NULL, NULL);
+	record_hello(dir, "tls13-sni", 0, V13, "mail.example.com", NULL);
+	record_hello(dir, "tls12-sni-chunk7", 7, V12, "Other.Example.org", NULL);
+	for (int v = V12; v <= V13; v++) {
+		WOLFSSL_SESSION *sess = get_session(ctx, v);
+		record_hello(dir, v == V13 ? "tls13-ticket" : "tls12-ticket", 0, v, NULL, sess);
+		wolfSSL_SESSION_free(sess);
+	}
+	tls_ctx_free(&ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1341,6 +1388,7 @@ int main(void)
 		cmocka_unit_test(test_sni),
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_timing),
+		cmocka_unit_test(test_record_seeds),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
