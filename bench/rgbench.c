@@ -122,6 +122,7 @@ struct bench {
 	uint64_t max_sessions;
 	double timeout;
 	unsigned src_addrs;
+	uint32_t src_first;	/* host order; 0: the kernel picks */
 	unsigned connect_window;
 	struct in_addr dst;
 	uint16_t port;
@@ -636,12 +637,14 @@ static void client_start(struct bench *b, struct client *c)
 		bench_count_error(b, ERR_CONNECT);
 		return;
 	}
-	if (b->src_addrs > 1) {
-		/* spread over 127.0.0.1 .. 127.0.0.src_addrs-ish: each
+	if (b->src_addrs > 1 || b->src_first != 0) {
+		/* spread over src_first .. src_first + src_addrs - 1: each
 		 * source address has its own 64k ports */
 		int one = 1;
 		struct sockaddr_in src = { .sin_family = AF_INET };
-		src.sin_addr.s_addr = htonl(0x7f000001u + c->idx % b->src_addrs);
+		uint32_t first = b->src_first != 0 ? b->src_first : 0x7f000001u;
+		unsigned n = b->src_addrs > 1 ? b->src_addrs : 1;
+		src.sin_addr.s_addr = htonl(first + c->idx % n);
 		(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
 			close(fd);
@@ -905,7 +908,8 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: rgbench --port PORT [--proto imap|pop3] [--kind prelogin|login|login-fetch|idle]\n"
 		"               [--clients N] [--duration SECS] [--sessions N] [--user U --pass P]\n"
-		"               [--host 127.x.y.z] [--src-addrs N] [--timeout SECS] [--quiet]\n"
+		"               [--host 127.x.y.z] [--src 127.x.y.z] [--src-addrs N]\n"
+		"               [--timeout SECS] [--quiet]\n"
 		"               [--tls | --starttls] [--resume] [--ca FILE]\n"
 		"Closed loop: each client runs sessions back to back until the duration ends\n"
 		"(or N sessions were started). idle: open N connections, read the greeting,\n"
@@ -929,6 +933,7 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		{ "pass", required_argument, NULL, 'w' },
 		{ "host", required_argument, NULL, 'H' },
 		{ "src-addrs", required_argument, NULL, 's' },
+		{ "src", required_argument, NULL, 'A' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "tls", no_argument, NULL, 'T' },
@@ -940,7 +945,7 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 	};
 	int ch;
 	long port = 0;
-	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:t:qhTSrC:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:A:t:qhTSrC:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': port = strtol(optarg, NULL, 10); break;
 		case 'P':
@@ -972,6 +977,15 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 			}
 			break;
 		case 's': b->src_addrs = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'A': {
+			struct in_addr a;
+			if (inet_pton(AF_INET, optarg, &a) != 1 || (ntohl(a.s_addr) >> 24) != 127) {
+				fprintf(stderr, "rgbench: --src must be in 127.0.0.0/8\n");
+				exit(2);
+			}
+			b->src_first = ntohl(a.s_addr);
+			break;
+		}
 		case 't': b->timeout = strtod(optarg, NULL); break;
 		case 'q': b->quiet = true; break;
 		case 'T': b->transport = TR_TLS; break;
@@ -983,7 +997,8 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 	}
 	if (optind != argc || port <= 0 || port > 65535 || b->clients == 0 ||
 	    b->clients > 1000000 || !(b->duration > 0) || !(b->timeout > 0) ||
-	    b->src_addrs > 65536)
+	    b->src_addrs > 65536 ||
+	    (b->src_first != 0 && b->src_first + (b->src_addrs > 1 ? b->src_addrs : 1) - 1 > 0x7fffffffu))
 		usage();
 	if (b->kind != KIND_PRELOGIN && b->kind != KIND_IDLE &&
 	    (b->user == NULL || b->pass == NULL)) {
