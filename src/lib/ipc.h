@@ -41,6 +41,8 @@ enum ipc_type {
 	IPC_LOGIN_HANDOFF_REPLY,
 	/* master -> worker (fd 4 of the worker; client socket is fd 3) */
 	IPC_WORKER_INIT,
+	/* master -> login */
+	IPC_LOGIN_TICKET_KEYS, /* TLS session ticket keys: F_TICKET_KEYS */
 	IPC_TYPE_COUNT
 };
 
@@ -72,6 +74,7 @@ enum ipc_field {
 	IPC_F_PRELOGIN,  /* LOGIN_STATUS: connections not yet handed off */
 	IPC_F_TOTAL,     /* LOGIN_STATUS: connections accepted since start */
 	IPC_F_TLS,       /* "1": the client talks TLS to the login process */
+	IPC_F_TICKET_KEYS, /* 48 bytes current key, then 48 bytes previous (or none) */
 	IPC_F_COUNT
 };
 

@@ -4,6 +4,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "ring/ring.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,19 +30,30 @@
 #define REQ_SLOT_BITS 20
 #define REQ_SLOT_MASK ((1u << REQ_SLOT_BITS) - 1)
 #define SESSION_RAW 9 /* 12 base64 chars */
+/* TLS proxy: stop reading the client while this much plaintext waits for
+ * the worker, start again below the low mark */
+#define PROXY_TO_WORKER_MAX (64 * 1024)
+#define PROXY_TO_WORKER_LOW (16 * 1024)
+/* a finished proxy session may take this long to flush its last records */
+#define PROXY_FLUSH_SECS 30
+#define TLS_READ_CHUNK 16384
 
-enum owner_kind { OWNER_CONN = 1, OWNER_LISTENER, OWNER_MASTER, OWNER_AUTH, OWNER_SIGNAL, OWNER_TICK };
+enum owner_kind {
+	OWNER_CONN = 1, OWNER_LISTENER, OWNER_MASTER, OWNER_AUTH, OWNER_SIGNAL, OWNER_TICK,
+	OWNER_PROXY,
+};
 
 enum conn_state {
-	CONN_PRELOGIN,		/* reading commands */
+	CONN_PRELOGIN,		/* reading commands (or the TLS handshake) */
 	CONN_AUTHENTICATING,	/* a request is at auth */
 	CONN_HANDOFF,		/* logged in: draining reads, then at master */
+	CONN_PROXY,		/* TLS client logged in: we relay plaintext to its worker */
 	CONN_CLOSING,		/* flushing output, then waiting for the ring */
 };
 
 static const char *const conn_state_names[] = {
 	[CONN_PRELOGIN] = "prelogin", [CONN_AUTHENTICATING] = "authenticating",
-	[CONN_HANDOFF] = "handoff", [CONN_CLOSING] = "closing",
+	[CONN_HANDOFF] = "handoff", [CONN_PROXY] = "proxy", [CONN_CLOSING] = "closing",
 };
 
 enum conn_flag {
@@ -55,12 +67,26 @@ enum conn_flag {
 	CF_DEFERRED = 1 << 7,		/* on the deferred list */
 	CF_SECURED = 1 << 8,
 	CF_LOGGED = 1 << 9,		/* the end of this client is logged */
+	CF_TLS = 1 << 10,		/* the client talks TLS (implicit, or after STARTTLS) */
+	CF_SEND_TLS = 1 << 11,		/* the send in flight is from the TLS engine */
+	CF_PAUSED = 1 << 12,		/* proxy: not reading the client (worker behind) */
 };
 
-/* Output waiting for the client: data[head..tail) is unsent; while a send is
- * in flight it covers data[head..head+sending) (or, after a growth, the
- * same bytes in retired). Allocated on the first output, freed when drained. */
-struct conn_out {
+enum proxy_flag {
+	PX_RECV = 1 << 0,		/* a multishot receive from the worker is armed */
+	PX_SEND = 1 << 1,
+	PX_RECV_CANCELLED = 1 << 2,
+	PX_SEND_CANCELLED = 1 << 3,
+	PX_PAUSED = 1 << 4,		/* not reading the worker: TLS output is full */
+	PX_WORKER_EOF = 1 << 5,
+	PX_CLIENT_EOF = 1 << 6,
+	PX_SHUT = 1 << 7,		/* the worker was told EOF (SHUT_WR) */
+};
+
+/* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
+ * flight it covers data[head..head+sending) (or, after a growth, the same
+ * bytes in retired). Allocated on the first byte, freed when drained. */
+struct outq {
 	uint8_t *retired;	/* an older copy a send in flight still points into */
 	uint32_t head, tail, size, sending;
 	uint8_t data[];
@@ -70,9 +96,25 @@ struct conn_out {
 struct conn_handoff {
 	char cookie[33];
 	char *tag;
+	int proxy_fd;		/* TLS: our end of the worker's socketpair, else -1 */
 	uint16_t core_len;	/* preread[0..core_len) came from the core */
+	uint16_t sent_len;	/* preread[0..sent_len) went to master */
 	uint16_t preread_len;	/* the rest arrived while the recv was cancelled */
 	uint8_t preread[LOGIN_MAX_PENDING];
+};
+
+struct conn;
+
+/* A logged-in TLS client's relay to its worker (CONN_PROXY only). */
+struct conn_proxy {
+	uint8_t kind;		/* OWNER_PROXY */
+	uint8_t flags;		/* enum proxy_flag */
+	int fd;			/* our end of the worker's socketpair */
+	uint32_t slot;
+	struct conn *c;
+	struct outq *to_worker;	/* plaintext from the client */
+	struct outq *hold;	/* worker output the TLS engine could not take yet */
+	uint64_t in, out;	/* plaintext bytes client->worker, worker->client */
 };
 
 struct conn {
@@ -87,8 +129,10 @@ struct conn {
 	uint32_t accept_time;		/* monotonic seconds */
 	uint32_t deadline;		/* CLOSING: force the close at this time */
 	struct login_session *session;
-	struct conn_out *out;
+	struct outq *out;
 	struct conn_handoff *ho;
+	struct tls_conn *tls;		/* from the first handshake byte on */
+	struct conn_proxy *px;
 	char *user;			/* as auth named it, for the log */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
@@ -99,6 +143,7 @@ struct conn {
 /* the listeners, the IPC channels, the signalfd and the tick */
 struct login_src {
 	uint8_t kind;
+	bool ssl;	/* listener: implicit TLS */
 	int fd;
 	uint32_t slot;
 	bool retired;	/* an old auth channel waiting for its poll to end */
@@ -122,6 +167,7 @@ static struct {
 	struct conn *deferred;
 
 	unsigned conns, prelogin;
+	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
 	unsigned accepts_armed;
 	bool accepting, full, shutting_down;
@@ -138,6 +184,21 @@ static struct {
 static void conn_check(struct conn *c);
 static void conn_close(struct conn *c, bool force);
 static void login_status(void);
+static void conn_log_end(struct conn *c, const char *reason);
+static void proxy_start(struct conn *c);
+
+/* bytes a logged-in client sent while its hand-off is under way */
+static void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len)
+{
+	struct conn_handoff *ho = c->ho;
+	if (len > sizeof(ho->preread) - ho->preread_len) {
+		conn_log_end(c, "Too much input during hand-off");
+		conn_close(c, true);
+		return;
+	}
+	memcpy(ho->preread + ho->preread_len, data, len);
+	ho->preread_len += (uint16_t)len;
+}
 
 size_t login_conn_struct_size(void)
 {
@@ -185,7 +246,7 @@ static void list_del(struct conn_list *l, struct conn *c)
 
 static bool state_prelogin(enum conn_state s)
 {
-	return s != CONN_CLOSING;
+	return s == CONN_PRELOGIN || s == CONN_AUTHENTICATING || s == CONN_HANDOFF;
 }
 
 /* the one place a connection changes state */
@@ -195,8 +256,11 @@ static void conn_set_state(struct conn *c, enum conn_state state)
 	if (old == state)
 		return;
 	log_debug("conn %u: %s -> %s", c->slot, conn_state_names[old], conn_state_names[state]);
-	if (state_prelogin(old) && !state_prelogin(state))
+	if (state_prelogin(old) && !state_prelogin(state)) {
 		srv.prelogin--;
+		if (state == CONN_PROXY)
+			login_status();
+	}
 	if (state == CONN_CLOSING) {
 		list_del(&srv.live, c);
 		list_add(&srv.closing, c);
@@ -271,93 +335,184 @@ static void conn_log_end(struct conn *c, const char *reason)
 
 /* ---- output ---- */
 
-static void conn_send_more(struct conn *c)
+static size_t outq_pending(const struct outq *q)
 {
-	struct conn_out *o = c->out;
-	if ((c->flags & CF_SEND) != 0 || o == NULL || o->head == o->tail ||
-	    (c->flags & CF_FORCE) != 0)
-		return;
-	o->sending = o->tail - o->head;
-	c->flags |= CF_SEND;
-	ring_send(srv.ring, c->slot, c->fd, o->data + o->head, o->sending);
+	return q == NULL ? 0 : q->tail - q->head;
 }
 
-static void conn_out_append(struct conn *c, const void *data, size_t len)
+/* Append len bytes; in_flight says a send covers q->data[head..head+sending). */
+static void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
 {
-	struct conn_out *o = c->out;
-	size_t pending = o == NULL ? 0 : o->tail - o->head;
+	struct outq *q = *qp;
+	size_t pending = outq_pending(q);
 
 	if (len == 0)
 		return;
-	if (state_prelogin(c->state) && pending + len > CONN_OUT_MAX) {
-		log_debug("conn %u: client does not read its output", c->slot);
-		conn_log_end(c, "Output buffer full");
-		conn_close(c, true);
-		conn_defer(c);
-		return;
-	}
-	if (c->state == CONN_CLOSING && (c->flags & CF_FORCE) != 0)
-		return;
-	if (o == NULL || o->size - o->tail < len) {
+	if (q == NULL || q->size - q->tail < len) {
 		size_t size = CONN_OUT_MIN;
 		while (size < pending + len)
 			size *= 2;
-		struct conn_out *n = rg_malloc(sizeof(*n) + size);
+		struct outq *n = rg_malloc(sizeof(*n) + size);
 		n->size = (uint32_t)size;
 		n->head = 0;
 		n->tail = (uint32_t)pending;
 		n->sending = 0;
 		n->retired = NULL;
-		if (o != NULL) {
-			memcpy(n->data, o->data + o->head, pending);
-			n->sending = o->sending;
-			if ((c->flags & CF_SEND) != 0) {
-				/* the send in flight points into o: keep it */
-				n->retired = o->retired != NULL ? o->retired : (uint8_t *)o;
-				if (o->retired != NULL)
-					rg_free(o);
+		if (q != NULL) {
+			memcpy(n->data, q->data + q->head, pending);
+			n->sending = q->sending;
+			if (in_flight) {
+				/* the send in flight points into q: keep it */
+				n->retired = q->retired != NULL ? q->retired : (uint8_t *)q;
+				if (q->retired != NULL)
+					rg_free(q);
 			} else {
-				rg_free(o->retired);
-				rg_free(o);
+				rg_free(q->retired);
+				rg_free(q);
 			}
 		}
-		c->out = o = n;
+		*qp = q = n;
 	}
-	memcpy(o->data + o->tail, data, len);
-	o->tail += (uint32_t)len;
+	memcpy(q->data + q->tail, data, len);
+	q->tail += (uint32_t)len;
+}
+
+static void outq_free(struct outq **qp)
+{
+	if (*qp != NULL) {
+		rg_free((*qp)->retired);
+		rg_free(*qp);
+		*qp = NULL;
+	}
+}
+
+/* n bytes from the head are gone (sent or taken); drained queues are freed */
+static void outq_consume(struct outq **qp, size_t n)
+{
+	struct outq *q = *qp;
+	rg_free(q->retired);
+	q->retired = NULL;
+	q->head += (uint32_t)n;
+	q->sending = 0;
+	if (q->head == q->tail)
+		outq_free(qp); /* idle connections hold no output buffer */
+}
+
+static bool conn_output_pending(const struct conn *c)
+{
+	const uint8_t *data;
+	size_t len;
+	return outq_pending(c->out) > 0 ||
+	       (c->tls != NULL && tls_conn_pending_output(c->tls, &data, &len));
+}
+
+/* Plaintext queued before TLS (the STARTTLS reply) goes first, then the
+ * engine's records straight from its buffer. */
+static void conn_send_more(struct conn *c)
+{
+	struct outq *o = c->out;
+	if ((c->flags & (CF_SEND | CF_FORCE)) != 0)
+		return;
+	if (outq_pending(o) > 0) {
+		o->sending = o->tail - o->head;
+		c->flags |= CF_SEND;
+		ring_send(srv.ring, c->slot, c->fd, o->data + o->head, o->sending);
+		return;
+	}
+	const uint8_t *data;
+	size_t len;
+	if (c->tls != NULL && tls_conn_pending_output(c->tls, &data, &len)) {
+		c->flags |= CF_SEND | CF_SEND_TLS;
+		ring_send(srv.ring, c->slot, c->fd, data, len);
+	}
+}
+
+static bool conn_client_not_reading(struct conn *c)
+{
+	log_debug("conn %u: client does not read its output", c->slot);
+	conn_log_end(c, "Output buffer full");
+	conn_close(c, true);
+	conn_defer(c);
+	return false;
+}
+
+static void conn_out_append(struct conn *c, const void *data, size_t len)
+{
+	if (state_prelogin(c->state) && outq_pending(c->out) + len > CONN_OUT_MAX) {
+		(void)conn_client_not_reading(c);
+		return;
+	}
+	if (c->state == CONN_CLOSING && (c->flags & CF_FORCE) != 0)
+		return;
+	outq_append(&c->out, data, len, (c->flags & CF_SEND) != 0 && (c->flags & CF_SEND_TLS) == 0);
+	conn_send_more(c);
+}
+
+static void conn_tls_failed(struct conn *c, const char *what, const char *error)
+{
+	char msg[160];
+	snprintf(msg, sizeof(msg), "%s: %s", what, error != NULL ? error : "failed");
+	log_debug("conn %u: %s", c->slot, msg);
+	if (c->state != CONN_CLOSING) {
+		conn_log_end(c, msg);
+		/* flush the alert the engine queued */
+		conn_close(c, false);
+		conn_defer(c);
+	}
+}
+
+/* Encrypt pre-login output (the core's replies): a client that does not read
+ * them fills the engine's output buffer and is dropped. */
+static void conn_tls_write(struct conn *c, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	const char *error;
+	while (len > 0 && c->state != CONN_CLOSING) {
+		size_t taken = 0;
+		enum tls_result r = tls_conn_write(c->tls, p, len, &taken, &error);
+		p += taken;
+		len -= taken;
+		if (r == TLS_ERROR) {
+			conn_tls_failed(c, "TLS", error);
+			return;
+		}
+		if (r == TLS_WANT_OUTPUT && len > 0) {
+			(void)conn_client_not_reading(c);
+			return;
+		}
+	}
 	conn_send_more(c);
 }
 
 static void conn_out_free(struct conn *c)
 {
-	if (c->out != NULL) {
-		rg_free(c->out->retired);
-		rg_free(c->out);
-		c->out = NULL;
-	}
+	outq_free(&c->out);
 }
+
+static void conn_tls_output_room(struct conn *c);
 
 static void conn_on_send(struct conn *c, int res)
 {
-	struct conn_out *o = c->out;
-	c->flags &= (uint16_t)~CF_SEND;
-	if (o->retired != NULL) {
-		rg_free(o->retired);
-		o->retired = NULL;
-	}
+	bool tls = (c->flags & CF_SEND_TLS) != 0;
+	c->flags &= (uint16_t)~(CF_SEND | CF_SEND_TLS);
 	if (res <= 0) {
 		if (res != -ECANCELED)
 			log_debug("conn %u: send: %s", c->slot, strerror(-res));
+		if (!tls && c->out != NULL) {
+			rg_free(c->out->retired);
+			c->out->retired = NULL;
+		}
 		conn_log_end(c, "Connection closed");
 		conn_close(c, true);
 		return;
 	}
-	o->head += (uint32_t)res;
-	o->sending = 0;
-	if (o->head == o->tail)
-		conn_out_free(c); /* idle connections hold no output buffer */
-	else
-		conn_send_more(c);
+	if (tls) {
+		tls_conn_consume_output(c->tls, (size_t)res);
+		conn_tls_output_room(c);
+	} else {
+		outq_consume(&c->out, (size_t)res);
+	}
+	conn_send_more(c);
 }
 
 /* ---- closing ---- */
@@ -387,13 +542,378 @@ static void conn_free(struct conn *c)
 	conn_out_free(c);
 	if (c->ho != NULL) {
 		explicit_bzero(c->ho->cookie, sizeof(c->ho->cookie));
+		if (c->ho->proxy_fd >= 0)
+			close(c->ho->proxy_fd);
 		rg_free(c->ho->tag);
 		rg_free(c->ho);
 	}
+	if (c->px != NULL) {
+		struct conn_proxy *px = c->px;
+		log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot,
+			  (unsigned long long)px->in, (unsigned long long)px->out);
+		ring_close(srv.ring, px->fd);
+		ring_slot_free(srv.ring, px->slot);
+		outq_free(&px->to_worker);
+		outq_free(&px->hold);
+		rg_free(px);
+	}
+	if (c->tls != NULL)
+		tls_conn_free(&c->tls);
 	rg_free(c->user);
 	rg_free(c);
 	srv.conns--;
 	login_status();
+}
+
+/* ---- TLS ---- */
+
+static void conn_start_session(struct conn *c);
+
+/* pause or resume reading the client (proxy back-pressure) */
+static void conn_recv_pause(struct conn *c)
+{
+	if ((c->flags & CF_PAUSED) != 0)
+		return;
+	c->flags |= CF_PAUSED;
+	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
+		c->flags |= CF_RECV_CANCELLED;
+		ring_cancel(srv.ring, c->slot, RING_OP_RECV);
+	}
+}
+
+static bool conn_wants_recv(const struct conn *c)
+{
+	switch ((enum conn_state)c->state) {
+	case CONN_PRELOGIN:
+	case CONN_AUTHENTICATING:
+		return true;
+	case CONN_HANDOFF:
+		/* a TLS client's later bytes are decrypted into the preread */
+		return (c->flags & CF_TLS) != 0;
+	case CONN_PROXY:
+		return (c->flags & CF_PAUSED) == 0 && (c->px->flags & PX_CLIENT_EOF) == 0;
+	case CONN_CLOSING:
+		break;
+	}
+	return false;
+}
+
+static void conn_recv_arm(struct conn *c)
+{
+	if ((c->flags & CF_RECV) == 0 && conn_wants_recv(c)) {
+		c->flags |= CF_RECV;
+		ring_recv(srv.ring, c->slot, c->fd);
+	}
+}
+
+static void conn_recv_resume(struct conn *c)
+{
+	if ((c->flags & CF_PAUSED) == 0)
+		return;
+	c->flags &= (uint16_t)~CF_PAUSED;
+	/* a cancel still on its way re-arms when it completes */
+	if ((c->flags & CF_RECV_CANCELLED) == 0)
+		conn_recv_arm(c);
+}
+
+static void proxy_send_more(struct conn_proxy *px)
+{
+	struct outq *q = px->to_worker;
+	if ((px->flags & PX_SEND) != 0 || px->c->state != CONN_PROXY)
+		return;
+	if (outq_pending(q) == 0) {
+		if ((px->flags & (PX_CLIENT_EOF | PX_SHUT)) == PX_CLIENT_EOF) {
+			/* the client is done: the worker reads EOF, ends the
+			 * session and closes, which ends ours */
+			px->flags |= PX_SHUT;
+			(void)shutdown(px->fd, SHUT_WR);
+		}
+		return;
+	}
+	q->sending = q->tail - q->head;
+	px->flags |= PX_SEND;
+	ring_send(srv.ring, px->slot, px->fd, q->data + q->head, q->sending);
+}
+
+/* The worker is done and everything it said is with the engine: say
+ * close_notify, flush, close. */
+static void proxy_finish(struct conn_proxy *px)
+{
+	struct conn *c = px->c;
+	const char *error;
+	if (c->state != CONN_PROXY)
+		return;
+	if (tls_conn_shutdown(c->tls, &error) == TLS_ERROR)
+		log_debug("conn %u: TLS shutdown: %s", c->slot, error);
+	conn_close(c, false);
+	c->deadline = srv.now + PROXY_FLUSH_SECS;
+	conn_send_more(c);
+}
+
+/* Worker output into the engine; what it cannot take waits in hold and the
+ * worker is not read until the client has taken some. */
+static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t len)
+{
+	struct conn *c = px->c;
+	const char *error;
+	size_t taken = 0;
+
+	px->out += len;
+	if (outq_pending(px->hold) == 0) {
+		if (tls_conn_write(c->tls, data, len, &taken, &error) == TLS_ERROR) {
+			conn_tls_failed(c, "TLS", error);
+			return;
+		}
+	}
+	if (taken < len) {
+		outq_append(&px->hold, data + taken, len - taken, false);
+		px->flags |= PX_PAUSED;
+		if ((px->flags & (PX_RECV | PX_RECV_CANCELLED)) == PX_RECV) {
+			px->flags |= PX_RECV_CANCELLED;
+			ring_cancel(srv.ring, px->slot, RING_OP_RECV);
+		}
+	}
+	conn_send_more(c);
+}
+
+static void proxy_recv_arm(struct conn_proxy *px)
+{
+	if ((px->flags & (PX_RECV | PX_PAUSED | PX_WORKER_EOF)) == 0 &&
+	    px->c->state == CONN_PROXY) {
+		px->flags |= PX_RECV;
+		ring_recv(srv.ring, px->slot, px->fd);
+	}
+}
+
+/* The client took some output: move held worker output into the engine. */
+static void proxy_output_room(struct conn_proxy *px)
+{
+	struct conn *c = px->c;
+	const char *error;
+	while (outq_pending(px->hold) > 0) {
+		struct outq *h = px->hold;
+		size_t taken = 0;
+		if (tls_conn_write(c->tls, h->data + h->head, h->tail - h->head, &taken,
+				   &error) == TLS_ERROR) {
+			conn_tls_failed(c, "TLS", error);
+			return;
+		}
+		if (taken == 0)
+			break;
+		outq_consume(&px->hold, taken);
+	}
+	if (outq_pending(px->hold) > 0)
+		return;
+	if ((px->flags & PX_WORKER_EOF) != 0) {
+		proxy_finish(px);
+		return;
+	}
+	if ((px->flags & PX_PAUSED) != 0) {
+		px->flags &= (uint8_t)~PX_PAUSED;
+		if ((px->flags & PX_RECV_CANCELLED) == 0)
+			proxy_recv_arm(px);
+	}
+}
+
+/* After a successful hand-off of a TLS client: relay between the engine and
+ * the worker's socketpair. */
+static void proxy_start(struct conn *c)
+{
+	struct conn_handoff *ho = c->ho;
+	struct conn_proxy *px = rg_calloc(1, sizeof(*px));
+
+	px->kind = OWNER_PROXY;
+	px->c = c;
+	px->fd = ho->proxy_fd;
+	ho->proxy_fd = -1;
+	px->slot = ring_slot_alloc(srv.ring, px);
+	c->px = px;
+	/* bytes decrypted after the hand-off was sent: the worker's first input
+	 * after the preread that travelled with it */
+	if (ho->preread_len > ho->sent_len) {
+		outq_append(&px->to_worker, ho->preread + ho->sent_len,
+			    (size_t)(ho->preread_len - ho->sent_len), false);
+		px->in += (uint64_t)(ho->preread_len - ho->sent_len);
+	}
+	explicit_bzero(ho->cookie, sizeof(ho->cookie));
+	explicit_bzero(ho->preread, sizeof(ho->preread));
+	rg_free(ho->tag);
+	rg_free(ho);
+	c->ho = NULL;
+	if (c->session != NULL) {
+		srv.set->proto->destroy(c->session);
+		c->session = NULL;
+	}
+	conn_set_state(c, CONN_PROXY);
+	proxy_recv_arm(px);
+	proxy_send_more(px);
+	conn_recv_arm(c);
+}
+
+static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
+{
+	struct conn *c = px->c;
+	switch (ev->op) {
+	case RING_OP_RECV:
+		if (!ev->more)
+			px->flags &= (uint8_t)~PX_RECV;
+		if (ev->res > 0) {
+			if (c->state == CONN_PROXY)
+				proxy_to_client(px, ev->data, (size_t)ev->res);
+		} else if (ev->res == 0 || (ev->res != -ENOBUFS && ev->res != -ECANCELED)) {
+			if (ev->res < 0)
+				log_debug("conn %u: worker recv: %s", c->slot, strerror(-ev->res));
+			px->flags |= PX_WORKER_EOF;
+			if (outq_pending(px->hold) == 0)
+				proxy_finish(px);
+		}
+		if ((px->flags & PX_RECV) == 0) {
+			px->flags &= (uint8_t)~PX_RECV_CANCELLED;
+			proxy_recv_arm(px);
+		}
+		break;
+	case RING_OP_SEND:
+		px->flags &= (uint8_t)~(PX_SEND | PX_SEND_CANCELLED);
+		if (ev->res <= 0) {
+			if (ev->res != -ECANCELED)
+				log_debug("conn %u: worker send: %s", c->slot, strerror(-ev->res));
+			if (c->state == CONN_PROXY)
+				conn_close(c, true);
+			break;
+		}
+		outq_consume(&px->to_worker, (size_t)ev->res);
+		if (outq_pending(px->to_worker) < PROXY_TO_WORKER_LOW)
+			conn_recv_resume(c);
+		proxy_send_more(px);
+		break;
+	default:
+		log_fatal("conn %u: unexpected proxy ring op %d", c->slot, (int)ev->op);
+	}
+	conn_check(c);
+}
+
+/* Plaintext from the engine, wherever the session is. */
+static void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len)
+{
+	switch ((enum conn_state)c->state) {
+	case CONN_PRELOGIN:
+	case CONN_AUTHENTICATING:
+		srv.set->proto->input(c->session, data, len);
+		break;
+	case CONN_HANDOFF:
+		conn_handoff_preread(c, data, len);
+		break;
+	case CONN_PROXY: {
+		struct conn_proxy *px = c->px;
+		if ((px->flags & PX_CLIENT_EOF) != 0)
+			break;
+		outq_append(&px->to_worker, data, len, (px->flags & PX_SEND) != 0);
+		px->in += len;
+		if (outq_pending(px->to_worker) > PROXY_TO_WORKER_MAX)
+			conn_recv_pause(c);
+		proxy_send_more(px);
+		break;
+	}
+	case CONN_CLOSING:
+		break;
+	}
+}
+
+/* The client will send nothing more (EOF or close_notify). */
+static void conn_client_eof(struct conn *c, bool error)
+{
+	if (c->state == CONN_PROXY && !error) {
+		c->px->flags |= PX_CLIENT_EOF;
+		if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
+			c->flags |= CF_RECV_CANCELLED;
+			ring_cancel(srv.ring, c->slot, RING_OP_RECV);
+		}
+		proxy_send_more(c->px);
+		return;
+	}
+	if (c->state != CONN_CLOSING) {
+		conn_log_end(c, error ? "Connection error" : "");
+		conn_close(c, true);
+	}
+}
+
+static void conn_tls_established(struct conn *c)
+{
+	c->flags |= CF_SECURED;
+	log_debug("conn %u: %s %s%s%s%s", c->slot, tls_conn_version(c->tls),
+		  tls_conn_cipher(c->tls), tls_conn_resumed(c->tls) ? ", resumed" : "",
+		  tls_conn_sni(c->tls) != NULL ? ", sni=" : "",
+		  tls_conn_sni(c->tls) != NULL ? tls_conn_sni(c->tls) : "");
+	if (c->session == NULL)
+		conn_start_session(c); /* implicit TLS: the greeting goes out now */
+}
+
+/* Drive the engine after input or output progress: the handshake, then
+ * every record it can decrypt. */
+static void conn_tls_pump(struct conn *c)
+{
+	const char *error;
+	enum tls_result r;
+
+	if (!tls_conn_handshake_done(c->tls)) {
+		r = tls_conn_handshake(c->tls, &error);
+		if (r == TLS_ERROR) {
+			conn_tls_failed(c, "TLS handshaking", error);
+			return;
+		}
+		if (r != TLS_OK) {
+			conn_send_more(c);
+			return;
+		}
+		conn_tls_established(c);
+	}
+	uint8_t buf[TLS_READ_CHUNK];
+	while (c->state != CONN_CLOSING) {
+		size_t n = 0;
+		r = tls_conn_read(c->tls, buf, sizeof(buf), &n, &error);
+		if (r == TLS_OK) {
+			conn_plaintext_in(c, buf, n);
+			continue;
+		}
+		if (r == TLS_CLOSED)
+			conn_client_eof(c, false);
+		else if (r == TLS_ERROR)
+			conn_tls_failed(c, "TLS", error);
+		break;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	conn_send_more(c);
+}
+
+static void conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (c->state == CONN_CLOSING || (c->px != NULL && (c->px->flags & PX_CLIENT_EOF) != 0))
+		return;
+	if (c->tls == NULL) {
+		/* the first handshake byte: only now does TLS cost memory */
+		c->tls = tls_conn_new(srv.set->tls);
+	}
+	while (len > 0 && c->state != CONN_CLOSING) {
+		size_t n = tls_conn_feed(c->tls, data, len);
+		data += n;
+		len -= n;
+		conn_tls_pump(c);
+		if (n == 0 && c->state != CONN_CLOSING) {
+			/* the engine took nothing although it was drained */
+			conn_tls_failed(c, "TLS", "input stalled");
+			return;
+		}
+	}
+}
+
+static void conn_tls_output_room(struct conn *c)
+{
+	if (c->state == CONN_CLOSING)
+		return;
+	if (c->px != NULL)
+		proxy_output_room(c->px);
+	else if (!tls_conn_handshake_done(c->tls))
+		conn_tls_pump(c);
 }
 
 /* ---- hand-off ---- */
@@ -408,6 +928,8 @@ static void conn_handoff_abandon(struct conn *c, const char *reason)
 	size_t late_len = (size_t)(ho->preread_len - ho->core_len);
 
 	memcpy(late, ho->preread + ho->core_len, late_len);
+	if (ho->proxy_fd >= 0)
+		close(ho->proxy_fd);
 	explicit_bzero(ho->cookie, sizeof(ho->cookie));
 	explicit_bzero(ho->preread, ho->preread_len);
 	rg_free(ho->tag);
@@ -418,7 +940,8 @@ static void conn_handoff_abandon(struct conn *c, const char *reason)
 	srv.set->proto->handoff_failed(c->session, reason);
 	if (late_len > 0 && (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING))
 		srv.set->proto->input(c->session, late, late_len);
-	if (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING) {
+	if ((c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING) &&
+	    (c->flags & CF_RECV) == 0) {
 		c->flags |= CF_RECV;
 		ring_recv(srv.ring, c->slot, c->fd);
 	}
@@ -447,8 +970,26 @@ static void conn_send_handoff(struct conn *c)
 	if (ho->preread_len > 0)
 		ipc_msg_add(&srv.msg, IPC_F_PREREAD, ho->preread, ho->preread_len);
 	ipc_msg_add_str(&srv.msg, IPC_F_SESSION, c->session_id);
-	int ret = ipc_send(srv.master.fd, &srv.msg, c->fd);
+	int pass_fd = c->fd;
+	int pair[2] = { -1, -1 };
+	if ((c->flags & CF_TLS) != 0) {
+		/* the worker gets plaintext from us; we keep the TLS session */
+		ipc_msg_add_str(&srv.msg, IPC_F_TLS, "1");
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+			log_error("conn %u: socketpair: %m", c->slot);
+			explicit_bzero(srv.msg.buf, srv.msg.len);
+			conn_handoff_abandon(c, "Internal error occurred. Refer to server log for more information.");
+			conn_defer(c);
+			return;
+		}
+		pass_fd = pair[1];
+	}
+	ho->sent_len = ho->preread_len;
+	int ret = ipc_send(srv.master.fd, &srv.msg, pass_fd);
 	explicit_bzero(srv.msg.buf, srv.msg.len);
+	if (pair[1] >= 0)
+		close(pair[1]);
+	ho->proxy_fd = pair[0];
 	if (ret < 0) {
 		log_error("conn %u: hand-off to master failed: %s", c->slot, strerror(-ret));
 		conn_handoff_abandon(c, "Internal error occurred. Refer to server log for more information.");
@@ -469,8 +1010,15 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 		login_addr_ip(&c->local, lip, sizeof(lip));
 		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 		log_info("Login: user=<%s>, method=%s, rip=%s, lip=%s, mpid=0%s, session=<%s>",
-			 user, c->mech, rip, lip, (c->flags & CF_SECURED) != 0 ? ", secured" : "",
+			 user, c->mech, rip, lip,
+			 (c->flags & CF_TLS) != 0 ? ", TLS" :
+			 (c->flags & CF_SECURED) != 0 ? ", secured" : "",
 			 c->session_id);
+		if ((c->flags & CF_TLS) != 0) {
+			c->flags |= CF_LOGGED;
+			proxy_start(c);
+			return;
+		}
 		c->flags |= CF_LOGGED | CF_FORCE;
 		/* the worker owns the client now: close our copy only */
 		conn_set_state(c, CONN_CLOSING);
@@ -495,16 +1043,25 @@ static void conn_check(struct conn *c)
 	case CONN_AUTHENTICATING:
 		return;
 	case CONN_HANDOFF:
+		if ((c->flags & CF_TLS) != 0) {
+			/* the socket stays ours: hand off a socketpair now, and
+			 * keep reading (later bytes join the preread) */
+			if ((c->flags & CF_HANDOFF_SENT) == 0)
+				conn_send_handoff(c);
+			return;
+		}
 		/* wait for the receive to end (its bytes join preread) and the
 		 * output to be flushed, then pass the socket */
 		if ((c->flags & (CF_RECV | CF_SEND | CF_HANDOFF_SENT)) == 0 &&
-		    (c->out == NULL || c->out->head == c->out->tail))
+		    !conn_output_pending(c))
 			conn_send_handoff(c);
+		return;
+	case CONN_PROXY:
 		return;
 	case CONN_CLOSING:
 		break;
 	}
-	bool flushed = c->out == NULL || c->out->head == c->out->tail;
+	bool flushed = !conn_output_pending(c);
 	if (!flushed && (c->flags & CF_FORCE) == 0 && (int32_t)(srv.now - c->deadline) < 0) {
 		/* still flushing; stop reading meanwhile */
 		if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
@@ -523,7 +1080,19 @@ static void conn_check(struct conn *c)
 		c->flags |= CF_SEND_CANCELLED;
 		ring_cancel(srv.ring, c->slot, RING_OP_SEND);
 	}
-	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0)
+	struct conn_proxy *px = c->px;
+	if (px != NULL) {
+		if ((px->flags & (PX_RECV | PX_RECV_CANCELLED)) == PX_RECV) {
+			px->flags |= PX_RECV_CANCELLED;
+			ring_cancel(srv.ring, px->slot, RING_OP_RECV);
+		}
+		if ((px->flags & (PX_SEND | PX_SEND_CANCELLED)) == PX_SEND) {
+			px->flags |= PX_SEND_CANCELLED;
+			ring_cancel(srv.ring, px->slot, RING_OP_SEND);
+		}
+	}
+	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0 &&
+	    (px == NULL || ring_slot_inflight(srv.ring, px->slot) == 0))
 		conn_free(c);
 }
 
@@ -531,7 +1100,11 @@ static void conn_check(struct conn *c)
 
 static void cb_send(void *ctx, const void *data, size_t len)
 {
-	conn_out_append(ctx, data, len);
+	struct conn *c = ctx;
+	if (c->tls != NULL && tls_conn_handshake_done(c->tls))
+		conn_tls_write(c, data, len);
+	else
+		conn_out_append(c, data, len);
 }
 
 static bool auth_send(struct conn *c, struct ipc_msg *msg)
@@ -630,8 +1203,9 @@ static void cb_handoff(void *ctx, const char *tag, const uint8_t *preread, size_
 	c->ho->core_len = (uint16_t)preread_len;
 	conn_set_state(c, CONN_HANDOFF);
 	/* stop reading: whatever arrives until the cancel completes joins
-	 * the preread; conn_check() passes the socket once that is done */
-	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
+	 * the preread; conn_check() passes the socket once that is done.
+	 * A TLS client keeps its socket here: no need to stop. */
+	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED | CF_TLS)) == CF_RECV) {
 		c->flags |= CF_RECV_CANCELLED;
 		ring_cancel(srv.ring, c->slot, RING_OP_RECV);
 	}
@@ -648,6 +1222,16 @@ static void cb_disconnect(void *ctx, const char *reason)
 	conn_defer(c);
 }
 
+/* the core said OK to STARTTLS/STLS (queued in plaintext): the next bytes
+ * are the client's handshake */
+static void cb_starttls(void *ctx)
+{
+	struct conn *c = ctx;
+	if (srv.set->tls == NULL || (c->flags & CF_TLS) != 0)
+		log_fatal("conn %u: STARTTLS without TLS", c->slot);
+	c->flags |= CF_TLS;
+}
+
 static const struct login_callbacks conn_callbacks = {
 	.send = cb_send,
 	.auth_begin = cb_auth_begin,
@@ -655,7 +1239,7 @@ static const struct login_callbacks conn_callbacks = {
 	.auth_abort = cb_auth_abort,
 	.handoff = cb_handoff,
 	.disconnect = cb_disconnect,
-	.starttls = NULL,
+	.starttls = cb_starttls,
 };
 
 static void process_deferred(void)
@@ -684,19 +1268,20 @@ static void login_status_send(void)
 	ipc_msg_add_uint(&srv.msg, IPC_F_CONNS, srv.conns);
 	ipc_msg_add_uint(&srv.msg, IPC_F_PRELOGIN, srv.prelogin);
 	ipc_msg_add_uint(&srv.msg, IPC_F_TOTAL, srv.total);
+	srv.reported_busy = srv.prelogin > 0;
 	int ret = ipc_send(srv.master.fd, &srv.msg, -1);
 	if (ret < 0)
 		log_debug("status to master: %s", strerror(-ret));
 }
 
-/* called after conns changed: only the transitions master cares about */
+/* called after conns or prelogin changed: only the transitions master cares
+ * about (full, idle, and no client logging in: a TLS proxy is not one) */
 static void login_status(void)
 {
 	bool full = srv.conns >= srv.set->client_limit;
-	if (full != srv.full) {
+	bool busy = srv.prelogin > 0;
+	if (full != srv.full || srv.conns == 0 || (busy != srv.reported_busy && !busy)) {
 		srv.full = full;
-		login_status_send();
-	} else if (srv.conns == 0) {
 		login_status_send();
 	}
 }
@@ -706,7 +1291,8 @@ static void login_status(void)
 static void conn_bye(struct conn *c, const char *text, const char *log_reason)
 {
 	conn_log_end(c, log_reason);
-	srv.set->proto->bye(c->session, text);
+	if (c->session != NULL)
+		srv.set->proto->bye(c->session, text);
 	if (c->state != CONN_CLOSING)
 		conn_close(c, false);
 	conn_check(c);
@@ -734,9 +1320,28 @@ static struct conn *oldest_prelogin(void)
 	return NULL;
 }
 
+/* the protocol core's session: at accept, or after the handshake for
+ * implicit TLS (the greeting is the first thing encrypted) */
+static void conn_start_session(struct conn *c)
+{
+	bool secured = (c->flags & CF_SECURED) != 0;
+	struct login_proto_config pc = {
+		.greeting = srv.set->greeting,
+		.mechanisms = srv.set->mechanisms,
+		.secured = secured,
+		.plaintext_auth_allowed = secured || (!srv.set->disable_plaintext_auth &&
+						      !srv.set->ssl_required),
+		.starttls_available = srv.set->tls != NULL && (c->flags & CF_TLS) == 0,
+	};
+	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
+	if (c->session == NULL) {
+		c->flags |= CF_LOGGED;
+		conn_close(c, true);
+	}
+}
+
 static void conn_accept(int fd, const struct login_src *listener)
 {
-	(void)listener;
 	if (srv.conns >= srv.set->client_limit) {
 		struct conn *old = oldest_prelogin();
 		if (old == NULL) {
@@ -763,7 +1368,10 @@ static void conn_accept(int fd, const struct login_src *listener)
 	len = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
-	if (login_addr_is_loopback(&c->remote) || login_netlist_match(srv.set->trusted, &c->remote))
+	/* as Dovecot: a client on this host (remote IP = local IP) or in
+	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not */
+	if (login_addr_same_ip(&c->remote, &c->local) ||
+	    login_netlist_match(srv.set->trusted, &c->remote))
 		c->flags |= CF_SECURED;
 	make_session_id(c->session_id);
 	list_add(&srv.live, c);
@@ -772,22 +1380,11 @@ static void conn_accept(int fd, const struct login_src *listener)
 	srv.total++;
 	log_debug("conn %u: accepted, session=<%s>", c->slot, c->session_id);
 
-	struct login_proto_config pc = {
-		.greeting = srv.set->greeting,
-		.mechanisms = srv.set->mechanisms,
-		.secured = (c->flags & CF_SECURED) != 0,
-		.plaintext_auth_allowed = !srv.set->disable_plaintext_auth ||
-					  (c->flags & CF_SECURED) != 0,
-		.starttls_available = false,
-	};
-	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
-	if (c->session == NULL) {
-		c->flags |= CF_LOGGED;
-		conn_close(c, true);
-	} else if (c->state != CONN_CLOSING) {
-		c->flags |= CF_RECV;
-		ring_recv(srv.ring, c->slot, fd);
-	}
+	if (listener->ssl)
+		c->flags |= CF_TLS; /* the session starts after the handshake */
+	else
+		conn_start_session(c);
+	conn_recv_arm(c);
 	if (srv.total == 1) {
 		srv.full = srv.conns >= srv.set->client_limit;
 		login_status_send();
@@ -805,41 +1402,33 @@ static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 {
 	if (!ev->more)
 		c->flags &= (uint16_t)~CF_RECV;
-	if (ev->res > 0) {
+	if (ev->res > 0 && (c->flags & CF_TLS) != 0) {
+		conn_tls_input(c, ev->data, (size_t)ev->res);
+	} else if (ev->res > 0) {
 		switch ((enum conn_state)c->state) {
 		case CONN_PRELOGIN:
 		case CONN_AUTHENTICATING:
 			srv.set->proto->input(c->session, ev->data, (size_t)ev->res);
 			break;
-		case CONN_HANDOFF: {
-			struct conn_handoff *ho = c->ho;
-			if ((size_t)ev->res > sizeof(ho->preread) - ho->preread_len) {
-				conn_log_end(c, "Too much input during hand-off");
-				conn_close(c, true);
-				break;
-			}
-			memcpy(ho->preread + ho->preread_len, ev->data, (size_t)ev->res);
-			ho->preread_len += (uint16_t)ev->res;
+		case CONN_HANDOFF:
+			conn_handoff_preread(c, ev->data, (size_t)ev->res);
 			break;
-		}
+		case CONN_PROXY:
 		case CONN_CLOSING:
 			break;
 		}
 	} else if (ev->res == 0 || (ev->res != -ENOBUFS && ev->res != -ECANCELED)) {
 		if (ev->res < 0)
 			log_debug("conn %u: recv: %s", c->slot, strerror(-ev->res));
-		if (c->state != CONN_CLOSING) {
-			conn_log_end(c, ev->res == 0 ? "" : "Connection error");
-			conn_close(c, true);
-		}
+		conn_client_eof(c, ev->res < 0);
 	}
-	if (ev->rearm && (c->flags & CF_RECV) == 0 &&
-	    (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING)) {
-		c->flags |= CF_RECV;
-		ring_recv(srv.ring, c->slot, c->fd);
-	}
-	if ((c->flags & CF_RECV) == 0)
+	if ((c->flags & CF_RECV) == 0) {
 		c->flags &= (uint16_t)~CF_RECV_CANCELLED;
+		/* a multishot receive that ended (buffers ran out, or a pause
+		 * that is over) is issued again while it is wanted */
+		if (ev->rearm || ev->res == -ECANCELED)
+			conn_recv_arm(c);
+	}
 	conn_check(c);
 }
 
@@ -930,8 +1519,10 @@ static void auth_input(void)
 			c->req_id = 0;
 			rg_free(c->user);
 			c->user = rg_strdup(user);
-			if (c->ho == NULL)
+			if (c->ho == NULL) {
 				c->ho = rg_calloc(1, sizeof(*c->ho));
+				c->ho->proxy_fd = -1;
+			}
 			memcpy(c->ho->cookie, cookie, 33);
 			srv.set->proto->auth_reply(c->session, LOGIN_AUTH_OK, NULL, 0, NULL);
 			if (c->state == CONN_AUTHENTICATING) {
@@ -1016,6 +1607,20 @@ static void master_input(void)
 			}
 			conn_handoff_reply(c, &srv.rx.fields);
 			conn_check(c);
+			break;
+		}
+		case IPC_LOGIN_TICKET_KEYS: {
+			const struct ipc_fields *f = &srv.rx.fields;
+			size_t len = f->len[IPC_F_TICKET_KEYS];
+			if (srv.rx.fd >= 0 || !ipc_has(f, IPC_F_TICKET_KEYS) ||
+			    (len != TLS_TICKET_KEY_SIZE && len != 2 * TLS_TICKET_KEY_SIZE))
+				log_fatal("master sent malformed ticket keys");
+			if (srv.set->tls != NULL) {
+				const uint8_t *k = f->val[IPC_F_TICKET_KEYS];
+				tls_ctx_set_ticket_keys(srv.set->tls, k,
+							len > TLS_TICKET_KEY_SIZE ? k + TLS_TICKET_KEY_SIZE : NULL);
+			}
+			explicit_bzero(srv.rx.buf, IPC_HDR_SIZE + srv.rx.hdr.len);
 			break;
 		}
 		case IPC_AUTH_NEW_CLIENT: {
@@ -1154,6 +1759,8 @@ static void ring_handler(struct ring *ring, const struct ring_event *ev, void *c
 	uint8_t kind = *(const uint8_t *)ev->owner;
 	if (kind == OWNER_CONN)
 		conn_event(ev->owner, ev);
+	else if (kind == OWNER_PROXY)
+		proxy_event(ev->owner, ev);
 	else
 		src_event(ev->owner, ev);
 	process_deferred();
@@ -1205,6 +1812,7 @@ int login_conn_run(const struct login_conn_config *set)
 	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
 	for (unsigned i = 0; i < set->listen_count; i++) {
 		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
+		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
 		/* service_count=1: exactly one connection, so no multishot that
 		 * could take a second one from the queue */
 		ring_accept(srv.ring, srv.listeners[i].slot, set->listen_fds[i],

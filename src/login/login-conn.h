@@ -2,6 +2,9 @@
  * the ring, feeds their bytes to the protocol core, relays SASL to auth (fd 4),
  * hands logged-in clients to master (fd 3), enforces login_timeout,
  * client_limit and service_count, and shuts down on SIGTERM or master EOF.
+ * TLS clients (implicit, or after STARTTLS) run through the src/tls engine
+ * fed from the ring; after login such a client stays here and its plaintext
+ * is relayed to the worker over a socketpair, with back-pressure both ways.
  *
  * Invariants: a connection changes state only in conn_set_state(); its slot is
  * freed only when the ring has no operation of it in flight; an idle pre-login
@@ -16,18 +19,23 @@
 #include "login/login-net.h"
 #include "login/login-proto.h"
 
+struct tls_ctx;
+
 struct login_conn_config {
 	const struct login_proto *proto;
 	const char *service;		/* "imap" or "pop3" */
 	const char *greeting;
 	const char *mechanisms;		/* upper-case, space-separated */
 	bool disable_plaintext_auth;
+	bool ssl_required;		/* ssl = required: no login before TLS */
+	struct tls_ctx *tls;		/* NULL: ssl = no (no STARTTLS, no TLS listener) */
 	const struct login_netlist *trusted;
 	unsigned login_timeout;		/* seconds */
 	unsigned client_limit;		/* never 0 */
 	unsigned service_count;		/* 0 = unlimited */
 	int master_fd, auth_fd;
 	const int *listen_fds;		/* fds to accept on */
+	const bool *listen_ssl;		/* per fd: implicit TLS (needs tls) */
 	unsigned listen_count;
 };
 

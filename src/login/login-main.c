@@ -9,6 +9,7 @@
 #include "login/login-conn.h"
 #include "login/login-net.h"
 #include "login/login-proto.h"
+#include "tls/tls-settings.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -162,7 +163,16 @@ int main(int argc, char **argv)
 	}
 	unsigned nlisten = count_listeners();
 	int *fds = rg_calloc(nlisten + 1, sizeof(int));
+	bool *fd_ssl = rg_calloc(nlisten + 1, sizeof(bool));
 	unsigned nfds = 0;
+	/* the certificates are read now, before the chroot and the drop to
+	 * default_login_user: the key files are readable only by root */
+	struct tls_ctx *tls = NULL;
+	if (set->ssl != SSL_NO) {
+		char *terr;
+		if (tls_settings_ctx_create(set, &tls, &terr) < 0)
+			log_fatal("%s", terr);
+	}
 	const char *names = getenv("RINGGATE_LISTENERS");
 	for (unsigned i = 0; i < nlisten; i++) {
 		int fd = FIRST_LISTEN_FD + (int)i;
@@ -181,13 +191,14 @@ int main(int argc, char **argv)
 			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0)
 				ssl = l->ssl;
 		}
-		if (ssl) {
+		if (ssl && tls == NULL) {
 			/* speaking plaintext on 993/995 would be worse than
-			 * not answering: TLS is not wired in yet */
-			log_warning("listener %.*s: ssl = yes is not supported yet, not accepting on it",
+			 * not answering */
+			log_warning("listener %.*s: ssl = yes but ssl = no: not accepting on it",
 				    (int)len, p);
 			continue;
 		}
+		fd_ssl[nfds] = ssl;
 		fds[nfds++] = fd;
 	}
 
@@ -202,6 +213,8 @@ int main(int argc, char **argv)
 		.greeting = set->login_greeting,
 		.mechanisms = mechs,
 		.disable_plaintext_auth = set->disable_plaintext_auth,
+		.ssl_required = set->ssl == SSL_REQUIRED,
+		.tls = tls,
 		.trusted = &trusted,
 		.login_timeout = set->login_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
@@ -209,11 +222,15 @@ int main(int argc, char **argv)
 		.master_fd = MASTER_FD,
 		.auth_fd = AUTH_FD,
 		.listen_fds = fds,
+		.listen_ssl = fd_ssl,
 		.listen_count = nfds,
 	};
 	int ret = login_conn_run(&cc);
 	rg_free(mechs);
 	rg_free(fds);
+	rg_free(fd_ssl);
+	if (tls != NULL)
+		tls_ctx_free(&tls);
 	login_netlist_free(&trusted);
 	settings_free(set);
 	rg_free(name);

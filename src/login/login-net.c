@@ -164,3 +164,9 @@ void login_netlist_free(struct login_netlist *list)
 	list->ranges = NULL;
 	list->count = 0;
 }
+
+bool login_addr_same_ip(const struct login_addr *a, const struct login_addr *b)
+{
+	size_t len = a->family == AF_INET ? 4 : 16;
+	return a->family != 0 && a->family == b->family && memcmp(a->ip, b->ip, len) == 0;
+}

@@ -6,6 +6,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/privs.h"
+#include "tls/tls-settings.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -32,6 +34,10 @@
 #define MAX_MSGS_PER_WAKEUP 64
 #define CHILD_FATAL_STATUS 89
 #define REASON_INTERNAL "Internal error occurred. Refer to server log for more information."
+/* TLS session ticket keys: a new one every hour, the previous one still
+ * opens tickets for another hour (a ticket lives at most two) */
+#define TICKET_KEY_SIZE TLS_TICKET_KEY_SIZE
+#define TICKET_ROTATE_SECS 3600
 
 /* relayd-style table of the process types master starts */
 enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER };
@@ -145,6 +151,11 @@ static struct master {
 
 	bool stopping;
 	int64_t stop_deadline_ms;
+
+	/* current key, then the previous one (ticket_len 48 or 96) */
+	uint8_t ticket_keys[2 * TICKET_KEY_SIZE];
+	size_t ticket_len;
+	time_t ticket_rotated;
 } m;
 
 static int64_t now_ms(void)
@@ -775,6 +786,41 @@ static void close_fds(int *fds, unsigned count)
 	}
 }
 
+/* ---- TLS ticket keys ------------------------------------------------------ */
+
+static void login_send_ticket_keys(struct child *c)
+{
+	if (m.ticket_len == 0 || c->chan < 0)
+		return;
+	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
+	ipc_msg_init(msg, IPC_LOGIN_TICKET_KEYS, 0);
+	ipc_msg_add(msg, IPC_F_TICKET_KEYS, m.ticket_keys, m.ticket_len);
+	int ret = ipc_send(c->chan, msg, -1);
+	explicit_bzero(msg->buf, msg->len);
+	rg_free(msg);
+	if (ret < 0)
+		log_warning("service(%s): process %ld: ticket keys not sent: %s",
+			    c->svc->set->name, (long)c->pid, strerror(-ret));
+}
+
+static void ticket_keys_rotate(void)
+{
+	if (m.ticket_len > 0) {
+		memmove(m.ticket_keys + TICKET_KEY_SIZE, m.ticket_keys, TICKET_KEY_SIZE);
+		m.ticket_len = 2 * TICKET_KEY_SIZE;
+	} else {
+		m.ticket_len = TICKET_KEY_SIZE;
+	}
+	if (getrandom(m.ticket_keys, TICKET_KEY_SIZE, 0) != TICKET_KEY_SIZE)
+		log_fatal("getrandom() failed: %m");
+	m.ticket_rotated = now_secs();
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s].logins; c != NULL; c = c->next)
+			login_send_ticket_keys(c);
+	}
+	log_debug("TLS ticket keys rotated");
+}
+
 static int login_spawn(struct login_service *svc)
 {
 	unsigned nsocks = 0;
@@ -866,6 +912,7 @@ static int login_spawn(struct login_service *svc)
 	else
 		c->auth_pending_fd = authp[0]; /* given to auth when it (re)starts */
 	authp[0] = -1;
+	login_send_ticket_keys(c);
 	log_debug("service(%s): started process %ld on CPU %d", svc->set->name, (long)pid, cpu);
 	ret = 0;
 out:
@@ -1306,12 +1353,9 @@ static void setup_services(void)
 			const struct listener_settings *ls = &ss->listeners[i];
 			if (ls->port == 0)
 				continue;
-			if (ls->ssl) {
-				/* TLS hook: when src/tls lands, bind these like the
-				 * others and let the login process handshake */
-				if (m.set->ssl != SSL_NO)
-					log_warning("TLS not yet supported: listener %s skipped",
-						    ls->name);
+			if (ls->ssl && m.set->ssl == SSL_NO) {
+				log_info("service(%s): ssl = no: listener %s not started", name,
+					 ls->name);
 				continue;
 			}
 			setup_listener(svc, ls);
@@ -1412,6 +1456,15 @@ int master_run(struct settings *set, bool foreground)
 		startup_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
 			  m.pid_path);
 
+	if (set->ssl != SSL_NO) {
+		/* a certificate that does not load or match its key stops
+		 * start-up here, not in every login process */
+		struct tls_ctx *ctx;
+		char *error;
+		if (tls_settings_ctx_create(set, &ctx, &error) < 0)
+			startup_fatal("%s", error);
+		tls_ctx_free(&ctx);
+	}
 	setup_services();
 	if (!foreground)
 		daemonize();
@@ -1432,6 +1485,8 @@ int master_run(struct settings *set, bool foreground)
 		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
 	log_info("ringgate %s starting up", RINGGATE_VERSION);
 
+	if (set->ssl != SSL_NO)
+		ticket_keys_rotate();
 	auth_spawn();
 	for (;;) {
 		struct epoll_event evs[64];
@@ -1467,6 +1522,8 @@ int master_run(struct settings *set, bool foreground)
 		}
 		if (m.auth == NULL && now_ms() >= m.auth_backoff_until_ms)
 			auth_spawn();
+		if (m.ticket_len > 0 && now_secs() - m.ticket_rotated >= TICKET_ROTATE_SECS)
+			ticket_keys_rotate();
 		for (unsigned s = 0; s < m.service_count; s++)
 			service_update(&m.services[s]);
 	}
@@ -1474,6 +1531,7 @@ int master_run(struct settings *set, bool foreground)
 	pid_t pid;
 	if (master_pidfile_read(m.pid_path, &pid) == 0 && pid == getpid())
 		unlink(m.pid_path);
+	explicit_bzero(m.ticket_keys, sizeof(m.ticket_keys));
 	log_info("ringgate stopped");
 	return 0;
 }

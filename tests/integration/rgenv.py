@@ -60,6 +60,18 @@ def free_port():
         return s.getsockname()[1]
 
 
+def make_cert(cert, key, cn="localhost", kind="ec"):
+    """A self-signed certificate for cn (also valid for 127.0.0.1), which
+    clients can use as its own CA; the key is readable by its owner only."""
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" \
+        else ["-newkey", "rsa:2048"]
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "30", "-subj", "/CN=" + cn,
+                    "-addext", "subjectAltName=DNS:%s,IP:127.0.0.1" % cn,
+                    "-keyout", key, "-out", cert] + newkey,
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.chmod(key, 0o600)
+
+
 def crlf(msg):
     return msg.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
@@ -70,7 +82,8 @@ class Ringgate:
 
     def __init__(self, mode="performance", extra_conf="", service_extra="",
                  users=None, workdir=None, failure_delay="1 secs",
-                 imap_port=None, pop3_port=None, run_as=None):
+                 imap_port=None, pop3_port=None, run_as=None, tls=False,
+                 imaps_port=None, pop3s_port=None):
         self.mode = mode
         self.tmp = workdir or tempfile.mkdtemp(prefix="ringgate-test-")
         os.chmod(self.tmp, 0o755)
@@ -80,6 +93,15 @@ class Ringgate:
         self.log_path = os.path.join(self.tmp, "ringgate.log")
         self.imap_port = imap_port or free_port()
         self.pop3_port = pop3_port or free_port()
+        # tls: ssl = yes with a fresh self-signed certificate (self.cert,
+        # also the CA to verify it) and implicit-TLS ports
+        self.tls = tls
+        self.imaps_port = (imaps_port or free_port()) if tls else 0
+        self.pop3s_port = (pop3s_port or free_port()) if tls else 0
+        self.cert = os.path.join(self.tmp, "cert.pem")
+        self.key = os.path.join(self.tmp, "key.pem")
+        if tls:
+            make_cert(self.cert, self.key)
         self.proc = None
         # run_as: start the master itself as this ordinary user (from root,
         # through setpriv), as a developer without root would
@@ -157,8 +179,7 @@ base_dir = {self.base_dir}
 log_path = {self.log_path}
 listen = 127.0.0.1
 protocols = imap pop3
-ssl = no
-disable_plaintext_auth = no
+{self._ssl_conf()}
 auth_mechanisms = plain login
 auth_failure_delay = {failure_delay}
 default_login_user = {self.login_user}
@@ -178,7 +199,7 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {self.imaps_port}
   }}
 {svc}{service_extra}}}
 service pop3-login {{
@@ -186,13 +207,19 @@ service pop3-login {{
     port = {self.pop3_port}
   }}
   inet_listener pop3s {{
-    port = 0
+    port = {self.pop3s_port}
   }}
 {svc}{service_extra}}}
 {extra_conf}
 """
         with open(self.conf, "w") as f:
             f.write(conf)
+
+    def _ssl_conf(self):
+        if not self.tls:
+            return "ssl = no\ndisable_plaintext_auth = no"
+        return "ssl = yes\nssl_cert = <%s\nssl_key = <%s\ndisable_plaintext_auth = yes" % (
+            self.cert, self.key)
 
     # -- process ---------------------------------------------------------
     def binary(self, name="ringgate"):

@@ -123,6 +123,19 @@ static void test_addr(void **state)
 	struct sockaddr sa = { .sa_family = AF_UNIX };
 	login_addr_from_sockaddr(&sa, sizeof(sa), &a);
 	assert_int_equal(a.family, 0);
+
+	/* same host = same IP whatever the ports; mapped v4 equals v4 */
+	struct login_addr x = v4("127.0.0.1"), y = v6("::ffff:127.0.0.1");
+	y.port = 40000;
+	assert_true(login_addr_same_ip(&x, &y));
+	y = v4("127.0.0.2");
+	assert_false(login_addr_same_ip(&x, &y));
+	x = v6("2001:db8::1");
+	y = v6("2001:db8::1");
+	assert_true(login_addr_same_ip(&x, &y));
+	y = v6("2001:db8::2");
+	assert_false(login_addr_same_ip(&x, &y));
+	assert_false(login_addr_same_ip(&a, &a)); /* unknown family: never */
 	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "");
 }
 

@@ -1,0 +1,79 @@
+#include "tls/tls-settings.h"
+#include "lib/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static struct tls_ctx_settings ctx_settings(const struct settings *set, const char *cert,
+					    const char *key)
+{
+	return (struct tls_ctx_settings){
+		.cert_pem = cert,
+		.key_pem = key,
+		.ca_pem = set->ssl_ca,
+		.min_protocol = set->ssl_min_protocol,
+		.cipher_list = set->ssl_cipher_list,
+		.prefer_server_ciphers = set->ssl_prefer_server_ciphers,
+	};
+}
+
+/* "ssl_cert = </etc/x.pem" or "ssl_cert" for an inline value */
+static char *describe(const char *key, const char *file)
+{
+	return file != NULL && file[0] != '\0' ? rg_strdup_printf("%s = <%s", key, file)
+					       : rg_strdup(key);
+}
+
+static int add_local_name(const struct settings *set, const struct local_name_settings *ln,
+			  struct tls_ctx *ctx, char **error_r)
+{
+	struct tls_ctx_settings cs = ctx_settings(set, ln->ssl_cert, ln->ssl_key);
+	struct tls_ctx *sub;
+	const char *error;
+
+	if (tls_ctx_create(&cs, &sub, &error) < 0) {
+		char *cert = describe("ssl_cert", ln->ssl_cert_file);
+		*error_r = rg_strdup_printf("%s:%u: local_name %s: %s (%s)", ln->file, ln->line,
+					    ln->names, error, cert);
+		rg_free(cert);
+		return -EINVAL;
+	}
+	char *names = rg_strdup(ln->names);
+	char *save = NULL;
+	int ret = 0;
+	for (char *name = strtok_r(names, " ", &save); name != NULL && ret == 0;
+	     name = strtok_r(NULL, " ", &save)) {
+		ret = tls_ctx_add_sni(ctx, name, sub, &error);
+		if (ret < 0)
+			*error_r = rg_strdup_printf("%s:%u: local_name %s: %s", ln->file, ln->line,
+						    name, error);
+	}
+	rg_free(names);
+	/* ctx holds its own references to sub */
+	tls_ctx_free(&sub);
+	return ret;
+}
+
+int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, char **error_r)
+{
+	struct tls_ctx_settings cs = ctx_settings(set, set->ssl_cert, set->ssl_key);
+	const char *error;
+
+	*ctx_r = NULL;
+	if (tls_ctx_create(&cs, ctx_r, &error) < 0) {
+		char *cert = describe("ssl_cert", set->ssl_cert_file);
+		char *key = describe("ssl_key", set->ssl_key_file);
+		*error_r = rg_strdup_printf("%s: %s (%s, %s)", set->config_path, error, cert, key);
+		rg_free(cert);
+		rg_free(key);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < set->local_name_count; i++) {
+		int ret = add_local_name(set, &set->local_names[i], *ctx_r, error_r);
+		if (ret < 0) {
+			tls_ctx_free(ctx_r);
+			return ret;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,369 @@
+"""TLS through the whole chain, in both modes: implicit TLS (imaps, pop3s),
+STARTTLS/STLS, the post-login proxy in the login process, session
+resumption across login processes, SNI, plaintext-auth rules, and bad
+certificates stopping start-up. Clients: imaplib, poplib, ssl, curl,
+openssl s_client."""
+import imaplib
+import os
+import poplib
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+
+import rgenv
+from test_processes import alive, wait_for
+
+BIG = 3 * 1024 * 1024 + 17  # a message larger than every buffer on the way
+
+
+def big_message():
+    line = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-+" * 1 + b"\r\n"
+    body = (line * (BIG // len(line) + 1))[:BIG]
+    return b"From: big@example.com\r\nSubject: big\r\n\r\n" + body
+
+
+def recv_until(sock, marker, limit=1 << 24, timeout=15):
+    sock.settimeout(timeout)
+    data = b""
+    while marker not in data and len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+class TlsTests:
+    MODE = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rg = rgenv.Ringgate(mode=cls.MODE, tls=True)
+        cls.big_name = cls.rg.deliver("alice", big_message())
+        cls.rg.start()
+        cls.ctx = ssl.create_default_context(cafile=cls.rg.cert)
+
+    @classmethod
+    def tearDownClass(cls):
+        code = cls.rg.stop()
+        logs = cls.rg.logs()
+        cls.rg.cleanup()
+        if code != 0:
+            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+
+    def imaps(self, ctx=None):
+        return imaplib.IMAP4_SSL("127.0.0.1", self.rg.imaps_port, ssl_context=ctx or self.ctx,
+                                 timeout=15)
+
+    def pop3s(self):
+        return poplib.POP3_SSL("127.0.0.1", self.rg.pop3s_port, context=self.ctx, timeout=15)
+
+    # -- implicit TLS ------------------------------------------------------
+    def test_imaps_login_fetch_logout(self):
+        m = self.imaps()
+        self.assertIn(b"AUTH=PLAIN", m.welcome.upper() + b" ".join(
+            c.encode() for c in m.capabilities))
+        self.assertNotIn("STARTTLS", m.capabilities)
+        self.assertNotIn("LOGINDISABLED", m.capabilities)
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        typ, data = m.select("INBOX")
+        self.assertEqual((typ, data[0]), ("OK", b"3"))
+        typ, data = m.fetch("2", "(BODY[])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"Subject: Second", data[0][1])
+        self.assertEqual(m.logout()[0], "BYE")
+
+    def test_imaps_big_message_through_the_proxy(self):
+        # 3 MB from the worker through the login process's TLS proxy: every
+        # byte arrives, in order, with the client reading slowly at first
+        m = self.imaps()
+        m.login("alice", "alice secret")
+        typ, data = m.select("INBOX")
+        n = int(data[0])
+        sock = m.socket()
+        sock.sendall(b"f1 FETCH %d (BODY[])\r\n" % n)
+        time.sleep(1.0)  # the worker writes, the proxy must hold back
+        data = recv_until(sock, b"\r\nf1 OK", timeout=60)
+        expected = b"{%d}\r\n" % len(big_message()) + big_message()
+        # (assertTrue: a failure must not print 3 MB)
+        self.assertTrue(expected in data, "%d bytes received, message not intact" % len(data))
+        self.assertIn(b"\r\nf1 OK", data)
+        sock.sendall(b"f2 LOGOUT\r\n")
+        recv_until(sock, b"f2 OK")
+        m.shutdown()
+
+    def test_imaps_many_pipelined_commands_both_directions(self):
+        # client -> worker back-pressure: 200 KB of pipelined commands in
+        # one go, every one answered in order
+        m = self.imaps()
+        m.login("demo", "demo-pass")
+        sock = m.socket()
+        count = 8000
+        sock.sendall(b"".join(b"n%d NOOP\r\n" % i for i in range(count)))
+        data = recv_until(sock, b"n%d OK" % (count - 1), timeout=60)
+        self.assertIn(b"n%d OK" % (count - 1), data)
+        positions = [data.index(b"\r\nn%d OK" % i) for i in range(1, count, 499)]
+        self.assertEqual(positions, sorted(positions))
+        m.logout()
+
+    def test_pop3s_login_retr_quit(self):
+        p = self.pop3s()
+        self.assertTrue(p.getwelcome().startswith(b"+OK"))
+        caps = p.capa()
+        self.assertNotIn("STLS", caps)
+        self.assertIn("USER", caps)
+        p.user("demo")
+        p.pass_("demo-pass")
+        self.assertEqual(p.stat()[0], 3)
+        resp, lines, _ = p.retr(1)
+        self.assertTrue(resp.startswith(b"+OK"))
+        self.assertIn(b"Subject: Welcome", b"\n".join(lines))
+        self.assertTrue(p.quit().startswith(b"+OK"))
+
+    def test_curl_imaps_and_pop3s(self):
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "20", "--cacert", self.rg.cert, "-u", "demo:demo-pass",
+             "imaps://localhost:%d/INBOX;UID=1" % self.rg.imaps_port],
+            capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"Subject: Welcome", out.stdout)
+        out = subprocess.run(
+            ["curl", "-sS", "--max-time", "20", "--cacert", self.rg.cert, "-u", "demo:demo-pass",
+             "pop3s://localhost:%d/2" % self.rg.pop3s_port],
+            capture_output=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(b"Subject: Second", out.stdout)
+
+    def test_wrong_password_over_tls(self):
+        m = self.imaps()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("demo", "wrong")
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        m.logout()
+
+    # -- STARTTLS ----------------------------------------------------------
+    def test_imap_starttls(self):
+        m = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=15)
+        self.assertIn("STARTTLS", m.capabilities)
+        self.assertEqual(m.starttls(ssl_context=self.ctx)[0], "OK")
+        self.assertNotIn("STARTTLS", m.capabilities)
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        typ, data = m.select("INBOX")
+        self.assertEqual(typ, "OK")
+        m.logout()
+
+    def test_pop3_stls(self):
+        p = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=15)
+        self.assertIn("STLS", p.capa())
+        self.assertTrue(p.stls(context=self.ctx).startswith(b"+OK"))
+        self.assertNotIn("STLS", p.capa())
+        p.user("demo")
+        p.pass_("demo-pass")
+        self.assertEqual(p.stat()[0], 3)
+        p.quit()
+
+    def test_openssl_s_client_starttls(self):
+        for proto, port, script, expect in (
+                ("imap", self.rg.imap_port,
+                 b"a LOGIN demo demo-pass\r\nb SELECT INBOX\r\nc LOGOUT\r\n", b"b OK"),
+                ("pop3", self.rg.pop3_port, b"USER demo\r\nPASS demo-pass\r\nSTAT\r\nQUIT\r\n",
+                 b"+OK 3 ")):
+            out = subprocess.run(
+                ["openssl", "s_client", "-quiet", "-verify_return_error", "-CAfile", self.rg.cert,
+                 "-starttls", proto, "-connect", "127.0.0.1:%d" % port],
+                input=script, capture_output=True, timeout=30)
+            self.assertIn(expect, out.stdout, out.stderr)
+
+    def test_starttls_drops_pipelined_plaintext(self):
+        # CVE-2011-0411: a command sent in the clear right behind STARTTLS
+        # must never run inside the TLS session
+        raw = socket.create_connection(("127.0.0.1", self.rg.imap_port), timeout=10)
+        recv_until(raw, b"\r\n")
+        raw.sendall(b"a STARTTLS\r\nb LOGIN demo demo-pass\r\n")
+        self.assertIn(b"a OK", recv_until(raw, b"a OK"))
+        tls = self.ctx.wrap_socket(raw, server_hostname="localhost")
+        tls.sendall(b"c NOOP\r\n")
+        data = recv_until(tls, b"c OK")
+        self.assertIn(b"c OK", data)
+        self.assertNotIn(b"b OK", data)
+        tls.sendall(b"d LOGOUT\r\n")
+        recv_until(tls, b"d OK")
+        tls.close()
+
+    # -- plaintext rules (disable_plaintext_auth = yes) ---------------------
+    def from_other_ip(self, port):
+        # 127.0.0.2 -> 127.0.0.1 is not "this host": not secured (Dovecot)
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(10)
+        s.connect(("127.0.0.1", port))
+        return s
+
+    def test_imap_logindisabled_until_starttls(self):
+        s = self.from_other_ip(self.rg.imap_port)
+        greeting = recv_until(s, b"\r\n")
+        self.assertIn(b"LOGINDISABLED", greeting)
+        self.assertIn(b"STARTTLS", greeting)
+        s.sendall(b"a LOGIN demo demo-pass\r\n")
+        self.assertIn(b"a NO", recv_until(s, b"a "))
+        s.sendall(b"b STARTTLS\r\n")
+        recv_until(s, b"b OK")
+        tls = self.ctx.wrap_socket(s, server_hostname="localhost")
+        tls.sendall(b"c CAPABILITY\r\n")
+        caps = recv_until(tls, b"c OK")
+        self.assertNotIn(b"LOGINDISABLED", caps)
+        tls.sendall(b"d LOGIN demo demo-pass\r\n")
+        self.assertIn(b"d OK", recv_until(tls, b"d "))
+        tls.sendall(b"e LOGOUT\r\n")
+        recv_until(tls, b"e OK")
+        tls.close()
+
+    def test_pop3_user_hidden_until_stls(self):
+        s = self.from_other_ip(self.rg.pop3_port)
+        recv_until(s, b"\r\n")
+        s.sendall(b"CAPA\r\n")
+        caps = recv_until(s, b"\r\n.\r\n")
+        self.assertIn(b"STLS", caps)
+        self.assertNotIn(b"\r\nUSER\r\n", caps)
+        s.sendall(b"USER demo\r\n")
+        self.assertTrue(recv_until(s, b"\r\n").startswith(b"-ERR"))
+        s.sendall(b"STLS\r\n")
+        self.assertTrue(recv_until(s, b"\r\n").startswith(b"+OK"))
+        tls = self.ctx.wrap_socket(s, server_hostname="localhost")
+        tls.sendall(b"USER demo\r\n")
+        self.assertTrue(recv_until(tls, b"\r\n").startswith(b"+OK"))
+        tls.sendall(b"PASS demo-pass\r\n")
+        self.assertTrue(recv_until(tls, b"\r\n").startswith(b"+OK"))
+        tls.sendall(b"QUIT\r\n")
+        recv_until(tls, b"\r\n")
+        tls.close()
+
+    # -- resumption, bad input ----------------------------------------------
+    def test_session_resumption_across_connections(self):
+        # the ticket is sealed with master's shared key: any login process
+        # (in high-security mode a different one each time) opens it
+        ctx = ssl.create_default_context(cafile=self.rg.cert)
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        first = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.rg.imaps_port)),
+                                server_hostname="localhost")
+        recv_until(first, b"\r\n")
+        session = first.session
+        self.assertIsNotNone(session)
+        self.assertFalse(first.session_reused)
+        first.close()
+        resumed = 0
+        for _ in range(4):
+            s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.rg.imaps_port)),
+                                server_hostname="localhost", session=session)
+            self.assertIn(b"* OK", recv_until(s, b"\r\n"))
+            resumed += s.session_reused
+            s.close()
+        self.assertEqual(resumed, 4)
+
+    def test_garbage_on_the_tls_port(self):
+        for junk in (b"GET / HTTP/1.0\r\n\r\n", b"\x16\x03\x01\x00\x05hello", b"\x00" * 3000):
+            s = socket.create_connection(("127.0.0.1", self.rg.imaps_port), timeout=10)
+            s.sendall(junk)
+            try:
+                while s.recv(4096):
+                    pass
+            except (ConnectionResetError, socket.timeout):
+                pass
+            s.close()
+        m = self.imaps()
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        m.logout()
+        wait_for(lambda: "TLS handshaking" in self.rg.logs())
+
+    def test_login_logged_with_tls(self):
+        m = self.imaps()
+        m.login("demo", "demo-pass")
+        m.logout()
+        self.assertTrue(wait_for(lambda: ", TLS, session=<" in self.rg.logs()))
+        self.assertNotIn("demo-pass", self.rg.logs())
+
+
+class TlsPerformance(TlsTests, unittest.TestCase):
+    MODE = "performance"
+
+
+class TlsSecurity(TlsTests, unittest.TestCase):
+    MODE = "security"
+
+    def test_proxy_process_lives_for_its_client(self):
+        # high-security: the single-use login process stays as that one
+        # client's proxy until the client logs out, then exits
+        m = self.imaps()
+        m.login("alice", "alice secret")
+        self.assertTrue(wait_for(lambda: "Login: user=<alice>" in self.rg.logs()))
+        line = [x for x in self.rg.logs().splitlines() if "Login: user=<alice>" in x][-1]
+        pid = int(line.split("(", 1)[1].split(")", 1)[0])
+        m.select("INBOX")
+        time.sleep(0.5)
+        self.assertTrue(alive(pid))
+        self.assertIn(pid, self.rg.children("ringgate-login"))
+        self.assertEqual(m.noop()[0], "OK")
+        m.logout()
+        self.assertTrue(wait_for(lambda: not alive(pid)))
+
+
+class TlsStartup(unittest.TestCase):
+    def run_bad(self, extra_conf="", swap_key=False):
+        rg = rgenv.Ringgate(tls=True, extra_conf=extra_conf)
+        try:
+            if swap_key:
+                other_cert = os.path.join(rg.tmp, "other.pem")
+                other_key = os.path.join(rg.tmp, "other-key.pem")
+                rgenv.make_cert(other_cert, other_key, kind="rsa")
+                os.replace(other_key, rg.key)
+            out = subprocess.run(rg.command("-F"), capture_output=True, timeout=30)
+            return out.returncode, out.stderr.decode(errors="replace") + rg.logs()
+        finally:
+            rg.cleanup()
+
+    def test_key_not_matching_certificate_stops_startup(self):
+        code, text = self.run_bad(swap_key=True)
+        self.assertNotEqual(code, 0)
+        self.assertIn("does not match", text)
+        self.assertIn("ssl_key = <", text)
+
+    def test_unreadable_certificate_is_a_config_error(self):
+        code, text = self.run_bad(extra_conf="local_name mail.example.test {\n"
+                                  "  ssl_cert = </nonexistent/cert.pem\n  ssl_key = </nonexistent/k\n}\n")
+        self.assertNotEqual(code, 0)
+        self.assertIn("ringgate.conf:", text)
+        self.assertIn("/nonexistent/cert.pem", text)
+
+
+class Sni(unittest.TestCase):
+    def test_local_name_picks_its_certificate(self):
+        rg = rgenv.Ringgate(tls=True)
+        other_cert = os.path.join(rg.tmp, "other.pem")
+        other_key = os.path.join(rg.tmp, "other-key.pem")
+        rgenv.make_cert(other_cert, other_key, cn="imap.example.test", kind="rsa")
+        with open(rg.conf, "a") as f:
+            f.write("local_name \"imap.example.test *.wild.test\" {\n  ssl_cert = <%s\n"
+                    "  ssl_key = <%s\n}\n" % (other_cert, other_key))
+        rg.start()
+        try:
+            def peer_cn(name, cafile):
+                ctx = ssl.create_default_context(cafile=cafile)
+                ctx.check_hostname = False
+                s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", rg.imaps_port), timeout=10),
+                                    server_hostname=name)
+                cert = s.getpeercert()
+                s.close()
+                return dict(x[0] for x in cert["subject"])["commonName"]
+            self.assertEqual(peer_cn("imap.example.test", other_cert), "imap.example.test")
+            self.assertEqual(peer_cn("IMAP.Example.Test", other_cert), "imap.example.test")
+            self.assertEqual(peer_cn("localhost", rg.cert), "localhost")
+            self.assertEqual(peer_cn("unknown.example", rg.cert), "localhost")
+        finally:
+            rg.stop()
+            rg.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main()
