@@ -1,0 +1,120 @@
+/* tls.h — server-side TLS: contexts (certificate, SNI certificates, ticket
+ * keys shared by every login process) and a per-connection engine that turns
+ * ciphertext into plaintext and back over memory buffers. The engine never
+ * makes a system call: the caller feeds it what the ring received and sends
+ * what it leaves in its output buffer.
+ *
+ * Invariants: a connection holds at most TLS_IN_MAX bytes of unprocessed
+ * input and TLS_OUT_MAX bytes of unsent output, and holds neither buffer
+ * while it is empty. This is the only module that includes wolfSSL. */
+#ifndef RG_TLS_H
+#define RG_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ticket key material, made by master and given to every login process:
+ * 16 bytes key name, then a 32-byte AES-256-GCM key */
+#define TLS_TICKET_KEY_SIZE 48
+/* one TLS record (header + largest ciphertext): tls_conn_feed takes at
+ * least this much whenever a handshake/read call has returned TLS_WANT_INPUT */
+#define TLS_IN_MAX (5 + 16384 + 2048)
+/* unsent ciphertext: room for two full records */
+#define TLS_OUT_MAX (2 * (16384 + 512))
+
+enum tls_result {
+	TLS_OK = 0,	 /* done; for read: *len_r > 0 bytes of plaintext */
+	TLS_WANT_INPUT,	 /* feed more ciphertext (and send pending output) */
+	TLS_WANT_OUTPUT, /* output buffer full: send, consume, call again */
+	TLS_CLOSED,	 /* the peer sent close_notify */
+	TLS_ERROR,	 /* fatal: send pending output (the alert), then close */
+};
+
+struct tls_ctx_settings {
+	const char *cert_pem;	  /* certificate chain, leaf first (ssl_cert) */
+	const char *key_pem;	  /* its private key, RSA or ECDSA (ssl_key) */
+	const char *ca_pem;	  /* optional trust anchors (ssl_ca); NULL or "" */
+	const char *min_protocol; /* "TLSv1.2" (also for NULL/"") or "TLSv1.3" */
+	const char *cipher_list;  /* OpenSSL syntax for TLS <= 1.2; NULL or "" = default */
+	bool prefer_server_ciphers;
+};
+
+struct tls_ctx;
+struct tls_conn;
+
+/* Error strings (error_r) are for the log and stay valid until the next
+ * tls_* call. */
+
+/* A server context from PEM text. Session tickets work at once with a random
+ * key; tls_ctx_set_ticket_keys makes them resumable across processes.
+ * Returns 0, or -EINVAL with error_r ("ssl_key: does not match ssl_cert"). */
+int tls_ctx_create(const struct tls_ctx_settings *set, struct tls_ctx **ctx_r,
+		   const char **error_r);
+/* Drops one reference; connections made from ctx must be freed first. */
+void tls_ctx_free(struct tls_ctx **ctx);
+
+/* Tickets are sealed with current and opened with current or previous
+ * (NULL: none), so keys can be rotated without failing live tickets; a
+ * ticket opened with previous is replaced by a fresh one. */
+void tls_ctx_set_ticket_keys(struct tls_ctx *ctx, const uint8_t current[TLS_TICKET_KEY_SIZE],
+			     const uint8_t *previous);
+
+/* Serve sub's certificate to clients asking for name (case-insensitive;
+ * "*.example.com" matches one label). ctx takes a reference on sub; many
+ * names may share one sub, and a connection only points at it, so names
+ * cost no memory per connection. sub seals tickets with ctx's keys: a sub
+ * belongs to one parent. Unknown or absent names get ctx's certificate.
+ * Returns 0 or -EINVAL (bad or duplicate name). */
+int tls_ctx_add_sni(struct tls_ctx *ctx, const char *name, struct tls_ctx *sub,
+		    const char **error_r);
+
+/* TLS state for one client. Call it when the client's first handshake byte
+ * arrives (on 993/995 the first receive, after STARTTLS/STLS the first
+ * byte after the OK), not at accept: an idle connection holds no TLS memory. */
+struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
+void tls_conn_free(struct tls_conn **conn);
+
+/* Copy received ciphertext in; returns how much was taken. All of it (up to
+ * TLS_IN_MAX) once the last handshake/read call returned TLS_WANT_INPUT;
+ * otherwise call read first and feed the rest after. */
+size_t tls_conn_feed(struct tls_conn *conn, const void *data, size_t len);
+
+/* Drive the server handshake: TLS_OK when done (call again: still TLS_OK),
+ * TLS_WANT_INPUT, TLS_WANT_OUTPUT or TLS_ERROR with a reason. After every
+ * call, send what tls_conn_pending_output shows. */
+enum tls_result tls_conn_handshake(struct tls_conn *conn, const char **error_r);
+
+/* Plaintext out: TLS_OK with *len_r > 0, TLS_WANT_INPUT, TLS_WANT_OUTPUT,
+ * TLS_CLOSED (close_notify) or TLS_ERROR. Call until it returns something
+ * other than TLS_OK; input left over after the handshake is read here. */
+enum tls_result tls_conn_read(struct tls_conn *conn, void *buf, size_t size, size_t *len_r,
+			      const char **error_r);
+
+/* Encrypt plaintext into the output buffer: TLS_OK with *taken_r == len, or
+ * TLS_WANT_OUTPUT with *taken_r < len (buffer full: send, then write the
+ * rest), or TLS_ERROR. Only after the handshake. */
+enum tls_result tls_conn_write(struct tls_conn *conn, const void *data, size_t len,
+			       size_t *taken_r, const char **error_r);
+
+/* Queue close_notify: TLS_OK, TLS_WANT_OUTPUT (send, call again) or
+ * TLS_ERROR. The connection may be closed once the output is sent. */
+enum tls_result tls_conn_shutdown(struct tls_conn *conn, const char **error_r);
+
+/* Ciphertext to send. *data_r stays valid and unchanged until the next
+ * tls_conn_consume_output or tls_conn_free, even while the engine appends
+ * more, so the ring can send from it directly. false when there is none. */
+bool tls_conn_pending_output(const struct tls_conn *conn, const uint8_t **data_r, size_t *len_r);
+/* n bytes of the pending output were sent. */
+void tls_conn_consume_output(struct tls_conn *conn, size_t n);
+
+bool tls_conn_handshake_done(const struct tls_conn *conn);
+/* the handshake resumed a session (ticket) instead of a full one */
+bool tls_conn_resumed(const struct tls_conn *conn);
+/* for the log, after the handshake: "TLSv1.3", "TLS_AES_128_GCM_SHA256",
+ * the SNI name or NULL */
+const char *tls_conn_version(const struct tls_conn *conn);
+const char *tls_conn_cipher(const struct tls_conn *conn);
+const char *tls_conn_sni(const struct tls_conn *conn);
+
+#endif
