@@ -11,7 +11,7 @@ DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              clang libclang-rt-14-dev
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run check check-asan unit fuzz clean
+.PHONY: all deps build run check check-asan unit fuzz clean bench
 
 all: build
 
@@ -58,6 +58,20 @@ fuzz: deps
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+# The benchmark: ringgate vs a private Dovecot (Debian's packages, installed
+# here when missing; the system service is left alone), both modes, as root.
+# Writes docs/performance.md; a few minutes, FULL=1 for the long matrix.
+bench: build
+	@missing=""; for p in dovecot-imapd dovecot-pop3d; do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
