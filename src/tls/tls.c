@@ -701,7 +701,13 @@ enum tls_result tls_conn_write(struct tls_conn *conn, const void *data, size_t l
 			enum tls_result res = tls_conn_result(conn, ret, "TLS write failed", error_r);
 			if (res == TLS_WANT_OUTPUT)
 				conn->write_retry = chunk;
-			return res == TLS_WANT_INPUT ? TLS_WANT_OUTPUT : res;
+			if (res == TLS_WANT_INPUT) {
+				/* no renegotiation, so nothing to wait for: say
+				 * so rather than leave the caller waiting */
+				*error_r = tls_error("TLS write failed: wolfSSL wants input");
+				return TLS_ERROR;
+			}
+			return res;
 		}
 		conn->write_retry = 0;
 		*taken_r += (size_t)ret;
@@ -752,8 +758,18 @@ const char *tls_conn_version(const struct tls_conn *conn)
 	return wolfSSL_get_version(conn->ssl);
 }
 
+/* OpenSSL's names, which Dovecot logs: wolfSSL's own for TLS <= 1.2 are
+ * the same, for TLS 1.3 they differ ("TLS13-AES128-GCM-SHA256"), so those
+ * come from the IANA table ("TLS_AES_128_GCM_SHA256") */
 const char *tls_conn_cipher(const struct tls_conn *conn)
 {
+	if (wolfSSL_version(conn->ssl) == TLS1_3_VERSION) {
+		int suite = wolfSSL_get_current_cipher_suite(conn->ssl);
+		const char *name = wolfSSL_get_cipher_name_iana_from_suite((unsigned char)(suite >> 8),
+									   (unsigned char)suite);
+		if (name != NULL && strcmp(name, "None") != 0)
+			return name;
+	}
 	return wolfSSL_get_cipher_name(conn->ssl);
 }
 

@@ -47,6 +47,8 @@ static void *count_malloc(size_t size)
 		h->tagged = 0;
 	} else
 		h->tagged = counting;
+	if (h->tagged && getenv("TLS_MEMDEBUG"))
+		fprintf(stderr, "+%p %zu\n", (void *)(h + 1), size);
 	if (h->tagged) {
 		live_tagged += size;
 		if (live_tagged > peak_tagged)
@@ -60,6 +62,8 @@ static void count_free(void *p)
 	if (p == NULL)
 		return;
 	struct alloc_hdr *h = (struct alloc_hdr *)p - 1;
+	if (h->tagged && getenv("TLS_MEMDEBUG"))
+		fprintf(stderr, "-%p\n", p);
 	if (h->tagged)
 		live_tagged -= h->size;
 	free(h);
@@ -213,13 +217,19 @@ static int client_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	return sz;
 }
 
-enum client_version { V12, V13 };
+enum client_version { V12, V13, V11 };
+/* when set, the next clients offer only these TLS <= 1.2 suites, in order */
+static const char *client_ciphers;
 
 static struct client *client_new(enum client_version v, const char *sni, WOLFSSL_SESSION *session)
 {
 	struct client *c = rg_calloc(1, sizeof(*c));
-	c->ctx = wolfSSL_CTX_new(v == V13 ? wolfTLSv1_3_client_method() : wolfTLSv1_2_client_method());
+	c->ctx = wolfSSL_CTX_new(v == V13   ? wolfTLSv1_3_client_method()
+				 : v == V12 ? wolfTLSv1_2_client_method()
+					    : wolfTLSv1_1_client_method());
 	assert_non_null(c->ctx);
+	if (client_ciphers != NULL)
+		assert_int_equal(wolfSSL_CTX_set_cipher_list(c->ctx, client_ciphers), WOLFSSL_SUCCESS);
 	wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_NONE, NULL);
 	wolfSSL_SetIORecv(c->ctx, client_recv);
 	wolfSSL_SetIOSend(c->ctx, client_send);
@@ -454,9 +464,13 @@ static void test_cipher_names(void **state)
 	struct tls_conn *s = handshake(ctx, c);
 	/* what the log shows; wolfSSL's own names are fine as long as they
 	 * name the suite */
-	const char *cipher = tls_conn_cipher(s);
-	print_message("TLS 1.3 cipher name: %s\n", cipher);
-	assert_non_null(strstr(cipher, "AES") != NULL ? cipher : strstr(cipher, "CHACHA"));
+	/* OpenSSL's names, as Dovecot logs them */
+	assert_string_equal(tls_conn_cipher(s), "TLS_AES_128_GCM_SHA256");
+	tls_conn_free(&s);
+	client_free(c);
+	c = client_new(V12, NULL, NULL);
+	s = handshake(ctx, c);
+	assert_int_equal(strncmp(tls_conn_cipher(s), "ECDHE-ECDSA-AES", 15), 0);
 	tls_conn_free(&s);
 	client_free(c);
 	tls_ctx_free(&ctx);
@@ -888,6 +902,93 @@ static void test_min_protocol_13_refuses_12(void **state)
 	tls_ctx_free(&ctx);
 }
 
+static void test_tls11_refused(void **state)
+{
+	(void)state;
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	struct client *c = client_new(V11, NULL, NULL);
+	struct tls_conn *s = tls_conn_new(ctx);
+	const char *error = NULL;
+
+	client_step(c);
+	assert_int_equal(tls_conn_feed(s, c->to_server.data, c->to_server.len), c->to_server.len);
+	assert_int_equal(tls_conn_handshake(s, &error), TLS_ERROR);
+	print_message("TLS 1.1 client: %s\n", error);
+	const uint8_t *out;
+	size_t len;
+	assert_true(tls_conn_pending_output(s, &out, &len));
+	assert_int_equal(out[0], 21); /* alert */
+	tls_conn_free(&s);
+	client_free(c);
+	tls_ctx_free(&ctx);
+}
+
+/* ssl_prefer_server_ciphers: whose order picks the TLS 1.2 suite */
+static void test_prefer_server_ciphers(void **state)
+{
+	(void)state;
+	const char *ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305";
+	for (int prefer = 0; prefer <= 1; prefer++) {
+		struct tls_ctx_settings set = {
+			.cert_pem = ec_cert, .key_pem = ec_key, .cipher_list = ciphers,
+			.prefer_server_ciphers = prefer,
+		};
+		struct tls_ctx *ctx;
+		const char *error;
+		assert_int_equal(tls_ctx_create(&set, &ctx, &error), 0);
+		client_ciphers = "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256";
+		struct client *c = client_new(V12, NULL, NULL);
+		client_ciphers = NULL;
+		struct tls_conn *s = handshake(ctx, c);
+		assert_string_equal(tls_conn_cipher(s), prefer ? "ECDHE-ECDSA-AES128-GCM-SHA256"
+							       : "ECDHE-ECDSA-CHACHA20-POLY1305");
+		tls_conn_free(&s);
+		client_free(c);
+		tls_ctx_free(&ctx);
+	}
+}
+
+/* a server flight larger than TLS_OUT_MAX (a long certificate chain): the
+ * handshake asks for the output to be sent and goes on after */
+static void test_handshake_want_output(void **state)
+{
+	(void)state;
+	size_t one = strlen(rsa_cert);
+	char *chain = rg_malloc(one * 60 + 1);
+	for (int i = 0; i < 60; i++)
+		memcpy(chain + one * (size_t)i, rsa_cert, one);
+	chain[one * 60] = '\0';
+	struct tls_ctx *ctx = make_ctx(chain, rsa_key);
+	struct client *c = client_new(V12, NULL, NULL);
+	struct tls_conn *s = tls_conn_new(ctx);
+	const char *error = NULL;
+	const uint8_t *out;
+	size_t len, total = 0;
+
+	client_step(c);
+	assert_int_equal(tls_conn_feed(s, c->to_server.data, c->to_server.len), c->to_server.len);
+	enum tls_result res = tls_conn_handshake(s, &error);
+	assert_int_equal(res, TLS_WANT_OUTPUT);
+	unsigned rounds = 0;
+	while (res == TLS_WANT_OUTPUT) {
+		assert_true(tls_conn_pending_output(s, &out, &len));
+		assert_true(len <= TLS_OUT_MAX);
+		total += len;
+		tls_conn_consume_output(s, len);
+		res = tls_conn_handshake(s, &error);
+		rounds++;
+	}
+	assert_int_equal(res, TLS_WANT_INPUT);
+	if (tls_conn_pending_output(s, &out, &len))
+		total += len;
+	assert_true(total > TLS_OUT_MAX);
+	print_message("server flight of %zu B in %u+1 parts\n", total, rounds);
+	tls_conn_free(&s);
+	client_free(c);
+	tls_ctx_free(&ctx);
+	rg_free(chain);
+}
+
 /* --- context errors --- */
 
 static void check_ctx_error(const char *cert, const char *key, const char *minp, const char *ciphers,
@@ -1264,6 +1365,8 @@ static void measure(const char *cert, const char *key, enum client_version v, co
 	size_t out_len;
 	assert_false(tls_conn_pending_output(s, &out, &out_len));
 	size_t idle = live_tagged;
+	if (getenv("TLS_MEMDEBUG"))
+		fprintf(stderr, "IDLE\n");
 	counting = true;
 	tls_conn_free(&s);
 	counting = false;
@@ -1381,6 +1484,9 @@ int main(void)
 		cmocka_unit_test(test_garbage_record),
 		cmocka_unit_test(test_garbage_after_handshake),
 		cmocka_unit_test(test_min_protocol_13_refuses_12),
+		cmocka_unit_test(test_tls11_refused),
+		cmocka_unit_test(test_prefer_server_ciphers),
+		cmocka_unit_test(test_handshake_want_output),
 		cmocka_unit_test(test_ctx_errors),
 		cmocka_unit_test(test_cipher_list),
 		cmocka_unit_test(test_tickets_13),
