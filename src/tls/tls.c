@@ -65,18 +65,28 @@ struct tls_ctx {
 	unsigned sni_size, sni_count;
 };
 
+/* Unsent ciphertext is a queue of chunks: data[off, off + len) is unsent,
+ * appends go to the tail chunk's free space or a new chunk, so bytes never
+ * move once written and the caller can send straight from the head chunk.
+ * A chunk is freed as soon as it is sent; a small flight costs a small
+ * chunk, not TLS_OUT_MAX. */
+struct tls_out_chunk {
+	struct tls_out_chunk *next;
+	size_t off, len, cap;
+	uint8_t data[];
+};
+#define OUT_CHUNK_MIN 4096
+
 /* Buffers: in[in_off, in_off + in_len) is ciphertext not yet given to
- * wolfSSL; in is NULL when in_len is 0. out[0, out_len) is ciphertext not yet
- * sent; out has a fixed capacity of TLS_OUT_MAX so it never moves while the
- * caller sends from it, is compacted only in consume, and is NULL when
- * out_len is 0. */
+ * wolfSSL; in is NULL when in_len is 0. out_total is the sum of the out
+ * chunks' len, at most TLS_OUT_MAX; no chunk is held when it is 0. */
 struct tls_conn {
 	struct tls_ctx *ctx;
 	WOLFSSL *ssl;
 	uint8_t *in;
 	size_t in_off, in_len, in_cap;
-	uint8_t *out;
-	size_t out_len;
+	struct tls_out_chunk *out_head, *out_tail;
+	size_t out_total;
 	/* wolfSSL_write hit a full output buffer after it had encrypted this
 	 * many bytes of the caller's data: it must be called again with the
 	 * same bytes, which tls_conn_write does because it reported them as
@@ -148,14 +158,34 @@ static int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	struct tls_conn *conn = arg;
 	(void)ssl;
 
-	size_t room = TLS_OUT_MAX - conn->out_len;
+	size_t room = TLS_OUT_MAX - conn->out_total;
 	if (room == 0)
 		return WOLFSSL_CBIO_ERR_WANT_WRITE;
-	if (conn->out == NULL)
-		conn->out = rg_malloc(TLS_OUT_MAX);
-	size_t n = room < (size_t)sz ? room : (size_t)sz;
-	memcpy(conn->out + conn->out_len, buf, n);
-	conn->out_len += n;
+	size_t n = room < (size_t)sz ? room : (size_t)sz, done = 0;
+	struct tls_out_chunk *tail = conn->out_tail;
+
+	if (tail != NULL) {
+		size_t free_space = tail->cap - tail->off - tail->len;
+		done = free_space < n ? free_space : n;
+		memcpy(tail->data + tail->off + tail->len, buf, done);
+		tail->len += done;
+	}
+	if (done < n) {
+		size_t want = n - done;
+		size_t cap = want > OUT_CHUNK_MIN ? want : OUT_CHUNK_MIN;
+		struct tls_out_chunk *chunk = rg_malloc(sizeof(*chunk) + cap);
+		chunk->next = NULL;
+		chunk->off = 0;
+		chunk->len = want;
+		chunk->cap = cap;
+		memcpy(chunk->data, buf + done, want);
+		if (tail != NULL)
+			tail->next = chunk;
+		else
+			conn->out_head = chunk;
+		conn->out_tail = chunk;
+	}
+	conn->out_total += n;
 	conn->sent_any = true;
 	return (int)n;
 }
@@ -575,7 +605,11 @@ void tls_conn_free(struct tls_conn **_conn)
 	*_conn = NULL;
 	wolfSSL_free(conn->ssl);
 	rg_free(conn->in);
-	rg_free(conn->out);
+	while (conn->out_head != NULL) {
+		struct tls_out_chunk *next = conn->out_head->next;
+		rg_free(conn->out_head);
+		conn->out_head = next;
+	}
 	rg_free(conn);
 }
 
@@ -687,7 +721,7 @@ enum tls_result tls_conn_write(struct tls_conn *conn, const void *data, size_t l
 		} else {
 			/* hand wolfSSL only what its records fit into our
 			 * buffer, so it never keeps a half-sent record of its own */
-			size_t room = TLS_OUT_MAX - conn->out_len;
+			size_t room = TLS_OUT_MAX - conn->out_total;
 			if (room <= RECORD_OVERHEAD)
 				return TLS_WANT_OUTPUT;
 			chunk = room - RECORD_OVERHEAD;
@@ -726,21 +760,36 @@ enum tls_result tls_conn_shutdown(struct tls_conn *conn, const char **error_r)
 
 bool tls_conn_pending_output(const struct tls_conn *conn, const uint8_t **data_r, size_t *len_r)
 {
-	*data_r = conn->out;
-	*len_r = conn->out_len;
-	return conn->out_len > 0;
+	const struct tls_out_chunk *head = conn->out_head;
+
+	if (head == NULL) {
+		*data_r = NULL;
+		*len_r = 0;
+		return false;
+	}
+	*data_r = head->data + head->off;
+	*len_r = head->len;
+	return true;
 }
 
 void tls_conn_consume_output(struct tls_conn *conn, size_t n)
 {
-	if (n >= conn->out_len) {
-		rg_free(conn->out);
-		conn->out = NULL;
-		conn->out_len = 0;
+	struct tls_out_chunk *head = conn->out_head;
+
+	if (head == NULL)
 		return;
+	/* only what pending_output showed can have been sent */
+	if (n > head->len)
+		n = head->len;
+	head->off += n;
+	head->len -= n;
+	conn->out_total -= n;
+	if (head->len == 0) {
+		conn->out_head = head->next;
+		if (conn->out_head == NULL)
+			conn->out_tail = NULL;
+		rg_free(head);
 	}
-	memmove(conn->out, conn->out + n, conn->out_len - n);
-	conn->out_len -= n;
 }
 
 bool tls_conn_handshake_done(const struct tls_conn *conn)

@@ -103,9 +103,12 @@ enum tls_result tls_conn_shutdown(struct tls_conn *conn, const char **error_r);
 
 /* Ciphertext to send. *data_r stays valid and unchanged until the next
  * tls_conn_consume_output or tls_conn_free, even while the engine appends
- * more, so the ring can send from it directly. false when there is none. */
+ * more, so the ring can send from it directly. false when there is none.
+ * It may be only the first part of what is pending (output is kept in
+ * chunks so a small flight costs little): after consuming all of it, ask
+ * again. */
 bool tls_conn_pending_output(const struct tls_conn *conn, const uint8_t **data_r, size_t *len_r);
-/* n bytes of the pending output were sent. */
+/* n bytes of the pending output were sent (n <= the *len_r just shown). */
 void tls_conn_consume_output(struct tls_conn *conn, size_t n);
 
 bool tls_conn_handshake_done(const struct tls_conn *conn);
