@@ -893,10 +893,30 @@ static int uidlist_register(const char *path, char *const *bases, size_t n, uint
 		size_t len = (size_t)snprintf(data, cap, "1 V%u N%u\n", validity, next + (uint32_t)n);
 		for (size_t i = 0; i < count; i++)
 			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", byuid[i].uid, byuid[i].base);
+		uint32_t added = 0;
 		for (size_t i = 0; i < n; i++) {
-			uids_r[i] = next + (uint32_t)i;
+			/* a session that scanned between our rename into cur/
+			 * and this lock has numbered the file already: keep that */
+			struct uid_entry key = { .base = bases[i] };
+			struct uid_entry *found = count == 0 ? NULL :
+				bsearch(&key, list, count, sizeof(*list), cmp_uid_entry_base);
+			if (found != NULL) {
+				uids_r[i] = found->uid;
+				continue;
+			}
+			uids_r[i] = next + added++;
 			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", uids_r[i], bases[i]);
 		}
+		/* the header was written for n new entries: fix N */
+		char head[64];
+		int hl = snprintf(head, sizeof(head), "1 V%u N%u\n", validity, next + (uint32_t)n);
+		int hl2 = snprintf(head, sizeof(head), "1 V%u N%u\n", validity, next + added);
+		if (hl2 < hl) {
+			/* fewer digits: shift the rest left */
+			memmove(data + hl2, data + hl, len - (size_t)hl);
+			len -= (size_t)(hl - hl2);
+		}
+		memcpy(data, head, (size_t)hl2);
 		rg_free(byuid);
 		ret = uidlist_replace(path, data, len);
 		rg_free(data);

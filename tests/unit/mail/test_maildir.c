@@ -360,6 +360,148 @@ static void test_concurrent_open(void **state)
 	rg_free(md);
 }
 
+static void set_dir_time(const char *md, const char *sub, time_t t)
+{
+	char *path = rg_strdup_printf("%s/%s", md, sub);
+	struct timeval tv[2] = { { t, 0 }, { t, 0 } };
+	assert_int_equal(utimes(path, tv), 0);
+	rg_free(path);
+}
+
+static void test_save_copy(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	char *other = rg_strdup_printf("%s/.Other", md);
+	uint32_t uid = 0, validity = 0;
+	const char *error = NULL;
+	static const char msg[] = "Subject: s\r\n\r\nbody\n";
+	assert_int_equal(maildir_save(md, msg, sizeof(msg) - 1, "SF", 1234567, &uid, &validity, &error), 0);
+	assert_int_equal(uid, 1);
+	/* a list that existed gets the next UID without a rescan */
+	assert_int_equal(maildir_save(md, msg, sizeof(msg) - 1, "", 0, &uid, &validity, &error), 0);
+	assert_int_equal(uid, 2);
+	put_file(md, "new", "dropped.host", "x\n", 0);
+	struct maildir *box = open_ok(md, true);
+	assert_int_equal(box->count, 3);
+	assert_int_equal(box->uidvalidity, validity);
+	assert_string_equal(box->msgs[0].flags, "FS");
+	assert_int_equal(box->msgs[0].mtime, 1234567);
+	assert_non_null(strstr(box->msgs[0].base, ",S=19,W=20"));
+	assert_int_equal(box->msgs[0].vsize, 20);
+	assert_false(box->msgs[0].recent);
+	assert_int_equal(box->msgs[2].uid, 3);
+	assert_true(box->msgs[2].recent);
+	char *data;
+	size_t len;
+	assert_int_equal(maildir_msg_read(box, 0, &data, &len), 0);
+	assert_int_equal(len, sizeof(msg) - 1);
+	assert_memory_equal(data, msg, len);
+	rg_free(data);
+
+	/* copy: flags and dates kept, UIDs in order, a vanished source skipped */
+	size_t idxs[3] = { 2, 0, 1 };
+	uint32_t uids[3];
+	char *gone = rg_strdup_printf("%s/cur/%s", md, box->msgs[1].name);
+	assert_int_equal(unlink(gone), 0);
+	rg_free(gone);
+	assert_int_equal(maildir_copy(box, idxs, 3, other, uids, &validity, &error), 0);
+	assert_int_equal(uids[2], 0);
+	assert_true(uids[0] != 0 && uids[1] != 0 && uids[0] != uids[1]);
+	struct maildir *ob = open_ok(other, false);
+	assert_int_equal(ob->count, 2);
+	assert_int_equal(ob->uidvalidity, validity);
+	ssize_t copied = maildir_find_uid(ob, uids[1]);
+	assert_true(copied >= 0);
+	assert_string_equal(ob->msgs[copied].flags, "FS");
+	assert_int_equal(ob->msgs[copied].mtime, 1234567);
+	/* the next copy into a folder with a list numbers in order */
+	size_t one = 0;
+	assert_int_equal(maildir_copy(box, &one, 1, other, uids, &validity, &error), 0);
+	assert_int_equal(uids[0], 3);
+	maildir_close(ob);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+	rg_free(other);
+}
+
+static void test_changed(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "new", "a.host", "x\n", 0);
+	set_dir_time(md, "new", 1000);
+	set_dir_time(md, "cur", 1000);
+	struct maildir *box = open_ok(md, false);
+	/* old directory times: nothing changed */
+	assert_false(maildir_changed(box));
+	put_file(md, "new", "b.host", "y\n", 0);
+	assert_true(maildir_changed(box));
+	maildir_close(box);
+	/* times within the clock's tick are always re-checked */
+	box = open_ok(md, false);
+	assert_true(box->recheck);
+	assert_true(maildir_changed(box));
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+}
+
+/* several processes delivering (save) and opening at once: every message
+ * gets exactly one UID, none is lost or handed out twice */
+static void test_concurrent_save(void **state)
+{
+	(void)state;
+	enum { CHILDREN = 4, ROUNDS = 20 };
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	pid_t pids[CHILDREN];
+	for (int c = 0; c < CHILDREN; c++) {
+		pids[c] = fork();
+		assert_true(pids[c] >= 0);
+		if (pids[c] != 0)
+			continue;
+		uint32_t last = 0;
+		for (int r = 0; r < ROUNDS; r++) {
+			uint32_t uid, validity;
+			const char *error;
+			char body[64];
+			snprintf(body, sizeof(body), "Subject: %d/%d\r\n\r\n", c, r);
+			if (maildir_save(md, body, strlen(body), "", 0, &uid, &validity, &error) < 0)
+				_exit(2);
+			if (uid <= last)
+				_exit(3);
+			last = uid;
+			char name[32];
+			snprintf(name, sizeof(name), "%d.d%d.host", r, c);
+			put_file(md, "new", name, "body\n", 0);
+			struct maildir *box;
+			if (maildir_open(md, (r % 2) == 0, &box, &error) < 0)
+				_exit(4);
+			if (maildir_find_uid(box, uid) < 0)
+				_exit(5);
+			maildir_close(box);
+		}
+		_exit(0);
+	}
+	for (int c = 0; c < CHILDREN; c++) {
+		int status;
+		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	struct maildir *box = open_ok(md, false);
+	assert_int_equal(box->count, 2 * CHILDREN * ROUNDS);
+	assert_int_equal(box->uidnext, 2 * CHILDREN * ROUNDS + 1);
+	for (size_t i = 0; i < box->count; i++)
+		assert_int_equal(box->msgs[i].uid, i + 1);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+}
+
 static void check_location(const char *loc, const char *home, const char *user, const char *expect)
 {
 	char *path = NULL;
@@ -411,6 +553,9 @@ int main(void)
 		cmocka_unit_test(test_crlf),
 		cmocka_unit_test(test_concurrent_open),
 		cmocka_unit_test(test_location),
+		cmocka_unit_test(test_save_copy),
+		cmocka_unit_test(test_changed),
+		cmocka_unit_test(test_concurrent_save),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
