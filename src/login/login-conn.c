@@ -1773,19 +1773,34 @@ static void src_init(struct login_src *s, enum owner_kind kind, int fd)
 	s->slot = ring_slot_alloc(srv.ring, s);
 }
 
+static struct ring *prepared_ring;
+
+int login_conn_prepare(unsigned service_count)
+{
+	/* high-security: one client (and its TLS proxy) per process, so a
+	 * small ring; otherwise room for client_limit connections */
+	bool single = service_count == 1;
+	struct ring_config rc = {
+		.entries = single ? 64 : 1024,
+		.buf_count = single ? 16 : 1024,
+		.buf_size = 2048,
+		.handler = ring_handler,
+	};
+	if (prepared_ring != NULL)
+		return 0;
+	return ring_create(&rc, &prepared_ring);
+}
+
 int login_conn_run(const struct login_conn_config *set)
 {
 	memset(&srv, 0, sizeof(srv));
 	srv.set = set;
 	srv.now = monotonic_secs();
 
-	struct ring_config rc = {
-		.entries = 1024, .buf_count = 1024, .buf_size = 2048,
-		.handler = ring_handler,
-	};
-	int ret = ring_create(&rc, &srv.ring);
+	int ret = login_conn_prepare(set->service_count);
 	if (ret < 0)
 		log_fatal("io_uring setup failed: %s", strerror(-ret));
+	srv.ring = prepared_ring;
 	log_debug("ring mode %s, connection struct %zu bytes", ring_mode(srv.ring),
 		  sizeof(struct conn));
 
@@ -1831,5 +1846,6 @@ int login_conn_run(const struct login_conn_config *set)
 	log_debug("nothing left to do: exiting (%llu connections served)", srv.total);
 	/* no need to wait for the ring: the process is going away */
 	ring_destroy(srv.ring);
+	prepared_ring = NULL;
 	return 0;
 }

@@ -39,7 +39,12 @@ struct login_conn_config {
 	unsigned listen_count;
 };
 
-/* Set up the ring and serve until the process has nothing left to do
+/* Create the ring (0 or -errno). Called while still root: a ring made with
+ * CAP_IPC_LOCK is not charged to the login user's RLIMIT_MEMLOCK, which all
+ * login processes share (8 MiB by default: about 50 processes). */
+int login_conn_prepare(unsigned service_count);
+
+/* Set up the ring (unless prepared) and serve until the process has nothing left to do
  * (stopped accepting and no connection left). Returns the exit status. */
 int login_conn_run(const struct login_conn_config *config);
 

@@ -202,6 +202,9 @@ int main(int argc, char **argv)
 		fds[nfds++] = fd;
 	}
 
+	int rret = login_conn_prepare(svc->service_count);
+	if (rret < 0)
+		log_fatal("io_uring setup failed: %s", strerror(-rret));
 	drop_privileges(set);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		log_fatal("PR_SET_NO_NEW_PRIVS: %m");

@@ -101,6 +101,17 @@ class Processes(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.rg.children("ringgate-login")))
         self.login_ok()
 
+    def test_high_security_many_login_processes(self):
+        # each login process has its own ring; made as root, it is not
+        # charged to the login user's RLIMIT_MEMLOCK (8 MiB, shared by all
+        # of that user's processes), which used to stop the 54th process
+        self.rg = rgenv.Ringgate(mode="security", tls=True,
+                                 service_extra="  process_min_avail = 40\n").start()
+        self.assertTrue(wait_for(lambda: len(self.rg.children("ringgate-login")) >= 80,
+                                 timeout=30), self.rg.logs()[-2000:])
+        self.assertNotIn("io_uring setup failed", self.rg.logs())
+        self.login_ok()
+
     def test_kill9_login_process_is_respawned(self):
         self.rg = rgenv.Ringgate(mode="performance").start()
         victims = self.rg.children("ringgate-login")

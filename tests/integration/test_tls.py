@@ -277,6 +277,36 @@ class TlsTests:
         m.logout()
         wait_for(lambda: "TLS handshaking" in self.rg.logs())
 
+    def tls_login(self, user="demo", password="demo-pass"):
+        s = self.ctx.wrap_socket(socket.create_connection(("127.0.0.1", self.rg.imaps_port),
+                                                          timeout=15),
+                                 server_hostname="localhost", suppress_ragged_eofs=False)
+        recv_until(s, b"\r\n")
+        s.sendall(b"a LOGIN %s \"%s\"\r\n" % (user.encode(), password.encode()))
+        self.assertIn(b"a OK", recv_until(s, b"a "))
+        return s
+
+    def test_close_notify_when_the_worker_ends(self):
+        # LOGOUT: the worker exits, the proxy sends close_notify (a clean
+        # TLS EOF: recv() returns b"" instead of raising SSLEOFError)
+        s = self.tls_login()
+        s.sendall(b"z LOGOUT\r\n")
+        data = recv_until(s, b"z OK")
+        self.assertIn(b"z OK", data)
+        self.assertEqual(s.recv(100), b"")
+        s.close()
+
+    def test_close_notify_from_the_client(self):
+        # the client ends TLS first: the worker sees EOF, the session ends,
+        # and the client gets close_notify back
+        s = self.tls_login()
+        s.sendall(b"n NOOP\r\n")
+        recv_until(s, b"n OK")
+        plain = s.unwrap()
+        plain.close()
+        self.assertTrue(wait_for(lambda: self.rg.logs().count("Disconnected: Connection closed") +
+                                 self.rg.logs().count("Disconnected: ") > 0))
+
     def test_login_logged_with_tls(self):
         m = self.imaps()
         m.login("demo", "demo-pass")
