@@ -144,7 +144,9 @@ static void test_create_delete_rename(void **state)
 	assert_int_equal(folder_delete(root, "Job"), 0);
 	check_list(root, "INBOX,Job.Sub,New.Sub,Other");
 	/* a leftover temporary name is neither listed nor a folder */
-	assert_int_equal(mkdir(rg_strdup_printf("%s/..ringgate-trash.1", root), 0700), 0);
+	char *trash = rg_strdup_printf("%s/..ringgate-trash.1", root);
+	assert_int_equal(mkdir(trash, 0700), 0);
+	rg_free(trash);
 	check_list(root, "INBOX,Job.Sub,New.Sub,Other");
 	rm_root(root);
 }
