@@ -523,6 +523,17 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 	}
 	wolfSSL_CTX_SetIORecv(w, tls_io_recv);
 	wolfSSL_CTX_SetIOSend(w, tls_io_send);
+	/* X25519 first: its ECDHE costs the server about a third of P-256's
+	 * with this wolfSSL build (no SP math), and TLS 1.2 picks the curve
+	 * by this order; TLS 1.3 takes the client's key share when it is in
+	 * the list, so no extra round trip */
+	static int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_X448,
+				WOLFSSL_ECC_SECP384R1, WOLFSSL_ECC_SECP521R1, WOLFSSL_FFDHE_2048,
+				WOLFSSL_FFDHE_3072 };
+	if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS) {
+		*error_r = tls_error("wolfSSL: cannot set the key exchange groups");
+		return -EINVAL;
+	}
 	/* ServerHello..Finished in as few records and sends as possible */
 	wolfSSL_CTX_set_group_messages(w);
 	wolfSSL_CTX_set_servername_callback(w, tls_sni_cb);
