@@ -132,6 +132,11 @@ static void test_valid(void **state)
 	VALID("x A b \r\n", "x|A|A:b", 0);
 	VALID("x A {3}\r\na\"b (c {2+}\r\n\r\n)\r\n", "x|A|L:a\"b (A:c L:\\x0d\\x0a)", 1);
 	VALID("x A \"\xc3\xa4\"\r\n", "x|A|S:\\xc3\\xa4", 0);
+	VALID("x APPEND Sent (\\Seen) \" 1-Feb-2021 10:20:30 +0100\" {5}\r\nhello\r\n",
+	      "x|APPEND|A:Sent (A:\\Seen) S: 1-Feb-2021 10:20:30 +0100 L:hello", 1);
+	VALID("x append INBOX {3+}\r\na\r\n\r\n", "x|append|A:INBOX L:a\\x0d\\x0a", 0);
+	VALID("x UID SEARCH CHARSET UTF-8 OR (FROM \"a b\") NOT 1:*\r\n",
+	      "x|UID|A:SEARCH A:CHARSET A:UTF-8 A:OR (A:FROM S:a b) A:NOT A:1:*", 0);
 }
 
 static void test_invalid(void **state)
@@ -222,6 +227,26 @@ static void test_bounds(void **state)
 	assert_int_equal(r.result, PARSE_ERROR);
 	assert_true(imap_cmd_parser_fatal(p));
 	assert_int_equal(r.consumed, sizeof(plus) - 1 - 4);
+
+	/* APPEND may carry a message above IMAP_MAX_LITERAL, up to IMAP_MAX_APPEND */
+	static char app[IMAP_MAX_LITERAL * 2 + 64];
+	n = (size_t)snprintf(app, sizeof(app), "a APPEND INBOX {%d}\r\n", IMAP_MAX_LITERAL * 2);
+	memset(app + n, 'm', IMAP_MAX_LITERAL * 2);
+	memcpy(app + n + IMAP_MAX_LITERAL * 2, "\r\n", 2);
+	run_parser(p, app, n + IMAP_MAX_LITERAL * 2 + 2, 0, false, &r);
+	assert_int_equal(r.result, PARSE_OK);
+	assert_int_equal(r.conts, 1);
+	assert_int_equal(imap_cmd_parser_args(p, &count)[1].len, IMAP_MAX_LITERAL * 2);
+	/* but not for other commands, and not above the APPEND limit */
+	n = (size_t)snprintf(app, sizeof(app), "a SELECT {%d}\r\n", IMAP_MAX_LITERAL * 2);
+	run_parser(p, app, n, 0, false, &r);
+	assert_int_equal(r.result, PARSE_ERROR);
+	assert_string_equal(imap_cmd_parser_error(p), "Literal too large.");
+	n = (size_t)snprintf(app, sizeof(app), "a APPEND INBOX {%d}\r\n", IMAP_MAX_APPEND + 1);
+	run_parser(p, app, n, 0, false, &r);
+	assert_int_equal(r.result, PARSE_ERROR);
+	assert_string_equal(imap_cmd_parser_error(p), "Literal too large.");
+	assert_false(imap_cmd_parser_fatal(p));
 
 	/* a synchronising one is refused before the client sends it */
 	static const char sync[] = "a X {999999}\r\nb NOOP\r\n";
