@@ -24,19 +24,44 @@ static char *describe(const char *key, const char *file)
 					       : rg_strdup(key);
 }
 
-static int add_local_name(const struct settings *set, const struct local_name_settings *ln,
-			  struct tls_ctx *ctx, char **error_r)
-{
-	struct tls_ctx_settings cs = ctx_settings(set, ln->ssl_cert, ln->ssl_key);
+/* local_name sections that name the same certificate and key share one
+ * context: thousands of names cost a name each, not a certificate each */
+struct sni_cache {
+	const struct local_name_settings *ln;
 	struct tls_ctx *sub;
+};
+
+static struct tls_ctx *cached_sub(const struct sni_cache *cache, unsigned count,
+				  const struct local_name_settings *ln)
+{
+	for (unsigned i = 0; i < count; i++) {
+		if (strcmp(cache[i].ln->ssl_cert, ln->ssl_cert) == 0 &&
+		    strcmp(cache[i].ln->ssl_key, ln->ssl_key) == 0)
+			return cache[i].sub;
+	}
+	return NULL;
+}
+
+static int add_local_name(const struct settings *set, const struct local_name_settings *ln,
+			  struct tls_ctx *ctx, struct sni_cache *cache, unsigned *cache_count,
+			  char **error_r)
+{
+	struct tls_ctx *sub = cached_sub(cache, *cache_count, ln);
 	const char *error;
 
-	if (tls_ctx_create(&cs, &sub, &error) < 0) {
-		char *cert = describe("ssl_cert", ln->ssl_cert_file);
-		*error_r = rg_strdup_printf("%s:%u: local_name %s: %s (%s)", ln->file, ln->line,
-					    ln->names, error, cert);
-		rg_free(cert);
-		return -EINVAL;
+	if (sub == NULL) {
+		struct tls_ctx_settings cs = ctx_settings(set, ln->ssl_cert, ln->ssl_key);
+		if (tls_ctx_create(&cs, &sub, &error) < 0) {
+			char *cert = describe("ssl_cert", ln->ssl_cert_file);
+			*error_r = rg_strdup_printf("%s:%u: local_name %s: %s (%s)", ln->file,
+						    ln->line, ln->names, error, cert);
+			rg_free(cert);
+			return -EINVAL;
+		}
+		/* the cache holds this reference until the end */
+		cache[*cache_count].ln = ln;
+		cache[*cache_count].sub = sub;
+		(*cache_count)++;
 	}
 	char *names = rg_strdup(ln->names);
 	char *save = NULL;
@@ -49,8 +74,6 @@ static int add_local_name(const struct settings *set, const struct local_name_se
 						    name, error);
 	}
 	rg_free(names);
-	/* ctx holds its own references to sub */
-	tls_ctx_free(&sub);
 	return ret;
 }
 
@@ -68,12 +91,16 @@ int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, 
 		rg_free(key);
 		return -EINVAL;
 	}
-	for (unsigned i = 0; i < set->local_name_count; i++) {
-		int ret = add_local_name(set, &set->local_names[i], *ctx_r, error_r);
-		if (ret < 0) {
-			tls_ctx_free(ctx_r);
-			return ret;
-		}
-	}
-	return 0;
+	struct sni_cache *cache = rg_calloc(set->local_name_count + 1, sizeof(*cache));
+	unsigned cache_count = 0;
+	int ret = 0;
+	for (unsigned i = 0; i < set->local_name_count && ret == 0; i++)
+		ret = add_local_name(set, &set->local_names[i], *ctx_r, cache, &cache_count, error_r);
+	/* ctx holds its own references to the subs it uses */
+	for (unsigned i = 0; i < cache_count; i++)
+		tls_ctx_free(&cache[i].sub);
+	rg_free(cache);
+	if (ret < 0)
+		tls_ctx_free(ctx_r);
+	return ret;
 }

@@ -96,6 +96,9 @@ struct tls_conn {
 	bool closed;
 	/* wolfSSL has sent something: the peer knows it talks TLS to us */
 	bool sent_any;
+	/* close_notify is queued: a second shutdown must not make wolfSSL
+	 * wait for the peer's */
+	bool shutdown_sent;
 };
 
 static char tls_error_buf[256];
@@ -762,11 +765,20 @@ enum tls_result tls_conn_write(struct tls_conn *conn, const void *data, size_t l
 
 enum tls_result tls_conn_shutdown(struct tls_conn *conn, const char **error_r)
 {
-	int ret = wolfSSL_shutdown(conn->ssl);
-
-	if (ret == WOLFSSL_SUCCESS || ret == WOLFSSL_SHUTDOWN_NOT_DONE)
+	if (conn->shutdown_sent)
 		return TLS_OK;
-	return tls_conn_result(conn, ret, "TLS shutdown failed", error_r);
+	int ret = wolfSSL_shutdown(conn->ssl);
+	if (ret == WOLFSSL_SUCCESS || ret == WOLFSSL_SHUTDOWN_NOT_DONE) {
+		conn->shutdown_sent = true;
+		return TLS_OK;
+	}
+	enum tls_result res = tls_conn_result(conn, ret, "TLS shutdown failed", error_r);
+	if (res == TLS_WANT_INPUT || res == TLS_CLOSED) {
+		/* sent; only the peer's close_notify is missing */
+		conn->shutdown_sent = true;
+		return TLS_OK;
+	}
+	return res;
 }
 
 bool tls_conn_pending_output(const struct tls_conn *conn, const uint8_t **data_r, size_t *len_r)

@@ -818,6 +818,58 @@ static void test_server_shutdown(void **state)
 	tls_ctx_free(&ctx);
 }
 
+/* shutdown behind a full output buffer: close_notify comes after the data */
+static void test_shutdown_want_output(void **state)
+{
+	(void)state;
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	struct client *c = client_new(V13, NULL, NULL);
+	struct tls_conn *s = handshake(ctx, c);
+	const char *error;
+	size_t taken, total = 0;
+	uint8_t block[8192];
+
+	server_to_client(s, c, 100000);
+	client_read_all(c, NULL);
+	fill_pattern(block, sizeof(block), 7);
+	while (tls_conn_write(s, block, sizeof(block), &taken, &error) == TLS_OK)
+		total += taken;
+	total += taken;
+	/* writes leave room for a record's overhead, so close_notify fits
+	 * at once here; were the buffer full it would ask to send first */
+	enum tls_result res = tls_conn_shutdown(s, &error);
+	unsigned rounds = 0;
+	while (res == TLS_WANT_OUTPUT) {
+		const uint8_t *out;
+		size_t len;
+		assert_true(tls_conn_pending_output(s, &out, &len));
+		buf_append(&c->from_server, out, len);
+		tls_conn_consume_output(s, len);
+		res = tls_conn_shutdown(s, &error);
+		rounds++;
+	}
+	assert_int_equal(res, TLS_OK);
+	/* again: nothing more, no wait for the client's close_notify */
+	assert_int_equal(tls_conn_shutdown(s, &error), TLS_OK);
+	server_to_client(s, c, 100000);
+	struct buf got = { 0 };
+	char tmp[16384];
+	for (;;) {
+		int n = wolfSSL_read(c->ssl, tmp, sizeof(tmp));
+		if (n <= 0) {
+			assert_int_equal(wolfSSL_get_error(c->ssl, n), WOLFSSL_ERROR_ZERO_RETURN);
+			break;
+		}
+		buf_append(&got, tmp, (size_t)n);
+	}
+	assert_int_equal(got.len, total);
+	print_message("shutdown after %zu B of data: %u WANT_OUTPUT rounds\n", total, rounds);
+	buf_free(&got);
+	tls_conn_free(&s);
+	client_free(c);
+	tls_ctx_free(&ctx);
+}
+
 /* --- bad input --- */
 
 static void check_garbage(const char *garbage, size_t len)
@@ -1264,8 +1316,14 @@ static void test_sni(void **state)
 			fail_msg("name '%s' accepted", bad[i]);
 		assert_non_null(error);
 	}
-	/* the context cannot be its own SNI certificate */
+	/* the context cannot be its own SNI certificate, a context with
+	 * names cannot be a sub, and a sub belongs to one parent */
 	assert_int_equal(tls_ctx_add_sni(ctx, "self.example.com", ctx, &error), -EINVAL);
+	struct tls_ctx *second = make_ctx(ec_cert, ec_key);
+	assert_int_equal(tls_ctx_add_sni(second, "x.example.com", ctx, &error), -EINVAL);
+	assert_int_equal(tls_ctx_add_sni(second, "x.example.com", other, &error), -EINVAL);
+	assert_non_null(strstr(error, "x.example.com"));
+	tls_ctx_free(&second);
 	/* a thousand names cost one entry each, all on one sub */
 	char name[64];
 	for (int i = 0; i < 1000; i++) {
@@ -1523,6 +1581,7 @@ int main(void)
 		cmocka_unit_test(test_client_close_13),
 		cmocka_unit_test(test_client_close_12),
 		cmocka_unit_test(test_server_shutdown),
+		cmocka_unit_test(test_shutdown_want_output),
 		cmocka_unit_test(test_garbage_http),
 		cmocka_unit_test(test_garbage_record),
 		cmocka_unit_test(test_garbage_after_handshake),
