@@ -89,8 +89,11 @@ static void sync_view(struct imap_client *c);
 
 static void tagged(struct imap_client *c, const char *tag, const char *status, const char *text)
 {
-	if (c->sync_ok && c->box != NULL && !c->done)
+	if (c->sync_ok && c->box != NULL && !c->done) {
 		sync_view(c);
+		if (c->done)
+			return; /* the sync said BYE: the session is over */
+	}
 	send_fmt(c, "%s %s %s\r\n", tag, status, text);
 }
 
@@ -1298,7 +1301,9 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 	size_t nall = 0;
 	for (size_t i = 0; i < ncands; i++)
 		all[nall++] = rg_strdup(cands[i]);
-	for (size_t i = 0; i < ncands; i++) {
+	/* LSUB names an unsubscribed parent only where "%" stopped at it */
+	bool parents = !lsub || strchr(full, '%') != NULL;
+	for (size_t i = 0; i < ncands && parents; i++) {
 		char *copy = rg_strdup(cands[i]);
 		for (char *dot = strrchr(copy, FOLDER_SEP); dot != NULL; dot = strrchr(copy, FOLDER_SEP)) {
 			*dot = '\0';
@@ -1941,8 +1946,9 @@ bool imap_client_idling(const struct imap_client *c)
 	return c->idling;
 }
 
-void imap_client_idle_check(struct imap_client *c)
+bool imap_client_idle_check(struct imap_client *c)
 {
 	if (c->idling && !c->done)
 		sync_view(c);
+	return !c->done;
 }

@@ -39,9 +39,10 @@ bool imap_client_input(struct imap_client *client, const uint8_t *data, size_t l
 bool imap_client_logged_out(const struct imap_client *client);
 
 /* in IDLE: the caller polls imap_client_idle_check() every few seconds,
- * which sends what changed in the selected folder */
+ * which sends what changed in the selected folder; false once the session
+ * is over (the folder was deleted under it) */
 bool imap_client_idling(const struct imap_client *client);
-void imap_client_idle_check(struct imap_client *client);
+bool imap_client_idle_check(struct imap_client *client);
 
 /* server-side end: "* BYE <reason>" */
 void imap_client_bye(struct imap_client *client, const char *reason);

@@ -55,7 +55,7 @@ int main(void)
 					idling ? IMAP_IDLE_CHECK_MS : IMAP_IDLE_TIMEOUT_MS);
 		if (n == -ETIMEDOUT && idling && idle_ms < IMAP_IDLE_TIMEOUT_MS) {
 			idle_ms += IMAP_IDLE_CHECK_MS;
-			imap_client_idle_check(client);
+			running = imap_client_idle_check(client);
 			continue;
 		}
 		idle_ms = 0;

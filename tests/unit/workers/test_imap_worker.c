@@ -214,6 +214,93 @@ static void test_too_many_bad(void **state)
 	assert_int_equal(wh_finish(&w), 0);
 }
 
+/* folders, APPEND/COPY/MOVE with UIDPLUS, SEARCH, and a second session
+ * seeing the first one's changes, on the real binary */
+static void test_folders_two_sessions(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
+	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
+	struct worker_proc b = wh_start("ringgate-imap", f->home, NULL, "b", NULL, 0);
+	expect(&b, NULL, "b ", LOGIN_REPLY("b"));
+
+	expect(&a, "c1 CREATE Work.\r\n", "c1 ", "c1 OK Create completed.\r\n");
+	expect(&a, "c2 CREATE Work\r\n", "c2 ", "c2 NO [ALREADYEXISTS] Mailbox already exists\r\n");
+	expect(&a, "c3 CREATE \"a/b\"\r\n", "c3 ", "c3 NO Invalid mailbox name\r\n");
+	expect(&a, "c4 CREATE Work.Sub\r\n", "c4 ", "c4 OK Create completed.\r\n");
+	expect(&a, "c5 LIST \"\" Work*\r\n", "c5 ",
+	       "* LIST (\\HasChildren) \".\" Work\r\n* LIST (\\HasNoChildren) \".\" Work.Sub\r\n"
+	       "c5 OK List completed.\r\n");
+	expect(&a, "c6 LIST Work. %\r\n", "c6 ",
+	       "* LIST (\\HasNoChildren) \".\" Work.Sub\r\nc6 OK List completed.\r\n");
+	expect(&a, "c7 SUBSCRIBE Work.Sub\r\n", "c7 ", "c7 OK Subscribe completed.\r\n");
+	expect(&a, "c8 LSUB \"\" W*\r\n", "c8 ", "* LSUB () \".\" Work.Sub\r\nc8 OK Lsub completed.\r\n");
+	expect(&a, "c9 RENAME Work.Sub \"My Box\"\r\n", "c9 ", "c9 OK Rename completed.\r\n");
+	expect(&a, "c10 LIST \"\" My*\r\n", "c10 ",
+	       "* LIST (\\HasNoChildren) \".\" \"My Box\"\r\nc10 OK List completed.\r\n");
+	expect(&a, "c11 DELETE Nope\r\n", "c11 ", "c11 NO Mailbox doesn't exist: Nope\r\n");
+	expect(&a, "c12 STATUS \"My Box\" (MESSAGES UIDNEXT)\r\n", "c12 ",
+	       "* STATUS \"My Box\" (MESSAGES 0 UIDNEXT 1)\r\nc12 OK Status completed.\r\n");
+	expect(&a, "c13 NAMESPACE\r\n", "c13 ", "* NAMESPACE ((\"\" \".\")) NIL NIL\r\nc13 OK Namespace completed.\r\n");
+
+	/* APPEND with flags, a date and a literal; refused into a missing folder */
+	wh_send(&a, "p1 APPEND Work (\\Flagged) \"05-Mar-2020 01:02:03 +0000\" {14}\r\n");
+	rg_free(wh_read_until(&a, "+ OK\r\n", NULL));
+	wh_send(&a, "Subject: x\r\n\r\n\r\n");
+	char *got = wh_read_until_line(&a, "p1 ");
+	assert_non_null(strstr(got, "p1 OK [APPENDUID "));
+	assert_non_null(strstr(got, " 1] Append completed.\r\n"));
+	rg_free(got);
+	expect(&a, "p2 APPEND Nope {1+}\r\nx\r\n", "p2 ", "p2 NO [TRYCREATE] Mailbox doesn't exist: Nope\r\n");
+	expect(&a, "p3 APPEND Work {0+}\r\n\r\n", "p3 ", "p3 NO Can't save a zero byte message.\r\n");
+	expect(&a, "p4 APPEND Work \"bad date\" {1+}\r\nx\r\n", "p4 ",
+	       "p4 BAD Error in IMAP command APPEND: Invalid internal date.\r\n");
+
+	/* both select INBOX; a copies, moves and expunges; b hears about it */
+	wh_send(&a, "s1 SELECT INBOX\r\n");
+	got = wh_read_until_line(&a, "s1 ");
+	assert_non_null(strstr(got, "* 3 EXISTS\r\n"));
+	rg_free(got);
+	wh_send(&b, "s2 EXAMINE INBOX\r\n");
+	got = wh_read_until_line(&b, "s2 ");
+	assert_non_null(strstr(got, "* 3 EXISTS\r\n"));
+	rg_free(got);
+	wh_send(&a, "m1 COPY 1:2 Work\r\n");
+	got = wh_read_until_line(&a, "m1 ");
+	assert_non_null(strstr(got, " 1:2 2:3] Copy completed.\r\n"));
+	rg_free(got);
+	wh_send(&a, "m2 UID MOVE 3 Work\r\n");
+	got = wh_read_until_line(&a, "m2 ");
+	assert_non_null(strstr(got, " 3 4] Moved UIDs.\r\n* 3 EXPUNGE\r\nm2 OK Move completed.\r\n"));
+	rg_free(got);
+	expect(&a, "m3 COPY 1 Nope\r\n", "m3 ", "m3 NO [TRYCREATE] Mailbox doesn't exist: Nope\r\n");
+	expect(&a, "m4 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n", "m4 ", "m4 OK Store completed.\r\n");
+	expect(&a, "m5 SEARCH DELETED\r\n", "m5 ", "* SEARCH 1\r\nm5 OK Search completed.\r\n");
+	expect(&a, "m6 UID SEARCH NOT DELETED\r\n", "m6 ", "* SEARCH 2\r\nm6 OK Search completed.\r\n");
+	expect(&a, "m7 UID EXPUNGE 2\r\n", "m7 ", "m7 OK Expunge completed.\r\n");
+	expect(&a, "m8 EXPUNGE\r\n", "m8 ", "* 1 EXPUNGE\r\nm8 OK Expunge completed.\r\n");
+	/* b: FETCH does not report expunges, NOOP does, in order */
+	expect(&b, "n1 FETCH 3 BODY.PEEK[HEADER]\r\n", "n1 ", "n1 NO Some messages could not be FETCHed (expunged or unreadable).\r\n");
+	expect(&b, "n2 NOOP\r\n", "n2 ", "* 1 EXPUNGE\r\n* 2 EXPUNGE\r\nn2 OK NOOP completed.\r\n");
+	expect(&b, "n3 FETCH 1 UID\r\n", "n3 ", "* 1 FETCH (UID 2)\r\nn3 OK Fetch completed.\r\n");
+	/* a delivery into new/ and a flag change by a reach b as EXISTS/FETCH */
+	wh_put_msg(f->md, "new", "4000.d.host", MSG3, 4000);
+	expect(&a, "f1 STORE 1 +FLAGS.SILENT (\\Answered)\r\n", "f1 ", "f1 OK Store completed.\r\n");
+	expect(&a, "f2 NOOP\r\n", "f2 ", "* 2 EXISTS\r\n* 1 RECENT\r\nf2 OK NOOP completed.\r\n");
+	expect(&b, "n4 NOOP\r\n", "n4 ",
+	       "* 1 FETCH (UID 2 FLAGS (\\Answered \\Seen))\r\n* 2 EXISTS\r\n* 0 RECENT\r\nn4 OK NOOP completed.\r\n");
+	/* DELETE of the folder b has selected: b is told and leaves */
+	wh_send(&b, "n5 SELECT Work\r\n");
+	rg_free(wh_read_until_line(&b, "n5 "));
+	expect(&a, "d1 DELETE Work\r\n", "d1 ", "d1 OK Delete completed.\r\n");
+	expect(&b, "n6 NOOP\r\n", "* BYE", "* BYE Selected mailbox was deleted, have to disconnect.\r\n");
+	assert_true(wh_read_eof(&b));
+	assert_int_equal(wh_finish(&b), 0);
+	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	assert_true(wh_read_eof(&a));
+	assert_int_equal(wh_finish(&a), 0);
+}
+
 /* ---- the core in memory, at every byte split ---- */
 
 struct capture {
@@ -236,6 +323,8 @@ static void capture_send(void *ctx, const void *data, size_t len)
 static const char core_script[] =
 	"a SELECT {5}\r\nINBOX\r\nb FETCH 1:2 (UID FLAGS BODY[])\r\nc BOGUS\r\nd IDLE\r\nDONE\r\n"
 	"e UID FETCH 1:* (FLAGS)\r\nf STORE 1 -FLAGS.SILENT (\\Seen)\r\ng FETCH 1 FLAGS\r\n"
+	"j APPEND INBOX (\\Seen) {14}\r\nSubject: z\r\n\r\n\r\nk SEARCH SUBJECT z\r\n"
+	"l LIST \"\" %\r\nm FETCH 4 (ENVELOPE BODYSTRUCTURE)\r\n"
 	"h LOGOUT\r\ni NOOP\r\n";
 
 static char *run_core(struct fixture *f, size_t split, bool bytewise)
@@ -285,6 +374,11 @@ static void test_core_every_split(void **state)
 	assert_non_null(strstr(whole, "c BAD Unknown command.\r\n+ idling\r\nd OK Idle completed.\r\n"));
 	assert_non_null(strstr(whole, "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n"));
 	assert_non_null(strstr(whole, "f OK Store completed.\r\n* 1 FETCH (FLAGS (\\Recent))\r\ng OK"));
+	assert_non_null(strstr(whole, "* 4 EXISTS\r\n* 2 RECENT\r\nj OK [APPENDUID 77 4] Append completed.\r\n"
+				      "* SEARCH 4\r\nk OK Search completed.\r\n"));
+	assert_non_null(strstr(whole, "* LIST (\\HasNoChildren \\Trash) \".\" Trash\r\nl OK List completed.\r\n"));
+	assert_non_null(strstr(whole, "* 4 FETCH (ENVELOPE (NIL \"z\" NIL NIL NIL NIL NIL NIL NIL NIL) "
+				      "BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL))\r\n"));
 	size_t wl = strlen(whole);
 	static const char tail[] = "* BYE Logging out\r\nh OK Logout completed.\r\n";
 	assert_true(wl > sizeof(tail));
@@ -307,6 +401,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_examine_and_logout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folders_two_sessions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
