@@ -1,11 +1,69 @@
 /* libFuzzer target: the IMAP worker's command parser (src/imap/imap-cmd-parser).
  * The first input byte picks a split point so resumption is exercised too;
- * every parsed command's argument tree is walked to catch bad pointers. */
+ * every parsed command's argument tree is walked to catch bad pointers.
+ * Parsed SEARCH programs are compiled and run on a sample message, and an
+ * APPEND's message goes through the MIME view (ENVELOPE, BODYSTRUCTURE,
+ * sections), as the worker would on mail from anyone. */
 #include "imap/imap-cmd-parser.h"
+#include "imap/imap-search.h"
+#include "lib/alloc.h"
+#include "mail/maildir.h"
+#include "mail/mime.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
+
+static const char sample[] = "From: a@b\r\nSubject: s\r\nDate: 1 Jan 2020 00:00:00 +0000\r\n\r\nbody\r\n";
+
+static const char *load_sample(void *ctx, size_t *len_r)
+{
+	(void)ctx;
+	*len_r = sizeof(sample) - 1;
+	return sample;
+}
+
+static void run_search(const struct imap_cmd_arg *args, size_t count)
+{
+	const char *error;
+	struct imap_search *s = imap_search_parse(args, count, 3, 7, &error);
+	if (s == NULL)
+		return;
+	for (uint32_t seq = 1; seq <= 3; seq++) {
+		struct imap_search_msg m = { .seq = seq, .uid = seq * 2, .flags = seq == 2 ? "S" : "",
+					     .size = 60, .internal_date = 1577836800,
+					     .load = load_sample };
+		(void)imap_search_match(s, &m);
+	}
+	imap_search_free(s);
+}
+
+static void run_mime(const char *raw, size_t raw_len)
+{
+	size_t len;
+	char *msg = maildir_to_crlf(raw, raw_len, &len);
+	struct mime_part *root = mime_parse(msg, len);
+	struct mime_buf b = { 0 };
+	mime_envelope(msg, mime_header_size(msg, len), &b);
+	mime_bodystructure(root, msg, true, &b);
+	mime_bodystructure(root, msg, false, &b);
+	static const char *const sections[] = { "1", "2", "1.1", "1.2.3", "2.1" };
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		const struct mime_part *p = mime_find_part(root, sections[i], strlen(sections[i]));
+		if (p != NULL && (p->body_off + p->body_len > len || p->hdr_off + p->hdr_len > len))
+			__builtin_trap();
+	}
+	char *subject = mime_header_get(msg, mime_header_size(msg, len), "Subject");
+	if (subject != NULL) {
+		char *dec = mime_decode_words(subject);
+		rg_free(dec);
+		rg_free(subject);
+	}
+	mime_buf_free(&b);
+	mime_free(root);
+	rg_free(msg);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,7 +106,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const struct imap_cmd_arg *args = imap_cmd_parser_args(p, &count);
 			if (imap_cmd_parser_tag(p) == NULL || walk(args, count) > IMAP_MAX_COMMAND)
 				__builtin_trap();
-			(void)strlen(imap_cmd_parser_name(p));
+			const char *name = imap_cmd_parser_name(p);
+			if (strcasecmp(name, "SEARCH") == 0)
+				run_search(args, count);
+			else if (strcasecmp(name, "APPEND") == 0 && count > 0 &&
+				 args[count - 1].type == IMAP_CMD_ARG_LITERAL)
+				run_mime(args[count - 1].str, args[count - 1].len);
 		} else if (r == PARSE_ERROR) {
 			(void)strlen(imap_cmd_parser_error(p));
 			if (imap_cmd_parser_fatal(p))
