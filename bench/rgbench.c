@@ -144,6 +144,8 @@ struct bench {
 	uint32_t tick_slot;
 	uint64_t t0, deadline;
 	bool stopping;
+	bool drain;		/* --drain: at the end, finish what is in flight */
+	bool draining;
 	unsigned live;		/* clients with a socket */
 	unsigned connecting;	/* idle: not yet greeted */
 	uint64_t started, completed, errors, err_by[ERR_COUNT];
@@ -615,7 +617,7 @@ static void client_tls_input(struct bench *b, struct client *c, const uint8_t *p
 
 static bool bench_may_start(const struct bench *b)
 {
-	if (b->stopping || interrupted)
+	if (b->stopping || b->draining || interrupted)
 		return false;
 	if (b->max_sessions != 0 && b->started >= b->max_sessions)
 		return false;
@@ -909,10 +911,12 @@ static void usage(void)
 		"usage: rgbench --port PORT [--proto imap|pop3] [--kind prelogin|login|login-fetch|idle]\n"
 		"               [--clients N] [--duration SECS] [--sessions N] [--user U --pass P]\n"
 		"               [--host 127.x.y.z] [--src 127.x.y.z] [--src-addrs N]\n"
-		"               [--timeout SECS] [--quiet]\n"
+		"               [--timeout SECS] [--drain] [--quiet]\n"
 		"               [--tls | --starttls] [--resume] [--ca FILE]\n"
 		"Closed loop: each client runs sessions back to back until the duration ends\n"
-		"(or N sessions were started). idle: open N connections, read the greeting,\n"
+		"(or N sessions were started); with --drain the sessions in flight then finish\n"
+		"and count (the rate is over the whole time), otherwise they are cut off.\n"
+		"idle: open N connections, read the greeting,\n"
 		"hold them for the duration. --tls: implicit TLS, --starttls: STARTTLS/STLS;\n"
 		"--resume offers each client's previous session; --ca verifies the server\n"
 		"(default: no verification, loopback only). Prints one JSON line on stdout, a\n"
@@ -936,6 +940,7 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		{ "src", required_argument, NULL, 'A' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "drain", no_argument, NULL, 'D' },
 		{ "tls", no_argument, NULL, 'T' },
 		{ "starttls", no_argument, NULL, 'S' },
 		{ "resume", no_argument, NULL, 'r' },
@@ -945,7 +950,7 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 	};
 	int ch;
 	long port = 0;
-	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:A:t:qhTSrC:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:A:t:qhTSrC:D", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': port = strtol(optarg, NULL, 10); break;
 		case 'P':
@@ -988,6 +993,7 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		}
 		case 't': b->timeout = strtod(optarg, NULL); break;
 		case 'q': b->quiet = true; break;
+		case 'D': b->drain = true; break;
 		case 'T': b->transport = TR_TLS; break;
 		case 'S': b->transport = TR_STARTTLS; break;
 		case 'r': b->resume = true; break;
@@ -1107,7 +1113,13 @@ int main(int argc, char **argv)
 		bool idle_failed = b->kind == KIND_IDLE && !b->ready_printed &&
 				   next_idle == b->clients && b->connecting == 0 &&
 				   b->held < b->clients;
-		if (!b->stopping && (t >= b->deadline || interrupted || idle_failed)) {
+		if (b->drain && b->kind != KIND_IDLE && !b->draining && !interrupted &&
+		    t >= b->deadline) {
+			/* no new sessions; the loop ends when the last one in
+			 * flight completed (or timed out) */
+			b->draining = true;
+		} else if (!b->stopping &&
+			   (interrupted || (!b->draining && (t >= b->deadline || idle_failed)))) {
 			b->stopping = true;
 			end = t;
 			b->held_final = b->held;

@@ -263,21 +263,32 @@ class RinggateServer:
         os.environ["RINGGATE_BUILD"] = binaries
         os.makedirs(os.path.join(tmp, name))
         svc = "  process_limit = %d\n" % process_limit
+        kw = {}
+        if "tls" in rgenv.Ringgate.__init__.__code__.co_varnames:
+            kw["tls"] = True  # an rgenv that knows TLS
         self.env = rgenv.Ringgate(mode=mode, workdir=os.path.join(tmp, name), service_extra=svc,
                                   users={BENCH_USER: BENCH_PASS}, failure_delay="2 secs",
-                                  extra_conf="default_process_limit = %d\n" % process_limit)
+                                  extra_conf="default_process_limit = %d\n" % process_limit,
+                                  **kw)
+        with open(self.env.conf) as f:
+            conf = f.read()
         if getattr(world, "passwd", None) is None:
             world.fill(self.env)
         else:
             # same users and Maildirs as the first instance
             shutil.rmtree(os.path.join(self.env.tmp, "home"), ignore_errors=True)
             os.unlink(self.env.passwd)
-            with open(self.env.conf) as f:
-                conf = f.read().replace("args = %s\n" % self.env.passwd,
-                                        "args = %s\n" % world.passwd)
-            with open(self.env.conf, "w") as f:
-                f.write(conf)
+            conf = conf.replace("args = %s\n" % self.env.passwd, "args = %s\n" % world.passwd)
+        # the same certificate as Dovecot, and plaintext LOGIN allowed on
+        # 143/110 as in Dovecot's config: both servers face the same clients
+        conf = conf.replace("ssl_cert = <%s\n" % self.env.cert, "ssl_cert = <%s\n" % world.cert)
+        conf = conf.replace("ssl_key = <%s\n" % self.env.key, "ssl_key = <%s\n" % world.key)
+        conf = conf.replace("disable_plaintext_auth = yes", "disable_plaintext_auth = no")
+        with open(self.env.conf, "w") as f:
+            f.write(conf)
         self.ports = {"imap": self.env.imap_port, "pop3": self.env.pop3_port}
+        if getattr(self.env, "imaps_port", 0):
+            self.ports.update(imaps=self.env.imaps_port, pop3s=self.env.pop3s_port)
         self.acct = Accounting(name)
 
     def version(self):
@@ -420,24 +431,48 @@ service pop3 {{
 
 # -- the matrix ---------------------------------------------------------------
 
+SEC_IDLE = 40  # high-security idle: a process per connection, see below
+
+
 def matrix(full):
-    """(kind, proto, transport, clients) cases; idle cases carry K."""
+    """(kind, proto, transport, clients, scope) cases; idle cases carry K as
+    clients. scope: which servers run it ("all", "perf", "sec") and
+    "sec-once": a capacity probe run in round 1 only."""
     cases = []
     protos = ("imap", "pop3") if full else ("imap",)
     sweep = (1, 32, 256, 1024) if full else (1, 32, 256)
     for proto in protos:
         for c in sweep:
-            cases.append(("prelogin", proto, "plain", c))
+            cases.append(("prelogin", proto, "plain", c, "all"))
         for kind in ("login", "login-fetch"):
             for c in (sweep if full else (32,)):
-                cases.append((kind, proto, "plain", c))
+                cases.append((kind, proto, "plain", c, "all"))
     for tr in ("tls", "starttls"):
-        cases.append(("prelogin", "imap", tr, 32))
-        cases.append(("prelogin-resume", "imap", tr, 32))
-    for k in ((1000, 10000) if full else (1000,)):
-        cases.append(("idle", "imap", "plain", k))
-    cases.append(("idle", "imap", "tls", 1000))
+        cases.append(("prelogin", "imap", tr, 32, "all"))
+        cases.append(("prelogin-resume", "imap", tr, 32, "all"))
+    for tr in ("plain", "tls"):
+        for k in ((1000, 10000) if full else (1000,)):
+            cases.append(("idle", "imap", tr, k, "perf"))
+        # a fresh process per held connection: a small K gives the per
+        # connection cost, a larger one probes how many the mode can hold
+        cases.append(("idle", "imap", tr, SEC_IDLE, "sec"))
+    cases.append(("idle", "imap", "plain", 1000 if full else 200, "sec-once"))
     return cases
+
+
+def case_key(case):
+    return "|".join(str(x) for x in case)
+
+
+def in_scope(server, case, rnd):
+    scope = case[4]
+    if scope == "all":
+        return True
+    if scope == "perf":
+        return server.mode == "performance"
+    if scope == "sec":
+        return server.mode == "security"
+    return server.mode == "security" and rnd == 1
 
 
 class Bench:
@@ -445,6 +480,7 @@ class Bench:
         self.args = args
         self.rgbench = os.path.join(args.build, "bin", "rgbench")
         self.results = []
+        self.restarts = []
         self.raw = open(args.raw, "w") if args.raw else None
 
     def port_for(self, server, proto, transport):
@@ -476,14 +512,18 @@ class Bench:
             cmd += ["--resume"]
         if clients > 1000:
             cmd += ["--src-addrs", "16"]
+        if kind != "idle":
+            # sessions in flight at the end finish and count: no session
+            # is cut off, so server CPU per session is exact
+            cmd += ["--drain"]
         if kind == "idle":
-            # a fresh process per connection (high-security) connects slowly:
-            # waiting is not an error here, memory is what is measured
-            cmd += ["--timeout", "300"]
+            # a fresh process per connection (high-security) connects
+            # slowly: up to 30 s per connection is not an error here
+            cmd += ["--timeout", "30"]
         return cmd
 
     def run_one(self, server, case, rnd):
-        kind, proto, transport, clients = case
+        kind, proto, transport, clients, _ = case
         cmd = self.base_cmd(server, kind, proto, transport, clients)
         cmd += ["--duration", str(self.args.hold if kind == "idle" else self.args.duration),
                 "--quiet"]
@@ -510,7 +550,7 @@ class Bench:
             raise RuntimeError("rgbench gave no result: %s\n%s" % (" ".join(cmd), err))
         rec = {"server": server.name, "software": server.kind, "mode": server.mode,
                "kind": kind.replace("-resume", ""), "resume": kind.endswith("-resume"), "proto": proto, "transport": transport, "clients": clients,
-               "round": rnd, "rgbench": result, "accounting": acct.method,
+               "round": rnd, "case": case_key(case), "rgbench": result, "accounting": acct.method,
                "server_cpu_ms": (cpu1 - cpu0) / 1e6}
         n = result["sessions"]
         rec["cpu_ms_per_session"] = rec["server_cpu_ms"] / n if n else None
@@ -574,16 +614,49 @@ def machine():
             "memory_mb": mem, "os": platform.freedesktop_os_release().get("PRETTY_NAME", "?")}
 
 
-def write_report(path, bench, servers, cases, args, started, elapsed):
+SPAWN_N = 200
+
+
+def spawn_cost(build):
+    """CPU ms per start of a binary that exits at once (usage error)."""
+    import resource
+    out = []
+    for name, path in (("/bin/true", "/bin/true"),
+                       ("ringgate-login", os.path.join(build, "bin", "ringgate-login")),
+                       ("dovecot imap-login", "/usr/lib/dovecot/imap-login")):
+        if not os.path.exists(path):
+            continue
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(SPAWN_N):
+            subprocess.run([path, "--rgbench-spawn-probe"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        out.append((name, cpu * 1000 / SPAWN_N))
+    return out
+
+
+def server_log_problems(text):
+    """Distinct error lines (pids and numbers folded), most frequent first."""
+    import re
+    counts = {}
+    for line in text.splitlines():
+        if not re.search(r"(Error|Fatal|Panic|Warning|warning):", line):
+            continue
+        if "Killed with signal 15" in line:
+            continue  # Dovecot's note on the SIGTERM that stops it
+        key = re.sub(r"\d+", "N", line)[:200]
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(counts.items(), key=lambda kv: -kv[1])
+
+
+def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn):
     res = bench.results
     m = machine()
     names = [s.name for s in servers]
 
     def cell(server, case):
-        kind, proto, tr, c = case
-        return [r for r in res if r["server"] == server and r["kind"] == kind.replace("-resume", "")
-                and r["proto"] == proto and r["transport"] == tr and r["clients"] == c
-                and r.get("resume", False) == kind.endswith("-resume")]
+        return [r for r in res if r["server"] == server and r["case"] == case_key(case)]
 
     def ok_rate(r):
         return r["rgbench"]["sessions_per_sec"] if r["rgbench"]["ok"] else None
@@ -612,6 +685,8 @@ def write_report(path, bench, servers, cases, args, started, elapsed):
     L.append("| git | %s |" % subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
                                               capture_output=True, text=True).stdout.strip())
     L.append("| accounting | %s |" % servers[0].acct.method)
+    L.append("| load average | %s at the start, %s at the end (1/5/15 min) |" % (
+        args.load_start, " ".join(open("/proc/loadavg").read().split()[:3])))
     L.append("| command | `%s` |\n" % " ".join(shlex.quote(a) for a in sys.argv))
     L.append("## How to read this\n")
     L.append(
@@ -637,7 +712,9 @@ def write_report(path, bench, servers, cases, args, started, elapsed):
         "other, interleaved), then the median over rounds. ringgate/Dovecot > 1 means "
         "ringgate does more sessions/s; for CPU and memory < 1 means ringgate uses less.\n"
         "- Client and servers share the same %d cores: rgbench's own CPU limits the "
-        "highest rates, so compare servers within a row, not against other machines.\n"
+        "highest rates, so compare servers within a row, not against other machines. "
+        "Anything else running on the machine (see the load average) adds noise; the "
+        "spread column shows how much.\n"
         % (m["cores"], BIG_MESSAGE_SIZE // 1024, m["cores"]))
 
     err_runs = [r for r in res if not r["rgbench"]["ok"]]
@@ -695,13 +772,19 @@ def write_report(path, bench, servers, cases, args, started, elapsed):
     L.append("")
 
     L.append("## Memory per held idle connection\n")
-    L.append("| transport | K | " + " | ".join("%s memory/conn | %s PSS/conn" % (n, n)
-                                               for n in names) + " |")
-    L.append("|" + "---|" * (2 + 2 * len(names)))
+    L.append("High-performance servers hold K connections in a few processes; in "
+             "high-security mode every held connection is a process of its own, so they "
+             "are measured at K=%d, and once per run at a larger K to see whether the mode "
+             "can hold that many at all (*capacity probe*, round 1 only).\n" % SEC_IDLE)
+    L.append("| transport | K | servers | " + " | ".join("%s memory/conn | %s PSS/conn" % (n, n)
+                                                         for n in names) + " |")
+    L.append("|" + "---|" * (3 + 2 * len(names)))
     for case in cases:
         if case[0] != "idle":
             continue
-        row = [case[2], "%d" % case[3]]
+        row = [case[2], "%d" % case[3], {"perf": "high-performance", "sec": "high-security",
+                                         "sec-once": "high-security, capacity probe",
+                                         "all": "all"}[case[4]]]
         for n in names:
             rs = cell(n, case)
             if not rs:
@@ -721,18 +804,18 @@ def write_report(path, bench, servers, cases, args, started, elapsed):
 
     def r_of(a, b, case):
         return ratio(a, b, case, ok_rate)
-    pre = ("prelogin", "imap", "plain", 32)
+    pre = ("prelogin", "imap", "plain", 32, "all")
     x = r_of("rg-perf", "dc-perf", pre)
     tgt.append("- Pre-login plain sessions/s ≥ 2.5× Dovecot high-performance (c=32): "
                "measured %s — %s." % (fmt(x, "%.2f×"), "met" if x and x >= 2.5 else "**not met**"))
     x = r_of("rg-sec", "dc-sec", pre)
     tgt.append("- High-security rate ≥ 10× Dovecot's high-security rate (prelogin c=32): "
                "measured %s — %s." % (fmt(x, "%.2f×"), "met" if x and x >= 10 else "**not met**"))
-    lg = ("login", "imap", "plain", 32)
+    lg = ("login", "imap", "plain", 32, "all")
     x = r_of("rg-perf", "dc-perf", lg)
     tgt.append("- LOGIN sessions (a worker per session) ≥ 3× Dovecot (high-performance, c=32): "
                "measured %s — %s." % (fmt(x, "%.2f×"), "met" if x and x >= 3 else "**not met**"))
-    idle = [c for c in cases if c[0] == "idle" and c[2] == "plain"]
+    idle = [c for c in cases if c[0] == "idle" and c[2] == "plain" and c[4] == "perf"]
     if idle:
         v = med([r.get("mem_per_conn") for r in cell("rg-perf", idle[0])])
         tgt.append("- Idle pre-login memory ≤ 2 kB per plain connection (high-performance, "
@@ -745,6 +828,35 @@ def write_report(path, bench, servers, cases, args, started, elapsed):
                "not available when this ran.")
     L.extend(tgt)
     L.append("")
+    L.append("## Process start-up\n")
+    L.append("Spawn cost measured separately: CPU per fork+exec+exit of the binary, "
+             "%d times from Python (includes Python's fork), on this machine:\n" %
+             SPAWN_N)
+    L.append("| binary | CPU ms per start |\n|---|---|")
+    for name, ms in spawn:
+        L.append("| `%s` | %s |" % (name, fmt(ms, "%.2f")))
+    L.append("")
+    if bench.restarts:
+        L.append("## Servers restarted during the run\n")
+        L.append("After a measurement with errors the server was stopped and started afresh "
+                 "so that its later rows do not inherit a respawn back-off:\n")
+        for n, rnd, key in bench.restarts:
+            L.append("- %s after `%s`, round %d" % (n, key, rnd))
+        L.append("")
+    L.append("## Errors and warnings in the servers' logs\n")
+    any_log = False
+    for n in names:
+        msgs = server_log_problems(logs.get(n, ""))
+        if not msgs:
+            continue
+        any_log = True
+        L.append("%s:\n" % n)
+        L.append("```")
+        for m, count in msgs[:12]:
+            L.append("%6d× %s" % (count, m))
+        L.append("```\n")
+    if not any_log:
+        L.append("None.\n")
     L.append("## Exact commands\n")
     L.append("Each measurement is one rgbench run, e.g. (ports differ per run):\n")
     L.append("```")
@@ -789,6 +901,7 @@ def main():
         log("dovecot not installed: only ringgate is measured")
 
     started = datetime.datetime.utcnow()
+    args.load_start = " ".join(open("/proc/loadavg").read().split()[:3])
     t0 = time.time()
     tmp = tempfile.mkdtemp(prefix="rgbench-")
     os.chmod(tmp, 0o755)
@@ -822,18 +935,33 @@ def main():
                 for s in servers:
                     if case[2] != "plain" and not support[(s.name, case[2])]:
                         continue
-                    bench.run_one(s, case, rnd)
+                    if not in_scope(s, case, rnd):
+                        continue
+                    rec = bench.run_one(s, case, rnd)
+                    if rec["rgbench"]["errors"]:
+                        # a failed run may leave the server backing off
+                        # (respawn throttle) or holding connections: start
+                        # it afresh so the next rows measure a sane server
+                        log("%s: restarting after a run with errors" % s.name)
+                        bench.restarts.append((s.name, rnd, case_key(case)))
+                        s.stop()
+                        s.acct = Accounting(s.name)
+                        s.start()
+                        bench.warmup(s)
     finally:
+        logs = {}
         for s in servers:
             try:
                 s.stop()
             except Exception as e:  # report, and go on stopping the others
                 log("stopping %s: %s" % (s.name, e))
+            logs[s.name] = s.logs()
         if not os.environ.get("RINGGATE_KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             log("kept %s" % tmp)
-    write_report(args.out, bench, servers, cases, args, started, time.time() - t0)
+    spawn = spawn_cost(args.build)
+    write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn)
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0
