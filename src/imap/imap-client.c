@@ -168,7 +168,10 @@ static const struct {
 };
 #define IMAP_FLAG_COUNT (sizeof(imap_flags) / sizeof(imap_flags[0]))
 
-static void flags_str(const struct maildir_msg *m, char *out, size_t size)
+#define FLAGS_BUF (IMAP_FLAG_COUNT * 12 + MAILDIR_MAX_KEYWORDS * (MAILDIR_MAX_KEYWORD_LEN + 1) + 16)
+
+/* the message's flags as IMAP names; keywords through box's names */
+static void flags_str(const struct maildir *box, const struct maildir_msg *m, char *out, size_t size)
 {
 	size_t o = 0;
 	out[0] = '\0';
@@ -180,7 +183,27 @@ static void flags_str(const struct maildir_msg *m, char *out, size_t size)
 			return;
 	}
 	if (m->recent && o + 9 < size)
-		snprintf(out + o, size - o, "%s\\Recent", o == 0 ? "" : " ");
+		o += (size_t)snprintf(out + o, size - o, "%s\\Recent", o == 0 ? "" : " ");
+	for (const char *f = m->flags; *f != '\0'; f++) {
+		int k = *f - 'a';
+		if (k < 0 || k >= MAILDIR_MAX_KEYWORDS || box->keywords[k] == NULL)
+			continue;
+		if (o + strlen(box->keywords[k]) + 2 >= size)
+			return;
+		o += (size_t)snprintf(out + o, size - o, "%s%s", o == 0 ? "" : " ", box->keywords[k]);
+	}
+}
+
+/* "\\Answered ... kw1 kw2" for FLAGS and PERMANENTFLAGS */
+static void send_flag_names(struct imap_client *c, bool permanent)
+{
+	send_str(c, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t k = 0; k < MAILDIR_MAX_KEYWORDS; k++) {
+		if (c->box->keywords[k] != NULL)
+			send_fmt(c, " %s", c->box->keywords[k]);
+	}
+	if (permanent)
+		send_str(c, " \\*");
 }
 
 static char flag_letter(const char *name)
@@ -192,31 +215,46 @@ static char flag_letter(const char *name)
 	return '\0';
 }
 
-/* Flag list (or one flag) into Maildir letters. Keywords are skipped and
- * counted in *keywords_r (we keep none); false on an unknown system flag. */
-static bool parse_flag_list(const struct imap_cmd_arg *arg, char letters[IMAP_FLAG_COUNT + 1],
-			    unsigned int *keywords_r)
+/* Flag list (or one flag) into Maildir letters; keywords are looked up
+ * (with create, added) in the folder at path. false with *error_r on an
+ * unknown system flag or a malformed keyword. */
+static bool parse_flag_list(const struct imap_cmd_arg *arg, const char *path, bool create,
+			    char letters[IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1], const char **error_r)
 {
 	const struct imap_cmd_arg *fl = arg->type == IMAP_CMD_ARG_LIST ? arg->list : arg;
 	size_t nfl = arg->type == IMAP_CMD_ARG_LIST ? arg->count : 1;
 	size_t nl = 0;
-	*keywords_r = 0;
+	const char **kw = rg_malloc((nfl + 1) * sizeof(*kw));
+	size_t nkw = 0;
 	for (size_t i = 0; i < nfl; i++) {
-		if (fl[i].type != IMAP_CMD_ARG_ATOM)
+		if (fl[i].type != IMAP_CMD_ARG_ATOM) {
+			rg_free(kw);
+			*error_r = "Invalid flags.";
 			return false;
+		}
 		char l = flag_letter(fl[i].str);
 		if (l == '\0') {
 			if (strcasecmp(fl[i].str, "\\Recent") == 0)
 				continue; /* only the server sets it */
-			if (fl[i].str[0] == '\\')
+			if (fl[i].str[0] == '\\' || strpbrk(fl[i].str, "[]%*") != NULL ||
+			    fl[i].len > MAILDIR_MAX_KEYWORD_LEN) {
+				rg_free(kw);
+				*error_r = fl[i].str[0] == '\\' ? "Invalid system flag." : "Invalid keyword.";
 				return false;
-			(*keywords_r)++;
+			}
+			kw[nkw++] = fl[i].str;
 			continue;
 		}
 		if (memchr(letters, l, nl) == NULL && nl < IMAP_FLAG_COUNT)
 			letters[nl++] = l;
 	}
 	letters[nl] = '\0';
+	if (nkw > 0 && path != NULL) {
+		int ret = maildir_keywords_lookup(path, kw, nkw, create, letters + nl);
+		if (ret < 0)
+			log_error("keywords of %s: %s", path, strerror(-ret));
+	}
+	rg_free(kw);
 	return true;
 }
 
@@ -287,7 +325,7 @@ static void sync_view(struct imap_client *c)
 	}
 	size_t *map = rg_malloc((nb->count + 1) * sizeof(*map));
 	size_t n = 0, j = 0;
-	char buf[128];
+	char buf[FLAGS_BUF];
 	for (size_t i = 0; i < c->count; i++) {
 		const struct maildir_msg *om = &c->box->msgs[c->map[i]];
 		while (j < nb->count && nb->msgs[j].uid < om->uid)
@@ -297,7 +335,7 @@ static void sync_view(struct imap_client *c)
 			nm->recent |= om->recent;
 			map[n++] = j - 1;
 			if (strcmp(nm->flags, om->flags) != 0) {
-				flags_str(nm, buf, sizeof(buf));
+				flags_str(nb, nm, buf, sizeof(buf));
 				send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", n, nm->uid, buf);
 			}
 		} else {
@@ -729,7 +767,7 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		send_fmt(c, "UID %u", m->uid);
 		first = false;
 	}
-	char buf[128];
+	char buf[FLAGS_BUF];
 	struct mime_part *tree = NULL;
 	struct mime_buf mb = { 0 };
 	for (size_t i = 0; i < nitems; i++) {
@@ -741,7 +779,7 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 			send_fmt(c, "UID %u", m->uid);
 			break;
 		case FETCH_FLAGS:
-			flags_str(m, buf, sizeof(buf));
+			flags_str(c->box, m, buf, sizeof(buf));
 			send_fmt(c, "FLAGS (%s)", buf);
 			break;
 		case FETCH_SIZE: {
@@ -779,7 +817,7 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		}
 	}
 	if (add_flags) {
-		flags_str(m, buf, sizeof(buf));
+		flags_str(c->box, m, buf, sizeof(buf));
 		send_fmt(c, " FLAGS (%s)", buf);
 	}
 	send_str(c, ")\r\n");
@@ -859,28 +897,16 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
 		return bad(c, tag, text);
 	}
-	const struct imap_cmd_arg *fl = args[2].type == IMAP_CMD_ARG_LIST ? args[2].list : &args[2];
-	size_t nfl = args[2].type == IMAP_CMD_ARG_LIST ? args[2].count : 1;
-	char letters[IMAP_FLAG_COUNT + 1];
-	size_t nl = 0;
-	for (size_t i = 0; i < nfl; i++) {
-		if (fl[i].type != IMAP_CMD_ARG_ATOM) {
-			snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid flags.", cmd);
-			return bad(c, tag, text);
-		}
-		char l = flag_letter(fl[i].str);
-		if (l == '\0') {
-			if (fl[i].str[0] == '\\') {
-				snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid system flag.", cmd);
-				return bad(c, tag, text);
-			}
-			tagged(c, tag, "NO", "[CANNOT] Keywords are not supported.");
-			return true;
-		}
-		if (memchr(letters, l, nl) == NULL && nl < IMAP_FLAG_COUNT)
-			letters[nl++] = l;
+	char letters[IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1];
+	const char *ferror;
+	/* keywords are created only when the store could add them */
+	if (!parse_flag_list(&args[2], c->readonly ? NULL : c->box_path, mode != '-', letters, &ferror)) {
+		snprintf(text, sizeof(text), "Error in IMAP command %s: %s", cmd, ferror);
+		return bad(c, tag, text);
 	}
-	letters[nl] = '\0';
+	size_t nl = strlen(letters);
+	if (strpbrk(letters, "abcdefghijklmnopqrstuvwxyz") != NULL)
+		maildir_keywords_reload(c->box);
 	if (c->readonly) {
 		tagged(c, tag, "NO", "Mailbox is read-only.");
 		return true;
@@ -895,18 +921,19 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 	for (size_t i = 0; i < npos; i++) {
 		size_t idx = c->map[pos[i]];
 		struct maildir_msg *m = &c->box->msgs[idx];
-		char flags[MAILDIR_MAX_FLAGS + IMAP_FLAG_COUNT + 1];
+		char flags[MAILDIR_MAX_FLAGS + IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1];
 		size_t o = 0;
 		if (mode != '=') {
-			/* keep what this change does not touch, keywords too */
+			/* keep what this change does not touch */
 			for (const char *f = m->flags; *f != '\0'; f++) {
 				if (mode == '-' && strchr(letters, *f) != NULL)
 					continue;
 				flags[o++] = *f;
 			}
 		} else {
+			/* \\Passed has no IMAP name: a replace keeps it */
 			for (const char *f = m->flags; *f != '\0'; f++) {
-				if (islower((unsigned char)*f) || *f == MAILDIR_FLAG_PASSED)
+				if (*f == MAILDIR_FLAG_PASSED)
 					flags[o++] = *f;
 			}
 		}
@@ -923,8 +950,8 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 			continue;
 		}
 		if (!silent) {
-			char buf[128];
-			flags_str(m, buf, sizeof(buf));
+			char buf[FLAGS_BUF];
+			flags_str(c->box, m, buf, sizeof(buf));
 			if (uid)
 				send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", pos[i] + 1, m->uid, buf);
 			else
@@ -996,6 +1023,7 @@ static bool cmd_search_common(struct imap_client *c, const char *tag, const stru
 		struct imap_search_msg sm = {
 			.seq = (uint32_t)(i + 1), .uid = m->uid, .flags = m->flags,
 			.recent = m->recent, .internal_date = m->mtime,
+			.keywords = (const char *const *)c->box->keywords,
 			.load = search_load_msg, .ctx = &sl,
 		};
 		/* the size costs a read when the name does not carry it */
@@ -1149,12 +1177,18 @@ static bool cmd_append(struct imap_client *c, const char *tag, const struct imap
 	if (name == NULL)
 		return bad_args(c, tag, "APPEND");
 	size_t i = 1;
-	char letters[IMAP_FLAG_COUNT + 1] = "";
+	char letters[IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1] = "";
+	const struct imap_cmd_arg *flag_arg = NULL;
 	time_t date = 0;
 	if (i < count && args[i].type == IMAP_CMD_ARG_LIST) {
-		unsigned int keywords;
-		if (!parse_flag_list(&args[i], letters, &keywords))
-			return bad(c, tag, "Error in IMAP command APPEND: Invalid flags.");
+		const char *ferror;
+		/* checked now, keywords looked up once the folder is known */
+		if (!parse_flag_list(&args[i], NULL, false, letters, &ferror)) {
+			char text[96];
+			snprintf(text, sizeof(text), "Error in IMAP command APPEND: %s", ferror);
+			return bad(c, tag, text);
+		}
+		flag_arg = &args[i];
 		i++;
 	}
 	if (i + 1 < count && args[i].type == IMAP_CMD_ARG_STRING) {
@@ -1177,6 +1211,8 @@ static bool cmd_append(struct imap_client *c, const char *tag, const struct imap
 	}
 	uint32_t uid = 0, validity = 0;
 	const char *error;
+	if (flag_arg != NULL)
+		(void)parse_flag_list(flag_arg, dest, true, letters, &error);
 	int ret = maildir_save(dest, args[i].str, args[i].len, letters, date, &uid, &validity, &error);
 	if (ret < 0) {
 		log_error("APPEND to %s failed: %s: %s", dest, error, strerror(-ret));
@@ -1585,11 +1621,16 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 			first_unseen = i + 1;
 	}
 	c->state = STATE_SELECTED;
-	send_str(c, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n");
-	if (examine)
+	send_str(c, "* FLAGS (");
+	send_flag_names(c, false);
+	send_str(c, ")\r\n");
+	if (examine) {
 		send_str(c, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-	else
-		send_str(c, "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)] Flags permitted.\r\n");
+	} else {
+		send_str(c, "* OK [PERMANENTFLAGS (");
+		send_flag_names(c, true);
+		send_str(c, ")] Flags permitted.\r\n");
+	}
 	send_fmt(c, "* %zu EXISTS\r\n* %zu RECENT\r\n", c->count, view_recent(c));
 	if (first_unseen > 0)
 		send_fmt(c, "* OK [UNSEEN %zu] First unseen.\r\n", first_unseen);

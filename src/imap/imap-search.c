@@ -106,7 +106,7 @@ enum node_kind {
 	N_AND, N_OR, N_NOT, N_ALL,
 	N_FLAG, N_UNFLAG,       /* letter */
 	N_NEW, N_OLD, N_RECENT,
-	N_KEYWORD_NONE,         /* KEYWORD x: never (we keep no keywords); UNKEYWORD: ALL */
+	N_KEYWORD, N_UNKEYWORD, /* str: the keyword name */
 	N_LARGER, N_SMALLER,
 	N_BEFORE, N_ON, N_SINCE,
 	N_SENTBEFORE, N_SENTON, N_SENTSINCE,
@@ -366,8 +366,9 @@ static struct node *parse_key(struct parse_state *ps, unsigned int depth)
 			ps->error = "Invalid keyword";
 			return NULL;
 		}
-		/* no keywords are stored: KEYWORD never matches */
-		return node_new(ps, toupper((unsigned char)k[0]) == 'K' ? N_KEYWORD_NONE : N_ALL);
+		struct node *n = node_new(ps, toupper((unsigned char)k[0]) == 'K' ? N_KEYWORD : N_UNKEYWORD);
+		n->str = rg_strdup(f->str);
+		return n;
 	}
 	if (strcasecmp(k, "LARGER") == 0 || strcasecmp(k, "SMALLER") == 0) {
 		uint64_t num;
@@ -528,6 +529,18 @@ static int header_ymd(const char *v)
 	return (int)(y * 10000 + mon * 100 + d);
 }
 
+static bool has_keyword(const struct imap_search_msg *m, const char *name)
+{
+	if (m->keywords == NULL)
+		return false;
+	for (const char *f = m->flags; *f != '\0'; f++) {
+		int k = *f - 'a';
+		if (k >= 0 && k < 26 && m->keywords[k] != NULL && strcasecmp(m->keywords[k], name) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool match_node(const struct node *n, struct match_ctx *mc)
 {
 	const struct imap_search_msg *m = mc->msg;
@@ -544,8 +557,9 @@ static bool match_node(const struct node *n, struct match_ctx *mc)
 		return !match_node(n->kids[0], mc);
 	case N_ALL:
 		return true;
-	case N_KEYWORD_NONE:
-		return false;
+	case N_KEYWORD:
+	case N_UNKEYWORD:
+		return has_keyword(m, n->str) == (n->kind == N_KEYWORD);
 	case N_FLAG:
 		return strchr(m->flags, n->letter) != NULL;
 	case N_UNFLAG:

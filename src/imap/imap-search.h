@@ -28,7 +28,8 @@ bool imap_seqset_contains(const struct imap_seq_range *ranges, size_t count, uin
 
 struct imap_search_msg {
 	uint32_t seq, uid;
-	const char *flags;     /* Maildir letters (S, R, F, T, D) */
+	const char *flags;     /* Maildir letters (S, R, F, T, D; a-z keywords) */
+	const char *const *keywords; /* names of a-z (26 entries, NULL unused), or NULL */
 	bool recent;
 	uint64_t size;         /* RFC822.SIZE */
 	time_t internal_date;

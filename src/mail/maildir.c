@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -416,6 +417,9 @@ static int uidlist_write(const struct maildir *box)
 
 /* ---- open ---- */
 
+static void keywords_free(char **kw);
+static int keywords_read(const char *path, char **kw);
+
 static int cmp_scan_base(const void *a, const void *b)
 {
 	const struct scan_entry *x = a, *y = b;
@@ -632,6 +636,8 @@ int maildir_open(const char *path, bool move_new, struct maildir **box_r, const 
 	struct maildir *box = rg_calloc(1, sizeof(*box));
 	box->path = rg_strdup(path);
 	ret = scan_and_assign(box, move_new, error_r);
+	if (ret == 0 && (ret = keywords_read(path, box->keywords)) < 0)
+		*error_r = "reading dovecot-keywords failed";
 	close(lock_fd); /* releases the flock */
 	if (ret < 0) {
 		maildir_close(box);
@@ -651,6 +657,7 @@ void maildir_close(struct maildir *box)
 	}
 	rg_free(box->msgs);
 	rg_free(box->path);
+	keywords_free(box->keywords);
 	rg_free(box);
 }
 
@@ -837,6 +844,118 @@ int maildir_msg_delete(struct maildir *box, size_t idx)
 	return 0;
 }
 
+
+/* ---- keywords ---- */
+
+static void keywords_free(char **kw)
+{
+	for (size_t i = 0; i < MAILDIR_MAX_KEYWORDS; i++) {
+		rg_free(kw[i]);
+		kw[i] = NULL;
+	}
+}
+
+/* read dovecot-keywords into kw (missing file: none); bad lines are skipped */
+static int keywords_read(const char *path, char **kw)
+{
+	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_KEYWORDS_NAME);
+	FILE *f = fopen(file, "re");
+	rg_free(file);
+	keywords_free(kw);
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -errno;
+	char line[MAILDIR_MAX_KEYWORD_LEN + 16];
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *end;
+		unsigned long n = strtoul(line, &end, 10);
+		if (end == line || *end != ' ' || n >= MAILDIR_MAX_KEYWORDS)
+			continue;
+		size_t len = strcspn(end + 1, "\r\n");
+		if (len == 0 || kw[n] != NULL)
+			continue;
+		kw[n] = rg_strndup(end + 1, len);
+	}
+	fclose(f);
+	return 0;
+}
+
+static int keywords_write(const char *path, char *const *kw)
+{
+	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_KEYWORDS_NAME);
+	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_KEYWORDS_NAME);
+	int ret = 0;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL) {
+		ret = -errno;
+	} else {
+		for (size_t i = 0; i < MAILDIR_MAX_KEYWORDS; i++) {
+			if (kw[i] != NULL)
+				fprintf(f, "%zu %s\n", i, kw[i]);
+		}
+		if (fclose(f) != 0)
+			ret = -errno;
+		if (ret == 0 && rename(tmp, file) < 0)
+			ret = -errno;
+		if (ret < 0)
+			unlink(tmp);
+	}
+	rg_free(tmp);
+	rg_free(file);
+	return ret;
+}
+
+static bool keyword_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+	if (len == 0 || len > MAILDIR_MAX_KEYWORD_LEN)
+		return false;
+	for (const char *p = name; *p != '\0'; p++) {
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+int maildir_keywords_lookup(const char *path, const char *const *names, size_t n, bool create,
+			    char *letters_r)
+{
+	char *kw[MAILDIR_MAX_KEYWORDS] = { 0 };
+	int ret, lock_fd = -1;
+	size_t o = 0;
+	letters_r[0] = '\0';
+	if (create && (ret = lock_open(path, &lock_fd)) < 0)
+		return ret;
+	ret = keywords_read(path, kw);
+	bool dirty = false;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		int found = -1, free_slot = -1;
+		for (int k = 0; k < MAILDIR_MAX_KEYWORDS; k++) {
+			if (kw[k] != NULL && strcasecmp(kw[k], names[i]) == 0)
+				found = k;
+			else if (kw[k] == NULL && free_slot < 0)
+				free_slot = k;
+		}
+		if (found < 0 && create && free_slot >= 0 && keyword_name_ok(names[i])) {
+			kw[free_slot] = rg_strdup(names[i]);
+			found = free_slot;
+			dirty = true;
+		}
+		if (found >= 0 && memchr(letters_r, 'a' + found, o) == NULL)
+			letters_r[o++] = (char)('a' + found);
+	}
+	letters_r[o] = '\0';
+	if (ret == 0 && dirty)
+		ret = keywords_write(path, kw);
+	keywords_free(kw);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return ret;
+}
+
+int maildir_keywords_reload(struct maildir *box)
+{
+	return keywords_read(box->path, box->keywords);
+}
 
 /* ---- adding messages ---- */
 
@@ -1038,8 +1157,36 @@ int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *
 		*error_r = "creating the Maildir failed";
 		goto out;
 	}
+	/* keyword letters are per folder: translate them by name */
+	char kw_map[MAILDIR_MAX_KEYWORDS] = { 0 };
+	bool same = strcmp(src->path, dest_path) == 0;
+	for (size_t i = 0; i < n && !same; i++) {
+		const char *f = src->msgs[idxs[i]].flags;
+		for (; *f != '\0'; f++) {
+			int k = *f - 'a';
+			if (k < 0 || k >= MAILDIR_MAX_KEYWORDS || kw_map[k] != 0 || src->keywords[k] == NULL)
+				continue;
+			char letter[2];
+			const char *name = src->keywords[k];
+			if (maildir_keywords_lookup(dest_path, &name, 1, true, letter) == 0 && letter[0] != '\0')
+				kw_map[k] = letter[0];
+			else
+				kw_map[k] = '-'; /* no room: dropped */
+		}
+	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct maildir_msg *m = &src->msgs[idxs[i]];
+		char flags[MAILDIR_MAX_FLAGS + 1];
+		size_t fo = 0;
+		for (const char *f = m->flags; *f != '\0'; f++) {
+			int k = *f - 'a';
+			char l = same || k < 0 || k >= MAILDIR_MAX_KEYWORDS ? *f : kw_map[k];
+			if (l != '-' && l != 0)
+				flags[fo++] = l;
+		}
+		flags[fo] = '\0';
+		char sorted[MAILDIR_MAX_FLAGS + 1];
+		flags_normalize(flags, sorted);
 		uids_r[i] = 0;
 		if (m->expunged)
 			continue;
@@ -1059,7 +1206,7 @@ int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *
 			break;
 		}
 		char *base = unique_base((uint64_t)st.st_size, m->vsize);
-		char *dest = rg_strdup_printf("%s/cur/%s:2,%s", dest_path, base, m->flags);
+		char *dest = rg_strdup_printf("%s/cur/%s:2,%s", dest_path, base, sorted);
 		char *from = msg_path(src, m);
 		/* a link shares the bytes and keeps the date; a copy elsewhere */
 		if (link(from, dest) < 0) {

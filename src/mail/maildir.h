@@ -29,6 +29,11 @@
 #define MAILDIR_FLAG_SEEN 'S'
 #define MAILDIR_FLAG_TRASHED 'T'
 #define MAILDIR_MAX_FLAGS 32 /* letters kept per message (keywords a-z too) */
+/* keywords are the letters a-z; <maildir>/dovecot-keywords names them
+ * ("<n> <name>" lines, n = letter - 'a'), as Dovecot does */
+#define MAILDIR_KEYWORDS_NAME "dovecot-keywords"
+#define MAILDIR_MAX_KEYWORDS 26
+#define MAILDIR_MAX_KEYWORD_LEN 128
 
 struct maildir_msg {
 	uint32_t uid;
@@ -53,6 +58,8 @@ struct maildir {
 	 * that a change in the same clock tick could hide behind them */
 	struct timespec cur_mtime, new_mtime;
 	bool recheck;
+	/* keyword names by letter - 'a' (NULL: unused), read at open */
+	char *keywords[MAILDIR_MAX_KEYWORDS];
 };
 
 /* Create path (and missing parents) with cur/ new/ tmp/, mode 0700. Existing
@@ -81,6 +88,15 @@ int maildir_save(const char *path, const void *data, size_t len, const char *fla
  * UID of idxs[i]; 0 for a source file that vanished meanwhile. */
 int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *dest_path,
 		 uint32_t *uids_r, uint32_t *uidvalidity_r, const char **error_r);
+
+/* The letters of keyword names[0..n) in the Maildir at path, into
+ * letters_r (NUL-terminated, at most n letters). With create, missing names
+ * are added to dovecot-keywords (under the uid list lock); otherwise, and
+ * when all 26 are taken, they are left out. 0 or -errno. */
+int maildir_keywords_lookup(const char *path, const char *const *names, size_t n, bool create,
+			    char *letters_r);
+/* re-read box->keywords (after a lookup that created some) */
+int maildir_keywords_reload(struct maildir *box);
 
 /* index of uid in box->msgs, or -1 */
 ssize_t maildir_find_uid(const struct maildir *box, uint32_t uid);

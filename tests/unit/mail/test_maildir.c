@@ -502,6 +502,52 @@ static void test_concurrent_save(void **state)
 	rg_free(md);
 }
 
+static void test_keywords(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	char *other = rg_strdup_printf("%s/.Other", md);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(maildir_create(other), 0);
+	char letters[32];
+	const char *names[] = { "$Junk", "Work", "work", "bad name" };
+	assert_int_equal(maildir_keywords_lookup(md, names, 2, false, letters), 0);
+	assert_string_equal(letters, "");
+	assert_int_equal(maildir_keywords_lookup(md, names, 4, true, letters), 0);
+	assert_string_equal(letters, "ab");
+	/* the other folder numbers its own: Work first there */
+	assert_int_equal(maildir_keywords_lookup(other, names + 1, 1, true, letters), 0);
+	assert_string_equal(letters, "a");
+	put_file(md, "cur", "k.host:2,Sab", "x\n", 0);
+	struct maildir *box = open_ok(md, false);
+	assert_string_equal(box->keywords[0], "$Junk");
+	assert_string_equal(box->keywords[1], "Work");
+	assert_null(box->keywords[2]);
+	size_t idx = 0;
+	uint32_t uid, validity;
+	const char *error;
+	assert_int_equal(maildir_copy(box, &idx, 1, other, &uid, &validity, &error), 0);
+	maildir_close(box);
+	box = open_ok(other, false);
+	assert_int_equal(box->count, 1);
+	/* Work stays a, $Junk becomes b there */
+	assert_string_equal(box->msgs[0].flags, "Sab");
+	assert_string_equal(box->keywords[0], "Work");
+	assert_string_equal(box->keywords[1], "$Junk");
+	maildir_close(box);
+	/* all 26 letters taken: more are left out */
+	char name[16];
+	for (int i = 0; i < 30; i++) {
+		snprintf(name, sizeof(name), "k%d", i);
+		const char *one = name;
+		assert_int_equal(maildir_keywords_lookup(md, &one, 1, true, letters), 0);
+		assert_int_equal(strlen(letters), i < 24 ? 1 : 0);
+	}
+	rm_rf(md);
+	rg_free(md);
+	rg_free(other);
+}
+
 static void check_location(const char *loc, const char *home, const char *user, const char *expect)
 {
 	char *path = NULL;
@@ -556,6 +602,7 @@ int main(void)
 		cmocka_unit_test(test_save_copy),
 		cmocka_unit_test(test_changed),
 		cmocka_unit_test(test_concurrent_save),
+		cmocka_unit_test(test_keywords),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,7 +30,7 @@ static const struct sample samples[] = {
 	{ 10, "S", false, 100, "2026-11-20",
 	  "From: Alice <alice@example.com>\r\nTo: bob@example.com\r\nSubject: Lunch plans\r\n"
 	  "Date: Fri, 20 Nov 2026 09:00:00 +0000\r\nX-Tag: one\r\n\r\nPizza at noon?\r\n" },
-	{ 11, "FR", true, 2000, "2026-11-21",
+	{ 11, "FRb", true, 2000, "2026-11-21",
 	  "From: bob@example.com\r\nTo: alice@example.com\r\nCc: carol@example.org\r\n"
 	  "Subject: =?UTF-8?Q?Caf=C3=A9?= tomorrow\r\nDate: 21 Nov 2026 10:00:00 +0100\r\n\r\nBody mentions PIZZA too\r\n" },
 	{ 12, "DT", true, 50, "2026-11-22",
@@ -46,6 +46,8 @@ static const char *load_text(void *ctx, size_t *len_r)
 	*len_r = strlen(s->text);
 	return s->text;
 }
+
+static const char *const keywords[26] = { "$Junk", "Work" };
 
 static time_t day_time(const char *ymd)
 {
@@ -79,6 +81,7 @@ static char *run(const char *keys)
 				.seq = (uint32_t)(i + 1), .uid = samples[i].uid, .flags = samples[i].flags,
 				.recent = samples[i].recent, .size = samples[i].size,
 				.internal_date = day_time(samples[i].internal),
+				.keywords = keywords,
 				.load = load_text, .ctx = (void *)&samples[i],
 			};
 			if (imap_search_match(s, &m))
@@ -119,6 +122,9 @@ static void test_keys(void **state)
 	expect("NEW", "2 3");
 	expect("KEYWORD $Junk", "");
 	expect("UNKEYWORD $Junk", "1 2 3 4");
+	expect("KEYWORD work", "2");
+	expect("UNKEYWORD Work", "1 3 4");
+	expect("KEYWORD Other", "");
 	expect("LARGER 100", "2 4");
 	expect("SMALLER 100", "3");
 	expect("BEFORE 21-Nov-2026", "1");

@@ -96,7 +96,7 @@ static void test_session(void **state)
 	char buf[1024];
 	snprintf(buf, sizeof(buf),
 		 "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-		 "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)] Flags permitted.\r\n"
+		 "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n"
 		 "* 3 EXISTS\r\n* 2 RECENT\r\n* OK [UNSEEN 1] First unseen.\r\n"
 		 "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT 4] Predicted next UID\r\n"
 		 "a1 OK [READ-WRITE] Select completed.\r\n", v);
@@ -144,7 +144,30 @@ static void test_session(void **state)
 	       "* 2 FETCH (FLAGS (\\Deleted \\Seen))\r\ns1 OK Store completed.\r\n");
 	expect(&w, "s2 UID STORE 3 FLAGS.SILENT \\Flagged\r\n", "s2 ", "s2 OK Store completed.\r\n");
 	assert_true(wh_exists(f->md, "cur", "3000.c.host:2,F"));
-	expect(&w, "s3 STORE 1 +FLAGS ($Junk)\r\n", "s3 ", "s3 NO [CANNOT] Keywords are not supported.\r\n");
+	/* keywords go to dovecot-keywords and the letters a-z */
+	expect(&w, "s3 STORE 1 +FLAGS ($Junk)\r\n", "s3 ",
+	       "* 1 FETCH (FLAGS (\\Seen \\Recent $Junk))\r\ns3 OK Store completed.\r\n");
+	assert_true(wh_exists(f->md, "cur", "1000.a.host:2,Sa"));
+	expect(&w, "s3a STORE 1 +FLAGS (NonJunk $junk)\r\n", "s3a ",
+	       "* 1 FETCH (FLAGS (\\Seen \\Recent $Junk NonJunk))\r\ns3a OK Store completed.\r\n");
+	expect(&w, "s3b SEARCH KEYWORD nonjunk\r\n", "s3b ", "* SEARCH 1\r\ns3b OK Search completed.\r\n");
+	expect(&w, "s3c STORE 1 -FLAGS ($Junk)\r\n", "s3c ",
+	       "* 1 FETCH (FLAGS (\\Seen \\Recent NonJunk))\r\ns3c OK Store completed.\r\n");
+	expect(&w, "s3d STORE 1 FLAGS (\\Seen)\r\n", "s3d ",
+	       "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\ns3d OK Store completed.\r\n");
+	expect(&w, "s3e STORE 1 +FLAGS (\\Bogus)\r\n", "s3e ",
+	       "s3e BAD Error in IMAP command STORE: Invalid system flag.\r\n");
+	expect(&w, "s3f STORE 1 +FLAGS (a%b)\r\n", "s3f ",
+	       "s3f BAD Error in IMAP command STORE: Invalid keyword.\r\n");
+	char *kwfile = rg_strdup_printf("%s/dovecot-keywords", f->md);
+	FILE *kf = fopen(kwfile, "r");
+	assert_non_null(kf);
+	char kwbuf[64] = "";
+	size_t kn = fread(kwbuf, 1, sizeof(kwbuf) - 1, kf);
+	kwbuf[kn] = '\0';
+	fclose(kf);
+	rg_free(kwfile);
+	assert_string_equal(kwbuf, "0 $Junk\n1 NonJunk\n");
 	expect(&w, "s4 EXPUNGE\r\n", "s4 ", "* 2 EXPUNGE\r\ns4 OK Expunge completed.\r\n");
 	assert_false(wh_exists(f->md, "cur", "2000.b.host:2,ST"));
 	expect(&w, "s5 FETCH 2 UID\r\n", "s5 ", "* 2 FETCH (UID 3)\r\ns5 OK Fetch completed.\r\n");
