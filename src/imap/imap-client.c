@@ -1299,48 +1299,109 @@ static bool name_listed(char **names, size_t count, const char *name)
 	return false;
 }
 
+static bool status_items_valid(const struct imap_cmd_arg *list);
+static int send_status(struct imap_client *c, const char *name, const struct imap_cmd_arg *list);
+
+enum {
+	LIST_SEL_SUBSCRIBED = 1, LIST_SEL_SPECIAL = 2,
+	LIST_RET_SUBSCRIBED = 4, LIST_RET_STATUS = 8,
+};
+
+/* LIST-EXTENDED (RFC 5258): "(selection)" ref patterns "RETURN (options)" */
+static bool list_options(const struct imap_cmd_arg *list, bool selection, unsigned int *opts,
+			 const struct imap_cmd_arg **status_r)
+{
+	for (size_t i = 0; i < list->count; i++) {
+		const struct imap_cmd_arg *o = &list->list[i];
+		if (o->type != IMAP_CMD_ARG_ATOM)
+			return false;
+		if (strcasecmp(o->str, "SUBSCRIBED") == 0)
+			*opts |= selection ? LIST_SEL_SUBSCRIBED | LIST_RET_SUBSCRIBED : LIST_RET_SUBSCRIBED;
+		else if (strcasecmp(o->str, "SPECIAL-USE") == 0)
+			*opts |= selection ? LIST_SEL_SPECIAL : 0;
+		else if (selection && (strcasecmp(o->str, "REMOTE") == 0 ||
+				       strcasecmp(o->str, "RECURSIVEMATCH") == 0))
+			continue;
+		else if (!selection && strcasecmp(o->str, "CHILDREN") == 0)
+			continue; /* always returned */
+		else if (!selection && strcasecmp(o->str, "STATUS") == 0 && i + 1 < list->count &&
+			 status_items_valid(&list->list[i + 1])) {
+			*opts |= LIST_RET_STATUS;
+			*status_r = &list->list[++i];
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 static bool cmd_list_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			    size_t count, bool lsub)
 {
 	const char *cmd = lsub ? "LSUB" : "LIST";
-	const char *ref = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
-	const char *pattern = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
-	if (ref == NULL || pattern == NULL)
+	unsigned int opts = lsub ? LIST_SEL_SUBSCRIBED : 0;
+	const struct imap_cmd_arg *status = NULL;
+	size_t i = 0;
+	if (!lsub && count > 0 && args[0].type == IMAP_CMD_ARG_LIST) {
+		if (!list_options(&args[0], true, &opts, &status))
+			return bad_args(c, tag, cmd);
+		i++;
+	}
+	const char *ref = i < count ? imap_cmd_arg_astring(&args[i]) : NULL;
+	const struct imap_cmd_arg *pats = i + 1 < count ? &args[i + 1] : NULL;
+	size_t npats = pats == NULL ? 0 : pats->type == IMAP_CMD_ARG_LIST && !lsub ? pats->count : 1;
+	if (pats != NULL && pats->type == IMAP_CMD_ARG_LIST && !lsub)
+		pats = pats->list;
+	i += 2;
+	if (!lsub && i + 2 == count && args[i].type == IMAP_CMD_ARG_ATOM &&
+	    strcasecmp(args[i].str, "RETURN") == 0 && args[i + 1].type == IMAP_CMD_ARG_LIST) {
+		if (!list_options(&args[i + 1], false, &opts, &status))
+			return bad_args(c, tag, cmd);
+		i += 2;
+	}
+	if (ref == NULL || npats == 0 || i != count)
 		return bad_args(c, tag, cmd);
-	if (*pattern == '\0' && !lsub) {
+	for (size_t p = 0; p < npats; p++) {
+		if (imap_cmd_arg_astring(&pats[p]) == NULL)
+			return bad_args(c, tag, cmd);
+	}
+	if (npats == 1 && *imap_cmd_arg_astring(&pats[0]) == '\0' && !lsub) {
 		send_str(c, "* LIST (\\Noselect) \".\" \"\"\r\n");
 		tagged(c, tag, "OK", "List completed.");
 		return true;
 	}
-	if (strlen(ref) + strlen(pattern) > 512) {
-		tagged(c, tag, "NO", "Pattern too long.");
-		return true;
+	char **fulls = rg_calloc(npats, sizeof(*fulls));
+	bool percent = false;
+	for (size_t p = 0; p < npats; p++) {
+		fulls[p] = rg_strdup_printf("%s%s", ref, imap_cmd_arg_astring(&pats[p]));
+		percent |= strchr(fulls[p], '%') != NULL;
 	}
-	char *full = rg_strdup_printf("%s%s", ref, pattern);
 	char **names = NULL, **subs = NULL;
 	size_t count_n = 0, count_s = 0;
 	int ret = folder_list(c->mail_path, &names, &count_n);
-	if (ret == 0 && lsub)
+	if (ret == 0 && (opts & (LIST_SEL_SUBSCRIBED | LIST_RET_SUBSCRIBED)) != 0)
 		ret = folder_subscriptions(c->mail_path, &subs, &count_s);
 	if (ret < 0) {
 		log_error("listing %s failed: %s", c->mail_path, strerror(-ret));
 		folder_list_free(names, count_n);
-		rg_free(full);
+		folder_list_free(fulls, npats);
 		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
 		return true;
 	}
 	/* what to show: the folders (or subscriptions), plus the parents
 	 * their names imply, which exist only as hierarchy (\Noselect) */
-	char **cands = lsub ? subs : names;
-	size_t ncands = lsub ? count_s : count_n;
+	bool by_subs = (opts & LIST_SEL_SUBSCRIBED) != 0;
+	char **cands = by_subs ? subs : names;
+	size_t ncands = by_subs ? count_s : count_n;
 	char **all = rg_malloc((ncands + 1) * sizeof(*all));
 	size_t nall = 0;
-	for (size_t i = 0; i < ncands; i++)
-		all[nall++] = rg_strdup(cands[i]);
-	/* LSUB names an unsubscribed parent only where "%" stopped at it */
-	bool parents = !lsub || strchr(full, '%') != NULL;
-	for (size_t i = 0; i < ncands && parents; i++) {
-		char *copy = rg_strdup(cands[i]);
+	for (size_t k = 0; k < ncands; k++)
+		all[nall++] = rg_strdup(cands[k]);
+	/* a subscription list names an unsubscribed parent only where "%"
+	 * stopped at it */
+	bool parents = !by_subs || percent;
+	for (size_t k = 0; k < ncands && parents; k++) {
+		char *copy = rg_strdup(cands[k]);
 		for (char *dot = strrchr(copy, FOLDER_SEP); dot != NULL; dot = strrchr(copy, FOLDER_SEP)) {
 			*dot = '\0';
 			if (*copy == '\0' || name_listed(all, nall, copy))
@@ -1350,36 +1411,47 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 		}
 		rg_free(copy);
 	}
-	for (size_t i = 0; i < nall; i++) {
-		const char *name = all[i];
+	for (size_t k = 0; k < nall; k++) {
+		const char *name = all[k];
 		bool is_inbox = folder_is_inbox(name);
-		if (!name_matches(full, name))
+		bool matched = false;
+		for (size_t p = 0; p < npats && !matched; p++)
+			matched = name_matches(fulls[p], name);
+		if (!matched)
 			continue;
 		bool exists = is_inbox || name_listed(names, count_n, name);
-		char attrs[96] = "";
+		const char *special = exists ? folder_special_use(name) : NULL;
+		if ((opts & LIST_SEL_SPECIAL) != 0 && special == NULL)
+			continue;
+		struct mime_buf attrs = { 0 };
+		mime_buf_add(&attrs, "", 0);
+		bool implied = k >= ncands;
 		if (lsub) {
-			if (!exists || i >= ncands)
-				strcat(attrs, "\\Noselect");
+			if (!exists || implied)
+				mime_buf_str(&attrs, "\\Noselect");
 		} else {
 			if (!exists)
-				strcat(attrs, "\\Noselect ");
-			strcat(attrs, has_children(names, count_n, name) ? "\\HasChildren" : "\\HasNoChildren");
-			const char *special = folder_special_use(name);
-			if (special != NULL && exists) {
-				strcat(attrs, " ");
-				strcat(attrs, special);
-			}
+				mime_buf_str(&attrs, by_subs && !implied ? "\\NonExistent" : "\\Noselect");
+			mime_buf_printf(&attrs, "%s%s", attrs.len > 0 ? " " : "",
+					has_children(names, count_n, name) ? "\\HasChildren" : "\\HasNoChildren");
+			if ((opts & LIST_RET_SUBSCRIBED) != 0 && name_listed(subs, count_s, name))
+				mime_buf_str(&attrs, " \\Subscribed");
+			if (special != NULL)
+				mime_buf_printf(&attrs, " %s", special);
 		}
-		send_fmt(c, "* %s (%s) \".\" ", cmd, attrs);
+		send_fmt(c, "* %s (%s) \".\" ", cmd, attrs.data);
+		mime_buf_free(&attrs);
 		send_mailbox_name(c, is_inbox ? "INBOX" : name);
 		send_str(c, "\r\n");
+		if ((opts & LIST_RET_STATUS) != 0 && exists)
+			(void)send_status(c, name, status);
 	}
-	for (size_t i = 0; i < nall; i++)
-		rg_free(all[i]);
+	for (size_t k = 0; k < nall; k++)
+		rg_free(all[k]);
 	rg_free(all);
 	folder_list_free(names, count_n);
 	folder_list_free(subs, count_s);
-	rg_free(full);
+	folder_list_free(fulls, npats);
 	tagged(c, tag, "OK", lsub ? "Lsub completed." : "List completed.");
 	return true;
 }
@@ -1650,16 +1722,30 @@ static bool cmd_examine(struct imap_client *c, const char *tag, const struct ima
 	return cmd_select_common(c, tag, args, count, true);
 }
 
-static bool cmd_status(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+static const char *const status_items[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN" };
+
+static bool status_items_valid(const struct imap_cmd_arg *list)
 {
-	const char *name = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
-	if (name == NULL || args[1].type != IMAP_CMD_ARG_LIST || args[1].count == 0)
-		return bad(c, tag, "Error in IMAP command STATUS: Invalid arguments.");
+	if (list->type != IMAP_CMD_ARG_LIST || list->count == 0)
+		return false;
+	for (size_t i = 0; i < list->count; i++) {
+		bool known = false;
+		for (size_t k = 0; k < sizeof(status_items) / sizeof(status_items[0]); k++)
+			known |= list->list[i].type == IMAP_CMD_ARG_ATOM &&
+				 strcasecmp(list->list[i].str, status_items[k]) == 0;
+		if (!known)
+			return false;
+	}
+	return true;
+}
+
+/* "* STATUS name (...)" for a folder; -ENOENT when there is none */
+static int send_status(struct imap_client *c, const char *name, const struct imap_cmd_arg *list)
+{
 	char *path = folder_path(c->mail_path, name);
 	if (path == NULL || !folder_exists(c->mail_path, name)) {
 		rg_free(path);
-		no_mailbox(c, tag, name, false);
-		return true;
+		return -ENOENT;
 	}
 	struct maildir *box;
 	const char *error;
@@ -1667,25 +1753,21 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 	if (ret < 0) {
 		log_error("opening %s failed: %s: %s", path, error, strerror(-ret));
 		rg_free(path);
-		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
-		return true;
+		return ret;
 	}
 	rg_free(path);
 	bool selected = c->box_name != NULL && strcmp(c->box_name, folder_is_inbox(name) ? "INBOX" : name) == 0;
-	size_t recent = 0;
-	for (size_t i = 0; i < box->count; i++)
+	size_t recent = 0, unseen = 0;
+	for (size_t i = 0; i < box->count; i++) {
 		recent += box->msgs[i].in_new;
+		unseen += !maildir_msg_has_flag(&box->msgs[i], MAILDIR_FLAG_SEEN);
+	}
 	if (selected)
 		recent = view_recent(c);
-	size_t unseen = 0;
-	for (size_t i = 0; i < box->count; i++)
-		unseen += !maildir_msg_has_flag(&box->msgs[i], MAILDIR_FLAG_SEEN);
-	char out[256];
-	size_t o = 0;
-	const struct imap_cmd_arg *items = args[1].list;
-	for (size_t i = 0; i < args[1].count; i++) {
-		const char *it = items[i].type == IMAP_CMD_ARG_ATOM ? items[i].str : "";
-		unsigned long long v;
+	struct mime_buf out = { 0 };
+	for (size_t i = 0; i < list->count; i++) {
+		const char *it = list->list[i].str;
+		unsigned long long v = 0;
 		if (strcasecmp(it, "MESSAGES") == 0)
 			v = box->count;
 		else if (strcasecmp(it, "RECENT") == 0)
@@ -1696,21 +1778,32 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 			v = box->uidvalidity;
 		else if (strcasecmp(it, "UNSEEN") == 0)
 			v = unseen;
-		else {
-			maildir_close(box);
-			return bad(c, tag, "Error in IMAP command STATUS: Invalid status item.");
-		}
-		if (o + 40 < sizeof(out))
-			o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%s %llu",
-					      o == 0 ? "" : " ", it, v);
+		mime_buf_printf(&out, "%s%s %llu", out.len == 0 ? "" : " ", it, v);
 	}
 	maildir_close(box);
-	for (size_t i = 0; i < o; i++)
-		out[i] = (char)toupper((unsigned char)out[i]);
+	for (size_t i = 0; i < out.len; i++)
+		out.data[i] = (char)toupper((unsigned char)out.data[i]);
 	send_str(c, "* STATUS ");
 	send_mailbox_name(c, folder_is_inbox(name) ? "INBOX" : name);
-	send_fmt(c, " (%s)\r\n", out);
-	tagged(c, tag, "OK", "Status completed.");
+	send_fmt(c, " (%s)\r\n", out.data);
+	mime_buf_free(&out);
+	return 0;
+}
+
+static bool cmd_status(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *name = count == 2 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (name == NULL || args[1].type != IMAP_CMD_ARG_LIST || args[1].count == 0)
+		return bad(c, tag, "Error in IMAP command STATUS: Invalid arguments.");
+	if (!status_items_valid(&args[1]))
+		return bad(c, tag, "Error in IMAP command STATUS: Invalid status item.");
+	int ret = send_status(c, name, &args[1]);
+	if (ret == -ENOENT)
+		no_mailbox(c, tag, name, false);
+	else if (ret < 0)
+		tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+	else
+		tagged(c, tag, "OK", "Status completed.");
 	return true;
 }
 

@@ -264,6 +264,20 @@ static void test_folders_two_sessions(void **state)
 	expect(&a, "c11 DELETE Nope\r\n", "c11 ", "c11 NO Mailbox doesn't exist: Nope\r\n");
 	expect(&a, "c12 STATUS \"My Box\" (MESSAGES UIDNEXT)\r\n", "c12 ",
 	       "* STATUS \"My Box\" (MESSAGES 0 UIDNEXT 1)\r\nc12 OK Status completed.\r\n");
+	/* LIST-EXTENDED: selection and return options, LIST-STATUS */
+	expect(&a, "x1 LIST (SPECIAL-USE) \"\" *\r\n", "x1 ",
+	       "* LIST (\\HasNoChildren \\Drafts) \".\" Drafts\r\n* LIST (\\HasNoChildren \\Junk) \".\" Junk\r\n"
+	       "* LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n* LIST (\\HasNoChildren \\Trash) \".\" Trash\r\n"
+	       "x1 OK List completed.\r\n");
+	expect(&a, "x2 LIST \"\" (INBOX Drafts) RETURN (SUBSCRIBED STATUS (MESSAGES))\r\n", "x2 ",
+	       "* LIST (\\HasNoChildren) \".\" INBOX\r\n* STATUS INBOX (MESSAGES 3)\r\n"
+	       "* LIST (\\HasNoChildren \\Subscribed \\Drafts) \".\" Drafts\r\n* STATUS Drafts (MESSAGES 0)\r\n"
+	       "x2 OK List completed.\r\n");
+	expect(&a, "x3 LIST (SUBSCRIBED) \"\" W*\r\n", "x3 ",
+	       "* LIST (\\NonExistent \\HasNoChildren \\Subscribed) \".\" Work.Sub\r\nx3 OK List completed.\r\n");
+	expect(&a, "x4 LIST (BOGUS) \"\" *\r\n", "x4 ", "x4 BAD Error in IMAP command LIST: Invalid arguments.\r\n");
+	expect(&a, "x5 LIST \"\" * RETURN (STATUS (BOGUS))\r\n", "x5 ",
+	       "x5 BAD Error in IMAP command LIST: Invalid arguments.\r\n");
 	expect(&a, "c13 NAMESPACE\r\n", "c13 ", "* NAMESPACE ((\"\" \".\")) NIL NIL\r\nc13 OK Namespace completed.\r\n");
 
 	/* APPEND with flags, a date and a literal; refused into a missing folder */
