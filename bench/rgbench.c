@@ -1103,9 +1103,12 @@ int main(int argc, char **argv)
 
 	b->t0 = now_ns();
 	/* idle: the duration counts from the moment all are held; connecting
-	 * may take up to this long */
+	 * may take up to 120 s, or 5 ms per connection for big K (TLS) */
+	uint64_t connect_ns = 120ull * 1000000000ull;
+	if ((uint64_t)b->clients * 5000000ull > connect_ns)
+		connect_ns = (uint64_t)b->clients * 5000000ull;
 	b->deadline = b->t0 + (uint64_t)(b->duration * 1e9) +
-		      (b->kind == KIND_IDLE ? 120ull * 1000000000ull : 0);
+		      (b->kind == KIND_IDLE ? connect_ns : 0);
 	uint64_t end = 0, last_scan = b->t0;
 	unsigned next_idle = 0;
 	for (;;) {

@@ -457,6 +457,9 @@ def matrix(full):
         # connection cost, a larger one probes how many the mode can hold
         cases.append(("idle", "imap", tr, SEC_IDLE, "sec"))
     cases.append(("idle", "imap", "plain", 1000 if full else 200, "sec-once"))
+    if full:
+        # C100K: 100,000 TLS connections held by the high-performance servers
+        cases.append(("idle", "imap", "tls", 100000, "perf"))
     return cases
 
 
@@ -512,7 +515,8 @@ class Bench:
         if resume:
             cmd += ["--resume"]
         if clients > 1000:
-            cmd += ["--src-addrs", "16"]
+            # each source address has its own ~28k ephemeral ports
+            cmd += ["--src-addrs", str(max(16, clients // 10000))]
         if kind != "idle":
             # sessions in flight at the end finish and count: no session
             # is cut off, so server CPU per session is exact
