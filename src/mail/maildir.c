@@ -1005,7 +1005,8 @@ static int uidlist_register(const char *path, char *const *bases, size_t n, uint
 			cap += strlen(bases[i]) + 16;
 		/* the list came back sorted by base: lines must go by uid */
 		struct uid_entry *byuid = rg_malloc((count + 1) * sizeof(*byuid));
-		memcpy(byuid, list, count * sizeof(*byuid));
+		if (count > 0)
+			memcpy(byuid, list, count * sizeof(*byuid));
 		if (count > 1)
 			qsort(byuid, count, sizeof(*byuid), cmp_uid_entry_uid);
 		char *data = rg_malloc(cap);
