@@ -1027,7 +1027,7 @@ static bool cmd_search_common(struct imap_client *c, const char *tag, const stru
 			.load = search_load_msg, .ctx = &sl,
 		};
 		/* the size costs a read when the name does not carry it */
-		if (maildir_msg_vsize(c->box, idx, &size) == 0)
+		if (imap_search_needs_size(s) && maildir_msg_vsize(c->box, idx, &size) == 0)
 			sm.size = size;
 		if (imap_search_match(s, &sm))
 			mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));

@@ -129,7 +129,7 @@ struct node {
 
 struct imap_search {
 	struct node *root;
-	bool needs_text;
+	bool needs_text, needs_size;
 };
 
 struct parse_state {
@@ -137,7 +137,7 @@ struct parse_state {
 	size_t count, pos;
 	uint32_t max_seq, max_uid;
 	unsigned int nodes;
-	bool needs_text;
+	bool needs_text, needs_size;
 	const char *error;
 };
 
@@ -251,6 +251,7 @@ static struct node *parse_list(struct parse_state *ps, const struct imap_cmd_arg
 	}
 	ps->nodes = sub.nodes;
 	ps->needs_text = sub.needs_text;
+	ps->needs_size = sub.needs_size;
 	if (and->nkids == 0) {
 		ps->error = "Empty search list";
 		node_free(and);
@@ -376,6 +377,7 @@ static struct node *parse_key(struct parse_state *ps, unsigned int depth)
 			return NULL;
 		struct node *n = node_new(ps, toupper((unsigned char)k[0]) == 'L' ? N_LARGER : N_SMALLER);
 		n->num = num;
+		ps->needs_size = true;
 		return n;
 	}
 	if (strcasecmp(k, "NOT") == 0) {
@@ -432,6 +434,7 @@ struct imap_search *imap_search_parse(const struct imap_cmd_arg *args, size_t co
 	struct imap_search *s = rg_calloc(1, sizeof(*s));
 	s->root = root;
 	s->needs_text = ps.needs_text;
+	s->needs_size = ps.needs_size;
 	return s;
 }
 
@@ -446,6 +449,11 @@ void imap_search_free(struct imap_search *s)
 bool imap_search_needs_text(const struct imap_search *s)
 {
 	return s->needs_text;
+}
+
+bool imap_search_needs_size(const struct imap_search *s)
+{
+	return s->needs_size;
 }
 
 /* ---- matching ---- */

@@ -47,6 +47,8 @@ struct imap_search *imap_search_parse(const struct imap_cmd_arg *args, size_t co
 bool imap_search_match(const struct imap_search *search, const struct imap_search_msg *msg);
 /* true when some key needs the message text (callers may batch loads) */
 bool imap_search_needs_text(const struct imap_search *search);
+/* true when some key needs the size (LARGER, SMALLER): it may cost a read */
+bool imap_search_needs_size(const struct imap_search *search);
 void imap_search_free(struct imap_search *search);
 
 /* "d-Mon-yyyy" (RFC 3501 date) into *ymd_r = y*10000+m*100+d */

@@ -161,6 +161,38 @@ static void test_keys(void **state)
 	expect("NOT NOT NOT ALL", "");
 }
 
+static void test_needs(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *keys;
+		bool text, size;
+	} cases[] = {
+		{ "ALL SEEN 1:3 UID 4", false, false },
+		{ "OR LARGER 5 SEEN", false, true },
+		{ "NOT (SMALLER 5)", false, true },
+		{ "FROM x", true, false },
+		{ "SENTON 1-Jan-2020", true, false },
+		{ "SINCE 1-Jan-2020", false, false },
+		{ "OR BODY x LARGER 1", true, true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *line = rg_strdup_printf("t SEARCH %s\r\n", cases[i].keys);
+		struct imap_cmd_parser *p = imap_cmd_parser_create();
+		size_t used, count;
+		assert_int_equal(imap_cmd_parser_feed(p, (const uint8_t *)line, strlen(line), &used), PARSE_OK);
+		const struct imap_cmd_arg *args = imap_cmd_parser_args(p, &count);
+		const char *error;
+		struct imap_search *s = imap_search_parse(args, count, 4, 15, &error);
+		assert_non_null(s);
+		assert_int_equal(imap_search_needs_text(s), cases[i].text);
+		assert_int_equal(imap_search_needs_size(s), cases[i].size);
+		imap_search_free(s);
+		imap_cmd_parser_destroy(p);
+		rg_free(line);
+	}
+}
+
 static void test_bad(void **state)
 {
 	(void)state;
@@ -231,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys),
 		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_needs),
 		cmocka_unit_test(test_seqset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
