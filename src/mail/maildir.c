@@ -987,7 +987,7 @@ static char *unique_base(uint64_t size, int64_t vsize)
 static int uidlist_register(const char *path, char *const *bases, size_t n, uint32_t *uids_r,
 			    uint32_t *validity_r, const char **error_r)
 {
-	int ret, lock_fd;
+	int ret, lock_fd = -1;
 	if ((ret = lock_open(path, &lock_fd)) < 0) {
 		*error_r = "locking the uid list failed";
 		return ret;
