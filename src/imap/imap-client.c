@@ -791,7 +791,8 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		}
 		case FETCH_INTERNALDATE: {
 			struct tm tm;
-			localtime_r(&m->mtime, &tm);
+			time_t date = maildir_msg_mtime(c->box, idx);
+			localtime_r(&date, &tm);
 			strftime(buf, sizeof(buf), "%e-%b-%Y %H:%M:%S %z", &tm);
 			send_fmt(c, "INTERNALDATE \"%s\"", buf);
 			break;
@@ -1022,13 +1023,15 @@ static bool cmd_search_common(struct imap_client *c, const char *tag, const stru
 		uint64_t size = 0;
 		struct imap_search_msg sm = {
 			.seq = (uint32_t)(i + 1), .uid = m->uid, .flags = m->flags,
-			.recent = m->recent, .internal_date = m->mtime,
+			.recent = m->recent,
 			.keywords = (const char *const *)c->box->keywords,
 			.load = search_load_msg, .ctx = &sl,
 		};
 		/* the size costs a read when the name does not carry it */
 		if (imap_search_needs_size(s) && maildir_msg_vsize(c->box, idx, &size) == 0)
 			sm.size = size;
+		if (imap_search_needs_date(s))
+			sm.internal_date = maildir_msg_mtime(c->box, idx);
 		if (imap_search_match(s, &sm))
 			mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));
 		rg_free(sl.msg);

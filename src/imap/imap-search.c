@@ -129,7 +129,7 @@ struct node {
 
 struct imap_search {
 	struct node *root;
-	bool needs_text, needs_size;
+	bool needs_text, needs_size, needs_date;
 };
 
 struct parse_state {
@@ -137,7 +137,7 @@ struct parse_state {
 	size_t count, pos;
 	uint32_t max_seq, max_uid;
 	unsigned int nodes;
-	bool needs_text, needs_size;
+	bool needs_text, needs_size, needs_date;
 	const char *error;
 };
 
@@ -252,6 +252,7 @@ static struct node *parse_list(struct parse_state *ps, const struct imap_cmd_arg
 	ps->nodes = sub.nodes;
 	ps->needs_text = sub.needs_text;
 	ps->needs_size = sub.needs_size;
+	ps->needs_date = sub.needs_date;
 	if (and->nkids == 0) {
 		ps->error = "Empty search list";
 		node_free(and);
@@ -325,6 +326,7 @@ static struct node *parse_key(struct parse_state *ps, unsigned int depth)
 		}
 		struct node *n = node_new(ps, date_keys[i].kind);
 		n->date = ymd;
+		ps->needs_date = true;
 		if (n->kind >= N_SENTBEFORE)
 			ps->needs_text = true;
 		return n;
@@ -435,6 +437,7 @@ struct imap_search *imap_search_parse(const struct imap_cmd_arg *args, size_t co
 	s->root = root;
 	s->needs_text = ps.needs_text;
 	s->needs_size = ps.needs_size;
+	s->needs_date = ps.needs_date;
 	return s;
 }
 
@@ -454,6 +457,11 @@ bool imap_search_needs_text(const struct imap_search *s)
 bool imap_search_needs_size(const struct imap_search *s)
 {
 	return s->needs_size;
+}
+
+bool imap_search_needs_date(const struct imap_search *s)
+{
+	return s->needs_date;
 }
 
 /* ---- matching ---- */

@@ -49,6 +49,9 @@ bool imap_search_match(const struct imap_search *search, const struct imap_searc
 bool imap_search_needs_text(const struct imap_search *search);
 /* true when some key needs the size (LARGER, SMALLER): it may cost a read */
 bool imap_search_needs_size(const struct imap_search *search);
+/* true when some key needs the internal date (BEFORE, ON, SINCE, and the
+ * SENT* keys of messages without a Date:) */
+bool imap_search_needs_date(const struct imap_search *search);
 void imap_search_free(struct imap_search *search);
 
 /* "d-Mon-yyyy" (RFC 3501 date) into *ymd_r = y*10000+m*100+d */

@@ -158,25 +158,37 @@ static int scan_dir(const char *path, bool in_new, struct scan_entry **arr,
 	while ((de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
+		char *base = name_base(de->d_name);
+		/* a name carrying its size needs no stat: a big folder opens
+		 * with one readdir (the date is read when asked for) */
+		int64_t named_size = de->d_type == DT_REG ? base_size_field(base, 'S') : -1;
 		struct stat st;
-		if (fstatat(dfd, de->d_name, &st, 0) < 0) {
+		if (named_size >= 0) {
+			st.st_size = (off_t)named_size;
+			st.st_mtime = -1;
+		} else if (fstatat(dfd, de->d_name, &st, 0) < 0) {
+			rg_free(base);
 			/* renamed or expunged by another session meanwhile */
-			if (errno == ENOENT)
+			if (errno == ENOENT) {
+				errno = 0;
 				continue;
+			}
 			int ret = -errno;
 			closedir(dir);
 			rg_free(dirpath);
 			return ret;
-		}
-		if (!S_ISREG(st.st_mode))
+		} else if (!S_ISREG(st.st_mode)) {
+			rg_free(base);
+			errno = 0;
 			continue;
+		}
 		if (*count == *alloc) {
 			*alloc = *alloc == 0 ? 64 : *alloc * 2;
 			*arr = rg_realloc(*arr, *alloc * sizeof(**arr));
 		}
 		struct scan_entry *e = &(*arr)[(*count)++];
 		e->name = rg_strdup(de->d_name);
-		e->base = name_base(de->d_name);
+		e->base = base;
 		e->in_new = in_new;
 		e->size = (uint64_t)st.st_size;
 		e->mtime = st.st_mtime;
@@ -565,6 +577,15 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 	}
 	if (kept != list_count)
 		dirty = true; /* some files are gone */
+	/* new files are numbered in arrival order: their dates are needed */
+	for (size_t i = 0; i < fresh_count; i++) {
+		if (fresh[i]->mtime >= 0)
+			continue;
+		char *file = path_join3(box->path, fresh[i]->in_new ? "new" : "cur", fresh[i]->name);
+		struct stat st;
+		fresh[i]->mtime = stat(file, &st) == 0 ? st.st_mtime : 0;
+		rg_free(file);
+	}
 	qsort(fresh, fresh_count, sizeof(*fresh), cmp_scan_ptr_arrival);
 	for (size_t i = 0; i < fresh_count; i++) {
 		if (box->uidnext == UINT32_MAX) {
@@ -727,6 +748,26 @@ static int msg_open(struct maildir *box, struct maildir_msg *m)
 			return ret;
 	}
 	return -ENOENT;
+}
+
+time_t maildir_msg_mtime(struct maildir *box, size_t idx)
+{
+	struct maildir_msg *m = &box->msgs[idx];
+	if (m->mtime >= 0)
+		return m->mtime;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		char *file = msg_path(box, m);
+		struct stat st;
+		int ret = stat(file, &st);
+		rg_free(file);
+		if (ret == 0) {
+			m->mtime = st.st_mtime;
+			return m->mtime;
+		}
+		if (errno != ENOENT || msg_relocate(box, m) < 0)
+			break;
+	}
+	return 0;
 }
 
 int maildir_msg_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r)

@@ -44,7 +44,7 @@ struct maildir_msg {
 	char flags[MAILDIR_MAX_FLAGS + 1]; /* sorted letters, NUL-terminated */
 	uint64_t size;    /* bytes on disk */
 	int64_t vsize;    /* size with CRLF line endings; -1 until known */
-	time_t mtime;     /* delivery time, used as INTERNALDATE */
+	time_t mtime;     /* delivery time (INTERNALDATE); -1 until maildir_msg_mtime() */
 	bool recent;      /* this open moved it from new/ to cur/ (\\Recent) */
 };
 
@@ -100,6 +100,11 @@ int maildir_keywords_reload(struct maildir *box);
 
 /* index of uid in box->msgs, or -1 */
 ssize_t maildir_find_uid(const struct maildir *box, uint32_t uid);
+
+/* The message's delivery time (its file's mtime). A scan stats only files
+ * whose name lacks ",S=<size>", so this may stat now; 0 when the file is
+ * gone. */
+time_t maildir_msg_mtime(struct maildir *box, size_t idx);
 
 /* Whole raw file into a fresh allocation (caller rg_free()s *data_r). */
 int maildir_msg_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r);

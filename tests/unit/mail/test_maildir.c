@@ -130,7 +130,7 @@ static void test_scan_order_and_flags(void **state)
 	assert_true(maildir_msg_has_flag(&box->msgs[1], MAILDIR_FLAG_SEEN));
 	assert_false(maildir_msg_has_flag(&box->msgs[0], MAILDIR_FLAG_SEEN));
 	assert_int_equal(box->msgs[0].size, 6);
-	assert_int_equal(box->msgs[0].mtime, 1000);
+	assert_int_equal(maildir_msg_mtime(box, 0), 1000);
 	assert_int_equal(maildir_find_uid(box, 3), 2);
 	assert_int_equal(maildir_find_uid(box, 9), -1);
 
@@ -386,7 +386,7 @@ static void test_save_copy(void **state)
 	assert_int_equal(box->count, 3);
 	assert_int_equal(box->uidvalidity, validity);
 	assert_string_equal(box->msgs[0].flags, "FS");
-	assert_int_equal(box->msgs[0].mtime, 1234567);
+	assert_int_equal(maildir_msg_mtime(box, 0), 1234567);
 	assert_non_null(strstr(box->msgs[0].base, ",S=19,W=20"));
 	assert_int_equal(box->msgs[0].vsize, 20);
 	assert_false(box->msgs[0].recent);
@@ -414,7 +414,7 @@ static void test_save_copy(void **state)
 	ssize_t copied = maildir_find_uid(ob, uids[1]);
 	assert_true(copied >= 0);
 	assert_string_equal(ob->msgs[copied].flags, "FS");
-	assert_int_equal(ob->msgs[copied].mtime, 1234567);
+	assert_int_equal(maildir_msg_mtime(ob, (size_t)copied), 1234567);
 	/* the next copy into a folder with a list numbers in order */
 	size_t one = 0;
 	assert_int_equal(maildir_copy(box, &one, 1, other, uids, &validity, &error), 0);

@@ -187,6 +187,7 @@ static void test_needs(void **state)
 		assert_non_null(s);
 		assert_int_equal(imap_search_needs_text(s), cases[i].text);
 		assert_int_equal(imap_search_needs_size(s), cases[i].size);
+		assert_int_equal(imap_search_needs_date(s), strstr(cases[i].keys, "-Jan-") != NULL);
 		imap_search_free(s);
 		imap_cmd_parser_destroy(p);
 		rg_free(line);
