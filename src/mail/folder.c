@@ -37,7 +37,8 @@ bool folder_name_valid(const char *name)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
-		if (c < 0x20 || c == 0x7f || c == '/' || c == '*' || c == '%' ||
+		/* IMAP names are 7-bit (modified UTF-7) */
+		if (c < 0x20 || c >= 0x7f || c == '/' || c == '*' || c == '%' ||
 		    (c == FOLDER_SEP && name[i + 1] == FOLDER_SEP))
 			return false;
 	}

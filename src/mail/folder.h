@@ -16,7 +16,8 @@
 /* true for "INBOX" in any case */
 bool folder_is_inbox(const char *name);
 /* a name we can store: not empty, no "/", no empty hierarchy level, no
- * control characters, at most FOLDER_MAX_NAME bytes */
+ * control or 8-bit characters (names are modified UTF-7), no wildcards,
+ * at most FOLDER_MAX_NAME bytes */
 bool folder_name_valid(const char *name);
 /* directory of name (rg_free it), or NULL when the name is not valid */
 char *folder_path(const char *root, const char *name);

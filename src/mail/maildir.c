@@ -1050,8 +1050,10 @@ static int uidlist_register(const char *path, char *const *bases, size_t n, uint
 			memcpy(byuid, list, count * sizeof(*byuid));
 		if (count > 1)
 			qsort(byuid, count, sizeof(*byuid), cmp_uid_entry_uid);
+		/* entries first, the header (which needs the count) last */
 		char *data = rg_malloc(cap);
-		size_t len = (size_t)snprintf(data, cap, "1 V%u N%u\n", validity, next + (uint32_t)n);
+		size_t head_room = 32;
+		size_t len = head_room;
 		for (size_t i = 0; i < count; i++)
 			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", byuid[i].uid, byuid[i].base);
 		uint32_t added = 0;
@@ -1068,18 +1070,12 @@ static int uidlist_register(const char *path, char *const *bases, size_t n, uint
 			uids_r[i] = next + added++;
 			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", uids_r[i], bases[i]);
 		}
-		/* the header was written for n new entries: fix N */
-		char head[64];
-		int hl = snprintf(head, sizeof(head), "1 V%u N%u\n", validity, next + (uint32_t)n);
-		int hl2 = snprintf(head, sizeof(head), "1 V%u N%u\n", validity, next + added);
-		if (hl2 < hl) {
-			/* fewer digits: shift the rest left */
-			memmove(data + hl2, data + hl, len - (size_t)hl);
-			len -= (size_t)(hl - hl2);
-		}
-		memcpy(data, head, (size_t)hl2);
+		char head[32];
+		size_t hl = (size_t)snprintf(head, sizeof(head), "1 V%u N%u\n", validity, next + added);
+		char *start = data + head_room - hl;
+		memcpy(start, head, hl);
 		rg_free(byuid);
-		ret = uidlist_replace(path, data, len);
+		ret = uidlist_replace(path, start, len - (head_room - hl));
 		rg_free(data);
 		uidlist_free(list, count);
 		if (ret < 0)

@@ -86,7 +86,7 @@ static void check_subs(const char *root, const char *want)
 static void test_names(void **state)
 {
 	(void)state;
-	static const char *const bad[] = { "", ".a", "a.", "a..b", "a/b", "../x", "a*", "b%", "x\ty" };
+	static const char *const bad[] = { "", ".a", "a.", "a..b", "a/b", "../x", "a*", "b%", "x\ty", "caf\xc3\xa9" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_false(folder_name_valid(bad[i]));
 		assert_null(folder_path("/r", bad[i]));
