@@ -338,6 +338,37 @@ static void test_folders_two_sessions(void **state)
 	assert_int_equal(wh_finish(&a), 0);
 }
 
+/* IDLE on the real binary: a delivery into new/ and another session's
+ * flag change arrive without the client asking */
+static void test_idle_push(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
+	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
+	struct worker_proc b = wh_start("ringgate-imap", f->home, NULL, "b", NULL, 0);
+	expect(&b, NULL, "b ", LOGIN_REPLY("b"));
+	wh_send(&a, "s SELECT INBOX\r\n");
+	rg_free(wh_read_until_line(&a, "s "));
+	wh_send(&b, "s SELECT INBOX\r\n");
+	rg_free(wh_read_until_line(&b, "s "));
+	wh_send(&a, "i IDLE\r\n");
+	rg_free(wh_read_until(&a, "+ idling\r\n", NULL));
+	wh_put_msg(f->md, "new", "5000.e.host", MSG3, 5000);
+	/* RECENT counts all this session's recent messages: 2 at SELECT + 1 */
+	char *got = wh_read_until(&a, "* 4 EXISTS\r\n* 3 RECENT\r\n", NULL);
+	assert_string_equal(got, "* 4 EXISTS\r\n* 3 RECENT\r\n");
+	rg_free(got);
+	expect(&b, "f STORE 2 +FLAGS.SILENT (\\Flagged)\r\n", "f ", "f OK Store completed.\r\n");
+	got = wh_read_until(&a, "))\r\n", NULL);
+	assert_string_equal(got, "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen))\r\n");
+	rg_free(got);
+	expect(&a, "DONE\r\n", "i ", "i OK Idle completed.\r\n");
+	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	expect(&b, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	assert_int_equal(wh_finish(&a), 0);
+	assert_int_equal(wh_finish(&b), 0);
+}
+
 /* ---- the core in memory, at every byte split ---- */
 
 struct capture {
@@ -439,6 +470,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders_two_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_push, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
