@@ -318,6 +318,8 @@ static void sync_view(struct imap_client *c)
 		return;
 	}
 	if (nb->uidvalidity != c->box->uidvalidity) {
+		log_warning("%s: UIDVALIDITY changed from %u to %u under the session", c->box_path,
+			    c->box->uidvalidity, nb->uidvalidity);
 		send_str(c, "* BYE Mailbox UIDVALIDITY changed, have to disconnect.\r\n");
 		c->done = true;
 		maildir_close(nb);
@@ -744,7 +746,11 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 	if (want_body) {
 		int ret = maildir_msg_read(c->box, idx, &raw, &raw_len);
 		if (ret < 0) {
-			if (ret != -ENOENT)
+			/* expunged by another session or program: skipped, the
+			 * client hears of it at the next sync */
+			if (ret == -ENOENT)
+				log_info("%s uid %u vanished before FETCH", c->box_name, m->uid);
+			else
 				log_error("reading uid %u failed: %s", m->uid, strerror(-ret));
 			return false;
 		}
