@@ -191,6 +191,9 @@ char *mime_header_get_all(const char *hdr, size_t len, const char *name)
 
 /* ---- RFC 2047 ---- */
 
+/* longer than any real encoded word (75), short enough to bound the scans */
+#define MIME_MAX_WORD 1024
+
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -216,11 +219,15 @@ static bool decode_word(const char *s, struct mime_buf *out, size_t *wlen_r)
 {
 	if (s[0] != '=' || s[1] != '?')
 		return false;
-	const char *cs = s + 2, *q1 = strchr(cs, '?');
+	const char *cs = s + 2, *q1 = memchr(cs, '?', strnlen(cs, MIME_MAX_WORD));
 	if (q1 == NULL || q1 == cs || q1[1] == '\0' || q1[2] != '?')
 		return false;
 	char enc = (char)toupper((unsigned char)q1[1]);
-	const char *text = q1 + 3, *end = strstr(text, "?=");
+	/* RFC 2047 words are at most 75 bytes: looking further would make a
+	 * header full of "=?" quadratic */
+	const char *text = q1 + 3;
+	size_t window = strnlen(text, MIME_MAX_WORD);
+	const char *end = memmem(text, window, "?=", 2);
 	if (end == NULL || (enc != 'Q' && enc != 'B') || memchr(cs, ' ', (size_t)(end - cs)) != NULL)
 		return false;
 	size_t cslen = (size_t)(q1 - cs);
