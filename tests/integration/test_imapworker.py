@@ -10,7 +10,7 @@ import unittest
 
 import rgenv
 
-USERS = {"folders": "pw-folders", "append": "pw-append", "copy": "pw-copy",
+USERS = {"race": "pw-race", "folders": "pw-folders", "append": "pw-append", "copy": "pw-copy",
          "search": "pw-search", "mime": "pw-mime", "sync": "pw-sync", "idle": "pw-idle"}
 
 MIME_MSG = (b"From: \"Alice A.\" <alice@example.com>\r\n"
@@ -251,6 +251,40 @@ class ImapWorkerTests(unittest.TestCase):
         self.assertEqual(ua, ub)
         a.logout()
         b.logout()
+
+    def test_concurrent_appends(self):
+        """sessions appending at once, plus deliveries into new/: every
+        message gets one UID, none is lost"""
+        import threading
+        results, errors = [], []
+
+        def worker(n):
+            try:
+                m = self.login("race")
+                for i in range(15):
+                    typ, data = m.append("INBOX", None, None, b"Subject: %d-%d\r\n\r\nx\r\n" % (n, i))
+                    mo = re.search(rb"APPENDUID \d+ (\d+)", data[0])
+                    results.append(int(mo.group(1)))
+                    if i % 5 == 0:
+                        m.select("INBOX")
+                m.logout()
+            except Exception as e:  # reported below
+                errors.append(e)
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        for i in range(10):
+            self.rg.deliver("race", b"Subject: delivered %d\n\nx\n" % i, name="race%d.host" % i)
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(len(set(results)), 45)
+        m = self.login("race")
+        self.assertEqual(int(self.ok(m.select("INBOX"))[0]), 3 + 45 + 10)
+        uids = [int(x) for x in self.ok(m.uid("SEARCH", "ALL"))[0].split()]
+        self.assertEqual(len(set(uids)), 58)
+        self.assertTrue(set(results) <= set(uids))
+        m.logout()
 
     def test_idle_sees_delivery(self):
         m = self.login("idle")
