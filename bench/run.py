@@ -97,6 +97,7 @@ class Accounting:
         self.method = "proc"
         self.dirs = []
         self.root_pid = None
+        self.perf_cgroup = None
         uni = "/sys/fs/cgroup"
         try:
             if os.path.exists(uni + "/cgroup.controllers"):
@@ -122,6 +123,16 @@ class Accounting:
                 self.method = "cgroup v1 (cpuacct.usage, memory.usage_in_bytes)"
             if self.dirs:
                 self.cpu_ns(), self.mem_bytes()  # readable?
+            # perf record -G needs a cgroup2 group (its perf_event
+            # controller is implicit there), also on a hybrid system
+            if self.method.startswith("cgroup v1") and os.path.exists(uni + "/unified/cgroup.procs"):
+                d = uni + "/unified" + _own_cgroup_v2() + "/rgbench-" + name
+                d = d.replace("//", "/")
+                os.makedirs(d, exist_ok=True)
+                self.dirs.append(d)
+                self.perf_cgroup = d[len(uni + "/unified"):].lstrip("/")
+            elif self.method == "cgroup v2":
+                self.perf_cgroup = self.dirs[0][len(uni):].lstrip("/")
         except (OSError, TypeError) as e:
             log("%s: no cgroup (%s); falling back to /proc" % (name, e))
             self.method, self.dirs = "proc", []
@@ -136,7 +147,7 @@ class Accounting:
     def pids(self):
         if self.dirs:
             try:
-                with open(self.dirs[-1] + "/cgroup.procs") as f:
+                with open(self.dirs[0] + "/cgroup.procs") as f:
                     return [int(x) for x in f.read().split()]
             except OSError:
                 return []
@@ -509,7 +520,10 @@ class Bench:
         kind = kind.replace("-resume", "")
         cmd = [self.rgbench, "--port", str(self.port_for(server, proto, transport)),
                "--proto", proto, "--kind", kind, "--clients", str(clients),
-               "--user", BENCH_USER, "--pass", BENCH_PASS]
+               "--user", BENCH_USER, "--pass", BENCH_PASS,
+               # a session waits up to 30 s: at c=256 a fresh process per
+               # connection (high-security) keeps clients queued for seconds
+               "--timeout", "30"]
         if transport != "plain":
             cmd += ["--" + transport]
         if resume:
@@ -521,10 +535,6 @@ class Bench:
             # sessions in flight at the end finish and count: no session
             # is cut off, so server CPU per session is exact
             cmd += ["--drain"]
-        if kind == "idle":
-            # a fresh process per connection (high-security) connects
-            # slowly: up to 30 s per connection is not an error here
-            cmd += ["--timeout", "30"]
         return cmd
 
     def run_one(self, server, case, rnd):
@@ -581,14 +591,14 @@ class Bench:
     def profile(self, server, case):
         """perf record -a while one measurement runs; the hottest
         (process, object, symbol) entries of the server's processes."""
-        if not shutil.which("perf"):
+        if not shutil.which("perf") or not server.acct.perf_cgroup:
             return None
         data = os.path.join(self.args.build, "bench-perf.data")
         kind, proto, transport, clients, _ = case
         cmd = self.base_cmd(server, kind, proto, transport, clients)
         cmd += ["--duration", str(self.args.duration), "--drain", "--quiet"]
         rec = subprocess.run(["perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", "997",
-                              "-o", data, "--"] + cmd, capture_output=True, text=True,
+                              "-G", server.acct.perf_cgroup, "-o", data, "--"] + cmd, capture_output=True, text=True,
                              timeout=300)
         if rec.returncode not in (0, 1) or not os.path.exists(data):
             log("perf record failed: %s" % rec.stderr[-500:])
@@ -602,12 +612,9 @@ class Bench:
                 parts = line.split()
                 if len(parts) < 2 or line.startswith("#") or not parts[0].endswith("%"):
                     continue
-                # only the server's processes: other work on the machine
-                # (and rgbench) is not the server's cost
-                if parts[1].startswith(prefix):
-                    out.append((float(parts[0].rstrip("%")), parts[1:]))
+                # the samples are the server's cgroup only
+                out.append((float(parts[0].rstrip("%")), parts[1:]))
             return out
-        prefix = "ringgate" if server.kind == "ringgate" else "\x00"
         total = sum(p for p, _ in report("comm"))
         rows = [(p * 100 / total, f[0], f[1], " ".join(f[2:]))
                 for p, f in report("comm,dso,sym")] if total else []
@@ -746,7 +753,7 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
         "**server CPU ms/session** is the CPU time charged to the server's cgroup "
         "(all its processes, including the ones that exited: login processes, workers, "
         "auth) during the measurement, divided by the sessions completed. "
-        "**memory/conn** is the growth of the server's cgroup memory (user + kernel "
+        "**memory/conn** is the growth of a freshly started server's cgroup memory (user + kernel "
         "memory charged to it) while holding K idle connections, divided by K; "
         "**PSS/conn** the same from the summed PSS of its processes (user memory only).\n"
         "- **Ratios** are taken within each round (the servers are measured one after the "
@@ -917,8 +924,8 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
     if bench.profiles:
         L.append("## Where ringgate's time goes\n")
         L.append("`perf record -a -e cpu-clock` during one extra measurement; the hottest "
-                 "entries of ringgate's own processes (`ringgate*`: master, auth, login, "
-                 "workers), in % of ringgate's samples. Cases are the ones where ringgate "
+                 "entries of the processes in the server's cgroup (master, auth, login, "
+                 "workers; `perf -G`), in % of the server's samples. Cases are the ones where ringgate "
                  "was slower than Dovecot in the same mode, and three fixed ones. In this VM "
                  "`pvm_irq_enable` is kernel work that ran with interrupts off (fork, exec, "
                  "page tables): the sampler only sees it when interrupts come back on.\n")
@@ -1073,6 +1080,13 @@ def main():
                         continue
                     if not in_scope(s, case, rnd):
                         continue
+                    if case[0] == "idle":
+                        # memory growth is measured from a fresh server:
+                        # a process that held connections before keeps
+                        # its freed heap and would show nothing
+                        s.stop()
+                        s.acct = Accounting(s.name)
+                        s.start()
                     rec = bench.run_one(s, case, rnd)
                     if rec["rgbench"]["errors"]:
                         # a failed run may leave the server backing off
