@@ -1,6 +1,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,4 +74,17 @@ char *rg_strdup_printf(const char *fmt, ...)
 	if (n < 0)
 		oom(0);
 	return p;
+}
+
+/* jemalloc's control entry point when jemalloc provides malloc; weak, so
+ * builds without it (sanitizers) link and fall back to glibc */
+int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+	__attribute__((weak));
+
+void rg_alloc_release(void)
+{
+	/* "arena.<MALLCTL_ARENAS_ALL>.purge" */
+	if (mallctl != NULL && mallctl("arena.4096.purge", NULL, NULL, NULL, 0) == 0)
+		return;
+	(void)malloc_trim(0);
 }

@@ -13,6 +13,10 @@ char *rg_strdup(const char *s);
 char *rg_strndup(const char *s, size_t n);
 void *rg_memdup(const void *p, size_t n);
 void rg_free(void *ptr);
+/* Give freed memory back to the kernel (jemalloc: purge every arena; glibc
+ * malloc, as under ASan: malloc_trim). For a process that is done starting
+ * up: configuration text it parsed should not stay in its RSS. */
+void rg_alloc_release(void);
 /* printf into a fresh allocation */
 char *rg_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

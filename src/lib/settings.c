@@ -844,6 +844,25 @@ void settings_free(struct settings *set)
 	rg_free(set);
 }
 
+static void forget(char **field)
+{
+	explicit_bzero(*field, strlen(*field));
+	rg_free(*field);
+	*field = rg_strdup("");
+}
+
+void settings_forget_pem(struct settings *set)
+{
+	forget(&set->ssl_cert);
+	forget(&set->ssl_key);
+	forget(&set->ssl_ca);
+	forget(&set->ssl_dh);
+	for (unsigned i = 0; i < set->local_name_count; i++) {
+		forget(&set->local_names[i].ssl_cert);
+		forget(&set->local_names[i].ssl_key);
+	}
+}
+
 const struct service_settings *settings_service(const struct settings *set, const char *name)
 {
 	return find_service((struct settings *)set, name);

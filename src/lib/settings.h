@@ -111,6 +111,10 @@ struct settings *settings_load(const char *path, char **error_r);
 struct settings *settings_load_string(const char *name, const char *text, size_t len,
 				      bool allow_files, char **error_r);
 void settings_free(struct settings *set);
+/* Zero and free the certificate and key text (global and local_name); the
+ * file paths stay. For a process that has built its TLS context: no copy of
+ * a private key lingers, and 1,000 local_name sections cost no memory. */
+void settings_forget_pem(struct settings *set);
 
 /* NULL if there is no such service */
 const struct service_settings *settings_service(const struct settings *set, const char *name);

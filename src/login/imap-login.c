@@ -481,7 +481,14 @@ static void imap_process(struct login_session *s, const uint8_t *data, size_t le
 		case IMAP_STATE_COMMANDS:
 			pos += imap_command_input(s, data + pos, len - pos);
 			if (s->discard_input) {
+				/* plaintext pipelined behind STARTTLS: an injection
+				 * attempt or a broken client; dropped and counted */
 				s->discard_input = false;
+				if (pos < len) {
+					s->bad_count++;
+					log_info("STARTTLS: dropped %zu bytes sent in plaintext after "
+						 "the command", len - pos);
+				}
 				return;
 			}
 			break;

@@ -173,6 +173,7 @@ int main(int argc, char **argv)
 		if (tls_settings_ctx_create(set, &tls, &terr) < 0)
 			log_fatal("%s", terr);
 	}
+	settings_forget_pem(set);
 	const char *names = getenv("RINGGATE_LISTENERS");
 	for (unsigned i = 0; i < nlisten; i++) {
 		int fd = FIRST_LISTEN_FD + (int)i;
@@ -228,6 +229,9 @@ int main(int argc, char **argv)
 		.listen_ssl = fd_ssl,
 		.listen_count = nfds,
 	};
+	/* what parsing the configuration (every <file, every local_name)
+	 * allocated and freed is not this process's to keep */
+	rg_alloc_release();
 	int ret = login_conn_run(&cc);
 	rg_free(mechs);
 	rg_free(fds);

@@ -518,6 +518,12 @@ static void pop3_process(struct login_session *s, const uint8_t *data, size_t le
 		if (stls) {
 			/* CVE-2011-0411: bytes sent in the clear after STLS
 			 * must not be read as if they came over TLS */
+			if (s->cur_len > 0) {
+				s->bad_commands++;
+				log_info("STLS: dropped %zu bytes sent in plaintext after the command",
+					 s->cur_len);
+				s->cur_len = 0;
+			}
 			break;
 		}
 	}
