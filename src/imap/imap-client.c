@@ -34,6 +34,8 @@ struct imap_client {
 	/* the running command may be told about other sessions' changes
 	 * (untagged EXPUNGE/EXISTS/FETCH) just before its tagged reply */
 	bool sync_ok;
+	/* CONDSTORE was enabled: FETCH responses with FLAGS carry MODSEQ */
+	bool condstore;
 
 	/* selected mailbox: sequence number n is box->msgs[map[n - 1]];
 	 * the view holds every message of box that is not expunged, by uid */
@@ -338,7 +340,11 @@ static void sync_view(struct imap_client *c)
 			map[n++] = j - 1;
 			if (strcmp(nm->flags, om->flags) != 0) {
 				flags_str(nb, nm, buf, sizeof(buf));
-				send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", n, nm->uid, buf);
+				if (c->condstore)
+					send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s) MODSEQ (%" PRIu64 "))\r\n",
+						 n, nm->uid, buf, nm->modseq);
+				else
+					send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", n, nm->uid, buf);
 			}
 		} else {
 			send_fmt(c, "* %zu EXPUNGE\r\n", n + 1);
@@ -432,7 +438,7 @@ static int expunge_deleted(struct imap_client *c, const struct imap_seq_range *u
 
 enum fetch_kind {
 	FETCH_UID, FETCH_FLAGS, FETCH_SIZE, FETCH_INTERNALDATE, FETCH_BODY,
-	FETCH_ENVELOPE, FETCH_BODYSTRUCTURE, FETCH_BODY_NOEXT,
+	FETCH_ENVELOPE, FETCH_BODYSTRUCTURE, FETCH_BODY_NOEXT, FETCH_MODSEQ,
 };
 
 enum fetch_section {
@@ -563,6 +569,8 @@ static bool parse_fetch_atom(const char *s, struct fetch_item *items, size_t *n,
 		item->kind = FETCH_SIZE;
 	} else if (strcasecmp(s, "INTERNALDATE") == 0) {
 		item->kind = FETCH_INTERNALDATE;
+	} else if (strcasecmp(s, "MODSEQ") == 0) {
+		item->kind = FETCH_MODSEQ;
 	} else if (strcasecmp(s, "ENVELOPE") == 0) {
 		item->kind = FETCH_ENVELOPE;
 	} else if (strcasecmp(s, "BODYSTRUCTURE") == 0) {
@@ -734,12 +742,13 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 {
 	size_t idx = c->map[pos];
 	struct maildir_msg *m = &c->box->msgs[idx];
-	bool want_body = false, sets_seen = false, has_flags = false, has_uid = false;
+	bool want_body = false, sets_seen = false, has_flags = false, has_uid = false, has_modseq = false;
 	for (size_t i = 0; i < nitems; i++) {
-		want_body |= items[i].kind >= FETCH_BODY;
+		want_body |= items[i].kind >= FETCH_BODY && items[i].kind != FETCH_MODSEQ;
 		sets_seen |= items[i].kind == FETCH_BODY && !items[i].peek;
 		has_flags |= items[i].kind == FETCH_FLAGS;
 		has_uid |= items[i].kind == FETCH_UID;
+		has_modseq |= items[i].kind == FETCH_MODSEQ;
 	}
 	char *raw = NULL, *msg = NULL;
 	size_t raw_len, len = 0;
@@ -765,6 +774,9 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		if (ret < 0 && ret != -ENOENT)
 			log_error("setting \\Seen on uid %u failed: %s", m->uid, strerror(-ret));
 		add_flags = ret == 0 && !has_flags;
+		/* the implicit \\Seen is a change a CONDSTORE client must see */
+		if (ret == 0 && c->condstore)
+			maildir_modseq_commit(c->box, &idx, 1);
 	}
 
 	send_fmt(c, "* %zu FETCH (", pos + 1);
@@ -806,6 +818,9 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		case FETCH_BODY:
 			send_body_item(c, &items[i], msg, len, &tree);
 			break;
+		case FETCH_MODSEQ:
+			send_fmt(c, "MODSEQ (%" PRIu64 ")", m->modseq);
+			break;
 		case FETCH_ENVELOPE:
 			mb.len = 0;
 			mime_buf_str(&mb, "ENVELOPE ");
@@ -827,6 +842,8 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 		flags_str(c->box, m, buf, sizeof(buf));
 		send_fmt(c, " FLAGS (%s)", buf);
 	}
+	if (c->condstore && (has_flags || add_flags) && !has_modseq)
+		send_fmt(c, " MODSEQ (%" PRIu64 ")", m->modseq);
 	send_str(c, ")\r\n");
 	mime_buf_free(&mb);
 	mime_free(tree);
@@ -837,6 +854,21 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 			     size_t count, bool uid)
 {
+	uint64_t changedsince = 0;
+	bool has_changedsince = false;
+	if (count == 3) {
+		/* RFC 7162: (CHANGEDSINCE <modseq>) */
+		const struct imap_cmd_arg *mod = &args[2];
+		char *end;
+		if (mod->type != IMAP_CMD_ARG_LIST || mod->count != 2 || mod->list[0].type != IMAP_CMD_ARG_ATOM ||
+		    strcasecmp(mod->list[0].str, "CHANGEDSINCE") != 0 || mod->list[1].type != IMAP_CMD_ARG_ATOM ||
+		    !isdigit((unsigned char)mod->list[1].str[0]) ||
+		    (changedsince = strtoull(mod->list[1].str, &end, 10), *end != '\0'))
+			return bad(c, tag, "Error in IMAP command FETCH: Invalid modifier.");
+		has_changedsince = true;
+		c->condstore = true;
+		count = 2;
+	}
 	if (count != 2 || args[0].type != IMAP_CMD_ARG_ATOM)
 		return bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
 	const struct imap_cmd_arg *list = &args[1];
@@ -847,9 +879,11 @@ static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struc
 		if (nlist == 0)
 			return bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
 	}
-	size_t max = 5 * nlist + 5; /* FULL is five items */
+	size_t max = 5 * nlist + 6; /* FULL is five items; CHANGEDSINCE adds MODSEQ */
 	struct fetch_item *items = rg_calloc(max, sizeof(*items));
 	size_t nitems = 0;
+	if (has_changedsince)
+		items[nitems++].kind = FETCH_MODSEQ;
 	for (size_t i = 0; i < nlist; i++) {
 		if (list[i].type != IMAP_CMD_ARG_ATOM || !parse_fetch_atom(list[i].str, items, &nitems, max)) {
 			char safe[48];
@@ -869,8 +903,13 @@ static bool cmd_fetch_common(struct imap_client *c, const char *tag, const struc
 		return bad(c, tag, text);
 	}
 	bool all_ok = true;
-	for (size_t i = 0; i < npos; i++)
+	for (size_t i = 0; i < nitems; i++)
+		c->condstore |= items[i].kind == FETCH_MODSEQ;
+	for (size_t i = 0; i < npos; i++) {
+		if (has_changedsince && c->box->msgs[c->map[pos[i]]].modseq <= changedsince)
+			continue;
 		all_ok &= fetch_one(c, pos[i], items, nitems, uid);
+	}
 	rg_free(pos);
 	rg_free(items);
 	if (all_ok)
@@ -887,6 +926,26 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 {
 	const char *cmd = uid ? "UID STORE" : "STORE";
 	char text[160];
+	uint64_t unchangedsince = UINT64_MAX;
+	struct imap_cmd_arg shifted[3];
+	if (count == 4 && args[1].type == IMAP_CMD_ARG_LIST) {
+		/* RFC 7162: STORE set (UNCHANGEDSINCE <modseq>) op flags */
+		const struct imap_cmd_arg *mod = &args[1];
+		char *end;
+		if (mod->count != 2 || mod->list[0].type != IMAP_CMD_ARG_ATOM ||
+		    strcasecmp(mod->list[0].str, "UNCHANGEDSINCE") != 0 || mod->list[1].type != IMAP_CMD_ARG_ATOM ||
+		    !isdigit((unsigned char)mod->list[1].str[0]) ||
+		    (unchangedsince = strtoull(mod->list[1].str, &end, 10), *end != '\0')) {
+			snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid modifier.", cmd);
+			return bad(c, tag, text);
+		}
+		c->condstore = true;
+		shifted[0] = args[0];
+		shifted[1] = args[2];
+		shifted[2] = args[3];
+		args = shifted;
+		count = 3;
+	}
 	if (count != 3 || args[0].type != IMAP_CMD_ARG_ATOM || args[1].type != IMAP_CMD_ARG_ATOM) {
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
 		return bad(c, tag, text);
@@ -925,9 +984,19 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 		return bad(c, tag, text);
 	}
 	bool failed = false;
+	/* the changes first, then their modseqs, then the replies */
+	size_t *changed = rg_malloc((npos + 1) * sizeof(*changed));
+	size_t *idxs = rg_malloc((npos + 1) * sizeof(*idxs));
+	size_t nchanged = 0, nidxs = 0;
+	uint32_t *modified = rg_malloc((npos + 1) * sizeof(*modified));
+	size_t nmodified = 0;
 	for (size_t i = 0; i < npos; i++) {
 		size_t idx = c->map[pos[i]];
 		struct maildir_msg *m = &c->box->msgs[idx];
+		if (m->modseq > unchangedsince) {
+			modified[nmodified++] = uid ? m->uid : (uint32_t)(pos[i] + 1);
+			continue;
+		}
 		char flags[MAILDIR_MAX_FLAGS + IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1];
 		size_t o = 0;
 		if (mode != '=') {
@@ -949,6 +1018,8 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 			o += nl;
 		}
 		flags[o] = '\0';
+		char before[MAILDIR_MAX_FLAGS + 1];
+		memcpy(before, m->flags, sizeof(before));
 		int ret = maildir_msg_set_flags(c->box, idx, flags);
 		if (ret < 0) {
 			if (ret != -ENOENT)
@@ -956,20 +1027,49 @@ static bool cmd_store_common(struct imap_client *c, const char *tag, const struc
 			failed = true;
 			continue;
 		}
-		if (!silent) {
-			char buf[FLAGS_BUF];
-			flags_str(c->box, m, buf, sizeof(buf));
-			if (uid)
-				send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", pos[i] + 1, m->uid, buf);
-			else
-				send_fmt(c, "* %zu FETCH (FLAGS (%s))\r\n", pos[i] + 1, buf);
-		}
+		if (strcmp(before, m->flags) != 0)
+			idxs[nidxs++] = idx;
+		if (strcmp(before, m->flags) != 0 || !silent)
+			changed[nchanged++] = pos[i];
+	}
+	/* only real changes get a new modseq */
+	if (c->condstore && nidxs > 0) {
+		int ret = maildir_modseq_commit(c->box, idxs, nidxs);
+		if (ret < 0)
+			log_error("recording modseqs in %s failed: %s", c->box_path, strerror(-ret));
+	}
+	rg_free(idxs);
+	for (size_t i = 0; i < nchanged; i++) {
+		struct maildir_msg *m = &c->box->msgs[c->map[changed[i]]];
+		/* .SILENT still reports the new modseq to a CONDSTORE client */
+		if (silent && !c->condstore)
+			continue;
+		char buf[FLAGS_BUF];
+		flags_str(c->box, m, buf, sizeof(buf));
+		send_fmt(c, "* %zu FETCH (", changed[i] + 1);
+		if (uid)
+			send_fmt(c, "UID %u ", m->uid);
+		if (!silent)
+			send_fmt(c, "FLAGS (%s)%s", buf, c->condstore ? " " : "");
+		if (c->condstore)
+			send_fmt(c, "MODSEQ (%" PRIu64 ")", m->modseq);
+		send_str(c, ")\r\n");
 	}
 	rg_free(pos);
-	if (failed)
+	rg_free(changed);
+	if (nmodified > 0) {
+		struct mime_buf b = { 0 };
+		mime_buf_str(&b, "[MODIFIED ");
+		uidset_out(&b, modified, nmodified);
+		mime_buf_str(&b, "] Conditional store failed.");
+		tagged(c, tag, "OK", b.data);
+		mime_buf_free(&b);
+	} else if (failed) {
 		tagged(c, tag, "NO", "Some messages could not be updated (expunged?).");
-	else
+	} else {
 		tagged(c, tag, "OK", "Store completed.");
+	}
+	rg_free(modified);
 	return true;
 }
 
@@ -1021,6 +1121,8 @@ static bool cmd_search_common(struct imap_client *c, const char *tag, const stru
 		return bad(c, tag, text);
 	}
 	struct mime_buf out = { 0 };
+	uint64_t max_modseq = 0;
+	bool matched = false;
 	mime_buf_str(&out, "* SEARCH");
 	for (size_t i = 0; i < c->count; i++) {
 		size_t idx = c->map[i];
@@ -1038,9 +1140,20 @@ static bool cmd_search_common(struct imap_client *c, const char *tag, const stru
 			sm.size = size;
 		if (imap_search_needs_date(s))
 			sm.internal_date = maildir_msg_mtime(c->box, idx);
-		if (imap_search_match(s, &sm))
+		sm.modseq = m->modseq;
+		if (imap_search_match(s, &sm)) {
 			mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));
+			if (m->modseq > max_modseq)
+				max_modseq = m->modseq;
+			matched = true;
+		}
 		rg_free(sl.msg);
+	}
+	/* RFC 7162: a MODSEQ search says the highest modseq it found */
+	if (imap_search_needs_modseq(s)) {
+		c->condstore = true;
+		if (matched)
+			mime_buf_printf(&out, " (MODSEQ %" PRIu64 ")", max_modseq);
 	}
 	mime_buf_str(&out, "\r\n");
 	send_raw(c, out.data, out.len);
@@ -1655,11 +1768,16 @@ static bool cmd_id(struct imap_client *c, const char *tag, const struct imap_cmd
 
 static bool cmd_enable(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
-	(void)args;
 	if (count == 0)
 		return bad(c, tag, "Error in IMAP command ENABLE: Missing arguments.");
-	/* no extension we have needs enabling */
-	send_str(c, "* ENABLED\r\n");
+	bool now = false;
+	for (size_t i = 0; i < count; i++) {
+		if (args[i].type != IMAP_CMD_ARG_ATOM)
+			return bad(c, tag, "Error in IMAP command ENABLE: Invalid arguments.");
+		if (strcasecmp(args[i].str, "CONDSTORE") == 0 && !c->condstore)
+			now = c->condstore = true;
+	}
+	send_str(c, now ? "* ENABLED CONDSTORE\r\n" : "* ENABLED\r\n");
 	tagged(c, tag, "OK", "Enabled.");
 	return true;
 }
@@ -1670,10 +1788,15 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 	const char *cmd = examine ? "EXAMINE" : "SELECT";
 	char text[160];
 	const char *name = count >= 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
-	if (count < 1 || name == NULL) {
+	bool params_ok = count == 1 || (count == 2 && args[1].type == IMAP_CMD_ARG_LIST &&
+					 args[1].count == 1 && args[1].list[0].type == IMAP_CMD_ARG_ATOM &&
+					 strcasecmp(args[1].list[0].str, "CONDSTORE") == 0);
+	if (count < 1 || name == NULL || !params_ok) {
 		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
 		return bad(c, tag, text);
 	}
+	if (count == 2)
+		c->condstore = true;
 	if (c->box != NULL)
 		mailbox_close(c);
 	char *path = folder_path(c->mail_path, name);
@@ -1717,6 +1840,8 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 		send_fmt(c, "* OK [UNSEEN %zu] First unseen.\r\n", first_unseen);
 	send_fmt(c, "* OK [UIDVALIDITY %u] UIDs valid\r\n", c->box->uidvalidity);
 	send_fmt(c, "* OK [UIDNEXT %u] Predicted next UID\r\n", c->box->uidnext);
+	if (c->condstore)
+		send_fmt(c, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n", c->box->highest_modseq);
 	tagged(c, tag, "OK", examine ? "[READ-ONLY] Examine completed." : "[READ-WRITE] Select completed.");
 	return true;
 }
@@ -1731,7 +1856,8 @@ static bool cmd_examine(struct imap_client *c, const char *tag, const struct ima
 	return cmd_select_common(c, tag, args, count, true);
 }
 
-static const char *const status_items[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN" };
+static const char *const status_items[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+					    "HIGHESTMODSEQ" };
 
 static bool status_items_valid(const struct imap_cmd_arg *list)
 {
@@ -1787,6 +1913,8 @@ static int send_status(struct imap_client *c, const char *name, const struct ima
 			v = box->uidvalidity;
 		else if (strcasecmp(it, "UNSEEN") == 0)
 			v = unseen;
+		else if (strcasecmp(it, "HIGHESTMODSEQ") == 0)
+			v = box->highest_modseq;
 		mime_buf_printf(&out, "%s%s %llu", out.len == 0 ? "" : " ", it, v);
 	}
 	maildir_close(box);
@@ -1806,6 +1934,8 @@ static bool cmd_status(struct imap_client *c, const char *tag, const struct imap
 		return bad(c, tag, "Error in IMAP command STATUS: Invalid arguments.");
 	if (!status_items_valid(&args[1]))
 		return bad(c, tag, "Error in IMAP command STATUS: Invalid status item.");
+	for (size_t i = 0; i < args[1].count; i++)
+		c->condstore |= strcasecmp(args[1].list[i].str, "HIGHESTMODSEQ") == 0;
 	int ret = send_status(c, name, &args[1]);
 	if (ret == -ENOENT)
 		no_mailbox(c, tag, name, false);

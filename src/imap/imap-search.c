@@ -113,6 +113,7 @@ enum node_kind {
 	N_HEADER,               /* field + str */
 	N_BODY, N_TEXT,
 	N_SEQ, N_UID,
+	N_MODSEQ,               /* num: at least this modseq */
 };
 
 struct node {
@@ -129,7 +130,7 @@ struct node {
 
 struct imap_search {
 	struct node *root;
-	bool needs_text, needs_size, needs_date;
+	bool needs_text, needs_size, needs_date, needs_modseq;
 };
 
 struct parse_state {
@@ -137,7 +138,7 @@ struct parse_state {
 	size_t count, pos;
 	uint32_t max_seq, max_uid;
 	unsigned int nodes;
-	bool needs_text, needs_size, needs_date;
+	bool needs_text, needs_size, needs_date, needs_modseq;
 	const char *error;
 };
 
@@ -253,6 +254,7 @@ static struct node *parse_list(struct parse_state *ps, const struct imap_cmd_arg
 	ps->needs_text = sub.needs_text;
 	ps->needs_size = sub.needs_size;
 	ps->needs_date = sub.needs_date;
+	ps->needs_modseq = sub.needs_modseq;
 	if (and->nkids == 0) {
 		ps->error = "Empty search list";
 		node_free(and);
@@ -382,6 +384,28 @@ static struct node *parse_key(struct parse_state *ps, unsigned int depth)
 		ps->needs_size = true;
 		return n;
 	}
+	if (strcasecmp(k, "MODSEQ") == 0) {
+		/* MODSEQ [<entry-name> <entry-type>] <modseq>: entries name
+		 * per-flag modseqs, which are the message's here */
+		if (ps->pos + 2 < ps->count && ps->args[ps->pos].type != IMAP_CMD_ARG_LIST &&
+		    ps->args[ps->pos + 1].type == IMAP_CMD_ARG_ATOM &&
+		    !isdigit((unsigned char)ps->args[ps->pos].str[0])) {
+			const char *type = ps->args[ps->pos + 1].str;
+			if (strcasecmp(type, "priv") != 0 && strcasecmp(type, "shared") != 0 &&
+			    strcasecmp(type, "all") != 0) {
+				ps->error = "Invalid MODSEQ entry type";
+				return NULL;
+			}
+			ps->pos += 2;
+		}
+		uint64_t num;
+		if (!next_number(ps, &num))
+			return NULL;
+		struct node *n = node_new(ps, N_MODSEQ);
+		n->num = num;
+		ps->needs_modseq = true;
+		return n;
+	}
 	if (strcasecmp(k, "NOT") == 0) {
 		struct node *kid = parse_key(ps, depth + 1);
 		if (kid == NULL)
@@ -438,6 +462,7 @@ struct imap_search *imap_search_parse(const struct imap_cmd_arg *args, size_t co
 	s->needs_text = ps.needs_text;
 	s->needs_size = ps.needs_size;
 	s->needs_date = ps.needs_date;
+	s->needs_modseq = ps.needs_modseq;
 	return s;
 }
 
@@ -462,6 +487,11 @@ bool imap_search_needs_size(const struct imap_search *s)
 bool imap_search_needs_date(const struct imap_search *s)
 {
 	return s->needs_date;
+}
+
+bool imap_search_needs_modseq(const struct imap_search *s)
+{
+	return s->needs_modseq;
 }
 
 /* ---- matching ---- */
@@ -638,6 +668,8 @@ static bool match_node(const struct node *n, struct match_ctx *mc)
 			rg_free(hdr);
 			return ok;
 		}
+	case N_MODSEQ:
+		return m->modseq >= n->num;
 	case N_SEQ:
 		return imap_seqset_contains(n->ranges, n->nranges, m->seq);
 	case N_UID:

@@ -33,6 +33,7 @@ struct imap_search_msg {
 	bool recent;
 	uint64_t size;         /* RFC822.SIZE */
 	time_t internal_date;
+	uint64_t modseq;       /* CONDSTORE */
 	/* the message with CRLF line ends; NULL when it cannot be read */
 	const char *(*load)(void *ctx, size_t *len_r);
 	void *ctx;
@@ -52,6 +53,9 @@ bool imap_search_needs_size(const struct imap_search *search);
 /* true when some key needs the internal date (BEFORE, ON, SINCE, and the
  * SENT* keys of messages without a Date:) */
 bool imap_search_needs_date(const struct imap_search *search);
+/* true when the program has a MODSEQ key (the reply then names the
+ * highest modseq found, RFC 7162) */
+bool imap_search_needs_modseq(const struct imap_search *search);
 void imap_search_free(struct imap_search *search);
 
 /* "d-Mon-yyyy" (RFC 3501 date) into *ymd_r = y*10000+m*100+d */

@@ -34,6 +34,12 @@
 #define MAILDIR_KEYWORDS_NAME "dovecot-keywords"
 #define MAILDIR_MAX_KEYWORDS 26
 #define MAILDIR_MAX_KEYWORD_LEN 128
+/* CONDSTORE: <maildir>/ringgate-modseq holds "1 H<highest>" then
+ * "<uid> <modseq> <flags>" lines. Every scan compares each file's flags
+ * with the recorded ones and gives a changed message the next modseq, so
+ * changes by any session or program are counted; a lost file restarts
+ * above any modseq handed out before (a start from the clock in µs). */
+#define MAILDIR_MODSEQ_NAME "ringgate-modseq"
 
 struct maildir_msg {
 	uint32_t uid;
@@ -46,6 +52,7 @@ struct maildir_msg {
 	int64_t vsize;    /* size with CRLF line endings; -1 until known */
 	time_t mtime;     /* delivery time (INTERNALDATE); -1 until maildir_msg_mtime() */
 	bool recent;      /* this open moved it from new/ to cur/ (\\Recent) */
+	uint64_t modseq;  /* of its last flag change (CONDSTORE) */
 };
 
 struct maildir {
@@ -60,6 +67,7 @@ struct maildir {
 	bool recheck;
 	/* keyword names by letter - 'a' (NULL: unused), read at open */
 	char *keywords[MAILDIR_MAX_KEYWORDS];
+	uint64_t highest_modseq;
 };
 
 /* Create path (and missing parents) with cur/ new/ tmp/, mode 0700. Existing
@@ -95,6 +103,10 @@ int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *
  * when all 26 are taken, they are left out. 0 or -errno. */
 int maildir_keywords_lookup(const char *path, const char *const *names, size_t n, bool create,
 			    char *letters_r);
+/* Record the current flags of messages idxs[0..n) of box (changed by us)
+ * with new modseqs now, so the client can be told at once. 0 or -errno. */
+int maildir_modseq_commit(struct maildir *box, const size_t *idxs, size_t n);
+
 /* re-read box->keywords (after a lookup that created some) */
 int maildir_keywords_reload(struct maildir *box);
 

@@ -548,6 +548,60 @@ static void test_keywords(void **state)
 	rg_free(other);
 }
 
+static void test_modseq(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "cur", "1.a.host:2,", "a\n", 100);
+	put_file(md, "cur", "2.b.host:2,S", "b\n", 200);
+	struct maildir *box = open_ok(md, false);
+	uint64_t h = box->highest_modseq;
+	assert_int_equal(box->msgs[0].modseq, h - 1);
+	assert_int_equal(box->msgs[1].modseq, h);
+	maildir_close(box);
+	/* nothing changed: nothing moves */
+	box = open_ok(md, false);
+	assert_int_equal(box->highest_modseq, h);
+	assert_int_equal(box->msgs[1].modseq, h);
+	/* our change, committed */
+	assert_int_equal(maildir_msg_set_flags(box, 0, "F"), 0);
+	size_t idx = 0;
+	assert_int_equal(maildir_modseq_commit(box, &idx, 1), 0);
+	assert_int_equal(box->msgs[0].modseq, h + 1);
+	assert_int_equal(box->highest_modseq, h + 1);
+	maildir_close(box);
+	/* a program renames a file: the next scan counts it */
+	char *from = rg_strdup_printf("%s/cur/2.b.host:2,S", md);
+	char *to = rg_strdup_printf("%s/cur/2.b.host:2,RS", md);
+	assert_int_equal(rename(from, to), 0);
+	box = open_ok(md, false);
+	assert_int_equal(box->msgs[0].modseq, h + 1);
+	assert_int_equal(box->msgs[1].modseq, h + 2);
+	/* a new message gets the next one */
+	put_file(md, "new", "3.c.host", "c\n", 300);
+	maildir_close(box);
+	box = open_ok(md, false);
+	assert_int_equal(box->count, 3);
+	assert_int_equal(box->msgs[2].modseq, h + 3);
+	maildir_close(box);
+	/* a corrupt table restarts above everything handed out */
+	char *table = rg_strdup_printf("%s/ringgate-modseq", md);
+	FILE *t = fopen(table, "w");
+	assert_non_null(t);
+	fputs("garbage\n", t);
+	fclose(t);
+	box = open_ok(md, false);
+	assert_true(box->msgs[0].modseq > h + 3);
+	assert_true(box->highest_modseq >= box->msgs[2].modseq);
+	maildir_close(box);
+	rg_free(table);
+	rg_free(from);
+	rg_free(to);
+	rm_rf(md);
+	rg_free(md);
+}
+
 static void check_location(const char *loc, const char *home, const char *user, const char *expect)
 {
 	char *path = NULL;
@@ -603,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_changed),
 		cmocka_unit_test(test_concurrent_save),
 		cmocka_unit_test(test_keywords),
+		cmocka_unit_test(test_modseq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

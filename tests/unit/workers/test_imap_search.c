@@ -81,7 +81,7 @@ static char *run(const char *keys)
 				.seq = (uint32_t)(i + 1), .uid = samples[i].uid, .flags = samples[i].flags,
 				.recent = samples[i].recent, .size = samples[i].size,
 				.internal_date = day_time(samples[i].internal),
-				.keywords = keywords,
+				.keywords = keywords, .modseq = 100 + i,
 				.load = load_text, .ctx = (void *)&samples[i],
 			};
 			if (imap_search_match(s, &m))
@@ -159,6 +159,8 @@ static void test_keys(void **state)
 	expect("SEEN FROM alice", "1");
 	expect("(UNSEEN LARGER 60) NOT FLAGGED", "4");
 	expect("NOT NOT NOT ALL", "");
+	expect("MODSEQ 102", "3 4");
+	expect("MODSEQ \"/flags/\\\\seen\" priv 101", "2 3 4");
 }
 
 static void test_needs(void **state)
@@ -213,6 +215,8 @@ static void test_bad(void **state)
 	expect("0", "BAD:Unknown argument");
 	expect("KEYWORD (x)", "BAD:Invalid keyword");
 	expect("FROM (a)", "BAD:Invalid string argument");
+	expect("MODSEQ x", "BAD:Invalid number");
+	expect("MODSEQ \"/flags/x\" bogus 5", "BAD:Invalid MODSEQ entry type");
 	expect("(((((((((((((((ALL)))))))))))))))", "1 2 3 4");
 	/* a program nested past the bound is refused, not recursed into */
 	char deep[200] = "";

@@ -80,7 +80,7 @@ static void test_session(void **state)
 	       "b4 BAD Error in IMAP command received by server: Missing '\"'.\r\n");
 	expect(&w, "b5 SELECT Other\r\n", "b5 ", "b5 NO Mailbox doesn't exist: Other\r\n");
 	expect(&w, "b6 NOOP\r\n", "b6 ", "b6 OK NOOP completed.\r\n");
-	expect(&w, "b7 ENABLE CONDSTORE\r\n", "b7 ", "* ENABLED\r\nb7 OK Enabled.\r\n");
+	expect(&w, "b7 ENABLE UTF8=ACCEPT\r\n", "b7 ", "* ENABLED\r\nb7 OK Enabled.\r\n");
 	expect(&w, "b8 ID NIL\r\n", "b8 ", "* ID (\"name\" \"ringgate\")\r\nb8 OK ID completed.\r\n");
 	expect(&w, "b9 LIST \"\" *\r\n", "b9 ",
 	       "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
@@ -369,6 +369,73 @@ static void test_idle_push(void **state)
 	assert_int_equal(wh_finish(&b), 0);
 }
 
+/* CONDSTORE: HIGHESTMODSEQ, MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH
+ * MODSEQ, STATUS, another session's change counted, kept across sessions */
+static void test_condstore(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
+	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
+	struct worker_proc b = wh_start("ringgate-imap", f->home, NULL, "b", NULL, 0);
+	expect(&b, NULL, "b ", LOGIN_REPLY("b"));
+	wh_send(&a, "c1 SELECT INBOX (CONDSTORE)\r\n");
+	char *got = wh_read_until_line(&a, "c1 ");
+	const char *hm = strstr(got, "* OK [HIGHESTMODSEQ ");
+	assert_non_null(hm);
+	unsigned long long h = strtoull(hm + 20, NULL, 10);
+	assert_true(h > 3);
+	rg_free(got);
+	char want[512];
+	snprintf(want, sizeof(want),
+		 "* 1 FETCH (MODSEQ (%llu))\r\n* 2 FETCH (MODSEQ (%llu))\r\n* 3 FETCH (MODSEQ (%llu))\r\n"
+		 "c2 OK Fetch completed.\r\n", h - 2, h - 1, h);
+	expect(&a, "c2 FETCH 1:* MODSEQ\r\n", "c2 ", want);
+	snprintf(want, sizeof(want), "* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (%llu))\r\nc3 OK Store completed.\r\n", h + 1);
+	expect(&a, "c3 STORE 1 +FLAGS (\\Flagged)\r\n", "c3 ", want);
+	snprintf(want, sizeof(want), "c4 FETCH 1:* (FLAGS) (CHANGEDSINCE %llu)\r\n", h);
+	wh_send(&a, want);
+	snprintf(want, sizeof(want), "* 1 FETCH (MODSEQ (%llu) FLAGS (\\Flagged \\Recent))\r\nc4 OK Fetch completed.\r\n", h + 1);
+	expect(&a, NULL, "c4 ", want);
+	expect(&a, "c5 STORE 1:2 (UNCHANGEDSINCE 5) +FLAGS.SILENT (\\Deleted)\r\n", "c5 ",
+	       "c5 OK [MODIFIED 1:2] Conditional store failed.\r\n");
+	snprintf(want, sizeof(want), "c6 SEARCH MODSEQ %llu\r\n", h + 1);
+	wh_send(&a, want);
+	snprintf(want, sizeof(want), "* SEARCH 1 (MODSEQ %llu)\r\nc6 OK Search completed.\r\n", h + 1);
+	expect(&a, NULL, "c6 ", want);
+	snprintf(want, sizeof(want), "* SEARCH 1 2 3 (MODSEQ %llu)\r\nc7 OK Search completed.\r\n", h + 1);
+	expect(&a, "c7 SEARCH MODSEQ \"/flags/\\\\draft\" all 1\r\n", "c7 ", want);
+	/* b changes a flag without CONDSTORE; a's sync counts it */
+	wh_send(&b, "s SELECT INBOX\r\n");
+	rg_free(wh_read_until_line(&b, "s "));
+	expect(&b, "f STORE 3 +FLAGS.SILENT (\\Answered)\r\n", "f ", "f OK Store completed.\r\n");
+	snprintf(want, sizeof(want), "* 3 FETCH (UID 3 FLAGS (\\Answered \\Recent) MODSEQ (%llu))\r\nc8 OK NOOP completed.\r\n", h + 2);
+	expect(&a, "c8 NOOP\r\n", "c8 ", want);
+	snprintf(want, sizeof(want), "* STATUS INBOX (HIGHESTMODSEQ %llu)\r\nc9 OK Status completed.\r\n", h + 2);
+	expect(&a, "c9 STATUS INBOX (HIGHESTMODSEQ)\r\n", "c9 ", want);
+	expect(&a, "c10 FETCH 1 (FLAGS) (CHANGEDSINCE x)\r\n", "c10 ",
+	       "c10 BAD Error in IMAP command FETCH: Invalid modifier.\r\n");
+	expect(&a, "c11 STORE 1 (UNCHANGED 1) +FLAGS (\\Seen)\r\n", "c11 ",
+	       "c11 BAD Error in IMAP command STORE: Invalid modifier.\r\n");
+	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	expect(&b, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	assert_int_equal(wh_finish(&a), 0);
+	assert_int_equal(wh_finish(&b), 0);
+
+	/* the modseqs outlive the sessions */
+	a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
+	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
+	expect(&a, "e ENABLE CONDSTORE\r\n", "e ", "* ENABLED CONDSTORE\r\ne OK Enabled.\r\n");
+	wh_send(&a, "c1 EXAMINE INBOX\r\n");
+	got = wh_read_until_line(&a, "c1 ");
+	snprintf(want, sizeof(want), "* OK [HIGHESTMODSEQ %llu] Highest\r\n", h + 2);
+	assert_non_null(strstr(got, want));
+	rg_free(got);
+	snprintf(want, sizeof(want), "* 1 FETCH (UID 1 MODSEQ (%llu))\r\nc2 OK Fetch completed.\r\n", h + 1);
+	expect(&a, "c2 UID FETCH 1 MODSEQ\r\n", "c2 ", want);
+	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	assert_int_equal(wh_finish(&a), 0);
+}
+
 /* ---- the core in memory, at every byte split ---- */
 
 struct capture {
@@ -471,6 +538,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders_two_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_push, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_condstore, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
