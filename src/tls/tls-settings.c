@@ -14,6 +14,7 @@ static struct tls_ctx_settings ctx_settings(const struct settings *set, const ch
 		.min_protocol = set->ssl_min_protocol,
 		.cipher_list = set->ssl_cipher_list,
 		.prefer_server_ciphers = set->ssl_prefer_server_ciphers,
+		.dh_pem = set->ssl_dh,
 	};
 }
 

@@ -512,6 +512,15 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 			return -EINVAL;
 		}
 	}
+	if (set->dh_pem != NULL && set->dh_pem[0] != '\0') {
+		/* only DHE suites (TLS 1.2) use them; without, those are skipped */
+		ret = wolfSSL_CTX_SetTmpDH_buffer(w, (const unsigned char *)set->dh_pem,
+						  (long)strlen(set->dh_pem), WOLFSSL_FILETYPE_PEM);
+		if (ret != WOLFSSL_SUCCESS) {
+			*error_r = tls_error("ssl_dh: not valid PEM DH parameters (%s)", tls_wolf_reason(ret));
+			return -EINVAL;
+		}
+	}
 	ctx->client_order = !set->prefer_server_ciphers;
 	if (ctx->client_order)
 		wolfSSL_CTX_UseClientSuites(w);

@@ -38,6 +38,7 @@ struct tls_ctx_settings {
 	const char *min_protocol; /* "TLSv1.2" (also for NULL/"") or "TLSv1.3" */
 	const char *cipher_list;  /* OpenSSL syntax for TLS <= 1.2; NULL or "" = default */
 	bool prefer_server_ciphers;
+	const char *dh_pem;	  /* DH parameters for DHE suites (ssl_dh); NULL or "" = none */
 };
 
 struct tls_ctx;

@@ -100,7 +100,7 @@ static char *read_file(const char *name)
 }
 
 static char *rsa_cert, *rsa_key, *ec_cert, *ec_key, *other_cert, *other_key, *wild_cert, *wild_key,
-	*mismatch_key;
+	*mismatch_key, *dh_params;
 
 static int group_setup(void **state)
 {
@@ -115,6 +115,7 @@ static int group_setup(void **state)
 	wild_cert = read_file("wild-cert.pem");
 	wild_key = read_file("wild-key.pem");
 	mismatch_key = read_file("mismatch-key.pem");
+	dh_params = read_file("dh.pem");
 	return 0;
 }
 
@@ -123,6 +124,7 @@ static int group_teardown(void **state)
 	(void)state;
 	rg_free(rsa_cert);
 	rg_free(rsa_key);
+	rg_free(dh_params);
 	rg_free(ec_cert);
 	rg_free(ec_key);
 	rg_free(other_cert);
@@ -1090,6 +1092,14 @@ static void test_ctx_errors(void **state)
 	assert_int_equal(tls_ctx_create(&set, &ctx, &error), 0);
 	tls_ctx_free(&ctx);
 	assert_null(ctx);
+
+	/* ssl_dh: RFC 7919 ffdhe2048 loads, anything else is named */
+	set.dh_pem = dh_params;
+	assert_int_equal(tls_ctx_create(&set, &ctx, &error), 0);
+	tls_ctx_free(&ctx);
+	set.dh_pem = "-----BEGIN DH PARAMETERS-----\nAAAA\n-----END DH PARAMETERS-----\n";
+	assert_int_equal(tls_ctx_create(&set, &ctx, &error), -EINVAL);
+	assert_non_null(strstr(error, "ssl_dh"));
 }
 
 /* ssl_cipher_list narrows TLS 1.2; TLS 1.3 keeps its suites */
