@@ -50,6 +50,15 @@ class BenchSmoke(unittest.TestCase):
             self.assertGreater(res["sessions_per_sec"], 0)
             self.assertGreater(res["latency_ms"]["p99"], 0)
 
+    def test_drain_finishes_every_session_started(self):
+        rc, res, _, err = rgbench("--port", self.env.imap_port, "--kind", "login-fetch",
+                                  "--clients", 6, "--duration", 0.5, "--drain",
+                                  "--user", "demo", "--pass", "demo-pass")
+        self.assertClean(rc, res, err)
+        # nothing cut off at the end: what started also completed
+        self.assertEqual(res["sessions"], res["started"])
+        self.assertGreaterEqual(res["elapsed_s"], 0.5)
+
     def test_pop3_sessions_complete(self):
         rc, res, _, err = rgbench("--port", self.env.pop3_port, "--proto", "pop3",
                                   "--kind", "login-fetch", "--clients", 3, "--sessions", 30,
