@@ -513,6 +513,81 @@ static uint32_t new_uidvalidity(uint32_t old)
 	return v == 0 ? 1 : v;
 }
 
+/* Dovecot's dovecot-uidlist (versions 1 and 3), read once when a Maildir
+ * has no list of ours, so a folder Dovecot served keeps its UIDs and
+ * UIDVALIDITY and clients do not download it again. false when there is
+ * none or it cannot be trusted. */
+static bool dovecot_uidlist_import(const char *path, uint32_t *validity_r, uint32_t *next_r,
+				   struct uid_entry **list_r, size_t *count_r)
+{
+	char *file = rg_strdup_printf("%s/dovecot-uidlist", path);
+	FILE *f = fopen(file, "re");
+	rg_free(file);
+	if (f == NULL)
+		return false;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned long validity = 0, next = 0;
+	int version = 0;
+	bool ok = false;
+	if ((n = getline(&line, &cap, f)) > 0) {
+		if (sscanf(line, "1 %lu %lu", &validity, &next) == 2) {
+			version = 1;
+		} else if (line[0] == '3' && line[1] == ' ') {
+			version = 3;
+			for (char *tok = strtok(line + 2, " \n"); tok != NULL; tok = strtok(NULL, " \n")) {
+				if (tok[0] == 'V')
+					validity = strtoul(tok + 1, NULL, 10);
+				else if (tok[0] == 'N')
+					next = strtoul(tok + 1, NULL, 10);
+			}
+		}
+		ok = version != 0 && validity > 0 && validity <= UINT32_MAX && next > 0 && next <= UINT32_MAX;
+	}
+	struct uid_entry *list = NULL;
+	size_t count = 0, alloc = 0;
+	uint32_t last = 0;
+	while (ok && (n = getline(&line, &cap, f)) > 0) {
+		line[strcspn(line, "\n")] = '\0';
+		char *end;
+		unsigned long uid = strtoul(line, &end, 10);
+		/* v3: "<uid> [<ext>...] :<base>"; v1: "<uid> <base>" */
+		char *base = version == 3 ? strstr(end, " :") : end;
+		if (base == NULL || end == line || *end != ' ' || uid <= last || uid >= next) {
+			ok = false;
+			break;
+		}
+		base += version == 3 ? 2 : 1;
+		if (*base == '\0' || strchr(base, '/') != NULL) {
+			ok = false;
+			break;
+		}
+		if (count == alloc) {
+			alloc = alloc == 0 ? 64 : alloc * 2;
+			list = rg_realloc(list, alloc * sizeof(*list));
+		}
+		list[count].uid = (uint32_t)uid;
+		list[count].base = rg_strdup(base);
+		list[count].seen = false;
+		count++;
+		last = (uint32_t)uid;
+	}
+	free(line);
+	fclose(f);
+	if (!ok) {
+		uidlist_free(list, count);
+		return false;
+	}
+	if (count > 0)
+		qsort(list, count, sizeof(*list), cmp_uid_entry_base);
+	*validity_r = (uint32_t)validity;
+	*next_r = (uint32_t)next;
+	*list_r = list;
+	*count_r = count;
+	return true;
+}
+
 static int scan_and_assign(struct maildir *box, bool move_new, const char **error_r)
 {
 	struct uid_entry *list = NULL;
@@ -537,8 +612,13 @@ static int scan_and_assign(struct maildir *box, bool move_new, const char **erro
 		*error_r = "reading the uid list failed";
 		return ret;
 	} else if (!exists) {
-		box->uidvalidity = new_uidvalidity(0);
-		box->uidnext = 1;
+		if (dovecot_uidlist_import(box->path, &box->uidvalidity, &box->uidnext, &list,
+					   &list_count)) {
+			log_info("%s: UIDs taken over from dovecot-uidlist", box->path);
+		} else {
+			box->uidvalidity = new_uidvalidity(0);
+			box->uidnext = 1;
+		}
 		dirty = true;
 	}
 

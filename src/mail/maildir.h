@@ -5,6 +5,8 @@
  * is only read and rewritten (tmp + rename) under an flock on
  * ringgate-uidlist.lock, so two sessions opening the same Maildir never hand
  * out the same UID twice, and UIDs/UIDVALIDITY survive across sessions.
+ * A Maildir without our list but with Dovecot's dovecot-uidlist keeps
+ * Dovecot's UIDs and UIDVALIDITY (read once, then ours is written).
  * A struct maildir is a snapshot taken at open: messages are sorted by UID;
  * later deliveries are seen at the next open (maildir_changed() says when
  * one is worth it). maildir_save()/maildir_copy() add files and give them

@@ -602,6 +602,68 @@ static void test_modseq(void **state)
 	rg_free(md);
 }
 
+static void write_file(const char *dir, const char *name, const char *text)
+{
+	char *path = rg_strdup_printf("%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	rg_free(path);
+}
+
+/* a folder Dovecot served keeps its UIDs and UIDVALIDITY */
+static void test_dovecot_uidlist(void **state)
+{
+	(void)state;
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "cur", "100.a.host,S=2:2,S", "a\n", 100);
+	put_file(md, "cur", "200.b.host:2,", "b\n", 200);
+	put_file(md, "new", "300.c.host", "c\n", 300);
+	write_file(md, "dovecot-uidlist",
+		   "3 V1234 N20 G3085f01b7f11094c501100008c4a11c1\n"
+		   "7 :100.a.host,S=2\n12 W3 S2 :200.b.host\n");
+	struct maildir *box = open_ok(md, false);
+	assert_int_equal(box->uidvalidity, 1234);
+	assert_int_equal(box->count, 3);
+	assert_int_equal(box->msgs[0].uid, 7);
+	assert_int_equal(box->msgs[1].uid, 12);
+	assert_int_equal(box->msgs[2].uid, 20);
+	assert_int_equal(box->uidnext, 21);
+	maildir_close(box);
+	/* ours is written now: Dovecot's is no longer read */
+	write_file(md, "dovecot-uidlist", "3 V999 N5\n1 :100.a.host,S=2\n");
+	box = open_ok(md, false);
+	assert_int_equal(box->uidvalidity, 1234);
+	assert_int_equal(box->msgs[0].uid, 7);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+
+	/* version 1, and a list that cannot be trusted */
+	md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
+	write_file(md, "dovecot-uidlist", "1 4321 9\n5 1.x.host\n");
+	box = open_ok(md, false);
+	assert_int_equal(box->uidvalidity, 4321);
+	assert_int_equal(box->msgs[0].uid, 5);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+	md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
+	write_file(md, "dovecot-uidlist", "3 V55 N3\n5 :1.x.host\n");
+	box = open_ok(md, false);
+	assert_int_not_equal(box->uidvalidity, 55);
+	assert_int_equal(box->msgs[0].uid, 1);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+}
+
 static void check_location(const char *loc, const char *home, const char *user, const char *expect)
 {
 	char *path = NULL;
@@ -658,6 +720,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_save),
 		cmocka_unit_test(test_keywords),
 		cmocka_unit_test(test_modseq),
+		cmocka_unit_test(test_dovecot_uidlist),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
