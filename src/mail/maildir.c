@@ -554,11 +554,14 @@ static bool dovecot_uidlist_import(const char *path, uint32_t *validity_r, uint3
 		unsigned long uid = strtoul(line, &end, 10);
 		/* v3: "<uid> [<ext>...] :<base>"; v1: "<uid> <base>" */
 		char *base = version == 3 ? strstr(end, " :") : end;
-		if (base == NULL || end == line || *end != ' ' || uid <= last || uid >= next) {
+		if (base == NULL || end == line || *end != ' ' || uid <= last || uid >= UINT32_MAX) {
 			ok = false;
 			break;
 		}
 		base += version == 3 ? 2 : 1;
+		/* Dovecot appends lines without rewriting N in the header */
+		if (uid >= next && uid < UINT32_MAX)
+			next = uid + 1;
 		if (*base == '\0' || strchr(base, '/') != NULL) {
 			ok = false;
 			break;
@@ -971,6 +974,18 @@ int maildir_msg_delete(struct maildir *box, size_t idx)
 
 /* ---- keywords ---- */
 
+/* a new file only the user can read (mail is private), as a stdio stream */
+static FILE *fopen_private(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL)
+		close(fd);
+	return f;
+}
+
 static void keywords_free(char **kw)
 {
 	for (size_t i = 0; i < MAILDIR_MAX_KEYWORDS; i++) {
@@ -1008,7 +1023,7 @@ static int keywords_write(const char *path, char *const *kw)
 	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_KEYWORDS_NAME);
 	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_KEYWORDS_NAME);
 	int ret = 0;
-	FILE *f = fopen(tmp, "we");
+	FILE *f = fopen_private(tmp);
 	if (f == NULL) {
 		ret = -errno;
 	} else {
@@ -1147,7 +1162,7 @@ static int modseq_write(const char *path, uint64_t highest, const struct modseq_
 	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_MODSEQ_NAME);
 	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_MODSEQ_NAME);
 	int ret = 0;
-	FILE *f = fopen(tmp, "we");
+	FILE *f = fopen_private(tmp);
 	if (f == NULL) {
 		ret = -errno;
 	} else {

@@ -623,7 +623,7 @@ static void test_dovecot_uidlist(void **state)
 	put_file(md, "new", "300.c.host", "c\n", 300);
 	write_file(md, "dovecot-uidlist",
 		   "3 V1234 N20 G3085f01b7f11094c501100008c4a11c1\n"
-		   "7 :100.a.host,S=2\n12 W3 S2 :200.b.host\n");
+		   "7 :100.a.host,S=2\n12 W3 S2 :200.b.host\n19 :gone.host\n");
 	struct maildir *box = open_ok(md, false);
 	assert_int_equal(box->uidvalidity, 1234);
 	assert_int_equal(box->count, 3);
@@ -641,7 +641,20 @@ static void test_dovecot_uidlist(void **state)
 	rm_rf(md);
 	rg_free(md);
 
-	/* version 1, and a list that cannot be trusted */
+	/* Dovecot appends lines past the N of its header */
+	md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
+	write_file(md, "dovecot-uidlist", "3 V77 N1 Gabc\n1 :1.x.host\n");
+	box = open_ok(md, false);
+	assert_int_equal(box->uidvalidity, 77);
+	assert_int_equal(box->msgs[0].uid, 1);
+	assert_int_equal(box->uidnext, 2);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
+
+	/* version 1, and a list that cannot be trusted (UIDs out of order) */
 	md = make_tmpdir();
 	assert_int_equal(maildir_create(md), 0);
 	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
@@ -655,7 +668,7 @@ static void test_dovecot_uidlist(void **state)
 	md = make_tmpdir();
 	assert_int_equal(maildir_create(md), 0);
 	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
-	write_file(md, "dovecot-uidlist", "3 V55 N3\n5 :1.x.host\n");
+	write_file(md, "dovecot-uidlist", "3 V55 N3\n5 :1.x.host\n4 :2.x.host\n");
 	box = open_ok(md, false);
 	assert_int_not_equal(box->uidvalidity, 55);
 	assert_int_equal(box->msgs[0].uid, 1);
