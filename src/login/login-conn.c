@@ -1785,6 +1785,7 @@ int login_conn_prepare(unsigned service_count)
 		.buf_count = single ? 16 : 1024,
 		.buf_size = 2048,
 		.handler = ring_handler,
+		.restricted = true,
 	};
 	if (prepared_ring != NULL)
 		return 0;

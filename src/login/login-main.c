@@ -9,18 +9,21 @@
 #include "login/login-conn.h"
 #include "login/login-net.h"
 #include "login/login-proto.h"
+#include "login/login-sandbox.h"
 #include "tls/tls-settings.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +72,10 @@ static void drop_privileges(const struct settings *set)
 	if (chdir("/") < 0)
 		log_fatal("chdir(/) in chroot: %m");
 	rg_free(dir);
+	/* empty the capability bounding set while we may: nothing this
+	 * process execs (it execs nothing) could regain a capability */
+	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
+		(void)prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
 	const char *error;
 	int ret = privs_drop(uid, gid, false, &error);
 	if (ret < 0)
@@ -232,6 +239,17 @@ int main(int argc, char **argv)
 	/* what parsing the configuration (every <file, every local_name)
 	 * allocated and freed is not this process's to keep */
 	rg_alloc_release();
+	/* a client costs one fd, a TLS proxy one more; closes are asynchronous
+	 * and eviction accepts before it closes, hence the margin */
+	unsigned clients = svc->service_count == 1 ? 1 : cc.client_limit;
+	struct rlimit nofile = { .rlim_cur = 2 * (rlim_t)clients + nfds + 64 };
+	nofile.rlim_max = nofile.rlim_cur;
+	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
+		log_warning("setrlimit(RLIMIT_NOFILE, %llu): %m", (unsigned long long)nofile.rlim_cur);
+	const char *serr;
+	int sret = login_sandbox_enter(&serr);
+	if (sret < 0)
+		log_fatal("seccomp sandbox: %s: %s", serr, strerror(-sret));
 	int ret = login_conn_run(&cc);
 	rg_free(mechs);
 	rg_free(fds);

@@ -7,7 +7,9 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* user_data: op in bits 56-63, generation in 32-55, slot in 0-31 */
 #define UD_GEN_MASK 0xffffffu
@@ -63,6 +65,40 @@ static const struct {
 	{ 0, "plain" },
 };
 
+/* Only the opcodes and SQE flags ring.c issues, and no registration at all
+ * once enabled (the buffer ring is registered before). */
+static int ring_restrict(struct ring *r)
+{
+	static const uint8_t ops[] = {
+		IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND, IORING_OP_POLL_ADD,
+		IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_TIMEOUT,
+	};
+	struct io_uring_restriction res[sizeof(ops) + 1];
+	memset(res, 0, sizeof(res));
+	for (size_t i = 0; i < sizeof(ops); i++) {
+		res[i].opcode = IORING_RESTRICTION_SQE_OP;
+		res[i].sqe_op = ops[i];
+	}
+	res[sizeof(ops)].opcode = IORING_RESTRICTION_SQE_FLAGS_ALLOWED;
+	res[sizeof(ops)].sqe_flags = IOSQE_BUFFER_SELECT | IOSQE_CQE_SKIP_SUCCESS;
+	/* Debian's liburing 2.3 declares io_uring_register_restrictions()
+	 * and io_uring_enable_rings() but does not export them: the system
+	 * call it is */
+	if (syscall(__NR_io_uring_register, r->uring.ring_fd, IORING_REGISTER_RESTRICTIONS,
+		    res, (unsigned)(sizeof(ops) + 1)) < 0) {
+		int ret = -errno;
+		log_error("IORING_REGISTER_RESTRICTIONS: %s", strerror(errno));
+		return ret;
+	}
+	if (syscall(__NR_io_uring_register, r->uring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+		    NULL, 0) < 0) {
+		int ret = -errno;
+		log_error("IORING_REGISTER_ENABLE_RINGS: %s", strerror(errno));
+		return ret;
+	}
+	return 0;
+}
+
 int ring_create(const struct ring_config *config, struct ring **ring_r)
 {
 	struct ring *r = rg_calloc(1, sizeof(*r));
@@ -81,7 +117,8 @@ int ring_create(const struct ring_config *config, struct ring **ring_r)
 	for (size_t i = 0; i < sizeof(setup_modes) / sizeof(setup_modes[0]); i++) {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
-		p.flags = setup_modes[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+		p.flags = setup_modes[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE |
+			  (config->restricted ? IORING_SETUP_R_DISABLED : 0);
 		p.cq_entries = entries * 4;
 		ret = io_uring_queue_init_params(entries, &r->uring, &p);
 		if (ret == 0) {
@@ -125,8 +162,14 @@ int ring_create(const struct ring_config *config, struct ring **ring_r)
 		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * r->buf_size,
 				      r->buf_size, (unsigned short)i, mask, (int)i);
 	io_uring_buf_ring_advance(r->br, (int)r->buf_count);
+	if (config->restricted && (ret = ring_restrict(r)) < 0)
+		goto fail_bufs;
 	*ring_r = r;
 	return 0;
+
+fail_bufs:
+	(void)io_uring_unregister_buf_ring(&r->uring, BGID);
+	rg_free(r->bufs);
 
 fail_map:
 	munmap(r->br, r->br_size);

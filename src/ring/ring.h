@@ -54,6 +54,10 @@ struct ring_config {
 	unsigned buf_size;	/* bytes per buffer; default 2048 */
 	ring_handler_fn *handler;
 	void *ctx;
+	/* limit the ring to the operations above (IORING_REGISTER_RESTRICTIONS):
+	 * no open, read/write of files, connect, or later registrations, even
+	 * for code that gets hold of the ring fd */
+	bool restricted;
 };
 
 struct ring_stats {

@@ -112,6 +112,28 @@ class Processes(unittest.TestCase):
         self.assertNotIn("io_uring setup failed", self.rg.logs())
         self.login_ok()
 
+    @unittest.skipUnless(rgenv.is_root(), "the sandbox needs root to set up")
+    def test_login_process_is_sandboxed(self):
+        # unprivileged, no capabilities (not even in the bounding set), no
+        # new privileges, seccomp filter on, chrooted in the empty dir, and
+        # a bounded number of files
+        self.rg = rgenv.Ringgate(mode="performance", tls=True).start()
+        pid = self.rg.children("ringgate-login")[0]
+        status = dict(line.split(":", 1) for line in open("/proc/%d/status" % pid))
+        self.assertNotEqual(status["Uid"].split()[0], "0")
+        self.assertEqual(int(status["CapPrm"], 16), 0)
+        self.assertEqual(int(status["CapEff"], 16), 0)
+        self.assertEqual(int(status["CapBnd"], 16), 0)
+        self.assertEqual(status["NoNewPrivs"].strip(), "1")
+        sanitized = "asan" in rgenv.build_dir()
+        if not sanitized:
+            self.assertEqual(status["Seccomp"].strip(), "2")
+        self.assertEqual(os.readlink("/proc/%d/root" % pid),
+                         os.path.join(self.rg.base_dir, "login-empty"))
+        limits = [x for x in open("/proc/%d/limits" % pid) if x.startswith("Max open files")][0]
+        self.assertLess(int(limits.split()[3]), 10000)
+        self.login_ok()
+
     def test_kill9_login_process_is_respawned(self):
         self.rg = rgenv.Ringgate(mode="performance").start()
         victims = self.rg.children("ringgate-login")
