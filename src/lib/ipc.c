@@ -27,6 +27,7 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_LOGIN_HANDOFF_REPLY] = "LOGIN_HANDOFF_REPLY",
 	[IPC_WORKER_INIT] = "WORKER_INIT",
 	[IPC_LOGIN_TICKET_KEYS] = "LOGIN_TICKET_KEYS",
+	[IPC_LOGIN_OVERFLOW] = "LOGIN_OVERFLOW",
 };
 
 const char *ipc_type_name(enum ipc_type type)

@@ -43,6 +43,7 @@ enum ipc_type {
 	IPC_WORKER_INIT,
 	/* master -> login */
 	IPC_LOGIN_TICKET_KEYS, /* TLS session ticket keys: F_TICKET_KEYS */
+	IPC_LOGIN_OVERFLOW,    /* process_limit reached: full, accept anyway (evicting) */
 	IPC_TYPE_COUNT
 };
 

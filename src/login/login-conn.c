@@ -144,6 +144,8 @@ struct conn {
 struct login_src {
 	uint8_t kind;
 	bool ssl;	/* listener: implicit TLS */
+	bool armed;	/* listener: an accept is in flight */
+	bool cancelling;
 	int fd;
 	uint32_t slot;
 	bool retired;	/* an old auth channel waiting for its poll to end */
@@ -171,6 +173,7 @@ static struct {
 	unsigned long long total;
 	unsigned accepts_armed;
 	bool accepting, full, shutting_down;
+	bool overflow;		/* master: process_limit reached, accept while full */
 	uint32_t shutdown_deadline;
 	uint32_t req_seq;
 
@@ -184,6 +187,7 @@ static struct {
 static void conn_check(struct conn *c);
 static void conn_close(struct conn *c, bool force);
 static void login_status(void);
+static void accept_update(void);
 static void conn_log_end(struct conn *c, const char *reason);
 static void proxy_start(struct conn *c);
 
@@ -563,6 +567,7 @@ static void conn_free(struct conn *c)
 	rg_free(c);
 	srv.conns--;
 	login_status();
+	accept_update();
 }
 
 /* ---- TLS ---- */
@@ -1300,13 +1305,35 @@ static void conn_bye(struct conn *c, const char *text, const char *log_reason)
 
 /* ---- accepting ---- */
 
+/* Accept while the process has room (or master said overflow); a full
+ * process leaves new connections in the listen queue, where master sees
+ * them and starts another process. */
+static void accept_update(void)
+{
+	if (srv.conns < srv.set->client_limit)
+		srv.overflow = false;
+	bool wanted = srv.accepting && (srv.conns < srv.set->client_limit || srv.overflow);
+	for (unsigned i = 0; i < srv.set->listen_count; i++) {
+		struct login_src *l = &srv.listeners[i];
+		if (wanted && !l->armed) {
+			l->armed = true;
+			l->cancelling = false;
+			/* service_count=1: exactly one connection, so no multishot
+			 * that could take a second one from the queue */
+			ring_accept(srv.ring, l->slot, l->fd, srv.set->service_count != 1);
+		} else if (!wanted && l->armed && !l->cancelling) {
+			l->cancelling = true;
+			ring_cancel(srv.ring, l->slot, RING_OP_ACCEPT);
+		}
+	}
+}
+
 static void stop_accepting(void)
 {
 	if (!srv.accepting)
 		return;
 	srv.accepting = false;
-	for (unsigned i = 0; i < srv.set->listen_count; i++)
-		ring_cancel(srv.ring, srv.listeners[i].slot, RING_OP_ACCEPT);
+	accept_update();
 	log_debug("stopped accepting");
 	login_status_send();
 }
@@ -1609,6 +1636,12 @@ static void master_input(void)
 			conn_check(c);
 			break;
 		}
+		case IPC_LOGIN_OVERFLOW:
+			if (srv.rx.fd >= 0)
+				log_fatal("master sent an fd with LOGIN_OVERFLOW");
+			srv.overflow = srv.conns >= srv.set->client_limit;
+			accept_update();
+			break;
 		case IPC_LOGIN_TICKET_KEYS: {
 			const struct ipc_fields *f = &srv.rx.fields;
 			size_t len = f->len[IPC_F_TICKET_KEYS];
@@ -1697,12 +1730,13 @@ static void src_event(struct login_src *s, const struct ring_event *ev)
 			break;
 		/* a connection accepted after we stopped accepting (the
 		 * cancel was on its way) is already ours: serve it */
+		if (!ev->more)
+			s->armed = false;
 		if (ev->res >= 0)
 			conn_accept(ev->res, s);
 		else if (ev->res != -ECANCELED)
 			log_error("accept: %s", strerror(-ev->res));
-		if (!ev->more && srv.accepting && ev->res != -ECANCELED)
-			ring_accept(srv.ring, s->slot, s->fd, srv.set->service_count != 1);
+		accept_update();
 		break;
 	case OWNER_MASTER:
 		if (ev->res < 0 && ev->res != -ECANCELED)
@@ -1829,14 +1863,11 @@ int login_conn_run(const struct login_conn_config *set)
 	for (unsigned i = 0; i < set->listen_count; i++) {
 		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
 		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
-		/* service_count=1: exactly one connection, so no multishot that
-		 * could take a second one from the queue */
-		ring_accept(srv.ring, srv.listeners[i].slot, set->listen_fds[i],
-			    set->service_count != 1);
 	}
 	/* even without a listener (all ssl, say) wait for SIGTERM or master
 	 * EOF rather than exit and be respawned in a loop */
 	srv.accepting = true;
+	accept_update();
 
 	while (srv.accepting || srv.conns > 0) {
 		ret = ring_run(srv.ring, 1);

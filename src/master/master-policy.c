@@ -65,9 +65,7 @@ unsigned master_policy_decide(const struct master_policy_input *in,
 
 	/* Dovecot's high-security mode: at process_limit, the oldest process
 	 * still logging clients in is destroyed to make room. One at a time: a
-	 * pending SIGTERM will free a slot soon anyway. With service_count != 1
-	 * a full process keeps accepting and evicts its own oldest pre-login
-	 * connection instead, so master destroys nothing. */
+	 * pending SIGTERM will free a slot soon anyway. */
 	if (in->service_count == 1 && in->conn_waiting && avail == 0 && spawn == 0 &&
 	    room == 0 && !terminating) {
 		const struct master_proc_state *victim = NULL;
@@ -80,6 +78,13 @@ unsigned master_policy_decide(const struct master_policy_input *in,
 				.type = MASTER_ACTION_KILL_EVICT, .pid = victim->pid };
 	}
 
+	/* Many connections per process: a full process stops accepting, so a
+	 * waiting connection first gets a new process; at process_limit the
+	 * full processes are told to take connections anyway and close their
+	 * oldest pre-login client for each (Dovecot's "avail overflow"). */
+	if (in->service_count != 1 && in->conn_waiting && avail == 0 && spawn == 0 &&
+	    room == 0 && count > 0 && n < max)
+		actions_r[n++] = (struct master_action){ .type = MASTER_ACTION_OVERFLOW };
 	/* idle_kill: available processes beyond min_avail that had no
 	 * connection for idle_kill seconds, longest idle first */
 	if (in->idle_kill != 0 && avail > min_avail) {

@@ -41,6 +41,7 @@ enum master_action_type {
 	MASTER_ACTION_SPAWN,      /* start one login process */
 	MASTER_ACTION_KILL_IDLE,  /* SIGTERM pid: idle beyond idle_kill */
 	MASTER_ACTION_KILL_EVICT, /* SIGTERM pid: oldest with pre-login clients, limit reached */
+	MASTER_ACTION_OVERFLOW,   /* every process: take connections, evicting your oldest */
 };
 
 struct master_action {

@@ -989,6 +989,18 @@ static void service_update(struct login_service *svc)
 				break;
 			continue;
 		}
+		if (act[i].type == MASTER_ACTION_OVERFLOW) {
+			log_warning("service(%s): process_limit (%u) reached, client connections "
+				    "are being dropped", svc->set->name, svc->set->process_limit);
+			for (struct child *l = svc->logins; l != NULL; l = l->next) {
+				struct ipc_msg msg;
+				if (l->chan < 0 || l->st.terminating)
+					continue;
+				ipc_msg_init(&msg, IPC_LOGIN_OVERFLOW, 0);
+				(void)ipc_send(l->chan, &msg, -1);
+			}
+			continue;
+		}
 		struct child *c = login_find(act[i].pid);
 		if (c == NULL || c->st.terminating)
 			continue;

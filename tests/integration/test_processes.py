@@ -2,6 +2,7 @@
 high-security mode, respawn after kill -9, clean stop with nothing left."""
 import imaplib
 import os
+import select
 import signal
 import socket
 import time
@@ -69,6 +70,35 @@ class Processes(unittest.TestCase):
         for s in conns + [newest]:
             s.close()
 
+    def test_full_process_gets_a_sibling_before_evicting(self):
+        # client_limit 3, process_limit 3: the first 9 pre-login clients are
+        # all kept (master starts processes as the others fill up); the 10th
+        # makes one process close its oldest
+        self.rg = rgenv.Ringgate(mode="performance", service_extra=(
+            "  process_limit = 3\n  process_min_avail = 1\n  client_limit = 3\n"))
+        self.rg.start(wait=False)
+        self.rg.wait_ready()
+        time.sleep(0.3)
+        conns = [greeted(self.rg.imap_port) for _ in range(9)]
+        for s in conns:
+            s.sendall(b"n NOOP\r\n")
+            self.assertIn(b"n OK", recv_until(s, b"n OK", timeout=10))
+        imap_logins = [p for p in self.rg.children("ringgate-login")
+                       if "imap-login" in open("/proc/%d/cmdline" % p).read().replace("\0", " ")
+                       or "-s\0imap" in open("/proc/%d/cmdline" % p).read()]
+        self.assertEqual(len(imap_logins), 3)
+        extra = greeted(self.rg.imap_port)
+        # whichever process took it closed its own oldest client
+        ready, _, _ = select.select(conns, [], [], 10)
+        self.assertEqual(len(ready), 1)
+        self.assertIn(b"* BYE Connection queue full", recv_until(ready[0], b"never", timeout=10))
+        self.assertIn(conns.index(ready[0]), (0, 3, 6))  # some process's oldest
+        extra.sendall(b"x NOOP\r\n")
+        self.assertIn(b"x OK", recv_until(extra, b"x OK"))
+        self.assertIn("process_limit (3) reached", self.rg.logs())
+        for s in conns + [extra]:
+            s.close()
+
     def test_high_security_process_limit_kills_oldest(self):
         self.rg = rgenv.Ringgate(mode="security", service_extra=(
             "  process_limit = 2\n  process_min_avail = 0\n"))
@@ -119,7 +149,13 @@ class Processes(unittest.TestCase):
         # a bounded number of files
         self.rg = rgenv.Ringgate(mode="performance", tls=True).start()
         pid = self.rg.children("ringgate-login")[0]
-        status = dict(line.split(":", 1) for line in open("/proc/%d/status" % pid))
+
+        def status_of():
+            return dict(line.split(":", 1) for line in open("/proc/%d/status" % pid))
+        # a process just spawned may still be setting up (as root)
+        self.assertTrue(wait_for(lambda: status_of()["NoNewPrivs"].strip() == "1"))
+        time.sleep(0.2)
+        status = status_of()
         self.assertNotEqual(status["Uid"].split()[0], "0")
         self.assertEqual(int(status["CapPrm"], 16), 0)
         self.assertEqual(int(status["CapEff"], 16), 0)

@@ -179,15 +179,30 @@ static void test_sc0_full_spawns(void **state)
 /* high-performance mode at process_limit: the full processes evict their own
  * oldest pre-login connections; master must not destroy a whole process
  * (with all its clients) for a waiting connection. */
-static void test_sc0_limit_reached_kills_nothing(void **state)
+/* many connections per process at process_limit: nobody is killed; the full
+ * processes are told to take the waiting connection, evicting their oldest
+ * pre-login client. Below the limit a new process is started instead. */
+static void test_sc0_limit_reached_overflows(void **state)
 {
 	(void)state;
 	struct master_policy_input in = sc0(1, 1, 3);
 	struct master_action a[16];
 	struct master_proc_state p[1] = { proc(10, NOW - 50, 3, 3, 3) };
-	in.conn_waiting = true;
 	assert_int_equal(master_policy_decide(&in, p, 1, a, 16), 0);
+	in.conn_waiting = true;
+	assert_int_equal(master_policy_decide(&in, p, 1, a, 16), 1);
+	assert_int_equal(a[0].type, MASTER_ACTION_OVERFLOW);
 	in.service_count = 5;
+	assert_int_equal(master_policy_decide(&in, p, 1, a, 16), 1);
+	assert_int_equal(a[0].type, MASTER_ACTION_OVERFLOW);
+	/* room for another process: spawn, no overflow */
+	in.service_count = 0;
+	in.process_limit = 2;
+	assert_int_equal(master_policy_decide(&in, p, 1, a, 16), 1);
+	assert_int_equal(a[0].type, MASTER_ACTION_SPAWN);
+	/* a process with room takes it: nothing to do */
+	p[0].conns = 2;
+	in.process_limit = 1;
 	assert_int_equal(master_policy_decide(&in, p, 1, a, 16), 0);
 }
 
@@ -339,7 +354,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_capped_by_process_limit),
 		cmocka_unit_test(test_limit_reached_kills_oldest_prelogin),
 		cmocka_unit_test(test_sc0_full_spawns),
-		cmocka_unit_test(test_sc0_limit_reached_kills_nothing),
+		cmocka_unit_test(test_sc0_limit_reached_overflows),
 		cmocka_unit_test(test_service_count_n_stops_accepting),
 		cmocka_unit_test(test_reuse_port_min_avail),
 		cmocka_unit_test(test_idle_kill),
