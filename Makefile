@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 10
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
-             clang libclang-rt-14-dev
+             clang libclang-rt-14-dev isync
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build run check check-asan unit fuzz clean bench

@@ -3,10 +3,8 @@ zero errors, and errors are counted by kind (a wrong password is a login
 error, the run is reported invalid). Speed is never asserted."""
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import rgenv
@@ -117,53 +115,49 @@ class BenchSmoke(unittest.TestCase):
             self.assertIn("127.0.0.0/8", err)
 
 
-@unittest.skipUnless(rgenv.is_root() and shutil.which("dovecot"),
-                     "needs root and Debian's dovecot for a TLS server")
-class BenchTlsAgainstDovecot(unittest.TestCase):
-    """rgbench's TLS client against Dovecot's TLS, which exists today."""
+class BenchTls(unittest.TestCase):
+    """rgbench's TLS client (implicit TLS, STARTTLS/STLS, resumption) against
+    ringgate's TLS, in both modes."""
 
     @classmethod
     def setUpClass(cls):
-        import run  # bench/run.py: the same private Dovecot `make bench` uses
-        cls.tmp = tempfile.mkdtemp(prefix="rgbench-smoke-")
-        os.chmod(cls.tmp, 0o755)
-        world = run.World(cls.tmp)
-        cls.rg = run.RinggateServer("rg", "performance", world, cls.tmp, 200, rgenv.build_dir())
-        cls.dc = run.DovecotServer("dc", "performance", world, cls.tmp, 200)
-        cls.dc.start()
+        cls.envs = {mode: rgenv.Ringgate(mode=mode, tls=True).start()
+                    for mode in ("performance", "security")}
 
     @classmethod
     def tearDownClass(cls):
-        cls.dc.stop()
-        cls.rg.acct.remove()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        for env in cls.envs.values():
+            env.cleanup()
 
-    def run_ok(self, *args):
-        import run
-        rc, res, _, err = rgbench("--user", run.BENCH_USER, "--pass", run.BENCH_PASS, *args)
+    def run_ok(self, env, *args):
+        rc, res, _, err = rgbench("--user", "demo", "--pass", "demo-pass", *args)
         self.assertIsNotNone(res, err)
-        self.assertEqual(res["errors"], 0, "%s\n%s" % (res, self.dc.logs()[-2000:]))
+        self.assertEqual(res["errors"], 0, "%s\n%s" % (res, env.logs()[-2000:]))
         self.assertEqual(rc, 0)
         return res
 
     def test_implicit_tls_login_fetch(self):
-        res = self.run_ok("--port", self.dc.ports["imaps"], "--tls", "--kind", "login-fetch",
-                          "--clients", 2, "--sessions", 10, "--duration", 20)
-        self.assertEqual(res["sessions"], 10)
-        self.assertGreaterEqual(res["tls"]["handshakes"], 10)
-        self.assertTrue(res["tls"]["version"].startswith("TLS"))
+        for env in self.envs.values():
+            res = self.run_ok(env, "--port", env.imaps_port, "--tls", "--kind", "login-fetch",
+                              "--clients", 2, "--sessions", 10, "--duration", 20)
+            self.assertEqual(res["sessions"], 10)
+            self.assertGreaterEqual(res["tls"]["handshakes"], 10)
+            self.assertTrue(res["tls"]["version"].startswith("TLS"))
 
     def test_starttls_pop3_with_resumption(self):
-        res = self.run_ok("--port", self.dc.ports["pop3"], "--proto", "pop3", "--starttls",
-                          "--resume", "--kind", "login", "--clients", 1, "--sessions", 6,
-                          "--duration", 20)
-        self.assertEqual(res["sessions"], 6)
-        # one client: every connection after the first offers its session
-        self.assertEqual(res["tls"]["resume_offered"], 5)
-        self.assertGreater(res["tls"]["resumed"], 0)
+        # master's shared ticket keys: every offered session resumes, on
+        # whichever login process (in high-security mode always another)
+        for env in self.envs.values():
+            res = self.run_ok(env, "--port", env.pop3_port, "--proto", "pop3", "--starttls",
+                              "--resume", "--kind", "login", "--clients", 1, "--sessions", 6,
+                              "--duration", 20)
+            self.assertEqual(res["sessions"], 6)
+            self.assertEqual(res["tls"]["resume_offered"], 5)
+            self.assertEqual(res["tls"]["resumed"], 5)
 
     def test_tls_idle(self):
-        res = self.run_ok("--port", self.dc.ports["imaps"], "--tls", "--kind", "idle",
+        env = self.envs["performance"]
+        res = self.run_ok(env, "--port", env.imaps_port, "--tls", "--kind", "idle",
                           "--clients", 50, "--duration", 0.5)
         self.assertEqual(res["held"], 50)
         self.assertEqual(res["tls"]["handshakes"], 50)
