@@ -25,7 +25,7 @@ BIN = sys.argv[1]
 # src/lib/ipc.h
 (AUTH_BEGIN, AUTH_CONTINUE, AUTH_ABORT, AUTH_CHALLENGE, AUTH_OK, AUTH_FAIL,
  AUTH_NEW_CLIENT, AUTH_REQUEST, AUTH_USER, LOGIN_HANDOFF, LOGIN_STATUS,
- LOGIN_HANDOFF_REPLY, WORKER_INIT) = range(1, 14)
+ LOGIN_HANDOFF_REPLY, WORKER_INIT, LOGIN_TICKET_KEYS, LOGIN_OVERFLOW) = range(1, 16)
 F = {n: i + 1 for i, n in enumerate(
     "SERVICE MECH RESP CHALLENGE USER COOKIE REASON TEMP RIP RPORT LIP LPORT "
     "SECURED LOGIN_PID UID GID HOME MAIL TAG PREREAD SESSION EXTRA CONNS "
@@ -294,7 +294,18 @@ def test_client_limit_evicts_oldest():
     for c in cs:
         assert recv_line(c).startswith(b"* OK")
     w.wait(lambda: any(s["CONNS"] == 3 for s in w.status), what="full status")
+    # full: the process stops accepting; the fourth waits in the queue for
+    # master to start another process...
     c4 = w.connect()
+    c4.settimeout(0.5)
+    try:
+        c4.recv(1)
+        raise AssertionError("a full process accepted a fourth client")
+    except socket.timeout:
+        pass
+    c4.settimeout(10)
+    # ...or, at process_limit, to say overflow: then the oldest makes room
+    send(w.master, LOGIN_OVERFLOW, 0, {})
     assert recv_line(c4).startswith(b"* OK")
     assert recv_line(cs[0]) == b"* BYE Connection queue full\r\n"
     assert cs[0].recv(100) == b""
