@@ -1,9 +1,16 @@
-/* fuzz_imap_login — a whole IMAP pre-auth session in memory.
+/* fuzz_imap_login — a whole IMAP pre-auth session in memory (bytes in,
+ * responses out, no sockets): the login state machine as login-conn.c
+ * drives it, auth and master answers included.
  * Byte 0 picks the configuration and the chunk size the rest of the input is
- * fed in; auth requests are answered between chunks, in turn OK (then the
- * hand-off fails so the session goes on), FAIL, CHALLENGE. The callbacks
- * check the core's promises: nothing is sent after disconnect, every reply
- * is whole lines, auth calls only while a request is open. */
+ * fed in. Auth and master are played from the input: each answer takes a
+ * selector (the last byte of the current chunk plus a turn counter) that
+ * picks OK / FAIL / FAIL with reason / CHALLENGE / TEMPFAIL, whether it comes
+ * synchronously from inside auth_begin/auth_continue (the re-entrant path)
+ * or after input() returns, and whether master then takes the client or the
+ * hand-off fails (synchronously or later) so the session goes on. The
+ * callbacks check the core's promises: nothing is sent after disconnect,
+ * every reply is whole lines without NUL, auth calls only while a request is
+ * open, the preread is bounded. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,9 +26,11 @@ struct fz {
 	bool disconnected;
 	bool auth_open;    /* auth_begin called, no final reply yet */
 	bool auth_waiting; /* the core waits for auth (not for the client) */
-	bool handed_off;
+	bool handed_off;   /* handoff called, master has not answered */
+	bool gone;         /* master took the client: the session is over */
 	unsigned int turn;
-	char last; /* last byte sent */
+	uint8_t selbyte; /* last byte of the chunk being fed */
+	char last;       /* last byte sent */
 };
 
 static void check(bool cond)
@@ -30,10 +39,17 @@ static void check(bool cond)
 		abort();
 }
 
+static unsigned int fz_sel(struct fz *f)
+{
+	return (unsigned int)f->selbyte + f->turn;
+}
+
+static void fz_answer(struct fz *f);
+
 static void fz_send(void *ctx, const void *data, size_t len)
 {
 	struct fz *f = ctx;
-	check(!f->disconnected && len > 0);
+	check(!f->disconnected && !f->gone && len > 0);
 	check(memchr(data, '\0', len) == NULL);
 	f->last = ((const char *)data)[len - 1];
 }
@@ -42,17 +58,22 @@ static void fz_auth_begin(void *ctx, const char *mech, const uint8_t *resp,
 			  size_t resp_len, bool has_resp)
 {
 	struct fz *f = ctx;
-	check(!f->auth_open && mech != NULL && (has_resp || resp_len == 0));
-	(void)resp;
+	check(!f->auth_open && !f->handed_off && mech != NULL && mech[0] != '\0');
+	check(has_resp || resp_len == 0);
+	check(resp_len <= LOGIN_MAX_LINE && (resp_len == 0 || resp != NULL));
 	f->auth_open = f->auth_waiting = true;
+	if (fz_sel(f) & 8)
+		fz_answer(f);
 }
 
 static void fz_auth_continue(void *ctx, const uint8_t *resp, size_t resp_len)
 {
 	struct fz *f = ctx;
-	(void)resp;
 	check(f->auth_open && !f->auth_waiting && resp_len <= LOGIN_MAX_LINE);
+	check(resp_len == 0 || resp != NULL);
 	f->auth_waiting = true;
+	if (fz_sel(f) & 8)
+		fz_answer(f);
 }
 
 static void fz_auth_abort(void *ctx)
@@ -65,20 +86,32 @@ static void fz_auth_abort(void *ctx)
 static void fz_handoff(void *ctx, const char *tag, const uint8_t *preread, size_t len)
 {
 	struct fz *f = ctx;
-	check(tag != NULL && len <= LOGIN_MAX_PENDING && (len == 0 || preread != NULL));
+	check(tag != NULL && tag[0] != '\0' && !f->handed_off && !f->disconnected);
+	check(len <= LOGIN_MAX_PENDING && (len == 0 || preread != NULL));
+	/* touch every byte so ASan checks the whole preread */
+	volatile uint8_t sum = 0;
+	for (size_t i = 0; i < len; i++)
+		sum ^= preread[i];
+	(void)sum;
 	f->handed_off = true;
+	if ((fz_sel(f) & 48) == 48) {
+		/* master's reply came at once (ipc_send failed, say) */
+		f->handed_off = false;
+		imap_login_proto.handoff_failed(f->s, "Try again");
+	}
 }
 
 static void fz_disconnect(void *ctx, const char *reason)
 {
 	struct fz *f = ctx;
-	check(!f->disconnected && reason != NULL);
+	check(!f->disconnected && !f->gone && reason != NULL);
 	f->disconnected = true;
 }
 
 static void fz_starttls(void *ctx)
 {
-	(void)ctx;
+	struct fz *f = ctx;
+	check(!f->disconnected && !f->auth_open);
 }
 
 static const struct login_callbacks fz_callbacks = {
@@ -91,28 +124,55 @@ static const struct login_callbacks fz_callbacks = {
 	.starttls = fz_starttls,
 };
 
+/* master's answer to a hand-off: take the client, or fail and go on; unless
+ * forced it may also come later, after more client input */
+static void fz_master(struct fz *f, bool force)
+{
+	if (!f->handed_off || f->disconnected || f->gone)
+		return;
+	unsigned int sel = fz_sel(f);
+	if (!force && (sel & 64) != 0)
+		return;
+	f->turn++;
+	f->handed_off = false;
+	if ((sel & 16) != 0)
+		f->gone = true;
+	else
+		imap_login_proto.handoff_failed(f->s, (sel & 32) ? "Try\r\nagain" : NULL);
+}
+
 static void fz_answer(struct fz *f)
 {
-	static const uint8_t challenge[] = "Password:";
-	if (!f->auth_waiting || f->disconnected)
+	static const uint8_t challenges[][10] = { "Password:", "", "\x00\xff\r\n*=+/" };
+	if (!f->auth_waiting || f->disconnected || f->gone)
 		return;
-	switch (f->turn++ % 3) {
+	unsigned int sel = fz_sel(f);
+	f->turn++;
+	switch (sel % 6) {
 	case 0:
+	case 1:
 		f->auth_open = f->auth_waiting = false;
 		imap_login_proto.auth_reply(f->s, LOGIN_AUTH_OK, NULL, 0, NULL);
-		if (f->handed_off && !f->disconnected) {
-			f->handed_off = false;
-			imap_login_proto.handoff_failed(f->s, "Try again");
-		}
 		break;
-	case 1:
+	case 2:
 		f->auth_open = f->auth_waiting = false;
 		imap_login_proto.auth_reply(f->s, LOGIN_AUTH_FAIL, NULL, 0, NULL);
 		break;
-	default:
+	case 3:
+		f->auth_open = f->auth_waiting = false;
+		imap_login_proto.auth_reply(f->s, LOGIN_AUTH_FAIL, NULL, 0, "no\r\nway");
+		break;
+	case 4: {
+		size_t k = (sel >> 4) % 3;
+		size_t len = k == 0 ? 9 : k == 1 ? 0 : 10;
 		f->auth_waiting = false;
-		imap_login_proto.auth_reply(f->s, LOGIN_AUTH_CHALLENGE, challenge,
-					    sizeof(challenge) - 1, NULL);
+		imap_login_proto.auth_reply(f->s, LOGIN_AUTH_CHALLENGE, challenges[k], len, NULL);
+		break;
+	}
+	default:
+		f->auth_open = f->auth_waiting = false;
+		imap_login_proto.auth_reply(f->s, LOGIN_AUTH_TEMPFAIL, NULL, 0,
+					    (sel & 16) ? "Auth\tserver down\r\n" : NULL);
 		break;
 	}
 }
@@ -135,25 +195,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	f.s = imap_login_proto.create(&config, &fz_callbacks, &f);
 	check(f.last == '\n');
-	while (size > 0 && !f.disconnected) {
+	while (size > 0 && !f.disconnected && !f.gone) {
 		size_t n = size < chunk ? size : chunk;
 		/* exact-size copy: ASan catches any read past the chunk */
 		uint8_t *copy = malloc(n);
 		memcpy(copy, data, n);
+		f.selbyte = copy[n - 1];
 		imap_login_proto.input(f.s, copy, n);
 		free(copy);
 		data += n;
 		size -= n;
 		check(f.last == '\n' || f.last == 0);
+		fz_master(&f, false);
 		fz_answer(&f);
+		fz_master(&f, false);
 		(void)imap_login_proto.idle(f.s);
 	}
 	/* drain answers for pipelined logins */
-	for (int i = 0; i < 8 && !f.disconnected; i++)
+	for (int i = 0; i < 8 && !f.disconnected && !f.gone; i++) {
+		fz_master(&f, true);
 		fz_answer(&f);
-	if (!f.disconnected)
+		fz_master(&f, true);
+	}
+	if (!f.disconnected && !f.gone) {
 		imap_login_proto.bye(f.s, "Server shutting down.");
-	check(f.disconnected);
+		check(f.disconnected);
+	}
 	imap_login_proto.destroy(f.s);
 	return 0;
 }

@@ -3,7 +3,8 @@
  * Byte 0 picks the configuration. Then a series of records: a header byte
  * (low 6 bits: chunk length, high 2 bits: an event to fire after the chunk)
  * and that many client bytes. After each chunk, an auth request in flight
- * is answered in turn OK / FAIL / CHALLENGE / TEMPFAIL. The callbacks check
+ * is answered OK / FAIL / CHALLENGE / TEMPFAIL, picked by the chunk's last
+ * byte plus a turn counter. The callbacks check
  * the core's promises: output is whole CRLF lines, nothing after disconnect,
  * no second auth request while one is in flight, preread bounded. */
 #include <stdbool.h>
@@ -104,7 +105,8 @@ static void fuzz_answer_auth(struct fuzz_ctx *f, const uint8_t *data, size_t len
 	if (!f->auth_pending || f->disconnected)
 		return;
 	f->auth_pending = false;
-	switch (f->replies++ % 4) {
+	/* the client bytes of this chunk pick auth's answer */
+	switch ((f->replies++ + (len > 0 ? data[len - 1] : 0u)) % 4) {
 	case 0:
 		p->auth_reply(f->s, LOGIN_AUTH_OK, NULL, 0, NULL);
 		break;

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Writes fuzz/corpus/ipc/type-*: one valid message of every enum ipc_type in
+src/lib/ipc.h, with the fields docs/ipc.md gives it (host order = little
+endian here). Re-run after adding a message type or field."""
+import os
+import struct
+import sys
+
+T = ["NONE", "AUTH_BEGIN", "AUTH_CONTINUE", "AUTH_ABORT", "AUTH_CHALLENGE",
+     "AUTH_OK", "AUTH_FAIL", "AUTH_NEW_CLIENT", "AUTH_REQUEST", "AUTH_USER",
+     "LOGIN_HANDOFF", "LOGIN_STATUS", "LOGIN_HANDOFF_REPLY", "WORKER_INIT",
+     "LOGIN_TICKET_KEYS", "LOGIN_OVERFLOW"]
+F = ["NONE", "SERVICE", "MECH", "RESP", "CHALLENGE", "USER", "COOKIE", "REASON",
+     "TEMP", "RIP", "RPORT", "LIP", "LPORT", "SECURED", "LOGIN_PID", "UID", "GID",
+     "HOME", "MAIL", "TAG", "PREREAD", "SESSION", "EXTRA", "CONNS", "PRELOGIN",
+     "TOTAL", "TLS", "TICKET_KEYS"]
+COOKIE = b"0123456789abcdef0123456789abcdef"
+CONN = [("RIP", b"192.0.2.7"), ("RPORT", b"51234"), ("LIP", b"127.0.0.1"),
+        ("LPORT", b"143")]
+MSGS = {
+    "AUTH_BEGIN": [("MECH", b"PLAIN"), ("SERVICE", b"imap")] + CONN +
+                  [("SECURED", b"1"), ("RESP", b"\0user\0secret")],
+    "AUTH_CONTINUE": [("RESP", b"secret")],
+    "AUTH_ABORT": [],
+    "AUTH_CHALLENGE": [("CHALLENGE", b"Password:")],
+    "AUTH_OK": [("USER", b"user"), ("COOKIE", COOKIE),
+                ("EXTRA", b"proxy=y\thost=10.0.0.2")],
+    "AUTH_FAIL": [("REASON", b"Authentication failed."), ("TEMP", b"1"),
+                  ("USER", b"user")],
+    "AUTH_NEW_CLIENT": [("SERVICE", b"pop3")],
+    "AUTH_REQUEST": [("COOKIE", COOKIE), ("LOGIN_PID", b"4242")],
+    "AUTH_USER": [("USER", b"user"), ("UID", b"1000"), ("GID", b"1000"),
+                  ("HOME", b"/home/user"), ("MAIL", b"maildir:~/Maildir"),
+                  ("EXTRA", b"quota=1G")],
+    "LOGIN_HANDOFF": [("SERVICE", b"imap"), ("USER", b"user"), ("COOKIE", COOKIE),
+                      ("TAG", b"a1")] + CONN +
+                     [("SECURED", b"1"), ("TLS", b"1"),
+                      ("PREREAD", b"b SELECT INBOX\r\n"), ("SESSION", b"Xy12ab")],
+    "LOGIN_STATUS": [("CONNS", b"12"), ("PRELOGIN", b"3"), ("TOTAL", b"18446744073709551615")],
+    "LOGIN_HANDOFF_REPLY": [("REASON", b"Maximum number of connections"), ("TEMP", b"1")],
+    "WORKER_INIT": [("SERVICE", b"imap"), ("USER", b"user"), ("HOME", b"/home/user"),
+                    ("MAIL", b"maildir:~/Maildir"), ("TAG", b"a1")] + CONN +
+                   [("SECURED", b"1"), ("TLS", b"0"), ("PREREAD", b""),
+                    ("SESSION", b"Xy12ab")],
+    "LOGIN_TICKET_KEYS": [("TICKET_KEYS", bytes(range(96)))],
+    "LOGIN_OVERFLOW": [],
+}
+
+
+def msg(type_name, fields, id_=7, pid=1234):
+    payload = b"".join(struct.pack("<HH", F.index(k), len(v)) + v + b"\0"
+                       for k, v in fields)
+    return struct.pack("<HHIII", T.index(type_name), 0, len(payload), id_, pid) + payload
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(__file__), "..", "corpus", "ipc")
+    for name, fields in MSGS.items():
+        with open(os.path.join(out, "type-" + name.lower()), "wb") as f:
+            f.write(msg(name, fields))
+    # near-valid: one byte short, an unknown type, a field past the last key
+    with open(os.path.join(out, "near-short"), "wb") as f:
+        f.write(msg("AUTH_OK", MSGS["AUTH_OK"])[:-1])
+    with open(os.path.join(out, "near-type"), "wb") as f:
+        f.write(msg("NONE", [])[:0] + struct.pack("<HHIII", len(T), 0, 0, 1, 1))
+    with open(os.path.join(out, "near-key"), "wb") as f:
+        f.write(msg("AUTH_USER", [])[:16] + b"")
+        f.write(struct.pack("<HH", len(F), 1) + b"x\0")
+    with open(os.path.join(out, "near-nonul"), "wb") as f:
+        m = bytearray(msg("AUTH_CONTINUE", [("RESP", b"abc")]))
+        m[-1] = ord("x")
+        f.write(m)
+
+
+if __name__ == "__main__":
+    main()
