@@ -39,6 +39,13 @@ def build_dir():
     return os.environ.get("RINGGATE_BUILD", os.path.join(ROOT, "build"))
 
 
+def sanitized():
+    """Whether the binaries under test are built with ASan (memory figures
+    mean nothing there, and the seccomp filter is off)."""
+    with open(os.path.join(build_dir(), "bin", "ringgate-login"), "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def is_root():
     return os.geteuid() == 0
 

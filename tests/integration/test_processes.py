@@ -161,8 +161,7 @@ class Processes(unittest.TestCase):
         self.assertEqual(int(status["CapEff"], 16), 0)
         self.assertEqual(int(status["CapBnd"], 16), 0)
         self.assertEqual(status["NoNewPrivs"].strip(), "1")
-        sanitized = "asan" in rgenv.build_dir()
-        if not sanitized:
+        if not rgenv.sanitized():
             self.assertEqual(status["Seccomp"].strip(), "2")
         self.assertEqual(os.readlink("/proc/%d/root" % pid),
                          os.path.join(self.rg.base_dir, "login-empty"))
