@@ -273,6 +273,18 @@ static void conn_set_state(struct conn *c, enum conn_state state)
 	c->state = (uint8_t)state;
 }
 
+/* cancel op on slot unless it is not armed or already being cancelled;
+ * returns flags with the cancelled bit set when it was sent */
+static unsigned cancel_once(uint32_t slot, enum ring_op op, unsigned flags, unsigned armed,
+			    unsigned cancelled)
+{
+	if ((flags & (armed | cancelled)) == armed) {
+		ring_cancel(srv.ring, slot, op);
+		flags |= cancelled;
+	}
+	return flags;
+}
+
 static void conn_defer(struct conn *c)
 {
 	if ((c->flags & CF_DEFERRED) != 0)
@@ -580,10 +592,7 @@ static void conn_recv_pause(struct conn *c)
 	if ((c->flags & CF_PAUSED) != 0)
 		return;
 	c->flags |= CF_PAUSED;
-	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
-		c->flags |= CF_RECV_CANCELLED;
-		ring_cancel(srv.ring, c->slot, RING_OP_RECV);
-	}
+	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 }
 
 static bool conn_wants_recv(const struct conn *c)
@@ -673,10 +682,7 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 	if (taken < len) {
 		outq_append(&px->hold, data + taken, len - taken, false);
 		px->flags |= PX_PAUSED;
-		if ((px->flags & (PX_RECV | PX_RECV_CANCELLED)) == PX_RECV) {
-			px->flags |= PX_RECV_CANCELLED;
-			ring_cancel(srv.ring, px->slot, RING_OP_RECV);
-		}
+		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
 	}
 	conn_send_more(c);
 }
@@ -829,10 +835,7 @@ static void conn_client_eof(struct conn *c, bool error)
 {
 	if (c->state == CONN_PROXY && !error) {
 		c->px->flags |= PX_CLIENT_EOF;
-		if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
-			c->flags |= CF_RECV_CANCELLED;
-			ring_cancel(srv.ring, c->slot, RING_OP_RECV);
-		}
+		c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 		proxy_send_more(c->px);
 		return;
 	}
@@ -1069,32 +1072,17 @@ static void conn_check(struct conn *c)
 	bool flushed = !conn_output_pending(c);
 	if (!flushed && (c->flags & CF_FORCE) == 0 && (int32_t)(srv.now - c->deadline) < 0) {
 		/* still flushing; stop reading meanwhile */
-		if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
-			c->flags |= CF_RECV_CANCELLED;
-			ring_cancel(srv.ring, c->slot, RING_OP_RECV);
-		}
+		c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 		return;
 	}
 	if (!flushed)
 		c->flags |= CF_FORCE;
-	if ((c->flags & (CF_RECV | CF_RECV_CANCELLED)) == CF_RECV) {
-		c->flags |= CF_RECV_CANCELLED;
-		ring_cancel(srv.ring, c->slot, RING_OP_RECV);
-	}
-	if ((c->flags & (CF_SEND | CF_SEND_CANCELLED)) == CF_SEND) {
-		c->flags |= CF_SEND_CANCELLED;
-		ring_cancel(srv.ring, c->slot, RING_OP_SEND);
-	}
+	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
+	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_SEND, c->flags, CF_SEND, CF_SEND_CANCELLED);
 	struct conn_proxy *px = c->px;
 	if (px != NULL) {
-		if ((px->flags & (PX_RECV | PX_RECV_CANCELLED)) == PX_RECV) {
-			px->flags |= PX_RECV_CANCELLED;
-			ring_cancel(srv.ring, px->slot, RING_OP_RECV);
-		}
-		if ((px->flags & (PX_SEND | PX_SEND_CANCELLED)) == PX_SEND) {
-			px->flags |= PX_SEND_CANCELLED;
-			ring_cancel(srv.ring, px->slot, RING_OP_SEND);
-		}
+		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
 	}
 	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0 &&
 	    (px == NULL || ring_slot_inflight(srv.ring, px->slot) == 0))

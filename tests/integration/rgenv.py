@@ -67,6 +67,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def recv_until(sock, marker, limit=1 << 20, timeout=10):
+    """Bytes until marker (or EOF, or limit); linear in what is received."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    while len(data) < limit:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if marker in data[-(len(chunk) + len(marker)):]:
+            break
+    return bytes(data)
+
+
 def make_cert(cert, key, cn="localhost", kind="ec"):
     """A self-signed certificate for cn (also valid for 127.0.0.1), which
     clients can use as its own CA; the key is readable by its owner only."""

@@ -11,15 +11,7 @@ import unittest
 import rgenv
 
 
-def recv_until(sock, marker, limit=1 << 20, timeout=10):
-    sock.settimeout(timeout)
-    data = b""
-    while marker not in data and len(data) < limit:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+recv_until = rgenv.recv_until
 
 
 class SessionTests:

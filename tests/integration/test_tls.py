@@ -46,17 +46,7 @@ def login_pid(rg, user):
 
 
 def recv_until(sock, marker, limit=1 << 25, timeout=15):
-    """Bytes until marker (or EOF, or limit); linear in what is received."""
-    sock.settimeout(timeout)
-    data = bytearray()
-    while len(data) < limit:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-        if marker in data[-(len(chunk) + len(marker)):]:
-            break
-    return bytes(data)
+    return rgenv.recv_until(sock, marker, limit, timeout)
 
 
 class TlsTests:
