@@ -1,6 +1,7 @@
 #include "mail/folder.h"
 
 #include "lib/alloc.h"
+#include "mail/mailfile.h"
 #include "mail/maildir.h"
 
 #include <dirent.h>
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -275,21 +275,13 @@ int folder_subscribe(const char *root, const char *name, bool subscribe)
 {
 	if (!folder_is_inbox(name) && !folder_name_valid(name))
 		return -EINVAL;
-	char *lockname = rg_strdup_printf("%s/%s.lock", root, FOLDER_SUBSCRIPTIONS);
-	int lock_fd = open(lockname, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	rg_free(lockname);
-	if (lock_fd < 0)
-		return -errno;
-	while (flock(lock_fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int ret = -errno;
-			close(lock_fd);
-			return ret;
-		}
-	}
+	int lock_fd;
+	int ret = mailfile_lock(root, FOLDER_SUBSCRIPTIONS ".lock", &lock_fd);
+	if (ret < 0)
+		return ret;
 	char **names;
 	size_t count;
-	int ret = subs_read(root, &names, &count);
+	ret = subs_read(root, &names, &count);
 	if (ret < 0) {
 		close(lock_fd);
 		return ret;
@@ -310,23 +302,7 @@ int folder_subscribe(const char *root, const char *name, bool subscribe)
 		}
 		if (subscribe)
 			len += (size_t)sprintf(data + len, "%s\n", name);
-		char *tmp = rg_strdup_printf("%s/%s.tmp", root, FOLDER_SUBSCRIPTIONS);
-		char *file = rg_strdup_printf("%s/%s", root, FOLDER_SUBSCRIPTIONS);
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			ret = -errno;
-		} else {
-			if (write(fd, data, len) != (ssize_t)len)
-				ret = errno != 0 ? -errno : -EIO;
-			if (close(fd) < 0 && ret == 0)
-				ret = -errno;
-			if (ret == 0 && rename(tmp, file) < 0)
-				ret = -errno;
-			if (ret < 0)
-				unlink(tmp);
-		}
-		rg_free(tmp);
-		rg_free(file);
+		ret = mailfile_replace(root, FOLDER_SUBSCRIPTIONS, data, len);
 		rg_free(data);
 	}
 	folder_list_free(names, count);

@@ -2,6 +2,8 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/mailfile.h"
+#include "mail/mime.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -11,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -367,20 +368,6 @@ out:
 	return ret;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int cmp_msg_uid(const void *a, const void *b)
 {
 	uint32_t x = ((const struct maildir_msg *)a)->uid, y = ((const struct maildir_msg *)b)->uid;
@@ -391,24 +378,7 @@ static int cmp_msg_uid(const void *a, const void *b)
  * half a list. Called under the lock. */
 static int uidlist_replace(const char *path, const char *data, size_t len)
 {
-	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_UIDLIST_NAME);
-	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_UIDLIST_NAME);
-	int ret = 0;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ret = -errno;
-	} else {
-		ret = write_all(fd, data, len);
-		if (close(fd) < 0 && ret == 0)
-			ret = -errno;
-		if (ret == 0 && rename(tmp, file) < 0)
-			ret = -errno;
-		if (ret < 0)
-			unlink(tmp);
-	}
-	rg_free(tmp);
-	rg_free(file);
-	return ret;
+	return mailfile_replace(path, MAILDIR_UIDLIST_NAME, data, len);
 }
 
 /* Write the list of box (sorted by uid). Called under the lock. */
@@ -452,20 +422,7 @@ static int cmp_scan_ptr_arrival(const void *a, const void *b)
 
 static int lock_open(const char *path, int *fd_r)
 {
-	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_LOCK_NAME);
-	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	rg_free(file);
-	if (fd < 0)
-		return -errno;
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			int ret = -errno;
-			close(fd);
-			return ret;
-		}
-	}
-	*fd_r = fd;
-	return 0;
+	return mailfile_lock(path, MAILDIR_LOCK_NAME, fd_r);
 }
 
 static void dir_mtime(const char *path, const char *sub, struct timespec *ts_r, bool *recent_r)
@@ -974,18 +931,6 @@ int maildir_msg_delete(struct maildir *box, size_t idx)
 
 /* ---- keywords ---- */
 
-/* a new file only the user can read (mail is private), as a stdio stream */
-static FILE *fopen_private(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return NULL;
-	FILE *f = fdopen(fd, "w");
-	if (f == NULL)
-		close(fd);
-	return f;
-}
-
 static void keywords_free(char **kw)
 {
 	for (size_t i = 0; i < MAILDIR_MAX_KEYWORDS; i++) {
@@ -1020,26 +965,14 @@ static int keywords_read(const char *path, char **kw)
 
 static int keywords_write(const char *path, char *const *kw)
 {
-	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_KEYWORDS_NAME);
-	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_KEYWORDS_NAME);
-	int ret = 0;
-	FILE *f = fopen_private(tmp);
-	if (f == NULL) {
-		ret = -errno;
-	} else {
-		for (size_t i = 0; i < MAILDIR_MAX_KEYWORDS; i++) {
-			if (kw[i] != NULL)
-				fprintf(f, "%zu %s\n", i, kw[i]);
-		}
-		if (fclose(f) != 0)
-			ret = -errno;
-		if (ret == 0 && rename(tmp, file) < 0)
-			ret = -errno;
-		if (ret < 0)
-			unlink(tmp);
+	struct mime_buf b = { 0 };
+	mime_buf_add(&b, "", 0);
+	for (size_t i = 0; i < MAILDIR_MAX_KEYWORDS; i++) {
+		if (kw[i] != NULL)
+			mime_buf_printf(&b, "%zu %s\n", i, kw[i]);
 	}
-	rg_free(tmp);
-	rg_free(file);
+	int ret = mailfile_replace(path, MAILDIR_KEYWORDS_NAME, b.data, b.len);
+	mime_buf_free(&b);
 	return ret;
 }
 
@@ -1159,25 +1092,12 @@ static bool modseq_read(const char *path, uint64_t *highest_r, struct modseq_ent
 
 static int modseq_write(const char *path, uint64_t highest, const struct modseq_entry *list, size_t count)
 {
-	char *tmp = rg_strdup_printf("%s/%s.tmp", path, MAILDIR_MODSEQ_NAME);
-	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_MODSEQ_NAME);
-	int ret = 0;
-	FILE *f = fopen_private(tmp);
-	if (f == NULL) {
-		ret = -errno;
-	} else {
-		fprintf(f, "1 H%llu\n", (unsigned long long)highest);
-		for (size_t i = 0; i < count; i++)
-			fprintf(f, "%u %llu %s\n", list[i].uid, (unsigned long long)list[i].modseq, list[i].flags);
-		if (fclose(f) != 0)
-			ret = -errno;
-		if (ret == 0 && rename(tmp, file) < 0)
-			ret = -errno;
-		if (ret < 0)
-			unlink(tmp);
-	}
-	rg_free(tmp);
-	rg_free(file);
+	struct mime_buf b = { 0 };
+	mime_buf_printf(&b, "1 H%llu\n", (unsigned long long)highest);
+	for (size_t i = 0; i < count; i++)
+		mime_buf_printf(&b, "%u %llu %s\n", list[i].uid, (unsigned long long)list[i].modseq, list[i].flags);
+	int ret = mailfile_replace(path, MAILDIR_MODSEQ_NAME, b.data, b.len);
+	mime_buf_free(&b);
 	return ret;
 }
 
@@ -1415,7 +1335,7 @@ int maildir_save(const char *path, const void *data, size_t len, const char *fla
 		*error_r = "creating the file in tmp/ failed";
 		goto out;
 	}
-	ret = write_all(fd, data, len);
+	ret = mailfile_write_all(fd, data, len);
 	if (ret == 0 && fdatasync(fd) < 0)
 		ret = -errno;
 	if (close(fd) < 0 && ret == 0)
@@ -1455,7 +1375,7 @@ static int copy_file(int src_fd, const char *dest)
 		}
 		if (n == 0)
 			break;
-		if ((ret = write_all(fd, buf, (size_t)n)) < 0)
+		if ((ret = mailfile_write_all(fd, buf, (size_t)n)) < 0)
 			break;
 	}
 	if (ret == 0 && fdatasync(fd) < 0)

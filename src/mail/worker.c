@@ -3,6 +3,7 @@
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "mail/mailfile.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -112,25 +113,11 @@ void worker_out_init(struct worker_out *out, int fd)
 	out->total = 0;
 }
 
-static int write_fully(int fd, const uint8_t *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int worker_out_flush(struct worker_out *out)
 {
 	if (out->failed)
 		return -EPIPE;
-	int ret = write_fully(out->fd, out->buf, out->len);
+	int ret = mailfile_write_all(out->fd, out->buf, out->len);
 	out->len = 0;
 	if (ret < 0)
 		out->failed = true;
@@ -151,7 +138,7 @@ void worker_out_write(struct worker_out *out, const void *data, size_t len)
 		return;
 	if (len >= sizeof(out->buf)) {
 		/* large literal or message: skip the copy */
-		if (write_fully(out->fd, data, len) < 0)
+		if (mailfile_write_all(out->fd, data, len) < 0)
 			out->failed = true;
 		return;
 	}
