@@ -180,6 +180,10 @@ static struct {
 	uint8_t random[SESSION_RAW * 64];
 	unsigned random_pos;
 
+	struct tls_ctx *tls;	/* built on first use */
+	uint8_t ticket_keys[2 * TLS_TICKET_KEY_SIZE];
+	size_t ticket_keys_len;	/* from master, applied when tls exists */
+
 	struct ipc_rx rx;
 	struct ipc_msg msg;
 } srv;
@@ -893,13 +897,25 @@ static void conn_tls_pump(struct conn *c)
 	conn_send_more(c);
 }
 
+static struct tls_ctx *tls_ctx_get(void)
+{
+	if (srv.tls == NULL) {
+		srv.tls = srv.set->tls_build();
+		if (srv.ticket_keys_len > 0)
+			tls_ctx_set_ticket_keys(srv.tls, srv.ticket_keys,
+						srv.ticket_keys_len > TLS_TICKET_KEY_SIZE ?
+						srv.ticket_keys + TLS_TICKET_KEY_SIZE : NULL);
+	}
+	return srv.tls;
+}
+
 static void conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 {
 	if (c->state == CONN_CLOSING || (c->px != NULL && (c->px->flags & PX_CLIENT_EOF) != 0))
 		return;
 	if (c->tls == NULL) {
 		/* the first handshake byte: only now does TLS cost memory */
-		c->tls = tls_conn_new(srv.set->tls);
+		c->tls = tls_conn_new(tls_ctx_get());
 	}
 	while (len > 0 && c->state != CONN_CLOSING) {
 		size_t n = tls_conn_feed(c->tls, data, len);
@@ -1220,7 +1236,7 @@ static void cb_disconnect(void *ctx, const char *reason)
 static void cb_starttls(void *ctx)
 {
 	struct conn *c = ctx;
-	if (srv.set->tls == NULL || (c->flags & CF_TLS) != 0)
+	if (srv.set->tls_build == NULL || (c->flags & CF_TLS) != 0)
 		log_fatal("conn %u: STARTTLS without TLS", c->slot);
 	c->flags |= CF_TLS;
 }
@@ -1346,7 +1362,7 @@ static void conn_start_session(struct conn *c)
 		.secured = secured,
 		.plaintext_auth_allowed = secured || (!srv.set->disable_plaintext_auth &&
 						      !srv.set->ssl_required),
-		.starttls_available = srv.set->tls != NULL && (c->flags & CF_TLS) == 0,
+		.starttls_available = srv.set->tls_build != NULL && (c->flags & CF_TLS) == 0,
 	};
 	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
 	if (c->session == NULL) {
@@ -1636,11 +1652,12 @@ static void master_input(void)
 			if (srv.rx.fd >= 0 || !ipc_has(f, IPC_F_TICKET_KEYS) ||
 			    (len != TLS_TICKET_KEY_SIZE && len != 2 * TLS_TICKET_KEY_SIZE))
 				log_fatal("master sent malformed ticket keys");
-			if (srv.set->tls != NULL) {
-				const uint8_t *k = f->val[IPC_F_TICKET_KEYS];
-				tls_ctx_set_ticket_keys(srv.set->tls, k,
-							len > TLS_TICKET_KEY_SIZE ? k + TLS_TICKET_KEY_SIZE : NULL);
-			}
+			memcpy(srv.ticket_keys, f->val[IPC_F_TICKET_KEYS], len);
+			srv.ticket_keys_len = len;
+			if (srv.tls != NULL)
+				tls_ctx_set_ticket_keys(srv.tls, srv.ticket_keys,
+							len > TLS_TICKET_KEY_SIZE ?
+							srv.ticket_keys + TLS_TICKET_KEY_SIZE : NULL);
 			explicit_bzero(srv.rx.buf, IPC_HDR_SIZE + srv.rx.hdr.len);
 			break;
 		}
@@ -1867,5 +1884,8 @@ int login_conn_run(const struct login_conn_config *set)
 	/* no need to wait for the ring: the process is going away */
 	ring_destroy(srv.ring);
 	prepared_ring = NULL;
+	if (srv.tls != NULL)
+		tls_ctx_free(&srv.tls);
+	explicit_bzero(srv.ticket_keys, sizeof(srv.ticket_keys));
 	return 0;
 }

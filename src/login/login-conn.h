@@ -28,7 +28,10 @@ struct login_conn_config {
 	const char *mechanisms;		/* upper-case, space-separated */
 	bool disable_plaintext_auth;
 	bool ssl_required;		/* ssl = required: no login before TLS */
-	struct tls_ctx *tls;		/* NULL: ssl = no (no STARTTLS, no TLS listener) */
+	/* ssl != no: builds the TLS context on first use (the first handshake
+	 * byte), so a process that only ever serves plaintext (high-security
+	 * mode, port 143) never pays wolfSSL's start-up; NULL: ssl = no */
+	struct tls_ctx *(*tls_build)(void);
 	const struct login_netlist *trusted;
 	unsigned login_timeout;		/* seconds */
 	unsigned client_limit;		/* never 0 */

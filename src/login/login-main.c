@@ -42,6 +42,25 @@ int __lsan_is_turned_off(void)
 }
 #endif
 
+/* The configuration; read (with the certificate and key text, which only
+ * root can read) before the privilege drop. */
+static struct settings *login_set;
+
+/* The TLS context, on the first TLS connection: wolfSSL's start-up (tens of
+ * ms of ECC set-up in a fresh process) is paid only by processes that use
+ * it. Then the key text is wiped and the parse garbage returned. master has
+ * built the same context at start-up, so failing here is unexpected. */
+static struct tls_ctx *tls_build(void)
+{
+	struct tls_ctx *ctx;
+	char *error;
+	if (tls_settings_ctx_create(login_set, &ctx, &error) < 0)
+		log_fatal("%s", error);
+	settings_forget_pem(login_set);
+	rg_alloc_release();
+	return ctx;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: ringgate-login -c CONFIG -s imap|pop3\n");
@@ -152,6 +171,7 @@ int main(int argc, char **argv)
 	struct settings *set = settings_load(config, &error);
 	if (set == NULL)
 		log_fatal("%s", error);
+	login_set = set;
 	const struct service_settings *svc = settings_service(set, name);
 	if (svc == NULL)
 		log_fatal("no service %s in the configuration", name);
@@ -172,15 +192,7 @@ int main(int argc, char **argv)
 	int *fds = rg_calloc(nlisten + 1, sizeof(int));
 	bool *fd_ssl = rg_calloc(nlisten + 1, sizeof(bool));
 	unsigned nfds = 0;
-	/* the certificates are read now, before the chroot and the drop to
-	 * default_login_user: the key files are readable only by root */
-	struct tls_ctx *tls = NULL;
-	if (set->ssl != SSL_NO) {
-		char *terr;
-		if (tls_settings_ctx_create(set, &tls, &terr) < 0)
-			log_fatal("%s", terr);
-	}
-	settings_forget_pem(set);
+	bool tls = set->ssl != SSL_NO;
 	const char *names = getenv("RINGGATE_LISTENERS");
 	for (unsigned i = 0; i < nlisten; i++) {
 		int fd = FIRST_LISTEN_FD + (int)i;
@@ -199,7 +211,7 @@ int main(int argc, char **argv)
 			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0)
 				ssl = l->ssl;
 		}
-		if (ssl && tls == NULL) {
+		if (ssl && !tls) {
 			/* speaking plaintext on 993/995 would be worse than
 			 * not answering */
 			log_warning("listener %.*s: ssl = yes but ssl = no: not accepting on it",
@@ -225,7 +237,7 @@ int main(int argc, char **argv)
 		.mechanisms = mechs,
 		.disable_plaintext_auth = set->disable_plaintext_auth,
 		.ssl_required = set->ssl == SSL_REQUIRED,
-		.tls = tls,
+		.tls_build = tls ? tls_build : NULL,
 		.trusted = &trusted,
 		.login_timeout = set->login_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
@@ -236,6 +248,8 @@ int main(int argc, char **argv)
 		.listen_ssl = fd_ssl,
 		.listen_count = nfds,
 	};
+	if (!tls)
+		settings_forget_pem(set);
 	/* what parsing the configuration (every <file, every local_name)
 	 * allocated and freed is not this process's to keep */
 	rg_alloc_release();
@@ -254,8 +268,6 @@ int main(int argc, char **argv)
 	rg_free(mechs);
 	rg_free(fds);
 	rg_free(fd_ssl);
-	if (tls != NULL)
-		tls_ctx_free(&tls);
 	login_netlist_free(&trusted);
 	settings_free(set);
 	rg_free(name);

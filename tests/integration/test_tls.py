@@ -482,7 +482,8 @@ class Sni(unittest.TestCase):
     NAMES = 1000
 
     def start(self, sections):
-        rg = rgenv.Ringgate(tls=True)
+        # one imap-login process, so the one measured is the one that served
+        rg = rgenv.Ringgate(tls=True, service_extra="  process_min_avail = 1\n")
         other_cert = os.path.join(rg.tmp, "other.pem")
         other_key = os.path.join(rg.tmp, "other-key.pem")
         rgenv.make_cert(other_cert, other_key, cn="imap.example.test", kind="rsa")
@@ -500,9 +501,18 @@ class Sni(unittest.TestCase):
         return rg, other_cert, third_cert
 
     def login_rss(self, rg):
-        time.sleep(1)  # every login process done starting up
-        pids = rg.children("ringgate-login")
-        return max(rss_kb(p) for p in pids)
+        # after a TLS connection: the context (built on first use) exists,
+        # the configuration's key text is gone
+        ctx = ssl.create_default_context(cafile=rg.cert)
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", rg.imaps_port), timeout=10),
+                            server_hostname="localhost")
+        recv_until(s, b"\r\n")
+        s.close()
+        time.sleep(0.5)
+        pids = [p for p in rg.children("ringgate-login")
+                if b"imap" in open("/proc/%d/cmdline" % p, "rb").read()]
+        self.assertEqual(len(pids), 1)
+        return rss_kb(pids[0])
 
     @unittest.skipIf(rgenv.sanitized(), "ASan's allocator makes RSS meaningless")
     def test_thousand_names_share_certificates(self):
