@@ -81,3 +81,24 @@ bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_
 	*outlen_r = n;
 	return true;
 }
+
+size_t base64_decode_lenient(const char *src, size_t len, void *out)
+{
+	uint8_t *o = out;
+	size_t n = 0;
+	uint32_t acc = 0;
+	unsigned int bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		int v = b64val(src[i]);
+		if (v < 0)
+			continue;
+		/* only the low 14 bits ever matter: keep acc from overflowing */
+		acc = ((acc << 6) | (uint32_t)v) & 0x3fff;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	return n;
+}

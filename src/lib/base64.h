@@ -1,5 +1,6 @@
 /* base64.h — RFC 4648 base64 for SASL. Decoding is strict: no whitespace, only
- * canonical padding; anything else is an error, never a guess. */
+ * canonical padding; anything else is an error, never a guess. Mail bodies get
+ * their own lenient decoder, kept apart so SASL never takes a guess. */
 #ifndef RG_BASE64_H
 #define RG_BASE64_H
 
@@ -13,5 +14,11 @@
 size_t base64_encode(const void *src, size_t len, char *out);
 /* false on malformed input or when out (outsize bytes) is too small */
 bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_t *outlen_r);
+/* Lenient decoding for mail (RFC 2047 words, MIME bodies), where line
+ * breaks, missing padding and stray bytes are common and a best effort is
+ * what readers expect: characters outside the alphabet (padding included)
+ * are skipped and trailing bits short of a byte are dropped. Never for
+ * SASL. out must hold BASE64_DECODED_MAX(len) bytes; returns the length. */
+size_t base64_decode_lenient(const char *src, size_t len, void *out);
 
 #endif

@@ -1,6 +1,7 @@
 #include "mail/mime.h"
 
 #include "lib/alloc.h"
+#include "lib/base64.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -202,17 +203,6 @@ static int hexval(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
 /* one encoded word at s ("=?cs?E?text?="): decoded into out, length of the
  * word in *wlen_r; false when s is not one */
 static bool decode_word(const char *s, struct mime_buf *out, size_t *wlen_r)
@@ -249,19 +239,9 @@ static bool decode_word(const char *s, struct mime_buf *out, size_t *wlen_r)
 			mime_buf_add(&raw, &c, 1);
 		}
 	} else {
-		unsigned int acc = 0, bits = 0;
-		for (const char *p = text; p < end; p++) {
-			int v = b64val((unsigned char)*p);
-			if (v < 0)
-				continue;
-			acc = (acc << 6) | (unsigned int)v;
-			bits += 6;
-			if (bits >= 8) {
-				bits -= 8;
-				char c = (char)((acc >> bits) & 0xff);
-				mime_buf_add(&raw, &c, 1);
-			}
-		}
+		/* end - text < MIME_MAX_WORD: the window above bounds it */
+		char dec[BASE64_DECODED_MAX(MIME_MAX_WORD)];
+		mime_buf_add(&raw, dec, base64_decode_lenient(text, (size_t)(end - text), dec));
 	}
 	for (size_t i = 0; i < raw.len; i++) {
 		unsigned char c = (unsigned char)raw.data[i];

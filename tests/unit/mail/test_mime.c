@@ -168,12 +168,28 @@ static void test_headers_and_words(void **state)
 		{ "=?utf-8?x?abc?=", "=?utf-8?x?abc?=" },
 		{ "plain", "plain" },
 		{ "=?utf-8?q?trunc=A?=", "trunc=A" },
+		/* B is lenient, as mail needs: no padding, junk skipped */
+		{ "=?utf-8?b?Zm9vYg?=", "foob" },
+		{ "=?UTF-8?B?Zm9v!Ym=Fy?=", "foobar" },
+		{ "=?iso-8859-1?B?Y2Fm6Q==?=", "caf\xc3\xa9" },
+		{ "=?utf-8?B?" "?=", "" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *d = mime_decode_words(cases[i][0]);
 		assert_string_equal(d, cases[i][1]);
 		rg_free(d);
 	}
+	/* the longest B word the scan window takes: 1000 chars, 750 bytes */
+	char *w = rg_malloc(1100);
+	memcpy(w, "=?utf-8?B?", 10);
+	memset(w + 10, '/', 1000);
+	memcpy(w + 1010, "?=", 3);
+	char *d = mime_decode_words(w);
+	assert_int_equal(strlen(d), 750);
+	for (size_t k = 0; k < 750; k++)
+		assert_int_equal((unsigned char)d[k], 0xff);
+	rg_free(d);
+	rg_free(w);
 }
 
 static void test_hostile(void **state)
