@@ -531,6 +531,15 @@ static bool contains(const char *hay, size_t len, const char *needle)
 	return false;
 }
 
+/* header text is searched as the user reads it: RFC 2047 words decoded */
+static bool contains_decoded(const char *text, const char *needle)
+{
+	char *dec = mime_decode_words(text);
+	bool ok = contains(dec, strlen(dec), needle);
+	rg_free(dec);
+	return ok;
+}
+
 static int local_ymd(time_t t)
 {
 	struct tm tm;
@@ -645,9 +654,7 @@ static bool match_node(const struct node *n, struct match_ctx *mc)
 		char *v = mime_header_get_all(mc->text, mc->hdr_len, n->field);
 		if (v == NULL)
 			return false;
-		char *dec = mime_decode_words(v);
-		bool ok = contains(dec, strlen(dec), n->str);
-		rg_free(dec);
+		bool ok = contains_decoded(v, n->str);
 		rg_free(v);
 		return ok;
 	}
@@ -662,9 +669,7 @@ static bool match_node(const struct node *n, struct match_ctx *mc)
 			return true;
 		{
 			char *hdr = rg_strndup(mc->text, mc->hdr_len);
-			char *dec = mime_decode_words(hdr);
-			bool ok = contains(dec, strlen(dec), n->str);
-			rg_free(dec);
+			bool ok = contains_decoded(hdr, n->str);
 			rg_free(hdr);
 			return ok;
 		}
