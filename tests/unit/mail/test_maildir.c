@@ -67,6 +67,44 @@ static struct maildir *open_ok(const char *path, bool move_new)
 	return box;
 }
 
+/* a fresh Maildir in its own temp dir; drop_maildir() removes both */
+static char *new_maildir(void)
+{
+	char *md = make_tmpdir();
+	assert_int_equal(maildir_create(md), 0);
+	return md;
+}
+
+static void drop_maildir(char *md)
+{
+	rm_rf(md);
+	rg_free(md);
+}
+
+/* every forked child must have exited 0 (its _exit code names the check
+ * that failed) */
+static void wait_children(const pid_t *pids, int n)
+{
+	for (int c = 0; c < n; c++) {
+		int status;
+		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+}
+
+/* md holds count messages with UIDs 1..count: none handed out twice or
+ * wasted */
+static void assert_uids_dense(const char *md, size_t count)
+{
+	struct maildir *box = open_ok(md, false);
+	assert_int_equal(box->count, count);
+	assert_int_equal(box->uidnext, count + 1);
+	for (size_t i = 0; i < box->count; i++)
+		assert_int_equal(box->msgs[i].uid, i + 1);
+	maildir_close(box);
+}
+
 static ssize_t find_base(const struct maildir *box, const char *base)
 {
 	for (size_t i = 0; i < box->count; i++) {
@@ -105,8 +143,7 @@ static void test_create_mode(void **state)
 static void test_scan_order_and_flags(void **state)
 {
 	(void)state;
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "new", "300.b.host", "third\n", 3000);
 	put_file(md, "new", "100.a.host", "first\n", 1000);
 	put_file(md, "cur", "200.c.host,S=7:2,SR", "second\n", 2000);
@@ -143,15 +180,13 @@ static void test_scan_order_and_flags(void **state)
 	/* no move without move_new */
 	assert_true(file_exists(md, "new", "100.a.host"));
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 static void test_uidlist_stable(void **state)
 {
 	(void)state;
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "new", "1.a", "a\n", 1000);
 	put_file(md, "new", "2.b", "b\n", 2000);
 	struct maildir *box = open_ok(md, false);
@@ -202,15 +237,13 @@ static void test_uidlist_stable(void **state)
 	assert_int_equal(box->uidnext, 4);
 	maildir_close(box);
 	rg_free(list);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 static void test_move_new_and_flags(void **state)
 {
 	(void)state;
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "new", "1.a", "a\n", 1000);
 	put_file(md, "new", "2.b:2,F", "b\n", 2000);
 	struct maildir *box = open_ok(md, false);
@@ -262,8 +295,7 @@ static void test_move_new_and_flags(void **state)
 	rg_free(gone);
 	rg_free(from);
 	rg_free(to);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 static void test_crlf(void **state)
@@ -279,8 +311,7 @@ static void test_crlf(void **state)
 	assert_memory_equal(out, "\r\na\r\nb\r\n\rc\r\n", 12);
 	rg_free(out);
 
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "cur", "1.a:2,S", "x\ny\n", 1000);
 	put_file(md, "cur", "2.b,S=4,W=99:2,", "x\ny\n", 2000);
 	struct maildir *box = open_ok(md, false);
@@ -291,8 +322,7 @@ static void test_crlf(void **state)
 	assert_int_equal(maildir_msg_vsize(box, 1, &vsize), 0);
 	assert_int_equal(vsize, 99);
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 /* Several processes deliver and open at once: every message gets exactly
@@ -301,8 +331,7 @@ static void test_concurrent_open(void **state)
 {
 	(void)state;
 	enum { CHILDREN = 4, ROUNDS = 25 };
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	pid_t pids[CHILDREN];
 	for (int c = 0; c < CHILDREN; c++) {
 		pids[c] = fork();
@@ -343,21 +372,9 @@ static void test_concurrent_open(void **state)
 		}
 		_exit(0);
 	}
-	for (int c = 0; c < CHILDREN; c++) {
-		int status;
-		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	}
-	struct maildir *box = open_ok(md, false);
-	assert_int_equal(box->count, CHILDREN * ROUNDS);
-	/* no UID was handed out twice or wasted */
-	assert_int_equal(box->uidnext, CHILDREN * ROUNDS + 1);
-	for (size_t i = 0; i < box->count; i++)
-		assert_int_equal(box->msgs[i].uid, i + 1);
-	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	wait_children(pids, CHILDREN);
+	assert_uids_dense(md, CHILDREN * ROUNDS);
+	drop_maildir(md);
 }
 
 static void set_dir_time(const char *md, const char *sub, time_t t)
@@ -421,16 +438,14 @@ static void test_save_copy(void **state)
 	assert_int_equal(uids[0], 3);
 	maildir_close(ob);
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 	rg_free(other);
 }
 
 static void test_changed(void **state)
 {
 	(void)state;
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "new", "a.host", "x\n", 0);
 	set_dir_time(md, "new", 1000);
 	set_dir_time(md, "cur", 1000);
@@ -445,8 +460,7 @@ static void test_changed(void **state)
 	assert_true(box->recheck);
 	assert_true(maildir_changed(box));
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 /* several processes delivering (save) and opening at once: every message
@@ -455,8 +469,7 @@ static void test_concurrent_save(void **state)
 {
 	(void)state;
 	enum { CHILDREN = 4, ROUNDS = 20 };
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	pid_t pids[CHILDREN];
 	for (int c = 0; c < CHILDREN; c++) {
 		pids[c] = fork();
@@ -486,20 +499,9 @@ static void test_concurrent_save(void **state)
 		}
 		_exit(0);
 	}
-	for (int c = 0; c < CHILDREN; c++) {
-		int status;
-		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
-		assert_true(WIFEXITED(status));
-		assert_int_equal(WEXITSTATUS(status), 0);
-	}
-	struct maildir *box = open_ok(md, false);
-	assert_int_equal(box->count, 2 * CHILDREN * ROUNDS);
-	assert_int_equal(box->uidnext, 2 * CHILDREN * ROUNDS + 1);
-	for (size_t i = 0; i < box->count; i++)
-		assert_int_equal(box->msgs[i].uid, i + 1);
-	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	wait_children(pids, CHILDREN);
+	assert_uids_dense(md, 2 * CHILDREN * ROUNDS);
+	drop_maildir(md);
 }
 
 static void test_keywords(void **state)
@@ -543,16 +545,14 @@ static void test_keywords(void **state)
 		assert_int_equal(maildir_keywords_lookup(md, &one, 1, true, letters), 0);
 		assert_int_equal(strlen(letters), i < 24 ? 1 : 0);
 	}
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 	rg_free(other);
 }
 
 static void test_modseq(void **state)
 {
 	(void)state;
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "cur", "1.a.host:2,", "a\n", 100);
 	put_file(md, "cur", "2.b.host:2,S", "b\n", 200);
 	struct maildir *box = open_ok(md, false);
@@ -598,8 +598,7 @@ static void test_modseq(void **state)
 	rg_free(table);
 	rg_free(from);
 	rg_free(to);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 static void write_file(const char *dir, const char *name, const char *text)
@@ -612,12 +611,21 @@ static void write_file(const char *dir, const char *name, const char *text)
 	rg_free(path);
 }
 
+/* a fresh Maildir (*md_r) holding one message, 1.x.host, and Dovecot's
+ * uid list text, opened */
+static struct maildir *one_msg_dovecot_list(char **md_r, const char *uidlist)
+{
+	*md_r = new_maildir();
+	put_file(*md_r, "cur", "1.x.host:2,", "x\n", 100);
+	write_file(*md_r, "dovecot-uidlist", uidlist);
+	return open_ok(*md_r, false);
+}
+
 /* a folder Dovecot served keeps its UIDs and UIDVALIDITY */
 static void test_dovecot_uidlist(void **state)
 {
 	(void)state;
-	char *md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
+	char *md = new_maildir();
 	put_file(md, "cur", "100.a.host,S=2:2,S", "a\n", 100);
 	put_file(md, "cur", "200.b.host:2,", "b\n", 200);
 	put_file(md, "new", "300.c.host", "c\n", 300);
@@ -638,43 +646,27 @@ static void test_dovecot_uidlist(void **state)
 	assert_int_equal(box->uidvalidity, 1234);
 	assert_int_equal(box->msgs[0].uid, 7);
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 
 	/* Dovecot appends lines past the N of its header */
-	md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
-	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
-	write_file(md, "dovecot-uidlist", "3 V77 N1 Gabc\n1 :1.x.host\n");
-	box = open_ok(md, false);
+	box = one_msg_dovecot_list(&md, "3 V77 N1 Gabc\n1 :1.x.host\n");
 	assert_int_equal(box->uidvalidity, 77);
 	assert_int_equal(box->msgs[0].uid, 1);
 	assert_int_equal(box->uidnext, 2);
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 
 	/* version 1, and a list that cannot be trusted (UIDs out of order) */
-	md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
-	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
-	write_file(md, "dovecot-uidlist", "1 4321 9\n5 1.x.host\n");
-	box = open_ok(md, false);
+	box = one_msg_dovecot_list(&md, "1 4321 9\n5 1.x.host\n");
 	assert_int_equal(box->uidvalidity, 4321);
 	assert_int_equal(box->msgs[0].uid, 5);
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
-	md = make_tmpdir();
-	assert_int_equal(maildir_create(md), 0);
-	put_file(md, "cur", "1.x.host:2,", "x\n", 100);
-	write_file(md, "dovecot-uidlist", "3 V55 N3\n5 :1.x.host\n4 :2.x.host\n");
-	box = open_ok(md, false);
+	drop_maildir(md);
+	box = one_msg_dovecot_list(&md, "3 V55 N3\n5 :1.x.host\n4 :2.x.host\n");
 	assert_int_not_equal(box->uidvalidity, 55);
 	assert_int_equal(box->msgs[0].uid, 1);
 	maildir_close(box);
-	rm_rf(md);
-	rg_free(md);
+	drop_maildir(md);
 }
 
 static void check_location(const char *loc, const char *home, const char *user, const char *expect)

@@ -82,6 +82,25 @@ int wh_count(const char *maildir, const char *sub)
 	return n;
 }
 
+char *wh_read_file(const char *maildir, const char *name)
+{
+	char *path = rg_strdup_printf("%s/%s", maildir, name);
+	FILE *f = fopen(path, "r");
+	rg_free(path);
+	assert_non_null(f);
+	size_t len = 0, size = 256;
+	char *buf = rg_malloc(size);
+	size_t n;
+	while ((n = fread(buf + len, 1, size - len - 1, f)) > 0) {
+		len += n;
+		if (len + 1 == size)
+			buf = rg_realloc(buf, size *= 2);
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
 unsigned int wh_uidvalidity(const char *maildir)
 {
 	char *path = rg_strdup_printf("%s/ringgate-uidlist", maildir);

@@ -22,6 +22,8 @@ void wh_put_msg(const char *maildir, const char *sub, const char *name, const ch
 bool wh_exists(const char *maildir, const char *sub, const char *name);
 /* number of files in maildir/sub (dotfiles excluded) */
 int wh_count(const char *maildir, const char *sub);
+/* the whole of maildir/name, NUL-terminated (rg_free); missing = failure */
+char *wh_read_file(const char *maildir, const char *name);
 /* UIDVALIDITY from the maildir's uid list */
 unsigned int wh_uidvalidity(const char *maildir);
 

@@ -64,6 +64,37 @@ static void expect(struct worker_proc *w, const char *cmd, const char *tag, cons
 	rg_free(got);
 }
 
+/* the real binary for a session master handed over with tag's LOGIN */
+static struct worker_proc start_logged_in(struct fixture *f, const char *tag)
+{
+	struct worker_proc w = wh_start("ringgate-imap", f->home, NULL, tag, NULL, 0);
+	char *prefix = rg_strdup_printf("%s ", tag);
+	char *reply = rg_strdup_printf(LOGIN_REPLY("%s"), tag);
+	expect(&w, NULL, prefix, reply);
+	rg_free(reply);
+	rg_free(prefix);
+	return w;
+}
+
+/* send cmd ("tag ...\r\n") and read past its tagged reply, unchecked: a
+ * step whose own reply another test covers */
+static void run(struct worker_proc *w, const char *cmd)
+{
+	size_t taglen = strcspn(cmd, " ");
+	char *prefix = rg_strndup(cmd, taglen + 1);
+	wh_send(w, cmd);
+	rg_free(wh_read_until_line(w, prefix));
+	rg_free(prefix);
+}
+
+/* LOGOUT: the BYE, the tagged OK, then the worker closes and exits 0 */
+static void logout(struct worker_proc *w)
+{
+	expect(w, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
+	assert_true(wh_read_eof(w));
+	assert_int_equal(wh_finish(w), 0);
+}
+
 static void test_session(void **state)
 {
 	struct fixture *f = *state;
@@ -159,15 +190,9 @@ static void test_session(void **state)
 	       "s3e BAD Error in IMAP command STORE: Invalid system flag.\r\n");
 	expect(&w, "s3f STORE 1 +FLAGS (a%b)\r\n", "s3f ",
 	       "s3f BAD Error in IMAP command STORE: Invalid keyword.\r\n");
-	char *kwfile = rg_strdup_printf("%s/dovecot-keywords", f->md);
-	FILE *kf = fopen(kwfile, "r");
-	assert_non_null(kf);
-	char kwbuf[64] = "";
-	size_t kn = fread(kwbuf, 1, sizeof(kwbuf) - 1, kf);
-	kwbuf[kn] = '\0';
-	fclose(kf);
-	rg_free(kwfile);
-	assert_string_equal(kwbuf, "0 $Junk\n1 NonJunk\n");
+	char *kw = wh_read_file(f->md, "dovecot-keywords");
+	assert_string_equal(kw, "0 $Junk\n1 NonJunk\n");
+	rg_free(kw);
 	expect(&w, "s4 EXPUNGE\r\n", "s4 ", "* 2 EXPUNGE\r\ns4 OK Expunge completed.\r\n");
 	assert_false(wh_exists(f->md, "cur", "2000.b.host:2,ST"));
 	expect(&w, "s5 FETCH 2 UID\r\n", "s5 ", "* 2 FETCH (UID 3)\r\ns5 OK Fetch completed.\r\n");
@@ -212,9 +237,7 @@ static void test_examine_and_logout(void **state)
 	rg_free(head);
 	assert_true(wh_exists(f->md, "new", "1000.a.host"));
 	expect(&w, "p4 STORE 1 +FLAGS \\Seen\r\n", "p4 ", "p4 NO Mailbox is read-only.\r\n");
-	expect(&w, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	assert_true(wh_read_eof(&w));
-	assert_int_equal(wh_finish(&w), 0);
+	logout(&w);
 }
 
 static void test_too_many_bad(void **state)
@@ -229,8 +252,7 @@ static void test_too_many_bad(void **state)
 	assert_int_equal(wh_finish(&w), 0);
 
 	/* {n+} too large: reply, then disconnect (its data would be commands) */
-	w = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
-	expect(&w, NULL, "a ", LOGIN_REPLY("a"));
+	w = start_logged_in(f, "a");
 	expect(&w, "b APPEND INBOX {99999999+}\r\n", "* BYE",
 	       "b BAD Error in IMAP command received by server: Literal too large.\r\n* BYE Too long literal.\r\n");
 	assert_true(wh_read_eof(&w));
@@ -242,10 +264,8 @@ static void test_too_many_bad(void **state)
 static void test_folders_two_sessions(void **state)
 {
 	struct fixture *f = *state;
-	struct worker_proc a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
-	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
-	struct worker_proc b = wh_start("ringgate-imap", f->home, NULL, "b", NULL, 0);
-	expect(&b, NULL, "b ", LOGIN_REPLY("b"));
+	struct worker_proc a = start_logged_in(f, "a");
+	struct worker_proc b = start_logged_in(f, "b");
 
 	expect(&a, "c1 CREATE Work.\r\n", "c1 ", "c1 OK Create completed.\r\n");
 	expect(&a, "c2 CREATE Work\r\n", "c2 ", "c2 NO [ALREADYEXISTS] Mailbox already exists\r\n");
@@ -327,15 +347,12 @@ static void test_folders_two_sessions(void **state)
 	expect(&b, "n4 NOOP\r\n", "n4 ",
 	       "* 1 FETCH (UID 2 FLAGS (\\Answered \\Seen))\r\n* 2 EXISTS\r\n* 0 RECENT\r\nn4 OK NOOP completed.\r\n");
 	/* DELETE of the folder b has selected: b is told and leaves */
-	wh_send(&b, "n5 SELECT Work\r\n");
-	rg_free(wh_read_until_line(&b, "n5 "));
+	run(&b, "n5 SELECT Work\r\n");
 	expect(&a, "d1 DELETE Work\r\n", "d1 ", "d1 OK Delete completed.\r\n");
 	expect(&b, "n6 NOOP\r\n", "* BYE", "* BYE Selected mailbox was deleted, have to disconnect.\r\n");
 	assert_true(wh_read_eof(&b));
 	assert_int_equal(wh_finish(&b), 0);
-	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	assert_true(wh_read_eof(&a));
-	assert_int_equal(wh_finish(&a), 0);
+	logout(&a);
 }
 
 /* IDLE on the real binary: a delivery into new/ and another session's
@@ -343,14 +360,10 @@ static void test_folders_two_sessions(void **state)
 static void test_idle_push(void **state)
 {
 	struct fixture *f = *state;
-	struct worker_proc a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
-	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
-	struct worker_proc b = wh_start("ringgate-imap", f->home, NULL, "b", NULL, 0);
-	expect(&b, NULL, "b ", LOGIN_REPLY("b"));
-	wh_send(&a, "s SELECT INBOX\r\n");
-	rg_free(wh_read_until_line(&a, "s "));
-	wh_send(&b, "s SELECT INBOX\r\n");
-	rg_free(wh_read_until_line(&b, "s "));
+	struct worker_proc a = start_logged_in(f, "a");
+	struct worker_proc b = start_logged_in(f, "b");
+	run(&a, "s SELECT INBOX\r\n");
+	run(&b, "s SELECT INBOX\r\n");
 	wh_send(&a, "i IDLE\r\n");
 	rg_free(wh_read_until(&a, "+ idling\r\n", NULL));
 	wh_put_msg(f->md, "new", "5000.e.host", MSG3, 5000);
@@ -363,10 +376,8 @@ static void test_idle_push(void **state)
 	assert_string_equal(got, "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen))\r\n");
 	rg_free(got);
 	expect(&a, "DONE\r\n", "i ", "i OK Idle completed.\r\n");
-	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	expect(&b, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	assert_int_equal(wh_finish(&a), 0);
-	assert_int_equal(wh_finish(&b), 0);
+	logout(&a);
+	logout(&b);
 }
 
 /* CONDSTORE: HIGHESTMODSEQ, MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH
@@ -374,10 +385,8 @@ static void test_idle_push(void **state)
 static void test_condstore(void **state)
 {
 	struct fixture *f = *state;
-	struct worker_proc a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
-	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
-	struct worker_proc b = wh_start("ringgate-imap", f->home, NULL, "b", NULL, 0);
-	expect(&b, NULL, "b ", LOGIN_REPLY("b"));
+	struct worker_proc a = start_logged_in(f, "a");
+	struct worker_proc b = start_logged_in(f, "b");
 	wh_send(&a, "c1 SELECT INBOX (CONDSTORE)\r\n");
 	char *got = wh_read_until_line(&a, "c1 ");
 	const char *hm = strstr(got, "* OK [HIGHESTMODSEQ ");
@@ -405,8 +414,7 @@ static void test_condstore(void **state)
 	snprintf(want, sizeof(want), "* SEARCH 1 2 3 (MODSEQ %llu)\r\nc7 OK Search completed.\r\n", h + 1);
 	expect(&a, "c7 SEARCH MODSEQ \"/flags/\\\\draft\" all 1\r\n", "c7 ", want);
 	/* b changes a flag without CONDSTORE; a's sync counts it */
-	wh_send(&b, "s SELECT INBOX\r\n");
-	rg_free(wh_read_until_line(&b, "s "));
+	run(&b, "s SELECT INBOX\r\n");
 	expect(&b, "f STORE 3 +FLAGS.SILENT (\\Answered)\r\n", "f ", "f OK Store completed.\r\n");
 	snprintf(want, sizeof(want), "* 3 FETCH (UID 3 FLAGS (\\Answered \\Recent) MODSEQ (%llu))\r\nc8 OK NOOP completed.\r\n", h + 2);
 	expect(&a, "c8 NOOP\r\n", "c8 ", want);
@@ -416,14 +424,11 @@ static void test_condstore(void **state)
 	       "c10 BAD Error in IMAP command FETCH: Invalid modifier.\r\n");
 	expect(&a, "c11 STORE 1 (UNCHANGED 1) +FLAGS (\\Seen)\r\n", "c11 ",
 	       "c11 BAD Error in IMAP command STORE: Invalid modifier.\r\n");
-	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	expect(&b, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	assert_int_equal(wh_finish(&a), 0);
-	assert_int_equal(wh_finish(&b), 0);
+	logout(&a);
+	logout(&b);
 
 	/* the modseqs outlive the sessions */
-	a = wh_start("ringgate-imap", f->home, NULL, "a", NULL, 0);
-	expect(&a, NULL, "a ", LOGIN_REPLY("a"));
+	a = start_logged_in(f, "a");
 	expect(&a, "e ENABLE CONDSTORE\r\n", "e ", "* ENABLED CONDSTORE\r\ne OK Enabled.\r\n");
 	wh_send(&a, "c1 EXAMINE INBOX\r\n");
 	got = wh_read_until_line(&a, "c1 ");
@@ -432,8 +437,7 @@ static void test_condstore(void **state)
 	rg_free(got);
 	snprintf(want, sizeof(want), "* 1 FETCH (UID 1 MODSEQ (%llu))\r\nc2 OK Fetch completed.\r\n", h + 1);
 	expect(&a, "c2 UID FETCH 1 MODSEQ\r\n", "c2 ", want);
-	expect(&a, "z LOGOUT\r\n", "z ", "* BYE Logging out\r\nz OK Logout completed.\r\n");
-	assert_int_equal(wh_finish(&a), 0);
+	logout(&a);
 }
 
 /* ---- the core in memory, at every byte split ---- */
