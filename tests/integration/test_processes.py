@@ -5,6 +5,7 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 import unittest
 
@@ -180,6 +181,61 @@ class Processes(unittest.TestCase):
         self.assertNotIn(victim, self.rg.children("ringgate-login"))
         self.login_ok()
         self.assertIn("killed with signal 9", self.rg.logs())
+
+    def test_kill9_login_under_load(self):
+        # clients spread over two imap-login processes, logins running all
+        # the time: killing one drops only its own clients; master respawns
+        # it, leaves no zombie and no extra fd, and logins keep working
+        self.rg = rgenv.Ringgate(mode="performance", service_extra=(
+            "  process_min_avail = 2\n  client_limit = 10\n")).start()
+        imap = lambda: [p for p in self.rg.children("ringgate-login")  # noqa: E731
+                        if b"imap" in open("/proc/%d/cmdline" % p, "rb").read()]
+        self.assertTrue(wait_for(lambda: len(imap()) == 2))
+        master = self.rg.proc.pid
+
+        def master_fds_beyond_channels():
+            # master holds one channel per login process (their number may
+            # grow under load): anything else it holds must not grow
+            return (len(os.listdir("/proc/%d/fd" % master)) -
+                    len(self.rg.children("ringgate-login")))
+        fds_before = master_fds_beyond_channels()
+        # 15 idle clients: client_limit 10 forces both processes to take some
+        conns = [greeted(self.rg.imap_port) for _ in range(15)]
+        failures, stop = [], threading.Event()
+
+        def logins():
+            while not stop.is_set():
+                try:
+                    self.login_ok()
+                except Exception as e:  # noqa: BLE001 (counted, not raised)
+                    failures.append(e)
+        t = threading.Thread(target=logins)
+        t.start()
+        time.sleep(0.5)
+        victim = imap()[0]
+        os.kill(victim, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: not alive(victim)))
+        time.sleep(0.5)
+        survivors = 0
+        for s in conns:
+            try:
+                s.sendall(b"n NOOP\r\n")
+                survivors += b"n OK" in recv_until(s, b"n OK", timeout=5)
+            except OSError:
+                pass
+        self.assertGreater(survivors, 0)
+        self.assertLess(survivors, 15)
+        self.assertTrue(wait_for(lambda: len(imap()) == 2 and victim not in imap()))
+        after_respawn = len(failures)
+        time.sleep(1.5)
+        stop.set()
+        t.join()
+        # logins failed at most while the victim died, never after
+        self.assertEqual(len(failures), after_respawn, failures[after_respawn:])
+        self.assertTrue(wait_for(lambda: not [p for p in self.rg.children() if not alive(p)]))
+        for s in conns:
+            s.close()
+        self.assertTrue(wait_for(lambda: master_fds_beyond_channels() <= fds_before))
 
     def test_stop_leaves_nothing_behind(self):
         self.rg = rgenv.Ringgate(mode="performance").start()
