@@ -420,6 +420,19 @@ static void set_type(struct mime_part *part, const char *type, const char *subty
 	part->subtype = rg_strdup(subtype);
 }
 
+/* parse msg[off..off+len) as the next child of the multipart part (the
+ * caller checks MIME_MAX_PARTS) */
+static void add_child(struct parse_ctx *ctx, struct mime_part *part, size_t off, size_t len,
+		      unsigned int depth)
+{
+	part->children = rg_realloc(part->children, (part->nchildren + 1) * sizeof(*part->children));
+	struct mime_part *child = &part->children[part->nchildren];
+	memset(child, 0, sizeof(*child));
+	ctx->parts++;
+	part_parse(ctx, child, off, len, depth + 1, strcmp(part->subtype, "digest") == 0);
+	part->nchildren++;
+}
+
 /* the children of a multipart body; false when no delimiter was found */
 static bool split_multipart(struct parse_ctx *ctx, struct mime_part *part, const char *boundary,
 			    unsigned int depth)
@@ -429,8 +442,6 @@ static bool split_multipart(struct parse_ctx *ctx, struct mime_part *part, const
 	size_t pos = part->body_off, end = part->body_off + part->body_len;
 	size_t part_start = 0;
 	bool in_part = false;
-	struct mime_part *children = NULL;
-	size_t count = 0;
 	while (pos < end) {
 		const char *nl = memchr(msg + pos, '\n', end - pos);
 		size_t line_end = nl == NULL ? end : (size_t)(nl - msg) + 1;
@@ -446,12 +457,7 @@ static bool split_multipart(struct parse_ctx *ctx, struct mime_part *part, const
 					pend--;
 				if (pend > part_start && msg[pend - 1] == '\r')
 					pend--;
-				children = rg_realloc(children, (count + 1) * sizeof(*children));
-				memset(&children[count], 0, sizeof(children[count]));
-				ctx->parts++;
-				part_parse(ctx, &children[count], part_start, pend - part_start, depth + 1,
-					   strcmp(part->subtype, "digest") == 0);
-				count++;
+				add_child(ctx, part, part_start, pend - part_start, depth);
 			}
 			if (close) {
 				in_part = false;
@@ -464,16 +470,9 @@ static bool split_multipart(struct parse_ctx *ctx, struct mime_part *part, const
 	}
 	if (in_part && part_start <= end && ctx->parts < MIME_MAX_PARTS) {
 		/* no closing delimiter: the last part runs to the end */
-		children = rg_realloc(children, (count + 1) * sizeof(*children));
-		memset(&children[count], 0, sizeof(children[count]));
-		ctx->parts++;
-		part_parse(ctx, &children[count], part_start, end - part_start, depth + 1,
-			   strcmp(part->subtype, "digest") == 0);
-		count++;
+		add_child(ctx, part, part_start, end - part_start, depth);
 	}
-	part->children = children;
-	part->nchildren = count;
-	return count > 0;
+	return part->nchildren > 0;
 }
 
 static void part_parse(struct parse_ctx *ctx, struct mime_part *part, size_t off, size_t len,
