@@ -2,7 +2,10 @@
 (auth_failure_delay plus a per-IP penalty that doubles), while another
 address is answered at the base delay and a right password at once; the
 waiting never blocks the login process (requests overlap)."""
+import imaplib
+import poplib
 import socket
+import ssl
 import threading
 import time
 import unittest
@@ -67,6 +70,49 @@ class BruteForce(unittest.TestCase):
             t.join()
         self.assertEqual(len(results), 5)
         self.assertLess(time.monotonic() - start, 3.0)
+
+
+class Slowloris(unittest.TestCase):
+    def test_legitimate_client_gets_in(self):
+        # 600 connections that send one byte and stall, 50 TLS handshakes
+        # that stall halfway, against two processes of 100 clients each per
+        # protocol: the full processes evict their oldest pre-login clients,
+        # so a real client still logs in, in both protocols
+        rg = rgenv.Ringgate(mode="performance", tls=True, service_extra=(
+            "  process_limit = 2\n  process_min_avail = 2\n  client_limit = 100\n")).start()
+        try:
+            ctx = ssl.create_default_context(cafile=rg.cert)
+            incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+            obj = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            hello = outgoing.read()
+            slow = []
+            for i in range(600):
+                s = socket.create_connection(("127.0.0.1", rg.imap_port if i % 2 else rg.pop3_port))
+                s.sendall(b"a")
+                slow.append(s)
+            for _ in range(50):
+                s = socket.create_connection(("127.0.0.1", rg.imaps_port))
+                s.sendall(hello[:len(hello) // 2])
+                slow.append(s)
+            m = imaplib.IMAP4("127.0.0.1", rg.imap_port, timeout=15)
+            self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+            m.logout()
+            m = imaplib.IMAP4_SSL("127.0.0.1", rg.imaps_port, ssl_context=ctx, timeout=15)
+            self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+            m.logout()
+            p = poplib.POP3("127.0.0.1", rg.pop3_port, timeout=15)
+            p.user("demo")
+            p.pass_("demo-pass")
+            p.quit()
+            self.assertIn("Connection queue full", rg.logs())
+            for s in slow:
+                s.close()
+        finally:
+            rg.cleanup()
 
 
 if __name__ == "__main__":
