@@ -81,11 +81,21 @@ static void drop_maildir(char *md)
 	rg_free(md);
 }
 
-/* every forked child must have exited 0 (its _exit code names the check
- * that failed) */
-static void wait_children(const pid_t *pids, int n)
+/* processes racing on one Maildir in the concurrency tests */
+#define CHILDREN 4
+
+/* run child(md, c) for c = 0..CHILDREN-1 in as many processes at once;
+ * each must return 0 (else its value names the check that failed) */
+static void run_children(int (*child)(const char *md, int c), const char *md)
 {
-	for (int c = 0; c < n; c++) {
+	pid_t pids[CHILDREN];
+	for (int c = 0; c < CHILDREN; c++) {
+		pids[c] = fork();
+		assert_true(pids[c] >= 0);
+		if (pids[c] == 0)
+			_exit(child(md, c));
+	}
+	for (int c = 0; c < CHILDREN; c++) {
 		int status;
 		assert_int_equal(waitpid(pids[c], &status, 0), pids[c]);
 		assert_true(WIFEXITED(status));
@@ -325,55 +335,54 @@ static void test_crlf(void **state)
 	drop_maildir(md);
 }
 
+#define OPEN_ROUNDS 25
+
+/* one session of test_concurrent_open: deliver, open, UIDs never change */
+static int open_child(const char *md, int c)
+{
+	uint32_t seen[CHILDREN * OPEN_ROUNDS + 1] = { 0 };
+	char names[CHILDREN * OPEN_ROUNDS + 1][32];
+	size_t nseen = 0;
+	for (int r = 0; r < OPEN_ROUNDS; r++) {
+		char name[32];
+		snprintf(name, sizeof(name), "%d.c%d.host", r, c);
+		put_file(md, "new", name, "body\n", 0);
+		struct maildir *box;
+		const char *error;
+		if (maildir_open(md, (r % 3) == 0, &box, &error) < 0)
+			return 2;
+		for (size_t i = 0; i < box->count; i++) {
+			if (i > 0 && box->msgs[i].uid <= box->msgs[i - 1].uid)
+				return 3;
+			for (size_t k = 0; k < nseen; k++) {
+				if (strcmp(names[k], box->msgs[i].base) == 0 &&
+				    seen[k] != box->msgs[i].uid)
+					return 4;
+			}
+		}
+		/* remember this round's UIDs */
+		for (size_t i = 0; i < box->count && nseen < CHILDREN * OPEN_ROUNDS; i++) {
+			bool known = false;
+			for (size_t k = 0; k < nseen && !known; k++)
+				known = strcmp(names[k], box->msgs[i].base) == 0;
+			if (!known) {
+				snprintf(names[nseen], sizeof(names[nseen]), "%s", box->msgs[i].base);
+				seen[nseen++] = box->msgs[i].uid;
+			}
+		}
+		maildir_close(box);
+	}
+	return 0;
+}
+
 /* Several processes deliver and open at once: every message gets exactly
  * one UID, and a UID once seen never changes. */
 static void test_concurrent_open(void **state)
 {
 	(void)state;
-	enum { CHILDREN = 4, ROUNDS = 25 };
 	char *md = new_maildir();
-	pid_t pids[CHILDREN];
-	for (int c = 0; c < CHILDREN; c++) {
-		pids[c] = fork();
-		assert_true(pids[c] >= 0);
-		if (pids[c] != 0)
-			continue;
-		uint32_t seen[CHILDREN * ROUNDS + 1] = { 0 };
-		char names[CHILDREN * ROUNDS + 1][32];
-		size_t nseen = 0;
-		for (int r = 0; r < ROUNDS; r++) {
-			char name[32];
-			snprintf(name, sizeof(name), "%d.c%d.host", r, c);
-			put_file(md, "new", name, "body\n", 0);
-			struct maildir *box;
-			const char *error;
-			if (maildir_open(md, (r % 3) == 0, &box, &error) < 0)
-				_exit(2);
-			for (size_t i = 0; i < box->count; i++) {
-				if (i > 0 && box->msgs[i].uid <= box->msgs[i - 1].uid)
-					_exit(3);
-				for (size_t k = 0; k < nseen; k++) {
-					if (strcmp(names[k], box->msgs[i].base) == 0 &&
-					    seen[k] != box->msgs[i].uid)
-						_exit(4);
-				}
-			}
-			/* remember this round's UIDs */
-			for (size_t i = 0; i < box->count && nseen < CHILDREN * ROUNDS; i++) {
-				bool known = false;
-				for (size_t k = 0; k < nseen && !known; k++)
-					known = strcmp(names[k], box->msgs[i].base) == 0;
-				if (!known) {
-					snprintf(names[nseen], sizeof(names[nseen]), "%s", box->msgs[i].base);
-					seen[nseen++] = box->msgs[i].uid;
-				}
-			}
-			maildir_close(box);
-		}
-		_exit(0);
-	}
-	wait_children(pids, CHILDREN);
-	assert_uids_dense(md, CHILDREN * ROUNDS);
+	run_children(open_child, md);
+	assert_uids_dense(md, CHILDREN * OPEN_ROUNDS);
 	drop_maildir(md);
 }
 
@@ -463,44 +472,43 @@ static void test_changed(void **state)
 	drop_maildir(md);
 }
 
+#define SAVE_ROUNDS 20
+
+/* one session of test_concurrent_save: save, deliver, open */
+static int save_child(const char *md, int c)
+{
+	uint32_t last = 0;
+	for (int r = 0; r < SAVE_ROUNDS; r++) {
+		uint32_t uid, validity;
+		const char *error;
+		char body[64];
+		snprintf(body, sizeof(body), "Subject: %d/%d\r\n\r\n", c, r);
+		if (maildir_save(md, body, strlen(body), "", 0, &uid, &validity, &error) < 0)
+			return 2;
+		if (uid <= last)
+			return 3;
+		last = uid;
+		char name[32];
+		snprintf(name, sizeof(name), "%d.d%d.host", r, c);
+		put_file(md, "new", name, "body\n", 0);
+		struct maildir *box;
+		if (maildir_open(md, (r % 2) == 0, &box, &error) < 0)
+			return 4;
+		if (maildir_find_uid(box, uid) < 0)
+			return 5;
+		maildir_close(box);
+	}
+	return 0;
+}
+
 /* several processes delivering (save) and opening at once: every message
  * gets exactly one UID, none is lost or handed out twice */
 static void test_concurrent_save(void **state)
 {
 	(void)state;
-	enum { CHILDREN = 4, ROUNDS = 20 };
 	char *md = new_maildir();
-	pid_t pids[CHILDREN];
-	for (int c = 0; c < CHILDREN; c++) {
-		pids[c] = fork();
-		assert_true(pids[c] >= 0);
-		if (pids[c] != 0)
-			continue;
-		uint32_t last = 0;
-		for (int r = 0; r < ROUNDS; r++) {
-			uint32_t uid, validity;
-			const char *error;
-			char body[64];
-			snprintf(body, sizeof(body), "Subject: %d/%d\r\n\r\n", c, r);
-			if (maildir_save(md, body, strlen(body), "", 0, &uid, &validity, &error) < 0)
-				_exit(2);
-			if (uid <= last)
-				_exit(3);
-			last = uid;
-			char name[32];
-			snprintf(name, sizeof(name), "%d.d%d.host", r, c);
-			put_file(md, "new", name, "body\n", 0);
-			struct maildir *box;
-			if (maildir_open(md, (r % 2) == 0, &box, &error) < 0)
-				_exit(4);
-			if (maildir_find_uid(box, uid) < 0)
-				_exit(5);
-			maildir_close(box);
-		}
-		_exit(0);
-	}
-	wait_children(pids, CHILDREN);
-	assert_uids_dense(md, 2 * CHILDREN * ROUNDS);
+	run_children(save_child, md);
+	assert_uids_dense(md, 2 * CHILDREN * SAVE_ROUNDS);
 	drop_maildir(md);
 }
 
