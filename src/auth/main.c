@@ -6,6 +6,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "lib/privs.h"
+#include "lib/sandbox.h"
 #include "lib/settings.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MASTER_FD 3
@@ -52,6 +54,26 @@ static void drop_privileges(const char *user)
 		log_fatal("dropping privileges to %s: %s: %s", user, error, strerror(-ret));
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* no core dumps of passwords */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+/* What auth does once serving: its event loop, the channels, the passwd-file
+ * (re-read when it changes), crypt and logging. No exec, no new socket, no
+ * signal to another process. */
+static void enter_sandbox(void)
+{
+	static const int calls[] = {
+		SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_timerfd_settime,
+		SYS_timerfd_gettime, SYS_sendmsg, SYS_recvmsg, SYS_close, SYS_fcntl,
+		SYS_openat, SYS_read, SYS_pread64, SYS_lseek, SYS_newfstatat, SYS_fstat, SYS_statx,
+		SYS_write, SYS_writev, SYS_getpid, SYS_gettid, SYS_getrandom,
+		SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_brk, SYS_mprotect,
+		SYS_futex, SYS_sched_yield, SYS_getcpu, SYS_clock_gettime, SYS_gettimeofday,
+		SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group,
+	};
+	const char *error;
+	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
+	if (ret < 0)
+		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
 }
 
 int main(int argc, char **argv)
@@ -92,6 +114,7 @@ int main(int argc, char **argv)
 		log_fatal("%s", error);
 	drop_privileges(set->default_internal_user);
 	settings_free(set);
+	enter_sandbox();
 
 	int ret = auth_server_run(srv);
 	auth_server_free(srv);

@@ -168,6 +168,12 @@ class Processes(unittest.TestCase):
                          os.path.join(self.rg.base_dir, "login-empty"))
         limits = [x for x in open("/proc/%d/limits" % pid) if x.startswith("Max open files")][0]
         self.assertLess(int(limits.split()[3]), 10000)
+        # auth, the only reader of password hashes, has its own filter
+        auth = self.rg.children("ringgate-auth")[0]
+        astatus = dict(line.split(":", 1) for line in open("/proc/%d/status" % auth))
+        self.assertNotEqual(astatus["Uid"].split()[0], "0")
+        if not rgenv.sanitized():
+            self.assertEqual(astatus["Seccomp"].strip(), "2")
         self.login_ok()
 
     def test_kill9_login_process_is_respawned(self):
