@@ -364,6 +364,33 @@ class TlsTests:
         self.assertTrue(wait_for(lambda: re.search(r"TLS handshaking: .*rip=127\.0\.0\.1",
                                                    self.rg.logs())))
 
+    def test_renegotiation_refused(self):
+        # a TLS 1.2 client asks to renegotiate (s_client's "R"): refused with
+        # an alert, that connection ends, logged with its address
+        p = subprocess.Popen(["openssl", "s_client", "-tls1_2", "-CAfile", self.rg.cert,
+                              "-connect", "127.0.0.1:%d" % self.rg.imaps_port],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        try:
+            time.sleep(1)
+            p.stdin.write(b"a NOOP\n")
+            p.stdin.flush()
+            time.sleep(0.5)
+            p.stdin.write(b"R\n")
+            p.stdin.flush()
+            out = p.communicate(timeout=10)[0]
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            p.kill()
+            out = p.communicate()[0]
+        self.assertIn(b"a OK", out)
+        self.assertIn(b"RENEGOTIATING", out)
+        self.assertIn(b"alert", out)
+        self.assertTrue(wait_for(lambda: re.search(r"Disconnected: TLS: .*rip=127\.0\.0\.1",
+                                                   self.rg.logs())))
+        m = self.imaps()
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        m.logout()
+
     def test_stalled_handshake_blocks_nobody(self):
         # half a ClientHello, then silence; a truncated one, then EOF: the
         # same login process keeps serving everybody else meanwhile
