@@ -50,6 +50,9 @@ struct imap_client {
 	size_t idle_len;
 	char idle_line[8];
 	char idle_tag[IMAP_MAX_TAG + 1];
+
+	/* send_fmt()'s line, kept so formatting does not allocate per reply */
+	struct mime_buf line;
 };
 
 /* ---- output ---- */
@@ -67,24 +70,17 @@ static void send_str(struct imap_client *c, const char *s)
 static void send_fmt(struct imap_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void send_fmt(struct imap_client *c, const char *fmt, ...)
 {
-	char buf[1024];
+	/* the whole line, however long: never cut in the middle of its CRLF */
+	c->line.len = 0;
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	mime_buf_vprintf(&c->line, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(buf)) {
-		/* never cut a line in the middle of its CRLF */
-		char *big = rg_malloc((size_t)n + 1);
-		va_start(ap, fmt);
-		vsnprintf(big, (size_t)n + 1, fmt, ap);
-		va_end(ap);
-		send_raw(c, big, (size_t)n);
-		rg_free(big);
-		return;
-	}
-	send_raw(c, buf, (size_t)n);
+	if (c->line.len > 0)
+		send_raw(c, c->line.data, c->line.len);
+	/* an odd huge line must not stay in an idle session's memory */
+	if (c->line.size > 16384)
+		mime_buf_free(&c->line);
 }
 
 static void sync_view(struct imap_client *c);
@@ -2194,6 +2190,7 @@ void imap_client_destroy(struct imap_client *c)
 	mailbox_close(c);
 	imap_cmd_parser_destroy(c->parser);
 	rg_free(c->mail_path);
+	mime_buf_free(&c->line);
 	rg_free(c);
 }
 

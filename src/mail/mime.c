@@ -12,7 +12,8 @@
 
 /* ---- mime_buf ---- */
 
-void mime_buf_add(struct mime_buf *b, const void *data, size_t len)
+/* room for len more bytes and the NUL after them */
+static void buf_reserve(struct mime_buf *b, size_t len)
 {
 	if (b->len + len + 1 > b->size) {
 		size_t size = b->size == 0 ? 256 : b->size;
@@ -21,6 +22,11 @@ void mime_buf_add(struct mime_buf *b, const void *data, size_t len)
 		b->data = rg_realloc(b->data, size);
 		b->size = size;
 	}
+}
+
+void mime_buf_add(struct mime_buf *b, const void *data, size_t len)
+{
+	buf_reserve(b, len);
 	if (len > 0)
 		memcpy(b->data + b->len, data, len);
 	b->len += len;
@@ -32,25 +38,32 @@ void mime_buf_str(struct mime_buf *b, const char *s)
 	mime_buf_add(b, s, strlen(s));
 }
 
-void mime_buf_printf(struct mime_buf *b, const char *fmt, ...)
+void mime_buf_vprintf(struct mime_buf *b, const char *fmt, va_list ap)
 {
-	char small[256];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(small)) {
-		mime_buf_add(b, small, (size_t)n);
+	/* straight into the free space; only a longer result formats twice */
+	size_t room = b->size - b->len;
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap2);
+	va_end(ap2);
+	if (n < 0) {
+		if (room > 0)
+			b->data[b->len] = '\0';
 		return;
 	}
-	char *big = rg_malloc((size_t)n + 1);
+	if ((size_t)n >= room) {
+		buf_reserve(b, (size_t)n);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	}
+	b->len += (size_t)n;
+}
+
+void mime_buf_printf(struct mime_buf *b, const char *fmt, ...)
+{
+	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	mime_buf_vprintf(b, fmt, ap);
 	va_end(ap);
-	mime_buf_add(b, big, (size_t)n);
-	rg_free(big);
 }
 
 void mime_buf_nstring(struct mime_buf *b, const char *s, size_t len)

@@ -7,6 +7,7 @@
 #ifndef RG_MIME_H
 #define RG_MIME_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,6 +23,8 @@ struct mime_buf {
 void mime_buf_add(struct mime_buf *b, const void *data, size_t len);
 void mime_buf_str(struct mime_buf *b, const char *s);
 void mime_buf_printf(struct mime_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mime_buf_vprintf(struct mime_buf *b, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 /* an IMAP nstring: NIL for NULL, a quoted string when it can be, else a literal */
 void mime_buf_nstring(struct mime_buf *b, const char *s, size_t len);
 void mime_buf_free(struct mime_buf *b);

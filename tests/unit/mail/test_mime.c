@@ -243,9 +243,41 @@ static void test_nstring(void **state)
 	mime_buf_free(&b);
 }
 
+/* printf appends in place: the free space first, a longer result after
+ * growing; the data stays NUL-terminated */
+static void test_buf_printf(void **state)
+{
+	(void)state;
+	struct mime_buf b = { 0 };
+	mime_buf_printf(&b, "%s", "");
+	assert_non_null(b.data);
+	assert_int_equal(b.len, 0);
+	assert_string_equal(b.data, "");
+	mime_buf_printf(&b, "%d-%s", 42, "x");
+	mime_buf_add(&b, "|", 1);
+	assert_string_equal(b.data, "42-x|");
+	/* past the free space, repeatedly: each append lands whole */
+	char big[1000];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 5; i++) {
+		size_t before = b.len;
+		mime_buf_printf(&b, "[%s]%d", big, i);
+		assert_int_equal(b.len, before + 2 + sizeof(big) - 1 + 1);
+		assert_int_equal(b.data[before], '[');
+		assert_int_equal(b.data[b.len - 1], '0' + i);
+		assert_int_equal(b.data[b.len], '\0');
+		assert_true(b.len < b.size);
+	}
+	assert_int_equal(strlen(b.data), b.len);
+	mime_buf_free(&b);
+	assert_null(b.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_printf),
 		cmocka_unit_test(test_envelope),
 		cmocka_unit_test(test_bodystructure),
 		cmocka_unit_test(test_sections),
