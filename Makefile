@@ -16,8 +16,8 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 all: build
 
 # Install only what is missing; apt-get update once, only when needed.
-deps:
-	@missing=""; for p in $(DEBS); do \
+define install_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -25,6 +25,10 @@ deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEBS))
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -63,14 +67,7 @@ unit: build
 # here when missing; the system service is left alone), both modes, as root.
 # Writes docs/performance.md; a few minutes, FULL=1 for the long matrix.
 bench: build
-	@missing=""; for p in dovecot-imapd dovecot-pop3d; do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
-	fi
+	$(call install_missing,dovecot-imapd dovecot-pop3d gnuplot-nox)
 	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full)
 
 clean:

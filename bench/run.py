@@ -747,6 +747,71 @@ def large_mailbox(build, tmp, n=LARGE_N):
 
 
 
+def write_plots(out_dir, results, names):
+    """PNG plots with gnuplot (Debian's gnuplot-nox): sessions/s and server
+    CPU per session against concurrency (prelogin, IMAP, plain), per server,
+    and memory per held idle connection. Returns the file names written."""
+    if shutil.which("gnuplot") is None:
+        log("gnuplot not installed: no plots")
+        return []
+    work = tempfile.mkdtemp(prefix="rgbench-plot-")
+    written = []
+
+    def series(name, key):
+        pts = {}
+        for r in results:
+            if (r["server"] == name and r["kind"] == "prelogin" and not r["resume"] and
+                    r["proto"] == "imap" and r["transport"] == "plain" and r["rgbench"]["ok"]):
+                v = r["rgbench"]["sessions_per_sec"] if key == "rate" else r["cpu_ms_per_session"]
+                if v:
+                    pts.setdefault(r["clients"], []).append(v)
+        return sorted((c, med(v)) for c, v in pts.items())
+
+    try:
+        for key, fname, ylabel in (("rate", "perf-sessions.png", "sessions/s (median)"),
+                                   ("cpu", "perf-cpu.png", "server CPU ms per session")):
+            plots = []
+            for n in names:
+                pts = series(n, key)
+                if not pts:
+                    continue
+                dat = os.path.join(work, "%s-%s.dat" % (key, n))
+                with open(dat, "w") as f:
+                    f.write("".join("%d %f\n" % p for p in pts))
+                plots.append("'%s' using 1:2 with linespoints lw 2 title '%s'" % (dat, n))
+            if not plots:
+                continue
+            script = ("set terminal pngcairo size 800,480\nset output '%s'\n"
+                      "set logscale xy\nset xlabel 'concurrent clients (prelogin, IMAP, plain)'\n"
+                      "set ylabel '%s'\nset key outside right\nset grid\nplot %s\n" % (
+                          os.path.join(out_dir, fname), ylabel, ", ".join(plots)))
+            subprocess.run(["gnuplot"], input=script, text=True, check=True)
+            written.append(fname)
+        rows = []
+        for n in names:
+            for tr in ("plain", "tls"):
+                v = [r["mem_per_conn"] for r in results if r["server"] == n and
+                     r["kind"] == "idle" and r["transport"] == tr and "mem_per_conn" in r and
+                     r["rgbench"]["ok"] and r["clients"] >= 100]
+                if v:
+                    rows.append(("%s-%s" % (n, tr), med(v) / 1024))
+        if rows:
+            dat = os.path.join(work, "mem.dat")
+            with open(dat, "w") as f:
+                f.write("".join('"%s" %f\n' % r for r in rows))
+            script = ("set terminal pngcairo size 800,480\nset output '%s'\n"
+                      "set style data histograms\nset style fill solid\nset boxwidth 0.8\n"
+                      "set ylabel 'kB per held idle connection (cgroup)'\nset logscale y\nset xtics rotate by -30\n"
+                      "set grid ytics\nplot '%s' using 2:xtic(1) notitle\n" % (
+                          os.path.join(out_dir, "perf-memory.png"), dat))
+            subprocess.run(["gnuplot"], input=script, text=True, check=True)
+            written.append("perf-memory.png")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return written
+
+
+
 def server_log_problems(text):
     """Distinct error lines (pids and numbers folded), most frequent first."""
     import re
@@ -761,7 +826,8 @@ def server_log_problems(text):
     return sorted(counts.items(), key=lambda kv: -kv[1])
 
 
-def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn, large=None):
+def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn, large=None,
+                 plots=()):
     res = bench.results
     m = machine()
     names = [s.name for s in servers]
@@ -867,6 +933,10 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
              ("rg-perf", "rg-sec", "ringgate high-perf/high-sec"),
              ("dc-perf", "dc-sec", "Dovecot high-perf/high-sec")]
     pairs = [p for p in pairs if p[0] in names and p[1] in names]
+    if plots:
+        L.append("## Plots\n")
+        for f in plots:
+            L.append("![%s](%s)\n" % (f[:-4], f))
     L.append("## Ratios (median of per-round ratios)\n")
     L.append("| kind | proto | transport | c | " + " | ".join(
         "%s: sess/s | CPU/session" % p[2] for p in pairs) + " |")
@@ -1200,8 +1270,10 @@ def main():
             large = large_mailbox(args.build, tmp2, LARGE_N)
         finally:
             shutil.rmtree(tmp2, ignore_errors=True)
+    plots = write_plots(os.path.dirname(os.path.abspath(args.out)), bench.results,
+                        [s.name for s in servers])
     write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn,
-                 large)
+                 large, plots)
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0
