@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import rgenv  # noqa: E402
+from run import proc_children_tree, pss_bytes  # noqa: E402
 
 CHUNKS = 10
 WARMUP = 2000  # high-security: a tenth
@@ -39,38 +40,15 @@ def log(msg):
     print("[soak %s] %s" % (time.strftime("%H:%M:%S"), msg), file=sys.stderr, flush=True)
 
 
-def tree(root):
-    """root and all its descendants"""
-    parent = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                parent[int(p)] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            pass
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(c for c, pp in parent.items() if pp == pid)
-    return out
-
-
 def snapshot(root):
-    pids = tree(root)
-    fds = pss = 0
+    pids = proc_children_tree(root)
+    fds = 0
     for pid in pids:
         try:
             fds += len(os.listdir("/proc/%d/fd" % pid))
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        pss += int(line.split()[1]) * 1024
         except OSError:
             pass  # a process that just went away
-    return {"procs": len(pids), "fds": fds, "pss": pss}
+    return {"procs": len(pids), "fds": fds, "pss": pss_bytes(pids)}
 
 
 def settled(root, want=None, timeout=30):
