@@ -84,9 +84,12 @@ echo "wolfssl-asm: building wolfSSL $version with $ASM_FLAGS into $dir (once; ab
 rm -rf "$dir"
 mkdir -p "$dir/src"
 cd "$dir/src"
-# the download is unsandboxed when run as root: the _apt user cannot write here
-apt-get source -qq -o APT::Sandbox::User=root "wolfssl=$version" >&2 ||
-	die "apt-get source wolfssl=$version failed (network?)"
+# as root the download runs unsandboxed: the _apt user cannot write here
+sandbox=""
+[ "$(id -u)" != 0 ] || sandbox="-o APT::Sandbox::User=root"
+# shellcheck disable=SC2086
+apt-get source -qq $sandbox "wolfssl=$version" >"$dir/fetch.log" 2>&1 ||
+	die "apt-get source wolfssl=$version failed (network?): $(tail -n 3 "$dir/fetch.log")"
 srcdir=$(find . -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n 1)
 [ -n "$srcdir" ] && [ -f "$srcdir/debian/rules" ] || die "apt-get source left no source tree"
 cd "$srcdir"
