@@ -4,8 +4,8 @@
 #
 # CMake runs this at configure time (RINGGATE_WOLFSSL=asm). On success the
 # last line on stdout is the install prefix (include/, lib/libwolfssl.a);
-# otherwise it exits non-zero with the reason on stderr and CMake falls back
-# to the system libwolfssl. The system library is never touched.
+# otherwise it exits non-zero with the reason as the last line and CMake
+# falls back to the system libwolfssl. The system library is never touched.
 #
 # - version: the same Debian version as the installed libwolfssl-dev (the
 #   two builds then differ only in the assembly), else apt's candidate;
@@ -28,7 +28,13 @@ SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
 RECIPE=1
 
 root=${1:?usage: wolfssl-asm.sh CACHE_ROOT}
-die() { echo "wolfssl-asm: $*" >&2; exit 1; }
+# stderr reaches the terminal as it happens (CMake passes it through); the
+# reason of a failure is also the last line on stdout, for CMake's warning
+die() {
+	echo "wolfssl-asm: $*" >&2
+	echo "$*"
+	exit 1
+}
 
 case "$(uname -m)" in
 x86_64 | amd64) ;;

@@ -33,23 +33,20 @@ endif()
 
 set(RINGGATE_WOLFSSL_USED system)
 if(rg_wolfssl_want STREQUAL "asm")
+  # its progress ("building ... once") goes to the terminal as it happens
   execute_process(
     COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/wolfssl-asm.sh ${RINGGATE_WOLFSSL_CACHE}
     RESULT_VARIABLE rg_asm_rc
     OUTPUT_VARIABLE rg_asm_out
-    ERROR_VARIABLE rg_asm_err
     OUTPUT_STRIP_TRAILING_WHITESPACE)
-  string(REGEX REPLACE ".*\n" "" rg_asm_prefix "${rg_asm_out}")
-  if(rg_asm_rc EQUAL 0 AND EXISTS "${rg_asm_prefix}/lib/libwolfssl.a")
+  string(REGEX REPLACE ".*\n" "" rg_asm_last "${rg_asm_out}")
+  if(rg_asm_rc EQUAL 0 AND EXISTS "${rg_asm_last}/lib/libwolfssl.a")
     set(RINGGATE_WOLFSSL_USED asm)
-    if(NOT rg_asm_err STREQUAL "")
-      message(STATUS "${rg_asm_err}")
-    endif()
+    set(rg_asm_prefix "${rg_asm_last}")
     message(STATUS "wolfSSL: asm, ${rg_asm_prefix}")
   else()
-    string(STRIP "${rg_asm_err}" rg_asm_err)
     message(WARNING "wolfSSL: the asm build is unavailable, falling back to the system "
-      "libwolfssl (slower crypto): ${rg_asm_err}")
+      "libwolfssl (slower crypto): ${rg_asm_last}")
   endif()
 endif()
 
