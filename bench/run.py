@@ -11,6 +11,9 @@ every server, then round 2, ...) so drift hits all servers alike, and every
 ratio is taken inside one round. Server cost comes from the cgroup (CPU
 including exited children, memory), or from /proc when no cgroup works.
 Writes docs/performance.md and the raw results (JSON lines).
+Its crypto section runs ringgate built with Debian's libwolfssl
+(build-system/, -DRINGGATE_WOLFSSL=system, built when missing) next to the
+default asm build; `--only crypto` runs that section alone.
 """
 import argparse
 import datetime
