@@ -4,14 +4,16 @@
 BUILD     ?= build
 ASAN_BUILD?= build-asan
 FUZZ_BUILD?= build-fuzz
+SYSTEM_BUILD?= build-system
 FUZZ_SECONDS ?= 10
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
-             clang libclang-rt-14-dev isync
+             clang libclang-rt-14-dev isync \
+             dpkg-dev autoconf automake libtool
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run check check-asan unit fuzz clean bench soak
+.PHONY: all deps build run check check-asan check-system unit fuzz clean bench soak
 
 all: build
 
@@ -39,11 +41,21 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	@python3 tests/integration/demo.py --build $(BUILD)
 
-# Every test: the normal build, then the same tests once under ASan+UBSan.
+# Every test: the normal build (wolfSSL with its assembly, built once into
+# ~/.cache/ringgate by cmake/wolfssl-asm.sh), the same tests under
+# ASan+UBSan, the fuzz smoke, then the suite against Debian's libwolfssl.
 check: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+	$(MAKE) check-system
+
+# The other crypto build: Debian's libwolfssl (RINGGATE_WOLFSSL=system), the
+# whole suite; CHECK_SYSTEM_TESTS='unit|tls|crypto' (a ctest -R regex) trims it.
+check-system: deps
+	cmake -S . -B $(SYSTEM_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGGATE_WOLFSSL=system
+	cmake --build $(SYSTEM_BUILD) -j $(JOBS)
+	cd $(SYSTEM_BUILD) && ctest --output-on-failure -j $(JOBS) $(if $(CHECK_SYSTEM_TESTS),-R '$(CHECK_SYSTEM_TESTS)')
 
 check-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGGATE_SANITIZE=ON
@@ -77,4 +89,4 @@ soak: build
 	$(SUDO) python3 bench/soak.py --build $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(SYSTEM_BUILD)

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <wolfssl/options.h>
+#include "tls/tls-wolfssl.h"
 #include <wolfssl/ssl.h>
 
 #include "lib/alloc.h"
@@ -37,7 +37,8 @@
 
 #define LINE_HEAD 128		/* bytes of each response line kept for checks */
 #define CMD_MAX 512
-#define MAX_STEPS 8
+#define MAX_STEPS 40
+#define FETCHES_MAX 32
 #define TICK_MS 50
 #define RX_MAX (1024 * 1024)	/* ciphertext not yet read by wolfSSL */
 
@@ -131,9 +132,12 @@ struct bench {
 	enum transport transport;
 	bool resume;
 	const char *ca_file;
+	int group;		/* --group: the one key exchange group offered; 0 = wolfSSL's */
+	unsigned fetches;	/* --fetches: FETCH 1 BODY[] this many times per session */
 	WOLFSSL_CTX *tls_ctx;
 	uint64_t handshakes, resume_offered, resumed;
 	const char *tls_version;	/* of the last handshake */
+	const char *tls_group;		/* its key exchange group */
 
 	struct step steps[MAX_STEPS];
 	unsigned nsteps;
@@ -232,7 +236,8 @@ static void bench_script(struct bench *b)
 		if (b->kind == KIND_LOGIN_FETCH) {
 			bench_add_step(b, "SELECT INBOX", RESP_IMAP_TAGGED, ERR_SELECT, false);
 			bench_add_step(b, "FETCH 1:* FLAGS", RESP_IMAP_TAGGED, ERR_FETCH, false);
-			bench_add_step(b, "FETCH 1 BODY[]", RESP_IMAP_TAGGED, ERR_FETCH, true);
+			for (unsigned i = 0; i < (b->fetches > 0 ? b->fetches : 1); i++)
+				bench_add_step(b, "FETCH 1 BODY[]", RESP_IMAP_TAGGED, ERR_FETCH, true);
 		}
 		bench_add_step(b, "LOGOUT", RESP_IMAP_TAGGED, ERR_LOGOUT, false);
 	} else {
@@ -429,6 +434,7 @@ static void client_tls_handshake(struct bench *b, struct client *c)
 	c->handshaking = false;
 	b->handshakes++;
 	b->tls_version = wolfSSL_get_version(c->ssl);
+	b->tls_group = wolfSSL_get_curve_name(c->ssl);
 	if (wolfSSL_session_reused(c->ssl))
 		b->resumed++;
 	client_flush(b, c);
@@ -442,6 +448,9 @@ static void client_tls_begin(struct bench *b, struct client *c)
 		log_fatal("wolfSSL_new failed");
 	wolfSSL_SetIOReadCtx(c->ssl, c);
 	wolfSSL_SetIOWriteCtx(c->ssl, c);
+	/* the key share of --group's group, not wolfSSL's default one */
+	if (b->group != 0 && wolfSSL_UseKeyShare(c->ssl, (word16)b->group) != WOLFSSL_SUCCESS)
+		log_fatal("cannot make a key share for group %d", b->group);
 	if (b->resume && c->sess != NULL &&
 	    wolfSSL_set_session(c->ssl, c->sess) == WOLFSSL_SUCCESS)
 		b->resume_offered++;
@@ -841,8 +850,9 @@ static bool bench_report(struct bench *b, double elapsed, double hold_s)
 		printf("\"sessions_per_sec\":%.1f,", rate);
 	else
 		printf("\"sessions_per_sec\":null,");
-	printf("\"tls\":{\"version\":\"%s\",\"handshakes\":%llu,\"resume_offered\":%llu,"
+	printf("\"tls\":{\"version\":\"%s\",\"group\":\"%s\",\"handshakes\":%llu,\"resume_offered\":%llu,"
 	       "\"resumed\":%llu},", b->tls_version != NULL ? b->tls_version : "",
+	       b->tls_group != NULL ? b->tls_group : "",
 	       (unsigned long long)b->handshakes, (unsigned long long)b->resume_offered,
 	       (unsigned long long)b->resumed);
 	printf("\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
@@ -912,14 +922,17 @@ static void usage(void)
 		"               [--clients N] [--duration SECS] [--sessions N] [--user U --pass P]\n"
 		"               [--host 127.x.y.z] [--src 127.x.y.z] [--src-addrs N]\n"
 		"               [--timeout SECS] [--drain] [--quiet]\n"
-		"               [--tls | --starttls] [--resume] [--ca FILE]\n"
+		"               [--tls | --starttls] [--resume] [--ca FILE] [--group X25519|P-256]\n"
+		"               [--fetches N]\n"
 		"Closed loop: each client runs sessions back to back until the duration ends\n"
 		"(or N sessions were started); with --drain the sessions in flight then finish\n"
 		"and count (the rate is over the whole time), otherwise they are cut off.\n"
 		"idle: open N connections, read the greeting,\n"
 		"hold them for the duration. --tls: implicit TLS, --starttls: STARTTLS/STLS;\n"
 		"--resume offers each client's previous session; --ca verifies the server\n"
-		"(default: no verification, loopback only). Prints one JSON line on stdout, a\n"
+		"(default: no verification, loopback only); --group offers only that key\n"
+		"exchange group (and its key share); --fetches N: login-fetch fetches\n"
+		"message 1 N times per session (IMAP). Prints one JSON line on stdout, a\n"
 		"table on stderr; exits 1 when a response was wrong or nothing completed.\n");
 	exit(2);
 }
@@ -945,12 +958,14 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		{ "starttls", no_argument, NULL, 'S' },
 		{ "resume", no_argument, NULL, 'r' },
 		{ "ca", required_argument, NULL, 'C' },
+		{ "group", required_argument, NULL, 'g' },
+		{ "fetches", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
 	long port = 0;
-	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:A:t:qhTSrC:D", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "p:P:k:c:d:n:u:w:H:s:A:t:qhTSrC:Dg:f:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p': port = strtol(optarg, NULL, 10); break;
 		case 'P':
@@ -998,6 +1013,17 @@ static void bench_parse_args(struct bench *b, int argc, char **argv)
 		case 'S': b->transport = TR_STARTTLS; break;
 		case 'r': b->resume = true; break;
 		case 'C': b->ca_file = optarg; break;
+		case 'g':
+			if (strcmp(optarg, "X25519") == 0) b->group = WOLFSSL_ECC_X25519;
+			else if (strcmp(optarg, "P-256") == 0) b->group = WOLFSSL_ECC_SECP256R1;
+			else if (strcmp(optarg, "P-384") == 0) b->group = WOLFSSL_ECC_SECP384R1;
+			else usage();
+			break;
+		case 'f':
+			b->fetches = (unsigned)strtoul(optarg, NULL, 10);
+			if (b->fetches > FETCHES_MAX)
+				usage();
+			break;
 		default: usage();
 		}
 	}
@@ -1038,6 +1064,8 @@ static void bench_tls_init(struct bench *b)
 	/* TLS 1.2 resumes by ticket (a session cache is per process on
 	 * both servers); TLS 1.3 by the tickets the server sends */
 	(void)wolfSSL_CTX_UseSessionTicket(b->tls_ctx);
+	if (b->group != 0 && wolfSSL_CTX_set_groups(b->tls_ctx, &b->group, 1) != WOLFSSL_SUCCESS)
+		log_fatal("cannot offer only group %d", b->group);
 	wolfSSL_CTX_SetIORecv(b->tls_ctx, tls_io_recv);
 	wolfSSL_CTX_SetIOSend(b->tls_ctx, tls_io_send);
 }

@@ -38,6 +38,7 @@ enum set_type {
 	ST_MECHS,
 	ST_NETWORKS,
 	ST_TLSVER,
+	ST_CURVES,    /* ssl_curve_list: colon-separated, canonical names kept */
 };
 
 struct set_def {
@@ -66,6 +67,7 @@ static const struct set_def global_defs[] = {
 	G(ssl_cipher_list, ST_STR,
 	  "ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:!LOW@STRENGTH"),
 	G(ssl_prefer_server_ciphers, ST_BOOL, "no"),
+	G(ssl_curve_list, ST_CURVES, ""),
 	G(disable_plaintext_auth, ST_BOOL, "yes"),
 	G(auth_mechanisms, ST_MECHS, "plain"),
 	G(auth_failure_delay, ST_TIME, "2 secs"),
@@ -254,6 +256,88 @@ static int parse_word_list(const char *value, const char *const *allowed, bool l
 	return 0;
 }
 
+/* ssl_curve_list names: the names OpenSSL (so Dovecot) accepts for the
+   groups wolfSSL offers, each mapped to the one name stored and printed */
+static const struct {
+	const char *name, *canonical;
+} curve_names[] = {
+	{ "X25519", "X25519" },	      { "X448", "X448" },	   { "P-256", "P-256" },
+	{ "prime256v1", "P-256" },    { "secp256r1", "P-256" },	   { "P-384", "P-384" },
+	{ "secp384r1", "P-384" },     { "P-521", "P-521" },	   { "secp521r1", "P-521" },
+	{ "ffdhe2048", "ffdhe2048" }, { "ffdhe3072", "ffdhe3072" },
+};
+#define CURVE_NAMES_COUNT (sizeof(curve_names) / sizeof(curve_names[0]))
+
+/* "X25519:prime256v1" -> "X25519:P-256"; "" stays "" (the built-in order) */
+static int parse_curves(const char *value, char **out_r, const char **reason_r)
+{
+	static char reason[160];
+	const char *canon[CURVE_NAMES_COUNT];
+	unsigned count = 0;
+	const char *p = value;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	if (*p == '\0') {
+		*out_r = rg_strdup("");
+		return 0;
+	}
+	for (;;) {
+		const char *end = strchr(p, ':');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		while (len > 0 && isspace((unsigned char)*p)) {
+			p++;
+			len--;
+		}
+		while (len > 0 && isspace((unsigned char)p[len - 1]))
+			len--;
+		const char *found = NULL;
+		for (unsigned i = 0; i < CURVE_NAMES_COUNT && found == NULL; i++) {
+			if (strlen(curve_names[i].name) == len &&
+			    strncasecmp(p, curve_names[i].name, len) == 0)
+				found = curve_names[i].canonical;
+		}
+		if (found == NULL) {
+			snprintf(reason, sizeof(reason),
+				 "unknown curve '%.*s' (known: X25519 X448 P-256 P-384 P-521 "
+				 "ffdhe2048 ffdhe3072, or OpenSSL's names)",
+				 (int)(len < 40 ? len : 40), p);
+			*reason_r = reason;
+			return -1;
+		}
+		for (unsigned i = 0; i < count; i++) {
+			if (canon[i] == found) {
+				snprintf(reason, sizeof(reason), "curve %s named twice", found);
+				*reason_r = reason;
+				return -1;
+			}
+		}
+		canon[count++] = found;
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	bool any_ec = false;
+	for (unsigned i = 0; i < count; i++)
+		any_ec = any_ec || strncmp(canon[i], "ffdhe", 5) != 0;
+	if (!any_ec) {
+		*reason_r = "must name at least one elliptic curve (X25519 X448 P-256 P-384 P-521)";
+		return -1;
+	}
+	size_t total = 1;
+	for (unsigned i = 0; i < count; i++)
+		total += strlen(canon[i]) + 1;
+	char *out = rg_malloc(total);
+	out[0] = '\0';
+	for (unsigned i = 0; i < count; i++) {
+		if (i > 0)
+			strcat(out, ":");
+		strcat(out, canon[i]);
+	}
+	*out_r = out;
+	return 0;
+}
+
 static const char *const protocol_names[] = { "imap", "pop3", NULL };
 static const char *const mech_names[] = { "plain", "login", NULL };
 
@@ -381,6 +465,10 @@ static int apply_value(void *base, const struct set_def *def, const char *value,
 			*reason_r = "must be TLSv1.2 or TLSv1.3";
 			return -1;
 		}
+		break;
+	case ST_CURVES:
+		if (parse_curves(value, &str, reason_r) < 0)
+			return -1;
 		break;
 	}
 	rg_free(*(char **)field);
@@ -806,6 +894,7 @@ static void free_strings(void *base, const struct set_def *defs, size_t count)
 		case ST_MECHS:
 		case ST_NETWORKS:
 		case ST_TLSVER:
+		case ST_CURVES:
 			rg_free(*field_str(base, defs[i].offset));
 			break;
 		default:

@@ -77,6 +77,8 @@ struct settings {
 	char *ssl_min_protocol;  /* default "TLSv1.2" */
 	char *ssl_cipher_list;
 	bool ssl_prefer_server_ciphers;
+	char *ssl_curve_list;    /* "X25519:P-256": key exchange groups in order,
+				    canonical names; "" = the built-in order */
 
 	bool disable_plaintext_auth; /* default yes */
 	char *auth_mechanisms;       /* default "plain" */

@@ -3,6 +3,7 @@
 #include "master/master-pidfile.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "tls/tls.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
 			foreground = true;
 			break;
 		case 'V':
-			printf("ringgate %s\n", RINGGATE_VERSION);
+			printf("ringgate %s\ncrypto: %s\n", RINGGATE_VERSION, tls_crypto_info());
 			return 0;
 		case 'n':
 			print = true;

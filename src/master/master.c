@@ -1513,7 +1513,7 @@ int master_run(struct settings *set, bool foreground)
 	ret = master_pidfile_write(m.pid_path, getpid());
 	if (ret < 0)
 		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
-	log_info("ringgate %s starting up", RINGGATE_VERSION);
+	log_info("ringgate %s starting up (crypto: %s)", RINGGATE_VERSION, tls_crypto_info());
 
 	if (set->ssl != SSL_NO)
 		ticket_keys_rotate();

@@ -7,8 +7,10 @@
  * its PLT, so this definition in the executable takes its place; binaries
  * that use TLS link this file directly and export the symbol
  * (--export-dynamic-symbol). getrandom() needs no file and blocks only
- * until the kernel's pool is first initialised. */
-#include <wolfssl/options.h>
+ * until the kernel's pool is first initialised. Only the system build
+ * (RINGGATE_WOLFSSL=system) links it: the asm build's library is configured
+ * with WOLFSSL_GETRANDOM and seeds the same way by itself. */
+#include "tls/tls-wolfssl.h"
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/random.h>
 

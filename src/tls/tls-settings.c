@@ -15,6 +15,7 @@ static struct tls_ctx_settings ctx_settings(const struct settings *set, const ch
 		.cipher_list = set->ssl_cipher_list,
 		.prefer_server_ciphers = set->ssl_prefer_server_ciphers,
 		.dh_pem = set->ssl_dh,
+		.curve_list = set->ssl_curve_list,
 	};
 }
 

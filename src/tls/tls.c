@@ -1,13 +1,17 @@
 /* tls.c — wolfSSL behind tls.h. wolfSSL only ever sees our memory buffers
  * through the I/O callbacks below, so every byte on the wire passes through
  * tls_conn_feed and tls_conn_pending_output. */
-#include <wolfssl/options.h>
+#include "tls/tls-wolfssl.h"
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/openssl/pem.h>
 #include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/random.h>
+#include <wolfssl/version.h>
+#if RINGGATE_WOLFSSL_ASM
+#include <wolfssl/wolfcrypt/cpuid.h>
+#endif
 
 #include <errno.h>
 #include <stdarg.h>
@@ -129,9 +133,50 @@ static void tls_init(void)
 {
 	if (tls_initialized)
 		return;
+	/* headers and library of one release (tls-wolfssl.h checks that they
+	 * are of one build) */
+	if (wolfSSL_lib_version_hex() != LIBWOLFSSL_VERSION_HEX)
+		log_fatal("wolfSSL headers %s but library %s: rebuild", LIBWOLFSSL_VERSION_STRING,
+			  wolfSSL_lib_version());
 	if (wolfSSL_Init() != WOLFSSL_SUCCESS)
 		log_fatal("wolfSSL_Init failed");
 	tls_initialized = true;
+}
+
+const char *tls_crypto_info(void)
+{
+	static char buf[160];
+
+	if (buf[0] != '\0')
+		return buf;
+#if RINGGATE_WOLFSSL_ASM
+	/* what wolfSSL's own CPUID probe found: its assembly picks AES-NI
+	 * (AES-GCM), AVX/AVX2 (GCM, ChaCha20-Poly1305, SHA-2) and BMI2+ADX
+	 * (P-256, X25519) by these at run time, portable code otherwise */
+	static const struct {
+		word32 flag;
+		const char *name;
+	} paths[] = {
+		{ CPUID_AESNI, "AES-NI" }, { CPUID_AVX1, "AVX" }, { CPUID_AVX2, "AVX2" },
+		{ CPUID_BMI2, "BMI2" },	   { CPUID_ADX, "ADX" },
+	};
+	word32 flags = cpuid_get_flags();
+	size_t len = (size_t)snprintf(buf, sizeof(buf), "wolfSSL %s asm build, CPU paths:",
+				      wolfSSL_lib_version());
+	bool any = false;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && len < sizeof(buf); i++) {
+		if ((flags & paths[i].flag) != 0) {
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len, " %s", paths[i].name);
+			any = true;
+		}
+	}
+	if (!any && len < sizeof(buf))
+		snprintf(buf + len, sizeof(buf) - len, " none (portable code)");
+#else
+	snprintf(buf, sizeof(buf), "wolfSSL %s system build, Debian's, no assembly",
+		 wolfSSL_lib_version());
+#endif
+	return buf;
 }
 
 /* --- I/O callbacks: the only way bytes reach or leave wolfSSL --- */
@@ -450,6 +495,73 @@ static bool tls_key_matches_cert(const char *cert_pem, const char *key_pem)
 	return ok;
 }
 
+/* ssl_curve_list's canonical names (settings.c maps OpenSSL's aliases) */
+static const struct {
+	const char *name;
+	int group;
+} tls_groups[] = {
+	{ "X25519", WOLFSSL_ECC_X25519 },	{ "P-256", WOLFSSL_ECC_SECP256R1 },
+	{ "X448", WOLFSSL_ECC_X448 },		{ "P-384", WOLFSSL_ECC_SECP384R1 },
+	{ "P-521", WOLFSSL_ECC_SECP521R1 },	{ "ffdhe2048", WOLFSSL_FFDHE_2048 },
+	{ "ffdhe3072", WOLFSSL_FFDHE_3072 },
+};
+#define TLS_GROUPS_COUNT (sizeof(tls_groups) / sizeof(tls_groups[0]))
+
+/* The supported groups in order. The default puts X25519 first (what
+ * clients send a key share for; with Debian's wolfSSL it also costs a third
+ * of P-256, with the asm build the two cost the same) and P-256 second, so
+ * both are served without a HelloRetryRequest: TLS 1.3 takes the client's
+ * key share when its group is in the list, and asks for the first listed
+ * group the client supports otherwise. TLS 1.2 ECDHE takes a listed curve
+ * the client offers (wolfSSL prefers 256-bit ones, then the client's
+ * order); the EC curves of a list go through set1_curves_list for that,
+ * which also disables the unlisted ones for TLS 1.2. */
+static int tls_set_groups(WOLFSSL_CTX *w, const char *list, const char **error_r)
+{
+	int groups[TLS_GROUPS_COUNT];
+	int count = 0;
+	char ec[64] = "";
+
+	if (list == NULL || list[0] == '\0') {
+		for (size_t i = 0; i < TLS_GROUPS_COUNT; i++)
+			groups[count++] = tls_groups[i].group;
+	} else {
+		const char *p = list;
+		while (*p != '\0') {
+			size_t len = strcspn(p, ":");
+			size_t i;
+			for (i = 0; i < TLS_GROUPS_COUNT; i++) {
+				if (strlen(tls_groups[i].name) == len &&
+				    strncmp(p, tls_groups[i].name, len) == 0)
+					break;
+			}
+			if (i == TLS_GROUPS_COUNT || count == (int)TLS_GROUPS_COUNT) {
+				*error_r = tls_error("ssl_curve_list: unknown curve '%.*s'",
+						     (int)(len < 40 ? len : 40), p);
+				return -EINVAL;
+			}
+			groups[count++] = tls_groups[i].group;
+			if (strncmp(p, "ffdhe", 5) != 0 && strlen(ec) + len + 2 <= sizeof(ec)) {
+				if (ec[0] != '\0')
+					strcat(ec, ":");
+				strncat(ec, p, len);
+			}
+			p += len;
+			if (*p == ':')
+				p++;
+		}
+	}
+	if (ec[0] != '\0' && wolfSSL_CTX_set1_curves_list(w, ec) != WOLFSSL_SUCCESS) {
+		*error_r = tls_error("ssl_curve_list: wolfSSL refused '%s'", ec);
+		return -EINVAL;
+	}
+	if (wolfSSL_CTX_set_groups(w, groups, count) != WOLFSSL_SUCCESS) {
+		*error_r = tls_error("ssl_curve_list: wolfSSL refused the list");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings *set, const char **error_r)
 {
 	WOLFSSL_CTX *w = ctx->wctx;
@@ -535,17 +647,8 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 	}
 	wolfSSL_CTX_SetIORecv(w, tls_io_recv);
 	wolfSSL_CTX_SetIOSend(w, tls_io_send);
-	/* X25519 first: its ECDHE costs the server about a third of P-256's
-	 * with this wolfSSL build (no SP math), and TLS 1.2 picks the curve
-	 * by this order; TLS 1.3 takes the client's key share when it is in
-	 * the list, so no extra round trip */
-	static int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1, WOLFSSL_ECC_X448,
-				WOLFSSL_ECC_SECP384R1, WOLFSSL_ECC_SECP521R1, WOLFSSL_FFDHE_2048,
-				WOLFSSL_FFDHE_3072 };
-	if (wolfSSL_CTX_set_groups(w, groups, (int)(sizeof(groups) / sizeof(groups[0]))) != WOLFSSL_SUCCESS) {
-		*error_r = tls_error("wolfSSL: cannot set the key exchange groups");
+	if (tls_set_groups(w, set->curve_list, error_r) < 0)
 		return -EINVAL;
-	}
 	/* ServerHello..Finished in as few records and sends as possible */
 	wolfSSL_CTX_set_group_messages(w);
 	wolfSSL_CTX_set_servername_callback(w, tls_sni_cb);

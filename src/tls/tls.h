@@ -39,10 +39,20 @@ struct tls_ctx_settings {
 	const char *cipher_list;  /* OpenSSL syntax for TLS <= 1.2; NULL or "" = default */
 	bool prefer_server_ciphers;
 	const char *dh_pem;	  /* DH parameters for DHE suites (ssl_dh); NULL or "" = none */
+	/* key exchange groups in preference order, colon-separated canonical
+	 * names as settings stores them ("X25519:P-256:P-384"); NULL or "" =
+	 * X25519, P-256, X448, P-384, P-521, ffdhe2048, ffdhe3072 */
+	const char *curve_list;
 };
 
 struct tls_ctx;
 struct tls_conn;
+
+/* Which wolfSSL this binary carries, for `ringgate -V` and the start-up log:
+ * "wolfSSL 5.5.4 asm build, CPU paths: AES-NI AVX AVX2 BMI2 ADX" (the paths
+ * its assembly picks on this CPU) or "wolfSSL 5.5.4 system build, Debian's,
+ * no assembly". */
+const char *tls_crypto_info(void);
 
 /* Error strings (error_r) are for the log and stay valid until the next
  * tls_* call. */

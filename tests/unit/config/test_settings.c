@@ -515,6 +515,50 @@ static void test_print_output(void **state)
 
 /* SNI sections: names normalised to lower case, PEM kept, a list of names
  * stays one section, and every misuse is a file:line error */
+/* ssl_curve_list: OpenSSL's and Dovecot's names, canonical order kept,
+ * spaces around names ignored; bad names and repeats name the culprit */
+static void test_curve_list(void **state)
+{
+	static const struct {
+		const char *value, *expected;
+	} good[] = {
+		{ "", "" },
+		{ "X25519", "X25519" },
+		{ "P-256", "P-256" },
+		{ "prime256v1:X25519", "P-256:X25519" },
+		{ "x25519:secp256r1:secp384r1:secp521r1", "X25519:P-256:P-384:P-521" },
+		{ " X448 : P-384 ", "X448:P-384" },
+		{ "ffdhe3072:ffdhe2048:X25519", "ffdhe3072:ffdhe2048:X25519" },
+	};
+	(void)state;
+
+	struct settings *set = load_ok(NO_SSL);
+	assert_string_equal(set->ssl_curve_list, "");
+	settings_free(set);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char *text = rg_strdup_printf(NO_SSL "ssl_curve_list = %s\n", good[i].value);
+		set = load_ok(text);
+		assert_string_equal(set->ssl_curve_list, good[i].expected);
+		settings_free(set);
+		rg_free(text);
+	}
+	assert_load_fails(NO_SSL "ssl_curve_list = X25519:brainpoolP256r1\n",
+			  "t.conf:2: invalid value for 'ssl_curve_list': unknown curve "
+			  "'brainpoolP256r1' (known: X25519 X448 P-256 P-384 P-521 ffdhe2048 "
+			  "ffdhe3072, or OpenSSL's names)");
+	assert_load_fails(NO_SSL "\nssl_curve_list = X25519::P-256\n",
+			  "t.conf:3: invalid value for 'ssl_curve_list': unknown curve '' "
+			  "(known: X25519 X448 P-256 P-384 P-521 ffdhe2048 ffdhe3072, or OpenSSL's names)");
+	assert_load_fails(NO_SSL "ssl_curve_list = ffdhe2048\n",
+			  "t.conf:2: invalid value for 'ssl_curve_list': must name at least one "
+			  "elliptic curve (X25519 X448 P-256 P-384 P-521)");
+	assert_load_fails(NO_SSL "ssl_curve_list = P-256:prime256v1\n",
+			  "t.conf:2: invalid value for 'ssl_curve_list': curve P-256 named twice");
+	assert_load_fails(NO_SSL "ssl_curve_list = X25519,P-256\n",
+			  "t.conf:2: invalid value for 'ssl_curve_list': unknown curve 'X25519,P-256' "
+			  "(known: X25519 X448 P-256 P-384 P-521 ffdhe2048 ffdhe3072, or OpenSSL's names)");
+}
+
 static void test_local_name(void **state)
 {
 	(void)state;
@@ -570,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_variables),
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_print_output),
+		cmocka_unit_test(test_curve_list),
 		cmocka_unit_test(test_local_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

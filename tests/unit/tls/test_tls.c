@@ -1,7 +1,7 @@
 /* Unit tests for the TLS engine: a real wolfSSL client over memory buffers
  * talks to tls_conn, with bytes pumped between them in every split the
  * ring could produce. Certificates are in certs/ (see certs/README). */
-#include <wolfssl/options.h>
+#include "tls/tls-wolfssl.h"
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/ecc.h>
@@ -227,6 +227,8 @@ static bool transcript_has(const struct buf *t, uint8_t type);
 static const char *client_ciphers;
 /* when set, the next TLS 1.3 clients send a key share for this group */
 static int client_key_share;
+/* when set, the next clients support only these groups (0-terminated) */
+static const int *client_groups;
 
 static struct client *client_new(enum client_version v, const char *sni, WOLFSSL_SESSION *session)
 {
@@ -250,6 +252,8 @@ static struct client *client_new(enum client_version v, const char *sni, WOLFSSL
 				 WOLFSSL_SUCCESS);
 	if (session != NULL)
 		assert_int_equal(wolfSSL_set_session(c->ssl, session), WOLFSSL_SUCCESS);
+	for (const int *g = client_groups; g != NULL && *g != 0; g++)
+		assert_int_equal(wolfSSL_UseSupportedCurve(c->ssl, (word16)*g), WOLFSSL_SUCCESS);
 	if (client_key_share != 0 && v == V13)
 		assert_int_equal(wolfSSL_UseKeyShare(c->ssl, (word16)client_key_share), WOLFSSL_SUCCESS);
 	return c;
@@ -1002,6 +1006,71 @@ static void test_prefer_server_ciphers(void **state)
 	}
 }
 
+/* ssl_curve_list: which groups the server accepts, and in TLS 1.2 whose
+ * order picks; clients that support one group send its key share */
+static const char *curve_try(const char *list, enum client_version v, const int *groups, int share)
+{
+	struct tls_ctx_settings set = { .cert_pem = ec_cert, .key_pem = ec_key, .curve_list = list };
+	struct tls_ctx *ctx;
+	const char *error;
+	static char got[32];
+
+	assert_int_equal(tls_ctx_create(&set, &ctx, &error), 0);
+	client_groups = groups;
+	client_key_share = share;
+	struct client *c = client_new(v, NULL, NULL);
+	client_groups = NULL;
+	client_key_share = 0;
+	c->may_fail = true;
+	struct tls_conn *s = tls_conn_new(ctx);
+	enum tls_result res = pump_handshake(s, c, 65536, &error);
+	if (res == TLS_OK && c->failed == 0) {
+		const char *name = wolfSSL_get_curve_name(c->ssl);
+		snprintf(got, sizeof(got), "%s", name != NULL ? name : "?");
+	} else {
+		snprintf(got, sizeof(got), "failed");
+	}
+	tls_conn_free(&s);
+	client_free(c);
+	tls_ctx_free(&ctx);
+	return got;
+}
+
+static void test_curve_list(void **state)
+{
+	(void)state;
+	static const int x25519[] = { WOLFSSL_ECC_X25519, 0 };
+	static const int p256[] = { WOLFSSL_ECC_SECP256R1, 0 };
+	static const int p384[] = { WOLFSSL_ECC_SECP384R1, 0 };
+	static const int x25519_p384[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP384R1, 0 };
+
+	/* the default offers both cheap groups, in both versions */
+	assert_string_equal(curve_try(NULL, V13, x25519, WOLFSSL_ECC_X25519), "X25519");
+	assert_string_equal(curve_try(NULL, V13, p256, WOLFSSL_ECC_SECP256R1), "SECP256R1");
+	assert_string_equal(curve_try("", V12, x25519, 0), "X25519");
+	assert_string_equal(curve_try("", V12, p256, 0), "SECP256R1");
+	assert_string_equal(curve_try(NULL, V13, p384, WOLFSSL_ECC_SECP384R1), "SECP384R1");
+	/* a list without a group refuses clients that have only it */
+	assert_string_equal(curve_try("P-256", V13, x25519, WOLFSSL_ECC_X25519), "failed");
+	/* (TLS 1.2: wolfSSL then signs its default P-256 share, which the
+	 * client did not offer; OpenSSL clients abort, wolfSSL's goes on —
+	 * either way X25519 is not used) */
+	assert_string_not_equal(curve_try("P-256", V12, x25519, 0), "X25519");
+	assert_string_not_equal(curve_try("P-384", V12, x25519, 0), "X25519");
+	assert_string_equal(curve_try("P-256", V13, p256, WOLFSSL_ECC_SECP256R1), "SECP256R1");
+	assert_string_equal(curve_try("X25519", V13, p256, WOLFSSL_ECC_SECP256R1), "failed");
+	assert_string_equal(curve_try("X25519", V13, x25519, WOLFSSL_ECC_X25519), "X25519");
+	/* TLS 1.2: a listed curve the client offers; among several, wolfSSL
+	 * takes a 256-bit one whatever the list's order */
+	assert_string_equal(curve_try("P-384", V12, x25519_p384, 0), "SECP384R1");
+	assert_string_equal(curve_try("P-384:X25519", V12, x25519_p384, 0), "X25519");
+	/* TLS 1.3: a key share for a listed group is taken as it is (no
+	 * HelloRetryRequest round trip for a group the server ranks higher) */
+	assert_string_equal(curve_try("P-384:X25519", V13, x25519_p384, WOLFSSL_ECC_X25519), "X25519");
+	/* a key share for an unlisted group: the server asks for a listed one */
+	assert_string_equal(curve_try("P-384", V13, x25519_p384, WOLFSSL_ECC_X25519), "SECP384R1");
+}
+
 /* a server flight larger than TLS_OUT_MAX (a long certificate chain): the
  * handshake asks for the output to be sent and goes on after */
 static void test_handshake_want_output(void **state)
@@ -1604,6 +1673,7 @@ int main(void)
 		cmocka_unit_test(test_min_protocol_13_refuses_12),
 		cmocka_unit_test(test_tls11_refused),
 		cmocka_unit_test(test_prefer_server_ciphers),
+		cmocka_unit_test(test_curve_list),
 		cmocka_unit_test(test_handshake_want_output),
 		cmocka_unit_test(test_ctx_errors),
 		cmocka_unit_test(test_cipher_list),

@@ -1,0 +1,145 @@
+#!/bin/sh
+# wolfssl-asm.sh CACHE_ROOT — build Debian's own wolfSSL source package with
+# wolfSSL's x86-64 assembly, once, into CACHE_ROOT/wolfssl-<version>-asm/.
+#
+# CMake runs this at configure time (RINGGATE_WOLFSSL=asm). On success the
+# last line on stdout is the install prefix (include/, lib/libwolfssl.a);
+# otherwise it exits non-zero with the reason as the last line and CMake
+# falls back to the system libwolfssl. The system library is never touched.
+#
+# - version: the same Debian version as the installed libwolfssl-dev (the
+#   two builds then differ only in the assembly), else apt's candidate;
+# - source: `apt-get source wolfssl=<version>`; when apt knows no source
+#   package, a deb-src twin of the Debian 12 deb822 entries is added as
+#   /etc/apt/sources.list.d/ringgate-deb-src.sources (root only);
+# - flags: Debian's own (dh_auto_configure's arguments in debian/rules,
+#   dpkg-buildflags' hardening) plus ASM_FLAGS, static library only;
+# - cache: a stamp file written last holds version and flags, so an
+#   interrupted build is redone and a finished one is reused by every build
+#   directory (build, build-asan, build-fuzz); a lock serialises builds
+#   that start together.
+set -eu
+
+ASM_FLAGS="--enable-intelasm --enable-aesni --enable-sp --enable-sp-asm"
+# seed from getrandom(2): a chrooted login process has no /dev/urandom (the
+# system build gets the same from src/tls/tls-seed.c replacing the function)
+SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
+# bump when this script changes how the library is built
+RECIPE=1
+
+root=${1:?usage: wolfssl-asm.sh CACHE_ROOT}
+# stderr reaches the terminal as it happens (CMake passes it through); the
+# reason of a failure is also the last line on stdout, for CMake's warning
+die() {
+	echo "wolfssl-asm: $*" >&2
+	echo "$*"
+	exit 1
+}
+
+case "$(uname -m)" in
+x86_64 | amd64) ;;
+*) die "no x86-64 assembly for $(uname -m)" ;;
+esac
+command -v apt-get >/dev/null || die "apt-get not found (not Debian)"
+
+version=$(dpkg-query -W -f='${Version}' libwolfssl-dev 2>/dev/null || true)
+if [ -z "$version" ]; then
+	version=$(apt-cache showsrc wolfssl 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -n 1)
+fi
+[ -n "$version" ] || die "cannot tell which wolfSSL version to build (libwolfssl-dev not installed)"
+
+dir="$root/wolfssl-$version-asm"
+stamp="recipe=$RECIPE version=$version flags=$ASM_FLAGS $SEED_CPPFLAGS"
+if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
+	[ -f "$dir/prefix/lib/libwolfssl.a" ]; then
+	echo "$dir/prefix"
+	exit 0
+fi
+
+mkdir -p "$root" || die "cannot create $root"
+exec 9>"$root/wolfssl-asm.lock"
+flock 9
+# another configure may have finished it while this one waited
+if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
+	[ -f "$dir/prefix/lib/libwolfssl.a" ]; then
+	echo "$dir/prefix"
+	exit 0
+fi
+
+for tool in dpkg-source dpkg-buildflags autoreconf libtoolize make gcc flock; do
+	command -v "$tool" >/dev/null ||
+		die "$tool not found (make deps installs dpkg-dev autoconf automake libtool)"
+done
+
+# a source entry for the suites the binary packages come from
+if ! apt-cache showsrc wolfssl >/dev/null 2>&1 || [ -z "$(apt-cache showsrc wolfssl 2>/dev/null)" ]; then
+	[ "$(id -u)" = 0 ] || die "apt has no deb-src entry and adding one needs root"
+	src=/etc/apt/sources.list.d/debian.sources
+	[ -f "$src" ] || die "no $src to derive a deb-src entry from"
+	out=/etc/apt/sources.list.d/ringgate-deb-src.sources
+	echo "wolfssl-asm: adding $out (deb-src for $src)" >&2
+	{
+		echo "# added by ringgate's build (cmake/wolfssl-asm.sh) for apt-get source wolfssl"
+		sed -e 's/^Types:.*/Types: deb-src/' "$src"
+	} >"$out.tmp"
+	mv "$out.tmp" "$out"
+	apt-get update -qq >&2 || die "apt-get update failed"
+fi
+
+echo "wolfssl-asm: building wolfSSL $version with $ASM_FLAGS into $dir (once; about 100 s on 2 cores)" >&2
+rm -rf "$dir"
+mkdir -p "$dir/src"
+cd "$dir/src"
+# as root the download runs unsandboxed: the _apt user cannot write here
+sandbox=""
+[ "$(id -u)" != 0 ] || sandbox="-o APT::Sandbox::User=root"
+# shellcheck disable=SC2086
+apt-get source -qq $sandbox "wolfssl=$version" >"$dir/fetch.log" 2>&1 ||
+	die "apt-get source wolfssl=$version failed (network?): $(tail -n 3 "$dir/fetch.log")"
+srcdir=$(find . -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n 1)
+[ -n "$srcdir" ] && [ -f "$srcdir/debian/rules" ] || die "apt-get source left no source tree"
+cd "$srcdir"
+
+# Debian's configure arguments: what follows `dh_auto_configure --` in
+# override_dh_auto_configure, up to the recipe's end
+deb_flags=$(awk '
+	/^override_dh_auto_configure:/ { inside = 1; next }
+	inside && /^[^\t]/ { inside = 0 }
+	inside && /dh_auto_configure/ { args = 1 }
+	inside && args { for (i = 1; i <= NF; i++) if ($i ~ /^--/ && $i != "--") print $i }
+' debian/rules | tr '\n' ' ')
+[ -n "$deb_flags" ] || die "no configure flags found in debian/rules"
+echo "wolfssl-asm: Debian's flags: $deb_flags" >&2
+
+# dpkg-buildflags as debian/rules sets them (hardening=+all); gcc whatever
+# CC the caller uses (the fuzz build configures with clang)
+eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
+CPPFLAGS="$CPPFLAGS $SEED_CPPFLAGS"
+unset CXX CPP
+export CC=gcc
+jobs=$(nproc 2>/dev/null || echo 2)
+{
+	autoreconf -fi &&
+		# shellcheck disable=SC2086
+		./configure -q --prefix="$dir/prefix" $deb_flags $ASM_FLAGS \
+			--enable-static --disable-shared &&
+		# --enable-distro turns shared libraries back on whatever
+		# --disable-shared says; only the archive is linked, so each
+		# file is compiled once instead of twice
+		sed -i 's/^build_libtool_libs=yes$/build_libtool_libs=no/' libtool &&
+		make -j"$jobs" &&
+		make install &&
+		# Debian installs options.h itself (libwolfssl-dev.install)
+		cp wolfssl/options.h "$dir/prefix/include/wolfssl/options.h"
+} >"$dir/build.log" 2>&1 || die "build failed, see $dir/build.log"
+
+grep -q '^#define USE_INTEL_SPEEDUP' "$dir/prefix/include/wolfssl/options.h" ||
+	die "the built options.h lacks USE_INTEL_SPEEDUP"
+cd "$dir"
+rm -rf "$dir/src"
+# only the static archive: nothing may pick a shared copy of it by accident
+rm -f "$dir"/prefix/lib/libwolfssl.so* "$dir"/prefix/lib/libwolfssl.la
+rm -rf "$dir"/prefix/bin "$dir"/prefix/share
+printf '%s %s CPPFLAGS=%s\n' "$deb_flags" "$ASM_FLAGS" "$CPPFLAGS" >"$dir/configure-flags"
+echo "$stamp" >"$dir/stamp"
+echo "$dir/prefix"
