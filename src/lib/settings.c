@@ -71,6 +71,7 @@ static const struct set_def global_defs[] = {
 	G(auth_failure_delay, ST_TIME, "2 secs"),
 	G(login_greeting, ST_STR, "ringgate ready."),
 	G(login_trusted_networks, ST_NETWORKS, ""),
+	G(haproxy_trusted_networks, ST_NETWORKS, ""),
 	G(login_timeout, ST_TIME_POS, "3 mins"),
 	G(default_login_user, ST_NONEMPTY, "dovenull"),
 	G(default_internal_user, ST_NONEMPTY, "dovecot"),

@@ -83,6 +83,7 @@ struct settings {
 	unsigned auth_failure_delay; /* seconds, default 2 */
 	char *login_greeting;        /* default "ringgate ready." */
 	char *login_trusted_networks;/* space-separated CIDRs, default "" */
+	char *haproxy_trusted_networks;/* peers allowed to send a PROXY header, default "" */
 	unsigned login_timeout;      /* seconds before a pre-login client is dropped, default 180 */
 	char *default_login_user;    /* default "dovenull" */
 	char *default_internal_user; /* default "dovecot" */

@@ -3,6 +3,7 @@
 #include "lib/base64.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "proxy/proxy-protocol.h"
 #include "ring/ring.h"
 #include "tls/tls.h"
 
@@ -70,6 +71,9 @@ enum conn_flag {
 	CF_TLS = 1 << 10,		/* the client talks TLS (implicit, or after STARTTLS) */
 	CF_SEND_TLS = 1 << 11,		/* the send in flight is from the TLS engine */
 	CF_PAUSED = 1 << 12,		/* proxy: not reading the client (worker behind) */
+	CF_HAPROXY = 1 << 13,		/* reading the PROXY header (haproxy = yes) */
+	CF_HAPROXY_TLS = 1 << 14,	/* ... on an implicit TLS listener: TLS follows it */
+	CF_HAPROXY_SSL = 1 << 15,	/* the header says the client spoke TLS to the proxy */
 };
 
 enum proxy_flag {
@@ -133,6 +137,7 @@ struct conn {
 	struct conn_handoff *ho;
 	struct tls_conn *tls;		/* from the first handshake byte on */
 	struct conn_proxy *px;
+	struct proxy_parser *hp;	/* only while CF_HAPROXY */
 	char *user;			/* as auth named it, for the log */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
@@ -144,6 +149,7 @@ struct conn {
 struct login_src {
 	uint8_t kind;
 	bool ssl;	/* listener: implicit TLS */
+	bool haproxy;	/* listener: a PROXY header comes first */
 	bool armed;	/* listener: an accept is in flight */
 	bool cancelling;
 	int fd;
@@ -579,6 +585,7 @@ static void conn_free(struct conn *c)
 	}
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
+	rg_free(c->hp);
 	rg_free(c->user);
 	rg_free(c);
 	srv.conns--;
@@ -844,6 +851,12 @@ static void conn_client_eof(struct conn *c, bool error)
 		return;
 	}
 	if (c->state != CONN_CLOSING) {
+		if ((c->flags & CF_HAPROXY) != 0) {
+			char rip[64];
+			log_info("haproxy: Client disconnected (rip=%s)",
+				 login_addr_ip(&c->remote, rip, sizeof(rip)));
+			c->flags |= CF_LOGGED;
+		}
 		conn_log_end(c, error ? "Connection error" : "");
 		conn_close(c, true);
 	}
@@ -1362,7 +1375,9 @@ static void conn_start_session(struct conn *c)
 		.secured = secured,
 		.plaintext_auth_allowed = secured || (!srv.set->disable_plaintext_auth &&
 						      !srv.set->ssl_required),
-		.starttls_available = srv.set->tls_build != NULL && (c->flags & CF_TLS) == 0,
+		/* as Dovecot: no STARTTLS when the proxy terminated TLS */
+		.starttls_available = srv.set->tls_build != NULL &&
+				      (c->flags & (CF_TLS | CF_HAPROXY_SSL)) == 0,
 	};
 	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
 	if (c->session == NULL) {
@@ -1373,6 +1388,19 @@ static void conn_start_session(struct conn *c)
 
 static void conn_accept(int fd, const struct login_src *listener)
 {
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct login_addr remote = { 0 };
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
+	if (listener->haproxy && !login_netlist_match(srv.set->haproxy_trusted, &remote)) {
+		char rip[64];
+		log_warning("haproxy: Client not trusted (rip=%s)",
+			    login_addr_ip(&remote, rip, sizeof(rip)));
+		close(fd);
+		return;
+	}
 	if (srv.conns >= srv.set->client_limit) {
 		struct conn *old = oldest_prelogin();
 		if (old == NULL) {
@@ -1384,8 +1412,6 @@ static void conn_accept(int fd, const struct login_src *listener)
 		conn_bye(old, "Connection queue full", "Connection queue full");
 	}
 	struct conn *c = rg_calloc(1, sizeof(*c));
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 
 	c->kind = OWNER_CONN;
 	c->fd = fd;
@@ -1394,15 +1420,15 @@ static void conn_accept(int fd, const struct login_src *listener)
 	c->slot = ring_slot_alloc(srv.ring, c);
 	if (c->slot > REQ_SLOT_MASK)
 		log_fatal("too many slots");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->remote);
+	c->remote = remote;
 	len = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
 	/* as Dovecot: a client on this host (remote IP = local IP) or in
-	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not */
-	if (login_addr_same_ip(&c->remote, &c->local) ||
-	    login_netlist_match(srv.set->trusted, &c->remote))
+	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not.
+	 * Behind a PROXY header, that header decides. */
+	if (!listener->haproxy && (login_addr_same_ip(&c->remote, &c->local) ||
+				   login_netlist_match(srv.set->trusted, &c->remote)))
 		c->flags |= CF_SECURED;
 	make_session_id(c->session_id);
 	list_add(&srv.live, c);
@@ -1411,10 +1437,16 @@ static void conn_accept(int fd, const struct login_src *listener)
 	srv.total++;
 	log_debug("conn %u: accepted, session=<%s>", c->slot, c->session_id);
 
-	if (listener->ssl)
+	if (listener->haproxy) {
+		/* the header first; only these connections pay for its buffer */
+		c->hp = rg_malloc(sizeof(*c->hp));
+		proxy_parser_init(c->hp);
+		c->flags |= CF_HAPROXY | (listener->ssl ? CF_HAPROXY_TLS : 0);
+	} else if (listener->ssl) {
 		c->flags |= CF_TLS; /* the session starts after the handshake */
-	else
+	} else {
 		conn_start_session(c);
+	}
 	conn_recv_arm(c);
 	if (srv.total == 1) {
 		srv.full = srv.conns >= srv.set->client_limit;
@@ -1427,13 +1459,78 @@ static void conn_accept(int fd, const struct login_src *listener)
 	conn_check(c);
 }
 
+/* ---- the PROXY header (haproxy = yes listeners) ---- */
+
+/* Bytes before the header is complete. Its addresses replace the socket's for
+ * everything after: the greeting's secured state, auth's rip/lip (penalty),
+ * the logs and the hand-off. */
+static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t consumed = 0;
+	struct proxy_header h;
+	enum proxy_error err;
+	char rip[64];
+
+	if (c->state != CONN_PRELOGIN)
+		return;
+	enum parse_result r = proxy_parser_feed(c->hp, data, len, &consumed, &h, &err);
+	if (r == PARSE_MORE)
+		return;
+	login_addr_ip(&c->remote, rip, sizeof(rip));
+	if (r == PARSE_ERROR) {
+		if (c->hp->version != 0)
+			log_warning("haproxy(v%u): Client disconnected: %s (rip=%s)",
+				    c->hp->version, proxy_error_str(err), rip);
+		else
+			log_warning("haproxy: Client disconnected: %s (rip=%s)",
+				    proxy_error_str(err), rip);
+		c->flags |= CF_LOGGED;
+		conn_close(c, true);
+		return;
+	}
+	if (!h.local) {
+		login_addr_from_sockaddr((const struct sockaddr *)&h.src, sizeof(h.src), &c->remote);
+		login_addr_from_sockaddr((const struct sockaddr *)&h.dst, sizeof(h.dst), &c->local);
+	}
+	/* as Dovecot: a PROXY connection comes from haproxy_trusted_networks
+	 * and counts as secured unless ssl = required, where it needs the
+	 * header's SSL TLV or a client on the proxy's own host */
+	if (h.ssl || login_addr_same_ip(&c->remote, &c->local) || !srv.set->ssl_required)
+		c->flags |= CF_SECURED;
+	if (h.ssl)
+		c->flags |= CF_HAPROXY_SSL;
+	if (log_debug_enabled()) {
+		char crip[64], clip[64];
+		log_debug("conn %u: haproxy(v%u): %s rip=%s lip=%s (proxy %s)%s", c->slot,
+			  h.version, h.local ? "local" : "proxied",
+			  login_addr_ip(&c->remote, crip, sizeof(crip)),
+			  login_addr_ip(&c->local, clip, sizeof(clip)), rip, h.ssl ? ", ssl" : "");
+	}
+	rg_free(c->hp);
+	c->hp = NULL;
+	c->flags &= (uint16_t)~CF_HAPROXY;
+	data += consumed;
+	len -= consumed;
+	if ((c->flags & CF_HAPROXY_TLS) != 0) {
+		c->flags |= CF_TLS;
+		if (len > 0)
+			conn_tls_input(c, data, len);
+		return;
+	}
+	conn_start_session(c);
+	if (len > 0 && c->session != NULL && c->state == CONN_PRELOGIN)
+		srv.set->proto->input(c->session, data, len);
+}
+
 /* ---- events ---- */
 
 static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 {
 	if (!ev->more)
 		c->flags &= (uint16_t)~CF_RECV;
-	if (ev->res > 0 && (c->flags & CF_TLS) != 0) {
+	if (ev->res > 0 && (c->flags & CF_HAPROXY) != 0) {
+		conn_haproxy_input(c, ev->data, (size_t)ev->res);
+	} else if (ev->res > 0 && (c->flags & CF_TLS) != 0) {
 		conn_tls_input(c, ev->data, (size_t)ev->res);
 	} else if (ev->res > 0) {
 		switch ((enum conn_state)c->state) {
@@ -1704,6 +1801,12 @@ static void tick(void)
 				break;
 			if (c->state != CONN_PRELOGIN && c->state != CONN_AUTHENTICATING)
 				continue;
+			if ((c->flags & CF_HAPROXY) != 0) {
+				char rip[64];
+				log_warning("haproxy: Client timed out (rip=%s)",
+					    login_addr_ip(&c->remote, rip, sizeof(rip)));
+				c->flags |= CF_LOGGED;
+			}
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
 		}
 	}
@@ -1868,6 +1971,7 @@ int login_conn_run(const struct login_conn_config *set)
 	for (unsigned i = 0; i < set->listen_count; i++) {
 		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
 		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
+		srv.listeners[i].haproxy = set->listen_haproxy != NULL && set->listen_haproxy[i];
 	}
 	/* even without a listener (all ssl, say) wait for SIGTERM or master
 	 * EOF rather than exit and be respawned in a loop */

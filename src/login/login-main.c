@@ -176,10 +176,12 @@ int main(int argc, char **argv)
 	if (svc == NULL)
 		log_fatal("no service %s in the configuration", name);
 
-	struct login_netlist trusted;
+	struct login_netlist trusted, haproxy_trusted;
 	const char *nerr;
 	if (!login_netlist_parse(set->login_trusted_networks, &trusted, &nerr))
 		log_fatal("login_trusted_networks: %s", nerr);
+	if (!login_netlist_parse(set->haproxy_trusted_networks, &haproxy_trusted, &nerr))
+		log_fatal("haproxy_trusted_networks: %s", nerr);
 
 	for (int fd = MASTER_FD; fd <= AUTH_FD; fd++) {
 		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
@@ -191,6 +193,7 @@ int main(int argc, char **argv)
 	unsigned nlisten = count_listeners();
 	int *fds = rg_calloc(nlisten + 1, sizeof(int));
 	bool *fd_ssl = rg_calloc(nlisten + 1, sizeof(bool));
+	bool *fd_haproxy = rg_calloc(nlisten + 1, sizeof(bool));
 	unsigned nfds = 0;
 	bool tls = set->ssl != SSL_NO;
 	const char *names = getenv("RINGGATE_LISTENERS");
@@ -205,11 +208,13 @@ int main(int argc, char **argv)
 		for (unsigned k = 0; k < i; k++)
 			p = strchr(p, ',') + 1;
 		size_t len = strcspn(p, ",");
-		bool ssl = false;
+		bool ssl = false, haproxy = false;
 		for (unsigned k = 0; k < svc->listener_count; k++) {
 			const struct listener_settings *l = &svc->listeners[k];
-			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0)
+			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0) {
 				ssl = l->ssl;
+				haproxy = l->haproxy;
+			}
 		}
 		if (ssl && !tls) {
 			/* speaking plaintext on 993/995 would be worse than
@@ -219,6 +224,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		fd_ssl[nfds] = ssl;
+		fd_haproxy[nfds] = haproxy;
 		fds[nfds++] = fd;
 	}
 
@@ -239,6 +245,7 @@ int main(int argc, char **argv)
 		.ssl_required = set->ssl == SSL_REQUIRED,
 		.tls_build = tls ? tls_build : NULL,
 		.trusted = &trusted,
+		.haproxy_trusted = &haproxy_trusted,
 		.login_timeout = set->login_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
 		.service_count = svc->service_count,
@@ -246,6 +253,7 @@ int main(int argc, char **argv)
 		.auth_fd = AUTH_FD,
 		.listen_fds = fds,
 		.listen_ssl = fd_ssl,
+		.listen_haproxy = fd_haproxy,
 		.listen_count = nfds,
 	};
 	if (!tls)
@@ -268,7 +276,9 @@ int main(int argc, char **argv)
 	rg_free(mechs);
 	rg_free(fds);
 	rg_free(fd_ssl);
+	rg_free(fd_haproxy);
 	login_netlist_free(&trusted);
+	login_netlist_free(&haproxy_trusted);
 	settings_free(set);
 	rg_free(name);
 	return ret;
