@@ -597,7 +597,14 @@ static void imap_auth_reply(struct login_session *s, enum login_auth_result resu
 	case LOGIN_AUTH_FAIL:
 		s->auth_tag = NULL;
 		auth_finished(s);
-		imap_send(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", tag);
+		if (reason != NULL && reason[0] != '\0') {
+			/* passdb nologin + reason: as Dovecot, an ALERT */
+			char *text = sanitize_dup(reason);
+			imap_send(s, "%s NO [ALERT] %s\r\n", tag, text);
+			rg_free(text);
+		} else {
+			imap_send(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", tag);
+		}
 		rg_free(tag);
 		break;
 	case LOGIN_AUTH_TEMPFAIL: {

@@ -3,14 +3,17 @@
 #include "lib/base64.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "proxy/proxy-backend.h"
 #include "proxy/proxy-protocol.h"
 #include "ring/ring.h"
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -48,13 +51,15 @@ enum conn_state {
 	CONN_PRELOGIN,		/* reading commands (or the TLS handshake) */
 	CONN_AUTHENTICATING,	/* a request is at auth */
 	CONN_HANDOFF,		/* logged in: draining reads, then at master */
+	CONN_BACKEND,		/* logged in, proxied: connecting/logging in to the backend */
 	CONN_PROXY,		/* TLS client logged in: we relay plaintext to its worker */
 	CONN_CLOSING,		/* flushing output, then waiting for the ring */
 };
 
 static const char *const conn_state_names[] = {
 	[CONN_PRELOGIN] = "prelogin", [CONN_AUTHENTICATING] = "authenticating",
-	[CONN_HANDOFF] = "handoff", [CONN_PROXY] = "proxy", [CONN_CLOSING] = "closing",
+	[CONN_HANDOFF] = "handoff", [CONN_BACKEND] = "backend", [CONN_PROXY] = "proxy",
+	[CONN_CLOSING] = "closing",
 };
 
 enum conn_flag {
@@ -85,6 +90,9 @@ enum proxy_flag {
 	PX_WORKER_EOF = 1 << 5,
 	PX_CLIENT_EOF = 1 << 6,
 	PX_SHUT = 1 << 7,		/* the worker was told EOF (SHUT_WR) */
+	PX_CONNECTING = 1 << 8,		/* backend: the connect is in flight */
+	PX_BACKEND = 1 << 9,		/* the other end is a backend, not a worker */
+	PX_DEAD = 1 << 10,		/* on srv.px_dead */
 };
 
 /* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
@@ -109,16 +117,34 @@ struct conn_handoff {
 
 struct conn;
 
-/* A logged-in TLS client's relay to its worker (CONN_PROXY only). */
+/* A logged-in TLS client's relay to its worker, or any client's relay to
+ * its backend (CONN_BACKEND, CONN_PROXY). "worker" below is either. c is
+ * NULL once retired (a backend given up): it waits for its operations to
+ * end, then is freed. */
 struct conn_proxy {
 	uint8_t kind;		/* OWNER_PROXY */
-	uint8_t flags;		/* enum proxy_flag */
+	uint16_t flags;		/* enum proxy_flag */
 	int fd;			/* our end of the worker's socketpair */
 	uint32_t slot;
 	struct conn *c;
 	struct outq *to_worker;	/* plaintext from the client */
 	struct outq *hold;	/* worker output the TLS engine could not take yet */
 	uint64_t in, out;	/* plaintext bytes client->worker, worker->client */
+	struct conn_proxy *dead_next;
+};
+
+/* A proxied user's backend (passdb proxy fields): from AUTH_OK until the
+ * backend answered the login. pass is wiped once the dialogue has it. */
+struct conn_backend {
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char name[72];		/* host:port, for the logs */
+	unsigned timeout;	/* proxy_timeout, seconds: connect and login */
+	uint32_t deadline;
+	struct backend_login *login;
+	char *destuser, *master;
+	uint8_t *pass;
+	size_t pass_len;
 };
 
 struct conn {
@@ -137,6 +163,7 @@ struct conn {
 	struct conn_handoff *ho;
 	struct tls_conn *tls;		/* from the first handshake byte on */
 	struct conn_proxy *px;
+	struct conn_backend *be;	/* proxied user, until the backend login ends */
 	struct proxy_parser *hp;	/* only while CF_HAPROXY */
 	char *user;			/* as auth named it, for the log */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
@@ -174,7 +201,9 @@ static struct {
 	struct conn_list closing;
 	struct conn *deferred;
 
-	unsigned conns, prelogin;
+	unsigned conns, prelogin, backends;
+	struct conn_proxy *px_dead;	/* retired relays to free after this event */
+	struct login_addr *listen_addrs; /* for proxy_maybe */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
 	unsigned accepts_armed;
@@ -200,6 +229,10 @@ static void login_status(void);
 static void accept_update(void);
 static void conn_log_end(struct conn *c, const char *reason);
 static void proxy_start(struct conn *c);
+static void proxy_output_room(struct conn_proxy *px);
+static void conn_backend_free(struct conn_backend **bep);
+static void conn_handoff_abandon(struct conn *c, const char *reason);
+static void cb_send(void *ctx, const void *data, size_t len);
 
 /* bytes a logged-in client sent while its hand-off is under way */
 static void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len)
@@ -260,7 +293,8 @@ static void list_del(struct conn_list *l, struct conn *c)
 
 static bool state_prelogin(enum conn_state s)
 {
-	return s == CONN_PRELOGIN || s == CONN_AUTHENTICATING || s == CONN_HANDOFF;
+	return s == CONN_PRELOGIN || s == CONN_AUTHENTICATING || s == CONN_HANDOFF ||
+	       s == CONN_BACKEND;
 }
 
 /* the one place a connection changes state */
@@ -275,6 +309,10 @@ static void conn_set_state(struct conn *c, enum conn_state state)
 		if (state == CONN_PROXY)
 			login_status();
 	}
+	if (old == CONN_BACKEND)
+		srv.backends--;
+	if (state == CONN_BACKEND)
+		srv.backends++;
 	if (state == CONN_CLOSING) {
 		list_del(&srv.live, c);
 		list_add(&srv.closing, c);
@@ -537,6 +575,10 @@ static void conn_on_send(struct conn *c, int res)
 		conn_tls_output_room(c);
 	} else {
 		outq_consume(&c->out, (size_t)res);
+		/* a plaintext client of a backend took some: read the backend again */
+		if (c->px != NULL && c->tls == NULL && c->state == CONN_PROXY &&
+		    outq_pending(c->out) < PROXY_TO_WORKER_LOW)
+			proxy_output_room(c->px);
 	}
 	conn_send_more(c);
 }
@@ -573,8 +615,16 @@ static void conn_free(struct conn *c)
 		rg_free(c->ho->tag);
 		rg_free(c->ho);
 	}
+	conn_backend_free(&c->be);
 	if (c->px != NULL) {
 		struct conn_proxy *px = c->px;
+		if ((px->flags & (PX_BACKEND | PX_CONNECTING)) == PX_BACKEND && c->user != NULL) {
+			char user[80];
+			log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+			log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
+				 (unsigned long long)px->in, (unsigned long long)px->out,
+				 c->session_id);
+		}
 		log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot,
 			  (unsigned long long)px->in, (unsigned long long)px->out);
 		ring_close(srv.ring, px->fd);
@@ -615,6 +665,8 @@ static bool conn_wants_recv(const struct conn *c)
 	case CONN_HANDOFF:
 		/* a TLS client's later bytes are decrypted into the preread */
 		return (c->flags & CF_TLS) != 0;
+	case CONN_BACKEND:
+		return true; /* into the preread, for the backend */
 	case CONN_PROXY:
 		return (c->flags & CF_PAUSED) == 0 && (c->px->flags & PX_CLIENT_EOF) == 0;
 	case CONN_CLOSING:
@@ -644,7 +696,8 @@ static void conn_recv_resume(struct conn *c)
 static void proxy_send_more(struct conn_proxy *px)
 {
 	struct outq *q = px->to_worker;
-	if ((px->flags & PX_SEND) != 0 || px->c->state != CONN_PROXY)
+	if ((px->flags & (PX_SEND | PX_CONNECTING)) != 0 || px->c == NULL ||
+	    (px->c->state != CONN_PROXY && px->c->state != CONN_BACKEND))
 		return;
 	if (outq_pending(q) == 0) {
 		if ((px->flags & (PX_CLIENT_EOF | PX_SHUT)) == PX_CLIENT_EOF) {
@@ -668,7 +721,7 @@ static void proxy_finish(struct conn_proxy *px)
 	const char *error;
 	if (c->state != CONN_PROXY)
 		return;
-	if (tls_conn_shutdown(c->tls, &error) == TLS_ERROR)
+	if (c->tls != NULL && tls_conn_shutdown(c->tls, &error) == TLS_ERROR)
 		log_debug("conn %u: TLS shutdown: %s", c->slot, error);
 	conn_close(c, false);
 	c->deadline = srv.now + PROXY_FLUSH_SECS;
@@ -684,6 +737,18 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 	size_t taken = 0;
 
 	px->out += len;
+	if (c->tls == NULL) {
+		/* a plaintext client (backend proxy): its own output queue is
+		 * the buffer; stop reading the backend while it is full */
+		outq_append(&c->out, data, len, (c->flags & CF_SEND) != 0);
+		if (outq_pending(c->out) > PROXY_TO_WORKER_MAX) {
+			px->flags |= PX_PAUSED;
+			px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
+							  PX_RECV_CANCELLED);
+		}
+		conn_send_more(c);
+		return;
+	}
 	if (outq_pending(px->hold) == 0) {
 		if (tls_conn_write(c->tls, data, len, &taken, &error) == TLS_ERROR) {
 			conn_tls_failed(c, "TLS", error);
@@ -693,15 +758,15 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 	if (taken < len) {
 		outq_append(&px->hold, data + taken, len - taken, false);
 		px->flags |= PX_PAUSED;
-		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
 	}
 	conn_send_more(c);
 }
 
 static void proxy_recv_arm(struct conn_proxy *px)
 {
-	if ((px->flags & (PX_RECV | PX_PAUSED | PX_WORKER_EOF)) == 0 &&
-	    px->c->state == CONN_PROXY) {
+	if ((px->flags & (PX_RECV | PX_PAUSED | PX_WORKER_EOF | PX_CONNECTING)) == 0 &&
+	    px->c != NULL && (px->c->state == CONN_PROXY || px->c->state == CONN_BACKEND)) {
 		px->flags |= PX_RECV;
 		ring_recv(srv.ring, px->slot, px->fd);
 	}
@@ -731,7 +796,7 @@ static void proxy_output_room(struct conn_proxy *px)
 		return;
 	}
 	if ((px->flags & PX_PAUSED) != 0) {
-		px->flags &= (uint8_t)~PX_PAUSED;
+		px->flags &= (uint16_t)~PX_PAUSED;
 		if ((px->flags & PX_RECV_CANCELLED) == 0)
 			proxy_recv_arm(px);
 	}
@@ -772,35 +837,391 @@ static void proxy_start(struct conn *c)
 	conn_recv_arm(c);
 }
 
+/* ---- proxying to a backend (passdb proxy fields) ---- */
+
+#define BACKEND_TIMEOUT_DEFAULT 30 /* seconds, as Dovecot's proxy connect timeout */
+#define BACKEND_UNAVAILABLE "Account is temporarily unavailable."
+
+static void conn_backend_free(struct conn_backend **bep)
+{
+	struct conn_backend *be = *bep;
+	if (be == NULL)
+		return;
+	*bep = NULL;
+	backend_login_free(&be->login);
+	if (be->pass != NULL) {
+		explicit_bzero(be->pass, be->pass_len);
+		rg_free(be->pass);
+	}
+	rg_free(be->destuser);
+	rg_free(be->master);
+	rg_free(be);
+}
+
+/* The value of key in TAB-separated key=value fields, copied into out ("" for
+ * a bare key); false when absent or longer than out. */
+static bool extra_get(const char *extra, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+	for (const char *p = extra; *p != '\0';) {
+		size_t n = strcspn(p, "\t");
+		if (n >= klen && strncmp(p, key, klen) == 0 && (n == klen || p[klen] == '=')) {
+			size_t vlen = n == klen ? 0 : n - klen - 1;
+			if (vlen >= size)
+				return false;
+			memcpy(out, p + n - vlen, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		p += n;
+		if (*p == '\t')
+			p++;
+	}
+	return false;
+}
+
+static bool extra_proxied(const char *extra)
+{
+	char v[8];
+	return extra != NULL && (extra_get(extra, "proxy", v, sizeof(v)) ||
+				 extra_get(extra, "proxy_maybe", v, sizeof(v)));
+}
+
+/* proxy_maybe: is host:port one of our own listeners? */
+static bool backend_is_us(const struct sockaddr *sa, socklen_t len)
+{
+	struct login_addr a;
+	login_addr_from_sockaddr(sa, len, &a);
+	for (unsigned i = 0; i < srv.set->listen_count; i++) {
+		const struct login_addr *l = &srv.listen_addrs[i];
+		if (l->port != a.port)
+			continue;
+		static const uint8_t zero[16];
+		bool any = l->family != 0 &&
+			   memcmp(l->ip, zero, l->family == AF_INET ? 4 : 16) == 0;
+		if (any || login_addr_same_ip(l, &a))
+			return true;
+	}
+	return false;
+}
+
+/* Dovecot's proxy fields from AUTH_OK: where to and as whom. false (logged)
+ * when they are unusable; *local_r for proxy_maybe naming ourselves. */
+static bool conn_backend_parse(struct conn *c, const char *extra, const struct ipc_fields *f,
+			       bool *local_r)
+{
+	char v[256], host[64], user[80];
+	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	*local_r = false;
+	if (!extra_get(extra, "host", host, sizeof(host)) || host[0] == '\0') {
+		log_error("proxy(%s): host not given", user);
+		return false;
+	}
+	unsigned port = strcmp(srv.set->service, "pop3") == 0 ? 110 : 143;
+	if (extra_get(extra, "port", v, sizeof(v))) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end != '\0' || n == 0 || n > 65535) {
+			log_error("proxy(%s): invalid port '%s'", user, v);
+			return false;
+		}
+		port = (unsigned)n;
+	}
+	if (extra_get(extra, "ssl", v, sizeof(v)) || extra_get(extra, "starttls", v, sizeof(v))) {
+		log_error("proxy(%s): ssl/starttls to a backend is not supported yet", user);
+		return false;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	char name[72];
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		sslen = sizeof(*sin);
+		snprintf(name, sizeof(name), "%s:%u", host, port);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		sslen = sizeof(*sin6);
+		snprintf(name, sizeof(name), "[%s]:%u", host, port);
+	} else {
+		log_error("proxy(%s): host '%s' is not an IP address", user, host);
+		return false;
+	}
+	if (extra_get(extra, "proxy_maybe", v, sizeof(v)) &&
+	    backend_is_us((struct sockaddr *)&ss, sslen)) {
+		*local_r = true;
+		return true;
+	}
+	if (!ipc_has(f, IPC_F_PASS)) {
+		log_error("proxy(%s): no password for the backend", user);
+		return false;
+	}
+	struct conn_backend *be = rg_calloc(1, sizeof(*be));
+	be->addr = ss;
+	be->addr_len = sslen;
+	memcpy(be->name, name, sizeof(name));
+	be->timeout = BACKEND_TIMEOUT_DEFAULT;
+	if (extra_get(extra, "proxy_timeout", v, sizeof(v))) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (v[0] >= '0' && v[0] <= '9' && *end == '\0' && n > 0 && n <= 3600)
+			be->timeout = (unsigned)n;
+		else
+			log_warning("proxy(%s): invalid proxy_timeout '%s', using %u", user, v,
+				    be->timeout);
+	}
+	if (extra_get(extra, "destuser", v, sizeof(v)) && v[0] != '\0')
+		be->destuser = rg_strdup(v);
+	if (extra_get(extra, "master", v, sizeof(v)) && v[0] != '\0')
+		be->master = rg_strdup(v);
+	be->pass_len = f->len[IPC_F_PASS];
+	be->pass = rg_malloc(be->pass_len + 1);
+	memcpy(be->pass, f->val[IPC_F_PASS], be->pass_len);
+	c->be = be;
+	return true;
+}
+
+static void proxy_free(struct conn_proxy *px)
+{
+	ring_close(srv.ring, px->fd);
+	ring_slot_free(srv.ring, px->slot);
+	outq_free(&px->to_worker);
+	outq_free(&px->hold);
+	rg_free(px);
+}
+
+/* freed after the current event: callers up the stack may still look at it */
+static void proxy_dead(struct conn_proxy *px)
+{
+	if ((px->flags & PX_DEAD) != 0)
+		return;
+	px->flags |= PX_DEAD;
+	px->dead_next = srv.px_dead;
+	srv.px_dead = px;
+}
+
+/* The backend is given up while the client goes on: cancel what is in
+ * flight; the relay is freed when the last completion is in. */
+static void proxy_retire(struct conn_proxy *px)
+{
+	px->c->px = NULL;
+	px->c = NULL;
+	if ((px->flags & PX_CONNECTING) != 0)
+		ring_cancel(srv.ring, px->slot, RING_OP_CONNECT);
+	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
+	if (ring_slot_inflight(srv.ring, px->slot) == 0)
+		proxy_dead(px);
+}
+
+/* The backend cannot be used (down, refused, stalled, not speaking the
+ * protocol): as Dovecot, the client gets NO [UNAVAILABLE] / -ERR
+ * [SYS/TEMP] and the session goes on before login. */
+static void conn_backend_failed(struct conn *c, const char *why, const char *client_text)
+{
+	char rip[64], user[80];
+	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_error("proxy(%s): %s: %s (rip=%s, session=<%s>)", user,
+		  c->be != NULL ? c->be->name : "?", why,
+		  login_addr_ip(&c->remote, rip, sizeof(rip)), c->session_id);
+	if (c->px != NULL)
+		proxy_retire(c->px);
+	conn_backend_free(&c->be);
+	conn_handoff_abandon(c, client_text != NULL ? client_text : BACKEND_UNAVAILABLE);
+}
+
+static void backend_send(void *ctx, const void *data, size_t len)
+{
+	struct conn_proxy *px = ctx;
+	outq_append(&px->to_worker, data, len, (px->flags & PX_SEND) != 0);
+	proxy_send_more(px);
+}
+
+/* AUTH_OK for a proxied user and the core's hand-off: connect to the
+ * backend instead of master (no worker, no cookie). */
+static void conn_backend_start(struct conn *c)
+{
+	struct conn_backend *be = c->be;
+	conn_set_state(c, CONN_BACKEND);
+	be->deadline = srv.now + be->timeout;
+	int fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		conn_backend_failed(c, why, NULL);
+		return;
+	}
+	struct conn_proxy *px = rg_calloc(1, sizeof(*px));
+	px->kind = OWNER_PROXY;
+	px->c = c;
+	px->fd = fd;
+	px->slot = ring_slot_alloc(srv.ring, px);
+	px->flags = PX_CONNECTING | PX_BACKEND;
+	c->px = px;
+	char rip[64], lip[64];
+	struct backend_login_config bc = {
+		.pop3 = strcmp(srv.set->service, "pop3") == 0,
+		.user = be->destuser != NULL ? be->destuser : c->user,
+		.master = be->master,
+		.pass = be->pass,
+		.pass_len = be->pass_len,
+		.rip = login_addr_ip(&c->remote, rip, sizeof(rip)),
+		.lip = login_addr_ip(&c->local, lip, sizeof(lip)),
+		.rport = c->remote.port,
+		.lport = c->local.port,
+		.session = c->session_id,
+	};
+	be->login = backend_login_new(&bc, backend_send, px);
+	explicit_bzero(be->pass, be->pass_len);
+	rg_free(be->pass);
+	be->pass = NULL;
+	log_debug("conn %u: connecting to backend %s", c->slot, be->name);
+	ring_connect(srv.ring, px->slot, fd, &be->addr, be->addr_len);
+}
+
+/* The backend said OK: relay its answer with the client's tag, send it what
+ * the client pipelined, and pump. */
+static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *rest,
+			    size_t rest_len)
+{
+	struct conn_proxy *px = c->px;
+	struct conn_handoff *ho = c->ho;
+	char *line = ho->tag != NULL ? rg_strdup_printf("%s %s\r\n", ho->tag, reply)
+				     : rg_strdup_printf("%s\r\n", reply);
+	cb_send(c, line, strlen(line));
+	rg_free(line);
+	char rip[64], lip[64], user[80];
+	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_info("proxy(%s): started proxying to %s: rip=%s, lip=%s, session=<%s>", user,
+		 c->be->name, login_addr_ip(&c->remote, rip, sizeof(rip)),
+		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id);
+	c->flags |= CF_LOGGED;
+	conn_backend_free(&c->be);
+	if (ho->preread_len > 0) {
+		outq_append(&px->to_worker, ho->preread, ho->preread_len, (px->flags & PX_SEND) != 0);
+		px->in += ho->preread_len;
+	}
+	explicit_bzero(ho->cookie, sizeof(ho->cookie));
+	explicit_bzero(ho->preread, sizeof(ho->preread));
+	rg_free(ho->tag);
+	rg_free(ho);
+	c->ho = NULL;
+	if (c->session != NULL) {
+		srv.set->proto->destroy(c->session);
+		c->session = NULL;
+	}
+	conn_set_state(c, CONN_PROXY);
+	if (rest_len > 0)
+		proxy_to_client(px, rest, rest_len);
+	proxy_send_more(px);
+	conn_recv_arm(c);
+}
+
+static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t consumed = 0;
+	const char *reply;
+	char why[160];
+	enum backend_result r = backend_login_input(c->be->login, data, len, &consumed, &reply);
+	switch (r) {
+	case BACKEND_MORE:
+		return;
+	case BACKEND_ERROR:
+		snprintf(why, sizeof(why), "protocol error: %s", reply);
+		conn_backend_failed(c, why, NULL);
+		return;
+	case BACKEND_FAIL: {
+		/* the backend's own refusal goes to the client, as Dovecot
+		 * relays it; the session goes on before login */
+		char esc[128];
+		log_escape(reply, strlen(reply), 100, esc, sizeof(esc));
+		snprintf(why, sizeof(why), "login refused: %s", esc);
+		const char *text = reply;
+		if (strncmp(text, "NO ", 3) == 0)
+			text += 3;
+		else if (strncmp(text, "BAD ", 4) == 0)
+			text += 4;
+		else if (strncmp(text, "-ERR ", 5) == 0)
+			text += 5;
+		char *copy = rg_strdup(text);
+		conn_backend_failed(c, why, copy);
+		rg_free(copy);
+		return;
+	}
+	case BACKEND_OK:
+		conn_backend_ok(c, reply, data + consumed, len - consumed);
+		return;
+	}
+}
+
 static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 {
 	struct conn *c = px->c;
+	if (c == NULL) {
+		/* retired: wait for the last completion */
+		if (ring_slot_inflight(srv.ring, px->slot) == 0)
+			proxy_dead(px);
+		return;
+	}
 	switch (ev->op) {
+	case RING_OP_CONNECT:
+		px->flags &= (uint16_t)~PX_CONNECTING;
+		if (c->state != CONN_BACKEND)
+			break;
+		if (ev->res < 0) {
+			char why[96];
+			snprintf(why, sizeof(why), "connect failed: %s", strerror(-ev->res));
+			conn_backend_failed(c, why, NULL);
+			break;
+		}
+		log_debug("conn %u: connected to backend %s", c->slot, c->be->name);
+		proxy_recv_arm(px);
+		proxy_send_more(px);
+		break;
 	case RING_OP_RECV:
 		if (!ev->more)
-			px->flags &= (uint8_t)~PX_RECV;
+			px->flags &= (uint16_t)~PX_RECV;
 		if (ev->res > 0) {
 			if (c->state == CONN_PROXY)
 				proxy_to_client(px, ev->data, (size_t)ev->res);
+			else if (c->state == CONN_BACKEND)
+				conn_backend_input(c, ev->data, (size_t)ev->res);
 		} else if (ev->res == 0 || (ev->res != -ENOBUFS && ev->res != -ECANCELED)) {
 			if (ev->res < 0)
 				log_debug("conn %u: worker recv: %s", c->slot, strerror(-ev->res));
-			px->flags |= PX_WORKER_EOF;
-			if (outq_pending(px->hold) == 0)
-				proxy_finish(px);
+			if (c->state == CONN_BACKEND) {
+				conn_backend_failed(c, ev->res == 0 ? "backend closed the connection"
+								    : "backend connection failed", NULL);
+			} else {
+				px->flags |= PX_WORKER_EOF;
+				if (outq_pending(px->hold) == 0)
+					proxy_finish(px);
+			}
+		}
+		if (px->c == NULL) {
+			/* retired just now */
+			if (ring_slot_inflight(srv.ring, px->slot) == 0)
+				proxy_dead(px);
+			break;
 		}
 		if ((px->flags & PX_RECV) == 0) {
-			px->flags &= (uint8_t)~PX_RECV_CANCELLED;
+			px->flags &= (uint16_t)~PX_RECV_CANCELLED;
 			proxy_recv_arm(px);
 		}
 		break;
 	case RING_OP_SEND:
-		px->flags &= (uint8_t)~(PX_SEND | PX_SEND_CANCELLED);
+		px->flags &= (uint16_t)~(PX_SEND | PX_SEND_CANCELLED);
 		if (ev->res <= 0) {
 			if (ev->res != -ECANCELED)
 				log_debug("conn %u: worker send: %s", c->slot, strerror(-ev->res));
 			if (c->state == CONN_PROXY)
 				conn_close(c, true);
+			else if (c->state == CONN_BACKEND)
+				conn_backend_failed(c, "backend connection failed", NULL);
 			break;
 		}
 		outq_consume(&px->to_worker, (size_t)ev->res);
@@ -823,6 +1244,7 @@ static void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len)
 		srv.set->proto->input(c->session, data, len);
 		break;
 	case CONN_HANDOFF:
+	case CONN_BACKEND:
 		conn_handoff_preread(c, data, len);
 		break;
 	case CONN_PROXY: {
@@ -1093,6 +1515,7 @@ static void conn_check(struct conn *c)
 		    !conn_output_pending(c))
 			conn_send_handoff(c);
 		return;
+	case CONN_BACKEND:
 	case CONN_PROXY:
 		return;
 	case CONN_CLOSING:
@@ -1110,8 +1533,8 @@ static void conn_check(struct conn *c)
 	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_SEND, c->flags, CF_SEND, CF_SEND_CANCELLED);
 	struct conn_proxy *px = c->px;
 	if (px != NULL) {
-		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
-		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
 	}
 	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0 &&
 	    (px == NULL || ring_slot_inflight(srv.ring, px->slot) == 0))
@@ -1223,6 +1646,11 @@ static void cb_handoff(void *ctx, const char *tag, const uint8_t *preread, size_
 		memcpy(c->ho->preread, preread, preread_len);
 	c->ho->preread_len = (uint16_t)preread_len;
 	c->ho->core_len = (uint16_t)preread_len;
+	if (c->be != NULL) {
+		/* passdb proxy: the backend instead of master; keep reading */
+		conn_backend_start(c);
+		return;
+	}
 	conn_set_state(c, CONN_HANDOFF);
 	/* stop reading: whatever arrives until the cancel completes joins
 	 * the preread; conn_check() passes the socket once that is done.
@@ -1266,6 +1694,11 @@ static const struct login_callbacks conn_callbacks = {
 
 static void process_deferred(void)
 {
+	while (srv.px_dead != NULL) {
+		struct conn_proxy *px = srv.px_dead;
+		srv.px_dead = px->dead_next;
+		proxy_free(px);
+	}
 	while (srv.deferred != NULL) {
 		struct conn *c = srv.deferred;
 		srv.deferred = c->defer_next;
@@ -1539,9 +1972,12 @@ static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 			srv.set->proto->input(c->session, ev->data, (size_t)ev->res);
 			break;
 		case CONN_HANDOFF:
+		case CONN_BACKEND:
 			conn_handoff_preread(c, ev->data, (size_t)ev->res);
 			break;
 		case CONN_PROXY:
+			conn_plaintext_in(c, ev->data, (size_t)ev->res);
+			break;
 		case CONN_CLOSING:
 			break;
 		}
@@ -1640,18 +2076,32 @@ static void auth_input(void)
 		case IPC_AUTH_OK: {
 			const char *user = ipc_str(f, IPC_F_USER);
 			const char *cookie = ipc_str(f, IPC_F_COOKIE);
-			if (user == NULL || cookie == NULL || f->len[IPC_F_COOKIE] != 32)
+			const char *extra = ipc_str(f, IPC_F_EXTRA);
+			bool proxied = extra_proxied(extra);
+			/* a proxied user (passdb proxy) has no cookie: no worker */
+			if (user == NULL || (cookie == NULL && !proxied) ||
+			    (cookie != NULL && f->len[IPC_F_COOKIE] != 32))
 				log_fatal("auth: OK without user or cookie");
 			if (c == NULL)
 				break;
 			c->req_id = 0;
 			rg_free(c->user);
 			c->user = rg_strdup(user);
+			conn_backend_free(&c->be);
+			bool local = false;
+			if (proxied && (!conn_backend_parse(c, extra, f, &local) ||
+					(local && cookie == NULL))) {
+				conn_set_state(c, CONN_PRELOGIN);
+				srv.set->proto->auth_reply(c->session, LOGIN_AUTH_TEMPFAIL, NULL, 0,
+							   BACKEND_UNAVAILABLE);
+				break;
+			}
 			if (c->ho == NULL) {
 				c->ho = rg_calloc(1, sizeof(*c->ho));
 				c->ho->proxy_fd = -1;
 			}
-			memcpy(c->ho->cookie, cookie, 33);
+			if (cookie != NULL)
+				memcpy(c->ho->cookie, cookie, 33);
 			srv.set->proto->auth_reply(c->session, LOGIN_AUTH_OK, NULL, 0, NULL);
 			if (c->state == CONN_AUTHENTICATING) {
 				/* the core did not hand off (it disconnected?) */
@@ -1808,6 +2258,16 @@ static void tick(void)
 				c->flags |= CF_LOGGED;
 			}
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
+		}
+	}
+	if (srv.backends > 0) {
+		/* proxy_timeout: a backend that does not answer in time */
+		for (struct conn *c = srv.live.head; c != NULL; c = next) {
+			next = c->next;
+			if (c->state == CONN_BACKEND && (int32_t)(srv.now - c->be->deadline) >= 0) {
+				conn_backend_failed(c, "timed out", NULL);
+				conn_check(c);
+			}
 		}
 	}
 	for (struct conn *c = srv.closing.head; c != NULL; c = next) {
@@ -1968,10 +2428,15 @@ int login_conn_run(const struct login_conn_config *set)
 	ring_tick_start(srv.ring, srv.tick.slot, 1000);
 
 	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
+	srv.listen_addrs = rg_calloc(set->listen_count + 1, sizeof(*srv.listen_addrs));
 	for (unsigned i = 0; i < set->listen_count; i++) {
 		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
 		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
 		srv.listeners[i].haproxy = set->listen_haproxy != NULL && set->listen_haproxy[i];
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockname(set->listen_fds[i], (struct sockaddr *)&ss, &sl) == 0)
+			login_addr_from_sockaddr((struct sockaddr *)&ss, sl, &srv.listen_addrs[i]);
 	}
 	/* even without a listener (all ssl, say) wait for SIGTERM or master
 	 * EOF rather than exit and be respawned in a loop */

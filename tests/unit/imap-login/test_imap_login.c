@@ -283,8 +283,10 @@ static void test_login(void **state)
 	expect_out(f, "");
 	expect_calls(f, "BEGIN PLAIN resp \\x00user\\x00p a\"ss\n");
 	assert_false(imap_login_proto.idle(f->s));
-	reply(f, LOGIN_AUTH_FAIL, NULL, "secret reason");
-	expect_out(f, "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+	/* auth gives a reason only for passdb nologin + reason: shown as
+	 * Dovecot does, an ALERT */
+	reply(f, LOGIN_AUTH_FAIL, NULL, "moved\r\nelsewhere");
+	expect_out(f, "a NO [ALERT] moved  elsewhere\r\n");
 	assert_true(imap_login_proto.idle(f->s));
 
 	/* synchronizing literals get a continuation each */
