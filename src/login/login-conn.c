@@ -1682,6 +1682,37 @@ static void cb_starttls(void *ctx)
 	c->flags |= CF_TLS;
 }
 
+/* A client in login_trusted_networks (a proxy: another ringgate, Dovecot,
+ * nginx) says who its client is: those addresses and session are used for
+ * auth's penalty, the logs and the hand-off from now on. */
+static void cb_forward(void *ctx, const char *key, const char *value)
+{
+	struct conn *c = ctx;
+	char esc[64];
+	if (strcmp(key, "rip") == 0 || strcmp(key, "lip") == 0) {
+		struct login_addr *a = key[0] == 'r' ? &c->remote : &c->local;
+		if (!login_addr_parse(value, a))
+			goto bad;
+	} else if (strcmp(key, "rport") == 0 || strcmp(key, "lport") == 0) {
+		char *end;
+		unsigned long n = strtoul(value, &end, 10);
+		if (value[0] < '0' || value[0] > '9' || *end != '\0' || n > 65535)
+			goto bad;
+		(key[0] == 'r' ? &c->remote : &c->local)->port = (uint16_t)n;
+	} else if (strcmp(key, "session") == 0) {
+		size_t n = strlen(value);
+		if (n == 0 || n >= sizeof(c->session_id) ||
+		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-") != n)
+			goto bad;
+		memcpy(c->session_id, value, n + 1);
+	}
+	log_debug("conn %u: forwarded %s", c->slot, key);
+	return;
+bad:
+	log_escape(value, strlen(value), 40, esc, sizeof(esc));
+	log_warning("conn %u: ignoring invalid forwarded %s '%s'", c->slot, key, esc);
+}
+
 static const struct login_callbacks conn_callbacks = {
 	.send = cb_send,
 	.auth_begin = cb_auth_begin,
@@ -1690,6 +1721,7 @@ static const struct login_callbacks conn_callbacks = {
 	.handoff = cb_handoff,
 	.disconnect = cb_disconnect,
 	.starttls = cb_starttls,
+	.forward = cb_forward,
 };
 
 static void process_deferred(void)
@@ -1811,6 +1843,7 @@ static void conn_start_session(struct conn *c)
 		/* as Dovecot: no STARTTLS when the proxy terminated TLS */
 		.starttls_available = srv.set->tls_build != NULL &&
 				      (c->flags & (CF_TLS | CF_HAPROXY_SSL)) == 0,
+		.trusted = login_netlist_match(srv.set->trusted, &c->remote),
 	};
 	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
 	if (c->session == NULL) {

@@ -97,8 +97,11 @@ class ProxyBase:
 
     @classmethod
     def setUpClass(cls):
+        # the front is in the backend's login_trusted_networks: its ID /
+        # XCLIENT name the real client
         cls.backend = rgenv.Ringgate(mode="performance",
-                                     users={"demo": "demo-pass", "alice": "alice secret"}).start()
+                                     users={"demo": "demo-pass", "alice": "alice secret"},
+                                     extra_conf="login_trusted_networks = 127.0.0.1/32\n").start()
         cls.big_name = cls.backend.deliver("alice", big_message())
         # a port nobody listens on, and one that accepts and never speaks
         cls.down_port = rgenv.free_port()
@@ -124,6 +127,7 @@ class ProxyBase:
             "xc:{PLAIN}xc-pass::::::proxy host=127.0.0.1 port=%d" % cls.scripted_pop3.port,
             "refused:{PLAIN}pw::::::proxy host=127.0.0.1 port=%d" % cls.refusing.port,
             "nohost:{PLAIN}pw::::::proxy port=143",
+            "mismatch:{PLAIN}front-pass::::::proxy host=127.0.0.1 port=%d destuser=demo" % be_imap,
         ]
         with open(cls.front.passwd, "w") as f:
             f.write("\n".join(entries) + "\n")
@@ -184,6 +188,44 @@ class ProxyBase:
         t.sendall(b"d LOGOUT\r\n")
         rgenv.recv_until(t, b"d OK")
         t.close()
+
+    def test_backend_sees_the_client_address(self):
+        # the client comes from 127.0.0.2 (over TLS: plaintext login is off
+        # for it); the front connects to the backend from 127.0.0.1 and
+        # forwards 127.0.0.2 (ID / XCLIENT), which the backend uses in its
+        # log (and for its penalty)
+        for port, cmds, end, proto in (
+                (self.front.imaps_port, b"a LOGIN demo demo-pass\r\nb LOGOUT\r\n", b"b OK", "imap"),
+                (self.front.pop3s_port, b"USER popdemo\r\nPASS pop-pass\r\nQUIT\r\n", b"Logging out",
+                 "pop3")):
+            s = socket.socket()
+            s.bind(("127.0.0.2", 0))
+            s.settimeout(30)
+            s.connect(("127.0.0.1", port))
+            src_port = s.getsockname()[1]
+            t = self.ctx.wrap_socket(s, server_hostname="localhost")
+            rgenv.recv_until(t, b"\r\n")
+            t.sendall(cmds)
+            data = rgenv.recv_until(t, end)
+            self.assertIn(end, data)
+            t.close()
+            self.wait_log(self.backend, "Login: user=<demo>, method=PLAIN, rip=127.0.0.2, lip=127.0.0.1")
+            self.wait_log(self.front, "proxy(%s): started proxying to 127.0.0.1:%d: rip=127.0.0.2"
+                          % ("demo" if proto == "imap" else "popdemo",
+                             self.backend.imap_port if proto == "imap" else self.backend.pop3_port))
+        # and for its penalty: a password the backend refuses counts
+        # against 127.0.0.2 there (auth logs the address it penalises)
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(30)
+        s.connect(("127.0.0.1", self.front.imaps_port))
+        t = self.ctx.wrap_socket(s, server_hostname="localhost")
+        rgenv.recv_until(t, b"\r\n")
+        t.sendall(b"a LOGIN mismatch front-pass\r\n")
+        reply = rgenv.recv_until(t, b"\r\n", timeout=30)
+        self.assertTrue(reply.startswith(b"a NO"), reply)
+        t.close()
+        self.wait_log(self.backend, "passwd-file(demo,127.0.0.2): Password mismatch")
 
     def test_pipelined_after_login_reaches_backend(self):
         s = self.raw(self.front.imap_port)
