@@ -11,7 +11,7 @@ DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              clang libclang-rt-14-dev isync
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run check check-asan unit fuzz clean bench
+.PHONY: all deps build run check check-asan unit fuzz clean bench soak
 
 all: build
 
@@ -69,6 +69,12 @@ unit: build
 bench: build
 	$(call install_missing,dovecot-imapd dovecot-pop3d gnuplot-nox)
 	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full)
+	$(if $(FULL),$(SUDO) python3 bench/soak.py --build $(BUILD))
+
+# A million pre-login sessions (high-security: 20,000); fds, processes and
+# memory must come back to where they started. Writes docs/soak.md.
+soak: build
+	$(SUDO) python3 bench/soak.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

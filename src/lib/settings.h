@@ -85,6 +85,9 @@ struct settings {
 	char *login_trusted_networks;/* space-separated CIDRs, default "" */
 	char *haproxy_trusted_networks;/* peers allowed to send a PROXY header, default "" */
 	unsigned login_timeout;      /* seconds before a pre-login client is dropped, default 180 */
+	/* pre-login connections one address may hold at once, all login
+	 * processes of all services together; 0 = no limit (default) */
+	unsigned login_max_preauth_ip_connections;
 	char *default_login_user;    /* default "dovenull" */
 	char *default_internal_user; /* default "dovecot" */
 	unsigned default_process_limit; /* 100 */

@@ -2,6 +2,7 @@
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/ipc.h"
+#include "lib/iplimit.h"
 #include "lib/log.h"
 #include "proxy/proxy-backend.h"
 #include "proxy/proxy-protocol.h"
@@ -169,6 +170,7 @@ struct conn {
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
 	struct login_addr local, remote;
+	struct iplimit_ticket preauth;	/* its count under login_max_preauth_ip_connections */
 	char session_id[BASE64_ENCODED_LEN(SESSION_RAW) + 1];
 };
 
@@ -206,6 +208,9 @@ static struct {
 	struct login_addr *listen_addrs; /* for proxy_maybe */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
+	unsigned long long preauth_refused;	/* login_max_preauth_ip_connections */
+	unsigned preauth_refused_unlogged;
+	uint32_t preauth_refused_logged;	/* when the last was logged */
 	unsigned accepts_armed;
 	bool accepting, full, shutting_down;
 	bool overflow;		/* master: process_limit reached, accept while full */
@@ -306,6 +311,8 @@ static void conn_set_state(struct conn *c, enum conn_state state)
 	log_debug("conn %u: %s -> %s", c->slot, conn_state_names[old], conn_state_names[state]);
 	if (state_prelogin(old) && !state_prelogin(state)) {
 		srv.prelogin--;
+		if (c->preauth.epoch != 0)
+			iplimit_release(srv.set->iplimit, &c->preauth);
 		if (state == CONN_PROXY)
 			login_status();
 	}
@@ -1852,6 +1859,38 @@ static void conn_start_session(struct conn *c)
 	}
 }
 
+/* login_max_preauth_ip_connections: count this client's address, or turn
+ * the client away before the greeting (on an ssl listener before the
+ * handshake: no TLS work for it). login_trusted_networks are not counted. */
+static bool conn_preauth_admit(struct conn *c)
+{
+	uint8_t key[LOGIN_ADDR_KEY_MAX];
+	size_t len;
+	if (srv.set->iplimit == NULL || login_netlist_match(srv.set->trusted, &c->remote) ||
+	    (len = login_addr_limit_key(&c->remote, key)) == 0 ||
+	    iplimit_acquire(srv.set->iplimit, key, len, srv.now, srv.set->max_preauth_per_ip,
+			    &c->preauth))
+		return true;
+	srv.preauth_refused++;
+	/* a flood from one address must not become a flood of log lines:
+	 * one a second, with how many went unlogged */
+	if (srv.preauth_refused_logged == srv.now && srv.preauth_refused > 1) {
+		srv.preauth_refused_unlogged++;
+		return false;
+	}
+	char rip[64], lip[64], more[64] = "";
+	if (srv.preauth_refused_unlogged > 0)
+		snprintf(more, sizeof(more), " (and %u more since the last such line)",
+			 srv.preauth_refused_unlogged);
+	log_info("Disconnected: Too many pre-login connections from this IP "
+		 "(login_max_preauth_ip_connections=%u): user=<>, rip=%s, lip=%s, session=<%s>%s",
+		 srv.set->max_preauth_per_ip, login_addr_ip(&c->remote, rip, sizeof(rip)),
+		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id, more);
+	srv.preauth_refused_logged = srv.now;
+	srv.preauth_refused_unlogged = 0;
+	return false;
+}
+
 static void conn_accept(int fd, const struct login_src *listener)
 {
 	struct sockaddr_storage ss;
@@ -1904,16 +1943,28 @@ static void conn_accept(int fd, const struct login_src *listener)
 	log_debug("conn %u: accepted, session=<%s>", c->slot, c->session_id);
 
 	if (listener->haproxy) {
-		/* the header first; only these connections pay for its buffer */
+		/* the header first; only these connections pay for its buffer.
+		 * The per-IP cap counts the header's address, not the proxy's */
 		c->hp = rg_malloc(sizeof(*c->hp));
 		proxy_parser_init(c->hp);
 		c->flags |= CF_HAPROXY | (listener->ssl ? CF_HAPROXY_TLS : 0);
+		conn_recv_arm(c);
+	} else if (!conn_preauth_admit(c)) {
+		c->flags |= CF_LOGGED;
+		if (!listener->ssl) {
+			const char *line = strcmp(srv.set->service, "pop3") == 0 ?
+				"-ERR [SYS/TEMP] Too many connections from your IP address.\r\n" :
+				"* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n";
+			conn_out_append(c, line, strlen(line));
+		}
+		conn_close(c, false);
 	} else if (listener->ssl) {
 		c->flags |= CF_TLS; /* the session starts after the handshake */
+		conn_recv_arm(c);
 	} else {
 		conn_start_session(c);
+		conn_recv_arm(c);
 	}
-	conn_recv_arm(c);
 	if (srv.total == 1) {
 		srv.full = srv.conns >= srv.set->client_limit;
 		login_status_send();
@@ -1975,6 +2026,18 @@ static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	rg_free(c->hp);
 	c->hp = NULL;
 	c->flags &= (uint16_t)~CF_HAPROXY;
+	if (!conn_preauth_admit(c)) {
+		/* login_max_preauth_ip_connections, for the header's address */
+		c->flags |= CF_LOGGED;
+		if ((c->flags & CF_HAPROXY_TLS) == 0) {
+			const char *line = strcmp(srv.set->service, "pop3") == 0 ?
+				"-ERR [SYS/TEMP] Too many connections from your IP address.\r\n" :
+				"* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n";
+			conn_out_append(c, line, strlen(line));
+		}
+		conn_close(c, false);
+		return;
+	}
 	data += consumed;
 	len -= consumed;
 	if ((c->flags & CF_HAPROXY_TLS) != 0) {

@@ -21,6 +21,7 @@
 #include "login/login-net.h"
 #include "login/login-proto.h"
 
+struct iplimit;
 struct tls_ctx;
 
 struct login_conn_config {
@@ -36,6 +37,10 @@ struct login_conn_config {
 	struct tls_ctx *(*tls_build)(void);
 	const struct login_netlist *trusted;
 	const struct login_netlist *haproxy_trusted; /* haproxy_trusted_networks */
+	/* login_max_preauth_ip_connections (> 0) counted in this shared
+	 * table; NULL: no limit */
+	struct iplimit *iplimit;
+	unsigned max_preauth_per_ip;
 	unsigned login_timeout;		/* seconds */
 	unsigned client_limit;		/* never 0 */
 	unsigned service_count;		/* 0 = unlimited */

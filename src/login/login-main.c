@@ -3,6 +3,7 @@
  * default_login_user, no_new_privs), then serve on the ring (login-conn.c).
  * fd 3 = master, fd 4 = auth, fds 5.. = listeners named by RINGGATE_LISTENERS. */
 #include "lib/alloc.h"
+#include "lib/iplimit.h"
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "lib/settings.h"
@@ -228,6 +229,18 @@ int main(int argc, char **argv)
 		fds[nfds++] = fd;
 	}
 
+	/* master's login_max_preauth_ip_connections table comes after the
+	 * listeners: mapped here, its fd closed (the mapping stays) */
+	struct iplimit *iplimit = NULL;
+	if (getenv("RINGGATE_IPLIMIT") != NULL) {
+		int fd = FIRST_LISTEN_FD + (int)nlisten;
+		int iret = iplimit_map(fd, &iplimit);
+		if (iret < 0)
+			log_fatal("login_max_preauth_ip_connections table (fd %d): %s", fd,
+				  strerror(-iret));
+		close(fd);
+	}
+
 	int rret = login_conn_prepare(svc->service_count);
 	if (rret < 0)
 		log_fatal("io_uring setup failed: %s", strerror(-rret));
@@ -246,6 +259,8 @@ int main(int argc, char **argv)
 		.tls_build = tls ? tls_build : NULL,
 		.trusted = &trusted,
 		.haproxy_trusted = &haproxy_trusted,
+		.iplimit = iplimit,
+		.max_preauth_per_ip = set->login_max_preauth_ip_connections,
 		.login_timeout = set->login_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
 		.service_count = svc->service_count,
@@ -279,6 +294,7 @@ int main(int argc, char **argv)
 	rg_free(fd_haproxy);
 	login_netlist_free(&trusted);
 	login_netlist_free(&haproxy_trusted);
+	iplimit_unmap(&iplimit);
 	settings_free(set);
 	rg_free(name);
 	return ret;

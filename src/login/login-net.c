@@ -68,6 +68,18 @@ bool login_addr_is_loopback(const struct login_addr *addr)
 	return true;
 }
 
+size_t login_addr_limit_key(const struct login_addr *addr, uint8_t key_r[LOGIN_ADDR_KEY_MAX])
+{
+	/* an IPv6 /64 is one subscriber's network: its 2^64 addresses are
+	 * not 2^64 clients */
+	size_t n = addr->family == AF_INET ? 4 : addr->family == AF_INET6 ? 8 : 0;
+	if (n == 0)
+		return 0;
+	key_r[0] = addr->family;
+	memcpy(key_r + 1, addr->ip, n);
+	return n + 1;
+}
+
 static bool net_parse_one(const char *tok, size_t len, struct login_net_range *r,
 			  const char **error_r)
 {

@@ -38,6 +38,12 @@ bool login_addr_is_loopback(const struct login_addr *addr);
  * this very host, which counts as secured */
 bool login_addr_same_ip(const struct login_addr *a, const struct login_addr *b);
 
+/* The key that login_max_preauth_ip_connections counts an address under:
+ * the IPv4 address, or the /64 of an IPv6 one (family byte first). 0 for an
+ * address without an IP (UNIX socket): not counted. */
+#define LOGIN_ADDR_KEY_MAX 9
+size_t login_addr_limit_key(const struct login_addr *addr, uint8_t key_r[LOGIN_ADDR_KEY_MAX]);
+
 /* Space- or comma-separated list of ADDR or ADDR/BITS (IPv4 or IPv6).
  * false with *error_r (static text) on anything else; list_r is then empty. */
 bool login_netlist_parse(const char *str, struct login_netlist *list_r, const char **error_r);

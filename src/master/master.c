@@ -4,6 +4,7 @@
 #include "master/master-policy.h"
 #include "lib/alloc.h"
 #include "lib/ipc.h"
+#include "lib/iplimit.h"
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "tls/tls-settings.h"
@@ -156,6 +157,10 @@ static struct master {
 	uint8_t ticket_keys[2 * TICKET_KEY_SIZE];
 	size_t ticket_len;
 	time_t ticket_rotated;
+
+	/* login_max_preauth_ip_connections: the table every login process
+	 * maps (lib/iplimit.h), -1 without a limit */
+	int iplimit_fd;
 } m;
 
 static int64_t now_ms(void)
@@ -826,8 +831,10 @@ static int login_spawn(struct login_service *svc)
 	unsigned nsocks = 0;
 	for (unsigned i = 0; i < svc->listener_count; i++)
 		nsocks += svc->listeners[i].sock_count;
-	int *fds = rg_calloc(nsocks + 2, sizeof(int));
-	bool *own = rg_calloc(nsocks + 2, sizeof(bool));
+	/* fd 3 master, 4 auth, then the listeners, then the iplimit table */
+	unsigned nfds = nsocks + 2 + (m.iplimit_fd >= 0 ? 1 : 0);
+	int *fds = rg_calloc(nfds, sizeof(int));
+	bool *own = rg_calloc(nfds, sizeof(bool));
 	size_t names_size = 1;
 	for (unsigned i = 0; i < svc->listener_count; i++)
 		names_size += (strlen(svc->listeners[i].set->name) + 1) * svc->listeners[i].sock_count;
@@ -864,6 +871,8 @@ static int login_spawn(struct login_service *svc)
 	}
 	fds[0] = chan[1];
 	fds[1] = authp[1];
+	if (m.iplimit_fd >= 0)
+		fds[nsocks + 2] = m.iplimit_fd;
 	int cpu = master_cpu_pick(&m.cpus, m.cpu_seq++);
 
 	pid_t pid = fork();
@@ -881,8 +890,10 @@ static int login_spawn(struct login_service *svc)
 			if (sched_setaffinity(0, sizeof(one), &one) < 0)
 				log_warning("sched_setaffinity(%d) failed: %m", cpu);
 		}
-		child_place_fds(fds, nsocks + 2);
+		child_place_fds(fds, nfds);
 		setenv("RINGGATE_LISTENERS", names, 1);
+		if (m.iplimit_fd >= 0)
+			setenv("RINGGATE_IPLIMIT", "1", 1);
 		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.set->config_path,
 				 (char *)"-s", (char *)svc->protocol, NULL };
 		execv(m.login_path, argv);
@@ -1442,6 +1453,7 @@ int master_run(struct settings *set, bool foreground)
 	const char *dbg = getenv("RINGGATE_DEBUG");
 	m.debug_env = dbg != NULL ? rg_strdup(dbg) : NULL;
 	m.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	m.iplimit_fd = -1;
 	if (sched_getaffinity(0, sizeof(m.cpus), &m.cpus) < 0)
 		CPU_ZERO(&m.cpus);
 
@@ -1476,6 +1488,12 @@ int master_run(struct settings *set, bool foreground)
 		if (tls_settings_ctx_create(set, &ctx, &error) < 0)
 			startup_fatal("%s", error);
 		tls_ctx_free(&ctx);
+	}
+	if (set->login_max_preauth_ip_connections > 0) {
+		m.iplimit_fd = iplimit_create(iplimit_epoch_secs(set->login_timeout));
+		if (m.iplimit_fd < 0)
+			startup_fatal("login_max_preauth_ip_connections: memfd: %s",
+				      strerror(-m.iplimit_fd));
 	}
 	setup_services();
 	if (!foreground)
