@@ -48,6 +48,11 @@ static enum backend_result run(const struct backend_login_config *cfg, const uin
 		else
 			CHECK(reply != NULL && strlen(reply) <= BACKEND_MAX_LINE);
 		off += consumed;
+		if (r == BACKEND_STARTTLS) {
+			/* as if the handshake were done: the dialogue goes on */
+			backend_login_tls_started(b);
+			r = BACKEND_MORE;
+		}
 	}
 	backend_login_free(&b);
 	*consumed_r = off;
@@ -62,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	struct backend_login_config cfg = {
 		.pop3 = (data[0] & 1) != 0,
+		.starttls = (data[0] & 0x80) != 0,
 		.user = "user@example.com",
 		.master = (data[0] & 2) != 0 ? "admin" : NULL,
 		.pass = (const uint8_t *)"p\0ss", .pass_len = 4,

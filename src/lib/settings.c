@@ -66,6 +66,7 @@ static const struct set_def global_defs[] = {
 	G(ssl_cipher_list, ST_STR,
 	  "ALL:!kRSA:!SRP:!kDHd:!DSS:!aNULL:!eNULL:!EXPORT:!DES:!3DES:!MD5:!PSK:!RC4:!ADH:!LOW@STRENGTH"),
 	G(ssl_prefer_server_ciphers, ST_BOOL, "no"),
+	G(ssl_client_ca_file, ST_STR, ""),
 	G(disable_plaintext_auth, ST_BOOL, "yes"),
 	G(auth_mechanisms, ST_MECHS, "plain"),
 	G(auth_failure_delay, ST_TIME, "2 secs"),

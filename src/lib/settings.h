@@ -77,6 +77,7 @@ struct settings {
 	char *ssl_min_protocol;  /* default "TLSv1.2" */
 	char *ssl_cipher_list;
 	bool ssl_prefer_server_ciphers;
+	char *ssl_client_ca_file;  /* CAs for backends' certificates (passdb ssl=yes), path */
 
 	bool disable_plaintext_auth; /* default yes */
 	char *auth_mechanisms;       /* default "plain" */

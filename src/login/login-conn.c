@@ -94,6 +94,7 @@ enum proxy_flag {
 	PX_CONNECTING = 1 << 8,		/* backend: the connect is in flight */
 	PX_BACKEND = 1 << 9,		/* the other end is a backend, not a worker */
 	PX_DEAD = 1 << 10,		/* on srv.px_dead */
+	PX_SEND_TLS = 1 << 11,		/* the send in flight is the backend TLS engine's */
 };
 
 /* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
@@ -132,7 +133,13 @@ struct conn_proxy {
 	struct outq *hold;	/* worker output the TLS engine could not take yet */
 	uint64_t in, out;	/* plaintext bytes client->worker, worker->client */
 	struct conn_proxy *dead_next;
+	/* a backend over TLS (passdb ssl= / starttls=): its engine, and
+	 * ciphertext received that the engine could not take yet (paused) */
+	struct tls_conn *tls;
+	struct outq *bin;
 };
+
+enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_IMPLICIT, BACKEND_TLS_STARTTLS };
 
 /* A proxied user's backend (passdb proxy fields): from AUTH_OK until the
  * backend answered the login. pass is wiped once the dialogue has it. */
@@ -146,6 +153,8 @@ struct conn_backend {
 	char *destuser, *master;
 	uint8_t *pass;
 	size_t pass_len;
+	uint8_t tls;		/* enum backend_tls */
+	bool verify;		/* yes: the chain must lead to ssl_client_ca_file */
 };
 
 struct conn {
@@ -206,6 +215,7 @@ static struct {
 	unsigned conns, prelogin, backends;
 	struct conn_proxy *px_dead;	/* retired relays to free after this event */
 	struct login_addr *listen_addrs; /* for proxy_maybe */
+	struct tls_ctx *backend_tls[2];	/* client contexts: any-cert, verifying */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
 	unsigned long long preauth_refused;	/* login_max_preauth_ip_connections */
@@ -235,6 +245,8 @@ static void accept_update(void);
 static void conn_log_end(struct conn *c, const char *reason);
 static void proxy_start(struct conn *c);
 static void proxy_output_room(struct conn_proxy *px);
+static void backend_tls_failed(struct conn_proxy *px, const char *what, const char *error);
+static void backend_tls_feed(struct conn_proxy *px);
 static void conn_backend_free(struct conn_backend **bep);
 static void conn_handoff_abandon(struct conn *c, const char *reason);
 static void cb_send(void *ctx, const void *data, size_t len);
@@ -638,6 +650,9 @@ static void conn_free(struct conn *c)
 		ring_slot_free(srv.ring, px->slot);
 		outq_free(&px->to_worker);
 		outq_free(&px->hold);
+		outq_free(&px->bin);
+		if (px->tls != NULL)
+			tls_conn_free(&px->tls);
 		rg_free(px);
 	}
 	if (c->tls != NULL)
@@ -706,6 +721,33 @@ static void proxy_send_more(struct conn_proxy *px)
 	if ((px->flags & (PX_SEND | PX_CONNECTING)) != 0 || px->c == NULL ||
 	    (px->c->state != CONN_PROXY && px->c->state != CONN_BACKEND))
 		return;
+	if (px->tls != NULL) {
+		/* plaintext into the backend's engine (after its handshake),
+		 * then its records out */
+		const char *error;
+		while (tls_conn_handshake_done(px->tls) && outq_pending(px->to_worker) > 0) {
+			q = px->to_worker;
+			size_t taken = 0;
+			enum tls_result r = tls_conn_write(px->tls, q->data + q->head,
+							   q->tail - q->head, &taken, &error);
+			if (taken > 0)
+				outq_consume(&px->to_worker, taken);
+			if (r == TLS_ERROR) {
+				backend_tls_failed(px, "TLS", error);
+				return;
+			}
+			if (taken == 0)
+				break;
+		}
+		const uint8_t *data;
+		size_t len;
+		if (tls_conn_pending_output(px->tls, &data, &len)) {
+			px->flags |= PX_SEND | PX_SEND_TLS;
+			ring_send(srv.ring, px->slot, px->fd, data, len);
+			return;
+		}
+		q = px->to_worker;
+	}
 	if (outq_pending(q) == 0) {
 		if ((px->flags & (PX_CLIENT_EOF | PX_SHUT)) == PX_CLIENT_EOF) {
 			/* the client is done: the worker reads EOF, ends the
@@ -804,7 +846,10 @@ static void proxy_output_room(struct conn_proxy *px)
 	}
 	if ((px->flags & PX_PAUSED) != 0) {
 		px->flags &= (uint16_t)~PX_PAUSED;
-		if ((px->flags & PX_RECV_CANCELLED) == 0)
+		/* a TLS backend: records already received come first */
+		if (px->tls != NULL)
+			backend_tls_feed(px);
+		if ((px->flags & (PX_RECV_CANCELLED | PX_PAUSED)) == 0 && px->c != NULL)
 			proxy_recv_arm(px);
 	}
 }
@@ -934,9 +979,25 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 		}
 		port = (unsigned)n;
 	}
-	if (extra_get(extra, "ssl", v, sizeof(v)) || extra_get(extra, "starttls", v, sizeof(v))) {
-		log_error("proxy(%s): ssl/starttls to a backend is not supported yet", user);
-		return false;
+	uint8_t tls_mode = BACKEND_TLS_NONE;
+	bool verify = false;
+	if (extra_get(extra, "ssl", v, sizeof(v)))
+		tls_mode = BACKEND_TLS_IMPLICIT;
+	else if (extra_get(extra, "starttls", v, sizeof(v)))
+		tls_mode = BACKEND_TLS_STARTTLS;
+	if (tls_mode != BACKEND_TLS_NONE) {
+		/* Dovecot's values: yes verifies the certificate, any-cert not */
+		if (strcmp(v, "yes") == 0) {
+			verify = true;
+		} else if (strcmp(v, "any-cert") != 0) {
+			log_error("proxy(%s): invalid %s value '%s' (yes or any-cert)", user,
+				  tls_mode == BACKEND_TLS_IMPLICIT ? "ssl" : "starttls", v);
+			return false;
+		}
+		if (verify && (srv.set->client_ca_pem == NULL || srv.set->client_ca_pem[0] == '\0')) {
+			log_error("proxy(%s): ssl=yes/starttls=yes needs ssl_client_ca_file", user);
+			return false;
+		}
 	}
 	struct sockaddr_storage ss;
 	socklen_t sslen;
@@ -968,6 +1029,8 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 		return false;
 	}
 	struct conn_backend *be = rg_calloc(1, sizeof(*be));
+	be->tls = tls_mode;
+	be->verify = verify;
 	be->addr = ss;
 	be->addr_len = sslen;
 	memcpy(be->name, name, sizeof(name));
@@ -994,6 +1057,9 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 
 static void proxy_free(struct conn_proxy *px)
 {
+	if (px->tls != NULL)
+		tls_conn_free(&px->tls);
+	outq_free(&px->bin);
 	ring_close(srv.ring, px->fd);
 	ring_slot_free(srv.ring, px->slot);
 	outq_free(&px->to_worker);
@@ -1072,6 +1138,7 @@ static void conn_backend_start(struct conn *c)
 	char rip[64], lip[64];
 	struct backend_login_config bc = {
 		.pop3 = strcmp(srv.set->service, "pop3") == 0,
+		.starttls = be->tls == BACKEND_TLS_STARTTLS,
 		.user = be->destuser != NULL ? be->destuser : c->user,
 		.master = be->master,
 		.pass = be->pass,
@@ -1128,6 +1195,137 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 	conn_recv_arm(c);
 }
 
+/* ---- TLS to the backend ---- */
+
+static struct tls_ctx *backend_tls_ctx(bool verify)
+{
+	struct tls_ctx **ctx = &srv.backend_tls[verify ? 1 : 0];
+	const char *error;
+	if (*ctx == NULL && tls_ctx_create_client(srv.set->client_ca_pem, verify, ctx, &error) < 0) {
+		log_error("proxy: TLS client context: %s", error);
+		*ctx = NULL;
+	}
+	return *ctx;
+}
+
+static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len);
+
+/* the backend's plaintext, wherever the session is */
+static void backend_plain_in(struct conn_proxy *px, const uint8_t *data, size_t len)
+{
+	if (px->c->state == CONN_BACKEND)
+		conn_backend_input(px->c, data, len);
+	else if (px->c->state == CONN_PROXY)
+		proxy_to_client(px, data, len);
+}
+
+/* the backend will send nothing more */
+static void backend_eof(struct conn_proxy *px, bool error)
+{
+	struct conn *c = px->c;
+	if (c->state == CONN_BACKEND) {
+		conn_backend_failed(c, error ? "backend connection failed"
+					     : "backend closed the connection", NULL);
+		return;
+	}
+	px->flags |= PX_WORKER_EOF;
+	if (outq_pending(px->hold) == 0)
+		proxy_finish(px);
+}
+
+static void backend_tls_failed(struct conn_proxy *px, const char *what, const char *error)
+{
+	struct conn *c = px->c;
+	char why[200];
+	snprintf(why, sizeof(why), "%s: %s", what, error != NULL ? error : "failed");
+	if (c->state == CONN_BACKEND) {
+		conn_backend_failed(c, why, NULL);
+	} else if (c->state == CONN_PROXY) {
+		log_debug("conn %u: backend %s", c->slot, why);
+		conn_close(c, true);
+	}
+}
+
+/* Handshake, then every record the engine can decrypt (not while the client
+ * is not taking output: PX_PAUSED). */
+static void backend_tls_pump(struct conn_proxy *px)
+{
+	struct conn *c = px->c;
+	const char *error;
+	if (!tls_conn_handshake_done(px->tls)) {
+		enum tls_result r = tls_conn_handshake(px->tls, &error);
+		if (r == TLS_ERROR) {
+			backend_tls_failed(px, "TLS handshake", error);
+			return;
+		}
+		if (r != TLS_OK) {
+			proxy_send_more(px);
+			return;
+		}
+		log_debug("conn %u: backend %s %s", c->slot, tls_conn_version(px->tls),
+			  tls_conn_cipher(px->tls));
+		if (c->state == CONN_BACKEND && c->be->tls == BACKEND_TLS_STARTTLS)
+			backend_login_tls_started(c->be->login);
+	}
+	uint8_t buf[TLS_READ_CHUNK];
+	while (px->c != NULL && (px->flags & PX_PAUSED) == 0 &&
+	       (c->state == CONN_BACKEND || c->state == CONN_PROXY)) {
+		size_t n = 0;
+		enum tls_result r = tls_conn_read(px->tls, buf, sizeof(buf), &n, &error);
+		if (r == TLS_OK) {
+			backend_plain_in(px, buf, n);
+			continue;
+		}
+		if (r == TLS_CLOSED)
+			backend_eof(px, false);
+		else if (r == TLS_ERROR)
+			backend_tls_failed(px, "TLS", error);
+		break;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (px->c != NULL)
+		proxy_send_more(px);
+}
+
+/* Ciphertext waiting in bin into the engine, as far as it takes it. */
+static void backend_tls_feed(struct conn_proxy *px)
+{
+	/* records the engine already holds first (after a pause) */
+	backend_tls_pump(px);
+	while (px->c != NULL && (px->flags & PX_PAUSED) == 0 && outq_pending(px->bin) > 0) {
+		struct outq *q = px->bin;
+		size_t n = tls_conn_feed(px->tls, q->data + q->head, q->tail - q->head);
+		if (n > 0)
+			outq_consume(&px->bin, n);
+		backend_tls_pump(px);
+		if (n == 0) {
+			if (px->c != NULL && (px->flags & PX_PAUSED) == 0)
+				backend_tls_failed(px, "TLS", "input stalled");
+			break;
+		}
+	}
+	if (px->c == NULL)
+		return;
+	if (outq_pending(px->bin) > PROXY_TO_WORKER_MAX) {
+		/* the client is not reading: stop reading the backend */
+		px->flags |= PX_PAUSED;
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
+						  PX_RECV_CANCELLED);
+	}
+}
+
+static void backend_tls_start(struct conn *c)
+{
+	struct conn_proxy *px = c->px;
+	struct tls_ctx *ctx = backend_tls_ctx(c->be->verify);
+	if (ctx == NULL) {
+		conn_backend_failed(c, "no TLS client context", NULL);
+		return;
+	}
+	px->tls = tls_conn_new(ctx);
+	backend_tls_pump(px); /* the ClientHello */
+}
+
 static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t consumed = 0;
@@ -1162,6 +1360,9 @@ static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 	case BACKEND_OK:
 		conn_backend_ok(c, reply, data + consumed, len - consumed);
 		return;
+	case BACKEND_STARTTLS:
+		backend_tls_start(c);
+		return;
 	}
 }
 
@@ -1187,27 +1388,26 @@ static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 		}
 		log_debug("conn %u: connected to backend %s", c->slot, c->be->name);
 		proxy_recv_arm(px);
-		proxy_send_more(px);
+		if (c->be->tls == BACKEND_TLS_IMPLICIT)
+			backend_tls_start(c);
+		else
+			proxy_send_more(px);
 		break;
 	case RING_OP_RECV:
 		if (!ev->more)
 			px->flags &= (uint16_t)~PX_RECV;
-		if (ev->res > 0) {
-			if (c->state == CONN_PROXY)
-				proxy_to_client(px, ev->data, (size_t)ev->res);
-			else if (c->state == CONN_BACKEND)
-				conn_backend_input(c, ev->data, (size_t)ev->res);
+		if (ev->res > 0 && px->tls != NULL) {
+			if (c->state == CONN_PROXY || c->state == CONN_BACKEND) {
+				outq_append(&px->bin, ev->data, (size_t)ev->res, false);
+				backend_tls_feed(px);
+			}
+		} else if (ev->res > 0) {
+			backend_plain_in(px, ev->data, (size_t)ev->res);
 		} else if (ev->res == 0 || (ev->res != -ENOBUFS && ev->res != -ECANCELED)) {
 			if (ev->res < 0)
 				log_debug("conn %u: worker recv: %s", c->slot, strerror(-ev->res));
-			if (c->state == CONN_BACKEND) {
-				conn_backend_failed(c, ev->res == 0 ? "backend closed the connection"
-								    : "backend connection failed", NULL);
-			} else {
-				px->flags |= PX_WORKER_EOF;
-				if (outq_pending(px->hold) == 0)
-					proxy_finish(px);
-			}
+			if (c->state == CONN_BACKEND || c->state == CONN_PROXY)
+				backend_eof(px, ev->res < 0);
 		}
 		if (px->c == NULL) {
 			/* retired just now */
@@ -1220,8 +1420,9 @@ static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 			proxy_recv_arm(px);
 		}
 		break;
-	case RING_OP_SEND:
-		px->flags &= (uint16_t)~(PX_SEND | PX_SEND_CANCELLED);
+	case RING_OP_SEND: {
+		bool sent_tls = (px->flags & PX_SEND_TLS) != 0;
+		px->flags &= (uint16_t)~(PX_SEND | PX_SEND_CANCELLED | PX_SEND_TLS);
 		if (ev->res <= 0) {
 			if (ev->res != -ECANCELED)
 				log_debug("conn %u: worker send: %s", c->slot, strerror(-ev->res));
@@ -1231,11 +1432,18 @@ static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 				conn_backend_failed(c, "backend connection failed", NULL);
 			break;
 		}
-		outq_consume(&px->to_worker, (size_t)ev->res);
+		if (sent_tls)
+			tls_conn_consume_output(px->tls, (size_t)ev->res);
+		else
+			outq_consume(&px->to_worker, (size_t)ev->res);
 		if (outq_pending(px->to_worker) < PROXY_TO_WORKER_LOW)
 			conn_recv_resume(c);
-		proxy_send_more(px);
+		if (px->tls != NULL && !tls_conn_handshake_done(px->tls))
+			backend_tls_pump(px);
+		else
+			proxy_send_more(px);
 		break;
+	}
 	default:
 		log_fatal("conn %u: unexpected proxy ring op %d", c->slot, (int)ev->op);
 	}

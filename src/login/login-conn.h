@@ -37,6 +37,7 @@ struct login_conn_config {
 	struct tls_ctx *(*tls_build)(void);
 	const struct login_netlist *trusted;
 	const struct login_netlist *haproxy_trusted; /* haproxy_trusted_networks */
+	const char *client_ca_pem;	/* ssl_client_ca_file's text, for ssl=yes backends */
 	/* login_max_preauth_ip_connections (> 0) counted in this shared
 	 * table; NULL: no limit */
 	struct iplimit *iplimit;

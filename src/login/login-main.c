@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -177,6 +178,21 @@ int main(int argc, char **argv)
 	if (svc == NULL)
 		log_fatal("no service %s in the configuration", name);
 
+	/* CAs for proxied users' backends (ssl=yes): read now, before the
+	 * chroot */
+	char *client_ca = NULL;
+	if (set->ssl_client_ca_file[0] != '\0') {
+		FILE *f = fopen(set->ssl_client_ca_file, "r");
+		if (f == NULL)
+			log_fatal("ssl_client_ca_file: %s: %m", set->ssl_client_ca_file);
+		client_ca = rg_calloc(1, 1024 * 1024 + 1);
+		size_t n = fread(client_ca, 1, 1024 * 1024, f);
+		if (ferror(f) || !feof(f))
+			log_fatal("ssl_client_ca_file: %s: unreadable or over 1 MB",
+				  set->ssl_client_ca_file);
+		client_ca[n] = '\0';
+		fclose(f);
+	}
 	struct login_netlist trusted, haproxy_trusted;
 	const char *nerr;
 	if (!login_netlist_parse(set->login_trusted_networks, &trusted, &nerr))
@@ -244,6 +260,10 @@ int main(int argc, char **argv)
 	int rret = login_conn_prepare(svc->service_count);
 	if (rret < 0)
 		log_fatal("io_uring setup failed: %s", strerror(-rret));
+	/* wolfSSL calls localtime() when a backend's certificate fails to
+	 * verify: load the time zone now, before the chroot, or glibc opens
+	 * /etc/localtime under the seccomp filter (SIGSYS) */
+	tzset();
 	drop_privileges(set);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		log_fatal("PR_SET_NO_NEW_PRIVS: %m");
@@ -259,6 +279,7 @@ int main(int argc, char **argv)
 		.tls_build = tls ? tls_build : NULL,
 		.trusted = &trusted,
 		.haproxy_trusted = &haproxy_trusted,
+		.client_ca_pem = client_ca,
 		.iplimit = iplimit,
 		.max_preauth_per_ip = set->login_max_preauth_ip_connections,
 		.login_timeout = set->login_timeout,
@@ -292,6 +313,7 @@ int main(int argc, char **argv)
 	rg_free(fds);
 	rg_free(fd_ssl);
 	rg_free(fd_haproxy);
+	rg_free(client_ca);
 	login_netlist_free(&trusted);
 	login_netlist_free(&haproxy_trusted);
 	iplimit_unmap(&iplimit);

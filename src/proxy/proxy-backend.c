@@ -9,6 +9,8 @@
 
 enum backend_state {
 	B_GREETING,
+	B_STARTTLS,	/* waiting for STARTTLS's / STLS's answer */
+	B_TLS,		/* BACKEND_STARTTLS returned: waiting for the handshake */
 	B_CAPA,		/* IMAP: waiting for "C" (CAPABILITY) */
 	B_LOGIN,	/* IMAP: waiting for "L" (and "I" before it) */
 	B_XCLIENT,	/* POP3 */
@@ -20,7 +22,7 @@ enum backend_state {
  * complete); reply holds the last answer handed out. */
 struct backend_login {
 	enum backend_state state;
-	bool pop3, has_id, sasl_ir, want_cont;
+	bool pop3, has_id, sasl_ir, want_cont, starttls, xclient;
 	backend_send_fn *send;
 	void *ctx;
 	char *user, *master, *rip, *lip, *session;
@@ -36,6 +38,7 @@ struct backend_login *backend_login_new(const struct backend_login_config *cfg,
 {
 	struct backend_login *b = rg_calloc(1, sizeof(*b));
 	b->pop3 = cfg->pop3;
+	b->starttls = cfg->starttls;
 	b->send = send;
 	b->ctx = ctx;
 	b->user = rg_strdup(cfg->user);
@@ -150,7 +153,10 @@ static enum backend_result imap_line(struct backend_login *b, const char **reply
 			*reply_r = "unexpected greeting";
 			return BACKEND_ERROR;
 		}
-		if (starts(line, "* OK [CAPABILITY ")) {
+		if (b->starttls) {
+			send_str(b, "S STARTTLS\r\n");
+			b->state = B_STARTTLS;
+		} else if (starts(line, "* OK [CAPABILITY ")) {
 			imap_caps(b, line + 17);
 			imap_login(b);
 		} else {
@@ -158,6 +164,16 @@ static enum backend_result imap_line(struct backend_login *b, const char **reply
 			b->state = B_CAPA;
 		}
 		return BACKEND_MORE;
+	case B_STARTTLS:
+		if (starts(line, "S OK")) {
+			*reply_r = line;
+			b->state = B_TLS;
+			return BACKEND_STARTTLS;
+		}
+		if (starts(line, "* "))
+			return BACKEND_MORE;
+		*reply_r = "STARTTLS refused";
+		return BACKEND_ERROR;
 	case B_CAPA:
 		if (starts(line, "* CAPABILITY ")) {
 			imap_caps(b, line + 13);
@@ -199,6 +215,36 @@ static enum backend_result imap_line(struct backend_login *b, const char **reply
 	return BACKEND_ERROR;
 }
 
+/* after the greeting (and STLS): XCLIENT if offered, then the login */
+static enum backend_result pop3_after_greeting(struct backend_login *b)
+{
+	if (b->xclient) {
+		char x[256];
+		snprintf(x, sizeof(x), "XCLIENT ADDR=%s PORT=%u SESSION=%s\r\n", b->rip, b->rport,
+			 b->session);
+		send_str(b, x);
+		b->state = B_XCLIENT;
+		return BACKEND_MORE;
+	}
+	send_plain(b, "AUTH PLAIN ");
+	b->state = B_AUTH;
+	return BACKEND_MORE;
+}
+
+void backend_login_tls_started(struct backend_login *b)
+{
+	if (b->state != B_TLS)
+		return;
+	if (b->pop3) {
+		(void)pop3_after_greeting(b);
+		return;
+	}
+	/* capabilities may differ after TLS (RFC 3501 6.2.1) */
+	b->has_id = b->sasl_ir = false;
+	send_str(b, "C CAPABILITY\r\n");
+	b->state = B_CAPA;
+}
+
 static enum backend_result pop3_line(struct backend_login *b, const char **reply_r)
 {
 	const char *line = b->line;
@@ -208,17 +254,21 @@ static enum backend_result pop3_line(struct backend_login *b, const char **reply
 			*reply_r = "unexpected greeting";
 			return BACKEND_ERROR;
 		}
-		if (starts(line, "+OK [XCLIENT]")) {
-			char x[256];
-			snprintf(x, sizeof(x), "XCLIENT ADDR=%s PORT=%u SESSION=%s\r\n", b->rip,
-				 b->rport, b->session);
-			send_str(b, x);
-			b->state = B_XCLIENT;
+		b->xclient = starts(line, "+OK [XCLIENT]");
+		if (b->starttls) {
+			send_str(b, "STLS\r\n");
+			b->state = B_STARTTLS;
 			return BACKEND_MORE;
 		}
-		send_plain(b, "AUTH PLAIN ");
-		b->state = B_AUTH;
-		return BACKEND_MORE;
+		return pop3_after_greeting(b);
+	case B_STARTTLS:
+		if (!starts(line, "+OK")) {
+			*reply_r = "STLS refused";
+			return BACKEND_ERROR;
+		}
+		*reply_r = line;
+		b->state = B_TLS;
+		return BACKEND_STARTTLS;
 	case B_XCLIENT:
 		if (!starts(line, "+OK")) {
 			*reply_r = "XCLIENT refused";
@@ -251,9 +301,9 @@ enum backend_result backend_login_input(struct backend_login *b, const uint8_t *
 					size_t *consumed_r, const char **reply_r)
 {
 	*reply_r = NULL;
-	if (b->state == B_DONE) {
+	if (b->state == B_DONE || b->state == B_TLS) {
 		*consumed_r = 0;
-		*reply_r = "input after the login";
+		*reply_r = b->state == B_TLS ? "plaintext input during STARTTLS" : "input after the login";
 		return BACKEND_ERROR;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -274,6 +324,7 @@ enum backend_result backend_login_input(struct backend_login *b, const uint8_t *
 		b->line_len = 0;
 		enum backend_result r = b->pop3 ? pop3_line(b, reply_r) : imap_line(b, reply_r);
 		if (r != BACKEND_MORE) {
+			/* BACKEND_STARTTLS too: what follows is the handshake's */
 			*consumed_r = i + 1;
 			if (r == BACKEND_ERROR)
 				b->state = B_DONE;

@@ -4,7 +4,8 @@
  * IMAP: greeting (its [CAPABILITY] or a CAPABILITY command), ID with the
  * client's addresses and session when the backend offers ID, then
  * AUTHENTICATE PLAIN (SASL-IR when offered; authzid = user and authcid =
- * master for a master user login). POP3: greeting, XCLIENT ADDR PORT
+ * master for a master user login), after STARTTLS when asked. POP3:
+ * greeting, STLS when asked, XCLIENT ADDR PORT
  * SESSION when the greeting says [XCLIENT], then AUTH PLAIN. The final
  * answer (tagged OK/NO, +OK/-ERR) is returned for relaying to the client.
  *
@@ -23,6 +24,7 @@
 
 struct backend_login_config {
 	bool pop3;
+	bool starttls;		/* STARTTLS / STLS after the greeting (passdb starttls=) */
 	const char *user;	/* the user to log in as (destuser or the user) */
 	const char *master;	/* NULL, or the master user that logs in for user */
 	const uint8_t *pass;	/* the user's (or master's) password */
@@ -37,6 +39,8 @@ enum backend_result {
 	BACKEND_OK,	/* logged in: *reply_r is the answer line */
 	BACKEND_FAIL,	/* the backend refused the login: *reply_r is its answer */
 	BACKEND_ERROR,	/* the backend does not speak the protocol: *reply_r says why */
+	BACKEND_STARTTLS, /* the backend said OK to STARTTLS/STLS: do the TLS
+			   * handshake, then call backend_login_tls_started() */
 };
 
 typedef void backend_send_fn(void *ctx, const void *data, size_t len);
@@ -52,6 +56,9 @@ struct backend_login *backend_login_new(const struct backend_login_config *confi
  * for ERROR a reason for the log; valid until the next call or free. */
 enum backend_result backend_login_input(struct backend_login *b, const uint8_t *data, size_t len,
 					size_t *consumed_r, const char **reply_r);
+/* After BACKEND_STARTTLS, once the handshake is done: the dialogue goes on
+ * (IMAP asks for the capabilities again). */
+void backend_login_tls_started(struct backend_login *b);
 void backend_login_free(struct backend_login **b);
 
 #endif

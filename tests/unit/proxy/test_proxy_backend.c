@@ -193,6 +193,61 @@ static void test_pop3(void **state)
 	       "unexpected reply to AUTH", 15);
 }
 
+/* STARTTLS / STLS: the dialogue stops at the OK (nothing after it is
+ * consumed: the handshake follows), then goes on after the handshake */
+static void test_starttls(void **state)
+{
+	(void)state;
+	struct backend_login_config cfg = imap_cfg;
+	cfg.starttls = true;
+	const char *in = "* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n* x\r\nS OK go\r\n\x16\x03";
+	expect(&cfg, in, BACKEND_STARTTLS, "S STARTTLS\r\n", "S OK go", strlen(in) - 2);
+	expect(&cfg, "* OK hi\r\nS NO never\r\n", BACKEND_ERROR, "S STARTTLS\r\n",
+	       "STARTTLS refused", 21);
+
+	struct sink sink = { .len = 0 };
+	struct backend_login *b = backend_login_new(&cfg, sink_send, &sink);
+	size_t consumed;
+	const char *reply;
+	const char *g = "* OK [CAPABILITY IMAP4rev1 SASL-IR] hi\r\nS OK go\r\n";
+	assert_int_equal(backend_login_input(b, (const uint8_t *)g, strlen(g), &consumed, &reply),
+			 BACKEND_STARTTLS);
+	/* plaintext while the handshake is under way is refused */
+	assert_int_equal(backend_login_input(b, (const uint8_t *)"x", 1, &consumed, &reply),
+			 BACKEND_ERROR);
+	backend_login_free(&b);
+
+	sink.len = 0;
+	b = backend_login_new(&cfg, sink_send, &sink);
+	assert_int_equal(backend_login_input(b, (const uint8_t *)g, strlen(g), &consumed, &reply),
+			 BACKEND_STARTTLS);
+	backend_login_tls_started(b);
+	/* capabilities asked again: those before TLS are forgotten */
+	const char *after = "* CAPABILITY IMAP4rev1 ID\r\nC OK\r\n+ \r\nL OK in\r\n";
+	assert_int_equal(backend_login_input(b, (const uint8_t *)after, strlen(after), &consumed,
+					     &reply), BACKEND_OK);
+	assert_string_equal(sink.out, "S STARTTLS\r\nC CAPABILITY\r\n" ID_LINE
+			    "L AUTHENTICATE PLAIN\r\n" PLAIN_BOB "\r\n");
+	backend_login_free(&b);
+
+	/* POP3: STLS, then XCLIENT as the greeting offered, then AUTH */
+	cfg.pop3 = true;
+	sink.len = 0;
+	sink.out[0] = '\0';
+	b = backend_login_new(&cfg, sink_send, &sink);
+	const char *p = "+OK [XCLIENT] hi\r\n+OK Begin TLS\r\n";
+	assert_int_equal(backend_login_input(b, (const uint8_t *)p, strlen(p), &consumed, &reply),
+			 BACKEND_STARTTLS);
+	backend_login_tls_started(b);
+	p = "+OK\r\n+OK Logged in.\r\n";
+	assert_int_equal(backend_login_input(b, (const uint8_t *)p, strlen(p), &consumed, &reply),
+			 BACKEND_OK);
+	assert_string_equal(sink.out, "STLS\r\nXCLIENT ADDR=192.0.2.1 PORT=4000 SESSION=S3ss10n\r\n"
+			    "AUTH PLAIN " PLAIN_BOB "\r\n");
+	backend_login_free(&b);
+	expect(&cfg, "+OK hi\r\n-ERR no\r\n", BACKEND_ERROR, "STLS\r\n", "STLS refused", 17);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_imap_master_user),
 		cmocka_unit_test(test_imap_errors),
 		cmocka_unit_test(test_pop3),
+		cmocka_unit_test(test_starttls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
