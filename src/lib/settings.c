@@ -73,6 +73,7 @@ static const struct set_def global_defs[] = {
 	G(login_greeting, ST_STR, "ringgate ready."),
 	G(login_trusted_networks, ST_NETWORKS, ""),
 	G(haproxy_trusted_networks, ST_NETWORKS, ""),
+	G(haproxy_timeout, ST_TIME_POS, "3 secs"),
 	G(login_timeout, ST_TIME_POS, "3 mins"),
 	G(login_max_preauth_ip_connections, ST_UINT, "0"),
 	G(default_login_user, ST_NONEMPTY, "dovenull"),

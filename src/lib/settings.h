@@ -85,6 +85,7 @@ struct settings {
 	char *login_greeting;        /* default "ringgate ready." */
 	char *login_trusted_networks;/* space-separated CIDRs, default "" */
 	char *haproxy_trusted_networks;/* peers allowed to send a PROXY header, default "" */
+	unsigned haproxy_timeout;      /* seconds for the PROXY header to arrive, default 3 */
 	unsigned login_timeout;      /* seconds before a pre-login client is dropped, default 180 */
 	/* pre-login connections one address may hold at once, all login
 	 * processes of all services together; 0 = no limit (default) */

@@ -213,6 +213,7 @@ static struct {
 	struct conn *deferred;
 
 	unsigned conns, prelogin, backends;
+	unsigned haproxy_waiting;	/* connections still reading a PROXY header */
 	struct conn_proxy *px_dead;	/* retired relays to free after this event */
 	struct login_addr *listen_addrs; /* for proxy_maybe */
 	struct tls_ctx *backend_tls[2];	/* client contexts: any-cert, verifying */
@@ -657,6 +658,8 @@ static void conn_free(struct conn *c)
 	}
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
+	if ((c->flags & CF_HAPROXY) != 0)
+		srv.haproxy_waiting--;
 	rg_free(c->hp);
 	rg_free(c->user);
 	rg_free(c);
@@ -2156,6 +2159,7 @@ static void conn_accept(int fd, const struct login_src *listener)
 		c->hp = rg_malloc(sizeof(*c->hp));
 		proxy_parser_init(c->hp);
 		c->flags |= CF_HAPROXY | (listener->ssl ? CF_HAPROXY_TLS : 0);
+		srv.haproxy_waiting++;
 		conn_recv_arm(c);
 	} else if (!conn_preauth_admit(c)) {
 		c->flags |= CF_LOGGED;
@@ -2234,6 +2238,7 @@ static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	rg_free(c->hp);
 	c->hp = NULL;
 	c->flags &= (uint16_t)~CF_HAPROXY;
+	srv.haproxy_waiting--;
 	if (!conn_preauth_admit(c)) {
 		/* login_max_preauth_ip_connections, for the header's address */
 		c->flags |= CF_LOGGED;
@@ -2562,6 +2567,23 @@ static void tick(void)
 				c->flags |= CF_LOGGED;
 			}
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
+		}
+	}
+	if (srv.haproxy_waiting > 0 && srv.set->haproxy_timeout > 0) {
+		/* haproxy_timeout: the header must come soon (accept order:
+		 * stop at the first young connection) */
+		for (struct conn *c = srv.live.head; c != NULL; c = next) {
+			next = c->next;
+			if (srv.now - c->accept_time < srv.set->haproxy_timeout)
+				break;
+			if ((c->flags & CF_HAPROXY) == 0 || c->state != CONN_PRELOGIN)
+				continue;
+			char rip[64];
+			log_warning("haproxy: Client timed out (rip=%s)",
+				    login_addr_ip(&c->remote, rip, sizeof(rip)));
+			c->flags |= CF_LOGGED;
+			conn_close(c, true);
+			conn_check(c);
 		}
 	}
 	if (srv.backends > 0) {

@@ -43,6 +43,7 @@ struct login_conn_config {
 	struct iplimit *iplimit;
 	unsigned max_preauth_per_ip;
 	unsigned login_timeout;		/* seconds */
+	unsigned haproxy_timeout;	/* seconds for a PROXY header */
 	unsigned client_limit;		/* never 0 */
 	unsigned service_count;		/* 0 = unlimited */
 	int master_fd, auth_fd;

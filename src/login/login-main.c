@@ -283,6 +283,7 @@ int main(int argc, char **argv)
 		.iplimit = iplimit,
 		.max_preauth_per_ip = set->login_max_preauth_ip_connections,
 		.login_timeout = set->login_timeout,
+		.haproxy_timeout = set->haproxy_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
 		.service_count = svc->service_count,
 		.master_fd = MASTER_FD,

@@ -3,7 +3,8 @@ sent from Python sockets, then real IMAP/POP3 (imaplib/poplib over the
 pre-connected socket). Only haproxy_trusted_networks may send a header
 (127.0.0.1 here; 127.0.0.2 is refused without a greeting, logged); the
 header's addresses replace the socket's in the logs and for auth's per-IP
-penalty; a malformed or truncated header closes that connection only; the
+penalty; a malformed or truncated header closes that connection only, one
+that does not come within haproxy_timeout too; the
 SSL TLV makes the connection secured under ssl = required and hides
 STARTTLS, as in Dovecot."""
 import imaplib
@@ -87,7 +88,7 @@ class HAProxyBase:
         cls.rg = rgenv.Ringgate(
             mode=cls.mode, tls=True, failure_delay="1 secs",
             extra_conf="haproxy_trusted_networks = 127.0.0.1/32 10.1.2.0/24\n"
-                       "ssl = required\n",
+                       "haproxy_timeout = 2 secs\nssl = required\n",
             imap_extra="  inet_listener imap-haproxy {\n    port = %d\n    haproxy = yes\n  }\n"
                        "  inet_listener imaps-haproxy {\n    port = %d\n    ssl = yes\n"
                        "    haproxy = yes\n  }\n" % (cls.hp_imap, cls.hp_imaps),
@@ -215,6 +216,18 @@ class HAProxyBase:
         good.sendall(b"a NOOP\r\n")
         self.assertIn(b"a OK", rgenv.recv_until(good, b"a OK"))
         good.close()
+
+    def test_header_timeout(self):
+        # haproxy_timeout: a peer that sends half a header (or nothing) is
+        # dropped after 2 s, without a greeting
+        for data in (b"", b"PROXY TCP4 192.0.2.77"):
+            s = connect(self.hp_imap)
+            s.sendall(data)
+            start = time.monotonic()
+            self.assertTrue(closed_without_data(s, timeout=30))
+            self.assertGreaterEqual(time.monotonic() - start, 0.9)
+            s.close()
+        self.wait_log("haproxy: Client timed out (rip=127.0.0.1)")
 
     def test_implicit_tls_after_header(self):
         s = connect(self.hp_imaps)
