@@ -129,6 +129,15 @@ class ProxyBase:
             "nohost:{PLAIN}pw::::::proxy port=143",
             "mismatch:{PLAIN}front-pass::::::proxy host=127.0.0.1 port=%d destuser=demo" % be_imap,
         ]
+        # proxy_maybe: to ourselves means a local login (userdb fields
+        # needed), to the backend means proxying
+        f = cls.front
+        entries += [
+            "maybelocal:{PLAIN}pw:%d:%d::%s::proxy_maybe host=127.0.0.1 port=%d"
+            % (f.uid, f.gid, f.home("x"), f.imap_port),
+            "mayberemote:{PLAIN}pw:%d:%d::%s::proxy_maybe host=127.0.0.1 port=%d destuser=demo "
+            "pass=demo-pass" % (f.uid, f.gid, f.home("x"), be_imap),
+        ]
         with open(cls.front.passwd, "w") as f:
             f.write("\n".join(entries) + "\n")
         cls.front.start()
@@ -226,6 +235,21 @@ class ProxyBase:
         self.assertTrue(reply.startswith(b"a NO"), reply)
         t.close()
         self.wait_log(self.backend, "passwd-file(demo,127.0.0.2): Password mismatch")
+
+    def test_proxy_maybe(self):
+        m = imaplib.IMAP4("127.0.0.1", self.front.imap_port, timeout=30)
+        self.assertEqual(m.login("maybelocal", "pw")[0], "OK")
+        self.assertEqual(m.select("INBOX")[1], [b"3"])
+        m.logout()
+        # a local worker served it: master's hand-off line, no proxying
+        self.wait_log(self.front, "Login: user=<maybelocal>, method=PLAIN")
+        self.assertNotIn("proxy(maybelocal)", self.front.logs())
+        m = imaplib.IMAP4("127.0.0.1", self.front.imap_port, timeout=30)
+        self.assertEqual(m.login("mayberemote", "pw")[0], "OK")
+        self.assertEqual(m.select("INBOX")[1], [b"3"])
+        m.logout()
+        self.wait_log(self.front, "proxy(mayberemote): started proxying to 127.0.0.1:%d"
+                      % self.backend.imap_port)
 
     def test_pipelined_after_login_reaches_backend(self):
         s = self.raw(self.front.imap_port)
