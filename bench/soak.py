@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -33,6 +34,8 @@ from run import proc_children_tree, pss_bytes  # noqa: E402
 
 CHUNKS = 10
 WARMUP = 2000  # high-security: a tenth
+# a log line that fails the run (not "Error:": a client's bad input is logged so)
+PROBLEM = re.compile(r"Fatal: |Panic|AddressSanitizer|LeakSanitizer|runtime error|killed with signal")
 TLS_SHARE = 20  # one session in TLS_SHARE is an imaps one
 
 
@@ -118,8 +121,7 @@ def soak(build, mode, sessions, tolerance):
         rows.append(("end (settled)", done, errors, end))
         ok = (errors == 0 and end["fds"] == start["fds"] and end["procs"] == start["procs"] and
               end["pss"] <= start["pss"] * (1 + tolerance / 100.0) + 256 * 1024)
-        problems = [l for l in rg.logs().splitlines()
-                    if "Panic" in l or "Fatal" in l or "ASan" in l or "leak" in l.lower()]
+        problems = [l for l in rg.logs().splitlines() if PROBLEM.search(l)]
         ok = ok and not problems
         return {"mode": mode, "sessions": done, "errors": errors, "elapsed": elapsed,
                 "rows": rows, "ok": ok, "problems": problems[:5]}
