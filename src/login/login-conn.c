@@ -95,6 +95,7 @@ enum proxy_flag {
 	PX_BACKEND = 1 << 9,		/* the other end is a backend, not a worker */
 	PX_DEAD = 1 << 10,		/* on srv.px_dead */
 	PX_SEND_TLS = 1 << 11,		/* the send in flight is the backend TLS engine's */
+	PX_CONNECT_CANCELLED = 1 << 12,
 };
 
 /* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
@@ -1086,8 +1087,8 @@ static void proxy_retire(struct conn_proxy *px)
 {
 	px->c->px = NULL;
 	px->c = NULL;
-	if ((px->flags & PX_CONNECTING) != 0)
-		ring_cancel(srv.ring, px->slot, RING_OP_CONNECT);
+	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_CONNECT, px->flags, PX_CONNECTING,
+					  PX_CONNECT_CANCELLED);
 	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
 	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
 	if (ring_slot_inflight(srv.ring, px->slot) == 0)
@@ -1751,6 +1752,9 @@ static void conn_check(struct conn *c)
 	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_SEND, c->flags, CF_SEND, CF_SEND_CANCELLED);
 	struct conn_proxy *px = c->px;
 	if (px != NULL) {
+		/* a connect to an unreachable backend may take minutes */
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_CONNECT, px->flags, PX_CONNECTING,
+						  PX_CONNECT_CANCELLED);
 		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
 		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
 	}

@@ -108,6 +108,20 @@ class ProxyBase:
         cls.staller = socket.socket()
         cls.staller.bind(("127.0.0.1", 0))
         cls.staller.listen(16)
+        # a backend whose accept queue is full: the connect itself hangs
+        # (SYNs dropped) until proxy_timeout
+        cls.full = socket.socket()
+        cls.full.bind(("127.0.0.1", 0))
+        cls.full.listen(0)
+        cls.fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(cls.full.getsockname())
+            except BlockingIOError:
+                pass
+            cls.fillers.append(f)
         cls.scripted = ScriptedBackend()
         cls.scripted_pop3 = ScriptedBackend(pop3=True)
         cls.refusing = ScriptedBackend(login_reply=b"NO [AUTHENTICATIONFAILED] backend says no")
@@ -127,6 +141,8 @@ class ProxyBase:
             "xc:{PLAIN}xc-pass::::::proxy host=127.0.0.1 port=%d" % cls.scripted_pop3.port,
             "refused:{PLAIN}pw::::::proxy host=127.0.0.1 port=%d" % cls.refusing.port,
             "nohost:{PLAIN}pw::::::proxy port=143",
+            "hang:{PLAIN}pw::::::proxy host=127.0.0.1 port=%d proxy_timeout=2"
+            % cls.full.getsockname()[1],
             "mismatch:{PLAIN}front-pass::::::proxy host=127.0.0.1 port=%d destuser=demo" % be_imap,
         ]
         # proxy_maybe: to ourselves means a local login (userdb fields
@@ -148,6 +164,9 @@ class ProxyBase:
         cls.front.cleanup()
         cls.backend.cleanup()
         cls.staller.close()
+        cls.full.close()
+        for f in cls.fillers:
+            f.close()
         for b in (cls.scripted, cls.scripted_pop3, cls.refusing):
             b.close()
 
@@ -299,6 +318,21 @@ class ProxyBase:
         s.sendall(b"b NOOP\r\n")
         self.assertIn(b"b OK", rgenv.recv_until(s, b"b OK"))
         s.close()
+
+    def test_connect_hanging(self):
+        # the connect never completes: proxy_timeout ends it; a client that
+        # leaves while its connect hangs does not hold the process
+        s = self.raw(self.front.imap_port)
+        s.sendall(b"a LOGIN hang pw\r\n")
+        reply = rgenv.recv_until(s, b"\r\n", timeout=30)
+        self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+        self.wait_log(self.front, "proxy(hang): 127.0.0.1:%d: timed out" % self.full.getsockname()[1])
+        s.sendall(b"b LOGIN hang pw\r\n")
+        time.sleep(0.3)
+        s.close()
+        m = imaplib.IMAP4("127.0.0.1", self.front.imap_port, timeout=30)
+        self.assertEqual(m.login("demo", "demo-pass")[0], "OK")
+        m.logout()
 
     def test_nologin_reason(self):
         s = self.raw(self.front.imap_port)
