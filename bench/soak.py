@@ -24,6 +24,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,7 +90,8 @@ def rgbench(build, port, sessions, tls, clients):
 
 def soak(build, mode, sessions, tolerance):
     os.environ["RINGGATE_BUILD"] = build
-    rg = rgenv.Ringgate(mode=mode, tls=True,
+    # its own directory name: test suites tidy up ringgate-test-* behind them
+    rg = rgenv.Ringgate(mode=mode, tls=True, workdir=tempfile.mkdtemp(prefix="ringgate-soak-"),
                         service_extra="  process_limit = 1000\n",
                         extra_conf="default_process_limit = 1000\n").start()
     try:
