@@ -1172,6 +1172,8 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 				     : rg_strdup_printf("%s\r\n", reply);
 	cb_send(c, line, strlen(line));
 	rg_free(line);
+	if (c->state == CONN_CLOSING)
+		return; /* the client does not read: conn_free() cleans up */
 	char rip[64], lip[64], user[80];
 	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 	log_info("proxy(%s): started proxying to %s: rip=%s, lip=%s, session=<%s>", user,
