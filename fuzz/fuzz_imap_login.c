@@ -114,6 +114,14 @@ static void fz_starttls(void *ctx)
 	check(!f->disconnected && !f->auth_open);
 }
 
+static void fz_forward(void *ctx, const char *key, const char *value)
+{
+	(void)ctx;
+	/* only the five keys, values whole C strings */
+	if (key == NULL || value == NULL || strlen(key) > 7 || strlen(value) > 8192)
+		abort();
+}
+
 static const struct login_callbacks fz_callbacks = {
 	.send = fz_send,
 	.auth_begin = fz_auth_begin,
@@ -122,6 +130,7 @@ static const struct login_callbacks fz_callbacks = {
 	.handoff = fz_handoff,
 	.disconnect = fz_disconnect,
 	.starttls = fz_starttls,
+	.forward = fz_forward,
 };
 
 /* master's answer to a hand-off: take the client, or fail and go on; unless
@@ -188,6 +197,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.mechanisms = (mode & 0x80) ? "PLAIN LOGIN CRAM-MD5" : "PLAIN LOGIN",
 		.plaintext_auth_allowed = (mode & 0x40) == 0,
 		.starttls_available = (mode & 0x20) != 0,
+		.trusted = (mode & 0x01) != 0, /* ID x-originating-* forwarded */
 	};
 	size_t chunk = 1 + (mode & 0x1f) * 37u;
 	data++;

@@ -89,6 +89,13 @@ static void f_starttls(void *ctx)
 	CHECK(!f->disconnected);
 }
 
+static void f_forward(void *ctx, const char *key, const char *value)
+{
+	struct fuzz_ctx *f = ctx;
+	CHECK(!f->disconnected);
+	CHECK(key != NULL && value != NULL && strlen(key) <= 7);
+}
+
 static const struct login_callbacks fuzz_cb = {
 	.send = f_send,
 	.auth_begin = f_auth_begin,
@@ -97,6 +104,7 @@ static const struct login_callbacks fuzz_cb = {
 	.handoff = f_handoff,
 	.disconnect = f_disconnect,
 	.starttls = f_starttls,
+	.forward = f_forward,
 };
 
 static void fuzz_answer_auth(struct fuzz_ctx *f, const uint8_t *data, size_t len)
@@ -136,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.secured = (data[0] & 4) != 0,
 		.plaintext_auth_allowed = (data[0] & 8) != 0,
 		.starttls_available = (data[0] & 16) != 0,
+		.trusted = (data[0] & 32) != 0, /* XCLIENT allowed */
 	};
 	struct fuzz_ctx f = { 0 };
 	f.s = p->create(&cfg, &fuzz_cb, &f);

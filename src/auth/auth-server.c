@@ -328,6 +328,59 @@ static struct auth_user *userdb_build(struct auth_server *srv, const struct pass
 	return u;
 }
 
+/* passdb extra fields for the login process: not the userdb_ ones, and not
+ * pass (it travels as F_PASS) */
+static char *passdb_extra(const struct passwd_entry *e)
+{
+	char *extra = rg_strdup("");
+	for (unsigned i = 0; i < e->extra_count; i++) {
+		const char *x = e->extra[i];
+		if (strncmp(x, "userdb_", 7) != 0 && strncmp(x, "pass=", 5) != 0)
+			extra_append(&extra, x);
+	}
+	return extra;
+}
+
+/* The backend password: the passdb's pass field (a master user's password),
+ * else what the client gave (as Dovecot does). */
+static size_t proxy_pass_len(const struct auth_request *req, const struct passwd_entry *e)
+{
+	const char *pass = passwd_entry_field(e, "pass");
+	return (pass != NULL ? strlen(pass) : req->sasl.pass_len) + 8;
+}
+
+static void proxy_add_pass(struct auth_server *srv, struct auth_request *req,
+			   const struct passwd_entry *e)
+{
+	const char *pass = passwd_entry_field(e, "pass");
+	if (pass != NULL)
+		ipc_msg_add_str(&srv->msg, IPC_F_PASS, pass);
+	else
+		ipc_msg_add(&srv->msg, IPC_F_PASS, req->sasl.pass, req->sasl.pass_len);
+}
+
+/* A user whose passdb entry says proxy: AUTH_OK with the extra fields and
+ * the password, no userdb lookup and no cookie (master never sees it). */
+static void request_proxy(struct auth_server *srv, struct auth_request *req,
+			  const struct passwd_entry *e, const char *logname)
+{
+	char *extra = passdb_extra(e);
+	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
+	if (strlen(e->user) + strlen(extra) + proxy_pass_len(req, e) + 3 * 8 >
+	    ipc_msg_room(&srv->msg)) {
+		log_error("passwd-file(%s): fields too long for IPC", logname);
+		rg_free(extra);
+		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		return;
+	}
+	ipc_msg_add_str(&srv->msg, IPC_F_USER, e->user);
+	ipc_msg_add_str(&srv->msg, IPC_F_EXTRA, extra);
+	rg_free(extra);
+	proxy_add_pass(srv, req, e);
+	log_debug("passwd-file(%s,%s): authenticated, proxied", logname, req->rip);
+	request_reply(srv, req);
+}
+
 static void request_success(struct auth_server *srv, struct auth_request *req,
 			    const struct passwd_entry *e, const char *logname)
 {
@@ -344,6 +397,16 @@ static void request_success(struct auth_server *srv, struct auth_request *req,
 			 reason : REASON_NOLOGIN);
 		log_info("passwd-file(%s,%s): login disabled (nologin)", logname, req->rip);
 		request_fail_now(srv, req, rbuf, false, e->user);
+		return;
+	}
+
+	/* Dovecot's proxy fields: the login process logs in to host itself.
+	 * proxy: no userdb lookup, no cookie. proxy_maybe: both, since the
+	 * login process may find that host is itself and hand off locally. */
+	bool proxy = passwd_entry_field(e, "proxy") != NULL;
+	bool proxy_maybe = passwd_entry_field(e, "proxy_maybe") != NULL;
+	if (proxy && !proxy_maybe) {
+		request_proxy(srv, req, e, logname);
 		return;
 	}
 
@@ -367,12 +430,9 @@ static void request_success(struct auth_server *srv, struct auth_request *req,
 	}
 
 	/* passdb extra fields travel with AUTH_OK (proxy, host, …) */
-	char *extra = rg_strdup("");
-	for (unsigned i = 0; i < e->extra_count; i++) {
-		if (strncmp(e->extra[i], "userdb_", 7) != 0)
-			extra_append(&extra, e->extra[i]);
-	}
-	size_t need = strlen(e->user) + COOKIE_HEX_LEN + strlen(extra) + 3 * 8;
+	char *extra = passdb_extra(e);
+	size_t need = strlen(e->user) + COOKIE_HEX_LEN + strlen(extra) + 3 * 8 +
+		      proxy_pass_len(req, e);
 	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
 	if (need > ipc_msg_room(&srv->msg) ||
 	    strlen(u->user) + strlen(u->home) + strlen(u->mail) + strlen(u->extra) + 128 >
@@ -398,6 +458,8 @@ static void request_success(struct auth_server *srv, struct auth_request *req,
 	if (extra[0] != '\0')
 		ipc_msg_add_str(&srv->msg, IPC_F_EXTRA, extra);
 	rg_free(extra);
+	if (proxy_maybe)
+		proxy_add_pass(srv, req, e);
 	explicit_bzero(cookie, sizeof(cookie));
 	log_debug("passwd-file(%s,%s): authenticated", logname, req->rip);
 	request_reply(srv, req);
@@ -433,7 +495,8 @@ static void request_verify(struct auth_server *srv, struct auth_request *req)
 						    req->sasl.pass_len);
 	switch (res) {
 	case SCHEME_OK:
-		sasl_clear(&req->sasl);
+		/* request_success() may need the password (proxy); the
+		 * reply frees the request, which wipes it */
 		request_success(srv, req, e, logname);
 		return;
 	case SCHEME_MISMATCH:

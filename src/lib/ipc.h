@@ -76,6 +76,7 @@ enum ipc_field {
 	IPC_F_TOTAL,     /* LOGIN_STATUS: connections accepted since start */
 	IPC_F_TLS,       /* "1": the client talks TLS to the login process */
 	IPC_F_TICKET_KEYS, /* 48 bytes current key, then 48 bytes previous (or none) */
+	IPC_F_PASS,      /* AUTH_OK of a proxied user: the password for the backend */
 	IPC_F_COUNT
 };
 

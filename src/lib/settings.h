@@ -79,12 +79,15 @@ struct settings {
 	bool ssl_prefer_server_ciphers;
 	char *ssl_curve_list;    /* "X25519:P-256": key exchange groups in order,
 				    canonical names; "" = the built-in order */
+	char *ssl_client_ca_file;  /* CAs for backends' certificates (passdb ssl=yes), path */
 
 	bool disable_plaintext_auth; /* default yes */
 	char *auth_mechanisms;       /* default "plain" */
 	unsigned auth_failure_delay; /* seconds, default 2 */
 	char *login_greeting;        /* default "ringgate ready." */
 	char *login_trusted_networks;/* space-separated CIDRs, default "" */
+	char *haproxy_trusted_networks;/* peers allowed to send a PROXY header, default "" */
+	unsigned haproxy_timeout;      /* seconds for the PROXY header to arrive, default 3 */
 	unsigned login_timeout;      /* seconds before a pre-login client is dropped, default 180 */
 	/* pre-login connections one address may hold at once, all login
 	 * processes of all services together; 0 = no limit (default) */

@@ -50,6 +50,7 @@ struct login_session {
 	bool plaintext_auth_allowed;
 	bool starttls_available; /* and cb->starttls set */
 	bool discard_input;      /* drop the rest of this input (after STARTTLS) */
+	bool trusted;            /* may forward x-originating-* in ID */
 
 	enum imap_state state;
 	struct imap_parser parser;
@@ -243,6 +244,25 @@ static void cmd_id(struct login_session *s, const char *tag,
 	if (!ok) {
 		imap_bad(s, tag, "Invalid ID parameters");
 		return;
+	}
+	if (s->trusted && s->cb->forward != NULL && args[0].type == IMAP_ARG_LIST) {
+		/* as Dovecot: a proxy in login_trusted_networks tells who its
+		 * client is */
+		static const char *const keys[][2] = {
+			{ "x-originating-ip", "rip" }, { "x-originating-port", "rport" },
+			{ "x-connected-ip", "lip" }, { "x-connected-port", "lport" },
+			{ "x-session-id", "session" },
+		};
+		for (unsigned int i = 0; i + 1 < args[0].list_count; i += 2) {
+			const struct imap_arg *k = &args[1 + i], *v = &args[2 + i];
+			if (v->type == IMAP_ARG_NIL || v->type == IMAP_ARG_LIST ||
+			    k->type == IMAP_ARG_LIST)
+				continue;
+			for (unsigned int j = 0; j < sizeof(keys) / sizeof(keys[0]); j++) {
+				if (strcasecmp(k->str, keys[j][0]) == 0)
+					s->cb->forward(s->ctx, keys[j][1], v->str);
+			}
+		}
 	}
 	imap_send(s, "* ID (\"name\" \"ringgate\")\r\n%s OK ID completed.\r\n", tag);
 }
@@ -540,6 +560,7 @@ static struct login_session *imap_create(const struct login_proto_config *config
 {
 	struct login_session *s = rg_calloc(1, sizeof(*s));
 	s->cb = cb;
+	s->trusted = config->trusted;
 	s->ctx = ctx;
 	s->greeting = sanitize_dup(config->greeting != NULL ? config->greeting :
 				   IMAP_DEFAULT_GREETING);
@@ -597,7 +618,14 @@ static void imap_auth_reply(struct login_session *s, enum login_auth_result resu
 	case LOGIN_AUTH_FAIL:
 		s->auth_tag = NULL;
 		auth_finished(s);
-		imap_send(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", tag);
+		if (reason != NULL && reason[0] != '\0') {
+			/* passdb nologin + reason: as Dovecot, an ALERT */
+			char *text = sanitize_dup(reason);
+			imap_send(s, "%s NO [ALERT] %s\r\n", tag, text);
+			rg_free(text);
+		} else {
+			imap_send(s, "%s NO [AUTHENTICATIONFAILED] Authentication failed.\r\n", tag);
+		}
 		rg_free(tag);
 		break;
 	case LOGIN_AUTH_TEMPFAIL: {

@@ -4,13 +4,17 @@
 #include "lib/ipc.h"
 #include "lib/iplimit.h"
 #include "lib/log.h"
+#include "proxy/proxy-backend.h"
+#include "proxy/proxy-protocol.h"
 #include "ring/ring.h"
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -48,13 +52,15 @@ enum conn_state {
 	CONN_PRELOGIN,		/* reading commands (or the TLS handshake) */
 	CONN_AUTHENTICATING,	/* a request is at auth */
 	CONN_HANDOFF,		/* logged in: draining reads, then at master */
+	CONN_BACKEND,		/* logged in, proxied: connecting/logging in to the backend */
 	CONN_PROXY,		/* TLS client logged in: we relay plaintext to its worker */
 	CONN_CLOSING,		/* flushing output, then waiting for the ring */
 };
 
 static const char *const conn_state_names[] = {
 	[CONN_PRELOGIN] = "prelogin", [CONN_AUTHENTICATING] = "authenticating",
-	[CONN_HANDOFF] = "handoff", [CONN_PROXY] = "proxy", [CONN_CLOSING] = "closing",
+	[CONN_HANDOFF] = "handoff", [CONN_BACKEND] = "backend", [CONN_PROXY] = "proxy",
+	[CONN_CLOSING] = "closing",
 };
 
 enum conn_flag {
@@ -71,6 +77,9 @@ enum conn_flag {
 	CF_TLS = 1 << 10,		/* the client talks TLS (implicit, or after STARTTLS) */
 	CF_SEND_TLS = 1 << 11,		/* the send in flight is from the TLS engine */
 	CF_PAUSED = 1 << 12,		/* proxy: not reading the client (worker behind) */
+	CF_HAPROXY = 1 << 13,		/* reading the PROXY header (haproxy = yes) */
+	CF_HAPROXY_TLS = 1 << 14,	/* ... on an implicit TLS listener: TLS follows it */
+	CF_HAPROXY_SSL = 1 << 15,	/* the header says the client spoke TLS to the proxy */
 };
 
 enum proxy_flag {
@@ -82,6 +91,11 @@ enum proxy_flag {
 	PX_WORKER_EOF = 1 << 5,
 	PX_CLIENT_EOF = 1 << 6,
 	PX_SHUT = 1 << 7,		/* the worker was told EOF (SHUT_WR) */
+	PX_CONNECTING = 1 << 8,		/* backend: the connect is in flight */
+	PX_BACKEND = 1 << 9,		/* the other end is a backend, not a worker */
+	PX_DEAD = 1 << 10,		/* on srv.px_dead */
+	PX_SEND_TLS = 1 << 11,		/* the send in flight is the backend TLS engine's */
+	PX_CONNECT_CANCELLED = 1 << 12,
 };
 
 /* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
@@ -106,16 +120,42 @@ struct conn_handoff {
 
 struct conn;
 
-/* A logged-in TLS client's relay to its worker (CONN_PROXY only). */
+/* A logged-in TLS client's relay to its worker, or any client's relay to
+ * its backend (CONN_BACKEND, CONN_PROXY). "worker" below is either. c is
+ * NULL once retired (a backend given up): it waits for its operations to
+ * end, then is freed. */
 struct conn_proxy {
 	uint8_t kind;		/* OWNER_PROXY */
-	uint8_t flags;		/* enum proxy_flag */
+	uint16_t flags;		/* enum proxy_flag */
 	int fd;			/* our end of the worker's socketpair */
 	uint32_t slot;
 	struct conn *c;
 	struct outq *to_worker;	/* plaintext from the client */
 	struct outq *hold;	/* worker output the TLS engine could not take yet */
 	uint64_t in, out;	/* plaintext bytes client->worker, worker->client */
+	struct conn_proxy *dead_next;
+	/* a backend over TLS (passdb ssl= / starttls=): its engine, and
+	 * ciphertext received that the engine could not take yet (paused) */
+	struct tls_conn *tls;
+	struct outq *bin;
+};
+
+enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_IMPLICIT, BACKEND_TLS_STARTTLS };
+
+/* A proxied user's backend (passdb proxy fields): from AUTH_OK until the
+ * backend answered the login. pass is wiped once the dialogue has it. */
+struct conn_backend {
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char name[72];		/* host:port, for the logs */
+	unsigned timeout;	/* proxy_timeout, seconds: connect and login */
+	uint32_t deadline;
+	struct backend_login *login;
+	char *destuser, *master;
+	uint8_t *pass;
+	size_t pass_len;
+	uint8_t tls;		/* enum backend_tls */
+	bool verify;		/* yes: the chain must lead to ssl_client_ca_file */
 };
 
 struct conn {
@@ -134,6 +174,8 @@ struct conn {
 	struct conn_handoff *ho;
 	struct tls_conn *tls;		/* from the first handshake byte on */
 	struct conn_proxy *px;
+	struct conn_backend *be;	/* proxied user, until the backend login ends */
+	struct proxy_parser *hp;	/* only while CF_HAPROXY */
 	char *user;			/* as auth named it, for the log */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
@@ -146,6 +188,7 @@ struct conn {
 struct login_src {
 	uint8_t kind;
 	bool ssl;	/* listener: implicit TLS */
+	bool haproxy;	/* listener: a PROXY header comes first */
 	bool armed;	/* listener: an accept is in flight */
 	bool cancelling;
 	int fd;
@@ -170,7 +213,11 @@ static struct {
 	struct conn_list closing;
 	struct conn *deferred;
 
-	unsigned conns, prelogin;
+	unsigned conns, prelogin, backends;
+	unsigned haproxy_waiting;	/* connections still reading a PROXY header */
+	struct conn_proxy *px_dead;	/* retired relays to free after this event */
+	struct login_addr *listen_addrs; /* for proxy_maybe */
+	struct tls_ctx *backend_tls[2];	/* client contexts: any-cert, verifying */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
 	unsigned long long preauth_refused;	/* login_max_preauth_ip_connections */
@@ -199,6 +246,12 @@ static void login_status(void);
 static void accept_update(void);
 static void conn_log_end(struct conn *c, const char *reason);
 static void proxy_start(struct conn *c);
+static void proxy_output_room(struct conn_proxy *px);
+static void backend_tls_failed(struct conn_proxy *px, const char *what, const char *error);
+static void backend_tls_feed(struct conn_proxy *px);
+static void conn_backend_free(struct conn_backend **bep);
+static void conn_handoff_abandon(struct conn *c, const char *reason);
+static void cb_send(void *ctx, const void *data, size_t len);
 
 /* bytes a logged-in client sent while its hand-off is under way */
 static void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len)
@@ -259,7 +312,8 @@ static void list_del(struct conn_list *l, struct conn *c)
 
 static bool state_prelogin(enum conn_state s)
 {
-	return s == CONN_PRELOGIN || s == CONN_AUTHENTICATING || s == CONN_HANDOFF;
+	return s == CONN_PRELOGIN || s == CONN_AUTHENTICATING || s == CONN_HANDOFF ||
+	       s == CONN_BACKEND;
 }
 
 /* the one place a connection changes state */
@@ -276,6 +330,10 @@ static void conn_set_state(struct conn *c, enum conn_state state)
 		if (state == CONN_PROXY)
 			login_status();
 	}
+	if (old == CONN_BACKEND)
+		srv.backends--;
+	if (state == CONN_BACKEND)
+		srv.backends++;
 	if (state == CONN_CLOSING) {
 		list_del(&srv.live, c);
 		list_add(&srv.closing, c);
@@ -538,6 +596,10 @@ static void conn_on_send(struct conn *c, int res)
 		conn_tls_output_room(c);
 	} else {
 		outq_consume(&c->out, (size_t)res);
+		/* a plaintext client of a backend took some: read the backend again */
+		if (c->px != NULL && c->tls == NULL && c->state == CONN_PROXY &&
+		    outq_pending(c->out) < PROXY_TO_WORKER_LOW)
+			proxy_output_room(c->px);
 	}
 	conn_send_more(c);
 }
@@ -574,18 +636,32 @@ static void conn_free(struct conn *c)
 		rg_free(c->ho->tag);
 		rg_free(c->ho);
 	}
+	conn_backend_free(&c->be);
 	if (c->px != NULL) {
 		struct conn_proxy *px = c->px;
+		if ((px->flags & (PX_BACKEND | PX_CONNECTING)) == PX_BACKEND && c->user != NULL) {
+			char user[80];
+			log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+			log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
+				 (unsigned long long)px->in, (unsigned long long)px->out,
+				 c->session_id);
+		}
 		log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot,
 			  (unsigned long long)px->in, (unsigned long long)px->out);
 		ring_close(srv.ring, px->fd);
 		ring_slot_free(srv.ring, px->slot);
 		outq_free(&px->to_worker);
 		outq_free(&px->hold);
+		outq_free(&px->bin);
+		if (px->tls != NULL)
+			tls_conn_free(&px->tls);
 		rg_free(px);
 	}
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
+	if ((c->flags & CF_HAPROXY) != 0)
+		srv.haproxy_waiting--;
+	rg_free(c->hp);
 	rg_free(c->user);
 	rg_free(c);
 	srv.conns--;
@@ -615,6 +691,8 @@ static bool conn_wants_recv(const struct conn *c)
 	case CONN_HANDOFF:
 		/* a TLS client's later bytes are decrypted into the preread */
 		return (c->flags & CF_TLS) != 0;
+	case CONN_BACKEND:
+		return true; /* into the preread, for the backend */
 	case CONN_PROXY:
 		return (c->flags & CF_PAUSED) == 0 && (c->px->flags & PX_CLIENT_EOF) == 0;
 	case CONN_CLOSING:
@@ -644,8 +722,36 @@ static void conn_recv_resume(struct conn *c)
 static void proxy_send_more(struct conn_proxy *px)
 {
 	struct outq *q = px->to_worker;
-	if ((px->flags & PX_SEND) != 0 || px->c->state != CONN_PROXY)
+	if ((px->flags & (PX_SEND | PX_CONNECTING)) != 0 || px->c == NULL ||
+	    (px->c->state != CONN_PROXY && px->c->state != CONN_BACKEND))
 		return;
+	if (px->tls != NULL) {
+		/* plaintext into the backend's engine (after its handshake),
+		 * then its records out */
+		const char *error;
+		while (tls_conn_handshake_done(px->tls) && outq_pending(px->to_worker) > 0) {
+			q = px->to_worker;
+			size_t taken = 0;
+			enum tls_result r = tls_conn_write(px->tls, q->data + q->head,
+							   q->tail - q->head, &taken, &error);
+			if (taken > 0)
+				outq_consume(&px->to_worker, taken);
+			if (r == TLS_ERROR) {
+				backend_tls_failed(px, "TLS", error);
+				return;
+			}
+			if (taken == 0)
+				break;
+		}
+		const uint8_t *data;
+		size_t len;
+		if (tls_conn_pending_output(px->tls, &data, &len)) {
+			px->flags |= PX_SEND | PX_SEND_TLS;
+			ring_send(srv.ring, px->slot, px->fd, data, len);
+			return;
+		}
+		q = px->to_worker;
+	}
 	if (outq_pending(q) == 0) {
 		if ((px->flags & (PX_CLIENT_EOF | PX_SHUT)) == PX_CLIENT_EOF) {
 			/* the client is done: the worker reads EOF, ends the
@@ -668,7 +774,7 @@ static void proxy_finish(struct conn_proxy *px)
 	const char *error;
 	if (c->state != CONN_PROXY)
 		return;
-	if (tls_conn_shutdown(c->tls, &error) == TLS_ERROR)
+	if (c->tls != NULL && tls_conn_shutdown(c->tls, &error) == TLS_ERROR)
 		log_debug("conn %u: TLS shutdown: %s", c->slot, error);
 	conn_close(c, false);
 	c->deadline = srv.now + PROXY_FLUSH_SECS;
@@ -684,6 +790,18 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 	size_t taken = 0;
 
 	px->out += len;
+	if (c->tls == NULL) {
+		/* a plaintext client (backend proxy): its own output queue is
+		 * the buffer; stop reading the backend while it is full */
+		outq_append(&c->out, data, len, (c->flags & CF_SEND) != 0);
+		if (outq_pending(c->out) > PROXY_TO_WORKER_MAX) {
+			px->flags |= PX_PAUSED;
+			px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
+							  PX_RECV_CANCELLED);
+		}
+		conn_send_more(c);
+		return;
+	}
 	if (outq_pending(px->hold) == 0) {
 		if (tls_conn_write(c->tls, data, len, &taken, &error) == TLS_ERROR) {
 			conn_tls_failed(c, "TLS", error);
@@ -693,15 +811,15 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 	if (taken < len) {
 		outq_append(&px->hold, data + taken, len - taken, false);
 		px->flags |= PX_PAUSED;
-		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
 	}
 	conn_send_more(c);
 }
 
 static void proxy_recv_arm(struct conn_proxy *px)
 {
-	if ((px->flags & (PX_RECV | PX_PAUSED | PX_WORKER_EOF)) == 0 &&
-	    px->c->state == CONN_PROXY) {
+	if ((px->flags & (PX_RECV | PX_PAUSED | PX_WORKER_EOF | PX_CONNECTING)) == 0 &&
+	    px->c != NULL && (px->c->state == CONN_PROXY || px->c->state == CONN_BACKEND)) {
 		px->flags |= PX_RECV;
 		ring_recv(srv.ring, px->slot, px->fd);
 	}
@@ -731,8 +849,11 @@ static void proxy_output_room(struct conn_proxy *px)
 		return;
 	}
 	if ((px->flags & PX_PAUSED) != 0) {
-		px->flags &= (uint8_t)~PX_PAUSED;
-		if ((px->flags & PX_RECV_CANCELLED) == 0)
+		px->flags &= (uint16_t)~PX_PAUSED;
+		/* a TLS backend: records already received come first */
+		if (px->tls != NULL)
+			backend_tls_feed(px);
+		if ((px->flags & (PX_RECV_CANCELLED | PX_PAUSED)) == 0 && px->c != NULL)
 			proxy_recv_arm(px);
 	}
 }
@@ -772,42 +893,563 @@ static void proxy_start(struct conn *c)
 	conn_recv_arm(c);
 }
 
+/* ---- proxying to a backend (passdb proxy fields) ---- */
+
+#define BACKEND_TIMEOUT_DEFAULT 30 /* seconds, as Dovecot's proxy connect timeout */
+#define BACKEND_UNAVAILABLE "Account is temporarily unavailable."
+
+static void conn_backend_free(struct conn_backend **bep)
+{
+	struct conn_backend *be = *bep;
+	if (be == NULL)
+		return;
+	*bep = NULL;
+	backend_login_free(&be->login);
+	if (be->pass != NULL) {
+		explicit_bzero(be->pass, be->pass_len);
+		rg_free(be->pass);
+	}
+	rg_free(be->destuser);
+	rg_free(be->master);
+	rg_free(be);
+}
+
+/* The value of key in TAB-separated key=value fields, copied into out ("" for
+ * a bare key); false when absent or longer than out. */
+static bool extra_get(const char *extra, const char *key, char *out, size_t size)
+{
+	size_t klen = strlen(key);
+	for (const char *p = extra; *p != '\0';) {
+		size_t n = strcspn(p, "\t");
+		if (n >= klen && strncmp(p, key, klen) == 0 && (n == klen || p[klen] == '=')) {
+			size_t vlen = n == klen ? 0 : n - klen - 1;
+			if (vlen >= size)
+				return false;
+			memcpy(out, p + n - vlen, vlen);
+			out[vlen] = '\0';
+			return true;
+		}
+		p += n;
+		if (*p == '\t')
+			p++;
+	}
+	return false;
+}
+
+static bool extra_proxied(const char *extra)
+{
+	char v[8];
+	return extra != NULL && (extra_get(extra, "proxy", v, sizeof(v)) ||
+				 extra_get(extra, "proxy_maybe", v, sizeof(v)));
+}
+
+/* proxy_maybe: is host:port one of our own listeners? */
+static bool backend_is_us(const struct sockaddr *sa, socklen_t len)
+{
+	struct login_addr a;
+	login_addr_from_sockaddr(sa, len, &a);
+	for (unsigned i = 0; i < srv.set->listen_count; i++) {
+		const struct login_addr *l = &srv.listen_addrs[i];
+		if (l->port != a.port)
+			continue;
+		static const uint8_t zero[16];
+		bool any = l->family != 0 &&
+			   memcmp(l->ip, zero, l->family == AF_INET ? 4 : 16) == 0;
+		if (any || login_addr_same_ip(l, &a))
+			return true;
+	}
+	return false;
+}
+
+/* Dovecot's proxy fields from AUTH_OK: where to and as whom. false (logged)
+ * when they are unusable; *local_r for proxy_maybe naming ourselves. */
+static bool conn_backend_parse(struct conn *c, const char *extra, const struct ipc_fields *f,
+			       bool *local_r)
+{
+	char v[256], host[64], user[80];
+	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	*local_r = false;
+	if (!extra_get(extra, "host", host, sizeof(host)) || host[0] == '\0') {
+		log_error("proxy(%s): host not given", user);
+		return false;
+	}
+	unsigned port = strcmp(srv.set->service, "pop3") == 0 ? 110 : 143;
+	if (extra_get(extra, "port", v, sizeof(v))) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end != '\0' || n == 0 || n > 65535) {
+			log_error("proxy(%s): invalid port '%s'", user, v);
+			return false;
+		}
+		port = (unsigned)n;
+	}
+	uint8_t tls_mode = BACKEND_TLS_NONE;
+	bool verify = false;
+	if (extra_get(extra, "ssl", v, sizeof(v)))
+		tls_mode = BACKEND_TLS_IMPLICIT;
+	else if (extra_get(extra, "starttls", v, sizeof(v)))
+		tls_mode = BACKEND_TLS_STARTTLS;
+	if (tls_mode != BACKEND_TLS_NONE) {
+		/* Dovecot's values: yes verifies the certificate, any-cert not */
+		if (strcmp(v, "yes") == 0) {
+			verify = true;
+		} else if (strcmp(v, "any-cert") != 0) {
+			log_error("proxy(%s): invalid %s value '%s' (yes or any-cert)", user,
+				  tls_mode == BACKEND_TLS_IMPLICIT ? "ssl" : "starttls", v);
+			return false;
+		}
+		if (verify && (srv.set->client_ca_pem == NULL || srv.set->client_ca_pem[0] == '\0')) {
+			log_error("proxy(%s): ssl=yes/starttls=yes needs ssl_client_ca_file", user);
+			return false;
+		}
+	}
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	char name[72];
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		sslen = sizeof(*sin);
+		snprintf(name, sizeof(name), "%s:%u", host, port);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		sslen = sizeof(*sin6);
+		snprintf(name, sizeof(name), "[%s]:%u", host, port);
+	} else {
+		log_error("proxy(%s): host '%s' is not an IP address", user, host);
+		return false;
+	}
+	if (extra_get(extra, "proxy_maybe", v, sizeof(v)) &&
+	    backend_is_us((struct sockaddr *)&ss, sslen)) {
+		*local_r = true;
+		return true;
+	}
+	if (!ipc_has(f, IPC_F_PASS)) {
+		log_error("proxy(%s): no password for the backend", user);
+		return false;
+	}
+	struct conn_backend *be = rg_calloc(1, sizeof(*be));
+	be->tls = tls_mode;
+	be->verify = verify;
+	be->addr = ss;
+	be->addr_len = sslen;
+	memcpy(be->name, name, sizeof(name));
+	be->timeout = BACKEND_TIMEOUT_DEFAULT;
+	if (extra_get(extra, "proxy_timeout", v, sizeof(v))) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+		if (v[0] >= '0' && v[0] <= '9' && *end == '\0' && n > 0 && n <= 3600)
+			be->timeout = (unsigned)n;
+		else
+			log_warning("proxy(%s): invalid proxy_timeout '%s', using %u", user, v,
+				    be->timeout);
+	}
+	if (extra_get(extra, "destuser", v, sizeof(v)) && v[0] != '\0')
+		be->destuser = rg_strdup(v);
+	if (extra_get(extra, "master", v, sizeof(v)) && v[0] != '\0')
+		be->master = rg_strdup(v);
+	be->pass_len = f->len[IPC_F_PASS];
+	be->pass = rg_malloc(be->pass_len + 1);
+	memcpy(be->pass, f->val[IPC_F_PASS], be->pass_len);
+	c->be = be;
+	return true;
+}
+
+static void proxy_free(struct conn_proxy *px)
+{
+	if (px->tls != NULL)
+		tls_conn_free(&px->tls);
+	outq_free(&px->bin);
+	ring_close(srv.ring, px->fd);
+	ring_slot_free(srv.ring, px->slot);
+	outq_free(&px->to_worker);
+	outq_free(&px->hold);
+	rg_free(px);
+}
+
+/* freed after the current event: callers up the stack may still look at it */
+static void proxy_dead(struct conn_proxy *px)
+{
+	if ((px->flags & PX_DEAD) != 0)
+		return;
+	px->flags |= PX_DEAD;
+	px->dead_next = srv.px_dead;
+	srv.px_dead = px;
+}
+
+/* The backend is given up while the client goes on: cancel what is in
+ * flight; the relay is freed when the last completion is in. */
+static void proxy_retire(struct conn_proxy *px)
+{
+	px->c->px = NULL;
+	px->c = NULL;
+	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_CONNECT, px->flags, PX_CONNECTING,
+					  PX_CONNECT_CANCELLED);
+	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
+	if (ring_slot_inflight(srv.ring, px->slot) == 0)
+		proxy_dead(px);
+}
+
+/* The backend cannot be used (down, refused, stalled, not speaking the
+ * protocol): as Dovecot, the client gets NO [UNAVAILABLE] / -ERR
+ * [SYS/TEMP] and the session goes on before login. */
+static void conn_backend_failed(struct conn *c, const char *why, const char *client_text)
+{
+	char rip[64], user[80];
+	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_error("proxy(%s): %s: %s (rip=%s, session=<%s>)", user,
+		  c->be != NULL ? c->be->name : "?", why,
+		  login_addr_ip(&c->remote, rip, sizeof(rip)), c->session_id);
+	if (c->px != NULL)
+		proxy_retire(c->px);
+	conn_backend_free(&c->be);
+	conn_handoff_abandon(c, client_text != NULL ? client_text : BACKEND_UNAVAILABLE);
+}
+
+static void backend_send(void *ctx, const void *data, size_t len)
+{
+	struct conn_proxy *px = ctx;
+	outq_append(&px->to_worker, data, len, (px->flags & PX_SEND) != 0);
+	proxy_send_more(px);
+}
+
+/* AUTH_OK for a proxied user and the core's hand-off: connect to the
+ * backend instead of master (no worker, no cookie). */
+static void conn_backend_start(struct conn *c)
+{
+	struct conn_backend *be = c->be;
+	conn_set_state(c, CONN_BACKEND);
+	be->deadline = srv.now + be->timeout;
+	int fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+		conn_backend_failed(c, why, NULL);
+		return;
+	}
+	struct conn_proxy *px = rg_calloc(1, sizeof(*px));
+	px->kind = OWNER_PROXY;
+	px->c = c;
+	px->fd = fd;
+	px->slot = ring_slot_alloc(srv.ring, px);
+	px->flags = PX_CONNECTING | PX_BACKEND;
+	c->px = px;
+	char rip[64], lip[64];
+	struct backend_login_config bc = {
+		.pop3 = strcmp(srv.set->service, "pop3") == 0,
+		.starttls = be->tls == BACKEND_TLS_STARTTLS,
+		.user = be->destuser != NULL ? be->destuser : c->user,
+		.master = be->master,
+		.pass = be->pass,
+		.pass_len = be->pass_len,
+		.rip = login_addr_ip(&c->remote, rip, sizeof(rip)),
+		.lip = login_addr_ip(&c->local, lip, sizeof(lip)),
+		.rport = c->remote.port,
+		.lport = c->local.port,
+		.session = c->session_id,
+	};
+	be->login = backend_login_new(&bc, backend_send, px);
+	explicit_bzero(be->pass, be->pass_len);
+	rg_free(be->pass);
+	be->pass = NULL;
+	log_debug("conn %u: connecting to backend %s", c->slot, be->name);
+	ring_connect(srv.ring, px->slot, fd, &be->addr, be->addr_len);
+}
+
+/* The backend said OK: relay its answer with the client's tag, send it what
+ * the client pipelined, and pump. */
+static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *rest,
+			    size_t rest_len)
+{
+	struct conn_proxy *px = c->px;
+	struct conn_handoff *ho = c->ho;
+	char *line = ho->tag != NULL ? rg_strdup_printf("%s %s\r\n", ho->tag, reply)
+				     : rg_strdup_printf("%s\r\n", reply);
+	cb_send(c, line, strlen(line));
+	rg_free(line);
+	if (c->state == CONN_CLOSING)
+		return; /* the client does not read: conn_free() cleans up */
+	char rip[64], lip[64], user[80];
+	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_info("proxy(%s): started proxying to %s: rip=%s, lip=%s, session=<%s>", user,
+		 c->be->name, login_addr_ip(&c->remote, rip, sizeof(rip)),
+		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id);
+	c->flags |= CF_LOGGED;
+	conn_backend_free(&c->be);
+	if (ho->preread_len > 0) {
+		outq_append(&px->to_worker, ho->preread, ho->preread_len, (px->flags & PX_SEND) != 0);
+		px->in += ho->preread_len;
+	}
+	explicit_bzero(ho->cookie, sizeof(ho->cookie));
+	explicit_bzero(ho->preread, sizeof(ho->preread));
+	rg_free(ho->tag);
+	rg_free(ho);
+	c->ho = NULL;
+	if (c->session != NULL) {
+		srv.set->proto->destroy(c->session);
+		c->session = NULL;
+	}
+	conn_set_state(c, CONN_PROXY);
+	if (rest_len > 0)
+		proxy_to_client(px, rest, rest_len);
+	proxy_send_more(px);
+	conn_recv_arm(c);
+}
+
+/* ---- TLS to the backend ---- */
+
+static struct tls_ctx *backend_tls_ctx(bool verify)
+{
+	struct tls_ctx **ctx = &srv.backend_tls[verify ? 1 : 0];
+	const char *error;
+	if (*ctx == NULL && tls_ctx_create_client(srv.set->client_ca_pem, verify, ctx, &error) < 0) {
+		log_error("proxy: TLS client context: %s", error);
+		*ctx = NULL;
+	}
+	return *ctx;
+}
+
+static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len);
+
+/* the backend's plaintext, wherever the session is */
+static void backend_plain_in(struct conn_proxy *px, const uint8_t *data, size_t len)
+{
+	if (px->c->state == CONN_BACKEND)
+		conn_backend_input(px->c, data, len);
+	else if (px->c->state == CONN_PROXY)
+		proxy_to_client(px, data, len);
+}
+
+/* the backend will send nothing more */
+static void backend_eof(struct conn_proxy *px, bool error)
+{
+	struct conn *c = px->c;
+	if (c->state == CONN_BACKEND) {
+		conn_backend_failed(c, error ? "backend connection failed"
+					     : "backend closed the connection", NULL);
+		return;
+	}
+	px->flags |= PX_WORKER_EOF;
+	if (outq_pending(px->hold) == 0)
+		proxy_finish(px);
+}
+
+static void backend_tls_failed(struct conn_proxy *px, const char *what, const char *error)
+{
+	struct conn *c = px->c;
+	char why[200];
+	snprintf(why, sizeof(why), "%s: %s", what, error != NULL ? error : "failed");
+	if (c->state == CONN_BACKEND) {
+		conn_backend_failed(c, why, NULL);
+	} else if (c->state == CONN_PROXY) {
+		log_debug("conn %u: backend %s", c->slot, why);
+		conn_close(c, true);
+	}
+}
+
+/* Handshake, then every record the engine can decrypt (not while the client
+ * is not taking output: PX_PAUSED). */
+static void backend_tls_pump(struct conn_proxy *px)
+{
+	struct conn *c = px->c;
+	const char *error;
+	if (!tls_conn_handshake_done(px->tls)) {
+		enum tls_result r = tls_conn_handshake(px->tls, &error);
+		if (r == TLS_ERROR) {
+			backend_tls_failed(px, "TLS handshake", error);
+			return;
+		}
+		if (r != TLS_OK) {
+			proxy_send_more(px);
+			return;
+		}
+		log_debug("conn %u: backend %s %s", c->slot, tls_conn_version(px->tls),
+			  tls_conn_cipher(px->tls));
+		if (c->state == CONN_BACKEND && c->be->tls == BACKEND_TLS_STARTTLS)
+			backend_login_tls_started(c->be->login);
+	}
+	uint8_t buf[TLS_READ_CHUNK];
+	while (px->c != NULL && (px->flags & PX_PAUSED) == 0 &&
+	       (c->state == CONN_BACKEND || c->state == CONN_PROXY)) {
+		size_t n = 0;
+		enum tls_result r = tls_conn_read(px->tls, buf, sizeof(buf), &n, &error);
+		if (r == TLS_OK) {
+			backend_plain_in(px, buf, n);
+			continue;
+		}
+		if (r == TLS_CLOSED)
+			backend_eof(px, false);
+		else if (r == TLS_ERROR)
+			backend_tls_failed(px, "TLS", error);
+		break;
+	}
+	explicit_bzero(buf, sizeof(buf));
+	if (px->c != NULL)
+		proxy_send_more(px);
+}
+
+/* Ciphertext waiting in bin into the engine, as far as it takes it. */
+static void backend_tls_feed(struct conn_proxy *px)
+{
+	/* records the engine already holds first (after a pause) */
+	backend_tls_pump(px);
+	while (px->c != NULL && (px->flags & PX_PAUSED) == 0 && outq_pending(px->bin) > 0) {
+		struct outq *q = px->bin;
+		size_t n = tls_conn_feed(px->tls, q->data + q->head, q->tail - q->head);
+		if (n > 0)
+			outq_consume(&px->bin, n);
+		backend_tls_pump(px);
+		if (n == 0) {
+			if (px->c != NULL && (px->flags & PX_PAUSED) == 0)
+				backend_tls_failed(px, "TLS", "input stalled");
+			break;
+		}
+	}
+	if (px->c == NULL)
+		return;
+	if (outq_pending(px->bin) > PROXY_TO_WORKER_MAX) {
+		/* the client is not reading: stop reading the backend */
+		px->flags |= PX_PAUSED;
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
+						  PX_RECV_CANCELLED);
+	}
+}
+
+static void backend_tls_start(struct conn *c)
+{
+	struct conn_proxy *px = c->px;
+	struct tls_ctx *ctx = backend_tls_ctx(c->be->verify);
+	if (ctx == NULL) {
+		conn_backend_failed(c, "no TLS client context", NULL);
+		return;
+	}
+	px->tls = tls_conn_new(ctx);
+	backend_tls_pump(px); /* the ClientHello */
+}
+
+static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t consumed = 0;
+	const char *reply;
+	char why[160];
+	enum backend_result r = backend_login_input(c->be->login, data, len, &consumed, &reply);
+	switch (r) {
+	case BACKEND_MORE:
+		return;
+	case BACKEND_ERROR:
+		snprintf(why, sizeof(why), "protocol error: %s", reply);
+		conn_backend_failed(c, why, NULL);
+		return;
+	case BACKEND_FAIL: {
+		/* the backend's own refusal goes to the client, as Dovecot
+		 * relays it; the session goes on before login */
+		char esc[128];
+		log_escape(reply, strlen(reply), 100, esc, sizeof(esc));
+		snprintf(why, sizeof(why), "login refused: %s", esc);
+		const char *text = reply;
+		if (strncmp(text, "NO ", 3) == 0)
+			text += 3;
+		else if (strncmp(text, "BAD ", 4) == 0)
+			text += 4;
+		else if (strncmp(text, "-ERR ", 5) == 0)
+			text += 5;
+		char *copy = rg_strdup(text);
+		conn_backend_failed(c, why, copy);
+		rg_free(copy);
+		return;
+	}
+	case BACKEND_OK:
+		conn_backend_ok(c, reply, data + consumed, len - consumed);
+		return;
+	case BACKEND_STARTTLS:
+		backend_tls_start(c);
+		return;
+	}
+}
+
 static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 {
 	struct conn *c = px->c;
+	if (c == NULL) {
+		/* retired: wait for the last completion */
+		if (ring_slot_inflight(srv.ring, px->slot) == 0)
+			proxy_dead(px);
+		return;
+	}
 	switch (ev->op) {
+	case RING_OP_CONNECT:
+		px->flags &= (uint16_t)~PX_CONNECTING;
+		if (c->state != CONN_BACKEND)
+			break;
+		if (ev->res < 0) {
+			char why[96];
+			snprintf(why, sizeof(why), "connect failed: %s", strerror(-ev->res));
+			conn_backend_failed(c, why, NULL);
+			break;
+		}
+		log_debug("conn %u: connected to backend %s", c->slot, c->be->name);
+		proxy_recv_arm(px);
+		if (c->be->tls == BACKEND_TLS_IMPLICIT)
+			backend_tls_start(c);
+		else
+			proxy_send_more(px);
+		break;
 	case RING_OP_RECV:
 		if (!ev->more)
-			px->flags &= (uint8_t)~PX_RECV;
-		if (ev->res > 0) {
-			if (c->state == CONN_PROXY)
-				proxy_to_client(px, ev->data, (size_t)ev->res);
+			px->flags &= (uint16_t)~PX_RECV;
+		if (ev->res > 0 && px->tls != NULL) {
+			if (c->state == CONN_PROXY || c->state == CONN_BACKEND) {
+				outq_append(&px->bin, ev->data, (size_t)ev->res, false);
+				backend_tls_feed(px);
+			}
+		} else if (ev->res > 0) {
+			backend_plain_in(px, ev->data, (size_t)ev->res);
 		} else if (ev->res == 0 || (ev->res != -ENOBUFS && ev->res != -ECANCELED)) {
 			if (ev->res < 0)
 				log_debug("conn %u: worker recv: %s", c->slot, strerror(-ev->res));
-			px->flags |= PX_WORKER_EOF;
-			if (outq_pending(px->hold) == 0)
-				proxy_finish(px);
+			if (c->state == CONN_BACKEND || c->state == CONN_PROXY)
+				backend_eof(px, ev->res < 0);
+		}
+		if (px->c == NULL) {
+			/* retired just now */
+			if (ring_slot_inflight(srv.ring, px->slot) == 0)
+				proxy_dead(px);
+			break;
 		}
 		if ((px->flags & PX_RECV) == 0) {
-			px->flags &= (uint8_t)~PX_RECV_CANCELLED;
+			px->flags &= (uint16_t)~PX_RECV_CANCELLED;
 			proxy_recv_arm(px);
 		}
 		break;
-	case RING_OP_SEND:
-		px->flags &= (uint8_t)~(PX_SEND | PX_SEND_CANCELLED);
+	case RING_OP_SEND: {
+		bool sent_tls = (px->flags & PX_SEND_TLS) != 0;
+		px->flags &= (uint16_t)~(PX_SEND | PX_SEND_CANCELLED | PX_SEND_TLS);
 		if (ev->res <= 0) {
 			if (ev->res != -ECANCELED)
 				log_debug("conn %u: worker send: %s", c->slot, strerror(-ev->res));
 			if (c->state == CONN_PROXY)
 				conn_close(c, true);
+			else if (c->state == CONN_BACKEND)
+				conn_backend_failed(c, "backend connection failed", NULL);
 			break;
 		}
-		outq_consume(&px->to_worker, (size_t)ev->res);
+		if (sent_tls)
+			tls_conn_consume_output(px->tls, (size_t)ev->res);
+		else
+			outq_consume(&px->to_worker, (size_t)ev->res);
 		if (outq_pending(px->to_worker) < PROXY_TO_WORKER_LOW)
 			conn_recv_resume(c);
-		proxy_send_more(px);
+		if (px->tls != NULL && !tls_conn_handshake_done(px->tls))
+			backend_tls_pump(px);
+		else
+			proxy_send_more(px);
 		break;
+	}
 	default:
 		log_fatal("conn %u: unexpected proxy ring op %d", c->slot, (int)ev->op);
 	}
@@ -823,6 +1465,7 @@ static void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len)
 		srv.set->proto->input(c->session, data, len);
 		break;
 	case CONN_HANDOFF:
+	case CONN_BACKEND:
 		conn_handoff_preread(c, data, len);
 		break;
 	case CONN_PROXY: {
@@ -851,6 +1494,12 @@ static void conn_client_eof(struct conn *c, bool error)
 		return;
 	}
 	if (c->state != CONN_CLOSING) {
+		if ((c->flags & CF_HAPROXY) != 0) {
+			char rip[64];
+			log_info("haproxy: Client disconnected (rip=%s)",
+				 login_addr_ip(&c->remote, rip, sizeof(rip)));
+			c->flags |= CF_LOGGED;
+		}
 		conn_log_end(c, error ? "Connection error" : "");
 		conn_close(c, true);
 	}
@@ -1087,6 +1736,7 @@ static void conn_check(struct conn *c)
 		    !conn_output_pending(c))
 			conn_send_handoff(c);
 		return;
+	case CONN_BACKEND:
 	case CONN_PROXY:
 		return;
 	case CONN_CLOSING:
@@ -1104,8 +1754,11 @@ static void conn_check(struct conn *c)
 	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_SEND, c->flags, CF_SEND, CF_SEND_CANCELLED);
 	struct conn_proxy *px = c->px;
 	if (px != NULL) {
-		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
-		px->flags = (uint8_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
+		/* a connect to an unreachable backend may take minutes */
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_CONNECT, px->flags, PX_CONNECTING,
+						  PX_CONNECT_CANCELLED);
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
 	}
 	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0 &&
 	    (px == NULL || ring_slot_inflight(srv.ring, px->slot) == 0))
@@ -1217,6 +1870,11 @@ static void cb_handoff(void *ctx, const char *tag, const uint8_t *preread, size_
 		memcpy(c->ho->preread, preread, preread_len);
 	c->ho->preread_len = (uint16_t)preread_len;
 	c->ho->core_len = (uint16_t)preread_len;
+	if (c->be != NULL) {
+		/* passdb proxy: the backend instead of master; keep reading */
+		conn_backend_start(c);
+		return;
+	}
 	conn_set_state(c, CONN_HANDOFF);
 	/* stop reading: whatever arrives until the cancel completes joins
 	 * the preread; conn_check() passes the socket once that is done.
@@ -1248,6 +1906,37 @@ static void cb_starttls(void *ctx)
 	c->flags |= CF_TLS;
 }
 
+/* A client in login_trusted_networks (a proxy: another ringgate, Dovecot,
+ * nginx) says who its client is: those addresses and session are used for
+ * auth's penalty, the logs and the hand-off from now on. */
+static void cb_forward(void *ctx, const char *key, const char *value)
+{
+	struct conn *c = ctx;
+	char esc[64];
+	if (strcmp(key, "rip") == 0 || strcmp(key, "lip") == 0) {
+		struct login_addr *a = key[0] == 'r' ? &c->remote : &c->local;
+		if (!login_addr_parse(value, a))
+			goto bad;
+	} else if (strcmp(key, "rport") == 0 || strcmp(key, "lport") == 0) {
+		char *end;
+		unsigned long n = strtoul(value, &end, 10);
+		if (value[0] < '0' || value[0] > '9' || *end != '\0' || n > 65535)
+			goto bad;
+		(key[0] == 'r' ? &c->remote : &c->local)->port = (uint16_t)n;
+	} else if (strcmp(key, "session") == 0) {
+		size_t n = strlen(value);
+		if (n == 0 || n >= sizeof(c->session_id) ||
+		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-") != n)
+			goto bad;
+		memcpy(c->session_id, value, n + 1);
+	}
+	log_debug("conn %u: forwarded %s", c->slot, key);
+	return;
+bad:
+	log_escape(value, strlen(value), 40, esc, sizeof(esc));
+	log_warning("conn %u: ignoring invalid forwarded %s '%s'", c->slot, key, esc);
+}
+
 static const struct login_callbacks conn_callbacks = {
 	.send = cb_send,
 	.auth_begin = cb_auth_begin,
@@ -1256,10 +1945,16 @@ static const struct login_callbacks conn_callbacks = {
 	.handoff = cb_handoff,
 	.disconnect = cb_disconnect,
 	.starttls = cb_starttls,
+	.forward = cb_forward,
 };
 
 static void process_deferred(void)
 {
+	while (srv.px_dead != NULL) {
+		struct conn_proxy *px = srv.px_dead;
+		srv.px_dead = px->dead_next;
+		proxy_free(px);
+	}
 	while (srv.deferred != NULL) {
 		struct conn *c = srv.deferred;
 		srv.deferred = c->defer_next;
@@ -1369,7 +2064,10 @@ static void conn_start_session(struct conn *c)
 		.secured = secured,
 		.plaintext_auth_allowed = secured || (!srv.set->disable_plaintext_auth &&
 						      !srv.set->ssl_required),
-		.starttls_available = srv.set->tls_build != NULL && (c->flags & CF_TLS) == 0,
+		/* as Dovecot: no STARTTLS when the proxy terminated TLS */
+		.starttls_available = srv.set->tls_build != NULL &&
+				      (c->flags & (CF_TLS | CF_HAPROXY_SSL)) == 0,
+		.trusted = login_netlist_match(srv.set->trusted, &c->remote),
 	};
 	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
 	if (c->session == NULL) {
@@ -1412,6 +2110,19 @@ static bool conn_preauth_admit(struct conn *c)
 
 static void conn_accept(int fd, const struct login_src *listener)
 {
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct login_addr remote = { 0 };
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
+	if (listener->haproxy && !login_netlist_match(srv.set->haproxy_trusted, &remote)) {
+		char rip[64];
+		log_warning("haproxy: Client not trusted (rip=%s)",
+			    login_addr_ip(&remote, rip, sizeof(rip)));
+		close(fd);
+		return;
+	}
 	if (srv.conns >= srv.set->client_limit) {
 		struct conn *old = oldest_prelogin();
 		if (old == NULL) {
@@ -1423,8 +2134,6 @@ static void conn_accept(int fd, const struct login_src *listener)
 		conn_bye(old, "Connection queue full", "Connection queue full");
 	}
 	struct conn *c = rg_calloc(1, sizeof(*c));
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
 
 	c->kind = OWNER_CONN;
 	c->fd = fd;
@@ -1433,15 +2142,15 @@ static void conn_accept(int fd, const struct login_src *listener)
 	c->slot = ring_slot_alloc(srv.ring, c);
 	if (c->slot > REQ_SLOT_MASK)
 		log_fatal("too many slots");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->remote);
+	c->remote = remote;
 	len = sizeof(ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
 	/* as Dovecot: a client on this host (remote IP = local IP) or in
-	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not */
-	if (login_addr_same_ip(&c->remote, &c->local) ||
-	    login_netlist_match(srv.set->trusted, &c->remote))
+	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not.
+	 * Behind a PROXY header, that header decides. */
+	if (!listener->haproxy && (login_addr_same_ip(&c->remote, &c->local) ||
+				   login_netlist_match(srv.set->trusted, &c->remote)))
 		c->flags |= CF_SECURED;
 	make_session_id(c->session_id);
 	list_add(&srv.live, c);
@@ -1450,7 +2159,15 @@ static void conn_accept(int fd, const struct login_src *listener)
 	srv.total++;
 	log_debug("conn %u: accepted, session=<%s>", c->slot, c->session_id);
 
-	if (!conn_preauth_admit(c)) {
+	if (listener->haproxy) {
+		/* the header first; only these connections pay for its buffer.
+		 * The per-IP cap counts the header's address, not the proxy's */
+		c->hp = rg_malloc(sizeof(*c->hp));
+		proxy_parser_init(c->hp);
+		c->flags |= CF_HAPROXY | (listener->ssl ? CF_HAPROXY_TLS : 0);
+		srv.haproxy_waiting++;
+		conn_recv_arm(c);
+	} else if (!conn_preauth_admit(c)) {
 		c->flags |= CF_LOGGED;
 		if (!listener->ssl) {
 			const char *line = strcmp(srv.set->service, "pop3") == 0 ?
@@ -1477,13 +2194,91 @@ static void conn_accept(int fd, const struct login_src *listener)
 	conn_check(c);
 }
 
+/* ---- the PROXY header (haproxy = yes listeners) ---- */
+
+/* Bytes before the header is complete. Its addresses replace the socket's for
+ * everything after: the greeting's secured state, auth's rip/lip (penalty),
+ * the logs and the hand-off. */
+static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	size_t consumed = 0;
+	struct proxy_header h;
+	enum proxy_error err;
+	char rip[64];
+
+	if (c->state != CONN_PRELOGIN)
+		return;
+	enum parse_result r = proxy_parser_feed(c->hp, data, len, &consumed, &h, &err);
+	if (r == PARSE_MORE)
+		return;
+	login_addr_ip(&c->remote, rip, sizeof(rip));
+	if (r == PARSE_ERROR) {
+		if (c->hp->version != 0)
+			log_warning("haproxy(v%u): Client disconnected: %s (rip=%s)",
+				    c->hp->version, proxy_error_str(err), rip);
+		else
+			log_warning("haproxy: Client disconnected: %s (rip=%s)",
+				    proxy_error_str(err), rip);
+		c->flags |= CF_LOGGED;
+		conn_close(c, true);
+		return;
+	}
+	if (!h.local) {
+		login_addr_from_sockaddr((const struct sockaddr *)&h.src, sizeof(h.src), &c->remote);
+		login_addr_from_sockaddr((const struct sockaddr *)&h.dst, sizeof(h.dst), &c->local);
+	}
+	/* as Dovecot: a PROXY connection comes from haproxy_trusted_networks
+	 * and counts as secured unless ssl = required, where it needs the
+	 * header's SSL TLV or a client on the proxy's own host */
+	if (h.ssl || login_addr_same_ip(&c->remote, &c->local) || !srv.set->ssl_required)
+		c->flags |= CF_SECURED;
+	if (h.ssl)
+		c->flags |= CF_HAPROXY_SSL;
+	if (log_debug_enabled()) {
+		char crip[64], clip[64];
+		log_debug("conn %u: haproxy(v%u): %s rip=%s lip=%s (proxy %s)%s", c->slot,
+			  h.version, h.local ? "local" : "proxied",
+			  login_addr_ip(&c->remote, crip, sizeof(crip)),
+			  login_addr_ip(&c->local, clip, sizeof(clip)), rip, h.ssl ? ", ssl" : "");
+	}
+	rg_free(c->hp);
+	c->hp = NULL;
+	c->flags &= (uint16_t)~CF_HAPROXY;
+	srv.haproxy_waiting--;
+	if (!conn_preauth_admit(c)) {
+		/* login_max_preauth_ip_connections, for the header's address */
+		c->flags |= CF_LOGGED;
+		if ((c->flags & CF_HAPROXY_TLS) == 0) {
+			const char *line = strcmp(srv.set->service, "pop3") == 0 ?
+				"-ERR [SYS/TEMP] Too many connections from your IP address.\r\n" :
+				"* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n";
+			conn_out_append(c, line, strlen(line));
+		}
+		conn_close(c, false);
+		return;
+	}
+	data += consumed;
+	len -= consumed;
+	if ((c->flags & CF_HAPROXY_TLS) != 0) {
+		c->flags |= CF_TLS;
+		if (len > 0)
+			conn_tls_input(c, data, len);
+		return;
+	}
+	conn_start_session(c);
+	if (len > 0 && c->session != NULL && c->state == CONN_PRELOGIN)
+		srv.set->proto->input(c->session, data, len);
+}
+
 /* ---- events ---- */
 
 static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 {
 	if (!ev->more)
 		c->flags &= (uint16_t)~CF_RECV;
-	if (ev->res > 0 && (c->flags & CF_TLS) != 0) {
+	if (ev->res > 0 && (c->flags & CF_HAPROXY) != 0) {
+		conn_haproxy_input(c, ev->data, (size_t)ev->res);
+	} else if (ev->res > 0 && (c->flags & CF_TLS) != 0) {
 		conn_tls_input(c, ev->data, (size_t)ev->res);
 	} else if (ev->res > 0) {
 		switch ((enum conn_state)c->state) {
@@ -1492,9 +2287,12 @@ static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 			srv.set->proto->input(c->session, ev->data, (size_t)ev->res);
 			break;
 		case CONN_HANDOFF:
+		case CONN_BACKEND:
 			conn_handoff_preread(c, ev->data, (size_t)ev->res);
 			break;
 		case CONN_PROXY:
+			conn_plaintext_in(c, ev->data, (size_t)ev->res);
+			break;
 		case CONN_CLOSING:
 			break;
 		}
@@ -1593,18 +2391,32 @@ static void auth_input(void)
 		case IPC_AUTH_OK: {
 			const char *user = ipc_str(f, IPC_F_USER);
 			const char *cookie = ipc_str(f, IPC_F_COOKIE);
-			if (user == NULL || cookie == NULL || f->len[IPC_F_COOKIE] != 32)
+			const char *extra = ipc_str(f, IPC_F_EXTRA);
+			bool proxied = extra_proxied(extra);
+			/* a proxied user (passdb proxy) has no cookie: no worker */
+			if (user == NULL || (cookie == NULL && !proxied) ||
+			    (cookie != NULL && f->len[IPC_F_COOKIE] != 32))
 				log_fatal("auth: OK without user or cookie");
 			if (c == NULL)
 				break;
 			c->req_id = 0;
 			rg_free(c->user);
 			c->user = rg_strdup(user);
+			conn_backend_free(&c->be);
+			bool local = false;
+			if (proxied && (!conn_backend_parse(c, extra, f, &local) ||
+					(local && cookie == NULL))) {
+				conn_set_state(c, CONN_PRELOGIN);
+				srv.set->proto->auth_reply(c->session, LOGIN_AUTH_TEMPFAIL, NULL, 0,
+							   BACKEND_UNAVAILABLE);
+				break;
+			}
 			if (c->ho == NULL) {
 				c->ho = rg_calloc(1, sizeof(*c->ho));
 				c->ho->proxy_fd = -1;
 			}
-			memcpy(c->ho->cookie, cookie, 33);
+			if (cookie != NULL)
+				memcpy(c->ho->cookie, cookie, 33);
 			srv.set->proto->auth_reply(c->session, LOGIN_AUTH_OK, NULL, 0, NULL);
 			if (c->state == CONN_AUTHENTICATING) {
 				/* the core did not hand off (it disconnected?) */
@@ -1754,7 +2566,40 @@ static void tick(void)
 				break;
 			if (c->state != CONN_PRELOGIN && c->state != CONN_AUTHENTICATING)
 				continue;
+			if ((c->flags & CF_HAPROXY) != 0) {
+				char rip[64];
+				log_warning("haproxy: Client timed out (rip=%s)",
+					    login_addr_ip(&c->remote, rip, sizeof(rip)));
+				c->flags |= CF_LOGGED;
+			}
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
+		}
+	}
+	if (srv.haproxy_waiting > 0 && srv.set->haproxy_timeout > 0) {
+		/* haproxy_timeout: the header must come soon (accept order:
+		 * stop at the first young connection) */
+		for (struct conn *c = srv.live.head; c != NULL; c = next) {
+			next = c->next;
+			if (srv.now - c->accept_time < srv.set->haproxy_timeout)
+				break;
+			if ((c->flags & CF_HAPROXY) == 0 || c->state != CONN_PRELOGIN)
+				continue;
+			char rip[64];
+			log_warning("haproxy: Client timed out (rip=%s)",
+				    login_addr_ip(&c->remote, rip, sizeof(rip)));
+			c->flags |= CF_LOGGED;
+			conn_close(c, true);
+			conn_check(c);
+		}
+	}
+	if (srv.backends > 0) {
+		/* proxy_timeout: a backend that does not answer in time */
+		for (struct conn *c = srv.live.head; c != NULL; c = next) {
+			next = c->next;
+			if (c->state == CONN_BACKEND && (int32_t)(srv.now - c->be->deadline) >= 0) {
+				conn_backend_failed(c, "timed out", NULL);
+				conn_check(c);
+			}
 		}
 	}
 	for (struct conn *c = srv.closing.head; c != NULL; c = next) {
@@ -1915,9 +2760,15 @@ int login_conn_run(const struct login_conn_config *set)
 	ring_tick_start(srv.ring, srv.tick.slot, 1000);
 
 	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
+	srv.listen_addrs = rg_calloc(set->listen_count + 1, sizeof(*srv.listen_addrs));
 	for (unsigned i = 0; i < set->listen_count; i++) {
 		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
 		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
+		srv.listeners[i].haproxy = set->listen_haproxy != NULL && set->listen_haproxy[i];
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getsockname(set->listen_fds[i], (struct sockaddr *)&ss, &sl) == 0)
+			login_addr_from_sockaddr((struct sockaddr *)&ss, sl, &srv.listen_addrs[i]);
 	}
 	/* even without a listener (all ssl, say) wait for SIGTERM or master
 	 * EOF rather than exit and be respawned in a loop */

@@ -5,6 +5,8 @@
  * TLS clients (implicit, or after STARTTLS) run through the src/tls engine
  * fed from the ring; after login such a client stays here and its plaintext
  * is relayed to the worker over a socketpair, with back-pressure both ways.
+ * On haproxy = yes listeners a PROXY v1/v2 header (src/proxy) is read first,
+ * only from haproxy_trusted_networks, and its addresses replace the socket's.
  *
  * Invariants: a connection changes state only in conn_set_state(); its slot is
  * freed only when the ring has no operation of it in flight; an idle pre-login
@@ -34,16 +36,20 @@ struct login_conn_config {
 	 * mode, port 143) never pays wolfSSL's start-up; NULL: ssl = no */
 	struct tls_ctx *(*tls_build)(void);
 	const struct login_netlist *trusted;
+	const struct login_netlist *haproxy_trusted; /* haproxy_trusted_networks */
+	const char *client_ca_pem;	/* ssl_client_ca_file's text, for ssl=yes backends */
 	/* login_max_preauth_ip_connections (> 0) counted in this shared
 	 * table; NULL: no limit */
 	struct iplimit *iplimit;
 	unsigned max_preauth_per_ip;
 	unsigned login_timeout;		/* seconds */
+	unsigned haproxy_timeout;	/* seconds for a PROXY header */
 	unsigned client_limit;		/* never 0 */
 	unsigned service_count;		/* 0 = unlimited */
 	int master_fd, auth_fd;
 	const int *listen_fds;		/* fds to accept on */
 	const bool *listen_ssl;		/* per fd: implicit TLS (needs tls) */
+	const bool *listen_haproxy;	/* per fd: a PROXY v1/v2 header comes first */
 	unsigned listen_count;
 };
 

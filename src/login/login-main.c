@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -177,10 +178,27 @@ int main(int argc, char **argv)
 	if (svc == NULL)
 		log_fatal("no service %s in the configuration", name);
 
-	struct login_netlist trusted;
+	/* CAs for proxied users' backends (ssl=yes): read now, before the
+	 * chroot */
+	char *client_ca = NULL;
+	if (set->ssl_client_ca_file[0] != '\0') {
+		FILE *f = fopen(set->ssl_client_ca_file, "r");
+		if (f == NULL)
+			log_fatal("ssl_client_ca_file: %s: %m", set->ssl_client_ca_file);
+		client_ca = rg_calloc(1, 1024 * 1024 + 1);
+		size_t n = fread(client_ca, 1, 1024 * 1024, f);
+		if (ferror(f) || !feof(f))
+			log_fatal("ssl_client_ca_file: %s: unreadable or over 1 MB",
+				  set->ssl_client_ca_file);
+		client_ca[n] = '\0';
+		fclose(f);
+	}
+	struct login_netlist trusted, haproxy_trusted;
 	const char *nerr;
 	if (!login_netlist_parse(set->login_trusted_networks, &trusted, &nerr))
 		log_fatal("login_trusted_networks: %s", nerr);
+	if (!login_netlist_parse(set->haproxy_trusted_networks, &haproxy_trusted, &nerr))
+		log_fatal("haproxy_trusted_networks: %s", nerr);
 
 	for (int fd = MASTER_FD; fd <= AUTH_FD; fd++) {
 		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
@@ -192,6 +210,7 @@ int main(int argc, char **argv)
 	unsigned nlisten = count_listeners();
 	int *fds = rg_calloc(nlisten + 1, sizeof(int));
 	bool *fd_ssl = rg_calloc(nlisten + 1, sizeof(bool));
+	bool *fd_haproxy = rg_calloc(nlisten + 1, sizeof(bool));
 	unsigned nfds = 0;
 	bool tls = set->ssl != SSL_NO;
 	const char *names = getenv("RINGGATE_LISTENERS");
@@ -206,11 +225,13 @@ int main(int argc, char **argv)
 		for (unsigned k = 0; k < i; k++)
 			p = strchr(p, ',') + 1;
 		size_t len = strcspn(p, ",");
-		bool ssl = false;
+		bool ssl = false, haproxy = false;
 		for (unsigned k = 0; k < svc->listener_count; k++) {
 			const struct listener_settings *l = &svc->listeners[k];
-			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0)
+			if (strlen(l->name) == len && memcmp(l->name, p, len) == 0) {
 				ssl = l->ssl;
+				haproxy = l->haproxy;
+			}
 		}
 		if (ssl && !tls) {
 			/* speaking plaintext on 993/995 would be worse than
@@ -220,6 +241,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		fd_ssl[nfds] = ssl;
+		fd_haproxy[nfds] = haproxy;
 		fds[nfds++] = fd;
 	}
 
@@ -238,6 +260,10 @@ int main(int argc, char **argv)
 	int rret = login_conn_prepare(svc->service_count);
 	if (rret < 0)
 		log_fatal("io_uring setup failed: %s", strerror(-rret));
+	/* wolfSSL calls localtime() when a backend's certificate fails to
+	 * verify: load the time zone now, before the chroot, or glibc opens
+	 * /etc/localtime under the seccomp filter (SIGSYS) */
+	tzset();
 	drop_privileges(set);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		log_fatal("PR_SET_NO_NEW_PRIVS: %m");
@@ -252,15 +278,19 @@ int main(int argc, char **argv)
 		.ssl_required = set->ssl == SSL_REQUIRED,
 		.tls_build = tls ? tls_build : NULL,
 		.trusted = &trusted,
+		.haproxy_trusted = &haproxy_trusted,
+		.client_ca_pem = client_ca,
 		.iplimit = iplimit,
 		.max_preauth_per_ip = set->login_max_preauth_ip_connections,
 		.login_timeout = set->login_timeout,
+		.haproxy_timeout = set->haproxy_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
 		.service_count = svc->service_count,
 		.master_fd = MASTER_FD,
 		.auth_fd = AUTH_FD,
 		.listen_fds = fds,
 		.listen_ssl = fd_ssl,
+		.listen_haproxy = fd_haproxy,
 		.listen_count = nfds,
 	};
 	if (!tls)
@@ -283,7 +313,10 @@ int main(int argc, char **argv)
 	rg_free(mechs);
 	rg_free(fds);
 	rg_free(fd_ssl);
+	rg_free(fd_haproxy);
+	rg_free(client_ca);
 	login_netlist_free(&trusted);
+	login_netlist_free(&haproxy_trusted);
 	iplimit_unmap(&iplimit);
 	settings_free(set);
 	rg_free(name);

@@ -7,6 +7,28 @@
 
 static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
+bool login_addr_parse(const char *str, struct login_addr *addr)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	if (inet_pton(AF_INET, str, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, str, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		len = sizeof(*sin6);
+	} else {
+		return false;
+	}
+	uint16_t port = addr->port;
+	login_addr_from_sockaddr((struct sockaddr *)&ss, len, addr);
+	addr->port = port;
+	return true;
+}
+
 void login_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct login_addr *addr_r)
 {
 	memset(addr_r, 0, sizeof(*addr_r));

@@ -28,6 +28,8 @@ struct login_netlist {
 	unsigned count;
 };
 
+/* "1.2.3.4" / "::1" (port unchanged); false when it is neither */
+bool login_addr_parse(const char *str, struct login_addr *addr);
 void login_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct login_addr *addr_r);
 /* "1.2.3.4" / "::1"; "" for an unknown family. buf >= 46 bytes */
 const char *login_addr_ip(const struct login_addr *addr, char *buf, size_t size);

@@ -29,6 +29,9 @@ struct login_proto_config {
 	bool secured;                /* TLS, or trusted network / loopback */
 	bool plaintext_auth_allowed; /* !disable_plaintext_auth || secured */
 	bool starttls_available;     /* ssl != no and not already TLS (TLS issue) */
+	/* in login_trusted_networks: may forward its own client's identity
+	 * (IMAP ID x-originating-*, POP3 XCLIENT), e.g. a proxy in front */
+	bool trusted;
 };
 
 struct login_callbacks {
@@ -50,6 +53,10 @@ struct login_callbacks {
 	/* client asked for STARTTLS/STLS and the core said OK: the connection
 	 * layer starts the handshake. May be NULL until the TLS issue lands. */
 	void (*starttls)(void *ctx);
+	/* a trusted client forwarded who its client is: key "rip", "rport",
+	 * "lip", "lport" or "session", value as sent (the layer validates it).
+	 * May be NULL. */
+	void (*forward)(void *ctx, const char *key, const char *value);
 };
 
 enum login_auth_result {

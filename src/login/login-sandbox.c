@@ -9,6 +9,10 @@ static const int login_syscalls[] = {
 	/* channels to master and auth, TLS hand-off socketpairs */
 	SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_shutdown, SYS_close, SYS_fcntl,
 	SYS_getpeername, SYS_getsockname,
+	/* the socket to a proxied user's backend (passdb proxy); the connect
+	 * itself goes through the ring (IORING_OP_CONNECT), connect(2) stays
+	 * forbidden. Arguments are not filtered: any family and type. */
+	SYS_socket,
 	/* signalfd, logging */
 	SYS_read, SYS_write, SYS_writev, SYS_getpid, SYS_gettid,
 	SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_signalfd4, SYS_restart_syscall,

@@ -39,6 +39,7 @@ struct login_session {
 	bool secured;
 	bool plaintext_auth_allowed;
 	bool starttls_available;
+	bool trusted; /* may send XCLIENT */
 
 	enum pop3_state state;
 	struct pop3_parser parser;
@@ -365,6 +366,37 @@ static bool pop3_cmd_stls(struct login_session *s)
 	return true;
 }
 
+/* XCLIENT ADDR=ip PORT=port SESSION=id (Dovecot's, from a proxy in
+ * login_trusted_networks): who the proxy's client is */
+static bool pop3_cmd_xclient(struct login_session *s, const char *args)
+{
+	if (!s->trusted) {
+		pop3_send(s, "-ERR You aren't allowed to use XCLIENT command.\r\n");
+		return false;
+	}
+	static const char *const keys[][2] = {
+		{ "ADDR=", "rip" }, { "PORT=", "rport" }, { "SESSION=", "session" },
+	};
+	char word[POP3_MAX_CMD_LINE + 1];
+	for (const char *p = args != NULL ? args : ""; *p != '\0';) {
+		size_t n = strcspn(p, " ");
+		if (n > 0 && n < sizeof(word) && s->cb->forward != NULL) {
+			memcpy(word, p, n);
+			word[n] = '\0';
+			for (unsigned int j = 0; j < sizeof(keys) / sizeof(keys[0]); j++) {
+				size_t kl = strlen(keys[j][0]);
+				if (strncasecmp(word, keys[j][0], kl) == 0)
+					s->cb->forward(s->ctx, keys[j][1], word + kl);
+			}
+		}
+		p += n;
+		while (*p == ' ')
+			p++;
+	}
+	pop3_send(s, "+OK\r\n");
+	return true;
+}
+
 /* one complete command line in state CMD */
 static void pop3_command(struct login_session *s, const struct pop3_line *line)
 {
@@ -383,6 +415,8 @@ static void pop3_command(struct login_session *s, const struct pop3_line *line)
 		ok = pop3_cmd_auth(s, line->args);
 	else if (IS("STLS"))
 		ok = pop3_cmd_stls(s);
+	else if (IS("XCLIENT"))
+		ok = pop3_cmd_xclient(s, line->args);
 	else if (IS("QUIT")) {
 		pop3_send(s, "+OK Logging out\r\n");
 		pop3_disconnect(s, "Aborted login by logging out");
@@ -559,6 +593,7 @@ static struct login_session *pop3_create(const struct login_proto_config *config
 	s->secured = config->secured;
 	s->plaintext_auth_allowed = config->plaintext_auth_allowed;
 	s->starttls_available = config->starttls_available;
+	s->trusted = config->trusted;
 	s->state = POP3_STATE_CMD;
 	pop3_parser_init(&s->parser);
 
@@ -571,7 +606,8 @@ static struct login_session *pop3_create(const struct login_proto_config *config
 		clean[n] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
 	}
 	clean[n] = '\0';
-	char *line = rg_strdup_printf("+OK %s\r\n", clean);
+	/* as Dovecot: a trusted client (a proxy) learns it may send XCLIENT */
+	char *line = rg_strdup_printf("+OK %s%s\r\n", s->trusted ? "[XCLIENT] " : "", clean);
 	pop3_ref(s);
 	pop3_send(s, line);
 	rg_free(line);

@@ -72,6 +72,8 @@ static int ring_restrict(struct ring *r)
 	static const uint8_t ops[] = {
 		IORING_OP_ACCEPT, IORING_OP_RECV, IORING_OP_SEND, IORING_OP_POLL_ADD,
 		IORING_OP_ASYNC_CANCEL, IORING_OP_CLOSE, IORING_OP_TIMEOUT,
+		/* the login process proxies users to backends (passdb proxy) */
+		IORING_OP_CONNECT,
 	};
 	struct io_uring_restriction res[sizeof(ops) + 1];
 	memset(res, 0, sizeof(res));
@@ -304,6 +306,13 @@ void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t le
 	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
 	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
 	ring_set_ud(r, sqe, RING_OP_SEND, slot);
+}
+
+void ring_connect(struct ring *r, uint32_t slot, int fd, const void *addr, unsigned addr_len)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	io_uring_prep_connect(sqe, fd, addr, addr_len);
+	ring_set_ud(r, sqe, RING_OP_CONNECT, slot);
 }
 
 void ring_poll(struct ring *r, uint32_t slot, int fd)

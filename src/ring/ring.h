@@ -26,6 +26,7 @@ enum ring_op {
 	RING_OP_SEND,	/* res = bytes sent (maybe partial) or -errno */
 	RING_OP_POLL,	/* res = revents (POLLIN, POLLHUP, ...) or -errno */
 	RING_OP_TICK,	/* the periodic timer fired; res = 0 */
+	RING_OP_CONNECT, /* res = 0 or -errno */
 	RING_OP_CANCEL,	/* internal: never delivered */
 	RING_OP_CLOSE,	/* internal: never delivered */
 	RING_OP_COUNT
@@ -55,8 +56,9 @@ struct ring_config {
 	ring_handler_fn *handler;
 	void *ctx;
 	/* limit the ring to the operations above (IORING_REGISTER_RESTRICTIONS):
-	 * no open, read/write of files, connect, or later registrations, even
-	 * for code that gets hold of the ring fd */
+	 * no open, read/write of files, or later registrations, even for code
+	 * that gets hold of the ring fd; CONNECT (proxying to backends) is
+	 * allowed */
 	bool restricted;
 };
 
@@ -88,6 +90,8 @@ void ring_accept(struct ring *ring, uint32_t slot, int fd, bool multishot);
 void ring_recv(struct ring *ring, uint32_t slot, int fd);
 /* buf must stay valid and unchanged until the SEND completion */
 void ring_send(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t len);
+/* connect fd to addr; addr must stay valid until the next ring_run() */
+void ring_connect(struct ring *ring, uint32_t slot, int fd, const void *addr, unsigned addr_len);
 /* multishot POLLIN (POLLHUP/POLLERR are always reported) */
 void ring_poll(struct ring *ring, uint32_t slot, int fd);
 /* cancel every operation of this type on the slot; each completes with

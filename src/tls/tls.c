@@ -64,6 +64,7 @@ struct tls_ctx {
 	WC_RNG rng;
 	struct tls_ticket_key cur, prev;
 	bool client_order;
+	bool client;	/* connections to backends: we are the TLS client */
 	/* open addressing, size a power of two, at most half full */
 	struct tls_sni_entry *sni;
 	unsigned sni_size, sni_count;
@@ -681,6 +682,40 @@ int tls_ctx_create(const struct tls_ctx_settings *set, struct tls_ctx **ctx_r, c
 	return 0;
 }
 
+int tls_ctx_create_client(const char *ca_pem, bool verify, struct tls_ctx **ctx_r,
+			  const char **error_r)
+{
+	tls_init();
+	struct tls_ctx *ctx = rg_calloc(1, sizeof(*ctx));
+	ctx->refcount = 1;
+	ctx->client = true;
+	if (wc_InitRng(&ctx->rng) != 0)
+		log_fatal("tls: cannot initialise the random generator");
+	ctx->wctx = wolfSSL_CTX_new(wolfSSLv23_client_method());
+	if (ctx->wctx == NULL)
+		log_fatal("tls: wolfSSL_CTX_new failed");
+	WOLFSSL_CTX *w = ctx->wctx;
+	(void)wolfSSL_CTX_SetMinVersion(w, WOLFSSL_TLSV1_2);
+	wolfSSL_CTX_SetIORecv(w, tls_io_recv);
+	wolfSSL_CTX_SetIOSend(w, tls_io_send);
+	wolfSSL_CTX_set_session_cache_mode(w, WOLFSSL_SESS_CACHE_OFF);
+	if (verify) {
+		if (ca_pem == NULL || ca_pem[0] == '\0' ||
+		    wolfSSL_CTX_load_verify_buffer(w, (const unsigned char *)ca_pem,
+						   (long)strlen(ca_pem),
+						   WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS) {
+			*error_r = tls_error("ssl_client_ca_file: no usable CA certificate");
+			tls_ctx_free(&ctx);
+			return -EINVAL;
+		}
+		wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_PEER, NULL);
+	} else {
+		wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_NONE, NULL);
+	}
+	*ctx_r = ctx;
+	return 0;
+}
+
 void tls_ctx_free(struct tls_ctx **_ctx)
 {
 	struct tls_ctx *ctx = *_ctx;
@@ -799,7 +834,7 @@ enum tls_result tls_conn_handshake(struct tls_conn *conn, const char **error_r)
 {
 	if (conn->handshake_done)
 		return TLS_OK;
-	int ret = wolfSSL_accept(conn->ssl);
+	int ret = conn->ctx->client ? wolfSSL_connect(conn->ssl) : wolfSSL_accept(conn->ssl);
 	if (ret != WOLFSSL_SUCCESS) {
 		enum tls_result res = tls_conn_result(conn, ret, "TLS handshake failed", error_r);
 		if (res == TLS_ERROR)

@@ -1,4 +1,4 @@
-/* tls.h — server-side TLS: contexts (certificate, SNI certificates, ticket
+/* tls.h — TLS (server side for clients, client side for backends): contexts (certificate, SNI certificates, ticket
  * keys shared by every login process) and a per-connection engine that turns
  * ciphertext into plaintext and back over memory buffers. The engine never
  * makes a system call: the caller feeds it what the ring received and sends
@@ -62,6 +62,12 @@ const char *tls_crypto_info(void);
  * Returns 0, or -EINVAL with error_r ("ssl_key: does not match ssl_cert"). */
 int tls_ctx_create(const struct tls_ctx_settings *set, struct tls_ctx **ctx_r,
 		   const char **error_r);
+/* A client context, for the login process's connections to backends
+ * (passdb proxy ssl/starttls): verify = the backend's chain must lead to a
+ * certificate in ca_pem (ssl=yes; the name is not checked), else nothing is
+ * verified (any-cert). TLS 1.2 or later. 0 or -EINVAL with error_r. */
+int tls_ctx_create_client(const char *ca_pem, bool verify, struct tls_ctx **ctx_r,
+			  const char **error_r);
 /* Drops one reference; connections made from ctx must be freed first. */
 void tls_ctx_free(struct tls_ctx **ctx);
 

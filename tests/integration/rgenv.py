@@ -104,7 +104,7 @@ class Ringgate:
     def __init__(self, mode="performance", extra_conf="", service_extra="",
                  users=None, workdir=None, failure_delay="1 secs",
                  imap_port=None, pop3_port=None, run_as=None, tls=False,
-                 imaps_port=None, pop3s_port=None):
+                 imaps_port=None, pop3s_port=None, imap_extra="", pop3_extra=""):
         self.mode = mode
         self.tmp = workdir or tempfile.mkdtemp(prefix="ringgate-test-")
         os.chmod(self.tmp, 0o755)
@@ -139,6 +139,9 @@ class Ringgate:
             self.login_user = pwd.getpwuid(self.uid).pw_name
         self.users = users or {"demo": "demo-pass", "alice": "alice secret"}
         self._write_users()
+        # imap_extra / pop3_extra: more text inside one service block only
+        # (e.g. another inet_listener)
+        self.imap_extra, self.pop3_extra = imap_extra, pop3_extra
         self._write_conf(extra_conf, service_extra, failure_delay)
         if self.run_as:
             for d, _, files in os.walk(self.tmp):
@@ -222,7 +225,7 @@ service imap-login {{
   inet_listener imaps {{
     port = {self.imaps_port}
   }}
-{svc}{service_extra}}}
+{self.imap_extra}{svc}{service_extra}}}
 service pop3-login {{
   inet_listener pop3 {{
     port = {self.pop3_port}
@@ -230,7 +233,7 @@ service pop3-login {{
   inet_listener pop3s {{
     port = {self.pop3s_port}
   }}
-{svc}{service_extra}}}
+{self.pop3_extra}{svc}{service_extra}}}
 {extra_conf}
 """
         with open(self.conf, "w") as f:

@@ -74,6 +74,7 @@ static void test_defaults(void **state)
 	assert_int_equal(set->auth_failure_delay, 2);
 	assert_string_equal(set->login_greeting, "ringgate ready.");
 	assert_string_equal(set->login_trusted_networks, "");
+	assert_string_equal(set->haproxy_trusted_networks, "");
 	assert_int_equal(set->login_timeout, 180);
 	assert_string_equal(set->default_login_user, "dovenull");
 	assert_string_equal(set->default_internal_user, "dovecot");
@@ -290,6 +291,8 @@ static void test_errors(void **state)
 		  "t.conf:2: invalid value for 'login_trusted_networks': not an IP address or network (addr/bits)" },
 		{ NO_SSL "login_trusted_networks = example.com\n",
 		  "t.conf:2: invalid value for 'login_trusted_networks': not an IP address or network (addr/bits)" },
+		{ NO_SSL "haproxy_trusted_networks = 10.0.0.1 nope\n",
+		  "t.conf:2: invalid value for 'haproxy_trusted_networks': not an IP address or network (addr/bits)" },
 		{ NO_SSL "login_trusted_networks = ::1/129\n",
 		  "t.conf:2: invalid value for 'login_trusted_networks': not an IP address or network (addr/bits)" },
 		{ NO_SSL "base_dir = run/ringgate\n",
@@ -373,6 +376,7 @@ static void assert_settings_equal(const struct settings *a, const struct setting
 	assert_int_equal(a->auth_failure_delay, b->auth_failure_delay);
 	assert_string_equal(a->login_greeting, b->login_greeting);
 	assert_string_equal(a->login_trusted_networks, b->login_trusted_networks);
+	assert_string_equal(a->haproxy_trusted_networks, b->haproxy_trusted_networks);
 	assert_int_equal(a->login_timeout, b->login_timeout);
 	assert_string_equal(a->default_login_user, b->default_login_user);
 	assert_string_equal(a->default_internal_user, b->default_internal_user);

@@ -127,6 +127,12 @@ static void f_starttls(void *ctx)
 	buf_printf(&f->calls, "STARTTLS\n");
 }
 
+static void f_forward(void *ctx, const char *key, const char *value)
+{
+	struct fake *f = ctx;
+	buf_printf(&f->calls, "FORWARD %s=%s\n", key, value);
+}
+
 static const struct login_callbacks callbacks = {
 	.send = f_send,
 	.auth_begin = f_auth_begin,
@@ -135,6 +141,7 @@ static const struct login_callbacks callbacks = {
 	.handoff = f_handoff,
 	.disconnect = f_disconnect,
 	.starttls = f_starttls,
+	.forward = f_forward,
 };
 
 static const struct login_proto_config default_config = {
@@ -283,8 +290,10 @@ static void test_login(void **state)
 	expect_out(f, "");
 	expect_calls(f, "BEGIN PLAIN resp \\x00user\\x00p a\"ss\n");
 	assert_false(imap_login_proto.idle(f->s));
-	reply(f, LOGIN_AUTH_FAIL, NULL, "secret reason");
-	expect_out(f, "a NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+	/* auth gives a reason only for passdb nologin + reason: shown as
+	 * Dovecot does, an ALERT */
+	reply(f, LOGIN_AUTH_FAIL, NULL, "moved\r\nelsewhere");
+	expect_out(f, "a NO [ALERT] moved  elsewhere\r\n");
 	assert_true(imap_login_proto.idle(f->s));
 
 	/* synchronizing literals get a continuation each */
@@ -653,10 +662,37 @@ static void test_splits(void **state)
 	free(expected);
 }
 
+/* ID x-originating-* from a trusted client (a proxy) is forwarded to the
+ * connection layer; from anyone else it is only an ID */
+static void test_id_forwarding(void **state)
+{
+	(void)state;
+	const char *id = "i ID (\"x-originating-ip\" \"192.0.2.9\" \"x-originating-port\" \"4242\" "
+			 "\"X-Connected-IP\" \"198.51.100.1\" \"x-connected-port\" \"143\" "
+			 "\"x-session-id\" \"abcDEF123456\" \"name\" \"proxy\" \"x-other\" NIL)\r\n";
+	struct fake *f = start(NULL);
+	expect_out(f, GREETING);
+	in(f, id);
+	expect_out(f, "* ID (\"name\" \"ringgate\")\r\ni OK ID completed.\r\n");
+	expect_calls(f, "");
+	finish(f);
+
+	struct login_proto_config c = default_config;
+	c.trusted = true;
+	f = start(&c);
+	expect_out(f, GREETING);
+	in(f, id);
+	expect_out(f, "* ID (\"name\" \"ringgate\")\r\ni OK ID completed.\r\n");
+	expect_calls(f, "FORWARD rip=192.0.2.9\nFORWARD rport=4242\nFORWARD lip=198.51.100.1\n"
+			"FORWARD lport=143\nFORWARD session=abcDEF123456\n");
+	finish(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_greeting),
+		cmocka_unit_test(test_id_forwarding),
 		cmocka_unit_test(test_simple_commands),
 		cmocka_unit_test(test_login),
 		cmocka_unit_test(test_privacy_required),

@@ -1,7 +1,8 @@
 /* Tests for the login process's seccomp filter (lib/sandbox.h with the
  * allow-list of login/login-sandbox.c): in a forked child, the calls a login
- * process makes still work, and opening a file, exec, a new socket, kill and
- * ptrace kill the child with SIGSYS. Skipped in sanitizer builds, where the
+ * process makes still work (a TCP socket for a backend included), and opening
+ * a file, exec, connect(2) (backends are reached through the ring), bind,
+ * kill and ptrace kill the child with SIGSYS. Skipped in sanitizer builds, where the
  * filter is not installed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,8 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +64,10 @@ static void allowed_calls(void)
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
 	    shutdown(sv[0], SHUT_WR) < 0 || close(sv[0]) < 0 || close(sv[1]) < 0)
 		_exit(4);
+	/* a proxied user's backend socket (connected through the ring) */
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || close(fd) < 0)
+		_exit(5);
 	void *m = malloc(100000);
 	free(m);
 }
@@ -76,9 +83,19 @@ static void exec_shell(void)
 	(void)execv("/bin/sh", argv);
 }
 
-static void new_socket(void)
+static void connect_direct(void)
 {
-	(void)socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(1) };
+	sin.sin_addr.s_addr = htonl(0x7f000001);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	(void)connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+}
+
+static void bind_socket(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	(void)bind(fd, (struct sockaddr *)&sin, sizeof(sin));
 }
 
 static void kill_parent(void)
@@ -100,7 +117,8 @@ static void test_sandbox(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 
-	void (*forbidden[])(void) = { open_file, exec_shell, new_socket, kill_parent, ptrace_me };
+	void (*forbidden[])(void) = { open_file, exec_shell, connect_direct, bind_socket,
+				       kill_parent, ptrace_me };
 	for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
 		status = run_sandboxed(forbidden[i]);
 		assert_true(WIFSIGNALED(status));

@@ -37,6 +37,7 @@ struct fake {
 	size_t out_len_at_handoff;
 
 	int disconnects;
+	char forwarded[256];
 	int starttls;
 
 	/* behaviours */
@@ -120,6 +121,13 @@ static void fake_starttls(void *ctx)
 	f->starttls++;
 }
 
+static void fake_forward(void *ctx, const char *key, const char *value)
+{
+	struct fake *f = ctx;
+	size_t n = strlen(f->forwarded);
+	snprintf(f->forwarded + n, sizeof(f->forwarded) - n, "%s=%s;", key, value);
+}
+
 static const struct login_callbacks fake_cb = {
 	.send = fake_send,
 	.auth_begin = fake_auth_begin,
@@ -128,6 +136,7 @@ static const struct login_callbacks fake_cb = {
 	.handoff = fake_handoff,
 	.disconnect = fake_disconnect,
 	.starttls = fake_starttls,
+	.forward = fake_forward,
 };
 
 static const struct login_proto_config cfg_default = {
@@ -778,10 +787,28 @@ static void test_idle(void **state)
 	fake_free(f);
 }
 
+/* XCLIENT: only a trusted client (a proxy) is told about it in the greeting
+ * and may use it; its fields go to the connection layer */
+static void test_xclient(void **state)
+{
+	(void)state;
+	check_script(&cfg_default, "XCLIENT ADDR=192.0.2.9 PORT=4242\r\n",
+		     "-ERR You aren't allowed to use XCLIENT command.\r\n", 0);
+	struct login_proto_config cfg = cfg_default;
+	cfg.trusted = true;
+	struct fake *f = fake_new(&cfg);
+	assert_out(f, "+OK [XCLIENT] Dovecot ready.\r\n");
+	input(f, "XCLIENT ADDR=192.0.2.9  PORT=4242 SESSION=abc TTL=4 FOO\r\n");
+	assert_out(f, "+OK\r\n");
+	assert_string_equal(f->forwarded, "rip=192.0.2.9;rport=4242;session=abc;");
+	fake_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_greeting),
+		cmocka_unit_test(test_xclient),
 		cmocka_unit_test(test_capa),
 		cmocka_unit_test(test_user_pass),
 		cmocka_unit_test(test_pass_without_user),
