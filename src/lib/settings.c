@@ -1064,7 +1064,8 @@ static void print_setting(FILE *out, int indent, const char *key, const char *va
 	fputc('\n', out);
 }
 
-static void print_pem(FILE *out, int indent, const void *base, const struct set_def *def)
+static void print_pem(FILE *out, int indent, const void *base, const struct set_def *def,
+		      bool secrets)
 {
 	const char *value = *field_str((void *)base, def->offset);
 	const char *file = *field_str((void *)base, def->file_offset);
@@ -1074,14 +1075,14 @@ static void print_pem(FILE *out, int indent, const void *base, const struct set_
 		fprintf(out, "%*s%s = <", indent, "", def->key);
 		fputs(file, out);
 		fputc('\n', out);
-	} else if (strcmp(def->key, "ssl_key") == 0 && value[0] != '\0') {
+	} else if (!secrets && strcmp(def->key, "ssl_key") == 0 && value[0] != '\0') {
 		fprintf(out, "%*s%s = # hidden, use -P to show it\n", indent, "", def->key);
 	} else {
 		print_setting(out, indent, def->key, value);
 	}
 }
 
-static void print_local_names(FILE *out, const struct settings *set)
+static void print_local_names(FILE *out, const struct settings *set, bool secrets)
 {
 	for (unsigned i = 0; i < set->local_name_count; i++) {
 		const struct local_name_settings *ln = &set->local_names[i];
@@ -1089,7 +1090,7 @@ static void print_local_names(FILE *out, const struct settings *set)
 		fprintf(out, strchr(ln->names, ' ') != NULL ? "local_name \"%s\" {\n" :
 			"local_name %s {\n", ln->names);
 		for (size_t j = 0; j < LOCAL_NAME_DEFS; j++)
-			print_pem(out, 2, ln, &local_name_defs[j]);
+			print_pem(out, 2, ln, &local_name_defs[j], secrets);
 		fprintf(out, "}\n");
 	}
 }
@@ -1173,6 +1174,11 @@ static void print_service(FILE *out, const struct settings *set,
 
 void settings_print(const struct settings *set, bool all, FILE *out)
 {
+	settings_print_secrets(set, all, false, out);
+}
+
+void settings_print_secrets(const struct settings *set, bool all, bool secrets, FILE *out)
+{
 	struct settings *defaults = settings_new(set->config_path);
 
 	fprintf(out, "# ringgate configuration: %s\n", set->config_path);
@@ -1186,7 +1192,7 @@ void settings_print(const struct settings *set, bool all, FILE *out)
 			differs = differs || *field_str((void *)set, def->file_offset)[0] != '\0';
 		if (all || differs) {
 			if (def->type == ST_PEM)
-				print_pem(out, 0, set, def);
+				print_pem(out, 0, set, def, secrets);
 			else
 				print_setting(out, 0, def->key, v);
 		}
@@ -1194,7 +1200,7 @@ void settings_print(const struct settings *set, bool all, FILE *out)
 		rg_free(d);
 	}
 	settings_free(defaults);
-	print_local_names(out, set);
+	print_local_names(out, set, secrets);
 	print_db(out, "passdb", &set->passdb);
 	print_db(out, "userdb", &set->userdb);
 	for (unsigned i = 0; i < set->service_count; i++)

@@ -134,5 +134,8 @@ bool settings_protocol_enabled(const struct settings *set, const char *protocol)
  * settings_load() reads back to the same values. Key material is shown as
  * "# hidden". */
 void settings_print(const struct settings *set, bool all, FILE *out);
+/* The same; with secrets an inline ssl_key is printed too (`-P`, as
+ * doveconf -P), so the output loads back even then. */
+void settings_print_secrets(const struct settings *set, bool all, bool secrets, FILE *out);
 
 #endif

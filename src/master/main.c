@@ -20,7 +20,7 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: ringgate [-c FILE] [-F] [-V]\n"
-		"       ringgate [-c FILE] -n|-a|config\n"
+		"       ringgate [-c FILE] -n|-a|config [-P]\n"
 		"       ringgate [-c FILE] stop\n");
 	exit(1);
 }
@@ -57,10 +57,10 @@ static int cmd_stop(const struct settings *set)
 int main(int argc, char **argv)
 {
 	const char *config = DEFAULT_CONFIG;
-	bool foreground = false, print = false, print_all = false;
+	bool foreground = false, print = false, print_all = false, secrets = false;
 	int c;
 
-	while ((c = getopt(argc, argv, "c:FVna")) != -1) {
+	while ((c = getopt(argc, argv, "c:FVnaP")) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -76,6 +76,9 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			print = print_all = true;
+			break;
+		case 'P':
+			print = secrets = true;
 			break;
 		default:
 			usage();
@@ -99,7 +102,7 @@ int main(int argc, char **argv)
 	}
 	int ret;
 	if (print) {
-		settings_print(set, print_all, stdout);
+		settings_print_secrets(set, print_all, secrets, stdout);
 		ret = fflush(stdout) == 0 ? 0 : 1;
 	} else if (cmd == NULL) {
 		ret = master_run(set, foreground);
