@@ -9,11 +9,14 @@ FUZZ_SECONDS ?= 10
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
-             clang libclang-rt-14-dev isync \
+             clang libclang-rt-14-dev isync groff-base \
              dpkg-dev autoconf automake libtool
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build run check check-asan check-system unit fuzz clean bench soak
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+
+.PHONY: all deps build run check check-asan check-system unit fuzz clean bench soak install
 
 all: build
 
@@ -74,6 +77,12 @@ fuzz: deps
 	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF -DRINGGATE_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)
+
+# PREFIX/libexec/ringgate/ (all binaries), PREFIX/sbin/ringgate (a symlink),
+# man pages, PREFIX/lib/systemd/system/ringgate.service, an example config
+# in PREFIX/share/doc/ringgate. DESTDIR is honoured (packaging).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix $(PREFIX)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)

@@ -1,5 +1,6 @@
 #include "master/master.h"
 #include "master/master-addr.h"
+#include "master/master-notify.h"
 #include "master/master-pidfile.h"
 #include "master/master-policy.h"
 #include "lib/alloc.h"
@@ -1197,6 +1198,7 @@ static void stop_begin(const char *why)
 	if (m.stopping)
 		return;
 	log_info("%s: shutting down", why);
+	(void)master_notify("STOPPING=1");
 	m.stopping = true;
 	m.stop_deadline_ms = now_ms() + STOP_TIMEOUT_MSECS;
 	for (unsigned s = 0; s < m.service_count; s++) {
@@ -1458,6 +1460,8 @@ int master_run(struct settings *set, bool foreground)
 		CPU_ZERO(&m.cpus);
 
 	log_init("master");
+	/* before any child exists: none inherits NOTIFY_SOCKET */
+	int notify = master_notify_init();
 	if (set->log_path != NULL && *set->log_path != '\0') {
 		startup_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
 		int fd = open(set->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -1467,6 +1471,8 @@ int master_run(struct settings *set, bool foreground)
 			startup_fatal("dup2(log) failed: %m");
 		close(fd);
 	}
+	if (notify < 0)
+		log_warning("NOTIFY_SOCKET is not an absolute or abstract socket path: ignored");
 	find_binaries();
 	check_users();
 	setup_dirs();
@@ -1518,6 +1524,12 @@ int master_run(struct settings *set, bool foreground)
 	if (set->ssl != SSL_NO)
 		ticket_keys_rotate();
 	auth_spawn();
+	/* listeners are bound and the pid file written: systemd may go on */
+	char ready[64];
+	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%ld", (long)getpid());
+	ret = master_notify(ready);
+	if (ret < 0)
+		log_warning("sd_notify(READY=1) failed: %s", strerror(-ret));
 	for (;;) {
 		struct epoll_event evs[64];
 		int n = epoll_wait(m.epfd, evs, 64, m.stopping ? 100 : 1000);
