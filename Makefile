@@ -10,7 +10,8 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
              clang libclang-rt-14-dev isync groff-base \
-             dpkg-dev autoconf automake libtool
+             dpkg-dev autoconf automake libtool \
+             python3-prometheus-client
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX    ?= /usr/local

@@ -28,6 +28,8 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_WORKER_INIT] = "WORKER_INIT",
 	[IPC_LOGIN_TICKET_KEYS] = "LOGIN_TICKET_KEYS",
 	[IPC_LOGIN_OVERFLOW] = "LOGIN_OVERFLOW",
+	[IPC_LOGIN_STATS_REQUEST] = "LOGIN_STATS_REQUEST",
+	[IPC_LOGIN_STATS] = "LOGIN_STATS",
 };
 
 const char *ipc_type_name(enum ipc_type type)

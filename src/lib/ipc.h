@@ -44,6 +44,8 @@ enum ipc_type {
 	/* master -> login */
 	IPC_LOGIN_TICKET_KEYS, /* TLS session ticket keys: F_TICKET_KEYS */
 	IPC_LOGIN_OVERFLOW,    /* process_limit reached: full, accept anyway (evicting) */
+	IPC_LOGIN_STATS_REQUEST, /* master -> login: send LOGIN_STATS now */
+	IPC_LOGIN_STATS,         /* login -> master: F_STATS (lib/stats.h) */
 	IPC_TYPE_COUNT
 };
 
@@ -77,8 +79,12 @@ enum ipc_field {
 	IPC_F_TLS,       /* "1": the client talks TLS to the login process */
 	IPC_F_TICKET_KEYS, /* 48 bytes current key, then 48 bytes previous (or none) */
 	IPC_F_PASS,      /* AUTH_OK of a proxied user: the password for the backend */
+	IPC_F_STATS,     /* LOGIN_STATS: "name=value ..." (lib/stats.h) */
 	IPC_F_COUNT
 };
+
+/* ipc_fields.present has a bit per key */
+_Static_assert(IPC_F_COUNT <= 32, "too many IPC fields for the presence bitmask");
 
 struct ipc_hdr {
 	uint16_t type;

@@ -127,6 +127,9 @@ static const struct builtin_service {
 	{ "imap", "imap", 1, 1, 1024, { { NULL, 0, false }, { NULL, 0, false } } },
 	{ "pop3", "pop3", 1, 1, 1024, { { NULL, 0, false }, { NULL, 0, false } } },
 	{ "auth", "", 0, 0, 1, { { NULL, 0, false }, { NULL, 0, false } } },
+	/* metrics: served by master itself on `inet_listener http` (port 0 =
+	   off), as Dovecot's `service stats { inet_listener http { } }` */
+	{ "stats", "", 0, 0, 1, { { "http", 0, false }, { NULL, 0, false } } },
 };
 #define BUILTIN_COUNT (sizeof(builtin_services) / sizeof(builtin_services[0]))
 
@@ -558,7 +561,7 @@ static int load_listener(struct loader *l, struct service_settings *svc,
 {
 	struct listener_settings *ls = NULL;
 
-	if (!is_login_service(svc->name))
+	if (!is_login_service(svc->name) && strcmp(svc->name, "stats") != 0)
 		return load_error(l, sec, "service '%s' cannot have an inet_listener", svc->name);
 	if (sec->value[0] == '\0')
 		return load_error(l, sec, "inet_listener section needs a name");

@@ -6,6 +6,7 @@
 #include "lib/log.h"
 #include "proxy/proxy-backend.h"
 #include "proxy/proxy-protocol.h"
+#include "lib/stats.h"
 #include "ring/ring.h"
 #include "tls/tls.h"
 
@@ -238,6 +239,7 @@ static struct {
 
 	struct ipc_rx rx;
 	struct ipc_msg msg;
+	struct login_counters stats; /* plain increments; sent on request */
 } srv;
 
 static void conn_check(struct conn *c);
@@ -538,6 +540,8 @@ static void conn_tls_failed(struct conn *c, const char *what, const char *error)
 	char msg[160];
 	snprintf(msg, sizeof(msg), "%s: %s", what, error != NULL ? error : "failed");
 	log_debug("conn %u: %s", c->slot, msg);
+	if (c->tls != NULL && !tls_conn_handshake_done(c->tls))
+		srv.stats.v[STAT_HS_FAILED]++;
 	if (c->state != CONN_CLOSING) {
 		conn_log_end(c, msg);
 		/* flush the alert the engine queued */
@@ -648,6 +652,8 @@ static void conn_free(struct conn *c)
 		}
 		log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot,
 			  (unsigned long long)px->in, (unsigned long long)px->out);
+		srv.stats.v[STAT_PROXY_IN] += px->in;
+		srv.stats.v[STAT_PROXY_OUT] += px->out;
 		ring_close(srv.ring, px->fd);
 		ring_slot_free(srv.ring, px->slot);
 		outq_free(&px->to_worker);
@@ -1508,6 +1514,7 @@ static void conn_client_eof(struct conn *c, bool error)
 static void conn_tls_established(struct conn *c)
 {
 	c->flags |= CF_SECURED;
+	srv.stats.v[tls_conn_resumed(c->tls) ? STAT_HS_RESUMED : STAT_HS_FULL]++;
 	log_debug("conn %u: %s %s%s%s%s", c->slot, tls_conn_version(c->tls),
 		  tls_conn_cipher(c->tls), tls_conn_resumed(c->tls) ? ", resumed" : "",
 		  tls_conn_sni(c->tls) != NULL ? ", sni=" : "",
@@ -1686,6 +1693,7 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 	c->flags &= (uint16_t)~CF_HANDOFF_SENT;
 	c->req_id = 0;
 	if (reason == NULL) {
+		srv.stats.v[STAT_HANDOFFS]++;
 		login_addr_ip(&c->remote, rip, sizeof(rip));
 		login_addr_ip(&c->local, lip, sizeof(lip));
 		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
@@ -1985,6 +1993,29 @@ static void login_status_send(void)
 		log_debug("status to master: %s", strerror(-ret));
 }
 
+/* the counters, on master's request and once before exiting (docs/ipc.md);
+ * bytes of proxies still running are counted so far */
+static void login_stats_send(void)
+{
+	struct login_counters now = srv.stats;
+	char text[STATS_TEXT_MAX];
+	now.v[STAT_CONNS] = srv.conns;
+	now.v[STAT_PRELOGIN] = srv.prelogin;
+	now.v[STAT_ACCEPTED] = srv.total;
+	for (struct conn *c = srv.live.head; c != NULL; c = c->next) {
+		if (c->px != NULL) {
+			now.v[STAT_PROXY_IN] += c->px->in;
+			now.v[STAT_PROXY_OUT] += c->px->out;
+		}
+	}
+	stats_format(&now, text, sizeof(text));
+	ipc_msg_init(&srv.msg, IPC_LOGIN_STATS, 0);
+	ipc_msg_add_str(&srv.msg, IPC_F_STATS, text);
+	int ret = ipc_send(srv.master.fd, &srv.msg, -1);
+	if (ret < 0)
+		log_debug("stats to master: %s", strerror(-ret));
+}
+
 /* called after conns or prelogin changed: only the transitions master cares
  * about (full, idle, and no client logging in: a TLS proxy is not one) */
 static void login_status(void)
@@ -2132,6 +2163,7 @@ static void conn_accept(int fd, const struct login_src *listener)
 			return;
 		}
 		conn_bye(old, "Connection queue full", "Connection queue full");
+		srv.stats.v[STAT_EVICTIONS]++;
 	}
 	struct conn *c = rg_calloc(1, sizeof(*c));
 
@@ -2399,6 +2431,7 @@ static void auth_input(void)
 				log_fatal("auth: OK without user or cookie");
 			if (c == NULL)
 				break;
+			srv.stats.v[STAT_LOGIN_OK]++;
 			c->req_id = 0;
 			rg_free(c->user);
 			c->user = rg_strdup(user);
@@ -2427,6 +2460,7 @@ static void auth_input(void)
 		case IPC_AUTH_FAIL: {
 			if (c == NULL)
 				break;
+			srv.stats.v[STAT_LOGIN_FAILED]++;
 			const char *user = ipc_str(f, IPC_F_USER);
 			if (user != NULL) {
 				rg_free(c->user);
@@ -2502,6 +2536,11 @@ static void master_input(void)
 			conn_check(c);
 			break;
 		}
+		case IPC_LOGIN_STATS_REQUEST:
+			if (srv.rx.fd >= 0)
+				log_fatal("master sent an fd with LOGIN_STATS_REQUEST");
+			login_stats_send();
+			break;
 		case IPC_LOGIN_OVERFLOW:
 			if (srv.rx.fd >= 0)
 				log_fatal("master sent an fd with LOGIN_OVERFLOW");
@@ -2782,6 +2821,8 @@ int login_conn_run(const struct login_conn_config *set)
 		srv.now = monotonic_secs();
 	}
 	log_debug("nothing left to do: exiting (%llu connections served)", srv.total);
+	if (srv.master.fd >= 0)
+		login_stats_send(); /* the last word: master adds it to the service's totals */
 	/* no need to wait for the ring: the process is going away */
 	ring_destroy(srv.ring);
 	prepared_ring = NULL;

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +23,9 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: ringgate [-c FILE] [-F] [-V]\n"
 		"       ringgate [-c FILE] -n|-a|config [-P]\n"
-		"       ringgate [-c FILE] stop\n");
+		"       ringgate [-c FILE] stop\n"
+		"       ringgate [-c FILE] who [-1]\n"
+		"       ringgate [-c FILE] stats\n");
 	exit(1);
 }
 
@@ -54,13 +58,60 @@ static int cmd_stop(const struct settings *set)
 	return 1;
 }
 
+/* ask the running master on its control socket; its answer to stdout */
+static int cmd_ctl(const struct settings *set, const char *request)
+{
+	char *path = master_ctl_path(set);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "ringgate: %s: cannot make a socket for it\n", path);
+		rg_free(path);
+		return 1;
+	}
+	strcpy(sa.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "ringgate: not running? connect(%s) failed: %s\n", path,
+			strerror(errno));
+		close(fd);
+		rg_free(path);
+		return 1;
+	}
+	rg_free(path);
+	struct timeval tv = { 10, 0 };
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char line[64];
+	int len = snprintf(line, sizeof(line), "%s\n", request);
+	if (send(fd, line, (size_t)len, MSG_NOSIGNAL) != len) {
+		fprintf(stderr, "ringgate: sending to master failed: %s\n", strerror(errno));
+		close(fd);
+		return 1;
+	}
+	char buf[8192];
+	ssize_t n;
+	bool any = false;
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, stdout);
+		any = true;
+	}
+	int err = n < 0 ? errno : 0;
+	close(fd);
+	if (err != 0 || !any) {
+		fprintf(stderr, "ringgate: no answer from master%s%s\n", err != 0 ? ": " : "",
+			err != 0 ? strerror(err) : "");
+		return 1;
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config = DEFAULT_CONFIG;
 	bool foreground = false, print = false, print_all = false, secrets = false;
+	bool per_user = false;
 	int c;
 
-	while ((c = getopt(argc, argv, "c:FVnaP")) != -1) {
+	while ((c = getopt(argc, argv, "c:FVnaP1")) != -1) {
 		switch (c) {
 		case 'c':
 			config = optarg;
@@ -76,6 +127,9 @@ int main(int argc, char **argv)
 			break;
 		case 'a':
 			print = print_all = true;
+			break;
+		case '1':
+			per_user = true;
 			break;
 		case 'P':
 			print = secrets = true;
@@ -108,8 +162,11 @@ int main(int argc, char **argv)
 		ret = master_run(set, foreground);
 	} else if (strcmp(cmd, "stop") == 0) {
 		ret = cmd_stop(set);
-	} else if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "who") == 0 ||
-		   strcmp(cmd, "stats") == 0) {
+	} else if (strcmp(cmd, "who") == 0) {
+		ret = cmd_ctl(set, per_user ? "who -1" : "who");
+	} else if (strcmp(cmd, "stats") == 0) {
+		ret = cmd_ctl(set, "stats");
+	} else if (strcmp(cmd, "reload") == 0) {
 		fprintf(stderr, "ringgate: '%s' is not supported yet\n", cmd);
 		ret = 1;
 	} else {

@@ -3,11 +3,13 @@
 #include "master/master-notify.h"
 #include "master/master-pidfile.h"
 #include "master/master-policy.h"
+#include "master/master-report.h"
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/iplimit.h"
 #include "lib/log.h"
 #include "lib/privs.h"
+#include "lib/stats.h"
 #include "tls/tls-settings.h"
 
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <time.h>
@@ -52,7 +55,7 @@ static const struct proc_type_info {
 	[PROC_WORKER] = { "worker", NULL },
 };
 
-enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN };
+enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN, EV_CTL_LISTEN, EV_HTTP_LISTEN, EV_CLIENT };
 struct ev_source {
 	enum ev_kind kind;
 	void *ptr;
@@ -87,6 +90,14 @@ struct child {
 	int auth_pending_fd;             /* login: auth end not yet given to auth */
 	struct ev_source ev;
 	struct master_proc_state st;
+	/* logins: the last LOGIN_STATS; stats_wait while a request is out */
+	struct login_counters stats;
+	bool stats_wait;
+	/* workers, for `who` */
+	char *user, *rip;
+	pid_t proxy_pid;                 /* the login process relaying its TLS */
+	time_t since;
+	bool tls;
 	struct child *next;
 };
 
@@ -105,7 +116,29 @@ struct login_service {
 	int64_t backoff_until_ms;
 	struct child *logins;
 	unsigned login_count;
+	struct login_counters gone;      /* running counts of exited processes */
 };
+
+/* A client of the control socket (`ringgate who|stats`) or of the metrics
+ * listener: read one request, maybe wait for fresh counters, write the
+ * answer, close. Never blocks master. */
+enum client_cmd { CMD_NONE, CMD_WHO, CMD_WHO_COUNT, CMD_STATS, CMD_METRICS };
+struct client {
+	int fd;
+	bool http;
+	enum client_cmd cmd;
+	bool waiting;                    /* for LOGIN_STATS replies */
+	char in[1024];
+	size_t in_len;
+	char *out;
+	size_t out_len, out_pos;
+	int64_t deadline_ms;
+	struct ev_source ev;
+	struct client *next;
+};
+#define MAX_CLIENTS 32
+#define CLIENT_TIMEOUT_MSECS 5000
+#define STATS_WAIT_MSECS 1000
 
 struct worker_service {
 	const char *protocol; /* "imap" / "pop3" */
@@ -150,6 +183,18 @@ static struct master {
 
 	struct pending *pending;
 	uint32_t req_seq;
+
+	int ctl_fd;                      /* base_dir/ringgate-ctl */
+	char *ctl_path;
+	struct ev_source ctl_ev;
+	int *http_fds;                   /* service stats { inet_listener http } */
+	unsigned http_count;
+	struct ev_source http_ev;
+	struct client *clients;
+	unsigned client_count;
+	bool stats_running;
+	unsigned stats_outstanding;
+	int64_t stats_deadline_ms;
 
 	bool stopping;
 	int64_t stop_deadline_ms;
@@ -576,6 +621,11 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	c->started_ms = now_ms();
 	c->chan = -1;
 	c->auth_pending_fd = -1;
+	c->user = rg_strdup(user);
+	c->rip = rg_strdup(ipc_str(hf, IPC_F_RIP) != NULL ? ipc_str(hf, IPC_F_RIP) : "");
+	c->tls = ipc_has(hf, IPC_F_TLS);
+	c->proxy_pid = c->tls ? p->login_pid : 0;
+	c->since = time(NULL);
 	c->next = m.worker_list;
 	m.worker_list = c;
 	ws->count++;
@@ -749,6 +799,28 @@ static void login_status(struct child *c, const struct ipc_rx *rx)
 		  c->svc->set->name, (long)c->pid, conns, prelogin, total);
 }
 
+static void login_stats(struct child *c, const struct ipc_rx *rx)
+{
+	const char *text = ipc_str(&rx->fields, IPC_F_STATS);
+	const char *error = "no STATS field";
+	struct login_counters st;
+	if (rx->fd >= 0 || text == NULL ||
+	    stats_parse(text, rx->fields.len[IPC_F_STATS], &st, &error) < 0) {
+		if (rx->fd >= 0)
+			close(rx->fd);
+		char why[96];
+		snprintf(why, sizeof(why), "malformed LOGIN_STATS: %s", error);
+		login_kill(c, why);
+		return;
+	}
+	c->stats = st;
+	if (c->stats_wait) {
+		c->stats_wait = false;
+		if (m.stats_outstanding > 0)
+			m.stats_outstanding--;
+	}
+}
+
 static void login_input(struct child *c)
 {
 	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
@@ -773,6 +845,9 @@ static void login_input(struct child *c)
 			break;
 		case IPC_LOGIN_STATUS:
 			login_status(c, rx);
+			break;
+		case IPC_LOGIN_STATS:
+			login_stats(c, rx);
 			break;
 		default:
 			if (rx->fd >= 0)
@@ -1056,6 +1131,8 @@ static void child_free(struct child *c)
 	}
 	if (c->auth_pending_fd >= 0)
 		close(c->auth_pending_fd);
+	rg_free(c->user);
+	rg_free(c->rip);
 	rg_free(c);
 }
 
@@ -1131,6 +1208,12 @@ static void child_exited(pid_t pid, int status)
 		for (struct child *c = svc->logins; c != NULL; c = c->next) {
 			if (c->pid != pid)
 				continue;
+			/* its last LOGIN_STATS is queued before the EOF */
+			for (unsigned i = 0; i < 4 && c->chan >= 0; i++)
+				login_input(c);
+			stats_add_counts(&svc->gone, &c->stats);
+			if (c->stats_wait && m.stats_outstanding > 0)
+				m.stats_outstanding--;
 			unlink_child(&svc->logins, c);
 			svc->login_count--;
 			bool abnormal = child_log_exit(c, status);
@@ -1235,6 +1318,404 @@ static void signal_input(void)
 	}
 	/* reaping waits until the whole epoll batch is handled: a later event of
 	 * the batch may point at a child that reaping would free */
+}
+
+/* ---- who, stats and metrics --------------------------------------------- */
+
+static void client_close(struct client *cl)
+{
+	for (struct client **pp = &m.clients; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == cl) {
+			*pp = cl->next;
+			break;
+		}
+	}
+	m.client_count--;
+	ep_del(cl->fd);
+	close(cl->fd);
+	free(cl->out);
+	rg_free(cl);
+}
+
+static void client_output(struct client *cl)
+{
+	while (cl->out_pos < cl->out_len) {
+		ssize_t n = send(cl->fd, cl->out + cl->out_pos, cl->out_len - cl->out_pos,
+				 MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return; /* EPOLLOUT brings us back */
+		if (n <= 0) {
+			client_close(cl);
+			return;
+		}
+		cl->out_pos += (size_t)n;
+	}
+	client_close(cl);
+}
+
+/* hand text (malloc'ed, as open_memstream makes it) to the client */
+static void client_reply(struct client *cl, char *text, size_t len)
+{
+	cl->out = text;
+	cl->out_len = len;
+	cl->out_pos = 0;
+	struct epoll_event e = { .events = EPOLLOUT, .data.ptr = &cl->ev };
+	if (epoll_ctl(m.epfd, EPOLL_CTL_MOD, cl->fd, &e) < 0) {
+		client_close(cl);
+		return;
+	}
+	client_output(cl);
+}
+
+static void client_reply_str(struct client *cl, const char *text)
+{
+	char *copy = strdup(text);
+	if (copy == NULL) {
+		client_close(cl);
+		return;
+	}
+	client_reply(cl, copy, strlen(copy));
+}
+
+/* the sessions (workers), oldest first; strings point into the children */
+static struct report_session *snapshot_sessions(unsigned *count_r)
+{
+	unsigned n = 0;
+	for (struct child *c = m.worker_list; c != NULL; c = c->next)
+		n++;
+	struct report_session *s = rg_calloc(n + 1, sizeof(*s));
+	unsigned i = n;
+	for (struct child *c = m.worker_list; c != NULL; c = c->next) {
+		struct report_session *r = &s[--i];
+		r->user = c->user != NULL ? c->user : "";
+		r->protocol = c->wsvc->protocol;
+		r->rip = c->rip != NULL ? c->rip : "";
+		r->pid = c->pid;
+		r->proxy_pid = c->proxy_pid;
+		r->since = c->since;
+		r->tls = c->tls;
+	}
+	*count_r = n;
+	return s;
+}
+
+struct snapshot {
+	struct report_service svcs[2];
+	struct report_process *procs[2];
+	struct report_workers workers[2];
+	unsigned svc_count, worker_count;
+};
+
+static void snapshot_take(struct snapshot *sn)
+{
+	memset(sn, 0, sizeof(*sn));
+	for (unsigned s = 0; s < m.service_count; s++) {
+		struct login_service *svc = &m.services[s];
+		struct report_service *r = &sn->svcs[sn->svc_count];
+		struct report_process *procs = rg_calloc(svc->login_count + 1, sizeof(*procs));
+		unsigned n = 0;
+		for (struct child *c = svc->logins; c != NULL; c = c->next) {
+			procs[n].pid = c->pid;
+			procs[n].c = c->stats;
+			n++;
+		}
+		r->name = svc->set->name;
+		r->mode = svc->set->service_count == 1 ? "security" : "performance";
+		r->procs = procs;
+		r->proc_count = n;
+		r->gone = svc->gone;
+		sn->procs[sn->svc_count++] = procs;
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		if (m.workers[i].protocol == NULL)
+			continue;
+		sn->workers[sn->worker_count].name = m.workers[i].protocol;
+		sn->workers[sn->worker_count].sessions = m.workers[i].count;
+		sn->worker_count++;
+	}
+}
+
+static void snapshot_free(struct snapshot *sn)
+{
+	for (unsigned i = 0; i < sn->svc_count; i++)
+		rg_free(sn->procs[i]);
+}
+
+static void client_answer(struct client *cl)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	if (out == NULL) {
+		client_close(cl);
+		return;
+	}
+	if (cl->cmd == CMD_WHO || cl->cmd == CMD_WHO_COUNT) {
+		unsigned n;
+		struct report_session *s = snapshot_sessions(&n);
+		if (cl->cmd == CMD_WHO)
+			report_who(out, s, n);
+		else
+			report_who_count(out, s, n);
+		rg_free(s);
+	} else {
+		struct snapshot sn;
+		snapshot_take(&sn);
+		if (cl->cmd == CMD_STATS) {
+			report_stats(out, sn.svcs, sn.svc_count, sn.workers, sn.worker_count);
+		} else {
+			char *body = NULL;
+			size_t body_len = 0;
+			FILE *b = open_memstream(&body, &body_len);
+			if (b != NULL) {
+				report_openmetrics(b, sn.svcs, sn.svc_count, sn.workers,
+						   sn.worker_count);
+				fclose(b);
+				fprintf(out, "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; "
+					"version=1.0.0; charset=utf-8\r\nContent-Length: %zu\r\n"
+					"Connection: close\r\n\r\n", body_len);
+				fwrite(body, 1, body_len, out);
+				free(body);
+			}
+		}
+		snapshot_free(&sn);
+	}
+	if (fclose(out) != 0) {
+		free(text);
+		client_close(cl);
+		return;
+	}
+	client_reply(cl, text, len);
+}
+
+/* Ask every login process for its counters; clients waiting for them are
+ * answered when all replied or after STATS_WAIT_MSECS (stats_check()). */
+static void stats_refresh(void)
+{
+	if (m.stats_running)
+		return;
+	m.stats_running = true;
+	m.stats_outstanding = 0;
+	m.stats_deadline_ms = now_ms() + STATS_WAIT_MSECS;
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+			if (c->chan < 0 || c->st.terminating)
+				continue;
+			struct ipc_msg msg;
+			ipc_msg_init(&msg, IPC_LOGIN_STATS_REQUEST, 0);
+			if (ipc_send(c->chan, &msg, -1) == 0) {
+				c->stats_wait = true;
+				m.stats_outstanding++;
+			}
+		}
+	}
+}
+
+static void stats_check(void)
+{
+	if (!m.stats_running || (m.stats_outstanding > 0 && now_ms() < m.stats_deadline_ms))
+		return;
+	m.stats_running = false;
+	m.stats_outstanding = 0;
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s].logins; c != NULL; c = c->next)
+			c->stats_wait = false;
+	}
+	struct client *next;
+	for (struct client *cl = m.clients; cl != NULL; cl = next) {
+		next = cl->next;
+		if (cl->waiting) {
+			cl->waiting = false;
+			client_answer(cl);
+		}
+	}
+}
+
+static void client_command(struct client *cl, enum client_cmd cmd)
+{
+	cl->cmd = cmd;
+	if (cmd == CMD_STATS || cmd == CMD_METRICS) {
+		cl->waiting = true;
+		stats_refresh(); /* answered by stats_check() after this epoll batch */
+	} else {
+		client_answer(cl);
+	}
+}
+
+/* "who", "who -1", "stats": one line */
+static void ctl_request(struct client *cl, char *line)
+{
+	size_t len = strlen(line);
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
+		line[--len] = '\0';
+	if (strcmp(line, "who") == 0)
+		client_command(cl, CMD_WHO);
+	else if (strcmp(line, "who -1") == 0)
+		client_command(cl, CMD_WHO_COUNT);
+	else if (strcmp(line, "stats") == 0)
+		client_command(cl, CMD_STATS);
+	else
+		client_reply_str(cl, "error: unknown command\n");
+}
+
+/* HTTP/1.0 (or 1.1, answered as 1.0): GET /metrics */
+static void http_request(struct client *cl)
+{
+	char *eol = memchr(cl->in, '\n', cl->in_len);
+	*eol = '\0';
+	if (eol > cl->in && eol[-1] == '\r')
+		eol[-1] = '\0';
+	/* METHOD SP /PATH SP HTTP/1.x, nothing else */
+	char method[8], path[64];
+	const char *sp1 = strchr(cl->in, ' ');
+	const char *sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
+	size_t mlen = sp1 != NULL ? (size_t)(sp1 - cl->in) : 0;
+	size_t plen = sp2 != NULL ? (size_t)(sp2 - sp1 - 1) : 0;
+	bool ok = sp2 != NULL && mlen > 0 && mlen < sizeof(method) && plen > 0 &&
+		plen < sizeof(path) && sp1[1] == '/' &&
+		(strcmp(sp2 + 1, "HTTP/1.0") == 0 || strcmp(sp2 + 1, "HTTP/1.1") == 0);
+	for (size_t i = 0; ok && i < mlen; i++)
+		ok = cl->in[i] >= 'A' && cl->in[i] <= 'Z';
+	if (ok) {
+		memcpy(method, cl->in, mlen);
+		method[mlen] = '\0';
+		memcpy(path, sp1 + 1, plen);
+		path[plen] = '\0';
+	}
+	if (!ok) {
+		client_reply_str(cl, "HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n"
+				 "Connection: close\r\n\r\n");
+	} else if (strcmp(method, "GET") != 0) {
+		client_reply_str(cl, "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET\r\n"
+				 "Content-Length: 0\r\nConnection: close\r\n\r\n");
+	} else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0) {
+		client_reply_str(cl, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n"
+				 "Connection: close\r\n\r\n");
+	} else {
+		client_command(cl, CMD_METRICS);
+	}
+}
+
+static void client_input(struct client *cl)
+{
+	if (cl->out != NULL || cl->waiting)
+		return;
+	ssize_t n = recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - 1 - cl->in_len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	cl->in_len += (size_t)n;
+	cl->in[cl->in_len] = '\0';
+	if (!cl->http) {
+		char *nl = memchr(cl->in, '\n', cl->in_len);
+		if (nl != NULL) {
+			*nl = '\0';
+			ctl_request(cl, cl->in);
+			return;
+		}
+	} else if (strstr(cl->in, "\r\n\r\n") != NULL || strstr(cl->in, "\n\n") != NULL) {
+		http_request(cl);
+		return;
+	}
+	if (cl->in_len >= sizeof(cl->in) - 1)
+		client_close(cl); /* no request fits: not one of ours */
+}
+
+static void client_event(struct client *cl, uint32_t events)
+{
+	if (cl->out != NULL && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0)
+		client_output(cl);
+	else if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0)
+		client_input(cl);
+}
+
+static void client_accept(int lfd, bool http)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (m.client_count >= MAX_CLIENTS) {
+			close(fd);
+			continue;
+		}
+		struct client *cl = rg_calloc(1, sizeof(*cl));
+		cl->fd = fd;
+		cl->http = http;
+		cl->deadline_ms = now_ms() + CLIENT_TIMEOUT_MSECS;
+		cl->ev = (struct ev_source){ EV_CLIENT, cl };
+		cl->next = m.clients;
+		m.clients = cl;
+		m.client_count++;
+		ep_add(fd, &cl->ev);
+	}
+}
+
+static void clients_expire(void)
+{
+	int64_t now = now_ms();
+	struct client *next;
+	for (struct client *cl = m.clients; cl != NULL; cl = next) {
+		next = cl->next;
+		if (now >= cl->deadline_ms)
+			client_close(cl);
+	}
+}
+
+char *master_ctl_path(const struct settings *set)
+{
+	return rg_strdup_printf("%s/ringgate-ctl", set->base_dir);
+}
+
+/* the control socket: only master's uid may connect (mode 0600) */
+static void setup_ctl(void)
+{
+	m.ctl_path = master_ctl_path(m.set);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(m.ctl_path) >= sizeof(sa.sun_path))
+		startup_fatal("%s: path too long for a UNIX socket", m.ctl_path);
+	strcpy(sa.sun_path, m.ctl_path);
+	(void)unlink(m.ctl_path); /* no live master owns it: we checked the pid file */
+	m.ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (m.ctl_fd < 0)
+		startup_fatal("socket(AF_UNIX) failed: %m");
+	mode_t old = umask(0077);
+	int ret = bind(m.ctl_fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (ret < 0)
+		startup_fatal("bind(%s) failed: %m", m.ctl_path);
+	if (chmod(m.ctl_path, 0600) < 0)
+		startup_fatal("chmod(%s) failed: %m", m.ctl_path);
+	if (listen(m.ctl_fd, 16) < 0)
+		startup_fatal("listen(%s) failed: %m", m.ctl_path);
+}
+
+static void setup_metrics(void)
+{
+	const struct service_settings *ss = settings_service(m.set, "stats");
+	for (unsigned i = 0; ss != NULL && i < ss->listener_count; i++) {
+		const struct listener_settings *ls = &ss->listeners[i];
+		if (ls->port == 0)
+			continue;
+		struct master_addr *addrs;
+		unsigned count;
+		char *error;
+		if (master_addr_parse(ls->address, ls->port, &addrs, &count, &error) < 0)
+			startup_fatal("service(stats): inet_listener %s: %s", ls->name, error);
+		for (unsigned j = 0; j < count; j++) {
+			int fd = master_addr_listen(&addrs[j], false, 16, &error);
+			if (fd < 0)
+				startup_fatal("service(stats): %s", error);
+			m.http_fds = rg_realloc(m.http_fds, (m.http_count + 1) * sizeof(*m.http_fds));
+			m.http_fds[m.http_count++] = fd;
+		}
+		rg_free(addrs);
+	}
 }
 
 /* ---- start-up ------------------------------------------------------------- */
@@ -1502,6 +1983,8 @@ int master_run(struct settings *set, bool foreground)
 				      strerror(-m.iplimit_fd));
 	}
 	setup_services();
+	setup_ctl();
+	setup_metrics();
 	if (!foreground)
 		daemonize();
 	if (startup_stderr >= 0) {
@@ -1516,6 +1999,14 @@ int master_run(struct settings *set, bool foreground)
 		log_fatal("epoll_create1() failed: %m");
 	m.sig_ev = (struct ev_source){ EV_SIGNAL, NULL };
 	ep_add(m.sigfd, &m.sig_ev);
+	m.ctl_ev = (struct ev_source){ EV_CTL_LISTEN, NULL };
+	ep_add(m.ctl_fd, &m.ctl_ev);
+	m.http_ev = (struct ev_source){ EV_HTTP_LISTEN, NULL };
+	for (unsigned i = 0; i < m.http_count; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.ptr = &m.http_ev };
+		if (epoll_ctl(m.epfd, EPOLL_CTL_ADD, m.http_fds[i], &e) < 0)
+			log_fatal("epoll_ctl(add) failed: %m");
+	}
 	ret = master_pidfile_write(m.pid_path, getpid());
 	if (ret < 0)
 		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
@@ -1532,7 +2023,7 @@ int master_run(struct settings *set, bool foreground)
 		log_warning("sd_notify(READY=1) failed: %s", strerror(-ret));
 	for (;;) {
 		struct epoll_event evs[64];
-		int n = epoll_wait(m.epfd, evs, 64, m.stopping ? 100 : 1000);
+		int n = epoll_wait(m.epfd, evs, 64, m.stopping || m.clients != NULL ? 100 : 1000);
 		if (n < 0 && errno != EINTR)
 			log_fatal("epoll_wait() failed: %m");
 		for (int i = 0; i < n; i++) {
@@ -1554,9 +2045,23 @@ int master_run(struct settings *set, bool foreground)
 			case EV_LISTEN:
 				listener_ready(ev->ptr);
 				break;
+			case EV_CTL_LISTEN:
+				client_accept(m.ctl_fd, false);
+				break;
+			case EV_HTTP_LISTEN:
+				for (unsigned h = 0; h < m.http_count; h++)
+					client_accept(m.http_fds[h], true);
+				break;
+			case EV_CLIENT:
+				/* may free the client: later events of this batch
+				 * for the same client cannot exist (one fd, one event) */
+				client_event(ev->ptr, evs[i].events);
+				break;
 			}
 		}
 		reap_children();
+		stats_check();
+		clients_expire();
 		if (m.stopping) {
 			if (!have_children() || now_ms() >= m.stop_deadline_ms)
 				break;
@@ -1570,6 +2075,14 @@ int master_run(struct settings *set, bool foreground)
 			service_update(&m.services[s]);
 	}
 	stop_finish();
+	while (m.clients != NULL)
+		client_close(m.clients);
+	close(m.ctl_fd);
+	unlink(m.ctl_path);
+	rg_free(m.ctl_path);
+	for (unsigned i = 0; i < m.http_count; i++)
+		close(m.http_fds[i]);
+	rg_free(m.http_fds);
 	pid_t pid;
 	if (master_pidfile_read(m.pid_path, &pid) == 0 && pid == getpid())
 		unlink(m.pid_path);

@@ -23,5 +23,8 @@ int master_run(struct settings *set, bool foreground);
 
 /* base_dir/master.pid, allocated */
 char *master_pidfile_path(const struct settings *set);
+/* base_dir/ringgate-ctl: `who` and `stats` ask the running master there
+ * (one line "who", "who -1" or "stats"; the answer is text, then EOF) */
+char *master_ctl_path(const struct settings *set);
 
 #endif

@@ -88,7 +88,13 @@ static void test_defaults(void **state)
 	assert_string_equal(set->passdb.driver, "");
 	assert_string_equal(set->userdb.args, "");
 
-	assert_int_equal(set->service_count, 5);
+	assert_int_equal(set->service_count, 6);
+	/* the metrics listener exists and is off */
+	svc = settings_service(set, "stats");
+	assert_non_null(svc);
+	assert_int_equal(svc->listener_count, 1);
+	assert_string_equal(svc->listeners[0].name, "http");
+	assert_int_equal(svc->listeners[0].port, 0);
 	svc = settings_service(set, "imap-login");
 	assert_non_null(svc);
 	assert_string_equal(svc->protocol, "imap");
