@@ -80,6 +80,7 @@ enum ipc_field {
 	IPC_F_TICKET_KEYS, /* 48 bytes current key, then 48 bytes previous (or none) */
 	IPC_F_PASS,      /* AUTH_OK of a proxied user: the password for the backend */
 	IPC_F_STATS,     /* LOGIN_STATS: "name=value ..." (lib/stats.h) */
+	IPC_F_MPID,      /* LOGIN_HANDOFF_REPLY: the worker's pid, for the Login log line */
 	IPC_F_COUNT
 };
 

@@ -1,5 +1,8 @@
-/* log.h — process logging. Every line is "name(pid): message" on stderr, which
- * master points at its log (stderr or log_path). Client bytes go through
+/* log.h — process logging. Every line is "name(pid): Level: message" on
+ * stderr (Dovecot's "Info: ", "Warning: ", ... levels), which master points
+ * at its log (stderr or log_path). With RINGGATE_LOG_TIMESTAMP in the
+ * environment at log_init() (master sets it from log_timestamp when
+ * log_path is a file) each line starts with that strftime() text. Client bytes go through
  * log_escape(), which bounds and escapes them: never log a whole pre-auth
  * line, never a password. */
 #ifndef RG_LOG_H

@@ -58,6 +58,7 @@ static const struct set_def global_defs[] = {
 	G(base_dir, ST_ABSPATH, "/var/run/ringgate"),
 	G(protocols, ST_PROTOCOLS, "imap pop3"),
 	G(log_path, ST_STR, ""),
+	G(log_timestamp, ST_STR, "%b %d %H:%M:%S "),
 	G(ssl, ST_SSL, "yes"),
 	PEM(ssl_cert),
 	PEM(ssl_key),

@@ -62,6 +62,7 @@ struct settings {
 	char *base_dir;          /* default "/var/run/ringgate" */
 	char *protocols;         /* default "imap pop3" */
 	char *log_path;          /* default "" = stderr */
+	char *log_timestamp;     /* strftime prefix of log_path lines, default "%b %d %H:%M:%S " */
 
 	enum ssl_mode ssl;       /* default yes */
 	char *ssl_cert;          /* contents when given as <file */

@@ -414,10 +414,17 @@ static void conn_log_end(struct conn *c, const char *reason)
 		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 	else
 		user[0] = '\0';
-	log_info("Disconnected%s%s (%s): user=<%s>, %s%s%srip=%s, lip=%s, session=<%s>",
-		 why[0] != '\0' ? ": " : "", why, cause, user,
+	/* a client that logged out before logging in: Dovecot's classic
+	   "Aborted login (...)", which fail2ban's dovecot filter knows */
+	bool aborted = strncmp(reason, "Aborted login", 13) == 0;
+	/* Dovecot's login_log_format_elements: empty ones are left out */
+	log_info("%s%s%s (%s): user=<%s>, %s%s%srip=%s, lip=%s%s, session=<%s>",
+		 aborted ? "Aborted login" : "Disconnected",
+		 !aborted && why[0] != '\0' ? ": " : "", aborted ? "" : why, cause, user,
 		 c->auth_attempts > 0 ? "method=" : "", c->auth_attempts > 0 ? c->mech : "",
-		 c->auth_attempts > 0 ? ", " : "", rip, lip, c->session_id);
+		 c->auth_attempts > 0 ? ", " : "", rip, lip,
+		 (c->flags & CF_TLS) != 0 && c->tls != NULL && tls_conn_handshake_done(c->tls) ?
+		 ", TLS" : (c->flags & CF_SECURED) != 0 ? ", secured" : "", c->session_id);
 }
 
 /* ---- output ---- */
@@ -1697,8 +1704,10 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 		login_addr_ip(&c->remote, rip, sizeof(rip));
 		login_addr_ip(&c->local, lip, sizeof(lip));
 		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
-		log_info("Login: user=<%s>, method=%s, rip=%s, lip=%s, mpid=0%s, session=<%s>",
-			 user, c->mech, rip, lip,
+		unsigned long long mpid = 0;
+		(void)ipc_uint(f, IPC_F_MPID, &mpid);
+		log_info("Login: user=<%s>, method=%s, rip=%s, lip=%s, mpid=%llu%s, session=<%s>",
+			 user, c->mech, rip, lip, mpid,
 			 (c->flags & CF_TLS) != 0 ? ", TLS" :
 			 (c->flags & CF_SECURED) != 0 ? ", secured" : "",
 			 c->session_id);

@@ -165,6 +165,7 @@ static struct master {
 	char *auth_path, *login_path;
 	char *pid_path;
 	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
+	const char *log_timestamp; /* RINGGATE_LOG_TIMESTAMP for workers, or NULL */
 	int epfd, sigfd, devnull;
 	struct ev_source sig_ev;
 	uid_t uid;
@@ -345,7 +346,8 @@ static struct child *login_find(pid_t pid)
 	return NULL;
 }
 
-static void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp)
+static void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp,
+			pid_t mpid)
 {
 	struct child *c = login_find(login_pid);
 	if (c == NULL || c->chan < 0)
@@ -356,6 +358,8 @@ static void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reas
 		ipc_msg_add_str(&msg, IPC_F_REASON, reason);
 		if (temp)
 			ipc_msg_add_str(&msg, IPC_F_TEMP, "1");
+	} else if (mpid > 0) {
+		ipc_msg_add_uint(&msg, IPC_F_MPID, (unsigned long long)mpid);
 	}
 	int ret = ipc_send(c->chan, &msg, -1);
 	if (ret < 0)
@@ -388,7 +392,7 @@ static void pending_fail_all(const char *reason)
 	while (m.pending != NULL) {
 		struct pending *p = m.pending;
 		m.pending = p->next;
-		login_reply(p->login_pid, p->login_req_id, reason, true);
+		login_reply(p->login_pid, p->login_req_id, reason, true, 0);
 		pending_free(p);
 	}
 }
@@ -604,6 +608,8 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 			setenv("RINGGATE_DEBUG", m.debug_env, 1);
 		setenv("HOME", home, 1);
 		setenv("USER", user, 1);
+		if (m.log_timestamp != NULL)
+			setenv("RINGGATE_LOG_TIMESTAMP", m.log_timestamp, 1);
 		int fds[2] = { p->client_fd, pair[1] };
 		child_place_fds(fds, 2);
 		const char *name = strrchr(ws->binary_path, '/');
@@ -651,7 +657,7 @@ static void auth_handle_reply(const struct ipc_rx *rx)
 		log_error("auth refused the login of pid %ld: %s", (long)p->login_pid,
 			  reason != NULL ? reason : "(no reason)");
 		login_reply(p->login_pid, p->login_req_id, REASON_INTERNAL,
-			    ipc_has(&rx->fields, IPC_F_TEMP));
+			    ipc_has(&rx->fields, IPC_F_TEMP), 0);
 		pending_free(p);
 		return;
 	}
@@ -670,7 +676,8 @@ static void auth_handle_reply(const struct ipc_rx *rx)
 	} else {
 		reason = worker_spawn(ws, p, &hf, &rx->fields, &temp);
 	}
-	login_reply(p->login_pid, p->login_req_id, reason, temp);
+	login_reply(p->login_pid, p->login_req_id, reason, temp,
+		    reason == NULL && m.worker_list != NULL ? m.worker_list->pid : 0);
 	pending_free(p);
 }
 
@@ -748,7 +755,7 @@ static void login_handoff(struct child *c, struct ipc_rx *rx)
 	}
 	if (m.stopping || m.auth == NULL || m.auth->chan < 0) {
 		login_reply(c->pid, rx->hdr.id, m.stopping ? "Server shutting down." :
-			    "Authentication service unavailable.", true);
+			    "Authentication service unavailable.", true, 0);
 		close(rx->fd);
 		return;
 	}
@@ -769,7 +776,7 @@ static void login_handoff(struct child *c, struct ipc_rx *rx)
 	int ret = ipc_send(m.auth->chan, &msg, -1);
 	if (ret < 0) {
 		log_error("auth: sending AUTH_REQUEST failed: %s", strerror(-ret));
-		login_reply(c->pid, p->login_req_id, "Authentication service unavailable.", true);
+		login_reply(c->pid, p->login_req_id, "Authentication service unavailable.", true, 0);
 		pending_free(p);
 		return;
 	}
@@ -1940,6 +1947,13 @@ int master_run(struct settings *set, bool foreground)
 	if (sched_getaffinity(0, sizeof(m.cpus), &m.cpus) < 0)
 		CPU_ZERO(&m.cpus);
 
+	/* a log file gets Dovecot's timestamps; stderr (the journal, a
+	   terminal) has its own. Every process reads this at log_init(). */
+	if (set->log_path != NULL && *set->log_path != '\0' && set->log_timestamp[0] != '\0')
+		setenv("RINGGATE_LOG_TIMESTAMP", set->log_timestamp, 1);
+	else
+		unsetenv("RINGGATE_LOG_TIMESTAMP");
+	m.log_timestamp = getenv("RINGGATE_LOG_TIMESTAMP");
 	log_init("master");
 	/* before any child exists: none inherits NOTIFY_SOCKET */
 	int notify = master_notify_init();
