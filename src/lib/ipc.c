@@ -30,6 +30,7 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_LOGIN_OVERFLOW] = "LOGIN_OVERFLOW",
 	[IPC_LOGIN_STATS_REQUEST] = "LOGIN_STATS_REQUEST",
 	[IPC_LOGIN_STATS] = "LOGIN_STATS",
+	[IPC_LOGIN_RETIRE] = "LOGIN_RETIRE",
 };
 
 const char *ipc_type_name(enum ipc_type type)

@@ -46,6 +46,7 @@ enum ipc_type {
 	IPC_LOGIN_OVERFLOW,    /* process_limit reached: full, accept anyway (evicting) */
 	IPC_LOGIN_STATS_REQUEST, /* master -> login: send LOGIN_STATS now */
 	IPC_LOGIN_STATS,         /* login -> master: F_STATS (lib/stats.h) */
+	IPC_LOGIN_RETIRE,        /* master -> login: reloaded; stop accepting, exit when idle */
 	IPC_TYPE_COUNT
 };
 

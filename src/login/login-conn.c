@@ -227,6 +227,7 @@ static struct {
 	unsigned accepts_armed;
 	bool accepting, full, shutting_down;
 	bool overflow;		/* master: process_limit reached, accept while full */
+	bool retired;		/* master reloaded: never accept again, exit when idle */
 	uint32_t shutdown_deadline;
 	uint32_t req_seq;
 
@@ -2074,6 +2075,20 @@ static void accept_update(void)
 	}
 }
 
+/* a retired process closes its listening sockets as soon as no accept is in
+ * flight on them: a listener the reload removed stops queueing connections
+ * nobody would take */
+static void listeners_close_idle(void)
+{
+	for (unsigned i = 0; srv.retired && i < srv.set->listen_count; i++) {
+		struct login_src *l = &srv.listeners[i];
+		if (!l->armed && l->fd >= 0) {
+			ring_close(srv.ring, l->fd);
+			l->fd = -1;
+		}
+	}
+}
+
 static void stop_accepting(void)
 {
 	if (!srv.accepting)
@@ -2545,6 +2560,14 @@ static void master_input(void)
 			conn_check(c);
 			break;
 		}
+		case IPC_LOGIN_RETIRE:
+			if (srv.rx.fd >= 0)
+				log_fatal("master sent an fd with LOGIN_RETIRE");
+			log_debug("retired by a reload: serving %u connections to their end", srv.conns);
+			srv.retired = true;
+			stop_accepting();
+			listeners_close_idle();
+			break;
 		case IPC_LOGIN_STATS_REQUEST:
 			if (srv.rx.fd >= 0)
 				log_fatal("master sent an fd with LOGIN_STATS_REQUEST");
@@ -2685,6 +2708,7 @@ static void src_event(struct login_src *s, const struct ring_event *ev)
 		else if (ev->res != -ECANCELED)
 			log_error("accept: %s", strerror(-ev->res));
 		accept_update();
+		listeners_close_idle();
 		break;
 	case OWNER_MASTER:
 		if (ev->res < 0 && ev->res != -ECANCELED)

@@ -25,7 +25,8 @@ static void usage(void)
 		"       ringgate [-c FILE] -n|-a|config [-P]\n"
 		"       ringgate [-c FILE] stop\n"
 		"       ringgate [-c FILE] who [-1]\n"
-		"       ringgate [-c FILE] stats\n");
+		"       ringgate [-c FILE] stats\n"
+		"       ringgate [-c FILE] reload\n");
 	exit(1);
 }
 
@@ -90,8 +91,12 @@ static int cmd_ctl(const struct settings *set, const char *request)
 	char buf[8192];
 	ssize_t n;
 	bool any = false;
+	char first[8] = "";
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fwrite(buf, 1, (size_t)n, stdout);
+		if (!any)
+			memcpy(first, buf, (size_t)n < sizeof(first) - 1 ? (size_t)n : sizeof(first) - 1);
+		/* an error goes to stderr and fails the command */
+		fwrite(buf, 1, (size_t)n, strncmp(first, "error: ", 7) == 0 ? stderr : stdout);
 		any = true;
 	}
 	int err = n < 0 ? errno : 0;
@@ -101,7 +106,15 @@ static int cmd_ctl(const struct settings *set, const char *request)
 			err != 0 ? strerror(err) : "");
 		return 1;
 	}
+	if (strncmp(first, "error: ", 7) == 0)
+		return 1;
 	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* master re-reads the file itself; its answer is "OK" or "error: file:line: reason" */
+static int cmd_reload(const struct settings *set)
+{
+	return cmd_ctl(set, "reload");
 }
 
 int main(int argc, char **argv)
@@ -150,9 +163,13 @@ int main(int argc, char **argv)
 	char *error = NULL;
 	struct settings *set = settings_load(config, &error);
 	if (set == NULL) {
-		fprintf(stderr, "ringgate: Fatal: %s\n", error != NULL ? error : "invalid configuration");
+		/* reload: the running master keeps its configuration; the
+		   file is wrong, not the command */
+		bool reload = cmd != NULL && strcmp(cmd, "reload") == 0;
+		fprintf(stderr, "ringgate: %s%s\n", reload ? "not reloading: " : "Fatal: ",
+			error != NULL ? error : "invalid configuration");
 		rg_free(error);
-		return 89;
+		return reload ? 1 : 89;
 	}
 	int ret;
 	if (print) {
@@ -167,8 +184,7 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "stats") == 0) {
 		ret = cmd_ctl(set, "stats");
 	} else if (strcmp(cmd, "reload") == 0) {
-		fprintf(stderr, "ringgate: '%s' is not supported yet\n", cmd);
-		ret = 1;
+		ret = cmd_reload(set);
 	} else {
 		fprintf(stderr, "ringgate: unknown command '%s'\n", cmd);
 		usage();

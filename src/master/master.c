@@ -71,6 +71,9 @@ struct listen_sock {
 	int fd;
 	bool armed;
 	struct ev_source ev;
+	/* reload: the same address in the replaced configuration, whose fd this
+	   one takes over once the new configuration is committed */
+	struct listen_sock *from;
 };
 
 struct listener {
@@ -117,17 +120,21 @@ struct login_service {
 	struct child *logins;
 	unsigned login_count;
 	struct login_counters gone;      /* running counts of exited processes */
+	/* replaced by a reload: its processes stop accepting and live on until
+	   their connections end (TLS proxies included) */
+	bool retired;
 };
 
 /* A client of the control socket (`ringgate who|stats`) or of the metrics
  * listener: read one request, maybe wait for fresh counters, write the
  * answer, close. Never blocks master. */
-enum client_cmd { CMD_NONE, CMD_WHO, CMD_WHO_COUNT, CMD_STATS, CMD_METRICS };
+enum client_cmd { CMD_NONE, CMD_WHO, CMD_WHO_COUNT, CMD_STATS, CMD_METRICS, CMD_RELOAD };
 struct client {
 	int fd;
 	bool http;
 	enum client_cmd cmd;
 	bool waiting;                    /* for LOGIN_STATS replies */
+	bool waiting_reload;             /* for the reload after this epoll batch */
 	char in[1024];
 	size_t in_len;
 	char *out;
@@ -173,7 +180,7 @@ static struct master {
 	cpu_set_t cpus;
 	unsigned cpu_seq;
 
-	struct login_service services[2];
+	struct login_service **services; /* current ones first, then retired ones */
 	unsigned service_count;
 	struct worker_service workers[2];
 	struct child *worker_list;
@@ -184,6 +191,15 @@ static struct master {
 
 	struct pending *pending;
 	uint32_t req_seq;
+
+	struct settings *orig_set;       /* the caller's: freed by the caller */
+	struct settings **old_sets;      /* replaced by reloads, freed at exit */
+	unsigned old_set_count;
+	bool reload_pending;             /* SIGHUP or `ringgate reload` */
+	/* base_dir/running.conf: the configuration master validated, which
+	   auth and login processes read (never the file an administrator may
+	   be editing) */
+	char *running_conf;
 
 	int ctl_fd;                      /* base_dir/ringgate-ctl */
 	char *ctl_path;
@@ -335,10 +351,20 @@ static void child_set_vsz(uint64_t vsz)
 
 /* ---- IPC helpers ------------------------------------------------------ */
 
+/* the current (not retired) login service called name, or NULL */
+static struct login_service *service_current(const char *name)
+{
+	for (unsigned s = 0; s < m.service_count; s++) {
+		if (!m.services[s]->retired && strcmp(m.services[s]->set->name, name) == 0)
+			return m.services[s];
+	}
+	return NULL;
+}
+
 static struct child *login_find(pid_t pid)
 {
 	for (unsigned s = 0; s < m.service_count; s++) {
-		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next) {
 			if (c->pid == pid)
 				return c;
 		}
@@ -416,7 +442,7 @@ static int auth_send_client(struct child *login, int auth_fd)
 static void auth_give_channels(void)
 {
 	for (unsigned s = 0; s < m.service_count; s++) {
-		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next) {
 			if (c->auth_pending_fd >= 0) {
 				int fd = c->auth_pending_fd;
 				c->auth_pending_fd = -1;
@@ -462,7 +488,7 @@ static void auth_spawn(void)
 	if (pid == 0) {
 		child_reset_signals();
 		child_place_fds(&pair[1], 1);
-		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.set->config_path, NULL };
+		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.running_conf, NULL };
 		execv(m.auth_path, argv);
 		log_error("execv(%s) failed: %m", m.auth_path);
 		_exit(CHILD_FATAL_STATUS);
@@ -903,7 +929,7 @@ static void ticket_keys_rotate(void)
 		log_fatal("getrandom() failed: %m");
 	m.ticket_rotated = now_secs();
 	for (unsigned s = 0; s < m.service_count; s++) {
-		for (struct child *c = m.services[s].logins; c != NULL; c = c->next)
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next)
 			login_send_ticket_keys(c);
 	}
 	log_debug("TLS ticket keys rotated");
@@ -977,7 +1003,7 @@ static int login_spawn(struct login_service *svc)
 		setenv("RINGGATE_LISTENERS", names, 1);
 		if (m.iplimit_fd >= 0)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
-		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.set->config_path,
+		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.running_conf,
 				 (char *)"-s", (char *)svc->protocol, NULL };
 		execv(m.login_path, argv);
 		log_error("execv(%s) failed: %m", m.login_path);
@@ -1122,6 +1148,8 @@ static void service_update(struct login_service *svc)
 static void listener_ready(struct listen_sock *ls)
 {
 	struct login_service *svc = ls->listener->svc;
+	if (svc->retired)
+		return; /* its socket went to its successor during this batch */
 	service_arm(svc, false);
 	svc->watch_blocked = true;
 	svc->conn_waiting = true;
@@ -1211,14 +1239,17 @@ static void child_exited(pid_t pid, int status)
 		return;
 	}
 	for (unsigned s = 0; s < m.service_count; s++) {
-		struct login_service *svc = &m.services[s];
+		struct login_service *svc = m.services[s];
 		for (struct child *c = svc->logins; c != NULL; c = c->next) {
 			if (c->pid != pid)
 				continue;
 			/* its last LOGIN_STATS is queued before the EOF */
 			for (unsigned i = 0; i < 4 && c->chan >= 0; i++)
 				login_input(c);
-			stats_add_counts(&svc->gone, &c->stats);
+			/* a retired process's counts go to its successor */
+			struct login_service *heir = svc->retired ?
+				service_current(svc->set->name) : NULL;
+			stats_add_counts(heir != NULL ? &heir->gone : &svc->gone, &c->stats);
 			if (c->stats_wait && m.stats_outstanding > 0)
 				m.stats_outstanding--;
 			unlink_child(&svc->logins, c);
@@ -1259,7 +1290,7 @@ static bool have_children(void)
 	if (m.auth != NULL || m.worker_list != NULL)
 		return true;
 	for (unsigned s = 0; s < m.service_count; s++) {
-		if (m.services[s].logins != NULL)
+		if (m.services[s]->logins != NULL)
 			return true;
 	}
 	return false;
@@ -1268,7 +1299,7 @@ static bool have_children(void)
 static void signal_all(int sig)
 {
 	for (unsigned s = 0; s < m.service_count; s++) {
-		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next) {
 			c->st.terminating = true;
 			kill(c->pid, sig);
 		}
@@ -1292,7 +1323,7 @@ static void stop_begin(const char *why)
 	m.stopping = true;
 	m.stop_deadline_ms = now_ms() + STOP_TIMEOUT_MSECS;
 	for (unsigned s = 0; s < m.service_count; s++) {
-		struct login_service *svc = &m.services[s];
+		struct login_service *svc = m.services[s];
 		service_arm(svc, false);
 		for (unsigned i = 0; i < svc->listener_count; i++) {
 			for (unsigned j = 0; j < svc->listeners[i].sock_count; j++) {
@@ -1319,7 +1350,8 @@ static void signal_input(void)
 			stop_begin(si.ssi_signo == SIGTERM ? "SIGTERM received" : "SIGINT received");
 			break;
 		case SIGHUP:
-			log_warning("SIGHUP received: reload not supported yet");
+			log_info("SIGHUP received: reloading the configuration");
+			m.reload_pending = true;
 			break;
 		}
 	}
@@ -1418,15 +1450,28 @@ struct snapshot {
 static void snapshot_take(struct snapshot *sn)
 {
 	memset(sn, 0, sizeof(*sn));
-	for (unsigned s = 0; s < m.service_count; s++) {
-		struct login_service *svc = &m.services[s];
+	for (unsigned s = 0; s < m.service_count && sn->svc_count < 2; s++) {
+		struct login_service *svc = m.services[s];
+		if (svc->retired)
+			continue;
+		/* with the processes of retired services of the same name */
+		unsigned total = 0;
+		for (unsigned t = 0; t < m.service_count; t++) {
+			if (strcmp(m.services[t]->set->name, svc->set->name) == 0)
+				total += m.services[t]->login_count;
+		}
 		struct report_service *r = &sn->svcs[sn->svc_count];
-		struct report_process *procs = rg_calloc(svc->login_count + 1, sizeof(*procs));
+		struct report_process *procs = rg_calloc(total + 1, sizeof(*procs));
 		unsigned n = 0;
-		for (struct child *c = svc->logins; c != NULL; c = c->next) {
-			procs[n].pid = c->pid;
-			procs[n].c = c->stats;
-			n++;
+		for (unsigned t = 0; t < m.service_count; t++) {
+			if (strcmp(m.services[t]->set->name, svc->set->name) != 0)
+				continue;
+			for (struct child *c = m.services[t]->logins; c != NULL && n < total;
+			     c = c->next) {
+				procs[n].pid = c->pid;
+				procs[n].c = c->stats;
+				n++;
+			}
 		}
 		r->name = svc->set->name;
 		r->mode = svc->set->service_count == 1 ? "security" : "performance";
@@ -1507,7 +1552,7 @@ static void stats_refresh(void)
 	m.stats_outstanding = 0;
 	m.stats_deadline_ms = now_ms() + STATS_WAIT_MSECS;
 	for (unsigned s = 0; s < m.service_count; s++) {
-		for (struct child *c = m.services[s].logins; c != NULL; c = c->next) {
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next) {
 			if (c->chan < 0 || c->st.terminating)
 				continue;
 			struct ipc_msg msg;
@@ -1527,7 +1572,7 @@ static void stats_check(void)
 	m.stats_running = false;
 	m.stats_outstanding = 0;
 	for (unsigned s = 0; s < m.service_count; s++) {
-		for (struct child *c = m.services[s].logins; c != NULL; c = c->next)
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next)
 			c->stats_wait = false;
 	}
 	struct client *next;
@@ -1543,7 +1588,10 @@ static void stats_check(void)
 static void client_command(struct client *cl, enum client_cmd cmd)
 {
 	cl->cmd = cmd;
-	if (cmd == CMD_STATS || cmd == CMD_METRICS) {
+	if (cmd == CMD_RELOAD) {
+		cl->waiting_reload = true;
+		m.reload_pending = true;
+	} else if (cmd == CMD_STATS || cmd == CMD_METRICS) {
 		cl->waiting = true;
 		stats_refresh(); /* answered by stats_check() after this epoll batch */
 	} else {
@@ -1563,6 +1611,8 @@ static void ctl_request(struct client *cl, char *line)
 		client_command(cl, CMD_WHO_COUNT);
 	else if (strcmp(line, "stats") == 0)
 		client_command(cl, CMD_STATS);
+	else if (strcmp(line, "reload") == 0)
+		client_command(cl, CMD_RELOAD);
 	else
 		client_reply_str(cl, "error: unknown command\n");
 }
@@ -1607,7 +1657,7 @@ static void http_request(struct client *cl)
 
 static void client_input(struct client *cl)
 {
-	if (cl->out != NULL || cl->waiting)
+	if (cl->out != NULL || cl->waiting || cl->waiting_reload)
 		return;
 	ssize_t n = recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - 1 - cl->in_len, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -1796,14 +1846,39 @@ static void find_binaries(void)
 	m.login_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_LOGIN].binary);
 }
 
-static void setup_listener(struct login_service *svc, const struct listener_settings *ls)
+/* On reload: a socket of the configuration being replaced bound to the same
+ * address, whose fd the new listener takes over (binding it again would
+ * fail while the old one listens). */
+static struct listen_sock *find_old_sock(struct login_service **old, unsigned old_count,
+					 const struct master_addr *addr)
+{
+	for (unsigned s = 0; s < old_count; s++) {
+		for (unsigned i = 0; i < old[s]->listener_count; i++) {
+			struct listener *l = &old[s]->listeners[i];
+			for (unsigned j = 0; j < l->sock_count; j++) {
+				struct listen_sock *o = &l->socks[j];
+				if (o->fd >= 0 && o->addr.len == addr->len && o->addr.v6only == addr->v6only &&
+				    memcmp(&o->addr.ss, &addr->ss, addr->len) == 0)
+					return o;
+			}
+		}
+	}
+	return NULL;
+}
+
+static int setup_listener(struct login_service *svc, const struct listener_settings *ls,
+			  struct login_service **old, unsigned old_count, char **error_r)
 {
 	const char *list = ls->address != NULL && *ls->address != '\0' ? ls->address : m.set->listen;
 	struct master_addr *addrs;
 	unsigned count;
 	char *error;
-	if (master_addr_parse(list, ls->port, &addrs, &count, &error) < 0)
-		startup_fatal("service(%s): inet_listener %s: %s", svc->set->name, ls->name, error);
+	if (master_addr_parse(list, ls->port, &addrs, &count, &error) < 0) {
+		*error_r = rg_strdup_printf("service(%s): inet_listener %s: %s", svc->set->name,
+					    ls->name, error);
+		rg_free(error);
+		return -1;
+	}
 
 	struct listener *l = &svc->listeners[svc->listener_count++];
 	l->set = ls;
@@ -1825,19 +1900,54 @@ static void setup_listener(struct login_service *svc, const struct listener_sett
 			    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 			    (s->addr.ss.ss_family == AF_INET6 &&
 			     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-			    bind(fd, (struct sockaddr *)&s->addr.ss, s->addr.len) < 0)
-				startup_fatal("listen(%s, %u) failed: %m", s->addr.text, s->addr.port);
+			    bind(fd, (struct sockaddr *)&s->addr.ss, s->addr.len) < 0) {
+				*error_r = rg_strdup_printf("listen(%s, %u) failed: %s", s->addr.text,
+							    s->addr.port, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				rg_free(addrs);
+				return -1;
+			}
 			close(fd);
 			continue;
 		}
+		s->from = find_old_sock(old, old_count, &s->addr);
+		if (s->from != NULL) {
+			s->fd = s->from->fd; /* borrowed until the reload commits */
+			continue;
+		}
 		s->fd = master_addr_listen(&s->addr, false, m.backlog, &error);
-		if (s->fd < 0)
-			startup_fatal("%s", error);
+		if (s->fd < 0) {
+			*error_r = error;
+			rg_free(addrs);
+			return -1;
+		}
 	}
 	rg_free(addrs);
+	return 0;
 }
 
-static void setup_services(void)
+static void service_free(struct login_service *svc)
+{
+	for (unsigned i = 0; i < svc->listener_count; i++) {
+		struct listener *l = &svc->listeners[i];
+		for (unsigned j = 0; j < l->sock_count; j++) {
+			struct listen_sock *ls = &l->socks[j];
+			if (ls->fd >= 0 && ls->from == NULL) {
+				if (ls->armed)
+					ep_del(ls->fd);
+				close(ls->fd);
+			}
+		}
+		rg_free(l->socks);
+	}
+	rg_free(svc->listeners);
+	rg_free(svc);
+}
+
+/* The login services of m.set, into m.services (which must be empty).
+ * old: the services a reload replaces, whose sockets are borrowed. */
+static int setup_services(struct login_service **old, unsigned old_count, char **error_r)
 {
 	static const char *const protocols[] = { "imap", "pop3" };
 	for (unsigned p = 0; p < 2; p++) {
@@ -1849,15 +1959,15 @@ static void setup_services(void)
 		ws->set = settings_service(m.set, proto);
 		if (ws->set == NULL)
 			startup_fatal("service %s missing from the settings", proto);
-		ws->binary_path = rg_strdup_printf("%s/ringgate-%s", m.exe_dir, proto);
+		if (ws->binary_path == NULL)
+			ws->binary_path = rg_strdup_printf("%s/ringgate-%s", m.exe_dir, proto);
 
 		char name[32];
 		snprintf(name, sizeof(name), "%s-login", proto);
 		const struct service_settings *ss = settings_service(m.set, name);
 		if (ss == NULL)
 			startup_fatal("service %s missing from the settings", name);
-		struct login_service *svc = &m.services[m.service_count];
-		memset(svc, 0, sizeof(*svc));
+		struct login_service *svc = rg_calloc(1, sizeof(*svc));
 		svc->set = ss;
 		svc->protocol = proto;
 		svc->listeners = rg_calloc(ss->listener_count + 1, sizeof(*svc->listeners));
@@ -1871,17 +1981,246 @@ static void setup_services(void)
 					 ls->name);
 				continue;
 			}
-			setup_listener(svc, ls);
+			if (setup_listener(svc, ls, old, old_count, error_r) < 0) {
+				service_free(svc);
+				return -1;
+			}
 			any_reuse = any_reuse || ls->reuse_port;
 		}
 		if (svc->listener_count == 0) {
 			log_info("service(%s): no listeners, no login processes started", name);
-			rg_free(svc->listeners);
+			service_free(svc);
 			continue;
 		}
 		svc->watchable = !any_reuse;
-		m.service_count++;
+		m.services = rg_realloc(m.services, (m.service_count + 1) * sizeof(*m.services));
+		m.services[m.service_count++] = svc;
 	}
+	return 0;
+}
+
+/* ---- reload ---------------------------------------------------------------- */
+
+/* Write set as base_dir/running.conf.tmp (mode 0600: it may hold an inline
+ * key), renamed into place by running_conf_commit(). */
+static int running_conf_write(const struct settings *set, char **error_r)
+{
+	char *tmp = rg_strdup_printf("%s.tmp", m.running_conf);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (f == NULL) {
+		*error_r = rg_strdup_printf("open(%s) failed: %s", tmp, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		rg_free(tmp);
+		return -1;
+	}
+	fprintf(f, "# written by ringgate master from %s: the configuration it runs\n",
+		set->config_path);
+	settings_print_secrets(set, false, true, f);
+	if (fflush(f) != 0 || fsync(fd) < 0 || fclose(f) != 0) {
+		*error_r = rg_strdup_printf("write(%s) failed: %s", tmp, strerror(errno));
+		unlink(tmp);
+		rg_free(tmp);
+		return -1;
+	}
+	rg_free(tmp);
+	return 0;
+}
+
+static int running_conf_commit(char **error_r)
+{
+	char *tmp = rg_strdup_printf("%s.tmp", m.running_conf);
+	int ret = rename(tmp, m.running_conf);
+	if (ret < 0) {
+		*error_r = rg_strdup_printf("rename(%s) failed: %s", tmp, strerror(errno));
+		unlink(tmp);
+	}
+	rg_free(tmp);
+	return ret;
+}
+
+static const char *reload_needs_restart(const struct settings *a, const struct settings *b)
+{
+	if (strcmp(a->base_dir, b->base_dir) != 0)
+		return "base_dir";
+	if (strcmp(a->log_path, b->log_path) != 0)
+		return "log_path";
+	if (strcmp(a->log_timestamp, b->log_timestamp) != 0)
+		return "log_timestamp";
+	if ((a->login_max_preauth_ip_connections == 0) != (b->login_max_preauth_ip_connections == 0))
+		return "login_max_preauth_ip_connections (on or off)";
+	const struct service_settings *sa = settings_service(a, "stats");
+	const struct service_settings *sb = settings_service(b, "stats");
+	if (sa->listener_count != sb->listener_count ||
+	    (sa->listener_count > 0 && (sa->listeners[0].port != sb->listeners[0].port ||
+					strcmp(sa->listeners[0].address, sb->listeners[0].address) != 0)))
+		return "service stats";
+	return NULL;
+}
+
+/* Re-read the configuration file. On an error nothing changes and
+ * *error_r says why (file:line: reason). On success new login processes
+ * start with the new settings, listeners are added, kept (the same socket)
+ * or closed, and the old login processes stop accepting and live on until
+ * their connections end. auth keeps the settings it started with. */
+static int master_reload(char **error_r)
+{
+	char *error = NULL;
+	struct settings *set = settings_load(m.set->config_path, &error);
+	if (set == NULL) {
+		*error_r = error != NULL ? error : rg_strdup("invalid configuration");
+		return -1;
+	}
+	const char *what = reload_needs_restart(m.set, set);
+	if (what != NULL) {
+		*error_r = rg_strdup_printf("%s: changing %s needs a restart", set->config_path, what);
+		settings_free(set);
+		return -1;
+	}
+	if (set->ssl != SSL_NO) {
+		struct tls_ctx *ctx;
+		if (tls_settings_ctx_create(set, &ctx, &error) < 0) {
+			*error_r = error;
+			settings_free(set);
+			return -1;
+		}
+		tls_ctx_free(&ctx);
+	}
+	if (running_conf_write(set, error_r) < 0) {
+		settings_free(set);
+		return -1;
+	}
+
+	struct settings *old_set = m.set;
+	struct login_service **old = m.services;
+	unsigned old_count = m.service_count;
+	struct worker_service old_workers[2];
+	memcpy(old_workers, m.workers, sizeof(old_workers));
+	m.set = set;
+	m.services = NULL;
+	m.service_count = 0;
+	if (setup_services(old, old_count, &error) < 0) {
+		for (unsigned s = 0; s < m.service_count; s++)
+			service_free(m.services[s]);
+		rg_free(m.services);
+		m.services = old;
+		m.service_count = old_count;
+		m.set = old_set;
+		memcpy(m.workers, old_workers, sizeof(old_workers));
+		settings_free(set);
+		*error_r = error;
+		return -1;
+	}
+	if (running_conf_commit(&error) < 0) {
+		/* new processes would read the old file: keep running as before */
+		for (unsigned s = 0; s < m.service_count; s++)
+			service_free(m.services[s]);
+		rg_free(m.services);
+		m.services = old;
+		m.service_count = old_count;
+		m.set = old_set;
+		memcpy(m.workers, old_workers, sizeof(old_workers));
+		settings_free(set);
+		*error_r = error;
+		return -1;
+	}
+	/* commit: borrowed sockets change hands, the old services retire */
+	for (unsigned s = 0; s < m.service_count; s++) {
+		struct login_service *svc = m.services[s];
+		for (unsigned i = 0; i < svc->listener_count; i++) {
+			for (unsigned j = 0; j < svc->listeners[i].sock_count; j++) {
+				struct listen_sock *ls = &svc->listeners[i].socks[j];
+				if (ls->from == NULL)
+					continue;
+				if (ls->from->armed)
+					ep_del(ls->from->fd);
+				ls->from->armed = false;
+				ls->from->fd = -1;
+				ls->from = NULL;
+			}
+		}
+	}
+	for (unsigned s = 0; s < old_count; s++) {
+		struct login_service *svc = old[s];
+		if (!svc->retired) {
+			struct login_service *heir = service_current(svc->set->name);
+			if (heir != NULL) {
+				heir->gone = svc->gone;
+				memset(&svc->gone, 0, sizeof(svc->gone));
+			}
+			svc->retired = true;
+			/* sockets nobody took over: the listener is gone */
+			for (unsigned i = 0; i < svc->listener_count; i++) {
+				for (unsigned j = 0; j < svc->listeners[i].sock_count; j++) {
+					struct listen_sock *ls = &svc->listeners[i].socks[j];
+					if (ls->fd < 0)
+						continue;
+					if (ls->armed)
+						ep_del(ls->fd);
+					ls->armed = false;
+					close(ls->fd);
+					ls->fd = -1;
+				}
+			}
+			for (struct child *c = svc->logins; c != NULL; c = c->next) {
+				struct ipc_msg msg;
+				ipc_msg_init(&msg, IPC_LOGIN_RETIRE, 0);
+				if (c->chan >= 0 && ipc_send(c->chan, &msg, -1) < 0) {
+					c->st.terminating = true;
+					kill(c->pid, SIGTERM);
+				}
+			}
+		}
+		m.services = rg_realloc(m.services, (m.service_count + 1) * sizeof(*m.services));
+		m.services[m.service_count++] = svc;
+	}
+	rg_free(old);
+	m.old_sets = rg_realloc(m.old_sets, (m.old_set_count + 1) * sizeof(*m.old_sets));
+	m.old_sets[m.old_set_count++] = old_set;
+	return 0;
+}
+
+/* retired services whose processes have all exited */
+static void services_prune(void)
+{
+	unsigned k = 0;
+	for (unsigned s = 0; s < m.service_count; s++) {
+		struct login_service *svc = m.services[s];
+		if (svc->retired && svc->logins == NULL)
+			service_free(svc);
+		else
+			m.services[k++] = svc;
+	}
+	m.service_count = k;
+}
+
+static void reload_run(void)
+{
+	char *error = NULL;
+	m.reload_pending = false;
+	int ret = m.stopping ? -1 : master_reload(&error);
+	if (m.stopping)
+		error = rg_strdup("shutting down");
+	if (ret == 0)
+		log_info("configuration reloaded from %s", m.set->config_path);
+	else
+		log_error("reload failed, keeping the running configuration: %s", error);
+	struct client *next;
+	for (struct client *cl = m.clients; cl != NULL; cl = next) {
+		next = cl->next;
+		if (!cl->waiting_reload)
+			continue;
+		cl->waiting_reload = false;
+		char *text = ret == 0 ? strdup("OK\n") : NULL;
+		if (ret != 0 && asprintf(&text, "error: %s\n", error) < 0)
+			text = NULL;
+		if (text == NULL)
+			client_close(cl);
+		else
+			client_reply(cl, text, strlen(text));
+	}
+	rg_free(error);
 }
 
 static void setup_signals(void)
@@ -1938,6 +2277,7 @@ int master_run(struct settings *set, bool foreground)
 {
 	memset(&m, 0, sizeof(m));
 	m.set = set;
+	m.orig_set = set;
 	m.uid = geteuid();
 	m.backlog = read_somaxconn();
 	const char *dbg = getenv("RINGGATE_DEBUG");
@@ -1980,6 +2320,10 @@ int master_run(struct settings *set, bool foreground)
 	if (ret > 0)
 		startup_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
 			  m.pid_path);
+	m.running_conf = rg_strdup_printf("%s/running.conf", set->base_dir);
+	char *conf_error = NULL;
+	if (running_conf_write(set, &conf_error) < 0 || running_conf_commit(&conf_error) < 0)
+		startup_fatal("%s", conf_error);
 
 	if (set->ssl != SSL_NO) {
 		/* a certificate that does not load or match its key stops
@@ -1996,7 +2340,9 @@ int master_run(struct settings *set, bool foreground)
 			startup_fatal("login_max_preauth_ip_connections: memfd: %s",
 				      strerror(-m.iplimit_fd));
 	}
-	setup_services();
+	char *error = NULL;
+	if (setup_services(NULL, 0, &error) < 0)
+		startup_fatal("%s", error);
 	setup_ctl();
 	setup_metrics();
 	if (!foreground)
@@ -2074,6 +2420,9 @@ int master_run(struct settings *set, bool foreground)
 			}
 		}
 		reap_children();
+		if (m.reload_pending)
+			reload_run();
+		services_prune();
 		stats_check();
 		clients_expire();
 		if (m.stopping) {
@@ -2085,8 +2434,10 @@ int master_run(struct settings *set, bool foreground)
 			auth_spawn();
 		if (m.ticket_len > 0 && now_secs() - m.ticket_rotated >= TICKET_ROTATE_SECS)
 			ticket_keys_rotate();
-		for (unsigned s = 0; s < m.service_count; s++)
-			service_update(&m.services[s]);
+		for (unsigned s = 0; s < m.service_count; s++) {
+			if (!m.services[s]->retired)
+				service_update(m.services[s]);
+		}
 	}
 	stop_finish();
 	while (m.clients != NULL)
@@ -2097,6 +2448,18 @@ int master_run(struct settings *set, bool foreground)
 	for (unsigned i = 0; i < m.http_count; i++)
 		close(m.http_fds[i]);
 	rg_free(m.http_fds);
+	for (unsigned s = 0; s < m.service_count; s++)
+		service_free(m.services[s]);
+	rg_free(m.services);
+	for (unsigned i = 0; i < m.old_set_count; i++) {
+		if (m.old_sets[i] != m.orig_set)
+			settings_free(m.old_sets[i]);
+	}
+	rg_free(m.old_sets);
+	rg_free(m.running_conf);
+	if (m.set != m.orig_set)
+		settings_free(m.set);
+	m.set = m.orig_set;
 	pid_t pid;
 	if (master_pidfile_read(m.pid_path, &pid) == 0 && pid == getpid())
 		unlink(m.pid_path);
