@@ -808,6 +808,11 @@ static int check(struct loader *l)
 {
 	struct settings *set = l->set;
 
+	if (strcmp(set->log_path, "syslog") == 0)
+		return load_error(l, l->global_nodes[global_index("log_path")],
+				  "log_path = syslog is not supported yet: give a file, or leave it "
+				  "empty for stderr (the journal under systemd)");
+
 	if (set->last_valid_uid != 0 && set->last_valid_uid < set->first_valid_uid) {
 		const struct config_node *n = l->global_nodes[global_index("last_valid_uid")];
 		if (n == NULL)

@@ -19,6 +19,7 @@
 #define DEFAULT_CONFIG "/etc/ringgate/ringgate.conf"
 #define STOP_WAIT_MSECS 15000
 
+static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr, "usage: ringgate [-c FILE] [-F] [-V]\n"

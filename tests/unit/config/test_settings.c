@@ -251,6 +251,8 @@ static void test_errors(void **state)
 {
 	static const struct { const char *text, *error; } cases[] = {
 		{ NO_SSL "sevice = 1\n", "t.conf:2: unknown setting 'sevice'" },
+		{ NO_SSL "log_path = syslog\n", "t.conf:2: log_path = syslog is not supported yet: "
+		  "give a file, or leave it empty for stderr (the journal under systemd)" },
 		{ NO_SSL "foo {\n}\n", "t.conf:2: unknown section type 'foo'" },
 		{ NO_SSL "service = imap\n", "t.conf:2: unknown setting 'service'" },
 		{ NO_SSL "service {\n}\n", "t.conf:2: service section needs a name" },
