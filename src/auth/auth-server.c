@@ -8,6 +8,7 @@
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -78,6 +79,7 @@ struct auth_server {
 	int64_t timer_armed_ms; /* 0 = disarmed */
 	struct ipc_rx *rx;
 	struct ipc_msg msg;
+	struct auth_counters stats; /* for `ringgate stats`, on master's request */
 };
 
 static int64_t now_ms(void)
@@ -238,6 +240,9 @@ static void request_fail_delayed(struct auth_server *srv, struct auth_request *r
 	unsigned failures = 1;
 	if (req->rip[0] != '\0')
 		failures = penalty_fail(srv->penalties, req->rip, now);
+	srv->stats.v[AUTH_STAT_FAILED]++;
+	if (failures > 1)
+		srv->stats.v[AUTH_STAT_PENALTIES]++;
 	if (req->sasl.user_len > 0 && req->fail_user == NULL)
 		req->fail_user = rg_strdup(req->sasl.user);
 	sasl_clear(&req->sasl);
@@ -758,6 +763,14 @@ static bool master_input(struct auth_server *srv)
 		case IPC_AUTH_REQUEST:
 			master_request(srv, rx);
 			break;
+		case IPC_LOGIN_STATS_REQUEST: {
+			char text[64];
+			auth_stats_format(&srv->stats, text, sizeof(text));
+			ipc_msg_init(&srv->msg, IPC_LOGIN_STATS, 0);
+			ipc_msg_add_str(&srv->msg, IPC_F_STATS, text);
+			master_send(srv);
+			break;
+		}
 		default:
 			log_fatal("unexpected message %s from master", ipc_type_name(rx->hdr.type));
 		}

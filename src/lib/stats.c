@@ -40,12 +40,19 @@ size_t stats_format(const struct login_counters *c, char *buf, size_t size)
 	return len < size ? len : size - 1;
 }
 
-int stats_parse(const char *text, size_t len, struct login_counters *out, const char **error_r)
+const char *const auth_stat_names[AUTH_STAT_COUNT] = {
+	[AUTH_STAT_FAILED] = "failed",
+	[AUTH_STAT_PENALTIES] = "penalties",
+};
+
+/* "name=value" pairs, each of names exactly once */
+static int pairs_parse(const char *text, size_t len, const char *const *names, unsigned count,
+		       uint64_t *out, const char **error_r)
 {
 	bool seen[STAT_COUNT] = { false };
 	size_t pos = 0;
 
-	memset(out, 0, sizeof(*out));
+	memset(out, 0, count * sizeof(*out));
 	while (pos < len) {
 		if (pos > 0) {
 			if (text[pos] != ' ') {
@@ -63,12 +70,12 @@ int stats_parse(const char *text, size_t len, struct login_counters *out, const 
 		}
 		size_t name_len = pos - name_start;
 		unsigned id;
-		for (id = 0; id < STAT_COUNT; id++) {
-			if (strlen(stat_names[id]) == name_len &&
-			    memcmp(stat_names[id], text + name_start, name_len) == 0)
+		for (id = 0; id < count; id++) {
+			if (strlen(names[id]) == name_len &&
+			    memcmp(names[id], text + name_start, name_len) == 0)
 				break;
 		}
-		if (id == STAT_COUNT) {
+		if (id == count) {
 			*error_r = "unknown counter";
 			return -1;
 		}
@@ -92,15 +99,33 @@ int stats_parse(const char *text, size_t len, struct login_counters *out, const 
 			v = v * 10 + d;
 			pos++;
 		}
-		out->v[id] = v;
+		out[id] = v;
 	}
-	for (unsigned id = 0; id < STAT_COUNT; id++) {
+	for (unsigned id = 0; id < count; id++) {
 		if (!seen[id]) {
 			*error_r = "a counter is missing";
 			return -1;
 		}
 	}
 	return 0;
+}
+
+int stats_parse(const char *text, size_t len, struct login_counters *out, const char **error_r)
+{
+	return pairs_parse(text, len, stat_names, STAT_COUNT, out->v, error_r);
+}
+
+int auth_stats_parse(const char *text, size_t len, struct auth_counters *out,
+		     const char **error_r)
+{
+	return pairs_parse(text, len, auth_stat_names, AUTH_STAT_COUNT, out->v, error_r);
+}
+
+size_t auth_stats_format(const struct auth_counters *c, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s=%llu %s=%llu", auth_stat_names[0],
+			 (unsigned long long)c->v[0], auth_stat_names[1], (unsigned long long)c->v[1]);
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
 void stats_add_counts(struct login_counters *a, const struct login_counters *b)

@@ -48,6 +48,20 @@ size_t stats_format(const struct login_counters *c, char *buf, size_t size);
  * on anything but exactly every name once with a decimal value. */
 int stats_parse(const char *text, size_t len, struct login_counters *out, const char **error_r);
 
+/* auth's counters, reported the same way (LOGIN_STATS from auth) */
+enum auth_stat_id {
+	AUTH_STAT_FAILED,     /* authentications refused for wrong credentials */
+	AUTH_STAT_PENALTIES,  /* of which answered later for the IP's earlier failures */
+	AUTH_STAT_COUNT
+};
+struct auth_counters {
+	uint64_t v[AUTH_STAT_COUNT];
+};
+extern const char *const auth_stat_names[AUTH_STAT_COUNT];
+size_t auth_stats_format(const struct auth_counters *c, char *buf, size_t size);
+int auth_stats_parse(const char *text, size_t len, struct auth_counters *out,
+		     const char **error_r);
+
 /* a += b for the running counts (gauges are left alone) */
 void stats_add_counts(struct login_counters *a, const struct login_counters *b);
 

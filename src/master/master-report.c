@@ -98,7 +98,7 @@ static void put_counters(FILE *out, const struct login_counters *c)
 }
 
 void report_stats(FILE *out, const struct report_service *svcs, unsigned svc_count,
-		  const struct report_workers *w, unsigned w_count)
+		  const struct report_workers *w, unsigned w_count, const struct auth_counters *auth)
 {
 	for (unsigned s = 0; s < svc_count; s++) {
 		const struct report_service *svc = &svcs[s];
@@ -113,6 +113,9 @@ void report_stats(FILE *out, const struct report_service *svcs, unsigned svc_cou
 	}
 	for (unsigned i = 0; i < w_count; i++)
 		fprintf(out, "%s sessions=%u\n", w[i].name, w[i].sessions);
+	fprintf(out, "auth %s=%llu %s=%llu\n", auth_stat_names[AUTH_STAT_FAILED],
+		(unsigned long long)auth->v[AUTH_STAT_FAILED], auth_stat_names[AUTH_STAT_PENALTIES],
+		(unsigned long long)auth->v[AUTH_STAT_PENALTIES]);
 }
 
 /* ---- OpenMetrics ---- */
@@ -160,7 +163,8 @@ static void om_sample(FILE *out, const struct family *f, const struct report_ser
 }
 
 void report_openmetrics(FILE *out, const struct report_service *svcs, unsigned svc_count,
-			const struct report_workers *w, unsigned w_count)
+			const struct report_workers *w, unsigned w_count,
+			const struct auth_counters *auth)
 {
 	struct login_counters *totals = rg_calloc(svc_count + 1, sizeof(*totals));
 	for (unsigned s = 0; s < svc_count; s++)
@@ -186,6 +190,15 @@ void report_openmetrics(FILE *out, const struct report_service *svcs, unsigned s
 		"# HELP ringgate_sessions Logged-in sessions (worker processes).\n");
 	for (unsigned i = 0; i < w_count; i++)
 		fprintf(out, "ringgate_sessions{service=\"%s\"} %u\n", w[i].name, w[i].sessions);
+	fprintf(out, "# TYPE ringgate_auth_failures counter\n"
+		"# HELP ringgate_auth_failures Authentications auth refused for wrong credentials.\n"
+		"ringgate_auth_failures_total %llu\n"
+		"# TYPE ringgate_auth_penalties counter\n"
+		"# HELP ringgate_auth_penalties Failures answered later for the address's earlier "
+		"failures.\n"
+		"ringgate_auth_penalties_total %llu\n",
+		(unsigned long long)auth->v[AUTH_STAT_FAILED],
+		(unsigned long long)auth->v[AUTH_STAT_PENALTIES]);
 	fprintf(out, "# EOF\n");
 	rg_free(totals);
 }

@@ -43,12 +43,14 @@ void report_who(FILE *out, const struct report_session *s, unsigned count);
 /* "who -1": "user count protocols", one line per user, sorted by user */
 void report_who_count(FILE *out, const struct report_session *s, unsigned count);
 /* "stats": "SERVICE pid=N mode=M name=value ..." per process, then
- * "SERVICE total mode=M ..." (live plus exited), then "WORKER sessions=N" */
+ * "SERVICE total mode=M ..." (live plus exited), then "WORKER sessions=N",
+ * then "auth failed=N penalties=M" */
 void report_stats(FILE *out, const struct report_service *svcs, unsigned svc_count,
-		  const struct report_workers *w, unsigned w_count);
+		  const struct report_workers *w, unsigned w_count, const struct auth_counters *auth);
 /* the same totals in OpenMetrics text format, ending with "# EOF" */
 void report_openmetrics(FILE *out, const struct report_service *svcs, unsigned svc_count,
-			const struct report_workers *w, unsigned w_count);
+			const struct report_workers *w, unsigned w_count,
+			const struct auth_counters *auth);
 
 /* a service's totals: running counts of live and exited processes, gauges of live ones */
 void report_service_total(const struct report_service *svc, struct login_counters *out);

@@ -209,6 +209,8 @@ static struct master {
 	struct ev_source http_ev;
 	struct client *clients;
 	unsigned client_count;
+	struct auth_counters auth_stats;  /* the running auth's last report */
+	struct auth_counters auth_gone;   /* of auth processes that exited */
 	bool stats_running;
 	unsigned stats_outstanding;
 	int64_t stats_deadline_ms;
@@ -733,7 +735,20 @@ static void auth_input(struct child *c)
 			break;
 		}
 		unsigned long long v;
-		if (rx->hdr.type == IPC_AUTH_USER) {
+		if (rx->hdr.type == IPC_LOGIN_STATS) {
+			const char *text = ipc_str(&rx->fields, IPC_F_STATS);
+			const char *why = "no STATS field";
+			if (text == NULL || auth_stats_parse(text, rx->fields.len[IPC_F_STATS],
+							     &m.auth_stats, &why) < 0) {
+				auth_kill("malformed LOGIN_STATS");
+				break;
+			}
+			if (c->stats_wait) {
+				c->stats_wait = false;
+				if (m.stats_outstanding > 0)
+					m.stats_outstanding--;
+			}
+		} else if (rx->hdr.type == IPC_AUTH_USER) {
 			if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
 			    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
 			    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
@@ -1229,6 +1244,11 @@ static void child_exited(pid_t pid, int status)
 	if (m.auth != NULL && m.auth->pid == pid) {
 		struct child *c = m.auth;
 		m.auth = NULL;
+		for (unsigned i = 0; i < AUTH_STAT_COUNT; i++)
+			m.auth_gone.v[i] += m.auth_stats.v[i];
+		memset(&m.auth_stats, 0, sizeof(m.auth_stats));
+		if (c->stats_wait && m.stats_outstanding > 0)
+			m.stats_outstanding--;
 		bool abnormal = child_log_exit(c, status);
 		if (!m.stopping && !c->st.terminating && !abnormal)
 			log_error("service(auth): auth process %ld exited unexpectedly", (long)pid);
@@ -1441,6 +1461,7 @@ static struct report_session *snapshot_sessions(unsigned *count_r)
 }
 
 struct snapshot {
+	struct auth_counters auth;
 	struct report_service svcs[2];
 	struct report_process *procs[2];
 	struct report_workers workers[2];
@@ -1450,6 +1471,8 @@ struct snapshot {
 static void snapshot_take(struct snapshot *sn)
 {
 	memset(sn, 0, sizeof(*sn));
+	for (unsigned i = 0; i < AUTH_STAT_COUNT; i++)
+		sn->auth.v[i] = m.auth_gone.v[i] + m.auth_stats.v[i];
 	for (unsigned s = 0; s < m.service_count && sn->svc_count < 2; s++) {
 		struct login_service *svc = m.services[s];
 		if (svc->retired)
@@ -1516,14 +1539,14 @@ static void client_answer(struct client *cl)
 		struct snapshot sn;
 		snapshot_take(&sn);
 		if (cl->cmd == CMD_STATS) {
-			report_stats(out, sn.svcs, sn.svc_count, sn.workers, sn.worker_count);
+			report_stats(out, sn.svcs, sn.svc_count, sn.workers, sn.worker_count, &sn.auth);
 		} else {
 			char *body = NULL;
 			size_t body_len = 0;
 			FILE *b = open_memstream(&body, &body_len);
 			if (b != NULL) {
 				report_openmetrics(b, sn.svcs, sn.svc_count, sn.workers,
-						   sn.worker_count);
+						   sn.worker_count, &sn.auth);
 				fclose(b);
 				fprintf(out, "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; "
 					"version=1.0.0; charset=utf-8\r\nContent-Length: %zu\r\n"
@@ -1551,6 +1574,14 @@ static void stats_refresh(void)
 	m.stats_running = true;
 	m.stats_outstanding = 0;
 	m.stats_deadline_ms = now_ms() + STATS_WAIT_MSECS;
+	if (m.auth != NULL && m.auth->chan >= 0 && !m.auth->st.terminating) {
+		struct ipc_msg msg;
+		ipc_msg_init(&msg, IPC_LOGIN_STATS_REQUEST, 0);
+		if (ipc_send(m.auth->chan, &msg, -1) == 0) {
+			m.auth->stats_wait = true;
+			m.stats_outstanding++;
+		}
+	}
 	for (unsigned s = 0; s < m.service_count; s++) {
 		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next) {
 			if (c->chan < 0 || c->st.terminating)
@@ -1571,6 +1602,8 @@ static void stats_check(void)
 		return;
 	m.stats_running = false;
 	m.stats_outstanding = 0;
+	if (m.auth != NULL)
+		m.auth->stats_wait = false;
 	for (unsigned s = 0; s < m.service_count; s++) {
 		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next)
 			c->stats_wait = false;

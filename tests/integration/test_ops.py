@@ -49,6 +49,9 @@ def parse_stats(text):
         if len(words) == 2 and words[1].startswith("sessions="):
             workers[words[0]] = int(words[1].split("=")[1])
             continue
+        if words[0] == "auth":  # auth's own counters
+            procs[("auth", "total")] = {k: int(v) for k, v in (w.split("=") for w in words[1:])}
+            continue
         svc, who = words[0], words[1]
         key = "total" if who == "total" else int(who.split("=")[1])
         kv = dict(w.split("=", 1) for w in words[2:])
@@ -212,6 +215,10 @@ class Ops(unittest.TestCase):
         self.assertEqual(delta("pop3-login", "login_failed"), 1)
         self.assertEqual(delta("pop3-login", "handoffs"), 1)
         self.assertGreaterEqual(delta("imap-login", "hs_full"), 1)
+        # auth refused 3; the 2nd and 3rd from this address were penalised
+        # (the successful logins before reset the address's count)
+        self.assertEqual(delta("auth", "failed"), 3)
+        self.assertEqual(delta("auth", "penalties"), 2)
         self.assertGreater(procs[("imap-login", "total")]["proxy_out"], 0)
         # the TLS proxy is the only connection an IMAP login process still holds
         self.assertEqual(wait_for(lambda: (lambda p: p if p[("imap-login", "total")]["prelogin"]
@@ -238,6 +245,10 @@ class Ops(unittest.TestCase):
             self.assertEqual(metric(samples, "ringgate_handoffs_total", **lab),
                              now[(svc, "total")]["handoffs"])
         self.assertEqual(metric(samples, "ringgate_sessions", service="imap"), 3)
+        self.assertEqual(metric(samples, "ringgate_auth_failures_total"),
+                         now[("auth", "total")]["failed"])
+        self.assertEqual(metric(samples, "ringgate_auth_penalties_total"),
+                         now[("auth", "total")]["penalties"])
         self.assertEqual(metric(samples, "ringgate_sessions", service="pop3"), 1)
 
         for m in plain:

@@ -96,6 +96,29 @@ static void test_malformed(void **state)
 	assert_int_equal(stats_parse(nul, sizeof(nul) - 1, &c, &error), -1);
 }
 
+static void test_auth_counters(void **state)
+{
+	(void)state;
+	struct auth_counters a = { { 12, 3 } }, b;
+	char text[64];
+	const char *error = NULL;
+	size_t len = auth_stats_format(&a, text, sizeof(text));
+	assert_string_equal(text, "failed=12 penalties=3");
+	assert_int_equal(auth_stats_parse(text, len, &b, &error), 0);
+	assert_memory_equal(&a, &b, sizeof(a));
+	static const char *const bad[] = {
+		"failed=1", "failed=1 penalties=2 failed=3", "failed=1 penalties=x",
+		"failed=1 penalties=2 conns=1", "conns=1 prelogin=1", "",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(auth_stats_parse(bad[i], strlen(bad[i]), &b, &error), -1);
+	/* and login counters are no auth report */
+	struct login_counters l = { { 0 } };
+	char ltext[STATS_TEXT_MAX];
+	len = stats_format(&l, ltext, sizeof(ltext));
+	assert_int_equal(auth_stats_parse(ltext, len, &b, &error), -1);
+}
+
 static void test_add_counts(void **state)
 {
 	(void)state;
@@ -117,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_every_prefix_refused),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_add_counts),
+		cmocka_unit_test(test_auth_counters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
