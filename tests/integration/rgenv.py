@@ -10,6 +10,7 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 import crypt  # noqa: E402  (Python 3.11: libcrypt hashes for the test passwd-file)
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -62,9 +63,24 @@ def ensure_system_user(name):
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port to listen on, below the ephemeral range: a port the kernel
+    picked (bind to 0) may be taken by another test's outgoing connection
+    (rgbench opens thousands) before ringgate binds it."""
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 20000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port below %d" % low)
 
 
 def recv_until(sock, marker, limit=1 << 20, timeout=10):
