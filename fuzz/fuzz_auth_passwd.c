@@ -26,8 +26,8 @@ static void check_entry(const struct passwd_entry *e)
 		if (x[0] == '\0' || x[0] == '=' || strchr(x, ' ') != NULL)
 			abort();
 		size_t klen = strcspn(x, "=");
-		char key[300];
-		if (klen >= sizeof(key))
+		char key[PASSWD_MAX_KEY + 1];
+		if (klen > PASSWD_MAX_KEY)
 			abort();
 		memcpy(key, x, klen);
 		key[klen] = '\0';

@@ -107,6 +107,10 @@ static int parse_extra(const char *s, size_t len, struct passwd_entry *e, const 
 			*error_r = "extra field without a name";
 			return -1;
 		}
+		if (klen > PASSWD_MAX_KEY) {
+			*error_r = "extra field name too long";
+			return -1;
+		}
 		if (e->extra_count >= 256) {
 			*error_r = "too many extra fields";
 			return -1;

@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #define PASSWD_MAX_USER 255
+/* longest extra field name (the part before "=") */
+#define PASSWD_MAX_KEY 128
 
 struct passwd_entry {
 	char *user;

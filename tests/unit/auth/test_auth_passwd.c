@@ -158,6 +158,27 @@ static void test_bad_lines(void **state)
 		strcat(big, "k ");
 	assert_int_equal(parse(big, &e, &error), -1);
 	assert_string_equal(error, "too many extra fields");
+	/* an extra field name is bounded like the user name (fuzz_auth_passwd
+	   found names of any length accepted): PASSWD_MAX_KEY bytes pass, one
+	   more does not, with or without a value */
+	char kline[512] = "a:{PLAIN}x:1:1::/h::";
+	size_t at = strlen(kline);
+	memset(kline + at, 'k', PASSWD_MAX_KEY);
+	strcpy(kline + at + PASSWD_MAX_KEY, "=v");
+	assert_int_equal(parse(kline, &e, &error), 1);
+	assert_int_equal(e.extra_count, 1);
+	char key[PASSWD_MAX_KEY + 1];
+	memcpy(key, kline + at, PASSWD_MAX_KEY);
+	key[PASSWD_MAX_KEY] = '\0';
+	assert_string_equal(passwd_entry_field(&e, key), "v");
+	passwd_entry_clear(&e);
+	memset(kline + at, 'k', PASSWD_MAX_KEY + 1);
+	strcpy(kline + at + PASSWD_MAX_KEY + 1, "=v");
+	assert_int_equal(parse(kline, &e, &error), -1);
+	assert_string_equal(error, "extra field name too long");
+	kline[at + PASSWD_MAX_KEY + 1] = '\0';
+	assert_int_equal(parse(kline, &e, &error), -1);
+	assert_string_equal(error, "extra field name too long");
 }
 
 static void test_args(void **state)
