@@ -626,6 +626,33 @@ static void client_continue(struct auth_server *srv, struct auth_client *c,
 	request_step(srv, req, step, chal, chal_len, error);
 }
 
+/* One decoded message from a login channel (no fd with it). */
+static void client_message(struct auth_server *srv, struct auth_client *c,
+			   const struct ipc_rx *rx)
+{
+	switch (rx->hdr.type) {
+	case IPC_AUTH_BEGIN:
+		client_begin(srv, c, rx);
+		break;
+	case IPC_AUTH_CONTINUE:
+		client_continue(srv, c, rx);
+		break;
+	case IPC_AUTH_ABORT: {
+		/* may cross our reply: an unknown id is fine */
+		struct auth_request *req = request_find(c, rx->hdr.id);
+		if (req != NULL)
+			request_free(srv, req);
+		break;
+	}
+	default: {
+		char why[64];
+		snprintf(why, sizeof(why), "unexpected message %s", ipc_type_name(rx->hdr.type));
+		client_error(srv, c, why);
+		break;
+	}
+	}
+}
+
 static void client_input(struct auth_server *srv, struct auth_client *c)
 {
 	struct ipc_rx *rx = srv->rx;
@@ -651,28 +678,7 @@ static void client_input(struct auth_server *srv, struct auth_client *c)
 			close(rx->fd);
 			client_error(srv, c, "message with an fd");
 		} else {
-			switch (rx->hdr.type) {
-			case IPC_AUTH_BEGIN:
-				client_begin(srv, c, rx);
-				break;
-			case IPC_AUTH_CONTINUE:
-				client_continue(srv, c, rx);
-				break;
-			case IPC_AUTH_ABORT: {
-				/* may cross our reply: an unknown id is fine */
-				struct auth_request *req = request_find(c, rx->hdr.id);
-				if (req != NULL)
-					request_free(srv, req);
-				break;
-			}
-			default: {
-				char why[64];
-				snprintf(why, sizeof(why), "unexpected message %s",
-					 ipc_type_name(rx->hdr.type));
-				client_error(srv, c, why);
-				break;
-			}
-			}
+			client_message(srv, c, rx);
 		}
 		/* responses hold passwords */
 		explicit_bzero(rx->buf, IPC_HDR_SIZE + rx->hdr.len);
@@ -688,19 +694,16 @@ static void master_send(struct auth_server *srv)
 		log_fatal("sending to master failed: %s", strerror(-ret));
 }
 
-static void master_new_client(struct auth_server *srv, struct ipc_rx *rx)
+struct auth_client *auth_server_login_add(struct auth_server *srv, int fd, uint32_t pid,
+					  const char *service)
 {
-	if (rx->fd < 0)
-		log_fatal("master sent AUTH_NEW_CLIENT without an fd");
-	int fl = fcntl(rx->fd, F_GETFL);
-	if (fl < 0 || fcntl(rx->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		log_fatal("fcntl(O_NONBLOCK) on a login channel: %m");
 	struct auth_client *c = rg_calloc(1, sizeof(*c));
 	c->src.type = SRC_CLIENT;
-	c->fd = rx->fd;
-	rx->fd = -1;
-	c->pid = rx->hdr.id;
-	const char *service = ipc_str(&rx->fields, IPC_F_SERVICE);
+	c->fd = fd;
+	c->pid = pid;
 	if (service != NULL)
 		log_escape(service, strlen(service), 8, c->service, sizeof(c->service));
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &c->src };
@@ -711,6 +714,16 @@ static void master_new_client(struct auth_server *srv, struct ipc_rx *rx)
 		srv->clients->prev = c;
 	srv->clients = c;
 	log_debug("login %u (%s): channel added", c->pid, c->service);
+	return c;
+}
+
+static void master_new_client(struct auth_server *srv, struct ipc_rx *rx)
+{
+	if (rx->fd < 0)
+		log_fatal("master sent AUTH_NEW_CLIENT without an fd");
+	int fd = rx->fd;
+	rx->fd = -1;
+	(void)auth_server_login_add(srv, fd, rx->hdr.id, ipc_str(&rx->fields, IPC_F_SERVICE));
 }
 
 static void master_request(struct auth_server *srv, const struct ipc_rx *rx)
@@ -756,26 +769,65 @@ static bool master_input(struct auth_server *srv)
 			log_fatal("malformed message from master: %s", error);
 		if (ret < 0)
 			log_fatal("master channel: %s", strerror(-ret));
-		switch (rx->hdr.type) {
-		case IPC_AUTH_NEW_CLIENT:
-			master_new_client(srv, rx);
-			break;
-		case IPC_AUTH_REQUEST:
-			master_request(srv, rx);
-			break;
-		case IPC_LOGIN_STATS_REQUEST: {
-			char text[64];
-			auth_stats_format(&srv->stats, text, sizeof(text));
-			ipc_msg_init(&srv->msg, IPC_LOGIN_STATS, 0);
-			ipc_msg_add_str(&srv->msg, IPC_F_STATS, text);
-			master_send(srv);
-			break;
-		}
-		default:
-			log_fatal("unexpected message %s from master", ipc_type_name(rx->hdr.type));
-		}
+		auth_server_master_message(srv, rx);
 	}
 	return true;
+}
+
+void auth_server_master_message(struct auth_server *srv, struct ipc_rx *rx)
+{
+	switch (rx->hdr.type) {
+	case IPC_AUTH_NEW_CLIENT:
+		master_new_client(srv, rx);
+		break;
+	case IPC_AUTH_REQUEST:
+		master_request(srv, rx);
+		break;
+	case IPC_LOGIN_STATS_REQUEST: {
+		char text[64];
+		auth_stats_format(&srv->stats, text, sizeof(text));
+		ipc_msg_init(&srv->msg, IPC_LOGIN_STATS, 0);
+		ipc_msg_add_str(&srv->msg, IPC_F_STATS, text);
+		master_send(srv);
+		break;
+	}
+	default:
+		log_fatal("unexpected message %s from master", ipc_type_name(rx->hdr.type));
+	}
+}
+
+/* ---- in-memory entry points (tests, fuzzing) ---------------------------- */
+
+bool auth_server_login_message(struct auth_server *srv, struct auth_client *c,
+			       const struct ipc_rx *rx)
+{
+	if (c->fd < 0)
+		return false;
+	if (rx->fd >= 0)
+		client_error(srv, c, "message with an fd");
+	else
+		client_message(srv, c, rx);
+	return c->fd >= 0;
+}
+
+void auth_server_login_close(struct auth_server *srv, struct auth_client *c)
+{
+	client_close(srv, c);
+}
+
+static void free_dead(struct auth_server *srv)
+{
+	while (srv->dead != NULL) {
+		struct auth_client *c = srv->dead;
+		srv->dead = c->next;
+		rg_free(c);
+	}
+}
+
+void auth_server_tick(struct auth_server *srv)
+{
+	delay_run(srv);
+	free_dead(srv);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -873,11 +925,7 @@ int auth_server_run(struct auth_server *srv)
 			}
 			}
 		}
-		while (srv->dead != NULL) {
-			struct auth_client *c = srv->dead;
-			srv->dead = c->next;
-			rg_free(c);
-		}
+		free_dead(srv);
 		if (master_gone) {
 			log_debug("master closed its channel: exiting");
 			return 0;
@@ -891,11 +939,7 @@ void auth_server_free(struct auth_server *srv)
 		return;
 	while (srv->clients != NULL)
 		client_close(srv, srv->clients);
-	while (srv->dead != NULL) {
-		struct auth_client *c = srv->dead;
-		srv->dead = c->next;
-		rg_free(c);
-	}
+	free_dead(srv);
 	if (srv->userdb != srv->passdb)
 		passwd_file_free(srv->userdb);
 	passwd_file_free(srv->passdb);

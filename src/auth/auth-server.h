@@ -32,4 +32,24 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
 int auth_server_run(struct auth_server *srv);
 void auth_server_free(struct auth_server *srv);
 
+/* In-memory entry points: what the event loop does around ipc_recv(), for
+ * tests and fuzz/fuzz_auth_server.c. */
+struct auth_client;
+struct ipc_rx;
+/* Add a login channel as AUTH_NEW_CLIENT does; fd (the auth side of a
+ * SEQPACKET socketpair) is taken over and made non-blocking. */
+struct auth_client *auth_server_login_add(struct auth_server *srv, int fd, uint32_t pid,
+					  const char *service);
+/* Handle one decoded message from c (replies go to c's fd). false when c is
+ * closed, before or because of it (a misbehaving channel is cut off). */
+bool auth_server_login_message(struct auth_server *srv, struct auth_client *c,
+			       const struct ipc_rx *rx);
+/* Close c: its requests are dropped; c is freed by the next tick. */
+void auth_server_login_close(struct auth_server *srv, struct auth_client *c);
+/* One decoded message from master (AUTH_NEW_CLIENT takes rx->fd). A
+ * malformed one is fatal, as on the socket. */
+void auth_server_master_message(struct auth_server *srv, struct ipc_rx *rx);
+/* Answer the delayed failures now due and free closed channels. */
+void auth_server_tick(struct auth_server *srv);
+
 #endif
