@@ -17,7 +17,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all deps build run check check-asan check-system unit fuzz clean bench soak install
+.PHONY: all deps build run check check-asan check-system unit fuzz fuzz-coverage clean bench soak install
 
 all: build
 
@@ -84,6 +84,18 @@ fuzz: deps
 # in PREFIX/share/doc/ringgate. DESTDIR is honoured (packaging).
 install: build
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Line/branch coverage of the parsers reached by the fuzz corpora
+# (fuzz/tools/coverage.sh); FUZZ_CORPORA=DIR adds DIR/work-NAME of a long run.
+FUZZ_COV_BUILD ?= build-fuzz-cov
+fuzz-coverage: deps
+	$(call install_missing,llvm-14)
+	CC=clang cmake -S . -B $(FUZZ_COV_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF \
+	  -DCMAKE_C_FLAGS="-fprofile-instr-generate -fcoverage-mapping" \
+	  -DCMAKE_EXE_LINKER_FLAGS=-fprofile-instr-generate
+	cmake --build $(FUZZ_COV_BUILD) -j $(JOBS) --target fuzzers
+	fuzz/tools/coverage.sh $(FUZZ_COV_BUILD) $(FUZZ_CORPORA)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)

@@ -8,7 +8,8 @@
 #     cmake --build BUILD_DIR --target fuzzers
 #   EXTRA_CORPUS_ROOT: directory holding work-NAME corpora of a long run
 # Each target runs once over its inputs (-runs=0); the profiles are merged and
-# llvm-cov reports the parser sources only.
+# llvm-cov reports the parser sources only. `make fuzz-coverage` does all of it
+# (and installs llvm-14, which clang does not pull in without recommends).
 set -e
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$top/build-fuzz-cov}
@@ -31,4 +32,5 @@ llvm-cov-14 report $objs -instr-profile="$out/all.profdata" \
 	src/lib/ipc.c src/lib/base64.c src/lib/config.c src/lib/settings.c \
 	src/login/imap-parser.c src/login/imap-login.c src/login/pop3-parser.c \
 	src/login/pop3-login.c src/auth/auth-sasl.c src/auth/auth-passwd.c \
+	src/auth/auth-server.c src/auth/auth-cookie.c src/auth/auth-penalty.c \
 	src/imap/imap-cmd-parser.c src/imap/imap-search.c src/mail/mime.c src/tls/tls.c
