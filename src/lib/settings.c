@@ -156,7 +156,7 @@ static bool has_line_break(const char *s)
 static unsigned split_words(const char *s, char ***words_r)
 {
 	char **words = NULL;
-	unsigned count = 0;
+	unsigned count = 0, cap = 0;
 
 	while (*s != '\0') {
 		while (*s == ',' || isspace((unsigned char)*s))
@@ -166,7 +166,12 @@ static unsigned split_words(const char *s, char ***words_r)
 		const char *start = s;
 		while (*s != '\0' && *s != ',' && !isspace((unsigned char)*s))
 			s++;
-		words = rg_realloc(words, (count + 1) * sizeof(*words));
+		/* grow by doubling: a realloc per word made a long listen value
+		   quadratic under ASan (fuzz_config: 26 ms for a 1.8 KB file) */
+		if (count == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			words = rg_realloc(words, cap * sizeof(*words));
+		}
 		words[count++] = rg_strndup(start, (size_t)(s - start));
 	}
 	*words_r = words;
