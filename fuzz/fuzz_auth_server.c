@@ -17,7 +17,8 @@
  * ipc_recv would, then handed to auth_server_login_message(). Replies are
  * read back from the login side of a real socketpair and checked: only
  * AUTH_CHALLENGE / AUTH_OK / AUTH_FAIL, each for an id the input used, and
- * an AUTH_OK has a 32-hex cookie. The passwd-files live in a temporary
+ * an AUTH_OK has a 32-hex cookie (or, for a passdb proxy user, the backend
+ * password instead). The passwd-files live in a temporary
  * directory written once (removed at exit). Run with -close_fd_mask=2:
  * auth logs a line per failed login. */
 #include "auth/auth-server.h"
@@ -46,7 +47,9 @@ static struct ipc_msg msg;
 static char cookie[64];
 
 static const char users[] =
-	"alice:{PLAIN}secret:1000:1000::/home/alice::userdb_mail=maildir:~/M userdb_quota=1G proxy\n"
+	"alice:{PLAIN}secret:1000:1000::/home/alice::userdb_mail=maildir:~/M userdb_quota=1G x=y\n"
+	"pat:{PLAIN}pw:1010:1010::/home/p::proxy host=192.0.2.10 port=143\n"
+	"max:{PLAIN}pw:1011:1011::/home/m::proxy_maybe host=192.0.2.11 pass=masterpw\n"
 	"bob:{PLAIN}pw:1001:1001::/home/bob::nologin reason=Moved\n"
 	"carol:{PLAIN}pw::::/home/c\n"
 	"dave::1003:1003::/home/d\n"
@@ -152,9 +155,16 @@ static void drain_login(int fd)
 				abort();
 			break;
 		case IPC_AUTH_OK: {
+			/* a cookie, or (passdb proxy) none but the backend password */
 			const char *c = ipc_str(&rx.fields, IPC_F_COOKIE);
-			if (c == NULL || strlen(c) != 32 || strspn(c, "0123456789abcdef") != 32 ||
-			    ipc_str(&rx.fields, IPC_F_USER) == NULL)
+			if (ipc_str(&rx.fields, IPC_F_USER) == NULL)
+				abort();
+			if (c == NULL) {
+				if (!ipc_has(&rx.fields, IPC_F_PASS))
+					abort();
+				break;
+			}
+			if (strlen(c) != 32 || strspn(c, "0123456789abcdef") != 32)
 				abort();
 			memcpy(cookie, c, 33);
 			break;

@@ -55,6 +55,8 @@ SEEDS = {
     "plain-no-password": b"\0" + begin_plain(6, b"dave", b""),
     "plain-bad-hash": b"\0" + begin_plain(7, b"eve", b"pw"),
     "plain-unknown-scheme": b"\0" + begin_plain(8, b"frank", b"x"),
+    "plain-proxy": b"\0" + begin_plain(1, b"pat", b"pw") + op(SPECIAL, MREQ),
+    "plain-proxy-maybe": b"\0" + begin_plain(1, b"max", b"pw") + op(SPECIAL, MREQ),
     "plain-bad-userdb-uid": b"\0" + begin_plain(9, b"gina", b"pw"),
     "plain-authzid": b"\0" + msg(BEGIN, 1, mech=b"PLAIN", resp=plain(b"alice", b"secret", b"admin")),
     "plain-no-ir": b"\0" + msg(BEGIN, 1, mech=b"PLAIN") + msg(CONTINUE, 1, resp=plain(b"ivan", b"pw")),

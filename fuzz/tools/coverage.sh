@@ -33,4 +33,5 @@ llvm-cov-14 report $objs -instr-profile="$out/all.profdata" \
 	src/login/imap-parser.c src/login/imap-login.c src/login/pop3-parser.c \
 	src/login/pop3-login.c src/auth/auth-sasl.c src/auth/auth-passwd.c \
 	src/auth/auth-server.c src/auth/auth-cookie.c src/auth/auth-penalty.c \
+	src/proxy/proxy-protocol.c src/proxy/proxy-backend.c \
 	src/imap/imap-cmd-parser.c src/imap/imap-search.c src/mail/mime.c src/tls/tls.c
