@@ -2133,20 +2133,9 @@ static int master_reload(char **error_r)
 	m.set = set;
 	m.services = NULL;
 	m.service_count = 0;
-	if (setup_services(old, old_count, &error) < 0) {
-		for (unsigned s = 0; s < m.service_count; s++)
-			service_free(m.services[s]);
-		rg_free(m.services);
-		m.services = old;
-		m.service_count = old_count;
-		m.set = old_set;
-		memcpy(m.workers, old_workers, sizeof(old_workers));
-		settings_free(set);
-		*error_r = error;
-		return -1;
-	}
-	if (running_conf_commit(&error) < 0) {
-		/* new processes would read the old file: keep running as before */
+	/* running.conf not written: new processes would read the old file,
+	 * so keep running as before then too */
+	if (setup_services(old, old_count, &error) < 0 || running_conf_commit(&error) < 0) {
 		for (unsigned s = 0; s < m.service_count; s++)
 			service_free(m.services[s]);
 		rg_free(m.services);
