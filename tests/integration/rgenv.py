@@ -83,6 +83,17 @@ def free_port():
     raise RuntimeError("no free port below %d" % low)
 
 
+def wait_for(cond, timeout=20, step=0.1):
+    """cond()'s first true value, polled until the timeout (AssertionError)"""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("condition not met in %d s" % timeout)
+
+
 def recv_until(sock, marker, limit=1 << 20, timeout=10):
     """Bytes until marker (or EOF, or limit); linear in what is received."""
     sock.settimeout(timeout)

@@ -31,14 +31,7 @@ except ImportError:
         text_string_to_metric_families = None
 
 
-def wait_for(cond, timeout=20, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("condition not met in %d s" % timeout)
+wait_for = rgenv.wait_for
 
 
 def parse_stats(text):

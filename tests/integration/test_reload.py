@@ -8,20 +8,12 @@ import re
 import signal
 import socket
 import ssl
-import time
 import unittest
 
 import rgenv
 
 
-def wait_for(cond, timeout=20, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError("condition not met in %d s" % timeout)
+wait_for = rgenv.wait_for
 
 
 def greeting(port):
