@@ -24,8 +24,15 @@ ASM_FLAGS="--enable-intelasm --enable-aesni --enable-sp --enable-sp-asm"
 # seed from getrandom(2): a chrooted login process has no /dev/urandom (the
 # system build gets the same from src/tls/tls-seed.c replacing the function)
 SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
+# no thread-local storage: Debian's build keeps wolfSSL's SP and FP point
+# caches (1.4 MB) in __thread variables, and the loader zeroes a process's
+# whole static TLS block at every start, ~350 page faults per exec of a
+# login process. Without it the same caches are ordinary static arrays
+# (demand-zero pages, touched only when used) behind a mutex that a
+# single-threaded login process never contends.
+LEAN_FLAGS="ac_cv_tls=none"
 # bump when this script changes how the library is built
-RECIPE=1
+RECIPE=2
 
 root=${1:?usage: wolfssl-asm.sh CACHE_ROOT}
 # stderr reaches the terminal as it happens (CMake passes it through); the
@@ -48,8 +55,8 @@ if [ -z "$version" ]; then
 fi
 [ -n "$version" ] || die "cannot tell which wolfSSL version to build (libwolfssl-dev not installed)"
 
-dir="$root/wolfssl-$version-asm"
-stamp="recipe=$RECIPE version=$version flags=$ASM_FLAGS $SEED_CPPFLAGS"
+dir="$root/wolfssl-$version-asm-r$RECIPE"
+stamp="recipe=$RECIPE version=$version flags=$ASM_FLAGS $LEAN_FLAGS $SEED_CPPFLAGS"
 if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
 	[ -f "$dir/prefix/lib/libwolfssl.a" ]; then
 	echo "$dir/prefix"
@@ -121,7 +128,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 {
 	autoreconf -fi &&
 		# shellcheck disable=SC2086
-		./configure -q --prefix="$dir/prefix" $deb_flags $ASM_FLAGS \
+		./configure -q --prefix="$dir/prefix" $deb_flags $ASM_FLAGS $LEAN_FLAGS \
 			--enable-static --disable-shared &&
 		# --enable-distro turns shared libraries back on whatever
 		# --disable-shared says; only the archive is linked, so each
@@ -135,11 +142,13 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 grep -q '^#define USE_INTEL_SPEEDUP' "$dir/prefix/include/wolfssl/options.h" ||
 	die "the built options.h lacks USE_INTEL_SPEEDUP"
+! grep -q '^#define HAVE_THREAD_LS' "$dir/prefix/include/wolfssl/options.h" ||
+	die "the built options.h still has HAVE_THREAD_LS"
 cd "$dir"
 rm -rf "$dir/src"
 # only the static archive: nothing may pick a shared copy of it by accident
 rm -f "$dir"/prefix/lib/libwolfssl.so* "$dir"/prefix/lib/libwolfssl.la
 rm -rf "$dir"/prefix/bin "$dir"/prefix/share
-printf '%s %s CPPFLAGS=%s\n' "$deb_flags" "$ASM_FLAGS" "$CPPFLAGS" >"$dir/configure-flags"
+printf '%s %s %s CPPFLAGS=%s\n' "$deb_flags" "$ASM_FLAGS" "$LEAN_FLAGS" "$CPPFLAGS" >"$dir/configure-flags"
 echo "$stamp" >"$dir/stamp"
 echo "$dir/prefix"
