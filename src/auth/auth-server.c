@@ -63,6 +63,8 @@ struct auth_client {
 	char service[16];
 	struct auth_request *requests;
 	unsigned request_count;
+	struct ipc_outq outq; /* replies the socket had no room for yet */
+	bool want_out;        /* EPOLLOUT is in the epoll set */
 };
 
 struct auth_server {
@@ -184,6 +186,7 @@ static void client_close(struct auth_server *srv, struct auth_client *c)
 		request_free(srv, c->requests);
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, c->fd, NULL) < 0)
 		log_error("epoll_ctl(DEL): %m");
+	ipc_outq_clear(&c->outq);
 	close(c->fd);
 	c->fd = -1;
 	if (c->prev != NULL)
@@ -203,12 +206,46 @@ static void client_error(struct auth_server *srv, struct auth_client *c, const c
 	client_close(srv, c);
 }
 
+static void client_want_out(struct auth_server *srv, struct auth_client *c, bool want)
+{
+	if (c->want_out == want)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = &c->src };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
+		log_fatal("epoll_ctl(MOD): %m");
+	c->want_out = want;
+}
+
+/* Send srv->msg to a login process: now, or queued until its channel is
+ * writable (a busy login process reads its replies a little later).
+ * 0 or -errno: the channel is broken. */
+static int client_send(struct auth_server *srv, struct auth_client *c)
+{
+	int ret = ipc_outq_send(&c->outq, c->fd, &srv->msg, -1);
+	if (ret == 0 && ipc_outq_pending(&c->outq))
+		client_want_out(srv, c, true);
+	return ret;
+}
+
+/* EPOLLOUT: send what waited */
+static void client_output(struct auth_server *srv, struct auth_client *c)
+{
+	int ret = ipc_outq_flush(&c->outq, c->fd);
+	if (ret < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "sending queued replies failed: %s", strerror(-ret));
+		client_error(srv, c, why);
+		return;
+	}
+	client_want_out(srv, c, ret == 1);
+}
+
 /* Send srv->msg to req's login process and forget req. */
 static void request_reply(struct auth_server *srv, struct auth_request *req)
 {
 	struct auth_client *c = req->client;
 	request_free(srv, req);
-	int ret = ipc_send(c->fd, &srv->msg, -1);
+	int ret = client_send(srv, c);
 	if (ret < 0) {
 		/* a login process that does not read its replies is broken */
 		char why[96];
@@ -526,7 +563,7 @@ static void request_step(struct auth_server *srv, struct auth_request *req, enum
 	case SASL_STEP_CHALLENGE:
 		ipc_msg_init(&srv->msg, IPC_AUTH_CHALLENGE, req->id);
 		ipc_msg_add(&srv->msg, IPC_F_CHALLENGE, chal, chal_len);
-		if (ipc_send(req->client->fd, &srv->msg, -1) < 0)
+		if (client_send(srv, req->client) < 0)
 			client_error(srv, req->client, "sending a challenge failed");
 		return;
 	case SASL_STEP_FAIL: {
@@ -610,7 +647,7 @@ static void client_continue(struct auth_server *srv, struct auth_client *c,
 	if (req == NULL) {
 		/* nothing to continue: say so rather than leave it hanging */
 		ipc_msg_init(&srv->msg, IPC_AUTH_FAIL, rx->hdr.id);
-		if (ipc_send(c->fd, &srv->msg, -1) < 0)
+		if (client_send(srv, c) < 0)
 			client_error(srv, c, "sending a reply failed");
 		return;
 	}
@@ -919,7 +956,9 @@ int auth_server_run(struct auth_server *srv)
 				break;
 			case SRC_CLIENT: {
 				struct auth_client *c = (struct auth_client *)src;
-				if (c->fd >= 0)
+				if (c->fd >= 0 && (evs[i].events & EPOLLOUT) != 0)
+					client_output(srv, c);
+				if (c->fd >= 0 && (evs[i].events & ~(uint32_t)EPOLLOUT) != 0)
 					client_input(srv, c);
 				break;
 			}

@@ -2,6 +2,7 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,15 +81,19 @@ void ipc_msg_add_uint(struct ipc_msg *msg, enum ipc_field key, unsigned long lon
 	ipc_msg_add(msg, key, num, (size_t)n);
 }
 
-int ipc_send(int sock, struct ipc_msg *msg, int pass_fd)
+static void msg_finish(struct ipc_msg *msg)
 {
 	struct ipc_hdr hdr;
 	memcpy(&hdr, msg->buf, sizeof(hdr));
 	hdr.len = (uint32_t)(msg->len - IPC_HDR_SIZE);
 	hdr.pid = (uint32_t)getpid();
 	memcpy(msg->buf, &hdr, sizeof(hdr));
+}
 
-	struct iovec iov = { .iov_base = msg->buf, .iov_len = msg->len };
+/* one sendmsg of a finished message: 0 or -errno */
+static int send_raw(int sock, const void *buf, size_t len, int pass_fd)
+{
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -110,9 +115,96 @@ int ipc_send(int sock, struct ipc_msg *msg, int pass_fd)
 	} while (ret < 0 && errno == EINTR);
 	if (ret < 0)
 		return -errno;
-	if ((size_t)ret != msg->len)
+	if ((size_t)ret != len)
 		return -EMSGSIZE;
 	return 0;
+}
+
+int ipc_send(int sock, struct ipc_msg *msg, int pass_fd)
+{
+	msg_finish(msg);
+	return send_raw(sock, msg->buf, msg->len, pass_fd);
+}
+
+struct ipc_outq_msg {
+	struct ipc_outq_msg *next;
+	int fd;
+	size_t len;
+	uint8_t buf[];
+};
+
+static void outq_msg_free(struct ipc_outq_msg *m)
+{
+	explicit_bzero(m->buf, m->len);
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m);
+}
+
+int ipc_outq_send(struct ipc_outq *q, int sock, struct ipc_msg *msg, int pass_fd)
+{
+	msg_finish(msg);
+	if (q->head == NULL) {
+		int ret = send_raw(sock, msg->buf, msg->len, pass_fd);
+		if (ret != -EAGAIN && ret != -ENOBUFS)
+			return ret;
+	}
+	if (q->bytes + msg->len > IPC_OUTQ_MAX_BYTES)
+		return -ENOBUFS;
+	struct ipc_outq_msg *m = malloc(sizeof(*m) + msg->len);
+	if (m == NULL)
+		return -ENOMEM;
+	m->fd = -1;
+	if (pass_fd >= 0) {
+		m->fd = fcntl(pass_fd, F_DUPFD_CLOEXEC, 0);
+		if (m->fd < 0) {
+			int err = errno;
+			free(m);
+			return -err;
+		}
+	}
+	m->next = NULL;
+	m->len = msg->len;
+	memcpy(m->buf, msg->buf, msg->len);
+	if (q->tail != NULL)
+		q->tail->next = m;
+	else
+		q->head = m;
+	q->tail = m;
+	q->bytes += m->len;
+	q->count++;
+	return 0;
+}
+
+int ipc_outq_flush(struct ipc_outq *q, int sock)
+{
+	while (q->head != NULL) {
+		struct ipc_outq_msg *m = q->head;
+		int ret = send_raw(sock, m->buf, m->len, m->fd);
+		if (ret == -EAGAIN || ret == -ENOBUFS)
+			return 1;
+		if (ret < 0)
+			return ret;
+		q->head = m->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		q->bytes -= m->len;
+		q->count--;
+		outq_msg_free(m);
+	}
+	return 0;
+}
+
+void ipc_outq_clear(struct ipc_outq *q)
+{
+	while (q->head != NULL) {
+		struct ipc_outq_msg *m = q->head;
+		q->head = m->next;
+		outq_msg_free(m);
+	}
+	q->tail = NULL;
+	q->bytes = 0;
+	q->count = 0;
 }
 
 bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,

@@ -114,6 +114,37 @@ size_t ipc_msg_room(const struct ipc_msg *msg);
  * Returns 0 or -errno (-EAGAIN on a full non-blocking socket). */
 int ipc_send(int sock, struct ipc_msg *msg, int pass_fd);
 
+/* The send queue of one non-blocking channel. A SEQPACKET socket holds only
+ * what its send buffer has room for (about 200 small messages), and a
+ * burst of logins can outrun a busy peer: what does not fit waits here, in
+ * order, until the socket is writable again. Queued messages are copies
+ * (wiped when freed: they may carry passwords) and a passed fd is a
+ * duplicate the queue owns. Bounded: past IPC_OUTQ_MAX_BYTES a send fails
+ * with -ENOBUFS, which the caller treats like a dead peer. */
+#define IPC_OUTQ_MAX_BYTES (32u * 1024 * 1024)
+
+struct ipc_outq_msg;
+struct ipc_outq {
+	struct ipc_outq_msg *head, *tail;
+	size_t bytes;
+	unsigned count;
+};
+
+/* Send msg now if nothing is queued and the socket takes it, else queue a
+ * copy. 0: sent or queued (see ipc_outq_pending()); -errno: the peer is
+ * gone or broken, or the queue is over its bound. */
+int ipc_outq_send(struct ipc_outq *q, int sock, struct ipc_msg *msg, int pass_fd);
+/* Send what is queued while the socket takes it. 0 when the queue is
+ * empty, 1 when some is left (wait for the socket to be writable),
+ * -errno when the peer is gone or broken. */
+int ipc_outq_flush(struct ipc_outq *q, int sock);
+static inline bool ipc_outq_pending(const struct ipc_outq *q)
+{
+	return q->head != NULL;
+}
+/* Drop everything queued (wiped, fds closed). */
+void ipc_outq_clear(struct ipc_outq *q);
+
 /* Decoded fields: pointers into the received buffer. */
 struct ipc_fields {
 	uint32_t present; /* bit per key */

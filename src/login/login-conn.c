@@ -190,11 +190,14 @@ struct login_src {
 	uint8_t kind;
 	bool ssl;	/* listener: implicit TLS */
 	bool haproxy;	/* listener: a PROXY header comes first */
-	bool armed;	/* listener: an accept is in flight */
+	uint8_t armed;	/* listener: accepts in flight */
 	bool cancelling;
 	int fd;
 	uint32_t slot;
 	bool retired;	/* an old auth channel waiting for its poll to end */
+	/* auth and master channels: what their socket had no room for yet */
+	struct ipc_outq outq;
+	bool writable_armed;	/* a RING_OP_WRITABLE is in flight */
 };
 
 struct conn_list {
@@ -616,6 +619,35 @@ static void conn_on_send(struct conn *c, int res)
 	conn_send_more(c);
 }
 
+/* ---- internal channels ---- */
+
+/* Send on the auth or master channel: now, or queued until the socket is
+ * writable (ipc.h). 0 or -errno (the channel is broken). */
+static int chan_send(struct login_src *ch, struct ipc_msg *msg, int pass_fd)
+{
+	int ret = ipc_outq_send(&ch->outq, ch->fd, msg, pass_fd);
+	if (ret == 0 && ipc_outq_pending(&ch->outq) && !ch->writable_armed) {
+		ch->writable_armed = true;
+		ring_poll_writable(srv.ring, ch->slot, ch->fd);
+	}
+	return ret;
+}
+
+/* RING_OP_WRITABLE on a channel: send what waited. -errno when broken. */
+static int chan_writable(struct login_src *ch, int res)
+{
+	ch->writable_armed = false;
+	if (res == -ECANCELED || ch->fd < 0)
+		return 0;
+	int ret = res < 0 ? res : ipc_outq_flush(&ch->outq, ch->fd);
+	if (ret == 1) {
+		ch->writable_armed = true;
+		ring_poll_writable(srv.ring, ch->slot, ch->fd);
+		return 0;
+	}
+	return ret;
+}
+
 /* ---- closing ---- */
 
 static void conn_close(struct conn *c, bool force)
@@ -625,7 +657,7 @@ static void conn_close(struct conn *c, bool force)
 	if (c->state == CONN_AUTHENTICATING && c->req_id != 0 && srv.auth != NULL) {
 		/* auth forgets the request and sends nothing back */
 		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
-		(void)ipc_send(srv.auth->fd, &srv.msg, -1);
+		(void)chan_send(srv.auth, &srv.msg, -1);
 	}
 	c->req_id = 0;
 	conn_set_state(c, CONN_CLOSING);
@@ -1680,7 +1712,7 @@ static void conn_send_handoff(struct conn *c)
 		pass_fd = pair[1];
 	}
 	ho->sent_len = ho->preread_len;
-	int ret = ipc_send(srv.master.fd, &srv.msg, pass_fd);
+	int ret = chan_send(&srv.master, &srv.msg, pass_fd);
 	explicit_bzero(srv.msg.buf, srv.msg.len);
 	if (pair[1] >= 0)
 		close(pair[1]);
@@ -1798,7 +1830,7 @@ static bool auth_send(struct conn *c, struct ipc_msg *msg)
 {
 	if (srv.auth == NULL)
 		return false;
-	int ret = ipc_send(srv.auth->fd, msg, -1);
+	int ret = chan_send(srv.auth, msg, -1);
 	explicit_bzero(msg->buf, msg->len);
 	if (ret < 0) {
 		log_warning("conn %u: auth request not sent: %s", c->slot, strerror(-ret));
@@ -1868,7 +1900,7 @@ static void cb_auth_abort(void *ctx)
 		return;
 	if (c->req_id != 0 && srv.auth != NULL) {
 		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
-		(void)ipc_send(srv.auth->fd, &srv.msg, -1);
+		(void)chan_send(srv.auth, &srv.msg, -1);
 	}
 	c->req_id = 0;
 	c->flags &= (uint16_t)~CF_TEMPFAIL;
@@ -1998,7 +2030,7 @@ static void login_status_send(void)
 	ipc_msg_add_uint(&srv.msg, IPC_F_PRELOGIN, srv.prelogin);
 	ipc_msg_add_uint(&srv.msg, IPC_F_TOTAL, srv.total);
 	srv.reported_busy = srv.prelogin > 0;
-	int ret = ipc_send(srv.master.fd, &srv.msg, -1);
+	int ret = chan_send(&srv.master, &srv.msg, -1);
 	if (ret < 0)
 		log_debug("status to master: %s", strerror(-ret));
 }
@@ -2021,7 +2053,7 @@ static void login_stats_send(void)
 	stats_format(&now, text, sizeof(text));
 	ipc_msg_init(&srv.msg, IPC_LOGIN_STATS, 0);
 	ipc_msg_add_str(&srv.msg, IPC_F_STATS, text);
-	int ret = ipc_send(srv.master.fd, &srv.msg, -1);
+	int ret = chan_send(&srv.master, &srv.msg, -1);
 	if (ret < 0)
 		log_debug("stats to master: %s", strerror(-ret));
 }
@@ -2055,20 +2087,42 @@ static void conn_bye(struct conn *c, const char *text, const char *log_reason)
 /* Accept while the process has room (or master said overflow); a full
  * process leaves new connections in the listen queue, where master sees
  * them and starts another process. */
+/* Single-shot accepts, at most ACCEPT_BATCH in flight per listener and
+ * never more than the process has room for: a multishot accept takes the
+ * whole backlog in one wake-up (the kernel loops until it is empty), which
+ * put a burst of 1,500 connections into one process, 500 over its
+ * client_limit, to be evicted again. Counting accepts in flight as
+ * connections keeps conns + in flight <= client_limit, give or take one
+ * per listener (each keeps one accept armed). */
+#define ACCEPT_BATCH 8
+
 static void accept_update(void)
 {
 	if (srv.conns < srv.set->client_limit)
 		srv.overflow = false;
 	bool wanted = srv.accepting && (srv.conns < srv.set->client_limit || srv.overflow);
+	unsigned in_flight = 0;
+	for (unsigned i = 0; i < srv.set->listen_count; i++)
+		in_flight += srv.listeners[i].armed;
 	for (unsigned i = 0; i < srv.set->listen_count; i++) {
 		struct login_src *l = &srv.listeners[i];
-		if (wanted && !l->armed) {
-			l->armed = true;
-			l->cancelling = false;
-			/* service_count=1: exactly one connection, so no multishot
-			 * that could take a second one from the queue */
-			ring_accept(srv.ring, l->slot, l->fd, srv.set->service_count != 1);
-		} else if (!wanted && l->armed && !l->cancelling) {
+		if (wanted) {
+			if (l->cancelling)
+				continue; /* armed again once the cancel has ended */
+			/* one on every listener whatever the room (a client
+			 * of any of them must get in), more while the room
+			 * lasts; service_count likewise (one per listener in
+			 * high-security mode, the first to complete wins) */
+			while (l->armed == 0 ||
+			       (l->armed < ACCEPT_BATCH &&
+				(srv.overflow || srv.conns + in_flight < srv.set->client_limit) &&
+				(srv.set->service_count == 0 ||
+				 srv.total + in_flight < srv.set->service_count))) {
+				l->armed++;
+				in_flight++;
+				ring_accept(srv.ring, l->slot, l->fd, false);
+			}
+		} else if (l->armed > 0 && !l->cancelling) {
 			l->cancelling = true;
 			ring_cancel(srv.ring, l->slot, RING_OP_ACCEPT);
 		}
@@ -2082,7 +2136,7 @@ static void listeners_close_idle(void)
 {
 	for (unsigned i = 0; srv.retired && i < srv.set->listen_count; i++) {
 		struct login_src *l = &srv.listeners[i];
-		if (!l->armed && l->fd >= 0) {
+		if (l->armed == 0 && l->fd >= 0) {
 			ring_close(srv.ring, l->fd);
 			l->fd = -1;
 		}
@@ -2410,6 +2464,9 @@ static void auth_retire(void)
 	srv.auth = NULL;
 	a->retired = true;
 	ring_cancel(srv.ring, a->slot, RING_OP_POLL);
+	if (a->writable_armed)
+		ring_cancel(srv.ring, a->slot, RING_OP_WRITABLE);
+	ipc_outq_clear(&a->outq);
 	auth_channel_lost();
 }
 
@@ -2701,8 +2758,8 @@ static void src_event(struct login_src *s, const struct ring_event *ev)
 			break;
 		/* a connection accepted after we stopped accepting (the
 		 * cancel was on its way) is already ours: serve it */
-		if (!ev->more)
-			s->armed = false;
+		if (!ev->more && s->armed > 0 && --s->armed == 0)
+			s->cancelling = false;
 		if (ev->res >= 0)
 			conn_accept(ev->res, s);
 		else if (ev->res != -ECANCELED)
@@ -2711,6 +2768,12 @@ static void src_event(struct login_src *s, const struct ring_event *ev)
 		listeners_close_idle();
 		break;
 	case OWNER_MASTER:
+		if (ev->op == RING_OP_WRITABLE) {
+			int ret = chan_writable(&srv.master, ev->res);
+			if (ret < 0 && srv.master.fd >= 0)
+				log_error("master channel: %s", strerror(-ret));
+			break;
+		}
 		if (ev->res < 0 && ev->res != -ECANCELED)
 			log_fatal("poll on master channel: %s", strerror(-ev->res));
 		if (srv.master.fd >= 0 && ev->res > 0)
@@ -2719,6 +2782,15 @@ static void src_event(struct login_src *s, const struct ring_event *ev)
 			ring_poll(srv.ring, s->slot, s->fd);
 		break;
 	case OWNER_AUTH:
+		if (ev->op == RING_OP_WRITABLE && !s->retired) {
+			int ret = chan_writable(s, ev->res);
+			if (ret < 0) {
+				log_error("auth channel: %s", strerror(-ret));
+				auth_retire();
+			} else {
+				break;
+			}
+		}
 		if (s->retired) {
 			/* an old channel: free it once its poll has ended */
 			if (ring_slot_inflight(srv.ring, s->slot) == 0) {

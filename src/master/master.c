@@ -91,6 +91,8 @@ struct child {
 	int64_t started_ms;
 	int chan;                        /* master's end of fd 3; -1 for workers */
 	int auth_pending_fd;             /* login: auth end not yet given to auth */
+	struct ipc_outq outq;            /* what chan had no room for yet (ipc.h) */
+	bool want_out;                   /* EPOLLOUT is in chan's epoll set */
 	struct ev_source ev;
 	struct master_proc_state st;
 	/* logins: the last LOGIN_STATS; stats_wait while a request is out */
@@ -276,6 +278,40 @@ static void ep_del(int fd)
 	(void)epoll_ctl(m.epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
+static void chan_want_out(struct child *c, bool want)
+{
+	if (c->want_out == want)
+		return;
+	struct epoll_event e = { .events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = &c->ev };
+	if (epoll_ctl(m.epfd, EPOLL_CTL_MOD, c->chan, &e) < 0)
+		log_fatal("epoll_ctl(mod) failed: %m");
+	c->want_out = want;
+}
+
+/* Send on a login's or auth's channel: now, or queued until it is
+ * writable, so that a burst of logins never fails on a full socket.
+ * 0 or -errno (the channel is broken). */
+static int chan_send(struct child *c, struct ipc_msg *msg, int pass_fd)
+{
+	if (c->chan < 0)
+		return -EPIPE;
+	int ret = ipc_outq_send(&c->outq, c->chan, msg, pass_fd);
+	if (ret == 0 && ipc_outq_pending(&c->outq))
+		chan_want_out(c, true);
+	return ret;
+}
+
+static void chan_close(struct child *c)
+{
+	if (c->chan < 0)
+		return;
+	ep_del(c->chan);
+	ipc_outq_clear(&c->outq);
+	close(c->chan);
+	c->chan = -1;
+	c->want_out = false;
+}
+
 static const char *child_service_name(const struct child *c)
 {
 	switch (c->type) {
@@ -389,7 +425,7 @@ static void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reas
 	} else if (mpid > 0) {
 		ipc_msg_add_uint(&msg, IPC_F_MPID, (unsigned long long)mpid);
 	}
-	int ret = ipc_send(c->chan, &msg, -1);
+	int ret = chan_send(c, &msg, -1);
 	if (ret < 0)
 		log_error("service(%s): sending hand-off reply to %ld failed: %s",
 			  c->svc->set->name, (long)c->pid, strerror(-ret));
@@ -431,7 +467,7 @@ static int auth_send_client(struct child *login, int auth_fd)
 	struct ipc_msg msg;
 	ipc_msg_init(&msg, IPC_AUTH_NEW_CLIENT, (uint32_t)login->pid);
 	ipc_msg_add_str(&msg, IPC_F_SERVICE, login->svc->protocol);
-	int ret = ipc_send(m.auth->chan, &msg, auth_fd);
+	int ret = chan_send(m.auth, &msg, auth_fd);
 	close(auth_fd);
 	if (ret < 0)
 		log_error("auth: sending channel of login %ld failed: %s", (long)login->pid,
@@ -460,7 +496,7 @@ static void auth_give_channels(void)
 			}
 			struct ipc_msg msg;
 			ipc_msg_init(&msg, IPC_AUTH_NEW_CLIENT, (uint32_t)c->pid);
-			int ret = ipc_send(c->chan, &msg, pair[1]);
+			int ret = chan_send(c, &msg, pair[1]);
 			close(pair[1]);
 			if (ret < 0) {
 				log_error("service(%s): sending new auth channel to %ld failed: %s",
@@ -516,9 +552,7 @@ static void auth_kill(const char *why)
 		return;
 	log_error("service(auth): %s: restarting auth process %ld", why, (long)m.auth->pid);
 	if (m.auth->chan >= 0) {
-		ep_del(m.auth->chan);
-		close(m.auth->chan);
-		m.auth->chan = -1;
+		chan_close(m.auth);
 	}
 	m.auth->st.terminating = true;
 	kill(m.auth->pid, SIGKILL);
@@ -719,9 +753,7 @@ static void auth_input(struct child *c)
 			break;
 		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
 			/* auth is going away; SIGCHLD does the rest */
-			ep_del(c->chan);
-			close(c->chan);
-			c->chan = -1;
+			chan_close(c);
 			pending_fail_all("Authentication service unavailable.");
 			break;
 		}
@@ -774,11 +806,7 @@ static void auth_input(struct child *c)
 static void login_kill(struct child *c, const char *why)
 {
 	log_error("service(%s): %s: killing process %ld", c->svc->set->name, why, (long)c->pid);
-	if (c->chan >= 0) {
-		ep_del(c->chan);
-		close(c->chan);
-		c->chan = -1;
-	}
+	chan_close(c);
 	c->st.terminating = true;
 	kill(c->pid, SIGKILL);
 }
@@ -814,7 +842,7 @@ static void login_handoff(struct child *c, struct ipc_rx *rx)
 	ipc_msg_init(&msg, IPC_AUTH_REQUEST, p->id);
 	ipc_msg_add_str(&msg, IPC_F_COOKIE, ipc_str(&rx->fields, IPC_F_COOKIE));
 	ipc_msg_add_uint(&msg, IPC_F_LOGIN_PID, (unsigned long long)c->pid);
-	int ret = ipc_send(m.auth->chan, &msg, -1);
+	int ret = chan_send(m.auth, &msg, -1);
 	if (ret < 0) {
 		log_error("auth: sending AUTH_REQUEST failed: %s", strerror(-ret));
 		login_reply(c->pid, p->login_req_id, "Authentication service unavailable.", true, 0);
@@ -878,9 +906,7 @@ static void login_input(struct child *c)
 		if (ret == -EAGAIN)
 			break;
 		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
-			ep_del(c->chan);
-			close(c->chan);
-			c->chan = -1;
+			chan_close(c);
 			break;
 		}
 		if (ret == -EPROTO) {
@@ -924,7 +950,7 @@ static void login_send_ticket_keys(struct child *c)
 	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
 	ipc_msg_init(msg, IPC_LOGIN_TICKET_KEYS, 0);
 	ipc_msg_add(msg, IPC_F_TICKET_KEYS, m.ticket_keys, m.ticket_len);
-	int ret = ipc_send(c->chan, msg, -1);
+	int ret = chan_send(c, msg, -1);
 	explicit_bzero(msg->buf, msg->len);
 	rg_free(msg);
 	if (ret < 0)
@@ -1132,7 +1158,7 @@ static void service_update(struct login_service *svc)
 				if (l->chan < 0 || l->st.terminating)
 					continue;
 				ipc_msg_init(&msg, IPC_LOGIN_OVERFLOW, 0);
-				(void)ipc_send(l->chan, &msg, -1);
+				(void)chan_send(l, &msg, -1);
 			}
 			continue;
 		}
@@ -1175,10 +1201,7 @@ static void listener_ready(struct listen_sock *ls)
 
 static void child_free(struct child *c)
 {
-	if (c->chan >= 0) {
-		ep_del(c->chan);
-		close(c->chan);
-	}
+	chan_close(c);
 	if (c->auth_pending_fd >= 0)
 		close(c->auth_pending_fd);
 	rg_free(c->user);
@@ -1577,7 +1600,7 @@ static void stats_refresh(void)
 	if (m.auth != NULL && m.auth->chan >= 0 && !m.auth->st.terminating) {
 		struct ipc_msg msg;
 		ipc_msg_init(&msg, IPC_LOGIN_STATS_REQUEST, 0);
-		if (ipc_send(m.auth->chan, &msg, -1) == 0) {
+		if (chan_send(m.auth, &msg, -1) == 0) {
 			m.auth->stats_wait = true;
 			m.stats_outstanding++;
 		}
@@ -1588,7 +1611,7 @@ static void stats_refresh(void)
 				continue;
 			struct ipc_msg msg;
 			ipc_msg_init(&msg, IPC_LOGIN_STATS_REQUEST, 0);
-			if (ipc_send(c->chan, &msg, -1) == 0) {
+			if (chan_send(c, &msg, -1) == 0) {
 				c->stats_wait = true;
 				m.stats_outstanding++;
 			}
@@ -2188,7 +2211,7 @@ static int master_reload(char **error_r)
 			for (struct child *c = svc->logins; c != NULL; c = c->next) {
 				struct ipc_msg msg;
 				ipc_msg_init(&msg, IPC_LOGIN_RETIRE, 0);
-				if (c->chan >= 0 && ipc_send(c->chan, &msg, -1) < 0) {
+				if (c->chan >= 0 && chan_send(c, &msg, -1) < 0) {
 					c->st.terminating = true;
 					kill(c->pid, SIGTERM);
 				}
@@ -2416,6 +2439,15 @@ int master_run(struct settings *set, bool foreground)
 				break;
 			case EV_CHILD: {
 				struct child *c = ev->ptr;
+				if (c->chan >= 0 && (evs[i].events & EPOLLOUT) != 0) {
+					int fl = ipc_outq_flush(&c->outq, c->chan);
+					if (fl < 0)
+						log_error("%s: channel of %ld: %s", child_service_name(c),
+							  (long)c->pid, strerror(-fl));
+					chan_want_out(c, fl == 1);
+					if ((evs[i].events & ~(uint32_t)EPOLLOUT) == 0)
+						break;
+				}
 				if (c->type == PROC_AUTH)
 					auth_input(c);
 				else

@@ -322,6 +322,13 @@ void ring_poll(struct ring *r, uint32_t slot, int fd)
 	ring_set_ud(r, sqe, RING_OP_POLL, slot);
 }
 
+void ring_poll_writable(struct ring *r, uint32_t slot, int fd)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	io_uring_prep_poll_add(sqe, fd, POLLOUT);
+	ring_set_ud(r, sqe, RING_OP_WRITABLE, slot);
+}
+
 static void ring_cancel_ud(struct ring *r, uint64_t ud)
 {
 	struct io_uring_sqe *sqe = ring_get_sqe(r);

@@ -27,6 +27,7 @@ enum ring_op {
 	RING_OP_POLL,	/* res = revents (POLLIN, POLLHUP, ...) or -errno */
 	RING_OP_TICK,	/* the periodic timer fired; res = 0 */
 	RING_OP_CONNECT, /* res = 0 or -errno */
+	RING_OP_WRITABLE, /* single-shot POLLOUT; res = revents or -errno */
 	RING_OP_CANCEL,	/* internal: never delivered */
 	RING_OP_CLOSE,	/* internal: never delivered */
 	RING_OP_COUNT
@@ -94,6 +95,8 @@ void ring_send(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t
 void ring_connect(struct ring *ring, uint32_t slot, int fd, const void *addr, unsigned addr_len);
 /* multishot POLLIN (POLLHUP/POLLERR are always reported) */
 void ring_poll(struct ring *ring, uint32_t slot, int fd);
+/* single-shot POLLOUT: completes once fd can take more (or failed) */
+void ring_poll_writable(struct ring *ring, uint32_t slot, int fd);
 /* cancel every operation of this type on the slot; each completes with
  * -ECANCELED (or its real result if it was already done) */
 void ring_cancel(struct ring *ring, uint32_t slot, enum ring_op op);

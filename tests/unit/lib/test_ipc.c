@@ -189,6 +189,98 @@ static void test_send_recv_fd(void **state)
 	close(pipefd[1]);
 }
 
+/* a full non-blocking channel: messages wait in order, with their fds,
+ * until the reader makes room; nothing is lost or reordered */
+static void test_outq(void **state)
+{
+	(void)state;
+	int sv[2];
+	static struct ipc_rx rx;
+	const char *error = NULL;
+	struct ipc_outq q = { 0 };
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+	int pipefd[2];
+	assert_int_equal(pipe(pipefd), 0);
+
+	/* fill the socket until messages start to wait */
+	unsigned sent = 0;
+	while (!ipc_outq_pending(&q)) {
+		ipc_msg_init(&msg, IPC_AUTH_BEGIN, sent);
+		ipc_msg_add_str(&msg, IPC_F_USER, "someone");
+		assert_int_equal(ipc_outq_send(&q, sv[0], &msg, -1), 0);
+		sent++;
+		assert_true(sent < 100000);
+	}
+	assert_true(sent > 1);
+	/* more after the first queued one never skip the queue: one with an
+	 * fd whose caller closes its copy at once, then plain ones */
+	ipc_msg_init(&msg, IPC_LOGIN_HANDOFF, sent++);
+	assert_int_equal(ipc_outq_send(&q, sv[0], &msg, pipefd[1]), 0);
+	close(pipefd[1]);
+	for (unsigned i = 0; i < 50; i++) {
+		ipc_msg_init(&msg, IPC_AUTH_BEGIN, sent++);
+		assert_int_equal(ipc_outq_send(&q, sv[0], &msg, -1), 0);
+	}
+	assert_int_equal(q.count, 52);
+	assert_int_equal(ipc_outq_flush(&q, sv[0]), 1);
+
+	/* read everything, flushing as room appears: ids arrive in order */
+	unsigned got = 0;
+	int passed = -1;
+	while (got < sent) {
+		int ret = ipc_recv(sv[1], &rx, &error);
+		if (ret == -EAGAIN) {
+			assert_true(ipc_outq_flush(&q, sv[0]) >= 0);
+			continue;
+		}
+		assert_int_equal(ret, 1);
+		assert_int_equal(rx.hdr.id, got);
+		if (rx.hdr.type == IPC_LOGIN_HANDOFF) {
+			assert_true(rx.fd >= 0);
+			passed = rx.fd;
+		} else {
+			assert_int_equal(rx.fd, -1);
+		}
+		got++;
+		if (ipc_outq_pending(&q))
+			assert_true(ipc_outq_flush(&q, sv[0]) >= 0);
+	}
+	assert_false(ipc_outq_pending(&q));
+	assert_int_equal(q.bytes, 0);
+	assert_int_equal(ipc_outq_flush(&q, sv[0]), 0);
+	/* the queue's duplicate kept the pipe open until it was passed */
+	assert_true(passed >= 0);
+	assert_int_equal(write(passed, "q", 1), 1);
+	char c;
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	assert_int_equal(c, 'q');
+	close(passed);
+
+	/* the bound: a peer that never reads gets -ENOBUFS, not all memory */
+	int ret = 0;
+	for (unsigned i = 0; i < 10000 && ret == 0; i++) {
+		ipc_msg_init(&msg, IPC_AUTH_BEGIN, i);
+		static const uint8_t big[8000];
+		ipc_msg_add(&msg, IPC_F_RESP, big, sizeof(big));
+		ret = ipc_outq_send(&q, sv[0], &msg, -1);
+	}
+	assert_int_equal(ret, -ENOBUFS);
+	assert_true(q.bytes <= IPC_OUTQ_MAX_BYTES);
+	assert_true(q.bytes > IPC_OUTQ_MAX_BYTES - 9000);
+	ipc_outq_clear(&q);
+	assert_false(ipc_outq_pending(&q));
+	assert_int_equal(q.count, 0);
+
+	/* a closed peer is an error, queued or not */
+	close(sv[1]);
+	ipc_msg_init(&msg, IPC_AUTH_BEGIN, 1);
+	ret = ipc_outq_send(&q, sv[0], &msg, -1);
+	assert_true(ret == -EPIPE || ret == -ECONNRESET);
+	assert_false(ipc_outq_pending(&q));
+	close(sv[0]);
+	close(pipefd[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +288,7 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_room),
 		cmocka_unit_test(test_send_recv_fd),
+		cmocka_unit_test(test_outq),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
