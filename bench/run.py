@@ -839,7 +839,7 @@ def large_mailbox(build, tmp, n=LARGE_N):
 
 
 
-def write_plots(out_dir, results, names):
+def write_plots(out_dir, results, names, prefix="perf-"):
     """PNG plots with gnuplot (Debian's gnuplot-nox): sessions/s and server
     CPU per session against concurrency (prelogin, IMAP, plain), per server,
     and memory per held idle connection. Returns the file names written."""
@@ -860,8 +860,8 @@ def write_plots(out_dir, results, names):
         return sorted((c, med(v)) for c, v in pts.items())
 
     try:
-        for key, fname, ylabel in (("rate", "perf-sessions.png", "sessions/s (median)"),
-                                   ("cpu", "perf-cpu.png", "server CPU ms per session")):
+        for key, fname, ylabel in (("rate", prefix + "sessions.png", "sessions/s (median)"),
+                                   ("cpu", prefix + "cpu.png", "server CPU ms per session")):
             plots = []
             for n in names:
                 pts = series(n, key)
@@ -895,9 +895,9 @@ def write_plots(out_dir, results, names):
                       "set style data histograms\nset style fill solid\nset boxwidth 0.8\n"
                       "set ylabel 'kB per held idle connection (cgroup)'\nset logscale y\nset xtics rotate by -30\n"
                       "set grid ytics\nplot '%s' using 2:xtic(1) notitle\n" % (
-                          os.path.join(out_dir, "perf-memory.png"), dat))
+                          os.path.join(out_dir, prefix + "memory.png"), dat))
             subprocess.run(["gnuplot"], input=script, text=True, check=True)
-            written.append("perf-memory.png")
+            written.append(prefix + "memory.png")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return written
@@ -1452,9 +1452,10 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--full", action="store_true", help="the long matrix (make bench FULL=1)")
     ap.add_argument("--runs", type=int, default=None, help="rounds (default 3)")
-    ap.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 2, FULL 5)")
+    ap.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 2, FULL 3)")
     ap.add_argument("--hold", type=float, default=3, help="seconds idle connections are held")
-    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
+    ap.add_argument("--out", default=None,
+                    help="default docs/performance.md, docs/performance-full.md with --full")
     ap.add_argument("--raw", default=None, help="JSON lines of every measurement")
     ap.add_argument("--servers", default="rg-perf,rg-sec,dc-perf,dc-sec")
     ap.add_argument("--match", default=None,
@@ -1475,7 +1476,11 @@ def main():
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     if args.duration is None:
-        args.duration = 1 if args.quick else (5 if args.full else 2)
+        args.duration = 1 if args.quick else (3 if args.full else 2)
+    if args.out is None:
+        # the long matrix has its own page: the short one stays as measured
+        args.out = os.path.join(ROOT, "docs", "performance-full.md" if args.full
+                                else "performance.md")
     if args.raw is None:
         args.raw = os.path.join(args.build, "bench-results.jsonl")
     if not rgenv.is_root():
@@ -1579,8 +1584,11 @@ def main():
             large = large_mailbox(args.build, tmp2, LARGE_N)
         finally:
             shutil.rmtree(tmp2, ignore_errors=True)
+    # performance.md: perf-*.png; performance-full.md: perf-full-*.png
+    stem = os.path.splitext(os.path.basename(args.out))[0]
+    prefix = "perf-" + (stem[len("performance-"):] + "-" if stem.startswith("performance-") else "")
     plots = write_plots(os.path.dirname(os.path.abspath(args.out)), bench.results,
-                        [s.name for s in servers])
+                        [s.name for s in servers], prefix)
     write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn,
                  large, plots, crypto)
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
