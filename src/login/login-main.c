@@ -301,8 +301,34 @@ int main(int argc, char **argv)
 	/* a client costs one fd, a TLS proxy one more; closes are asynchronous
 	 * and eviction accepts before it closes, hence the margin */
 	unsigned clients = svc->service_count == 1 ? 1 : cc.client_limit;
-	struct rlimit nofile = { .rlim_cur = 2 * (rlim_t)clients + nfds + 64 };
+	rlim_t want = 2 * (rlim_t)clients + nfds + 64;
+	/* The kernel refuses to pass an fd (ETOOMANYREFS: the hand-off to
+	 * master) while the sending user has more fds in flight, summed over
+	 * all its processes, than the sender's RLIMIT_NOFILE. Every login
+	 * process of every login service runs as default_login_user and hands
+	 * off a socket (and a TLS proxy's pair end) while master, forking
+	 * workers, has not read the last ones yet: 68 was too few for a burst
+	 * of high-security hand-offs. Room for two per login process that may
+	 * exist keeps a hand-off from failing that way. */
+	rlim_t inflight = 64;
+	for (unsigned i = 0; i < set->service_count; i++) {
+		const struct service_settings *s = &set->services[i];
+		size_t n = strlen(s->name);
+		if (n > 6 && strcmp(s->name + n - 6, "-login") == 0)
+			inflight += 2 * (rlim_t)s->process_limit;
+	}
+	if (want < inflight)
+		want = inflight;
+	struct rlimit nofile = { .rlim_cur = want };
 	nofile.rlim_max = nofile.rlim_cur;
+	struct rlimit cur;
+	/* above the inherited hard limit only with CAP_SYS_RESOURCE */
+	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0 && errno == EPERM &&
+	    getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max < want) {
+		nofile.rlim_cur = nofile.rlim_max = cur.rlim_max;
+		log_debug("RLIMIT_NOFILE: %llu wanted, %llu is the most allowed",
+			  (unsigned long long)want, (unsigned long long)cur.rlim_max);
+	}
 	if (setrlimit(RLIMIT_NOFILE, &nofile) < 0)
 		log_warning("setrlimit(RLIMIT_NOFILE, %llu): %m", (unsigned long long)nofile.rlim_cur);
 	const char *serr;
