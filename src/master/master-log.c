@@ -24,13 +24,28 @@ static bool is_stderr(const char *path)
 	return *path == '\0' || strcmp(path, "/dev/stderr") == 0;
 }
 
-int master_log_reconnect(void)
+static int syslog_connect(void)
 {
-	if (syslog_fd < 0)
-		return 0;
 	if (connect(syslog_fd, (const struct sockaddr *)&syslog_addr, sizeof(syslog_addr)) < 0)
 		return -errno;
 	return 0;
+}
+
+int master_log_reconnect(void)
+{
+	static bool down;
+	if (syslog_fd < 0)
+		return 0;
+	int ret = syslog_connect();
+	/* said once per outage; while syslog is unreachable the lines that
+	 * fail go to stderr, this one too */
+	if (ret < 0 && !down)
+		log_warning("syslog: connect(%s) failed: %s (lines that cannot reach syslog go "
+			    "to stderr)", syslog_addr.sun_path, strerror(-ret));
+	else if (ret == 0 && down)
+		log_info("syslog: connected to %s again", syslog_addr.sun_path);
+	down = ret < 0;
+	return ret;
 }
 
 static int syslog_open(const char *setting, char **error_r)
@@ -51,7 +66,7 @@ static int syslog_open(const char *setting, char **error_r)
 					    strerror(errno));
 		return -1;
 	}
-	int ret = master_log_reconnect();
+	int ret = syslog_connect();
 	if (ret < 0) {
 		*error_r = rg_strdup_printf("%s = syslog: cannot connect to %s: %s (is a syslog "
 					    "daemon or systemd-journald running?)",
