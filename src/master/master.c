@@ -333,19 +333,20 @@ static const char *child_service_name(const struct child *c)
 
 /* Put own[i] at 3+i (clearing close-on-exec) without clobbering each other:
  * first move everything above the target range. Runs after fork only. */
-static void child_place_fds(const int *own, unsigned own_count)
+static void child_place_fds(const int *own, unsigned own_count, int syslog_fd)
 {
 	/* the log fds (log_path, info_log_path, debug_log_path when not
-	 * stderr) follow the process's own, named by RINGGATE_LOG */
+	 * stderr; syslog_fd for syslog) follow the process's own, named by
+	 * RINGGATE_LOG */
 	int fds[64], tmp[64];
 	if (own_count > 64 - LOG_SINK_COUNT) {
 		log_error("too many fds for a child");
 		_exit(CHILD_FATAL_STATUS);
 	}
 	memcpy(fds, own, own_count * sizeof(int));
-	unsigned count = own_count + master_log_child_fds(fds + own_count);
+	unsigned count = own_count + master_log_child_fds(syslog_fd, fds + own_count);
 	char env[128];
-	if (!master_log_child_env(3 + (int)own_count, env, sizeof(env)) ||
+	if (!master_log_child_env(syslog_fd, 3 + (int)own_count, env, sizeof(env)) ||
 	    setenv("RINGGATE_LOG", env, 1) < 0) {
 		log_error("RINGGATE_LOG: %m");
 		_exit(CHILD_FATAL_STATUS);
@@ -539,7 +540,7 @@ static void auth_spawn(void)
 	}
 	if (pid == 0) {
 		child_reset_signals();
-		child_place_fds(&pair[1], 1);
+		child_place_fds(&pair[1], 1, master_log_syslog_fd(MASTER_LOG_AUTH));
 		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.running_conf, NULL };
 		execv(m.auth_path, argv);
 		log_error("execv(%s) failed: %m", m.auth_path);
@@ -654,11 +655,15 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		return REASON_INTERNAL;
 	}
 
+	/* its own syslog socket, see master-log.h */
+	int syslog_fd = master_log_syslog_fd(MASTER_LOG_WORKER);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("service(%s): fork() failed: %m", ws->protocol);
 		close(pair[0]);
 		close(pair[1]);
+		if (syslog_fd >= 0)
+			close(syslog_fd);
 		*temp_r = true;
 		return REASON_INTERNAL;
 	}
@@ -687,7 +692,7 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		if (m.log_timestamp != NULL)
 			setenv("RINGGATE_LOG_TIMESTAMP", m.log_timestamp, 1);
 		int fds[2] = { p->client_fd, pair[1] };
-		child_place_fds(fds, 2);
+		child_place_fds(fds, 2, syslog_fd);
 		const char *name = strrchr(ws->binary_path, '/');
 		char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path), NULL };
 		execv(ws->binary_path, argv);
@@ -696,6 +701,8 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	}
 	close(pair[0]);
 	close(pair[1]);
+	if (syslog_fd >= 0)
+		close(syslog_fd);
 	struct child *c = rg_calloc(1, sizeof(*c));
 	c->pid = pid;
 	c->type = PROC_WORKER;
@@ -1054,7 +1061,7 @@ static int login_spawn(struct login_service *svc)
 			if (sched_setaffinity(0, sizeof(one), &one) < 0)
 				log_warning("sched_setaffinity(%d) failed: %m", cpu);
 		}
-		child_place_fds(fds, nfds);
+		child_place_fds(fds, nfds, master_log_syslog_fd(MASTER_LOG_LOGIN));
 		setenv("RINGGATE_LISTENERS", names, 1);
 		if (m.iplimit_fd >= 0)
 			setenv("RINGGATE_IPLIMIT", "1", 1);

@@ -22,7 +22,7 @@ import test_logging as f2b
 
 SYSLOG = re.compile(r"^<(?P<pri>\d+)>(?P<date>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
                     r" [ \d]\d \d\d:\d\d:\d\d) ringgate\[(?P<pid>\d+)\]: "
-                    r"(?P<proc>[a-z0-9-]+): (?P<msg>.*)$", re.S)
+                    r"(?P<proc>\S+?): (?P<msg>.*)$", re.S)
 MAIL, LOCAL3 = 2, 19
 INFO, WARNING, ERR = 6, 4, 3
 
@@ -118,6 +118,17 @@ def failed_login(rg, user="demo"):
     except imaplib.IMAP4.error:
         pass
     m.logout()
+
+
+def syslog_socket(pid):
+    """the socket inode a child logs to syslog with (RINGGATE_LOG)"""
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    sinks = env[b"RINGGATE_LOG"].decode().split(",")
+    fd = [int(x.split(":")[0]) for x in sinks[:3] if x.endswith(":syslog")][0]
+    link = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    assert link.startswith("socket:"), link
+    return link
 
 
 def good_login(rg):
@@ -253,6 +264,40 @@ class SyslogOnly(unittest.TestCase):
             with open(self.rg.conf, "w") as f:
                 f.write(good)
         good_login(self.rg)
+
+    def test_each_worker_has_its_own_socket(self):
+        # a worker (no seccomp filter) that connects its syslog socket
+        # elsewhere must not take other users' or master's lines along:
+        # login processes share one socket, auth has one, each worker its own
+        rg = self.rg
+        logins = rg.children("ringgate-login")
+        auth = rg.children("ringgate-auth")
+        self.assertGreaterEqual(len(logins), 2)
+        self.assertEqual(len({syslog_socket(p) for p in logins}), 1)
+        login_sock = syslog_socket(logins[0])
+        self.assertNotEqual(syslog_socket(auth[0]), login_sock)
+        sessions = []
+        try:
+            for _ in range(2):
+                m = imaplib.IMAP4("127.0.0.1", rg.imap_port, timeout=15)
+                m.login("demo", rg.users["demo"])
+                sessions.append(m)
+            deadline = time.time() + 20
+            while len(rg.children("ringgate-imap")) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            workers = rg.children("ringgate-imap")
+            self.assertEqual(len(workers), 2)
+            socks = {syslog_socket(p) for p in workers}
+            self.assertEqual(len(socks), 2)
+            self.assertNotIn(login_sock, socks)
+            self.assertNotIn(syslog_socket(auth[0]), socks)
+            # and they do reach syslog
+            for m in sessions:
+                m.noop()
+        finally:
+            for m in sessions:
+                m.logout()
+        self.syslog.wait(lambda d: re.search(r"ringgate\[\d+\]: imap\(demo\)", d) is not None)
 
     def test_syslogd_restart_is_followed(self):
         # the syslog daemon goes away and comes back with a new socket;
