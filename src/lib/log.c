@@ -1,21 +1,111 @@
 #include "lib/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static char log_prefix_name[64] = "ringgate";
 static bool log_debug_on;
 static char log_ts_format[64]; /* strftime format, "" = no timestamp */
+static struct log_sink log_sinks[LOG_SINK_COUNT] = {
+	{ STDERR_FILENO, LOG_SINK_STDERR },
+	{ STDERR_FILENO, LOG_SINK_STDERR },
+	{ STDERR_FILENO, LOG_SINK_STDERR },
+};
+static int log_facility = 2; /* mail */
 
 static const char *const level_names[] = {
 	[LOG_DEBUG] = "Debug: ", [LOG_INFO] = "Info: ", [LOG_WARNING] = "Warning: ",
 	[LOG_ERROR] = "Error: ", [LOG_FATAL] = "Fatal: ",
 };
+/* RFC 5424 severities (syslog.h's LOG_* names clash with ours): Fatal is
+ * LOG_CRIT, as in Dovecot */
+static const int level_severity[] = {
+	[LOG_DEBUG] = 7, [LOG_INFO] = 6, [LOG_WARNING] = 4, [LOG_ERROR] = 3, [LOG_FATAL] = 2,
+};
+static const char *const kind_names[] = {
+	[LOG_SINK_STDERR] = "stderr", [LOG_SINK_FILE] = "file", [LOG_SINK_SYSLOG] = "syslog",
+};
+
+static const struct {
+	const char *name;
+	int code;
+} facilities[] = {
+	{ "kern", 0 },	  { "user", 1 },     { "mail", 2 },	{ "daemon", 3 },
+	{ "auth", 4 },	  { "syslog", 5 },   { "lpr", 6 },	{ "news", 7 },
+	{ "uucp", 8 },	  { "cron", 9 },     { "authpriv", 10 }, { "ftp", 11 },
+	{ "local0", 16 }, { "local1", 17 },  { "local2", 18 },	{ "local3", 19 },
+	{ "local4", 20 }, { "local5", 21 },  { "local6", 22 },	{ "local7", 23 },
+};
+
+int log_facility_parse(const char *name)
+{
+	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++) {
+		if (strcmp(facilities[i].name, name) == 0)
+			return facilities[i].code;
+	}
+	return -1;
+}
+
+bool log_sinks_format(const struct log_sink sinks[LOG_SINK_COUNT], int facility, char *out,
+		      size_t outsize)
+{
+	int n = snprintf(out, outsize, "%d:%s,%d:%s,%d:%s,%d", sinks[0].fd, kind_names[sinks[0].kind],
+			 sinks[1].fd, kind_names[sinks[1].kind], sinks[2].fd,
+			 kind_names[sinks[2].kind], facility);
+	return n > 0 && (size_t)n < outsize;
+}
+
+/* a decimal number in [0, max] at *p, advancing *p */
+static bool parse_uint(const char **p, long max, long *value_r)
+{
+	const char *s = *p;
+	long v = 0;
+	if (*s < '0' || *s > '9')
+		return false;
+	while (*s >= '0' && *s <= '9') {
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return false;
+		s++;
+	}
+	*p = s;
+	*value_r = v;
+	return true;
+}
+
+bool log_sinks_parse(const char *text, struct log_sink sinks_r[LOG_SINK_COUNT], int *facility_r)
+{
+	struct log_sink sinks[LOG_SINK_COUNT];
+	const char *p = text;
+	for (unsigned i = 0; i < LOG_SINK_COUNT; i++) {
+		long fd;
+		if (!parse_uint(&p, 65535, &fd) || *p++ != ':')
+			return false;
+		size_t len = strcspn(p, ",");
+		bool found = false;
+		for (unsigned k = 0; k < sizeof(kind_names) / sizeof(kind_names[0]); k++) {
+			if (strlen(kind_names[k]) == len && memcmp(kind_names[k], p, len) == 0) {
+				sinks[i].kind = (enum log_sink_kind)k;
+				found = true;
+			}
+		}
+		if (!found || p[len] != ',')
+			return false;
+		sinks[i].fd = (int)fd;
+		p += len + 1;
+	}
+	long facility;
+	if (!parse_uint(&p, 23, &facility) || *p != '\0')
+		return false;
+	memcpy(sinks_r, sinks, sizeof(sinks));
+	*facility_r = (int)facility;
+	return true;
+}
 
 void log_init(const char *name)
 {
@@ -24,9 +114,36 @@ void log_init(const char *name)
 	log_debug_on = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
 	const char *ts = getenv("RINGGATE_LOG_TIMESTAMP");
 	snprintf(log_ts_format, sizeof(log_ts_format), "%s", ts != NULL ? ts : "");
+	const char *sinks = getenv("RINGGATE_LOG");
+	struct log_sink parsed[LOG_SINK_COUNT];
+	int facility;
+	if (sinks != NULL && log_sinks_parse(sinks, parsed, &facility)) {
+		for (unsigned i = 0; i < LOG_SINK_COUNT; i++) {
+			/* ours only: a worker's children never inherit them */
+			if (parsed[i].fd != STDERR_FILENO)
+				(void)fcntl(parsed[i].fd, F_SETFD, FD_CLOEXEC);
+		}
+		log_set_sinks(parsed, facility);
+	} else {
+		/* started by hand or by an older master: stderr, a file when
+		 * a timestamp was asked for (master's log_path on stderr) */
+		enum log_sink_kind kind = log_ts_format[0] != '\0' ? LOG_SINK_FILE : LOG_SINK_STDERR;
+		for (unsigned i = 0; i < LOG_SINK_COUNT; i++)
+			log_sinks[i] = (struct log_sink){ STDERR_FILENO, kind };
+	}
 	/* the time zone is read now, before a chroot or seccomp filter */
-	if (log_ts_format[0] != '\0')
-		tzset();
+	tzset();
+}
+
+void log_set_sinks(const struct log_sink sinks[LOG_SINK_COUNT], int facility)
+{
+	memcpy(log_sinks, sinks, sizeof(log_sinks));
+	log_facility = facility;
+}
+
+void log_set_timestamp(const char *format)
+{
+	snprintf(log_ts_format, sizeof(log_ts_format), "%s", format);
 }
 
 const char *log_name(void)
@@ -44,35 +161,86 @@ bool log_debug_enabled(void)
 	return log_debug_on;
 }
 
-static void __attribute__((format(printf, 2, 0)))
-log_vmsg(enum log_level level, const char *fmt, va_list ap)
+static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+size_t log_format_line(char *out, size_t outsize, enum log_sink_kind kind, enum log_level level,
+		       const struct tm *tm, const char *ts_format, int facility, const char *name,
+		       long pid, const char *msg)
 {
-	char line[2048];
-	int saved = errno;
-	size_t ts_len = 0;
-	if (log_ts_format[0] != '\0') {
-		time_t now = time(NULL);
-		struct tm tm;
-		if (localtime_r(&now, &tm) != NULL) {
+	if (outsize < 2)
+		return 0;
+	/* room for the newline of a file line */
+	size_t room = kind == LOG_SINK_SYSLOG ? outsize : outsize - 1;
+	char head[128 + 64 + 96]; /* timestamp, name, the rest */
+	size_t hlen = 0;
+	int n;
+	if (kind == LOG_SINK_SYSLOG) {
+		/* RFC 3164: the day is space-padded, the month English
+		 * whatever the locale; Dovecot's text after the tag */
+		int mon = tm != NULL && tm->tm_mon >= 0 && tm->tm_mon < 12 ? tm->tm_mon : 0;
+		n = snprintf(head, sizeof(head), "<%d>%s %2d %02d:%02d:%02d " LOG_SYSLOG_IDENT "[%ld]: %s: %s",
+			     facility * 8 + level_severity[level], month_names[mon],
+			     tm != NULL ? tm->tm_mday : 1, tm != NULL ? tm->tm_hour : 0,
+			     tm != NULL ? tm->tm_min : 0, tm != NULL ? tm->tm_sec : 0, pid, name,
+			     level == LOG_INFO ? "" : level_names[level]);
+	} else {
+		if (kind == LOG_SINK_FILE && tm != NULL && ts_format != NULL && *ts_format != '\0') {
 			/* the administrator's log_timestamp, as Dovecot's */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-			ts_len = strftime(line, 128, log_ts_format, &tm);
+			hlen = strftime(head, 128, ts_format, tm);
 #pragma GCC diagnostic pop
 		}
+		n = snprintf(head + hlen, sizeof(head) - hlen, "%s(%ld): %s", name, pid,
+			     level_names[level]);
 	}
-	int n = snprintf(line + ts_len, sizeof(line) - ts_len, "%s(%ld): %s", log_prefix_name,
-			 (long)getpid(), level_names[level]);
-	if (n < 0 || (size_t)n >= sizeof(line) - ts_len)
+	if (n < 0)
 		n = 0;
-	n += (int)ts_len;
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	line[len++] = '\n';
-	/* one write() per line so lines from many processes never interleave */
-	ssize_t ret = write(STDERR_FILENO, line, len);
+	hlen += (size_t)n;
+	if (hlen > sizeof(head) - 1)
+		hlen = sizeof(head) - 1;
+	/* the line, cut to room: head first, then as much message as fits */
+	size_t len = hlen < room ? hlen : room;
+	memcpy(out, head, len);
+	size_t mlen = strlen(msg);
+	if (mlen > room - len)
+		mlen = room - len;
+	memcpy(out + len, msg, mlen);
+	len += mlen;
+	if (kind != LOG_SINK_SYSLOG)
+		out[len++] = '\n';
+	return len;
+}
+
+static void __attribute__((format(printf, 2, 0)))
+log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
+	int saved = errno;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	enum log_sink_index which = level == LOG_DEBUG ? LOG_SINK_DEBUG :
+				    level == LOG_INFO  ? LOG_SINK_INFO :
+							 LOG_SINK_ERROR;
+	const struct log_sink *sink = &log_sinks[which];
+	struct tm tm, *tmp = NULL;
+	if (sink->kind != LOG_SINK_STDERR) {
+		time_t now = time(NULL);
+		tmp = localtime_r(&now, &tm);
+	}
+	long pid = (long)getpid();
+	size_t len = log_format_line(line, sizeof(line), sink->kind, level, tmp, log_ts_format,
+				     log_facility, log_prefix_name, pid, msg);
+	/* one write() per line so lines from many processes never
+	 * interleave; a datagram is one syslog message */
+	ssize_t ret = write(sink->fd, line, len);
+	if (ret < 0 && sink->kind == LOG_SINK_SYSLOG) {
+		/* syslog gone (restarted, master reconnects it): not lost,
+		 * stderr gets it (the journal under systemd) */
+		len = log_format_line(line, sizeof(line), LOG_SINK_STDERR, level, NULL, NULL, 0,
+				      log_prefix_name, pid, msg);
+		ret = write(STDERR_FILENO, line, len);
+	}
 	(void)ret;
 	errno = saved;
 }

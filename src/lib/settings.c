@@ -6,8 +6,10 @@
  * zeros are resolved to the default_* values only after the whole file is
  * read, as Dovecot does, so the order of settings does not matter. */
 #include "lib/settings.h"
+
 #include "lib/alloc.h"
 #include "lib/config.h"
+#include "lib/log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -59,6 +61,9 @@ static const struct set_def global_defs[] = {
 	G(protocols, ST_PROTOCOLS, "imap pop3"),
 	G(log_path, ST_STR, ""),
 	G(log_timestamp, ST_STR, "%b %d %H:%M:%S "),
+	G(info_log_path, ST_STR, ""),
+	G(debug_log_path, ST_STR, ""),
+	G(syslog_facility, ST_STR, "mail"),
 	G(ssl, ST_SSL, "yes"),
 	PEM(ssl_cert),
 	PEM(ssl_key),
@@ -813,10 +818,11 @@ static int check(struct loader *l)
 {
 	struct settings *set = l->set;
 
-	if (strcmp(set->log_path, "syslog") == 0)
-		return load_error(l, l->global_nodes[global_index("log_path")],
-				  "log_path = syslog is not supported yet: give a file, or leave it "
-				  "empty for stderr (the journal under systemd)");
+	if (log_facility_parse(set->syslog_facility) < 0)
+		return load_error(l, l->global_nodes[global_index("syslog_facility")],
+				  "syslog_facility: unknown facility '%s' (mail, auth, authpriv, "
+				  "daemon, user, local0..local7, ...)",
+				  set->syslog_facility);
 
 	if (set->last_valid_uid != 0 && set->last_valid_uid < set->first_valid_uid) {
 		const struct config_node *n = l->global_nodes[global_index("last_valid_uid")];

@@ -61,7 +61,10 @@ struct settings {
 	char *listen;            /* default "*, ::" */
 	char *base_dir;          /* default "/var/run/ringgate" */
 	char *protocols;         /* default "imap pop3" */
-	char *log_path;          /* default "" = stderr */
+	char *log_path;          /* default "" = stderr; "syslog" or a file */
+	char *info_log_path;     /* Info lines; default "" = log_path */
+	char *debug_log_path;    /* Debug lines; default "" = info_log_path */
+	char *syslog_facility;   /* default "mail" */
 	char *log_timestamp;     /* strftime prefix of log_path lines, default "%b %d %H:%M:%S " */
 
 	enum ssl_mode ssl;       /* default yes */

@@ -1,5 +1,6 @@
 #include "master/master.h"
 #include "master/master-addr.h"
+#include "master/master-log.h"
 #include "master/master-notify.h"
 #include "master/master-pidfile.h"
 #include "master/master-policy.h"
@@ -43,6 +44,8 @@
  * opens tickets for another hour (a ticket lives at most two) */
 #define TICKET_KEY_SIZE TLS_TICKET_KEY_SIZE
 #define TICKET_ROTATE_SECS 3600
+/* how often master re-connects the shared syslog socket */
+#define SYSLOG_RECONNECT_SECS 10
 
 /* relayd-style table of the process types master starts */
 enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER };
@@ -198,6 +201,7 @@ static struct master {
 	struct settings **old_sets;      /* replaced by reloads, freed at exit */
 	unsigned old_set_count;
 	bool reload_pending;             /* SIGHUP or `ringgate reload` */
+	time_t syslog_connected;         /* last master_log_reconnect() */
 	/* base_dir/running.conf: the configuration master validated, which
 	   auth and login processes read (never the file an administrator may
 	   be editing) */
@@ -327,13 +331,24 @@ static const char *child_service_name(const struct child *c)
 
 /* ---- in the forked child, before exec -------------------------------- */
 
-/* Put fds[i] at 3+i (clearing close-on-exec) without clobbering each other:
+/* Put own[i] at 3+i (clearing close-on-exec) without clobbering each other:
  * first move everything above the target range. Runs after fork only. */
-static void child_place_fds(const int *fds, unsigned count)
+static void child_place_fds(const int *own, unsigned own_count, int syslog_fd)
 {
-	int tmp[64];
-	if (count > 64) {
+	/* the log fds (log_path, info_log_path, debug_log_path when not
+	 * stderr; syslog_fd for syslog) follow the process's own, named by
+	 * RINGGATE_LOG */
+	int fds[64], tmp[64];
+	if (own_count > 64 - LOG_SINK_COUNT) {
 		log_error("too many fds for a child");
+		_exit(CHILD_FATAL_STATUS);
+	}
+	memcpy(fds, own, own_count * sizeof(int));
+	unsigned count = own_count + master_log_child_fds(syslog_fd, fds + own_count);
+	char env[128];
+	if (!master_log_child_env(syslog_fd, 3 + (int)own_count, env, sizeof(env)) ||
+	    setenv("RINGGATE_LOG", env, 1) < 0) {
+		log_error("RINGGATE_LOG: %m");
 		_exit(CHILD_FATAL_STATUS);
 	}
 	for (unsigned i = 0; i < count; i++) {
@@ -525,7 +540,7 @@ static void auth_spawn(void)
 	}
 	if (pid == 0) {
 		child_reset_signals();
-		child_place_fds(&pair[1], 1);
+		child_place_fds(&pair[1], 1, master_log_syslog_fd(MASTER_LOG_AUTH));
 		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.running_conf, NULL };
 		execv(m.auth_path, argv);
 		log_error("execv(%s) failed: %m", m.auth_path);
@@ -640,11 +655,15 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		return REASON_INTERNAL;
 	}
 
+	/* its own syslog socket, see master-log.h */
+	int syslog_fd = master_log_syslog_fd(MASTER_LOG_WORKER);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("service(%s): fork() failed: %m", ws->protocol);
 		close(pair[0]);
 		close(pair[1]);
+		if (syslog_fd >= 0)
+			close(syslog_fd);
 		*temp_r = true;
 		return REASON_INTERNAL;
 	}
@@ -673,7 +692,7 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		if (m.log_timestamp != NULL)
 			setenv("RINGGATE_LOG_TIMESTAMP", m.log_timestamp, 1);
 		int fds[2] = { p->client_fd, pair[1] };
-		child_place_fds(fds, 2);
+		child_place_fds(fds, 2, syslog_fd);
 		const char *name = strrchr(ws->binary_path, '/');
 		char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path), NULL };
 		execv(ws->binary_path, argv);
@@ -682,6 +701,8 @@ static const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	}
 	close(pair[0]);
 	close(pair[1]);
+	if (syslog_fd >= 0)
+		close(syslog_fd);
 	struct child *c = rg_calloc(1, sizeof(*c));
 	c->pid = pid;
 	c->type = PROC_WORKER;
@@ -1040,7 +1061,7 @@ static int login_spawn(struct login_service *svc)
 			if (sched_setaffinity(0, sizeof(one), &one) < 0)
 				log_warning("sched_setaffinity(%d) failed: %m", cpu);
 		}
-		child_place_fds(fds, nfds);
+		child_place_fds(fds, nfds, master_log_syslog_fd(MASTER_LOG_LOGIN));
 		setenv("RINGGATE_LISTENERS", names, 1);
 		if (m.iplimit_fd >= 0)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
@@ -2104,6 +2125,13 @@ static const char *reload_needs_restart(const struct settings *a, const struct s
 		return "log_path";
 	if (strcmp(a->log_timestamp, b->log_timestamp) != 0)
 		return "log_timestamp";
+	/* every process got its log fds and facility when it started */
+	if (strcmp(a->info_log_path, b->info_log_path) != 0)
+		return "info_log_path";
+	if (strcmp(a->debug_log_path, b->debug_log_path) != 0)
+		return "debug_log_path";
+	if (strcmp(a->syslog_facility, b->syslog_facility) != 0)
+		return "syslog_facility";
 	if ((a->login_max_preauth_ip_connections == 0) != (b->login_max_preauth_ip_connections == 0))
 		return "login_max_preauth_ip_connections (on or off)";
 	const struct service_settings *sa = settings_service(a, "stats");
@@ -2240,11 +2268,35 @@ static void services_prune(void)
 	m.service_count = k;
 }
 
+/* systemd's Type=notify(-reload) protocol: RELOADING=1 with the
+ * CLOCK_MONOTONIC time of the request, READY=1 when done (either way:
+ * a failed reload keeps the old configuration serving) */
+static void reload_notify(const char *state)
+{
+	int ret = master_notify(state);
+	if (ret < 0)
+		log_warning("sd_notify(%.*s) failed: %s", (int)strcspn(state, "\n"), state,
+			    strerror(-ret));
+}
+
 static void reload_run(void)
 {
 	char *error = NULL;
 	m.reload_pending = false;
+	if (!m.stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		char state[64];
+		snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%llu",
+			 (unsigned long long)ts.tv_sec * 1000000ULL +
+				 (unsigned long long)ts.tv_nsec / 1000);
+		reload_notify(state);
+		/* a syslogd restarted since start-up has a new socket */
+		(void)master_log_reconnect();
+	}
 	int ret = m.stopping ? -1 : master_reload(&error);
+	if (!m.stopping)
+		reload_notify("READY=1");
 	if (m.stopping)
 		error = rg_strdup("shutting down");
 	if (ret == 0)
@@ -2332,25 +2384,27 @@ int master_run(struct settings *set, bool foreground)
 	if (sched_getaffinity(0, sizeof(m.cpus), &m.cpus) < 0)
 		CPU_ZERO(&m.cpus);
 
+	log_init("master");
+	/* before any child exists: none inherits NOTIFY_SOCKET */
+	int notify = master_notify_init();
+	int stderr_copy = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	char *log_error_text = NULL;
+	if (master_log_open(set, &log_error_text) < 0)
+		startup_fatal("%s", log_error_text); /* still on stderr */
+	/* until it daemonizes, start-up errors also reach the terminal */
+	if (master_log_error_elsewhere())
+		startup_stderr = stderr_copy;
+	else if (stderr_copy >= 0)
+		close(stderr_copy);
 	/* a log file gets Dovecot's timestamps; stderr (the journal, a
-	   terminal) has its own. Every process reads this at log_init(). */
-	if (set->log_path != NULL && *set->log_path != '\0' && set->log_timestamp[0] != '\0')
+	   terminal) and syslog have their own. Every process reads this at
+	   log_init(). */
+	if (master_log_has_file() && set->log_timestamp[0] != '\0')
 		setenv("RINGGATE_LOG_TIMESTAMP", set->log_timestamp, 1);
 	else
 		unsetenv("RINGGATE_LOG_TIMESTAMP");
 	m.log_timestamp = getenv("RINGGATE_LOG_TIMESTAMP");
-	log_init("master");
-	/* before any child exists: none inherits NOTIFY_SOCKET */
-	int notify = master_notify_init();
-	if (set->log_path != NULL && *set->log_path != '\0') {
-		startup_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-		int fd = open(set->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-		if (fd < 0)
-			startup_fatal("open(%s) failed: %m", set->log_path);
-		if (dup2(fd, STDERR_FILENO) < 0)
-			startup_fatal("dup2(log) failed: %m");
-		close(fd);
-	}
+	log_set_timestamp(m.log_timestamp != NULL ? m.log_timestamp : "");
 	if (notify < 0)
 		log_warning("NOTIFY_SOCKET is not an absolute or abstract socket path: ignored");
 	find_binaries();
@@ -2488,6 +2542,12 @@ int master_run(struct settings *set, bool foreground)
 			auth_spawn();
 		if (m.ticket_len > 0 && now_secs() - m.ticket_rotated >= TICKET_ROTATE_SECS)
 			ticket_keys_rotate();
+		if (now_secs() - m.syslog_connected >= SYSLOG_RECONNECT_SECS) {
+			/* syslogd may have been restarted with a new /dev/log:
+			 * the socket every process shares follows it */
+			m.syslog_connected = now_secs();
+			(void)master_log_reconnect();
+		}
 		for (unsigned s = 0; s < m.service_count; s++) {
 			if (!m.services[s]->retired)
 				service_update(m.services[s]);

@@ -20,26 +20,33 @@ F2B = {
     "_daemon": r"(?:dovecot(?:-auth)?|auth)",
     "__hostname": r"\S+",
 }
-F2B["__daemon_re"] = r"[\[\(]?" + F2B["_daemon"] + r"(?:\(\S+\))?[\]\)]?:?"
-F2B["__daemon_combs_re"] = (r"(?:" + F2B["__pid_re"] + r"?:\s+" + F2B["__daemon_re"] + r"|"
-                            + F2B["__daemon_re"] + F2B["__pid_re"] + r"?:?)")
-PREFIX_LINE = {
-    # logtype = file (a log_path file)
-    "file": (r"(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:" + F2B["__hostname"] + r"\s+)?"
-             r"(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?(?:"
-             + F2B["__daemon_combs_re"] + r"\s+)?(?:\[ID \d+ \S+\]\s+)?"),
+
+
+def prefix_line(logtype, daemon=F2B["_daemon"]):
+    """fail2ban's __prefix_line; daemon is the filter's _daemon (a jail
+    can set it: filter = dovecot[_daemon="ringgate"])"""
+    daemon_re = r"[\[\(]?" + daemon + r"(?:\(\S+\))?[\]\)]?:?"
+    combs = (r"(?:" + F2B["__pid_re"] + r"?:\s+" + daemon_re + r"|" + daemon_re + F2B["__pid_re"]
+             + r"?:?)")
+    if logtype == "file":
+        # logtype = file (a log_path file, or what a syslogd writes)
+        return (r"(?:\[\])?\s*(?:<[^.]+\.[^.]+>\s+)?(?:" + F2B["__hostname"] + r"\s+)?"
+                r"(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?(?:@vserver_\S+\s+)?(?:" + combs
+                + r"\s+)?(?:\[ID \d+ \S+\]\s+)?")
     # logtype = journal (systemd's journal: lt_short)
-    "journal": (r"\s*(?:" + F2B["__hostname"] + r"\s+)?(?:" + F2B["_daemon"] + F2B["__pid_re"]
-                + r"?:?\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?"),
-}
+    return (r"\s*(?:" + F2B["__hostname"] + r"\s+)?(?:" + daemon + F2B["__pid_re"]
+            + r"?:?\s+)?(?:kernel:\s?\[ *\d+\.\d+\]:?\s+)?")
+
+
 AUTH_WORKER = r"(?:dovecot: )?auth(?:-worker)?"
 AUTH_WORKER_INFO = r"(?:conn \w+:auth(?:-worker)? \([^\)]+\): auth(?:-worker)?<\d+>: )?"
 BYPASS = r"(?:: (?:\w+\([^\):]*\) \w+|[^\(]+))*"
 HOST = r"(?P<host>(?:\d{1,3}\.){3}\d{1,3})"
 
 
-def prefregex(logtype):
-    return re.compile(r"^" + PREFIX_LINE[logtype] + r"(?:" + AUTH_WORKER + r"(?:\([^\)]+\))?: )?"
+def prefregex(logtype, daemon=F2B["_daemon"]):
+    return re.compile(r"^" + prefix_line(logtype, daemon) + r"(?:" + AUTH_WORKER
+                      + r"(?:\([^\)]+\))?: )?"
                       r"(?:pam_unix(?:\(dovecot:auth\))?: |(?:pop3|imap|managesieve|submission)"
                       r"-login: )?(?:Info: )?" + AUTH_WORKER_INFO + r"(?P<content>.+)$")
 
@@ -63,12 +70,12 @@ DATE = re.compile(r"^(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d
                   r"\d\d:\d\d:\d\d ")
 
 
-def fail2ban(line, logtype="file", aggressive=False):
+def fail2ban(line, logtype="file", aggressive=False, daemon=F2B["_daemon"]):
     """the host fail2ban would ban for this line (after its date), or None"""
     m = DATE.match(line)
     if m is None:
         return None
-    p = prefregex(logtype).match(line[m.end():])
+    p = prefregex(logtype, daemon).match(line[m.end():])
     if p is None:
         return None
     for r in FAILREGEX + ([AGGRESSIVE] if aggressive else []):

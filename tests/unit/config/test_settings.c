@@ -62,6 +62,9 @@ static void test_defaults(void **state)
 	assert_string_equal(set->base_dir, "/var/run/ringgate");
 	assert_string_equal(set->protocols, "imap pop3");
 	assert_string_equal(set->log_path, "");
+	assert_string_equal(set->info_log_path, "");
+	assert_string_equal(set->debug_log_path, "");
+	assert_string_equal(set->syslog_facility, "mail");
 	assert_int_equal(set->ssl, SSL_NO);
 	assert_string_equal(set->ssl_cert, "");
 	assert_string_equal(set->ssl_key, "");
@@ -251,8 +254,10 @@ static void test_errors(void **state)
 {
 	static const struct { const char *text, *error; } cases[] = {
 		{ NO_SSL "sevice = 1\n", "t.conf:2: unknown setting 'sevice'" },
-		{ NO_SSL "log_path = syslog\n", "t.conf:2: log_path = syslog is not supported yet: "
-		  "give a file, or leave it empty for stderr (the journal under systemd)" },
+		{ NO_SSL "syslog_facility = mial\n", "t.conf:2: syslog_facility: unknown facility "
+		  "'mial' (mail, auth, authpriv, daemon, user, local0..local7, ...)" },
+		{ NO_SSL "syslog_facility = local8\n", "t.conf:2: syslog_facility: unknown facility "
+		  "'local8' (mail, auth, authpriv, daemon, user, local0..local7, ...)" },
 		{ NO_SSL "foo {\n}\n", "t.conf:2: unknown section type 'foo'" },
 		{ NO_SSL "service = imap\n", "t.conf:2: unknown setting 'service'" },
 		{ NO_SSL "service {\n}\n", "t.conf:2: service section needs a name" },

@@ -6,6 +6,7 @@
 #include "lib/log.h"
 
 #include <string.h>
+#include <time.h>
 
 static void test_escape(void **state)
 {
@@ -22,10 +23,201 @@ static void test_escape(void **state)
 	assert_string_equal(small, "\\x01");
 }
 
+static struct tm sample_tm(int mon, int mday)
+{
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = 126;
+	tm.tm_mon = mon;
+	tm.tm_mday = mday;
+	tm.tm_hour = 7;
+	tm.tm_min = 5;
+	tm.tm_sec = 9;
+	return tm;
+}
+
+static char *fmt(char *out, size_t outsize, enum log_sink_kind kind, enum log_level level,
+		 const struct tm *tm, const char *ts, int facility, const char *msg)
+{
+	static char buf[LOG_LINE_MAX + 1];
+	size_t len = log_format_line(out, outsize, kind, level, tm, ts, facility, "imap-login",
+				     1234, msg);
+	assert_true(len <= outsize);
+	memcpy(buf, out, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+static void test_format_file_and_stderr(void **state)
+{
+	(void)state;
+	char out[LOG_LINE_MAX];
+	struct tm tm = sample_tm(10, 3);
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_FILE, LOG_INFO, &tm, "%b %d %H:%M:%S ",
+				2, "Login: user=<a>"),
+			    "Nov 03 07:05:09 imap-login(1234): Info: Login: user=<a>\n");
+	/* stderr: the journal or the terminal dates it */
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_STDERR, LOG_ERROR, &tm,
+				"%b %d %H:%M:%S ", 2, "x"),
+			    "imap-login(1234): Error: x\n");
+	/* a file without log_timestamp */
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_FILE, LOG_WARNING, &tm, "", 2, "w"),
+			    "imap-login(1234): Warning: w\n");
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_FILE, LOG_DEBUG, NULL, "%b ", 2, "d"),
+			    "imap-login(1234): Debug: d\n");
+}
+
+static void test_format_syslog(void **state)
+{
+	(void)state;
+	char out[LOG_LINE_MAX];
+	struct tm tm = sample_tm(10, 3);
+	/* mail.info = 2 * 8 + 6; the day space-padded; Info has no level
+	 * word, as Dovecot's syslog lines; no newline */
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_SYSLOG, LOG_INFO, &tm, "%Y ", 2,
+				"Login: user=<a>"),
+			    "<22>Nov  3 07:05:09 ringgate[1234]: imap-login: Login: user=<a>");
+	tm = sample_tm(0, 23);
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_SYSLOG, LOG_ERROR, &tm, "", 2, "e"),
+			    "<19>Jan 23 07:05:09 ringgate[1234]: imap-login: Error: e");
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_SYSLOG, LOG_WARNING, &tm, "", 16, "w"),
+			    "<132>Jan 23 07:05:09 ringgate[1234]: imap-login: Warning: w");
+	/* Fatal is LOG_CRIT, Debug LOG_DEBUG */
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_SYSLOG, LOG_FATAL, &tm, "", 3, "f"),
+			    "<26>Jan 23 07:05:09 ringgate[1234]: imap-login: Fatal: f");
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_SYSLOG, LOG_DEBUG, &tm, "", 23, "d"),
+			    "<191>Jan 23 07:05:09 ringgate[1234]: imap-login: Debug: d");
+	/* a bad month never reads outside the table */
+	tm.tm_mon = 12;
+	assert_string_equal(fmt(out, sizeof(out), LOG_SINK_SYSLOG, LOG_INFO, &tm, "", 2, "i"),
+			    "<22>Jan 23 07:05:09 ringgate[1234]: imap-login: i");
+}
+
+/* every output size cuts the line without overflow; file lines keep their
+ * newline, and each cut is a prefix of the whole line */
+static void test_format_cut_at_every_size(void **state)
+{
+	(void)state;
+	char msg[3000];
+	memset(msg, 'm', sizeof(msg) - 1);
+	msg[sizeof(msg) - 1] = '\0';
+	struct tm tm = sample_tm(4, 17);
+	const enum log_sink_kind kinds[] = { LOG_SINK_STDERR, LOG_SINK_FILE, LOG_SINK_SYSLOG };
+	const char *short_msgs[] = { "", "short message", msg };
+	for (unsigned k = 0; k < 3; k++) {
+		for (unsigned s = 0; s < 3; s++) {
+			char whole[4096];
+			size_t wlen = log_format_line(whole, sizeof(whole), kinds[k], LOG_WARNING,
+						      &tm, "%b %d %H:%M:%S ", 2, "pop3-login",
+						      99, short_msgs[s]);
+			for (size_t size = 0; size <= wlen + 2 && size < sizeof(whole); size++) {
+				char out[4096 + 16];
+				memset(out, 'Z', sizeof(out));
+				size_t len = log_format_line(out, size, kinds[k], LOG_WARNING, &tm,
+							     "%b %d %H:%M:%S ", 2, "pop3-login",
+							     99, short_msgs[s]);
+				assert_true(len <= size);
+				assert_int_equal(out[size], 'Z'); /* nothing past outsize */
+				if (size >= wlen) {
+					assert_int_equal(len, wlen);
+					assert_memory_equal(out, whole, wlen);
+					continue;
+				}
+				if (size < 2) {
+					assert_int_equal(len, 0);
+					continue;
+				}
+				if (kinds[k] == LOG_SINK_SYSLOG) {
+					assert_int_equal(len, size);
+					assert_memory_equal(out, whole, len);
+				} else {
+					assert_int_equal(len, size);
+					assert_int_equal(out[len - 1], '\n');
+					assert_memory_equal(out, whole, len - 1);
+				}
+			}
+		}
+	}
+	/* the process's own long message is cut at LOG_LINE_MAX */
+	char out[LOG_LINE_MAX];
+	size_t len = log_format_line(out, sizeof(out), LOG_SINK_FILE, LOG_INFO, &tm, "", 2, "auth",
+				     1, msg);
+	assert_int_equal(len, LOG_LINE_MAX);
+	assert_int_equal(out[len - 1], '\n');
+}
+
+static void test_facility(void **state)
+{
+	(void)state;
+	assert_int_equal(log_facility_parse("mail"), 2);
+	assert_int_equal(log_facility_parse("auth"), 4);
+	assert_int_equal(log_facility_parse("authpriv"), 10);
+	assert_int_equal(log_facility_parse("daemon"), 3);
+	assert_int_equal(log_facility_parse("local0"), 16);
+	assert_int_equal(log_facility_parse("local7"), 23);
+	assert_int_equal(log_facility_parse("local8"), -1);
+	assert_int_equal(log_facility_parse("Mail"), -1);
+	assert_int_equal(log_facility_parse(""), -1);
+	assert_int_equal(log_facility_parse("mail "), -1);
+}
+
+static void test_sinks_env(void **state)
+{
+	(void)state;
+	const struct log_sink sinks[LOG_SINK_COUNT] = {
+		{ 2, LOG_SINK_FILE }, { 7, LOG_SINK_SYSLOG }, { 12, LOG_SINK_STDERR } };
+	char text[64];
+	assert_true(log_sinks_format(sinks, 16, text, sizeof(text)));
+	assert_string_equal(text, "2:file,7:syslog,12:stderr,16");
+	/* too small: refused, never cut */
+	assert_false(log_sinks_format(sinks, 16, text, 10));
+
+	struct log_sink got[LOG_SINK_COUNT];
+	int facility = -1;
+	assert_true(log_sinks_parse("2:file,7:syslog,12:stderr,16", got, &facility));
+	assert_int_equal(facility, 16);
+	for (unsigned i = 0; i < LOG_SINK_COUNT; i++) {
+		assert_int_equal(got[i].fd, sinks[i].fd);
+		assert_int_equal(got[i].kind, sinks[i].kind);
+	}
+	/* every proper prefix of a good text is malformed */
+	const char *good = "2:file,7:syslog,12:stderr,16";
+	for (size_t cut = 0; cut < strlen("2:file,7:syslog,12:stderr,1"); cut++) {
+		char part[64];
+		memcpy(part, good, cut);
+		part[cut] = '\0';
+		struct log_sink untouched[LOG_SINK_COUNT] = { { -5, LOG_SINK_FILE } };
+		int fac = -7;
+		assert_false(log_sinks_parse(part, untouched, &fac));
+		assert_int_equal(untouched[0].fd, -5);
+		assert_int_equal(fac, -7);
+	}
+	const char *bad[] = {
+		"2:file,7:syslog,12:stderr,24",	       /* facility out of range */
+		"2:file,7:syslog,12:stderr,16,",       /* trailing */
+		"2:file,7:syslog,12:stderr,16x",
+		"2:fil,7:syslog,12:stderr,16",	       /* unknown kind */
+		"2:files,7:syslog,12:stderr,16",
+		"-1:file,7:syslog,12:stderr,16",       /* negative fd */
+		"99999999999:file,7:syslog,12:stderr,16",
+		"2file,7:syslog,12:stderr,16",
+		"2:file;7:syslog,12:stderr,16",
+		" 2:file,7:syslog,12:stderr,16",
+		"2:file,7:syslog,12:stderr,",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(log_sinks_parse(bad[i], got, &facility));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_format_file_and_stderr),
+		cmocka_unit_test(test_format_syslog),
+		cmocka_unit_test(test_format_cut_at_every_size),
+		cmocka_unit_test(test_facility),
+		cmocka_unit_test(test_sinks_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
