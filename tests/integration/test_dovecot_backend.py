@@ -45,8 +45,22 @@ def name_cert(tmp, cn):
     return cert, key
 
 
+def tagged(s, tag, timeout=30):
+    """the line starting with tag (untagged lines before it skipped)"""
+    s.settimeout(timeout)
+    buf = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return buf
+        buf += chunk
+        for line in buf.split(b"\r\n")[:-1]:
+            if line.startswith(tag + b" "):
+                return line
+
+
 def connect(port, src="127.0.0.2"):
-    return socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(src, 0))
+    return socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(src, 0))
 
 
 @unittest.skipUnless(dcenv.available(), "dovecot-imapd / dovecot-pop3d not installed")
@@ -102,7 +116,7 @@ class DovecotBackend(unittest.TestCase):
         cls.front.cleanup()
         cls.dc.cleanup()
 
-    def wait_log(self, env, text, timeout=20):
+    def wait_log(self, env, text, timeout=40):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if text in env.logs():
@@ -110,30 +124,32 @@ class DovecotBackend(unittest.TestCase):
             time.sleep(0.1)
         self.fail("%r not in the log:\n%s" % (text, env.logs()[-4000:]))
 
+    def tls(self, sock, server_hostname):
+        sock.settimeout(60)  # the handshake, on a loaded machine
+        return self.ctx.wrap_socket(sock, server_hostname=server_hostname)
+
     def imap_session(self, s, user, pw="pw"):
         """LOGIN, SELECT, a header FETCH, LOGOUT over socket s"""
-        rgenv.recv_until(s, b"\r\n")
+        rgenv.recv_until(s, b"\r\n", timeout=30)
         s.sendall(b"a LOGIN %s %s\r\n" % (user.encode(), pw.encode()))
-        reply = rgenv.recv_until(s, b"a ", timeout=30)
-        reply += rgenv.recv_until(s, b"\r\n", timeout=30) if not reply.endswith(b"\r\n") else b""
-        self.assertIn(b"a OK", reply)
+        self.assertTrue(tagged(s, b"a").startswith(b"a OK"))
         s.sendall(b"b SELECT INBOX\r\nc FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n")
         data = rgenv.recv_until(s, b"c OK", timeout=30)
         self.assertIn(b"* 4 EXISTS", data)
         self.assertIn(b"Subject: Welcome", data)
         s.sendall(b"d LOGOUT\r\n")
-        self.assertIn(b"d OK", rgenv.recv_until(s, b"d OK"))
+        self.assertIn(b"d OK", rgenv.recv_until(s, b"d OK", timeout=30))
         s.close()
 
     def refused(self, user):
         s = connect(self.front.imap_port)
-        rgenv.recv_until(s, b"\r\n")
+        rgenv.recv_until(s, b"\r\n", timeout=30)
         s.sendall(b"a LOGIN %s pw\r\n" % user.encode())
         reply = rgenv.recv_until(s, b"\r\n", timeout=30)
         self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
         # the session goes on before login
         s.sendall(b"b NOOP\r\n")
-        self.assertTrue(rgenv.recv_until(s, b"\r\n").startswith(b"b OK"))
+        self.assertTrue(rgenv.recv_until(s, b"\r\n", timeout=30).startswith(b"b OK"))
         s.close()
 
     # -- IMAP --------------------------------------------------------------
@@ -142,17 +158,18 @@ class DovecotBackend(unittest.TestCase):
         self.wait_log(self.front, "proxy(plain): started proxying to 127.0.0.1:%d" % self.dc.imap_port)
         # Dovecot trusted our ID: the client's address and our session id
         front = rgenv.wait_for(lambda: next((l for l in self.front.logs().splitlines()
-                                             if "proxy(plain): started proxying" in l), None))
+                                             if "proxy(plain): started proxying" in l), None),
+                               timeout=40)
         session = front.split("session=<")[1].split(">")[0]
         line = rgenv.wait_for(lambda: next(
             (l for l in self.dc.logs().splitlines()
              if "imap-login: Info: Login: user=<bob>" in l and "rip=127.0.0.2" in l
-             and "session=<%s>" % session in l), None))
+             and "session=<%s>" % session in l), None), timeout=40)
         self.assertIn("lip=127.0.0.1", line)
         self.assertIn("rip=127.0.0.2, lip=127.0.0.1", front)
 
     def test_imap_user_password_forwarded_tls_client(self):
-        s = self.ctx.wrap_socket(connect(self.front.imaps_port), server_hostname="localhost")
+        s = self.tls(connect(self.front.imaps_port), server_hostname="localhost")
         self.imap_session(s, "bob", "bob-pass")
 
     def test_imap_implicit_tls_verified_name(self):
@@ -161,7 +178,7 @@ class DovecotBackend(unittest.TestCase):
                       % self.dc.imaps_port)
 
     def test_imap_starttls_verified_name_tls_client(self):
-        s = self.ctx.wrap_socket(connect(self.front.imaps_port), server_hostname="localhost")
+        s = self.tls(connect(self.front.imaps_port), server_hostname="localhost")
         self.imap_session(s, "stls")
         self.wait_log(self.front, "proxy(stls): started proxying to backend.test[127.0.0.1]:%d"
                       % self.dc.imap_port)
@@ -171,7 +188,7 @@ class DovecotBackend(unittest.TestCase):
         self.wait_log(self.dc, "auth: Info: Master user logging in as bob")
         # a wrong master password: Dovecot's NO goes to the client
         s = connect(self.front.imap_port)
-        rgenv.recv_until(s, b"\r\n")
+        rgenv.recv_until(s, b"\r\n", timeout=30)
         s.sendall(b"a LOGIN badmaster pw\r\n")
         reply = rgenv.recv_until(s, b"\r\n", timeout=30)
         self.assertTrue(reply.startswith(b"a NO [AUTHENTICATIONFAILED]"), reply)
@@ -205,8 +222,8 @@ class DovecotBackend(unittest.TestCase):
         self.wait_log(self.front, "proxy(down): 127.0.0.1:")
 
     def test_big_message_tls_both_sides(self):
-        s = self.ctx.wrap_socket(connect(self.front.imaps_port), server_hostname="localhost")
-        rgenv.recv_until(s, b"\r\n")
+        s = self.tls(connect(self.front.imaps_port), server_hostname="localhost")
+        rgenv.recv_until(s, b"\r\n", timeout=30)
         s.sendall(b"a LOGIN ssl pw\r\nb SELECT INBOX\r\n")
         self.assertIn(b"a OK", rgenv.recv_until(s, b"b OK", timeout=30))
         s.sendall(b"c FETCH 4 BODY.PEEK[]\r\n")
@@ -216,7 +233,7 @@ class DovecotBackend(unittest.TestCase):
         self.assertEqual(hashlib.sha256(data[start:start + len(want)]).hexdigest(),
                          hashlib.sha256(want).hexdigest())
         s.sendall(b"d LOGOUT\r\n")
-        rgenv.recv_until(s, b"d OK")
+        rgenv.recv_until(s, b"d OK", timeout=30)
         s.close()
 
     # -- POP3 --------------------------------------------------------------
@@ -232,7 +249,7 @@ class DovecotBackend(unittest.TestCase):
     def test_pop3_plaintext_xclient(self):
         # from 127.0.0.2: Dovecot logs it, told by XCLIENT
         s = connect(self.front.pop3_port)
-        rgenv.recv_until(s, b"\r\n")
+        rgenv.recv_until(s, b"\r\n", timeout=30)
         s.sendall(b"USER pplain\r\nPASS pw\r\n")
         data = rgenv.recv_until(s, b"Logged in", timeout=30)
         self.assertIn(b"+OK Logged in", data)
@@ -240,7 +257,7 @@ class DovecotBackend(unittest.TestCase):
         self.assertIn(b"+OK 4 ", rgenv.recv_until(s, b"+OK 4 ", timeout=30))
         s.close()
         rgenv.wait_for(lambda: any("pop3-login: Info: Login: user=<bob>" in l and "rip=127.0.0.2" in l
-                                   for l in self.dc.logs().splitlines()))
+                                   for l in self.dc.logs().splitlines()), timeout=40)
 
     def test_pop3_tls_to_backend(self):
         self.pop3_session(self.front.pop3_port, "pssl")
