@@ -79,6 +79,8 @@ struct auth_server {
 	int master_fd, epfd, timerfd;
 	struct ep_src master_src, timer_src, dns_src;
 	int dns_fd;        /* the resolver child's channel (auth-dns.h), -1: none */
+	struct ipc_outq dns_outq; /* lookups the channel had no room for yet */
+	bool dns_want_out;
 	uint32_t dns_next; /* lookup ids */
 	unsigned dns_pending;
 	struct passwd_file *passdb;
@@ -399,6 +401,17 @@ static char *passdb_extra(const struct auth_request *req, const struct passwd_en
 	return extra;
 }
 
+static void dns_want_out(struct auth_server *srv, bool want)
+{
+	if (srv->dns_want_out == want)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0u),
+				  .data.ptr = &srv->dns_src };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->dns_fd, &ev) < 0)
+		log_fatal("epoll_ctl(MOD dns): %m");
+	srv->dns_want_out = want;
+}
+
 static bool is_ip(const char *s)
 {
 	uint8_t a[16];
@@ -427,8 +440,10 @@ static bool proxy_resolve(struct auth_server *srv, struct auth_request *req,
 	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
 	ipc_msg_init(msg, IPC_DNS_LOOKUP, srv->dns_next);
 	ipc_msg_add_str(msg, IPC_F_HOST, host);
-	int ret = ipc_send(srv->dns_fd, msg, -1);
+	int ret = ipc_outq_send(&srv->dns_outq, srv->dns_fd, msg, -1);
 	rg_free(msg);
+	if (ret == 0 && ipc_outq_pending(&srv->dns_outq))
+		dns_want_out(srv, true);
 	if (ret < 0) {
 		log_error("passwd-file(%s,%s): proxy host lookup: sending to the resolver: %s",
 			  logname, req->rip, strerror(-ret));
@@ -845,6 +860,7 @@ static void dns_lost(struct auth_server *srv, const char *why)
 	log_error("DNS resolver: %s: proxy hosts given by name fail from now on", why);
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->dns_fd, NULL) < 0)
 		log_error("epoll_ctl(DEL): %m");
+	ipc_outq_clear(&srv->dns_outq);
 	close(srv->dns_fd);
 	srv->dns_fd = -1;
 	/* failing one may close its client and every request with it: look
@@ -861,6 +877,16 @@ static void dns_lost(struct auth_server *srv, const char *why)
 		srv->dns_pending--;
 		request_fail_now(srv, r, REASON_TEMP, true, r->sasl.user);
 	}
+}
+
+/* EPOLLOUT: the lookups that waited */
+static void dns_output(struct auth_server *srv)
+{
+	int ret = ipc_outq_flush(&srv->dns_outq, srv->dns_fd);
+	if (ret < 0)
+		dns_lost(srv, strerror(-ret));
+	else if (ret == 0)
+		dns_want_out(srv, false);
 }
 
 static void dns_input(struct auth_server *srv)
@@ -1125,7 +1151,10 @@ int auth_server_run(struct auth_server *srv)
 				delay_run(srv);
 				break;
 			case SRC_DNS:
-				dns_input(srv);
+				if (srv->dns_fd >= 0 && (evs[i].events & EPOLLOUT) != 0)
+					dns_output(srv);
+				if (srv->dns_fd >= 0 && (evs[i].events & ~(uint32_t)EPOLLOUT) != 0)
+					dns_input(srv);
 				break;
 			case SRC_CLIENT: {
 				struct auth_client *c = (struct auth_client *)src;
@@ -1157,6 +1186,7 @@ void auth_server_free(struct auth_server *srv)
 	passwd_file_free(srv->passdb);
 	cookie_table_free(srv->cookies);
 	penalty_table_free(srv->penalties);
+	ipc_outq_clear(&srv->dns_outq);
 	if (srv->dns_fd >= 0)
 		close(srv->dns_fd);
 	close(srv->epfd);

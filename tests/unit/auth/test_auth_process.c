@@ -286,6 +286,17 @@ static void test_process(void **state)
 	expect(l2, IPC_AUTH_OK, 13, 700);
 	assert_string_equal(ipc_str(&rx.fields, IPC_F_EXTRA),
 			    "proxy\thost=imap.example\thostip=192.0.2.9");
+	/* a burst of 400 lookups: answered in order, all of them (the
+	 * resolver keeps up here; when it does not, auth queues lookups in
+	 * an ipc_outq as it does replies) */
+	int lb = new_login(3333);
+	for (uint32_t id = 1000; id < 1400; id++)
+		begin(lb, id, "PLAIN", "192.0.2.8", PLAIN("\0frank\0pw"));
+	for (uint32_t id = 1000; id < 1400; id++) {
+		expect(lb, IPC_AUTH_OK, id, 10000);
+		assert_non_null(strstr(ipc_str(&rx.fields, IPC_F_EXTRA), "\thostip=127.0.0.1"));
+	}
+	close(lb);
 
 	/* nologin: refused with its reason, without delay */
 	t0 = now_ms();
