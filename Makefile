@@ -11,7 +11,7 @@ DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
              clang libclang-rt-14-dev isync groff-base \
              dpkg-dev autoconf automake libtool \
-             python3-prometheus-client
+             python3-prometheus-client dovecot-imapd dovecot-pop3d
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX    ?= /usr/local

@@ -1,5 +1,6 @@
 #include "auth/auth-server.h"
 #include "auth/auth-cookie.h"
+#include "auth/auth-dns.h"
 #include "auth/auth-passwd.h"
 #include "auth/auth-penalty.h"
 #include "auth/auth-sasl.h"
@@ -10,6 +11,7 @@
 #include "lib/log.h"
 #include "lib/stats.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,13 +31,15 @@
 #define REASON_PLAINTEXT "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
 #define REASON_NOLOGIN "Login disabled."
 
-enum src_type { SRC_MASTER, SRC_TIMER, SRC_CLIENT };
+enum src_type { SRC_MASTER, SRC_TIMER, SRC_CLIENT, SRC_DNS };
 
 struct ep_src {
 	enum src_type type;
 };
 
-enum req_state { REQ_SASL, REQ_DELAYED };
+/* REQ_DNS: credentials verified, waiting for the resolver (passdb host is
+ * a DNS name); the SASL state (the password for the backend) is kept */
+enum req_state { REQ_SASL, REQ_DELAYED, REQ_DNS };
 
 struct auth_client;
 
@@ -49,6 +53,8 @@ struct auth_request {
 	int64_t due_ms;
 	char rip[PENALTY_IP_MAX + 1];
 	char *fail_user;   /* sent with the delayed AUTH_FAIL */
+	uint32_t dns_id;   /* REQ_DNS: the lookup's id */
+	char hostip[64];   /* the resolved passdb host, added as hostip */
 	struct sasl_state sasl;
 };
 
@@ -71,7 +77,12 @@ struct auth_server {
 	struct auth_config cfg;
 	char *mechanisms, *mail_location;
 	int master_fd, epfd, timerfd;
-	struct ep_src master_src, timer_src;
+	struct ep_src master_src, timer_src, dns_src;
+	int dns_fd;        /* the resolver child's channel (auth-dns.h), -1: none */
+	struct ipc_outq dns_outq; /* lookups the channel had no room for yet */
+	bool dns_want_out;
+	uint32_t dns_next; /* lookup ids */
+	unsigned dns_pending;
 	struct passwd_file *passdb;
 	struct passwd_file *userdb; /* == passdb when they are one file */
 	struct cookie_table *cookies;
@@ -166,6 +177,8 @@ static void request_free(struct auth_server *srv, struct auth_request *req)
 		delay_unlink(srv, req);
 		timer_update(srv);
 	}
+	if (req->state == REQ_DNS)
+		srv->dns_pending--;
 	if (req->cprev != NULL)
 		req->cprev->cnext = req->cnext;
 	else
@@ -372,7 +385,7 @@ static struct auth_user *userdb_build(struct auth_server *srv, const struct pass
 
 /* passdb extra fields for the login process: not the userdb_ ones, and not
  * pass (it travels as F_PASS) */
-static char *passdb_extra(const struct passwd_entry *e)
+static char *passdb_extra(const struct auth_request *req, const struct passwd_entry *e)
 {
 	char *extra = rg_strdup("");
 	for (unsigned i = 0; i < e->extra_count; i++) {
@@ -380,7 +393,68 @@ static char *passdb_extra(const struct passwd_entry *e)
 		if (strncmp(x, "userdb_", 7) != 0 && strncmp(x, "pass=", 5) != 0)
 			extra_append(&extra, x);
 	}
+	if (req->hostip[0] != '\0') {
+		char field[80];
+		snprintf(field, sizeof(field), "hostip=%s", req->hostip);
+		extra_append(&extra, field);
+	}
 	return extra;
+}
+
+static void dns_want_out(struct auth_server *srv, bool want)
+{
+	if (srv->dns_want_out == want)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0u),
+				  .data.ptr = &srv->dns_src };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->dns_fd, &ev) < 0)
+		log_fatal("epoll_ctl(MOD dns): %m");
+	srv->dns_want_out = want;
+}
+
+static bool is_ip(const char *s)
+{
+	uint8_t a[16];
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* A proxied user's host is a DNS name (and passdb gives no hostip): ask the
+ * resolver, the request waits in REQ_DNS. true when that happened (or the
+ * request failed), false when the answer can go now. */
+static bool proxy_resolve(struct auth_server *srv, struct auth_request *req,
+			  const struct passwd_entry *e, const char *logname)
+{
+	const char *host = passwd_entry_field(e, "host");
+	const char *hostip = passwd_entry_field(e, "hostip");
+	if (req->hostip[0] != '\0' || host == NULL || host[0] == '\0' || is_ip(host) ||
+	    (hostip != NULL && hostip[0] != '\0'))
+		return false;
+	if (strlen(host) > 253 || srv->dns_fd < 0) {
+		log_error("passwd-file(%s,%s): proxy host %s cannot be resolved", logname, req->rip,
+			  srv->dns_fd < 0 ? "(no resolver)" : "(name too long)");
+		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		return true;
+	}
+	if (++srv->dns_next == 0)
+		srv->dns_next = 1;
+	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
+	ipc_msg_init(msg, IPC_DNS_LOOKUP, srv->dns_next);
+	ipc_msg_add_str(msg, IPC_F_HOST, host);
+	int ret = ipc_outq_send(&srv->dns_outq, srv->dns_fd, msg, -1);
+	rg_free(msg);
+	if (ret == 0 && ipc_outq_pending(&srv->dns_outq))
+		dns_want_out(srv, true);
+	if (ret < 0) {
+		log_error("passwd-file(%s,%s): proxy host lookup: sending to the resolver: %s",
+			  logname, req->rip, strerror(-ret));
+		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		return true;
+	}
+	req->dns_id = srv->dns_next;
+	req->state = REQ_DNS;
+	srv->dns_pending++;
+	log_debug("passwd-file(%s,%s): resolving proxy host", logname, req->rip);
+	return true;
 }
 
 /* The backend password: the passdb's pass field (a master user's password),
@@ -406,7 +480,9 @@ static void proxy_add_pass(struct auth_server *srv, struct auth_request *req,
 static void request_proxy(struct auth_server *srv, struct auth_request *req,
 			  const struct passwd_entry *e, const char *logname)
 {
-	char *extra = passdb_extra(e);
+	if (proxy_resolve(srv, req, e, logname))
+		return;
+	char *extra = passdb_extra(req, e);
 	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
 	if (strlen(e->user) + strlen(extra) + proxy_pass_len(req, e) + 3 * 8 >
 	    ipc_msg_room(&srv->msg)) {
@@ -423,12 +499,23 @@ static void request_proxy(struct auth_server *srv, struct auth_request *req,
 	request_reply(srv, req);
 }
 
+/* proxy_maybe needs the address too (the login process compares it with
+ * its own listeners); proxy is resolved in request_proxy */
+static bool proxy_maybe_resolve(struct auth_server *srv, struct auth_request *req,
+				const struct passwd_entry *e, const char *logname)
+{
+	return passwd_entry_field(e, "nologin") == NULL &&
+	       passwd_entry_field(e, "proxy_maybe") != NULL && proxy_resolve(srv, req, e, logname);
+}
+
 static void request_success(struct auth_server *srv, struct auth_request *req,
 			    const struct passwd_entry *e, const char *logname)
 {
 	int64_t now = now_ms();
 	if (req->rip[0] != '\0')
 		penalty_reset(srv->penalties, req->rip);
+	if (proxy_maybe_resolve(srv, req, e, logname))
+		return;
 
 	const char *nologin = passwd_entry_field(e, "nologin");
 	if (nologin != NULL) {
@@ -472,7 +559,7 @@ static void request_success(struct auth_server *srv, struct auth_request *req,
 	}
 
 	/* passdb extra fields travel with AUTH_OK (proxy, host, …) */
-	char *extra = passdb_extra(e);
+	char *extra = passdb_extra(req, e);
 	size_t need = strlen(e->user) + COOKIE_HEX_LEN + strlen(extra) + 3 * 8 +
 		      proxy_pass_len(req, e);
 	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
@@ -722,6 +809,113 @@ static void client_input(struct auth_server *srv, struct auth_client *c)
 	}
 }
 
+/* ---- the resolver child ------------------------------------------------ */
+
+static struct auth_request *dns_request_find(struct auth_server *srv, uint32_t id)
+{
+	for (struct auth_client *c = srv->clients; c != NULL; c = c->next) {
+		for (struct auth_request *r = c->requests; r != NULL; r = r->cnext) {
+			if (r->state == REQ_DNS && r->dns_id == id)
+				return r;
+		}
+	}
+	return NULL;
+}
+
+/* The answer for a waiting request: on with the (re-read) passdb entry,
+ * now with hostip, or a temporary failure. */
+static void dns_result(struct auth_server *srv, const struct ipc_rx *rx)
+{
+	struct auth_request *req = dns_request_find(srv, rx->hdr.id);
+	if (req == NULL)
+		return; /* its client went away meanwhile */
+	char logname[300];
+	esc_user(req->sasl.user, logname, sizeof(logname));
+	req->state = REQ_SASL;
+	srv->dns_pending--;
+	const char *ip = ipc_str(&rx->fields, IPC_F_HOST);
+	if (ip == NULL || !is_ip(ip) || strlen(ip) >= sizeof(req->hostip)) {
+		const char *why = ipc_str(&rx->fields, IPC_F_REASON);
+		char esc[128];
+		log_error("passwd-file(%s,%s): proxy host lookup failed: %s", logname, req->rip,
+			  why != NULL ? log_escape(why, strlen(why), 100, esc, sizeof(esc)) : "no address");
+		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+		return;
+	}
+	memcpy(req->hostip, ip, strlen(ip) + 1);
+	const struct passwd_entry *e = srv->passdb != NULL ?
+		passwd_file_lookup(srv->passdb, req->sasl.user) : NULL;
+	if (e == NULL) {
+		log_error("passwd-file(%s,%s): user gone during the proxy host lookup", logname,
+			  req->rip);
+		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+		return;
+	}
+	request_success(srv, req, e, logname);
+}
+
+/* the resolver died: nothing waiting will be answered */
+static void dns_lost(struct auth_server *srv, const char *why)
+{
+	log_error("DNS resolver: %s: proxy hosts given by name fail from now on", why);
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_DEL, srv->dns_fd, NULL) < 0)
+		log_error("epoll_ctl(DEL): %m");
+	ipc_outq_clear(&srv->dns_outq);
+	close(srv->dns_fd);
+	srv->dns_fd = -1;
+	/* failing one may close its client and every request with it: look
+	 * again from the start each time */
+	for (;;) {
+		struct auth_request *r = NULL;
+		for (struct auth_client *c = srv->clients; c != NULL && r == NULL; c = c->next) {
+			for (r = c->requests; r != NULL && r->state != REQ_DNS; r = r->cnext)
+				;
+		}
+		if (r == NULL)
+			break;
+		r->state = REQ_SASL;
+		srv->dns_pending--;
+		request_fail_now(srv, r, REASON_TEMP, true, r->sasl.user);
+	}
+}
+
+/* EPOLLOUT: the lookups that waited */
+static void dns_output(struct auth_server *srv)
+{
+	int ret = ipc_outq_flush(&srv->dns_outq, srv->dns_fd);
+	if (ret < 0)
+		dns_lost(srv, strerror(-ret));
+	else if (ret == 0)
+		dns_want_out(srv, false);
+}
+
+static void dns_input(struct auth_server *srv)
+{
+	struct ipc_rx *rx = srv->rx;
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && srv->dns_fd >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(srv->dns_fd, rx, &error);
+		if (ret == -EAGAIN)
+			return;
+		if (ret <= 0 || rx->fd >= 0 || rx->hdr.type != IPC_DNS_RESULT) {
+			if (ret > 0 && rx->fd >= 0)
+				close(rx->fd);
+			dns_lost(srv, ret == 0 ? "exited" : ret < 0 ? (error != NULL ? error :
+					strerror(-ret)) : "unexpected message");
+			return;
+		}
+		dns_result(srv, rx);
+	}
+}
+
+void auth_server_set_dns(struct auth_server *srv, int fd)
+{
+	srv->dns_fd = fd;
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->dns_src };
+	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		log_fatal("epoll_ctl(ADD dns): %m");
+}
+
 /* ---- master channel ---------------------------------------------------- */
 
 static void master_send(struct auth_server *srv)
@@ -918,6 +1112,8 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
 	srv->rx = rg_malloc(sizeof(*srv->rx));
 	srv->master_src.type = SRC_MASTER;
 	srv->timer_src.type = SRC_TIMER;
+	srv->dns_src.type = SRC_DNS;
+	srv->dns_fd = -1;
 	if (passdb == NULL)
 		log_warning("no passdb configured: every login fails");
 
@@ -954,6 +1150,12 @@ int auth_server_run(struct auth_server *srv)
 			case SRC_TIMER:
 				delay_run(srv);
 				break;
+			case SRC_DNS:
+				if (srv->dns_fd >= 0 && (evs[i].events & EPOLLOUT) != 0)
+					dns_output(srv);
+				if (srv->dns_fd >= 0 && (evs[i].events & ~(uint32_t)EPOLLOUT) != 0)
+					dns_input(srv);
+				break;
 			case SRC_CLIENT: {
 				struct auth_client *c = (struct auth_client *)src;
 				if (c->fd >= 0 && (evs[i].events & EPOLLOUT) != 0)
@@ -984,6 +1186,9 @@ void auth_server_free(struct auth_server *srv)
 	passwd_file_free(srv->passdb);
 	cookie_table_free(srv->cookies);
 	penalty_table_free(srv->penalties);
+	ipc_outq_clear(&srv->dns_outq);
+	if (srv->dns_fd >= 0)
+		close(srv->dns_fd);
 	close(srv->epfd);
 	close(srv->timerfd);
 	rg_free(srv->rx);

@@ -31,6 +31,9 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
  * itself fails. */
 int auth_server_run(struct auth_server *srv);
 void auth_server_free(struct auth_server *srv);
+/* The resolver child's channel (auth-dns.h), taken over: passdb proxy hosts
+ * given by name are resolved through it. Without one they fail (temp). */
+void auth_server_set_dns(struct auth_server *srv, int fd);
 
 /* In-memory entry points: what the event loop does around ipc_recv(), for
  * tests and fuzz/fuzz_auth_server.c. */

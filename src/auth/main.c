@@ -1,6 +1,7 @@
 /* ringgate-auth — the auth process: `ringgate-auth -c CONFIG`, fd 3 is the
  * channel to master. Loads the passwd-file(s) as root, then drops to
  * default_internal_user (or nobody) before serving anything. */
+#include "auth/auth-dns.h"
 #include "auth/auth-server.h"
 
 #include "lib/alloc.h"
@@ -82,9 +83,11 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("auth");
-	while ((c = getopt(argc, argv, "c:")) != -1) {
+	while ((c = getopt(argc, argv, "c:D:")) != -1) {
 		if (c == 'c')
 			config = optarg;
+		else if (c == 'D')
+			auth_dns_main(optarg); /* the resolver child (auth-dns.h) */
 		else
 			usage();
 	}
@@ -109,14 +112,24 @@ int main(int argc, char **argv)
 		.userdb_args = set->userdb.args,
 		.disable_plaintext_auth = set->disable_plaintext_auth,
 	};
+	/* the resolver for passdb proxy host names: exec'ed before any
+	 * password is loaded, so it holds none */
+	int dns_fd = -1;
+	pid_t dns_pid;
+	int ret = auth_dns_spawn("/proc/self/exe", set->default_internal_user, &dns_fd, &dns_pid);
+	if (ret < 0)
+		log_error("starting the DNS resolver: %s (proxy hosts must be IP addresses)",
+			  strerror(-ret));
 	struct auth_server *srv = auth_server_new(&cfg, MASTER_FD, &error);
 	if (srv == NULL)
 		log_fatal("%s", error);
+	if (dns_fd >= 0)
+		auth_server_set_dns(srv, dns_fd);
 	drop_privileges(set->default_internal_user);
 	settings_free(set);
 	enter_sandbox();
 
-	int ret = auth_server_run(srv);
+	ret = auth_server_run(srv);
 	auth_server_free(srv);
 	if (ret < 0)
 		log_fatal("epoll_wait: %s", strerror(-ret));

@@ -32,6 +32,8 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_LOGIN_STATS_REQUEST] = "LOGIN_STATS_REQUEST",
 	[IPC_LOGIN_STATS] = "LOGIN_STATS",
 	[IPC_LOGIN_RETIRE] = "LOGIN_RETIRE",
+	[IPC_DNS_LOOKUP] = "DNS_LOOKUP",
+	[IPC_DNS_RESULT] = "DNS_RESULT",
 };
 
 const char *ipc_type_name(enum ipc_type type)

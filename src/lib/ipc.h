@@ -47,6 +47,9 @@ enum ipc_type {
 	IPC_LOGIN_STATS_REQUEST, /* master -> login: send LOGIN_STATS now */
 	IPC_LOGIN_STATS,         /* login -> master: F_STATS (lib/stats.h) */
 	IPC_LOGIN_RETIRE,        /* master -> login: reloaded; stop accepting, exit when idle */
+	/* auth <-> its DNS resolver child (id = auth's lookup id) */
+	IPC_DNS_LOOKUP,          /* F_HOST: a DNS name */
+	IPC_DNS_RESULT,          /* F_HOST: its first address, or F_REASON */
 	IPC_TYPE_COUNT
 };
 
@@ -82,6 +85,7 @@ enum ipc_field {
 	IPC_F_PASS,      /* AUTH_OK of a proxied user: the password for the backend */
 	IPC_F_STATS,     /* LOGIN_STATS: "name=value ..." (lib/stats.h) */
 	IPC_F_MPID,      /* LOGIN_HANDOFF_REPLY: the worker's pid, for the Login log line */
+	IPC_F_HOST,      /* DNS_LOOKUP: a name; DNS_RESULT: an IP address, text */
 	IPC_F_COUNT
 };
 

@@ -651,7 +651,9 @@ static void imap_handoff_failed(struct login_session *s, const char *reason)
 	s->auth_tag = NULL;
 	auth_finished(s);
 	char *text = sanitize_dup(reason != NULL ? reason : "Login failed.");
-	imap_send(s, "%s NO [UNAVAILABLE] %s\r\n", tag, text);
+	/* a reason with a response code of its own (a backend's refusal,
+	 * relayed as Dovecot does) goes as it is */
+	imap_send(s, "%s NO %s%s\r\n", tag, text[0] == '[' ? "" : "[UNAVAILABLE] ", text);
 	rg_free(text);
 	rg_free(tag);
 	leave(s);

@@ -141,6 +141,9 @@ struct conn_proxy {
 	struct outq *bin;
 };
 
+/* a DNS name is at most 253 characters */
+#define RG_BACKEND_NAME_MAX 253
+
 enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_IMPLICIT, BACKEND_TLS_STARTTLS };
 
 /* A proxied user's backend (passdb proxy fields): from AUTH_OK until the
@@ -148,7 +151,8 @@ enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_IMPLICIT, BACKEND_TLS_STARTTLS 
 struct conn_backend {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
-	char name[72];		/* host:port, for the logs */
+	char name[RG_BACKEND_NAME_MAX + 80]; /* host:port or host[ip]:port, for the logs */
+	char host[RG_BACKEND_NAME_MAX + 1]; /* passdb host: the TLS peer name */
 	unsigned timeout;	/* proxy_timeout, seconds: connect and login */
 	uint32_t deadline;
 	struct backend_login *login;
@@ -1012,12 +1016,24 @@ static bool backend_is_us(const struct sockaddr *sa, socklen_t len)
 static bool conn_backend_parse(struct conn *c, const char *extra, const struct ipc_fields *f,
 			       bool *local_r)
 {
-	char v[256], host[64], user[80];
+	char v[256], host[RG_BACKEND_NAME_MAX + 1], hostip[64], user[80];
 	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 	*local_r = false;
 	if (!extra_get(extra, "host", host, sizeof(host)) || host[0] == '\0') {
-		log_error("proxy(%s): host not given", user);
+		log_error("proxy(%s): host not given or longer than %u characters", user,
+			  RG_BACKEND_NAME_MAX);
 		return false;
+	}
+	/* Dovecot's hostip: where to connect, host staying the name the
+	 * backend's certificate must carry. auth adds it for a host that is
+	 * a DNS name (the login process has no DNS). */
+	bool have_ip = extra_get(extra, "hostip", hostip, sizeof(hostip)) && hostip[0] != '\0';
+	if (!have_ip) {
+		size_t n = strlen(host);
+		if (n >= sizeof(hostip))
+			n = 0; /* too long for an address: a DNS name */
+		memcpy(hostip, host, n);
+		hostip[n] = '\0';
 	}
 	unsigned port = strcmp(srv.set->service, "pop3") == 0 ? 110 : 143;
 	if (extra_get(extra, "port", v, sizeof(v))) {
@@ -1054,21 +1070,36 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 	memset(&ss, 0, sizeof(ss));
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	char name[72];
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+	char name[sizeof(((struct conn_backend *)0)->name)];
+	if (inet_pton(AF_INET, hostip, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		sin->sin_port = htons((uint16_t)port);
 		sslen = sizeof(*sin);
-		snprintf(name, sizeof(name), "%s:%u", host, port);
-	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+	} else if (inet_pton(AF_INET6, hostip, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons((uint16_t)port);
 		sslen = sizeof(*sin6);
-		snprintf(name, sizeof(name), "[%s]:%u", host, port);
+	} else if (have_ip) {
+		log_error("proxy(%s): hostip '%s' is not an IP address", user, hostip);
+		return false;
 	} else {
-		log_error("proxy(%s): host '%s' is not an IP address", user, host);
+		char esc[96];
+		log_escape(host, strlen(host), 80, esc, sizeof(esc));
+		log_error("proxy(%s): host '%s' is not an IP address and was not resolved", user,
+			  esc);
 		return false;
 	}
+	if (strcmp(host, hostip) != 0 && strspn(host, "abcdefghijklmnopqrstuvwxyz"
+						    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+					     strlen(host)) {
+		log_error("proxy(%s): host is neither an IP address nor a DNS name", user);
+		return false;
+	}
+	bool v6 = ss.ss_family == AF_INET6;
+	if (strcmp(host, hostip) == 0)
+		snprintf(name, sizeof(name), v6 ? "[%s]:%u" : "%s:%u", host, port);
+	else
+		snprintf(name, sizeof(name), "%s[%s]:%u", host, hostip, port);
 	if (extra_get(extra, "proxy_maybe", v, sizeof(v)) &&
 	    backend_is_us((struct sockaddr *)&ss, sslen)) {
 		*local_r = true;
@@ -1084,6 +1115,7 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 	be->addr = ss;
 	be->addr_len = sslen;
 	memcpy(be->name, name, sizeof(name));
+	memcpy(be->host, host, sizeof(host));
 	be->timeout = BACKEND_TIMEOUT_DEFAULT;
 	if (extra_get(extra, "proxy_timeout", v, sizeof(v))) {
 		char *end;
@@ -1375,6 +1407,9 @@ static void backend_tls_start(struct conn *c)
 		return;
 	}
 	px->tls = tls_conn_new(ctx);
+	/* ssl=yes: the certificate must also name host (hostip is only
+	 * where we connect), as Dovecot checks it */
+	tls_conn_set_peer_name(px->tls, c->be->host, c->be->verify);
 	backend_tls_pump(px); /* the ClientHello */
 }
 
@@ -1404,7 +1439,12 @@ static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 			text += 4;
 		else if (strncmp(text, "-ERR ", 5) == 0)
 			text += 5;
-		char *copy = rg_strdup(text);
+		/* with its response code; without one, the code of a failed
+		 * login here ([UNAVAILABLE] / [SYS/TEMP] would invite a retry) */
+		bool pop3 = strcmp(srv.set->service, "pop3") == 0;
+		char *copy = rg_strdup_printf("%s%s", text[0] == '[' ? "" :
+						      pop3 ? "[AUTH] " : "[AUTHENTICATIONFAILED] ",
+					      text);
 		conn_backend_failed(c, why, copy);
 		rg_free(copy);
 		return;

@@ -78,7 +78,10 @@ struct login_proto {
 	/* a reply from auth to the request the core started */
 	void (*auth_reply)(struct login_session *s, enum login_auth_result result,
 			   const uint8_t *data, size_t len, const char *reason);
-	/* master could not take the client: answer NO/-ERR, session goes on */
+	/* master or the backend could not take the client: answer NO
+	 * [UNAVAILABLE] / -ERR [SYS/TEMP] reason, or NO / -ERR reason as it is
+	 * when reason starts with its own response code ('['); the session
+	 * goes on */
 	void (*handoff_failed)(struct login_session *s, const char *reason);
 	/* send "* BYE text" / "-ERR text" and disconnect (timeout, eviction, shutdown) */
 	void (*bye)(struct login_session *s, const char *text);

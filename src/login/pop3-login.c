@@ -691,8 +691,10 @@ static void pop3_handoff_failed(struct login_session *s, const char *reason)
 		return;
 	pop3_ref(s);
 	s->state = POP3_STATE_CMD;
-	pop3_send_err_text(s, "[SYS/TEMP] ", reason != NULL && reason[0] != '\0'
-					       ? reason : "Internal error.");
+	/* a reason with a response code of its own (a backend's refusal)
+	 * goes as it is */
+	pop3_send_err_text(s, reason != NULL && reason[0] == '[' ? "" : "[SYS/TEMP] ",
+			   reason != NULL && reason[0] != '\0' ? reason : "Internal error.");
 	pop3_resume(s);
 	pop3_unref(s);
 }

@@ -16,7 +16,7 @@ enum {
 	V2_AF_UNSPEC = 0x0, V2_AF_INET = 0x1, V2_AF_INET6 = 0x2, V2_AF_UNIX = 0x3,
 	V2_SOCK_UNSPEC = 0x0, V2_SOCK_STREAM = 0x1,
 	V2_ADDR_INET = 12, V2_ADDR_INET6 = 36, V2_ADDR_UNIX = 216,
-	PP2_TYPE_ALPN = 0x01, PP2_TYPE_AUTHORITY = 0x02, PP2_TYPE_SSL = 0x20,
+	PP2_TYPE_ALPN = 0x01, PP2_TYPE_AUTHORITY = 0x02, PP2_TYPE_CRC32C = 0x03, PP2_TYPE_SSL = 0x20,
 	PP2_SUBTYPE_SSL_VERSION = 0x21, PP2_SUBTYPE_SSL_CN = 0x22,
 	PP2_SSL_FIXED = 5, /* client (1) + verify (4) before the sub-TLVs */
 };
@@ -52,6 +52,8 @@ const char *proxy_error_str(enum proxy_error error)
 		return "invalid port";
 	case PROXY_ERR_TLV:
 		return "TLV overruns the header";
+	case PROXY_ERR_CHECKSUM:
+		return "CRC32C mismatch";
 	}
 	return "unknown error";
 }
@@ -191,11 +193,26 @@ static enum proxy_error v1_parse(const uint8_t *buf, size_t len, struct proxy_he
 
 /* ---- v2: fixed 16 bytes, addresses, TLVs ------------------------------ */
 
-/* Walks the TLVs in v[0..len): each must fit in it. Calls back per TLV. */
-static enum proxy_error v2_tlvs(const uint8_t *v, size_t len, struct proxy_header *h, bool ssl_sub);
+uint32_t proxy_crc32c(uint32_t crc, const uint8_t *data, size_t len)
+{
+	/* bit by bit, reflected polynomial 0x82F63B78: a header is at most
+	 * PROXY_HEADER_MAX bytes, so a table would not pay for itself */
+	crc = ~crc;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= data[i];
+		for (int k = 0; k < 8; k++)
+			crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+	}
+	return ~crc;
+}
+
+/* Walks the TLVs in v[0..len): each must fit in it. Calls back per TLV.
+ * *crc_r: where a PP2_TYPE_CRC32C value is (top level only). */
+static enum proxy_error v2_tlvs(const uint8_t *v, size_t len, struct proxy_header *h, bool ssl_sub,
+				const uint8_t **crc_r);
 
 static enum proxy_error v2_tlv(uint8_t type, const uint8_t *v, size_t len,
-			       struct proxy_header *h, bool ssl_sub)
+			       struct proxy_header *h, bool ssl_sub, const uint8_t **crc_r)
 {
 	if (ssl_sub) {
 		switch (type) {
@@ -227,14 +244,20 @@ static enum proxy_error v2_tlv(uint8_t type, const uint8_t *v, size_t len,
 		h->ssl_client = v[0];
 		h->ssl_verify = be32(v + 1);
 		h->ssl = (v[0] & PROXY_SSL_CLIENT_SSL) != 0;
-		return v2_tlvs(v + PP2_SSL_FIXED, len - PP2_SSL_FIXED, h, true);
+		return v2_tlvs(v + PP2_SSL_FIXED, len - PP2_SSL_FIXED, h, true, crc_r);
+	case PP2_TYPE_CRC32C:
+		if (len != 4 || *crc_r != NULL)
+			return PROXY_ERR_TLV;
+		*crc_r = v; /* checked once the whole block is walked */
+		break;
 	default:
-		break; /* CRC32C, NOOP, UNIQUE_ID, NETNS, custom: skipped */
+		break; /* NOOP, UNIQUE_ID, NETNS, custom: skipped */
 	}
 	return PROXY_ERR_NONE;
 }
 
-static enum proxy_error v2_tlvs(const uint8_t *v, size_t len, struct proxy_header *h, bool ssl_sub)
+static enum proxy_error v2_tlvs(const uint8_t *v, size_t len, struct proxy_header *h, bool ssl_sub,
+				const uint8_t **crc_r)
 {
 	size_t off = 0;
 	while (off < len) {
@@ -245,7 +268,7 @@ static enum proxy_error v2_tlvs(const uint8_t *v, size_t len, struct proxy_heade
 		off += 3;
 		if (tlen > len - off)
 			return PROXY_ERR_TLV;
-		enum proxy_error e = v2_tlv(type, v + off, tlen, h, ssl_sub);
+		enum proxy_error e = v2_tlv(type, v + off, tlen, h, ssl_sub, crc_r);
 		if (e != PROXY_ERR_NONE)
 			return e;
 		off += tlen;
@@ -300,7 +323,20 @@ static enum proxy_error v2_parse(const uint8_t *buf, size_t body_len, struct pro
 	}
 	if (family == V2_AF_UNSPEC)
 		return PROXY_ERR_NONE; /* no address block: whatever follows is not TLVs */
-	return v2_tlvs(body + addr_len, body_len - addr_len, h, false);
+	const uint8_t *crc = NULL;
+	enum proxy_error e = v2_tlvs(body + addr_len, body_len - addr_len, h, false, &crc);
+	if (e != PROXY_ERR_NONE || crc == NULL)
+		return e;
+	/* the whole block with the checksum's 4 bytes as zeros */
+	static const uint8_t zero[4];
+	size_t at = (size_t)(crc - buf), total = PROXY_V2_FIXED + body_len;
+	uint32_t sum = proxy_crc32c(0, buf, at);
+	sum = proxy_crc32c(sum, zero, sizeof(zero));
+	sum = proxy_crc32c(sum, crc + 4, total - at - 4);
+	if (sum != be32(crc))
+		return PROXY_ERR_CHECKSUM;
+	h->crc32c = true;
+	return PROXY_ERR_NONE;
 }
 
 /* ---- the incremental part --------------------------------------------- */

@@ -8,7 +8,9 @@
  * line longer than 107 bytes or a v2 block longer than PROXY_V2_MAX_BODY is
  * refused as soon as its length is known), every length inside a v2 block
  * (addresses, TLVs, SSL sub-TLVs) is checked against its enclosing length,
- * and after an error it accepts nothing more. */
+ * a v2 block carrying PP2_TYPE_CRC32C must match it (CRC32C of the whole
+ * block with the TLV's value as zeros, as the spec says; a mismatch drops
+ * the connection), and after an error it accepts nothing more. */
 #ifndef RG_PROXY_PROTOCOL_H
 #define RG_PROXY_PROTOCOL_H
 
@@ -34,7 +36,9 @@ enum proxy_error {
 	PROXY_ERR_PROTOCOL,   /* v1 not TCP4/TCP6/UNKNOWN; v2 family/transport */
 	PROXY_ERR_ADDRESS,    /* an address that does not parse or fit */
 	PROXY_ERR_PORT,       /* v1 port not 0..65535 in plain decimal */
-	PROXY_ERR_TLV,        /* v2 TLV (or SSL sub-TLV) overruns its container */
+	PROXY_ERR_TLV,        /* v2 TLV (or SSL sub-TLV) overruns its container,
+			       * a CRC32C TLV not 4 bytes or given twice */
+	PROXY_ERR_CHECKSUM,   /* v2 PP2_TYPE_CRC32C does not match the block */
 };
 
 /* PP2_CLIENT_* bits of the SSL TLV */
@@ -61,6 +65,8 @@ struct proxy_header {
 	const uint8_t *ssl_cn; size_t ssl_cn_len;           /* PP2_SUBTYPE_SSL_CN */
 	const uint8_t *authority; size_t authority_len;     /* PP2_TYPE_AUTHORITY (SNI) */
 	const uint8_t *alpn; size_t alpn_len;               /* PP2_TYPE_ALPN */
+	/* PP2_TYPE_CRC32C was present, and matched (else PROXY_ERR_CHECKSUM) */
+	bool crc32c;
 };
 
 /* buf[0..len) is what was received so far; need is the whole header's size
@@ -84,5 +90,9 @@ enum parse_result proxy_parser_feed(struct proxy_parser *p, const uint8_t *data,
 				    enum proxy_error *error_r);
 
 const char *proxy_error_str(enum proxy_error error);
+
+/* CRC32C (Castagnoli, as iSCSI and PROXY v2), continuing from crc (0 to
+ * start): proxy_crc32c(0, "123456789", 9) == 0xE3069283. */
+uint32_t proxy_crc32c(uint32_t crc, const uint8_t *data, size_t len);
 
 #endif

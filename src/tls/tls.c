@@ -13,6 +13,7 @@
 #include <wolfssl/wolfcrypt/cpuid.h>
 #endif
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -755,6 +756,18 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
 	wolfSSL_SetIOReadCtx(conn->ssl, conn);
 	wolfSSL_SetIOWriteCtx(conn->ssl, conn);
 	return conn;
+}
+
+void tls_conn_set_peer_name(struct tls_conn *conn, const char *host, bool check_name)
+{
+	uint8_t ip[16];
+	bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+	/* RFC 6066 3: SNI carries host names only, never addresses */
+	if (!is_ip && wolfSSL_UseSNI(conn->ssl, WOLFSSL_SNI_HOST_NAME, host,
+				     (unsigned short)strlen(host)) != WOLFSSL_SUCCESS)
+		log_fatal("tls: wolfSSL_UseSNI failed (out of memory)");
+	if (check_name && wolfSSL_check_domain_name(conn->ssl, host) != WOLFSSL_SUCCESS)
+		log_fatal("tls: wolfSSL_check_domain_name failed (out of memory)");
 }
 
 void tls_conn_free(struct tls_conn **_conn)

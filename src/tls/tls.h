@@ -64,8 +64,9 @@ int tls_ctx_create(const struct tls_ctx_settings *set, struct tls_ctx **ctx_r,
 		   const char **error_r);
 /* A client context, for the login process's connections to backends
  * (passdb proxy ssl/starttls): verify = the backend's chain must lead to a
- * certificate in ca_pem (ssl=yes; the name is not checked), else nothing is
- * verified (any-cert). TLS 1.2 or later. 0 or -EINVAL with error_r. */
+ * certificate in ca_pem (ssl=yes; tls_conn_set_peer_name adds the name
+ * check), else nothing is verified (any-cert). TLS 1.2 or later. 0 or
+ * -EINVAL with error_r. */
 int tls_ctx_create_client(const char *ca_pem, bool verify, struct tls_ctx **ctx_r,
 			  const char **error_r);
 /* Drops one reference; connections made from ctx must be freed first. */
@@ -91,6 +92,13 @@ int tls_ctx_add_sni(struct tls_ctx *ctx, const char *name, struct tls_ctx *sub,
  * byte after the OK), not at accept: an idle connection holds no TLS memory. */
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx);
 void tls_conn_free(struct tls_conn **conn);
+
+/* A client connection to a backend called host (passdb host=: a DNS name
+ * or an IP address), before the first handshake call: a name goes out as
+ * SNI, and with check_name the handshake fails unless the certificate names
+ * host (subjectAltName DNS or IP entries, else its CN; "*.example.com"
+ * matches one label) with the reason "subject name mismatch". */
+void tls_conn_set_peer_name(struct tls_conn *conn, const char *host, bool check_name);
 
 /* Copy received ciphertext in; returns how much was taken. All of it (up to
  * TLS_IN_MAX) once the last handshake/read call returned TLS_WANT_INPUT;

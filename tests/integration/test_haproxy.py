@@ -38,6 +38,23 @@ def tlv(t, v):
     return bytes([t]) + struct.pack(">H", len(v)) + v
 
 
+def crc32c(data):
+    """CRC32C (Castagnoli), bit by bit: crc32c(b"123456789") == 0xE3069283"""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def with_crc(block, good=True):
+    """block (a v2 header whose last TLV is a CRC32C of zeros) with its sum
+    filled in, or a wrong one"""
+    c = crc32c(block) ^ (0 if good else 1)
+    return block[:-4] + struct.pack(">I", c)
+
+
 SSL_TLV = tlv(0x20, b"\x01" + b"\x00\x00\x00\x00" + tlv(0x21, b"TLSv1.3"))
 
 
@@ -186,6 +203,22 @@ class HAProxyBase:
         s = connect(self.rg.imap_port, src="127.0.0.2")
         self.assertTrue(rgenv.recv_until(s, b"\r\n").startswith(b"* OK"))
         s.close()
+
+    def test_v2_crc32c_checked(self):
+        self.assertEqual(crc32c(b"123456789"), 0xE3069283)
+        hdr = v2_inet("192.0.2.17", 41017, tlvs=tlv(0x02, b"mail.example.com") + SSL_TLV
+                      + tlv(0x03, b"\0\0\0\0"))
+        s = connect(self.hp_imap)
+        s.sendall(with_crc(hdr))
+        m = PreIMAP(s)
+        m.login("demo", "demo-pass")
+        m.logout()
+        self.wait_log("Login: user=<demo>, method=PLAIN, rip=192.0.2.17, lip=198.51.100.1")
+        s = connect(self.hp_imap)
+        s.sendall(with_crc(hdr, good=False))
+        self.assertTrue(closed_without_data(s))
+        s.close()
+        self.wait_log("haproxy(v2): Client disconnected: CRC32C mismatch (rip=127.0.0.1)")
 
     def test_malformed_headers_close_that_connection_only(self):
         good = connect(self.hp_imap)

@@ -137,6 +137,8 @@ static int setup(void **state)
 		 "bob:{SHA512-CRYPT}%s:1001:1001::/home/bob\n"
 		 "carol:{PLAIN}pw:1002:1002::/home/carol::proxy host=10.0.0.5 port=143\n"
 		 "dave:{PLAIN}pw:1003:1003::/home/dave::nologin reason=Moved\n"
+		 "frank:{PLAIN}pw::::::proxy host=localhost port=993 ssl=yes\n"
+		 "gina:{PLAIN}pw::::::proxy host=imap.example hostip=192.0.2.9\n"
 		 "erin:{PLAIN}pw\n",
 		 hash);
 	free(cd);
@@ -273,6 +275,28 @@ static void test_process(void **state)
 	expect(l2, IPC_AUTH_OK, 8, 700);
 	/* passdb extra fields travel with AUTH_OK */
 	assert_string_equal(ipc_str(&rx.fields, IPC_F_EXTRA), "proxy\thost=10.0.0.5\tport=143");
+	/* a host name: resolved by auth's resolver child, added as hostip */
+	begin(l2, 12, "PLAIN", "192.0.2.8", PLAIN("\0frank\0pw"));
+	expect(l2, IPC_AUTH_OK, 12, 5000);
+	assert_string_equal(ipc_str(&rx.fields, IPC_F_EXTRA),
+			    "proxy\thost=localhost\tport=993\tssl=yes\thostip=127.0.0.1");
+	assert_memory_equal(rx.fields.val[IPC_F_PASS], "pw", 2);
+	/* hostip given by the passdb: no lookup */
+	begin(l2, 13, "PLAIN", "192.0.2.8", PLAIN("\0gina\0pw"));
+	expect(l2, IPC_AUTH_OK, 13, 700);
+	assert_string_equal(ipc_str(&rx.fields, IPC_F_EXTRA),
+			    "proxy\thost=imap.example\thostip=192.0.2.9");
+	/* a burst of 400 lookups: answered in order, all of them (the
+	 * resolver keeps up here; when it does not, auth queues lookups in
+	 * an ipc_outq as it does replies) */
+	int lb = new_login(3333);
+	for (uint32_t id = 1000; id < 1400; id++)
+		begin(lb, id, "PLAIN", "192.0.2.8", PLAIN("\0frank\0pw"));
+	for (uint32_t id = 1000; id < 1400; id++) {
+		expect(lb, IPC_AUTH_OK, id, 10000);
+		assert_non_null(strstr(ipc_str(&rx.fields, IPC_F_EXTRA), "\thostip=127.0.0.1"));
+	}
+	close(lb);
 
 	/* nologin: refused with its reason, without delay */
 	t0 = now_ms();

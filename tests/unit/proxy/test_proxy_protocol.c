@@ -60,8 +60,10 @@ static void render(const struct proxy_header *h, char *out, size_t size)
 		n += snprintf(out + n, size - (size_t)n, " auth=%.*s", (int)h->authority_len,
 			      (const char *)h->authority);
 	if (h->alpn != NULL)
-		snprintf(out + n, size - (size_t)n, " alpn=%.*s", (int)h->alpn_len,
-			 (const char *)h->alpn);
+		n += snprintf(out + n, size - (size_t)n, " alpn=%.*s", (int)h->alpn_len,
+			      (const char *)h->alpn);
+	if (h->crc32c)
+		snprintf(out + n, size - (size_t)n, " crc32c");
 }
 
 /* ---- feeding --------------------------------------------------------- */
@@ -226,6 +228,18 @@ static void tlv(struct sample *b, uint8_t type, const void *v, size_t n)
 	put_u8(b, type);
 	put_u16(b, (uint16_t)n);
 	put(b, v, n);
+}
+
+/* s (a whole v2 block) with its CRC32C TLV's value (at offset at) filled
+ * in as a sender computes it: over the block with the value as zeros */
+static void crc_fill(struct sample *s, size_t at)
+{
+	memset(s->b + at, 0, 4);
+	uint32_t c = proxy_crc32c(0, s->b, s->n);
+	s->b[at] = (uint8_t)(c >> 24);
+	s->b[at + 1] = (uint8_t)(c >> 16);
+	s->b[at + 2] = (uint8_t)(c >> 8);
+	s->b[at + 3] = (uint8_t)c;
 }
 
 static void expect_ok(const struct sample *s, const char *text)
@@ -406,11 +420,13 @@ static void test_v2_valid(void **state)
 	tlv(&ssl, 0x23, "TLS_AES_256_GCM_SHA384", 22);
 	tlv(&ssl, 0x22, "client.example", 14);
 	tlv(&b, 0x20, ssl.b, ssl.n);
+	size_t crc_at = PROXY_V2_FIXED + b.n + 3;
 	tlv(&b, 0x03, "\x01\x02\x03\x04", 4);
 	tlv(&b, 0xe0, "custom", 6);
 	v2(&s, 0x21, 0x11, &b);
+	crc_fill(&s, crc_at);
 	expect_ok(&s, "v2 203.0.113.9:5555 -> 198.51.100.7:143 ssl=1/07/0 ver=TLSv1.3 "
-		      "cn=client.example auth=mail.example.com alpn=imap");
+		      "cn=client.example auth=mail.example.com alpn=imap crc32c");
 
 	/* SSL TLV without the SSL bit (client sent plaintext to the proxy) */
 	b.n = 0;
@@ -548,10 +564,94 @@ static void test_v2_truncated(void **state)
 	}
 }
 
+/* PP2_TYPE_CRC32C: the known check value, a right checksum (first TLV,
+ * last TLV, IPv6) accepted at every split, any flipped bit refused */
+static void test_v2_crc32c(void **state)
+{
+	(void)state;
+	assert_int_equal(proxy_crc32c(0, (const uint8_t *)"123456789", 9), 0xE3069283u);
+	assert_int_equal(proxy_crc32c(0, NULL, 0), 0);
+	/* continuing gives the same as one pass */
+	assert_int_equal(proxy_crc32c(proxy_crc32c(0, (const uint8_t *)"1234", 4),
+				      (const uint8_t *)"56789", 5), 0xE3069283u);
+	/* RFC 3720 B.4: 32 bytes of zeros */
+	uint8_t zeros[32] = { 0 };
+	assert_int_equal(proxy_crc32c(0, zeros, sizeof(zeros)), 0x8A9136AAu);
+
+	struct sample b = { .n = 0 }, s;
+	body_inet(&b, "203.0.113.9", "198.51.100.7", 5555, 143);
+	size_t at = PROXY_V2_FIXED + b.n + 3;
+	tlv(&b, 0x03, "\0\0\0\0", 4);
+	tlv(&b, 0x02, "mail.example.com", 16);
+	v2(&s, 0x21, 0x11, &b);
+	crc_fill(&s, at);
+	expect_ok(&s, "v2 203.0.113.9:5555 -> 198.51.100.7:143 auth=mail.example.com crc32c");
+	/* every byte of the body matters (the fixed part has checks of its
+	 * own that come first: a flipped length just waits for more) but the
+	 * CRC32C TLV's own type byte: changed, there is no checksum to check */
+	for (size_t i = PROXY_V2_FIXED; i < s.n; i++) {
+		for (int bit = 0; bit < 8 && i != at - 3; bit += 7) {
+			struct sample t = s;
+			t.b[i] ^= (uint8_t)(1u << bit);
+			struct outcome o;
+			feed_all_splits(t.b, t.n, &o);
+			assert_int_equal(o.r, PARSE_ERROR);
+		}
+	}
+	/* a wrong sum alone: PROXY_ERR_CHECKSUM */
+	struct sample t = s;
+	t.b[at + 3] ^= 1;
+	expect_err(&t, PROXY_ERR_CHECKSUM);
+	t = s;
+	t.b[s.n - 1] ^= 0x20; /* the authority's last byte */
+	expect_err(&t, PROXY_ERR_CHECKSUM);
+
+	/* IPv6, the checksum last */
+	b.n = 0;
+	body_inet6(&b, "2001:db8::1", "2001:db8::2", 40000, 993);
+	tlv(&b, 0x01, "imap", 4);
+	at = PROXY_V2_FIXED + b.n + 3;
+	tlv(&b, 0x03, "\0\0\0\0", 4);
+	v2(&s, 0x21, 0x21, &b);
+	crc_fill(&s, at);
+	expect_ok(&s, "v2 [2001:db8::1]:40000 -> [2001:db8::2]:993 alpn=imap crc32c");
+
+	/* a CRC32C TLV of another length, or two of them: malformed */
+	b.n = 0;
+	body_inet(&b, "203.0.113.9", "198.51.100.7", 5555, 143);
+	tlv(&b, 0x03, "\0\0\0", 3);
+	v2(&s, 0x21, 0x11, &b);
+	expect_err(&s, PROXY_ERR_TLV);
+	b.n = 0;
+	body_inet(&b, "203.0.113.9", "198.51.100.7", 5555, 143);
+	at = PROXY_V2_FIXED + b.n + 3;
+	tlv(&b, 0x03, "\0\0\0\0", 4);
+	tlv(&b, 0x03, "\0\0\0\0", 4);
+	v2(&s, 0x21, 0x11, &b);
+	crc_fill(&s, at);
+	expect_err(&s, PROXY_ERR_TLV);
+	/* inside the SSL TLV it is just an unknown sub-TLV */
+	b.n = 0;
+	body_inet(&b, "203.0.113.9", "198.51.100.7", 5555, 143);
+	struct sample ssl = { .n = 0 };
+	put_u8(&ssl, 0x01);
+	put_u16(&ssl, 0);
+	put_u16(&ssl, 0);
+	tlv(&ssl, 0x03, "\1\2", 2);
+	tlv(&b, 0x20, ssl.b, ssl.n);
+	v2(&s, 0x21, 0x11, &b);
+	expect_ok(&s, "v2 203.0.113.9:5555 -> 198.51.100.7:143 ssl=1/01/0");
+	/* LOCAL ignores the block, checksum and all */
+	b.n = 0;
+	tlv(&b, 0x03, "\1\2\3\4", 4);
+	v2(&s, 0x20, 0x00, &b);
+	expect_ok(&s, "v2 local");
+}
+
 static void test_error_strings(void **state)
 {
 	(void)state;
-	for (int e = PROXY_ERR_NONE; e <= PROXY_ERR_TLV; e++)
+	for (int e = PROXY_ERR_NONE; e <= PROXY_ERR_CHECKSUM; e++)
 		assert_string_not_equal(proxy_error_str((enum proxy_error)e), "unknown error");
 	assert_string_equal(proxy_error_str((enum proxy_error)999), "unknown error");
 }
@@ -565,6 +665,7 @@ int main(void)
 		cmocka_unit_test(test_v2_valid),
 		cmocka_unit_test(test_v2_bad),
 		cmocka_unit_test(test_v2_truncated),
+		cmocka_unit_test(test_v2_crc32c),
 		cmocka_unit_test(test_error_strings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
