@@ -143,6 +143,65 @@ class BuiltinCheckerSecurity(BuiltinChecker):
         pass  # once is enough
 
 
+class BuiltinCheckerReload(unittest.TestCase):
+    """a reload with new lists restarts the checker with them"""
+
+    def test_reload_changes_lists(self):
+        rg = rgenv.Ringgate(mode="performance", extra_conf="""
+login_access_sockets = access
+login_access_deny = 127.0.0.2
+""").start()
+        try:
+            with connect(rg.imap_port, "127.0.0.2") as s:
+                self.assertEqual(read_all(s), DENY_BYE)
+            old = rg.children("ringgate-access")
+            with open(rg.conf) as f:
+                conf = f.read()
+            with open(rg.conf, "w") as f:
+                f.write(conf.replace("login_access_deny = 127.0.0.2",
+                                     "login_access_deny = 127.0.0.5"))
+            self.assertEqual(rg.ctl("reload").stdout.strip(), "OK")
+            rgenv.wait_for(lambda: [p for p in rg.children("ringgate-access") if p not in old])
+            with connect(rg.imap_port, "127.0.0.2") as s:
+                self.assertTrue(rgenv.recv_until(s, b"\r\n").startswith(b"* OK"))
+            with connect(rg.imap_port, "127.0.0.5") as s:
+                self.assertEqual(read_all(s), DENY_BYE)
+            # switching the built-in checker off needs a restart
+            with open(rg.conf, "w") as f:
+                f.write(conf.replace("login_access_sockets = access\n", "")
+                        .replace("login_access_deny = 127.0.0.2\n", ""))
+            out = rg.ctl("reload", check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("needs a restart", out.stderr)
+        finally:
+            rg.cleanup()
+
+
+class ConfigErrors(unittest.TestCase):
+    """bad access settings stop start-up with file:line: reason"""
+
+    def check(self, extra, expect):
+        rg = rgenv.Ringgate(mode="security", extra_conf=extra)
+        try:
+            out = rg.ctl("-n", check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertRegex(out.stderr, r"ringgate.conf:\d+: .*" + expect)
+        finally:
+            rg.cleanup()
+
+    def test_lists_without_builtin(self):
+        self.check("login_access_allow = 10.0.0.0/8\n",
+                   "login_access_allow is set, but login_access_sockets does not name")
+        self.check("login_access_sockets = mine\nlogin_access_deny = 10.0.0.0/8\n",
+                   "login_access_deny is set")
+
+    def test_bad_values(self):
+        self.check("login_access_sockets = ../etc/x\n", "socket names are")
+        self.check("login_access_sockets = access\nlogin_access_deny = example.com\n",
+                   "not an IP address or network")
+        self.check("login_access_timeout = 0\n", "greater than 0")
+
+
 class OwnChecker(threading.Thread):
     """A checker of our own behind a socket name: answers "1\\n" for every
     address except those in `slow` (answered after delay secs) and those in
