@@ -188,7 +188,8 @@ static void enter_sandbox(void)
 		SYS_writev, SYS_close, SYS_fcntl, SYS_getpid, SYS_gettid,
 		SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_brk, SYS_mprotect,
 		SYS_futex, SYS_sched_yield, SYS_getcpu, SYS_clock_gettime, SYS_gettimeofday,
-		SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group,
+		SYS_getrandom, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit,
+		SYS_exit_group,
 	};
 	const char *error;
 	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);

@@ -2286,7 +2286,8 @@ static bool conn_preauth_admit(struct conn *c)
 
 static void access_free(struct conn_access *ac)
 {
-	ring_close(srv.ring, ac->fd);
+	if (ac->fd >= 0)
+		ring_close(srv.ring, ac->fd);
 	ring_slot_free(srv.ring, ac->slot);
 	rg_free(ac);
 }
