@@ -123,8 +123,11 @@ login_access_deny = 127.0.0.0/8
         self.assertEqual(st.st_mode & 0o777, 0o600)
         if rgenv.is_root():
             with open("/proc/%d/status" % pids[0]) as f:
-                uid = [ln for ln in f if ln.startswith("Uid:")][0].split()[1:]
+                status = f.read().splitlines()
+            uid = [ln for ln in status if ln.startswith("Uid:")][0].split()[1:]
             self.assertNotIn("0", uid)
+            if not rgenv.sanitized():
+                self.assertIn("Seccomp:\t2", status)
 
     def test_checker_restarts(self):
         old = self.rg.children("ringgate-access")[0]
