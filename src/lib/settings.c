@@ -41,6 +41,7 @@ enum set_type {
 	ST_NETWORKS,
 	ST_TLSVER,
 	ST_CURVES,    /* ssl_curve_list: colon-separated, canonical names kept */
+	ST_SOCKNAMES, /* login_access_sockets: socket names under base_dir/login */
 };
 
 struct set_def {
@@ -84,6 +85,10 @@ static const struct set_def global_defs[] = {
 	G(haproxy_timeout, ST_TIME_POS, "3 secs"),
 	G(login_timeout, ST_TIME_POS, "3 mins"),
 	G(login_max_preauth_ip_connections, ST_UINT, "0"),
+	G(login_access_sockets, ST_SOCKNAMES, ""),
+	G(login_access_timeout, ST_TIME_POS, "1 mins"),
+	G(login_access_allow, ST_NETWORKS, ""),
+	G(login_access_deny, ST_NETWORKS, ""),
 	G(default_login_user, ST_NONEMPTY, "dovenull"),
 	G(default_internal_user, ST_NONEMPTY, "dovecot"),
 	G(default_process_limit, ST_UINT_POS, "100"),
@@ -355,6 +360,20 @@ static int parse_curves(const char *value, char **out_r, const char **reason_r)
 	return 0;
 }
 
+/* a login_access_sockets name: a file name under base_dir/login, short
+   enough for sockaddr_un wherever base_dir is */
+static bool valid_socket_name(const char *word)
+{
+	size_t n = strlen(word);
+	if (n == 0 || n > 32 || strcmp(word, ".") == 0 || strcmp(word, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!isalnum((unsigned char)word[i]) && strchr("_.-", word[i]) == NULL)
+			return false;
+	}
+	return true;
+}
+
 static const char *const protocol_names[] = { "imap", "pop3", NULL };
 static const char *const mech_names[] = { "plain", "login", NULL };
 
@@ -486,6 +505,12 @@ static int apply_value(void *base, const struct set_def *def, const char *value,
 	case ST_CURVES:
 		if (parse_curves(value, &str, reason_r) < 0)
 			return -1;
+		break;
+	case ST_SOCKNAMES:
+		if (parse_word_list(value, NULL, false, false, valid_socket_name, &str, reason_r) < 0) {
+			*reason_r = "socket names are 1-32 of A-Z a-z 0-9 _ . - (files in base_dir/login)";
+			return -1;
+		}
 		break;
 	}
 	rg_free(*(char **)field);
@@ -830,6 +855,16 @@ static int check(struct loader *l)
 			n = l->global_nodes[global_index("first_valid_uid")];
 		return load_error(l, n, "first_valid_uid is greater than last_valid_uid");
 	}
+	/* the CIDR lists belong to the built-in checker: set without it, they
+	   would protect nothing */
+	if ((set->login_access_allow[0] != '\0' || set->login_access_deny[0] != '\0') &&
+	    !settings_access_builtin(set)) {
+		const char *key = set->login_access_allow[0] != '\0' ? "login_access_allow"
+								     : "login_access_deny";
+		return load_error(l, l->global_nodes[global_index(key)],
+				  "%s is set, but login_access_sockets does not name the built-in "
+				  "checker '" SETTINGS_ACCESS_BUILTIN "'", key);
+	}
 	if (set->ssl != SSL_NO && set->protocols[0] != '\0') {
 		const struct config_node *n = l->global_nodes[global_index("ssl")];
 		if (set->ssl_cert[0] == '\0')
@@ -918,6 +953,7 @@ static void free_strings(void *base, const struct set_def *defs, size_t count)
 		case ST_NETWORKS:
 		case ST_TLSVER:
 		case ST_CURVES:
+		case ST_SOCKNAMES:
 			rg_free(*field_str(base, defs[i].offset));
 			break;
 		default:
@@ -979,6 +1015,17 @@ void settings_forget_pem(struct settings *set)
 const struct service_settings *settings_service(const struct settings *set, const char *name)
 {
 	return find_service((struct settings *)set, name);
+}
+
+bool settings_access_builtin(const struct settings *set)
+{
+	char **words;
+	unsigned count = split_words(set->login_access_sockets, &words);
+	bool found = false;
+	for (unsigned i = 0; i < count; i++)
+		found = found || strcmp(words[i], SETTINGS_ACCESS_BUILTIN) == 0;
+	free_words(words, count);
+	return found;
 }
 
 bool settings_protocol_enabled(const struct settings *set, const char *protocol)

@@ -96,6 +96,13 @@ struct settings {
 	/* pre-login connections one address may hold at once, all login
 	 * processes of all services together; 0 = no limit (default) */
 	unsigned login_max_preauth_ip_connections;
+	/* login access check: socket names under base_dir/login asked before
+	 * the greeting (space-separated, "" = none), how long an answer may
+	 * take (seconds), and the built-in checker's CIDR lists */
+	char *login_access_sockets;
+	unsigned login_access_timeout;
+	char *login_access_allow;
+	char *login_access_deny;
 	char *default_login_user;    /* default "dovenull" */
 	char *default_internal_user; /* default "dovecot" */
 	unsigned default_process_limit; /* 100 */
@@ -130,6 +137,10 @@ void settings_forget_pem(struct settings *set);
 
 /* NULL if there is no such service */
 const struct service_settings *settings_service(const struct settings *set, const char *name);
+/* the socket name of the built-in checker (ringgate-access), which master
+ * starts when login_access_sockets names it */
+#define SETTINGS_ACCESS_BUILTIN "access"
+bool settings_access_builtin(const struct settings *set);
 /* whether protocol (imap/pop3) is listed in `protocols` */
 bool settings_protocol_enabled(const struct settings *set, const char *protocol);
 

@@ -1,4 +1,5 @@
 #include "login/login-conn.h"
+#include "lib/access-proto.h"
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/ipc.h"
@@ -20,6 +21,7 @@
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,7 +48,7 @@
 
 enum owner_kind {
 	OWNER_CONN = 1, OWNER_LISTENER, OWNER_MASTER, OWNER_AUTH, OWNER_SIGNAL, OWNER_TICK,
-	OWNER_PROXY,
+	OWNER_PROXY, OWNER_ACCESS,
 };
 
 enum conn_state {
@@ -163,12 +165,41 @@ struct conn_backend {
 	bool verify;		/* yes: the chain must lead to ssl_client_ca_file */
 };
 
+/* a refused TLS client waiting for its handshake to hear why */
+enum access_verdict { ACCESS_PENDING_NONE, ACCESS_DENIED, ACCESS_FAILED };
+
+/* One lookup on one login_access_sockets socket (src/lib/access-proto.h):
+ * connect, send the request, read "1\n" / "0\n", all on the ring with its
+ * own slot. c is NULL once retired (decided, or the client went away): it
+ * waits for its operations to end, then is freed. */
+struct conn_access {
+	uint8_t kind;		/* OWNER_ACCESS */
+	uint8_t flags;		/* enum access_flag */
+	int fd;
+	uint32_t slot;
+	uint32_t deadline;	/* login_access_timeout */
+	struct conn *c;
+	struct conn_access *dead_next;
+	struct access_reply_parser reply;
+	size_t req_len;
+	char req[ACCESS_REQUEST_MAX + 1];
+	struct sockaddr_un addr;
+};
+
+enum access_flag {
+	AC_CONNECTING = 1 << 0, AC_SEND = 1 << 1, AC_RECV = 1 << 2,
+	AC_CONNECT_CANCELLED = 1 << 3, AC_SEND_CANCELLED = 1 << 4, AC_RECV_CANCELLED = 1 << 5,
+	AC_DEAD = 1 << 6,
+};
+
 struct conn {
 	uint8_t kind;			/* OWNER_CONN */
 	uint8_t state;			/* enum conn_state */
 	uint8_t auth_attempts;
 	char mech[9];			/* last SASL mechanism, for the log */
 	uint16_t flags;			/* enum conn_flag */
+	uint8_t access_next;		/* login_access_sockets: the next one to ask */
+	uint8_t access_verdict;		/* enum access_verdict, for a TLS client not yet greeted */
 	int fd;
 	uint32_t slot;
 	uint32_t req_id;		/* auth request or hand-off in flight; 0 = none */
@@ -181,6 +212,10 @@ struct conn {
 	struct conn_proxy *px;
 	struct conn_backend *be;	/* proxied user, until the backend login ends */
 	struct proxy_parser *hp;	/* only while CF_HAPROXY */
+	/* login access check in flight: no greeting before it allows; a
+	 * plaintext client's bytes that came before the greeting wait in early */
+	struct conn_access *ac;
+	struct outq *early;
 	char *user;			/* as auth named it, for the log */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
@@ -224,6 +259,9 @@ static struct {
 	unsigned conns, prelogin, backends;
 	unsigned haproxy_waiting;	/* connections still reading a PROXY header */
 	struct conn_proxy *px_dead;	/* retired relays to free after this event */
+	struct conn_access *ac_dead;	/* finished access lookups, likewise */
+	unsigned access_pending;	/* connections waiting for an access answer */
+	unsigned access_waiting;	/* refused TLS clients waiting for their handshake */
 	struct login_addr *listen_addrs; /* for proxy_maybe */
 	struct tls_ctx *backend_tls[2];	/* client contexts: any-cert, verifying */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
@@ -262,6 +300,10 @@ static void backend_tls_feed(struct conn_proxy *px);
 static void conn_backend_free(struct conn_backend **bep);
 static void conn_handoff_abandon(struct conn *c, const char *reason);
 static void cb_send(void *ctx, const void *data, size_t len);
+static void access_retire(struct conn *c);
+static void access_free(struct conn_access *ac);
+static void access_refuse_send(struct conn *c, enum access_verdict verdict);
+static void conn_tls_pump(struct conn *c);
 
 /* bytes a logged-in client sent while its hand-off is under way */
 static void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len)
@@ -345,6 +387,12 @@ static void conn_set_state(struct conn *c, enum conn_state state)
 	if (state == CONN_BACKEND)
 		srv.backends++;
 	if (state == CONN_CLOSING) {
+		if (c->ac != NULL)
+			access_retire(c);
+		if (c->access_verdict != ACCESS_PENDING_NONE) {
+			c->access_verdict = ACCESS_PENDING_NONE;
+			srv.access_waiting--;
+		}
 		list_del(&srv.live, c);
 		list_add(&srv.closing, c);
 		c->deadline = srv.now + CONN_FLUSH_SECS;
@@ -677,6 +725,7 @@ static void conn_free(struct conn *c)
 		ring_close(srv.ring, c->fd);
 	ring_slot_free(srv.ring, c->slot);
 	conn_out_free(c);
+	outq_free(&c->early);
 	if (c->ho != NULL) {
 		explicit_bzero(c->ho->cookie, sizeof(c->ho->cookie));
 		if (c->ho->proxy_fd >= 0)
@@ -737,7 +786,8 @@ static bool conn_wants_recv(const struct conn *c)
 	switch ((enum conn_state)c->state) {
 	case CONN_PRELOGIN:
 	case CONN_AUTHENTICATING:
-		return true;
+		/* a plaintext client is not read before its greeting */
+		return c->ac == NULL || (c->flags & CF_TLS) != 0;
 	case CONN_HANDOFF:
 		/* a TLS client's later bytes are decrypted into the preread */
 		return (c->flags & CF_TLS) != 0;
@@ -1599,7 +1649,12 @@ static void conn_tls_established(struct conn *c)
 		  tls_conn_cipher(c->tls), tls_conn_resumed(c->tls) ? ", resumed" : "",
 		  tls_conn_sni(c->tls) != NULL ? ", sni=" : "",
 		  tls_conn_sni(c->tls) != NULL ? tls_conn_sni(c->tls) : "");
-	if (c->session == NULL)
+	if (c->access_verdict != ACCESS_PENDING_NONE) {
+		/* refused by the access check meanwhile: say so instead */
+		access_refuse_send(c, (enum access_verdict)c->access_verdict);
+		return;
+	}
+	if (c->session == NULL && c->ac == NULL)
 		conn_start_session(c); /* implicit TLS: the greeting goes out now */
 }
 
@@ -1623,7 +1678,9 @@ static void conn_tls_pump(struct conn *c)
 		conn_tls_established(c);
 	}
 	uint8_t buf[TLS_READ_CHUNK];
-	while (c->state != CONN_CLOSING) {
+	/* not before the greeting (an access check still running): the
+	 * engine keeps the records until then */
+	while (c->state != CONN_CLOSING && (c->state != CONN_PRELOGIN || c->session != NULL)) {
 		size_t n = 0;
 		r = tls_conn_read(c->tls, buf, sizeof(buf), &n, &error);
 		if (r == TLS_OK) {
@@ -2045,6 +2102,11 @@ static void process_deferred(void)
 		srv.px_dead = px->dead_next;
 		proxy_free(px);
 	}
+	while (srv.ac_dead != NULL) {
+		struct conn_access *ac = srv.ac_dead;
+		srv.ac_dead = ac->dead_next;
+		access_free(ac);
+	}
 	while (srv.deferred != NULL) {
 		struct conn *c = srv.deferred;
 		srv.deferred = c->defer_next;
@@ -2257,6 +2319,285 @@ static bool conn_preauth_admit(struct conn *c)
 	return false;
 }
 
+/* ---- the login access check (login_access_sockets) ---- */
+
+#define ACCESS_EARLY_MAX 4096 /* a plaintext client's bytes before its greeting */
+#define ACCESS_TLS_WAIT_SECS 10 /* a refused TLS client's handshake, to tell it why */
+
+static void access_free(struct conn_access *ac)
+{
+	if (ac->fd >= 0)
+		ring_close(srv.ring, ac->fd);
+	ring_slot_free(srv.ring, ac->slot);
+	rg_free(ac);
+}
+
+/* freed after the current event, as retired proxies are */
+static void access_dead(struct conn_access *ac)
+{
+	if ((ac->flags & AC_DEAD) != 0)
+		return;
+	ac->flags |= AC_DEAD;
+	ac->dead_next = srv.ac_dead;
+	srv.ac_dead = ac;
+}
+
+/* The lookup is over (decided, or the client is going): cancel what is in
+ * flight; it is freed when its last completion is in. */
+static void access_retire(struct conn *c)
+{
+	struct conn_access *ac = c->ac;
+	c->ac = NULL;
+	srv.access_pending--;
+	ac->c = NULL;
+	ac->flags = (uint8_t)cancel_once(ac->slot, RING_OP_CONNECT, ac->flags, AC_CONNECTING,
+					 AC_CONNECT_CANCELLED);
+	ac->flags = (uint8_t)cancel_once(ac->slot, RING_OP_SEND, ac->flags, AC_SEND, AC_SEND_CANCELLED);
+	ac->flags = (uint8_t)cancel_once(ac->slot, RING_OP_RECV, ac->flags, AC_RECV, AC_RECV_CANCELLED);
+	if (ring_slot_inflight(srv.ring, ac->slot) == 0)
+		access_dead(ac);
+}
+
+static const char *access_name(const struct conn *c)
+{
+	return srv.set->access_names[c->access_next];
+}
+
+/* Refused (the checker said 0, or closed without an answer: Dovecot's
+ * "no success") or failed (no checker, an invalid answer, no answer within
+ * login_access_timeout: Dovecot logs an error and refuses too). Either way
+ * the client is told and closed; a TLS client after its handshake, in
+ * TLS, as its greeting would have been. */
+static void access_refuse_send(struct conn *c, enum access_verdict verdict)
+{
+	bool pop3 = strcmp(srv.set->service, "pop3") == 0;
+	const char *line;
+	if (c->access_verdict != ACCESS_PENDING_NONE) {
+		c->access_verdict = ACCESS_PENDING_NONE;
+		srv.access_waiting--;
+	}
+	if (verdict == ACCESS_DENIED)
+		line = pop3 ? "-ERR [AUTH] Access denied.\r\n" : "* BYE Access denied.\r\n";
+	else
+		line = pop3 ? "-ERR [SYS/TEMP] Internal error occurred. Refer to server log for more information.\r\n"
+			    : "* BYE [UNAVAILABLE] Internal error occurred. Refer to server log for more information.\r\n";
+	cb_send(c, line, strlen(line));
+	if (c->state != CONN_CLOSING)
+		conn_close(c, false);
+	conn_defer(c);
+}
+
+static void access_refuse(struct conn *c, enum access_verdict verdict, const char *why)
+{
+	char rip[64];
+	login_addr_ip(&c->remote, rip, sizeof(rip));
+	if (verdict == ACCESS_DENIED)
+		log_info("access(%s): Client refused (rip=%s, session=<%s>)", access_name(c), rip,
+			 c->session_id);
+	else
+		log_error("access(%s): %s: client refused (rip=%s, session=<%s>)", access_name(c),
+			  why, rip, c->session_id);
+	c->flags |= CF_LOGGED;
+	access_retire(c);
+	/* an implicit-TLS client gets the answer once its handshake is done,
+	 * within ACCESS_TLS_WAIT_SECS */
+	if ((c->flags & CF_TLS) != 0 && (c->tls == NULL || !tls_conn_handshake_done(c->tls))) {
+		c->access_verdict = (uint8_t)verdict;
+		c->deadline = srv.now + ACCESS_TLS_WAIT_SECS;
+		srv.access_waiting++;
+		conn_defer(c);
+		return;
+	}
+	access_refuse_send(c, verdict);
+}
+
+static void access_start(struct conn *c);
+
+/* Every socket said yes: greet (a TLS client once its handshake is done),
+ * then whatever the client sent before it. */
+static void access_allowed(struct conn *c)
+{
+	access_retire(c);
+	if (++c->access_next < srv.set->access_count) {
+		access_start(c);
+		return;
+	}
+	log_debug("conn %u: access allowed", c->slot);
+	if ((c->flags & CF_TLS) != 0) {
+		if (c->tls != NULL && tls_conn_handshake_done(c->tls)) {
+			conn_start_session(c);
+			if (c->session != NULL)
+				conn_tls_pump(c); /* records that came before the greeting */
+		}
+		conn_defer(c);
+		return;
+	}
+	conn_start_session(c);
+	if (c->early != NULL && c->session != NULL) {
+		struct outq *e = c->early;
+		c->early = NULL;
+		srv.set->proto->input(c->session, e->data + e->head, e->tail - e->head);
+		outq_free(&e);
+	}
+	conn_recv_arm(c);
+	conn_defer(c);
+}
+
+/* Ask the next socket of login_access_sockets about c's address (the PROXY
+ * header's, when there was one). */
+static void access_start(struct conn *c)
+{
+	char rip[64], lip[64];
+	struct conn_access *ac = rg_calloc(1, sizeof(*ac));
+	ac->kind = OWNER_ACCESS;
+	ac->c = c;
+	ac->fd = -1;
+	ac->deadline = srv.now + srv.set->access_timeout;
+	access_reply_init(&ac->reply);
+	ac->slot = ring_slot_alloc(srv.ring, ac);
+	c->ac = ac;
+	srv.access_pending++;
+	ac->req_len = access_request_format(ac->req, sizeof(ac->req), srv.set->service,
+					    login_addr_ip(&c->remote, rip, sizeof(rip)),
+					    login_addr_ip(&c->local, lip, sizeof(lip)));
+	const char *path = srv.set->access_paths[c->access_next];
+	ac->addr.sun_family = AF_UNIX;
+	memcpy(ac->addr.sun_path, path, strlen(path) + 1); /* length checked at start-up */
+	ac->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (ac->fd < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "socket() failed: %s", strerror(errno));
+		access_refuse(c, ACCESS_FAILED, why);
+		return;
+	}
+	log_debug("conn %u: asking access socket %s", c->slot, path);
+	ac->flags |= AC_CONNECTING;
+	ring_connect(srv.ring, ac->slot, ac->fd, &ac->addr, sizeof(ac->addr));
+}
+
+/* At accept, or after the PROXY header: with login_access_sockets the
+ * greeting waits for the checkers. A plaintext client is not read
+ * meanwhile (a PROXY listener's read in progress is cancelled; what it
+ * brings waits in early); an implicit-TLS client's handshake goes on. */
+static bool access_begin(struct conn *c)
+{
+	if (srv.set->access_count == 0)
+		return false;
+	c->access_next = 0;
+	if ((c->flags & CF_TLS) == 0)
+		c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV,
+						 CF_RECV_CANCELLED);
+	access_start(c);
+	return true;
+}
+
+static void conn_early_input(struct conn *c, const uint8_t *data, size_t len)
+{
+	if (outq_pending(c->early) + len > ACCESS_EARLY_MAX) {
+		conn_log_end(c, "Too much input before the greeting");
+		conn_close(c, true);
+		return;
+	}
+	outq_append(&c->early, data, len, false);
+}
+
+static void access_input(struct conn_access *ac, const uint8_t *data, size_t len)
+{
+	struct conn *c = ac->c;
+	bool allow = false;
+	enum parse_result r = access_reply_feed(&ac->reply, data, len, &allow);
+	if (r == PARSE_MORE)
+		return;
+	if (r == PARSE_ERROR)
+		access_refuse(c, ACCESS_FAILED, "Invalid input");
+	else if (allow)
+		access_allowed(c);
+	else
+		access_refuse(c, ACCESS_DENIED, NULL);
+}
+
+static void access_event(struct conn_access *ac, const struct ring_event *ev)
+{
+	struct conn *c = ac->c;
+	char why[160];
+	switch (ev->op) {
+	case RING_OP_CONNECT:
+		ac->flags &= (uint8_t)~(AC_CONNECTING | AC_CONNECT_CANCELLED);
+		if (c == NULL)
+			break;
+		if (ev->res < 0) {
+			/* no checker listening: as Dovecot, the client is not served */
+			snprintf(why, sizeof(why), "connect(%s) failed: %s", ac->addr.sun_path,
+				 strerror(-ev->res));
+			access_refuse(c, ACCESS_FAILED, why);
+			break;
+		}
+		if (ac->req_len == 0) {
+			access_refuse(c, ACCESS_FAILED, "request not formatted");
+			break;
+		}
+		ac->flags |= AC_SEND | AC_RECV;
+		ring_send(srv.ring, ac->slot, ac->fd, ac->req, ac->req_len);
+		ring_recv(srv.ring, ac->slot, ac->fd);
+		break;
+	case RING_OP_SEND:
+		ac->flags &= (uint8_t)~(AC_SEND | AC_SEND_CANCELLED);
+		if (c == NULL)
+			break;
+		if (ev->res != (int)ac->req_len) {
+			/* a fresh UNIX socket takes 100 bytes whole: anything
+			 * else is an error */
+			snprintf(why, sizeof(why), "send failed: %s",
+				 ev->res < 0 ? strerror(-ev->res) : "short write");
+			access_refuse(c, ACCESS_FAILED, why);
+		}
+		break;
+	case RING_OP_RECV:
+		if (!ev->more)
+			ac->flags &= (uint8_t)~(AC_RECV | AC_RECV_CANCELLED);
+		if (c == NULL)
+			break;
+		if (ev->res > 0) {
+			access_input(ac, ev->data, (size_t)ev->res);
+		} else if (ev->res == 0) {
+			/* closed without an answer: Dovecot's "no success" */
+			access_refuse(c, ACCESS_DENIED, NULL);
+		} else if (ev->res != -ENOBUFS && ev->res != -ECANCELED) {
+			snprintf(why, sizeof(why), "read failed: %s", strerror(-ev->res));
+			access_refuse(c, ACCESS_FAILED, why);
+		}
+		if (ac->c != NULL && (ac->flags & AC_RECV) == 0) {
+			ac->flags |= AC_RECV;
+			ring_recv(srv.ring, ac->slot, ac->fd);
+		}
+		break;
+	default:
+		log_fatal("access lookup: unexpected ring op %d", (int)ev->op);
+	}
+	if (ac->c == NULL && ring_slot_inflight(srv.ring, ac->slot) == 0)
+		access_dead(ac);
+	if (c != NULL)
+		conn_check(c);
+}
+
+/* login_access_timeout: a checker that does not answer in time fails the
+ * lookup (Dovecot: "Timed out while waiting for reply"). */
+static void access_tick(void)
+{
+	struct conn *next;
+	for (struct conn *c = srv.live.head; c != NULL; c = next) {
+		next = c->next;
+		if (c->ac != NULL && (int32_t)(srv.now - c->ac->deadline) >= 0) {
+			access_refuse(c, ACCESS_FAILED, "Timed out while waiting for reply");
+		} else if (c->access_verdict != ACCESS_PENDING_NONE &&
+			   (int32_t)(srv.now - c->deadline) >= 0) {
+			/* refused, and no handshake to carry the answer */
+			conn_close(c, true);
+			conn_defer(c);
+		}
+	}
+}
+
 static void conn_accept(int fd, const struct login_src *listener)
 {
 	struct sockaddr_storage ss;
@@ -2328,8 +2669,9 @@ static void conn_accept(int fd, const struct login_src *listener)
 		conn_close(c, false);
 	} else if (listener->ssl) {
 		c->flags |= CF_TLS; /* the session starts after the handshake */
+		(void)access_begin(c);
 		conn_recv_arm(c);
-	} else {
+	} else if (!access_begin(c)) {
 		conn_start_session(c);
 		conn_recv_arm(c);
 	}
@@ -2411,8 +2753,15 @@ static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	len -= consumed;
 	if ((c->flags & CF_HAPROXY_TLS) != 0) {
 		c->flags |= CF_TLS;
-		if (len > 0)
+		(void)access_begin(c);
+		if (len > 0 && c->state == CONN_PRELOGIN)
 			conn_tls_input(c, data, len);
+		return;
+	}
+	if (access_begin(c)) {
+		/* the real address decides; bytes after the header wait */
+		if (len > 0 && c->state == CONN_PRELOGIN)
+			conn_early_input(c, data, len);
 		return;
 	}
 	conn_start_session(c);
@@ -2434,7 +2783,10 @@ static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 		switch ((enum conn_state)c->state) {
 		case CONN_PRELOGIN:
 		case CONN_AUTHENTICATING:
-			srv.set->proto->input(c->session, ev->data, (size_t)ev->res);
+			if (c->session == NULL)
+				conn_early_input(c, ev->data, (size_t)ev->res);
+			else
+				srv.set->proto->input(c->session, ev->data, (size_t)ev->res);
 			break;
 		case CONN_HANDOFF:
 		case CONN_BACKEND:
@@ -2760,6 +3112,8 @@ static void tick(void)
 			conn_check(c);
 		}
 	}
+	if (srv.access_pending > 0 || srv.access_waiting > 0)
+		access_tick();
 	if (srv.backends > 0) {
 		/* proxy_timeout: a backend that does not answer in time */
 		for (struct conn *c = srv.live.head; c != NULL; c = next) {
@@ -2879,6 +3233,8 @@ static void ring_handler(struct ring *ring, const struct ring_event *ev, void *c
 		conn_event(ev->owner, ev);
 	else if (kind == OWNER_PROXY)
 		proxy_event(ev->owner, ev);
+	else if (kind == OWNER_ACCESS)
+		access_event(ev->owner, ev);
 	else
 		src_event(ev->owner, ev);
 	process_deferred();

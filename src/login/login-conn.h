@@ -7,6 +7,9 @@
  * is relayed to the worker over a socketpair, with back-pressure both ways.
  * On haproxy = yes listeners a PROXY v1/v2 header (src/proxy) is read first,
  * only from haproxy_trusted_networks, and its addresses replace the socket's.
+ * With login_access_sockets each client's address (the header's, behind a
+ * PROXY listener) is checked on those UNIX sockets, on the ring, before its
+ * greeting (src/lib/access-proto.h).
  *
  * Invariants: a connection changes state only in conn_set_state(); its slot is
  * freed only when the ring has no operation of it in flight; an idle pre-login
@@ -44,6 +47,13 @@ struct login_conn_config {
 	unsigned max_preauth_per_ip;
 	unsigned login_timeout;		/* seconds */
 	unsigned haproxy_timeout;	/* seconds for a PROXY header */
+	/* login_access_sockets: names (for the log) and socket paths as seen
+	 * from the chroot, asked in order before the greeting; access_timeout
+	 * seconds for each answer */
+	const char *const *access_names;
+	const char *const *access_paths;
+	unsigned access_count;
+	unsigned access_timeout;
 	unsigned client_limit;		/* never 0 */
 	unsigned service_count;		/* 0 = unlimited */
 	int master_fd, auth_fd;

@@ -1,5 +1,5 @@
 /* login-main.c — ringgate-login: parse the configuration, drop privileges
- * (chroot to base_dir/login-empty, setgroups/setresgid/setresuid to
+ * (chroot to base_dir/login, setgroups/setresgid/setresuid to
  * default_login_user, no_new_privs), then serve on the ring (login-conn.c).
  * fd 3 = master, fd 4 = auth, fds 5.. = listeners named by RINGGATE_LISTENERS. */
 #include "lib/alloc.h"
@@ -27,6 +27,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define MASTER_FD 3
@@ -84,7 +85,7 @@ static void drop_privileges(const struct settings *set)
 	if (uid == 0)
 		log_fatal("default_login_user %s is root", set->default_login_user);
 
-	char *dir = rg_strdup_printf("%s/login-empty", set->base_dir);
+	char *dir = rg_strdup_printf("%s/login", set->base_dir);
 	if (chroot(dir) < 0)
 		log_fatal("chroot(%s): %m", dir);
 #ifdef __SANITIZE_ADDRESS__
@@ -125,6 +126,33 @@ static char *mechanisms_upper(const char *s)
 		j--;
 	out[j] = '\0';
 	return out;
+}
+
+/* login_access_sockets: the names, and each socket's path as this process
+ * will see it (chrooted in base_dir/login: "/NAME") */
+static unsigned access_sockets(const struct settings *set, char ***names_r, char ***paths_r)
+{
+	char *list = rg_strdup(set->login_access_sockets);
+	char **names = NULL, **paths = NULL;
+	unsigned n = 0;
+	for (char *save = NULL, *w = strtok_r(list, " ", &save); w != NULL;
+	     w = strtok_r(NULL, " ", &save)) {
+		names = rg_realloc(names, (n + 1) * sizeof(*names));
+		paths = rg_realloc(paths, (n + 1) * sizeof(*paths));
+		names[n] = rg_strdup(w);
+		paths[n] = geteuid() == 0 ? rg_strdup_printf("/%s", w)
+					  : rg_strdup_printf("%s/login/%s", set->base_dir, w);
+		if (strlen(paths[n]) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+			log_fatal("login_access_sockets: %s: path too long for a UNIX socket",
+				  paths[n]);
+		n++;
+	}
+	rg_free(list);
+	if (n > 255)
+		log_fatal("login_access_sockets: more than 255 sockets");
+	*names_r = names;
+	*paths_r = paths;
+	return n;
 }
 
 static unsigned count_listeners(void)
@@ -257,6 +285,10 @@ int main(int argc, char **argv)
 		close(fd);
 	}
 
+	/* before the privilege drop: the paths depend on the chroot */
+	char **access_names, **access_paths;
+	unsigned access_count = access_sockets(set, &access_names, &access_paths);
+
 	int rret = login_conn_prepare(svc->service_count);
 	if (rret < 0)
 		log_fatal("io_uring setup failed: %s", strerror(-rret));
@@ -284,6 +316,10 @@ int main(int argc, char **argv)
 		.max_preauth_per_ip = set->login_max_preauth_ip_connections,
 		.login_timeout = set->login_timeout,
 		.haproxy_timeout = set->haproxy_timeout,
+		.access_names = (const char *const *)access_names,
+		.access_paths = (const char *const *)access_paths,
+		.access_count = access_count,
+		.access_timeout = set->login_access_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
 		.service_count = svc->service_count,
 		.master_fd = MASTER_FD,
@@ -337,6 +373,12 @@ int main(int argc, char **argv)
 		log_fatal("seccomp sandbox: %s: %s", serr, strerror(-sret));
 	int ret = login_conn_run(&cc);
 	rg_free(mechs);
+	for (unsigned i = 0; i < access_count; i++) {
+		rg_free(access_names[i]);
+		rg_free(access_paths[i]);
+	}
+	rg_free(access_names);
+	rg_free(access_paths);
 	rg_free(fds);
 	rg_free(fd_ssl);
 	rg_free(fd_haproxy);

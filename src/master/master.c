@@ -48,7 +48,7 @@
 #define SYSLOG_RECONNECT_SECS 10
 
 /* relayd-style table of the process types master starts */
-enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER };
+enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS };
 static const struct proc_type_info {
 	const char *name;
 	const char *binary; /* NULL: chosen per service */
@@ -56,6 +56,7 @@ static const struct proc_type_info {
 	[PROC_AUTH] = { "auth", "ringgate-auth" },
 	[PROC_LOGIN] = { "login", "ringgate-login" },
 	[PROC_WORKER] = { "worker", NULL },
+	[PROC_ACCESS] = { "access", "ringgate-access" },
 };
 
 enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN, EV_CTL_LISTEN, EV_HTTP_LISTEN, EV_CLIENT };
@@ -174,7 +175,7 @@ struct pending {
 static struct master {
 	struct settings *set;
 	char *exe_dir;
-	char *auth_path, *login_path;
+	char *auth_path, *login_path, *access_path;
 	char *pid_path;
 	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
 	const char *log_timestamp; /* RINGGATE_LOG_TIMESTAMP for workers, or NULL */
@@ -193,6 +194,15 @@ static struct master {
 	struct child *auth;
 	unsigned auth_failures;
 	int64_t auth_backoff_until_ms;
+
+	/* the built-in login access checker (login_access_sockets = access):
+	   its listening socket base_dir/login/access, kept across restarts of
+	   the process, so a lookup waits in the backlog rather than fails */
+	int access_fd;
+	char *access_sock_path;
+	struct child *access;
+	unsigned access_failures;
+	int64_t access_backoff_until_ms;
 
 	struct pending *pending;
 	uint32_t req_seq;
@@ -321,6 +331,8 @@ static const char *child_service_name(const struct child *c)
 	switch (c->type) {
 	case PROC_AUTH:
 		return "auth";
+	case PROC_ACCESS:
+		return "access";
 	case PROC_LOGIN:
 		return c->svc->set->name;
 	case PROC_WORKER:
@@ -572,6 +584,58 @@ static void auth_kill(const char *why)
 	m.auth->st.terminating = true;
 	kill(m.auth->pid, SIGKILL);
 	pending_fail_all("Authentication service unavailable.");
+}
+
+/* ---- the built-in access checker ------------------------------------------ */
+
+/* base_dir/login/access, connectable by the login processes' user only (as
+ * Dovecot's tcpwrap listener: mode 0600, user $default_login_user) */
+static void access_setup_socket(void)
+{
+	if (!settings_access_builtin(m.set))
+		return;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	m.access_sock_path = rg_strdup_printf("%s/login/%s", m.set->base_dir,
+					      SETTINGS_ACCESS_BUILTIN);
+	if (strlen(m.access_sock_path) >= sizeof(sun.sun_path))
+		startup_fatal("%s: path too long for a UNIX socket", m.access_sock_path);
+	strcpy(sun.sun_path, m.access_sock_path);
+	(void)unlink(m.access_sock_path);
+	m.access_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (m.access_fd < 0 || bind(m.access_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		startup_fatal("bind(%s) failed: %m", m.access_sock_path);
+	if (m.uid == 0) {
+		const struct passwd *pw = getpwnam(m.set->default_login_user);
+		if (pw == NULL || chown(m.access_sock_path, pw->pw_uid, pw->pw_gid) < 0)
+			startup_fatal("chown(%s) failed: %m", m.access_sock_path);
+	}
+	if (chmod(m.access_sock_path, 0600) < 0 || listen(m.access_fd, m.backlog) < 0)
+		startup_fatal("listen(%s) failed: %m", m.access_sock_path);
+}
+
+static void access_spawn(void)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(access): fork() failed: %m");
+		return;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_place_fds(&m.access_fd, 1);
+		char *argv[] = { (char *)"ringgate-access", (char *)"-c", m.running_conf, NULL };
+		execv(m.access_path, argv);
+		log_error("execv(%s) failed: %m", m.access_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	struct child *c = rg_calloc(1, sizeof(*c));
+	c->pid = pid;
+	c->type = PROC_ACCESS;
+	c->started_ms = now_ms();
+	c->chan = -1;
+	c->auth_pending_fd = -1;
+	m.access = c;
+	log_debug("service(access): started process %ld", (long)pid);
 }
 
 /* ---- workers -------------------------------------------------------------- */
@@ -1302,6 +1366,17 @@ static void child_exited(pid_t pid, int status)
 		child_free(c);
 		return;
 	}
+	if (m.access != NULL && m.access->pid == pid) {
+		struct child *c = m.access;
+		m.access = NULL;
+		bool abnormal = child_log_exit(c, status);
+		if (!m.stopping && !c->st.terminating && !abnormal)
+			log_error("service(access): process %ld exited unexpectedly", (long)pid);
+		m.access_failures = note_failure(c, abnormal || !m.stopping, m.access_failures,
+						 &m.access_backoff_until_ms);
+		child_free(c);
+		return;
+	}
 	for (unsigned s = 0; s < m.service_count; s++) {
 		struct login_service *svc = m.services[s];
 		for (struct child *c = svc->logins; c != NULL; c = c->next) {
@@ -1351,7 +1426,7 @@ static void reap_children(void)
 
 static bool have_children(void)
 {
-	if (m.auth != NULL || m.worker_list != NULL)
+	if (m.auth != NULL || m.access != NULL || m.worker_list != NULL)
 		return true;
 	for (unsigned s = 0; s < m.service_count; s++) {
 		if (m.services[s]->logins != NULL)
@@ -1375,6 +1450,10 @@ static void signal_all(int sig)
 	if (m.auth != NULL) {
 		m.auth->st.terminating = true;
 		kill(m.auth->pid, sig);
+	}
+	if (m.access != NULL) {
+		m.access->st.terminating = true;
+		kill(m.access->pid, sig);
 	}
 }
 
@@ -1884,10 +1963,12 @@ static void mkdir_p(const char *path, mode_t mode)
 	rg_free(p);
 }
 
+/* base_dir/login: the login processes' chroot (and the access checker's),
+ * root's, holding nothing but login_access_sockets sockets */
 static void setup_dirs(void)
 {
 	mkdir_p(m.set->base_dir, 0755);
-	char *empty = rg_strdup_printf("%s/login-empty", m.set->base_dir);
+	char *empty = rg_strdup_printf("%s/login", m.set->base_dir);
 	mkdir_p(empty, 0755);
 	if (m.uid == 0 && chown(empty, 0, 0) < 0)
 		startup_fatal("chown(%s) failed: %m", empty);
@@ -1921,6 +2002,7 @@ static void find_binaries(void)
 	m.exe_dir = rg_strdup(dirname(buf));
 	m.auth_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_AUTH].binary);
 	m.login_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_LOGIN].binary);
+	m.access_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_ACCESS].binary);
 }
 
 /* On reload: a socket of the configuration being replaced bound to the same
@@ -2134,6 +2216,9 @@ static const char *reload_needs_restart(const struct settings *a, const struct s
 		return "syslog_facility";
 	if ((a->login_max_preauth_ip_connections == 0) != (b->login_max_preauth_ip_connections == 0))
 		return "login_max_preauth_ip_connections (on or off)";
+	if (settings_access_builtin(a) != settings_access_builtin(b))
+		return "login_access_sockets (the built-in checker '" SETTINGS_ACCESS_BUILTIN
+		       "' on or off)";
 	const struct service_settings *sa = settings_service(a, "stats");
 	const struct service_settings *sb = settings_service(b, "stats");
 	if (sa->listener_count != sb->listener_count ||
@@ -2249,6 +2334,13 @@ static int master_reload(char **error_r)
 		m.services[m.service_count++] = svc;
 	}
 	rg_free(old);
+	/* new lists for the built-in checker: a fresh process reads them (the
+	 * socket stays, so lookups meanwhile wait in its backlog) */
+	if (m.access != NULL && (strcmp(old_set->login_access_allow, set->login_access_allow) != 0 ||
+				 strcmp(old_set->login_access_deny, set->login_access_deny) != 0)) {
+		m.access->st.terminating = true;
+		kill(m.access->pid, SIGTERM);
+	}
 	m.old_sets = rg_realloc(m.old_sets, (m.old_set_count + 1) * sizeof(*m.old_sets));
 	m.old_sets[m.old_set_count++] = old_set;
 	return 0;
@@ -2381,6 +2473,7 @@ int master_run(struct settings *set, bool foreground)
 	m.debug_env = dbg != NULL ? rg_strdup(dbg) : NULL;
 	m.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	m.iplimit_fd = -1;
+	m.access_fd = -1;
 	if (sched_getaffinity(0, sizeof(m.cpus), &m.cpus) < 0)
 		CPU_ZERO(&m.cpus);
 
@@ -2439,6 +2532,7 @@ int master_run(struct settings *set, bool foreground)
 			startup_fatal("login_max_preauth_ip_connections: memfd: %s",
 				      strerror(-m.iplimit_fd));
 	}
+	access_setup_socket();
 	char *error = NULL;
 	if (setup_services(NULL, 0, &error) < 0)
 		startup_fatal("%s", error);
@@ -2474,6 +2568,8 @@ int master_run(struct settings *set, bool foreground)
 	if (set->ssl != SSL_NO)
 		ticket_keys_rotate();
 	auth_spawn();
+	if (m.access_fd >= 0)
+		access_spawn();
 	/* listeners are bound and the pid file written: systemd may go on */
 	char ready[64];
 	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%ld", (long)getpid());
@@ -2540,6 +2636,8 @@ int master_run(struct settings *set, bool foreground)
 		}
 		if (m.auth == NULL && now_ms() >= m.auth_backoff_until_ms)
 			auth_spawn();
+		if (m.access_fd >= 0 && m.access == NULL && now_ms() >= m.access_backoff_until_ms)
+			access_spawn();
 		if (m.ticket_len > 0 && now_secs() - m.ticket_rotated >= TICKET_ROTATE_SECS)
 			ticket_keys_rotate();
 		if (now_secs() - m.syslog_connected >= SYSLOG_RECONNECT_SECS) {
@@ -2558,6 +2656,11 @@ int master_run(struct settings *set, bool foreground)
 		client_close(m.clients);
 	close(m.ctl_fd);
 	unlink(m.ctl_path);
+	if (m.access_fd >= 0) {
+		close(m.access_fd);
+		unlink(m.access_sock_path);
+	}
+	rg_free(m.access_sock_path);
 	rg_free(m.ctl_path);
 	for (unsigned i = 0; i < m.http_count; i++)
 		close(m.http_fds[i]);

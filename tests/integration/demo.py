@@ -38,7 +38,7 @@ def main():
         print(e, file=sys.stderr)
         rg.stop()
         return 1
-    who = "as root: login processes chroot to %s/login-empty as %s, workers run as %s" % (
+    who = "as root: login processes chroot to %s/login as %s, workers run as %s" % (
         rg.base_dir, rgenv.LOGIN_USER, rgenv.MAIL_USER) if rgenv.is_root() else \
         "as uid %d (not root: no chroot, no user switching)" % os.getuid()
     print(f"""

@@ -165,7 +165,7 @@ class Processes(unittest.TestCase):
         if not rgenv.sanitized():
             self.assertEqual(status["Seccomp"].strip(), "2")
         self.assertEqual(os.readlink("/proc/%d/root" % pid),
-                         os.path.join(self.rg.base_dir, "login-empty"))
+                         os.path.join(self.rg.base_dir, "login"))
         limits = [x for x in open("/proc/%d/limits" % pid) if x.startswith("Max open files")][0]
         self.assertLess(int(limits.split()[3]), 10000)
         # auth, the only reader of password hashes, has its own filter

@@ -69,7 +69,7 @@ class World:
     def __init__(self, service="imap", conf="", svc="", user_ok=("good", "pass")):
         self.dir = tempfile.mkdtemp(prefix="rg-login-")
         os.chmod(self.dir, 0o755)
-        os.mkdir(os.path.join(self.dir, "login-empty"))
+        os.mkdir(os.path.join(self.dir, "login"))
         self.conf = os.path.join(self.dir, "ringgate.conf")
         login_user = "nobody" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
         with open(self.conf, "w") as f:
