@@ -180,7 +180,7 @@ class NginxProxy:
         self.parts = {"mail": self.mail, "auth": self.auth}
 
     def version(self):
-        return "nginx " + self.mail.version()
+        return self.mail.version()
 
     def start(self):
         def http_ready(inst):
