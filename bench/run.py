@@ -104,6 +104,9 @@ class Accounting:
         self.root_pid = None
         self.perf_cgroup = None
         uni = "/sys/fs/cgroup"
+        # the driver's pid in the name: two runs at once (a bench and the
+        # proxy smoke test, say) never share a group
+        group = "rgbench-%d-%s" % (os.getpid(), name)
         try:
             if os.path.exists(uni + "/cgroup.controllers"):
                 with open(uni + "/cgroup.controllers") as f:
@@ -111,15 +114,15 @@ class Accounting:
                 if "cpu" in ctrls and "memory" in ctrls:
                     own = _own_cgroup_v2()
                     parent = uni + own
-                    d = os.path.join(parent, "rgbench-" + name)
+                    d = os.path.join(parent, group)
                     os.makedirs(d, exist_ok=True)
                     self.dirs = [d]
                     self.cpu_file = (d + "/cpu.stat", "v2")
                     self.mem_file = d + "/memory.current"
                     self.method = "cgroup v2"
             elif os.path.isdir(uni + "/cpuacct") and os.path.isdir(uni + "/memory"):
-                cpu = uni + "/cpuacct" + _own_cgroup_v1("cpuacct") + "/rgbench-" + name
-                mem = uni + "/memory" + _own_cgroup_v1("memory") + "/rgbench-" + name
+                cpu = uni + "/cpuacct" + _own_cgroup_v1("cpuacct") + "/" + group
+                mem = uni + "/memory" + _own_cgroup_v1("memory") + "/" + group
                 for d in (cpu, mem):
                     os.makedirs(d, exist_ok=True)
                 self.dirs = [cpu, mem]
@@ -131,7 +134,7 @@ class Accounting:
             # perf record -G needs a cgroup2 group (its perf_event
             # controller is implicit there), also on a hybrid system
             if self.method.startswith("cgroup v1") and os.path.exists(uni + "/unified/cgroup.procs"):
-                d = uni + "/unified" + _own_cgroup_v2() + "/rgbench-" + name
+                d = uni + "/unified" + _own_cgroup_v2() + "/" + group
                 d = d.replace("//", "/")
                 os.makedirs(d, exist_ok=True)
                 self.dirs.append(d)
