@@ -521,6 +521,8 @@ def proxy_markdown(p):
                 lab, cell(row, "ringgate", "mib_per_s", "%.1f"),
                 cell(row, "nginx", "mib_per_s", "%.1f"), h.fmt(row["mib_ratio"], "%.2f×"),
                 cell(row, "direct", "mib_per_s", "%.1f")))
+        if row["fetches"] > 1:
+            # the relay's cost: the login part is small next to this
             L.append("| %s: proxy CPU ms per MiB | %s | %s | %s | – |" % (
                 lab, cell(row, "ringgate", "cpu_ms_per_mib", "%.3f"),
                 cell(row, "nginx", "cpu_ms_per_mib", "%.3f"),
