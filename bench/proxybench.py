@@ -463,7 +463,10 @@ def proxy_markdown(p):
         "cgroup (master, auth, login processes) and, for nginx, the mail nginx plus its "
         "auth responder (both shown); the backend's CPU is shown apart and is not in "
         "either proxy's figure. *direct* is rgbench against the backend without a proxy: "
-        "the ceiling on this machine.\n" % (v.get("backend"), v.get("nginx"), os.cpu_count()))
+        "the ceiling on this machine. Both proxies keep their defaults otherwise: ringgate "
+        "logs two lines per session (started proxying, disconnected) as Dovecot does, "
+        "nginx (`error_log … warn`) none; nginx relays through its default "
+        "`proxy_buffer`.\n" % (v.get("backend"), v.get("nginx"), os.cpu_count()))
     L.append(
         "rgbench, IMAP, plaintext, c=%d, %d rounds of %.0f s interleaved, medians; ratios are "
         "taken within a round. *login* = greeting, LOGIN, LOGOUT; *login-fetch* = LOGIN, "
