@@ -170,6 +170,7 @@ class NginxProxy:
     """The mail nginx and its auth responder, measured as one server
     whose CPU is the sum of both cgroups (parts kept apart too)."""
     kind = "nginx"
+    mode = "performance"
 
     def __init__(self, tmp, backend_port):
         self.name = "nginx"
@@ -222,6 +223,7 @@ class RinggateProxy:
     backend; its passdb/userdb file is its own, the Maildirs stay the
     world's (the backend's)."""
     kind = "ringgate"
+    mode = "performance"
 
     def __init__(self, world, tmp, build, plimit):
         self.world = world
@@ -269,6 +271,7 @@ class RinggateProxy:
 class Direct:
     """The backend measured without a proxy: the ceiling."""
     kind = "dovecot"
+    mode = "performance"
 
     def __init__(self, backend):
         self.backend = backend
@@ -398,7 +401,7 @@ def proxy_compare(args):
                 case = ("login", "imap", "plain", CLIENTS, "all")
                 h.log("proxy section: profiling %s, login" % srv.name)
                 prof_srv = type("P", (), {"ports": srv.ports, "acct": inst.acct,
-                                          "name": srv.name})()
+                                          "name": srv.name, "mode": "performance"})()
                 rows = bench.profile(prof_srv, case)
                 if rows:
                     out["profiles"].append((srv.name, rows))
