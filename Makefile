@@ -17,7 +17,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all deps build run check check-asan check-system unit fuzz fuzz-coverage clean bench soak install
+.PHONY: all deps build run check check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
 
 all: build
 
@@ -103,10 +103,37 @@ unit: build
 # The benchmark: ringgate vs a private Dovecot (Debian's packages, installed
 # here when missing; the system service is left alone), both modes, as root.
 # Writes docs/performance.md; a few minutes, FULL=1 for the long matrix.
-bench: build
+bench: build bench-nginx
 	$(call install_missing,dovecot-imapd dovecot-pop3d gnuplot-nox)
 	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full)
 	$(if $(FULL),$(SUDO) python3 bench/soak.py --build $(BUILD))
+
+# nginx and its mail module for the proxy section (bench/proxybench.py runs
+# a private nginx). Installing Debian's nginx would start its service on
+# port 80: while it installs, a policy-rc.d (unless one is there already)
+# forbids starting services, and the service installed here is disabled
+# on systemd. An nginx installed before is left as it was.
+NGINX_DEBS := nginx libnginx-mod-mail
+bench-nginx:
+	@missing=""; for p in $(NGINX_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  had_nginx=no; dpkg-query -W -f='$${Status}' nginx 2>/dev/null | grep -q 'install ok installed' && had_nginx=yes; \
+	  own_policy=no; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\n# make bench: no service starts while nginx installs\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
+	  fi; \
+	  echo "installing:$$missing (no service started)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
+	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	  if [ $$had_nginx = no ] && [ -d /run/systemd/system ]; then \
+	    $(SUDO) systemctl disable --now nginx.service >/dev/null 2>&1 || true; \
+	  fi; \
+	  exit $$rc; \
+	fi
 
 # A million pre-login sessions (high-security: 20,000); fds, processes and
 # memory must come back to where they started. Writes docs/soak.md.

@@ -13,7 +13,9 @@ including exited children, memory), or from /proc when no cgroup works.
 Writes docs/performance.md and the raw results (JSON lines).
 Its crypto section runs ringgate built with Debian's libwolfssl
 (build-system/, -DRINGGATE_WOLFSSL=system, built when missing) next to the
-default asm build; `--only crypto` runs that section alone.
+default asm build; `--only crypto` runs that section alone. Its proxy section
+(bench/proxybench.py) puts ringgate's passdb proxy and nginx's mail proxy in
+front of one private Dovecot; `--only proxy` runs that section alone.
 """
 import argparse
 import datetime
@@ -102,6 +104,9 @@ class Accounting:
         self.root_pid = None
         self.perf_cgroup = None
         uni = "/sys/fs/cgroup"
+        # the driver's pid in the name: two runs at once (a bench and the
+        # proxy smoke test, say) never share a group
+        group = "rgbench-%d-%s" % (os.getpid(), name)
         try:
             if os.path.exists(uni + "/cgroup.controllers"):
                 with open(uni + "/cgroup.controllers") as f:
@@ -109,15 +114,15 @@ class Accounting:
                 if "cpu" in ctrls and "memory" in ctrls:
                     own = _own_cgroup_v2()
                     parent = uni + own
-                    d = os.path.join(parent, "rgbench-" + name)
+                    d = os.path.join(parent, group)
                     os.makedirs(d, exist_ok=True)
                     self.dirs = [d]
                     self.cpu_file = (d + "/cpu.stat", "v2")
                     self.mem_file = d + "/memory.current"
                     self.method = "cgroup v2"
             elif os.path.isdir(uni + "/cpuacct") and os.path.isdir(uni + "/memory"):
-                cpu = uni + "/cpuacct" + _own_cgroup_v1("cpuacct") + "/rgbench-" + name
-                mem = uni + "/memory" + _own_cgroup_v1("memory") + "/rgbench-" + name
+                cpu = uni + "/cpuacct" + _own_cgroup_v1("cpuacct") + "/" + group
+                mem = uni + "/memory" + _own_cgroup_v1("memory") + "/" + group
                 for d in (cpu, mem):
                     os.makedirs(d, exist_ok=True)
                 self.dirs = [cpu, mem]
@@ -129,7 +134,7 @@ class Accounting:
             # perf record -G needs a cgroup2 group (its perf_event
             # controller is implicit there), also on a hybrid system
             if self.method.startswith("cgroup v1") and os.path.exists(uni + "/unified/cgroup.procs"):
-                d = uni + "/unified" + _own_cgroup_v2() + "/rgbench-" + name
+                d = uni + "/unified" + _own_cgroup_v2() + "/" + group
                 d = d.replace("//", "/")
                 os.makedirs(d, exist_ok=True)
                 self.dirs.append(d)
@@ -919,7 +924,7 @@ def server_log_problems(text):
 
 
 def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn, large=None,
-                 plots=(), crypto=None):
+                 plots=(), crypto=None, proxy=None):
     res = bench.results
     m = machine()
     names = [s.name for s in servers]
@@ -1185,6 +1190,8 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
         L.append("")
     if crypto is not None:
         L.append(crypto_markdown(crypto))
+    if proxy is not None:
+        L.append(proxybench.proxy_markdown(proxy))
     L.append("## Process start-up\n")
     L.append("Spawn cost measured separately: CPU per fork+exec+exit of the binary, "
              "%d times from Python (includes Python's fork), on this machine:\n" %
@@ -1468,9 +1475,10 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profiles")
     ap.add_argument("--system-build", default=os.path.join(ROOT, "build-system"),
                     help="ringgate built with -DRINGGATE_WOLFSSL=system (built when missing)")
-    ap.add_argument("--only", choices=("crypto",),
-                    help="run one section only: crypto (asm vs system build); writes "
-                         "<build>/bench-crypto.md unless --out is given")
+    ap.add_argument("--only", choices=("crypto", "proxy"),
+                    help="run one section only: crypto (asm vs system build) or proxy "
+                         "(ringgate's passdb proxy vs nginx's mail proxy); writes "
+                         "<build>/bench-SECTION.md unless --out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     if args.runs is None:
@@ -1488,10 +1496,13 @@ def main():
     if not os.path.exists(os.path.join(args.build, "bin", "rgbench")):
         sys.exit("no %s/bin/rgbench: build first (make build)" % args.build)
     args.system_build = os.path.abspath(args.system_build)
-    if args.only == "crypto":
+    if args.only:
         if "--out" not in sys.argv:
-            args.out = os.path.join(args.build, "bench-crypto.md")
-        text = crypto_markdown(crypto_compare(args))
+            args.out = os.path.join(args.build, "bench-%s.md" % args.only)
+        if args.only == "crypto":
+            text = crypto_markdown(crypto_compare(args))
+        else:
+            text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:
             f.write(text)
         print(text)
@@ -1576,6 +1587,7 @@ def main():
     spawn = spawn_cost(args.build)
     # --match retries cases: the side sections are left out
     crypto = crypto_compare(args) if not args.match else None
+    proxy = proxybench.proxy_compare(args) if not args.match else None
     large = None
     if not args.quick and not args.match:
         tmp2 = tempfile.mkdtemp(prefix="rgbench-large-")
@@ -1590,11 +1602,16 @@ def main():
     plots = write_plots(os.path.dirname(os.path.abspath(args.out)), bench.results,
                         [s.name for s in servers], prefix)
     write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn,
-                 large, plots, crypto)
+                 large, plots, crypto, proxy)
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0
 
+
+# the proxy section's module uses this one's classes: one copy of it, also
+# when this file runs as __main__
+sys.modules.setdefault("run", sys.modules[__name__])
+import proxybench  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

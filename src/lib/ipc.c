@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,12 +84,35 @@ void ipc_msg_add_uint(struct ipc_msg *msg, enum ipc_field key, unsigned long lon
 	ipc_msg_add(msg, key, num, (size_t)n);
 }
 
+/* The header's sender pid, asked once per process: getpid() is a real
+ * syscall, and every proxied login sends two messages. A fork()ed child
+ * forgets the parent's (glibc runs the atfork handler in the child). */
+static pid_t ipc_pid;
+
+static void ipc_pid_forget(void)
+{
+	ipc_pid = 0;
+}
+
+static uint32_t ipc_own_pid(void)
+{
+	static bool registered;
+	if (!registered) {
+		registered = pthread_atfork(NULL, NULL, ipc_pid_forget) == 0;
+		if (!registered)
+			return (uint32_t)getpid();
+	}
+	if (ipc_pid == 0)
+		ipc_pid = getpid();
+	return (uint32_t)ipc_pid;
+}
+
 static void msg_finish(struct ipc_msg *msg)
 {
 	struct ipc_hdr hdr;
 	memcpy(&hdr, msg->buf, sizeof(hdr));
 	hdr.len = (uint32_t)(msg->len - IPC_HDR_SIZE);
-	hdr.pid = (uint32_t)getpid();
+	hdr.pid = ipc_own_pid();
 	memcpy(msg->buf, &hdr, sizeof(hdr));
 }
 

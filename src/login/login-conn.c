@@ -1239,11 +1239,14 @@ static void conn_backend_failed(struct conn *c, const char *why, const char *cli
 	conn_handoff_abandon(c, client_text != NULL ? client_text : BACKEND_UNAVAILABLE);
 }
 
+/* The dialogue's commands are only queued: what one backend input (or the
+ * connect) makes them say leaves in one send (ID and AUTHENTICATE in one
+ * segment), flushed by conn_backend_input(), the connect's completion or
+ * the TLS pump. */
 static void backend_send(void *ctx, const void *data, size_t len)
 {
 	struct conn_proxy *px = ctx;
 	outq_append(&px->to_worker, data, len, (px->flags & PX_SEND) != 0);
-	proxy_send_more(px);
 }
 
 /* AUTH_OK for a proxied user and the core's hand-off: connect to the
@@ -1471,6 +1474,7 @@ static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 	enum backend_result r = backend_login_input(c->be->login, data, len, &consumed, &reply);
 	switch (r) {
 	case BACKEND_MORE:
+		proxy_send_more(c->px);
 		return;
 	case BACKEND_ERROR:
 		snprintf(why, sizeof(why), "protocol error: %s", reply);
@@ -2634,9 +2638,16 @@ static void conn_accept(int fd, const struct login_src *listener)
 	if (c->slot > REQ_SLOT_MASK)
 		log_fatal("too many slots");
 	c->remote = remote;
-	len = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
+	/* a listener bound to one address: that is the connection's local
+	 * address (a syscall less per connection); a wildcard one asks */
+	const struct login_addr *bound = &srv.listen_addrs[listener - srv.listeners];
+	if (bound->family != 0 && !login_addr_is_any(bound)) {
+		c->local = *bound;
+	} else {
+		len = sizeof(ss);
+		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+			login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
+	}
 	/* as Dovecot: a client on this host (remote IP = local IP) or in
 	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not.
 	 * Behind a PROXY header, that header decides. */

@@ -57,6 +57,16 @@ const char *login_addr_ip(const struct login_addr *addr, char *buf, size_t size)
 	return buf;
 }
 
+bool login_addr_is_any(const struct login_addr *addr)
+{
+	static const uint8_t zero[16];
+	if (addr->family == AF_INET)
+		return memcmp(addr->ip, zero, 4) == 0;
+	if (addr->family == AF_INET6)
+		return memcmp(addr->ip, zero, 16) == 0;
+	return false;
+}
+
 bool login_addr_is_loopback(const struct login_addr *addr)
 {
 	static const uint8_t v6lo[16] = { [15] = 1 };

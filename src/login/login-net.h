@@ -34,6 +34,9 @@ void login_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct l
 /* "1.2.3.4" / "::1"; "" for an unknown family. buf >= 46 bytes */
 const char *login_addr_ip(const struct login_addr *addr, char *buf, size_t size);
 bool login_addr_is_loopback(const struct login_addr *addr);
+/* 0.0.0.0 or :: (a wildcard listener: each connection's local address
+ * differs); false for an unknown family */
+bool login_addr_is_any(const struct login_addr *addr);
 /* same family and address (ports ignored): Dovecot's test for a client on
  * this very host, which counts as secured */
 bool login_addr_same_ip(const struct login_addr *a, const struct login_addr *b);

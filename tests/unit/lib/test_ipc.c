@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct ipc_msg msg;
@@ -281,6 +282,41 @@ static void test_outq(void **state)
 	close(pipefd[0]);
 }
 
+/* the sender pid is asked once per process: a fork()ed child sends its own,
+ * not its parent's, and the parent keeps its own */
+static void test_sender_pid_after_fork(void **state)
+{
+	(void)state;
+	int sv[2];
+	static struct ipc_rx rx;
+	const char *error = NULL;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	ipc_msg_init(&msg, IPC_AUTH_BEGIN, 1);
+	assert_int_equal(ipc_send(sv[0], &msg, -1), 0);
+	assert_int_equal(ipc_recv(sv[1], &rx, &error), 1);
+	assert_int_equal(rx.hdr.pid, (uint32_t)getpid());
+
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		ipc_msg_init(&msg, IPC_AUTH_BEGIN, 2);
+		_exit(ipc_send(sv[0], &msg, -1) == 0 ? 0 : 1);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(ipc_recv(sv[1], &rx, &error), 1);
+	assert_int_equal(rx.hdr.id, 2);
+	assert_int_equal(rx.hdr.pid, (uint32_t)child);
+
+	ipc_msg_init(&msg, IPC_AUTH_BEGIN, 3);
+	assert_int_equal(ipc_send(sv[0], &msg, -1), 0);
+	assert_int_equal(ipc_recv(sv[1], &rx, &error), 1);
+	assert_int_equal(rx.hdr.pid, (uint32_t)getpid());
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -289,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_room),
 		cmocka_unit_test(test_send_recv_fd),
 		cmocka_unit_test(test_outq),
+		cmocka_unit_test(test_sender_pid_after_fork),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,6 +137,25 @@ static void test_addr(void **state)
 	assert_false(login_addr_same_ip(&x, &y));
 	assert_false(login_addr_same_ip(&a, &a)); /* unknown family: never */
 	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "");
+
+	/* wildcards: a listener bound to one of these asks each connection
+	 * its local address; an unknown family is no wildcard */
+	assert_false(login_addr_is_any(&a));
+	x = v4("0.0.0.0");
+	assert_true(login_addr_is_any(&x));
+	x = v6("::");
+	assert_true(login_addr_is_any(&x));
+	x = v6("::ffff:0.0.0.0");
+	assert_int_equal(x.family, AF_INET);
+	assert_true(login_addr_is_any(&x));
+	x = v4("127.0.0.1");
+	assert_false(login_addr_is_any(&x));
+	x = v4("0.0.0.1");
+	assert_false(login_addr_is_any(&x));
+	x = v6("::1");
+	assert_false(login_addr_is_any(&x));
+	x = v6("2001:db8::");
+	assert_false(login_addr_is_any(&x));
 }
 
 int main(void)
