@@ -622,7 +622,9 @@ static void access_spawn(void)
 	}
 	if (pid == 0) {
 		child_reset_signals();
-		child_place_fds(&m.access_fd, 1);
+		/* the internal user's syslog socket, as auth: no socket or connect in
+		 * its seccomp list, so it cannot move it */
+		child_place_fds(&m.access_fd, 1, master_log_syslog_fd(MASTER_LOG_AUTH));
 		char *argv[] = { (char *)"ringgate-access", (char *)"-c", m.running_conf, NULL };
 		execv(m.access_path, argv);
 		log_error("execv(%s) failed: %m", m.access_path);
