@@ -31,12 +31,12 @@ per session: the relay's bytes/s and CPU per MiB).
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 
 import run as h
+import rgenv  # noqa: E402  (run puts tests/integration on the path)
 
 NGINX = "/usr/sbin/nginx"
 NGINX_MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
@@ -89,22 +89,10 @@ class NginxInstance:
         ready(self)
 
     def logs(self):
-        out = ""
-        for n in ("stderr.log", "error.log"):
-            p = os.path.join(self.dir, "logs", n)
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    out += f.read()
-        return out
+        return rgenv.read_logs(os.path.join(self.dir, "logs"), ("stderr.log", "error.log"))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)   # nginx: fast shutdown
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rgenv.stop_process(self.proc, timeout=30)  # SIGTERM: nginx's fast shutdown
         self.acct.remove()
 
 

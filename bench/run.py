@@ -434,22 +434,10 @@ service pop3 {{
                        self.proc, self.logs)
 
     def logs(self):
-        out = ""
-        for n in ("stderr.log", "dovecot.log"):
-            p = os.path.join(self.dir, n)
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    out += f.read()
-        return out
+        return rgenv.read_logs(self.dir, ("stderr.log", "dovecot.log"))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rgenv.stop_process(self.proc, timeout=30)
         self.acct.remove()
 
 

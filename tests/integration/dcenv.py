@@ -11,7 +11,6 @@ its children as rgenv's login and mail users.
 """
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -162,21 +161,9 @@ service pop3-login {{
         return self
 
     def logs(self):
-        out = ""
-        for n in ("stderr.log", "dovecot.log"):
-            p = os.path.join(self.tmp, n)
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    out += f.read()
-        return out
+        return rgenv.read_logs(self.tmp, ("stderr.log", "dovecot.log"))
 
     def cleanup(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        rgenv.stop_process(self.proc)
         if not os.environ.get("RINGGATE_KEEP"):
             shutil.rmtree(self.tmp, ignore_errors=True)

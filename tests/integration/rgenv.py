@@ -94,6 +94,30 @@ def wait_for(cond, timeout=20, step=0.1):
     raise AssertionError("condition not met in %d s" % timeout)
 
 
+def stop_process(proc, timeout=20):
+    """SIGTERM, wait up to timeout, then SIGKILL; the exit status (None
+    when there was no process)."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode if proc else None
+
+
+def read_logs(directory, names):
+    """The named files of directory that exist, concatenated."""
+    out = ""
+    for n in names:
+        p = os.path.join(directory, n)
+        if os.path.exists(p):
+            with open(p, errors="replace") as f:
+                out += f.read()
+    return out
+
+
 def recv_until(sock, marker, limit=1 << 20, timeout=10):
     """Bytes until marker (or EOF, or limit); linear in what is received."""
     sock.settimeout(timeout)
@@ -340,14 +364,7 @@ service pop3-login {{
         return pids
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode if self.proc else None
+        return stop_process(self.proc)
 
     def cleanup(self):
         self.stop()
