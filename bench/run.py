@@ -542,8 +542,10 @@ class Bench:
             cmd += ["--" + transport]
         if resume:
             cmd += ["--resume"]
-        if clients > 1000:
-            # each source address has its own ~28k ephemeral ports
+        if clients > 1000 or kind != "idle":
+            # each source address has its own ~28k ephemeral ports: a
+            # 3 s prelogin run at 15,000 sessions/s would reuse ports still
+            # in TIME_WAIT (a few 'reset'/'eof' in the FULL run)
             cmd += ["--src-addrs", str(max(16, clients // 10000))]
         if kind != "idle":
             # sessions in flight at the end finish and count: no session
@@ -944,8 +946,8 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
     L.append("| OS | %s |" % m["os"])
     for s in servers[:1] + [x for x in servers if x.kind == "dovecot"][:1]:
         L.append("| %s | %s |" % (s.kind, s.version()))
-    L.append("| git | %s |" % subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
-                                              capture_output=True, text=True).stdout.strip())
+    # the checkout when the run started (the tree may move on meanwhile)
+    L.append("| git | %s |" % args.git_start)
     L.append("| accounting | %s |" % servers[0].acct.method)
     L.append("| load average | %s at the start, %s at the end (1/5/15 min) |" % (
         args.load_start, " ".join(open("/proc/loadavg").read().split()[:3])))
@@ -1220,8 +1222,10 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
         seen.add(key)
         L.append(r["cmd"].replace(bench.rgbench, "build/bin/rgbench"))
     L.append("```\n")
-    L.append("Raw results (one JSON object per measurement): `%s`.\n" % os.path.relpath(
-        args.raw, ROOT) if args.raw else "")
+    if args.raw:
+        raw = os.path.relpath(args.raw, ROOT)
+        L.append("Raw results (one JSON object per measurement): `%s` on the measuring "
+                 "machine (not committed).\n" % (raw if not raw.startswith("..") else args.raw))
     with open(path, "w") as f:
         f.write("\n".join(L))
 
@@ -1501,6 +1505,8 @@ def main():
 
     started = datetime.datetime.utcnow()
     args.load_start = " ".join(open("/proc/loadavg").read().split()[:3])
+    args.git_start = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                    capture_output=True, text=True).stdout.strip()
     t0 = time.time()
     tmp = tempfile.mkdtemp(prefix="rgbench-")
     os.chmod(tmp, 0o755)
