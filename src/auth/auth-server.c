@@ -70,7 +70,6 @@ struct auth_client {
 	struct auth_request *requests;
 	unsigned request_count;
 	struct ipc_outq outq; /* replies the socket had no room for yet */
-	bool want_out;        /* EPOLLOUT is in the epoll set */
 };
 
 struct auth_server {
@@ -80,7 +79,6 @@ struct auth_server {
 	struct ep_src master_src, timer_src, dns_src;
 	int dns_fd;        /* the resolver child's channel (auth-dns.h), -1: none */
 	struct ipc_outq dns_outq; /* lookups the channel had no room for yet */
-	bool dns_want_out;
 	uint32_t dns_next; /* lookup ids */
 	unsigned dns_pending;
 	struct passwd_file *passdb;
@@ -219,38 +217,23 @@ static void client_error(struct auth_server *srv, struct auth_client *c, const c
 	client_close(srv, c);
 }
 
-static void client_want_out(struct auth_server *srv, struct auth_client *c, bool want)
-{
-	if (c->want_out == want)
-		return;
-	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = &c->src };
-	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-		log_fatal("epoll_ctl(MOD): %m");
-	c->want_out = want;
-}
-
 /* Send srv->msg to a login process: now, or queued until its channel is
  * writable (a busy login process reads its replies a little later).
  * 0 or -errno: the channel is broken. */
 static int client_send(struct auth_server *srv, struct auth_client *c)
 {
-	int ret = ipc_outq_send(&c->outq, c->fd, &srv->msg, -1);
-	if (ret == 0 && ipc_outq_pending(&c->outq))
-		client_want_out(srv, c, true);
-	return ret;
+	return ipc_outq_epoll_send(&c->outq, srv->epfd, c->fd, &c->src, &srv->msg, -1);
 }
 
 /* EPOLLOUT: send what waited */
 static void client_output(struct auth_server *srv, struct auth_client *c)
 {
-	int ret = ipc_outq_flush(&c->outq, c->fd);
+	int ret = ipc_outq_epoll_flush(&c->outq, srv->epfd, c->fd, &c->src);
 	if (ret < 0) {
 		char why[96];
 		snprintf(why, sizeof(why), "sending queued replies failed: %s", strerror(-ret));
 		client_error(srv, c, why);
-		return;
 	}
-	client_want_out(srv, c, ret == 1);
 }
 
 /* Send srv->msg to req's login process and forget req. */
@@ -401,17 +384,6 @@ static char *passdb_extra(const struct auth_request *req, const struct passwd_en
 	return extra;
 }
 
-static void dns_want_out(struct auth_server *srv, bool want)
-{
-	if (srv->dns_want_out == want)
-		return;
-	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0u),
-				  .data.ptr = &srv->dns_src };
-	if (epoll_ctl(srv->epfd, EPOLL_CTL_MOD, srv->dns_fd, &ev) < 0)
-		log_fatal("epoll_ctl(MOD dns): %m");
-	srv->dns_want_out = want;
-}
-
 static bool is_ip(const char *s)
 {
 	uint8_t a[16];
@@ -440,10 +412,8 @@ static bool proxy_resolve(struct auth_server *srv, struct auth_request *req,
 	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
 	ipc_msg_init(msg, IPC_DNS_LOOKUP, srv->dns_next);
 	ipc_msg_add_str(msg, IPC_F_HOST, host);
-	int ret = ipc_outq_send(&srv->dns_outq, srv->dns_fd, msg, -1);
+	int ret = ipc_outq_epoll_send(&srv->dns_outq, srv->epfd, srv->dns_fd, &srv->dns_src, msg, -1);
 	rg_free(msg);
-	if (ret == 0 && ipc_outq_pending(&srv->dns_outq))
-		dns_want_out(srv, true);
 	if (ret < 0) {
 		log_error("passwd-file(%s,%s): proxy host lookup: sending to the resolver: %s",
 			  logname, req->rip, strerror(-ret));
@@ -882,11 +852,9 @@ static void dns_lost(struct auth_server *srv, const char *why)
 /* EPOLLOUT: the lookups that waited */
 static void dns_output(struct auth_server *srv)
 {
-	int ret = ipc_outq_flush(&srv->dns_outq, srv->dns_fd);
+	int ret = ipc_outq_epoll_flush(&srv->dns_outq, srv->epfd, srv->dns_fd, &srv->dns_src);
 	if (ret < 0)
 		dns_lost(srv, strerror(-ret));
-	else if (ret == 0)
-		dns_want_out(srv, false);
 }
 
 static void dns_input(struct auth_server *srv)

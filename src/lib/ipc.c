@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -231,6 +232,33 @@ void ipc_outq_clear(struct ipc_outq *q)
 	q->tail = NULL;
 	q->bytes = 0;
 	q->count = 0;
+	q->armed = false;
+}
+
+static void outq_epoll_arm(struct ipc_outq *q, int epfd, int sock, void *ptr, bool want)
+{
+	if (q->armed == want)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = ptr };
+	if (epoll_ctl(epfd, EPOLL_CTL_MOD, sock, &ev) < 0)
+		log_fatal("epoll_ctl(MOD) of a channel: %m");
+	q->armed = want;
+}
+
+int ipc_outq_epoll_send(struct ipc_outq *q, int epfd, int sock, void *ptr,
+			struct ipc_msg *msg, int pass_fd)
+{
+	int ret = ipc_outq_send(q, sock, msg, pass_fd);
+	if (ret == 0 && ipc_outq_pending(q))
+		outq_epoll_arm(q, epfd, sock, ptr, true);
+	return ret;
+}
+
+int ipc_outq_epoll_flush(struct ipc_outq *q, int epfd, int sock, void *ptr)
+{
+	int ret = ipc_outq_flush(q, sock);
+	outq_epoll_arm(q, epfd, sock, ptr, ret == 1);
+	return ret;
 }
 
 bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,

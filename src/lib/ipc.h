@@ -132,6 +132,9 @@ struct ipc_outq {
 	struct ipc_outq_msg *head, *tail;
 	size_t bytes;
 	unsigned count;
+	/* the owner waits for the socket to be writable (EPOLLOUT in its
+	 * epoll set, or a ring POLLOUT in flight) */
+	bool armed;
 };
 
 /* Send msg now if nothing is queued and the socket takes it, else queue a
@@ -146,8 +149,16 @@ static inline bool ipc_outq_pending(const struct ipc_outq *q)
 {
 	return q->head != NULL;
 }
-/* Drop everything queued (wiped, fds closed). */
+/* Drop everything queued (wiped, fds closed); not armed any more. */
 void ipc_outq_clear(struct ipc_outq *q);
+
+/* The same for a socket in an epoll set (master, auth), registered with
+ * data.ptr = ptr: EPOLLOUT is added while messages wait and removed when
+ * ipc_outq_epoll_flush(), called on EPOLLOUT, has sent them all. Return
+ * values as ipc_outq_send() and ipc_outq_flush(). */
+int ipc_outq_epoll_send(struct ipc_outq *q, int epfd, int sock, void *ptr,
+			struct ipc_msg *msg, int pass_fd);
+int ipc_outq_epoll_flush(struct ipc_outq *q, int epfd, int sock, void *ptr);
 
 /* Decoded fields: pointers into the received buffer. */
 struct ipc_fields {

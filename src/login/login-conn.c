@@ -235,8 +235,7 @@ struct login_src {
 	uint32_t slot;
 	bool retired;	/* an old auth channel waiting for its poll to end */
 	/* auth and master channels: what their socket had no room for yet */
-	struct ipc_outq outq;
-	bool writable_armed;	/* a RING_OP_WRITABLE is in flight */
+	struct ipc_outq outq;	/* outq.armed: a RING_OP_WRITABLE is in flight */
 };
 
 struct conn_list {
@@ -678,8 +677,8 @@ static void conn_on_send(struct conn *c, int res)
 static int chan_send(struct login_src *ch, struct ipc_msg *msg, int pass_fd)
 {
 	int ret = ipc_outq_send(&ch->outq, ch->fd, msg, pass_fd);
-	if (ret == 0 && ipc_outq_pending(&ch->outq) && !ch->writable_armed) {
-		ch->writable_armed = true;
+	if (ret == 0 && ipc_outq_pending(&ch->outq) && !ch->outq.armed) {
+		ch->outq.armed = true;
 		ring_poll_writable(srv.ring, ch->slot, ch->fd);
 	}
 	return ret;
@@ -688,12 +687,12 @@ static int chan_send(struct login_src *ch, struct ipc_msg *msg, int pass_fd)
 /* RING_OP_WRITABLE on a channel: send what waited. -errno when broken. */
 static int chan_writable(struct login_src *ch, int res)
 {
-	ch->writable_armed = false;
+	ch->outq.armed = false;
 	if (res == -ECANCELED || ch->fd < 0)
 		return 0;
 	int ret = res < 0 ? res : ipc_outq_flush(&ch->outq, ch->fd);
 	if (ret == 1) {
-		ch->writable_armed = true;
+		ch->outq.armed = true;
 		ring_poll_writable(srv.ring, ch->slot, ch->fd);
 		return 0;
 	}
@@ -2867,7 +2866,7 @@ static void auth_retire(void)
 	srv.auth = NULL;
 	a->retired = true;
 	ring_cancel(srv.ring, a->slot, RING_OP_POLL);
-	if (a->writable_armed)
+	if (a->outq.armed)
 		ring_cancel(srv.ring, a->slot, RING_OP_WRITABLE);
 	ipc_outq_clear(&a->outq);
 	auth_channel_lost();

@@ -96,7 +96,6 @@ struct child {
 	int chan;                        /* master's end of fd 3; -1 for workers */
 	int auth_pending_fd;             /* login: auth end not yet given to auth */
 	struct ipc_outq outq;            /* what chan had no room for yet (ipc.h) */
-	bool want_out;                   /* EPOLLOUT is in chan's epoll set */
 	struct ev_source ev;
 	struct master_proc_state st;
 	/* logins: the last LOGIN_STATS; stats_wait while a request is out */
@@ -292,16 +291,6 @@ static void ep_del(int fd)
 	(void)epoll_ctl(m.epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
-static void chan_want_out(struct child *c, bool want)
-{
-	if (c->want_out == want)
-		return;
-	struct epoll_event e = { .events = EPOLLIN | (want ? EPOLLOUT : 0u), .data.ptr = &c->ev };
-	if (epoll_ctl(m.epfd, EPOLL_CTL_MOD, c->chan, &e) < 0)
-		log_fatal("epoll_ctl(mod) failed: %m");
-	c->want_out = want;
-}
-
 /* Send on a login's or auth's channel: now, or queued until it is
  * writable, so that a burst of logins never fails on a full socket.
  * 0 or -errno (the channel is broken). */
@@ -309,10 +298,7 @@ static int chan_send(struct child *c, struct ipc_msg *msg, int pass_fd)
 {
 	if (c->chan < 0)
 		return -EPIPE;
-	int ret = ipc_outq_send(&c->outq, c->chan, msg, pass_fd);
-	if (ret == 0 && ipc_outq_pending(&c->outq))
-		chan_want_out(c, true);
-	return ret;
+	return ipc_outq_epoll_send(&c->outq, m.epfd, c->chan, &c->ev, msg, pass_fd);
 }
 
 static void chan_close(struct child *c)
@@ -323,7 +309,6 @@ static void chan_close(struct child *c)
 	ipc_outq_clear(&c->outq);
 	close(c->chan);
 	c->chan = -1;
-	c->want_out = false;
 }
 
 static const char *child_service_name(const struct child *c)
@@ -2592,11 +2577,10 @@ int master_run(struct settings *set, bool foreground)
 			case EV_CHILD: {
 				struct child *c = ev->ptr;
 				if (c->chan >= 0 && (evs[i].events & EPOLLOUT) != 0) {
-					int fl = ipc_outq_flush(&c->outq, c->chan);
+					int fl = ipc_outq_epoll_flush(&c->outq, m.epfd, c->chan, &c->ev);
 					if (fl < 0)
 						log_error("%s: channel of %ld: %s", child_service_name(c),
 							  (long)c->pid, strerror(-fl));
-					chan_want_out(c, fl == 1);
 					if ((evs[i].events & ~(uint32_t)EPOLLOUT) == 0)
 						break;
 				}
