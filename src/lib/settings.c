@@ -144,7 +144,7 @@ static const struct builtin_service {
 };
 #define BUILTIN_COUNT (sizeof(builtin_services) / sizeof(builtin_services[0]))
 
-static bool is_login_service(const char *name)
+bool settings_is_login_service(const char *name)
 {
 	size_t len = strlen(name);
 	return len > 6 && strcmp(name + len - 6, "-login") == 0;
@@ -597,7 +597,7 @@ static int load_listener(struct loader *l, struct service_settings *svc,
 {
 	struct listener_settings *ls = NULL;
 
-	if (!is_login_service(svc->name) && strcmp(svc->name, "stats") != 0)
+	if (!settings_is_login_service(svc->name) && strcmp(svc->name, "stats") != 0)
 		return load_error(l, sec, "service '%s' cannot have an inet_listener", svc->name);
 	if (sec->value[0] == '\0')
 		return load_error(l, sec, "inet_listener section needs a name");

@@ -137,6 +137,8 @@ void settings_forget_pem(struct settings *set);
 
 /* NULL if there is no such service */
 const struct service_settings *settings_service(const struct settings *set, const char *name);
+/* "imap-login", "pop3-login": a service of login processes */
+bool settings_is_login_service(const char *name);
 /* the socket name of the built-in checker (ringgate-access), which master
  * starts when login_access_sockets names it */
 #define SETTINGS_ACCESS_BUILTIN "access"

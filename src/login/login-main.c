@@ -349,8 +349,7 @@ int main(int argc, char **argv)
 	rlim_t inflight = 64;
 	for (unsigned i = 0; i < set->service_count; i++) {
 		const struct service_settings *s = &set->services[i];
-		size_t n = strlen(s->name);
-		if (n > 6 && strcmp(s->name + n - 6, "-login") == 0)
+		if (settings_is_login_service(s->name))
 			inflight += 2 * (rlim_t)s->process_limit;
 	}
 	if (want < inflight)
