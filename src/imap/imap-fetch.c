@@ -1,0 +1,599 @@
+#include "imap/imap-common.h"
+
+#include "imap/imap-search.h"
+#include "lib/alloc.h"
+#include "lib/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---- FETCH ---- */
+
+enum fetch_kind {
+	FETCH_UID, FETCH_FLAGS, FETCH_SIZE, FETCH_INTERNALDATE, FETCH_BODY,
+	FETCH_ENVELOPE, FETCH_BODYSTRUCTURE, FETCH_BODY_NOEXT, FETCH_MODSEQ,
+};
+
+enum fetch_section {
+	SEC_ALL, SEC_HEADER, SEC_TEXT, SEC_MIME, SEC_FIELDS, SEC_FIELDS_NOT,
+};
+
+struct fetch_item {
+	enum fetch_kind kind;
+	enum fetch_section section;
+	bool peek;
+	const char *reply_name; /* "RFC822", "RFC822.HEADER", ... or NULL: BODY[sec] */
+	const char *section_text; /* inside the brackets, as sent */
+	size_t section_len;
+	size_t parts_len;         /* "1.2" at the start of section_text */
+	const char *fields;       /* HEADER.FIELDS list, inside "(...)" */
+	size_t fields_len;
+	bool partial;
+	uint64_t part_off, part_len;
+};
+
+static bool parse_partial(const char *p, struct fetch_item *item)
+{
+	if (*p == '\0')
+		return true;
+	char *end;
+	if (*p != '<' || !isdigit((unsigned char)p[1]))
+		return false;
+	errno = 0;
+	unsigned long long off = strtoull(p + 1, &end, 10);
+	if (errno != 0 || *end != '.' || !isdigit((unsigned char)end[1]))
+		return false;
+	unsigned long long len = strtoull(end + 1, &end, 10);
+	if (errno != 0 || *end != '>' || end[1] != '\0' || len == 0)
+		return false;
+	item->partial = true;
+	item->part_off = off;
+	item->part_len = len;
+	return true;
+}
+
+static bool parse_body_item(const char *s, struct fetch_item *item)
+{
+	const char *open = strchr(s, '[');
+	const char *close = open != NULL ? strrchr(open, ']') : NULL;
+	if (close == NULL)
+		return false;
+	item->kind = FETCH_BODY;
+	item->section_text = open + 1;
+	item->section_len = (size_t)(close - open - 1);
+	const char *sec = item->section_text;
+	size_t len = item->section_len;
+	/* part numbers first: "1.2.HEADER", "3", "1.MIME" */
+	size_t p = 0;
+	while (p < len && isdigit((unsigned char)sec[p])) {
+		while (p < len && isdigit((unsigned char)sec[p]))
+			p++;
+		if (p < len && sec[p] == '.' && p + 1 < len) {
+			p++;
+			if (!isdigit((unsigned char)sec[p])) {
+				p--;
+				break;
+			}
+		}
+	}
+	item->parts_len = p;
+	if (p > 0) {
+		if (p == len) {
+			item->section = SEC_ALL;
+			return parse_partial(close + 1, item);
+		}
+		if (sec[p] != '.')
+			return false;
+		sec += p + 1;
+		len -= p + 1;
+	}
+	if (len == 0 && p == 0) {
+		item->section = SEC_ALL;
+	} else if (len == 6 && strncasecmp(sec, "HEADER", 6) == 0) {
+		item->section = SEC_HEADER;
+	} else if (len == 4 && strncasecmp(sec, "TEXT", 4) == 0) {
+		item->section = SEC_TEXT;
+	} else if (len == 4 && strncasecmp(sec, "MIME", 4) == 0 && p > 0) {
+		item->section = SEC_MIME;
+	} else if (len > 13 && strncasecmp(sec, "HEADER.FIELDS", 13) == 0) {
+		const char *q = sec + 13;
+		item->section = SEC_FIELDS;
+		if (strncasecmp(q, ".NOT", 4) == 0) {
+			item->section = SEC_FIELDS_NOT;
+			q += 4;
+		}
+		if (q[0] != ' ' || q[1] != '(' || close[-1] != ')' || close - 1 <= q + 2)
+			return false;
+		item->fields = q + 2;
+		item->fields_len = (size_t)(close - 1 - item->fields);
+	} else {
+		return false;
+	}
+	return parse_partial(close + 1, item);
+}
+
+static bool parse_fetch_atom(const char *s, struct fetch_item *items, size_t *n, size_t max)
+{
+	static const struct {
+		const char *name;
+		enum fetch_kind kinds[5];
+		size_t count;
+	} macros[] = {
+		{ "FAST", { FETCH_FLAGS, FETCH_INTERNALDATE, FETCH_SIZE }, 3 },
+		{ "ALL", { FETCH_FLAGS, FETCH_INTERNALDATE, FETCH_SIZE, FETCH_ENVELOPE }, 4 },
+		{ "FULL", { FETCH_FLAGS, FETCH_INTERNALDATE, FETCH_SIZE, FETCH_ENVELOPE, FETCH_BODY_NOEXT }, 5 },
+	};
+	if (*n + 5 > max)
+		return false;
+	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++) {
+		if (strcasecmp(s, macros[i].name) != 0)
+			continue;
+		for (size_t k = 0; k < macros[i].count; k++)
+			items[(*n)++] = (struct fetch_item){ .kind = macros[i].kinds[k] };
+		return true;
+	}
+	struct fetch_item *item = &items[*n];
+	memset(item, 0, sizeof(*item));
+	if (strcasecmp(s, "UID") == 0) {
+		item->kind = FETCH_UID;
+	} else if (strcasecmp(s, "FLAGS") == 0) {
+		item->kind = FETCH_FLAGS;
+	} else if (strcasecmp(s, "RFC822.SIZE") == 0) {
+		item->kind = FETCH_SIZE;
+	} else if (strcasecmp(s, "INTERNALDATE") == 0) {
+		item->kind = FETCH_INTERNALDATE;
+	} else if (strcasecmp(s, "MODSEQ") == 0) {
+		item->kind = FETCH_MODSEQ;
+	} else if (strcasecmp(s, "ENVELOPE") == 0) {
+		item->kind = FETCH_ENVELOPE;
+	} else if (strcasecmp(s, "BODYSTRUCTURE") == 0) {
+		item->kind = FETCH_BODYSTRUCTURE;
+	} else if (strcasecmp(s, "BODY") == 0) {
+		item->kind = FETCH_BODY_NOEXT;
+	} else if (strcasecmp(s, "RFC822") == 0) {
+		item->kind = FETCH_BODY;
+		item->reply_name = "RFC822";
+	} else if (strcasecmp(s, "RFC822.HEADER") == 0) {
+		item->kind = FETCH_BODY;
+		item->section = SEC_HEADER;
+		item->peek = true;
+		item->reply_name = "RFC822.HEADER";
+	} else if (strcasecmp(s, "RFC822.TEXT") == 0) {
+		item->kind = FETCH_BODY;
+		item->section = SEC_TEXT;
+		item->reply_name = "RFC822.TEXT";
+	} else if (strncasecmp(s, "BODY.PEEK[", 10) == 0) {
+		item->peek = true;
+		if (!parse_body_item(s, item))
+			return false;
+	} else if (strncasecmp(s, "BODY[", 5) == 0) {
+		if (!parse_body_item(s, item))
+			return false;
+	} else {
+		return false;
+	}
+	(*n)++;
+	return true;
+}
+
+static bool field_listed(const struct fetch_item *item, const char *name, size_t name_len)
+{
+	const char *p = item->fields, *end = item->fields + item->fields_len;
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		const char *w = p;
+		while (p < end && *p != ' ')
+			p++;
+		const char *ws = w, *we = p;
+		if (we - ws >= 2 && *ws == '"' && we[-1] == '"') {
+			ws++;
+			we--;
+		}
+		if ((size_t)(we - ws) == name_len && strncasecmp(ws, name, name_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* HEADER.FIELDS(.NOT) of the header hdr[0..hdr_len) into a new allocation */
+static char *filter_header(const struct fetch_item *item, const char *hdr, size_t hdr_len,
+			   size_t *len_r)
+{
+	char *out = rg_malloc(hdr_len + 3);
+	size_t o = 0, pos = 0;
+	bool keep = false;
+	while (pos < hdr_len) {
+		const char *nl = memchr(hdr + pos, '\n', hdr_len - pos);
+		size_t end = nl == NULL ? hdr_len : (size_t)(nl - hdr) + 1;
+		const char *line = hdr + pos;
+		size_t line_len = end - pos;
+		if (line_len <= 2 && line[0] == '\r')
+			break; /* the empty line ending the header */
+		if (line[0] != ' ' && line[0] != '\t') {
+			const char *colon = memchr(line, ':', line_len);
+			size_t name_len = colon == NULL ? 0 : (size_t)(colon - line);
+			while (name_len > 0 && (line[name_len - 1] == ' ' || line[name_len - 1] == '\t'))
+				name_len--;
+			bool listed = colon != NULL && field_listed(item, line, name_len);
+			keep = item->section == SEC_FIELDS ? listed : (colon != NULL && !listed);
+		}
+		if (keep) {
+			memcpy(out + o, line, line_len);
+			o += line_len;
+		}
+		pos = end;
+	}
+	memcpy(out + o, "\r\n", 2);
+	o += 2;
+	*len_r = o;
+	return out;
+}
+
+/* the bytes of item's section; may allocate into *tmp_r. The MIME tree is
+ * parsed on the first request that needs it. */
+static void section_bytes(const struct fetch_item *item, const char *msg, size_t len,
+			  struct mime_part **tree, const char **data_r, size_t *len_r, char **tmp_r)
+{
+	*tmp_r = NULL;
+	*data_r = "";
+	*len_r = 0;
+	/* the message whose header/text the section means */
+	size_t hoff = 0, hlen = mime_header_size(msg, len), boff = hlen, blen = len - hlen;
+	if (item->parts_len > 0) {
+		if (*tree == NULL)
+			*tree = mime_parse(msg, len);
+		const struct mime_part *part = mime_find_part(*tree, item->section_text, item->parts_len);
+		if (part == NULL)
+			return;
+		if (item->section == SEC_ALL) {
+			*data_r = msg + part->body_off;
+			*len_r = part->body_len;
+			return;
+		}
+		if (item->section == SEC_MIME) {
+			*data_r = msg + part->hdr_off;
+			*len_r = part->hdr_len;
+			return;
+		}
+		if (part->message == NULL)
+			return; /* HEADER and TEXT only exist for message/rfc822 */
+		hoff = part->message->hdr_off;
+		hlen = part->message->hdr_len;
+		boff = part->message->body_off;
+		blen = part->message->body_len;
+	}
+	switch (item->section) {
+	case SEC_ALL:
+		*data_r = msg;
+		*len_r = len;
+		return;
+	case SEC_HEADER:
+		*data_r = msg + hoff;
+		*len_r = hlen;
+		return;
+	case SEC_TEXT:
+		*data_r = msg + boff;
+		*len_r = blen;
+		return;
+	case SEC_MIME:
+		return;
+	case SEC_FIELDS:
+	case SEC_FIELDS_NOT:
+		*tmp_r = filter_header(item, msg + hoff, hlen, len_r);
+		*data_r = *tmp_r;
+		return;
+	}
+}
+
+static void send_body_item(struct imap_client *c, const struct fetch_item *item,
+			   const char *msg, size_t len, struct mime_part **tree)
+{
+	const char *data;
+	size_t dlen;
+	char *tmp;
+	section_bytes(item, msg, len, tree, &data, &dlen, &tmp);
+	if (item->partial) {
+		uint64_t off = item->part_off < dlen ? item->part_off : dlen;
+		uint64_t n = dlen - off < item->part_len ? dlen - off : item->part_len;
+		data += off;
+		dlen = (size_t)n;
+	}
+	if (item->reply_name != NULL)
+		imap_send_str(c, item->reply_name);
+	else
+		imap_send_fmt(c, "BODY[%.*s]", (int)item->section_len, item->section_text);
+	if (item->partial)
+		imap_send_fmt(c, "<%" PRIu64 ">", item->part_off);
+	imap_send_fmt(c, " {%zu}\r\n", dlen);
+	imap_send_raw(c, data, dlen);
+	rg_free(tmp);
+}
+
+static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item *items,
+		      size_t nitems, bool uid_cmd)
+{
+	size_t idx = c->map[pos];
+	struct maildir_msg *m = &c->box->msgs[idx];
+	bool want_body = false, sets_seen = false, has_flags = false, has_uid = false, has_modseq = false;
+	for (size_t i = 0; i < nitems; i++) {
+		want_body |= items[i].kind >= FETCH_BODY && items[i].kind != FETCH_MODSEQ;
+		sets_seen |= items[i].kind == FETCH_BODY && !items[i].peek;
+		has_flags |= items[i].kind == FETCH_FLAGS;
+		has_uid |= items[i].kind == FETCH_UID;
+		has_modseq |= items[i].kind == FETCH_MODSEQ;
+	}
+	char *raw = NULL, *msg = NULL;
+	size_t raw_len, len = 0;
+	if (want_body) {
+		int ret = maildir_msg_read(c->box, idx, &raw, &raw_len);
+		if (ret < 0) {
+			/* expunged by another session or program: skipped, the
+			 * client hears of it at the next sync */
+			if (ret == -ENOENT)
+				log_info("%s uid %u vanished before FETCH", c->box_name, m->uid);
+			else
+				log_error("reading uid %u failed: %s", m->uid, strerror(-ret));
+			return false;
+		}
+		msg = maildir_to_crlf(raw, raw_len, &len);
+		rg_free(raw);
+	}
+	bool add_flags = false;
+	if (sets_seen && !c->readonly && !maildir_msg_has_flag(m, MAILDIR_FLAG_SEEN)) {
+		char flags[MAILDIR_MAX_FLAGS + 2];
+		snprintf(flags, sizeof(flags), "%sS", m->flags);
+		int ret = maildir_msg_set_flags(c->box, idx, flags);
+		if (ret < 0 && ret != -ENOENT)
+			log_error("setting \\Seen on uid %u failed: %s", m->uid, strerror(-ret));
+		add_flags = ret == 0 && !has_flags;
+		/* the implicit \\Seen is a change a CONDSTORE client must see */
+		if (ret == 0 && c->condstore)
+			maildir_modseq_commit(c->box, &idx, 1);
+	}
+
+	imap_send_fmt(c, "* %zu FETCH (", pos + 1);
+	bool first = true;
+	if (uid_cmd && !has_uid) {
+		imap_send_fmt(c, "UID %u", m->uid);
+		first = false;
+	}
+	char buf[FLAGS_BUF];
+	struct mime_part *tree = NULL;
+	struct mime_buf mb = { 0 };
+	for (size_t i = 0; i < nitems; i++) {
+		if (!first)
+			imap_send_str(c, " ");
+		first = false;
+		switch (items[i].kind) {
+		case FETCH_UID:
+			imap_send_fmt(c, "UID %u", m->uid);
+			break;
+		case FETCH_FLAGS:
+			imap_flags_str(c->box, m, buf, sizeof(buf));
+			imap_send_fmt(c, "FLAGS (%s)", buf);
+			break;
+		case FETCH_SIZE: {
+			uint64_t vsize = 0;
+			if (maildir_msg_vsize(c->box, idx, &vsize) < 0)
+				vsize = 0;
+			imap_send_fmt(c, "RFC822.SIZE %" PRIu64, vsize);
+			break;
+		}
+		case FETCH_INTERNALDATE: {
+			struct tm tm;
+			time_t date = maildir_msg_mtime(c->box, idx);
+			localtime_r(&date, &tm);
+			strftime(buf, sizeof(buf), "%e-%b-%Y %H:%M:%S %z", &tm);
+			imap_send_fmt(c, "INTERNALDATE \"%s\"", buf);
+			break;
+		}
+		case FETCH_BODY:
+			send_body_item(c, &items[i], msg, len, &tree);
+			break;
+		case FETCH_MODSEQ:
+			imap_send_fmt(c, "MODSEQ (%" PRIu64 ")", m->modseq);
+			break;
+		case FETCH_ENVELOPE:
+			mb.len = 0;
+			mime_buf_str(&mb, "ENVELOPE ");
+			mime_envelope(msg, mime_header_size(msg, len), &mb);
+			imap_send_raw(c, mb.data, mb.len);
+			break;
+		case FETCH_BODYSTRUCTURE:
+		case FETCH_BODY_NOEXT:
+			if (tree == NULL)
+				tree = mime_parse(msg, len);
+			mb.len = 0;
+			mime_buf_str(&mb, items[i].kind == FETCH_BODY_NOEXT ? "BODY " : "BODYSTRUCTURE ");
+			mime_bodystructure(tree, msg, items[i].kind == FETCH_BODYSTRUCTURE, &mb);
+			imap_send_raw(c, mb.data, mb.len);
+			break;
+		}
+	}
+	if (add_flags) {
+		imap_flags_str(c->box, m, buf, sizeof(buf));
+		imap_send_fmt(c, " FLAGS (%s)", buf);
+	}
+	if (c->condstore && (has_flags || add_flags) && !has_modseq)
+		imap_send_fmt(c, " MODSEQ (%" PRIu64 ")", m->modseq);
+	imap_send_str(c, ")\r\n");
+	mime_buf_free(&mb);
+	mime_free(tree);
+	rg_free(msg);
+	return true;
+}
+
+bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+		      size_t count, bool uid)
+{
+	uint64_t changedsince = 0;
+	bool has_changedsince = false;
+	if (count == 3) {
+		/* RFC 7162: (CHANGEDSINCE <modseq>) */
+		const struct imap_cmd_arg *mod = &args[2];
+		char *end;
+		if (mod->type != IMAP_CMD_ARG_LIST || mod->count != 2 || mod->list[0].type != IMAP_CMD_ARG_ATOM ||
+		    strcasecmp(mod->list[0].str, "CHANGEDSINCE") != 0 || mod->list[1].type != IMAP_CMD_ARG_ATOM ||
+		    !isdigit((unsigned char)mod->list[1].str[0]) ||
+		    (changedsince = strtoull(mod->list[1].str, &end, 10), *end != '\0'))
+			return imap_bad(c, tag, "Error in IMAP command FETCH: Invalid modifier.");
+		has_changedsince = true;
+		c->condstore = true;
+		count = 2;
+	}
+	if (count != 2 || args[0].type != IMAP_CMD_ARG_ATOM)
+		return imap_bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
+	const struct imap_cmd_arg *list = &args[1];
+	size_t nlist = 1;
+	if (args[1].type == IMAP_CMD_ARG_LIST) {
+		list = args[1].list;
+		nlist = args[1].count;
+		if (nlist == 0)
+			return imap_bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
+	}
+	size_t max = 5 * nlist + 6; /* FULL is five items; CHANGEDSINCE adds MODSEQ */
+	struct fetch_item *items = rg_calloc(max, sizeof(*items));
+	size_t nitems = 0;
+	if (has_changedsince)
+		items[nitems++].kind = FETCH_MODSEQ;
+	for (size_t i = 0; i < nlist; i++) {
+		if (list[i].type != IMAP_CMD_ARG_ATOM || !parse_fetch_atom(list[i].str, items, &nitems, max)) {
+			char safe[48];
+			imap_sanitize(list[i].type == IMAP_CMD_ARG_LIST ? "(" : list[i].str, safe);
+			char text[128];
+			snprintf(text, sizeof(text), "Error in IMAP command FETCH: Unknown parameter %s", safe);
+			rg_free(items);
+			return imap_bad(c, tag, text);
+		}
+	}
+	size_t *pos, npos;
+	const char *error;
+	if (!imap_seqset_resolve(c, args[0].str, uid, &pos, &npos, &error)) {
+		rg_free(items);
+		char text[128];
+		snprintf(text, sizeof(text), "Error in IMAP command %sFETCH: %s", uid ? "UID " : "", error);
+		return imap_bad(c, tag, text);
+	}
+	bool all_ok = true;
+	for (size_t i = 0; i < nitems; i++)
+		c->condstore |= items[i].kind == FETCH_MODSEQ;
+	for (size_t i = 0; i < npos; i++) {
+		if (has_changedsince && c->box->msgs[c->map[pos[i]]].modseq <= changedsince)
+			continue;
+		all_ok &= fetch_one(c, pos[i], items, nitems, uid);
+	}
+	rg_free(pos);
+	rg_free(items);
+	if (all_ok)
+		imap_tagged(c, tag, "OK", "Fetch completed.");
+	else
+		imap_tagged(c, tag, "NO", "Some messages could not be FETCHed (expunged or unreadable).");
+	return true;
+}
+
+/* ---- SEARCH ---- */
+
+struct search_load {
+	struct imap_client *c;
+	size_t idx;
+	char *msg;
+	size_t len;
+};
+
+static const char *search_load_msg(void *ctx, size_t *len_r)
+{
+	struct search_load *sl = ctx;
+	if (sl->msg == NULL) {
+		char *raw;
+		size_t raw_len;
+		if (maildir_msg_read(sl->c->box, sl->idx, &raw, &raw_len) < 0)
+			return NULL;
+		sl->msg = maildir_to_crlf(raw, raw_len, &sl->len);
+		rg_free(raw);
+	}
+	*len_r = sl->len;
+	return sl->msg;
+}
+
+bool cmd_search_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+		       size_t count, bool uid)
+{
+	const char *cmd = uid ? "UID SEARCH" : "SEARCH";
+	char text[160];
+	if (count >= 1 && args[0].type == IMAP_CMD_ARG_ATOM && strcasecmp(args[0].str, "CHARSET") == 0) {
+		const char *cs = count >= 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
+		if (cs == NULL)
+			return imap_bad_args(c, tag, cmd);
+		if (strcasecmp(cs, "UTF-8") != 0 && strcasecmp(cs, "US-ASCII") != 0) {
+			imap_tagged(c, tag, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+			return true;
+		}
+		args += 2;
+		count -= 2;
+	}
+	uint32_t max_uid = c->count > 0 ? c->box->msgs[c->map[c->count - 1]].uid : 0;
+	const char *error;
+	struct imap_search *s = imap_search_parse(args, count, (uint32_t)c->count, max_uid, &error);
+	if (s == NULL) {
+		snprintf(text, sizeof(text), "Error in IMAP command %s: %s", cmd, error);
+		return imap_bad(c, tag, text);
+	}
+	struct mime_buf out = { 0 };
+	uint64_t max_modseq = 0;
+	bool matched = false;
+	mime_buf_str(&out, "* SEARCH");
+	for (size_t i = 0; i < c->count; i++) {
+		size_t idx = c->map[i];
+		struct maildir_msg *m = &c->box->msgs[idx];
+		struct search_load sl = { .c = c, .idx = idx };
+		uint64_t size = 0;
+		struct imap_search_msg sm = {
+			.seq = (uint32_t)(i + 1), .uid = m->uid, .flags = m->flags,
+			.recent = m->recent,
+			.keywords = (const char *const *)c->box->keywords,
+			.load = search_load_msg, .ctx = &sl,
+		};
+		/* the size costs a read when the name does not carry it */
+		if (imap_search_needs_size(s) && maildir_msg_vsize(c->box, idx, &size) == 0)
+			sm.size = size;
+		if (imap_search_needs_date(s))
+			sm.internal_date = maildir_msg_mtime(c->box, idx);
+		sm.modseq = m->modseq;
+		if (imap_search_match(s, &sm)) {
+			mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));
+			if (m->modseq > max_modseq)
+				max_modseq = m->modseq;
+			matched = true;
+		}
+		rg_free(sl.msg);
+	}
+	/* RFC 7162: a MODSEQ search says the highest modseq it found */
+	if (imap_search_needs_modseq(s)) {
+		c->condstore = true;
+		if (matched)
+			mime_buf_printf(&out, " (MODSEQ %" PRIu64 ")", max_modseq);
+	}
+	mime_buf_str(&out, "\r\n");
+	imap_send_raw(c, out.data, out.len);
+	mime_buf_free(&out);
+	imap_search_free(s);
+	imap_tagged(c, tag, "OK", "Search completed.");
+	return true;
+}
+
+bool cmd_search(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_search_common(c, tag, args, count, false);
+}
+
+bool cmd_fetch(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	return cmd_fetch_common(c, tag, args, count, false);
+}
