@@ -1,0 +1,250 @@
+/* master-auth.c — the two singleton helpers master keeps running: auth
+ * (its channel, the channels it gets for every login process, its
+ * messages to master) and the built-in login access checker. */
+#include "master/master-private.h"
+#include "master/master-log.h"
+#include "lib/alloc.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* ---- auth --------------------------------------------------------------- */
+
+bool auth_wanted(void)
+{
+	return true;
+}
+
+/* Give auth its end of a login process's channel. Consumes auth_fd. */
+int auth_send_client(struct child *login, int auth_fd)
+{
+	struct ipc_msg msg;
+	ipc_msg_init(&msg, IPC_AUTH_NEW_CLIENT, (uint32_t)child_pid(login));
+	ipc_msg_add_str(&msg, IPC_F_SERVICE, login->svc->protocol);
+	int ret = chan_send(m.auth.child, &msg, auth_fd);
+	close(auth_fd);
+	if (ret < 0)
+		log_error("auth: sending channel of login %ld failed: %s", (long)child_pid(login),
+			  strerror(-ret));
+	return ret;
+}
+
+static void auth_give_channels(void)
+{
+	for (unsigned s = 0; s < m.service_count; s++) {
+		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next) {
+			if (c->auth_pending_fd >= 0) {
+				int fd = c->auth_pending_fd;
+				c->auth_pending_fd = -1;
+				(void)auth_send_client(c, fd);
+				continue;
+			}
+			if (c->chan < 0)
+				continue;
+			int pair[2];
+			if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+				log_error("socketpair() failed: %m");
+				continue;
+			}
+			struct ipc_msg msg;
+			ipc_msg_init(&msg, IPC_AUTH_NEW_CLIENT, (uint32_t)child_pid(c));
+			int ret = chan_send(c, &msg, pair[1]);
+			close(pair[1]);
+			if (ret < 0) {
+				log_error("service(%s): sending new auth channel to %ld failed: %s",
+					  c->svc->set->name, (long)child_pid(c), strerror(-ret));
+				close(pair[0]);
+				continue;
+			}
+			(void)auth_send_client(c, pair[0]);
+		}
+	}
+}
+
+void auth_spawn(void)
+{
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("service(auth): socketpair() failed: %m");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(auth): fork() failed: %m");
+		close(pair[0]);
+		close(pair[1]);
+		return;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_place_fds(&pair[1], 1, master_log_syslog_fd(MASTER_LOG_AUTH));
+		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.running_conf, NULL };
+		execv(m.auth_path, argv);
+		log_error("execv(%s) failed: %m", m.auth_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	close(pair[1]);
+	set_nonblock(pair[0]);
+	struct child *c = child_new(pid, PROC_AUTH, pair[0]);
+	ep_add(c->chan, &c->ev);
+	m.auth.child = c;
+	log_debug("service(auth): started process %ld", (long)pid);
+	auth_give_channels();
+}
+
+static void auth_kill(const char *why)
+{
+	if (m.auth.child == NULL)
+		return;
+	struct child *c = m.auth.child;
+	log_error("service(auth): %s: restarting auth process %ld", why, (long)child_pid(c));
+	chan_close(c);
+	c->st.terminating = true;
+	kill(child_pid(c), SIGKILL);
+	pending_fail_all("Authentication service unavailable.");
+}
+
+void auth_input(struct child *c)
+{
+	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && m.auth.child == c && c->chan >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(c->chan, rx, &error);
+		if (ret == -EAGAIN)
+			break;
+		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
+			/* auth is going away; SIGCHLD does the rest */
+			chan_close(c);
+			pending_fail_all("Authentication service unavailable.");
+			break;
+		}
+		if (ret == -EPROTO) {
+			auth_kill(error);
+			break;
+		}
+		if (rx->fd >= 0) {
+			close(rx->fd);
+			auth_kill("message with an unexpected fd");
+			break;
+		}
+		unsigned long long v;
+		if (rx->hdr.type == IPC_LOGIN_STATS) {
+			const char *text = ipc_str(&rx->fields, IPC_F_STATS);
+			const char *why = "no STATS field";
+			if (text == NULL || auth_stats_parse(text, rx->fields.len[IPC_F_STATS],
+							     &m.auth_stats, &why) < 0) {
+				auth_kill("malformed LOGIN_STATS");
+				break;
+			}
+			stats_reply_noted(c);
+		} else if (rx->hdr.type == IPC_AUTH_USER) {
+			if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
+			    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
+			    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
+				auth_kill("AUTH_USER without USER, UID or GID");
+				break;
+			}
+			handoff_auth_reply(rx);
+		} else if (rx->hdr.type == IPC_AUTH_FAIL) {
+			handoff_auth_reply(rx);
+		} else {
+			char why[80];
+			snprintf(why, sizeof(why), "unexpected message %s",
+				 ipc_type_name(rx->hdr.type));
+			auth_kill(why);
+			break;
+		}
+	}
+	rg_free(rx);
+}
+
+void auth_exited(struct child *c, int status)
+{
+	if (m.auth.child == c)
+		m.auth.child = NULL;
+	for (unsigned i = 0; i < AUTH_STAT_COUNT; i++)
+		m.auth_gone.v[i] += m.auth_stats.v[i];
+	memset(&m.auth_stats, 0, sizeof(m.auth_stats));
+	stats_reply_noted(c);
+	bool abnormal = child_log_exit(c, status);
+	if (!m.stopping && !c->st.terminating && !abnormal)
+		log_error("service(auth): auth process %ld exited unexpectedly", (long)child_pid(c));
+	proc_backoff_note(&m.auth.backoff, c, abnormal || !m.stopping);
+	pending_fail_all("Authentication service unavailable.");
+	child_free(c);
+}
+
+/* ---- the built-in access checker ------------------------------------------ */
+
+bool access_wanted(void)
+{
+	return m.access_fd >= 0;
+}
+
+/* base_dir/login/access, connectable by the login processes' user only (as
+ * Dovecot's tcpwrap listener: mode 0600, user $default_login_user) */
+void access_setup_socket(void)
+{
+	if (!settings_access_builtin(m.set))
+		return;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	m.access_sock_path = rg_strdup_printf("%s/login/%s", m.set->base_dir,
+					      SETTINGS_ACCESS_BUILTIN);
+	if (strlen(m.access_sock_path) >= sizeof(sun.sun_path))
+		startup_fatal("%s: path too long for a UNIX socket", m.access_sock_path);
+	strcpy(sun.sun_path, m.access_sock_path);
+	(void)unlink(m.access_sock_path);
+	m.access_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (m.access_fd < 0 || bind(m.access_fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+		startup_fatal("bind(%s) failed: %m", m.access_sock_path);
+	if (m.uid == 0) {
+		const struct passwd *pw = getpwnam(m.set->default_login_user);
+		if (pw == NULL || chown(m.access_sock_path, pw->pw_uid, pw->pw_gid) < 0)
+			startup_fatal("chown(%s) failed: %m", m.access_sock_path);
+	}
+	if (chmod(m.access_sock_path, 0600) < 0 || listen(m.access_fd, m.backlog) < 0)
+		startup_fatal("listen(%s) failed: %m", m.access_sock_path);
+}
+
+void access_spawn(void)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(access): fork() failed: %m");
+		return;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		/* the internal user's syslog socket, as auth: no socket or connect in
+		 * its seccomp list, so it cannot move it */
+		child_place_fds(&m.access_fd, 1, master_log_syslog_fd(MASTER_LOG_AUTH));
+		char *argv[] = { (char *)"ringgate-access", (char *)"-c", m.running_conf, NULL };
+		execv(m.access_path, argv);
+		log_error("execv(%s) failed: %m", m.access_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	struct child *c = child_new(pid, PROC_ACCESS, -1);
+	m.access.child = c;
+	log_debug("service(access): started process %ld", (long)pid);
+}
+
+void access_exited(struct child *c, int status)
+{
+	if (m.access.child == c)
+		m.access.child = NULL;
+	bool abnormal = child_log_exit(c, status);
+	if (!m.stopping && !c->st.terminating && !abnormal)
+		log_error("service(access): process %ld exited unexpectedly", (long)child_pid(c));
+	proc_backoff_note(&m.access.backoff, c, abnormal || !m.stopping);
+	child_free(c);
+}

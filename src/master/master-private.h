@@ -1,0 +1,316 @@
+/* master-private.h — what the files of the master process share: its one
+ * state (`m`), the process table, and each file's entry points. Not an
+ * interface for anything outside src/master (that is master.h).
+ *
+ *   master.c         start-up, the epoll loop, signals, stop
+ *   master-proc.c    the process table: fork/exec helpers, channels, the pid
+ *                    hash, exits dispatched to each type's handler, back-off
+ *   master-auth.c    auth and the built-in access checker (singletons)
+ *   master-login.c   login processes, their messages, the hand-off to a worker
+ *   master-worker.c  forking a worker as the user
+ *   master-listen.c  login services, their listeners and the spawn policy
+ *   master-reload.c  running.conf and reload
+ *   master-ctl.c     the control socket and /metrics: who, stats, reload
+ */
+#ifndef RG_MASTER_PRIVATE_H
+#define RG_MASTER_PRIVATE_H
+
+#include "master/master-addr.h"
+#include "master/master-pidhash.h"
+#include "master/master-policy.h"
+#include "lib/ipc.h"
+#include "lib/settings.h"
+#include "lib/stats.h"
+#include "tls/tls-settings.h"
+
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define MAX_MSGS_PER_WAKEUP 64
+#define CHILD_FATAL_STATUS 89
+#define REASON_INTERNAL "Internal error occurred. Refer to server log for more information."
+/* TLS session ticket keys: a new one every hour, the previous one still
+ * opens tickets for another hour (a ticket lives at most two) */
+#define TICKET_KEY_SIZE TLS_TICKET_KEY_SIZE
+#define TICKET_ROTATE_SECS 3600
+
+/* relayd-style table of the process types master starts (master-proc.c) */
+enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS, PROC_TYPE_COUNT };
+
+enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN, EV_CTL_LISTEN, EV_HTTP_LISTEN, EV_CLIENT };
+struct ev_source {
+	enum ev_kind kind;
+	void *ptr;
+};
+
+struct child;
+struct login_service;
+
+/* Start-up failure accounting of one respawned thing (a singleton process
+ * type, a login service): consecutive fast failures double the wait. */
+struct proc_backoff {
+	unsigned failures;
+	int64_t until_ms;
+};
+
+/* A process type of which master keeps exactly one running (auth, access)
+ * while wanted() says so, respawned with back-off when it dies. */
+struct proc_single {
+	struct child *child;
+	struct proc_backoff backoff;
+};
+
+struct proc_type_info {
+	const char *name;
+	const char *binary;  /* NULL: chosen per service (workers) */
+	/* a message (or EOF) on the child's channel; NULL: it has none */
+	void (*input)(struct child *c);
+	/* after waitpid(): c is out of the pid hash; the handler unlinks it
+	 * from its own lists, accounts and frees it (child_free) */
+	void (*exited)(struct child *c, int status);
+	/* singletons only (else NULL): the slot, whether one should run now,
+	 * and how to start it (which fills the slot or logs why not) */
+	struct proc_single *single;
+	bool (*wanted)(void);
+	void (*spawn)(void);
+};
+extern const struct proc_type_info proc_types[PROC_TYPE_COUNT];
+
+/* One bound address of an inet_listener. fd is -1 for reuse_port listeners
+ * (each login process gets its own socket at spawn). */
+struct listen_sock {
+	struct listener *listener;
+	struct master_addr addr;
+	int fd;
+	bool armed;
+	struct ev_source ev;
+	/* reload: the same address in the replaced configuration, whose fd this
+	   one takes over once the new configuration is committed */
+	struct listen_sock *from;
+};
+
+struct listener {
+	const struct listener_settings *set;
+	struct login_service *svc;
+	struct listen_sock *socks;
+	unsigned sock_count;
+};
+
+struct child {
+	struct pidhash_node hash;        /* first: the pid hash's key */
+	enum proc_type type;
+	struct login_service *svc;       /* logins */
+	struct worker_service *wsvc;     /* workers */
+	int64_t started_ms;
+	int chan;                        /* master's end of fd 3; -1 for workers */
+	int auth_pending_fd;             /* login: auth end not yet given to auth */
+	struct ipc_outq outq;            /* what chan had no room for yet (ipc.h) */
+	struct ev_source ev;
+	struct master_proc_state st;
+	/* logins: the last LOGIN_STATS; stats_wait while a request is out */
+	struct login_counters stats;
+	bool stats_wait;
+	/* workers, for `who` */
+	char *user, *rip;
+	pid_t proxy_pid;                 /* the login process relaying its TLS */
+	time_t since;
+	bool tls;
+	/* in its service's logins or in worker_list: O(1) unlink on exit */
+	struct child *prev, *next;
+};
+#define child_pid(c) ((c)->hash.pid)
+
+struct login_service {
+	const struct service_settings *set;
+	const char *protocol;
+	struct listener *listeners;
+	unsigned listener_count;
+	bool watchable;
+	/* a watched listener fired and the decision made for it is pending:
+	 * stay unarmed until the service's state changes (edge-aware, so a
+	 * waiting connection we cannot serve does not spin the loop) */
+	bool watch_blocked;
+	bool conn_waiting;
+	struct proc_backoff backoff;
+	struct child *logins;
+	unsigned login_count;
+	struct login_counters gone;      /* running counts of exited processes */
+	/* replaced by a reload: its processes stop accepting and live on until
+	   their connections end (TLS proxies included) */
+	bool retired;
+};
+
+struct worker_service {
+	const char *protocol; /* "imap" / "pop3" */
+	const struct service_settings *set;
+	char *binary_path;
+	unsigned count;
+};
+
+/* A hand-off waiting for auth's AUTH_USER. msg is the LOGIN_HANDOFF as
+ * received, decoded again when the answer comes. */
+struct pending {
+	uint32_t id;
+	pid_t login_pid;
+	uint32_t login_req_id;
+	int client_fd;
+	uint8_t *msg;
+	size_t msg_len;
+	struct pending *next;
+};
+
+struct master {
+	struct settings *set;
+	char *exe_dir;
+	char *auth_path, *login_path, *access_path;
+	char *pid_path;
+	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
+	const char *log_timestamp; /* RINGGATE_LOG_TIMESTAMP for workers, or NULL */
+	int epfd, sigfd, devnull;
+	struct ev_source sig_ev;
+	uid_t uid;
+	int backlog;
+	cpu_set_t cpus;
+	unsigned cpu_seq;
+
+	struct pidhash pids;             /* every child, by pid */
+	struct login_service **services; /* current ones first, then retired ones */
+	unsigned service_count;
+	struct worker_service workers[2];
+	struct child *worker_list;       /* newest first */
+
+	struct proc_single auth, access;
+
+	/* the built-in login access checker (login_access_sockets = access):
+	   its listening socket base_dir/login/access, kept across restarts of
+	   the process, so a lookup waits in the backlog rather than fails */
+	int access_fd;
+	char *access_sock_path;
+
+	struct pending *pending;
+	uint32_t req_seq;
+
+	struct settings *orig_set;       /* the caller's: freed by the caller */
+	struct settings **old_sets;      /* replaced by reloads, freed at exit */
+	unsigned old_set_count;
+	bool reload_pending;             /* SIGHUP or `ringgate reload` */
+	time_t syslog_connected;         /* last master_log_reconnect() */
+	/* base_dir/running.conf: the configuration master validated, which
+	   auth and login processes read (never the file an administrator may
+	   be editing) */
+	char *running_conf;
+
+	struct auth_counters auth_stats;  /* the running auth's last report */
+	struct auth_counters auth_gone;   /* of auth processes that exited */
+
+	bool stopping;
+	int64_t stop_deadline_ms;
+
+	/* current key, then the previous one (ticket_len 48 or 96) */
+	uint8_t ticket_keys[2 * TICKET_KEY_SIZE];
+	size_t ticket_len;
+	time_t ticket_rotated;
+
+	/* login_max_preauth_ip_connections: the table every login process
+	 * maps (lib/iplimit.h), -1 without a limit */
+	int iplimit_fd;
+};
+extern struct master m;
+
+/* master.c */
+void startup_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* master-proc.c */
+int64_t now_ms(void);
+time_t now_secs(void);
+void set_nonblock(int fd);
+void ep_add(int fd, struct ev_source *ev);
+void ep_del(int fd);
+void close_fds(int *fds, unsigned count);
+int chan_send(struct child *c, struct ipc_msg *msg, int pass_fd);
+void chan_close(struct child *c);
+const char *child_service_name(const struct child *c);
+/* in a forked child before exec */
+void child_place_fds(const int *own, unsigned own_count, int syslog_fd);
+void child_reset_signals(void);
+void child_set_vsz(uint64_t vsz);
+/* after a successful fork: a zeroed child in the pid hash */
+struct child *child_new(pid_t pid, enum proc_type type, int chan);
+void child_free(struct child *c);
+struct child *child_find(pid_t pid, enum proc_type type);
+void child_list_add(struct child **head, struct child *c);
+void child_list_del(struct child **head, struct child *c);
+/* the exit's log line; returns whether it was abnormal */
+bool child_log_exit(const struct child *c, int status);
+/* after an exit: count a start-up failure (a fast abnormal exit) */
+void proc_backoff_note(struct proc_backoff *b, const struct child *c, bool abnormal);
+void children_reap(void);
+void children_wait_all(void);
+bool children_any(void);
+void children_signal(int sig);
+/* start the singletons that are wanted, missing and past their back-off */
+void proc_singles_respawn(void);
+/* epoll event on a child's channel */
+void child_chan_event(struct child *c, uint32_t events);
+
+/* master-auth.c */
+int auth_send_client(struct child *login, int auth_fd);
+void auth_input(struct child *c);
+void auth_exited(struct child *c, int status);
+bool auth_wanted(void);
+void auth_spawn(void);
+void access_setup_socket(void);
+bool access_wanted(void);
+void access_spawn(void);
+void access_exited(struct child *c, int status);
+
+/* master-login.c */
+void login_input(struct child *c);
+void login_exited(struct child *c, int status);
+int login_spawn(struct login_service *svc);
+void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp, pid_t mpid);
+void ticket_keys_rotate(void);
+void pending_fail_all(const char *reason);
+void handoff_auth_reply(const struct ipc_rx *rx);
+
+/* master-worker.c */
+struct worker_service *worker_service_get(const char *protocol);
+const char *worker_spawn(struct worker_service *ws, struct pending *p,
+			 const struct ipc_fields *hf, const struct ipc_fields *uf,
+			 bool *temp_r);
+void worker_exited(struct child *c, int status);
+
+/* master-listen.c */
+struct login_service *service_current(const char *name);
+int services_setup(struct login_service **old, unsigned old_count, char **error_r);
+void service_free(struct login_service *svc);
+void service_arm(struct login_service *svc, bool arm);
+void service_update(struct login_service *svc);
+void services_prune(void);
+void services_close_listeners(void);
+void listener_ready(struct listen_sock *ls);
+
+/* master-reload.c */
+int running_conf_write(const struct settings *set, char **error_r);
+int running_conf_commit(char **error_r);
+void reload_run(void);
+
+/* master-ctl.c */
+void ctl_setup(void);
+/* after the epoll set exists */
+void ctl_start(void);
+void ctl_close(void);
+/* EV_CTL_LISTEN, EV_HTTP_LISTEN, EV_CLIENT */
+void ctl_event(struct ev_source *ev, uint32_t events);
+/* whether a client waits (master then wakes up more often) */
+bool ctl_busy(void);
+/* after each epoll batch: answer what waited for counters, drop the slow */
+void ctl_tick(void);
+void ctl_reload_done(int ret, const char *error);
+/* counters arrived from (or died with) a process that was asked */
+void stats_reply_noted(struct child *c);
+
+#endif

@@ -1,0 +1,163 @@
+/* master-worker.c — a verified login becomes a worker: the uid checks,
+ * WORKER_INIT, fork, the drop to the user, exec; and the worker's exit.
+ * Everything that decides which user a worker runs as is here. */
+#include "master/master-private.h"
+#include "master/master-log.h"
+#include "lib/alloc.h"
+#include "lib/log.h"
+#include "lib/privs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct worker_service *worker_service_get(const char *protocol)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		if (m.workers[i].protocol != NULL && strcmp(m.workers[i].protocol, protocol) == 0)
+			return &m.workers[i];
+	}
+	return NULL;
+}
+
+static void worker_init_copy(struct ipc_msg *msg, const struct ipc_fields *f, enum ipc_field key)
+{
+	if (ipc_has(f, key))
+		ipc_msg_add(msg, key, f->val[key], f->len[key]);
+}
+
+/* Fork the worker for a verified login. Returns NULL on success, else the
+ * reason to give the login process (details logged here). */
+const char *worker_spawn(struct worker_service *ws, struct pending *p,
+				const struct ipc_fields *hf, const struct ipc_fields *uf,
+				bool *temp_r)
+{
+	const char *user = ipc_str(uf, IPC_F_USER);
+	const char *home = ipc_str(uf, IPC_F_HOME);
+	const char *mail = ipc_str(uf, IPC_F_MAIL);
+	unsigned long long uid, gid;
+	const char *why;
+
+	*temp_r = false;
+	if (home == NULL)
+		home = "";
+	if (mail == NULL || *mail == '\0')
+		mail = m.set->mail_location;
+	(void)ipc_uint(uf, IPC_F_UID, &uid);
+	(void)ipc_uint(uf, IPC_F_GID, &gid);
+	if (uid > (uid_t)-2 || gid > (gid_t)-2) {
+		log_error("user %s: uid/gid out of range", user);
+		return REASON_INTERNAL;
+	}
+	if (!master_uid_allowed((uid_t)uid, m.set->first_valid_uid, m.set->last_valid_uid,
+				m.uid, &why)) {
+		log_error("user %s: login refused for uid %llu: %s", user, uid, why);
+		return REASON_INTERNAL;
+	}
+	if (ws->count >= ws->set->process_limit) {
+		log_warning("service(%s): process_limit (%u) reached, client connections are "
+			    "being dropped", ws->protocol, ws->set->process_limit);
+		*temp_r = true;
+		return "Maximum number of connections reached";
+	}
+
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("socketpair() failed: %m");
+		*temp_r = true;
+		return REASON_INTERNAL;
+	}
+	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
+	ipc_msg_init(msg, IPC_WORKER_INIT, 0);
+	ipc_msg_add_str(msg, IPC_F_SERVICE, ws->protocol);
+	ipc_msg_add_str(msg, IPC_F_USER, user);
+	ipc_msg_add_str(msg, IPC_F_HOME, home);
+	ipc_msg_add_str(msg, IPC_F_MAIL, mail);
+	static const enum ipc_field copied[] = {
+		IPC_F_TAG, IPC_F_RIP, IPC_F_RPORT, IPC_F_LIP, IPC_F_LPORT,
+		IPC_F_SECURED, IPC_F_TLS, IPC_F_SESSION, IPC_F_PREREAD,
+	};
+	for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
+		worker_init_copy(msg, hf, copied[i]);
+	/* queued in the socket until the worker reads it */
+	int ret = ipc_send(pair[0], msg, -1);
+	rg_free(msg);
+	if (ret < 0) {
+		log_error("user %s: sending WORKER_INIT failed: %s", user, strerror(-ret));
+		close(pair[0]);
+		close(pair[1]);
+		*temp_r = true;
+		return REASON_INTERNAL;
+	}
+
+	/* its own syslog socket, see master-log.h */
+	int syslog_fd = master_log_syslog_fd(MASTER_LOG_WORKER);
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(%s): fork() failed: %m", ws->protocol);
+		close(pair[0]);
+		close(pair[1]);
+		if (syslog_fd >= 0)
+			close(syslog_fd);
+		*temp_r = true;
+		return REASON_INTERNAL;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_set_vsz(ws->set->vsz_limit);
+		if (m.uid == 0) {
+			const char *error;
+			int err = privs_drop((uid_t)uid, (gid_t)gid, true, &error);
+			if (err < 0) {
+				log_error("user %s: dropping privileges to %llu/%llu failed: %s: %s",
+					  user, uid, gid, error, strerror(-err));
+				_exit(CHILD_FATAL_STATUS);
+			}
+		}
+		if (*home == '\0' || chdir(home) < 0) {
+			log_error("user %s: chdir(%s) failed: %m", user, home);
+			if (chdir("/") < 0)
+				_exit(CHILD_FATAL_STATUS);
+		}
+		clearenv();
+		if (m.debug_env != NULL)
+			setenv("RINGGATE_DEBUG", m.debug_env, 1);
+		setenv("HOME", home, 1);
+		setenv("USER", user, 1);
+		if (m.log_timestamp != NULL)
+			setenv("RINGGATE_LOG_TIMESTAMP", m.log_timestamp, 1);
+		int fds[2] = { p->client_fd, pair[1] };
+		child_place_fds(fds, 2, syslog_fd);
+		const char *name = strrchr(ws->binary_path, '/');
+		char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path), NULL };
+		execv(ws->binary_path, argv);
+		log_error("execv(%s) failed: %m", ws->binary_path);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	close(pair[0]);
+	close(pair[1]);
+	if (syslog_fd >= 0)
+		close(syslog_fd);
+	struct child *c = child_new(pid, PROC_WORKER, -1);
+	c->wsvc = ws;
+	c->user = rg_strdup(user);
+	c->rip = rg_strdup(ipc_str(hf, IPC_F_RIP) != NULL ? ipc_str(hf, IPC_F_RIP) : "");
+	c->tls = ipc_has(hf, IPC_F_TLS);
+	c->proxy_pid = c->tls ? p->login_pid : 0;
+	c->since = time(NULL);
+	child_list_add(&m.worker_list, c);
+	ws->count++;
+	log_debug("service(%s): user %s: started worker %ld", ws->protocol, user, (long)pid);
+	return NULL;
+}
+
+void worker_exited(struct child *c, int status)
+{
+	child_list_del(&m.worker_list, c);
+	c->wsvc->count--;
+	(void)child_log_exit(c, status);
+	child_free(c);
+}
