@@ -161,6 +161,23 @@ static bool is_atom_char(unsigned char c)
 	return c > 0x20 && c != 0x7f && c != '(' && c != ')' && c != '"' && c != '{';
 }
 
+/* "[" opens a section (kept whole, spaces and all, up to its "]") only
+ * after a FETCH attribute that takes one: BODY[HEADER.FIELDS (From)].
+ * Anywhere else "[" is an ATOM-CHAR like any other (RFC 3501 9), as in a
+ * mailbox name "a[b". */
+static bool atom_opens_section(const struct imap_cmd_parser *p)
+{
+	static const char *const names[] = { "BODY", "BODY.PEEK", "BINARY", "BINARY.PEEK",
+					     "BINARY.SIZE" };
+	const struct token *t = &p->toks[p->ntoks - 1];
+	size_t len = p->buf_len - t->off;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strlen(names[i]) == len && strncasecmp(p->buf + t->off, names[i], len) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool is_tag_char(unsigned char c)
 {
 	return c > 0x20 && c < 0x7f && strchr("(){%*\"\\+", c) == NULL;
@@ -366,7 +383,7 @@ static void parse_byte(struct imap_cmd_parser *p, unsigned char c)
 			token_end(p);
 			p->state = S_ARG_AFTER;
 			parse_byte(p, c);
-		} else if (c == '[') {
+		} else if (c == '[' && atom_opens_section(p)) {
 			p->bracket_depth++;
 			buf_add(p, (char)c);
 		} else if (is_atom_char(c)) {

@@ -122,6 +122,7 @@ struct node {
 	uint64_t num;
 	int date;
 	char *field, *str;
+	bool address;           /* N_HEADER of FROM/TO/CC/BCC: match the addresses */
 	struct imap_seq_range *ranges;
 	size_t nranges;
 	struct node **kids;
@@ -342,6 +343,7 @@ static struct node *parse_key(struct parse_state *ps, unsigned int depth)
 		struct node *n = node_new(ps, N_HEADER);
 		n->field = rg_strdup(header_keys[i]);
 		n->str = rg_strdup(s);
+		n->address = strcasecmp(k, "SUBJECT") != 0;
 		ps->needs_text = true;
 		return n;
 	}
@@ -654,6 +656,16 @@ static bool match_node(const struct node *n, struct match_ctx *mc)
 		char *v = mime_header_get_all(mc->text, mc->hdr_len, n->field);
 		if (v == NULL)
 			return false;
+		if (n->address) {
+			/* RFC 3501: the string is looked for in the envelope's
+			 * address field, so comments and folding inside an
+			 * address do not hide it */
+			for (char *nl = strchr(v, '\n'); nl != NULL; nl = strchr(nl, '\n'))
+				*nl = ',';
+			char *addrs = mime_addresses_text(v);
+			rg_free(v);
+			v = addrs;
+		}
 		bool ok = contains_decoded(v, n->str);
 		rg_free(v);
 		return ok;

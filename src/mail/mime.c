@@ -614,6 +614,10 @@ void mime_free(struct mime_part *part)
 
 const struct mime_part *mime_find_part(const struct mime_part *root, const char *numbers, size_t len)
 {
+	/* RFC 3501 6.4.5: a multipart's parts are numbered from 1; anything
+	 * else is part 1 of itself. The numbers after a message/rfc822 part
+	 * name parts of the message it encloses; after any other single part
+	 * nothing may follow. */
 	const struct mime_part *part = root;
 	size_t pos = 0;
 	while (pos < len) {
@@ -625,21 +629,22 @@ const struct mime_part *mime_find_part(const struct mime_part *root, const char 
 			if (n > MIME_MAX_PARTS)
 				return NULL;
 		}
+		bool more = false;
 		if (pos < len) {
 			if (numbers[pos] != '.' || pos + 1 == len)
 				return NULL;
 			pos++;
+			more = true;
 		}
-		/* numbers inside a message/rfc822 part go into its message */
-		if (part->message != NULL && part != root)
-			part = part->message;
 		if (part->nchildren > 0) {
 			if (n > part->nchildren)
 				return NULL;
 			part = &part->children[n - 1];
-		} else if (n != 1) {
+		} else if (n != 1 || (more && part->message == NULL)) {
 			return NULL;
 		}
+		if (more && part->message != NULL)
+			part = part->message;
 	}
 	return part;
 }
@@ -647,7 +652,7 @@ const struct mime_part *mime_find_part(const struct mime_part *root, const char 
 /* ---- ENVELOPE ---- */
 
 struct address {
-	char *name, *mailbox, *host;
+	char *name, *route, *mailbox, *host;
 	bool group_start, group_end;
 };
 
@@ -655,6 +660,7 @@ static void addr_add(struct address **list, size_t *count, struct address a)
 {
 	if (*count >= 1000) {
 		rg_free(a.name);
+		rg_free(a.route);
 		rg_free(a.mailbox);
 		rg_free(a.host);
 		return;
@@ -711,12 +717,21 @@ static void addr_spec(const char *s, size_t len, struct address *a)
 	char *spec = phrase_clean(s, len);
 	if (spec == NULL)
 		return;
+	/* comments and folding may leave spaces around the dots and the "@"
+	 * ("user (c)@ (c) domain.org"): an addr-spec has none */
+	char *w = spec;
+	for (const char *q = spec; *q != '\0'; q++)
+		if (*q != ' ')
+			*w++ = *q;
+	*w = '\0';
 	char *p = spec;
-	/* obsolete source route "@a,@b:" */
+	/* obsolete source route "@a,@b:" (RFC 5322 4.4): ENVELOPE's adl */
 	if (*p == '@') {
 		char *colon = strchr(p, ':');
-		if (colon != NULL)
+		if (colon != NULL) {
+			a->route = rg_strndup(p, (size_t)(colon - p));
 			p = colon + 1;
+		}
 	}
 	char *at = strrchr(p, '@');
 	if (at != NULL) {
@@ -726,9 +741,6 @@ static void addr_spec(const char *s, size_t len, struct address *a)
 		a->mailbox = rg_strdup(p);
 		a->host = rg_strdup("MISSING_DOMAIN");
 	}
-	for (char *q = a->mailbox; *q != '\0'; q++)
-		if (*q == ' ')
-			memmove(q, q + 1, strlen(q));
 	rg_free(spec);
 }
 
@@ -760,6 +772,8 @@ static void parse_mailbox(const char *s, size_t len, struct address **list, size
 		addr_spec(lt + 1, inner, &a);
 	} else {
 		addr_spec(s, len, &a);
+		if (a.mailbox == NULL)
+			return; /* nothing but comments: no address (an empty group) */
 		/* "user@host (Name)": the comment names the address */
 		const char *open = memchr(s, '(', len), *close = open != NULL ?
 			memchr(open, ')', len - (size_t)(open - s)) : NULL;
@@ -827,6 +841,40 @@ static void parse_addresses(const char *s, struct address **list_r, size_t *coun
 	*count_r = count;
 }
 
+char *mime_addresses_text(const char *value)
+{
+	struct address *list = NULL;
+	size_t count = 0;
+	parse_addresses(value, &list, &count);
+	struct mime_buf b = { 0 };
+	mime_buf_add(&b, "", 0);
+	for (size_t i = 0; i < count; i++) {
+		struct address *a = &list[i];
+		if (a->group_start) {
+			mime_buf_printf(&b, "%s%s:", b.len > 0 ? ", " : "", a->mailbox);
+		} else if (a->group_end) {
+			mime_buf_str(&b, ";");
+		} else {
+			if (b.len > 0 && b.data[b.len - 1] != ':')
+				mime_buf_str(&b, ", ");
+			else if (b.len > 0)
+				mime_buf_str(&b, " ");
+			if (a->name != NULL)
+				mime_buf_printf(&b, "%s ", a->name);
+			mime_buf_printf(&b, "<%s", a->mailbox);
+			if (strcmp(a->host, "MISSING_DOMAIN") != 0)
+				mime_buf_printf(&b, "@%s", a->host);
+			mime_buf_str(&b, ">");
+		}
+		rg_free(a->name);
+		rg_free(a->route);
+		rg_free(a->mailbox);
+		rg_free(a->host);
+	}
+	rg_free(list);
+	return b.data;
+}
+
 static void envelope_addresses(struct mime_buf *out, const char *value)
 {
 	struct address *list = NULL;
@@ -850,13 +898,16 @@ static void envelope_addresses(struct mime_buf *out, const char *value)
 			mime_buf_str(out, " NIL");
 		} else {
 			buf_nstr(out, a->name);
-			mime_buf_str(out, " NIL ");
+			mime_buf_str(out, " ");
+			buf_nstr(out, a->route);
+			mime_buf_str(out, " ");
 			buf_nstr(out, a->mailbox);
 			mime_buf_str(out, " ");
 			buf_nstr(out, a->host);
 		}
 		mime_buf_str(out, ")");
 		rg_free(a->name);
+		rg_free(a->route);
 		rg_free(a->mailbox);
 		rg_free(a->host);
 	}

@@ -69,6 +69,10 @@ const struct mime_part *mime_find_part(const struct mime_part *root, const char 
 char *mime_header_get(const char *hdr, size_t len, const char *name);
 /* Every field's unfolded value of name, joined with "\n" (NULL if none) */
 char *mime_header_get_all(const char *hdr, size_t len, const char *name);
+/* An address header's value as its addresses, without comments, folding
+ * or source routes: "Name <user@host>, group: <a@b>;" (rg_free). SEARCH
+ * FROM/TO/CC/BCC match there, as in the ENVELOPE's address lists. */
+char *mime_addresses_text(const char *value);
 /* RFC 2047 encoded words of s decoded into UTF-8 (Q and B; UTF-8,
  * US-ASCII and ISO-8859-1 charsets; others are kept as they are) */
 char *mime_decode_words(const char *s);

@@ -62,6 +62,18 @@ static void test_envelope(void **state)
 		  "((NIL NIL \"team\" NIL)(NIL NIL \"p\" \"x\")(NIL NIL \"q\" \"x\")(NIL NIL NIL NIL)"
 		  "(NIL NIL \"solo\" \"x\")) "
 		  "(({5}\r\n\xc3\xa9t\xc3\xa9 NIL \"e\" \"x\")) NIL NIL)");
+	/* RFC 5322 3.4: a group may be empty or hold only a comment; an
+	 * obsolete source route is the ENVELOPE's adl (RFC 3501 7.4.2);
+	 * comments inside an addr-spec are not part of it */
+	check_env("To: g: a@b;, h: (just a comment) ;\r\nCc: h:;\r\n"
+		  "From: <@r1,@r2:u@d>\r\nBcc: <u (c)@ (c) d.org>\r\n\r\n",
+		  "(NIL NIL ((NIL \"@r1,@r2\" \"u\" \"d\")) ((NIL \"@r1,@r2\" \"u\" \"d\")) "
+		  "((NIL \"@r1,@r2\" \"u\" \"d\")) "
+		  "((NIL NIL \"g\" NIL)(NIL NIL \"a\" \"b\")(NIL NIL NIL NIL)(NIL NIL \"h\" NIL)(NIL NIL NIL NIL)) "
+		  "((NIL NIL \"h\" NIL)(NIL NIL NIL NIL)) ((NIL NIL \"u\" \"d.org\")) NIL NIL)");
+	char *t = mime_addresses_text("Real <u (c)@ (c) d.org>, g: x@y, z@w;, =?utf-8?q?a?= <q@r>");
+	assert_string_equal(t, "Real <u@d.org>, g: <x@y>, <z@w>;, =?utf-8?q?a?= <q@r>");
+	rg_free(t);
 	/* an address without a domain */
 	check_env("To: undisclosed\r\n\r\n",
 		  "(NIL NIL NIL NIL NIL ((NIL NIL \"undisclosed\" \"MISSING_DOMAIN\")) NIL NIL NIL NIL)");
@@ -115,6 +127,13 @@ static void test_bodystructure(void **state)
 		 "(\"text\" \"plain\" (\"charset\" \"us-ascii\" \"boundary\" \"zz\") NIL NIL \"7bit\" 10 1)");
 }
 
+#define RFC822_INNER "From: in@y\r\nSubject: in\r\n\r\ninner body\r\n"
+#define RFC822_TOP "From: out@x\r\nContent-Type: message/rfc822\r\n\r\n" RFC822_INNER
+#define RFC822_TWICE "From: out@x\r\nContent-Type: message/rfc822\r\n\r\n" RFC822_TOP
+#define RFC822_DIGEST "From: out@x\r\nContent-Type: message/rfc822\r\n\r\n" \
+	"From: mid@x\r\nContent-Type: multipart/digest; boundary=\"d\"\r\n\r\n" \
+	"--d\r\n\r\nFrom: m1@x\r\n\r\nm1\r\n\r\n--d\r\nX-Mime: m2\r\n\r\nFrom: m2@x\r\n\r\nm2\r\n\r\n--d--\r\n"
+
 static void check_section(const char *msg, const char *nums, const char *want_body)
 {
 	struct mime_part *root = mime_parse(msg, strlen(msg));
@@ -146,6 +165,34 @@ static void test_sections(void **state)
 	check_section("Subject: s\r\n\r\nonly", "1", "only");
 	check_section("Subject: s\r\n\r\nonly", "2", NULL);
 	check_section(NESTED_MSG, "99999999999", NULL);
+	/* RFC 3501 6.4.5: after a message/rfc822 part the numbers go on in
+	 * the message it encloses, also when it is the top-level type */
+	check_section(RFC822_TOP, "1", RFC822_INNER);
+	check_section(RFC822_TOP, "1.1", "inner body\r\n");
+	check_section(RFC822_TOP, "1.2", NULL);
+	check_section(RFC822_TOP, "1.1.1", NULL);
+	check_section(RFC822_DIGEST, "1.1", "From: m1@x\r\n\r\nm1\r\n");
+	check_section(RFC822_DIGEST, "1.2", "From: m2@x\r\n\r\nm2\r\n");
+	check_section(RFC822_DIGEST, "1.2.1", "m2\r\n");
+	check_section(RFC822_DIGEST, "1.3", NULL);
+	check_section(NESTED_MSG, "1.1.1", NULL);
+	/* the header of 1.2 (a digest part) and of the message inside it */
+	struct mime_part *root = mime_parse(RFC822_DIGEST, strlen(RFC822_DIGEST));
+	const struct mime_part *p = mime_find_part(root, "1.2", 3);
+	assert_non_null(p);
+	assert_non_null(p->message);
+	assert_memory_equal(RFC822_DIGEST + p->hdr_off, "X-Mime: m2\r\n\r\n", p->hdr_len);
+	assert_int_equal(p->hdr_len, strlen("X-Mime: m2\r\n\r\n"));
+	assert_int_equal(p->message->hdr_len, strlen("From: m2@x\r\n\r\n"));
+	assert_memory_equal(RFC822_DIGEST + p->message->hdr_off, "From: m2@x\r\n\r\n", p->message->hdr_len);
+	mime_free(root);
+	/* a message inside a message inside a message */
+	root = mime_parse(RFC822_TWICE, strlen(RFC822_TWICE));
+	p = mime_find_part(root, "1.1", 3);
+	assert_non_null(p);
+	assert_memory_equal(RFC822_TWICE + p->body_off, RFC822_INNER, p->body_len);
+	check_section(RFC822_TWICE, "1.1.1", "inner body\r\n");
+	mime_free(root);
 }
 
 static void test_headers_and_words(void **state)

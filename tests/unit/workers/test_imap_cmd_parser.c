@@ -135,6 +135,14 @@ static void test_valid(void **state)
 	VALID("x APPEND Sent (\\Seen) \" 1-Feb-2021 10:20:30 +0100\" {5}\r\nhello\r\n",
 	      "x|APPEND|A:Sent (A:\\Seen) S: 1-Feb-2021 10:20:30 +0100 L:hello", 1);
 	VALID("x append INBOX {3+}\r\na\r\n\r\n", "x|append|A:INBOX L:a\\x0d\\x0a", 0);
+	/* RFC 3501 9: "[" is an ATOM-CHAR and "]" (resp-specials) an
+	 * ASTRING-CHAR; only a FETCH attribute's "[" opens a section */
+	VALID("x SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\r\n",
+	      "x|SELECT|A:!#$&'+,-.0123456789:;<=>?@^_`|[}", 0);
+	VALID("x LIST \"\" a[b%*\r\n", "x|LIST|S: A:a[b%*", 0);
+	VALID("x CREATE a]b[c\r\n", "x|CREATE|A:a]b[c", 0);
+	VALID("x FETCH 1 (binary.peek[1] BINARY.SIZE[2] body[1.MIME])\r\n",
+	      "x|FETCH|A:1 (A:binary.peek[1] A:BINARY.SIZE[2] A:body[1.MIME])", 0);
 	VALID("x UID SEARCH CHARSET UTF-8 OR (FROM \"a b\") NOT 1:*\r\n",
 	      "x|UID|A:SEARCH A:CHARSET A:UTF-8 A:OR (A:FROM S:a b) A:NOT A:1:*", 0);
 }
@@ -166,6 +174,7 @@ static void test_invalid(void **state)
 	INVALID("a X \"x\"y\r\n", "a|ERR:Missing space after argument.");
 	INVALID("a X (x)y\r\n", "a|ERR:Missing space after argument.");
 	INVALID("a X BODY[x\r\n", "a|ERR:Missing ']'.");
+	INVALID("a X BODY.PEEK[HEADER.FIELDS (a)\r\n", "a|ERR:Missing ']'.");
 	INVALID("a X a\x01z\r\n", "a|ERR:Invalid characters in atom.");
 	INVALID("a X \x01\r\n", "a|ERR:Invalid characters in atom.");
 	INVALID("a NOOP\rx\r\n", "a|ERR:CR without LF.");

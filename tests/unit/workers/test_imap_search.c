@@ -36,6 +36,7 @@ static const struct sample samples[] = {
 	{ 12, "DT", true, 50, "2026-11-22",
 	  "From: carol@example.org\r\nBcc: secret@example.net\r\nSubject: draft\r\n\r\nnothing\r\n" },
 	{ 15, "", false, 999, "2026-11-23",
+	  "From: Dave <dave (home)@ (isp) example.net>\r\nTo: team: ann@x.org, (nobody) ;\r\n"
 	  "Subject: no date\r\n\r\nlunch\r\n" },
 };
 #define NSAMPLES (sizeof(samples) / sizeof(samples[0]))
@@ -134,7 +135,16 @@ static void test_keys(void **state)
 	expect("SENTON 21-Nov-2026", "2");
 	expect("SENTSINCE 21-Nov-2026", "2 3 4"); /* no Date: the internal date counts */
 	expect("FROM ALICE", "1");
-	expect("FROM example", "1 2 3");
+	expect("FROM example", "1 2 3 4");
+	/* RFC 3501 6.4.4: FROM/TO/CC/BCC look in the envelope's address
+	 * structure: comments and white space inside an address are not
+	 * part of it (RFC 5322 3.4.1), a group's name is */
+	expect("FROM dave@example.net", "4");
+	expect("FROM \"Dave <dave@\"", "4");
+	expect("FROM home", "");
+	expect("TO ann@x.org", "4");
+	expect("TO team", "4");
+	expect("TO nobody", "");
 	expect("TO alice", "2");
 	expect("CC carol", "2");
 	expect("BCC secret", "3");
