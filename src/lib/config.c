@@ -311,6 +311,13 @@ static bool include_in_stack(const struct parser *p, const char *realpath)
 	return false;
 }
 
+static int include_skipped(struct parser *p, const char *file, unsigned line, const char *path)
+{
+	if (p->params != NULL && p->params->include_skipped != NULL)
+		p->params->include_skipped(file, line, path, p->params->context);
+	return 0;
+}
+
 /* Parse one file into the current section. file/line name the !include
    (line 0 for the main file, whose errors carry no line). */
 static int include_one(struct parser *p, const char *file, unsigned line,
@@ -327,7 +334,7 @@ static int include_one(struct parser *p, const char *file, unsigned line,
 	real = realpath(path, NULL);
 	if (real == NULL) {
 		if (ignore_missing && errno == ENOENT)
-			return 0;
+			return include_skipped(p, file, line, path);
 		if (line == 0) /* the main file: perror_at() names it */
 			return perror_at(p, file, line, "%s", strerror(errno));
 		return perror_at(p, file, line, "!include: %s: %s", path, strerror(errno));
@@ -340,7 +347,7 @@ static int include_one(struct parser *p, const char *file, unsigned line,
 	if (ret < 0) {
 		free(real);
 		if (ignore_missing && ret == -ENOENT)
-			return 0;
+			return include_skipped(p, file, line, path);
 		if (line == 0)
 			return perror_at(p, file, line, "%s", strerror(-ret));
 		return perror_at(p, file, line, "!include: %s: %s", path, strerror(-ret));
@@ -384,6 +391,8 @@ static int do_include(struct parser *p, const char *file, unsigned line,
 	if (gret == GLOB_NOMATCH) {
 		if (!try)
 			ret = perror_at(p, file, line, "!include: %s: No matches", path);
+		else
+			ret = include_skipped(p, file, line, path);
 	} else if (gret != 0) {
 		ret = perror_at(p, file, line, "!include: %s: glob failed", path);
 	} else {

@@ -48,6 +48,11 @@ struct config_params {
 	/* Value of a global setting the text has not set yet, for `$name`.
 	   NULL (or a NULL function) makes `$name` an unknown variable. */
 	const char *(*default_value)(const char *name, void *context);
+	/* Told of each `!include_try` that read nothing (no such file, or a
+	   pattern matching none): file:line of the directive and the path as
+	   resolved. May be NULL. */
+	void (*include_skipped)(const char *file, unsigned line, const char *path,
+				void *context);
 	void *context;
 };
 

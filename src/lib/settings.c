@@ -9,6 +9,7 @@
 
 #include "lib/alloc.h"
 #include "lib/config.h"
+#include "lib/dovecot-names.h"
 #include "lib/log.h"
 
 #include <arpa/inet.h>
@@ -525,6 +526,7 @@ struct loader {
 	char *error;
 	const struct config_node *global_nodes[GLOBAL_COUNT];
 	bool passdb_seen, userdb_seen;
+	unsigned ignored_cap;
 };
 
 static int load_error(struct loader *l, const struct config_node *node, const char *fmt, ...)
@@ -557,6 +559,106 @@ static const struct set_def *find_def(const struct set_def *defs, size_t count, 
 			return &defs[i];
 	}
 	return NULL;
+}
+
+/* ---- what Dovecot knows and ringgate does not use ---- */
+
+#define NOTE_SETTING "a Dovecot setting ringgate does not use: ignored"
+#define NOTE_SECTION "a Dovecot section ringgate does not use: ignored"
+#define NOTE_DEFAULT "Dovecot's default, which is what ringgate does: ignored"
+
+/* Record name (allocated, taken) once, at its first place. */
+static void ignore_add(struct settings *set, unsigned *cap, const char *file, unsigned line,
+		       char *name, const char *note)
+{
+	for (unsigned i = 0; i < set->ignored_count; i++) {
+		if (strcmp(set->ignored[i].name, name) == 0) {
+			rg_free(name);
+			return;
+		}
+	}
+	if (set->ignored_count == *cap) {
+		*cap = *cap == 0 ? 16 : *cap * 2;
+		set->ignored = rg_realloc(set->ignored, *cap * sizeof(*set->ignored));
+	}
+	struct settings_ignored *ig = &set->ignored[set->ignored_count++];
+	ig->name = name;
+	ig->note = rg_strdup(note);
+	ig->file = rg_strdup(file);
+	ig->line = line;
+}
+
+static void ignore_node(struct loader *l, const struct config_node *n, const char *note,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void ignore_node(struct loader *l, const struct config_node *n, const char *note,
+			const char *fmt, ...)
+{
+	char *name;
+	va_list args;
+
+	va_start(args, fmt);
+	if (vasprintf(&name, fmt, args) < 0)
+		name = NULL;
+	va_end(args);
+	ignore_add(l->set, &l->ignored_cap, n->file, n->line,
+		   rg_strdup(name != NULL ? name : n->key), note);
+	free(name);
+}
+
+/* "namespace inbox", "dict": a section's type and name, for messages */
+static char *section_label(const struct config_node *sec)
+{
+	if (sec->value[0] == '\0')
+		return rg_strdup(sec->key);
+	return rg_strdup_printf(strpbrk(sec->value, " \t") != NULL ? "%s \"%s\"" : "%s %s",
+				sec->key, sec->value);
+}
+
+/* The contents of a section ringgate sets aside: each name must still be
+ * one Dovecot knows, so a typo stops start-up there as anywhere else. path
+ * is the section's path in dovecot-names.h ("namespace/"), "" for a
+ * filter's contents (global settings and sections). */
+static int check_dovecot_section(struct loader *l, const struct config_node *sec, const char *path)
+{
+	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
+		char sub[128];
+		int len;
+
+		if (n->type == CONFIG_NODE_SETTING) {
+			if (dovecot_setting_known(path, n->key) ||
+			    (path[0] == '\0' && find_def(global_defs, GLOBAL_COUNT, n->key) != NULL))
+				continue;
+			return load_error(l, n, "unknown setting '%s'", n->key);
+		}
+		if (path[0] == '\0' && dovecot_filter_known(n->key))
+			len = snprintf(sub, sizeof(sub), "%s", "");
+		else if (dovecot_section_known(path, n->key))
+			len = snprintf(sub, sizeof(sub), "%s%s/", path, n->key);
+		else
+			len = -1;
+		if (len < 0 || (size_t)len >= sizeof(sub))
+			return load_error(l, n, "unknown section type '%s'", n->key);
+		if (check_dovecot_section(l, n, sub) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* A section ringgate does not use (dict, plugin, namespace, metric, a
+ * service or protocol that is not ringgate's, a unix_listener): checked,
+ * then named, inside outer ("service auth") when it is not at the top. */
+static int ignore_section(struct loader *l, const struct config_node *sec, const char *path,
+			  const char *outer)
+{
+	if (check_dovecot_section(l, sec, path) < 0)
+		return -1;
+	char *label = section_label(sec);
+	if (outer == NULL)
+		ignore_node(l, sec, NOTE_SECTION, "%s { }", label);
+	else
+		ignore_node(l, sec, NOTE_SECTION, "%s { %s { } }", outer, label);
+	rg_free(label);
+	return 0;
 }
 
 static int apply_node(struct loader *l, void *base, const struct set_def *defs, size_t count,
@@ -631,6 +733,17 @@ static struct service_settings *find_service(struct settings *set, const char *n
 	return NULL;
 }
 
+/* a service section for no service of ringgate's */
+static int load_foreign_service(struct loader *l, const struct config_node *sec)
+{
+	/* Dovecot starts any service with an executable (Pigeonhole's
+	   managesieve, a site's own); a name that is neither Dovecot's nor
+	   one with an executable is more likely a typo of ringgate's */
+	if (!dovecot_service_known(sec->value) && config_find(sec, "executable") == NULL)
+		return load_error(l, sec, "unknown service '%s'", sec->value);
+	return ignore_section(l, sec, "service/", NULL);
+}
+
 static int load_service(struct loader *l, const struct config_node *sec)
 {
 	struct service_settings *svc;
@@ -639,22 +752,34 @@ static int load_service(struct loader *l, const struct config_node *sec)
 		return load_error(l, sec, "service section needs a name");
 	svc = find_service(l->set, sec->value);
 	if (svc == NULL)
-		return load_error(l, sec, "unknown service '%s'", sec->value);
-	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
-		int ret;
-
+		return load_foreign_service(l, sec);
+	char *outer = rg_strdup_printf("service %s", svc->name);
+	int ret = 0;
+	for (const struct config_node *n = sec->children; n != NULL && ret == 0; n = n->next) {
 		if (n->type == CONFIG_NODE_SECTION) {
-			if (strcmp(n->key, "inet_listener") != 0)
-				return load_error(l, n, "unknown section type '%s'", n->key);
-			ret = load_listener(l, svc, n);
+			if (strcmp(n->key, "inet_listener") == 0) {
+				ret = load_listener(l, svc, n);
+			} else if (dovecot_section_known("service/", n->key)) {
+				/* unix_listener, fifo_listener: ringgate's
+				   sockets are its own */
+				char path[64];
+				snprintf(path, sizeof(path), "service/%s/", n->key);
+				ret = ignore_section(l, n, path, outer);
+			} else {
+				ret = load_error(l, n, "unknown section type '%s'", n->key);
+			}
+		} else if (find_def(service_defs, sizeof(service_defs) / sizeof(service_defs[0]),
+				    n->key) == NULL && dovecot_setting_known("service/", n->key)) {
+			/* executable, user, chroot, ...: ringgate's processes
+			   and users are fixed */
+			ignore_node(l, n, NOTE_SETTING, "%s { %s }", outer, n->key);
 		} else {
 			ret = apply_node(l, svc, service_defs,
 					 sizeof(service_defs) / sizeof(service_defs[0]), n);
 		}
-		if (ret < 0)
-			return -1;
 	}
-	return 0;
+	rg_free(outer);
+	return ret;
 }
 
 #define LN_PEM(name) { #name, ST_PEM, offsetof(struct local_name_settings, name), \
@@ -686,6 +811,12 @@ static int load_local_name(struct loader *l, const struct config_node *sec)
 	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
 		if (n->type == CONFIG_NODE_SECTION)
 			return load_error(l, n, "unknown section type '%s'", n->key);
+		if (find_def(local_name_defs, LOCAL_NAME_DEFS, n->key) == NULL &&
+		    find_def(global_defs, GLOBAL_COUNT, n->key) == NULL &&
+		    dovecot_setting_known("", n->key)) {
+			ignore_node(l, n, NOTE_SETTING, "local_name %s { %s }", ln->names, n->key);
+			continue;
+		}
 		if (find_def(local_name_defs, LOCAL_NAME_DEFS, n->key) == NULL)
 			return load_error(l, n, "'%s' is not supported inside local_name "
 					  "(only ssl_cert and ssl_key)", n->key);
@@ -702,17 +833,62 @@ static const struct set_def db_defs[] = {
 	{ "args", ST_STR, offsetof(struct db_settings, args), 0, NULL },
 };
 
+/* passdb/userdb drivers the parser accepts that auth does not serve yet
+   (issue 16's auth half), by section type */
+static bool db_driver_pending(const char *type, const char *driver)
+{
+	static const char *const passdb[] = { "pam", "passwd", "shadow", "static",
+					      "checkpassword", NULL };
+	static const char *const userdb[] = { "passwd", "static", "checkpassword", NULL };
+	const char *const *list = strcmp(type, "passdb") == 0 ? passdb : userdb;
+
+	for (unsigned i = 0; list[i] != NULL; i++) {
+		if (strcmp(list[i], driver) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A passdb/userdb field Dovecot knows that ringgate does not store: named
+ * when it changes nothing (Dovecot's default, or only logging), an error
+ * when ringgate would serve something else than Dovecot would. */
+static int load_db_dovecot_field(struct loader *l, const struct config_node *sec,
+				 const struct config_node *n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "%s/%s", sec->key, n->key);
+	const struct dovecot_name *dn = dovecot_name_find(path);
+
+	if (strcmp(n->key, "name") == 0 || strcmp(n->key, "auth_verbose") == 0) {
+		ignore_node(l, n, NOTE_SETTING, "%s { %s }", sec->key, n->key);
+		return 0;
+	}
+	if (dn != NULL && dn->def != NULL && strcmp(dn->def, n->value) == 0) {
+		ignore_node(l, n, NOTE_DEFAULT, "%s { %s = %s }", sec->key, n->key, n->value);
+		return 0;
+	}
+	return load_error(l, n, "'%s = %s' in %s is not supported yet (one %s with "
+			  "Dovecot's defaults)", n->key, n->value, sec->key, sec->key);
+}
+
 static int load_db(struct loader *l, const struct config_node *sec,
 		   struct db_settings *db, bool *seen)
 {
 	const struct config_node *driver = NULL;
+	char path[16];
 
 	if (*seen)
 		return load_error(l, sec, "only one %s section is supported", sec->key);
 	*seen = true;
+	snprintf(path, sizeof(path), "%s/", sec->key);
 	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
 		if (n->type == CONFIG_NODE_SECTION)
 			return load_error(l, n, "unknown section type '%s'", n->key);
+		if (find_def(db_defs, 2, n->key) == NULL && dovecot_setting_known(path, n->key)) {
+			if (load_db_dovecot_field(l, sec, n) < 0)
+				return -1;
+			continue;
+		}
 		if (apply_node(l, db, db_defs, 2, n) < 0)
 			return -1;
 		if (strcmp(n->key, "driver") == 0)
@@ -720,6 +896,11 @@ static int load_db(struct loader *l, const struct config_node *sec,
 	}
 	if (driver == NULL)
 		return load_error(l, sec, "%s section has no driver", sec->key);
+	if (db_driver_pending(sec->key, db->driver)) {
+		ignore_node(l, driver, "accepted; not served until ringgate's auth has this driver",
+			    "%s { driver = %s }", sec->key, db->driver);
+		return 0;
+	}
 	if (strcmp(db->driver, "passwd-file") != 0)
 		return load_error(l, driver, "invalid value for 'driver': only passwd-file is supported");
 	if (db->args[0] == '\0')
@@ -727,15 +908,118 @@ static int load_db(struct loader *l, const struct config_node *sec,
 	return 0;
 }
 
-static int load_protocol(struct loader *l, const struct config_node *sec)
+/* Whether settings inside `protocol NAME { }` apply to a protocol ringgate
+   serves: imap, pop3, or a negation ("!indexer-worker" is every other) */
+static bool filter_applies(const struct config_node *sec)
 {
-	if (strcmp(sec->value, "imap") != 0 && strcmp(sec->value, "pop3") != 0)
-		return load_error(l, sec, "unknown protocol '%s'", sec->value);
-	if (sec->children != NULL)
-		return load_error(l, sec->children,
-				  "settings inside 'protocol %s' sections are not supported yet",
-				  sec->value);
-	return 0;
+	if (strcmp(sec->key, "protocol") != 0)
+		return true; /* local, remote: some of ringgate's connections */
+	return strcmp(sec->value, "imap") == 0 || strcmp(sec->value, "pop3") == 0 ||
+	       sec->value[0] == '!';
+}
+
+/* protocol, local, remote sections. Dovecot applies the global settings
+ * inside to one protocol or address; ringgate has one value of each
+ * setting, so one it uses is an error there, one it does not use is named,
+ * and a filter for another protocol (lmtp, lda, submission) is set aside
+ * whole. outer: the enclosing filter's label, NULL at the top. */
+static int load_filter(struct loader *l, const struct config_node *sec, const char *outer,
+		       unsigned depth)
+{
+	if (sec->value[0] == '\0')
+		return load_error(l, sec, "%s section needs a name", sec->key);
+	if (!filter_applies(sec)) {
+		if (outer == NULL)
+			return ignore_section(l, sec, "", NULL);
+		if (check_dovecot_section(l, sec, "") < 0)
+			return -1;
+		char *inner = section_label(sec);
+		ignore_node(l, sec, NOTE_SECTION, "%s { %s { } }%s", outer, inner,
+			    depth > 1 ? " }" : "");
+		rg_free(inner);
+		return 0;
+	}
+
+	/* "local 10.0.0.1 { protocol pop3": names inside get their closing
+	   braces from depth */
+	char *label = section_label(sec);
+	if (outer != NULL) {
+		char *nested = rg_strdup_printf("%s { %s", outer, label);
+		rg_free(label);
+		label = nested;
+	}
+	const char *close = depth > 0 ? " }" : "";
+	int ret = 0;
+	for (const struct config_node *n = sec->children; n != NULL && ret == 0; n = n->next) {
+		if (n->type == CONFIG_NODE_SETTING) {
+			if (find_def(global_defs, GLOBAL_COUNT, n->key) != NULL)
+				ret = load_error(l, n, "'%s' inside '%s { }%s' is not supported: "
+						 "ringgate has one value for every protocol and "
+						 "address, set it outside the section", n->key, label,
+						 close);
+			else if (dovecot_setting_known("", n->key))
+				ignore_node(l, n, NOTE_SETTING, "%s { %s }%s", label, n->key, close);
+			else
+				ret = load_error(l, n, "unknown setting '%s'", n->key);
+		} else if (strcmp(n->key, "protocol") == 0 || strcmp(n->key, "local") == 0 ||
+			   strcmp(n->key, "remote") == 0) {
+			ret = load_filter(l, n, label, depth + 1);
+		} else if (strcmp(n->key, "service") == 0 || strcmp(n->key, "passdb") == 0 ||
+			   strcmp(n->key, "userdb") == 0 || strcmp(n->key, "local_name") == 0) {
+			ret = load_error(l, n, "'%s' sections are not supported inside '%s { }%s'",
+					 n->key, label, close);
+		} else if (dovecot_section_known("", n->key)) {
+			char path[64];
+			snprintf(path, sizeof(path), "%s/", n->key);
+			if (check_dovecot_section(l, n, path) == 0) {
+				char *inner = section_label(n);
+				ignore_node(l, n, NOTE_SECTION, "%s { %s { } }%s", label, inner, close);
+				rg_free(inner);
+			} else {
+				ret = -1;
+			}
+		} else {
+			ret = load_error(l, n, "unknown section type '%s'", n->key);
+		}
+	}
+	rg_free(label);
+	return ret;
+}
+
+/* `protocols`: imap and pop3 are served; another protocol Dovecot's
+ * services serve (lmtp, submission) is named and left out, and so is a
+ * word named twice (Debian's protocols.d appends to the default). Other
+ * words stay for apply_value() to refuse. */
+static int load_protocols(struct loader *l, const struct config_node *n)
+{
+	char **words;
+	unsigned count = split_words(n->value, &words), kept = 0;
+	int ret = 0;
+
+	for (unsigned i = 0; i < count; i++) {
+		bool dup = false;
+		for (unsigned j = 0; j < kept; j++)
+			dup = dup || strcasecmp(words[j], words[i]) == 0;
+		if (dup)
+			continue;
+		if (strcasecmp(words[i], "imap") != 0 && strcasecmp(words[i], "pop3") != 0 &&
+		    dovecot_protocol_known(words[i])) {
+			ignore_node(l, n, "a Dovecot protocol ringgate does not serve: left out",
+				    "protocols: %s", words[i]);
+			continue;
+		}
+		char *w = words[i];
+		words[i] = words[kept];
+		words[kept++] = w;
+	}
+	char *value = join_words(words, kept);
+	free_words(words, count);
+	const char *reason = "invalid";
+	if (apply_value(l->set, find_def(global_defs, GLOBAL_COUNT, "protocols"), value, NULL,
+			&reason) < 0)
+		ret = load_error(l, n, "invalid value for 'protocols': %s", reason);
+	rg_free(value);
+	return ret;
 }
 
 static int load_root(struct loader *l, const struct config_node *root)
@@ -745,7 +1029,14 @@ static int load_root(struct loader *l, const struct config_node *root)
 
 		if (n->type == CONFIG_NODE_SETTING) {
 			const struct set_def *def = find_def(global_defs, GLOBAL_COUNT, n->key);
-			ret = apply_node(l, l->set, global_defs, GLOBAL_COUNT, n);
+			if (def == NULL && dovecot_setting_known("", n->key)) {
+				ignore_node(l, n, NOTE_SETTING, "%s", n->key);
+				continue;
+			}
+			if (def != NULL && strcmp(def->key, "protocols") == 0)
+				ret = load_protocols(l, n);
+			else
+				ret = apply_node(l, l->set, global_defs, GLOBAL_COUNT, n);
 			if (ret == 0)
 				l->global_nodes[def - global_defs] = n;
 		} else if (strcmp(n->key, "service") == 0) {
@@ -754,10 +1045,15 @@ static int load_root(struct loader *l, const struct config_node *root)
 			ret = load_db(l, n, &l->set->passdb, &l->passdb_seen);
 		} else if (strcmp(n->key, "userdb") == 0) {
 			ret = load_db(l, n, &l->set->userdb, &l->userdb_seen);
-		} else if (strcmp(n->key, "protocol") == 0) {
-			ret = load_protocol(l, n);
+		} else if (strcmp(n->key, "protocol") == 0 || strcmp(n->key, "local") == 0 ||
+			   strcmp(n->key, "remote") == 0) {
+			ret = load_filter(l, n, NULL, 0);
 		} else if (strcmp(n->key, "local_name") == 0) {
 			ret = load_local_name(l, n);
+		} else if (dovecot_section_known("", n->key)) {
+			char path[64];
+			snprintf(path, sizeof(path), "%s/", n->key);
+			ret = ignore_section(l, n, path, NULL);
 		} else {
 			ret = load_error(l, n, "unknown section type '%s'", n->key);
 		}
@@ -883,17 +1179,33 @@ static const char *default_value(const char *name, void *context)
 	return def != NULL ? def->def : NULL;
 }
 
+/* what settings_load() hands the parser: where a skipped !include_try goes */
+struct load_context {
+	struct settings *set;
+	unsigned ignored_cap;
+};
+
+static void include_skipped(const char *file, unsigned line, const char *path, void *context)
+{
+	struct load_context *ctx = context;
+
+	ignore_add(ctx->set, &ctx->ignored_cap, file, line,
+		   rg_strdup_printf("!include_try %s", path), "no such file: skipped");
+}
+
 static struct settings *load_finish(struct config_node *root, int ret, char *parse_error,
-				    const char *config_path, char **error_r)
+				    struct load_context *ctx, char **error_r)
 {
 	struct loader l;
 
 	if (ret < 0) {
+		settings_free(ctx->set);
 		*error_r = parse_error;
 		return NULL;
 	}
 	memset(&l, 0, sizeof(l));
-	l.set = settings_new(config_path);
+	l.set = ctx->set;
+	l.ignored_cap = ctx->ignored_cap;
 	if (load_root(&l, root) == 0) {
 		resolve(l.set);
 		(void)check(&l);
@@ -910,31 +1222,39 @@ static struct settings *load_finish(struct config_node *root, int ret, char *par
 
 struct settings *settings_load(const char *path, char **error_r)
 {
-	struct config_params params = { .default_value = default_value };
+	struct load_context ctx = { 0 };
+	struct config_params params = {
+		.default_value = default_value,
+		.include_skipped = include_skipped,
+		.context = &ctx,
+	};
 	struct config_node *root;
 	char *error, *abs;
 	int ret;
 
-	ret = config_parse_file(path, &params, &root, &error);
 	abs = realpath(path, NULL);
-	struct settings *set = load_finish(root, ret, error, abs != NULL ? abs : path, error_r);
+	ctx.set = settings_new(abs != NULL ? abs : path);
 	free(abs);
-	return set;
+	ret = config_parse_file(path, &params, &root, &error);
+	return load_finish(root, ret, error, &ctx, error_r);
 }
 
 struct settings *settings_load_string(const char *name, const char *text, size_t len,
 				      bool allow_files, char **error_r)
 {
+	struct load_context ctx = { .set = settings_new(name) };
 	struct config_params params = {
 		.flags = allow_files ? 0 : CONFIG_FLAG_NO_FILES,
 		.default_value = default_value,
+		.include_skipped = include_skipped,
+		.context = &ctx,
 	};
 	struct config_node *root;
 	char *error;
 	int ret;
 
 	ret = config_parse_string(name, text, len, &params, &root, &error);
-	return load_finish(root, ret, error, name, error_r);
+	return load_finish(root, ret, error, &ctx, error_r);
 }
 
 static void free_strings(void *base, const struct set_def *defs, size_t count)
@@ -989,8 +1309,22 @@ void settings_free(struct settings *set)
 	rg_free(set->passdb.args);
 	rg_free(set->userdb.driver);
 	rg_free(set->userdb.args);
+	for (unsigned i = 0; i < set->ignored_count; i++) {
+		rg_free(set->ignored[i].name);
+		rg_free(set->ignored[i].note);
+		rg_free(set->ignored[i].file);
+	}
+	rg_free(set->ignored);
 	rg_free(set->config_path);
 	rg_free(set);
+}
+
+void settings_log_ignored(const struct settings *set)
+{
+	for (unsigned i = 0; i < set->ignored_count; i++) {
+		const struct settings_ignored *ig = &set->ignored[i];
+		log_info("%s:%u: %s: %s", ig->file, ig->line, ig->name, ig->note);
+	}
 }
 
 static void forget(char **field)
@@ -1239,6 +1573,19 @@ static void print_service(FILE *out, const struct settings *set,
 	free(text);
 }
 
+/* a comment line cannot end early: a name holds no line break, but a
+   section name or value from the file may hold anything else */
+static void print_ignored(FILE *out, const struct settings *set)
+{
+	if (set->ignored_count == 0)
+		return;
+	fprintf(out, "# Accepted from a Dovecot configuration and not used by ringgate:\n");
+	for (unsigned i = 0; i < set->ignored_count; i++) {
+		const struct settings_ignored *ig = &set->ignored[i];
+		fprintf(out, "#   %s:%u: %s (%s)\n", ig->file, ig->line, ig->name, ig->note);
+	}
+}
+
 void settings_print(const struct settings *set, bool all, FILE *out)
 {
 	settings_print_secrets(set, all, false, out);
@@ -1272,4 +1619,5 @@ void settings_print_secrets(const struct settings *set, bool all, bool secrets, 
 	print_db(out, "userdb", &set->userdb);
 	for (unsigned i = 0; i < set->service_count; i++)
 		print_service(out, set, &set->services[i], all);
+	print_ignored(out, set);
 }

@@ -55,6 +55,18 @@ struct db_settings {
 	char *args;   /* the file path (with any `scheme=X` / `username_format=` prefix args) */
 };
 
+/* Something a Dovecot configuration says that ringgate accepts and does not
+ * use: a setting or section Dovecot 2.3 knows (dovecot-names.h), an
+ * `!include_try` that found nothing, a passdb driver not served yet. Named
+ * once: master logs each as an Info line at start-up, `-n` as a comment. */
+struct settings_ignored {
+	char *name;  /* "mail_plugins", "dict { }", "service lmtp { }",
+			"protocol imap { mail_plugins }" */
+	char *note;  /* why it is set aside, for the log line */
+	char *file;
+	unsigned line;
+};
+
 struct settings {
 	char *config_path;       /* absolute path of the main file */
 
@@ -121,6 +133,10 @@ struct settings {
 
 	struct local_name_settings *local_names;
 	unsigned local_name_count;
+
+	/* in file order, each name once (its first place) */
+	struct settings_ignored *ignored;
+	unsigned ignored_count;
 };
 
 /* Returns NULL and sets *error_r (allocated, caller frees) on failure. */
@@ -135,6 +151,9 @@ void settings_free(struct settings *set);
  * a private key lingers, and 1,000 local_name sections cost no memory. */
 void settings_forget_pem(struct settings *set);
 
+/* One Info line per settings_ignored entry: `file:line: name: note`. */
+void settings_log_ignored(const struct settings *set);
+
 /* NULL if there is no such service */
 const struct service_settings *settings_service(const struct settings *set, const char *name);
 /* "imap-login", "pop3-login": a service of login processes */
@@ -148,8 +167,8 @@ bool settings_protocol_enabled(const struct settings *set, const char *protocol)
 
 /* Print the configuration as `ringgate -n` shows it: only values that differ
  * from the defaults (all when all is true), in Dovecot syntax that
- * settings_load() reads back to the same values. Key material is shown as
- * "# hidden". */
+ * settings_load() reads back to the same values, then the settings_ignored
+ * entries as a comment block. Key material is shown as "# hidden". */
 void settings_print(const struct settings *set, bool all, FILE *out);
 /* The same; with secrets an inline ssl_key is printed too (`-P`, as
  * doveconf -P), so the output loads back even then. */

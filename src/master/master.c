@@ -294,6 +294,8 @@ int master_run(struct settings *set, bool foreground)
 	if (ret < 0)
 		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
 	log_info("ringgate %s starting up (crypto: %s)", RINGGATE_VERSION, tls_crypto_info());
+	/* what a Dovecot configuration says that ringgate does not use */
+	settings_log_ignored(set);
 
 	if (set->ssl != SSL_NO)
 		ticket_keys_rotate();

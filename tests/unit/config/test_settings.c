@@ -261,10 +261,17 @@ static void test_errors(void **state)
 		{ NO_SSL "foo {\n}\n", "t.conf:2: unknown section type 'foo'" },
 		{ NO_SSL "service = imap\n", "t.conf:2: unknown setting 'service'" },
 		{ NO_SSL "service {\n}\n", "t.conf:2: service section needs a name" },
-		{ NO_SSL "service lmtp {\n}\n", "t.conf:2: unknown service 'lmtp'" },
-		{ NO_SSL "service imap {\n  user = x\n}\n", "t.conf:3: unknown setting 'user'" },
-		{ NO_SSL "service auth {\n  unix_listener x {\n  }\n}\n",
-		  "t.conf:3: unknown section type 'unix_listener'" },
+		{ NO_SSL "service imap-logn {\n}\n", "t.conf:2: unknown service 'imap-logn'" },
+		{ NO_SSL "service imap {\n  usr = x\n}\n", "t.conf:3: unknown setting 'usr'" },
+		{ NO_SSL "service imap {\n  sevice_count = 1\n}\n",
+		  "t.conf:3: unknown setting 'sevice_count'" },
+		{ NO_SSL "service auth {\n  unix_listener x {\n    mod = 0600\n  }\n}\n",
+		  "t.conf:4: unknown setting 'mod'" },
+		{ NO_SSL "service auth {\n  unix_listenr x {\n  }\n}\n",
+		  "t.conf:3: unknown section type 'unix_listenr'" },
+		{ NO_SSL "service lmtp {\n  executabl = lmtp\n}\n", "t.conf:3: unknown setting 'executabl'" },
+		{ NO_SSL "service lmtp {\n  inet_listener lmtp {\n    prot = 24\n  }\n}\n",
+		  "t.conf:4: unknown setting 'prot'" },
 		{ NO_SSL "service imap {\n  inet_listener x {\n  }\n}\n",
 		  "t.conf:3: service 'imap' cannot have an inet_listener" },
 		{ NO_SSL "service imap-login {\n  inet_listener {\n  }\n}\n",
@@ -294,7 +301,7 @@ static void test_errors(void **state)
 		  "t.conf:2: invalid value for 'ssl_min_protocol': must be TLSv1.2 or TLSv1.3" },
 		{ NO_SSL "ssl_min_protocol = SSLv3\n",
 		  "t.conf:2: invalid value for 'ssl_min_protocol': must be TLSv1.2 or TLSv1.3" },
-		{ NO_SSL "protocols = imap lmtp\n",
+		{ NO_SSL "protocols = imap lmpt\n",
 		  "t.conf:2: invalid value for 'protocols': protocols must be imap, pop3 or none" },
 		{ NO_SSL "auth_mechanisms = plain cram-md5\n",
 		  "t.conf:2: invalid value for 'auth_mechanisms': supported mechanisms are plain and login" },
@@ -331,15 +338,48 @@ static void test_errors(void **state)
 		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n}\npassdb {\n}\n",
 		  "t.conf:6: only one passdb section is supported" },
 		{ NO_SSL "passdb {\n  args = /a\n}\n", "t.conf:2: passdb section has no driver" },
-		{ NO_SSL "userdb {\n  driver = static\n  args = x\n}\n",
+		{ NO_SSL "userdb {\n  driver = nosuch\n  args = x\n}\n",
 		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
 		{ NO_SSL "userdb {\n  driver = passwd-file\n}\n",
 		  "t.conf:2: userdb section has no args (the passwd-file path)" },
-		{ NO_SSL "passdb {\n  deny = yes\n}\n", "t.conf:3: unknown setting 'deny'" },
+		{ NO_SSL "passdb {\n  deni = yes\n}\n", "t.conf:3: unknown setting 'deni'" },
+		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n  deny = yes\n}\n",
+		  "t.conf:5: 'deny = yes' in passdb is not supported yet (one passdb with "
+		  "Dovecot's defaults)" },
+		{ NO_SSL "userdb {\n  driver = passwd\n  result_success = continue-ok\n}\n",
+		  "t.conf:4: 'result_success = continue-ok' in userdb is not supported yet (one "
+		  "userdb with Dovecot's defaults)" },
+		{ NO_SSL "passdb {\n  driver = vpopmail\n}\n",
+		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
+		{ NO_SSL "userdb {\n  driver = shadow\n}\n",
+		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
 		{ NO_SSL "passdb {\n  x {\n  }\n}\n", "t.conf:3: unknown section type 'x'" },
-		{ NO_SSL "protocol lmtp {\n}\n", "t.conf:2: unknown protocol 'lmtp'" },
+		{ NO_SSL "protocol {\n}\n", "t.conf:2: protocol section needs a name" },
 		{ NO_SSL "protocol imap {\n  login_greeting = hi\n}\n",
-		  "t.conf:3: settings inside 'protocol imap' sections are not supported yet" },
+		  "t.conf:3: 'login_greeting' inside 'protocol imap { }' is not supported: ringgate "
+		  "has one value for every protocol and address, set it outside the section" },
+		{ NO_SSL "local 10.0.0.1 {\n  protocol pop3 {\n    ssl_cert = x\n  }\n}\n",
+		  "t.conf:4: 'ssl_cert' inside 'local 10.0.0.1 { protocol pop3 { } }' is not supported: "
+		  "ringgate has one value for every protocol and address, set it outside the section" },
+		{ NO_SSL "protocol imap {\n  mail_plugin = quota\n}\n",
+		  "t.conf:3: unknown setting 'mail_plugin'" },
+		{ NO_SSL "protocol lmtp {\n  mail_plugin = quota\n}\n",
+		  "t.conf:3: unknown setting 'mail_plugin'" },
+		{ NO_SSL "protocol !indexer-worker {\n  passdb {\n  }\n}\n",
+		  "t.conf:3: 'passdb' sections are not supported inside 'protocol !indexer-worker { }'" },
+		{ NO_SSL "remote 10.0.0.0/8 {\n  namespac {\n  }\n}\n",
+		  "t.conf:3: unknown section type 'namespac'" },
+		{ NO_SSL "sevice_count = 1\n", "t.conf:2: unknown setting 'sevice_count'" },
+		{ NO_SSL "namespace inbox {\n  inbx = yes\n}\n", "t.conf:3: unknown setting 'inbx'" },
+		{ NO_SSL "namespace inbox {\n  mailbox Sent {\n    special_us = \\Sent\n  }\n}\n",
+		  "t.conf:4: unknown setting 'special_us'" },
+		{ NO_SSL "namespace {\n  mailbox x {\n    mailbox y {\n    }\n  }\n}\n",
+		  "t.conf:4: unknown section type 'mailbox'" },
+		{ NO_SSL "dict {\n  x {\n  }\n}\n", "t.conf:3: unknown section type 'x'" },
+		{ NO_SSL "plugin {\n  x = y\n  z {\n  }\n}\n", "t.conf:4: unknown section type 'z'" },
+		{ NO_SSL "metric m {\n  filtr = x\n}\n", "t.conf:3: unknown setting 'filtr'" },
+		{ NO_SSL "local_name x {\n  ssl_cert = \"c\"\n  ssl_key = \"k\"\n  mail_plugin = x\n}\n",
+		  "t.conf:5: 'mail_plugin' is not supported inside local_name (only ssl_cert and ssl_key)" },
 		{ "ssl = yes\n", "t.conf:1: ssl enabled, but ssl_cert not set" },
 		{ "login_greeting = hi\n", "t.conf: ssl enabled, but ssl_cert not set" },
 		{ "ssl = required\nssl_cert = \"x\"\n", "t.conf:1: ssl enabled, but ssl_key not set" },
@@ -530,6 +570,133 @@ static void test_print_output(void **state)
 	settings_free(set);
 }
 
+/* Names Dovecot knows and ringgate does not use: accepted, each named once
+ * at its first place (settings_ignored), in `-n` as a comment block that
+ * loads back; what ringgate uses still applies around them. */
+static void test_dovecot_accepted(void **state)
+{
+	static const struct { const char *name; unsigned line; } expected[] = {
+		{ "dict { }", 2 },
+		{ "mail_plugins", 5 },
+		{ "plugin { }", 6 },
+		{ "namespace inbox { }", 9 },
+		{ "protocols: lmtp", 16 },
+		{ "protocol lmtp { }", 17 },
+		{ "protocol imap { mail_plugins }", 22 },
+		{ "protocol imap { plugin { } }", 23 },
+		{ "local 10.0.0.1 { protocol pop3 { pop3_uidl_format } }", 31 },
+		{ "protocol lda { }", 34 },
+		{ "service lmtp { }", 36 },
+		{ "service managesieve-login { }", 41 },
+		{ "service imap-login { user }", 48 },
+		{ "service imap-login { unix_listener login/imap { } }", 50 },
+		{ "service auth { fifo_listener x { } }", 57 },
+		{ "service auth-worker { }", 60 },
+		/* the driver is judged after the section's last line */
+		{ "passdb { name }", 66 },
+		{ "passdb { result_success = return-ok }", 67 },
+		{ "passdb { driver = pam }", 64 },
+		{ "userdb { driver = passwd }", 70 },
+		{ "metric auth_success { }", 72 },
+		{ "ssl_client_ca_dir", 75 },
+	};
+	struct settings *set, *again;
+	char *text, *error = NULL;
+	(void)state;
+
+	set = load_ok(NO_SSL
+		"dict {\n  quota = redis:host=127.0.0.1\n}\n"                        /* 2 */
+		"mail_plugins = quota\n"                                            /* 5 */
+		"plugin {\n  quota = maildir:User quota\n}\n"                        /* 6 */
+		"namespace inbox {\n  inbox = yes\n  mailbox \"Sent Messages\" {\n" /* 9 */
+		"    special_use = \\Sent\n    auto = no\n  }\n}\n"
+		"protocols = imap pop3 lmtp imap\n"                                 /* 16 */
+		"protocol lmtp {\n  mail_plugins = $mail_plugins sieve\n"           /* 17 */
+		"  login_greeting = not for ringgate\n}\n"
+		"protocol imap {\n  mail_plugins = $mail_plugins imap_quota\n"      /* 21 */
+		"  plugin {\n    x = y\n  }\n}\n"                                   /* 23 */
+		"plugin {\n}\n"                                                     /* 27 */
+		"local 10.0.0.1 {\n  protocol pop3 {\n    pop3_uidl_format = %v\n  }\n}\n" /* 29 */
+		"protocol lda {\n}\n"                                               /* 34 */
+		"service lmtp {\n  unix_listener lmtp {\n    mode = 0600\n  }\n}\n" /* 36 */
+		"service managesieve-login {\n  executable = managesieve-login\n"   /* 41 */
+		"  inet_listener sieve {\n    port = 4190\n  }\n}\n"
+		"service imap-login {\n  user = dovenull\n  service_count = 0\n"    /* 47 */
+		"  unix_listener login/imap {\n  }\n"                               /* 50 */
+		"  inet_listener imap {\n    port = 10143\n  }\n}\n"
+		"service auth {\n  fifo_listener x {\n  }\n}\n"                     /* 56 */
+		"service auth-worker {\n  user = root\n}\n"                         /* 60 */
+		"passdb {\n  driver = pam\n  args = session=yes dovecot\n"          /* 63 */
+		"  name = system\n  result_success = return-ok\n}\n"
+		"userdb {\n  driver = passwd\n}\n"                                  /* 69 */
+		"metric auth_success {\n  filter = event=auth_request_finished\n}\n" /* 72 */
+		"ssl_client_ca_dir = /etc/ssl/certs\n");                            /* 75 */
+
+	/* what ringgate uses is applied, the rest did not disturb it */
+	assert_string_equal(set->protocols, "imap pop3");
+	assert_int_equal(settings_service(set, "imap-login")->service_count, 0);
+	assert_int_equal(settings_service(set, "imap-login")->listeners[0].port, 10143);
+	assert_string_equal(set->passdb.driver, "pam");
+	assert_string_equal(set->passdb.args, "session=yes dovecot");
+	assert_string_equal(set->login_greeting, "ringgate ready.");
+
+	assert_int_equal(set->ignored_count, sizeof(expected) / sizeof(expected[0]));
+	for (unsigned i = 0; i < set->ignored_count; i++) {
+		assert_string_equal(set->ignored[i].name, expected[i].name);
+		assert_int_equal(set->ignored[i].line, expected[i].line);
+		assert_string_equal(set->ignored[i].file, "t.conf");
+	}
+
+	/* -n: a comment block, and the output loads back to the same values */
+	text = print_to_string(set, false);
+	assert_non_null(strstr(text, "\n# Accepted from a Dovecot configuration and not used by "
+				     "ringgate:\n#   t.conf:2: dict { } (a Dovecot section ringgate "
+				     "does not use: ignored)\n"));
+	assert_non_null(strstr(text, "\n#   t.conf:64: passdb { driver = pam } (accepted; not "
+				     "served until ringgate's auth has this driver)\n"));
+	again = settings_load_string("again.conf", text, strlen(text), false, &error);
+	if (again == NULL)
+		fail_msg("-n output does not load: %s\n%s", error, text);
+	assert_round_trip(set, false);
+	settings_free(again);
+	free(text);
+	settings_free(set);
+}
+
+/* !include_try of an absent file or a pattern matching nothing is named */
+static void test_include_try_named(void **state)
+{
+	char dir[] = "/tmp/rg-settings-XXXXXX";
+	char *path, *error = NULL;
+	FILE *f;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	path = rg_strdup_printf("%s/main.conf", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("ssl = no\n!include_try local.conf\n!include_try conf.d/*.conf\n"
+	      "!include_try local.conf\n", f);
+	fclose(f);
+	struct settings *set = settings_load(path, &error);
+	if (set == NULL)
+		fail_msg("%s", error);
+	assert_int_equal(set->ignored_count, 2);
+	char *want = rg_strdup_printf("!include_try %s/local.conf", dir);
+	assert_string_equal(set->ignored[0].name, want);
+	assert_int_equal(set->ignored[0].line, 2);
+	assert_string_equal(set->ignored[0].note, "no such file: skipped");
+	rg_free(want);
+	want = rg_strdup_printf("!include_try %s/conf.d/*.conf", dir);
+	assert_string_equal(set->ignored[1].name, want);
+	assert_int_equal(set->ignored[1].line, 3);
+	rg_free(want);
+	settings_free(set);
+	unlink(path);
+	rmdir(dir);
+	rg_free(path);
+}
+
 /* SNI sections: names normalised to lower case, PEM kept, a list of names
  * stays one section, and every misuse is a file:line error */
 /* ssl_curve_list: OpenSSL's and Dovecot's names, canonical order kept,
@@ -633,6 +800,8 @@ int main(void)
 		cmocka_unit_test(test_print_output),
 		cmocka_unit_test(test_curve_list),
 		cmocka_unit_test(test_local_name),
+		cmocka_unit_test(test_dovecot_accepted),
+		cmocka_unit_test(test_include_try_named),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,215 @@
+"""Debian's stock Dovecot configuration, loaded by ringgate unchanged.
+
+The test copies /etc/dovecot (dovecot-imapd and dovecot-pop3d installed by
+`make check`) into a temporary directory and rewrites only its paths (the
+copy's own directory instead of /etc/dovecot, a fresh certificate where
+10-ssl.conf names one) and, through the `local.conf` that dovecot.conf
+includes last, the runtime directory, the log and the ports. Dovecot's own
+doveconf reads the same copy, so the test also shows the copy is still a
+configuration Dovecot accepts.
+"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import rgenv
+
+STOCK = "/etc/dovecot"
+
+# what Debian's stock files say that ringgate accepts and does not use:
+# (file relative to the copy, the name as ringgate reports it)
+EXPECTED_IGNORED = [
+    ("dovecot.conf", "dict { }"),
+    ("conf.d/10-director.conf", "service director { }"),
+    ("conf.d/10-director.conf", "service submission-login { }"),
+    ("conf.d/10-director.conf", "protocol lmtp { }"),
+    ("conf.d/10-logging.conf", "plugin { }"),
+    ("conf.d/10-mail.conf", "namespace inbox { }"),
+    ("conf.d/10-mail.conf", "mail_privileged_group"),
+    ("conf.d/10-master.conf", "service lmtp { }"),
+    ("conf.d/10-master.conf", "service submission { }"),
+    ("conf.d/10-master.conf", "service auth { unix_listener auth-userdb { } }"),
+    ("conf.d/10-master.conf", "service auth-worker { }"),
+    ("conf.d/10-master.conf", "service dict { }"),
+    ("conf.d/10-ssl.conf", "ssl_client_ca_dir"),
+    ("conf.d/15-lda.conf", "protocol lda { }"),
+]
+
+
+def line_of(path, pattern):
+    """1-based number of the first line of path matching the regex"""
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if re.search(pattern, line):
+                return i
+    raise AssertionError("%s: no line matches %r" % (path, pattern))
+
+
+@unittest.skipUnless(os.path.exists(os.path.join(STOCK, "dovecot.conf")),
+                     "Debian's dovecot-core is not installed (make check installs it)")
+class StockDovecotConf(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="ringgate-dovecot-conf-")
+        self.dir = os.path.join(self.tmp, "dovecot")
+        shutil.copytree(STOCK, self.dir, symlinks=True)
+        # paths: the copy's own directory instead of /etc/dovecot
+        for root, _, files in os.walk(self.dir):
+            for name in files:
+                p = os.path.join(root, name)
+                if os.path.islink(p):
+                    continue
+                with open(p, errors="surrogateescape") as f:
+                    text = f.read()
+                if STOCK + "/" in text:
+                    with open(p, "w", errors="surrogateescape") as f:
+                        f.write(text.replace(STOCK + "/", self.dir + "/"))
+        os.makedirs(os.path.join(self.dir, "private"), exist_ok=True)
+        rgenv.make_cert(os.path.join(self.dir, "private", "dovecot.pem"),
+                        os.path.join(self.dir, "private", "dovecot.key"), kind="rsa")
+        self.conf = os.path.join(self.dir, "dovecot.conf")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def ringgate(self, *args):
+        return subprocess.run([os.path.join(rgenv.build_dir(), "bin", "ringgate"),
+                               "-c", self.conf] + list(args),
+                              capture_output=True, text=True, timeout=60)
+
+    def doveconf(self):
+        return subprocess.run(["doveconf", "-n", "-c", self.conf],
+                              capture_output=True, text=True, timeout=60)
+
+    def test_stock_config_loads(self):
+        out = self.ringgate("-n")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(out.stderr, "")
+        text = out.stdout
+        # what ringgate will use, from the stock files
+        self.assertIn("\nssl_cert = <%s/private/dovecot.pem\n" % self.dir, text)
+        self.assertIn("\nssl_key = <%s/private/dovecot.key\n" % self.dir, text)
+        self.assertIn("\nssl_dh = </usr/share/dovecot/dh.pem\n", text)
+        self.assertIn("\nmail_location = mbox:~/mail:INBOX=/var/mail/%u\n", text)
+        self.assertIn("\npassdb {\n  driver = pam\n", text)
+        self.assertIn("\nuserdb {\n  driver = passwd\n", text)
+        # protocols.d appended imap and pop3 to the default: served once each
+        self.assertNotIn("\nprotocols =", text)
+        # what it sets aside, each named once with its file and line
+        block = text[text.index("# Accepted from a Dovecot configuration"):]
+        for rel, name in EXPECTED_IGNORED:
+            with self.subTest(name=name):
+                lines = [ln for ln in block.splitlines() if (": %s (" % name) in ln]
+                self.assertEqual(len(lines), 1, block)
+                self.assertTrue(lines[0].startswith("#   %s/%s:" % (self.dir, rel)), lines[0])
+        self.assertIn("#   %s/dovecot.conf:%d: !include_try %s/local.conf (no such file: "
+                      "skipped)\n" % (self.dir, line_of(self.conf, r"^!include_try local\.conf"),
+                                      self.dir), block)
+        self.assertIn(": mail_privileged_group (a Dovecot setting ringgate does not use: ignored)",
+                      block)
+        self.assertIn("%s/conf.d/10-mail.conf:%d: mail_privileged_group" % (
+            self.dir, line_of(os.path.join(self.dir, "conf.d/10-mail.conf"),
+                              r"^mail_privileged_group")), block)
+        # the -n output loads back
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", dir=self.tmp, delete=False) as f:
+            f.write(text)
+        again = subprocess.run([os.path.join(rgenv.build_dir(), "bin", "ringgate"),
+                                "-c", f.name, "-n"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        # and Dovecot reads the same copy
+        dc = self.doveconf()
+        self.assertEqual(dc.returncode, 0, dc.stderr)
+
+    def typo(self, rel, after, typo):
+        """Insert the line typo after the first line matching after; its line number"""
+        path = os.path.join(self.dir, rel)
+        with open(path) as f:
+            lines = f.readlines()
+        n = line_of(path, after)
+        lines.insert(n, typo + "\n")
+        with open(path, "w") as f:
+            f.writelines(lines)
+        return path, n + 1
+
+    def assert_typo_stops(self, path, line, message, dovecot_message):
+        for args in (["-n"], ["-F"]):
+            out = self.ringgate(*args)
+            self.assertEqual(out.returncode, 89, out.stderr)
+            self.assertEqual(out.stderr.strip(),
+                             "ringgate: Fatal: %s:%d: %s" % (path, line, message))
+        dc = self.doveconf()
+        self.assertNotEqual(dc.returncode, 0)
+        self.assertIn(dovecot_message, dc.stderr)
+
+    def test_typo_in_service(self):
+        path, line = self.typo("conf.d/10-master.conf", r"^service imap-login \{",
+                               "  sevice_count = 1")
+        self.assert_typo_stops(path, line, "unknown setting 'sevice_count'",
+                               "line %d: Unknown setting: service { sevice_count" % line)
+
+    def test_typo_in_ignored_section(self):
+        # inside a section ringgate sets aside, a typo is still one
+        path, line = self.typo("conf.d/10-mail.conf", r"^namespace inbox \{", "  inbx = yes")
+        self.assert_typo_stops(path, line, "unknown setting 'inbx'",
+                               "line %d: Unknown setting: namespace { inbx" % line)
+
+    def test_typo_global(self):
+        path, line = self.typo("conf.d/10-mail.conf", r"^mail_privileged_group",
+                               "mail_privileged_grop = mail")
+        self.assert_typo_stops(path, line, "unknown setting 'mail_privileged_grop'",
+                               "line %d: Unknown setting: mail_privileged_grop" % line)
+
+    def test_setting_ringgate_cannot_honour(self):
+        # Dovecot applies it to IMAP only; ringgate has one greeting
+        path, line = self.typo("conf.d/20-imap.conf", r"^protocol imap \{",
+                               "  login_greeting = IMAP ready.")
+        for args in (["-n"], ["-F"]):
+            out = self.ringgate(*args)
+            self.assertEqual(out.returncode, 89, out.stderr)
+            self.assertIn("%s:%d: 'login_greeting' inside 'protocol imap { }' is not "
+                          "supported" % (path, line), out.stderr)
+        self.assertEqual(self.doveconf().returncode, 0)
+
+    def test_starts_and_names_once(self):
+        """-F with the copy: each set-aside name is one Info line at start-up."""
+        ports = {name: rgenv.free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
+        run = os.path.join(self.tmp, "run")
+        log = os.path.join(self.tmp, "ringgate.log")
+        with open(os.path.join(self.dir, "local.conf"), "w") as f:
+            f.write("base_dir = %s\nlog_path = %s\nlisten = 127.0.0.1\n" % (run, log))
+            for svc, names in (("imap-login", ("imap", "imaps")), ("pop3-login", ("pop3", "pop3s"))):
+                f.write("service %s {\n" % svc)
+                for name in names:
+                    f.write("  inet_listener %s {\n    port = %d\n  }\n" % (name, ports[name]))
+                f.write("}\n")
+        proc = subprocess.Popen([os.path.join(rgenv.build_dir(), "bin", "ringgate"),
+                                 "-c", self.conf, "-F"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            import socket
+
+            def greeted():
+                try:
+                    with socket.create_connection(("127.0.0.1", ports["imap"]), timeout=2) as s:
+                        return s.recv(200).startswith(b"* OK")
+                except OSError:
+                    return False
+            rgenv.wait_for(lambda: proc.poll() is not None or greeted())
+            self.assertIsNone(proc.poll(), proc.stderr.read() if proc.stderr else "")
+            with open(log) as f:
+                text = f.read()
+        finally:
+            rgenv.stop_process(proc)
+        for rel, name in EXPECTED_IGNORED:
+            with self.subTest(name=name):
+                found = re.findall(r"master\(\d+\): Info: %s/%s:\d+: %s: " % (
+                    re.escape(self.dir), re.escape(rel), re.escape(name)), text)
+                self.assertEqual(len(found), 1, text)
+        # local.conf exists now: nothing skipped
+        self.assertNotIn("!include_try", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
