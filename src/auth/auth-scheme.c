@@ -1,25 +1,38 @@
 #include "auth/auth-scheme.h"
+#include "auth/sasl-cram.h"
+#include "auth/sasl-scram.h"
 
 #include "lib/alloc.h"
+#include "lib/log.h"
 
 #include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
-/* prefix a crypt hash of the scheme must start with ("" = any crypt hash) */
+enum scheme_kind { KIND_PLAIN, KIND_CRYPT, KIND_SCRAM_SHA1, KIND_SCRAM_SHA256, KIND_CRAM_MD5 };
+
+/* prefix a crypt hash of the scheme must start with ("" = any crypt hash);
+   gen: the crypt_gensalt prefix `ringgate pw` makes such hashes with */
 static const struct {
 	const char *name;
 	const char *prefixes[4];
-	bool crypt;
+	enum scheme_kind kind;
+	const char *gen;
 } schemes[] = {
-	{ "PLAIN", { NULL }, false },
-	{ "CLEARTEXT", { NULL }, false },
-	{ "CRYPT", { "", NULL }, true },
-	{ "DES-CRYPT", { "", NULL }, true },
-	{ "MD5-CRYPT", { "$1$", NULL }, true },
-	{ "SHA256-CRYPT", { "$5$", NULL }, true },
-	{ "SHA512-CRYPT", { "$6$", NULL }, true },
-	{ "BLF-CRYPT", { "$2a$", "$2b$", "$2y$", NULL }, true },
+	{ "PLAIN", { NULL }, KIND_PLAIN, NULL },
+	{ "CLEARTEXT", { NULL }, KIND_PLAIN, NULL },
+	{ "CRYPT", { "", NULL }, KIND_CRYPT, NULL },
+	{ "DES-CRYPT", { "", NULL }, KIND_CRYPT, NULL },
+	{ "MD5-CRYPT", { "$1$", NULL }, KIND_CRYPT, "$1$" },
+	{ "SHA256-CRYPT", { "$5$", NULL }, KIND_CRYPT, "$5$" },
+	{ "SHA512-CRYPT", { "$6$", NULL }, KIND_CRYPT, "$6$" },
+	{ "BLF-CRYPT", { "$2a$", "$2b$", "$2y$", NULL }, KIND_CRYPT, "$2y$" },
+	{ "SCRAM-SHA-1", { NULL }, KIND_SCRAM_SHA1, NULL },
+	{ "SCRAM-SHA-256", { NULL }, KIND_SCRAM_SHA256, NULL },
+	{ "CRAM-MD5", { NULL }, KIND_CRAM_MD5, NULL },
 };
 #define SCHEME_COUNT (sizeof(schemes) / sizeof(schemes[0]))
 
@@ -47,14 +60,50 @@ bool auth_mem_equal(const void *a, size_t alen, const void *b, size_t blen)
 	return diff == 0;
 }
 
+/* a plaintext password against stored SCRAM keys: the keys the password
+   gives with the stored salt and count must be the stored ones */
+static enum scheme_result scram_verify(enum crypto_hash h, const char *hash, const uint8_t *pw,
+				       size_t pw_len)
+{
+	struct scram_creds stored, made;
+	const char *error;
+	if (!scram_creds_parse(h, hash, &stored, &error))
+		return SCHEME_BAD_HASH;
+	if (scram_creds_from_password(h, pw, pw_len, stored.salt, stored.salt_len,
+				      stored.iterations, &made) < 0)
+		return SCHEME_BAD_HASH;
+	size_t hl = crypto_hash_len(h);
+	bool ok = auth_mem_equal(made.stored_key, hl, stored.stored_key, hl) &&
+		  auth_mem_equal(made.server_key, hl, stored.server_key, hl);
+	explicit_bzero(&made, sizeof(made));
+	return ok ? SCHEME_OK : SCHEME_MISMATCH;
+}
+
 enum scheme_result auth_scheme_verify(const char *scheme, const char *hash,
 				      const uint8_t *pw, size_t pw_len)
 {
 	int idx = scheme_find(scheme);
 	if (idx < 0)
 		return SCHEME_UNKNOWN;
-	if (!schemes[idx].crypt)
+	switch (schemes[idx].kind) {
+	case KIND_PLAIN:
 		return auth_mem_equal(pw, pw_len, hash, strlen(hash)) ? SCHEME_OK : SCHEME_MISMATCH;
+	case KIND_SCRAM_SHA1:
+	case KIND_SCRAM_SHA256:
+		return scram_verify(schemes[idx].kind == KIND_SCRAM_SHA1 ? CRYPTO_SHA1 : CRYPTO_SHA256,
+				    hash, pw, pw_len);
+	case KIND_CRAM_MD5: {
+		uint8_t want[CRYPTO_CRAM_MD5_CONTEXT_LEN], got[CRYPTO_CRAM_MD5_CONTEXT_LEN];
+		if (!cram_md5_context_parse(hash, want))
+			return SCHEME_BAD_HASH;
+		crypto_cram_md5_context(pw, pw_len, got);
+		bool ok = auth_mem_equal(want, sizeof(want), got, sizeof(got));
+		explicit_bzero(got, sizeof(got));
+		return ok ? SCHEME_OK : SCHEME_MISMATCH;
+	}
+	case KIND_CRYPT:
+		break;
+	}
 
 	bool prefix_ok = false;
 	for (unsigned i = 0; i < 4 && schemes[idx].prefixes[i] != NULL && !prefix_ok; i++) {
@@ -78,6 +127,101 @@ enum scheme_result auth_scheme_verify(const char *scheme, const char *hash,
 		ret = SCHEME_BAD_HASH;
 	else
 		ret = auth_mem_equal(out, strlen(out), hash, strlen(hash)) ? SCHEME_OK : SCHEME_MISMATCH;
+	explicit_bzero(cd, sizeof(*cd));
+	explicit_bzero(pwz, pw_len);
+	rg_free(cd);
+	rg_free(pwz);
+	return ret;
+}
+
+static void random_bytes(void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_fatal("getrandom: %m");
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+const char *auth_scheme_name(unsigned i)
+{
+	return i < SCHEME_COUNT ? schemes[i].name : NULL;
+}
+
+char *auth_scheme_generate(const char *scheme, const uint8_t *pw, size_t pw_len,
+			   unsigned rounds, const char **error_r)
+{
+	int idx = scheme_find(scheme);
+	if (idx < 0) {
+		*error_r = "unknown scheme";
+		return NULL;
+	}
+	const char *name = schemes[idx].name;
+	switch (schemes[idx].kind) {
+	case KIND_PLAIN:
+		if (memchr(pw, '\0', pw_len) != NULL) {
+			*error_r = "NUL in the password";
+			return NULL;
+		}
+		return rg_strdup_printf("{%s}%.*s", name, (int)pw_len, (const char *)pw);
+	case KIND_SCRAM_SHA1:
+	case KIND_SCRAM_SHA256: {
+		enum crypto_hash h = schemes[idx].kind == KIND_SCRAM_SHA1 ? CRYPTO_SHA1 : CRYPTO_SHA256;
+		uint8_t salt[16];
+		struct scram_creds creds;
+		random_bytes(salt, sizeof(salt));
+		if (scram_creds_from_password(h, pw, pw_len, salt, sizeof(salt),
+					      rounds != 0 ? rounds : SCRAM_DEFAULT_ITERATIONS,
+					      &creds) < 0) {
+			*error_r = "iteration count out of range";
+			return NULL;
+		}
+		char str[SCRAM_CREDS_STR_MAX];
+		scram_creds_format(h, &creds, str);
+		explicit_bzero(&creds, sizeof(creds));
+		return rg_strdup_printf("{%s}%s", name, str);
+	}
+	case KIND_CRAM_MD5: {
+		uint8_t ctx[CRYPTO_CRAM_MD5_CONTEXT_LEN];
+		char hex[2 * CRYPTO_CRAM_MD5_CONTEXT_LEN + 1];
+		crypto_cram_md5_context(pw, pw_len, ctx);
+		cram_md5_context_format(ctx, hex);
+		explicit_bzero(ctx, sizeof(ctx));
+		return rg_strdup_printf("{%s}%s", name, hex);
+	}
+	case KIND_CRYPT:
+		break;
+	}
+	if (schemes[idx].gen == NULL) {
+		*error_r = "the scheme is accepted for old entries but not made any more";
+		return NULL;
+	}
+	if (memchr(pw, '\0', pw_len) != NULL) {
+		*error_r = "NUL in the password";
+		return NULL;
+	}
+	uint8_t rnd[16];
+	random_bytes(rnd, sizeof(rnd));
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	if (crypt_gensalt_rn(schemes[idx].gen, rounds, (const char *)rnd, sizeof(rnd), setting,
+			     sizeof(setting)) == NULL) {
+		*error_r = "libcrypt refused the rounds for this scheme";
+		return NULL;
+	}
+	char *pwz = rg_strndup((const char *)pw, pw_len);
+	struct crypt_data *cd = rg_calloc(1, sizeof(*cd));
+	const char *out = crypt_rn(pwz, setting, cd, (int)sizeof(*cd));
+	char *ret = NULL;
+	if (out == NULL || out[0] == '*')
+		*error_r = "crypt() failed";
+	else
+		ret = rg_strdup_printf("{%s}%s", name, out);
 	explicit_bzero(cd, sizeof(*cd));
 	explicit_bzero(pwz, pw_len);
 	rg_free(cd);

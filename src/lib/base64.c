@@ -82,6 +82,49 @@ bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_
 	return true;
 }
 
+static int b64urlval(char c)
+{
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	if (c == '+' || c == '/')
+		return -1;
+	return b64val(c);
+}
+
+bool base64url_decode(const char *src, size_t len, void *out, size_t outsize,
+		      size_t *outlen_r)
+{
+	uint8_t *o = out;
+	size_t n = 0;
+	if (len % 4 == 1)
+		return false;
+	for (size_t i = 0; i < len; i += 4) {
+		size_t chunk = len - i < 4 ? len - i : 4;
+		uint32_t w = 0;
+		for (size_t j = 0; j < 4; j++) {
+			int v = 0;
+			if (j < chunk && (v = b64urlval(src[i + j])) < 0)
+				return false;
+			w = w << 6 | (uint32_t)v;
+		}
+		size_t bytes = chunk - 1;
+		/* canonical: bits past the data must be zero */
+		if ((bytes == 2 && (w & 0xff) != 0) || (bytes == 1 && (w & 0xffff) != 0))
+			return false;
+		if (n + bytes > outsize)
+			return false;
+		o[n++] = (uint8_t)(w >> 16);
+		if (bytes > 1)
+			o[n++] = (uint8_t)(w >> 8);
+		if (bytes > 2)
+			o[n++] = (uint8_t)w;
+	}
+	*outlen_r = n;
+	return true;
+}
+
 size_t base64_decode_lenient(const char *src, size_t len, void *out)
 {
 	uint8_t *o = out;

@@ -14,6 +14,10 @@
 size_t base64_encode(const void *src, size_t len, char *out);
 /* false on malformed input or when out (outsize bytes) is too small */
 bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_t *outlen_r);
+/* RFC 4648 section 5 (JWT's base64url): '-' and '_', no padding, canonical
+ * trailing bits; false on anything else or when out is too small */
+bool base64url_decode(const char *src, size_t len, void *out, size_t outsize,
+		      size_t *outlen_r);
 /* Lenient decoding for mail (RFC 2047 words, MIME bodies), where line
  * breaks, missing padding and stray bytes are common and a best effort is
  * what readers expect: characters outside the alphabet (padding included)

@@ -1,6 +1,7 @@
 /* ringgate — the master process and its command line. */
 #include "master/master.h"
 #include "master/master-pidfile.h"
+#include "master/master-pw.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "tls/tls.h"
@@ -27,7 +28,8 @@ static void usage(void)
 		"       ringgate [-c FILE] stop\n"
 		"       ringgate [-c FILE] who [-1]\n"
 		"       ringgate [-c FILE] stats\n"
-		"       ringgate [-c FILE] reload\n");
+		"       ringgate [-c FILE] reload\n"
+		"       ringgate pw [-l] [-p password] [-r rounds] [-s scheme] [-t hash]\n");
 	exit(1);
 }
 
@@ -124,6 +126,17 @@ int main(int argc, char **argv)
 	bool foreground = false, print = false, print_all = false, secrets = false;
 	bool per_user = false;
 	int c;
+
+	/* `pw` takes its own options and needs no configuration */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0) {
+			i++;
+		} else if (strcmp(argv[i], "pw") == 0) {
+			return master_pw_main(argc - i, argv + i);
+		} else if (argv[i][0] != '-') {
+			break;
+		}
+	}
 
 	while ((c = getopt(argc, argv, "c:FVnaP1")) != -1) {
 		switch (c) {

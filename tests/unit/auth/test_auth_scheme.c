@@ -124,6 +124,64 @@ static void test_config_errors(void **state)
 	assert_int_equal(verify("CRYPT", "$9$nonsense", "x"), SCHEME_BAD_HASH);
 }
 
+/* Dovecot 2.3's `doveadm pw -p pencil` output for each scheme: a plaintext
+   login (PLAIN, LOGIN, IMAP LOGIN, USER/PASS) against these entries */
+static void test_dovecot_hashes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *scheme, *hash;
+	} dc[] = {
+		{ "SCRAM-SHA-256", "4096,42Yz7uDuskGDQNyhf7kNYQ==,"
+				   "O43YZVJ65lqfA2moNzwfI2aniD1RbTI5tsLmiywe5FU=,"
+				   "deD5TDhN5XCE67Ak80tp+M3g+nxR+hl9f4h20i5i/ls=" },
+		{ "CRAM-MD5", "d06d4e1b26fccaa4b0b61801132340a354b21152711fb604ca3e035e7015116b" },
+	};
+	assert_int_equal(verify(dc[0].scheme, dc[0].hash, "pencil"), SCHEME_OK);
+	assert_int_equal(verify(dc[0].scheme, dc[0].hash, "pencil "), SCHEME_MISMATCH);
+	assert_int_equal(verify("SCRAM-SHA-1", dc[0].hash, "pencil"), SCHEME_BAD_HASH);
+	assert_int_equal(verify(dc[0].scheme, "4096,abc", "pencil"), SCHEME_BAD_HASH);
+	/* that CRAM-MD5 entry is for "tanstaaftanstaaf" (RFC 2195) */
+	assert_int_equal(verify(dc[1].scheme, dc[1].hash, "tanstaaftanstaaf"), SCHEME_OK);
+	assert_int_equal(verify(dc[1].scheme, dc[1].hash, "pencil"), SCHEME_MISMATCH);
+	assert_int_equal(verify(dc[1].scheme, "d06d", "pencil"), SCHEME_BAD_HASH);
+}
+
+/* ringgate pw: every scheme it makes verifies with the same password only,
+   and two runs never share a salt */
+static void test_generate(void **state)
+{
+	(void)state;
+	static const char *const gen[] = { "PLAIN", "MD5-CRYPT", "SHA256-CRYPT", "SHA512-CRYPT",
+					   "BLF-CRYPT", "SCRAM-SHA-1", "SCRAM-SHA-256", "CRAM-MD5" };
+	for (unsigned i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
+		const char *error = NULL;
+		char *a = auth_scheme_generate(gen[i], (const uint8_t *)"p w", 3, 0, &error);
+		char *b = auth_scheme_generate(gen[i], (const uint8_t *)"p w", 3, 0, &error);
+		assert_non_null(a);
+		assert_non_null(b);
+		size_t plen = strlen(gen[i]) + 2;
+		assert_int_equal(strncmp(a + 1, gen[i], plen - 2), 0);
+		assert_int_equal(a[plen - 1], '}');
+		assert_int_equal(verify(gen[i], a + plen, "p w"), SCHEME_OK);
+		assert_int_equal(verify(gen[i], a + plen, "p W"), SCHEME_MISMATCH);
+		if (strcmp(gen[i], "PLAIN") != 0 && strcmp(gen[i], "CRAM-MD5") != 0)
+			assert_string_not_equal(a, b);
+		free(a);
+		free(b);
+	}
+	const char *error = NULL;
+	char *h = auth_scheme_generate("SCRAM-SHA-256", (const uint8_t *)"x", 1, 5000, &error);
+	assert_non_null(h);
+	assert_int_equal(strncmp(h, "{SCRAM-SHA-256}5000,", 20), 0);
+	free(h);
+	assert_null(auth_scheme_generate("NOPE", (const uint8_t *)"x", 1, 0, &error));
+	assert_string_equal(error, "unknown scheme");
+	assert_null(auth_scheme_generate("DES-CRYPT", (const uint8_t *)"x", 1, 0, &error));
+	assert_null(auth_scheme_generate("PLAIN", (const uint8_t *)"a\0b", 3, 0, &error));
+	assert_string_equal(error, "NUL in the password");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -133,6 +191,8 @@ int main(void)
 		cmocka_unit_test(test_blf_crypt),
 		cmocka_unit_test(test_des_crypt),
 		cmocka_unit_test(test_plain),
+		cmocka_unit_test(test_dovecot_hashes),
+		cmocka_unit_test(test_generate),
 		cmocka_unit_test(test_config_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
