@@ -48,6 +48,7 @@ struct imap_client {
 	struct maildir *box;
 	char *box_name, *box_path;
 	bool readonly;
+	uint32_t kw_announced; /* keyword letters (bit k = 'a' + k) sent in FLAGS */
 	size_t *map;
 	size_t count;
 
@@ -91,7 +92,12 @@ void imap_uidset_out(struct mime_buf *b, const uint32_t *uids, size_t n);
 
 /* imap-store.c: flags */
 void imap_flags_str(const struct maildir *box, const struct maildir_msg *m, char *out, size_t size);
-void imap_send_flag_names(struct imap_client *c, bool permanent);
+/* untagged FLAGS and PERMANENTFLAGS for box (the selected mailbox or its
+ * next snapshot); remembers which keywords the client now knows */
+void imap_send_flags(struct imap_client *c, const struct maildir *box);
+/* RFC 3501 7.2.6: before a response shows a keyword the client was not
+ * told of, FLAGS (and PERMANENTFLAGS) list it: sent when box has one */
+void imap_announce_keywords(struct imap_client *c, const struct maildir *box);
 bool imap_parse_flag_list(const struct imap_cmd_arg *arg, const char *path, bool create,
 			  char letters[IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1], const char **error_r);
 

@@ -414,7 +414,7 @@ static int send_status(struct imap_client *c, const char *name, const struct ima
 	bool selected = c->box_name != NULL && strcmp(c->box_name, folder_is_inbox(name) ? "INBOX" : name) == 0;
 	size_t recent = 0, unseen = 0;
 	for (size_t i = 0; i < box->count; i++) {
-		recent += box->msgs[i].in_new;
+		recent += box->msgs[i].recent;
 		unseen += !maildir_msg_has_flag(&box->msgs[i], MAILDIR_FLAG_SEEN);
 	}
 	if (selected)

@@ -49,15 +49,46 @@ void imap_flags_str(const struct maildir *box, const struct maildir_msg *m, char
 }
 
 /* "\\Answered ... kw1 kw2" for FLAGS and PERMANENTFLAGS */
-void imap_send_flag_names(struct imap_client *c, bool permanent)
+static void send_flag_names(struct imap_client *c, const struct maildir *box, bool permanent)
 {
 	imap_send_str(c, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
 	for (size_t k = 0; k < MAILDIR_MAX_KEYWORDS; k++) {
-		if (c->box->keywords[k] != NULL)
-			imap_send_fmt(c, " %s", c->box->keywords[k]);
+		if (box->keywords[k] != NULL)
+			imap_send_fmt(c, " %s", box->keywords[k]);
 	}
 	if (permanent)
 		imap_send_str(c, " \\*");
+}
+
+static uint32_t keyword_mask(const struct maildir *box)
+{
+	uint32_t mask = 0;
+	for (size_t k = 0; k < MAILDIR_MAX_KEYWORDS; k++) {
+		if (box->keywords[k] != NULL)
+			mask |= 1u << k;
+	}
+	return mask;
+}
+
+void imap_send_flags(struct imap_client *c, const struct maildir *box)
+{
+	imap_send_str(c, "* FLAGS (");
+	send_flag_names(c, box, false);
+	imap_send_str(c, ")\r\n");
+	if (c->readonly) {
+		imap_send_str(c, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
+	} else {
+		imap_send_str(c, "* OK [PERMANENTFLAGS (");
+		send_flag_names(c, box, true);
+		imap_send_str(c, ")] Flags permitted.\r\n");
+	}
+	c->kw_announced = keyword_mask(box);
+}
+
+void imap_announce_keywords(struct imap_client *c, const struct maildir *box)
+{
+	if ((keyword_mask(box) & ~c->kw_announced) != 0)
+		imap_send_flags(c, box);
 }
 
 static char flag_letter(const char *name)
@@ -162,9 +193,10 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		snprintf(text, sizeof(text), "Error in IMAP command %s: %s", cmd, ferror);
 		return imap_bad(c, tag, text);
 	}
-	size_t nl = strlen(letters);
-	if (strpbrk(letters, "abcdefghijklmnopqrstuvwxyz") != NULL)
+	if (strpbrk(letters, "abcdefghijklmnopqrstuvwxyz") != NULL) {
 		maildir_keywords_reload(c->box);
+		imap_announce_keywords(c, c->box);
+	}
 	if (c->readonly) {
 		imap_tagged(c, tag, "NO", "Mailbox is read-only.");
 		return true;
@@ -189,30 +221,9 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 			modified[nmodified++] = uid ? m->uid : (uint32_t)(pos[i] + 1);
 			continue;
 		}
-		char flags[MAILDIR_MAX_FLAGS + IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1];
-		size_t o = 0;
-		if (mode != '=') {
-			/* keep what this change does not touch */
-			for (const char *f = m->flags; *f != '\0'; f++) {
-				if (mode == '-' && strchr(letters, *f) != NULL)
-					continue;
-				flags[o++] = *f;
-			}
-		} else {
-			/* \\Passed has no IMAP name: a replace keeps it */
-			for (const char *f = m->flags; *f != '\0'; f++) {
-				if (*f == MAILDIR_FLAG_PASSED)
-					flags[o++] = *f;
-			}
-		}
-		if (mode != '-') {
-			memcpy(flags + o, letters, nl);
-			o += nl;
-		}
-		flags[o] = '\0';
 		char before[MAILDIR_MAX_FLAGS + 1];
 		memcpy(before, m->flags, sizeof(before));
-		int ret = maildir_msg_set_flags(c->box, idx, flags);
+		int ret = maildir_msg_change_flags(c->box, idx, mode, letters);
 		if (ret < 0) {
 			if (ret != -ENOENT)
 				log_error("storing flags on uid %u failed: %s", m->uid, strerror(-ret));

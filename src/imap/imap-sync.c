@@ -79,6 +79,8 @@ void imap_sync_view(struct imap_client *c)
 		maildir_close(nb);
 		return;
 	}
+	/* keywords another session created come before the FETCHes showing them */
+	imap_announce_keywords(c, nb);
 	size_t *map = rg_malloc((nb->count + 1) * sizeof(*map));
 	size_t n = 0, j = 0;
 	char buf[FLAGS_BUF];
@@ -236,16 +238,7 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 			first_unseen = i + 1;
 	}
 	c->state = STATE_SELECTED;
-	imap_send_str(c, "* FLAGS (");
-	imap_send_flag_names(c, false);
-	imap_send_str(c, ")\r\n");
-	if (examine) {
-		imap_send_str(c, "* OK [PERMANENTFLAGS ()] Read-only mailbox.\r\n");
-	} else {
-		imap_send_str(c, "* OK [PERMANENTFLAGS (");
-		imap_send_flag_names(c, true);
-		imap_send_str(c, ")] Flags permitted.\r\n");
-	}
+	imap_send_flags(c, c->box);
 	imap_send_fmt(c, "* %zu EXISTS\r\n* %zu RECENT\r\n", c->count, imap_view_recent(c));
 	if (first_unseen > 0)
 		imap_send_fmt(c, "* OK [UNSEEN %zu] First unseen.\r\n", first_unseen);

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SUBSCRIPTIONS_MAX_SIZE (1024 * 1024)
@@ -114,6 +116,33 @@ void folder_list_free(char **names, size_t count)
 	rg_free(names);
 }
 
+/* A UIDVALIDITY for a new folder of root: the clock, but always above the
+ * last one handed out there (<root>/FOLDER_UIDVALIDITY, under an flock),
+ * so a name deleted and created again within a second still gets a new
+ * one (RFC 3501 2.3.1.1). 0 when the record cannot be kept. */
+static uint32_t next_uidvalidity(const char *root)
+{
+	char *file = rg_strdup_printf("%s/%s", root, FOLDER_UIDVALIDITY);
+	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	rg_free(file);
+	if (fd < 0)
+		return 0;
+	uint32_t v = 0;
+	if (flock(fd, LOCK_EX) == 0) {
+		char buf[16] = "";
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		unsigned long last = n > 0 ? strtoul(buf, NULL, 16) : 0;
+		v = (uint32_t)time(NULL);
+		if (last >= v && last < UINT32_MAX)
+			v = (uint32_t)last + 1;
+		int len = snprintf(buf, sizeof(buf), "%08x\n", v);
+		if (pwrite(fd, buf, (size_t)len, 0) != len || ftruncate(fd, len) < 0)
+			v = 0;
+	}
+	close(fd);
+	return v;
+}
+
 int folder_create(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
@@ -133,6 +162,9 @@ int folder_create(const char *root, const char *name)
 			if (fd >= 0)
 				close(fd);
 			rg_free(mark);
+			uint32_t v = next_uidvalidity(root);
+			if (v != 0)
+				ret = maildir_uidlist_create(path, v);
 		}
 	}
 	rg_free(path);

@@ -12,6 +12,9 @@
 #define FOLDER_SEP '.'
 #define FOLDER_MAX_NAME 255
 #define FOLDER_SUBSCRIPTIONS "subscriptions"
+/* the last UIDVALIDITY given to a new folder (hex), as Dovecot's
+ * dovecot-uidvalidity */
+#define FOLDER_UIDVALIDITY "ringgate-uidvalidity"
 
 /* true for "INBOX" in any case */
 bool folder_is_inbox(const char *name);

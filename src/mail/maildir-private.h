@@ -41,8 +41,8 @@ void maildir_uidlist_free(struct uid_entry *list, size_t count);
 /* 0 with *exists_r false when there is none; -EINVAL when it is corrupt
  * (the caller starts a new UIDVALIDITY) */
 int maildir_uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r,
-			 struct uid_entry **list_r, size_t *count_r, bool *exists_r,
-			 uint32_t *stale_r);
+			 uint32_t *first_recent_r, struct uid_entry **list_r, size_t *count_r,
+			 bool *exists_r, uint32_t *stale_r);
 int maildir_uidlist_write(const struct maildir *box);
 uint32_t maildir_new_uidvalidity(uint32_t old);
 bool maildir_dovecot_uidlist_import(const char *path, uint32_t *validity_r, uint32_t *next_r,

@@ -39,8 +39,8 @@ void maildir_uidlist_free(struct uid_entry *list, size_t count)
 /* Read the uid list. 0 with *exists_r false when there is none; -EINVAL
  * when it is corrupt (the caller starts a new UIDVALIDITY). */
 int maildir_uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_r,
-			 struct uid_entry **list_r, size_t *count_r, bool *exists_r,
-			 uint32_t *stale_r)
+			 uint32_t *first_recent_r, struct uid_entry **list_r, size_t *count_r,
+			 bool *exists_r, uint32_t *stale_r)
 {
 	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_UIDLIST_NAME);
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -86,14 +86,23 @@ int maildir_uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_
 	int ret = -EINVAL;
 	struct uid_entry *list = NULL;
 	size_t count = 0, alloc = 0;
-	unsigned long validity, next;
+	unsigned long validity, next, first_recent;
 	char *line = data, *nl = strchr(line, '\n');
 	if (nl == NULL)
 		goto out;
 	*nl = '\0';
-	int pos = 0;
-	if (sscanf(line, "1 V%lu N%lu%n", &validity, &next, &pos) != 2 || line[pos] != '\0' ||
+	int pos = 0, rpos = 0;
+	if (sscanf(line, "1 V%lu N%lu%n", &validity, &next, &pos) != 2 ||
 	    validity == 0 || validity > UINT32_MAX || next == 0 || next > UINT32_MAX)
+		goto out;
+	/* " R<uid>": the first UID no session has seen yet (\Recent); 0 for a
+	 * list written before it existed: the caller starts it after the
+	 * files it finds in cur/ */
+	first_recent = 0;
+	if (line[pos] == ' ' && (sscanf(line + pos, " R%lu%n", &first_recent, &rpos) != 1 ||
+				 first_recent == 0 || first_recent > next))
+		goto out;
+	if (line[pos + rpos] != '\0')
 		goto out;
 	uint32_t last_uid = 0;
 	for (line = nl + 1; *line != '\0'; line = nl + 1) {
@@ -121,6 +130,7 @@ int maildir_uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_
 		qsort(list, count, sizeof(*list), maildir_cmp_uid_entry_base);
 	*validity_r = (uint32_t)validity;
 	*next_r = (uint32_t)next;
+	*first_recent_r = (uint32_t)first_recent;
 	*list_r = list;
 	*count_r = count;
 	list = NULL;
@@ -152,7 +162,8 @@ int maildir_uidlist_write(const struct maildir *box)
 	for (size_t i = 0; i < box->count; i++)
 		cap += strlen(box->msgs[i].base) + 16;
 	char *data = rg_malloc(cap);
-	len += (size_t)snprintf(data, cap, "1 V%u N%u\n", box->uidvalidity, box->uidnext);
+	len += (size_t)snprintf(data, cap, "1 V%u N%u R%u\n", box->uidvalidity, box->uidnext,
+				box->first_recent);
 	for (size_t i = 0; i < box->count; i++)
 		len += (size_t)snprintf(data + len, cap - len, "%u %s\n", box->msgs[i].uid,
 					box->msgs[i].base);
@@ -167,6 +178,23 @@ uint32_t maildir_new_uidvalidity(uint32_t old)
 	if (v <= old)
 		v = old + 1;
 	return v == 0 ? 1 : v;
+}
+
+int maildir_uidlist_create(const char *path, uint32_t uidvalidity)
+{
+	int ret, lock_fd = -1;
+	if ((ret = maildir_lock_open(path, &lock_fd)) < 0)
+		return ret;
+	char *file = rg_strdup_printf("%s/%s", path, MAILDIR_UIDLIST_NAME);
+	struct stat st;
+	if (stat(file, &st) < 0 && errno == ENOENT) {
+		char head[48];
+		int n = snprintf(head, sizeof(head), "1 V%u N1 R1\n", uidvalidity == 0 ? 1 : uidvalidity);
+		ret = uidlist_replace(path, head, (size_t)n);
+	}
+	rg_free(file);
+	close(lock_fd);
+	return ret;
 }
 
 /* Dovecot's dovecot-uidlist (versions 1 and 3), read once when a Maildir
@@ -260,8 +288,9 @@ int maildir_uidlist_register(const char *path, char *const *bases, size_t n, uin
 	struct uid_entry *list;
 	size_t count;
 	bool exists;
-	uint32_t validity = 0, next = 0, stale = 0;
-	ret = maildir_uidlist_read(path, &validity, &next, &list, &count, &exists, &stale);
+	uint32_t validity = 0, next = 0, first_recent = 0, stale = 0;
+	ret = maildir_uidlist_read(path, &validity, &next, &first_recent, &list, &count, &exists,
+				   &stale);
 	if (ret == 0 && exists && (uint64_t)next + n < UINT32_MAX) {
 		size_t cap = 64;
 		for (size_t i = 0; i < count; i++)
@@ -276,7 +305,7 @@ int maildir_uidlist_register(const char *path, char *const *bases, size_t n, uin
 			qsort(byuid, count, sizeof(*byuid), cmp_uid_entry_uid);
 		/* entries first, the header (which needs the count) last */
 		char *data = rg_malloc(cap);
-		size_t head_room = 32;
+		size_t head_room = 48;
 		size_t len = head_room;
 		for (size_t i = 0; i < count; i++)
 			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", byuid[i].uid, byuid[i].base);
@@ -294,8 +323,11 @@ int maildir_uidlist_register(const char *path, char *const *bases, size_t n, uin
 			uids_r[i] = next + added++;
 			len += (size_t)snprintf(data + len, cap - len, "%u %s\n", uids_r[i], bases[i]);
 		}
-		char head[32];
-		size_t hl = (size_t)snprintf(head, sizeof(head), "1 V%u N%u\n", validity, next + added);
+		if (first_recent == 0)
+			first_recent = next; /* a list from before " R": ours are new */
+		char head[48];
+		size_t hl = (size_t)snprintf(head, sizeof(head), "1 V%u N%u R%u\n", validity, next + added,
+					     first_recent);
 		char *start = data + head_room - hl;
 		memcpy(start, head, hl);
 		rg_free(byuid);

@@ -312,13 +312,14 @@ int maildir_scan_and_assign(struct maildir *box, bool move_new, const char **err
 	size_t moved_count = 0;
 	int ret;
 
-	ret = maildir_uidlist_read(box->path, &box->uidvalidity, &box->uidnext, &list, &list_count,
-			   &exists, &stale);
+	ret = maildir_uidlist_read(box->path, &box->uidvalidity, &box->uidnext, &box->first_recent,
+				   &list, &list_count, &exists, &stale);
 	if (ret == -EINVAL) {
 		log_warning("%s/%s is corrupt: rebuilding it with a new UIDVALIDITY",
 			    box->path, MAILDIR_UIDLIST_NAME);
 		box->uidvalidity = maildir_new_uidvalidity(stale);
 		box->uidnext = 1;
+		box->first_recent = 1;
 		dirty = true;
 	} else if (ret < 0) {
 		*error_r = "reading the uid list failed";
@@ -327,9 +328,11 @@ int maildir_scan_and_assign(struct maildir *box, bool move_new, const char **err
 		if (maildir_dovecot_uidlist_import(box->path, &box->uidvalidity, &box->uidnext, &list,
 					   &list_count)) {
 			log_info("%s: UIDs taken over from dovecot-uidlist", box->path);
+			box->first_recent = box->uidnext;
 		} else {
 			box->uidvalidity = maildir_new_uidvalidity(0);
 			box->uidnext = 1;
+			box->first_recent = 0; /* set below: what is in cur/ is old */
 		}
 		dirty = true;
 	}
@@ -393,6 +396,8 @@ int maildir_scan_and_assign(struct maildir *box, bool move_new, const char **err
 		dirty = true;
 	}
 	rg_free(fresh);
+	if (box->first_recent == 0)
+		box->first_recent = box->uidnext;
 
 	box->msgs = rg_calloc(scan_count + 1, sizeof(*box->msgs));
 	box->count = 0;
@@ -411,10 +416,17 @@ int maildir_scan_and_assign(struct maildir *box, bool move_new, const char **err
 		m->size = e->size;
 		m->vsize = base_size_field(m->base, 'W');
 		m->mtime = e->mtime;
-		m->recent = moved_count > 0 &&
-			bsearch(&m->base, moved, moved_count, sizeof(*moved), cmp_str_ptr) != NULL;
+		m->recent = m->uid >= box->first_recent || e->in_new ||
+			(moved_count > 0 &&
+			 bsearch(&m->base, moved, moved_count, sizeof(*moved), cmp_str_ptr) != NULL);
 	}
 	qsort(box->msgs, box->count, sizeof(*box->msgs), maildir_cmp_msg_uid);
+	/* a read-write open claims the recent messages: no later session
+	 * sees them as \Recent (RFC 3501 2.3.2) */
+	if (move_new && box->first_recent < box->uidnext) {
+		box->first_recent = box->uidnext;
+		dirty = true;
+	}
 
 	if (dirty && (ret = maildir_uidlist_write(box)) < 0) {
 		*error_r = "writing the uid list failed";
@@ -658,6 +670,56 @@ int maildir_msg_set_flags(struct maildir *box, size_t idx, const char *flags)
 	m->in_new = false;
 	memcpy(m->flags, sorted, sizeof(sorted));
 	return 0;
+}
+
+int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const char *letters)
+{
+	struct maildir_msg *m = &box->msgs[idx];
+	if (m->expunged)
+		return -ENOENT;
+	int ret = -ENOENT;
+	/* a rename from a name another session changed meanwhile fails:
+	 * find the file again and apply the change to the flags it has now */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		char flags[MAILDIR_MAX_FLAGS * 2 + 1];
+		size_t o = 0, nl = strlen(letters);
+		for (const char *f = m->flags; *f != '\0'; f++) {
+			bool keep = mode == '=' ? *f == MAILDIR_FLAG_PASSED :
+				    mode != '-' || strchr(letters, *f) == NULL;
+			if (keep)
+				flags[o++] = *f;
+		}
+		if (mode != '-') {
+			if (nl > sizeof(flags) - 1 - o)
+				nl = sizeof(flags) - 1 - o;
+			memcpy(flags + o, letters, nl);
+			o += nl;
+		}
+		flags[o] = '\0';
+		char sorted[MAILDIR_MAX_FLAGS + 1];
+		maildir_flags_normalize(flags, sorted);
+		char *newname = rg_strdup_printf("%s:2,%s", m->base, sorted);
+		if (!m->in_new && strcmp(newname, m->name) == 0) {
+			rg_free(newname);
+			return 0;
+		}
+		char *from = maildir_msg_path(box, m);
+		char *to = maildir_path_join3(box->path, "cur", newname);
+		ret = rename(from, to) < 0 ? -errno : 0;
+		rg_free(from);
+		rg_free(to);
+		if (ret == 0) {
+			rg_free(m->name);
+			m->name = newname;
+			m->in_new = false;
+			memcpy(m->flags, sorted, sizeof(sorted));
+			return 0;
+		}
+		rg_free(newname);
+		if (ret != -ENOENT || msg_relocate(box, m) < 0)
+			break;
+	}
+	return ret;
 }
 
 int maildir_msg_delete(struct maildir *box, size_t idx)

@@ -1,6 +1,6 @@
 /* maildir.h — one Maildir folder: scan, stable UIDs, flags, delete, read.
  *
- * UIDs live in <maildir>/ringgate-uidlist ("1 V<uidvalidity> N<nextuid>",
+ * UIDs live in <maildir>/ringgate-uidlist ("1 V<uidvalidity> N<nextuid> R<first recent uid>",
  * then "<uid> <base>" lines, base = file name without ":2,FLAGS"). The list
  * is only read and rewritten (tmp + rename) under an flock on
  * ringgate-uidlist.lock, so two sessions opening the same Maildir never hand
@@ -53,7 +53,7 @@ struct maildir_msg {
 	uint64_t size;    /* bytes on disk */
 	int64_t vsize;    /* size with CRLF line endings; -1 until known */
 	time_t mtime;     /* delivery time (INTERNALDATE); -1 until maildir_msg_mtime() */
-	bool recent;      /* this open moved it from new/ to cur/ (\\Recent) */
+	bool recent;      /* \\Recent: UID >= first_recent when opened, or in new/ */
 	uint64_t modseq;  /* of its last flag change (CONDSTORE) */
 };
 
@@ -61,6 +61,11 @@ struct maildir {
 	char *path;
 	uint32_t uidvalidity;
 	uint32_t uidnext;
+	/* messages from this UID on are \Recent: no read-write open has seen
+	 * them yet (the uid list's "R" field, as Dovecot's first recent UID);
+	 * files still in new/ are too. A new list starts after the files
+	 * already in cur/. */
+	uint32_t first_recent;
 	size_t count;
 	struct maildir_msg *msgs; /* sorted by uid */
 	/* mtimes of cur/ and new/ when scanned; recheck: they were so recent
@@ -77,8 +82,10 @@ struct maildir {
 int maildir_create(const char *path);
 
 /* Scan path (creating it if missing), assign UIDs to new files and, when
- * move_new is set, move new/ files to cur/ with ":2," (POP3 does this, as
- * Dovecot does). 0 or -errno; *error_r describes the failure for the log. */
+ * move_new is set (a read-write open), move new/ files to cur/ with ":2,"
+ * (POP3 does this, as Dovecot does) and claim the recent messages: they
+ * are \Recent in this snapshot only. 0 or -errno; *error_r describes the
+ * failure for the log. */
 int maildir_open(const char *path, bool move_new, struct maildir **box_r,
 		 const char **error_r);
 void maildir_close(struct maildir *box);
@@ -86,6 +93,12 @@ void maildir_close(struct maildir *box);
 /* true when cur/ or new/ changed since box was scanned (a delivery, another
  * session's flag change or expunge): reopening would show something new */
 bool maildir_changed(const struct maildir *box);
+
+/* Start the uid list of the new, empty Maildir at path with this
+ * UIDVALIDITY (a folder CREATE picks one never used in its mailbox root,
+ * so a folder deleted and created again gets a new one). A list that
+ * exists already is kept. 0 or -errno. */
+int maildir_uidlist_create(const char *path, uint32_t uidvalidity);
 
 /* Deliver data as a new message of the Maildir at path: tmp/, then cur/
  * with ":2,<flags>", mtime = internal date (0: now), then its UID is
@@ -131,6 +144,11 @@ int maildir_msg_vsize(struct maildir *box, size_t idx, uint64_t *vsize_r);
  * the file into cur/ with ":2,<sorted flags>". */
 int maildir_msg_set_flags(struct maildir *box, size_t idx, const char *flags);
 bool maildir_msg_has_flag(const struct maildir_msg *msg, char flag);
+/* STORE's change: mode '+' adds letters, '-' removes them, '=' replaces
+ * the flags (keeping \\Passed, which IMAP cannot name). Applied to the
+ * flags the file has when it is renamed, so another session's change to
+ * other flags made meanwhile is kept. */
+int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const char *letters);
 
 /* Unlink the file; the entry stays in msgs with expunged = true. A file
  * already gone counts as success. */

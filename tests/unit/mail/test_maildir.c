@@ -212,7 +212,7 @@ static void test_uidlist_stable(void **state)
 	text[n] = '\0';
 	fclose(f);
 	char expect[256];
-	snprintf(expect, sizeof(expect), "1 V%u N3\n1 1.a\n2 2.b\n", validity);
+	snprintf(expect, sizeof(expect), "1 V%u N3 R3\n1 1.a\n2 2.b\n", validity);
 	assert_string_equal(text, expect);
 
 	/* a new message, older mtime than the others: still the next UID */
@@ -449,6 +449,61 @@ static void test_save_copy(void **state)
 	maildir_close(box);
 	drop_maildir(md);
 	rg_free(other);
+}
+
+/* RFC 3501 2.3.2: \Recent belongs to the first session that sees a
+ * message; a read-only open (EXAMINE, STATUS) does not take it */
+static size_t count_recent(const struct maildir *box)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < box->count; i++)
+		n += box->msgs[i].recent;
+	return n;
+}
+
+static void test_recent(void **state)
+{
+	(void)state;
+	char *md = new_maildir();
+	maildir_close(open_ok(md, false)); /* an empty list: R1 */
+	uint32_t uid, validity;
+	const char *error;
+	static const char msg[] = "Subject: s\r\n\r\nb\r\n";
+	assert_int_equal(maildir_save(md, msg, sizeof(msg) - 1, "", 0, &uid, &validity, &error), 0);
+	assert_int_equal(maildir_save(md, msg, sizeof(msg) - 1, "S", 0, &uid, &validity, &error), 0);
+	struct maildir *box = open_ok(md, false);
+	assert_int_equal(count_recent(box), 2);
+	maildir_close(box);
+	box = open_ok(md, false);
+	assert_int_equal(count_recent(box), 2); /* still: nobody took them */
+	maildir_close(box);
+	box = open_ok(md, true);
+	assert_int_equal(count_recent(box), 2); /* this snapshot takes them */
+	maildir_close(box);
+	box = open_ok(md, false);
+	assert_int_equal(count_recent(box), 0);
+	maildir_close(box);
+	box = open_ok(md, true);
+	assert_int_equal(count_recent(box), 0);
+	maildir_close(box);
+	/* a later APPEND and a delivery into new/ are recent again */
+	assert_int_equal(maildir_save(md, msg, sizeof(msg) - 1, "", 0, &uid, &validity, &error), 0);
+	assert_int_equal(uid, 3);
+	put_file(md, "new", "9.x", "x\n", 0);
+	box = open_ok(md, false);
+	assert_int_equal(count_recent(box), 2);
+	assert_false(box->msgs[0].recent);
+	assert_true(box->msgs[2].recent);
+	assert_true(box->msgs[3].recent);
+	maildir_close(box);
+	box = open_ok(md, true);
+	assert_int_equal(count_recent(box), 2);
+	maildir_close(box);
+	box = open_ok(md, false);
+	assert_int_equal(count_recent(box), 0);
+	maildir_close(box);
+	rm_rf(md);
+	rg_free(md);
 }
 
 static void test_changed(void **state)
@@ -730,6 +785,7 @@ int main(void)
 		cmocka_unit_test(test_location),
 		cmocka_unit_test(test_save_copy),
 		cmocka_unit_test(test_changed),
+		cmocka_unit_test(test_recent),
 		cmocka_unit_test(test_concurrent_save),
 		cmocka_unit_test(test_keywords),
 		cmocka_unit_test(test_modseq),

@@ -176,10 +176,20 @@ static void test_session(void **state)
 	expect(&w, "s2 UID STORE 3 FLAGS.SILENT \\Flagged\r\n", "s2 ", "s2 OK Store completed.\r\n");
 	assert_true(wh_exists(f->md, "cur", "3000.c.host:2,F"));
 	/* keywords go to dovecot-keywords and the letters a-z */
+	/* a new keyword is announced in FLAGS/PERMANENTFLAGS before the
+	 * FETCH that shows it (RFC 3501 7.2.6), once */
 	expect(&w, "s3 STORE 1 +FLAGS ($Junk)\r\n", "s3 ",
+	       "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk)\r\n"
+	       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk \\*)] Flags permitted.\r\n"
 	       "* 1 FETCH (FLAGS (\\Seen \\Recent $Junk))\r\ns3 OK Store completed.\r\n");
+	expect(&w, "k1 STORE 1 -FLAGS ($Junk)\r\n", "k1 ",
+	       "* 1 FETCH (FLAGS (\\Seen \\Recent))\r\nk1 OK Store completed.\r\n");
+	expect(&w, "k2 STORE 1 +FLAGS ($Junk)\r\n", "k2 ",
+	       "* 1 FETCH (FLAGS (\\Seen \\Recent $Junk))\r\nk2 OK Store completed.\r\n");
 	assert_true(wh_exists(f->md, "cur", "1000.a.host:2,Sa"));
 	expect(&w, "s3a STORE 1 +FLAGS (NonJunk $junk)\r\n", "s3a ",
+	       "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk NonJunk)\r\n"
+	       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk NonJunk \\*)] Flags permitted.\r\n"
 	       "* 1 FETCH (FLAGS (\\Seen \\Recent $Junk NonJunk))\r\ns3a OK Store completed.\r\n");
 	expect(&w, "s3b SEARCH KEYWORD nonjunk\r\n", "s3b ", "* SEARCH 1\r\ns3b OK Search completed.\r\n");
 	expect(&w, "s3c STORE 1 -FLAGS ($Junk)\r\n", "s3c ",
@@ -357,6 +367,84 @@ static void test_folders_two_sessions(void **state)
 
 /* IDLE on the real binary: a delivery into new/ and another session's
  * flag change arrive without the client asking */
+/* read through tag's line; it must hold each of wants (NULL-ended) */
+static void expect_has(struct worker_proc *w, const char *cmd, const char *tag, ...)
+{
+	if (cmd != NULL)
+		wh_send(w, cmd);
+	char *got = wh_read_until_line(w, tag);
+	va_list ap;
+	va_start(ap, tag);
+	for (const char *want; (want = va_arg(ap, const char *)) != NULL;) {
+		if (strstr(got, want) == NULL)
+			fail_msg("%s: no '%s' in:\n%s", cmd, want, got);
+	}
+	va_end(ap);
+	rg_free(got);
+}
+
+static unsigned int status_uidvalidity(struct worker_proc *w, const char *tag)
+{
+	char *cmd = rg_strdup_printf("%s STATUS Box (UIDVALIDITY)\r\n", tag);
+	wh_send(w, cmd);
+	rg_free(cmd);
+	char *got = wh_read_until_line(w, tag);
+	unsigned int v = 0;
+	assert_int_equal(sscanf(got, "* STATUS Box (UIDVALIDITY %u)", &v), 1);
+	rg_free(got);
+	return v;
+}
+
+/* RFC 3501 across two sessions: \Recent goes to the first read-write
+ * session only (2.3.2), keywords are announced before use (7.2.6), flag
+ * changes of one session survive another's (6.4.6), a folder created
+ * again gets a new UIDVALIDITY (2.3.1.1) */
+static void test_rfc_two_sessions(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc a = start_logged_in(f, "a");
+	struct worker_proc b = start_logged_in(f, "b");
+	expect(&a, "c1 CREATE Box\r\n", "c1 ", "c1 OK Create completed.\r\n");
+	expect_has(&a, "p1 APPEND Box {9+}\r\nS: x\r\n\r\nb\r\n", "p1 ", "p1 OK [APPENDUID ", NULL);
+	expect_has(&a, "p2 APPEND Box (\\Seen) {9+}\r\nS: y\r\n\r\nb\r\n", "p2 ", "p2 OK [APPENDUID ", NULL);
+	expect(&b, "r1 STATUS Box (MESSAGES RECENT)\r\n", "r1 ",
+	       "* STATUS Box (MESSAGES 2 RECENT 2)\r\nr1 OK Status completed.\r\n");
+	expect_has(&b, "r2 EXAMINE Box\r\n", "r2 ", "* 2 EXISTS\r\n* 2 RECENT\r\n", NULL);
+	expect(&b, "r3 CLOSE\r\n", "r3 ", "r3 OK Close completed.\r\n");
+	expect(&b, "r4 STATUS Box (RECENT)\r\n", "r4 ", "* STATUS Box (RECENT 2)\r\nr4 OK Status completed.\r\n");
+	expect_has(&a, "r5 SELECT Box\r\n", "r5 ", "* 2 EXISTS\r\n* 2 RECENT\r\n", NULL);
+	expect_has(&b, "r6 SELECT Box\r\n", "r6 ", "* 2 EXISTS\r\n* 0 RECENT\r\n", NULL);
+	expect(&b, "r7 STATUS Box (RECENT)\r\n", "r7 ", "* STATUS Box (RECENT 0)\r\nr7 OK Status completed.\r\n");
+
+	/* b makes a keyword; a is told of it before the FETCH that uses it */
+	expect_has(&b, "k1 STORE 1 +FLAGS (Work)\r\n", "k1 ",
+		   "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft Work)\r\n", NULL);
+	expect(&a, "k2 NOOP\r\n", "k2 ",
+	       "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft Work)\r\n"
+	       "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft Work \\*)] Flags permitted.\r\n"
+	       "* 1 FETCH (UID 1 FLAGS (\\Recent Work))\r\nk2 OK NOOP completed.\r\n");
+
+	/* a adds \Answered; b, not synced yet, removes \Seen: both stay done */
+	expect_has(&a, "f1 STORE 2 +FLAGS (\\Answered)\r\n", "f1 ", "FLAGS (\\Answered \\Seen \\Recent)", NULL);
+	expect_has(&b, "f2 STORE 2 -FLAGS (\\Seen)\r\n", "f2 ", "* 2 FETCH (FLAGS (\\Answered))\r\n", NULL);
+	expect_has(&a, "f3 NOOP\r\n", "f3 ", "* 2 FETCH (UID 2 FLAGS (\\Answered \\Recent))\r\n", NULL);
+	expect_has(&a, "f4 FETCH 2 FLAGS\r\n", "f4 ", "* 2 FETCH (FLAGS (\\Answered \\Recent))\r\n", NULL);
+
+	/* DELETE and CREATE again within the second: a new UIDVALIDITY */
+	expect(&b, "u0 UNSELECT\r\n", "u0 ", "u0 OK Unselect completed.\r\n");
+	expect(&a, "u1 UNSELECT\r\n", "u1 ", "u1 OK Unselect completed.\r\n");
+	unsigned int v1 = status_uidvalidity(&b, "u2");
+	expect(&a, "u3 DELETE Box\r\n", "u3 ", "u3 OK Delete completed.\r\n");
+	expect(&a, "u4 CREATE Box\r\n", "u4 ", "u4 OK Create completed.\r\n");
+	unsigned int v2 = status_uidvalidity(&b, "u5");
+	assert_true(v2 > v1);
+	expect(&a, "u6 DELETE Box\r\n", "u6 ", "u6 OK Delete completed.\r\n");
+	expect(&a, "u7 CREATE Box\r\n", "u7 ", "u7 OK Create completed.\r\n");
+	assert_true(status_uidvalidity(&b, "u8") > v2);
+	logout(&a);
+	logout(&b);
+}
+
 static void test_idle_push(void **state)
 {
 	struct fixture *f = *state;
@@ -513,7 +601,9 @@ static void test_core_every_split(void **state)
 	assert_non_null(strstr(whole, "c BAD Unknown command.\r\n+ idling\r\nd OK Idle completed.\r\n"));
 	assert_non_null(strstr(whole, "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))\r\n"));
 	assert_non_null(strstr(whole, "f OK Store completed.\r\n* 1 FETCH (FLAGS (\\Recent))\r\ng OK"));
-	assert_non_null(strstr(whole, "* 4 EXISTS\r\n* 2 RECENT\r\nj OK [APPENDUID 77 4] Append completed.\r\n"
+	/* the appended message is \Recent here: this session sees it first
+	 * (RFC 3501 2.3.2) */
+	assert_non_null(strstr(whole, "* 4 EXISTS\r\n* 3 RECENT\r\nj OK [APPENDUID 77 4] Append completed.\r\n"
 				      "* SEARCH 4\r\nk OK Search completed.\r\n"));
 	assert_non_null(strstr(whole, "* LIST (\\HasNoChildren \\Trash) \".\" Trash\r\nl OK List completed.\r\n"));
 	assert_non_null(strstr(whole, "* 4 FETCH (ENVELOPE (NIL \"z\" NIL NIL NIL NIL NIL NIL NIL NIL) "
@@ -542,6 +632,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders_two_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_push, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rfc_two_sessions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_condstore, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
