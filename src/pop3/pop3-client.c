@@ -2,6 +2,7 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/mbox.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -17,8 +18,22 @@
 	"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\nAUTH-RESP-CODE\r\n.\r\n"
 #define POP3_ERR_INTERNAL "-ERR [SYS/TEMP] Internal error occurred. Refer to server log for more information."
 
+/* What a session needs of its mailbox: a Maildir or an mbox spool. */
+struct pop3_store {
+	size_t (*count)(void *box);
+	/* -ENOENT: gone before the session numbered it */
+	int (*vsize)(void *box, size_t idx, uint64_t *vsize_r);
+	int (*read)(void *box, size_t idx, char **data_r, size_t *len_r);
+	void (*uidl)(void *box, size_t idx, char buf[POP3_UIDL_SIZE]);
+	/* QUIT: remove expunge[idx], mark seen[idx] read; *removed_r counts
+	   what is gone. 0 or -errno (logged here). */
+	int (*commit)(void *box, const bool *expunge, const bool *seen, unsigned *removed_r);
+	void (*close)(void *box);
+};
+
 struct pop3_client {
-	struct maildir *box;
+	const struct pop3_store *store;
+	void *box;
 	pop3_send_fn *send;
 	void *ctx;
 
@@ -64,21 +79,143 @@ static void send_line(struct pop3_client *c, const char *fmt, ...)
 	c->send(c->ctx, buf, (size_t)n);
 }
 
-int pop3_client_create(struct maildir *box, pop3_send_fn *send, void *ctx,
-		       struct pop3_client **client_r, const char **error_r)
+/* ---- Maildir ---- */
+
+static size_t maildir_store_count(void *box)
+{
+	return ((struct maildir *)box)->count;
+}
+
+static int maildir_store_vsize(void *box, size_t idx, uint64_t *vsize_r)
+{
+	return maildir_msg_vsize(box, idx, vsize_r);
+}
+
+static int maildir_store_read(void *box, size_t idx, char **data_r, size_t *len_r)
+{
+	return maildir_msg_read(box, idx, data_r, len_r);
+}
+
+static void maildir_store_uidl(void *box, size_t idx, char buf[POP3_UIDL_SIZE])
+{
+	const struct maildir *md = box;
+	/* Dovecot's default pop3_uidl_format %08Xu%08Xv */
+	snprintf(buf, POP3_UIDL_SIZE, "%08X%08X", md->msgs[idx].uid, md->uidvalidity);
+}
+
+static int maildir_store_commit(void *box, const bool *expunge, const bool *seen,
+				unsigned *removed_r)
+{
+	struct maildir *md = box;
+	bool failed = false;
+
+	for (size_t idx = 0; idx < md->count; idx++) {
+		int ret = 0;
+		if (expunge[idx]) {
+			ret = maildir_msg_delete(md, idx);
+			if (ret == 0)
+				(*removed_r)++;
+		} else if (seen[idx] && !maildir_msg_has_flag(&md->msgs[idx], MAILDIR_FLAG_SEEN)) {
+			/* as Dovecot: what was downloaded is \Seen for IMAP */
+			char flags[MAILDIR_MAX_FLAGS + 2];
+			snprintf(flags, sizeof(flags), "%sS", md->msgs[idx].flags);
+			ret = maildir_msg_set_flags(md, idx, flags);
+			if (ret == -ENOENT)
+				ret = 0;
+		}
+		if (ret < 0) {
+			log_error("updating message uid %u at QUIT failed: %s",
+				  md->msgs[idx].uid, strerror(-ret));
+			failed = true;
+		}
+	}
+	return failed ? -EIO : 0;
+}
+
+static void maildir_store_close(void *box)
+{
+	maildir_close(box);
+}
+
+static const struct pop3_store maildir_store = {
+	maildir_store_count, maildir_store_vsize, maildir_store_read, maildir_store_uidl,
+	maildir_store_commit, maildir_store_close,
+};
+
+/* ---- mbox ---- */
+
+static size_t mbox_store_count(void *box)
+{
+	return ((struct mbox *)box)->count;
+}
+
+static int mbox_store_vsize(void *box, size_t idx, uint64_t *vsize_r)
+{
+	*vsize_r = ((struct mbox *)box)->msgs[idx].vsize;
+	return 0;
+}
+
+static int mbox_store_read(void *box, size_t idx, char **data_r, size_t *len_r)
+{
+	int ret = mbox_msg_read(box, idx, data_r, len_r);
+	/* rewritten by another program: the message is not where it was */
+	return ret == -ESTALE ? -ENOENT : ret;
+}
+
+static void mbox_store_uidl(void *box, size_t idx, char buf[POP3_UIDL_SIZE])
+{
+	snprintf(buf, POP3_UIDL_SIZE, "%s", ((struct mbox *)box)->msgs[idx].uidl);
+}
+
+/* Read messages keep no Status header: the spool is rewritten only to
+   remove mail, as a delivery agent may be appending to it. */
+static int mbox_store_commit(void *box, const bool *expunge, const bool *seen,
+			     unsigned *removed_r)
+{
+	struct mbox *mb = box;
+	const char *error = "";
+	(void)seen;
+
+	int ret = mbox_expunge(mb, expunge, MBOX_LOCK_TIMEOUT_MS, &error);
+	if (ret < 0) {
+		log_error("expunging from %s at QUIT failed: %s: %s", mb->path, error,
+			  strerror(-ret));
+		return ret;
+	}
+	for (size_t i = 0; i < mb->count; i++)
+		*removed_r += expunge[i];
+	return 0;
+}
+
+static void mbox_store_close(void *box)
+{
+	mbox_close(box);
+}
+
+static const struct pop3_store mbox_store = {
+	mbox_store_count, mbox_store_vsize, mbox_store_read, mbox_store_uidl,
+	mbox_store_commit, mbox_store_close,
+};
+
+/* ---- session ---- */
+
+static int client_create(const struct pop3_store *store, void *box, pop3_send_fn *send,
+			 void *ctx, struct pop3_client **client_r, const char **error_r)
 {
 	struct pop3_client *c = rg_calloc(1, sizeof(*c));
+	size_t total = store->count(box);
+	c->store = store;
 	c->box = box;
 	c->send = send;
 	c->ctx = ctx;
-	c->map = rg_calloc(box->count + 1, sizeof(*c->map));
-	c->vsize = rg_calloc(box->count + 1, sizeof(*c->vsize));
-	c->deleted = rg_calloc(box->count + 1, sizeof(*c->deleted));
-	c->retrieved = rg_calloc(box->count + 1, sizeof(*c->retrieved));
+	c->map = rg_calloc(total + 1, sizeof(*c->map));
+	c->vsize = rg_calloc(total + 1, sizeof(*c->vsize));
+	c->deleted = rg_calloc(total + 1, sizeof(*c->deleted));
+	c->retrieved = rg_calloc(total + 1, sizeof(*c->retrieved));
 	/* POP3 needs every size up front (STAT); Dovecot does the same */
-	for (size_t i = 0; i < box->count; i++) {
+	for (size_t i = 0; i < total; i++) {
 		uint64_t vsize;
-		int ret = maildir_msg_vsize(box, i, &vsize);
+		int ret = store->vsize(box, i, &vsize);
 		if (ret == -ENOENT)
 			continue; /* expunged by another session meanwhile */
 		if (ret < 0) {
@@ -96,11 +233,24 @@ int pop3_client_create(struct maildir *box, pop3_send_fn *send, void *ctx,
 	return 0;
 }
 
+int pop3_client_create(struct maildir *box, pop3_send_fn *send, void *ctx,
+		       struct pop3_client **client_r, const char **error_r)
+{
+	return client_create(&maildir_store, box, send, ctx, client_r, error_r);
+}
+
+int pop3_client_create_mbox(struct mbox *box, pop3_send_fn *send, void *ctx,
+			    struct pop3_client **client_r, const char **error_r)
+{
+	return client_create(&mbox_store, box, send, ctx, client_r, error_r);
+}
+
 void pop3_client_destroy(struct pop3_client *c)
 {
 	if (c == NULL)
 		return;
-	maildir_close(c->box);
+	if (c->box != NULL)
+		c->store->close(c->box);
 	rg_free(c->map);
 	rg_free(c->vsize);
 	rg_free(c->deleted);
@@ -209,12 +359,13 @@ static uint64_t send_message(struct pop3_client *c, const char *data, size_t len
 
 static int read_msg(struct pop3_client *c, size_t n, char **data_r, size_t *len_r)
 {
-	int ret = maildir_msg_read(c->box, c->map[n], data_r, len_r);
+	int ret = c->store->read(c->box, c->map[n], data_r, len_r);
 	if (ret == -ENOENT) {
 		send_str(c, "-ERR Message was expunged by another session.\r\n");
 	} else if (ret < 0) {
-		log_error("reading message uid %u failed: %s", c->box->msgs[c->map[n]].uid,
-			  strerror(-ret));
+		char uidl[POP3_UIDL_SIZE];
+		c->store->uidl(c->box, c->map[n], uidl);
+		log_error("reading message %s failed: %s", uidl, strerror(-ret));
 		send_str(c, POP3_ERR_INTERNAL "\r\n");
 	}
 	return ret;
@@ -267,15 +418,14 @@ static void cmd_list(struct pop3_client *c, const char *args)
 	send_str(c, ".\r\n");
 }
 
-static void uidl_of(struct pop3_client *c, size_t n, char buf[20])
+static void uidl_of(struct pop3_client *c, size_t n, char buf[POP3_UIDL_SIZE])
 {
-	/* Dovecot's default pop3_uidl_format %08Xu%08Xv */
-	snprintf(buf, 20, "%08X%08X", c->box->msgs[c->map[n]].uid, c->box->uidvalidity);
+	c->store->uidl(c->box, c->map[n], buf);
 }
 
 static void cmd_uidl(struct pop3_client *c, const char *args)
 {
-	char uidl[20];
+	char uidl[POP3_UIDL_SIZE];
 	if (*args != '\0') {
 		ssize_t n = get_msgnum(c, args, NULL);
 		if (n >= 0) {
@@ -350,36 +500,27 @@ static void cmd_rset(struct pop3_client *c, const char *args)
 static void cmd_quit(struct pop3_client *c, const char *args)
 {
 	(void)args;
-	bool any_deleted = false, failed = false;
+	/* the marks by message number, as the store indexes them */
+	size_t total = c->store->count(c->box);
+	bool *expunge = rg_calloc(total + 1, sizeof(*expunge));
+	bool *seen = rg_calloc(total + 1, sizeof(*seen));
+	unsigned removed = 0;
 	for (size_t i = 0; i < c->count; i++) {
-		size_t idx = c->map[i];
-		int ret = 0;
-		if (c->deleted[i]) {
-			ret = maildir_msg_delete(c->box, idx);
-			if (ret == 0) {
-				c->del_count++;
-				any_deleted = true;
-			}
-		} else if (c->retrieved[i] &&
-			   !maildir_msg_has_flag(&c->box->msgs[idx], MAILDIR_FLAG_SEEN)) {
-			/* as Dovecot: what was downloaded is \Seen for IMAP */
-			char flags[MAILDIR_MAX_FLAGS + 2];
-			snprintf(flags, sizeof(flags), "%sS", c->box->msgs[idx].flags);
-			ret = maildir_msg_set_flags(c->box, idx, flags);
-			if (ret == -ENOENT)
-				ret = 0;
-		}
-		if (ret < 0) {
-			log_error("updating message uid %u at QUIT failed: %s",
-				  c->box->msgs[idx].uid, strerror(-ret));
-			failed = true;
-		}
+		expunge[c->map[i]] = c->deleted[i];
+		seen[c->map[i]] = c->retrieved[i];
 	}
+	int ret = c->store->commit(c->box, expunge, seen, &removed);
+	rg_free(expunge);
+	rg_free(seen);
+	c->del_count += removed;
 	c->quit = true;
 	c->done = true;
-	if (failed)
+	if (ret == -EAGAIN)
+		send_str(c, "-ERR [IN-USE] Mailbox is locked by another process, "
+			 "no messages deleted.\r\n");
+	else if (ret < 0)
 		send_str(c, POP3_ERR_INTERNAL "\r\n");
-	else if (any_deleted)
+	else if (removed > 0)
 		send_str(c, "+OK Logging out, messages deleted.\r\n");
 	else
 		send_str(c, "+OK Logging out.\r\n");

@@ -1,5 +1,5 @@
 /* pop3-client.h — one logged-in POP3 session (RFC 1939, CAPA, UIDL, TOP)
- * on a Maildir, with no socket: bytes in via pop3_client_input(), replies out
+ * on a Maildir or an mbox spool, with no socket: bytes in via pop3_client_input(), replies out
  * through the send callback. The binary (pop3-main.c) owns the socket.
  *
  * Invariants: input is split into lines in a fixed buffer of POP3_MAX_LINE
@@ -14,8 +14,10 @@
 #include <stdint.h>
 
 #include "mail/maildir.h"
+#include "mail/mbox.h"
 
 #define POP3_MAX_LINE 4096
+#define POP3_UIDL_SIZE 24
 #define POP3_MAX_BAD_COMMANDS 20
 
 typedef void pop3_send_fn(void *ctx, const void *data, size_t len);
@@ -26,6 +28,10 @@ struct pop3_client;
  * *error_r) only when message sizes cannot be read. */
 int pop3_client_create(struct maildir *box, pop3_send_fn *send, void *ctx,
 		       struct pop3_client **client_r, const char **error_r);
+/* The same on an mbox spool (mbox_open()): DELE'd messages are removed at
+ * QUIT by rewriting the spool under its locks (mbox_expunge()). */
+int pop3_client_create_mbox(struct mbox *box, pop3_send_fn *send, void *ctx,
+			    struct pop3_client **client_r, const char **error_r);
 void pop3_client_destroy(struct pop3_client *client);
 
 /* "+OK Logged in." */

@@ -3,6 +3,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "mail/maildir.h"
+#include "mail/mbox.h"
 #include "mail/worker.h"
 #include "pop3/pop3-client.h"
 
@@ -24,18 +25,32 @@ int main(void)
 	worker_out_init(out, WORKER_CLIENT_FD);
 
 	char *path = NULL;
-	struct maildir *box = NULL;
 	struct pop3_client *client = NULL;
-	if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) < 0 ||
-	    (ret = maildir_open(path, true, &box, &error)) < 0 ||
-	    (ret = pop3_client_create(box, worker_out_send_cb, out, &client, &error)) < 0) {
+	if (mbox_location_is_mbox(init.mail)) {
+		/* Debian's default INBOX: the spool in /var/mail */
+		struct mbox *mb = NULL;
+		if ((ret = mbox_location_inbox(init.mail, init.home, init.user, &path, &error)) < 0 ||
+		    (ret = mbox_open(path, MBOX_LOCK_TIMEOUT_MS, &mb, &error)) < 0 ||
+		    (ret = pop3_client_create_mbox(mb, worker_out_send_cb, out, &client, &error)) < 0)
+			mbox_close(client == NULL ? mb : NULL);
+	} else {
+		struct maildir *box = NULL;
+		if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) < 0 ||
+		    (ret = maildir_open(path, true, &box, &error)) < 0 ||
+		    (ret = pop3_client_create(box, worker_out_send_cb, out, &client, &error)) < 0)
+			maildir_close(client == NULL ? box : NULL);
+	}
+	if (ret < 0) {
 		log_error("Couldn't open INBOX %s: %s: %s", path != NULL ? path : "", error,
 			  strerror(-ret));
 		static const char reply[] = "-ERR [SYS/TEMP] Couldn't open INBOX.\r\n";
-		worker_out_write(out, reply, sizeof(reply) - 1);
+		static const char inuse[] = "-ERR [IN-USE] Couldn't open INBOX: "
+					    "it is locked by another process.\r\n";
+		if (ret == -EAGAIN)
+			worker_out_write(out, inuse, sizeof(inuse) - 1);
+		else
+			worker_out_write(out, reply, sizeof(reply) - 1);
 		worker_out_flush(out);
-		if (box != NULL)
-			maildir_close(box);
 		rg_free(path);
 		worker_init_free(&init);
 		rg_free(out);

@@ -211,5 +211,43 @@ class StockDovecotConf(unittest.TestCase):
         self.assertNotIn("!include_try", text)
 
 
+class MboxSpool(unittest.TestCase):
+    """POP3 through a real ringgate on Debian's default mail_location form,
+    with the spool in the user's home (a test may not write /var/mail)."""
+
+    SPOOL = (b"From alice@example.com Mon Dec  7 10:00:00 2026\n"
+             b"From: alice@example.com\nSubject: first\nStatus: RO\n\nHello\n.dot\n\n"
+             b"From bob@example.com Mon Dec  7 11:00:00 2026\n"
+             b"From: bob@example.com\nSubject: second\n\nBye\n\n")
+
+    def test_pop3_retr_dele(self):
+        import poplib
+        rg = rgenv.Ringgate(mode="performance",
+                            extra_conf="mail_location = mbox:~/mail:INBOX=%h/spool\n")
+        try:
+            spool = os.path.join(rg.home("demo"), "spool")
+            with open(spool, "wb") as f:
+                f.write(self.SPOOL)
+            os.chown(spool, rg.uid, rg.gid)
+            rg.start()
+            p = poplib.POP3("127.0.0.1", rg.pop3_port, timeout=30)
+            p.user("demo")
+            p.pass_("demo-pass")
+            # Dovecot's Status: header is hidden; sizes are of CRLF lines
+            first = [b"From: alice@example.com", b"Subject: first", b"", b"Hello", b".dot"]
+            second = [b"From: bob@example.com", b"Subject: second", b"", b"Bye"]
+            size = lambda lines: sum(len(ln) + 2 for ln in lines)  # noqa: E731
+            self.assertEqual(p.stat(), (2, size(first) + size(second)))
+            resp, lines, octets = p.retr(1)
+            self.assertEqual(resp, b"+OK %d octets" % size(first))
+            self.assertEqual(lines, first)
+            p.dele(1)
+            self.assertTrue(p.quit().startswith(b"+OK Logging out, messages deleted."))
+            with open(spool, "rb") as f:
+                self.assertEqual(f.read(), self.SPOOL[self.SPOOL.index(b"From bob"):])
+        finally:
+            rg.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()

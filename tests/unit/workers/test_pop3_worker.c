@@ -211,10 +211,87 @@ static void test_new_maildir_and_bad_init(void **state)
 	rg_free(md);
 
 	/* an unusable mail location: -ERR, no +OK */
-	w = wh_start("ringgate-pop3", home, "mbox:~/mail", NULL, NULL, 0);
+	w = wh_start("ringgate-pop3", home, "sdbox:~/mail", NULL, NULL, 0);
 	expect(&w, NULL, "\r\n", "-ERR [SYS/TEMP] Couldn't open INBOX.\r\n");
 	assert_int_equal(wh_finish(&w), 1);
 	wh_rm_rf(home);
+	rg_free(home);
+}
+
+/* an mbox spool (Debian's mbox:~/mail:INBOX=/var/mail/%u): read, DELE at
+ * QUIT rewrites the spool, a disconnect removes nothing */
+#define MBOX_M1 "From a@example.com Mon Dec  7 10:00:00 2026\nSubject: one\nStatus: RO\n\n" \
+	"Hello\n.dot line\n"
+#define MBOX_M2 "From b@example.com Mon Dec  7 11:00:00 2026\nSubject: two\n\nbody two\n"
+#define MBOX_M3 "From c@example.com Mon Dec  7 12:00:00 2026\nSubject: three\n\nl1\nl2\n"
+
+static void test_mbox_session(void **state)
+{
+	(void)state;
+	char *home = wh_tmpdir();
+	char *spool = rg_strdup_printf("%s/spool", home);
+	FILE *fp = fopen(spool, "w");
+	assert_non_null(fp);
+	fputs(MBOX_M1 "\n" MBOX_M2 "\n" MBOX_M3 "\n", fp);
+	fclose(fp);
+
+	/* a disconnect after DELE removes nothing */
+	struct worker_proc w = wh_start("ringgate-pop3", home, "mbox:~/mail:INBOX=%h/spool", NULL,
+					NULL, 0);
+	expect(&w, NULL, "\r\n", "+OK Logged in.\r\n");
+	/* Status: is Dovecot's, hidden; sizes are the CRLF sizes sent */
+	size_t s1 = strlen("Subject: one\r\n\r\nHello\r\n.dot line\r\n");
+	size_t s2 = strlen("Subject: two\r\n\r\nbody two\r\n");
+	size_t s3 = strlen("Subject: three\r\n\r\nl1\r\nl2\r\n");
+	char buf[512];
+	snprintf(buf, sizeof(buf), "+OK 3 %zu\r\n", s1 + s2 + s3);
+	expect(&w, "STAT\r\n", "\r\n", buf);
+	expect(&w, "DELE 1\r\n", "\r\n", "+OK Marked to be deleted.\r\n");
+	assert_int_equal(wh_finish(&w), 0);
+	char *text = wh_read_file(home, "spool");
+	assert_string_equal(text, MBOX_M1 "\n" MBOX_M2 "\n" MBOX_M3 "\n");
+	rg_free(text);
+
+	w = wh_start("ringgate-pop3", home, "mbox:~/mail:INBOX=%h/spool", NULL, NULL, 0);
+	expect(&w, NULL, "\r\n", "+OK Logged in.\r\n");
+	snprintf(buf, sizeof(buf), "+OK 3 messages:\r\n1 %zu\r\n2 %zu\r\n3 %zu\r\n.\r\n",
+		 s1, s2, s3);
+	expect(&w, "LIST\r\n", ".\r\n", buf);
+	snprintf(buf, sizeof(buf), "+OK %zu octets\r\nSubject: one\r\n\r\nHello\r\n"
+		 "..dot line\r\n.\r\n", s1);
+	expect(&w, "RETR 1\r\n", "\r\n.\r\n", buf);
+	expect(&w, "TOP 3 1\r\n", "\r\n.\r\n", "+OK\r\nSubject: three\r\n\r\nl1\r\n.\r\n");
+	wh_send(&w, "UIDL\r\n");
+	char *uidl = wh_read_until(&w, ".\r\n", NULL);
+	char u[3][32];
+	assert_int_equal(sscanf(uidl, "+OK\r\n1 %31s\r\n2 %31s\r\n3 %31s\r\n", u[0], u[1], u[2]), 3);
+	assert_int_equal(strlen(u[0]), 16);
+	assert_string_not_equal(u[0], u[1]);
+	rg_free(uidl);
+	expect(&w, "DELE 2\r\n", "\r\n", "+OK Marked to be deleted.\r\n");
+	expect(&w, "QUIT\r\n", "\r\n", "+OK Logging out, messages deleted.\r\n");
+	assert_int_equal(wh_finish(&w), 0);
+	text = wh_read_file(home, "spool");
+	assert_string_equal(text, MBOX_M1 "\n" MBOX_M3 "\n");
+	rg_free(text);
+
+	/* the survivors keep their UIDLs */
+	w = wh_start("ringgate-pop3", home, "mbox:~/mail:INBOX=%h/spool", NULL, NULL, 0);
+	expect(&w, NULL, "\r\n", "+OK Logged in.\r\n");
+	snprintf(buf, sizeof(buf), "+OK\r\n1 %s\r\n2 %s\r\n.\r\n", u[0], u[2]);
+	expect(&w, "UIDL\r\n", ".\r\n", buf);
+	expect(&w, "QUIT\r\n", "\r\n", "+OK Logging out.\r\n");
+	assert_int_equal(wh_finish(&w), 0);
+
+	/* not an mbox: -ERR, no +OK */
+	fp = fopen(spool, "w");
+	fputs("garbage\n", fp);
+	fclose(fp);
+	w = wh_start("ringgate-pop3", home, "mbox:~/mail:INBOX=%h/spool", NULL, NULL, 0);
+	expect(&w, NULL, "\r\n", "-ERR [SYS/TEMP] Couldn't open INBOX.\r\n");
+	assert_int_equal(wh_finish(&w), 1);
+	wh_rm_rf(home);
+	rg_free(spool);
 	rg_free(home);
 }
 
@@ -316,6 +393,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_preread_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_bad, setup, teardown),
 		cmocka_unit_test(test_new_maildir_and_bad_init),
+		cmocka_unit_test(test_mbox_session),
 		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
