@@ -1,10 +1,10 @@
 """proxybench.py — the proxy section of `make bench` (issue 8, "Speed"):
 ringgate's passdb proxy against nginx's mail proxy, in front of one backend.
 
-Three servers, each in its own cgroup (run.Accounting), on one world
-(run.World: the bench user, a Maildir whose message 1 is 100 kB):
+Three servers, each in its own cgroup (harness.Accounting), on one world
+(harness.World: the bench user, a Maildir whose message 1 is 100 kB):
 
-- the backend: a private Dovecot (run.DovecotServer, high-performance
+- the backend: a private Dovecot (harness.DovecotServer, high-performance
   mode) whose imap processes are reused (`service imap { service_count = 0,
   client_limit = 100 }`), so a proxied login costs the backend about a
   millisecond instead of a fork+exec; it is measured directly too, as the
@@ -35,8 +35,8 @@ import subprocess
 import tempfile
 import time
 
-import run as h
-import rgenv  # noqa: E402  (run puts tests/integration on the path)
+import harness as h
+import rgenv  # noqa: E402  (harness puts tests/integration on the path)
 
 NGINX = "/usr/sbin/nginx"
 NGINX_MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"

@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import rgenv  # noqa: E402
-from run import proc_children_tree, pss_bytes  # noqa: E402
+from harness import proc_children_tree, pss_bytes  # noqa: E402
 
 CHUNKS = 10
 WARMUP = 2000  # high-security: a tenth

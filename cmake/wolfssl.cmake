@@ -59,8 +59,23 @@ else()
   pkg_check_modules(WOLFSSL REQUIRED IMPORTED_TARGET wolfssl)
   find_library(rg_wolfssl_A NAMES libwolfssl.a)
   if(RINGGATE_STATIC_DEPS AND rg_wolfssl_A)
+    # src/tls/tls-seed.c replaces the archive's wc_GenerateSeed (its
+    # /dev/urandom is out of a chroot's sight). We link a copy of the archive
+    # in which that one symbol is weak, so the linker takes the strong
+    # definition of a binary that links tls-seed.c by the ordinary rules
+    # (no --allow-multiple-definition); the library's own calls to it go
+    # through relocations against the symbol, so they reach ours too.
+    # Binaries without tls-seed.c keep the library's.
+    set(rg_wolfssl_weak "${CMAKE_BINARY_DIR}/wolfssl-system/libwolfssl.a")
+    file(MAKE_DIRECTORY "${CMAKE_BINARY_DIR}/wolfssl-system")
+    execute_process(
+      COMMAND ${CMAKE_OBJCOPY} --weaken-symbol=wc_GenerateSeed ${rg_wolfssl_A} ${rg_wolfssl_weak}
+      RESULT_VARIABLE rg_weak_rc ERROR_VARIABLE rg_weak_err)
+    if(NOT rg_weak_rc EQUAL 0)
+      message(FATAL_ERROR "wolfSSL: objcopy --weaken-symbol on ${rg_wolfssl_A} failed: ${rg_weak_err}")
+    endif()
     target_include_directories(rg_wolfssl INTERFACE ${WOLFSSL_INCLUDE_DIRS})
-    target_link_libraries(rg_wolfssl INTERFACE ${rg_wolfssl_A} m pthread)
+    target_link_libraries(rg_wolfssl INTERFACE ${rg_wolfssl_weak} m pthread)
   else()
     target_link_libraries(rg_wolfssl INTERFACE PkgConfig::WOLFSSL)
   endif()

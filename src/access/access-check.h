@@ -2,11 +2,11 @@
  * (ringgate-access, login_access_sockets = access): tcpwrap's order over
  * login_access_allow and login_access_deny. An address in the allow list is
  * allowed; else one in the deny list is denied; else allowed. IPv4-mapped
- * IPv6 addresses match IPv4 ranges (login-net.h). */
+ * IPv6 addresses match IPv4 ranges (lib/net.h). */
 #ifndef RG_ACCESS_CHECK_H
 #define RG_ACCESS_CHECK_H
 
-#include "login/login-net.h"
+#include "lib/net.h"
 
 #include <stdbool.h>
 

@@ -21,7 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "login/login-net.h"
+#include "lib/net.h"
 #include "login/login-proto.h"
 
 struct iplimit;

@@ -8,7 +8,7 @@
 #include "lib/privs.h"
 #include "lib/settings.h"
 #include "login/login-conn.h"
-#include "login/login-net.h"
+#include "lib/net.h"
 #include "login/login-proto.h"
 #include "login/login-sandbox.h"
 #include "tls/tls-settings.h"

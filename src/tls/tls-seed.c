@@ -4,9 +4,11 @@
  * /dev/urandom, which a login process chrooted into an empty directory
  * cannot see (and base_dir usually sits on a nodev /run, so a device node
  * there would not open either). The library calls wc_GenerateSeed through
- * its PLT, so this definition in the executable takes its place; binaries
+ * its PLT, so this definition in the executable takes its place: binaries
  * that use TLS link this file directly and export the symbol
- * (--export-dynamic-symbol). getrandom() needs no file and blocks only
+ * (--export-dynamic-symbol) against the shared library; the static archive
+ * is linked from a copy in which the library's definition is weak
+ * (cmake/wolfssl.cmake). getrandom() needs no file and blocks only
  * until the kernel's pool is first initialised. Only the system build
  * (RINGGATE_WOLFSSL=system) links it: the asm build's library is configured
  * with WOLFSSL_GETRANDOM and seeds the same way by itself. */

@@ -15,7 +15,7 @@ import unittest
 import rgenv
 
 sys.path.insert(0, os.path.join(rgenv.ROOT, "bench"))
-import run as harness  # noqa: E402
+import harness  # noqa: E402
 import proxybench  # noqa: E402
 
 

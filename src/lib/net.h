@@ -1,10 +1,13 @@
-/* login-net.h — client addresses and login_trusted_networks.
+/* net.h — client addresses and trusted-network lists, shared by the login
+ * process (login_trusted_networks, haproxy_trusted_networks, per-IP limits)
+ * and the access checker (login_access_allow/deny). The login_ prefix of
+ * its names is historical (it began in src/login).
  *
  * A login_addr is the compact form a connection keeps (20 bytes, not a
  * sockaddr_storage); IPv4-mapped IPv6 addresses are stored as IPv4 so one
  * range matches both spellings. A netlist is parsed once at start-up. */
-#ifndef RG_LOGIN_NET_H
-#define RG_LOGIN_NET_H
+#ifndef RG_LIB_NET_H
+#define RG_LIB_NET_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "login/login-net.h"
+#include "lib/net.h"
 #include "lib/alloc.h"
 
 #include <arpa/inet.h>

@@ -1,5 +1,5 @@
-/* test_login_net.c — login_trusted_networks parsing and matching, addresses. */
-#include "login/login-net.h"
+/* test_net.c — login_trusted_networks parsing and matching, addresses. */
+#include "lib/net.h"
 
 #include <stdarg.h>
 #include <stddef.h>
