@@ -46,11 +46,6 @@
 #define PROXY_FLUSH_SECS 30
 #define TLS_READ_CHUNK 16384
 
-enum owner_kind {
-	OWNER_CONN = 1, OWNER_LISTENER, OWNER_MASTER, OWNER_AUTH, OWNER_SIGNAL, OWNER_TICK,
-	OWNER_PROXY, OWNER_ACCESS,
-};
-
 enum conn_state {
 	CONN_PRELOGIN,		/* reading commands (or the TLS handshake) */
 	CONN_AUTHENTICATING,	/* a request is at auth */
@@ -70,7 +65,6 @@ enum conn_flag {
 	CF_RECV = 1 << 0,		/* a multishot receive is armed */
 	CF_SEND = 1 << 1,		/* a send is in flight */
 	CF_RECV_CANCELLED = 1 << 2,
-	CF_SEND_CANCELLED = 1 << 3,
 	CF_HANDOFF_SENT = 1 << 4,	/* LOGIN_HANDOFF is at master */
 	CF_FORCE = 1 << 5,		/* closing without flushing */
 	CF_TEMPFAIL = 1 << 6,		/* deferred: answer the auth request TEMPFAIL */
@@ -83,6 +77,7 @@ enum conn_flag {
 	CF_HAPROXY = 1 << 13,		/* reading the PROXY header (haproxy = yes) */
 	CF_HAPROXY_TLS = 1 << 14,	/* ... on an implicit TLS listener: TLS follows it */
 	CF_HAPROXY_SSL = 1 << 15,	/* the header says the client spoke TLS to the proxy */
+	CF_RETIRED = 1 << 16,		/* its slot is retired: freed once the ring is done */
 };
 
 enum proxy_flag {
@@ -96,9 +91,7 @@ enum proxy_flag {
 	PX_SHUT = 1 << 7,		/* the worker was told EOF (SHUT_WR) */
 	PX_CONNECTING = 1 << 8,		/* backend: the connect is in flight */
 	PX_BACKEND = 1 << 9,		/* the other end is a backend, not a worker */
-	PX_DEAD = 1 << 10,		/* on srv.px_dead */
-	PX_SEND_TLS = 1 << 11,		/* the send in flight is the backend TLS engine's */
-	PX_CONNECT_CANCELLED = 1 << 12,
+	PX_SEND_TLS = 1 << 10,		/* the send in flight is the backend TLS engine's */
 };
 
 /* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
@@ -125,18 +118,17 @@ struct conn;
 
 /* A logged-in TLS client's relay to its worker, or any client's relay to
  * its backend (CONN_BACKEND, CONN_PROXY). "worker" below is either. c is
- * NULL once retired (a backend given up): it waits for its operations to
- * end, then is freed. */
+ * NULL once retired (its slot: the ring frees it when its operations have
+ * ended). */
 struct conn_proxy {
-	uint8_t kind;		/* OWNER_PROXY */
-	uint16_t flags;		/* enum proxy_flag */
+	struct ring_owner ro;
+	uint32_t flags;		/* enum proxy_flag */
 	int fd;			/* our end of the worker's socketpair */
 	uint32_t slot;
 	struct conn *c;
 	struct outq *to_worker;	/* plaintext from the client */
 	struct outq *hold;	/* worker output the TLS engine could not take yet */
 	uint64_t in, out;	/* plaintext bytes client->worker, worker->client */
-	struct conn_proxy *dead_next;
 	/* a backend over TLS (passdb ssl= / starttls=): its engine, and
 	 * ciphertext received that the engine could not take yet (paused) */
 	struct tls_conn *tls;
@@ -170,34 +162,27 @@ enum access_verdict { ACCESS_PENDING_NONE, ACCESS_DENIED, ACCESS_FAILED };
 
 /* One lookup on one login_access_sockets socket (src/lib/access-proto.h):
  * connect, send the request, read "1\n" / "0\n", all on the ring with its
- * own slot. c is NULL once retired (decided, or the client went away): it
- * waits for its operations to end, then is freed. */
+ * own slot. c is NULL once retired (decided, or the client went away): the
+ * ring frees it when its operations have ended. */
 struct conn_access {
-	uint8_t kind;		/* OWNER_ACCESS */
-	uint8_t flags;		/* enum access_flag */
+	struct ring_owner ro;
+	bool recv_armed;
 	int fd;
 	uint32_t slot;
 	uint32_t deadline;	/* login_access_timeout */
 	struct conn *c;
-	struct conn_access *dead_next;
 	struct access_reply_parser reply;
 	size_t req_len;
 	char req[ACCESS_REQUEST_MAX + 1];
 	struct sockaddr_un addr;
 };
 
-enum access_flag {
-	AC_CONNECTING = 1 << 0, AC_SEND = 1 << 1, AC_RECV = 1 << 2,
-	AC_CONNECT_CANCELLED = 1 << 3, AC_SEND_CANCELLED = 1 << 4, AC_RECV_CANCELLED = 1 << 5,
-	AC_DEAD = 1 << 6,
-};
-
 struct conn {
-	uint8_t kind;			/* OWNER_CONN */
+	struct ring_owner ro;
 	uint8_t state;			/* enum conn_state */
 	uint8_t auth_attempts;
 	char mech[9];			/* last SASL mechanism, for the log */
-	uint16_t flags;			/* enum conn_flag */
+	uint32_t flags;			/* enum conn_flag */
 	uint8_t access_next;		/* login_access_sockets: the next one to ask */
 	uint8_t access_verdict;		/* enum access_verdict, for a TLS client not yet greeted */
 	int fd;
@@ -226,14 +211,13 @@ struct conn {
 
 /* the listeners, the IPC channels, the signalfd and the tick */
 struct login_src {
-	uint8_t kind;
+	struct ring_owner ro;	/* its event function says which source it is */
 	bool ssl;	/* listener: implicit TLS */
 	bool haproxy;	/* listener: a PROXY header comes first */
 	uint8_t armed;	/* listener: accepts in flight */
 	bool cancelling;
 	int fd;
 	uint32_t slot;
-	bool retired;	/* an old auth channel waiting for its poll to end */
 	/* auth and master channels: what their socket had no room for yet */
 	struct ipc_outq outq;	/* outq.armed: a RING_OP_WRITABLE is in flight */
 };
@@ -257,8 +241,6 @@ static struct {
 
 	unsigned conns, prelogin, backends;
 	unsigned haproxy_waiting;	/* connections still reading a PROXY header */
-	struct conn_proxy *px_dead;	/* retired relays to free after this event */
-	struct conn_access *ac_dead;	/* finished access lookups, likewise */
 	unsigned access_pending;	/* connections waiting for an access answer */
 	unsigned access_waiting;	/* refused TLS clients waiting for their handshake */
 	struct login_addr *listen_addrs; /* for proxy_maybe */
@@ -288,11 +270,13 @@ static struct {
 } srv;
 
 static void conn_check(struct conn *c);
+static void conn_event(struct ring_owner *owner, const struct ring_event *ev);
 static void conn_close(struct conn *c, bool force);
 static void login_status(void);
 static void accept_update(void);
 static void conn_log_end(struct conn *c, const char *reason);
 static void proxy_start(struct conn *c);
+static void proxy_event(struct ring_owner *owner, const struct ring_event *ev);
 static void proxy_output_room(struct conn_proxy *px);
 static void backend_tls_failed(struct conn_proxy *px, const char *what, const char *error);
 static void backend_tls_feed(struct conn_proxy *px);
@@ -300,7 +284,6 @@ static void conn_backend_free(struct conn_backend **bep);
 static void conn_handoff_abandon(struct conn *c, const char *reason);
 static void cb_send(void *ctx, const void *data, size_t len);
 static void access_retire(struct conn *c);
-static void access_free(struct conn_access *ac);
 static void access_refuse_send(struct conn *c, enum access_verdict verdict);
 static void conn_tls_pump(struct conn *c);
 
@@ -315,11 +298,6 @@ static void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len
 	}
 	memcpy(ho->preread + ho->preread_len, data, len);
 	ho->preread_len += (uint16_t)len;
-}
-
-size_t login_conn_struct_size(void)
-{
-	return sizeof(struct conn);
 }
 
 static int fd_set_nonblock(int fd)
@@ -576,19 +554,18 @@ static void conn_send_more(struct conn *c)
 	}
 }
 
-static bool conn_client_not_reading(struct conn *c)
+static void conn_drop_not_reading(struct conn *c)
 {
 	log_debug("conn %u: client does not read its output", c->slot);
 	conn_log_end(c, "Output buffer full");
 	conn_close(c, true);
 	conn_defer(c);
-	return false;
 }
 
 static void conn_out_append(struct conn *c, const void *data, size_t len)
 {
 	if (state_prelogin(c->state) && outq_pending(c->out) + len > CONN_OUT_MAX) {
-		(void)conn_client_not_reading(c);
+		conn_drop_not_reading(c);
 		return;
 	}
 	if (c->state == CONN_CLOSING && (c->flags & CF_FORCE) != 0)
@@ -628,7 +605,7 @@ static void conn_tls_write(struct conn *c, const void *data, size_t len)
 			return;
 		}
 		if (r == TLS_WANT_OUTPUT && len > 0) {
-			(void)conn_client_not_reading(c);
+			conn_drop_not_reading(c);
 			return;
 		}
 	}
@@ -645,7 +622,7 @@ static void conn_tls_output_room(struct conn *c);
 static void conn_on_send(struct conn *c, int res)
 {
 	bool tls = (c->flags & CF_SEND_TLS) != 0;
-	c->flags &= (uint16_t)~(CF_SEND | CF_SEND_TLS);
+	c->flags &= ~(CF_SEND | CF_SEND_TLS);
 	if (res <= 0) {
 		if (res != -ECANCELED)
 			log_debug("conn %u: send: %s", c->slot, strerror(-res));
@@ -710,19 +687,22 @@ static void conn_close(struct conn *c, bool force)
 		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
 		(void)chan_send(srv.auth, &srv.msg, -1);
 	}
-	c->req_id = 0;
+	/* a hand-off at master keeps its id: the reply releases the connection */
+	if ((c->flags & CF_HANDOFF_SENT) == 0)
+		c->req_id = 0;
 	conn_set_state(c, CONN_CLOSING);
 }
 
-static void conn_free(struct conn *c)
+/* the ring is done with c's slot (ring_slot_retire) */
+static void conn_free(struct ring_owner *owner)
 {
+	struct conn *c = RING_OWNER(owner, struct conn, ro);
 	log_debug("conn %u: freed", c->slot);
 	list_del(&srv.closing, c);
 	if (c->session != NULL)
 		srv.set->proto->destroy(c->session);
 	if (c->fd >= 0)
 		ring_close(srv.ring, c->fd);
-	ring_slot_free(srv.ring, c->slot);
 	conn_out_free(c);
 	outq_free(&c->early);
 	if (c->ho != NULL) {
@@ -733,28 +713,6 @@ static void conn_free(struct conn *c)
 		rg_free(c->ho);
 	}
 	conn_backend_free(&c->be);
-	if (c->px != NULL) {
-		struct conn_proxy *px = c->px;
-		if ((px->flags & (PX_BACKEND | PX_CONNECTING)) == PX_BACKEND && c->user != NULL) {
-			char user[80];
-			log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
-			log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
-				 (unsigned long long)px->in, (unsigned long long)px->out,
-				 c->session_id);
-		}
-		log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot,
-			  (unsigned long long)px->in, (unsigned long long)px->out);
-		srv.stats.v[STAT_PROXY_IN] += px->in;
-		srv.stats.v[STAT_PROXY_OUT] += px->out;
-		ring_close(srv.ring, px->fd);
-		ring_slot_free(srv.ring, px->slot);
-		outq_free(&px->to_worker);
-		outq_free(&px->hold);
-		outq_free(&px->bin);
-		if (px->tls != NULL)
-			tls_conn_free(&px->tls);
-		rg_free(px);
-	}
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
 	if ((c->flags & CF_HAPROXY) != 0)
@@ -777,7 +735,7 @@ static void conn_recv_pause(struct conn *c)
 	if ((c->flags & CF_PAUSED) != 0)
 		return;
 	c->flags |= CF_PAUSED;
-	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
+	c->flags = cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 }
 
 static bool conn_wants_recv(const struct conn *c)
@@ -812,7 +770,7 @@ static void conn_recv_resume(struct conn *c)
 {
 	if ((c->flags & CF_PAUSED) == 0)
 		return;
-	c->flags &= (uint16_t)~CF_PAUSED;
+	c->flags &= ~CF_PAUSED;
 	/* a cancel still on its way re-arms when it completes */
 	if ((c->flags & CF_RECV_CANCELLED) == 0)
 		conn_recv_arm(c);
@@ -895,7 +853,7 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 		outq_append(&c->out, data, len, (c->flags & CF_SEND) != 0);
 		if (outq_pending(c->out) > PROXY_TO_WORKER_MAX) {
 			px->flags |= PX_PAUSED;
-			px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
+			px->flags = cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
 							  PX_RECV_CANCELLED);
 		}
 		conn_send_more(c);
@@ -910,7 +868,7 @@ static void proxy_to_client(struct conn_proxy *px, const uint8_t *data, size_t l
 	if (taken < len) {
 		outq_append(&px->hold, data + taken, len - taken, false);
 		px->flags |= PX_PAUSED;
-		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
+		px->flags = cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
 	}
 	conn_send_more(c);
 }
@@ -948,7 +906,7 @@ static void proxy_output_room(struct conn_proxy *px)
 		return;
 	}
 	if ((px->flags & PX_PAUSED) != 0) {
-		px->flags &= (uint16_t)~PX_PAUSED;
+		px->flags &= ~PX_PAUSED;
 		/* a TLS backend: records already received come first */
 		if (px->tls != NULL)
 			backend_tls_feed(px);
@@ -964,11 +922,11 @@ static void proxy_start(struct conn *c)
 	struct conn_handoff *ho = c->ho;
 	struct conn_proxy *px = rg_calloc(1, sizeof(*px));
 
-	px->kind = OWNER_PROXY;
+	px->ro.event = proxy_event;
 	px->c = c;
 	px->fd = ho->proxy_fd;
 	ho->proxy_fd = -1;
-	px->slot = ring_slot_alloc(srv.ring, px);
+	px->slot = ring_slot_alloc(srv.ring, &px->ro);
 	c->px = px;
 	/* bytes decrypted after the hand-off was sent: the worker's first input
 	 * after the preread that travelled with it */
@@ -1084,7 +1042,7 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 		memcpy(hostip, host, n);
 		hostip[n] = '\0';
 	}
-	unsigned port = strcmp(srv.set->service, "pop3") == 0 ? 110 : 143;
+	unsigned port = srv.set->proto->backend_port;
 	if (extra_get(extra, "port", v, sizeof(v))) {
 		char *end;
 		unsigned long n = strtoul(v, &end, 10);
@@ -1186,40 +1144,26 @@ static bool conn_backend_parse(struct conn *c, const char *extra, const struct i
 	return true;
 }
 
-static void proxy_free(struct conn_proxy *px)
+/* the ring is done with the relay's slot (ring_slot_retire) */
+static void proxy_free(struct ring_owner *owner)
 {
+	struct conn_proxy *px = RING_OWNER(owner, struct conn_proxy, ro);
 	if (px->tls != NULL)
 		tls_conn_free(&px->tls);
 	outq_free(&px->bin);
 	ring_close(srv.ring, px->fd);
-	ring_slot_free(srv.ring, px->slot);
 	outq_free(&px->to_worker);
 	outq_free(&px->hold);
 	rg_free(px);
 }
 
-/* freed after the current event: callers up the stack may still look at it */
-static void proxy_dead(struct conn_proxy *px)
-{
-	if ((px->flags & PX_DEAD) != 0)
-		return;
-	px->flags |= PX_DEAD;
-	px->dead_next = srv.px_dead;
-	srv.px_dead = px;
-}
-
-/* The backend is given up while the client goes on: cancel what is in
- * flight; the relay is freed when the last completion is in. */
+/* The relay is over (the backend given up, or the client gone): the ring
+ * cancels what is in flight and frees it when the last completion is in. */
 static void proxy_retire(struct conn_proxy *px)
 {
 	px->c->px = NULL;
 	px->c = NULL;
-	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_CONNECT, px->flags, PX_CONNECTING,
-					  PX_CONNECT_CANCELLED);
-	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
-	px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
-	if (ring_slot_inflight(srv.ring, px->slot) == 0)
-		proxy_dead(px);
+	ring_slot_retire(srv.ring, px->slot, proxy_free);
 }
 
 /* The backend cannot be used (down, refused, stalled, not speaking the
@@ -1263,15 +1207,15 @@ static void conn_backend_start(struct conn *c)
 		return;
 	}
 	struct conn_proxy *px = rg_calloc(1, sizeof(*px));
-	px->kind = OWNER_PROXY;
+	px->ro.event = proxy_event;
 	px->c = c;
 	px->fd = fd;
-	px->slot = ring_slot_alloc(srv.ring, px);
+	px->slot = ring_slot_alloc(srv.ring, &px->ro);
 	px->flags = PX_CONNECTING | PX_BACKEND;
 	c->px = px;
 	char rip[64], lip[64];
 	struct backend_login_config bc = {
-		.pop3 = strcmp(srv.set->service, "pop3") == 0,
+		.pop3 = srv.set->proto->backend_pop3,
 		.starttls = be->tls == BACKEND_TLS_STARTTLS,
 		.user = be->destuser != NULL ? be->destuser : c->user,
 		.master = be->master,
@@ -1445,7 +1389,7 @@ static void backend_tls_feed(struct conn_proxy *px)
 	if (outq_pending(px->bin) > PROXY_TO_WORKER_MAX) {
 		/* the client is not reading: stop reading the backend */
 		px->flags |= PX_PAUSED;
-		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
+		px->flags = cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV,
 						  PX_RECV_CANCELLED);
 	}
 }
@@ -1494,10 +1438,8 @@ static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 			text += 5;
 		/* with its response code; without one, the code of a failed
 		 * login here ([UNAVAILABLE] / [SYS/TEMP] would invite a retry) */
-		bool pop3 = strcmp(srv.set->service, "pop3") == 0;
 		char *copy = rg_strdup_printf("%s%s", text[0] == '[' ? "" :
-						      pop3 ? "[AUTH] " : "[AUTHENTICATIONFAILED] ",
-					      text);
+					      srv.set->proto->backend_fail_code, text);
 		conn_backend_failed(c, why, copy);
 		rg_free(copy);
 		return;
@@ -1511,18 +1453,13 @@ static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 	}
 }
 
-static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
+static void proxy_event(struct ring_owner *owner, const struct ring_event *ev)
 {
+	struct conn_proxy *px = RING_OWNER(owner, struct conn_proxy, ro);
 	struct conn *c = px->c;
-	if (c == NULL) {
-		/* retired: wait for the last completion */
-		if (ring_slot_inflight(srv.ring, px->slot) == 0)
-			proxy_dead(px);
-		return;
-	}
 	switch (ev->op) {
 	case RING_OP_CONNECT:
-		px->flags &= (uint16_t)~PX_CONNECTING;
+		px->flags &= ~PX_CONNECTING;
 		if (c->state != CONN_BACKEND)
 			break;
 		if (ev->res < 0) {
@@ -1540,7 +1477,7 @@ static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 		break;
 	case RING_OP_RECV:
 		if (!ev->more)
-			px->flags &= (uint16_t)~PX_RECV;
+			px->flags &= ~PX_RECV;
 		if (ev->res > 0 && px->tls != NULL) {
 			if (c->state == CONN_PROXY || c->state == CONN_BACKEND) {
 				outq_append(&px->bin, ev->data, (size_t)ev->res, false);
@@ -1554,20 +1491,16 @@ static void proxy_event(struct conn_proxy *px, const struct ring_event *ev)
 			if (c->state == CONN_BACKEND || c->state == CONN_PROXY)
 				backend_eof(px, ev->res < 0);
 		}
-		if (px->c == NULL) {
-			/* retired just now */
-			if (ring_slot_inflight(srv.ring, px->slot) == 0)
-				proxy_dead(px);
-			break;
-		}
+		if (px->c == NULL)
+			break; /* retired just now */
 		if ((px->flags & PX_RECV) == 0) {
-			px->flags &= (uint16_t)~PX_RECV_CANCELLED;
+			px->flags &= ~PX_RECV_CANCELLED;
 			proxy_recv_arm(px);
 		}
 		break;
 	case RING_OP_SEND: {
 		bool sent_tls = (px->flags & PX_SEND_TLS) != 0;
-		px->flags &= (uint16_t)~(PX_SEND | PX_SEND_CANCELLED | PX_SEND_TLS);
+		px->flags &= ~(PX_SEND | PX_SEND_TLS);
 		if (ev->res <= 0) {
 			if (ev->res != -ECANCELED)
 				log_debug("conn %u: worker send: %s", c->slot, strerror(-ev->res));
@@ -1628,7 +1561,7 @@ static void conn_client_eof(struct conn *c, bool error)
 {
 	if (c->state == CONN_PROXY && !error) {
 		c->px->flags |= PX_CLIENT_EOF;
-		c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
+		c->flags = cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 		proxy_send_more(c->px);
 		return;
 	}
@@ -1830,7 +1763,7 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 {
 	const char *reason = ipc_str(f, IPC_F_REASON);
 	char rip[64], lip[64], user[80];
-	c->flags &= (uint16_t)~CF_HANDOFF_SENT;
+	c->flags &= ~CF_HANDOFF_SENT;
 	c->req_id = 0;
 	if (reason == NULL) {
 		srv.stats.v[STAT_HANDOFFS]++;
@@ -1860,8 +1793,26 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 	conn_handoff_abandon(c, reason);
 }
 
-/* Make progress on a connection after an event; may free it. Only called
- * when no protocol-core function is on the stack. */
+/* the relay of a closing connection: count and log it, and let it go */
+static void conn_proxy_done(struct conn *c)
+{
+	struct conn_proxy *px = c->px;
+	if ((px->flags & (PX_BACKEND | PX_CONNECTING)) == PX_BACKEND && c->user != NULL) {
+		char user[80];
+		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+		log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
+			 (unsigned long long)px->in, (unsigned long long)px->out, c->session_id);
+	}
+	log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot, (unsigned long long)px->in,
+		  (unsigned long long)px->out);
+	srv.stats.v[STAT_PROXY_IN] += px->in;
+	srv.stats.v[STAT_PROXY_OUT] += px->out;
+	proxy_retire(px);
+}
+
+/* Make progress on a connection after an event; it may be retired (the
+ * ring frees it after this event). Only called when no protocol-core
+ * function is on the stack. */
 static void conn_check(struct conn *c)
 {
 	/* on the deferred list: process_deferred() comes back to it, and
@@ -1892,27 +1843,27 @@ static void conn_check(struct conn *c)
 	case CONN_CLOSING:
 		break;
 	}
+	if ((c->flags & CF_RETIRED) != 0)
+		return;
 	bool flushed = !conn_output_pending(c);
 	if (!flushed && (c->flags & CF_FORCE) == 0 && (int32_t)(srv.now - c->deadline) < 0) {
 		/* still flushing; stop reading meanwhile */
-		c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
+		c->flags = cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 		return;
 	}
 	if (!flushed)
 		c->flags |= CF_FORCE;
-	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
-	c->flags = (uint16_t)cancel_once(c->slot, RING_OP_SEND, c->flags, CF_SEND, CF_SEND_CANCELLED);
-	struct conn_proxy *px = c->px;
-	if (px != NULL) {
-		/* a connect to an unreachable backend may take minutes */
-		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_CONNECT, px->flags, PX_CONNECTING,
-						  PX_CONNECT_CANCELLED);
-		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_RECV, px->flags, PX_RECV, PX_RECV_CANCELLED);
-		px->flags = (uint16_t)cancel_once(px->slot, RING_OP_SEND, px->flags, PX_SEND, PX_SEND_CANCELLED);
+	if ((c->flags & CF_HANDOFF_SENT) != 0) {
+		/* master's answer first; stop reading meanwhile */
+		c->flags = cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
+		return;
 	}
-	if (ring_slot_inflight(srv.ring, c->slot) == 0 && (c->flags & CF_HANDOFF_SENT) == 0 &&
-	    (px == NULL || ring_slot_inflight(srv.ring, px->slot) == 0))
-		conn_free(c);
+	/* a connect to an unreachable backend may take minutes: the retire
+	 * cancels it with the rest */
+	if (c->px != NULL)
+		conn_proxy_done(c);
+	c->flags |= CF_RETIRED;
+	ring_slot_retire(srv.ring, c->slot, conn_free);
 }
 
 /* ---- protocol core callbacks ---- */
@@ -2003,7 +1954,7 @@ static void cb_auth_abort(void *ctx)
 		(void)chan_send(srv.auth, &srv.msg, -1);
 	}
 	c->req_id = 0;
-	c->flags &= (uint16_t)~CF_TEMPFAIL;
+	c->flags &= ~CF_TEMPFAIL;
 	conn_set_state(c, CONN_PRELOGIN);
 }
 
@@ -2100,22 +2051,12 @@ static const struct login_callbacks conn_callbacks = {
 
 static void process_deferred(void)
 {
-	while (srv.px_dead != NULL) {
-		struct conn_proxy *px = srv.px_dead;
-		srv.px_dead = px->dead_next;
-		proxy_free(px);
-	}
-	while (srv.ac_dead != NULL) {
-		struct conn_access *ac = srv.ac_dead;
-		srv.ac_dead = ac->dead_next;
-		access_free(ac);
-	}
 	while (srv.deferred != NULL) {
 		struct conn *c = srv.deferred;
 		srv.deferred = c->defer_next;
-		c->flags &= (uint16_t)~CF_DEFERRED;
+		c->flags &= ~CF_DEFERRED;
 		if ((c->flags & CF_TEMPFAIL) != 0) {
-			c->flags &= (uint16_t)~CF_TEMPFAIL;
+			c->flags &= ~CF_TEMPFAIL;
 			if (c->state == CONN_AUTHENTICATING) {
 				c->req_id = 0;
 				conn_set_state(c, CONN_PRELOGIN);
@@ -2327,38 +2268,23 @@ static bool conn_preauth_admit(struct conn *c)
 #define ACCESS_EARLY_MAX 4096 /* a plaintext client's bytes before its greeting */
 #define ACCESS_TLS_WAIT_SECS 10 /* a refused TLS client's handshake, to tell it why */
 
-static void access_free(struct conn_access *ac)
+static void access_free(struct ring_owner *owner)
 {
+	struct conn_access *ac = RING_OWNER(owner, struct conn_access, ro);
 	if (ac->fd >= 0)
 		ring_close(srv.ring, ac->fd);
-	ring_slot_free(srv.ring, ac->slot);
 	rg_free(ac);
 }
 
-/* freed after the current event, as retired proxies are */
-static void access_dead(struct conn_access *ac)
-{
-	if ((ac->flags & AC_DEAD) != 0)
-		return;
-	ac->flags |= AC_DEAD;
-	ac->dead_next = srv.ac_dead;
-	srv.ac_dead = ac;
-}
-
-/* The lookup is over (decided, or the client is going): cancel what is in
- * flight; it is freed when its last completion is in. */
+/* The lookup is over (decided, or the client is going): the ring cancels
+ * what is in flight and frees it when its last completion is in. */
 static void access_retire(struct conn *c)
 {
 	struct conn_access *ac = c->ac;
 	c->ac = NULL;
 	srv.access_pending--;
 	ac->c = NULL;
-	ac->flags = (uint8_t)cancel_once(ac->slot, RING_OP_CONNECT, ac->flags, AC_CONNECTING,
-					 AC_CONNECT_CANCELLED);
-	ac->flags = (uint8_t)cancel_once(ac->slot, RING_OP_SEND, ac->flags, AC_SEND, AC_SEND_CANCELLED);
-	ac->flags = (uint8_t)cancel_once(ac->slot, RING_OP_RECV, ac->flags, AC_RECV, AC_RECV_CANCELLED);
-	if (ring_slot_inflight(srv.ring, ac->slot) == 0)
-		access_dead(ac);
+	ring_slot_retire(srv.ring, ac->slot, access_free);
 }
 
 static const char *access_name(const struct conn *c)
@@ -2373,17 +2299,12 @@ static const char *access_name(const struct conn *c)
  * TLS, as its greeting would have been. */
 static void access_refuse_send(struct conn *c, enum access_verdict verdict)
 {
-	bool pop3 = strcmp(srv.set->service, "pop3") == 0;
-	const char *line;
 	if (c->access_verdict != ACCESS_PENDING_NONE) {
 		c->access_verdict = ACCESS_PENDING_NONE;
 		srv.access_waiting--;
 	}
-	if (verdict == ACCESS_DENIED)
-		line = pop3 ? "-ERR [AUTH] Access denied.\r\n" : "* BYE Access denied.\r\n";
-	else
-		line = pop3 ? "-ERR [SYS/TEMP] Internal error occurred. Refer to server log for more information.\r\n"
-			    : "* BYE [UNAVAILABLE] Internal error occurred. Refer to server log for more information.\r\n";
+	const char *line = verdict == ACCESS_DENIED ? srv.set->proto->line_access_denied
+						    : srv.set->proto->line_internal_error;
 	cb_send(c, line, strlen(line));
 	if (c->state != CONN_CLOSING)
 		conn_close(c, false);
@@ -2415,6 +2336,7 @@ static void access_refuse(struct conn *c, enum access_verdict verdict, const cha
 }
 
 static void access_start(struct conn *c);
+static void access_event(struct ring_owner *owner, const struct ring_event *ev);
 
 /* Every socket said yes: greet (a TLS client once its handshake is done),
  * then whatever the client sent before it. */
@@ -2452,12 +2374,12 @@ static void access_start(struct conn *c)
 {
 	char rip[64], lip[64];
 	struct conn_access *ac = rg_calloc(1, sizeof(*ac));
-	ac->kind = OWNER_ACCESS;
+	ac->ro.event = access_event;
 	ac->c = c;
 	ac->fd = -1;
 	ac->deadline = srv.now + srv.set->access_timeout;
 	access_reply_init(&ac->reply);
-	ac->slot = ring_slot_alloc(srv.ring, ac);
+	ac->slot = ring_slot_alloc(srv.ring, &ac->ro);
 	c->ac = ac;
 	srv.access_pending++;
 	ac->req_len = access_request_format(ac->req, sizeof(ac->req), srv.set->service,
@@ -2474,7 +2396,6 @@ static void access_start(struct conn *c)
 		return;
 	}
 	log_debug("conn %u: asking access socket %s", c->slot, path);
-	ac->flags |= AC_CONNECTING;
 	ring_connect(srv.ring, ac->slot, ac->fd, &ac->addr, sizeof(ac->addr));
 }
 
@@ -2488,7 +2409,7 @@ static bool access_begin(struct conn *c)
 		return false;
 	c->access_next = 0;
 	if ((c->flags & CF_TLS) == 0)
-		c->flags = (uint16_t)cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV,
+		c->flags = cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV,
 						 CF_RECV_CANCELLED);
 	access_start(c);
 	return true;
@@ -2519,15 +2440,14 @@ static void access_input(struct conn_access *ac, const uint8_t *data, size_t len
 		access_refuse(c, ACCESS_DENIED, NULL);
 }
 
-static void access_event(struct conn_access *ac, const struct ring_event *ev)
+/* only delivered while the lookup is not retired: ac->c is set */
+static void access_event(struct ring_owner *owner, const struct ring_event *ev)
 {
+	struct conn_access *ac = RING_OWNER(owner, struct conn_access, ro);
 	struct conn *c = ac->c;
 	char why[160];
 	switch (ev->op) {
 	case RING_OP_CONNECT:
-		ac->flags &= (uint8_t)~(AC_CONNECTING | AC_CONNECT_CANCELLED);
-		if (c == NULL)
-			break;
 		if (ev->res < 0) {
 			/* no checker listening: as Dovecot, the client is not served */
 			snprintf(why, sizeof(why), "connect(%s) failed: %s", ac->addr.sun_path,
@@ -2539,14 +2459,11 @@ static void access_event(struct conn_access *ac, const struct ring_event *ev)
 			access_refuse(c, ACCESS_FAILED, "request not formatted");
 			break;
 		}
-		ac->flags |= AC_SEND | AC_RECV;
+		ac->recv_armed = true;
 		ring_send(srv.ring, ac->slot, ac->fd, ac->req, ac->req_len);
 		ring_recv(srv.ring, ac->slot, ac->fd);
 		break;
 	case RING_OP_SEND:
-		ac->flags &= (uint8_t)~(AC_SEND | AC_SEND_CANCELLED);
-		if (c == NULL)
-			break;
 		if (ev->res != (int)ac->req_len) {
 			/* a fresh UNIX socket takes 100 bytes whole: anything
 			 * else is an error */
@@ -2557,9 +2474,7 @@ static void access_event(struct conn_access *ac, const struct ring_event *ev)
 		break;
 	case RING_OP_RECV:
 		if (!ev->more)
-			ac->flags &= (uint8_t)~(AC_RECV | AC_RECV_CANCELLED);
-		if (c == NULL)
-			break;
+			ac->recv_armed = false;
 		if (ev->res > 0) {
 			access_input(ac, ev->data, (size_t)ev->res);
 		} else if (ev->res == 0) {
@@ -2569,18 +2484,15 @@ static void access_event(struct conn_access *ac, const struct ring_event *ev)
 			snprintf(why, sizeof(why), "read failed: %s", strerror(-ev->res));
 			access_refuse(c, ACCESS_FAILED, why);
 		}
-		if (ac->c != NULL && (ac->flags & AC_RECV) == 0) {
-			ac->flags |= AC_RECV;
+		if (ac->c != NULL && !ac->recv_armed) {
+			ac->recv_armed = true;
 			ring_recv(srv.ring, ac->slot, ac->fd);
 		}
 		break;
 	default:
 		log_fatal("access lookup: unexpected ring op %d", (int)ev->op);
 	}
-	if (ac->c == NULL && ring_slot_inflight(srv.ring, ac->slot) == 0)
-		access_dead(ac);
-	if (c != NULL)
-		conn_check(c);
+	conn_check(c);
 }
 
 /* login_access_timeout: a checker that does not answer in time fails the
@@ -2629,11 +2541,11 @@ static void conn_accept(int fd, const struct login_src *listener)
 	}
 	struct conn *c = rg_calloc(1, sizeof(*c));
 
-	c->kind = OWNER_CONN;
+	c->ro.event = conn_event;
 	c->fd = fd;
 	c->state = CONN_PRELOGIN;
 	c->accept_time = srv.now;
-	c->slot = ring_slot_alloc(srv.ring, c);
+	c->slot = ring_slot_alloc(srv.ring, &c->ro);
 	if (c->slot > REQ_SLOT_MASK)
 		log_fatal("too many slots");
 	c->remote = remote;
@@ -2671,9 +2583,7 @@ static void conn_accept(int fd, const struct login_src *listener)
 	} else if (!conn_preauth_admit(c)) {
 		c->flags |= CF_LOGGED;
 		if (!listener->ssl) {
-			const char *line = strcmp(srv.set->service, "pop3") == 0 ?
-				"-ERR [SYS/TEMP] Too many connections from your IP address.\r\n" :
-				"* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n";
+			const char *line = srv.set->proto->line_too_many_conns;
 			conn_out_append(c, line, strlen(line));
 		}
 		conn_close(c, false);
@@ -2745,15 +2655,13 @@ static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	}
 	rg_free(c->hp);
 	c->hp = NULL;
-	c->flags &= (uint16_t)~CF_HAPROXY;
+	c->flags &= ~CF_HAPROXY;
 	srv.haproxy_waiting--;
 	if (!conn_preauth_admit(c)) {
 		/* login_max_preauth_ip_connections, for the header's address */
 		c->flags |= CF_LOGGED;
 		if ((c->flags & CF_HAPROXY_TLS) == 0) {
-			const char *line = strcmp(srv.set->service, "pop3") == 0 ?
-				"-ERR [SYS/TEMP] Too many connections from your IP address.\r\n" :
-				"* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n";
+			const char *line = srv.set->proto->line_too_many_conns;
 			conn_out_append(c, line, strlen(line));
 		}
 		conn_close(c, false);
@@ -2784,7 +2692,7 @@ static void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 {
 	if (!ev->more)
-		c->flags &= (uint16_t)~CF_RECV;
+		c->flags &= ~CF_RECV;
 	if (ev->res > 0 && (c->flags & CF_HAPROXY) != 0) {
 		conn_haproxy_input(c, ev->data, (size_t)ev->res);
 	} else if (ev->res > 0 && (c->flags & CF_TLS) != 0) {
@@ -2814,7 +2722,7 @@ static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 		conn_client_eof(c, ev->res < 0);
 	}
 	if ((c->flags & CF_RECV) == 0) {
-		c->flags &= (uint16_t)~CF_RECV_CANCELLED;
+		c->flags &= ~CF_RECV_CANCELLED;
 		/* a multishot receive that ended (buffers ran out, or a pause
 		 * that is over) is issued again while it is wanted */
 		if (ev->rearm || ev->res == -ECANCELED)
@@ -2823,14 +2731,14 @@ static void conn_on_recv(struct conn *c, const struct ring_event *ev)
 	conn_check(c);
 }
 
-static void conn_event(struct conn *c, const struct ring_event *ev)
+static void conn_event(struct ring_owner *owner, const struct ring_event *ev)
 {
+	struct conn *c = RING_OWNER(owner, struct conn, ro);
 	switch (ev->op) {
 	case RING_OP_RECV:
 		conn_on_recv(c, ev);
 		break;
 	case RING_OP_SEND:
-		c->flags &= (uint16_t)~CF_SEND_CANCELLED;
 		conn_on_send(c, ev->res);
 		conn_check(c);
 		break;
@@ -2841,10 +2749,11 @@ static void conn_event(struct conn *c, const struct ring_event *ev)
 
 static struct conn *conn_by_req(uint32_t id)
 {
-	struct conn *c = ring_slot_owner(srv.ring, id & REQ_SLOT_MASK);
-	if (c == NULL || c->kind != OWNER_CONN || c->req_id != id || id == 0)
+	struct ring_owner *o = ring_slot_owner(srv.ring, id & REQ_SLOT_MASK);
+	if (o == NULL || o->event != conn_event || id == 0)
 		return NULL;
-	return c;
+	struct conn *c = RING_OWNER(o, struct conn, ro);
+	return c->req_id == id ? c : NULL;
 }
 
 static void auth_channel_lost(void)
@@ -2858,19 +2767,26 @@ static void auth_channel_lost(void)
 	}
 }
 
+static void auth_src_free(struct ring_owner *owner)
+{
+	struct login_src *a = RING_OWNER(owner, struct login_src, ro);
+	close(a->fd);
+	rg_free(a);
+}
+
+/* an old or broken channel: the ring frees it once its poll has ended */
 static void auth_retire(void)
 {
 	struct login_src *a = srv.auth;
 	if (a == NULL)
 		return;
 	srv.auth = NULL;
-	a->retired = true;
-	ring_cancel(srv.ring, a->slot, RING_OP_POLL);
-	if (a->outq.armed)
-		ring_cancel(srv.ring, a->slot, RING_OP_WRITABLE);
 	ipc_outq_clear(&a->outq);
+	ring_slot_retire(srv.ring, a->slot, auth_src_free);
 	auth_channel_lost();
 }
+
+static void auth_event(struct ring_owner *owner, const struct ring_event *ev);
 
 static void auth_input(void)
 {
@@ -2982,7 +2898,7 @@ static void login_shutdown(const char *why)
 			continue;
 		} else if (c->state == CONN_HANDOFF && srv.master.fd < 0) {
 			conn_log_end(c, "Server shutting down");
-			c->flags &= (uint16_t)~CF_HANDOFF_SENT;
+			c->flags &= ~CF_HANDOFF_SENT;
 			conn_close(c, true);
 		}
 		conn_check(c);
@@ -3011,6 +2927,14 @@ static void master_input(void)
 			if (srv.rx.fd >= 0)
 				log_fatal("master sent an fd with HANDOFF_REPLY");
 			struct conn *c = conn_by_req(srv.rx.hdr.id);
+			if (c != NULL && c->state == CONN_CLOSING && (c->flags & CF_HANDOFF_SENT) != 0) {
+				/* the client went away meanwhile (a TLS client's
+				 * socket stays ours): its worker reads EOF */
+				c->flags &= ~CF_HANDOFF_SENT;
+				c->req_id = 0;
+				conn_check(c);
+				break;
+			}
 			if (c == NULL || c->state != CONN_HANDOFF || (c->flags & CF_HANDOFF_SENT) == 0) {
 				log_debug("hand-off reply %u for nobody", srv.rx.hdr.id);
 				break;
@@ -3058,9 +2982,9 @@ static void master_input(void)
 				log_fatal("master sent AUTH_NEW_CLIENT without an fd");
 			auth_retire();
 			struct login_src *a = rg_calloc(1, sizeof(*a));
-			a->kind = OWNER_AUTH;
+			a->ro.event = auth_event;
 			a->fd = srv.rx.fd;
-			a->slot = ring_slot_alloc(srv.ring, a);
+			a->slot = ring_slot_alloc(srv.ring, &a->ro);
 			if (fd_set_nonblock(a->fd) < 0)
 				log_fatal("new auth channel: %m");
 			srv.auth = a;
@@ -3142,95 +3066,87 @@ static void tick(void)
 	if (srv.shutting_down && (int32_t)(srv.now - srv.shutdown_deadline) >= 0) {
 		for (struct conn *c = srv.live.head; c != NULL; c = next) {
 			next = c->next;
-			c->flags &= (uint16_t)~CF_HANDOFF_SENT;
+			c->flags &= ~CF_HANDOFF_SENT;
 			conn_close(c, true);
 			conn_check(c);
 		}
 		for (struct conn *c = srv.closing.head; c != NULL; c = next) {
 			next = c->next;
-			c->flags = (uint16_t)((c->flags | CF_FORCE) & ~CF_HANDOFF_SENT);
+			c->flags = (c->flags | CF_FORCE) & ~CF_HANDOFF_SENT;
 			conn_check(c);
 		}
 	}
 }
 
-static void src_event(struct login_src *s, const struct ring_event *ev)
+static void listener_event(struct ring_owner *owner, const struct ring_event *ev)
 {
-	switch (s->kind) {
-	case OWNER_LISTENER:
-		if (ev->op != RING_OP_ACCEPT)
-			break;
-		/* a connection accepted after we stopped accepting (the
-		 * cancel was on its way) is already ours: serve it */
-		if (!ev->more && s->armed > 0 && --s->armed == 0)
-			s->cancelling = false;
-		if (ev->res >= 0)
-			conn_accept(ev->res, s);
-		else if (ev->res != -ECANCELED)
-			log_error("accept: %s", strerror(-ev->res));
-		accept_update();
-		listeners_close_idle();
-		break;
-	case OWNER_MASTER:
-		if (ev->op == RING_OP_WRITABLE) {
-			int ret = chan_writable(&srv.master, ev->res);
-			if (ret < 0 && srv.master.fd >= 0)
-				log_error("master channel: %s", strerror(-ret));
-			break;
-		}
-		if (ev->res < 0 && ev->res != -ECANCELED)
-			log_fatal("poll on master channel: %s", strerror(-ev->res));
-		if (srv.master.fd >= 0 && ev->res > 0)
-			master_input();
-		if (!ev->more && srv.master.fd >= 0 && ev->res >= 0)
-			ring_poll(srv.ring, s->slot, s->fd);
-		break;
-	case OWNER_AUTH:
-		if (ev->op == RING_OP_WRITABLE && !s->retired) {
-			int ret = chan_writable(s, ev->res);
-			if (ret < 0) {
-				log_error("auth channel: %s", strerror(-ret));
-				auth_retire();
-			} else {
-				break;
-			}
-		}
-		if (s->retired) {
-			/* an old channel: free it once its poll has ended */
-			if (ring_slot_inflight(srv.ring, s->slot) == 0) {
-				close(s->fd);
-				ring_slot_free(srv.ring, s->slot);
-				rg_free(s);
-			}
-			break;
-		}
-		if (ev->res < 0 && ev->res != -ECANCELED)
-			log_fatal("poll on auth channel: %s", strerror(-ev->res));
-		if (ev->res > 0)
-			auth_input();
-		if (s->retired) {
-			/* auth_input() retired it: its poll is being cancelled */
-			if (ring_slot_inflight(srv.ring, s->slot) == 0) {
-				close(s->fd);
-				ring_slot_free(srv.ring, s->slot);
-				rg_free(s);
-			}
-		} else if (!ev->more && ev->res >= 0) {
-			ring_poll(srv.ring, s->slot, s->fd);
-		}
-		break;
-	case OWNER_SIGNAL:
-		if (ev->res > 0)
-			signal_input();
-		if (!ev->more && ev->res >= 0)
-			ring_poll(srv.ring, s->slot, s->fd);
-		break;
-	case OWNER_TICK:
-		tick();
-		break;
-	default:
-		log_fatal("ring event for unknown owner kind %d", s->kind);
+	struct login_src *s = RING_OWNER(owner, struct login_src, ro);
+	if (ev->op != RING_OP_ACCEPT)
+		return;
+	/* a connection accepted after we stopped accepting (the cancel was
+	 * on its way) is already ours: serve it */
+	if (!ev->more && s->armed > 0 && --s->armed == 0)
+		s->cancelling = false;
+	if (ev->res >= 0)
+		conn_accept(ev->res, s);
+	else if (ev->res != -ECANCELED)
+		log_error("accept: %s", strerror(-ev->res));
+	accept_update();
+	listeners_close_idle();
+}
+
+static void master_event(struct ring_owner *owner, const struct ring_event *ev)
+{
+	struct login_src *s = RING_OWNER(owner, struct login_src, ro);
+	if (ev->op == RING_OP_WRITABLE) {
+		int ret = chan_writable(&srv.master, ev->res);
+		if (ret < 0 && srv.master.fd >= 0)
+			log_error("master channel: %s", strerror(-ret));
+		return;
 	}
+	if (ev->res < 0 && ev->res != -ECANCELED)
+		log_fatal("poll on master channel: %s", strerror(-ev->res));
+	if (srv.master.fd >= 0 && ev->res > 0)
+		master_input();
+	if (!ev->more && srv.master.fd >= 0 && ev->res >= 0)
+		ring_poll(srv.ring, s->slot, s->fd);
+}
+
+/* only delivered for the current channel: an old one is retired */
+static void auth_event(struct ring_owner *owner, const struct ring_event *ev)
+{
+	struct login_src *s = RING_OWNER(owner, struct login_src, ro);
+	if (ev->op == RING_OP_WRITABLE) {
+		int ret = chan_writable(s, ev->res);
+		if (ret < 0) {
+			log_error("auth channel: %s", strerror(-ret));
+			auth_retire();
+		}
+		return;
+	}
+	if (ev->res < 0 && ev->res != -ECANCELED)
+		log_fatal("poll on auth channel: %s", strerror(-ev->res));
+	if (ev->res > 0)
+		auth_input();
+	/* auth_input() may have retired it */
+	if (srv.auth == s && !ev->more && ev->res >= 0)
+		ring_poll(srv.ring, s->slot, s->fd);
+}
+
+static void signal_event(struct ring_owner *owner, const struct ring_event *ev)
+{
+	struct login_src *s = RING_OWNER(owner, struct login_src, ro);
+	if (ev->res > 0)
+		signal_input();
+	if (!ev->more && ev->res >= 0)
+		ring_poll(srv.ring, s->slot, s->fd);
+}
+
+static void tick_event(struct ring_owner *owner, const struct ring_event *ev)
+{
+	(void)owner;
+	(void)ev;
+	tick();
 }
 
 static void ring_handler(struct ring *ring, const struct ring_event *ev, void *ctx)
@@ -3238,23 +3154,15 @@ static void ring_handler(struct ring *ring, const struct ring_event *ev, void *c
 	(void)ring;
 	(void)ctx;
 	srv.now = monotonic_secs();
-	uint8_t kind = *(const uint8_t *)ev->owner;
-	if (kind == OWNER_CONN)
-		conn_event(ev->owner, ev);
-	else if (kind == OWNER_PROXY)
-		proxy_event(ev->owner, ev);
-	else if (kind == OWNER_ACCESS)
-		access_event(ev->owner, ev);
-	else
-		src_event(ev->owner, ev);
+	ring_owner_dispatch(ev);
 	process_deferred();
 }
 
-static void src_init(struct login_src *s, enum owner_kind kind, int fd)
+static void src_init(struct login_src *s, ring_event_fn *event, int fd)
 {
-	s->kind = (uint8_t)kind;
+	s->ro.event = event;
 	s->fd = fd;
-	s->slot = ring_slot_alloc(srv.ring, s);
+	s->slot = ring_slot_alloc(srv.ring, &s->ro);
 }
 
 static struct ring *prepared_ring;
@@ -3299,11 +3207,11 @@ int login_conn_run(const struct login_conn_config *set)
 	if (sfd < 0)
 		log_fatal("signalfd: %m");
 
-	src_init(&srv.master, OWNER_MASTER, set->master_fd);
-	src_init(&srv.signal, OWNER_SIGNAL, sfd);
-	src_init(&srv.tick, OWNER_TICK, -1);
+	src_init(&srv.master, master_event, set->master_fd);
+	src_init(&srv.signal, signal_event, sfd);
+	src_init(&srv.tick, tick_event, -1);
 	srv.auth = rg_calloc(1, sizeof(*srv.auth));
-	src_init(srv.auth, OWNER_AUTH, set->auth_fd);
+	src_init(srv.auth, auth_event, set->auth_fd);
 	ring_poll(srv.ring, srv.master.slot, srv.master.fd);
 	ring_poll(srv.ring, srv.signal.slot, sfd);
 	ring_poll(srv.ring, srv.auth->slot, srv.auth->fd);
@@ -3312,7 +3220,7 @@ int login_conn_run(const struct login_conn_config *set)
 	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
 	srv.listen_addrs = rg_calloc(set->listen_count + 1, sizeof(*srv.listen_addrs));
 	for (unsigned i = 0; i < set->listen_count; i++) {
-		src_init(&srv.listeners[i], OWNER_LISTENER, set->listen_fds[i]);
+		src_init(&srv.listeners[i], listener_event, set->listen_fds[i]);
 		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
 		srv.listeners[i].haproxy = set->listen_haproxy != NULL && set->listen_haproxy[i];
 		struct sockaddr_storage ss;

@@ -72,7 +72,4 @@ int login_conn_prepare(unsigned service_count);
  * (stopped accepting and no connection left). Returns the exit status. */
 int login_conn_run(const struct login_conn_config *config);
 
-/* sizeof the per-connection struct, for the record */
-size_t login_conn_struct_size(void);
-
 #endif
