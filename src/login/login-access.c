@@ -2,6 +2,11 @@
  * the ring before the greeting. */
 #include "login/login-private.h"
 
+static struct {
+	unsigned pending;	/* connections waiting for an access answer */
+	unsigned waiting;	/* refused TLS clients waiting for their handshake */
+} acc;
+
 static void access_start(struct conn *c);
 static void access_event(struct ring_owner *owner, const struct ring_event *ev);
 
@@ -22,7 +27,7 @@ void access_retire(struct conn *c)
 {
 	struct conn_access *ac = c->ac;
 	c->ac = NULL;
-	srv.access_pending--;
+	acc.pending--;
 	ac->c = NULL;
 	ring_slot_retire(srv.ring, ac->slot, access_free);
 }
@@ -41,7 +46,7 @@ void access_refuse_send(struct conn *c, enum access_verdict verdict)
 {
 	if (c->access_verdict != ACCESS_PENDING_NONE) {
 		c->access_verdict = ACCESS_PENDING_NONE;
-		srv.access_waiting--;
+		acc.waiting--;
 	}
 	const char *line = verdict == ACCESS_DENIED ? srv.set->proto->line_access_denied
 						    : srv.set->proto->line_internal_error;
@@ -68,7 +73,7 @@ static void access_refuse(struct conn *c, enum access_verdict verdict, const cha
 	if ((c->flags & CF_TLS) != 0 && (c->tls == NULL || !tls_conn_handshake_done(c->tls))) {
 		c->access_verdict = (uint8_t)verdict;
 		c->deadline = srv.now + ACCESS_TLS_WAIT_SECS;
-		srv.access_waiting++;
+		acc.waiting++;
 		conn_defer(c);
 		return;
 	}
@@ -118,7 +123,7 @@ static void access_start(struct conn *c)
 	access_reply_init(&ac->reply);
 	ac->slot = ring_slot_alloc(srv.ring, &ac->ro);
 	c->ac = ac;
-	srv.access_pending++;
+	acc.pending++;
 	ac->req_len = access_request_format(ac->req, sizeof(ac->req), srv.set->service,
 					    login_addr_ip(&c->remote, rip, sizeof(rip)),
 					    login_addr_ip(&c->local, lip, sizeof(lip)));
@@ -236,6 +241,8 @@ static void access_event(struct ring_owner *owner, const struct ring_event *ev)
  * lookup (Dovecot: "Timed out while waiting for reply"). */
 void access_tick(void)
 {
+	if (acc.pending == 0 && acc.waiting == 0)
+		return;
 	struct conn *next;
 	for (struct conn *c = srv.live.head; c != NULL; c = next) {
 		next = c->next;
@@ -247,5 +254,16 @@ void access_tick(void)
 			conn_close(c, true);
 			conn_defer(c);
 		}
+	}
+}
+
+/* c is closing: its lookup (or its wait to be told no) is over */
+void access_conn_closing(struct conn *c)
+{
+	if (c->ac != NULL)
+		access_retire(c);
+	if (c->access_verdict != ACCESS_PENDING_NONE) {
+		c->access_verdict = ACCESS_PENDING_NONE;
+		acc.waiting--;
 	}
 }

@@ -2,6 +2,13 @@
  * listeners and login_max_preauth_ip_connections. */
 #include "login/login-private.h"
 
+static struct {
+	unsigned haproxy_waiting;	/* connections still reading a PROXY header */
+	unsigned long long preauth_refused;	/* login_max_preauth_ip_connections */
+	unsigned preauth_refused_unlogged;
+	uint32_t preauth_refused_logged;	/* when the last was logged */
+} adm;
+
 /* login_max_preauth_ip_connections: count this client's address, or turn
  * the client away before the greeting (on an ssl listener before the
  * handshake: no TLS work for it). login_trusted_networks are not counted. */
@@ -14,23 +21,23 @@ bool conn_preauth_admit(struct conn *c)
 	    iplimit_acquire(srv.set->iplimit, key, len, srv.now, srv.set->max_preauth_per_ip,
 			    &c->preauth))
 		return true;
-	srv.preauth_refused++;
+	adm.preauth_refused++;
 	/* a flood from one address must not become a flood of log lines:
 	 * one a second, with how many went unlogged */
-	if (srv.preauth_refused_logged == srv.now && srv.preauth_refused > 1) {
-		srv.preauth_refused_unlogged++;
+	if (adm.preauth_refused_logged == srv.now && adm.preauth_refused > 1) {
+		adm.preauth_refused_unlogged++;
 		return false;
 	}
 	char rip[64], lip[64], more[64] = "";
-	if (srv.preauth_refused_unlogged > 0)
+	if (adm.preauth_refused_unlogged > 0)
 		snprintf(more, sizeof(more), " (and %u more since the last such line)",
-			 srv.preauth_refused_unlogged);
+			 adm.preauth_refused_unlogged);
 	log_info("Disconnected: Too many pre-login connections from this IP "
 		 "(login_max_preauth_ip_connections=%u): user=<>, rip=%s, lip=%s, session=<%s>%s",
 		 srv.set->max_preauth_per_ip, login_addr_ip(&c->remote, rip, sizeof(rip)),
 		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id, more);
-	srv.preauth_refused_logged = srv.now;
-	srv.preauth_refused_unlogged = 0;
+	adm.preauth_refused_logged = srv.now;
+	adm.preauth_refused_unlogged = 0;
 	return false;
 }
 
@@ -82,7 +89,7 @@ void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	rg_free(c->hp);
 	c->hp = NULL;
 	c->flags &= ~CF_HAPROXY;
-	srv.haproxy_waiting--;
+	adm.haproxy_waiting--;
 	if (!conn_preauth_admit(c)) {
 		/* login_max_preauth_ip_connections, for the header's address */
 		c->flags |= CF_LOGGED;
@@ -111,4 +118,28 @@ void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	conn_start_session(c);
 	if (len > 0 && c->session != NULL && c->state == CONN_PRELOGIN)
 		srv.set->proto->input(c->session, data, len);
+}
+
+/* a haproxy = yes listener's connection: the header first; only these
+ * connections pay for its parser */
+void admit_haproxy_begin(struct conn *c, bool tls_follows)
+{
+	c->hp = rg_malloc(sizeof(*c->hp));
+	proxy_parser_init(c->hp);
+	c->flags |= CF_HAPROXY | (tls_follows ? CF_HAPROXY_TLS : 0);
+	adm.haproxy_waiting++;
+}
+
+/* the connection is freed: its header parser too, if still waiting */
+void admit_haproxy_end(struct conn *c)
+{
+	if ((c->flags & CF_HAPROXY) != 0)
+		adm.haproxy_waiting--;
+	rg_free(c->hp);
+	c->hp = NULL;
+}
+
+bool admit_haproxy_waiting(void)
+{
+	return adm.haproxy_waiting > 0;
 }

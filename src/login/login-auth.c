@@ -2,11 +2,15 @@
  * protocol core and auth's replies. */
 #include "login/login-private.h"
 
+#include <fcntl.h>
+
+static struct login_src *auth_chan; /* NULL while auth is gone */
+
 static bool auth_send(struct conn *c, struct ipc_msg *msg)
 {
-	if (srv.auth == NULL)
+	if (auth_chan == NULL)
 		return false;
-	int ret = login_chan_send(srv.auth, msg, -1);
+	int ret = login_chan_send(auth_chan, msg, -1);
 	explicit_bzero(msg->buf, msg->len);
 	if (ret < 0) {
 		log_warning("conn %u: auth request not sent: %s", c->slot, strerror(-ret));
@@ -74,9 +78,9 @@ void auth_cb_abort(void *ctx)
 	struct conn *c = ctx;
 	if (c->state != CONN_AUTHENTICATING)
 		return;
-	if (c->req_id != 0 && srv.auth != NULL) {
+	if (c->req_id != 0 && auth_chan != NULL) {
 		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
-		(void)login_chan_send(srv.auth, &srv.msg, -1);
+		(void)login_chan_send(auth_chan, &srv.msg, -1);
 	}
 	c->req_id = 0;
 	c->flags &= ~CF_TEMPFAIL;
@@ -104,10 +108,10 @@ static void auth_src_free(struct ring_owner *owner)
 /* an old or broken channel: the ring frees it once its poll has ended */
 void login_auth_retire(void)
 {
-	struct login_src *a = srv.auth;
+	struct login_src *a = auth_chan;
 	if (a == NULL)
 		return;
-	srv.auth = NULL;
+	auth_chan = NULL;
 	ipc_outq_clear(&a->outq);
 	ring_slot_retire(srv.ring, a->slot, auth_src_free);
 	auth_channel_lost();
@@ -117,9 +121,9 @@ static void auth_input(void)
 {
 	const char *error;
 	for (;;) {
-		if (srv.auth == NULL)
+		if (auth_chan == NULL)
 			return;
-		int ret = ipc_recv(srv.auth->fd, &srv.rx, &error);
+		int ret = ipc_recv(auth_chan->fd, &srv.rx, &error);
 		if (ret == -EAGAIN)
 			return;
 		if (ret == -EPROTO)
@@ -224,6 +228,29 @@ void auth_chan_event(struct ring_owner *owner, const struct ring_event *ev)
 	if (ev->res > 0)
 		auth_input();
 	/* auth_input() may have retired it */
-	if (srv.auth == s && !ev->more && ev->res >= 0)
+	if (auth_chan == s && !ev->more && ev->res >= 0)
 		ring_poll(srv.ring, s->slot, s->fd);
+}
+
+/* the channel master gave: at start-up (fd 4) or after auth restarted */
+void login_auth_open(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		log_fatal("auth channel: %m");
+	struct login_src *a = rg_calloc(1, sizeof(*a));
+	a->ro.event = auth_chan_event;
+	a->fd = fd;
+	a->slot = ring_slot_alloc(srv.ring, &a->ro);
+	auth_chan = a;
+	ring_poll(srv.ring, a->slot, a->fd);
+}
+
+/* the client goes away during a request: auth forgets it, answers nothing */
+void login_auth_abort(struct conn *c)
+{
+	if (c->req_id == 0 || auth_chan == NULL)
+		return;
+	ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
+	(void)login_chan_send(auth_chan, &srv.msg, -1);
 }

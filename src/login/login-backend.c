@@ -3,6 +3,9 @@
  * and its end. */
 #include "login/login-private.h"
 
+/* client contexts for backends, made on first use: any-cert, verifying */
+static struct tls_ctx *backend_tls[2];
+
 #define BACKEND_TIMEOUT_DEFAULT 30 /* seconds, as Dovecot's proxy connect timeout */
 
 void conn_backend_free(struct conn_backend **bep)
@@ -287,11 +290,7 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 		outq_append(&px->to_worker, ho->preread, ho->preread_len, (px->flags & PX_SEND) != 0);
 		px->in += ho->preread_len;
 	}
-	explicit_bzero(ho->cookie, sizeof(ho->cookie));
-	explicit_bzero(ho->preread, sizeof(ho->preread));
-	rg_free(ho->tag);
-	rg_free(ho);
-	c->ho = NULL;
+	conn_handoff_end(c);
 	if (c->session != NULL) {
 		srv.set->proto->destroy(c->session);
 		c->session = NULL;
@@ -305,7 +304,7 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 
 static struct tls_ctx *backend_tls_ctx(bool verify)
 {
-	struct tls_ctx **ctx = &srv.backend_tls[verify ? 1 : 0];
+	struct tls_ctx **ctx = &backend_tls[verify ? 1 : 0];
 	const char *error;
 	if (*ctx == NULL && tls_ctx_create_client(srv.set->client_ca_pem, verify, ctx, &error) < 0) {
 		log_error("proxy: TLS client context: %s", error);

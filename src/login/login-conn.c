@@ -5,6 +5,12 @@
 
 #include <sys/random.h>
 
+/* session ids come from this pool, refilled by one getrandom */
+static struct {
+	uint8_t bytes[SESSION_RAW * 64];
+	unsigned pos;
+} session_random;
+
 const char *const conn_state_names[] = {
 	[CONN_PRELOGIN] = "prelogin", [CONN_AUTHENTICATING] = "authenticating",
 	[CONN_HANDOFF] = "handoff", [CONN_BACKEND] = "backend", [CONN_PROXY] = "proxy",
@@ -60,12 +66,7 @@ void conn_set_state(struct conn *c, enum conn_state state)
 	if (state == CONN_BACKEND)
 		srv.backends++;
 	if (state == CONN_CLOSING) {
-		if (c->ac != NULL)
-			access_retire(c);
-		if (c->access_verdict != ACCESS_PENDING_NONE) {
-			c->access_verdict = ACCESS_PENDING_NONE;
-			srv.access_waiting--;
-		}
+		access_conn_closing(c);
 		conn_list_del(&srv.live, c);
 		conn_list_add(&srv.closing, c);
 		c->deadline = srv.now + CONN_FLUSH_SECS;
@@ -103,13 +104,14 @@ uint32_t conn_next_req_id(struct conn *c)
 
 void conn_make_session_id(char *out)
 {
-	if (srv.random_pos == 0 || srv.random_pos + SESSION_RAW > sizeof(srv.random)) {
-		if (getrandom(srv.random, sizeof(srv.random), 0) != (ssize_t)sizeof(srv.random))
+	uint8_t *b = session_random.bytes;
+	if (session_random.pos == 0 || session_random.pos + SESSION_RAW > sizeof(session_random.bytes)) {
+		if (getrandom(b, sizeof(session_random.bytes), 0) != (ssize_t)sizeof(session_random.bytes))
 			log_fatal("getrandom: %m");
-		srv.random_pos = 0;
+		session_random.pos = 0;
 	}
-	base64_encode(srv.random + srv.random_pos, SESSION_RAW, out);
-	srv.random_pos += SESSION_RAW;
+	base64_encode(b + session_random.pos, SESSION_RAW, out);
+	session_random.pos += SESSION_RAW;
 	/* session ids end up in log lines and file names: keep them tame */
 	for (char *p = out; *p != '\0'; p++) {
 		if (*p == '/')
@@ -240,11 +242,8 @@ void conn_close(struct conn *c, bool force)
 {
 	if (force)
 		c->flags |= CF_FORCE;
-	if (c->state == CONN_AUTHENTICATING && c->req_id != 0 && srv.auth != NULL) {
-		/* auth forgets the request and sends nothing back */
-		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
-		(void)login_chan_send(srv.auth, &srv.msg, -1);
-	}
+	if (c->state == CONN_AUTHENTICATING)
+		login_auth_abort(c);
 	/* a hand-off at master keeps its id: the reply releases the connection */
 	if ((c->flags & CF_HANDOFF_SENT) == 0)
 		c->req_id = 0;
@@ -263,19 +262,11 @@ void conn_free(struct ring_owner *owner)
 		ring_close(srv.ring, c->fd);
 	conn_out_free(c);
 	outq_free(&c->early);
-	if (c->ho != NULL) {
-		explicit_bzero(c->ho->cookie, sizeof(c->ho->cookie));
-		if (c->ho->proxy_fd >= 0)
-			close(c->ho->proxy_fd);
-		rg_free(c->ho->tag);
-		rg_free(c->ho);
-	}
+	conn_handoff_end(c);
 	conn_backend_free(&c->be);
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
-	if ((c->flags & CF_HAPROXY) != 0)
-		srv.haproxy_waiting--;
-	rg_free(c->hp);
+	admit_haproxy_end(c);
 	rg_free(c->user);
 	rg_free(c);
 	srv.conns--;

@@ -1,4 +1,5 @@
-/* login-conn.h — the connection layer of a login process: accepts clients on
+/* login-conn.h — the connection layer of a login process (login-server.c and
+ * the login-*.c files that share login-private.h): accepts clients on
  * the ring, feeds their bytes to the protocol core, relays SASL to auth (fd 4),
  * hands logged-in clients to master (fd 3), enforces login_timeout,
  * client_limit and service_count, and shuts down on SIGTERM or master EOF.

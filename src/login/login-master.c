@@ -3,6 +3,23 @@
  * teardown wipes the cookie and preread. */
 #include "login/login-private.h"
 
+/* The one end of a hand-off, whichever way it went (done, abandoned, the
+ * backend took over, the client left): the cookie and the client's bytes
+ * are wiped before the memory goes back. */
+void conn_handoff_end(struct conn *c)
+{
+	struct conn_handoff *ho = c->ho;
+	if (ho == NULL)
+		return;
+	c->ho = NULL;
+	if (ho->proxy_fd >= 0)
+		close(ho->proxy_fd);
+	explicit_bzero(ho->cookie, sizeof(ho->cookie));
+	explicit_bzero(ho->preread, ho->preread_len);
+	rg_free(ho->tag);
+	rg_free(ho);
+}
+
 /* bytes a logged-in client sent while its hand-off is under way */
 void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len)
 {
@@ -26,13 +43,7 @@ void conn_handoff_abandon(struct conn *c, const char *reason)
 	size_t late_len = (size_t)(ho->preread_len - ho->core_len);
 
 	memcpy(late, ho->preread + ho->core_len, late_len);
-	if (ho->proxy_fd >= 0)
-		close(ho->proxy_fd);
-	explicit_bzero(ho->cookie, sizeof(ho->cookie));
-	explicit_bzero(ho->preread, ho->preread_len);
-	rg_free(ho->tag);
-	rg_free(ho);
-	c->ho = NULL;
+	conn_handoff_end(c);
 	c->req_id = 0;
 	conn_set_state(c, CONN_PRELOGIN);
 	srv.set->proto->handoff_failed(c->session, reason);
@@ -223,12 +234,7 @@ static void master_input(void)
 			if (srv.rx.fd >= 0 || !ipc_has(f, IPC_F_TICKET_KEYS) ||
 			    (len != TLS_TICKET_KEY_SIZE && len != 2 * TLS_TICKET_KEY_SIZE))
 				log_fatal("master sent malformed ticket keys");
-			memcpy(srv.ticket_keys, f->val[IPC_F_TICKET_KEYS], len);
-			srv.ticket_keys_len = len;
-			if (srv.tls != NULL)
-				tls_ctx_set_ticket_keys(srv.tls, srv.ticket_keys,
-							len > TLS_TICKET_KEY_SIZE ?
-							srv.ticket_keys + TLS_TICKET_KEY_SIZE : NULL);
+			login_tls_set_ticket_keys(f->val[IPC_F_TICKET_KEYS], len);
 			explicit_bzero(srv.rx.buf, IPC_HDR_SIZE + srv.rx.hdr.len);
 			break;
 		}
@@ -236,14 +242,7 @@ static void master_input(void)
 			if (srv.rx.fd < 0)
 				log_fatal("master sent AUTH_NEW_CLIENT without an fd");
 			login_auth_retire();
-			struct login_src *a = rg_calloc(1, sizeof(*a));
-			a->ro.event = auth_chan_event;
-			a->fd = srv.rx.fd;
-			a->slot = ring_slot_alloc(srv.ring, &a->ro);
-			if (login_fd_set_nonblock(a->fd) < 0)
-				log_fatal("new auth channel: %m");
-			srv.auth = a;
-			ring_poll(srv.ring, a->slot, a->fd);
+			login_auth_open(srv.rx.fd);
 			log_info("auth channel replaced");
 			break;
 		}

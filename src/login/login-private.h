@@ -234,36 +234,21 @@ struct login_server {
 
 	struct login_src *listeners;
 	struct login_src master, signal, tick;
-	struct login_src *auth; /* NULL while auth is gone */
 
 	struct conn_list live;	 /* not closing, in accept order */
 	struct conn_list closing;
 	struct conn *deferred;
 
 	unsigned conns, prelogin, backends;
-	unsigned haproxy_waiting;	/* connections still reading a PROXY header */
-	unsigned access_pending;	/* connections waiting for an access answer */
-	unsigned access_waiting;	/* refused TLS clients waiting for their handshake */
 	struct login_addr *listen_addrs; /* for proxy_maybe */
-	struct tls_ctx *backend_tls[2];	/* client contexts: any-cert, verifying */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
-	unsigned long long preauth_refused;	/* login_max_preauth_ip_connections */
-	unsigned preauth_refused_unlogged;
-	uint32_t preauth_refused_logged;	/* when the last was logged */
 	unsigned accepts_armed;
 	bool accepting, full, shutting_down;
 	bool overflow;		/* master: process_limit reached, accept while full */
 	bool retired;		/* master reloaded: never accept again, exit when idle */
 	uint32_t shutdown_deadline;
 	uint32_t req_seq;
-
-	uint8_t random[SESSION_RAW * 64];
-	unsigned random_pos;
-
-	struct tls_ctx *tls;	/* built on first use */
-	uint8_t ticket_keys[2 * TLS_TICKET_KEY_SIZE];
-	size_t ticket_keys_len;	/* from master, applied when tls exists */
 
 	struct ipc_rx rx;
 	struct ipc_msg msg;
@@ -273,7 +258,6 @@ struct login_server {
 extern struct login_server srv;
 
 /* login-server.c */
-int login_fd_set_nonblock(int fd);
 int login_chan_send(struct login_src *ch, struct ipc_msg *msg, int pass_fd);
 int login_chan_writable(struct login_src *ch, int res);
 void login_process_deferred(void);
@@ -310,6 +294,8 @@ void conn_event(struct ring_owner *owner, const struct ring_event *ev);
 struct conn *conn_by_req(uint32_t id);
 
 /* login-tls.c */
+void login_tls_set_ticket_keys(const uint8_t *keys, size_t len);
+void login_tls_deinit(void);
 void conn_tls_failed(struct conn *c, const char *what, const char *error);
 void conn_tls_write(struct conn *c, const void *data, size_t len);
 void conn_tls_pump(struct conn *c);
@@ -317,6 +303,8 @@ void conn_tls_input(struct conn *c, const uint8_t *data, size_t len);
 void conn_tls_output_room(struct conn *c);
 
 /* login-auth.c */
+void login_auth_open(int fd);
+void login_auth_abort(struct conn *c);
 void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp_len,
 			  bool has_resp);
 void auth_cb_continue(void *ctx, const uint8_t *resp, size_t resp_len);
@@ -325,6 +313,7 @@ void login_auth_retire(void);
 void auth_chan_event(struct ring_owner *owner, const struct ring_event *ev);
 
 /* login-master.c */
+void conn_handoff_end(struct conn *c);
 void conn_handoff_preread(struct conn *c, const uint8_t *data, size_t len);
 void conn_handoff_abandon(struct conn *c, const char *reason);
 void conn_send_handoff(struct conn *c);
@@ -332,6 +321,7 @@ void handoff_cb(void *ctx, const char *tag, const uint8_t *preread, size_t prere
 void master_chan_event(struct ring_owner *owner, const struct ring_event *ev);
 
 /* login-access.c */
+void access_conn_closing(struct conn *c);
 void access_retire(struct conn *c);
 void access_refuse_send(struct conn *c, enum access_verdict verdict);
 bool access_begin(struct conn *c);
@@ -339,6 +329,9 @@ void conn_early_input(struct conn *c, const uint8_t *data, size_t len);
 void access_tick(void);
 
 /* login-admit.c */
+void admit_haproxy_begin(struct conn *c, bool tls_follows);
+void admit_haproxy_end(struct conn *c);
+bool admit_haproxy_waiting(void);
 bool conn_preauth_admit(struct conn *c);
 void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len);
 

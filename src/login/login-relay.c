@@ -164,11 +164,7 @@ void relay_start(struct conn *c)
 			    (size_t)(ho->preread_len - ho->sent_len), false);
 		px->in += (uint64_t)(ho->preread_len - ho->sent_len);
 	}
-	explicit_bzero(ho->cookie, sizeof(ho->cookie));
-	explicit_bzero(ho->preread, sizeof(ho->preread));
-	rg_free(ho->tag);
-	rg_free(ho);
-	c->ho = NULL;
+	conn_handoff_end(c);
 	if (c->session != NULL) {
 		srv.set->proto->destroy(c->session);
 		c->session = NULL;

@@ -10,14 +10,6 @@
 
 struct login_server srv;
 
-int login_fd_set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-		return -errno;
-	return 0;
-}
-
 static uint32_t login_monotonic_secs(void)
 {
 	struct timespec ts;
@@ -257,10 +249,7 @@ static void conn_accept(int fd, const struct login_src *listener)
 	if (listener->haproxy) {
 		/* the header first; only these connections pay for its buffer.
 		 * The per-IP cap counts the header's address, not the proxy's */
-		c->hp = rg_malloc(sizeof(*c->hp));
-		proxy_parser_init(c->hp);
-		c->flags |= CF_HAPROXY | (listener->ssl ? CF_HAPROXY_TLS : 0);
-		srv.haproxy_waiting++;
+		admit_haproxy_begin(c, listener->ssl);
 		conn_recv_arm(c);
 	} else if (!conn_preauth_admit(c)) {
 		c->flags |= CF_LOGGED;
@@ -339,7 +328,7 @@ static void tick(void)
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
 		}
 	}
-	if (srv.haproxy_waiting > 0 && srv.set->haproxy_timeout > 0) {
+	if (admit_haproxy_waiting() && srv.set->haproxy_timeout > 0) {
 		/* haproxy_timeout: the header must come soon (accept order:
 		 * stop at the first young connection) */
 		for (struct conn *c = srv.live.head; c != NULL; c = next) {
@@ -356,8 +345,7 @@ static void tick(void)
 			conn_check(c);
 		}
 	}
-	if (srv.access_pending > 0 || srv.access_waiting > 0)
-		access_tick();
+	access_tick();
 	if (srv.backends > 0) {
 		/* proxy_timeout: a backend that does not answer in time */
 		for (struct conn *c = srv.live.head; c != NULL; c = next) {
@@ -482,11 +470,9 @@ int login_conn_run(const struct login_conn_config *set)
 	src_init(&srv.master, master_chan_event, set->master_fd);
 	src_init(&srv.signal, signal_event, sfd);
 	src_init(&srv.tick, tick_event, -1);
-	srv.auth = rg_calloc(1, sizeof(*srv.auth));
-	src_init(srv.auth, auth_chan_event, set->auth_fd);
 	ring_poll(srv.ring, srv.master.slot, srv.master.fd);
 	ring_poll(srv.ring, srv.signal.slot, sfd);
-	ring_poll(srv.ring, srv.auth->slot, srv.auth->fd);
+	login_auth_open(set->auth_fd);
 	ring_tick_start(srv.ring, srv.tick.slot, 1000);
 
 	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
@@ -517,8 +503,6 @@ int login_conn_run(const struct login_conn_config *set)
 	/* no need to wait for the ring: the process is going away */
 	ring_destroy(srv.ring);
 	prepared_ring = NULL;
-	if (srv.tls != NULL)
-		tls_ctx_free(&srv.tls);
-	explicit_bzero(srv.ticket_keys, sizeof(srv.ticket_keys));
+	login_tls_deinit();
 	return 0;
 }

@@ -3,6 +3,12 @@
  * its ticket keys. */
 #include "login/login-private.h"
 
+static struct {
+	struct tls_ctx *ctx;	/* built on first use */
+	uint8_t ticket_keys[2 * TLS_TICKET_KEY_SIZE];
+	size_t ticket_keys_len;	/* from master, applied when ctx exists */
+} ctls;
+
 void conn_tls_failed(struct conn *c, const char *what, const char *error)
 {
 	char msg[160];
@@ -99,14 +105,31 @@ void conn_tls_pump(struct conn *c)
 
 static struct tls_ctx *login_tls_ctx(void)
 {
-	if (srv.tls == NULL) {
-		srv.tls = srv.set->tls_build();
-		if (srv.ticket_keys_len > 0)
-			tls_ctx_set_ticket_keys(srv.tls, srv.ticket_keys,
-						srv.ticket_keys_len > TLS_TICKET_KEY_SIZE ?
-						srv.ticket_keys + TLS_TICKET_KEY_SIZE : NULL);
+	if (ctls.ctx == NULL) {
+		ctls.ctx = srv.set->tls_build();
+		if (ctls.ticket_keys_len > 0)
+			login_tls_set_ticket_keys(ctls.ticket_keys, ctls.ticket_keys_len);
 	}
-	return srv.tls;
+	return ctls.ctx;
+}
+
+/* LOGIN_TICKET_KEYS from master: current, then maybe previous */
+void login_tls_set_ticket_keys(const uint8_t *keys, size_t len)
+{
+	if (keys != ctls.ticket_keys)
+		memcpy(ctls.ticket_keys, keys, len);
+	ctls.ticket_keys_len = len;
+	if (ctls.ctx != NULL)
+		tls_ctx_set_ticket_keys(ctls.ctx, ctls.ticket_keys,
+					len > TLS_TICKET_KEY_SIZE ?
+					ctls.ticket_keys + TLS_TICKET_KEY_SIZE : NULL);
+}
+
+void login_tls_deinit(void)
+{
+	if (ctls.ctx != NULL)
+		tls_ctx_free(&ctls.ctx);
+	explicit_bzero(ctls.ticket_keys, sizeof(ctls.ticket_keys));
 }
 
 void conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
