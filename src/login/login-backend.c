@@ -207,8 +207,8 @@ void conn_backend_failed(struct conn *c, const char *why, const char *client_tex
 	log_error("proxy(%s): %s: %s (rip=%s, session=<%s>)", user,
 		  c->be != NULL ? c->be->name : "?", why,
 		  login_addr_ip(&c->remote, rip, sizeof(rip)), c->session_id);
-	if (c->px != NULL)
-		relay_retire(c->px);
+	if (c->pump != NULL)
+		relay_abort(c);
 	conn_backend_free(&c->be);
 	conn_handoff_abandon(c, client_text != NULL ? client_text : BACKEND_UNAVAILABLE);
 }
@@ -219,8 +219,8 @@ void conn_backend_failed(struct conn *c, const char *why, const char *client_tex
  * the TLS pump. */
 static void backend_send(void *ctx, const void *data, size_t len)
 {
-	struct conn_proxy *px = ctx;
-	outq_append(&px->to_worker, data, len, (px->flags & PX_SEND) != 0);
+	struct conn *c = ctx;
+	proxy_pump_write(c->pump, data, len);
 }
 
 /* AUTH_OK for a proxied user and the core's hand-off: connect to the
@@ -237,13 +237,8 @@ void conn_backend_start(struct conn *c)
 		conn_backend_failed(c, why, NULL);
 		return;
 	}
-	struct conn_proxy *px = rg_calloc(1, sizeof(*px));
-	px->ro.event = relay_event;
-	px->c = c;
-	px->fd = fd;
-	px->slot = ring_slot_alloc(srv.ring, &px->ro);
-	px->flags = PX_CONNECTING | PX_BACKEND;
-	c->px = px;
+	c->pump = proxy_pump_new(srv.ring, &srv.now, relay_backend_callbacks(), c);
+	proxy_pump_attach_server(c->pump, fd, true);
 	char rip[64], lip[64];
 	struct backend_login_config bc = {
 		.pop3 = srv.set->proto->backend_pop3,
@@ -258,12 +253,12 @@ void conn_backend_start(struct conn *c)
 		.lport = c->local.port,
 		.session = c->session_id,
 	};
-	be->login = backend_login_new(&bc, backend_send, px);
+	be->login = backend_login_new(&bc, backend_send, c);
 	explicit_bzero(be->pass, be->pass_len);
 	rg_free(be->pass);
 	be->pass = NULL;
 	log_debug("conn %u: connecting to backend %s", c->slot, be->name);
-	ring_connect(srv.ring, px->slot, fd, &be->addr, be->addr_len);
+	proxy_pump_connect(c->pump, &be->addr, be->addr_len);
 }
 
 /* The backend said OK: relay its answer with the client's tag, send it what
@@ -271,14 +266,13 @@ void conn_backend_start(struct conn *c)
 static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *rest,
 			    size_t rest_len)
 {
-	struct conn_proxy *px = c->px;
 	struct conn_handoff *ho = c->ho;
 	char *line = ho->tag != NULL ? rg_strdup_printf("%s %s\r\n", ho->tag, reply)
 				     : rg_strdup_printf("%s\r\n", reply);
 	conn_cb_send(c, line, strlen(line));
 	rg_free(line);
 	if (c->state == CONN_CLOSING)
-		return; /* the client does not read: conn_free() cleans up */
+		return; /* the client does not read: conn_check() ends the pump */
 	char rip[64], lip[64], user[80];
 	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 	log_info("proxy(%s): started proxying to %s: rip=%s, lip=%s, session=<%s>", user,
@@ -286,20 +280,7 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id);
 	c->flags |= CF_LOGGED;
 	conn_backend_free(&c->be);
-	if (ho->preread_len > 0) {
-		outq_append(&px->to_worker, ho->preread, ho->preread_len, (px->flags & PX_SEND) != 0);
-		px->in += ho->preread_len;
-	}
-	conn_handoff_end(c);
-	if (c->session != NULL) {
-		srv.set->proto->destroy(c->session);
-		c->session = NULL;
-	}
-	conn_set_state(c, CONN_PROXY);
-	if (rest_len > 0)
-		relay_to_client(px, rest, rest_len);
-	relay_send_more(px);
-	conn_recv_arm(c);
+	relay_start_backend(c, rest, rest_len);
 }
 
 static struct tls_ctx *backend_tls_ctx(bool verify)
@@ -313,22 +294,22 @@ static struct tls_ctx *backend_tls_ctx(bool verify)
 	return *ctx;
 }
 
-void backend_tls_start(struct conn *c)
+static void backend_tls_start(struct conn *c)
 {
-	struct conn_proxy *px = c->px;
 	struct tls_ctx *ctx = backend_tls_ctx(c->be->verify);
 	if (ctx == NULL) {
 		conn_backend_failed(c, "no TLS client context", NULL);
 		return;
 	}
-	px->tls = tls_conn_new(ctx);
+	struct tls_conn *tls = tls_conn_new(ctx);
 	/* ssl=yes: the certificate must also name host (hostip is only
 	 * where we connect), as Dovecot checks it */
-	tls_conn_set_peer_name(px->tls, c->be->host, c->be->verify);
-	backend_tls_pump(px); /* the ClientHello */
+	tls_conn_set_peer_name(tls, c->be->host, c->be->verify);
+	c->be->engine = tls;
+	proxy_pump_start_tls(c->pump, tls); /* the ClientHello */
 }
 
-void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
+static void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 {
 	size_t consumed = 0;
 	const char *reply;
@@ -336,7 +317,7 @@ void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 	enum backend_result r = backend_login_input(c->be->login, data, len, &consumed, &reply);
 	switch (r) {
 	case BACKEND_MORE:
-		relay_send_more(c->px);
+		proxy_pump_flush(c->pump);
 		return;
 	case BACKEND_ERROR:
 		snprintf(why, sizeof(why), "protocol error: %s", reply);
@@ -370,4 +351,41 @@ void conn_backend_input(struct conn *c, const uint8_t *data, size_t len)
 		backend_tls_start(c);
 		return;
 	}
+}
+
+/* ---- the pump's calls while the dialogue runs (the pump is c's) ---- */
+
+void backend_pump_input(void *ctx, const uint8_t *data, size_t len)
+{
+	conn_backend_input(ctx, data, len);
+}
+
+void backend_pump_connected(void *ctx, int res)
+{
+	struct conn *c = ctx;
+	if (res < 0) {
+		char why[96];
+		snprintf(why, sizeof(why), "connect failed: %s", strerror(-res));
+		conn_backend_failed(c, why, NULL);
+		return;
+	}
+	log_debug("conn %u: connected to backend %s", c->slot, c->be->name);
+	if (c->be->tls == BACKEND_TLS_IMPLICIT)
+		backend_tls_start(c);
+	else
+		proxy_pump_flush(c->pump);
+}
+
+void backend_pump_tls_ready(void *ctx)
+{
+	struct conn *c = ctx;
+	log_debug("conn %u: backend %s %s", c->slot, tls_conn_version(c->be->engine),
+		  tls_conn_cipher(c->be->engine));
+	if (c->be->tls == BACKEND_TLS_STARTTLS)
+		backend_login_tls_started(c->be->login);
+}
+
+void backend_pump_failed(void *ctx, const char *error)
+{
+	conn_backend_failed(ctx, error != NULL ? error : "backend closed the connection", NULL);
 }

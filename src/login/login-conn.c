@@ -227,13 +227,11 @@ static void conn_on_send(struct conn *c, int res)
 	}
 	if (tls) {
 		tls_conn_consume_output(c->tls, (size_t)res);
-		conn_tls_output_room(c);
+		/* the handshake goes on once its flight is out */
+		if (c->state != CONN_CLOSING && !tls_conn_handshake_done(c->tls))
+			conn_tls_pump(c);
 	} else {
 		outq_consume(&c->out, (size_t)res);
-		/* a plaintext client of a backend took some: read the backend again */
-		if (c->px != NULL && c->tls == NULL && c->state == CONN_PROXY &&
-		    outq_pending(c->out) < PROXY_TO_WORKER_LOW)
-			relay_output_room(c->px);
 	}
 	conn_send_more(c);
 }
@@ -250,10 +248,10 @@ void conn_close(struct conn *c, bool force)
 	conn_set_state(c, CONN_CLOSING);
 }
 
-/* the ring is done with c's slot (ring_slot_retire) */
-void conn_free(struct ring_owner *owner)
+/* Free c now: nothing of it is in flight (its slot retired and freed, or
+ * given to a pump that is over) and no caller still looks at it. */
+void conn_free_now(struct conn *c)
 {
-	struct conn *c = RING_OWNER(owner, struct conn, ro);
 	log_debug("conn %u: freed", c->slot);
 	conn_list_del(&srv.closing, c);
 	if (c->session != NULL)
@@ -274,13 +272,10 @@ void conn_free(struct ring_owner *owner)
 	login_accept_update();
 }
 
-/* pause or resume reading the client (proxy back-pressure) */
-static void conn_recv_pause(struct conn *c)
+/* the ring is done with c's slot (ring_slot_retire) */
+static void conn_free(struct ring_owner *owner)
 {
-	if ((c->flags & CF_PAUSED) != 0)
-		return;
-	c->flags |= CF_PAUSED;
-	c->flags = login_cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
+	conn_free_now(RING_OWNER(owner, struct conn, ro));
 }
 
 static bool conn_wants_recv(const struct conn *c)
@@ -296,7 +291,7 @@ static bool conn_wants_recv(const struct conn *c)
 	case CONN_BACKEND:
 		return true; /* into the preread, for the backend */
 	case CONN_PROXY:
-		return (c->flags & CF_PAUSED) == 0 && (c->px->flags & PX_CLIENT_EOF) == 0;
+		break; /* the pump reads it */
 	case CONN_CLOSING:
 		break;
 	}
@@ -311,16 +306,6 @@ void conn_recv_arm(struct conn *c)
 	}
 }
 
-void conn_recv_resume(struct conn *c)
-{
-	if ((c->flags & CF_PAUSED) == 0)
-		return;
-	c->flags &= ~CF_PAUSED;
-	/* a cancel still on its way re-arms when it completes */
-	if ((c->flags & CF_RECV_CANCELLED) == 0)
-		conn_recv_arm(c);
-}
-
 /* Plaintext from the engine, wherever the session is. */
 void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len)
 {
@@ -333,17 +318,7 @@ void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len)
 	case CONN_BACKEND:
 		conn_handoff_preread(c, data, len);
 		break;
-	case CONN_PROXY: {
-		struct conn_proxy *px = c->px;
-		if ((px->flags & PX_CLIENT_EOF) != 0)
-			break;
-		outq_append(&px->to_worker, data, len, (px->flags & PX_SEND) != 0);
-		px->in += len;
-		if (outq_pending(px->to_worker) > PROXY_TO_WORKER_MAX)
-			conn_recv_pause(c);
-		relay_send_more(px);
-		break;
-	}
+	case CONN_PROXY: /* the pump reads it */
 	case CONN_CLOSING:
 		break;
 	}
@@ -352,12 +327,6 @@ void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len)
 /* The client will send nothing more (EOF or close_notify). */
 void conn_client_eof(struct conn *c, bool error)
 {
-	if (c->state == CONN_PROXY && !error) {
-		c->px->flags |= PX_CLIENT_EOF;
-		c->flags = login_cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
-		relay_send_more(c->px);
-		return;
-	}
 	if (c->state != CONN_CLOSING) {
 		if ((c->flags & CF_HAPROXY) != 0) {
 			char rip[64];
@@ -368,23 +337,6 @@ void conn_client_eof(struct conn *c, bool error)
 		conn_log_end(c, error ? "Connection error" : "");
 		conn_close(c, true);
 	}
-}
-
-/* the relay of a closing connection: count and log it, and let it go */
-static void conn_proxy_done(struct conn *c)
-{
-	struct conn_proxy *px = c->px;
-	if ((px->flags & (PX_BACKEND | PX_CONNECTING)) == PX_BACKEND && c->user != NULL) {
-		char user[80];
-		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
-		log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
-			 (unsigned long long)px->in, (unsigned long long)px->out, c->session_id);
-	}
-	log_debug("conn %u: proxy done: in=%llu out=%llu", c->slot, (unsigned long long)px->in,
-		  (unsigned long long)px->out);
-	srv.stats.v[STAT_PROXY_IN] += px->in;
-	srv.stats.v[STAT_PROXY_OUT] += px->out;
-	relay_retire(px);
 }
 
 /* Make progress on a connection after an event; it may be retired (the
@@ -422,6 +374,17 @@ void conn_check(struct conn *c)
 	}
 	if ((c->flags & CF_RETIRED) != 0)
 		return;
+	if ((c->flags & CF_RELAY) != 0) {
+		/* the pump has the client: it ends itself (done frees c),
+		 * unless it must end now */
+		if ((c->flags & CF_FORCE) != 0) {
+			relay_abort(c);
+			conn_free_now(c);
+		} else {
+			proxy_pump_tick(c->pump);
+		}
+		return;
+	}
 	bool flushed = !conn_output_pending(c);
 	if (!flushed && (c->flags & CF_FORCE) == 0 && (int32_t)(srv.now - c->deadline) < 0) {
 		/* still flushing; stop reading meanwhile */
@@ -435,10 +398,10 @@ void conn_check(struct conn *c)
 		c->flags = login_cancel_once(c->slot, RING_OP_RECV, c->flags, CF_RECV, CF_RECV_CANCELLED);
 		return;
 	}
-	/* a connect to an unreachable backend may take minutes: the retire
-	 * cancels it with the rest */
-	if (c->px != NULL)
-		conn_proxy_done(c);
+	/* a connect to an unreachable backend may take minutes: the pump's
+	 * end cancels it with the rest */
+	if (c->pump != NULL)
+		relay_abort(c);
 	c->flags |= CF_RETIRED;
 	ring_slot_retire(srv.ring, c->slot, conn_free);
 }

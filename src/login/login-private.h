@@ -22,6 +22,7 @@
 #include "proxy/proxy-backend.h"
 #include "proxy/proxy-outq.h"
 #include "proxy/proxy-protocol.h"
+#include "proxy/proxy-pump.h"
 #include "ring/ring.h"
 #include "tls/tls.h"
 
@@ -47,12 +48,6 @@
 #define REQ_SLOT_BITS 20
 #define REQ_SLOT_MASK ((1u << REQ_SLOT_BITS) - 1)
 #define SESSION_RAW 9 /* 12 base64 chars */
-/* TLS proxy: stop reading the client while this much plaintext waits for
- * the worker, start again below the low mark */
-#define PROXY_TO_WORKER_MAX (64 * 1024)
-#define PROXY_TO_WORKER_LOW (16 * 1024)
-/* a finished proxy session may take this long to flush its last records */
-#define PROXY_FLUSH_SECS 30
 #define TLS_READ_CHUNK 16384
 
 enum conn_state {
@@ -60,7 +55,8 @@ enum conn_state {
 	CONN_AUTHENTICATING,	/* a request is at auth */
 	CONN_HANDOFF,		/* logged in: draining reads, then at master */
 	CONN_BACKEND,		/* logged in, proxied: connecting/logging in to the backend */
-	CONN_PROXY,		/* TLS client logged in: we relay plaintext to its worker */
+	CONN_PROXY,		/* logged in, relayed (TLS to its worker, or to its backend):
+				 * the pump has its fd and slot */
 	CONN_CLOSING,		/* flushing output, then waiting for the ring */
 };
 
@@ -78,27 +74,13 @@ enum conn_flag {
 	CF_LOGGED = 1 << 9,		/* the end of this client is logged */
 	CF_TLS = 1 << 10,		/* the client talks TLS (implicit, or after STARTTLS) */
 	CF_SEND_TLS = 1 << 11,		/* the send in flight is from the TLS engine */
-	CF_PAUSED = 1 << 12,		/* proxy: not reading the client (worker behind) */
 	CF_HAPROXY = 1 << 13,		/* reading the PROXY header (haproxy = yes) */
 	CF_HAPROXY_TLS = 1 << 14,	/* ... on an implicit TLS listener: TLS follows it */
 	CF_HAPROXY_SSL = 1 << 15,	/* the header says the client spoke TLS to the proxy */
 	CF_RETIRED = 1 << 16,		/* its slot is retired: freed once the ring is done */
+	CF_RELAY = 1 << 17,		/* its fd, slot, engine and output are the pump's */
+	CF_RELAY_BACKEND = 1 << 18,	/* ... relayed to a backend (passdb proxy) */
 };
-
-enum proxy_flag {
-	PX_RECV = 1 << 0,		/* a multishot receive from the worker is armed */
-	PX_SEND = 1 << 1,
-	PX_RECV_CANCELLED = 1 << 2,
-	PX_SEND_CANCELLED = 1 << 3,
-	PX_PAUSED = 1 << 4,		/* not reading the worker: TLS output is full */
-	PX_WORKER_EOF = 1 << 5,
-	PX_CLIENT_EOF = 1 << 6,
-	PX_SHUT = 1 << 7,		/* the worker was told EOF (SHUT_WR) */
-	PX_CONNECTING = 1 << 8,		/* backend: the connect is in flight */
-	PX_BACKEND = 1 << 9,		/* the other end is a backend, not a worker */
-	PX_SEND_TLS = 1 << 10,		/* the send in flight is the backend TLS engine's */
-};
-
 
 /* Only from AUTH_OK to the end of the hand-off. */
 struct conn_handoff {
@@ -112,25 +94,6 @@ struct conn_handoff {
 };
 
 struct conn;
-
-/* A logged-in TLS client's relay to its worker, or any client's relay to
- * its backend (CONN_BACKEND, CONN_PROXY). "worker" below is either. c is
- * NULL once retired (its slot: the ring frees it when its operations have
- * ended). */
-struct conn_proxy {
-	struct ring_owner ro;
-	uint32_t flags;		/* enum proxy_flag */
-	int fd;			/* our end of the worker's socketpair */
-	uint32_t slot;
-	struct conn *c;
-	struct outq *to_worker;	/* plaintext from the client */
-	struct outq *hold;	/* worker output the TLS engine could not take yet */
-	uint64_t in, out;	/* plaintext bytes client->worker, worker->client */
-	/* a backend over TLS (passdb ssl= / starttls=): its engine, and
-	 * ciphertext received that the engine could not take yet (paused) */
-	struct tls_conn *tls;
-	struct outq *bin;
-};
 
 /* what a client hears when its backend cannot be used */
 #define BACKEND_UNAVAILABLE "Account is temporarily unavailable."
@@ -154,6 +117,7 @@ struct conn_backend {
 	uint8_t *pass;
 	size_t pass_len;
 	uint8_t tls;		/* enum backend_tls */
+	struct tls_conn *engine;	/* its TLS engine, owned by the pump */
 	bool verify;		/* yes: the chain must lead to ssl_client_ca_file */
 };
 
@@ -194,7 +158,7 @@ struct conn {
 	struct outq *out;
 	struct conn_handoff *ho;
 	struct tls_conn *tls;		/* from the first handshake byte on */
-	struct conn_proxy *px;
+	struct proxy_pump *pump;	/* the backend dialogue's, then the relay's */
 	struct conn_backend *be;	/* proxied user, until the backend login ends */
 	struct proxy_parser *hp;	/* only while CF_HAPROXY */
 	/* login access check in flight: no greeting before it allows; a
@@ -281,9 +245,8 @@ void conn_send_more(struct conn *c);
 void conn_drop_not_reading(struct conn *c);
 void conn_out_append(struct conn *c, const void *data, size_t len);
 void conn_close(struct conn *c, bool force);
-void conn_free(struct ring_owner *owner);
 void conn_recv_arm(struct conn *c);
-void conn_recv_resume(struct conn *c);
+void conn_free_now(struct conn *c);
 void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len);
 void conn_client_eof(struct conn *c, bool error);
 void conn_check(struct conn *c);
@@ -300,7 +263,6 @@ void conn_tls_failed(struct conn *c, const char *what, const char *error);
 void conn_tls_write(struct conn *c, const void *data, size_t len);
 void conn_tls_pump(struct conn *c);
 void conn_tls_input(struct conn *c, const uint8_t *data, size_t len);
-void conn_tls_output_room(struct conn *c);
 
 /* login-auth.c */
 void login_auth_open(int fd);
@@ -342,16 +304,15 @@ bool conn_backend_parse(struct conn *c, const char *extra, const struct ipc_fiel
 			       bool *local_r);
 void conn_backend_failed(struct conn *c, const char *why, const char *client_text);
 void conn_backend_start(struct conn *c);
-void backend_tls_start(struct conn *c);
-void conn_backend_input(struct conn *c, const uint8_t *data, size_t len);
+void backend_pump_input(void *ctx, const uint8_t *data, size_t len);
+void backend_pump_connected(void *ctx, int res);
+void backend_pump_tls_ready(void *ctx);
+void backend_pump_failed(void *ctx, const char *error);
 
 /* login-relay.c */
-void relay_send_more(struct conn_proxy *px);
-void relay_to_client(struct conn_proxy *px, const uint8_t *data, size_t len);
-void relay_output_room(struct conn_proxy *px);
 void relay_start(struct conn *c);
-void relay_retire(struct conn_proxy *px);
-void backend_tls_pump(struct conn_proxy *px);
-void relay_event(struct ring_owner *owner, const struct ring_event *ev);
+void relay_start_backend(struct conn *c, const uint8_t *rest, size_t rest_len);
+void relay_abort(struct conn *c);
+const struct proxy_pump_callbacks *relay_backend_callbacks(void);
 
 #endif

@@ -84,9 +84,11 @@ void login_stats_send(void)
 	now.v[STAT_PRELOGIN] = srv.prelogin;
 	now.v[STAT_ACCEPTED] = srv.total;
 	for (struct conn *c = srv.live.head; c != NULL; c = c->next) {
-		if (c->px != NULL) {
-			now.v[STAT_PROXY_IN] += c->px->in;
-			now.v[STAT_PROXY_OUT] += c->px->out;
+		if (c->pump != NULL) {
+			uint64_t in, out;
+			proxy_pump_counts(c->pump, &in, &out);
+			now.v[STAT_PROXY_IN] += in;
+			now.v[STAT_PROXY_OUT] += out;
 		}
 	}
 	stats_format(&now, text, sizeof(text));

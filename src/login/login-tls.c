@@ -134,7 +134,7 @@ void login_tls_deinit(void)
 
 void conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 {
-	if (c->state == CONN_CLOSING || (c->px != NULL && (c->px->flags & PX_CLIENT_EOF) != 0))
+	if (c->state == CONN_CLOSING)
 		return;
 	if (c->tls == NULL) {
 		/* the first handshake byte: only now does TLS cost memory */
@@ -151,14 +151,4 @@ void conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 			return;
 		}
 	}
-}
-
-void conn_tls_output_room(struct conn *c)
-{
-	if (c->state == CONN_CLOSING)
-		return;
-	if (c->px != NULL)
-		relay_output_room(c->px);
-	else if (!tls_conn_handshake_done(c->tls))
-		conn_tls_pump(c);
 }
