@@ -23,7 +23,6 @@ void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp
 			  bool has_resp)
 {
 	struct conn *c = ctx;
-	char rip[64], lip[64];
 
 	if (c->state != CONN_PRELOGIN)
 		log_fatal("conn %u: auth_begin in state %s", c->slot, conn_state_names[c->state]);
@@ -35,17 +34,10 @@ void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp
 	c->req_id = conn_next_req_id(c);
 	conn_set_state(c, CONN_AUTHENTICATING);
 
-	login_addr_ip(&c->remote, rip, sizeof(rip));
-	login_addr_ip(&c->local, lip, sizeof(lip));
 	ipc_msg_init(&srv.msg, IPC_AUTH_BEGIN, c->req_id);
 	ipc_msg_add_str(&srv.msg, IPC_F_MECH, mech);
 	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
-	ipc_msg_add_str(&srv.msg, IPC_F_RIP, rip);
-	ipc_msg_add_uint(&srv.msg, IPC_F_RPORT, c->remote.port);
-	ipc_msg_add_str(&srv.msg, IPC_F_LIP, lip);
-	ipc_msg_add_uint(&srv.msg, IPC_F_LPORT, c->local.port);
-	if ((c->flags & CF_SECURED) != 0)
-		ipc_msg_add_str(&srv.msg, IPC_F_SECURED, "1");
+	conn_msg_add_client(c, &srv.msg);
 	if (has_resp) {
 		if (resp_len > ipc_msg_room(&srv.msg))
 			resp_len = ipc_msg_room(&srv.msg); /* auth rejects it */

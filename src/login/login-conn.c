@@ -578,3 +578,16 @@ struct conn *conn_by_req(uint32_t id)
 	struct conn *c = RING_OWNER(o, struct conn, ro);
 	return c->req_id == id ? c : NULL;
 }
+
+/* who the client is, for auth (penalty, logs) and master (the worker's
+ * environment): addresses, ports, and whether it is secured */
+void conn_msg_add_client(const struct conn *c, struct ipc_msg *msg)
+{
+	char rip[64], lip[64];
+	ipc_msg_add_str(msg, IPC_F_RIP, login_addr_ip(&c->remote, rip, sizeof(rip)));
+	ipc_msg_add_uint(msg, IPC_F_RPORT, c->remote.port);
+	ipc_msg_add_str(msg, IPC_F_LIP, login_addr_ip(&c->local, lip, sizeof(lip)));
+	ipc_msg_add_uint(msg, IPC_F_LPORT, c->local.port);
+	if ((c->flags & CF_SECURED) != 0)
+		ipc_msg_add_str(msg, IPC_F_SECURED, "1");
+}

@@ -59,10 +59,6 @@ void conn_handoff_abandon(struct conn *c, const char *reason)
 void conn_send_handoff(struct conn *c)
 {
 	struct conn_handoff *ho = c->ho;
-	char rip[64], lip[64];
-	login_addr_ip(&c->remote, rip, sizeof(rip));
-	login_addr_ip(&c->local, lip, sizeof(lip));
-
 	c->req_id = conn_next_req_id(c);
 	ipc_msg_init(&srv.msg, IPC_LOGIN_HANDOFF, c->req_id);
 	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
@@ -70,12 +66,7 @@ void conn_send_handoff(struct conn *c)
 	ipc_msg_add_str(&srv.msg, IPC_F_COOKIE, ho->cookie);
 	if (ho->tag != NULL)
 		ipc_msg_add_str(&srv.msg, IPC_F_TAG, ho->tag);
-	ipc_msg_add_str(&srv.msg, IPC_F_RIP, rip);
-	ipc_msg_add_uint(&srv.msg, IPC_F_RPORT, c->remote.port);
-	ipc_msg_add_str(&srv.msg, IPC_F_LIP, lip);
-	ipc_msg_add_uint(&srv.msg, IPC_F_LPORT, c->local.port);
-	if ((c->flags & CF_SECURED) != 0)
-		ipc_msg_add_str(&srv.msg, IPC_F_SECURED, "1");
+	conn_msg_add_client(c, &srv.msg);
 	if (ho->preread_len > 0)
 		ipc_msg_add(&srv.msg, IPC_F_PREREAD, ho->preread, ho->preread_len);
 	ipc_msg_add_str(&srv.msg, IPC_F_SESSION, c->session_id);

@@ -251,6 +251,7 @@ void conn_plaintext_in(struct conn *c, const uint8_t *data, size_t len);
 void conn_client_eof(struct conn *c, bool error);
 void conn_check(struct conn *c);
 void conn_cb_send(void *ctx, const void *data, size_t len);
+void conn_msg_add_client(const struct conn *c, struct ipc_msg *msg);
 void conn_bye(struct conn *c, const char *text, const char *log_reason);
 void conn_start_session(struct conn *c);
 void conn_event(struct ring_owner *owner, const struct ring_event *ev);
