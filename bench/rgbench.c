@@ -91,6 +91,7 @@ enum conn_state {
  * of the logical line being read (a literal inside it is skipped, not kept);
  * brace tracks a trailing "{N}" so the literal's N bytes are skipped. */
 struct client {
+	struct ring_owner ro;
 	unsigned idx;
 	int fd;
 	uint32_t slot;
@@ -117,6 +118,7 @@ struct client {
 };
 
 struct bench {
+	struct ring_owner ro; /* the tick's slot */
 	enum proto proto;
 	enum kind kind;
 	unsigned clients;
@@ -682,7 +684,7 @@ static void client_start(struct bench *b, struct client *c)
 		return;
 	}
 	c->fd = fd;
-	c->slot = ring_slot_alloc(b->ring, c);
+	c->slot = ring_slot_alloc(b->ring, &c->ro);
 	c->state = CONN_ACTIVE;
 	b->live++;
 	if (b->kind == KIND_IDLE)
@@ -739,7 +741,7 @@ static void bench_handler(struct ring *ring, const struct ring_event *ev, void *
 	(void)ring;
 	if (ev->op == RING_OP_TICK)
 		return;		/* the main loop checks deadlines each turn */
-	struct client *c = ev->owner;
+	struct client *c = RING_OWNER(ev->owner, struct client, ro);
 
 	if (c->state == CONN_CLOSING || c->state == CONN_FREE) {
 		client_maybe_release(b, c);
@@ -1133,7 +1135,7 @@ int main(int argc, char **argv)
 		b->cl[i].idx = i;
 		b->cl[i].fd = -1;
 	}
-	b->tick_slot = ring_slot_alloc(b->ring, b);
+	b->tick_slot = ring_slot_alloc(b->ring, &b->ro);
 	ring_tick_start(b->ring, b->tick_slot, TICK_MS);
 
 	b->runq = rg_malloc(b->clients * sizeof(*b->runq));

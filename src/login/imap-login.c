@@ -521,6 +521,12 @@ static bool state_parses(const struct login_session *s)
 	return s->state == IMAP_STATE_COMMANDS || s->state == IMAP_STATE_AUTH_CLIENT;
 }
 
+bool imap_login_idle(const struct login_session *s)
+{
+	return s->state == IMAP_STATE_COMMANDS && s->pend_len == 0 &&
+	       imap_parser_idle(&s->parser);
+}
+
 static void session_free(struct login_session *s);
 
 static void enter(struct login_session *s)
@@ -670,12 +676,6 @@ static void imap_bye_api(struct login_session *s, const char *text)
 	leave(s);
 }
 
-static bool imap_idle(const struct login_session *s)
-{
-	return s->state == IMAP_STATE_COMMANDS && s->pend_len == 0 &&
-	       imap_parser_idle(&s->parser);
-}
-
 static void session_free(struct login_session *s)
 {
 	imap_parser_deinit(&s->parser);
@@ -700,11 +700,17 @@ static void imap_destroy(struct login_session *s)
 
 const struct login_proto imap_login_proto = {
 	.name = "imap",
+	.backend_port = 143,
+	.backend_pop3 = false,
+	.backend_fail_code = "[AUTHENTICATIONFAILED] ",
+	.line_access_denied = "* BYE Access denied.\r\n",
+	.line_internal_error = "* BYE [UNAVAILABLE] Internal error occurred. "
+			       "Refer to server log for more information.\r\n",
+	.line_too_many_conns = "* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n",
 	.create = imap_create,
 	.input = imap_input,
 	.auth_reply = imap_auth_reply,
 	.handoff_failed = imap_handoff_failed,
 	.bye = imap_bye_api,
-	.idle = imap_idle,
 	.destroy = imap_destroy,
 };

@@ -1,4 +1,5 @@
-/* login-conn.h — the connection layer of a login process: accepts clients on
+/* login-conn.h — the connection layer of a login process (login-server.c and
+ * the login-*.c files that share login-private.h): accepts clients on
  * the ring, feeds their bytes to the protocol core, relays SASL to auth (fd 4),
  * hands logged-in clients to master (fd 3), enforces login_timeout,
  * client_limit and service_count, and shuts down on SIGTERM or master EOF.
@@ -71,8 +72,5 @@ int login_conn_prepare(unsigned service_count);
 /* Set up the ring (unless prepared) and serve until the process has nothing left to do
  * (stopped accepting and no connection left). Returns the exit status. */
 int login_conn_run(const struct login_conn_config *config);
-
-/* sizeof the per-connection struct, for the record */
-size_t login_conn_struct_size(void);
 
 #endif

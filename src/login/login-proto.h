@@ -28,7 +28,7 @@ struct login_proto_config {
 	const char *mechanisms;      /* upper-case, space-separated: "PLAIN LOGIN" */
 	bool secured;                /* TLS, or trusted network / loopback */
 	bool plaintext_auth_allowed; /* !disable_plaintext_auth || secured */
-	bool starttls_available;     /* ssl != no and not already TLS (TLS issue) */
+	bool starttls_available;     /* ssl != no and not already TLS */
 	/* in login_trusted_networks: may forward its own client's identity
 	 * (IMAP ID x-originating-*, POP3 XCLIENT), e.g. a proxy in front */
 	bool trusted;
@@ -51,7 +51,7 @@ struct login_callbacks {
 	/* flush queued output, then close. reason is for the log only. */
 	void (*disconnect)(void *ctx, const char *reason);
 	/* client asked for STARTTLS/STLS and the core said OK: the connection
-	 * layer starts the handshake. May be NULL until the TLS issue lands. */
+	 * layer starts the handshake */
 	void (*starttls)(void *ctx);
 	/* a trusted client forwarded who its client is: key "rip", "rport",
 	 * "lip", "lport" or "session", value as sent (the layer validates it).
@@ -70,6 +70,16 @@ struct login_session;
 
 struct login_proto {
 	const char *name; /* "imap" or "pop3" */
+	/* What the connection layer says or does differently per protocol
+	 * (nginx's ngx_mail_protocol_t), so it never tests the name. Lines
+	 * end in CRLF and are sent before closing. */
+	uint16_t backend_port;		/* passdb proxy without port= */
+	bool backend_pop3;		/* the backend dialogue (proxy-backend.h) */
+	/* prefix for a backend's refusal without a response code */
+	const char *backend_fail_code;
+	const char *line_access_denied;	/* login_access_sockets said no */
+	const char *line_internal_error; /* the access check failed */
+	const char *line_too_many_conns; /* login_max_preauth_ip_connections */
 	/* allocates the session and sends the greeting through cb->send */
 	struct login_session *(*create)(const struct login_proto_config *config,
 					const struct login_callbacks *cb, void *ctx);
@@ -85,12 +95,15 @@ struct login_proto {
 	void (*handoff_failed)(struct login_session *s, const char *reason);
 	/* send "* BYE text" / "-ERR text" and disconnect (timeout, eviction, shutdown) */
 	void (*bye)(struct login_session *s, const char *text);
-	/* true while no command is half-received and no auth is in flight */
-	bool (*idle)(const struct login_session *s);
 	void (*destroy)(struct login_session *s);
 };
 
 extern const struct login_proto imap_login_proto;
 extern const struct login_proto pop3_login_proto;
+
+/* For the cores' unit tests: no command half-received and no auth in
+ * flight, so the session holds no input buffer. */
+bool imap_login_idle(const struct login_session *s);
+bool pop3_login_idle(const struct login_session *s);
 
 #endif

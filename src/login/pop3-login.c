@@ -716,7 +716,7 @@ static void pop3_bye(struct login_session *s, const char *text)
 	pop3_unref(s);
 }
 
-static bool pop3_idle(const struct login_session *s)
+bool pop3_login_idle(const struct login_session *s)
 {
 	return s->state == POP3_STATE_CMD && pop3_parser_idle(&s->parser) &&
 	       s->pending_len == 0;
@@ -735,11 +735,17 @@ static void pop3_destroy(struct login_session *s)
 
 const struct login_proto pop3_login_proto = {
 	.name = "pop3",
+	.backend_port = 110,
+	.backend_pop3 = true,
+	.backend_fail_code = "[AUTH] ",
+	.line_access_denied = "-ERR [AUTH] Access denied.\r\n",
+	.line_internal_error = "-ERR [SYS/TEMP] Internal error occurred. "
+			       "Refer to server log for more information.\r\n",
+	.line_too_many_conns = "-ERR [SYS/TEMP] Too many connections from your IP address.\r\n",
 	.create = pop3_create,
 	.input = pop3_input,
 	.auth_reply = pop3_auth_reply,
 	.handoff_failed = pop3_handoff_failed,
 	.bye = pop3_bye,
-	.idle = pop3_idle,
 	.destroy = pop3_destroy,
 };

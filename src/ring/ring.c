@@ -24,10 +24,15 @@
 
 #define BGID 0
 
+/* operations counted per type, so a retire cancels only what is armed */
+#define SLOT_OPS (RING_OP_WRITABLE + 1)
+
 struct ring_slot {
-	void *owner;	/* NULL while free */
+	struct ring_owner *owner;	/* NULL while free */
+	ring_free_fn *retire;		/* set by ring_slot_retire */
 	uint32_t gen;
-	uint32_t inflight;
+	uint32_t inflight;		/* the sum of ops[] */
+	uint16_t ops[SLOT_OPS];		/* in flight, by enum ring_op */
 };
 
 struct ring {
@@ -48,6 +53,9 @@ struct ring {
 	uint32_t slot_count, slot_alloc;
 	uint32_t *free_slots; /* stack of free slot indexes */
 	uint32_t free_count;
+	/* retired slots with nothing in flight, to free after this event */
+	uint32_t *dead_slots;
+	uint32_t dead_count;
 
 	struct __kernel_timespec tick_ts;
 	uint32_t tick_slot;
@@ -191,6 +199,7 @@ void ring_destroy(struct ring *r)
 	rg_free(r->bufs);
 	rg_free(r->slots);
 	rg_free(r->free_slots);
+	rg_free(r->dead_slots);
 	rg_free(r);
 }
 
@@ -204,7 +213,7 @@ const struct ring_stats *ring_get_stats(const struct ring *r)
 	return &r->stats;
 }
 
-uint32_t ring_slot_alloc(struct ring *r, void *owner)
+uint32_t ring_slot_alloc(struct ring *r, struct ring_owner *owner)
 {
 	uint32_t slot;
 
@@ -215,13 +224,17 @@ uint32_t ring_slot_alloc(struct ring *r, void *owner)
 			uint32_t n = r->slot_alloc == 0 ? 64 : r->slot_alloc * 2;
 			r->slots = rg_realloc(r->slots, n * sizeof(*r->slots));
 			r->free_slots = rg_realloc(r->free_slots, n * sizeof(*r->free_slots));
+			r->dead_slots = rg_realloc(r->dead_slots, n * sizeof(*r->dead_slots));
 			r->slot_alloc = n;
 		}
 		slot = r->slot_count++;
 		r->slots[slot].gen = 1;
 	}
-	r->slots[slot].owner = owner;
-	r->slots[slot].inflight = 0;
+	struct ring_slot *s = &r->slots[slot];
+	s->owner = owner;
+	s->retire = NULL;
+	s->inflight = 0;
+	memset(s->ops, 0, sizeof(s->ops));
 	return slot;
 }
 
@@ -231,10 +244,46 @@ void ring_slot_free(struct ring *r, uint32_t slot)
 	if (s->inflight != 0)
 		log_warning("ring: slot %u freed with %u operations in flight", slot, s->inflight);
 	s->owner = NULL;
+	s->retire = NULL;
 	s->gen = (s->gen + 1) & UD_GEN_MASK;
 	if (s->gen == 0)
 		s->gen = 1;
 	r->free_slots[r->free_count++] = slot;
+}
+
+void ring_slot_retire(struct ring *r, uint32_t slot, ring_free_fn *free_fn)
+{
+	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
+		log_fatal("ring: retiring free slot %u", slot);
+	struct ring_slot *s = &r->slots[slot];
+	if (s->retire != NULL)
+		return;
+	s->retire = free_fn;
+	for (unsigned op = 1; op < SLOT_OPS; op++) {
+		if (s->ops[op] == 0)
+			continue;
+		if (op == RING_OP_TICK) {
+			if (r->tick_active && r->tick_slot == slot)
+				ring_tick_stop(r);
+			continue;
+		}
+		ring_cancel(r, slot, (enum ring_op)op);
+	}
+	if (s->inflight == 0)
+		r->dead_slots[r->dead_count++] = slot;
+}
+
+/* free the retired slots whose last completion is in */
+static void ring_reap(struct ring *r)
+{
+	while (r->dead_count > 0) {
+		uint32_t slot = r->dead_slots[--r->dead_count];
+		struct ring_slot *s = &r->slots[slot];
+		struct ring_owner *owner = s->owner;
+		ring_free_fn *free_fn = s->retire;
+		ring_slot_free(r, slot);
+		free_fn(owner);
+	}
 }
 
 unsigned ring_slot_inflight(const struct ring *r, uint32_t slot)
@@ -242,9 +291,18 @@ unsigned ring_slot_inflight(const struct ring *r, uint32_t slot)
 	return r->slots[slot].inflight;
 }
 
-void *ring_slot_owner(const struct ring *r, uint32_t slot)
+struct ring_owner *ring_slot_owner(const struct ring *r, uint32_t slot)
 {
-	return slot < r->slot_count ? r->slots[slot].owner : NULL;
+	if (slot >= r->slot_count || r->slots[slot].retire != NULL)
+		return NULL;
+	return r->slots[slot].owner;
+}
+
+void ring_slot_set_owner(struct ring *r, uint32_t slot, struct ring_owner *new_owner)
+{
+	if (slot >= r->slot_count || r->slots[slot].owner == NULL || r->slots[slot].retire != NULL)
+		log_fatal("ring: new owner for a free or retired slot %u", slot);
+	r->slots[slot].owner = new_owner;
 }
 
 static struct io_uring_sqe *ring_get_sqe(struct ring *r)
@@ -263,13 +321,16 @@ static struct io_uring_sqe *ring_get_sqe(struct ring *r)
 }
 
 /* an SQE for an operation counted in flight on slot */
-static struct io_uring_sqe *ring_slot_sqe(struct ring *r, uint32_t slot)
+static struct io_uring_sqe *ring_slot_sqe(struct ring *r, uint32_t slot, enum ring_op op)
 {
 	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
 		log_fatal("ring: operation on free slot %u", slot);
 	struct ring_slot *s = &r->slots[slot];
+	if (s->retire != NULL)
+		log_fatal("ring: operation on retired slot %u", slot);
 	struct io_uring_sqe *sqe = ring_get_sqe(r);
 	s->inflight++;
+	s->ops[op]++;
 	/* the caller preps the SQE, which clears user_data: set it after */
 	return sqe;
 }
@@ -282,7 +343,7 @@ static void ring_set_ud(struct ring *r, struct io_uring_sqe *sqe, unsigned op, u
 void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
 {
 	unsigned op = multishot ? RING_OP_ACCEPT : OP_ACCEPT_ONCE;
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_ACCEPT);
 	/* blocking sockets: the fd is handed to workers that expect blocking
 	 * I/O, and O_NONBLOCK is shared by every copy of the descriptor */
 	if (multishot)
@@ -294,7 +355,7 @@ void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
 
 void ring_recv(struct ring *r, uint32_t slot, int fd)
 {
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);
 	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BGID;
@@ -303,28 +364,28 @@ void ring_recv(struct ring *r, uint32_t slot, int fd)
 
 void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
 {
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_SEND);
 	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
 	ring_set_ud(r, sqe, RING_OP_SEND, slot);
 }
 
 void ring_connect(struct ring *r, uint32_t slot, int fd, const void *addr, unsigned addr_len)
 {
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_CONNECT);
 	io_uring_prep_connect(sqe, fd, addr, addr_len);
 	ring_set_ud(r, sqe, RING_OP_CONNECT, slot);
 }
 
 void ring_poll(struct ring *r, uint32_t slot, int fd)
 {
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_POLL);
 	io_uring_prep_poll_multishot(sqe, fd, POLLIN);
 	ring_set_ud(r, sqe, RING_OP_POLL, slot);
 }
 
 void ring_poll_writable(struct ring *r, uint32_t slot, int fd)
 {
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_WRITABLE);
 	io_uring_prep_poll_add(sqe, fd, POLLOUT);
 	ring_set_ud(r, sqe, RING_OP_WRITABLE, slot);
 }
@@ -380,6 +441,7 @@ void ring_tick_start(struct ring *r, uint32_t slot, unsigned msecs)
 	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
 		log_fatal("ring: tick on free slot %u", slot);
 	r->slots[slot].inflight++;
+	r->slots[slot].ops[RING_OP_TICK]++;
 	ring_tick_arm(r);
 }
 
@@ -426,6 +488,7 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 	}
 
 	struct ring_slot *s = &r->slots[slot];
+	unsigned slot_op = op == OP_ACCEPT_ONCE ? RING_OP_ACCEPT : op;
 	struct ring_event ev = {
 		.op = op == OP_ACCEPT_ONCE ? RING_OP_ACCEPT : (enum ring_op)op,
 		.slot = slot,
@@ -459,18 +522,29 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 		break;
 	}
 	if (!ev.more) {
-		if (s->inflight == 0)
+		if (s->inflight == 0 || slot_op >= SLOT_OPS || s->ops[slot_op] == 0)
 			log_fatal("ring: completion on slot %u with nothing in flight", slot);
 		s->inflight--;
+		s->ops[slot_op]--;
 	}
-	r->handler(r, &ev, r->ctx);
+	if (s->retire != NULL) {
+		/* the owner is gone: nothing is delivered any more */
+		if (s->inflight == 0 && !ev.more)
+			r->dead_slots[r->dead_count++] = slot;
+	} else if (r->handler != NULL) {
+		r->handler(r, &ev, r->ctx);
+	} else {
+		ring_owner_dispatch(&ev);
+	}
 	/* the handler has consumed the bytes: lend the buffer out again */
 	if (has_buf)
 		ring_return_buf(r, bid);
+	ring_reap(r);
 }
 
 int ring_run(struct ring *r, unsigned wait_nr)
 {
+	ring_reap(r);
 	int ret = io_uring_submit_and_wait(&r->uring, wait_nr);
 	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && ret != -ETIME)
 		return ret;
@@ -492,5 +566,6 @@ int ring_run(struct ring *r, unsigned wait_nr)
 		ring_dispatch(r, ud, res, flags);
 		n++;
 	}
+	ring_reap(r);
 	return n;
 }

@@ -3,9 +3,14 @@
  * Every operation belongs to a slot (ring_slot_alloc): the SQE's user_data
  * carries op (8 bits), slot (32 bits) and the slot's generation (24 bits), so
  * a completion that arrives after the slot was freed and reused is dropped
- * here and never reaches the caller. The ring counts each slot's operations in
- * flight; a caller frees a slot only when ring_slot_inflight() is 0 (cancel
- * first, then wait). Receives use a provided buffer ring: a buffer is lent to
+ * here and never reaches the caller. A slot's owner embeds a struct
+ * ring_owner whose event function receives its completions (typed dispatch:
+ * no owner is recognised by peeking at its bytes). The ring counts each
+ * slot's operations in flight, per operation; an owner that is done calls
+ * ring_slot_retire(), which cancels what is in flight, delivers nothing more
+ * and calls the owner's free function once the last completion is in (never
+ * from inside the retire call: callers up the stack may still look at the
+ * owner). Receives use a provided buffer ring: a buffer is lent to
  * the handler for the duration of one callback and returned right after, so an
  * idle connection holds no receive buffer. Calls only queue SQEs; ring_run()
  * submits once per turn and reaps every completion available. liburing types
@@ -18,6 +23,7 @@
 #include <stdint.h>
 
 struct ring;
+struct ring_owner;
 
 enum ring_op {
 	RING_OP_NONE = 0,
@@ -36,7 +42,7 @@ enum ring_op {
 struct ring_event {
 	enum ring_op op;
 	uint32_t slot;
-	void *owner;		/* what ring_slot_alloc() was given */
+	struct ring_owner *owner; /* what ring_slot_alloc() was given */
 	int res;
 	/* the operation is still armed (multishot) and counts as in flight */
 	bool more;
@@ -49,11 +55,27 @@ struct ring_event {
 };
 
 typedef void ring_handler_fn(struct ring *ring, const struct ring_event *ev, void *ctx);
+typedef void ring_event_fn(struct ring_owner *owner, const struct ring_event *ev);
+typedef void ring_free_fn(struct ring_owner *owner);
+
+/* Embedded in every slot owner; container_of-style casts get the owner
+ * back. event may be NULL when the ring's handler does not dispatch. */
+struct ring_owner {
+	ring_event_fn *event;
+};
+
+/* the owner struct that embeds ro as member */
+#define RING_OWNER(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct ring_config {
 	unsigned entries;	/* SQ size; CQ gets 4x; default 256 */
 	unsigned buf_count;	/* provided receive buffers, power of 2; default 256 */
 	unsigned buf_size;	/* bytes per buffer; default 2048 */
+	/* called for each completion delivered, with ctx; NULL: the ring
+	 * calls ev->owner->event itself. A process that wants work done
+	 * around every event (a clock, deferred work) sets it and calls
+	 * ring_owner_dispatch() in between. */
 	ring_handler_fn *handler;
 	void *ctx;
 	/* limit the ring to the operations above (IORING_REGISTER_RESTRICTIONS):
@@ -79,11 +101,27 @@ const struct ring_stats *ring_get_stats(const struct ring *ring);
 
 /* Slots: owner must be non-NULL. Freeing bumps the generation, so any
  * completion still queued for the old owner is dropped. */
-uint32_t ring_slot_alloc(struct ring *ring, void *owner);
+uint32_t ring_slot_alloc(struct ring *ring, struct ring_owner *owner);
+/* only with nothing in flight (ring_slot_inflight() == 0); an owner that
+ * may have operations in flight uses ring_slot_retire() */
 void ring_slot_free(struct ring *ring, uint32_t slot);
+/* The owner is done with the slot: cancel every operation of it in flight,
+ * deliver none of their completions, and once none is left free the slot and
+ * call free_fn(owner) (after the current event, or in the next ring_run()
+ * when called outside one). A second call for the same slot does nothing. */
+void ring_slot_retire(struct ring *ring, uint32_t slot, ring_free_fn *free_fn);
 unsigned ring_slot_inflight(const struct ring *ring, uint32_t slot);
-/* the owner of a live slot, NULL for a free or out-of-range one */
-void *ring_slot_owner(const struct ring *ring, uint32_t slot);
+/* the owner of a live, not retired slot; NULL for a free, retired or
+ * out-of-range one */
+struct ring_owner *ring_slot_owner(const struct ring *ring, uint32_t slot);
+/* hand the slot and its operations in flight to another owner: later
+ * completions go to new_owner */
+void ring_slot_set_owner(struct ring *ring, uint32_t slot, struct ring_owner *new_owner);
+
+static inline void ring_owner_dispatch(const struct ring_event *ev)
+{
+	ev->owner->event(ev->owner, ev);
+}
 
 /* Operations (queued; submitted by the next ring_run()). */
 void ring_accept(struct ring *ring, uint32_t slot, int fd, bool multishot);

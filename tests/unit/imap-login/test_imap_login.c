@@ -215,7 +215,7 @@ static void test_greeting(void **state)
 	(void)state;
 	struct fake *f = start(NULL);
 	expect_out(f, GREETING);
-	assert_true(imap_login_proto.idle(f->s));
+	assert_true(imap_login_idle(f->s));
 	finish(f);
 
 	struct login_proto_config c = default_config;
@@ -289,12 +289,12 @@ static void test_login(void **state)
 	in(f, "a LOGIN user \"p a\\\"ss\"\r\n");
 	expect_out(f, "");
 	expect_calls(f, "BEGIN PLAIN resp \\x00user\\x00p a\"ss\n");
-	assert_false(imap_login_proto.idle(f->s));
+	assert_false(imap_login_idle(f->s));
 	/* auth gives a reason only for passdb nologin + reason: shown as
 	 * Dovecot does, an ALERT */
 	reply(f, LOGIN_AUTH_FAIL, NULL, "moved\r\nelsewhere");
 	expect_out(f, "a NO [ALERT] moved  elsewhere\r\n");
-	assert_true(imap_login_proto.idle(f->s));
+	assert_true(imap_login_idle(f->s));
 
 	/* synchronizing literals get a continuation each */
 	in(f, "b LOGIN {4}\r\n");
@@ -364,7 +364,7 @@ static void test_authenticate_plain(void **state)
 	expect_out(f, "+ \r\n");
 	in(f, "AHVzZXIAcGFzcw");
 	expect_calls(f, "");
-	assert_false(imap_login_proto.idle(f->s));
+	assert_false(imap_login_idle(f->s));
 	in(f, "==\r\n");
 	expect_calls(f, "CONT \\x00user\\x00pass\n");
 	reply(f, LOGIN_AUTH_OK, NULL, NULL);
@@ -457,7 +457,7 @@ static void test_pipelined_preread(void **state)
 	expect_out(f, "a NO [UNAVAILABLE] Maximum number of connections\r\n"
 		   "b BAD " ERRMSG "\r\nc BAD " ERRMSG "\r\nd OK NOOP completed.\r\n");
 	expect_calls(f, "");
-	assert_true(imap_login_proto.idle(f->s));
+	assert_true(imap_login_idle(f->s));
 	finish(f);
 
 	/* after a failure, kept commands run in order */
@@ -470,7 +470,7 @@ static void test_pipelined_preread(void **state)
 	expect_out(f, "c NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
 		   "d OK NOOP completed.\r\n");
 	expect_calls(f, "BEGIN PLAIN resp \\x00u\\x00p\nBEGIN PLAIN resp \\x00x\\x00y\n");
-	assert_true(imap_login_proto.idle(f->s));
+	assert_true(imap_login_idle(f->s));
 	finish(f);
 
 	/* too much */
@@ -613,10 +613,10 @@ static void test_endless_line(void **state)
 	/* the parser store (8 KiB + args) and nothing growing with the input */
 	assert_true(peak - before < 4 * LOGIN_MAX_LINE);
 	expect_out(f, "a BAD Command line too long\r\n");
-	assert_false(imap_login_proto.idle(f->s));
+	assert_false(imap_login_idle(f->s));
 	in(f, "\nb NOOP\r\n");
 	expect_out(f, "b OK NOOP completed.\r\n");
-	assert_true(imap_login_proto.idle(f->s));
+	assert_true(imap_login_idle(f->s));
 	finish(f);
 }
 

@@ -228,7 +228,7 @@ static void test_greeting(void **state)
 	(void)state;
 	struct fake *f = fake_new(&cfg_default);
 	assert_out(f, GREETING);
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	assert_string_equal(P->name, "pop3");
 	fake_free(f);
 
@@ -279,7 +279,7 @@ static void test_user_pass(void **state)
 	static const char plain[] = "\0alice\0my secret  pw ";
 	assert_int_equal(f->resp_len, sizeof(plain) - 1);
 	assert_memory_equal(f->resp, plain, sizeof(plain) - 1);
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	assert_int_equal(f->out_len, 0);
 
 	P->auth_reply(f->s, LOGIN_AUTH_OK, NULL, 0, NULL);
@@ -309,7 +309,7 @@ static void test_pass_without_user(void **state)
 	input(f, "USER a\r\nPASS bad\r\n");
 	P->auth_reply(f->s, LOGIN_AUTH_FAIL, NULL, 0, NULL);
 	assert_out(f, "+OK\r\n-ERR [AUTH] Authentication failed.\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	input(f, "PASS bad\r\n");
 	assert_out(f, "-ERR No username given.\r\n");
 	assert_int_equal(f->begins, 1);
@@ -367,7 +367,7 @@ static void test_auth_plain_challenge(void **state)
 	assert_false(f->has_resp);
 	P->auth_reply(f->s, LOGIN_AUTH_CHALLENGE, (const uint8_t *)"", 0, NULL);
 	assert_out(f, "+ \r\n");
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	/* the response line may be longer than a command line */
 	input(f, "AGFsaWNlAHB3\r\n");
 	assert_int_equal(f->continues, 1);
@@ -402,7 +402,7 @@ static void test_auth_login(void **state)
 	assert_memory_equal(f->cont, "pw", 2);
 	P->auth_reply(f->s, LOGIN_AUTH_FAIL, NULL, 0, NULL);
 	assert_out(f, "-ERR [AUTH] Authentication failed.\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	/* empty response line = empty response */
 	input(f, "AUTH LOGIN\r\n");
 	P->auth_reply(f->s, LOGIN_AUTH_CHALLENGE, (const uint8_t *)"Username:", 9, NULL);
@@ -435,7 +435,7 @@ static void test_auth_cancel_and_bad_response(void **state)
 	input(f, "not base64!\r\n");
 	assert_int_equal(f->aborts, 2);
 	assert_out(f, "+ VXNlcm5hbWU6\r\n-ERR [AUTH] Invalid base64 in response\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 
 	/* a NUL or over-long response line also ends the exchange */
 	input(f, "AUTH LOGIN\r\n");
@@ -518,10 +518,10 @@ static void test_pipelined_after_fail(void **state)
 	P->auth_reply(f->s, LOGIN_AUTH_FAIL, NULL, 0, "Account\r\ndisabled");
 	assert_out(f, "-ERR [AUTH] Account  disabled\r\n");
 	/* the partial "CA" waits for its end */
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	input(f, "PA\r\n");
 	assert_out(f, CAPA_BASE "USER\r\nSASL PLAIN LOGIN\r\n.\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	fake_free(f);
 }
 
@@ -619,7 +619,7 @@ static void test_stls(void **state)
 	input(f, "stls\r\nUSER evil\r\n");
 	assert_out(f, "+OK Begin TLS negotiation now.\r\n");
 	assert_int_equal(f->starttls, 1);
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	/* now over TLS: plaintext auth allowed, no second STLS */
 	input(f, "CAPA\r\nPASS x\r\nSTLS\r\n");
 	assert_out(f, CAPA_BASE "USER\r\nSASL PLAIN LOGIN\r\n.\r\n-ERR No username given.\r\n"
@@ -698,7 +698,7 @@ static void test_handoff_failed(void **state)
 	/* more input while master works is kept, not parsed */
 	input(f, "QUIT\r\n");
 	assert_out(f, "+OK\r\n");
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	P->handoff_failed(f->s, "Maximum number of connections");
 	assert_out(f, "-ERR [SYS/TEMP] Maximum number of connections\r\n"
 		      CAPA_BASE "USER\r\nSASL PLAIN LOGIN\r\n.\r\n+OK Logging out\r\n");
@@ -714,7 +714,7 @@ static void test_handoff_failed(void **state)
 	assert_out(f, "-ERR [SYS/TEMP] Maximum number of connections\r\n");
 	P->handoff_failed(f->s, "again");
 	assert_int_equal(f->out_len, 0);
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	fake_free(f);
 }
 
@@ -760,11 +760,11 @@ static void test_endless_line_bounded(void **state)
 			peak = now.uordblks - before.uordblks;
 	}
 	assert_true(peak < 4096);
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	assert_int_equal(f->out_len, 0);
 	input(f, "\r\nCAPA\r\n");
 	assert_out(f, "-ERR Input line too long.\r\n" CAPA_BASE "USER\r\nSASL PLAIN LOGIN\r\n.\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	fake_free(f);
 	free(chunk);
 }
@@ -773,17 +773,17 @@ static void test_idle(void **state)
 {
 	(void)state;
 	struct fake *f = fake_new(&cfg_default);
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	input(f, "CAP");
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	input(f, "A\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	input(f, "AUTH LOGIN\r\n");
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	P->auth_reply(f->s, LOGIN_AUTH_CHALLENGE, NULL, 0, NULL);
-	assert_false(P->idle(f->s));
+	assert_false(pop3_login_idle(f->s));
 	input(f, "*\r\n");
-	assert_true(P->idle(f->s));
+	assert_true(pop3_login_idle(f->s));
 	fake_free(f);
 }
 

@@ -161,11 +161,6 @@ static void fake_bye(struct login_session *s, const char *text)
 	s->cb->disconnect(s->ctx, text);
 }
 
-static bool fake_idle(const struct login_session *s)
-{
-	return s->len == 0 && !s->waiting;
-}
-
 static void fake_destroy(struct login_session *s)
 {
 	rg_free(s);
@@ -173,11 +168,15 @@ static void fake_destroy(struct login_session *s)
 
 const struct login_proto imap_login_proto = {
 	.name = "imap",
+	.backend_port = 143,
+	.backend_fail_code = "[AUTHENTICATIONFAILED] ",
+	.line_access_denied = "* BYE Access denied.\r\n",
+	.line_internal_error = "* BYE [UNAVAILABLE] Internal error occurred.\r\n",
+	.line_too_many_conns = "* BYE [UNAVAILABLE] Too many connections from your IP address.\r\n",
 	.create = fake_create,
 	.input = fake_input,
 	.auth_reply = fake_auth_reply,
 	.handoff_failed = fake_handoff_failed,
 	.bye = fake_bye,
-	.idle = fake_idle,
 	.destroy = fake_destroy,
 };

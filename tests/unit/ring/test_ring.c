@@ -22,6 +22,7 @@
 #define MAX_EV 256
 
 struct rec {
+	struct ring_owner ro; /* the slots' owner (the handler dispatches) */
 	struct ring_event ev[MAX_EV];
 	unsigned n;
 	uint8_t data[1 << 16];
@@ -78,7 +79,7 @@ static void test_echo(void **state)
 	r.fd = sv[0];
 	r.echo = true;
 	r.auto_rearm = true;
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	ring_recv(ring, slot, sv[0]);
 	assert_int_equal(ring_run(ring, 0), 0);
 
@@ -140,7 +141,7 @@ static void test_accept(void **state)
 	struct ring *ring = mkring(&r, 8, 64);
 	uint16_t port;
 	int lfd = listen_tcp(&port);
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	ring_accept(ring, slot, lfd, true);
 	int c[5];
 	for (int i = 0; i < 5; i++)
@@ -223,7 +224,7 @@ static void test_large_send(void **state)
 	struct reader rd = { .fd = sv[1] };
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, reader_thread, &rd), 0);
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	size_t off = 0;
 	unsigned sends = 0, partial = 0;
 	while (off < len) {
@@ -256,7 +257,7 @@ static void test_cancel_wait(void **state)
 	struct ring *ring = mkring(&r, 8, 64);
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	ring_recv(ring, slot, sv[0]);
 	ring_poll(ring, slot, sv[0]);
 	assert_int_equal(ring_run(ring, 0), 0);
@@ -294,14 +295,14 @@ static void test_stale_generation(void **state)
 	struct ring *ring = mkring(&r, 8, 64);
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	ring_poll(ring, slot, sv[0]);
 	ring_recv(ring, slot, sv[0]);
 	assert_int_equal(ring_run(ring, 0), 0);
 	/* free with operations still armed (a bug the generation guards
 	 * against), and reuse the slot for someone else */
 	ring_slot_free(ring, slot);
-	uint32_t slot2 = ring_slot_alloc(ring, &r);
+	uint32_t slot2 = ring_slot_alloc(ring, &r.ro);
 	assert_int_equal(slot2, slot);
 	assert_int_equal(write(sv[1], "x", 1), 1);
 	for (int i = 0; i < 5; i++)
@@ -336,7 +337,7 @@ static void test_enobufs(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	r.fd = sv[0];
 	r.auto_rearm = true;
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	uint8_t msg[1000];
 	for (size_t i = 0; i < sizeof(msg); i++)
 		msg[i] = (uint8_t)i;
@@ -360,7 +361,7 @@ static void test_tick(void **state)
 	static struct rec r;
 	memset(&r, 0, sizeof(r));
 	struct ring *ring = mkring(&r, 8, 64);
-	uint32_t slot = ring_slot_alloc(ring, &r);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
 	ring_tick_start(ring, slot, 10);
 	run_until(ring, &r, 3);
 	for (int i = 0; i < 3; i++) {
@@ -374,6 +375,93 @@ static void test_tick(void **state)
 	run_until(ring, &r, n + 1);
 	assert_false(r.ev[n].more);
 	assert_int_equal(ring_slot_inflight(ring, slot), 0);
+	ring_destroy(ring);
+}
+
+/* typed dispatch (no ring handler) and the retire path */
+struct owned {
+	struct ring_owner ro;
+	unsigned events, freed;
+	int last_res;
+	enum ring_op last_op;
+	struct ring *ring;
+	uint32_t slot;
+	bool retire_in_event;
+};
+
+static void owned_free(struct ring_owner *o)
+{
+	struct owned *w = RING_OWNER(o, struct owned, ro);
+	w->freed++;
+}
+
+static void owned_event(struct ring_owner *o, const struct ring_event *ev)
+{
+	struct owned *w = RING_OWNER(o, struct owned, ro);
+	assert_ptr_equal(ev->owner, o);
+	w->events++;
+	w->last_op = ev->op;
+	w->last_res = ev->res;
+	if (w->retire_in_event) {
+		ring_slot_retire(w->ring, w->slot, owned_free);
+		/* never from inside the call: the caller still uses w */
+		assert_int_equal(w->freed, 0);
+	}
+}
+
+static void test_retire(void **state)
+{
+	(void)state;
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64 };
+	struct ring *ring;
+	assert_int_equal(ring_create(&cfg, &ring), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+
+	/* a receive and a poll in flight: retire cancels both, delivers
+	 * neither, then frees once */
+	struct owned a = { .ro.event = owned_event, .ring = ring };
+	a.slot = ring_slot_alloc(ring, &a.ro);
+	assert_ptr_equal(ring_slot_owner(ring, a.slot), &a.ro);
+	ring_recv(ring, a.slot, sv[0]);
+	ring_poll(ring, a.slot, sv[0]);
+	assert_int_equal(ring_run(ring, 0), 0);
+	assert_int_equal(ring_slot_inflight(ring, a.slot), 2);
+	ring_slot_retire(ring, a.slot, owned_free);
+	ring_slot_retire(ring, a.slot, owned_free); /* again: nothing */
+	assert_null(ring_slot_owner(ring, a.slot));
+	assert_int_equal(a.freed, 0);
+	for (int i = 0; i < 100 && a.freed == 0; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(a.freed, 1);
+	assert_int_equal(a.events, 0);
+
+	/* typed dispatch: the owner's event function gets its completion;
+	 * a retire from inside it with nothing left in flight frees after
+	 * the event */
+	struct owned b = { .ro.event = owned_event, .ring = ring, .retire_in_event = true };
+	b.slot = ring_slot_alloc(ring, &b.ro);
+	static const char msg[] = "x";
+	ring_send(ring, b.slot, sv[0], msg, 1);
+	for (int i = 0; i < 100 && b.events == 0; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(b.events, 1);
+	assert_int_equal(b.last_op, RING_OP_SEND);
+	assert_int_equal(b.last_res, 1);
+	assert_int_equal(b.freed, 1);
+
+	/* retired with nothing in flight outside an event: freed by the
+	 * next ring_run, and the slot is reused with a new generation */
+	struct owned d = { .ro.event = owned_event, .ring = ring };
+	d.slot = ring_slot_alloc(ring, &d.ro);
+	ring_slot_retire(ring, d.slot, owned_free);
+	assert_int_equal(d.freed, 0);
+	assert_int_equal(ring_run(ring, 0), 0);
+	assert_int_equal(d.freed, 1);
+	assert_null(ring_slot_owner(ring, d.slot));
+
+	close(sv[0]);
+	close(sv[1]);
 	ring_destroy(ring);
 }
 
@@ -395,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_stale_generation),
 		cmocka_unit_test(test_enobufs),
 		cmocka_unit_test(test_tick),
+		cmocka_unit_test(test_retire),
 		cmocka_unit_test(test_bad_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,30 @@
+/* proxy-outq.h — a byte queue for a socket on the ring: bytes wait in it
+ * until sent, and a send in flight may keep pointing into it while more are
+ * appended (the old copy is kept until that send completes). Allocated on
+ * the first byte and freed when drained, so an idle connection holds none.
+ * No sockets, no ring: the caller sends from data + head. */
+#ifndef RG_PROXY_OUTQ_H
+#define RG_PROXY_OUTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
+ * flight it covers data[head..head+sending) (or, after a growth, the same
+ * bytes in retired). Allocated on the first byte, freed when drained. */
+struct outq {
+	uint8_t *retired;	/* an older copy a send in flight still points into */
+	uint32_t head, tail, size, sending;
+	uint8_t data[];
+};
+
+/* bytes not yet sent (0 for NULL) */
+size_t outq_pending(const struct outq *q);
+/* Append len bytes; in_flight says a send covers q->data[head..head+sending). */
+void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight);
+void outq_free(struct outq **qp);
+/* n bytes from the head are gone (sent or taken); drained queues are freed */
+void outq_consume(struct outq **qp, size_t n);
+
+#endif
