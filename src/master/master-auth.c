@@ -102,11 +102,8 @@ void auth_spawn(void)
 	auth_give_channels();
 }
 
-static void auth_kill(const char *why)
+void auth_kill(struct child *c, const char *why)
 {
-	if (m.auth.child == NULL)
-		return;
-	struct child *c = m.auth.child;
 	log_error("service(auth): %s: restarting auth process %ld", why, (long)child_pid(c));
 	chan_close(c);
 	c->st.terminating = true;
@@ -114,58 +111,44 @@ static void auth_kill(const char *why)
 	pending_fail_all("Authentication service unavailable.");
 }
 
-void auth_input(struct child *c)
+void auth_eof(struct child *c)
 {
-	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
-	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && m.auth.child == c && c->chan >= 0; i++) {
-		const char *error = NULL;
-		int ret = ipc_recv(c->chan, rx, &error);
-		if (ret == -EAGAIN)
-			break;
-		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
-			/* auth is going away; SIGCHLD does the rest */
-			chan_close(c);
-			pending_fail_all("Authentication service unavailable.");
-			break;
-		}
-		if (ret == -EPROTO) {
-			auth_kill(error);
-			break;
-		}
-		if (rx->fd >= 0) {
-			close(rx->fd);
-			auth_kill("message with an unexpected fd");
-			break;
-		}
-		unsigned long long v;
-		if (rx->hdr.type == IPC_LOGIN_STATS) {
-			const char *text = ipc_str(&rx->fields, IPC_F_STATS);
-			const char *why = "no STATS field";
-			if (text == NULL || auth_stats_parse(text, rx->fields.len[IPC_F_STATS],
-							     &m.auth_stats, &why) < 0) {
-				auth_kill("malformed LOGIN_STATS");
-				break;
-			}
-			stats_reply_noted(c);
-		} else if (rx->hdr.type == IPC_AUTH_USER) {
-			if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
-			    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
-			    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
-				auth_kill("AUTH_USER without USER, UID or GID");
-				break;
-			}
-			handoff_auth_reply(rx);
-		} else if (rx->hdr.type == IPC_AUTH_FAIL) {
-			handoff_auth_reply(rx);
-		} else {
-			char why[80];
-			snprintf(why, sizeof(why), "unexpected message %s",
-				 ipc_type_name(rx->hdr.type));
-			auth_kill(why);
-			break;
-		}
+	(void)c;
+	pending_fail_all("Authentication service unavailable.");
+}
+
+void auth_message(struct child *c, struct ipc_rx *rx)
+{
+	if (rx->fd >= 0) {
+		close(rx->fd);
+		auth_kill(c, "message with an unexpected fd");
+		return;
 	}
-	rg_free(rx);
+	unsigned long long v;
+	if (rx->hdr.type == IPC_LOGIN_STATS) {
+		const char *text = ipc_str(&rx->fields, IPC_F_STATS);
+		const char *why = "no STATS field";
+		if (text == NULL || auth_stats_parse(text, rx->fields.len[IPC_F_STATS],
+						     &m.auth_stats, &why) < 0) {
+			auth_kill(c, "malformed LOGIN_STATS");
+			return;
+		}
+		stats_reply_noted(c);
+	} else if (rx->hdr.type == IPC_AUTH_USER) {
+		if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
+		    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
+		    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
+			auth_kill(c, "AUTH_USER without USER, UID or GID");
+			return;
+		}
+		handoff_auth_reply(rx);
+	} else if (rx->hdr.type == IPC_AUTH_FAIL) {
+		handoff_auth_reply(rx);
+	} else {
+		char why[80];
+		snprintf(why, sizeof(why), "unexpected message %s", ipc_type_name(rx->hdr.type));
+		auth_kill(c, why);
+	}
 }
 
 void auth_exited(struct child *c, int status)

@@ -20,12 +20,32 @@
 #include <unistd.h>
 
 const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
-	[PROC_AUTH] = { "auth", "ringgate-auth", auth_input, auth_exited, &m.auth,
-			auth_wanted, auth_spawn },
-	[PROC_LOGIN] = { "login", "ringgate-login", login_input, login_exited, NULL, NULL, NULL },
-	[PROC_WORKER] = { "worker", NULL, NULL, worker_exited, NULL, NULL, NULL },
-	[PROC_ACCESS] = { "access", "ringgate-access", NULL, access_exited, &m.access,
-			  access_wanted, access_spawn },
+	[PROC_AUTH] = {
+		.name = "auth", .binary = "ringgate-auth",
+		.message = auth_message, .kill = auth_kill, .eof = auth_eof,
+		.exited = auth_exited,
+		.single = &m.auth, .wanted = auth_wanted, .spawn = auth_spawn,
+	},
+	[PROC_LOGIN] = {
+		.name = "login", .binary = "ringgate-login",
+		.message = login_message, .kill = login_kill,
+		.exited = login_exited,
+	},
+	[PROC_WORKER] = {
+		.name = "worker",
+		.exited = worker_exited,
+	},
+	[PROC_ACCESS] = {
+		.name = "access", .binary = "ringgate-access",
+		.exited = access_exited,
+		.single = &m.access, .wanted = access_wanted, .spawn = access_spawn,
+	},
+	[PROC_STATS] = {
+		.name = "stats", .binary = "ringgate-stats",
+		.message = stats_message, .kill = stats_kill,
+		.exited = stats_exited,
+		.single = &m.stats, .wanted = stats_wanted, .spawn = stats_spawn,
+	},
 };
 
 int64_t now_ms(void)
@@ -339,6 +359,32 @@ void child_chan_event(struct child *c, uint32_t events)
 		if ((events & ~(uint32_t)EPOLLOUT) == 0)
 			return;
 	}
-	if (proc_types[c->type].input != NULL)
-		proc_types[c->type].input(c);
+	child_chan_read(c);
+}
+
+void child_chan_read(struct child *c)
+{
+	const struct proc_type_info *pt = &proc_types[c->type];
+	if (pt->message == NULL)
+		return;
+	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && c->chan >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(c->chan, rx, &error);
+		if (ret == -EAGAIN)
+			break;
+		if (ret == -EPROTO) {
+			pt->kill(c, error);
+			break;
+		}
+		if (ret <= 0) {
+			/* going away; SIGCHLD does the rest */
+			chan_close(c);
+			if (pt->eof != NULL)
+				pt->eof(c);
+			break;
+		}
+		pt->message(c, rx);
+	}
+	rg_free(rx);
 }
