@@ -73,33 +73,8 @@ static void auth_give_channels(void)
 
 void auth_spawn(void)
 {
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-		log_error("service(auth): socketpair() failed: %m");
-		return;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("service(auth): fork() failed: %m");
-		close(pair[0]);
-		close(pair[1]);
-		return;
-	}
-	if (pid == 0) {
-		child_reset_signals();
-		child_place_fds(&pair[1], 1, master_log_syslog_fd(MASTER_LOG_AUTH));
-		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.running_conf, NULL };
-		execv(m.auth_path, argv);
-		log_error("execv(%s) failed: %m", m.auth_path);
-		_exit(CHILD_FATAL_STATUS);
-	}
-	close(pair[1]);
-	set_nonblock(pair[0]);
-	struct child *c = child_new(pid, PROC_AUTH, pair[0]);
-	ep_add(c->chan, &c->ev);
-	m.auth.child = c;
-	log_debug("service(auth): started process %ld", (long)pid);
-	auth_give_channels();
+	if (proc_single_start(PROC_AUTH, true, NULL, 0, NULL))
+		auth_give_channels();
 }
 
 void auth_kill(struct child *c, const char *why)
@@ -201,24 +176,7 @@ void access_setup_socket(void)
 
 void access_spawn(void)
 {
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("service(access): fork() failed: %m");
-		return;
-	}
-	if (pid == 0) {
-		child_reset_signals();
-		/* the internal user's syslog socket, as auth: no socket or connect in
-		 * its seccomp list, so it cannot move it */
-		child_place_fds(&m.access_fd, 1, master_log_syslog_fd(MASTER_LOG_AUTH));
-		char *argv[] = { (char *)"ringgate-access", (char *)"-c", m.running_conf, NULL };
-		execv(m.access_path, argv);
-		log_error("execv(%s) failed: %m", m.access_path);
-		_exit(CHILD_FATAL_STATUS);
-	}
-	struct child *c = child_new(pid, PROC_ACCESS, -1);
-	m.access.child = c;
-	log_debug("service(access): started process %ld", (long)pid);
+	(void)proc_single_start(PROC_ACCESS, false, &m.access_fd, 1, NULL);
 }
 
 void access_exited(struct child *c, int status)

@@ -335,46 +335,16 @@ bool stats_wanted(void)
 
 void stats_spawn(void)
 {
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-		log_error("service(stats): socketpair() failed: %m");
-		return;
-	}
 	/* fd 3 the channel, 4 the control socket, then the HTTP listeners */
-	unsigned nfds = 2 + ctl.http_count;
+	unsigned nfds = 1 + ctl.http_count;
 	int *fds = rg_calloc(nfds, sizeof(int));
-	fds[0] = pair[1];
-	fds[1] = ctl.ctl_fd;
+	fds[0] = ctl.ctl_fd;
 	for (unsigned i = 0; i < ctl.http_count; i++)
-		fds[2 + i] = ctl.http_fds[i];
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("service(stats): fork() failed: %m");
-		close(pair[0]);
-		close(pair[1]);
-		rg_free(fds);
-		return;
-	}
-	if (pid == 0) {
-		child_reset_signals();
-		/* the internal user's syslog socket, as auth: no socket or connect
-		 * in its seccomp list, so it cannot move it */
-		child_place_fds(fds, nfds, master_log_syslog_fd(MASTER_LOG_AUTH));
-		char count[16];
-		snprintf(count, sizeof(count), "%u", ctl.http_count);
-		setenv("RINGGATE_STATS_HTTP", count, 1);
-		char *argv[] = { (char *)"ringgate-stats", (char *)"-c", m.running_conf, NULL };
-		execv(m.stats_path, argv);
-		log_error("execv(%s) failed: %m", m.stats_path);
-		_exit(CHILD_FATAL_STATUS);
-	}
+		fds[1 + i] = ctl.http_fds[i];
+	char env[48];
+	snprintf(env, sizeof(env), "RINGGATE_STATS_HTTP=%u", ctl.http_count);
+	(void)proc_single_start(PROC_STATS, true, fds, nfds, env);
 	rg_free(fds);
-	close(pair[1]);
-	set_nonblock(pair[0]);
-	struct child *c = child_new(pid, PROC_STATS, pair[0]);
-	ep_add(c->chan, &c->ev);
-	m.stats.child = c;
-	log_debug("service(stats): started process %ld", (long)pid);
 }
 
 void stats_exited(struct child *c, int status)

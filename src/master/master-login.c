@@ -329,8 +329,8 @@ int login_spawn(struct login_service *svc)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
 		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.running_conf,
 				 (char *)"-s", (char *)svc->protocol, NULL };
-		execv(m.login_path, argv);
-		log_error("execv(%s) failed: %m", m.login_path);
+		execv(m.paths[PROC_LOGIN], argv);
+		log_error("execv(%s) failed: %m", m.paths[PROC_LOGIN]);
 		_exit(CHILD_FATAL_STATUS);
 	}
 

@@ -170,7 +170,7 @@ struct pending {
 struct master {
 	struct settings *set;
 	char *exe_dir;
-	char *auth_path, *login_path, *access_path, *stats_path;
+	char *paths[PROC_TYPE_COUNT];    /* exe_dir/binary of each type that has one */
 	char *pid_path;
 	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
 	const char *log_timestamp; /* RINGGATE_LOG_TIMESTAMP for workers, or NULL */
@@ -256,6 +256,11 @@ void children_reap(void);
 void children_wait_all(void);
 bool children_any(void);
 void children_signal(int sig);
+/* Start singleton type t (auth, access, stats) as root: its own fds at 3…
+ * (with_chan: a new channel to master first), `BINARY -c running.conf`, env
+ * ("NAME=value") or NULL. Fills its slot; false (logged) on failure. */
+bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigned nfds,
+		       const char *env);
 /* start the singletons that are wanted, missing and past their back-off */
 void proc_singles_respawn(void);
 /* epoll event on a child's channel */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -336,6 +337,53 @@ void children_wait_all(void)
 			break;
 		child_exited(pid, status);
 	}
+}
+
+bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigned nfds,
+		       const char *env)
+{
+	const struct proc_type_info *pt = &proc_types[t];
+	int pair[2] = { -1, -1 };
+	if (with_chan && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("service(%s): socketpair() failed: %m", pt->name);
+		return false;
+	}
+	int own[64];
+	unsigned n = 0;
+	if (with_chan)
+		own[n++] = pair[1];
+	for (unsigned i = 0; i < nfds && n < 64; i++)
+		own[n++] = fds[i];
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(%s): fork() failed: %m", pt->name);
+		close_fds(pair, 2);
+		return false;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		/* the internal user's syslog socket (auth's): none of these has
+		 * socket or connect in its seccomp list, so none can move it */
+		child_place_fds(own, n, master_log_syslog_fd(MASTER_LOG_AUTH));
+		if (env != NULL)
+			(void)putenv((char *)env);
+		char *argv[] = { (char *)pt->binary, (char *)"-c", m.running_conf, NULL };
+		execv(m.paths[t], argv);
+		log_error("execv(%s) failed: %m", m.paths[t]);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	int chan = -1;
+	if (with_chan) {
+		close(pair[1]);
+		chan = pair[0];
+		set_nonblock(chan);
+	}
+	struct child *c = child_new(pid, t, chan);
+	if (chan >= 0)
+		ep_add(chan, &c->ev);
+	pt->single->child = c;
+	log_debug("service(%s): started process %ld", pt->name, (long)pid);
+	return true;
 }
 
 void proc_singles_respawn(void)

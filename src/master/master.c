@@ -151,10 +151,10 @@ static void find_binaries(void)
 		startup_fatal("readlink(/proc/self/exe) failed: %m");
 	buf[n] = '\0';
 	m.exe_dir = rg_strdup(dirname(buf));
-	m.auth_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_AUTH].binary);
-	m.login_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_LOGIN].binary);
-	m.access_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_ACCESS].binary);
-	m.stats_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_STATS].binary);
+	for (unsigned t = 0; t < PROC_TYPE_COUNT; t++) {
+		if (proc_types[t].binary != NULL)
+			m.paths[t] = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[t].binary);
+	}
 }
 
 static void setup_signals(void)
