@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,43 +167,11 @@ static void expire_clients(void)
 	}
 }
 
-static void drop_privileges(const struct settings *set)
-{
-	if (geteuid() != 0)
-		return;
-	const struct passwd *pw = getpwnam(set->default_internal_user);
-	if (pw == NULL)
-		log_fatal("default_internal_user %s does not exist", set->default_internal_user);
-	if (pw->pw_uid == 0)
-		log_fatal("default_internal_user %s is root: refusing", set->default_internal_user);
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	char *dir = rg_strdup_printf("%s/login", set->base_dir);
-	if (chroot(dir) < 0 || chdir("/") < 0)
-		log_fatal("chroot(%s): %m", dir);
-#ifdef __SANITIZE_ADDRESS__
-	access_chrooted = true;
-#endif
-	rg_free(dir);
-	const char *error;
-	int ret = privs_drop(uid, gid, false, &error);
-	if (ret < 0)
-		log_fatal("dropping privileges to %s: %s: %s", set->default_internal_user, error,
-			  strerror(-ret));
-}
-
 /* the loop, accepting, reading, writing, closing, logging: no open, no
  * connect, no exec */
 static void enter_sandbox(void)
 {
-	static const int calls[] = {
-		SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_accept4, SYS_read, SYS_write,
-		SYS_writev, SYS_close, SYS_fcntl, SYS_getpid, SYS_gettid,
-		SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_brk, SYS_mprotect,
-		SYS_futex, SYS_sched_yield, SYS_getcpu, SYS_clock_gettime, SYS_gettimeofday,
-		SYS_getrandom, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit,
-		SYS_exit_group,
-	};
+	static const int calls[] = { SANDBOX_HELPER_CALLS };
 	const char *error;
 	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
 	if (ret < 0)
@@ -259,7 +226,12 @@ int main(int argc, char **argv)
 	    epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.sigfd, &es) < 0)
 		log_fatal("epoll_ctl: %m");
 
-	drop_privileges(set);
+	bool chrooted = privs_drop_internal(set->base_dir, set->default_internal_user);
+#ifdef __SANITIZE_ADDRESS__
+	access_chrooted = chrooted;
+#else
+	(void)chrooted;
+#endif
 	settings_free(set);
 	rg_alloc_release();
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

@@ -36,6 +36,9 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_LOGIN_RETIRE] = "LOGIN_RETIRE",
 	[IPC_DNS_LOOKUP] = "DNS_LOOKUP",
 	[IPC_DNS_RESULT] = "DNS_RESULT",
+	[IPC_CTL_REQUEST] = "CTL_REQUEST",
+	[IPC_CTL_REPLY] = "CTL_REPLY",
+	[IPC_CTL_REPLY_END] = "CTL_REPLY_END",
 };
 
 const char *ipc_type_name(enum ipc_type type)
@@ -299,7 +302,7 @@ bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
 			*error_r = "unknown field key";
 			return false;
 		}
-		if ((fields_r->present & (1u << key)) != 0) {
+		if ((fields_r->present & (1ull << key)) != 0) {
 			*error_r = "duplicate field";
 			return false;
 		}
@@ -311,7 +314,7 @@ bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
 			*error_r = "field not NUL-terminated";
 			return false;
 		}
-		fields_r->present |= 1u << key;
+		fields_r->present |= 1ull << key;
 		fields_r->len[key] = flen;
 		fields_r->val[key] = data + pos + FIELD_HDR;
 		pos += FIELD_HDR + (size_t)flen + 1;
@@ -321,7 +324,7 @@ bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
 
 bool ipc_has(const struct ipc_fields *f, enum ipc_field key)
 {
-	return key > IPC_F_NONE && key < IPC_F_COUNT && (f->present & (1u << key)) != 0;
+	return key > IPC_F_NONE && key < IPC_F_COUNT && (f->present & (1ull << key)) != 0;
 }
 
 const char *ipc_str(const struct ipc_fields *f, enum ipc_field key)

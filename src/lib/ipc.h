@@ -50,6 +50,10 @@ enum ipc_type {
 	/* auth <-> its DNS resolver child (id = auth's lookup id) */
 	IPC_DNS_LOOKUP,          /* F_HOST: a DNS name */
 	IPC_DNS_RESULT,          /* F_HOST: its first address, or F_REASON */
+	/* ringgate-stats <-> master (id = the stats process's request id) */
+	IPC_CTL_REQUEST,         /* stats -> master: F_CMD (lib/ctl-proto.h) */
+	IPC_CTL_REPLY,           /* master -> stats: F_TEXT, a piece of the answer; more follow */
+	IPC_CTL_REPLY_END,       /* master -> stats: F_TEXT, the answer's last piece (may be empty) */
 	IPC_TYPE_COUNT
 };
 
@@ -86,11 +90,13 @@ enum ipc_field {
 	IPC_F_STATS,     /* LOGIN_STATS: "name=value ..." (lib/stats.h) */
 	IPC_F_MPID,      /* LOGIN_HANDOFF_REPLY: the worker's pid, for the Login log line */
 	IPC_F_HOST,      /* DNS_LOOKUP: a name; DNS_RESULT: an IP address, text */
+	IPC_F_CMD,       /* CTL_REQUEST: "who", "who -1", "stats", "metrics", "reload" */
+	IPC_F_TEXT,      /* CTL_REPLY(_END): answer text */
 	IPC_F_COUNT
 };
 
 /* ipc_fields.present has a bit per key */
-_Static_assert(IPC_F_COUNT <= 32, "too many IPC fields for the presence bitmask");
+_Static_assert(IPC_F_COUNT <= 64, "too many IPC fields for the presence bitmask");
 
 struct ipc_hdr {
 	uint16_t type;
@@ -162,7 +168,7 @@ int ipc_outq_epoll_flush(struct ipc_outq *q, int epfd, int sock, void *ptr);
 
 /* Decoded fields: pointers into the received buffer. */
 struct ipc_fields {
-	uint32_t present; /* bit per key */
+	uint64_t present; /* bit per key */
 	uint16_t len[IPC_F_COUNT];
 	const uint8_t *val[IPC_F_COUNT];
 };

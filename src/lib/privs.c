@@ -1,7 +1,11 @@
 #include "lib/privs.h"
+#include "lib/alloc.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
+#include <string.h>
 #include <unistd.h>
 
 int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r)
@@ -31,4 +35,26 @@ int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r)
 		return -EPERM;
 	}
 	return 0;
+}
+
+bool privs_drop_internal(const char *base_dir, const char *user)
+{
+	if (geteuid() != 0)
+		return false;
+	const struct passwd *pw = getpwnam(user);
+	if (pw == NULL)
+		log_fatal("default_internal_user %s does not exist", user);
+	if (pw->pw_uid == 0)
+		log_fatal("default_internal_user %s is root: refusing", user);
+	uid_t uid = pw->pw_uid;
+	gid_t gid = pw->pw_gid;
+	char *dir = rg_strdup_printf("%s/login", base_dir);
+	if (chroot(dir) < 0 || chdir("/") < 0)
+		log_fatal("chroot(%s): %m", dir);
+	rg_free(dir);
+	const char *error;
+	int ret = privs_drop(uid, gid, false, &error);
+	if (ret < 0)
+		log_fatal("dropping privileges to %s: %s: %s", user, error, strerror(-ret));
+	return true;
 }

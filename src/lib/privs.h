@@ -13,4 +13,10 @@
  * cannot be regained. 0, or -errno with *error_r naming the step. */
 int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r);
 
+/* The internal helpers started as root (the access checker, the stats
+ * process): chroot to base_dir/login and drop to user (refused when it is
+ * root); fatal on failure. Without root, nothing. Returns whether it
+ * chrooted (LeakSanitizer cannot read /proc then). */
+bool privs_drop_internal(const char *base_dir, const char *user);
+
 #endif

@@ -12,6 +12,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The allow-list of an internal helper's epoll loop (the access checker,
+ * the stats process): epoll, accept4, read/write, close, fcntl, memory,
+ * time, getrandom, signal mask and return, exit. No open, socket, connect
+ * or exec. Needs <sys/syscall.h>. */
+#define SANDBOX_HELPER_CALLS \
+	SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_accept4, SYS_read, SYS_write, \
+	SYS_writev, SYS_close, SYS_fcntl, SYS_getpid, SYS_gettid, \
+	SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_brk, SYS_mprotect, \
+	SYS_futex, SYS_sched_yield, SYS_getcpu, SYS_clock_gettime, SYS_gettimeofday, \
+	SYS_getrandom, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, \
+	SYS_exit_group
+
 /* 0, or -errno with *error_r (static text). */
 int sandbox_seccomp(const int *syscalls, size_t count, const char **error_r);
 /* false in sanitizer builds, where sandbox_seccomp() does nothing */

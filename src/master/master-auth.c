@@ -73,40 +73,12 @@ static void auth_give_channels(void)
 
 void auth_spawn(void)
 {
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-		log_error("service(auth): socketpair() failed: %m");
-		return;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("service(auth): fork() failed: %m");
-		close(pair[0]);
-		close(pair[1]);
-		return;
-	}
-	if (pid == 0) {
-		child_reset_signals();
-		child_place_fds(&pair[1], 1, master_log_syslog_fd(MASTER_LOG_AUTH));
-		char *argv[] = { (char *)"ringgate-auth", (char *)"-c", m.running_conf, NULL };
-		execv(m.auth_path, argv);
-		log_error("execv(%s) failed: %m", m.auth_path);
-		_exit(CHILD_FATAL_STATUS);
-	}
-	close(pair[1]);
-	set_nonblock(pair[0]);
-	struct child *c = child_new(pid, PROC_AUTH, pair[0]);
-	ep_add(c->chan, &c->ev);
-	m.auth.child = c;
-	log_debug("service(auth): started process %ld", (long)pid);
-	auth_give_channels();
+	if (proc_single_start(PROC_AUTH, true, NULL, 0, NULL))
+		auth_give_channels();
 }
 
-static void auth_kill(const char *why)
+void auth_kill(struct child *c, const char *why)
 {
-	if (m.auth.child == NULL)
-		return;
-	struct child *c = m.auth.child;
 	log_error("service(auth): %s: restarting auth process %ld", why, (long)child_pid(c));
 	chan_close(c);
 	c->st.terminating = true;
@@ -114,58 +86,44 @@ static void auth_kill(const char *why)
 	pending_fail_all("Authentication service unavailable.");
 }
 
-void auth_input(struct child *c)
+void auth_eof(struct child *c)
 {
-	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
-	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && m.auth.child == c && c->chan >= 0; i++) {
-		const char *error = NULL;
-		int ret = ipc_recv(c->chan, rx, &error);
-		if (ret == -EAGAIN)
-			break;
-		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
-			/* auth is going away; SIGCHLD does the rest */
-			chan_close(c);
-			pending_fail_all("Authentication service unavailable.");
-			break;
-		}
-		if (ret == -EPROTO) {
-			auth_kill(error);
-			break;
-		}
-		if (rx->fd >= 0) {
-			close(rx->fd);
-			auth_kill("message with an unexpected fd");
-			break;
-		}
-		unsigned long long v;
-		if (rx->hdr.type == IPC_LOGIN_STATS) {
-			const char *text = ipc_str(&rx->fields, IPC_F_STATS);
-			const char *why = "no STATS field";
-			if (text == NULL || auth_stats_parse(text, rx->fields.len[IPC_F_STATS],
-							     &m.auth_stats, &why) < 0) {
-				auth_kill("malformed LOGIN_STATS");
-				break;
-			}
-			stats_reply_noted(c);
-		} else if (rx->hdr.type == IPC_AUTH_USER) {
-			if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
-			    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
-			    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
-				auth_kill("AUTH_USER without USER, UID or GID");
-				break;
-			}
-			handoff_auth_reply(rx);
-		} else if (rx->hdr.type == IPC_AUTH_FAIL) {
-			handoff_auth_reply(rx);
-		} else {
-			char why[80];
-			snprintf(why, sizeof(why), "unexpected message %s",
-				 ipc_type_name(rx->hdr.type));
-			auth_kill(why);
-			break;
-		}
+	(void)c;
+	pending_fail_all("Authentication service unavailable.");
+}
+
+void auth_message(struct child *c, struct ipc_rx *rx)
+{
+	if (rx->fd >= 0) {
+		close(rx->fd);
+		auth_kill(c, "message with an unexpected fd");
+		return;
 	}
-	rg_free(rx);
+	unsigned long long v;
+	if (rx->hdr.type == IPC_LOGIN_STATS) {
+		const char *text = ipc_str(&rx->fields, IPC_F_STATS);
+		const char *why = "no STATS field";
+		if (text == NULL || auth_stats_parse(text, rx->fields.len[IPC_F_STATS],
+						     &m.auth_stats, &why) < 0) {
+			auth_kill(c, "malformed LOGIN_STATS");
+			return;
+		}
+		stats_reply_noted(c);
+	} else if (rx->hdr.type == IPC_AUTH_USER) {
+		if (ipc_str(&rx->fields, IPC_F_USER) == NULL ||
+		    !ipc_uint(&rx->fields, IPC_F_UID, &v) ||
+		    !ipc_uint(&rx->fields, IPC_F_GID, &v)) {
+			auth_kill(c, "AUTH_USER without USER, UID or GID");
+			return;
+		}
+		handoff_auth_reply(rx);
+	} else if (rx->hdr.type == IPC_AUTH_FAIL) {
+		handoff_auth_reply(rx);
+	} else {
+		char why[80];
+		snprintf(why, sizeof(why), "unexpected message %s", ipc_type_name(rx->hdr.type));
+		auth_kill(c, why);
+	}
 }
 
 void auth_exited(struct child *c, int status)
@@ -218,24 +176,7 @@ void access_setup_socket(void)
 
 void access_spawn(void)
 {
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("service(access): fork() failed: %m");
-		return;
-	}
-	if (pid == 0) {
-		child_reset_signals();
-		/* the internal user's syslog socket, as auth: no socket or connect in
-		 * its seccomp list, so it cannot move it */
-		child_place_fds(&m.access_fd, 1, master_log_syslog_fd(MASTER_LOG_AUTH));
-		char *argv[] = { (char *)"ringgate-access", (char *)"-c", m.running_conf, NULL };
-		execv(m.access_path, argv);
-		log_error("execv(%s) failed: %m", m.access_path);
-		_exit(CHILD_FATAL_STATUS);
-	}
-	struct child *c = child_new(pid, PROC_ACCESS, -1);
-	m.access.child = c;
-	log_debug("service(access): started process %ld", (long)pid);
+	(void)proc_single_start(PROC_ACCESS, false, &m.access_fd, 1, NULL);
 }
 
 void access_exited(struct child *c, int status)

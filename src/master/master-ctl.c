@@ -1,116 +1,54 @@
-/* master-ctl.c — `ringgate who|stats|reload` on base_dir/ringgate-ctl and
- * OpenMetrics on service stats' inet_listener: read one request, maybe
- * wait for fresh counters (LOGIN_STATS_REQUEST to every login process and
- * auth) or for the reload, write the answer, close. Never blocks master;
- * the texts are master-report.c's. */
+/* master-ctl.c — the stats process (ringgate-stats, src/stats) and what it
+ * asks for. Master binds its sockets (base_dir/ringgate-ctl and service
+ * stats' inet_listener http) and keeps them across its restarts; the
+ * process reads every byte from them and sends CTL_REQUEST with a command
+ * (lib/ctl-proto.h). Master answers `who` at once, `stats` and `metrics`
+ * when fresh counters are in (LOGIN_STATS_REQUEST to every login process
+ * and auth, at most STATS_WAIT_MSECS), `reload` after the reload; the
+ * texts are master-report.c's, sent as CTL_REPLY pieces. */
 #include "master/master-private.h"
+#include "master/master-log.h"
 #include "master/master-report.h"
 #include "master/master.h"
 #include "lib/alloc.h"
+#include "lib/ctl-proto.h"
 #include "lib/log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-/* A client of the control socket (`ringgate who|stats`) or of the metrics
- * listener: read one request, maybe wait for fresh counters, write the
- * answer, close. Never blocks master. */
-enum client_cmd { CMD_NONE, CMD_WHO, CMD_WHO_COUNT, CMD_STATS, CMD_METRICS, CMD_RELOAD };
-struct client {
-	int fd;
-	bool http;
-	enum client_cmd cmd;
-	bool waiting;                    /* for LOGIN_STATS replies */
-	bool waiting_reload;             /* for the reload after this epoll batch */
-	char in[1024];
-	size_t in_len;
-	char *out;
-	size_t out_len, out_pos;
-	int64_t deadline_ms;
-	struct ev_source ev;
-	struct client *next;
-};
-#define MAX_CLIENTS 32
-#define CLIENT_TIMEOUT_MSECS 5000
 #define STATS_WAIT_MSECS 1000
+/* the stats process has a few hundred clients at most; more requests in
+ * flight than this is a process gone wrong */
+#define MAX_REQUESTS 65536
+/* F_TEXT per CTL_REPLY: the payload with room for the field's header */
+#define REPLY_PIECE (IPC_MAX_PAYLOAD - 64)
+
+/* a CTL_REQUEST waiting for counters or for the reload */
+struct ctl_request {
+	uint32_t id;
+	enum ctl_cmd cmd;
+	struct ctl_request *next;
+};
 
 static struct {
 	int ctl_fd;                      /* base_dir/ringgate-ctl */
 	char *ctl_path;
-	struct ev_source ctl_ev;
 	int *http_fds;                   /* service stats { inet_listener http } */
 	unsigned http_count;
-	struct ev_source http_ev;
-	struct client *clients;
-	unsigned client_count;
+	struct ctl_request *waiting;     /* newest first */
+	unsigned waiting_count;
 	bool stats_running;
 	unsigned stats_outstanding;
 	int64_t stats_deadline_ms;
 } ctl;
-
-static void client_close(struct client *cl)
-{
-	for (struct client **pp = &ctl.clients; *pp != NULL; pp = &(*pp)->next) {
-		if (*pp == cl) {
-			*pp = cl->next;
-			break;
-		}
-	}
-	ctl.client_count--;
-	ep_del(cl->fd);
-	close(cl->fd);
-	free(cl->out);
-	rg_free(cl);
-}
-
-static void client_output(struct client *cl)
-{
-	while (cl->out_pos < cl->out_len) {
-		ssize_t n = send(cl->fd, cl->out + cl->out_pos, cl->out_len - cl->out_pos,
-				 MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return; /* EPOLLOUT brings us back */
-		if (n <= 0) {
-			client_close(cl);
-			return;
-		}
-		cl->out_pos += (size_t)n;
-	}
-	client_close(cl);
-}
-
-/* hand text (malloc'ed, as open_memstream makes it) to the client */
-static void client_reply(struct client *cl, char *text, size_t len)
-{
-	cl->out = text;
-	cl->out_len = len;
-	cl->out_pos = 0;
-	struct epoll_event e = { .events = EPOLLOUT, .data.ptr = &cl->ev };
-	if (epoll_ctl(m.epfd, EPOLL_CTL_MOD, cl->fd, &e) < 0) {
-		client_close(cl);
-		return;
-	}
-	client_output(cl);
-}
-
-static void client_reply_str(struct client *cl, const char *text)
-{
-	char *copy = strdup(text);
-	if (copy == NULL) {
-		client_close(cl);
-		return;
-	}
-	client_reply(cl, copy, strlen(copy));
-}
 
 /* the sessions (workers), oldest first; strings point into the children */
 static struct report_session *snapshot_sessions(unsigned *count_r)
@@ -192,19 +130,40 @@ static void snapshot_free(struct snapshot *sn)
 		rg_free(sn->procs[i]);
 }
 
-static void client_answer(struct client *cl)
+/* the answer to one request, in pieces that fit a message */
+static void ctl_reply(uint32_t id, const char *text, size_t len)
+{
+	struct child *c = m.stats.child;
+	if (c == NULL || c->chan < 0)
+		return; /* its client went with it */
+	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
+	size_t pos = 0;
+	do {
+		size_t n = len - pos < REPLY_PIECE ? len - pos : REPLY_PIECE;
+		bool last = pos + n == len;
+		ipc_msg_init(msg, last ? IPC_CTL_REPLY_END : IPC_CTL_REPLY, id);
+		ipc_msg_add(msg, IPC_F_TEXT, text + pos, n);
+		int ret = chan_send(c, msg, -1);
+		if (ret < 0) {
+			log_error("service(stats): sending an answer failed: %s", strerror(-ret));
+			break;
+		}
+		pos += n;
+	} while (pos < len);
+	rg_free(msg);
+}
+
+static void ctl_answer(uint32_t id, enum ctl_cmd cmd)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *out = open_memstream(&text, &len);
-	if (out == NULL) {
-		client_close(cl);
-		return;
-	}
-	if (cl->cmd == CMD_WHO || cl->cmd == CMD_WHO_COUNT) {
+	if (out == NULL)
+		log_fatal("open_memstream() failed: %m");
+	if (cmd == CTL_CMD_WHO || cmd == CTL_CMD_WHO_COUNT) {
 		unsigned n;
 		struct report_session *s = snapshot_sessions(&n);
-		if (cl->cmd == CMD_WHO)
+		if (cmd == CTL_CMD_WHO)
 			report_who(out, s, n);
 		else
 			report_who_count(out, s, n);
@@ -212,31 +171,17 @@ static void client_answer(struct client *cl)
 	} else {
 		struct snapshot sn;
 		snapshot_take(&sn);
-		if (cl->cmd == CMD_STATS) {
+		if (cmd == CTL_CMD_STATS)
 			report_stats(out, sn.svcs, sn.svc_count, sn.workers, sn.worker_count, &sn.auth);
-		} else {
-			char *body = NULL;
-			size_t body_len = 0;
-			FILE *b = open_memstream(&body, &body_len);
-			if (b != NULL) {
-				report_openmetrics(b, sn.svcs, sn.svc_count, sn.workers,
-						   sn.worker_count, &sn.auth);
-				fclose(b);
-				fprintf(out, "HTTP/1.0 200 OK\r\nContent-Type: application/openmetrics-text; "
-					"version=1.0.0; charset=utf-8\r\nContent-Length: %zu\r\n"
-					"Connection: close\r\n\r\n", body_len);
-				fwrite(body, 1, body_len, out);
-				free(body);
-			}
-		}
+		else
+			report_openmetrics(out, sn.svcs, sn.svc_count, sn.workers, sn.worker_count,
+					   &sn.auth);
 		snapshot_free(&sn);
 	}
-	if (fclose(out) != 0) {
-		free(text);
-		client_close(cl);
-		return;
-	}
-	client_reply(cl, text, len);
+	if (fclose(out) != 0)
+		log_fatal("formatting an answer failed: %m");
+	ctl_reply(id, text, len);
+	free(text);
 }
 
 /* Ask every login process for its counters; clients waiting for them are
@@ -271,6 +216,8 @@ static void stats_refresh(void)
 	}
 }
 
+/* answer the requests that waited for counters, once all are in or the
+ * wait is over */
 static void stats_check(void)
 {
 	if (!ctl.stats_running || (ctl.stats_outstanding > 0 && now_ms() < ctl.stats_deadline_ms))
@@ -283,154 +230,137 @@ static void stats_check(void)
 		for (struct child *c = m.services[s]->logins; c != NULL; c = c->next)
 			c->stats_wait = false;
 	}
-	struct client *next;
-	for (struct client *cl = ctl.clients; cl != NULL; cl = next) {
-		next = cl->next;
-		if (cl->waiting) {
-			cl->waiting = false;
-			client_answer(cl);
-		}
-	}
-}
-
-static void client_command(struct client *cl, enum client_cmd cmd)
-{
-	cl->cmd = cmd;
-	if (cmd == CMD_RELOAD) {
-		cl->waiting_reload = true;
-		m.reload_pending = true;
-	} else if (cmd == CMD_STATS || cmd == CMD_METRICS) {
-		cl->waiting = true;
-		stats_refresh(); /* answered by stats_check() after this epoll batch */
-	} else {
-		client_answer(cl);
-	}
-}
-
-/* "who", "who -1", "stats": one line */
-static void ctl_request(struct client *cl, char *line)
-{
-	size_t len = strlen(line);
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' '))
-		line[--len] = '\0';
-	if (strcmp(line, "who") == 0)
-		client_command(cl, CMD_WHO);
-	else if (strcmp(line, "who -1") == 0)
-		client_command(cl, CMD_WHO_COUNT);
-	else if (strcmp(line, "stats") == 0)
-		client_command(cl, CMD_STATS);
-	else if (strcmp(line, "reload") == 0)
-		client_command(cl, CMD_RELOAD);
-	else
-		client_reply_str(cl, "error: unknown command\n");
-}
-
-/* HTTP/1.0 (or 1.1, answered as 1.0): GET /metrics */
-static void http_request(struct client *cl)
-{
-	char *eol = memchr(cl->in, '\n', cl->in_len);
-	*eol = '\0';
-	if (eol > cl->in && eol[-1] == '\r')
-		eol[-1] = '\0';
-	/* METHOD SP /PATH SP HTTP/1.x, nothing else */
-	char method[8], path[64];
-	const char *sp1 = strchr(cl->in, ' ');
-	const char *sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
-	size_t mlen = sp1 != NULL ? (size_t)(sp1 - cl->in) : 0;
-	size_t plen = sp2 != NULL ? (size_t)(sp2 - sp1 - 1) : 0;
-	bool ok = sp2 != NULL && mlen > 0 && mlen < sizeof(method) && plen > 0 &&
-		plen < sizeof(path) && sp1[1] == '/' &&
-		(strcmp(sp2 + 1, "HTTP/1.0") == 0 || strcmp(sp2 + 1, "HTTP/1.1") == 0);
-	for (size_t i = 0; ok && i < mlen; i++)
-		ok = cl->in[i] >= 'A' && cl->in[i] <= 'Z';
-	if (ok) {
-		memcpy(method, cl->in, mlen);
-		method[mlen] = '\0';
-		memcpy(path, sp1 + 1, plen);
-		path[plen] = '\0';
-	}
-	if (!ok) {
-		client_reply_str(cl, "HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n"
-				 "Connection: close\r\n\r\n");
-	} else if (strcmp(method, "GET") != 0) {
-		client_reply_str(cl, "HTTP/1.0 405 Method Not Allowed\r\nAllow: GET\r\n"
-				 "Content-Length: 0\r\nConnection: close\r\n\r\n");
-	} else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0) {
-		client_reply_str(cl, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n"
-				 "Connection: close\r\n\r\n");
-	} else {
-		client_command(cl, CMD_METRICS);
-	}
-}
-
-static void client_input(struct client *cl)
-{
-	if (cl->out != NULL || cl->waiting || cl->waiting_reload)
-		return;
-	ssize_t n = recv(cl->fd, cl->in + cl->in_len, sizeof(cl->in) - 1 - cl->in_len, 0);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		client_close(cl);
-		return;
-	}
-	cl->in_len += (size_t)n;
-	cl->in[cl->in_len] = '\0';
-	if (!cl->http) {
-		char *nl = memchr(cl->in, '\n', cl->in_len);
-		if (nl != NULL) {
-			*nl = '\0';
-			ctl_request(cl, cl->in);
-			return;
-		}
-	} else if (strstr(cl->in, "\r\n\r\n") != NULL || strstr(cl->in, "\n\n") != NULL) {
-		http_request(cl);
-		return;
-	}
-	if (cl->in_len >= sizeof(cl->in) - 1)
-		client_close(cl); /* no request fits: not one of ours */
-}
-
-static void client_event(struct client *cl, uint32_t events)
-{
-	if (cl->out != NULL && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0)
-		client_output(cl);
-	else if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0)
-		client_input(cl);
-}
-
-static void client_accept(int lfd, bool http)
-{
-	for (;;) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
-		if (ctl.client_count >= MAX_CLIENTS) {
-			close(fd);
+	struct ctl_request **pp = &ctl.waiting;
+	while (*pp != NULL) {
+		struct ctl_request *r = *pp;
+		if (r->cmd != CTL_CMD_STATS && r->cmd != CTL_CMD_METRICS) {
+			pp = &r->next;
 			continue;
 		}
-		struct client *cl = rg_calloc(1, sizeof(*cl));
-		cl->fd = fd;
-		cl->http = http;
-		cl->deadline_ms = now_ms() + CLIENT_TIMEOUT_MSECS;
-		cl->ev = (struct ev_source){ EV_CLIENT, cl };
-		cl->next = ctl.clients;
-		ctl.clients = cl;
-		ctl.client_count++;
-		ep_add(fd, &cl->ev);
+		*pp = r->next;
+		ctl.waiting_count--;
+		ctl_answer(r->id, r->cmd);
+		rg_free(r);
 	}
 }
 
-static void clients_expire(void)
+static void requests_free(void)
 {
-	int64_t now = now_ms();
-	struct client *next;
-	for (struct client *cl = ctl.clients; cl != NULL; cl = next) {
-		next = cl->next;
-		if (now >= cl->deadline_ms)
-			client_close(cl);
+	while (ctl.waiting != NULL) {
+		struct ctl_request *r = ctl.waiting;
+		ctl.waiting = r->next;
+		rg_free(r);
+	}
+	ctl.waiting_count = 0;
+}
+
+void stats_reply_noted(struct child *c)
+{
+	if (!c->stats_wait)
+		return;
+	c->stats_wait = false;
+	if (ctl.stats_outstanding > 0)
+		ctl.stats_outstanding--;
+}
+
+void ctl_reload_done(int ret, const char *error)
+{
+	struct ctl_request **pp = &ctl.waiting;
+	while (*pp != NULL) {
+		struct ctl_request *r = *pp;
+		if (r->cmd != CTL_CMD_RELOAD) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		ctl.waiting_count--;
+		char *text = ret == 0 ? rg_strdup("OK\n") : rg_strdup_printf("error: %s\n", error);
+		ctl_reply(r->id, text, strlen(text));
+		rg_free(text);
+		rg_free(r);
 	}
 }
+
+/* ---- the stats process ------------------------------------------------ */
+
+void stats_kill(struct child *c, const char *why)
+{
+	log_error("service(stats): %s: killing process %ld", why, (long)child_pid(c));
+	chan_close(c);
+	c->st.terminating = true;
+	kill(child_pid(c), SIGKILL);
+	requests_free();
+}
+
+void stats_message(struct child *c, struct ipc_rx *rx)
+{
+	if (rx->fd >= 0) {
+		close(rx->fd);
+		stats_kill(c, "message with an unexpected fd");
+		return;
+	}
+	const char *name = ipc_str(&rx->fields, IPC_F_CMD);
+	enum ctl_cmd cmd = name == NULL ? CTL_CMD_NONE :
+		ctl_cmd_lookup(name, rx->fields.len[IPC_F_CMD]);
+	if (rx->hdr.type != IPC_CTL_REQUEST || cmd == CTL_CMD_NONE) {
+		char why[80];
+		snprintf(why, sizeof(why), "unexpected message %s", ipc_type_name(rx->hdr.type));
+		stats_kill(c, why);
+		return;
+	}
+	if (cmd == CTL_CMD_WHO || cmd == CTL_CMD_WHO_COUNT) {
+		ctl_answer(rx->hdr.id, cmd);
+		return;
+	}
+	if (ctl.waiting_count >= MAX_REQUESTS) {
+		stats_kill(c, "too many requests in flight");
+		return;
+	}
+	struct ctl_request *r = rg_calloc(1, sizeof(*r));
+	r->id = rx->hdr.id;
+	r->cmd = cmd;
+	r->next = ctl.waiting;
+	ctl.waiting = r;
+	ctl.waiting_count++;
+	if (cmd == CTL_CMD_RELOAD)
+		m.reload_pending = true; /* after this epoll batch, as SIGHUP */
+	else
+		stats_refresh(); /* answered by stats_check() after this epoll batch */
+}
+
+bool stats_wanted(void)
+{
+	return true;
+}
+
+void stats_spawn(void)
+{
+	/* fd 3 the channel, 4 the control socket, then the HTTP listeners */
+	unsigned nfds = 1 + ctl.http_count;
+	int *fds = rg_calloc(nfds, sizeof(int));
+	fds[0] = ctl.ctl_fd;
+	for (unsigned i = 0; i < ctl.http_count; i++)
+		fds[1 + i] = ctl.http_fds[i];
+	char env[48];
+	snprintf(env, sizeof(env), "RINGGATE_STATS_HTTP=%u", ctl.http_count);
+	(void)proc_single_start(PROC_STATS, true, fds, nfds, env);
+	rg_free(fds);
+}
+
+void stats_exited(struct child *c, int status)
+{
+	if (m.stats.child == c)
+		m.stats.child = NULL;
+	/* its clients went with it */
+	requests_free();
+	bool abnormal = child_log_exit(c, status);
+	if (!m.stopping && !c->st.terminating && !abnormal)
+		log_error("service(stats): process %ld exited unexpectedly", (long)child_pid(c));
+	proc_backoff_note(&m.stats.backoff, c, abnormal || !m.stopping);
+	child_free(c);
+}
+
+/* ---- the sockets ------------------------------------------------------ */
 
 char *master_ctl_path(const struct settings *set)
 {
@@ -483,87 +413,25 @@ static void setup_metrics(void)
 	}
 }
 
-void stats_reply_noted(struct child *c)
-{
-	if (!c->stats_wait)
-		return;
-	c->stats_wait = false;
-	if (ctl.stats_outstanding > 0)
-		ctl.stats_outstanding--;
-}
-
-void ctl_reload_done(int ret, const char *error)
-{
-	struct client *next;
-	for (struct client *cl = ctl.clients; cl != NULL; cl = next) {
-		next = cl->next;
-		if (!cl->waiting_reload)
-			continue;
-		cl->waiting_reload = false;
-		char *text = ret == 0 ? strdup("OK\n") : NULL;
-		if (ret != 0 && asprintf(&text, "error: %s\n", error) < 0)
-			text = NULL;
-		if (text == NULL)
-			client_close(cl);
-		else
-			client_reply(cl, text, strlen(text));
-	}
-}
-
 void ctl_setup(void)
 {
 	setup_ctl_socket();
 	setup_metrics();
 }
 
-/* after the epoll set exists */
-void ctl_start(void)
-{
-	ctl.ctl_ev = (struct ev_source){ EV_CTL_LISTEN, NULL };
-	ep_add(ctl.ctl_fd, &ctl.ctl_ev);
-	ctl.http_ev = (struct ev_source){ EV_HTTP_LISTEN, NULL };
-	for (unsigned i = 0; i < ctl.http_count; i++) {
-		struct epoll_event e = { .events = EPOLLIN, .data.ptr = &ctl.http_ev };
-		if (epoll_ctl(m.epfd, EPOLL_CTL_ADD, ctl.http_fds[i], &e) < 0)
-			log_fatal("epoll_ctl(add) failed: %m");
-	}
-}
-
-void ctl_event(struct ev_source *ev, uint32_t events)
-{
-	switch (ev->kind) {
-	case EV_CTL_LISTEN:
-		client_accept(ctl.ctl_fd, false);
-		break;
-	case EV_HTTP_LISTEN:
-		for (unsigned h = 0; h < ctl.http_count; h++)
-			client_accept(ctl.http_fds[h], true);
-		break;
-	case EV_CLIENT:
-		/* may free the client: later events of this batch
-		 * for the same client cannot exist (one fd, one event) */
-		client_event(ev->ptr, events);
-		break;
-	default:
-		break;
-	}
-}
-
 bool ctl_busy(void)
 {
-	return ctl.clients != NULL;
+	return ctl.waiting != NULL;
 }
 
 void ctl_tick(void)
 {
 	stats_check();
-	clients_expire();
 }
 
 void ctl_close(void)
 {
-	while (ctl.clients != NULL)
-		client_close(ctl.clients);
+	requests_free();
 	close(ctl.ctl_fd);
 	unlink(ctl.ctl_path);
 	rg_free(ctl.ctl_path);

@@ -116,7 +116,7 @@ void handoff_auth_reply(const struct ipc_rx *rx)
 	pending_free(p);
 }
 
-static void login_kill(struct child *c, const char *why)
+void login_kill(struct child *c, const char *why)
 {
 	log_error("service(%s): %s: killing process %ld", c->svc->set->name, why, (long)child_pid(c));
 	chan_close(c);
@@ -206,40 +206,24 @@ static void login_stats(struct child *c, const struct ipc_rx *rx)
 	stats_reply_noted(c);
 }
 
-void login_input(struct child *c)
+void login_message(struct child *c, struct ipc_rx *rx)
 {
-	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
-	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && c->chan >= 0; i++) {
-		const char *error = NULL;
-		int ret = ipc_recv(c->chan, rx, &error);
-		if (ret == -EAGAIN)
-			break;
-		if (ret == 0 || (ret < 0 && ret != -EPROTO)) {
-			chan_close(c);
-			break;
-		}
-		if (ret == -EPROTO) {
-			login_kill(c, error);
-			break;
-		}
-		switch (rx->hdr.type) {
-		case IPC_LOGIN_HANDOFF:
-			login_handoff(c, rx);
-			break;
-		case IPC_LOGIN_STATUS:
-			login_status(c, rx);
-			break;
-		case IPC_LOGIN_STATS:
-			login_stats(c, rx);
-			break;
-		default:
-			if (rx->fd >= 0)
-				close(rx->fd);
-			login_kill(c, "unexpected IPC message");
-			break;
-		}
+	switch (rx->hdr.type) {
+	case IPC_LOGIN_HANDOFF:
+		login_handoff(c, rx);
+		break;
+	case IPC_LOGIN_STATUS:
+		login_status(c, rx);
+		break;
+	case IPC_LOGIN_STATS:
+		login_stats(c, rx);
+		break;
+	default:
+		if (rx->fd >= 0)
+			close(rx->fd);
+		login_kill(c, "unexpected IPC message");
+		break;
 	}
-	rg_free(rx);
 }
 
 static void login_send_ticket_keys(struct child *c)
@@ -345,8 +329,8 @@ int login_spawn(struct login_service *svc)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
 		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.running_conf,
 				 (char *)"-s", (char *)svc->protocol, NULL };
-		execv(m.login_path, argv);
-		log_error("execv(%s) failed: %m", m.login_path);
+		execv(m.paths[PROC_LOGIN], argv);
+		log_error("execv(%s) failed: %m", m.paths[PROC_LOGIN]);
 		_exit(CHILD_FATAL_STATUS);
 	}
 
@@ -386,7 +370,7 @@ void login_exited(struct child *c, int status)
 	struct login_service *svc = c->svc;
 	/* its last LOGIN_STATS is queued before the EOF */
 	for (unsigned i = 0; i < 4 && c->chan >= 0; i++)
-		login_input(c);
+		child_chan_read(c);
 	/* a retired process's counts go to its successor */
 	struct login_service *heir = svc->retired ? service_current(svc->set->name) : NULL;
 	stats_add_counts(heir != NULL ? &heir->gone : &svc->gone, &c->stats);

@@ -10,7 +10,8 @@
  *   master-worker.c  forking a worker as the user
  *   master-listen.c  login services, their listeners and the spawn policy
  *   master-reload.c  running.conf and reload
- *   master-ctl.c     the control socket and /metrics: who, stats, reload
+ *   master-ctl.c     the stats process and its requests: who, stats, metrics,
+ *                    reload
  */
 #ifndef RG_MASTER_PRIVATE_H
 #define RG_MASTER_PRIVATE_H
@@ -38,9 +39,9 @@
 #define TICKET_ROTATE_SECS 3600
 
 /* relayd-style table of the process types master starts (master-proc.c) */
-enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS, PROC_TYPE_COUNT };
+enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS, PROC_STATS, PROC_TYPE_COUNT };
 
-enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN, EV_CTL_LISTEN, EV_HTTP_LISTEN, EV_CLIENT };
+enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN };
 struct ev_source {
 	enum ev_kind kind;
 	void *ptr;
@@ -56,8 +57,8 @@ struct proc_backoff {
 	int64_t until_ms;
 };
 
-/* A process type of which master keeps exactly one running (auth, access)
- * while wanted() says so, respawned with back-off when it dies. */
+/* A process type of which master keeps exactly one running (auth, access,
+ * stats) while wanted() says so, respawned with back-off when it dies. */
 struct proc_single {
 	struct child *child;
 	struct proc_backoff backoff;
@@ -66,8 +67,12 @@ struct proc_single {
 struct proc_type_info {
 	const char *name;
 	const char *binary;  /* NULL: chosen per service (workers) */
-	/* a message (or EOF) on the child's channel; NULL: it has none */
-	void (*input)(struct child *c);
+	/* a message on the child's channel (NULL: it has none); the handler
+	 * owns rx->fd. kill: the child broke the protocol (log, SIGKILL). eof:
+	 * its channel closed (may be NULL) */
+	void (*message)(struct child *c, struct ipc_rx *rx);
+	void (*kill)(struct child *c, const char *why);
+	void (*eof)(struct child *c);
 	/* after waitpid(): c is out of the pid hash; the handler unlinks it
 	 * from its own lists, accounts and frees it (child_free) */
 	void (*exited)(struct child *c, int status);
@@ -165,7 +170,7 @@ struct pending {
 struct master {
 	struct settings *set;
 	char *exe_dir;
-	char *auth_path, *login_path, *access_path;
+	char *paths[PROC_TYPE_COUNT];    /* exe_dir/binary of each type that has one */
 	char *pid_path;
 	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
 	const char *log_timestamp; /* RINGGATE_LOG_TIMESTAMP for workers, or NULL */
@@ -182,7 +187,7 @@ struct master {
 	struct worker_service workers[2];
 	struct child *worker_list;       /* newest first */
 
-	struct proc_single auth, access;
+	struct proc_single auth, access, stats;
 
 	/* the built-in login access checker (login_access_sockets = access):
 	   its listening socket base_dir/login/access, kept across restarts of
@@ -251,14 +256,23 @@ void children_reap(void);
 void children_wait_all(void);
 bool children_any(void);
 void children_signal(int sig);
+/* Start singleton type t (auth, access, stats) as root: its own fds at 3…
+ * (with_chan: a new channel to master first), `BINARY -c running.conf`, env
+ * ("NAME=value") or NULL. Fills its slot; false (logged) on failure. */
+bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigned nfds,
+		       const char *env);
 /* start the singletons that are wanted, missing and past their back-off */
 void proc_singles_respawn(void);
 /* epoll event on a child's channel */
 void child_chan_event(struct child *c, uint32_t events);
+/* read what the channel holds, message by message, to the type's handlers */
+void child_chan_read(struct child *c);
 
 /* master-auth.c */
 int auth_send_client(struct child *login, int auth_fd);
-void auth_input(struct child *c);
+void auth_message(struct child *c, struct ipc_rx *rx);
+void auth_kill(struct child *c, const char *why);
+void auth_eof(struct child *c);
 void auth_exited(struct child *c, int status);
 bool auth_wanted(void);
 void auth_spawn(void);
@@ -268,7 +282,8 @@ void access_spawn(void);
 void access_exited(struct child *c, int status);
 
 /* master-login.c */
-void login_input(struct child *c);
+void login_message(struct child *c, struct ipc_rx *rx);
+void login_kill(struct child *c, const char *why);
 void login_exited(struct child *c, int status);
 int login_spawn(struct login_service *svc);
 void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp, pid_t mpid);
@@ -299,15 +314,17 @@ int running_conf_commit(char **error_r);
 void reload_run(void);
 
 /* master-ctl.c */
+/* bind base_dir/ringgate-ctl and service stats' listeners (start-up) */
 void ctl_setup(void);
-/* after the epoll set exists */
-void ctl_start(void);
 void ctl_close(void);
-/* EV_CTL_LISTEN, EV_HTTP_LISTEN, EV_CLIENT */
-void ctl_event(struct ev_source *ev, uint32_t events);
-/* whether a client waits (master then wakes up more often) */
+void stats_message(struct child *c, struct ipc_rx *rx);
+void stats_kill(struct child *c, const char *why);
+void stats_exited(struct child *c, int status);
+bool stats_wanted(void);
+void stats_spawn(void);
+/* whether a request waits (master then wakes up more often) */
 bool ctl_busy(void);
-/* after each epoll batch: answer what waited for counters, drop the slow */
+/* after each epoll batch: answer what waited for counters */
 void ctl_tick(void);
 void ctl_reload_done(int ret, const char *error);
 /* counters arrived from (or died with) a process that was asked */

@@ -16,16 +16,37 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
-	[PROC_AUTH] = { "auth", "ringgate-auth", auth_input, auth_exited, &m.auth,
-			auth_wanted, auth_spawn },
-	[PROC_LOGIN] = { "login", "ringgate-login", login_input, login_exited, NULL, NULL, NULL },
-	[PROC_WORKER] = { "worker", NULL, NULL, worker_exited, NULL, NULL, NULL },
-	[PROC_ACCESS] = { "access", "ringgate-access", NULL, access_exited, &m.access,
-			  access_wanted, access_spawn },
+	[PROC_AUTH] = {
+		.name = "auth", .binary = "ringgate-auth",
+		.message = auth_message, .kill = auth_kill, .eof = auth_eof,
+		.exited = auth_exited,
+		.single = &m.auth, .wanted = auth_wanted, .spawn = auth_spawn,
+	},
+	[PROC_LOGIN] = {
+		.name = "login", .binary = "ringgate-login",
+		.message = login_message, .kill = login_kill,
+		.exited = login_exited,
+	},
+	[PROC_WORKER] = {
+		.name = "worker",
+		.exited = worker_exited,
+	},
+	[PROC_ACCESS] = {
+		.name = "access", .binary = "ringgate-access",
+		.exited = access_exited,
+		.single = &m.access, .wanted = access_wanted, .spawn = access_spawn,
+	},
+	[PROC_STATS] = {
+		.name = "stats", .binary = "ringgate-stats",
+		.message = stats_message, .kill = stats_kill,
+		.exited = stats_exited,
+		.single = &m.stats, .wanted = stats_wanted, .spawn = stats_spawn,
+	},
 };
 
 int64_t now_ms(void)
@@ -318,6 +339,53 @@ void children_wait_all(void)
 	}
 }
 
+bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigned nfds,
+		       const char *env)
+{
+	const struct proc_type_info *pt = &proc_types[t];
+	int pair[2] = { -1, -1 };
+	if (with_chan && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("service(%s): socketpair() failed: %m", pt->name);
+		return false;
+	}
+	int own[64];
+	unsigned n = 0;
+	if (with_chan)
+		own[n++] = pair[1];
+	for (unsigned i = 0; i < nfds && n < 64; i++)
+		own[n++] = fds[i];
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("service(%s): fork() failed: %m", pt->name);
+		close_fds(pair, 2);
+		return false;
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		/* the internal user's syslog socket (auth's): none of these has
+		 * socket or connect in its seccomp list, so none can move it */
+		child_place_fds(own, n, master_log_syslog_fd(MASTER_LOG_AUTH));
+		if (env != NULL)
+			(void)putenv((char *)env);
+		char *argv[] = { (char *)pt->binary, (char *)"-c", m.running_conf, NULL };
+		execv(m.paths[t], argv);
+		log_error("execv(%s) failed: %m", m.paths[t]);
+		_exit(CHILD_FATAL_STATUS);
+	}
+	int chan = -1;
+	if (with_chan) {
+		close(pair[1]);
+		chan = pair[0];
+		set_nonblock(chan);
+	}
+	struct child *c = child_new(pid, t, chan);
+	if (chan >= 0)
+		ep_add(chan, &c->ev);
+	pt->single->child = c;
+	log_debug("service(%s): started process %ld", pt->name, (long)pid);
+	return true;
+}
+
 void proc_singles_respawn(void)
 {
 	int64_t now = now_ms();
@@ -339,6 +407,32 @@ void child_chan_event(struct child *c, uint32_t events)
 		if ((events & ~(uint32_t)EPOLLOUT) == 0)
 			return;
 	}
-	if (proc_types[c->type].input != NULL)
-		proc_types[c->type].input(c);
+	child_chan_read(c);
+}
+
+void child_chan_read(struct child *c)
+{
+	const struct proc_type_info *pt = &proc_types[c->type];
+	if (pt->message == NULL)
+		return;
+	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	for (unsigned i = 0; i < MAX_MSGS_PER_WAKEUP && c->chan >= 0; i++) {
+		const char *error = NULL;
+		int ret = ipc_recv(c->chan, rx, &error);
+		if (ret == -EAGAIN)
+			break;
+		if (ret == -EPROTO) {
+			pt->kill(c, error);
+			break;
+		}
+		if (ret <= 0) {
+			/* going away; SIGCHLD does the rest */
+			chan_close(c);
+			if (pt->eof != NULL)
+				pt->eof(c);
+			break;
+		}
+		pt->message(c, rx);
+	}
+	rg_free(rx);
 }

@@ -199,6 +199,14 @@ static int master_reload(char **error_r)
 		access->st.terminating = true;
 		kill(child_pid(access), SIGTERM);
 	}
+	/* the stats process reads its client_limit at start: a fresh one (its
+	 * sockets stay, so requests meanwhile wait in their backlogs) */
+	struct child *stats = m.stats.child;
+	if (stats != NULL && settings_service(old_set, "stats")->client_limit !=
+				     settings_service(set, "stats")->client_limit) {
+		stats->st.terminating = true;
+		kill(child_pid(stats), SIGTERM);
+	}
 	m.old_sets = rg_realloc(m.old_sets, (m.old_set_count + 1) * sizeof(*m.old_sets));
 	m.old_sets[m.old_set_count++] = old_set;
 	return 0;

@@ -151,9 +151,10 @@ static void find_binaries(void)
 		startup_fatal("readlink(/proc/self/exe) failed: %m");
 	buf[n] = '\0';
 	m.exe_dir = rg_strdup(dirname(buf));
-	m.auth_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_AUTH].binary);
-	m.login_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_LOGIN].binary);
-	m.access_path = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[PROC_ACCESS].binary);
+	for (unsigned t = 0; t < PROC_TYPE_COUNT; t++) {
+		if (proc_types[t].binary != NULL)
+			m.paths[t] = rg_strdup_printf("%s/%s", m.exe_dir, proc_types[t].binary);
+	}
 }
 
 static void setup_signals(void)
@@ -289,7 +290,6 @@ int master_run(struct settings *set, bool foreground)
 		log_fatal("epoll_create1() failed: %m");
 	m.sig_ev = (struct ev_source){ EV_SIGNAL, NULL };
 	ep_add(m.sigfd, &m.sig_ev);
-	ctl_start();
 	ret = master_pidfile_write(m.pid_path, getpid());
 	if (ret < 0)
 		log_fatal("writing %s failed: %s", m.pid_path, strerror(-ret));
@@ -299,7 +299,7 @@ int master_run(struct settings *set, bool foreground)
 
 	if (set->ssl != SSL_NO)
 		ticket_keys_rotate();
-	proc_singles_respawn(); /* auth, and access if wanted */
+	proc_singles_respawn(); /* auth, stats, and access if wanted */
 	/* listeners are bound and the pid file written: systemd may go on */
 	char ready[64];
 	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%ld", (long)getpid());
@@ -324,11 +324,6 @@ int master_run(struct settings *set, bool foreground)
 				break;
 			case EV_LISTEN:
 				listener_ready(ev->ptr);
-				break;
-			case EV_CTL_LISTEN:
-			case EV_HTTP_LISTEN:
-			case EV_CLIENT:
-				ctl_event(ev, evs[i].events);
 				break;
 			}
 		}

@@ -83,8 +83,8 @@ class Install(unittest.TestCase):
         self.assertTrue(os.path.islink(sbin))
         self.assertFalse(os.path.isabs(os.readlink(sbin)), "relative: works under DESTDIR")
         self.assertEqual(os.path.realpath(sbin), self.path("libexec/ringgate/ringgate"))
-        for name in ("ringgate", "ringgate-auth", "ringgate-login", "ringgate-imap",
-                     "ringgate-pop3"):
+        for name in ("ringgate", "ringgate-auth", "ringgate-access", "ringgate-stats",
+                     "ringgate-login", "ringgate-imap", "ringgate-pop3"):
             self.assertTrue(os.access(self.path("libexec/ringgate/" + name), os.X_OK), name)
         for rel in ("share/man/man8/ringgate.8", "share/man/man5/ringgate.conf.5",
                     "share/doc/ringgate/ringgate.conf.example",
