@@ -65,12 +65,7 @@ class BruteForce(unittest.TestCase):
         cls.rg.cleanup()
 
     def counters(self):
-        """auth's own counters: {"failed": n, "penalties": n}"""
-        for line in self.rg.ctl("stats").stdout.splitlines():
-            words = line.split()
-            if words and words[0] == "auth":
-                return {k: int(v) for k, v in (w.split("=") for w in words[1:])}
-        self.fail("no auth line in `ringgate stats`")
+        return self.rg.auth_counters()
 
     def test_penalty_grows_per_address_only(self):
         port = self.rg.imap_port
