@@ -7,17 +7,24 @@ FUZZ_BUILD?= build-fuzz
 SYSTEM_BUILD?= build-system
 FUZZ_SECONDS ?= 10
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
-DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
-             libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
-             clang libclang-rt-14-dev isync groff-base \
-             dpkg-dev autoconf automake libtool \
+# What building and running need: the compiler, CMake, the libraries we link
+# (liburing, wolfSSL, jemalloc, libcrypt), the tools that build wolfSSL from
+# Debian's source package (cmake/wolfssl-asm.sh), python3 for the demo,
+# openssl for its certificate and curl for the commands it suggests.
+RUN_DEBS  := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
+             libjemalloc-dev libcrypt-dev python3 openssl curl \
+             dpkg-dev autoconf automake libtool
+# What the tests add: cmocka (unit tests), clang and its runtime (fuzzing),
+# real clients and servers the integration tests talk to (isync's mbsync,
+# Dovecot), groff (man page check), the Prometheus parser (/metrics).
+CHECK_DEBS:= libcmocka-dev clang libclang-rt-14-dev isync groff-base \
              python3-prometheus-client dovecot-imapd dovecot-pop3d
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all deps build run check check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
+.PHONY: all deps check-deps build run check check-build check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
 
 all: build
 
@@ -34,8 +41,14 @@ define install_missing
 endef
 
 deps:
-	$(call install_missing,$(DEBS))
+	$(call install_missing,$(RUN_DEBS))
 
+check-deps: deps
+	$(call install_missing,$(CHECK_DEBS))
+
+# The unit tests are built when cmocka is there (RINGGATE_TESTS=AUTO, the
+# default); the check targets configure with RINGGATE_TESTS=ON, which
+# requires it.
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
@@ -48,24 +61,28 @@ run: build
 # Every test: the normal build (wolfSSL with its assembly, built once into
 # ~/.cache/ringgate by cmake/wolfssl-asm.sh), the same tests under
 # ASan+UBSan, the fuzz smoke, then the suite against Debian's libwolfssl.
-check: build
+check: check-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	$(MAKE) check-system
+
+check-build: check-deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGGATE_TESTS=ON
+	cmake --build $(BUILD) -j $(JOBS)
 
 # The other crypto build: Debian's libwolfssl (RINGGATE_WOLFSSL=system). It
 # differs only in crypto, so by default the unit tests and the TLS suites run
 # against it (keeping make check near 13 minutes);
 # CHECK_SYSTEM_TESTS=. (a ctest -R regex) runs the whole suite.
 CHECK_SYSTEM_TESTS ?= unit|tls|crypto
-check-system: deps
-	cmake -S . -B $(SYSTEM_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGGATE_WOLFSSL=system
+check-system: check-deps
+	cmake -S . -B $(SYSTEM_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGGATE_WOLFSSL=system -DRINGGATE_TESTS=ON
 	cmake --build $(SYSTEM_BUILD) -j $(JOBS)
 	cd $(SYSTEM_BUILD) && ctest --output-on-failure -j $(JOBS) $(if $(CHECK_SYSTEM_TESTS),-R '$(CHECK_SYSTEM_TESTS)')
 
-check-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGGATE_SANITIZE=ON
+check-asan: check-deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGGATE_SANITIZE=ON -DRINGGATE_TESTS=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -73,8 +90,8 @@ check-asan: deps
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its corpus; `make check`
 # runs a short smoke, `make fuzz FUZZ_SECONDS=3600` a long run.
-fuzz: deps
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+fuzz: check-deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGGATE_TESTS=ON \
 	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF -DRINGGATE_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)
@@ -88,7 +105,7 @@ install: build
 # Line/branch coverage of the parsers reached by the fuzz corpora
 # (fuzz/tools/coverage.sh); FUZZ_CORPORA=DIR adds DIR/work-NAME of a long run.
 FUZZ_COV_BUILD ?= build-fuzz-cov
-fuzz-coverage: deps
+fuzz-coverage: check-deps
 	$(call install_missing,llvm-14)
 	CC=clang cmake -S . -B $(FUZZ_COV_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF \
@@ -97,7 +114,7 @@ fuzz-coverage: deps
 	cmake --build $(FUZZ_COV_BUILD) -j $(JOBS) --target fuzzers
 	fuzz/tools/coverage.sh $(FUZZ_COV_BUILD) $(FUZZ_CORPORA)
 
-unit: build
+unit: check-build
 	cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 
 # The benchmark: ringgate vs a private Dovecot (Debian's packages, installed

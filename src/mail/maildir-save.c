@@ -127,6 +127,19 @@ int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *
 		*error_r = "creating the Maildir failed";
 		goto out;
 	}
+	/* A folder without a uid list (a new one) gets it first: registering
+	 * into a list numbers the copies in the order given, as COPY's source
+	 * set, where a list-less folder's full scan would number them by
+	 * (mtime, name). */
+	char *list = rg_strdup_printf("%s/%s", dest_path, MAILDIR_UIDLIST_NAME);
+	bool no_list = access(list, F_OK) < 0 && errno == ENOENT;
+	rg_free(list);
+	if (no_list) {
+		struct maildir *dest;
+		if ((ret = maildir_open(dest_path, false, &dest, error_r)) < 0)
+			goto out;
+		maildir_close(dest);
+	}
 	/* keyword letters are per folder: translate them by name */
 	char kw_map[MAILDIR_MAX_KEYWORDS] = { 0 };
 	bool same = strcmp(src->path, dest_path) == 0;

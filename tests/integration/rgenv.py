@@ -346,6 +346,15 @@ service pop3-login {{
         return subprocess.run(self.command(*args),
                               capture_output=True, text=True, timeout=30, check=check)
 
+    def auth_counters(self):
+        """auth's own counters from `ringgate stats`: {"failed": n, "penalties": n}
+        (counted when auth decides, before it answers)"""
+        for line in self.ctl("stats").stdout.splitlines():
+            words = line.split()
+            if words and words[0] == "auth":
+                return {k: int(v) for k, v in (w.split("=", 1) for w in words[1:])}
+        raise AssertionError("no auth line in `ringgate stats`")
+
     def children(self, name=None):
         """pids of processes whose parent is the master (optionally by exe name)."""
         pids = []

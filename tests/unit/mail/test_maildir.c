@@ -432,15 +432,30 @@ static void test_save_copy(void **state)
 	assert_int_equal(unlink(gone), 0);
 	rg_free(gone);
 	assert_int_equal(maildir_copy(box, idxs, 3, other, uids, &validity, &error), 0);
+	/* the new folder numbers the copies 1, 2 in the order given (idxs 2
+	 * then 0); the vanished source gets 0 and uses up no UID */
+	assert_int_equal(uids[0], 1);
+	assert_int_equal(uids[1], 2);
 	assert_int_equal(uids[2], 0);
-	assert_true(uids[0] != 0 && uids[1] != 0 && uids[0] != uids[1]);
 	struct maildir *ob = open_ok(other, false);
 	assert_int_equal(ob->count, 2);
 	assert_int_equal(ob->uidvalidity, validity);
-	ssize_t copied = maildir_find_uid(ob, uids[1]);
-	assert_true(copied >= 0);
-	assert_string_equal(ob->msgs[copied].flags, "FS");
-	assert_int_equal(maildir_msg_mtime(ob, (size_t)copied), 1234567);
+	assert_int_equal(ob->uidnext, 3);
+	assert_int_equal(ob->msgs[0].uid, 1);
+	assert_int_equal(ob->msgs[1].uid, 2);
+	/* uid 1 is the copy of box's message 3 ("x\n", no flags), uid 2 that
+	 * of message 1 (flags and date kept) */
+	assert_int_equal(maildir_msg_read(ob, 0, &data, &len), 0);
+	assert_int_equal(len, 2);
+	assert_memory_equal(data, "x\n", 2);
+	rg_free(data);
+	assert_string_equal(ob->msgs[0].flags, "");
+	assert_string_equal(ob->msgs[1].flags, "FS");
+	assert_int_equal(maildir_msg_mtime(ob, 1), 1234567);
+	assert_int_equal(maildir_msg_read(ob, 1, &data, &len), 0);
+	assert_int_equal(len, sizeof(msg) - 1);
+	assert_memory_equal(data, msg, len);
+	rg_free(data);
 	/* the next copy into a folder with a list numbers in order */
 	size_t one = 0;
 	assert_int_equal(maildir_copy(box, &one, 1, other, uids, &validity, &error), 0);
