@@ -88,6 +88,7 @@ static int send_status(struct imap_client *c, const char *name, const struct ima
 enum {
 	LIST_SEL_SUBSCRIBED = 1, LIST_SEL_SPECIAL = 2,
 	LIST_RET_SUBSCRIBED = 4, LIST_RET_STATUS = 8,
+	LIST_SEL_RECURSIVE = 16,
 };
 
 /* LIST-EXTENDED (RFC 5258): "(selection)" ref patterns "RETURN (options)" */
@@ -102,9 +103,10 @@ static bool list_options(const struct imap_cmd_arg *list, bool selection, unsign
 			*opts |= selection ? LIST_SEL_SUBSCRIBED | LIST_RET_SUBSCRIBED : LIST_RET_SUBSCRIBED;
 		else if (strcasecmp(o->str, "SPECIAL-USE") == 0)
 			*opts |= selection ? LIST_SEL_SPECIAL : 0;
-		else if (selection && (strcasecmp(o->str, "REMOTE") == 0 ||
-				       strcasecmp(o->str, "RECURSIVEMATCH") == 0))
+		else if (selection && strcasecmp(o->str, "REMOTE") == 0)
 			continue;
+		else if (selection && strcasecmp(o->str, "RECURSIVEMATCH") == 0)
+			*opts |= LIST_SEL_RECURSIVE;
 		else if (!selection && strcasecmp(o->str, "CHILDREN") == 0)
 			continue; /* always returned */
 		else if (!selection && strcasecmp(o->str, "STATUS") == 0 && i + 1 < list->count &&
@@ -115,7 +117,35 @@ static bool list_options(const struct imap_cmd_arg *list, bool selection, unsign
 			return false;
 		}
 	}
+	/* RFC 5258 3.1: RECURSIVEMATCH needs another selection option
+	 * (REMOTE alone does not count) */
+	if ((*opts & LIST_SEL_RECURSIVE) != 0 && (*opts & (LIST_SEL_SUBSCRIBED | LIST_SEL_SPECIAL)) == 0)
+		return false;
 	return true;
+}
+
+static bool name_matches_any(char **pats, size_t npats, const char *name)
+{
+	for (size_t p = 0; p < npats; p++) {
+		if (name_matches(pats[p], name))
+			return true;
+	}
+	return false;
+}
+
+/* RECURSIVEMATCH (RFC 5258 3.5): name has a descendant in subs that the
+ * patterns do not list themselves, so name is shown for it with
+ * CHILDINFO ("SUBSCRIBED") */
+static bool subscribed_child_info(char **subs, size_t count, const char *name, char **pats,
+				  size_t npats)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i < count; i++) {
+		if (strncmp(subs[i], name, len) == 0 && subs[i][len] == FOLDER_SEP &&
+		    !name_matches_any(pats, npats, subs[i]))
+			return true;
+	}
+	return false;
 }
 
 static bool cmd_list_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
@@ -182,7 +212,8 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 		all[nall++] = rg_strdup(cands[k]);
 	/* a subscription list names an unsubscribed parent only where "%"
 	 * stopped at it */
-	bool parents = !by_subs || percent;
+	bool recursive = by_subs && (opts & LIST_SEL_RECURSIVE) != 0;
+	bool parents = !by_subs || percent || recursive;
 	for (size_t k = 0; k < ncands && parents; k++) {
 		char *copy = rg_strdup(cands[k]);
 		for (char *dot = strrchr(copy, FOLDER_SEP); dot != NULL; dot = strrchr(copy, FOLDER_SEP)) {
@@ -197,18 +228,19 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 	for (size_t k = 0; k < nall; k++) {
 		const char *name = all[k];
 		bool is_inbox = folder_is_inbox(name);
-		bool matched = false;
-		for (size_t p = 0; p < npats && !matched; p++)
-			matched = name_matches(fulls[p], name);
-		if (!matched)
+		if (!name_matches_any(fulls, npats, name))
 			continue;
+		bool implied = k >= ncands;
+		bool childinfo = recursive && implied &&
+				 subscribed_child_info(subs, count_s, name, fulls, npats);
+		if (implied && by_subs && !percent && !childinfo)
+			continue; /* listed only for RECURSIVEMATCH */
 		bool exists = is_inbox || name_listed(names, count_n, name);
 		const char *special = exists ? folder_special_use(name) : NULL;
 		if ((opts & LIST_SEL_SPECIAL) != 0 && special == NULL)
 			continue;
 		struct mime_buf attrs = { 0 };
 		mime_buf_add(&attrs, "", 0);
-		bool implied = k >= ncands;
 		if (lsub) {
 			if (!exists || implied)
 				mime_buf_str(&attrs, "\\Noselect");
@@ -225,7 +257,7 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 		imap_send_fmt(c, "* %s (%s) \".\" ", cmd, attrs.data);
 		mime_buf_free(&attrs);
 		imap_send_mailbox_name(c, is_inbox ? "INBOX" : name);
-		imap_send_str(c, "\r\n");
+		imap_send_str(c, childinfo ? " (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n" : "\r\n");
 		if ((opts & LIST_RET_STATUS) != 0 && exists)
 			(void)send_status(c, name, status);
 	}

@@ -9,7 +9,7 @@
 #define STORE_INITIAL_CAP 256
 /* bytes stored never exceed bytes of the line consumed (every NUL replaces a
  * separator or quote), so one more than the line limit always suffices */
-#define STORE_MAX_CAP (LOGIN_MAX_LINE + 1)
+#define STORE_MAX_CAP (IMAP_PARSER_MAX_ID_LINE + 1)
 
 /* The command in progress. buf holds the tag, the name and every argument,
  * each NUL-terminated, in arrival order: [0, used) is written, nothing past it
@@ -201,7 +201,7 @@ static void finish_command(struct imap_parser *p)
  * must still fit in the line; decided before anything is allocated. */
 static bool literal_fits(const struct imap_parser *p)
 {
-	size_t room = LOGIN_MAX_LINE - p->line_len;
+	size_t room = p->max_line - p->line_len;
 	return room >= 4 && p->literal_size <= room - 4;
 }
 
@@ -232,6 +232,7 @@ enum parse_result imap_parser_parse(struct imap_parser *p, const uint8_t *data,
 			continue;
 		case sw_start:
 			p->line_len = 0;
+			p->max_line = LOGIN_MAX_LINE;
 			p->list_arg = -1;
 			p->tag_done = false;
 			if (p->store == NULL)
@@ -241,7 +242,7 @@ enum parse_result imap_parser_parse(struct imap_parser *p, const uint8_t *data,
 			break;
 		}
 
-		if (++p->line_len > LOGIN_MAX_LINE) {
+		if (++p->line_len > p->max_line) {
 			fail(p, "Command line too long", c);
 			goto error;
 		}
@@ -298,6 +299,8 @@ enum parse_result imap_parser_parse(struct imap_parser *p, const uint8_t *data,
 				goto error;
 			}
 			put(p, '\0');
+			if (strcasecmp(p->store->buf + p->store->name_off, "ID") == 0)
+				p->max_line = IMAP_PARSER_MAX_ID_LINE;
 			if (c == '\n')
 				goto done;
 			p->state = c == ' ' ? sw_arg_start : sw_almost_done;
@@ -394,7 +397,7 @@ enum parse_result imap_parser_parse(struct imap_parser *p, const uint8_t *data,
 			if (c >= '0' && c <= '9') {
 				p->literal_digits = true;
 				/* saturate: anything past the line limit is too large anyway */
-				if (p->literal_size <= LOGIN_MAX_LINE)
+				if (p->literal_size <= p->max_line)
 					p->literal_size = p->literal_size * 10 + (size_t)(c - '0');
 				break;
 			}

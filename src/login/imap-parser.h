@@ -1,7 +1,8 @@
 /* imap-parser.h — resumable parser for pre-auth IMAP command lines
  * (`tag SP name [SP args] CRLF`, bare LF accepted). Fed any split of the input,
  * it never looks past the bytes given. One command is bounded by
- * LOGIN_MAX_LINE bytes (literal data included) and IMAP_PARSER_MAX_ARGS
+ * LOGIN_MAX_LINE bytes (literal data included; an ID command
+ * IMAP_PARSER_MAX_ID_LINE) and IMAP_PARSER_MAX_ARGS
  * arguments; its storage is allocated when the first byte of a line arrives
  * and freed (wiped: it may hold a password) when the command is done, so an
  * idle parser owns no memory. After an error it skips to the end of the line
@@ -16,6 +17,11 @@
 #include "lib/parse.h"
 
 #define IMAP_PARSER_MAX_ARGS 64 /* arguments and list items together */
+/* An ID command may carry RFC 2971's most: 30 fields of 30 octets with
+ * values of 1024 (quoted, each byte maybe escaped): its line may be this
+ * long, as Dovecot's 64 KiB imap_max_line_length allows. Only a line whose
+ * command name is ID gets past LOGIN_MAX_LINE. */
+#define IMAP_PARSER_MAX_ID_LINE (64 * 1024)
 
 enum imap_arg_type {
 	IMAP_ARG_ATOM,
@@ -41,6 +47,7 @@ struct imap_parser {
 	unsigned int state;
 	struct imap_parser_store *store;
 	size_t line_len;     /* bytes of this line consumed so far */
+	size_t max_line;     /* LOGIN_MAX_LINE, or IMAP_PARSER_MAX_ID_LINE for ID */
 	size_t literal_size; /* announced size (saturates past LOGIN_MAX_LINE) */
 	size_t literal_left; /* literal data bytes still to read or skip */
 	size_t cur;          /* offset in store->buf of the argument being read */

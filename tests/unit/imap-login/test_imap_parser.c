@@ -299,6 +299,46 @@ static void test_line_limit(void **state)
 	check_len(lit, strlen(lit), "ERR a Literal size too large\nOK b NOOP\n");
 }
 
+/* RFC 2971 3.3: up to 30 field-value pairs, fields of 30 octets, values
+ * of 1024; such an ID is longer than LOGIN_MAX_LINE and must be accepted */
+static char *make_id(size_t value_len, const char *suffix)
+{
+	size_t cap = 30 * (value_len + 48) + 64 + strlen(suffix);
+	char *s = malloc(cap);
+	size_t n = (size_t)snprintf(s, cap, "a ID (");
+	for (int i = 0; i < 30; i++) {
+		n += (size_t)snprintf(s + n, cap - n, "%s\"f%029d\" \"", i > 0 ? " " : "", i);
+		memset(s + n, 'v', value_len);
+		n += value_len;
+		s[n++] = '"';
+	}
+	snprintf(s + n, cap - n, ")\r\n%s", suffix);
+	return s;
+}
+
+static void test_id_line_limit(void **state)
+{
+	(void)state;
+	char *id = make_id(1024, "b NOOP\r\n");
+	assert_true(strlen(id) > LOGIN_MAX_LINE);
+	char *got = run(id, strlen(id), 0, NULL);
+	assert_memory_equal(got, "OK a ID (", 9);
+	assert_non_null(strstr(got, "\nOK b NOOP\n"));
+	free(got);
+	got = run(id, strlen(id), SIZE_MAX, NULL);
+	assert_memory_equal(got, "OK a ID (", 9);
+	free(got);
+	free(id);
+	/* past IMAP_PARSER_MAX_ID_LINE even ID is refused, and the session goes on */
+	id = make_id(IMAP_PARSER_MAX_ID_LINE / 30, "b NOOP\r\n");
+	check_len(id, strlen(id), "ERR a Command line too long\nOK b NOOP\n");
+	free(id);
+	/* any other command keeps LOGIN_MAX_LINE */
+	char *other = make_line(LOGIN_MAX_LINE * 2, "b NOOP\r\n");
+	check_len(other, strlen(other), "ERR a Command line too long\nOK b NOOP\n");
+	free(other);
+}
+
 /* 10 MB without a newline: one error, nothing more, memory bounded by the
  * parser's store (checked with ASan/the allocator, not here) */
 static void test_endless_line(void **state)
@@ -352,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_arg_limit),
 		cmocka_unit_test(test_line_limit),
+		cmocka_unit_test(test_id_line_limit),
 		cmocka_unit_test(test_endless_line),
 		cmocka_unit_test(test_idle),
 	};

@@ -308,6 +308,20 @@ static void test_folders_two_sessions(void **state)
 	expect(&a, "x4 LIST (BOGUS) \"\" *\r\n", "x4 ", "x4 BAD Error in IMAP command LIST: Invalid arguments.\r\n");
 	expect(&a, "x5 LIST \"\" * RETURN (STATUS (BOGUS))\r\n", "x5 ",
 	       "x5 BAD Error in IMAP command LIST: Invalid arguments.\r\n");
+	/* RFC 5258 3.1, 3.5: RECURSIVEMATCH needs another selection option;
+	 * it lists a parent for a subscribed child the pattern leaves out */
+	expect(&a, "x6 LIST (RECURSIVEMATCH) \"\" *\r\n", "x6 ",
+	       "x6 BAD Error in IMAP command LIST: Invalid arguments.\r\n");
+	expect(&a, "x7 LIST (RECURSIVEMATCH REMOTE) \"\" *\r\n", "x7 ",
+	       "x7 BAD Error in IMAP command LIST: Invalid arguments.\r\n");
+	expect(&a, "x8 CREATE Par.Kid\r\n", "x8 ", "x8 OK Create completed.\r\n");
+	expect(&a, "x9 SUBSCRIBE Par.Kid\r\n", "x9 ", "x9 OK Subscribe completed.\r\n");
+	expect(&a, "x10 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Par\r\n", "x10 ",
+	       "* LIST (\\Noselect \\HasChildren) \".\" Par (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n"
+	       "x10 OK List completed.\r\n");
+	expect(&a, "x11 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Par*\r\n", "x11 ",
+	       "* LIST (\\HasNoChildren \\Subscribed) \".\" Par.Kid\r\nx11 OK List completed.\r\n");
+	expect(&a, "x12 LIST (SUBSCRIBED) \"\" Par\r\n", "x12 ", "x12 OK List completed.\r\n");
 	expect(&a, "c13 NAMESPACE\r\n", "c13 ", "* NAMESPACE ((\"\" \".\")) NIL NIL\r\nc13 OK Namespace completed.\r\n");
 
 	/* APPEND with flags, a date and a literal; refused into a missing folder */
