@@ -9,8 +9,12 @@ doveconf reads the same copy, so the test also shows the copy is still a
 configuration Dovecot accepts.
 """
 import os
+import poplib
+import pwd
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import tempfile
 import unittest
@@ -172,36 +176,51 @@ class StockDovecotConf(unittest.TestCase):
                           "supported" % (path, line), out.stderr)
         self.assertEqual(self.doveconf().returncode, 0)
 
-    def test_starts_and_names_once(self):
-        """-F with the copy: each set-aside name is one Info line at start-up."""
+    def write_local_conf(self):
+        """ports, runtime directory and log through the local.conf that
+        Debian's dovecot.conf includes last; returns the ports"""
         ports = {name: rgenv.free_port() for name in ("imap", "imaps", "pop3", "pop3s")}
-        run = os.path.join(self.tmp, "run")
-        log = os.path.join(self.tmp, "ringgate.log")
+        self.run_dir = os.path.join(self.tmp, "run")
+        self.log = os.path.join(self.tmp, "ringgate.log")
         with open(os.path.join(self.dir, "local.conf"), "w") as f:
-            f.write("base_dir = %s\nlog_path = %s\nlisten = 127.0.0.1\n" % (run, log))
+            f.write("base_dir = %s\nlog_path = %s\nlisten = 127.0.0.1\n" % (self.run_dir, self.log))
             for svc, names in (("imap-login", ("imap", "imaps")), ("pop3-login", ("pop3", "pop3s"))):
                 f.write("service %s {\n" % svc)
                 for name in names:
                     f.write("  inet_listener %s {\n    port = %d\n  }\n" % (name, ports[name]))
                 f.write("}\n")
-        proc = subprocess.Popen([os.path.join(rgenv.build_dir(), "bin", "ringgate"),
-                                 "-c", self.conf, "-F"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            import socket
+        return ports
 
-            def greeted():
-                try:
-                    with socket.create_connection(("127.0.0.1", ports["imap"]), timeout=2) as s:
-                        return s.recv(200).startswith(b"* OK")
-                except OSError:
-                    return False
+    def start(self, ports):
+        stderr = os.path.join(self.tmp, "stderr.log")
+        with open(stderr, "wb") as err:
+            proc = subprocess.Popen([os.path.join(rgenv.build_dir(), "bin", "ringgate"),
+                                     "-c", self.conf, "-F"],
+                                    stdout=subprocess.DEVNULL, stderr=err)
+
+        def greeted():
+            try:
+                with socket.create_connection(("127.0.0.1", ports["pop3"]), timeout=2) as s:
+                    return s.recv(200).startswith(b"+OK")
+            except OSError:
+                return False
+        try:
             rgenv.wait_for(lambda: proc.poll() is not None or greeted())
-            self.assertIsNone(proc.poll(), proc.stderr.read() if proc.stderr else "")
-            with open(log) as f:
-                text = f.read()
-        finally:
+        except AssertionError:
             rgenv.stop_process(proc)
+            raise
+        if proc.poll() is not None:
+            with open(stderr, errors="replace") as f:
+                self.fail("ringgate exited: %s" % f.read())
+        return proc
+
+    def test_starts_and_names_once(self):
+        """-F with the copy: each set-aside name is one Info line at start-up."""
+        ports = self.write_local_conf()
+        proc = self.start(ports)
+        rgenv.stop_process(proc)
+        with open(self.log) as f:
+            text = f.read()
         for rel, name in EXPECTED_IGNORED:
             with self.subTest(name=name):
                 found = re.findall(r"master\(\d+\): Info: %s/%s:\d+: %s: " % (
@@ -209,6 +228,54 @@ class StockDovecotConf(unittest.TestCase):
                 self.assertEqual(len(found), 1, text)
         # local.conf exists now: nothing skipped
         self.assertNotIn("!include_try", text)
+
+    @unittest.skipUnless(rgenv.is_root() and shutil.which("useradd"), "needs root and useradd")
+    def test_pam_login_stock(self):
+        """The stock copy serves a system user: PAM (passdb pam, service
+        dovecot), userdb passwd, the /var/mail spool, POP3 with STLS."""
+        out = self.ringgate("-n")
+        if "driver = pam } (accepted; not served" in out.stdout:
+            self.skipTest("passdb pam is not served yet (auth-chain)")
+        user, password = "rgdc-%d" % (os.getpid() % 100000), "stock pw %d" % os.getpid()
+        subprocess.run(["userdel", "-r", user], capture_output=True)
+        home = os.path.join(self.tmp, "home")
+        subprocess.run(["useradd", "-m", "-d", home, "-s", "/usr/sbin/nologin", user], check=True)
+        spool = os.path.join("/var/mail", user)
+        try:
+            subprocess.run(["chpasswd"], input="%s:%s\n" % (user, password), text=True, check=True)
+            pw = pwd.getpwnam(user)
+            with open(spool, "wb") as f:
+                f.write(MboxSpool.SPOOL)
+            os.chown(spool, pw.pw_uid, pw.pw_gid)
+            os.chmod(spool, 0o600)
+            ports = self.write_local_conf()
+            proc = self.start(ports)
+            try:
+                p = poplib.POP3("127.0.0.1", ports["pop3"], timeout=30)
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                p.stls(ctx)
+                p.user(user)
+                p.pass_(password)
+                self.assertEqual(p.stat()[0], 2)
+                resp, lines, _ = p.retr(2)
+                self.assertEqual(lines, [b"From: bob@example.com", b"Subject: second", b"",
+                                         b"Bye"])
+                p.quit()
+                # a wrong password is refused
+                p = poplib.POP3("127.0.0.1", ports["pop3"], timeout=30)
+                p.stls(ctx)
+                p.user(user)
+                with self.assertRaises(poplib.error_proto):
+                    p.pass_("wrong")
+                p.close()
+            finally:
+                rgenv.stop_process(proc)
+        finally:
+            subprocess.run(["userdel", "-r", user], capture_output=True)
+            if os.path.exists(spool):
+                os.unlink(spool)
 
 
 class MboxSpool(unittest.TestCase):
