@@ -6,6 +6,12 @@
 static const char *const mech_names[] = {
 	[SASL_MECH_PLAIN] = "PLAIN",
 	[SASL_MECH_LOGIN] = "LOGIN",
+	[SASL_MECH_SCRAM_SHA1] = "SCRAM-SHA-1",
+	[SASL_MECH_SCRAM_SHA256] = "SCRAM-SHA-256",
+	[SASL_MECH_CRAM_MD5] = "CRAM-MD5",
+	[SASL_MECH_APOP] = "APOP",
+	[SASL_MECH_OAUTHBEARER] = "OAUTHBEARER",
+	[SASL_MECH_XOAUTH2] = "XOAUTH2",
 };
 
 bool sasl_mech_parse(const char *name, enum sasl_mech *mech_r)
@@ -222,6 +228,8 @@ enum sasl_step sasl_begin(struct sasl_state *st, bool has_resp, const uint8_t *r
 			return SASL_STEP_CHALLENGE;
 		}
 		return login_step(st, resp, len, chal_r, chal_len_r, error_r);
+	default:
+		break;
 	}
 	*error_r = "unknown mechanism";
 	return SASL_STEP_FAIL;
@@ -240,6 +248,8 @@ enum sasl_step sasl_continue(struct sasl_state *st, const uint8_t *resp, size_t 
 		return sasl_plain_decode(resp, len, st, error_r) ? SASL_STEP_DONE : SASL_STEP_FAIL;
 	case SASL_MECH_LOGIN:
 		return login_step(st, resp, len, chal_r, chal_len_r, error_r);
+	default:
+		break;
 	}
 	*error_r = "unknown mechanism";
 	return SASL_STEP_FAIL;

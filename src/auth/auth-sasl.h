@@ -14,7 +14,18 @@
 #define SASL_MAX_USER 255
 #define SASL_MAX_PASS 1024
 
-enum sasl_mech { SASL_MECH_PLAIN, SASL_MECH_LOGIN };
+/* PLAIN and LOGIN are served here; the others by auth-mech.h */
+enum sasl_mech {
+	SASL_MECH_PLAIN,
+	SASL_MECH_LOGIN,
+	SASL_MECH_SCRAM_SHA1,
+	SASL_MECH_SCRAM_SHA256,
+	SASL_MECH_CRAM_MD5,
+	SASL_MECH_APOP,
+	SASL_MECH_OAUTHBEARER,
+	SASL_MECH_XOAUTH2,
+};
+#define SASL_MECH_COUNT (SASL_MECH_XOAUTH2 + 1)
 
 enum sasl_step {
 	SASL_STEP_CHALLENGE, /* send *chal_r, wait for the next response */

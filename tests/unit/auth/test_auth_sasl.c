@@ -17,7 +17,14 @@ static void test_mechs(void **state)
 	assert_int_equal(m, SASL_MECH_PLAIN);
 	assert_true(sasl_mech_parse("login", &m));
 	assert_int_equal(m, SASL_MECH_LOGIN);
-	assert_false(sasl_mech_parse("CRAM-MD5", &m));
+	assert_true(sasl_mech_parse("cram-md5", &m));
+	assert_int_equal(m, SASL_MECH_CRAM_MD5);
+	assert_true(sasl_mech_parse("SCRAM-SHA-256", &m));
+	assert_int_equal(m, SASL_MECH_SCRAM_SHA256);
+	assert_false(sasl_mech_parse("SCRAM-SHA-256-PLUS", &m));
+	assert_false(sasl_mech_parse("DIGEST-MD5", &m));
+	assert_true(sasl_mech_allowed("plain scram-sha-1", SASL_MECH_SCRAM_SHA1));
+	assert_false(sasl_mech_allowed("plain scram-sha-1", SASL_MECH_SCRAM_SHA256));
 	assert_false(sasl_mech_parse("", &m));
 	assert_false(sasl_mech_parse("PLAINX", &m));
 	assert_true(sasl_mech_allowed("plain", SASL_MECH_PLAIN));

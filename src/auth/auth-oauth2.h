@@ -1,0 +1,32 @@
+/* auth-oauth2.h — the oauth2 passdb's configuration and token check, as
+ * Dovecot's `passdb { driver = oauth2 args = dovecot-oauth2.conf.ext }`.
+ * Local validation only (introspection_mode = local): the token is a JWT
+ * checked by jwt.h with keys read from local_validation_key_dict, a
+ * directory ("fs:posix:prefix=DIR/" or a plain path) holding one file per
+ * key at shared/<azp>/<alg>/<kid> (azp and kid %-escaped; "default" for
+ * a token without them): PEM for RS*, ES*, EdDSA, base64 for HS*. Keys are
+ * read at each check, so replacing a file rotates the key without a
+ * reload. */
+#ifndef RG_AUTH_OAUTH2_H
+#define RG_AUTH_OAUTH2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct oauth2_config;
+
+/* NULL with *error_r ("file:line: reason", allocated) on a bad file or a
+ * setting ringgate cannot honour (introspection other than local) */
+struct oauth2_config *oauth2_config_load(const char *path, char **error_r);
+void oauth2_config_free(struct oauth2_config **cfg);
+/* the scope for RFC 7628's error, NULL when not set */
+const char *oauth2_config_scope(const struct oauth2_config *cfg);
+
+/* Is token a valid token for user at now? The user claim
+ * (username_attribute) must equal user. false with *error_r (static text,
+ * for the log; never the token). */
+bool oauth2_token_check(const struct oauth2_config *cfg, const char *user, const char *token,
+			size_t len, int64_t now, const char **error_r);
+
+#endif
