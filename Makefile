@@ -8,7 +8,7 @@ SYSTEM_BUILD?= build-system
 FUZZ_SECONDS ?= 10
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
-             libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
+             libjemalloc-dev libcmocka-dev libcrypt-dev libpam0g-dev python3 openssl curl \
              clang libclang-rt-14-dev isync groff-base \
              dpkg-dev autoconf automake libtool \
              python3-prometheus-client dovecot-imapd dovecot-pop3d

@@ -36,6 +36,10 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_LOGIN_RETIRE] = "LOGIN_RETIRE",
 	[IPC_DNS_LOOKUP] = "DNS_LOOKUP",
 	[IPC_DNS_RESULT] = "DNS_RESULT",
+	[IPC_AUTH_WORKER_SPAWN] = "AUTH_WORKER_SPAWN",
+	[IPC_AUTH_WORKER_KILL] = "AUTH_WORKER_KILL",
+	[IPC_AUTH_WORKER_REQUEST] = "AUTH_WORKER_REQUEST",
+	[IPC_AUTH_WORKER_RESULT] = "AUTH_WORKER_RESULT",
 };
 
 const char *ipc_type_name(enum ipc_type type)
@@ -299,7 +303,7 @@ bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
 			*error_r = "unknown field key";
 			return false;
 		}
-		if ((fields_r->present & (1u << key)) != 0) {
+		if ((fields_r->present & ((uint64_t)1 << key)) != 0) {
 			*error_r = "duplicate field";
 			return false;
 		}
@@ -311,7 +315,7 @@ bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
 			*error_r = "field not NUL-terminated";
 			return false;
 		}
-		fields_r->present |= 1u << key;
+		fields_r->present |= (uint64_t)1 << key;
 		fields_r->len[key] = flen;
 		fields_r->val[key] = data + pos + FIELD_HDR;
 		pos += FIELD_HDR + (size_t)flen + 1;
@@ -321,7 +325,7 @@ bool ipc_decode(const uint8_t *data, size_t len, struct ipc_hdr *hdr_r,
 
 bool ipc_has(const struct ipc_fields *f, enum ipc_field key)
 {
-	return key > IPC_F_NONE && key < IPC_F_COUNT && (f->present & (1u << key)) != 0;
+	return key > IPC_F_NONE && key < IPC_F_COUNT && (f->present & ((uint64_t)1 << key)) != 0;
 }
 
 const char *ipc_str(const struct ipc_fields *f, enum ipc_field key)

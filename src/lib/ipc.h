@@ -50,6 +50,11 @@ enum ipc_type {
 	/* auth <-> its DNS resolver child (id = auth's lookup id) */
 	IPC_DNS_LOOKUP,          /* F_HOST: a DNS name */
 	IPC_DNS_RESULT,          /* F_HOST: its first address, or F_REASON */
+	/* auth <-> its worker spawner and auth-workers (src/auth/auth-worker.h) */
+	IPC_AUTH_WORKER_SPAWN,   /* auth -> spawner: start one; reply: fd + F_LOGIN_PID */
+	IPC_AUTH_WORKER_KILL,    /* auth -> spawner: F_LOGIN_PID, a worker past its bound */
+	IPC_AUTH_WORKER_REQUEST, /* auth -> worker: F_DB what, F_USER ... */
+	IPC_AUTH_WORKER_RESULT,  /* worker -> auth: F_RESULT, F_USER, F_EXTRA, F_USERDB ... */
 	IPC_TYPE_COUNT
 };
 
@@ -86,11 +91,15 @@ enum ipc_field {
 	IPC_F_STATS,     /* LOGIN_STATS: "name=value ..." (lib/stats.h) */
 	IPC_F_MPID,      /* LOGIN_HANDOFF_REPLY: the worker's pid, for the Login log line */
 	IPC_F_HOST,      /* DNS_LOOKUP: a name; DNS_RESULT: an IP address, text */
+	IPC_F_DB,        /* AUTH_WORKER_REQUEST: "verify N", "credentials N SCHEME", "userdb N";
+			    RESULT: the credentials' scheme */
+	IPC_F_RESULT,    /* AUTH_WORKER_RESULT: passdb/userdb result, decimal (may be negative) */
+	IPC_F_USERDB,    /* AUTH_WORKER_*: userdb fields, TAB-separated key=value */
 	IPC_F_COUNT
 };
 
 /* ipc_fields.present has a bit per key */
-_Static_assert(IPC_F_COUNT <= 32, "too many IPC fields for the presence bitmask");
+_Static_assert(IPC_F_COUNT <= 64, "too many IPC fields for the presence bitmask");
 
 struct ipc_hdr {
 	uint16_t type;
@@ -162,7 +171,7 @@ int ipc_outq_epoll_flush(struct ipc_outq *q, int epfd, int sock, void *ptr);
 
 /* Decoded fields: pointers into the received buffer. */
 struct ipc_fields {
-	uint32_t present; /* bit per key */
+	uint64_t present; /* bit per key */
 	uint16_t len[IPC_F_COUNT];
 	const uint8_t *val[IPC_F_COUNT];
 };
