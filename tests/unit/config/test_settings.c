@@ -654,7 +654,7 @@ static void test_dovecot_accepted(void **state)
 	/* pam and passwd are served: their blocks are printed, not named */
 	assert_non_null(strstr(text, "\npassdb {\n  driver = pam\n  args = session=yes dovecot\n"
 				     "  name = system\n  result_success = return-ok\n}\n"));
-	assert_non_null(strstr(text, "\nuserdb {\n  driver = passwd\n}\n"));
+	assert_non_null(strstr(text, "\nuserdb {\n  driver = passwd\n"));
 	again = settings_load_string("again.conf", text, strlen(text), false, &error);
 	if (again == NULL)
 		fail_msg("-n output does not load: %s\n%s", error, text);
