@@ -403,8 +403,14 @@ static bool word_in_list_ci(const char *list, const char *word)
 	return false;
 }
 
-static bool passdb_want_skip(const struct auth_db_request *req, const struct chain_db *db)
+/* a block's skip, mechanisms and username_filter rules (userdb blocks have
+ * only skip = found | notfound) */
+static bool db_want_skip(const struct auth_db_request *req, const struct chain_db *db)
 {
+	if (db->skip == SKIP_FOUND)
+		return req->userdb_found;
+	if (db->skip == SKIP_NOTFOUND)
+		return !req->userdb_found;
 	if (db->mechanisms[0] != '\0' && req->mech != NULL &&
 	    !word_in_list_ci(db->mechanisms, req->mech))
 		return true;
@@ -421,10 +427,11 @@ static bool passdb_want_skip(const struct auth_db_request *req, const struct cha
 	}
 }
 
-static const struct chain_db *passdb_forward(const struct auth_db_request *req,
-					     const struct chain_db *db)
+/* db or the first block after it that is not skipped */
+static const struct chain_db *db_forward(const struct auth_db_request *req,
+					 const struct chain_db *db)
 {
-	while (db != NULL && passdb_want_skip(req, db))
+	while (db != NULL && db_want_skip(req, db))
 		db = db->next;
 	return db;
 }
@@ -540,7 +547,7 @@ static bool passdb_handle(struct auth_db_request *req, enum passdb_result *resul
 	} else {
 		next = db->next;
 	}
-	next = passdb_forward(req, next);
+	next = db_forward(req, next);
 
 	if (*result == PASSDB_RESULT_OK || *result == PASSDB_RESULT_NEXT) {
 		passdb_mark(req);
@@ -673,7 +680,7 @@ static const struct chain_db *passdb_begin(struct auth_chain *chain, struct auth
 		req->master_user = NULL;
 		first = chain->masters;
 	}
-	first = passdb_forward(req, first);
+	first = db_forward(req, first);
 	if (first == NULL)
 		log_error("passdb(%s,%s): all password databases were skipped", req->user, req->rip);
 	return first;
@@ -714,26 +721,6 @@ void auth_chain_lookup_credentials(struct auth_chain *chain, struct auth_db_requ
 }
 
 /* ---- the userdb chain ------------------------------------------------------ */
-
-static bool userdb_want_skip(const struct auth_db_request *req, const struct chain_db *db)
-{
-	switch (db->skip) {
-	case SKIP_FOUND:
-		return req->userdb_found;
-	case SKIP_NOTFOUND:
-		return !req->userdb_found;
-	default:
-		return false;
-	}
-}
-
-static const struct chain_db *userdb_forward(const struct auth_db_request *req,
-					     const struct chain_db *db)
-{
-	while (db != NULL && userdb_want_skip(req, db))
-		db = db->next;
-	return db;
-}
 
 static void userdb_call(struct auth_db_request *req, const struct chain_db *db);
 
@@ -782,7 +769,7 @@ static void userdb_done(enum userdb_result result, struct auth_db_request *req)
 	if (result == USERDB_RESULT_INTERNAL_FAILURE)
 		req->seen_internal_failure = true;
 
-	const struct chain_db *next = cont ? userdb_forward(req, db->next) : NULL;
+	const struct chain_db *next = cont ? db_forward(req, db->next) : NULL;
 	if (next != NULL) {
 		userdb_call(req, next);
 		return;
@@ -824,7 +811,7 @@ void auth_chain_userdb_lookup(struct auth_chain *chain, struct auth_db_request *
 		cb(USERDB_RESULT_OK, req);
 		return;
 	}
-	const struct chain_db *first = userdb_forward(req, chain->userdbs);
+	const struct chain_db *first = db_forward(req, chain->userdbs);
 	if (first == NULL) {
 		cb(USERDB_RESULT_USER_UNKNOWN, req);
 		return;

@@ -529,15 +529,25 @@ static void request_success(struct auth_server *srv, struct auth_request *req)
 	auth_chain_userdb_lookup(srv->chain, &req->db, request_userdb_done);
 }
 
-static void request_userdb_done(enum userdb_result result, struct auth_db_request *dbreq)
+/* A chain callback arrived: the request, or NULL when its client went
+ * meanwhile (the orphan is freed here). */
+static struct auth_request *request_resume(struct auth_db_request *dbreq)
 {
 	struct auth_request *req = request_of(dbreq);
-	struct auth_server *srv = req->srv;
 	req->state = REQ_SASL;
 	if (req->orphan) {
 		request_destroy(req);
-		return;
+		return NULL;
 	}
+	return req;
+}
+
+static void request_userdb_done(enum userdb_result result, struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_resume(dbreq);
+	if (req == NULL)
+		return;
+	struct auth_server *srv = req->srv;
 	char logname[300];
 	esc_user(req->db.user, logname, sizeof(logname));
 	if (result == USERDB_RESULT_USER_UNKNOWN) {
@@ -595,13 +605,10 @@ static void request_userdb_done(enum userdb_result result, struct auth_db_reques
 
 static void request_passdb_done(enum passdb_result result, struct auth_db_request *dbreq)
 {
-	struct auth_request *req = request_of(dbreq);
-	struct auth_server *srv = req->srv;
-	req->state = REQ_SASL;
-	if (req->orphan) {
-		request_destroy(req);
+	struct auth_request *req = request_resume(dbreq);
+	if (req == NULL)
 		return;
-	}
+	struct auth_server *srv = req->srv;
 	switch (result) {
 	case PASSDB_RESULT_OK:
 		/* request_success() may need the password (proxy); the
