@@ -12,7 +12,7 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian's source package (cmake/wolfssl-asm.sh), python3 for the demo,
 # openssl for its certificate and curl for the commands it suggests.
 RUN_DEBS  := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
-             libjemalloc-dev libcrypt-dev python3 openssl curl \
+             libjemalloc-dev libcrypt-dev libpam0g-dev python3 openssl curl \
              dpkg-dev autoconf automake libtool
 # What the tests add: cmocka (unit tests), clang and its runtime (fuzzing),
 # real clients and servers the integration tests talk to (isync's mbsync,

@@ -1,7 +1,9 @@
 #include "auth/auth-server.h"
+#include "auth/auth-chain.h"
 #include "auth/auth-cookie.h"
 #include "auth/auth-dns.h"
-#include "auth/auth-passwd.h"
+#include "auth/auth-loop.h"
+#include "auth/auth-worker.h"
 #include "auth/auth-penalty.h"
 #include "auth/auth-sasl.h"
 #include "auth/auth-scheme.h"
@@ -9,11 +11,13 @@
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/settings.h"
 #include "lib/stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,26 +41,38 @@ struct ep_src {
 	enum src_type type;
 };
 
-/* REQ_DNS: credentials verified, waiting for the resolver (passdb host is
- * a DNS name); the SASL state (the password for the backend) is kept */
-enum req_state { REQ_SASL, REQ_DELAYED, REQ_DNS };
+/* REQ_PASSDB / REQ_USERDB: waiting for the chain's callback (auth-chain.h);
+ * a request whose client goes meanwhile becomes an orphan, freed by the
+ * callback. REQ_DNS: credentials verified, waiting for the resolver (passdb
+ * host is a DNS name); the SASL state (the password for the backend) is
+ * kept */
+enum req_state { REQ_SASL, REQ_DELAYED, REQ_DNS, REQ_PASSDB, REQ_USERDB };
+struct auth_server;
 
 struct auth_client;
 
 struct auth_request {
 	struct auth_request *cprev, *cnext; /* the channel's requests */
 	struct auth_request *dprev, *dnext; /* delay queue, by due_ms */
-	struct auth_client *client;
+	struct auth_client *client; /* NULL once an orphan */
+	struct auth_server *srv;
 	uint32_t id;
 	enum req_state state;
 	bool secured;
+	bool orphan;
 	int64_t due_ms;
 	char rip[PENALTY_IP_MAX + 1];
 	char *fail_user;   /* sent with the delayed AUTH_FAIL */
 	uint32_t dns_id;   /* REQ_DNS: the lookup's id */
 	char hostip[64];   /* the resolved passdb host, added as hostip */
 	struct sasl_state sasl;
+	struct auth_db_request db; /* what the passdb/userdb chain works on */
 };
+
+static struct auth_request *request_of(struct auth_db_request *db)
+{
+	return (struct auth_request *)(void *)((char *)db - offsetof(struct auth_request, db));
+}
 
 /* A login process's channel. Invariant: fd >= 0 while it is in the epoll set
  * and on srv->clients; a closed one waits on srv->dead until the end of the
@@ -81,8 +97,11 @@ struct auth_server {
 	struct ipc_outq dns_outq; /* lookups the channel had no room for yet */
 	uint32_t dns_next; /* lookup ids */
 	unsigned dns_pending;
-	struct passwd_file *passdb;
-	struct passwd_file *userdb; /* == passdb when they are one file */
+	struct auth_chain *chain;
+	struct auth_worker_pool *workers; /* NULL: blocking drivers run inline */
+	struct auth_username_rules rules;
+	char *username_format, *username_chars, *username_translation, *default_realm;
+	char *master_user_separator;
 	struct cookie_table *cookies;
 	struct penalty_table *penalties;
 	struct auth_client *clients, *dead;
@@ -168,6 +187,14 @@ static struct auth_request *request_find(struct auth_client *c, uint32_t id)
 	return NULL;
 }
 
+static void request_destroy(struct auth_request *req)
+{
+	sasl_clear(&req->sasl);
+	auth_db_request_clear(&req->db);
+	rg_free(req->fail_user);
+	rg_free(req);
+}
+
 static void request_free(struct auth_server *srv, struct auth_request *req)
 {
 	struct auth_client *c = req->client;
@@ -184,9 +211,14 @@ static void request_free(struct auth_server *srv, struct auth_request *req)
 	if (req->cnext != NULL)
 		req->cnext->cprev = req->cprev;
 	c->request_count--;
-	sasl_clear(&req->sasl);
-	rg_free(req->fail_user);
-	rg_free(req);
+	if (req->state == REQ_PASSDB || req->state == REQ_USERDB) {
+		/* a driver still holds it: its callback frees it */
+		req->orphan = true;
+		req->client = NULL;
+		req->cprev = req->cnext = NULL;
+		return;
+	}
+	request_destroy(req);
 }
 
 static void client_close(struct auth_server *srv, struct auth_client *c)
@@ -310,77 +342,72 @@ static void extra_append(char **list, const char *field)
 	rg_free(old);
 }
 
-static bool is_userdb_core(const char *field, size_t klen)
+static const char *pfield(const struct auth_request *req, const char *key)
 {
-	static const char *const core[] = { "uid", "gid", "home", "mail" };
-	for (unsigned i = 0; i < 4; i++) {
-		if (strlen(core[i]) == klen && strncmp(field, core[i], klen) == 0)
-			return true;
-	}
-	return false;
+	return auth_fields_get(&req->db.passdb_fields, key);
 }
 
-/* The userdb result for entry (of the userdb file). NULL with a logged
- * error when the entry lacks what a worker needs. */
-static struct auth_user *userdb_build(struct auth_server *srv, const struct passwd_entry *e,
-				      const char *logname)
+static bool parse_id(const char *v, uint32_t *id_r)
 {
-	uint32_t uid = e->uid, gid = e->gid;
-	bool have_uid = e->have_uid, have_gid = e->have_gid;
-	const char *v;
 	char *end;
-	if ((v = passwd_entry_field(e, "userdb_uid")) != NULL) {
-		unsigned long n = strtoul(v, &end, 10);
-		have_uid = *v >= '0' && *v <= '9' && *end == '\0' && n < UINT32_MAX;
-		uid = (uint32_t)n;
-	}
-	if ((v = passwd_entry_field(e, "userdb_gid")) != NULL) {
-		unsigned long n = strtoul(v, &end, 10);
-		have_gid = *v >= '0' && *v <= '9' && *end == '\0' && n < UINT32_MAX;
-		gid = (uint32_t)n;
-	}
-	if (!have_uid || !have_gid) {
-		log_error("passwd-file(%s): userdb lookup: no valid uid/gid for the user", logname);
+	if (v == NULL || *v < '0' || *v > '9')
+		return false;
+	unsigned long n = strtoul(v, &end, 10);
+	if (*end != '\0' || n >= UINT32_MAX)
+		return false;
+	*id_r = (uint32_t)n;
+	return true;
+}
+
+/* The userdb result (req->db.userdb_fields) for the cookie. NULL with a
+ * logged error when it lacks what a worker needs. */
+static struct auth_user *user_build(struct auth_server *srv, struct auth_request *req,
+				    const char *logname)
+{
+	const struct auth_fields *f = &req->db.userdb_fields;
+	uint32_t uid, gid;
+	if (!parse_id(auth_fields_get(f, "uid"), &uid) ||
+	    !parse_id(auth_fields_get(f, "gid"), &gid)) {
+		log_error("%s(%s): userdb lookup: no valid uid/gid for the user",
+			  req->db.db_name != NULL ? req->db.db_name : "userdb", logname);
 		return NULL;
 	}
 	struct auth_user *u = rg_calloc(1, sizeof(*u));
-	u->user = rg_strdup(e->user);
+	u->user = rg_strdup(req->db.user);
 	u->uid = uid;
 	u->gid = gid;
-	v = passwd_entry_field(e, "userdb_home");
-	u->home = rg_strdup(v != NULL ? v : e->home);
-	v = passwd_entry_field(e, "userdb_mail");
-	if (v == NULL)
-		v = passwd_entry_field(e, "mail");
+	const char *v = auth_fields_get(f, "home");
+	u->home = rg_strdup(v != NULL ? v : "");
+	v = auth_fields_get(f, "mail");
 	u->mail = rg_strdup(v != NULL ? v : srv->cfg.mail_location);
 	u->extra = rg_strdup("");
-	for (unsigned i = 0; i < e->extra_count; i++) {
-		const char *x = e->extra[i];
-		if (strncmp(x, "userdb_", 7) != 0)
+	for (unsigned i = 0; i < f->count; i++) {
+		const char *k = f->kv[2 * i], *val = f->kv[2 * i + 1];
+		if (strcmp(k, "uid") == 0 || strcmp(k, "gid") == 0 || strcmp(k, "home") == 0 ||
+		    strcmp(k, "mail") == 0)
 			continue;
-		x += 7;
-		size_t klen = strcspn(x, "=");
-		if (!is_userdb_core(x, klen))
-			extra_append(&u->extra, x);
+		char *item = val[0] != '\0' ? rg_strdup_printf("%s=%s", k, val) : rg_strdup(k);
+		extra_append(&u->extra, item);
+		rg_free(item);
 	}
 	return u;
 }
 
-/* passdb extra fields for the login process: not the userdb_ ones, and not
- * pass (it travels as F_PASS) */
-static char *passdb_extra(const struct auth_request *req, const struct passwd_entry *e)
+/* passdb extra fields for the login process: not pass (it travels as
+ * F_PASS) */
+static char *passdb_extra(const struct auth_request *req)
 {
-	char *extra = rg_strdup("");
-	for (unsigned i = 0; i < e->extra_count; i++) {
-		const char *x = e->extra[i];
-		if (strncmp(x, "userdb_", 7) != 0 && strncmp(x, "pass=", 5) != 0)
-			extra_append(&extra, x);
+	struct auth_fields out;
+	memset(&out, 0, sizeof(out));
+	const struct auth_fields *f = &req->db.passdb_fields;
+	for (unsigned i = 0; i < f->count; i++) {
+		if (strcmp(f->kv[2 * i], "pass") != 0)
+			auth_fields_set(&out, f->kv[2 * i], f->kv[2 * i + 1]);
 	}
-	if (req->hostip[0] != '\0') {
-		char field[80];
-		snprintf(field, sizeof(field), "hostip=%s", req->hostip);
-		extra_append(&extra, field);
-	}
+	if (req->hostip[0] != '\0')
+		auth_fields_set(&out, "hostip", req->hostip);
+	char *extra = auth_fields_export(&out);
+	auth_fields_clear(&out);
 	return extra;
 }
 
@@ -393,18 +420,17 @@ static bool is_ip(const char *s)
 /* A proxied user's host is a DNS name (and passdb gives no hostip): ask the
  * resolver, the request waits in REQ_DNS. true when that happened (or the
  * request failed), false when the answer can go now. */
-static bool proxy_resolve(struct auth_server *srv, struct auth_request *req,
-			  const struct passwd_entry *e, const char *logname)
+static bool proxy_resolve(struct auth_server *srv, struct auth_request *req, const char *logname)
 {
-	const char *host = passwd_entry_field(e, "host");
-	const char *hostip = passwd_entry_field(e, "hostip");
+	const char *host = pfield(req, "host");
+	const char *hostip = pfield(req, "hostip");
 	if (req->hostip[0] != '\0' || host == NULL || host[0] == '\0' || is_ip(host) ||
 	    (hostip != NULL && hostip[0] != '\0'))
 		return false;
 	if (strlen(host) > 253 || srv->dns_fd < 0) {
-		log_error("passwd-file(%s,%s): proxy host %s cannot be resolved", logname, req->rip,
-			  srv->dns_fd < 0 ? "(no resolver)" : "(name too long)");
-		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		log_error("%s(%s,%s): proxy host %s cannot be resolved", req->db.db_name, logname,
+			  req->rip, srv->dns_fd < 0 ? "(no resolver)" : "(name too long)");
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return true;
 	}
 	if (++srv->dns_next == 0)
@@ -415,30 +441,29 @@ static bool proxy_resolve(struct auth_server *srv, struct auth_request *req,
 	int ret = ipc_outq_epoll_send(&srv->dns_outq, srv->epfd, srv->dns_fd, &srv->dns_src, msg, -1);
 	rg_free(msg);
 	if (ret < 0) {
-		log_error("passwd-file(%s,%s): proxy host lookup: sending to the resolver: %s",
-			  logname, req->rip, strerror(-ret));
-		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		log_error("%s(%s,%s): proxy host lookup: sending to the resolver: %s",
+			  req->db.db_name, logname, req->rip, strerror(-ret));
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return true;
 	}
 	req->dns_id = srv->dns_next;
 	req->state = REQ_DNS;
 	srv->dns_pending++;
-	log_debug("passwd-file(%s,%s): resolving proxy host", logname, req->rip);
+	log_debug("%s(%s,%s): resolving proxy host", req->db.db_name, logname, req->rip);
 	return true;
 }
 
 /* The backend password: the passdb's pass field (a master user's password),
  * else what the client gave (as Dovecot does). */
-static size_t proxy_pass_len(const struct auth_request *req, const struct passwd_entry *e)
+static size_t proxy_pass_len(const struct auth_request *req)
 {
-	const char *pass = passwd_entry_field(e, "pass");
+	const char *pass = pfield(req, "pass");
 	return (pass != NULL ? strlen(pass) : req->sasl.pass_len) + 8;
 }
 
-static void proxy_add_pass(struct auth_server *srv, struct auth_request *req,
-			   const struct passwd_entry *e)
+static void proxy_add_pass(struct auth_server *srv, struct auth_request *req)
 {
-	const char *pass = passwd_entry_field(e, "pass");
+	const char *pass = pfield(req, "pass");
 	if (pass != NULL)
 		ipc_msg_add_str(&srv->msg, IPC_F_PASS, pass);
 	else
@@ -447,170 +472,197 @@ static void proxy_add_pass(struct auth_server *srv, struct auth_request *req,
 
 /* A user whose passdb entry says proxy: AUTH_OK with the extra fields and
  * the password, no userdb lookup and no cookie (master never sees it). */
-static void request_proxy(struct auth_server *srv, struct auth_request *req,
-			  const struct passwd_entry *e, const char *logname)
+static void request_proxy(struct auth_server *srv, struct auth_request *req, const char *logname)
 {
-	if (proxy_resolve(srv, req, e, logname))
+	if (proxy_resolve(srv, req, logname))
 		return;
-	char *extra = passdb_extra(req, e);
+	char *extra = passdb_extra(req);
 	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
-	if (strlen(e->user) + strlen(extra) + proxy_pass_len(req, e) + 3 * 8 >
+	if (strlen(req->db.user) + strlen(extra) + proxy_pass_len(req) + 3 * 8 >
 	    ipc_msg_room(&srv->msg)) {
-		log_error("passwd-file(%s): fields too long for IPC", logname);
+		log_error("%s(%s): fields too long for IPC", req->db.db_name, logname);
 		rg_free(extra);
-		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return;
 	}
-	ipc_msg_add_str(&srv->msg, IPC_F_USER, e->user);
+	ipc_msg_add_str(&srv->msg, IPC_F_USER, req->db.user);
 	ipc_msg_add_str(&srv->msg, IPC_F_EXTRA, extra);
 	rg_free(extra);
-	proxy_add_pass(srv, req, e);
-	log_debug("passwd-file(%s,%s): authenticated, proxied", logname, req->rip);
+	proxy_add_pass(srv, req);
+	log_debug("%s(%s,%s): authenticated, proxied", req->db.db_name, logname, req->rip);
 	request_reply(srv, req);
 }
 
-/* proxy_maybe needs the address too (the login process compares it with
- * its own listeners); proxy is resolved in request_proxy */
-static bool proxy_maybe_resolve(struct auth_server *srv, struct auth_request *req,
-				const struct passwd_entry *e, const char *logname)
-{
-	return passwd_entry_field(e, "nologin") == NULL &&
-	       passwd_entry_field(e, "proxy_maybe") != NULL && proxy_resolve(srv, req, e, logname);
-}
+static void request_userdb_done(enum userdb_result result, struct auth_db_request *dbreq);
 
-static void request_success(struct auth_server *srv, struct auth_request *req,
-			    const struct passwd_entry *e, const char *logname)
+/* The passdb chain said yes (or the proxy host got resolved): nologin,
+ * proxy, else on to the userdb chain. */
+static void request_success(struct auth_server *srv, struct auth_request *req)
 {
-	int64_t now = now_ms();
+	char logname[300];
+	esc_user(req->db.user, logname, sizeof(logname));
 	if (req->rip[0] != '\0')
 		penalty_reset(srv->penalties, req->rip);
-	if (proxy_maybe_resolve(srv, req, e, logname))
+	if (pfield(req, "nologin") == NULL && pfield(req, "proxy_maybe") != NULL &&
+	    proxy_resolve(srv, req, logname))
 		return;
 
-	const char *nologin = passwd_entry_field(e, "nologin");
-	if (nologin != NULL) {
-		const char *reason = passwd_entry_field(e, "reason");
+	if (pfield(req, "nologin") != NULL) {
+		const char *reason = pfield(req, "reason");
 		char rbuf[256];
 		/* shown to the client: bounded, and a message must never overflow */
 		snprintf(rbuf, sizeof(rbuf), "%s", reason != NULL && reason[0] != '\0' ?
 			 reason : REASON_NOLOGIN);
-		log_info("passwd-file(%s,%s): login disabled (nologin)", logname, req->rip);
-		request_fail_now(srv, req, rbuf, false, e->user);
+		log_info("%s(%s,%s): login disabled (nologin)", req->db.db_name, logname, req->rip);
+		request_fail_now(srv, req, rbuf, false, req->db.user);
 		return;
 	}
 
 	/* Dovecot's proxy fields: the login process logs in to host itself.
 	 * proxy: no userdb lookup, no cookie. proxy_maybe: both, since the
 	 * login process may find that host is itself and hand off locally. */
-	bool proxy = passwd_entry_field(e, "proxy") != NULL;
-	bool proxy_maybe = passwd_entry_field(e, "proxy_maybe") != NULL;
-	if (proxy && !proxy_maybe) {
-		request_proxy(srv, req, e, logname);
+	if (pfield(req, "proxy") != NULL && pfield(req, "proxy_maybe") == NULL) {
+		request_proxy(srv, req, logname);
 		return;
 	}
+	req->state = REQ_USERDB;
+	auth_chain_userdb_lookup(srv->chain, &req->db, request_userdb_done);
+}
 
-	const struct passwd_entry *ue = e;
-	if (srv->userdb != srv->passdb) {
-		if (passwd_file_refresh(srv->userdb, now) < 0) {
-			request_fail_now(srv, req, REASON_TEMP, true, e->user);
-			return;
-		}
-		ue = passwd_file_lookup(srv->userdb, e->user);
-		if (ue == NULL) {
-			log_error("passwd-file(%s,%s): user not found in the userdb", logname, req->rip);
-			request_fail_now(srv, req, REASON_TEMP, true, e->user);
-			return;
-		}
+/* A chain callback arrived: the request, or NULL when its client went
+ * meanwhile (the orphan is freed here). */
+static struct auth_request *request_resume(struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_of(dbreq);
+	req->state = REQ_SASL;
+	if (req->orphan) {
+		request_destroy(req);
+		return NULL;
 	}
-	struct auth_user *u = userdb_build(srv, ue, logname);
+	return req;
+}
+
+static void request_userdb_done(enum userdb_result result, struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_resume(dbreq);
+	if (req == NULL)
+		return;
+	struct auth_server *srv = req->srv;
+	char logname[300];
+	esc_user(req->db.user, logname, sizeof(logname));
+	if (result == USERDB_RESULT_USER_UNKNOWN) {
+		/* a passdb knows the user, no userdb does (PAM, but not in
+		 * /etc/passwd): a failed login, as Dovecot's */
+		log_info("userdb(%s,%s): user not found in any userdb", logname, req->rip);
+		request_fail_delayed(srv, req);
+		return;
+	}
+	if (result != USERDB_RESULT_OK) {
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
+		return;
+	}
+	struct auth_user *u = user_build(srv, req, logname);
 	if (u == NULL) {
-		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return;
 	}
-
+	bool proxy_maybe = pfield(req, "proxy_maybe") != NULL;
 	/* passdb extra fields travel with AUTH_OK (proxy, host, …) */
-	char *extra = passdb_extra(req, e);
-	size_t need = strlen(e->user) + COOKIE_HEX_LEN + strlen(extra) + 3 * 8 +
-		      proxy_pass_len(req, e);
+	char *extra = passdb_extra(req);
+	size_t need = strlen(req->db.user) + COOKIE_HEX_LEN + strlen(extra) + 3 * 8 +
+		      proxy_pass_len(req);
 	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
 	if (need > ipc_msg_room(&srv->msg) ||
 	    strlen(u->user) + strlen(u->home) + strlen(u->mail) + strlen(u->extra) + 128 >
 	    IPC_MAX_PAYLOAD) {
-		log_error("passwd-file(%s): fields too long for IPC", logname);
+		log_error("%s(%s): fields too long for IPC", req->db.db_name, logname);
 		auth_user_free(u);
 		rg_free(extra);
-		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return;
 	}
 	char cookie[COOKIE_HEX_LEN + 1];
-	int ret = cookie_add(srv->cookies, req->client->pid, u, now, cookie);
+	int ret = cookie_add(srv->cookies, req->client->pid, u, now_ms(), cookie);
 	if (ret < 0) {
 		log_error("getrandom() failed: %s", strerror(-ret));
 		auth_user_free(u);
 		rg_free(extra);
-		request_fail_now(srv, req, REASON_TEMP, true, e->user);
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return;
 	}
 	ipc_msg_init(&srv->msg, IPC_AUTH_OK, req->id);
-	ipc_msg_add_str(&srv->msg, IPC_F_USER, e->user);
+	ipc_msg_add_str(&srv->msg, IPC_F_USER, req->db.user);
 	ipc_msg_add_str(&srv->msg, IPC_F_COOKIE, cookie);
 	if (extra[0] != '\0')
 		ipc_msg_add_str(&srv->msg, IPC_F_EXTRA, extra);
 	rg_free(extra);
 	if (proxy_maybe)
-		proxy_add_pass(srv, req, e);
+		proxy_add_pass(srv, req);
 	explicit_bzero(cookie, sizeof(cookie));
-	log_debug("passwd-file(%s,%s): authenticated", logname, req->rip);
+	log_debug("%s(%s,%s): authenticated", req->db.db_name, logname, req->rip);
 	request_reply(srv, req);
 }
 
-/* The SASL exchange produced credentials: check them against the passdb. */
-static void request_verify(struct auth_server *srv, struct auth_request *req)
+static void request_passdb_done(enum passdb_result result, struct auth_db_request *dbreq)
 {
-	char logname[300];
-	esc_user(req->sasl.user, logname, sizeof(logname));
-
-	if (srv->passdb == NULL) {
-		log_error("passwd-file(%s,%s): no passdb configured", logname, req->rip);
-		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+	struct auth_request *req = request_resume(dbreq);
+	if (req == NULL)
 		return;
-	}
-	if (passwd_file_refresh(srv->passdb, now_ms()) < 0) {
-		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
-		return;
-	}
-	const struct passwd_entry *e = passwd_file_lookup(srv->passdb, req->sasl.user);
-	if (e == NULL) {
-		log_info("passwd-file(%s,%s): unknown user", logname, req->rip);
-		request_fail_delayed(srv, req);
-		return;
-	}
-	if (e->scheme == NULL) {
-		log_info("passwd-file(%s,%s): no password for the user", logname, req->rip);
-		request_fail_delayed(srv, req);
-		return;
-	}
-	enum scheme_result res = auth_scheme_verify(e->scheme, e->password, req->sasl.pass,
-						    req->sasl.pass_len);
-	switch (res) {
-	case SCHEME_OK:
+	struct auth_server *srv = req->srv;
+	switch (result) {
+	case PASSDB_RESULT_OK:
 		/* request_success() may need the password (proxy); the
 		 * reply frees the request, which wipes it */
-		request_success(srv, req, e, logname);
+		request_success(srv, req);
 		return;
-	case SCHEME_MISMATCH:
-		log_info("passwd-file(%s,%s): Password mismatch", logname, req->rip);
-		break;
-	case SCHEME_UNKNOWN:
-		log_error("passwd-file(%s,%s): unknown password scheme %s", logname, req->rip,
-			  e->scheme);
-		break;
-	case SCHEME_BAD_HASH:
-		log_error("passwd-file(%s,%s): the stored password is not a valid %s hash",
-			  logname, req->rip, e->scheme);
-		break;
+	case PASSDB_RESULT_INTERNAL_FAILURE:
+		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+		return;
+	default:
+		request_fail_delayed(srv, req);
+		return;
 	}
-	request_fail_delayed(srv, req);
+}
+
+/* The SASL exchange produced credentials: the name rules, then the passdb
+ * chain. */
+static void request_verify(struct auth_server *srv, struct auth_request *req)
+{
+	auth_db_request_clear(&req->db);
+	auth_db_request_init(&req->db, req->sasl.user);
+	req->db.service = req->client->service;
+	req->db.mech = sasl_mech_name(req->sasl.mech);
+	snprintf(req->db.rip, sizeof(req->db.rip), "%s", req->rip);
+	req->db.secured = req->secured;
+
+	/* user*master: the master user's password, the user's session */
+	const char *sep = srv->cfg.master_user_separator;
+	char *login = rg_strdup(req->sasl.user), *master = NULL;
+	char *p = sep != NULL && sep[0] != '\0' ? strchr(login, sep[0]) : NULL;
+	if (p != NULL) {
+		*p = '\0';
+		master = p + 1;
+	}
+	char *user = NULL, *master_user = NULL, *error = NULL;
+	if (auth_username_fix(&srv->rules, &req->db, login, &user, &error) < 0 ||
+	    (master != NULL &&
+	     auth_username_fix(&srv->rules, &req->db, master, &master_user, &error) < 0)) {
+		char logname[300];
+		log_info("auth(%s,%s): %s", esc_user(req->sasl.user, logname, sizeof(logname)),
+			 req->rip, error);
+		rg_free(error);
+		rg_free(user);
+		rg_free(login);
+		request_fail_delayed(srv, req);
+		return;
+	}
+	rg_free(login);
+	rg_free(req->db.user);
+	req->db.user = user;
+	req->db.master_user = master_user;
+	req->state = REQ_PASSDB;
+	auth_chain_verify_plain(srv->chain, &req->db, req->sasl.pass, req->sasl.pass_len,
+				request_passdb_done);
 }
 
 static void request_step(struct auth_server *srv, struct auth_request *req, enum sasl_step step,
@@ -656,6 +708,7 @@ static void client_begin(struct auth_server *srv, struct auth_client *c, const s
 	}
 	struct auth_request *req = rg_calloc(1, sizeof(*req));
 	req->client = c;
+	req->srv = srv;
 	req->id = rx->hdr.id;
 	req->secured = ipc_has(f, IPC_F_SECURED);
 	const char *rip = ipc_str(f, IPC_F_RIP);
@@ -800,28 +853,21 @@ static void dns_result(struct auth_server *srv, const struct ipc_rx *rx)
 	if (req == NULL)
 		return; /* its client went away meanwhile */
 	char logname[300];
-	esc_user(req->sasl.user, logname, sizeof(logname));
+	esc_user(req->db.user, logname, sizeof(logname));
 	req->state = REQ_SASL;
 	srv->dns_pending--;
 	const char *ip = ipc_str(&rx->fields, IPC_F_HOST);
 	if (ip == NULL || !is_ip(ip) || strlen(ip) >= sizeof(req->hostip)) {
 		const char *why = ipc_str(&rx->fields, IPC_F_REASON);
 		char esc[128];
-		log_error("passwd-file(%s,%s): proxy host lookup failed: %s", logname, req->rip,
+		log_error("%s(%s,%s): proxy host lookup failed: %s", req->db.db_name, logname,
+			  req->rip,
 			  why != NULL ? log_escape(why, strlen(why), 100, esc, sizeof(esc)) : "no address");
-		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
+		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return;
 	}
 	memcpy(req->hostip, ip, strlen(ip) + 1);
-	const struct passwd_entry *e = srv->passdb != NULL ?
-		passwd_file_lookup(srv->passdb, req->sasl.user) : NULL;
-	if (e == NULL) {
-		log_error("passwd-file(%s,%s): user gone during the proxy host lookup", logname,
-			  req->rip);
-		request_fail_now(srv, req, REASON_TEMP, true, req->sasl.user);
-		return;
-	}
-	request_success(srv, req, e, logname);
+	request_success(srv, req);
 }
 
 /* the resolver died: nothing waiting will be answered */
@@ -882,6 +928,13 @@ void auth_server_set_dns(struct auth_server *srv, int fd)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->dns_src };
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		log_fatal("epoll_ctl(ADD dns): %m");
+}
+
+void auth_server_set_workers(struct auth_server *srv, int spawner_fd, unsigned max_count,
+			     unsigned timeout_ms)
+{
+	srv->workers = auth_worker_pool_new(spawner_fd, max_count, timeout_ms);
+	auth_worker_pool_attach(srv->workers, srv->chain);
 }
 
 /* ---- master channel ---------------------------------------------------- */
@@ -1031,39 +1084,41 @@ void auth_server_tick(struct auth_server *srv)
 
 /* ---- life cycle -------------------------------------------------------- */
 
+/* The chain from the settings' blocks, or (tests, the fuzzer) from the
+ * passwd-file shortcuts: passdb_args, and userdb_args or else the passdb's
+ * file as the userdb. */
+static struct auth_chain *chain_build(const struct auth_config *cfg, char **error_r)
+{
+	const struct db_settings *passdbs = cfg->passdbs, *userdbs = cfg->userdbs;
+	struct db_settings p, u;
+	memset(&p, 0, sizeof(p));
+	memset(&u, 0, sizeof(u));
+	if (passdbs == NULL && cfg->passdb_args != NULL && cfg->passdb_args[0] != '\0') {
+		p.driver = (char *)"passwd-file";
+		p.args = (char *)cfg->passdb_args;
+		passdbs = &p;
+	}
+	if (userdbs == NULL && passdbs == &p) {
+		u.driver = (char *)"passwd-file";
+		u.args = (char *)(cfg->userdb_args != NULL && cfg->userdb_args[0] != '\0' ?
+				  cfg->userdb_args : cfg->passdb_args);
+		userdbs = &u;
+	} else if (passdbs != NULL && (userdbs == NULL || userdbs->driver[0] == '\0') &&
+		   strcmp(passdbs->driver, "passwd-file") == 0) {
+		/* no userdb block: the passdb's file is the userdb too */
+		u.driver = (char *)"passwd-file";
+		u.args = passdbs->args;
+		userdbs = &u;
+	}
+	return auth_chain_new(passdbs, userdbs, error_r);
+}
+
 struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd,
 				    char **error_r)
 {
-	struct passwd_file *passdb = NULL, *userdb = NULL;
-	struct passwd_args pargs, uargs;
-	if (cfg->passdb_args != NULL && cfg->passdb_args[0] != '\0') {
-		if (passwd_args_parse(cfg->passdb_args, &pargs, error_r) < 0)
-			return NULL;
-		passdb = passwd_file_load(&pargs, error_r);
-		if (passdb == NULL) {
-			passwd_args_clear(&pargs);
-			return NULL;
-		}
-		userdb = passdb;
-		if (cfg->userdb_args != NULL && cfg->userdb_args[0] != '\0') {
-			if (passwd_args_parse(cfg->userdb_args, &uargs, error_r) < 0) {
-				passwd_args_clear(&pargs);
-				passwd_file_free(passdb);
-				return NULL;
-			}
-			if (strcmp(uargs.path, pargs.path) != 0 || uargs.lowercase != pargs.lowercase) {
-				userdb = passwd_file_load(&uargs, error_r);
-				if (userdb == NULL) {
-					passwd_args_clear(&pargs);
-					passwd_args_clear(&uargs);
-					passwd_file_free(passdb);
-					return NULL;
-				}
-			}
-			passwd_args_clear(&uargs);
-		}
-		passwd_args_clear(&pargs);
-	}
+	struct auth_chain *chain = chain_build(cfg, error_r);
+	if (chain == NULL)
+		return NULL;
 
 	struct auth_server *srv = rg_calloc(1, sizeof(*srv));
 	srv->mechanisms = rg_strdup(cfg->mechanisms != NULL ? cfg->mechanisms : "plain");
@@ -1072,9 +1127,24 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
 	srv->cfg.mechanisms = srv->mechanisms;
 	srv->cfg.mail_location = srv->mail_location;
 	srv->cfg.passdb_args = srv->cfg.userdb_args = NULL;
+	srv->cfg.passdbs = srv->cfg.userdbs = NULL;
+	/* copies: cfg's strings belong to settings that main() frees */
+	srv->username_format = cfg->username_format != NULL ? rg_strdup(cfg->username_format) : NULL;
+	srv->username_chars = cfg->username_chars != NULL ? rg_strdup(cfg->username_chars) : NULL;
+	srv->username_translation = cfg->username_translation != NULL ?
+		rg_strdup(cfg->username_translation) : NULL;
+	srv->default_realm = cfg->default_realm != NULL ? rg_strdup(cfg->default_realm) : NULL;
+	srv->master_user_separator = cfg->master_user_separator != NULL ?
+		rg_strdup(cfg->master_user_separator) : NULL;
+	srv->cfg.master_user_separator = srv->master_user_separator;
+	srv->cfg.username_format = srv->cfg.username_chars = NULL;
+	srv->cfg.username_translation = srv->cfg.default_realm = NULL;
+	srv->rules.format = srv->username_format;
+	srv->rules.chars = srv->username_chars;
+	srv->rules.translation = srv->username_translation;
+	srv->rules.default_realm = srv->default_realm;
 	srv->master_fd = master_fd;
-	srv->passdb = passdb;
-	srv->userdb = userdb;
+	srv->chain = chain;
 	srv->cookies = cookie_table_new(COOKIE_MAX);
 	srv->penalties = penalty_table_new(PENALTY_TABLE_MAX);
 	srv->rx = rg_malloc(sizeof(*srv->rx));
@@ -1082,13 +1152,14 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
 	srv->timer_src.type = SRC_TIMER;
 	srv->dns_src.type = SRC_DNS;
 	srv->dns_fd = -1;
-	if (passdb == NULL)
+	if (auth_chain_passdb_count(chain) == 0)
 		log_warning("no passdb configured: every login fails");
 
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (srv->epfd < 0 || srv->timerfd < 0)
 		log_fatal("epoll/timerfd: %m");
+	auth_loop_init(srv->epfd);
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &srv->master_src };
 	if (epoll_ctl(srv->epfd, EPOLL_CTL_ADD, master_fd, &ev) < 0)
 		log_fatal("epoll_ctl(ADD master): %m");
@@ -1102,7 +1173,7 @@ int auth_server_run(struct auth_server *srv)
 {
 	struct epoll_event evs[64];
 	for (;;) {
-		int n = epoll_wait(srv->epfd, evs, 64, -1);
+		int n = epoll_wait(srv->epfd, evs, 64, auth_loop_next_timeout_ms());
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -1110,6 +1181,11 @@ int auth_server_run(struct auth_server *srv)
 		bool master_gone = false;
 		for (int i = 0; i < n; i++) {
 			struct ep_src *src = evs[i].data.ptr;
+			if (src->type > SRC_DNS) {
+				/* a driver's fd (auth-loop.h) */
+				(void)auth_loop_dispatch(src, evs[i].events);
+				continue;
+			}
 			switch (src->type) {
 			case SRC_MASTER:
 				if (!master_input(srv))
@@ -1134,7 +1210,9 @@ int auth_server_run(struct auth_server *srv)
 			}
 			}
 		}
+		auth_loop_run_timeouts();
 		free_dead(srv);
+		auth_loop_free_dead();
 		if (master_gone) {
 			log_debug("master closed its channel: exiting");
 			return 0;
@@ -1149,9 +1227,9 @@ void auth_server_free(struct auth_server *srv)
 	while (srv->clients != NULL)
 		client_close(srv, srv->clients);
 	free_dead(srv);
-	if (srv->userdb != srv->passdb)
-		passwd_file_free(srv->userdb);
-	passwd_file_free(srv->passdb);
+	auth_worker_pool_free(srv->workers);
+	auth_chain_free(srv->chain);
+	auth_loop_deinit();
 	cookie_table_free(srv->cookies);
 	penalty_table_free(srv->penalties);
 	ipc_outq_clear(&srv->dns_outq);
@@ -1162,5 +1240,10 @@ void auth_server_free(struct auth_server *srv)
 	rg_free(srv->rx);
 	rg_free(srv->mechanisms);
 	rg_free(srv->mail_location);
+	rg_free(srv->username_format);
+	rg_free(srv->username_chars);
+	rg_free(srv->username_translation);
+	rg_free(srv->default_realm);
+	rg_free(srv->master_user_separator);
 	rg_free(srv);
 }

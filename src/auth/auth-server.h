@@ -13,13 +13,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct db_settings;
+
 struct auth_config {
 	const char *mechanisms;      /* auth_mechanisms, e.g. "plain login" */
 	unsigned failure_delay_ms;   /* auth_failure_delay */
 	const char *mail_location;   /* used when the userdb has no mail field */
-	const char *passdb_args;     /* passwd-file args; "" = no passdb */
-	const char *userdb_args;     /* "" = the passdb file */
+	/* the passdb/userdb blocks (settings.h lists); NULL: the shortcuts */
+	const struct db_settings *passdbs, *userdbs;
+	const char *passdb_args;     /* shortcut: passwd-file args; "" = no passdb */
+	const char *userdb_args;     /* shortcut: "" = the passdb file */
 	bool disable_plaintext_auth; /* refuse PLAIN/LOGIN without F_SECURED */
+	/* auth_username_format, _chars, _translation, auth_default_realm
+	 * (NULL: off) and auth_master_user_separator (NULL or "": none) */
+	const char *username_format, *username_chars, *username_translation;
+	const char *default_realm, *master_user_separator;
 };
 
 struct auth_server;
@@ -34,6 +42,11 @@ void auth_server_free(struct auth_server *srv);
 /* The resolver child's channel (auth-dns.h), taken over: passdb proxy hosts
  * given by name are resolved through it. Without one they fail (temp). */
 void auth_server_set_dns(struct auth_server *srv, int fd);
+/* The auth-worker spawner's channel (auth-worker.h), taken over: blocking
+ * passdbs/userdbs run in up to max_count workers, each request bounded by
+ * timeout_ms. Without one they are called inline (tests). */
+void auth_server_set_workers(struct auth_server *srv, int spawner_fd, unsigned max_count,
+			     unsigned timeout_ms);
 
 /* In-memory entry points: what the event loop does around ipc_recv(), for
  * tests and fuzz/fuzz_auth_server.c. */

@@ -3,6 +3,8 @@
  * default_internal_user (or nobody) before serving anything. */
 #include "auth/auth-dns.h"
 #include "auth/auth-server.h"
+#include "auth/auth-worker.h"
+#include "auth/passdb.h"
 
 #include "lib/alloc.h"
 #include "lib/log.h"
@@ -27,7 +29,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ringgate-auth -c CONFIG   (fd 3: channel to master)\n");
+	fprintf(stderr, "usage: ringgate-auth [-S|-W] -c CONFIG   (fd 3: channel to master)\n");
 	exit(1);
 }
 
@@ -80,12 +82,19 @@ static void enter_sandbox(void)
 int main(int argc, char **argv)
 {
 	const char *config = NULL;
+	bool spawner = false, worker = false;
 	int c;
 
 	log_init("auth");
-	while ((c = getopt(argc, argv, "c:D:")) != -1) {
+	while ((c = getopt(argc, argv, "c:D:SWR")) != -1) {
 		if (c == 'c')
 			config = optarg;
+		else if (c == 'S')
+			spawner = true;
+		else if (c == 'W')
+			worker = true;
+		else if (c == 'R')
+			auth_checkpassword_reply_main(); /* passdb-checkpassword.c */
 		else if (c == 'D')
 			auth_dns_main(optarg); /* the resolver child (auth-dns.h) */
 		else
@@ -93,6 +102,10 @@ int main(int argc, char **argv)
 	}
 	if (config == NULL || optind != argc)
 		usage();
+	if (spawner)
+		auth_worker_spawner_main(config); /* auth-worker.h */
+	if (worker)
+		auth_worker_main(config);
 
 	struct stat st;
 	if (fstat(MASTER_FD, &st) < 0 || !S_ISSOCK(st.st_mode))
@@ -108,9 +121,14 @@ int main(int argc, char **argv)
 		.mechanisms = set->auth_mechanisms,
 		.failure_delay_ms = set->auth_failure_delay * 1000u,
 		.mail_location = set->mail_location,
-		.passdb_args = set->passdb.args,
-		.userdb_args = set->userdb.args,
+		.passdbs = &set->passdb,
+		.userdbs = &set->userdb,
 		.disable_plaintext_auth = set->disable_plaintext_auth,
+		.username_format = set->auth_username_format,
+		.username_chars = set->auth_username_chars,
+		.username_translation = set->auth_username_translation,
+		.default_realm = set->auth_default_realm,
+		.master_user_separator = set->auth_master_user_separator,
 	};
 	/* the resolver for passdb proxy host names: exec'ed before any
 	 * password is loaded, so it holds none */
@@ -120,9 +138,20 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		log_error("starting the DNS resolver: %s (proxy hosts must be IP addresses)",
 			  strerror(-ret));
+	/* the auth-worker spawner: root (PAM, shadow), exec'ed before any
+	 * password is loaded, so it holds none */
+	int spawner_fd = -1;
+	pid_t spawner_pid;
+	ret = auth_worker_spawner_start("/proc/self/exe", config, &spawner_fd, &spawner_pid);
+	if (ret < 0)
+		log_error("starting the auth-worker spawner: %s (blocking passdbs/userdbs fail)",
+			  strerror(-ret));
 	struct auth_server *srv = auth_server_new(&cfg, MASTER_FD, &error);
 	if (srv == NULL)
 		log_fatal("%s", error);
+	if (spawner_fd >= 0)
+		auth_server_set_workers(srv, spawner_fd, set->auth_worker_max_count,
+					set->auth_worker_request_timeout * 1000u);
 	if (dns_fd >= 0)
 		auth_server_set_dns(srv, dns_fd);
 	drop_privileges(set->default_internal_user);

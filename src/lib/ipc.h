@@ -54,6 +54,11 @@ enum ipc_type {
 	IPC_CTL_REQUEST,         /* stats -> master: F_CMD (lib/ctl-proto.h) */
 	IPC_CTL_REPLY,           /* master -> stats: F_TEXT, a piece of the answer; more follow */
 	IPC_CTL_REPLY_END,       /* master -> stats: F_TEXT, the answer's last piece (may be empty) */
+	/* auth <-> its worker spawner and auth-workers (src/auth/auth-worker.h) */
+	IPC_AUTH_WORKER_SPAWN,   /* auth -> spawner: start one; reply: fd + F_LOGIN_PID */
+	IPC_AUTH_WORKER_KILL,    /* auth -> spawner: F_LOGIN_PID, a worker past its bound */
+	IPC_AUTH_WORKER_REQUEST, /* auth -> worker: F_DB what, F_USER ... */
+	IPC_AUTH_WORKER_RESULT,  /* worker -> auth: F_RESULT, F_USER, F_EXTRA, F_USERDB ... */
 	IPC_TYPE_COUNT
 };
 
@@ -92,6 +97,10 @@ enum ipc_field {
 	IPC_F_HOST,      /* DNS_LOOKUP: a name; DNS_RESULT: an IP address, text */
 	IPC_F_CMD,       /* CTL_REQUEST: "who", "who -1", "stats", "metrics", "reload" */
 	IPC_F_TEXT,      /* CTL_REPLY(_END): answer text */
+	IPC_F_DB,        /* AUTH_WORKER_REQUEST: "verify N", "credentials N SCHEME", "userdb N";
+			    RESULT: the credentials' scheme */
+	IPC_F_RESULT,    /* AUTH_WORKER_RESULT: passdb/userdb result, decimal (may be negative) */
+	IPC_F_USERDB,    /* AUTH_WORKER_*: userdb fields, TAB-separated key=value */
 	IPC_F_COUNT
 };
 

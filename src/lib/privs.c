@@ -8,9 +8,29 @@
 #include <string.h>
 #include <unistd.h>
 
+static int drop(uid_t uid, gid_t gid, const gid_t *groups, size_t n, const char **error_r);
+
 int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r)
 {
-	if (setgroups(with_group ? 1 : 0, with_group ? &gid : NULL) < 0) {
+	return drop(uid, gid, with_group ? &gid : NULL, with_group ? 1 : 0, error_r);
+}
+
+int privs_drop_groups(uid_t uid, gid_t gid, const gid_t *extra, size_t n, const char **error_r)
+{
+	gid_t groups[65];
+	if (n > 64) {
+		*error_r = "too many groups";
+		return -EINVAL;
+	}
+	groups[0] = gid;
+	for (size_t i = 0; i < n; i++)
+		groups[i + 1] = extra[i];
+	return drop(uid, gid, groups, n + 1, error_r);
+}
+
+static int drop(uid_t uid, gid_t gid, const gid_t *groups, size_t n, const char **error_r)
+{
+	if (setgroups(n, groups) < 0) {
 		*error_r = "setgroups";
 		return -errno;
 	}

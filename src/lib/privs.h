@@ -6,12 +6,16 @@
 #define RG_PRIVS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Set real, effective and saved uid/gid to uid/gid; supplementary groups
  * become just gid (with_group) or none. Verifies every id and that root
  * cannot be regained. 0, or -errno with *error_r naming the step. */
 int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r);
+/* The same with supplementary groups gid plus extra[0..n) (a worker's
+ * mail_access_groups). */
+int privs_drop_groups(uid_t uid, gid_t gid, const gid_t *extra, size_t n, const char **error_r);
 
 /* The internal helpers started as root (the access checker, the stats
  * process): chroot to base_dir/login and drop to user (refused when it is

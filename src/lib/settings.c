@@ -6,6 +6,7 @@
  * zeros are resolved to the default_* values only after the whole file is
  * read, as Dovecot does, so the order of settings does not matter. */
 #include "lib/settings.h"
+#include "lib/var-expand.h"
 
 #include "lib/alloc.h"
 #include "lib/config.h"
@@ -98,6 +99,18 @@ static const struct set_def global_defs[] = {
 	G(default_idle_kill, ST_TIME_POS, "1 mins"),
 	G(first_valid_uid, ST_UINT, "500"),
 	G(last_valid_uid, ST_UINT, "0"),
+	G(first_valid_gid, ST_UINT, "1"),
+	G(last_valid_gid, ST_UINT, "0"),
+	G(mail_access_groups, ST_STR, ""),
+	G(auth_master_user_separator, ST_STR, ""),
+	G(auth_username_format, ST_STR, "%Lu"),
+	G(auth_username_chars, ST_STR,
+	  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@"),
+	G(auth_username_translation, ST_STR, ""),
+	G(auth_default_realm, ST_STR, ""),
+	G(auth_realms, ST_STR, ""),
+	G(auth_worker_max_count, ST_UINT_POS, "30"),
+	G(auth_worker_request_timeout, ST_TIME_POS, "1 mins"),
 	G(mail_location, ST_STR, ""),
 };
 #define GLOBAL_COUNT (sizeof(global_defs) / sizeof(global_defs[0]))
@@ -525,7 +538,6 @@ struct loader {
 	struct settings *set;
 	char *error;
 	const struct config_node *global_nodes[GLOBAL_COUNT];
-	bool passdb_seen, userdb_seen;
 	unsigned ignored_cap;
 };
 
@@ -828,25 +840,40 @@ static int load_local_name(struct loader *l, const struct config_node *sec)
 	return 0;
 }
 
+static void free_strings(void *base, const struct set_def *defs, size_t count);
+
+#define D(name, type) { #name, type, offsetof(struct db_settings, name), 0, "" }
 static const struct set_def db_defs[] = {
-	{ "driver", ST_STR, offsetof(struct db_settings, driver), 0, NULL },
-	{ "args", ST_STR, offsetof(struct db_settings, args), 0, NULL },
+	D(driver, ST_STR), D(args, ST_STR), D(name, ST_STR), D(skip, ST_STR),
+	D(result_success, ST_STR), D(result_failure, ST_STR), D(result_internalfail, ST_STR),
+	D(mechanisms, ST_STR), D(username_filter, ST_STR), D(default_fields, ST_STR),
+	D(override_fields, ST_STR), D(deny, ST_BOOL), D(master, ST_BOOL), D(pass, ST_BOOL),
 };
+#define DB_DEFS (sizeof(db_defs) / sizeof(db_defs[0]))
 
-/* passdb/userdb drivers the parser accepts that auth does not serve yet
-   (issue 16's auth half), by section type */
-static bool db_driver_pending(const char *type, const char *driver)
+/* the drivers src/auth implements (auth-chain.c has the same list and
+ * refuses the rest at start-up too) */
+static const char *const passdb_drivers[] = {
+	"passwd-file", "pam", "shadow", "checkpassword", NULL
+};
+static const char *const userdb_drivers[] = { "passwd-file", "passwd", "static", NULL };
+
+static bool str_in(const char *const *list, const char *s)
 {
-	static const char *const passdb[] = { "pam", "passwd", "shadow", "static",
-					      "checkpassword", NULL };
-	static const char *const userdb[] = { "passwd", "static", "checkpassword", NULL };
-	const char *const *list = strcmp(type, "passdb") == 0 ? passdb : userdb;
-
-	for (unsigned i = 0; list[i] != NULL; i++) {
-		if (strcmp(list[i], driver) == 0)
+	for (; *list != NULL; list++) {
+		if (strcmp(*list, s) == 0)
 			return true;
 	}
 	return false;
+}
+
+/* passdb/userdb drivers of Dovecot's the parser accepts that auth does not
+   serve (yet): the block is named and left out of the chain */
+static bool db_driver_pending(const char *type, const char *driver)
+{
+	static const char *const passdb[] = { "passwd", "static", NULL };
+	static const char *const userdb[] = { "checkpassword", NULL };
+	return str_in(strcmp(type, "passdb") == 0 ? passdb : userdb, driver);
 }
 
 /* A passdb/userdb field Dovecot knows that ringgate does not store: named
@@ -859,7 +886,7 @@ static int load_db_dovecot_field(struct loader *l, const struct config_node *sec
 	snprintf(path, sizeof(path), "%s/%s", sec->key, n->key);
 	const struct dovecot_name *dn = dovecot_name_find(path);
 
-	if (strcmp(n->key, "name") == 0 || strcmp(n->key, "auth_verbose") == 0) {
+	if (strcmp(n->key, "auth_verbose") == 0) {
 		ignore_node(l, n, NOTE_SETTING, "%s { %s }", sec->key, n->key);
 		return 0;
 	}
@@ -867,44 +894,87 @@ static int load_db_dovecot_field(struct loader *l, const struct config_node *sec
 		ignore_node(l, n, NOTE_DEFAULT, "%s { %s = %s }", sec->key, n->key, n->value);
 		return 0;
 	}
-	return load_error(l, n, "'%s = %s' in %s is not supported yet (one %s with "
-			  "Dovecot's defaults)", n->key, n->value, sec->key, sec->key);
+	return load_error(l, n, "'%s = %s' in %s is not supported yet", n->key, n->value,
+			  sec->key);
 }
 
-static int load_db(struct loader *l, const struct config_node *sec,
-		   struct db_settings *db, bool *seen)
+static void db_init(struct db_settings *db)
+{
+	for (size_t i = 0; i < DB_DEFS; i++) {
+		const char *reason;
+		if (apply_value(db, &db_defs[i], db_defs[i].type == ST_BOOL ? "no" : "", NULL,
+				&reason) < 0)
+			abort();
+	}
+}
+
+static void db_free(struct db_settings *db)
+{
+	free_strings(db, db_defs, DB_DEFS);
+	rg_free(db->file);
+}
+
+/* one block, parsed into db; 1: set aside (a driver not served) */
+static int load_db_block(struct loader *l, const struct config_node *sec, struct db_settings *db)
 {
 	const struct config_node *driver = NULL;
+	bool passdb = strcmp(sec->key, "passdb") == 0;
 	char path[16];
 
-	if (*seen)
-		return load_error(l, sec, "only one %s section is supported", sec->key);
-	*seen = true;
 	snprintf(path, sizeof(path), "%s/", sec->key);
+	db->file = rg_strdup(sec->file);
+	db->line = sec->line;
 	for (const struct config_node *n = sec->children; n != NULL; n = n->next) {
 		if (n->type == CONFIG_NODE_SECTION)
 			return load_error(l, n, "unknown section type '%s'", n->key);
-		if (find_def(db_defs, 2, n->key) == NULL && dovecot_setting_known(path, n->key)) {
+		if (find_def(db_defs, DB_DEFS, n->key) == NULL && dovecot_setting_known(path, n->key)) {
 			if (load_db_dovecot_field(l, sec, n) < 0)
 				return -1;
 			continue;
 		}
-		if (apply_node(l, db, db_defs, 2, n) < 0)
+		if (apply_node(l, db, db_defs, DB_DEFS, n) < 0)
 			return -1;
 		if (strcmp(n->key, "driver") == 0)
 			driver = n;
 	}
-	if (driver == NULL)
+	if (driver == NULL || db->driver[0] == '\0')
 		return load_error(l, sec, "%s section has no driver", sec->key);
 	if (db_driver_pending(sec->key, db->driver)) {
 		ignore_node(l, driver, "accepted; not served until ringgate's auth has this driver",
 			    "%s { driver = %s }", sec->key, db->driver);
+		return 1;
+	}
+	if (!str_in(passdb ? passdb_drivers : userdb_drivers, db->driver))
+		return load_error(l, driver, "invalid value for 'driver': unknown %s driver '%s'",
+				  sec->key, db->driver);
+	if (strcmp(db->driver, "passwd-file") == 0 && db->args[0] == '\0')
+		return load_error(l, sec, "%s section has no args (the passwd-file path)", sec->key);
+	return 0;
+}
+
+/* Several blocks are a chain in file order: first is the first block,
+ * each later one is appended to its next list. */
+static int load_db(struct loader *l, const struct config_node *sec, struct db_settings *first)
+{
+	struct db_settings *db = rg_calloc(1, sizeof(*db));
+	db_init(db);
+	int ret = load_db_block(l, sec, db);
+	if (ret != 0) {
+		db_free(db);
+		rg_free(db);
+		return ret < 0 ? -1 : 0;
+	}
+	if (first->driver[0] == '\0') {
+		db_free(first);
+		*first = *db;
+		first->next = NULL;
+		rg_free(db);
 		return 0;
 	}
-	if (strcmp(db->driver, "passwd-file") != 0)
-		return load_error(l, driver, "invalid value for 'driver': only passwd-file is supported");
-	if (db->args[0] == '\0')
-		return load_error(l, sec, "%s section has no args (the passwd-file path)", sec->key);
+	struct db_settings *tail = first;
+	while (tail->next != NULL)
+		tail = tail->next;
+	tail->next = db;
 	return 0;
 }
 
@@ -1042,9 +1112,9 @@ static int load_root(struct loader *l, const struct config_node *root)
 		} else if (strcmp(n->key, "service") == 0) {
 			ret = load_service(l, n);
 		} else if (strcmp(n->key, "passdb") == 0) {
-			ret = load_db(l, n, &l->set->passdb, &l->passdb_seen);
+			ret = load_db(l, n, &l->set->passdb);
 		} else if (strcmp(n->key, "userdb") == 0) {
-			ret = load_db(l, n, &l->set->userdb, &l->userdb_seen);
+			ret = load_db(l, n, &l->set->userdb);
 		} else if (strcmp(n->key, "protocol") == 0 || strcmp(n->key, "local") == 0 ||
 			   strcmp(n->key, "remote") == 0) {
 			ret = load_filter(l, n, NULL, 0);
@@ -1073,10 +1143,8 @@ static struct settings *settings_new(const char *config_path)
 		if (apply_value(set, &global_defs[i], global_defs[i].def, NULL, &reason) < 0)
 			abort(); /* the defaults table is wrong */
 	}
-	set->passdb.driver = rg_strdup("");
-	set->passdb.args = rg_strdup("");
-	set->userdb.driver = rg_strdup("");
-	set->userdb.args = rg_strdup("");
+	db_init(&set->passdb);
+	db_init(&set->userdb);
 	set->service_count = BUILTIN_COUNT;
 	set->services = rg_calloc(BUILTIN_COUNT, sizeof(*set->services));
 	for (size_t i = 0; i < BUILTIN_COUNT; i++) {
@@ -1150,6 +1218,25 @@ static int check(struct loader *l)
 		if (n == NULL)
 			n = l->global_nodes[global_index("first_valid_uid")];
 		return load_error(l, n, "first_valid_uid is greater than last_valid_uid");
+	}
+	if (strlen(set->auth_username_translation) % 2 != 0)
+		return load_error(l, l->global_nodes[global_index("auth_username_translation")],
+				  "auth_username_translation must be pairs of characters");
+	{
+		/* the template is checked once here, not at every login */
+		static const struct var_expand_entry vars[] = {
+			{ 'u', "user", "u@d" }, { 'n', "username", "u" }, { 'd', "domain", "d" },
+			{ 's', "service", "imap" }, { 'l', "lip", "" }, { 'r', "rip", "" },
+			{ 0, NULL, NULL },
+		};
+		char *out = NULL, *err = NULL;
+		if (var_expand(set->auth_username_format, vars, NULL, NULL, &out, &err) < 0) {
+			int ret = load_error(l, l->global_nodes[global_index("auth_username_format")],
+					     "invalid value for 'auth_username_format': %s", err);
+			rg_free(err);
+			return ret;
+		}
+		rg_free(out);
 	}
 	/* the CIDR lists belong to the built-in checker: set without it, they
 	   would protect nothing */
@@ -1305,10 +1392,18 @@ void settings_free(struct settings *set)
 		rg_free(set->local_names[i].file);
 	}
 	rg_free(set->local_names);
-	rg_free(set->passdb.driver);
-	rg_free(set->passdb.args);
-	rg_free(set->userdb.driver);
-	rg_free(set->userdb.args);
+	for (struct db_settings *db = &set->passdb, *next; db != NULL; db = next) {
+		next = db->next;
+		db_free(db);
+		if (db != &set->passdb)
+			rg_free(db);
+	}
+	for (struct db_settings *db = &set->userdb, *next; db != NULL; db = next) {
+		next = db->next;
+		db_free(db);
+		if (db != &set->userdb)
+			rg_free(db);
+	}
 	for (unsigned i = 0; i < set->ignored_count; i++) {
 		rg_free(set->ignored[i].name);
 		rg_free(set->ignored[i].note);
@@ -1496,14 +1591,26 @@ static void print_local_names(FILE *out, const struct settings *set, bool secret
 	}
 }
 
-static void print_db(FILE *out, const char *name, const struct db_settings *db)
+static void print_db(FILE *out, const char *name, const struct db_settings *first, bool all)
 {
-	if (db->driver[0] == '\0')
-		return;
-	fprintf(out, "%s {\n", name);
-	print_setting(out, 2, "driver", db->driver);
-	print_setting(out, 2, "args", db->args);
-	fprintf(out, "}\n");
+	for (const struct db_settings *db = first; db != NULL; db = db->next) {
+		if (db->driver[0] == '\0')
+			return;
+		fprintf(out, "%s {\n", name);
+		for (size_t i = 0; i < DB_DEFS; i++) {
+			const void *field = (const char *)db + db_defs[i].offset;
+			if (db_defs[i].type == ST_BOOL) {
+				bool b = *(const bool *)field;
+				if (b || all)
+					print_setting(out, 2, db_defs[i].key, b ? "yes" : "no");
+				continue;
+			}
+			const char *v = *(char *const *)field;
+			if (i < 2 || all || v[0] != '\0')
+				print_setting(out, 2, db_defs[i].key, v);
+		}
+		fprintf(out, "}\n");
+	}
 }
 
 static void print_service(FILE *out, const struct settings *set,
@@ -1615,8 +1722,8 @@ void settings_print_secrets(const struct settings *set, bool all, bool secrets, 
 	}
 	settings_free(defaults);
 	print_local_names(out, set, secrets);
-	print_db(out, "passdb", &set->passdb);
-	print_db(out, "userdb", &set->userdb);
+	print_db(out, "passdb", &set->passdb, all);
+	print_db(out, "userdb", &set->userdb, all);
 	for (unsigned i = 0; i < set->service_count; i++)
 		print_service(out, set, &set->services[i], all);
 	print_ignored(out, set);

@@ -50,9 +50,28 @@ struct local_name_settings {
 	unsigned line;
 };
 
+/* One `passdb { }` / `userdb { }` block. Blocks are tried in file order:
+ * settings.passdb is the first, each block's next the one after it (NULL at
+ * the end). Dovecot's names and defaults (src/auth/auth-chain.h applies the
+ * result_* / skip rules). */
 struct db_settings {
-	char *driver; /* "passwd-file" */
-	char *args;   /* the file path (with any `scheme=X` / `username_format=` prefix args) */
+	struct db_settings *next;
+	char *driver;          /* "passwd-file", "pam", "passwd", ...; "" = no block */
+	char *args;            /* the driver's args, %-variables unexpanded */
+	char *name;            /* for log lines; default: the driver */
+	char *skip;            /* never | authenticated | unauthenticated (userdb: found | notfound) */
+	char *result_success;  /* return-ok (default) | return | return-fail | continue | continue-ok | continue-fail */
+	char *result_failure;  /* continue (default) */
+	char *result_internalfail; /* continue (default) */
+	char *mechanisms;      /* passdb: the SASL mechanisms it serves; "" = all */
+	char *username_filter; /* passdb: space-separated wildcards, !negated; "" = all */
+	char *default_fields;  /* fields set before the lookup (key=value ...) */
+	char *override_fields; /* fields set after it */
+	bool deny;             /* passdb: a user found here is refused */
+	bool master;           /* passdb: master users (auth_master_user_separator) */
+	bool pass;             /* master passdb: look the target user up in the passdbs too */
+	char *file;            /* where the block is, for messages */
+	unsigned line;
 };
 
 /* Something a Dovecot configuration says that ringgate accepts and does not
@@ -123,6 +142,17 @@ struct settings {
 	unsigned default_idle_kill;     /* 60 s */
 	unsigned first_valid_uid;       /* 500 */
 	unsigned last_valid_uid;        /* 0 = none */
+	unsigned first_valid_gid;       /* 1 */
+	unsigned last_valid_gid;        /* 0 = none */
+	char *mail_access_groups;       /* extra groups of every worker, names or numbers */
+	char *auth_master_user_separator; /* "" = no master user logins */
+	char *auth_username_format;      /* %-template applied to every name, default %Lu */
+	char *auth_username_chars;       /* allowed characters; "" = any */
+	char *auth_username_translation; /* pairs "fromto..." replaced before the check */
+	char *auth_default_realm;        /* appended as @realm to names without '@' */
+	char *auth_realms;               /* DIGEST-MD5 realms (no such mechanism here) */
+	unsigned auth_worker_max_count;  /* auth-worker processes at most, default 30 */
+	unsigned auth_worker_request_timeout; /* seconds one blocking lookup may take, 60 */
 	char *mail_location;            /* default "" ; userdb `mail` overrides */
 
 	struct db_settings passdb;

@@ -6,8 +6,10 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "lib/privs.h"
+#include "lib/var-expand.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,55 @@ static void worker_init_copy(struct ipc_msg *msg, const struct ipc_fields *f, en
 {
 	if (ipc_has(f, key))
 		ipc_msg_add(msg, key, f->val[key], f->len[key]);
+}
+
+/* mail_access_groups as gids (names through NSS: called in the forked
+ * child, before the drop); unknown names are logged and left out */
+static size_t mail_access_gids(const char *list, gid_t *out, size_t max)
+{
+	size_t n = 0;
+	char *copy = rg_strdup(list);
+	for (char *save = NULL, *g = strtok_r(copy, " ,", &save); g != NULL && n < max;
+	     g = strtok_r(NULL, " ,", &save)) {
+		char *end;
+		unsigned long v = strtoul(g, &end, 10);
+		if (*g >= '0' && *g <= '9' && *end == '\0') {
+			out[n++] = (gid_t)v;
+			continue;
+		}
+		const struct group *gr = getgrnam(g);
+		if (gr == NULL)
+			log_error("mail_access_groups: unknown group %s", g);
+		else
+			out[n++] = gr->gr_gid;
+	}
+	rg_free(copy);
+	return n;
+}
+
+/* mail_location's %-variables (lib/var-expand.h) for this user: %u %n %d
+ * %h %s %l %r %i. NULL (logged) when the template is broken. */
+static char *mail_expand(const char *mail, const char *user, const char *home,
+			 const char *service, const struct ipc_fields *hf, unsigned long long uid)
+{
+	const char *at = strrchr(user, '@');
+	char *username = at != NULL ? rg_strndup(user, (size_t)(at - user)) : rg_strdup(user);
+	char uidstr[24];
+	snprintf(uidstr, sizeof(uidstr), "%llu", uid);
+	const struct var_expand_entry table[] = {
+		{ 'u', "user", user }, { 'n', "username", username },
+		{ 'd', "domain", at != NULL ? at + 1 : "" }, { 'h', "home", home },
+		{ 's', "service", service }, { 'l', "lip", ipc_str(hf, IPC_F_LIP) },
+		{ 'r', "rip", ipc_str(hf, IPC_F_RIP) }, { 'i', "uid", uidstr },
+		{ 0, NULL, NULL },
+	};
+	char *out = NULL, *error = NULL;
+	if (var_expand(mail, table, NULL, NULL, &out, &error) < 0) {
+		log_error("user %s: mail_location %s", user, error);
+		rg_free(error);
+	}
+	rg_free(username);
+	return out;
 }
 
 /* Fork the worker for a verified login. Returns NULL on success, else the
@@ -57,7 +108,18 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		log_error("user %s: login refused for uid %llu: %s", user, uid, why);
 		return REASON_INTERNAL;
 	}
+	if (gid < m.set->first_valid_gid ||
+	    (m.set->last_valid_gid != 0 && gid > m.set->last_valid_gid)) {
+		log_error("user %s: login refused for gid %llu: gid is %s", user, gid,
+			  gid < m.set->first_valid_gid ? "below first_valid_gid" :
+			  "above last_valid_gid");
+		return REASON_INTERNAL;
+	}
+	char *mail_expanded = mail_expand(mail, user, home, ws->protocol, hf, uid);
+	if (mail_expanded == NULL)
+		return REASON_INTERNAL;
 	if (ws->count >= ws->set->process_limit) {
+		rg_free(mail_expanded);
 		log_warning("service(%s): process_limit (%u) reached, client connections are "
 			    "being dropped", ws->protocol, ws->set->process_limit);
 		*temp_r = true;
@@ -67,6 +129,7 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
 		log_error("socketpair() failed: %m");
+		rg_free(mail_expanded);
 		*temp_r = true;
 		return REASON_INTERNAL;
 	}
@@ -75,7 +138,8 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	ipc_msg_add_str(msg, IPC_F_SERVICE, ws->protocol);
 	ipc_msg_add_str(msg, IPC_F_USER, user);
 	ipc_msg_add_str(msg, IPC_F_HOME, home);
-	ipc_msg_add_str(msg, IPC_F_MAIL, mail);
+	ipc_msg_add_str(msg, IPC_F_MAIL, mail_expanded);
+	rg_free(mail_expanded);
 	static const enum ipc_field copied[] = {
 		IPC_F_TAG, IPC_F_RIP, IPC_F_RPORT, IPC_F_LIP, IPC_F_LPORT,
 		IPC_F_SECURED, IPC_F_TLS, IPC_F_SESSION, IPC_F_PREREAD,
@@ -110,7 +174,9 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		child_set_vsz(ws->set->vsz_limit);
 		if (m.uid == 0) {
 			const char *error;
-			int err = privs_drop((uid_t)uid, (gid_t)gid, true, &error);
+			gid_t extra[64];
+			size_t nextra = mail_access_gids(m.set->mail_access_groups, extra, 64);
+			int err = privs_drop_groups((uid_t)uid, (gid_t)gid, extra, nextra, &error);
 			if (err < 0) {
 				log_error("user %s: dropping privileges to %llu/%llu failed: %s: %s",
 					  user, uid, gid, error, strerror(-err));

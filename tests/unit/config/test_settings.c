@@ -336,23 +336,27 @@ static void test_errors(void **state)
 		{ NO_SSL "last_valid_uid = 10\n",
 		  "t.conf:2: first_valid_uid is greater than last_valid_uid" },
 		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n}\npassdb {\n}\n",
-		  "t.conf:6: only one passdb section is supported" },
+		  "t.conf:6: passdb section has no driver" },
 		{ NO_SSL "passdb {\n  args = /a\n}\n", "t.conf:2: passdb section has no driver" },
 		{ NO_SSL "userdb {\n  driver = nosuch\n  args = x\n}\n",
-		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
+		  "t.conf:3: invalid value for 'driver': unknown userdb driver 'nosuch'" },
+		{ NO_SSL "passdb {\n  driver = nosuch\n}\n",
+		  "t.conf:3: invalid value for 'driver': unknown passdb driver 'nosuch'" },
+		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n  deny = maybe\n}\n",
+		  "t.conf:5: invalid value for 'deny': must be 'yes' or 'no'" },
 		{ NO_SSL "userdb {\n  driver = passwd-file\n}\n",
 		  "t.conf:2: userdb section has no args (the passwd-file path)" },
-		{ NO_SSL "passdb {\n  deni = yes\n}\n", "t.conf:3: unknown setting 'deni'" },
-		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n  deny = yes\n}\n",
-		  "t.conf:5: 'deny = yes' in passdb is not supported yet (one passdb with "
-		  "Dovecot's defaults)" },
-		{ NO_SSL "userdb {\n  driver = passwd\n  result_success = continue-ok\n}\n",
-		  "t.conf:4: 'result_success = continue-ok' in userdb is not supported yet (one "
-		  "userdb with Dovecot's defaults)" },
+		{ NO_SSL "passdb {\n  denied = yes\n}\n", "t.conf:3: unknown setting 'denied'" },
+		{ NO_SSL "auth_username_format = %Lq\n",
+		  "t.conf:2: invalid value for 'auth_username_format': unknown variable '%Lq'" },
+		{ NO_SSL "auth_username_translation = a@/\n",
+		  "t.conf:2: auth_username_translation must be pairs of characters" },
 		{ NO_SSL "passdb {\n  driver = vpopmail\n}\n",
-		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
+		  "t.conf:3: invalid value for 'driver': unknown passdb driver 'vpopmail'" },
 		{ NO_SSL "userdb {\n  driver = shadow\n}\n",
-		  "t.conf:3: invalid value for 'driver': only passwd-file is supported" },
+		  "t.conf:3: invalid value for 'driver': unknown userdb driver 'shadow'" },
+		{ NO_SSL "passdb {\n  driver = passwd-file\n  args = /a\n  auth_verbose_x = yes\n}\n",
+		  "t.conf:5: unknown setting 'auth_verbose_x'" },
 		{ NO_SSL "passdb {\n  x {\n  }\n}\n", "t.conf:3: unknown section type 'x'" },
 		{ NO_SSL "protocol {\n}\n", "t.conf:2: protocol section needs a name" },
 		{ NO_SSL "protocol imap {\n  login_greeting = hi\n}\n",
@@ -592,11 +596,6 @@ static void test_dovecot_accepted(void **state)
 		{ "service imap-login { unix_listener login/imap { } }", 50 },
 		{ "service auth { fifo_listener x { } }", 57 },
 		{ "service auth-worker { }", 60 },
-		/* the driver is judged after the section's last line */
-		{ "passdb { name }", 66 },
-		{ "passdb { result_success = return-ok }", 67 },
-		{ "passdb { driver = pam }", 64 },
-		{ "userdb { driver = passwd }", 70 },
 		{ "metric auth_success { }", 72 },
 		{ "ssl_client_ca_dir", 75 },
 	};
@@ -652,8 +651,10 @@ static void test_dovecot_accepted(void **state)
 	assert_non_null(strstr(text, "\n# Accepted from a Dovecot configuration and not used by "
 				     "ringgate:\n#   t.conf:2: dict { } (a Dovecot section ringgate "
 				     "does not use: ignored)\n"));
-	assert_non_null(strstr(text, "\n#   t.conf:64: passdb { driver = pam } (accepted; not "
-				     "served until ringgate's auth has this driver)\n"));
+	/* pam and passwd are served: their blocks are printed, not named */
+	assert_non_null(strstr(text, "\npassdb {\n  driver = pam\n  args = session=yes dovecot\n"
+				     "  name = system\n  result_success = return-ok\n}\n"));
+	assert_non_null(strstr(text, "\nuserdb {\n  driver = passwd\n"));
 	again = settings_load_string("again.conf", text, strlen(text), false, &error);
 	if (again == NULL)
 		fail_msg("-n output does not load: %s\n%s", error, text);
@@ -788,10 +789,63 @@ static void test_local_name(void **state)
 			  "t.conf:4: unknown section type 'sub'");
 }
 
+/* several passdb/userdb blocks: a chain in file order, with Dovecot's
+ * per-block fields; -n prints them back */
+static void test_db_chain(void **state)
+{
+	(void)state;
+	static const char conf[] =
+		"ssl = no\n"
+		"auth_master_user_separator = *\n"
+		"passdb {\n  driver = passwd-file\n  args = /deny\n  deny = yes\n}\n"
+		"passdb {\n  driver = passwd-file\n  args = /masters\n  master = yes\n"
+		"  pass = yes\n}\n"
+		"passdb {\n  driver = passwd-file\n  args = /users\n  name = local\n"
+		"  result_failure = return-fail\n  mechanisms = plain login\n"
+		"  username_filter = *@example.com !root@*\n  skip = authenticated\n}\n"
+		"userdb {\n  driver = passwd-file\n  args = /users\n"
+		"  default_fields = mail=maildir:~/M\n}\n";
+	char *error = NULL;
+	struct settings *set = settings_load_string("t.conf", conf, sizeof(conf) - 1, false, &error);
+	if (set == NULL)
+		fail_msg("%s", error);
+	assert_string_equal(set->auth_master_user_separator, "*");
+	const struct db_settings *db = &set->passdb;
+	assert_true(db->deny);
+	assert_false(db->master);
+	assert_int_equal(db->line, 3);
+	db = db->next;
+	assert_non_null(db);
+	assert_true(db->master && db->pass);
+	db = db->next;
+	assert_non_null(db);
+	assert_string_equal(db->name, "local");
+	assert_string_equal(db->result_failure, "return-fail");
+	assert_string_equal(db->result_success, "");
+	assert_string_equal(db->mechanisms, "plain login");
+	assert_string_equal(db->username_filter, "*@example.com !root@*");
+	assert_string_equal(db->skip, "authenticated");
+	assert_null(db->next);
+	assert_string_equal(set->userdb.default_fields, "mail=maildir:~/M");
+	assert_null(set->userdb.next);
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	settings_print(set, false, out);
+	fclose(out);
+	assert_non_null(strstr(text, "  deny = yes\n"));
+	assert_non_null(strstr(text, "  username_filter = *@example.com !root@*\n"));
+	assert_non_null(strstr(text, "  args = /masters\n  master = yes\n  pass = yes\n"));
+	free(text);
+	settings_free(set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_db_chain),
 		cmocka_unit_test(test_sample),
 		cmocka_unit_test(test_resolution),
 		cmocka_unit_test(test_errors),
