@@ -1266,6 +1266,31 @@ static const char *default_value(const char *name, void *context)
 	return def != NULL ? def->def : NULL;
 }
 
+/* mail_location must name a storage the workers serve: Maildir (a path, or
+ * maildir:), or mbox: for POP3. An mbox location with IMAP enabled loads
+ * (Debian's default) and says at start-up that IMAP logins will fail. */
+static int check_mail_location(struct loader *l)
+{
+	const char *loc = l->set->mail_location;
+	const char *colon = strchr(loc, ':'), *slash = strchr(loc, '/');
+	const struct config_node *n = l->global_nodes[global_index("mail_location")];
+
+	if (n == NULL || colon == NULL || (slash != NULL && slash < colon) || loc[0] == '~')
+		return 0;
+	size_t len = (size_t)(colon - loc);
+	if (len == 7 && strncasecmp(loc, "maildir", 7) == 0)
+		return 0;
+	if (len == 4 && strncasecmp(loc, "mbox", 4) == 0) {
+		if (settings_protocol_enabled(l->set, "imap"))
+			ignore_node(l, n, "ringgate serves mbox INBOXes to POP3 only: IMAP logins "
+				    "with this location fail; use Maildir for IMAP",
+				    "mail_location mbox for IMAP");
+		return 0;
+	}
+	return load_error(l, n, "invalid value for 'mail_location': %.*s is not supported "
+			  "(Maildir, or mbox for POP3)", (int)(len < 32 ? len : 32), loc);
+}
+
 /* what settings_load() hands the parser: where a skipped !include_try goes */
 struct load_context {
 	struct settings *set;
@@ -1295,7 +1320,8 @@ static struct settings *load_finish(struct config_node *root, int ret, char *par
 	l.ignored_cap = ctx->ignored_cap;
 	if (load_root(&l, root) == 0) {
 		resolve(l.set);
-		(void)check(&l);
+		if (check(&l) == 0)
+			(void)check_mail_location(&l);
 	}
 	config_free(root);
 	if (l.error != NULL) {

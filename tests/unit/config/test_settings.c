@@ -374,6 +374,12 @@ static void test_errors(void **state)
 		{ NO_SSL "remote 10.0.0.0/8 {\n  namespac {\n  }\n}\n",
 		  "t.conf:3: unknown section type 'namespac'" },
 		{ NO_SSL "sevice_count = 1\n", "t.conf:2: unknown setting 'sevice_count'" },
+		{ NO_SSL "mail_location = sdbox:~/sdbox\n",
+		  "t.conf:2: invalid value for 'mail_location': sdbox is not supported (Maildir, or "
+		  "mbox for POP3)" },
+		{ NO_SSL "mail_location = mdbox:/var/vmail/%d/%n:INDEX=/x\n",
+		  "t.conf:2: invalid value for 'mail_location': mdbox is not supported (Maildir, or "
+		  "mbox for POP3)" },
 		{ NO_SSL "namespace inbox {\n  inbx = yes\n}\n", "t.conf:3: unknown setting 'inbx'" },
 		{ NO_SSL "namespace inbox {\n  mailbox Sent {\n    special_us = \\Sent\n  }\n}\n",
 		  "t.conf:4: unknown setting 'special_us'" },
@@ -664,6 +670,35 @@ static void test_dovecot_accepted(void **state)
 	settings_free(set);
 }
 
+/* mail_location: Maildir in its forms loads silently; mbox (Debian's
+ * default) loads, and is named when IMAP is on, which it cannot serve */
+static void test_mail_location(void **state)
+{
+	static const char *const quiet[] = {
+		"", "~/Maildir", "/var/vmail/%d/%n", "maildir:~/Maildir", "MAILDIR:~/Maildir:LAYOUT=fs",
+		"maildir:/var/vmail/%d/%n:INDEX=/var/index/%u", "~/odd:name",
+	};
+	struct settings *set;
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(quiet) / sizeof(quiet[0]); i++) {
+		char *text = rg_strdup_printf(NO_SSL "mail_location = \"%s\"\n", quiet[i]);
+		set = load_ok(text);
+		assert_string_equal(set->mail_location, quiet[i]);
+		assert_int_equal(set->ignored_count, 0);
+		settings_free(set);
+		rg_free(text);
+	}
+	set = load_ok(NO_SSL "mail_location = mbox:~/mail:INBOX=/var/mail/%u\n");
+	assert_int_equal(set->ignored_count, 1);
+	assert_string_equal(set->ignored[0].name, "mail_location mbox for IMAP");
+	assert_int_equal(set->ignored[0].line, 2);
+	settings_free(set);
+	set = load_ok(NO_SSL "protocols = pop3\nmail_location = mbox:~/mail:INBOX=/var/mail/%u\n");
+	assert_int_equal(set->ignored_count, 0);
+	settings_free(set);
+}
+
 /* !include_try of an absent file or a pattern matching nothing is named */
 static void test_include_try_named(void **state)
 {
@@ -856,6 +891,7 @@ int main(void)
 		cmocka_unit_test(test_local_name),
 		cmocka_unit_test(test_dovecot_accepted),
 		cmocka_unit_test(test_include_try_named),
+		cmocka_unit_test(test_mail_location),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
