@@ -11,13 +11,16 @@ DEBS      := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcmocka-dev libcrypt-dev python3 openssl curl \
              clang libclang-rt-14-dev isync groff-base \
              dpkg-dev autoconf automake libtool \
-             python3-prometheus-client dovecot-imapd dovecot-pop3d
+             python3-prometheus-client dovecot-imapd dovecot-pop3d \
+             libpq-dev libmariadb-dev libsqlite3-dev libldap-dev
+# the user-store servers the sql/ldap tests start privately (tests/integration/storeenv.py)
+STORE_DEBS := postgresql mariadb-server slapd ldap-utils
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all deps build run check check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
+.PHONY: all deps deps-stores build run check check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
 
 all: build
 
@@ -48,7 +51,7 @@ run: build
 # Every test: the normal build (wolfSSL with its assembly, built once into
 # ~/.cache/ringgate by cmake/wolfssl-asm.sh), the same tests under
 # ASan+UBSan, the fuzz smoke, then the suite against Debian's libwolfssl.
-check: build
+check: build deps-stores
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
@@ -78,6 +81,31 @@ fuzz: deps
 	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF -DRINGGATE_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)
+
+# PostgreSQL, MariaDB and slapd for the store tests, which run private
+# instances. Their packages start a system service when installed: while they
+# install, a policy-rc.d (unless one is there already) forbids starting
+# services, and on systemd the units installed here are disabled and stopped.
+deps-stores:
+	@missing=""; for p in $(STORE_DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  own_policy=no; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\n# make check: no service starts while the stores install\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
+	  fi; \
+	  echo "installing:$$missing (no service started)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
+	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	  if [ -d /run/systemd/system ]; then \
+	    for u in $$missing; do case $$u in postgresql) s=postgresql;; mariadb-server) s=mariadb;; slapd) s=slapd;; *) continue;; esac; \
+	      $(SUDO) systemctl disable --now $$s.service >/dev/null 2>&1 || true; done; \
+	  fi; \
+	  exit $$rc; \
+	fi
 
 # PREFIX/libexec/ringgate/ (all binaries), PREFIX/sbin/ringgate (a symlink),
 # man pages, PREFIX/lib/systemd/system/ringgate.service, an example config
