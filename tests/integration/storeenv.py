@@ -19,13 +19,14 @@ import base64
 import hashlib
 import os
 import pwd
+import select
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 
-from rgenv import ensure_system_user, free_port, is_root, wait_for
+from rgenv import build_dir, ensure_system_user, free_port, is_root, wait_for
 
 STORE_USER = "rg-store"
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -34,6 +35,9 @@ DB_PASS = "rg'test pass"  # an apostrophe and a space: connect strings must quot
 DB_NAME = "mail"
 # Dovecot's mysql connect string has no quoting: no space in this one
 MY_PASS = "rg'test-pass"
+
+
+PROBE = os.path.join(build_dir(), "tests", "storeprobe")
 
 
 def available(kind):
@@ -350,6 +354,97 @@ def user_ldif(uid, password_value, uid_number, home, extra=()):
              "homeDirectory: " + home, "userPassword: " + password_value]
     lines += list(extra)
     return "\n".join(lines) + "\n\n"
+
+
+class Probe:
+    """storeprobe (tests/integration/storeprobe.c) on a .conf.ext: requests
+    by id, answers in completion order."""
+
+    def __init__(self, mode, conf_path):
+        self.proc = subprocess.Popen([PROBE, mode, conf_path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     bufsize=0)
+        self.buf = b""
+        self.n = 0
+
+    def send(self, template, value=""):
+        self.n += 1
+        rid = "q%d" % self.n
+        self.proc.stdin.write(("%s %s\t%s\n" % (rid, template, value)).encode())
+        return rid
+
+    def line(self, timeout=20):
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                raise AssertionError("storeprobe: no answer in %d s; stderr: %s" % (
+                    timeout, self.stderr()))
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                raise AssertionError("storeprobe exited: " + self.stderr())
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def answers(self, ids, timeout=20):
+        got = {}
+        while set(ids) - set(got):
+            rid, rest = self.line(timeout).split(" ", 1)
+            got[rid] = rest
+        return got
+
+    def ask(self, template, value="", timeout=20):
+        rid = self.send(template, value)
+        return self.answers([rid], timeout)[rid]
+
+    def stats(self):
+        self.proc.stdin.write(b"stats\n")
+        line = self.line()
+        assert line.startswith("stats "), line
+        return {k: int(v) for k, v in (w.split("=") for w in line.split()[1:])}
+
+    def stderr(self):
+        if self.proc.poll() is None:
+            return "(running)"
+        return self.proc.stderr.read().decode(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return err
+
+    def search(self, filt, value=""):
+        return self.send("search " + filt, value)
+
+    def bind(self, dn, value, password):
+        return self.send("bind " + dn, "%s\t%s" % (value, password))
+
+
+def open_probe(test, mode, directory, conf_text):
+    """A Probe on conf_text (written to directory, named after the test)
+    that test closes at its end, checking a clean exit: every request
+    answered, nothing leaked (ASan builds)."""
+    path = os.path.join(directory, "%s-%s.conf" % (mode, test.id().split(".")[-1]))
+    with open(path, "w") as f:
+        f.write(conf_text)
+    p = Probe(mode, path)
+
+    def close():
+        err = p.close()
+        test.assertEqual(p.proc.returncode, 0, err)
+        test.assertNotIn("Sanitizer", err)
+    test.addCleanup(close)
+    return p
+
 
 
 if __name__ == "__main__":

@@ -9,30 +9,12 @@ import time
 import unittest
 
 import storeenv
-from rgenv import build_dir
-from test_store_pgsql import Probe
 
-PROBE = os.path.join(build_dir(), "tests", "storeprobe")
 PEOPLE = "ou=people," + storeenv.LDAP_BASE
 
 
-class LdapProbe(Probe):
-    def __init__(self, conf_path):
-        import subprocess
-        self.proc = subprocess.Popen([PROBE, "ldap", conf_path], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
-        self.buf = b""
-        self.n = 0
-
-    def search(self, filt, value=""):
-        return self.send("search " + filt, value)
-
-    def bind(self, dn, value, password):
-        return self.send("bind " + dn, "%s\t%s" % (value, password))
-
-
 @unittest.skipUnless(storeenv.available("ldap"), "slapd not installed")
-@unittest.skipUnless(os.path.exists(PROBE), "storeprobe not built")
+@unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
 class LdapClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -50,23 +32,12 @@ class LdapClientTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.ld.cleanup()
 
-    def conf(self, extra=""):
-        path = os.path.join(self.ld.tmp, "ldap-%s.conf" % self.id().split(".")[-1])
-        with open(path, "w") as f:
-            f.write("uris = %s\ndn = %s\ndnpass = %s\nbase = %s\n"
-                    "pass_attrs = uid=user, userPassword=password, mailHost=host\n%s"
-                    % (self.ld.uri, storeenv.LDAP_ADMIN, storeenv.LDAP_ADMIN_PASS, PEOPLE, extra))
-        return path
-
     def probe(self, extra=""):
-        p = LdapProbe(self.conf(extra))
-
-        def close():
-            err = p.close()
-            self.assertEqual(p.proc.returncode, 0, err)
-            self.assertNotIn("Sanitizer", err)
-        self.addCleanup(close)
-        return p
+        return storeenv.open_probe(
+            self, "ldap", self.ld.tmp,
+            "uris = %s\ndn = %s\ndnpass = %s\nbase = %s\n"
+            "pass_attrs = uid=user, userPassword=password, mailHost=host\n%s"
+            % (self.ld.uri, storeenv.LDAP_ADMIN, storeenv.LDAP_ADMIN_PASS, PEOPLE, extra))
 
     def ask(self, p, rid, timeout=20):
         return p.answers([rid], timeout)[rid]

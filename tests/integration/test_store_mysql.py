@@ -9,14 +9,10 @@ import time
 import unittest
 
 import storeenv
-from rgenv import build_dir
-from test_store_pgsql import Probe
-
-PROBE = os.path.join(build_dir(), "tests", "storeprobe")
 
 
 @unittest.skipUnless(storeenv.available("mysql"), "MariaDB server not installed")
-@unittest.skipUnless(os.path.exists(PROBE), "storeprobe not built")
+@unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
 class MysqlPoolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -31,17 +27,8 @@ class MysqlPoolTest(unittest.TestCase):
         cls.my.cleanup()
 
     def probe(self, connect=None, extra=""):
-        path = os.path.join(self.my.tmp, "sql-%s.conf" % self.id().split(".")[-1])
-        with open(path, "w") as f:
-            f.write("driver = mysql\nconnect = %s\n%s" % (connect or self.my.connect_string(), extra))
-        p = Probe(path)
-
-        def close():
-            err = p.close()
-            self.assertEqual(p.proc.returncode, 0, err)
-            self.assertNotIn("Sanitizer", err)
-        self.addCleanup(close)
-        return p
+        return storeenv.open_probe(self, "sql", self.my.tmp, "driver = mysql\nconnect = %s\n%s"
+                                   % (connect or self.my.connect_string(), extra))
 
     def test_lookup_null_error(self):
         p = self.probe()

@@ -4,83 +4,14 @@ storeprobe: escaping through the library (the server's statement log is the
 evidence), maxconns, the request time bound, fail-over between hosts, a
 database stopped and restarted under it. One server for the file (~10 s)."""
 import os
-import select
-import subprocess
 import time
 import unittest
 
 import storeenv
-from rgenv import build_dir
-
-PROBE = os.path.join(build_dir(), "tests", "storeprobe")
-
-
-class Probe:
-    def __init__(self, conf_path):
-        self.proc = subprocess.Popen([PROBE, "sql", conf_path], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     bufsize=0)
-        self.buf = b""
-        self.n = 0
-
-    def send(self, template, value=""):
-        self.n += 1
-        rid = "q%d" % self.n
-        self.proc.stdin.write(("%s %s\t%s\n" % (rid, template, value)).encode())
-        return rid
-
-    def line(self, timeout=20):
-        deadline = time.time() + timeout
-        while b"\n" not in self.buf:
-            left = deadline - time.time()
-            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
-                raise AssertionError("storeprobe: no answer in %d s; stderr: %s" % (
-                    timeout, self.stderr()))
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                raise AssertionError("storeprobe exited: " + self.stderr())
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line.decode()
-
-    def answers(self, ids, timeout=20):
-        got = {}
-        while set(ids) - set(got):
-            rid, rest = self.line(timeout).split(" ", 1)
-            got[rid] = rest
-        return got
-
-    def ask(self, template, value="", timeout=20):
-        rid = self.send(template, value)
-        return self.answers([rid], timeout)[rid]
-
-    def stats(self):
-        self.proc.stdin.write(b"stats\n")
-        line = self.line()
-        assert line.startswith("stats "), line
-        return {k: int(v) for k, v in (w.split("=") for w in line.split()[1:])}
-
-    def stderr(self):
-        if self.proc.poll() is None:
-            return "(running)"
-        return self.proc.stderr.read().decode(errors="replace")
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        err = self.proc.stderr.read().decode(errors="replace")
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        return err
 
 
 @unittest.skipUnless(storeenv.available("pgsql"), "PostgreSQL server not installed")
-@unittest.skipUnless(os.path.exists(PROBE), "storeprobe not built")
+@unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
 class PgsqlPoolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -94,22 +25,9 @@ class PgsqlPoolTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.pg.cleanup()
 
-    def conf(self, connect=None, extra=""):
-        path = os.path.join(self.pg.tmp, "sql-%s.conf" % self.id().split(".")[-1])
-        with open(path, "w") as f:
-            f.write("driver = pgsql\nconnect = %s\n%s" % (connect or self.pg.connect_string(), extra))
-        return path
-
-    def probe(self, **kw):
-        p = Probe(self.conf(**kw))
-
-        def close():
-            err = p.close()
-            # a clean exit: everything answered, nothing leaked (ASan builds)
-            self.assertEqual(p.proc.returncode, 0, err)
-            self.assertNotIn("Sanitizer", err)
-        self.addCleanup(close)
-        return p
+    def probe(self, connect=None, extra=""):
+        return storeenv.open_probe(self, "sql", self.pg.tmp, "driver = pgsql\nconnect = %s\n%s"
+                                   % (connect or self.pg.connect_string(), extra))
 
     def test_lookup_and_null(self):
         p = self.probe()
