@@ -36,6 +36,33 @@ define install_missing
 	fi
 endef
 
+# $(call install_nostart,PACKAGES,PACKAGE=SERVICE ...): install what is
+# missing while a policy-rc.d (unless one is there already) forbids starting
+# services (Debian's postinst scripts start them); on systemd, the named
+# services of packages installed here are then disabled and stopped. What
+# was installed before is left as it was.
+define install_nostart
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  own_policy=no; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\n# ringgate make: no service starts while packages install\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
+	  fi; \
+	  echo "installing:$$missing (no service started)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
+	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	  if [ -d /run/systemd/system ]; then \
+	    for ps in $(2); do case " $$missing " in *" $${ps%%=*} "*) \
+	      $(SUDO) systemctl disable --now "$${ps#*=}.service" >/dev/null 2>&1 || true;; esac; done; \
+	  fi; \
+	  exit $$rc; \
+	fi
+endef
+
 deps:
 	$(call install_missing,$(DEBS))
 
@@ -83,29 +110,9 @@ fuzz: deps
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)
 
 # PostgreSQL, MariaDB and slapd for the store tests, which run private
-# instances. Their packages start a system service when installed: while they
-# install, a policy-rc.d (unless one is there already) forbids starting
-# services, and on systemd the units installed here are disabled and stopped.
+# instances (tests/integration/storeenv.py); their services stay off.
 deps-stores:
-	@missing=""; for p in $(STORE_DEBS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  own_policy=no; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\n# make check: no service starts while the stores install\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
-	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
-	  fi; \
-	  echo "installing:$$missing (no service started)"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
-	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
-	  if [ -d /run/systemd/system ]; then \
-	    for u in $$missing; do case $$u in postgresql) s=postgresql;; mariadb-server) s=mariadb;; slapd) s=slapd;; *) continue;; esac; \
-	      $(SUDO) systemctl disable --now $$s.service >/dev/null 2>&1 || true; done; \
-	  fi; \
-	  exit $$rc; \
-	fi
+	$(call install_nostart,$(STORE_DEBS),postgresql=postgresql mariadb-server=mariadb slapd=slapd)
 
 # PREFIX/libexec/ringgate/ (all binaries), PREFIX/sbin/ringgate (a symlink),
 # man pages, PREFIX/lib/systemd/system/ringgate.service, an example config
@@ -143,25 +150,7 @@ bench: build bench-nginx
 # on systemd. An nginx installed before is left as it was.
 NGINX_DEBS := nginx libnginx-mod-mail
 bench-nginx:
-	@missing=""; for p in $(NGINX_DEBS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  had_nginx=no; dpkg-query -W -f='$${Status}' nginx 2>/dev/null | grep -q 'install ok installed' && had_nginx=yes; \
-	  own_policy=no; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\n# make bench: no service starts while nginx installs\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
-	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
-	  fi; \
-	  echo "installing:$$missing (no service started)"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
-	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
-	  if [ $$had_nginx = no ] && [ -d /run/systemd/system ]; then \
-	    $(SUDO) systemctl disable --now nginx.service >/dev/null 2>&1 || true; \
-	  fi; \
-	  exit $$rc; \
-	fi
+	$(call install_nostart,$(NGINX_DEBS),nginx=nginx)
 
 # A million pre-login sessions (high-security: 20,000); fds, processes and
 # memory must come back to where they started. Writes docs/soak.md.
