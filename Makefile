@@ -13,18 +13,21 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # openssl for its certificate and curl for the commands it suggests.
 RUN_DEBS  := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcrypt-dev libpam0g-dev python3 openssl curl \
-             dpkg-dev autoconf automake libtool
+             dpkg-dev autoconf automake libtool \
+             libpq-dev libmariadb-dev libsqlite3-dev libldap-dev
 # What the tests add: cmocka (unit tests), clang and its runtime (fuzzing),
 # real clients and servers the integration tests talk to (isync's mbsync,
 # Dovecot), groff (man page check), the Prometheus parser (/metrics).
 CHECK_DEBS:= libcmocka-dev clang libclang-rt-14-dev isync groff-base \
              python3-prometheus-client dovecot-imapd dovecot-pop3d
+# the user-store servers the sql/ldap tests start privately (tests/integration/storeenv.py)
+STORE_DEBS := postgresql mariadb-server slapd ldap-utils
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all deps check-deps build run check check-build check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
+.PHONY: all deps check-deps deps-stores build run check check-build check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
 
 all: build
 
@@ -37,6 +40,33 @@ define install_missing
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+endef
+
+# $(call install_nostart,PACKAGES,PACKAGE=SERVICE ...): install what is
+# missing while a policy-rc.d (unless one is there already) forbids starting
+# services (Debian's postinst scripts start them); on systemd, the named
+# services of packages installed here are then disabled and stopped. What
+# was installed before is left as it was.
+define install_nostart
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  own_policy=no; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\n# ringgate make: no service starts while packages install\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
+	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
+	  fi; \
+	  echo "installing:$$missing (no service started)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
+	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	  if [ -d /run/systemd/system ]; then \
+	    for ps in $(2); do case " $$missing " in *" $${ps%%=*} "*) \
+	      $(SUDO) systemctl disable --now "$${ps#*=}.service" >/dev/null 2>&1 || true;; esac; done; \
+	  fi; \
+	  exit $$rc; \
 	fi
 endef
 
@@ -61,7 +91,7 @@ run: build
 # Every test: the normal build (wolfSSL with its assembly, built once into
 # ~/.cache/ringgate by cmake/wolfssl-asm.sh), the same tests under
 # ASan+UBSan, the fuzz smoke, then the suite against Debian's libwolfssl.
-check: check-build
+check: check-build deps-stores
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
@@ -95,6 +125,11 @@ fuzz: check-deps
 	  -DRINGGATE_FUZZ=ON -DRINGGATE_JEMALLOC=OFF -DRINGGATE_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -L fuzz -j $(JOBS)
+
+# PostgreSQL, MariaDB and slapd for the store tests, which run private
+# instances (tests/integration/storeenv.py); their services stay off.
+deps-stores:
+	$(call install_nostart,$(STORE_DEBS),postgresql=postgresql mariadb-server=mariadb slapd=slapd)
 
 # PREFIX/libexec/ringgate/ (all binaries), PREFIX/sbin/ringgate (a symlink),
 # man pages, PREFIX/lib/systemd/system/ringgate.service, an example config
@@ -132,25 +167,7 @@ bench: build bench-nginx
 # on systemd. An nginx installed before is left as it was.
 NGINX_DEBS := nginx libnginx-mod-mail
 bench-nginx:
-	@missing=""; for p in $(NGINX_DEBS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  had_nginx=no; dpkg-query -W -f='$${Status}' nginx 2>/dev/null | grep -q 'install ok installed' && had_nginx=yes; \
-	  own_policy=no; \
-	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\n# make bench: no service starts while nginx installs\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && \
-	    $(SUDO) chmod 755 /usr/sbin/policy-rc.d && own_policy=yes; \
-	  fi; \
-	  echo "installing:$$missing (no service started)"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; rc=$$?; \
-	  [ $$own_policy = yes ] && $(SUDO) rm -f /usr/sbin/policy-rc.d; \
-	  if [ $$had_nginx = no ] && [ -d /run/systemd/system ]; then \
-	    $(SUDO) systemctl disable --now nginx.service >/dev/null 2>&1 || true; \
-	  fi; \
-	  exit $$rc; \
-	fi
+	$(call install_nostart,$(NGINX_DEBS),nginx=nginx)
 
 # A million pre-login sessions (high-security: 20,000); fds, processes and
 # memory must come back to where they started. Writes docs/soak.md.

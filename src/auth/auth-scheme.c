@@ -3,6 +3,7 @@
 #include "auth/sasl-scram.h"
 
 #include "lib/alloc.h"
+#include "lib/base64.h"
 #include "lib/log.h"
 
 #include <crypt.h>
@@ -12,7 +13,11 @@
 #include <strings.h>
 #include <sys/random.h>
 
-enum scheme_kind { KIND_PLAIN, KIND_CRYPT, KIND_SCRAM_SHA1, KIND_SCRAM_SHA256, KIND_CRAM_MD5 };
+enum scheme_kind {
+	KIND_PLAIN, KIND_CRYPT, KIND_SCRAM_SHA1, KIND_SCRAM_SHA256, KIND_CRAM_MD5,
+	KIND_DIGEST,      /* base64 (or hex) of H(password): {SHA}, {SHA256}, {SHA512} */
+	KIND_SALTED,      /* base64 of H(password + salt) + salt: {SSHA}, ... (LDAP's) */
+};
 
 /* prefix a crypt hash of the scheme must start with ("" = any crypt hash);
    gen: the crypt_gensalt prefix `ringgate pw` makes such hashes with */
@@ -21,18 +26,26 @@ static const struct {
 	const char *prefixes[4];
 	enum scheme_kind kind;
 	const char *gen;
+	enum crypto_hash hash; /* KIND_DIGEST, KIND_SALTED */
 } schemes[] = {
-	{ "PLAIN", { NULL }, KIND_PLAIN, NULL },
-	{ "CLEARTEXT", { NULL }, KIND_PLAIN, NULL },
-	{ "CRYPT", { "", NULL }, KIND_CRYPT, NULL },
-	{ "DES-CRYPT", { "", NULL }, KIND_CRYPT, NULL },
-	{ "MD5-CRYPT", { "$1$", NULL }, KIND_CRYPT, "$1$" },
-	{ "SHA256-CRYPT", { "$5$", NULL }, KIND_CRYPT, "$5$" },
-	{ "SHA512-CRYPT", { "$6$", NULL }, KIND_CRYPT, "$6$" },
-	{ "BLF-CRYPT", { "$2a$", "$2b$", "$2y$", NULL }, KIND_CRYPT, "$2y$" },
-	{ "SCRAM-SHA-1", { NULL }, KIND_SCRAM_SHA1, NULL },
-	{ "SCRAM-SHA-256", { NULL }, KIND_SCRAM_SHA256, NULL },
-	{ "CRAM-MD5", { NULL }, KIND_CRAM_MD5, NULL },
+	{ "PLAIN", { NULL }, KIND_PLAIN, NULL, CRYPTO_MD5 },
+	{ "CLEARTEXT", { NULL }, KIND_PLAIN, NULL, CRYPTO_MD5 },
+	{ "CRYPT", { "", NULL }, KIND_CRYPT, NULL, CRYPTO_MD5 },
+	{ "DES-CRYPT", { "", NULL }, KIND_CRYPT, NULL, CRYPTO_MD5 },
+	{ "MD5-CRYPT", { "$1$", NULL }, KIND_CRYPT, "$1$", CRYPTO_MD5 },
+	{ "SHA256-CRYPT", { "$5$", NULL }, KIND_CRYPT, "$5$", CRYPTO_MD5 },
+	{ "SHA512-CRYPT", { "$6$", NULL }, KIND_CRYPT, "$6$", CRYPTO_MD5 },
+	{ "BLF-CRYPT", { "$2a$", "$2b$", "$2y$", NULL }, KIND_CRYPT, "$2y$", CRYPTO_MD5 },
+	{ "SCRAM-SHA-1", { NULL }, KIND_SCRAM_SHA1, NULL, CRYPTO_MD5 },
+	{ "SCRAM-SHA-256", { NULL }, KIND_SCRAM_SHA256, NULL, CRYPTO_MD5 },
+	{ "CRAM-MD5", { NULL }, KIND_CRAM_MD5, NULL, CRYPTO_MD5 },
+	{ "SHA", { NULL }, KIND_DIGEST, NULL, CRYPTO_SHA1 },
+	{ "SHA1", { NULL }, KIND_DIGEST, NULL, CRYPTO_SHA1 },
+	{ "SHA256", { NULL }, KIND_DIGEST, NULL, CRYPTO_SHA256 },
+	{ "SHA512", { NULL }, KIND_DIGEST, NULL, CRYPTO_SHA512 },
+	{ "SSHA", { NULL }, KIND_SALTED, NULL, CRYPTO_SHA1 },
+	{ "SSHA256", { NULL }, KIND_SALTED, NULL, CRYPTO_SHA256 },
+	{ "SSHA512", { NULL }, KIND_SALTED, NULL, CRYPTO_SHA512 },
 };
 #define SCHEME_COUNT (sizeof(schemes) / sizeof(schemes[0]))
 
@@ -79,6 +92,49 @@ static enum scheme_result scram_verify(enum crypto_hash h, const char *hash, con
 	return ok ? SCHEME_OK : SCHEME_MISMATCH;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* {SHA*} / {SSHA*}: the stored value decoded (base64; an unsalted digest
+   may also be hex, as Dovecot accepts), compared with H(pw + salt) */
+static enum scheme_result digest_verify(enum crypto_hash h, bool salted, const char *hash,
+					const uint8_t *pw, size_t pw_len)
+{
+	size_t hl = crypto_hash_len(h), len = strlen(hash), n = 0;
+	uint8_t stored[CRYPTO_HASH_MAX + 64], got[CRYPTO_HASH_MAX];
+
+	if (!salted && len == hl * 2) {
+		for (size_t i = 0; i < hl; i++) {
+			int hi = hexval(hash[2 * i]), lo = hexval(hash[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				return SCHEME_BAD_HASH;
+			stored[i] = (uint8_t)(hi << 4 | lo);
+		}
+		n = hl;
+	} else if (!base64_decode(hash, len, stored, sizeof(stored), &n)) {
+		return SCHEME_BAD_HASH;
+	}
+	if (salted ? n <= hl : n != hl)
+		return SCHEME_BAD_HASH;
+	uint8_t *buf = rg_malloc(pw_len + (n - hl) + 1);
+	memcpy(buf, pw, pw_len);
+	memcpy(buf + pw_len, stored + hl, n - hl);
+	crypto_hash(h, buf, pw_len + (n - hl), got);
+	explicit_bzero(buf, pw_len);
+	rg_free(buf);
+	bool ok = auth_mem_equal(got, hl, stored, hl);
+	explicit_bzero(got, sizeof(got));
+	return ok ? SCHEME_OK : SCHEME_MISMATCH;
+}
+
 enum scheme_result auth_scheme_verify(const char *scheme, const char *hash,
 				      const uint8_t *pw, size_t pw_len)
 {
@@ -101,6 +157,10 @@ enum scheme_result auth_scheme_verify(const char *scheme, const char *hash,
 		explicit_bzero(got, sizeof(got));
 		return ok ? SCHEME_OK : SCHEME_MISMATCH;
 	}
+	case KIND_DIGEST:
+	case KIND_SALTED:
+		return digest_verify(schemes[idx].hash, schemes[idx].kind == KIND_SALTED, hash, pw,
+				     pw_len);
 	case KIND_CRYPT:
 		break;
 	}
@@ -194,6 +254,22 @@ char *auth_scheme_generate(const char *scheme, const uint8_t *pw, size_t pw_len,
 		cram_md5_context_format(ctx, hex);
 		explicit_bzero(ctx, sizeof(ctx));
 		return rg_strdup_printf("{%s}%s", name, hex);
+	}
+	case KIND_DIGEST:
+	case KIND_SALTED: {
+		enum crypto_hash h = schemes[idx].hash;
+		size_t hl = crypto_hash_len(h), salt_len = schemes[idx].kind == KIND_SALTED ? 8 : 0;
+		uint8_t raw[CRYPTO_HASH_MAX + 8];
+		uint8_t *buf = rg_malloc(pw_len + salt_len + 1);
+		random_bytes(raw + hl, salt_len);
+		memcpy(buf, pw, pw_len);
+		memcpy(buf + pw_len, raw + hl, salt_len);
+		crypto_hash(h, buf, pw_len + salt_len, raw);
+		explicit_bzero(buf, pw_len);
+		rg_free(buf);
+		char b64[(CRYPTO_HASH_MAX + 8) / 3 * 4 + 8];
+		b64[base64_encode(raw, hl + salt_len, b64)] = '\0';
+		return rg_strdup_printf("{%s}%s", name, b64);
 	}
 	case KIND_CRYPT:
 		break;

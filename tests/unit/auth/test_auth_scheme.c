@@ -107,9 +107,10 @@ static void test_config_errors(void **state)
 	(void)state;
 	assert_true(auth_scheme_known("SHA512-CRYPT"));
 	assert_true(auth_scheme_known("plain"));
-	assert_false(auth_scheme_known("SSHA"));
+	assert_true(auth_scheme_known("SSHA"));
+	assert_false(auth_scheme_known("SMD5"));
 	assert_false(auth_scheme_known(""));
-	assert_int_equal(verify("SSHA", "whatever", "x"), SCHEME_UNKNOWN);
+	assert_int_equal(verify("SMD5", "whatever", "x"), SCHEME_UNKNOWN);
 	/* hash of another scheme than its prefix says */
 	char *md5 = make_hash("$1$saltsalt$", "pw");
 	assert_int_equal(verify("SHA512-CRYPT", md5, "pw"), SCHEME_BAD_HASH);
@@ -149,11 +150,36 @@ static void test_dovecot_hashes(void **state)
 
 /* ringgate pw: every scheme it makes verifies with the same password only,
    and two runs never share a salt */
+/* LDAP's and Dovecot's digest schemes; the vectors were made with Python's
+   hashlib (base64 of H(pw + salt) + salt) */
+static void test_digests(void **state)
+{
+	(void)state;
+	assert_int_equal(verify("SHA", "W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "password"), SCHEME_OK);
+	assert_int_equal(verify("SHA1", "5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8", "password"),
+			 SCHEME_OK);
+	assert_int_equal(verify("SHA", "W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "passwort"), SCHEME_MISMATCH);
+	assert_int_equal(verify("SHA256", "MMlS+rEiw/l1nwKm2Vw3WLJGtP7iOZV7LU/uRuJhcMQ=", "pw"), SCHEME_OK);
+	assert_int_equal(verify("SSHA", "4Wn6wvHdy364mypeUrqQn21bUu5yZ3NhbHQ0Mg==", "demo pass"), SCHEME_OK);
+	assert_int_equal(verify("ssha", "4Wn6wvHdy364mypeUrqQn21bUu5yZ3NhbHQ0Mg==", "demo pasS"),
+			 SCHEME_MISMATCH);
+	assert_int_equal(verify("SSHA256", "Aks4Fe+qDrMZTahMHWVVhr9EWnmey7ryK3Eo7e4/sEtOYUNs", "pw256"),
+			 SCHEME_OK);
+	assert_int_equal(verify("SSHA512", "hj8hfeLjY8jhdoFkcv1P0hwwJVaZY2+aCoOvCGiPukcM1V74YQZLAJ4lAp4dPZ"
+				"alGXyfPTEjBN/etsiyFINYA3NhbHRzYWx0", "pw512"), SCHEME_OK);
+	/* malformed: not base64, a digest of the wrong length, no salt */
+	assert_int_equal(verify("SSHA", "not base64!", "x"), SCHEME_BAD_HASH);
+	assert_int_equal(verify("SHA", "W6ph5Mm5Pz8GgiULbPgzG37mj9g=AAAA", "x"), SCHEME_BAD_HASH);
+	assert_int_equal(verify("SSHA", "W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "password"), SCHEME_BAD_HASH);
+	assert_int_equal(verify("SHA1", "5baa61e4c9b93f3f0682250b6cf8331b7ee68fdz", "x"), SCHEME_BAD_HASH);
+}
+
 static void test_generate(void **state)
 {
 	(void)state;
 	static const char *const gen[] = { "PLAIN", "MD5-CRYPT", "SHA256-CRYPT", "SHA512-CRYPT",
-					   "BLF-CRYPT", "SCRAM-SHA-1", "SCRAM-SHA-256", "CRAM-MD5" };
+					   "BLF-CRYPT", "SCRAM-SHA-1", "SCRAM-SHA-256", "CRAM-MD5",
+					   "SSHA", "SSHA256", "SSHA512", "SHA", "SHA256" };
 	for (unsigned i = 0; i < sizeof(gen) / sizeof(gen[0]); i++) {
 		const char *error = NULL;
 		char *a = auth_scheme_generate(gen[i], (const uint8_t *)"p w", 3, 0, &error);
@@ -165,7 +191,8 @@ static void test_generate(void **state)
 		assert_int_equal(a[plen - 1], '}');
 		assert_int_equal(verify(gen[i], a + plen, "p w"), SCHEME_OK);
 		assert_int_equal(verify(gen[i], a + plen, "p W"), SCHEME_MISMATCH);
-		if (strcmp(gen[i], "PLAIN") != 0 && strcmp(gen[i], "CRAM-MD5") != 0)
+		if (strcmp(gen[i], "PLAIN") != 0 && strcmp(gen[i], "CRAM-MD5") != 0 &&
+		    strncmp(gen[i], "SHA", 3) != 0)
 			assert_string_not_equal(a, b);
 		free(a);
 		free(b);
@@ -192,6 +219,7 @@ int main(void)
 		cmocka_unit_test(test_des_crypt),
 		cmocka_unit_test(test_plain),
 		cmocka_unit_test(test_dovecot_hashes),
+		cmocka_unit_test(test_digests),
 		cmocka_unit_test(test_generate),
 		cmocka_unit_test(test_config_errors),
 	};

@@ -1,0 +1,114 @@
+"""auth's asynchronous PostgreSQL pool (src/auth/auth-sql.c, libpq's
+non-blocking API) against a private PostgreSQL (storeenv.py), driven by
+storeprobe: escaping through the library (the server's statement log is the
+evidence), maxconns, the request time bound, fail-over between hosts, a
+database stopped and restarted under it. One server for the file (~10 s)."""
+import os
+import time
+import unittest
+
+import storeenv
+
+
+@unittest.skipUnless(storeenv.available("pgsql"), "PostgreSQL server not installed")
+@unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
+class PgsqlPoolTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = storeenv.Postgres()
+        cls.pg.start()
+        cls.pg.sql("CREATE TABLE users (username text PRIMARY KEY, password text, home text);"
+                   "INSERT INTO users VALUES ('demo', '{PLAIN}pw', '/home/demo'),"
+                   " ('nohome', '{PLAIN}x', NULL)")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.cleanup()
+
+    def probe(self, connect=None, extra=""):
+        return storeenv.open_probe(self, "sql", self.pg.tmp, "driver = pgsql\nconnect = %s\n%s"
+                                   % (connect or self.pg.connect_string(), extra))
+
+    def test_lookup_and_null(self):
+        p = self.probe()
+        self.assertEqual(p.ask("SELECT password, home FROM users WHERE username = '%s'", "demo"),
+                         "OK 1 password={PLAIN}pw|home=/home/demo")
+        self.assertEqual(p.ask("SELECT home FROM users WHERE username = '%s'", "nohome"),
+                         "OK 1 home=\\N")
+        self.assertEqual(p.ask("SELECT home FROM users WHERE username = '%s'", "nobody"), "OK 0 ")
+        # the server's own refusal is an error, not a temporary failure
+        self.assertTrue(p.ask("SELECT nosuchcolumn FROM users").startswith("ERROR "))
+
+    def test_hostile_values_escaped(self):
+        p = self.probe()
+        hostile = ["' OR 1=1 --", "x' OR 'a'='a", "\\' OR 1=1 --", "*)(uid=*", "a" * 300,
+                   "demo'; DROP TABLE users; --"]
+        for v in hostile:
+            self.assertEqual(p.ask("SELECT username FROM users WHERE username = '%s'", v), "OK 0 ",
+                             v)
+        log = self.pg.statement_log()
+        # the statements as the server received them: each value stayed one
+        # string literal (the apostrophes doubled by PQescapeStringConn)
+        self.assertIn("WHERE username = ''' OR 1=1 --'", log)
+        self.assertIn("WHERE username = 'demo''; DROP TABLE users; --'", log)
+        self.assertIn("WHERE username = '\\'' OR 1=1 --'", log)
+        self.assertIn("'" + "a" * 300 + "'", log)
+        self.assertEqual(self.pg.sql("SELECT count(*) FROM users").strip(), "2")
+
+    def test_maxconns_and_concurrency(self):
+        p = self.probe(connect=self.pg.connect_string(maxconns=3))
+        ids = [p.send("SELECT pg_sleep(0.05), '%s' AS n", str(i)) for i in range(40)]
+        got = p.answers(ids)
+        for i, rid in enumerate(ids):
+            self.assertEqual(got[rid], "OK 1 pg_sleep=|n=%d" % i)
+        st = p.stats()
+        self.assertLessEqual(st["connections"], 3)
+        self.assertEqual(st["queries"], 40)
+        self.assertEqual(st["queued"], 0)
+
+    def test_request_timeout(self):
+        p = self.probe(connect=self.pg.connect_string(maxconns=1), extra="request_timeout = 1s\n")
+        t0 = time.time()
+        slow = p.send("SELECT pg_sleep(10)")
+        queued = p.send("SELECT 1 AS one")
+        got = p.answers([slow, queued])
+        elapsed = time.time() - t0
+        self.assertEqual(got[slow], "TEMPFAIL query timed out")
+        # the second waited behind it in the queue past its own bound
+        self.assertEqual(got[queued], "TEMPFAIL timed out waiting for a database connection")
+        self.assertLess(elapsed, 4)
+        # the pool goes on: a fresh connection serves the next one
+        self.assertEqual(p.ask("SELECT 2 AS two"), "OK 1 two=2")
+        self.assertEqual(p.stats()["timeouts"], 2)
+
+    def test_failover_between_hosts(self):
+        # 127.0.0.2: nothing listens there; the other host serves everything
+        p = self.probe(connect=self.pg.connect_string(host="127.0.0.2") + " host=127.0.0.1")
+        for i in range(6):
+            self.assertEqual(p.ask("SELECT '%s' AS v", str(i)), "OK 1 v=%d" % i)
+        self.assertGreaterEqual(p.stats()["connect_failures"], 1)
+
+    def test_database_restart(self):
+        p = self.probe()
+        self.assertEqual(p.ask("SELECT 1 AS a"), "OK 1 a=1")
+        self.pg.stop()
+        try:
+            t0 = time.time()
+            self.assertEqual(p.ask("SELECT 1 AS a").split()[0], "TEMPFAIL")
+            # while the only host backs off, requests fail at once
+            self.assertEqual(p.ask("SELECT 1 AS a"), "TEMPFAIL no connection to the database")
+            self.assertLess(time.time() - t0, 3)
+        finally:
+            self.pg.start()
+        # back-off: 1 s, 2 s, ...: it works again without a restart of ours
+        deadline = time.time() + 15
+        while True:
+            ans = p.ask("SELECT 1 AS a")
+            if ans == "OK 1 a=1":
+                break
+            self.assertLess(time.time(), deadline, ans)
+            time.sleep(0.3)
+
+
+if __name__ == "__main__":
+    unittest.main()
