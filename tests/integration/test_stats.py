@@ -136,6 +136,30 @@ class StatsProcess(unittest.TestCase):
         self.assertEqual(os.stat(os.path.join(self.rg.base_dir, "ringgate-ctl")).st_ino, ctl)
         self.assertIn("service(stats): child %d killed with signal 9" % old, self.rg.logs())
 
+    def test_who_larger_than_one_message(self):
+        # enough sessions that `who` spans several CTL_REPLY pieces (16 KiB
+        # each): every line arrives, once, in order
+        sessions = []
+        try:
+            for _ in range(330):
+                s = socket.create_connection(("127.0.0.1", self.rg.imap_port), timeout=15)
+                rgenv.recv_until(s, b"\r\n")
+                s.sendall(b"a LOGIN demo %s\r\n" % self.rg.users["demo"].encode())
+                self.assertIn(b"a OK", rgenv.recv_until(s, b"a "))
+                sessions.append(s)
+            out = self.who()
+            self.assertGreater(len(out), 17000)
+            lines = out.splitlines()
+            self.assertEqual(lines[0].split()[0], "user")
+            pids = [ln.split()[3] for ln in lines[1:]]
+            self.assertEqual(len(pids), len(sessions))
+            self.assertEqual(len(set(pids)), len(sessions))
+            self.assertTrue(all(ln.split()[:2] == ["demo", "imap"] for ln in lines[1:]))
+        finally:
+            for s in sessions:
+                s.close()
+        rgenv.wait_for(lambda: len(self.who().splitlines()) == 1)
+
     def test_http_errors(self):
         self.assertTrue(http_get(self.metrics_port, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                         .startswith(b"HTTP/1.0 405 "))
