@@ -122,6 +122,21 @@ class StatsProcess(unittest.TestCase):
             for s in idle:
                 s.close()
 
+    def test_half_closed_control_client_gets_its_answer(self):
+        # as `echo stats | socat - UNIX-CONNECT:...` does
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(15)
+            s.connect(os.path.join(self.rg.base_dir, "ringgate-ctl"))
+            s.sendall(b"stats\n")
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        self.assertIn(b"total", data)
+
     def test_restarted_when_killed(self):
         old = self.stats_pid()
         ctl = os.stat(os.path.join(self.rg.base_dir, "ringgate-ctl")).st_ino
@@ -210,6 +225,23 @@ class StatsReload(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stderr)
             time.sleep(0.5)
             self.assertEqual(rg.children("ringgate-stats"), now)
+        finally:
+            rg.cleanup()
+
+    def test_reload_requests_share_reloads(self):
+        # what the stats process asks for is at most one reload a second:
+        # eight at once are all answered, by fewer reloads
+        import subprocess
+        rg = rgenv.Ringgate(mode="performance").start()
+        try:
+            procs = [subprocess.Popen(rg.command("reload"), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(8)]
+            for p in procs:
+                out, err = p.communicate(timeout=30)
+                self.assertEqual((p.returncode, out), (0, "OK\n"), err)
+            reloads = rg.logs().count("configuration reloaded from")
+            self.assertGreaterEqual(reloads, 1)
+            self.assertLess(reloads, 8)
         finally:
             rg.cleanup()
 
