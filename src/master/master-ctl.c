@@ -151,7 +151,11 @@ static void ctl_reply(uint32_t id, const char *text, size_t len)
 		ipc_msg_add(msg, IPC_F_TEXT, text + pos, n);
 		int ret = chan_send(c, msg, -1);
 		if (ret < 0) {
-			log_error("service(stats): sending an answer failed: %s", strerror(-ret));
+			/* gone, or not reading what it asked for (the queue is
+			 * bounded): a broken peer */
+			char why[96];
+			snprintf(why, sizeof(why), "sending an answer failed: %s", strerror(-ret));
+			stats_kill(c, why);
 			break;
 		}
 		pos += n;
@@ -297,7 +301,8 @@ void stats_kill(struct child *c, const char *why)
 	chan_close(c);
 	c->st.terminating = true;
 	kill(child_pid(c), SIGKILL);
-	requests_free();
+	/* its requests go when it is reaped: this may run inside a walk over
+	 * them (an answer that could not be sent) */
 }
 
 void stats_message(struct child *c, struct ipc_rx *rx)
