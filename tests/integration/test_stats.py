@@ -17,15 +17,19 @@ HTTP_LIMIT = 8
 LONG_USER = "a-rather-long-mailbox-name-for-who-listings@example.org"
 
 
+def read_to_eof(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def http_get(port, request=b"GET /metrics HTTP/1.0\r\n\r\n", timeout=15):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
+        return read_to_eof(s)
 
 
 def proc_status(pid):
@@ -133,12 +137,7 @@ class StatsProcess(unittest.TestCase):
             s.connect(os.path.join(self.rg.base_dir, "ringgate-ctl"))
             s.sendall(b"stats\n")
             s.shutdown(socket.SHUT_WR)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_eof(s)
         self.assertIn(b"total", data)
 
     def test_restarted_when_killed(self):
@@ -192,12 +191,7 @@ class StatsProcess(unittest.TestCase):
             for b in b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n":
                 s.sendall(bytes([b]))
                 time.sleep(0.002)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_eof(s)
         self.assertTrue(data.startswith(b"HTTP/1.0 200 OK\r\n"), data[:100])
 
 
