@@ -30,6 +30,10 @@
 #define MAX_REQUESTS 65536
 /* F_TEXT per CTL_REPLY: the payload with room for the field's header */
 #define REPLY_PIECE (IPC_MAX_PAYLOAD - 64)
+/* reloads the stats process asks for: at most one per this many ms (the
+ * requests in between share the next one), so that a stats process gone
+ * wrong cannot make master churn login processes */
+#define RELOAD_MIN_INTERVAL_MSECS 1000
 
 /* a CTL_REQUEST waiting for counters or for the reload */
 struct ctl_request {
@@ -48,6 +52,8 @@ static struct {
 	bool stats_running;
 	unsigned stats_outstanding;
 	int64_t stats_deadline_ms;
+	bool reload_wanted;
+	int64_t next_reload_ms;
 } ctl;
 
 /* the sessions (workers), oldest first; strings point into the children */
@@ -145,7 +151,11 @@ static void ctl_reply(uint32_t id, const char *text, size_t len)
 		ipc_msg_add(msg, IPC_F_TEXT, text + pos, n);
 		int ret = chan_send(c, msg, -1);
 		if (ret < 0) {
-			log_error("service(stats): sending an answer failed: %s", strerror(-ret));
+			/* gone, or not reading what it asked for (the queue is
+			 * bounded): a broken peer */
+			char why[96];
+			snprintf(why, sizeof(why), "sending an answer failed: %s", strerror(-ret));
+			stats_kill(c, why);
 			break;
 		}
 		pos += n;
@@ -265,6 +275,8 @@ void stats_reply_noted(struct child *c)
 
 void ctl_reload_done(int ret, const char *error)
 {
+	/* this reload read the file after every waiting request came */
+	ctl.reload_wanted = false;
 	struct ctl_request **pp = &ctl.waiting;
 	while (*pp != NULL) {
 		struct ctl_request *r = *pp;
@@ -289,7 +301,8 @@ void stats_kill(struct child *c, const char *why)
 	chan_close(c);
 	c->st.terminating = true;
 	kill(child_pid(c), SIGKILL);
-	requests_free();
+	/* its requests go when it is reaped: this may run inside a walk over
+	 * them (an answer that could not be sent) */
 }
 
 void stats_message(struct child *c, struct ipc_rx *rx)
@@ -323,7 +336,7 @@ void stats_message(struct child *c, struct ipc_rx *rx)
 	ctl.waiting = r;
 	ctl.waiting_count++;
 	if (cmd == CTL_CMD_RELOAD)
-		m.reload_pending = true; /* after this epoll batch, as SIGHUP */
+		ctl.reload_wanted = true; /* ctl_tick() starts it */
 	else
 		stats_refresh(); /* answered by stats_check() after this epoll batch */
 }
@@ -427,6 +440,12 @@ bool ctl_busy(void)
 void ctl_tick(void)
 {
 	stats_check();
+	int64_t now = now_ms();
+	if (ctl.reload_wanted && now >= ctl.next_reload_ms) {
+		ctl.reload_wanted = false;
+		ctl.next_reload_ms = now + RELOAD_MIN_INTERVAL_MSECS;
+		m.reload_pending = true; /* at the end of the next epoll batch, as SIGHUP */
+	}
 }
 
 void ctl_close(void)

@@ -194,6 +194,12 @@ static void client_ask(struct client *c, enum ctl_cmd cmd)
 	if (++srv.req_seq == 0)
 		srv.req_seq = 1;
 	c->id = srv.req_seq;
+	/* nothing more to read from it: a peer that half-closed would keep
+	 * EPOLLIN ready and spin the loop until the answer (HUP and ERR still
+	 * come) */
+	struct epoll_event e = { .events = 0, .data.ptr = c };
+	if (epoll_ctl(srv.epfd, EPOLL_CTL_MOD, c->fd, &e) < 0)
+		log_fatal("epoll_ctl: %m");
 	struct ipc_msg msg;
 	ipc_msg_init(&msg, IPC_CTL_REQUEST, c->id);
 	ipc_msg_add_str(&msg, IPC_F_CMD, ctl_cmd_name(cmd));

@@ -12,17 +12,24 @@ import unittest
 import rgenv
 
 HTTP_LIMIT = 8
+# a long user name (who shows 64 characters) makes long `who` lines: fewer
+# sessions fill a message
+LONG_USER = "a-rather-long-mailbox-name-for-who-listings@example.org"
+
+
+def read_to_eof(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
 
 
 def http_get(port, request=b"GET /metrics HTTP/1.0\r\n\r\n", timeout=15):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(request)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
+        return read_to_eof(s)
 
 
 def proc_status(pid):
@@ -34,7 +41,8 @@ class StatsProcess(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.metrics_port = rgenv.free_port()
-        cls.rg = rgenv.Ringgate(mode="performance", extra_conf=(
+        cls.rg = rgenv.Ringgate(mode="performance", users={
+            "demo": "demo-pass", LONG_USER: "long-pass"}, extra_conf=(
             "service stats {\n  client_limit = %d\n  inet_listener http {\n"
             "    address = 127.0.0.1\n    port = %d\n  }\n}\n" % (HTTP_LIMIT, cls.metrics_port)))
         cls.rg.start()
@@ -122,6 +130,16 @@ class StatsProcess(unittest.TestCase):
             for s in idle:
                 s.close()
 
+    def test_half_closed_control_client_gets_its_answer(self):
+        # as `echo stats | socat - UNIX-CONNECT:...` does
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(15)
+            s.connect(os.path.join(self.rg.base_dir, "ringgate-ctl"))
+            s.sendall(b"stats\n")
+            s.shutdown(socket.SHUT_WR)
+            data = read_to_eof(s)
+        self.assertIn(b"total", data)
+
     def test_restarted_when_killed(self):
         old = self.stats_pid()
         ctl = os.stat(os.path.join(self.rg.base_dir, "ringgate-ctl")).st_ino
@@ -136,6 +154,31 @@ class StatsProcess(unittest.TestCase):
         self.assertEqual(os.stat(os.path.join(self.rg.base_dir, "ringgate-ctl")).st_ino, ctl)
         self.assertIn("service(stats): child %d killed with signal 9" % old, self.rg.logs())
 
+    @unittest.skipIf(rgenv.sanitized(), "140 sanitized workers are too slow for a shared machine")
+    def test_who_larger_than_one_message(self):
+        # enough sessions that `who` spans several CTL_REPLY pieces (16 KiB
+        # each): every line arrives, once, in order
+        sessions = []
+        try:
+            for _ in range(140):
+                s = socket.create_connection(("127.0.0.1", self.rg.imap_port), timeout=15)
+                rgenv.recv_until(s, b"\r\n")
+                s.sendall(b'a LOGIN "%s" long-pass\r\n' % LONG_USER.encode())
+                self.assertIn(b"a OK", rgenv.recv_until(s, b"a "))
+                sessions.append(s)
+            out = self.who()
+            self.assertGreater(len(out), 17000)  # CTL_REPLY pieces are < 16 KiB
+            lines = out.splitlines()
+            self.assertEqual(lines[0].split()[0], "user")
+            pids = [ln.split()[3] for ln in lines[1:]]
+            self.assertEqual(len(pids), len(sessions))
+            self.assertEqual(len(set(pids)), len(sessions))
+            self.assertTrue(all(ln.split()[:2] == [LONG_USER, "imap"] for ln in lines[1:]))
+        finally:
+            for s in sessions:
+                s.close()
+        rgenv.wait_for(lambda: len(self.who().splitlines()) == 1)
+
     def test_http_errors(self):
         self.assertTrue(http_get(self.metrics_port, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
                         .startswith(b"HTTP/1.0 405 "))
@@ -148,12 +191,7 @@ class StatsProcess(unittest.TestCase):
             for b in b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n":
                 s.sendall(bytes([b]))
                 time.sleep(0.002)
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = read_to_eof(s)
         self.assertTrue(data.startswith(b"HTTP/1.0 200 OK\r\n"), data[:100])
 
 
@@ -186,6 +224,23 @@ class StatsReload(unittest.TestCase):
             self.assertEqual(out.returncode, 0, out.stderr)
             time.sleep(0.5)
             self.assertEqual(rg.children("ringgate-stats"), now)
+        finally:
+            rg.cleanup()
+
+    def test_reload_requests_share_reloads(self):
+        # what the stats process asks for is at most one reload a second:
+        # eight at once are all answered, by fewer reloads
+        import subprocess
+        rg = rgenv.Ringgate(mode="performance").start()
+        try:
+            procs = [subprocess.Popen(rg.command("reload"), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for _ in range(8)]
+            for p in procs:
+                out, err = p.communicate(timeout=30)
+                self.assertEqual((p.returncode, out), (0, "OK\n"), err)
+            reloads = rg.logs().count("configuration reloaded from")
+            self.assertGreaterEqual(reloads, 1)
+            self.assertLess(reloads, 8)
         finally:
             rg.cleanup()
 
