@@ -312,7 +312,13 @@ service pop3-login {{
             self.proc = subprocess.Popen(self.command("-F"), stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=err)
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                # a start that failed inside setUp gets no tearDown: stop
+                # the master here, or it outlives the test run
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout=15):
