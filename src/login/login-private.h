@@ -268,6 +268,7 @@ void conn_tls_input(struct conn *c, const uint8_t *data, size_t len);
 /* login-auth.c */
 void login_auth_open(int fd);
 void login_auth_abort(struct conn *c);
+void login_auth_close(void);
 void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp_len,
 			  bool has_resp);
 void auth_cb_continue(void *ctx, const uint8_t *resp, size_t resp_len);
