@@ -38,7 +38,6 @@
 /* A client's unsent output beyond this means it does not read: pre-auth
  * output is a few lines, so such a client is disconnected. */
 #define CONN_OUT_MAX (16 * 1024)
-#define CONN_OUT_MIN 512
 /* how long a closing connection may take to flush, and shutdown as a whole */
 #define CONN_FLUSH_SECS 2
 #define SHUTDOWN_SECS 2
