@@ -12,6 +12,7 @@
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/net.h"
+#include "tls/tls.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -52,7 +53,7 @@ static void *run_layer(void *arg)
 	return NULL;
 }
 
-static void start(struct world *w)
+static void start_with(struct world *w, struct tls_ctx *(*tls_build)(void), const bool *ssl)
 {
 	memset(w, 0, sizeof(*w));
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, w->master), 0);
@@ -94,9 +95,16 @@ static void start(struct world *w)
 		.master_fd = w->master[0],
 		.auth_fd = w->auth[0],
 		.listen_fds = lfds,
+		.listen_ssl = ssl,
 		.listen_count = 1,
+		.tls_build = tls_build,
 	};
 	assert_int_equal(pthread_create(&w->thread, NULL, run_layer, w), 0);
+}
+
+static void start(struct world *w)
+{
+	start_with(w, NULL, NULL);
 }
 
 /* master goes away: the layer shuts down and returns */
@@ -383,6 +391,170 @@ static void test_auth_lost(void **state)
 	stop(&w);
 }
 
+
+/* ---- an implicit-TLS client: handshake, login, then the relay ---- */
+
+static char *read_cert(const char *name)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", CERTS_DIR, name);
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		fail_msg("cannot open %s", path);
+	char *buf = rg_malloc(16384);
+	size_t n = fread(buf, 1, 16383, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+static char *cert_pem, *key_pem;
+
+static struct tls_ctx *test_tls_build(void)
+{
+	struct tls_ctx_settings set = { .cert_pem = cert_pem, .key_pem = key_pem };
+	struct tls_ctx *ctx = NULL;
+	const char *error;
+	if (tls_ctx_create(&set, &ctx, &error) != 0)
+		fail_msg("tls_ctx_create: %s", error);
+	return ctx;
+}
+
+/* the client's engine over its socket */
+static void tls_flush(int fd, struct tls_conn *t)
+{
+	const uint8_t *data;
+	size_t len;
+	while (tls_conn_pending_output(t, &data, &len)) {
+		ssize_t n = send(fd, data, len, 0);
+		assert_true(n > 0);
+		tls_conn_consume_output(t, (size_t)n);
+	}
+}
+
+static bool tls_feed_more(int fd, struct tls_conn *t)
+{
+	uint8_t in[4096];
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 5000) != 1)
+		return false;
+	ssize_t n = recv(fd, in, sizeof(in), 0);
+	if (n <= 0)
+		return false;
+	assert_int_equal(tls_conn_feed(t, in, (size_t)n), (size_t)n);
+	return true;
+}
+
+/* exactly len bytes of plaintext, or (want == NULL) close_notify */
+static void tls_expect(int fd, struct tls_conn *t, const char *want, size_t len)
+{
+	char buf[4096];
+	size_t got = 0;
+	const char *error;
+	for (;;) {
+		size_t n = 0;
+		enum tls_result r = tls_conn_read(t, buf + got, sizeof(buf) - got, &n, &error);
+		if (r == TLS_OK) {
+			got += n;
+			if (want != NULL && got >= len)
+				break;
+			continue;
+		}
+		if (r == TLS_CLOSED && want == NULL)
+			return;
+		assert_int_equal(r, TLS_WANT_INPUT);
+		tls_flush(fd, t);
+		if (!tls_feed_more(fd, t))
+			fail_msg("TLS client got %zu bytes: %.*s", got, (int)got, buf);
+	}
+	assert_int_equal(got, len);
+	assert_memory_equal(buf, want, len);
+}
+
+static void tls_write(int fd, struct tls_conn *t, const char *text)
+{
+	size_t taken;
+	const char *error;
+	assert_int_equal(tls_conn_write(t, text, strlen(text), &taken, &error), TLS_OK);
+	tls_flush(fd, t);
+}
+
+static void test_tls_login_and_relay(void **state)
+{
+	(void)state;
+	static struct world w;
+	cert_pem = read_cert("rsa-cert.pem");
+	key_pem = read_cert("rsa-key.pem");
+	static const bool ssl[1] = { true };
+	start_with(&w, test_tls_build, ssl);
+	struct core_out o;
+	struct login_session *core = core_start(&o);
+
+	int cl = client_connect(&w);
+	struct tls_ctx *cctx = NULL;
+	const char *error;
+	assert_int_equal(tls_ctx_create_client(NULL, false, &cctx, &error), 0);
+	struct tls_conn *t = tls_conn_new(cctx);
+	while (!tls_conn_handshake_done(t)) {
+		enum tls_result r = tls_conn_handshake(t, &error);
+		assert_int_not_equal(r, TLS_ERROR);
+		tls_flush(cl, t);
+		if (r != TLS_OK && !tls_feed_more(cl, t))
+			fail_msg("handshake stalled");
+	}
+	/* the greeting is the first thing encrypted */
+	tls_expect(cl, t, o.buf, o.len);
+	expect_log(&w, "TLSv1.");
+
+	tls_write(cl, t, "a LOGIN user secret\r\n");
+	expect_msg(&w, w.auth[1], IPC_AUTH_BEGIN);
+	expect_field(&w.rx, IPC_F_RESP, "\0user\0secret", 12);
+	struct ipc_msg m;
+	ipc_msg_init(&m, IPC_AUTH_OK, w.rx.hdr.id);
+	ipc_msg_add_str(&m, IPC_F_USER, "user");
+	ipc_msg_add_str(&m, IPC_F_COOKIE, COOKIE);
+	assert_int_equal(ipc_send(w.auth[1], &m, -1), 0);
+
+	/* master gets a socketpair end (the TLS session stays here) */
+	expect_msg(&w, w.master[1], IPC_LOGIN_HANDOFF);
+	expect_field(&w.rx, IPC_F_TLS, "1", 1);
+	expect_field(&w.rx, IPC_F_TAG, "a", 1);
+	int worker = w.rx.fd;
+	assert_true(worker >= 0);
+	ipc_msg_init(&m, IPC_LOGIN_HANDOFF_REPLY, w.rx.hdr.id);
+	assert_int_equal(ipc_send(w.master[1], &m, -1), 0);
+	expect_log(&w, ": handoff -> proxy");
+
+	/* the worker's plaintext reaches the client encrypted, and the
+	 * client's records reach the worker as plaintext */
+	assert_int_equal(write(worker, "a OK Logged in\r\n", 16), 16);
+	tls_expect(cl, t, "a OK Logged in\r\n", 16);
+	tls_write(cl, t, "b NOOP\r\n");
+	char buf[64];
+	struct pollfd p = { .fd = worker, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(read(worker, buf, sizeof(buf)), 8);
+	assert_memory_equal(buf, "b NOOP\r\n", 8);
+
+	/* the worker ends: its last words, then close_notify, then EOF */
+	assert_int_equal(write(worker, "* BYE\r\n", 7), 7);
+	close(worker);
+	tls_expect(cl, t, "* BYE\r\n", 7);
+	tls_expect(cl, t, NULL, 0);
+	client_expect_eof(cl);
+	expect_log(&w, ": proxy -> closing");
+	expect_log(&w, "proxy done: in=8 out=23");
+	expect_log(&w, ": freed");
+
+	close(cl);
+	tls_conn_free(&t);
+	tls_ctx_free(&cctx);
+	imap_login_proto.destroy(core);
+	stop(&w);
+	rg_free(cert_pem);
+	rg_free(key_pem);
+}
+
 int main(void)
 {
 	log_init("imap-login");
@@ -390,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_login_and_handoff),
 		cmocka_unit_test(test_failed_login_then_logout),
 		cmocka_unit_test(test_auth_lost),
+		cmocka_unit_test(test_tls_login_and_relay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
