@@ -4,8 +4,9 @@
  * pairs, docs/ipc.md). Asserts the exact bytes each side gets (the client's
  * expected bytes come from the same IMAP core run in memory), the state
  * transitions the layer logs (conn_set_state's debug lines), the hand-off
- * of the client's own socket with the pipelined bytes, and the exit when
- * master goes away. */
+ * of the client's own socket with the pipelined bytes, an implicit-TLS
+ * client handed to the pump after its login, and the exit when master goes
+ * away. */
 #include "login/login-conn.h"
 #include "login/login-proto.h"
 #include "lib/alloc.h"
