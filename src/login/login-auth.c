@@ -246,3 +246,15 @@ void login_auth_abort(struct conn *c)
 	ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
 	(void)login_chan_send(auth_chan, &srv.msg, -1);
 }
+
+/* at exit: the channel's memory (the ring is gone, the fd closes with the
+ * process or here) */
+void login_auth_close(void)
+{
+	if (auth_chan == NULL)
+		return;
+	ipc_outq_clear(&auth_chan->outq);
+	close(auth_chan->fd);
+	rg_free(auth_chan);
+	auth_chan = NULL;
+}

@@ -5,7 +5,8 @@
  * client_limit and service_count, and shuts down on SIGTERM or master EOF.
  * TLS clients (implicit, or after STARTTLS) run through the src/tls engine
  * fed from the ring; after login such a client stays here and its plaintext
- * is relayed to the worker over a socketpair, with back-pressure both ways.
+ * is relayed to the worker over a socketpair by the pump (src/proxy/
+ * proxy-pump.h), which also relays proxied users to their backends.
  * On haproxy = yes listeners a PROXY v1/v2 header (src/proxy) is read first,
  * only from haproxy_trusted_networks, and its addresses replace the socket's.
  * With login_access_sockets each client's address (the header's, behind a
@@ -13,7 +14,8 @@
  * greeting (src/lib/access-proto.h).
  *
  * Invariants: a connection changes state only in conn_set_state(); its slot is
- * freed only when the ring has no operation of it in flight; an idle pre-login
+ * retired through the ring (ring_slot_retire) or handed to the pump with
+ * what it has in flight, never freed by hand; an idle pre-login
  * connection holds no receive and no output buffer. A client's socket error
  * closes that client only; a malformed message from master or auth is fatal. */
 #ifndef RG_LOGIN_CONN_H

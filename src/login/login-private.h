@@ -38,7 +38,6 @@
 /* A client's unsent output beyond this means it does not read: pre-auth
  * output is a few lines, so such a client is disconnected. */
 #define CONN_OUT_MAX (16 * 1024)
-#define CONN_OUT_MIN 512
 /* how long a closing connection may take to flush, and shutdown as a whole */
 #define CONN_FLUSH_SECS 2
 #define SHUTDOWN_SECS 2
@@ -268,6 +267,7 @@ void conn_tls_input(struct conn *c, const uint8_t *data, size_t len);
 /* login-auth.c */
 void login_auth_open(int fd);
 void login_auth_abort(struct conn *c);
+void login_auth_close(void);
 void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp_len,
 			  bool has_resp);
 void auth_cb_continue(void *ctx, const uint8_t *resp, size_t resp_len);

@@ -506,5 +506,10 @@ int login_conn_run(const struct login_conn_config *set)
 	ring_destroy(srv.ring);
 	prepared_ring = NULL;
 	login_tls_deinit();
+	/* what a test running the layer in-process would see leak */
+	login_auth_close();
+	close(srv.signal.fd);
+	rg_free(srv.listeners);
+	rg_free(srv.listen_addrs);
 	return 0;
 }
