@@ -18,6 +18,7 @@ the server logged a crash. Exit status: 0 when nothing failed.
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,16 +65,21 @@ def summarize(name, rc, out, logs):
     return ok and not crashed
 
 
+def run_against(args, name, tls, server):
+    """imaptest against one started server (rgenv.Ringgate or dcenv.Dovecot)"""
+    rc, out = run_imaptest(args, server.imaps_port if tls else server.imap_port, tls)
+    if args.keep_output:
+        with open("%s.%s%s" % (args.keep_output, name, "-tls" if tls else ""), "w") as f:
+            f.write(out)
+    return summarize(name + (" imaps" if tls else ""), rc, out, server.logs())
+
+
 def run_ringgate(args, tls):
     rg = rgenv.Ringgate(users={USER: PASSWORD}, tls=True, failure_delay="0 secs",
                         extra_conf="disable_plaintext_auth = no")
     try:
         rg.start()
-        rc, out = run_imaptest(args, rg.imaps_port if tls else rg.imap_port, tls)
-        if args.keep_output:
-            with open(args.keep_output + (".ringgate-tls" if tls else ".ringgate"), "w") as f:
-                f.write(out)
-        return summarize("ringgate%s" % (" imaps" if tls else ""), rc, out, rg.logs())
+        return run_against(args, "ringgate", tls, rg)
     finally:
         rg.stop()
         rg.cleanup()
@@ -86,13 +92,10 @@ def run_dovecot(args, tls):
     dc = dcenv.Dovecot(users={USER: PASSWORD}, cert=cert, key=key)
     try:
         dc.start()
-        rc, out = run_imaptest(args, dc.imaps_port if tls else dc.imap_port, tls)
-        if args.keep_output:
-            with open(args.keep_output + (".dovecot-tls" if tls else ".dovecot"), "w") as f:
-                f.write(out)
-        return summarize("dovecot%s" % (" imaps" if tls else ""), rc, out, dc.logs())
+        return run_against(args, "dovecot", tls, dc)
     finally:
         dc.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():
