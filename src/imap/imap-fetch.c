@@ -316,8 +316,9 @@ static void send_body_item(struct imap_client *c, const struct fetch_item *item,
 	rg_free(tmp);
 }
 
-static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item *items,
-		      size_t nitems, bool uid_cmd)
+/* 0, or -errno when the message could not be read (-ENOENT: expunged) */
+static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item *items,
+		     size_t nitems, bool uid_cmd)
 {
 	size_t idx = c->map[pos];
 	struct maildir_msg *m = &c->box->msgs[idx];
@@ -340,16 +341,14 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 				log_info("%s uid %u vanished before FETCH", c->box_name, m->uid);
 			else
 				log_error("reading uid %u failed: %s", m->uid, strerror(-ret));
-			return false;
+			return ret;
 		}
 		msg = maildir_to_crlf(raw, raw_len, &len);
 		rg_free(raw);
 	}
 	bool add_flags = false;
 	if (sets_seen && !c->readonly && !maildir_msg_has_flag(m, MAILDIR_FLAG_SEEN)) {
-		char flags[MAILDIR_MAX_FLAGS + 2];
-		snprintf(flags, sizeof(flags), "%sS", m->flags);
-		int ret = maildir_msg_set_flags(c->box, idx, flags);
+		int ret = maildir_msg_change_flags(c->box, idx, '+', "S");
 		if (ret < 0 && ret != -ENOENT)
 			log_error("setting \\Seen on uid %u failed: %s", m->uid, strerror(-ret));
 		add_flags = ret == 0 && !has_flags;
@@ -427,7 +426,7 @@ static bool fetch_one(struct imap_client *c, size_t pos, const struct fetch_item
 	mime_buf_free(&mb);
 	mime_free(tree);
 	rg_free(msg);
-	return true;
+	return 0;
 }
 
 bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
@@ -481,20 +480,25 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		snprintf(text, sizeof(text), "Error in IMAP command %sFETCH: %s", uid ? "UID " : "", error);
 		return imap_bad(c, tag, text);
 	}
-	bool all_ok = true;
+	bool expunged = false, unreadable = false;
 	for (size_t i = 0; i < nitems; i++)
 		c->condstore |= items[i].kind == FETCH_MODSEQ;
 	for (size_t i = 0; i < npos; i++) {
 		if (has_changedsince && c->box->msgs[c->map[pos[i]]].modseq <= changedsince)
 			continue;
-		all_ok &= fetch_one(c, pos[i], items, nitems, uid);
+		int ret = fetch_one(c, pos[i], items, nitems, uid);
+		expunged |= ret == -ENOENT;
+		unreadable |= ret < 0 && ret != -ENOENT;
 	}
 	rg_free(pos);
 	rg_free(items);
-	if (all_ok)
-		imap_tagged(c, tag, "OK", "Fetch completed.");
+	/* RFC 5530 3: another session's EXPUNGE took some of them */
+	if (unreadable)
+		imap_tagged(c, tag, "NO", "Some messages could not be FETCHed (unreadable).");
+	else if (expunged)
+		imap_tagged(c, tag, "NO", "[EXPUNGEISSUED] Some of the requested messages no longer exist.");
 	else
-		imap_tagged(c, tag, "NO", "Some messages could not be FETCHed (expunged or unreadable).");
+		imap_tagged(c, tag, "OK", "Fetch completed.");
 	return true;
 }
 

@@ -207,7 +207,7 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		snprintf(text, sizeof(text), "Error in IMAP command %s: %s", cmd, error);
 		return imap_bad(c, tag, text);
 	}
-	bool failed = false;
+	bool failed = false, expunged = false;
 	/* the changes first, then their modseqs, then the replies */
 	size_t *changed = rg_malloc((npos + 1) * sizeof(*changed));
 	size_t *idxs = rg_malloc((npos + 1) * sizeof(*idxs));
@@ -224,9 +224,14 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		char before[MAILDIR_MAX_FLAGS + 1];
 		memcpy(before, m->flags, sizeof(before));
 		int ret = maildir_msg_change_flags(c->box, idx, mode, letters);
+		if (ret == -ENOENT) {
+			/* another session expunged it: the client hears of
+			 * that at the sync; the others were stored (as Dovecot) */
+			expunged = true;
+			continue;
+		}
 		if (ret < 0) {
-			if (ret != -ENOENT)
-				log_error("storing flags on uid %u failed: %s", m->uid, strerror(-ret));
+			log_error("storing flags on uid %u failed: %s", m->uid, strerror(-ret));
 			failed = true;
 			continue;
 		}
@@ -268,7 +273,9 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		imap_tagged(c, tag, "OK", b.data);
 		mime_buf_free(&b);
 	} else if (failed) {
-		imap_tagged(c, tag, "NO", "Some messages could not be updated (expunged?).");
+		imap_tagged(c, tag, "NO", "Some messages could not be updated.");
+	} else if (expunged) {
+		imap_tagged(c, tag, "OK", "[EXPUNGEISSUED] Some of the messages no longer exist.");
 	} else {
 		imap_tagged(c, tag, "OK", "Store completed.");
 	}

@@ -361,7 +361,11 @@ static void test_folders_two_sessions(void **state)
 	expect(&a, "m7 UID EXPUNGE 2\r\n", "m7 ", "m7 OK Expunge completed.\r\n");
 	expect(&a, "m8 EXPUNGE\r\n", "m8 ", "* 1 EXPUNGE\r\nm8 OK Expunge completed.\r\n");
 	/* b: FETCH does not report expunges, NOOP does, in order */
-	expect(&b, "n1 FETCH 3 BODY.PEEK[HEADER]\r\n", "n1 ", "n1 NO Some messages could not be FETCHed (expunged or unreadable).\r\n");
+	/* RFC 5530 EXPUNGEISSUED: FETCH of a message expunged meanwhile is NO,
+	 * and the session goes on */
+	expect(&b, "n1 FETCH 3 BODY.PEEK[HEADER]\r\n", "n1 ",
+	       "n1 NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n");
+
 	expect(&b, "n2 NOOP\r\n", "n2 ", "* 1 EXPUNGE\r\n* 2 EXPUNGE\r\nn2 OK NOOP completed.\r\n");
 	expect(&b, "n3 FETCH 1 UID\r\n", "n3 ", "* 1 FETCH (UID 2)\r\nn3 OK Fetch completed.\r\n");
 	/* a delivery into new/ and a flag change by a reach b as EXISTS/FETCH */
@@ -443,6 +447,17 @@ static void test_rfc_two_sessions(void **state)
 	expect_has(&b, "f2 STORE 2 -FLAGS (\\Seen)\r\n", "f2 ", "* 2 FETCH (FLAGS (\\Answered))\r\n", NULL);
 	expect_has(&a, "f3 NOOP\r\n", "f3 ", "* 2 FETCH (UID 2 FLAGS (\\Answered \\Recent))\r\n", NULL);
 	expect_has(&a, "f4 FETCH 2 FLAGS\r\n", "f4 ", "* 2 FETCH (FLAGS (\\Answered \\Recent))\r\n", NULL);
+
+	/* a expunges 1; b, not synced, FETCHes it (RFC 5530 EXPUNGEISSUED)
+	 * and STOREs to it and to 2: 2 changes; the EXPUNGE comes at NOOP
+	 * (RFC 3501 7.4.1: not during FETCH, STORE or SEARCH) */
+	expect_has(&a, "e1 STORE 1 +FLAGS.SILENT (\\Deleted)\r\n", "e1 ", "e1 OK", NULL);
+	expect_has(&a, "e2 EXPUNGE\r\n", "e2 ", "* 1 EXPUNGE\r\ne2 OK", NULL);
+	expect_has(&b, "e3 FETCH 1 BODY.PEEK[]\r\n", "e3 ",
+		   "e3 NO [EXPUNGEISSUED] Some of the requested messages no longer exist.\r\n", NULL);
+	expect_has(&b, "e4 STORE 1:2 +FLAGS (\\Flagged)\r\n", "e4 ", "* 2 FETCH (FLAGS (\\Answered \\Flagged))\r\n",
+		   "e4 OK [EXPUNGEISSUED] Some of the messages no longer exist.\r\n", NULL);
+	expect_has(&b, "e5 NOOP\r\n", "e5 ", "* 1 EXPUNGE\r\ne5 OK", NULL);
 
 	/* DELETE and CREATE again within the second: a new UIDVALIDITY */
 	expect(&b, "u0 UNSELECT\r\n", "u0 ", "u0 OK Unselect completed.\r\n");
