@@ -20,7 +20,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char *spool;
+static char *spool, *spool_dir;
+
+static void cleanup(void)
+{
+	char *lock = rg_strdup_printf("%s.lock", spool);
+	unlink(lock);
+	unlink(spool);
+	rmdir(spool_dir);
+	rg_free(lock);
+}
 
 static bool has_ximap(const uint8_t *data, size_t size)
 {
@@ -37,7 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char tmpl[] = "/tmp/rg-fuzz-mbox-XXXXXX";
 		if (mkdtemp(tmpl) == NULL)
 			abort();
+		spool_dir = rg_strdup(tmpl);
 		spool = rg_strdup_printf("%s/spool", tmpl);
+		atexit(cleanup);
 	}
 	int fd = open(spool, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0 || (size > 0 && write(fd, data, size) != (ssize_t)size))

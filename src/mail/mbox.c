@@ -466,8 +466,8 @@ int mbox_expunge(struct mbox *box, const bool *expunge, unsigned timeout_ms,
 	int ret = dotlock_take(box->path, timeout_ms, &lock);
 	if (ret < 0) {
 		*error_r = ret == -EAGAIN ? "dotlock held by another process" :
-			"creating the dotlock failed (the directory must be writable: "
-			"ringgate does not use mail_privileged_group)";
+			"creating the dotlock failed (the directory must be writable by the "
+			"user: for /var/mail set mail_privileged_group = mail)";
 		return ret;
 	}
 	if ((ret = fcntl_lock(box->fd, F_WRLCK, timeout_ms)) < 0) {

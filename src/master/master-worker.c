@@ -31,9 +31,9 @@ static void worker_init_copy(struct ipc_msg *msg, const struct ipc_fields *f, en
 		ipc_msg_add(msg, key, f->val[key], f->len[key]);
 }
 
-/* mail_access_groups as gids (names through NSS: called in the forked
+/* a group list setting as gids (names through NSS: called in the forked
  * child, before the drop); unknown names are logged and left out */
-static size_t mail_access_gids(const char *list, gid_t *out, size_t max)
+static size_t mail_access_gids(const char *setting, const char *list, gid_t *out, size_t max)
 {
 	size_t n = 0;
 	char *copy = rg_strdup(list);
@@ -47,7 +47,7 @@ static size_t mail_access_gids(const char *list, gid_t *out, size_t max)
 		}
 		const struct group *gr = getgrnam(g);
 		if (gr == NULL)
-			log_error("mail_access_groups: unknown group %s", g);
+			log_error("%s: unknown group %s", setting, g);
 		else
 			out[n++] = gr->gr_gid;
 	}
@@ -175,7 +175,15 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		if (m.uid == 0) {
 			const char *error;
 			gid_t extra[64];
-			size_t nextra = mail_access_gids(m.set->mail_access_groups, extra, 64);
+			size_t nextra = mail_access_gids("mail_access_groups",
+							 m.set->mail_access_groups, extra, 64);
+			/* Dovecot keeps mail_privileged_group as the saved gid and
+			   takes it for mbox dotlocks; a worker can regain a saved
+			   gid as easily as use a supplementary one, so ringgate
+			   gives it as one more supplementary group */
+			nextra += mail_access_gids("mail_privileged_group",
+						   m.set->mail_privileged_group, extra + nextra,
+						   64 - nextra);
 			int err = privs_drop_groups((uid_t)uid, (gid_t)gid, extra, nextra, &error);
 			if (err < 0) {
 				log_error("user %s: dropping privileges to %llu/%llu failed: %s: %s",

@@ -32,7 +32,6 @@ EXPECTED_IGNORED = [
     ("conf.d/10-director.conf", "protocol lmtp { }"),
     ("conf.d/10-logging.conf", "plugin { }"),
     ("conf.d/10-mail.conf", "namespace inbox { }"),
-    ("conf.d/10-mail.conf", "mail_privileged_group"),
     ("conf.d/10-master.conf", "service lmtp { }"),
     ("conf.d/10-master.conf", "service submission { }"),
     ("conf.d/10-master.conf", "service auth { unix_listener auth-userdb { } }"),
@@ -113,11 +112,12 @@ class StockDovecotConf(unittest.TestCase):
         self.assertIn("#   %s/dovecot.conf:%d: !include_try %s/local.conf (no such file: "
                       "skipped)\n" % (self.dir, line_of(self.conf, r"^!include_try local\.conf"),
                                       self.dir), block)
-        self.assertIn(": mail_privileged_group (a Dovecot setting ringgate does not use: ignored)",
-                      block)
-        self.assertIn("%s/conf.d/10-mail.conf:%d: mail_privileged_group" % (
-            self.dir, line_of(os.path.join(self.dir, "conf.d/10-mail.conf"),
-                              r"^mail_privileged_group")), block)
+        self.assertIn("%s/conf.d/10-ssl.conf:%d: ssl_client_ca_dir (a Dovecot setting ringgate "
+                      "does not use: ignored)" % (
+                          self.dir, line_of(os.path.join(self.dir, "conf.d/10-ssl.conf"),
+                                            r"^ssl_client_ca_dir")), block)
+        # used: the workers get the group that can write /var/mail
+        self.assertIn("\nmail_privileged_group = mail\n", text)
         # the -n output loads back
         with tempfile.NamedTemporaryFile("w", suffix=".conf", dir=self.tmp, delete=False) as f:
             f.write(text)
@@ -162,7 +162,7 @@ class StockDovecotConf(unittest.TestCase):
                                "line %d: Unknown setting: namespace { inbx" % line)
 
     def test_typo_global(self):
-        path, line = self.typo("conf.d/10-mail.conf", r"^mail_privileged_group",
+        path, line = self.typo("conf.d/10-mail.conf", r"^mail_location",
                                "mail_privileged_grop = mail")
         self.assert_typo_stops(path, line, "unknown setting 'mail_privileged_grop'",
                                "line %d: Unknown setting: mail_privileged_grop" % line)
@@ -234,7 +234,8 @@ class StockDovecotConf(unittest.TestCase):
     @unittest.skipUnless(rgenv.is_root() and shutil.which("useradd"), "needs root and useradd")
     def test_pam_login_stock(self):
         """The stock copy serves a system user: PAM (passdb pam, service
-        dovecot), userdb passwd, the /var/mail spool, POP3 with STLS."""
+        dovecot), userdb passwd, the /var/mail spool (RETR, DELE), POP3
+        with STLS."""
         out = self.ringgate("-n")
         if "driver = pam } (accepted; not served" in out.stdout:
             self.skipTest("passdb pam is not served yet (auth-chain)")
@@ -264,7 +265,15 @@ class StockDovecotConf(unittest.TestCase):
                 resp, lines, _ = p.retr(2)
                 self.assertEqual(lines, [b"From: bob@example.com", b"Subject: second", b"",
                                          b"Bye"])
-                p.quit()
+                # DELE: the spool is rewritten under /var/mail/USER.lock, which the
+                # worker may create through Debian's mail_privileged_group = mail
+                p.dele(1)
+                self.assertTrue(p.quit().startswith(b"+OK Logging out, messages deleted."))
+                with open(spool, "rb") as f:
+                    self.assertEqual(f.read(), MboxSpool.SPOOL[MboxSpool.SPOOL.index(b"From bob"):])
+                self.assertFalse(os.path.exists(spool + ".lock"))
+                st = os.stat(spool)
+                self.assertEqual((st.st_uid, st.st_mode & 0o777), (pw.pw_uid, 0o600))
                 # a wrong password is refused
                 p = poplib.POP3("127.0.0.1", ports["pop3"], timeout=30)
                 p.stls(ctx)
