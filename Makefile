@@ -17,10 +17,12 @@ RUN_DEBS  := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libpq-dev libmariadb-dev libsqlite3-dev libldap-dev
 # What the tests add: cmocka (unit tests), clang and its runtime (fuzzing),
 # real clients and servers the integration tests talk to (isync's mbsync,
-# Dovecot: its stock /etc/dovecot for test_dovecot_conf.py, doveconf), groff
-# (man page check), the Prometheus parser (/metrics).
+# Dovecot: its stock /etc/dovecot, with ManageSieve's files, for
+# test_dovecot_conf.py, doveconf), groff (man page check), the Prometheus
+# parser (/metrics).
 CHECK_DEBS:= libcmocka-dev clang libclang-rt-14-dev isync groff-base \
-             python3-prometheus-client dovecot-core dovecot-imapd dovecot-pop3d
+             python3-prometheus-client dovecot-core dovecot-imapd dovecot-pop3d \
+             dovecot-managesieved dovecot-sieve
 # the user-store servers the sql/ldap tests start privately (tests/integration/storeenv.py)
 STORE_DEBS := postgresql mariadb-server slapd ldap-utils
 SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

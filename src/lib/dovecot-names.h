@@ -1,7 +1,8 @@
 /* dovecot-names.h — the setting and section names Dovecot 2.3 knows.
  *
  * A table generated at build time from dovecot-settings.txt (doveconf -a of
- * Debian's Dovecot 2.3.19.1, cmake/gen-dovecot-settings.py), so the settings
+ * Debian's Dovecot 2.3.19.1 with Pigeonhole 0.5.19,
+ * cmake/gen-dovecot-settings.py), so the settings
  * loader can tell a Dovecot setting ringgate does not use (accepted, named
  * at start-up) from a typo (an error). Names are paths: "mail_plugins",
  * "namespace/" (a section type), "namespace/mailbox/auto", "plugin/" + "*"

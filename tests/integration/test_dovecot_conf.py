@@ -118,6 +118,15 @@ class StockDovecotConf(unittest.TestCase):
                                             r"^ssl_client_ca_dir")), block)
         # used: the workers get the group that can write /var/mail
         self.assertIn("\nmail_privileged_group = mail\n", text)
+        # Pigeonhole's ManageSieve (make check installs it): its protocol
+        # and section are Dovecot's, left out
+        sieve = "/usr/share/dovecot/protocols.d/managesieved.protocol"
+        if os.path.exists(sieve):
+            self.assertIn("#   %s:1: protocols: sieve (a Dovecot protocol ringgate does not "
+                          "serve: left out)\n" % sieve, block)
+            self.assertIn("#   %s/conf.d/20-managesieve.conf:%d: protocol sieve { }" % (
+                self.dir, line_of(os.path.join(self.dir, "conf.d/20-managesieve.conf"),
+                                  r"^protocol sieve \{")), block)
         # the -n output loads back
         with tempfile.NamedTemporaryFile("w", suffix=".conf", dir=self.tmp, delete=False) as f:
             f.write(text)

@@ -86,6 +86,10 @@ static void test_lookups(void **state)
 	assert_true(dovecot_service_known("imap-login"));
 	assert_true(dovecot_service_known("submission-login"));
 	assert_false(dovecot_service_known("imap-logn"));
+	/* Pigeonhole's ManageSieve, which Debian sites often add */
+	assert_true(dovecot_service_known("managesieve-login"));
+	assert_true(dovecot_protocol_known("sieve"));
+	assert_true(dovecot_setting_known("", "managesieve_notify_capability"));
 	assert_true(dovecot_protocol_known("lmtp"));
 	assert_true(dovecot_protocol_known("submission"));
 	assert_false(dovecot_protocol_known("lmpt"));

@@ -597,7 +597,7 @@ static void test_dovecot_accepted(void **state)
 		{ "local 10.0.0.1 { protocol pop3 { pop3_uidl_format } }", 31 },
 		{ "protocol lda { }", 34 },
 		{ "service lmtp { }", 36 },
-		{ "service managesieve-login { }", 41 },
+		{ "service site-filter { }", 41 },
 		{ "service imap-login { user }", 48 },
 		{ "service imap-login { unix_listener login/imap { } }", 50 },
 		{ "service auth { fifo_listener x { } }", 57 },
@@ -624,8 +624,8 @@ static void test_dovecot_accepted(void **state)
 		"local 10.0.0.1 {\n  protocol pop3 {\n    pop3_uidl_format = %v\n  }\n}\n" /* 29 */
 		"protocol lda {\n}\n"                                               /* 34 */
 		"service lmtp {\n  unix_listener lmtp {\n    mode = 0600\n  }\n}\n" /* 36 */
-		"service managesieve-login {\n  executable = managesieve-login\n"   /* 41 */
-		"  inet_listener sieve {\n    port = 4190\n  }\n}\n"
+		"service site-filter {\n  executable = /usr/local/bin/site-filter\n" /* 41 */
+		"  inet_listener filter {\n    port = 4190\n  }\n}\n"
 		"service imap-login {\n  user = dovenull\n  service_count = 0\n"    /* 47 */
 		"  unix_listener login/imap {\n  }\n"                               /* 50 */
 		"  inet_listener imap {\n    port = 10143\n  }\n}\n"
