@@ -98,6 +98,9 @@ void imap_send_flags(struct imap_client *c, const struct maildir *box);
 /* RFC 3501 7.2.6: before a response shows a keyword the client was not
  * told of, FLAGS (and PERMANENTFLAGS) list it: sent when box has one */
 void imap_announce_keywords(struct imap_client *c, const struct maildir *box);
+/* a command turned CONDSTORE on (RFC 7162 3.1): with a mailbox selected,
+ * the first time also says its HIGHESTMODSEQ */
+void imap_condstore_enable(struct imap_client *c);
 bool imap_parse_flag_list(const struct imap_cmd_arg *arg, const char *path, bool create,
 			  char letters[IMAP_FLAG_COUNT + MAILDIR_MAX_KEYWORDS + 1], const char **error_r);
 

@@ -444,7 +444,7 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		    (changedsince = strtoull(mod->list[1].str, &end, 10), *end != '\0'))
 			return imap_bad(c, tag, "Error in IMAP command FETCH: Invalid modifier.");
 		has_changedsince = true;
-		c->condstore = true;
+		imap_condstore_enable(c);
 		count = 2;
 	}
 	if (count != 2 || args[0].type != IMAP_CMD_ARG_ATOM)
@@ -481,8 +481,10 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		return imap_bad(c, tag, text);
 	}
 	bool expunged = false, unreadable = false;
-	for (size_t i = 0; i < nitems; i++)
-		c->condstore |= items[i].kind == FETCH_MODSEQ;
+	for (size_t i = 0; i < nitems; i++) {
+		if (items[i].kind == FETCH_MODSEQ)
+			imap_condstore_enable(c);
+	}
 	for (size_t i = 0; i < npos; i++) {
 		if (has_changedsince && c->box->msgs[c->map[pos[i]]].modseq <= changedsince)
 			continue;
@@ -526,11 +528,75 @@ static const char *search_load_msg(void *ctx, size_t *len_r)
 	return sl->msg;
 }
 
+enum { ESEARCH_MIN = 1, ESEARCH_MAX = 2, ESEARCH_ALL = 4, ESEARCH_COUNT = 8 };
+
+/* "* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n] [MODSEQ m]"
+ * into out (replacing "* SEARCH"); found[] ascending. With MODSEQ
+ * (RFC 7162 3.1.5) the highest modseq of what is returned: of the MIN/MAX
+ * messages alone when only they are asked for. */
+static void esearch_out(struct mime_buf *out, const char *tag, bool uid, unsigned int opts,
+			const uint32_t *found, const uint64_t *modseqs, size_t n, bool with_modseq)
+{
+	out->len = 0;
+	mime_buf_str(out, "* ESEARCH (TAG ");
+	mime_buf_nstring(out, tag, strlen(tag));
+	mime_buf_str(out, ")");
+	if (uid)
+		mime_buf_str(out, " UID");
+	uint64_t modseq = 0;
+	if (n > 0 && (opts & ESEARCH_MIN) != 0) {
+		mime_buf_printf(out, " MIN %u", found[0]);
+		modseq = modseqs[0];
+	}
+	if (n > 0 && (opts & ESEARCH_MAX) != 0) {
+		mime_buf_printf(out, " MAX %u", found[n - 1]);
+		if (modseqs[n - 1] > modseq)
+			modseq = modseqs[n - 1];
+	}
+	if (n > 0 && (opts & ESEARCH_ALL) != 0) {
+		mime_buf_str(out, " ALL ");
+		imap_uidset_out(out, found, n);
+	}
+	if ((opts & ESEARCH_COUNT) != 0)
+		mime_buf_printf(out, " COUNT %zu", n);
+	if ((opts & (ESEARCH_ALL | ESEARCH_COUNT)) != 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (modseqs[i] > modseq)
+				modseq = modseqs[i];
+		}
+	}
+	if (with_modseq && n > 0)
+		mime_buf_printf(out, " MODSEQ %" PRIu64, modseq);
+}
+
 bool cmd_search_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 		       size_t count, bool uid)
 {
 	const char *cmd = uid ? "UID SEARCH" : "SEARCH";
 	char text[160];
+	/* ESEARCH (RFC 4731): RETURN (MIN MAX ALL COUNT); "()" is ALL */
+	unsigned int ret_opts = 0;
+	bool esearch = false;
+	if (count >= 2 && args[0].type == IMAP_CMD_ARG_ATOM && strcasecmp(args[0].str, "RETURN") == 0 &&
+	    args[1].type == IMAP_CMD_ARG_LIST) {
+		static const char *const names[] = { "MIN", "MAX", "ALL", "COUNT" };
+		for (size_t i = 0; i < args[1].count; i++) {
+			const struct imap_cmd_arg *o = &args[1].list[i];
+			size_t k = 0;
+			while (k < 4 && (o->type != IMAP_CMD_ARG_ATOM || strcasecmp(o->str, names[k]) != 0))
+				k++;
+			if (k == 4) {
+				snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid search return option", cmd);
+				return imap_bad(c, tag, text);
+			}
+			ret_opts |= 1u << k;
+		}
+		if (ret_opts == 0)
+			ret_opts = ESEARCH_ALL;
+		esearch = true;
+		args += 2;
+		count -= 2;
+	}
 	if (count >= 1 && args[0].type == IMAP_CMD_ARG_ATOM && strcasecmp(args[0].str, "CHARSET") == 0) {
 		const char *cs = count >= 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
 		if (cs == NULL)
@@ -552,6 +618,14 @@ bool cmd_search_common(struct imap_client *c, const char *tag, const struct imap
 	struct mime_buf out = { 0 };
 	uint64_t max_modseq = 0;
 	bool matched = false;
+	/* ESEARCH: the numbers found and their modseqs */
+	uint32_t *found = NULL;
+	uint64_t *found_modseq = NULL;
+	size_t nfound = 0;
+	if (esearch) {
+		found = rg_malloc((c->count + 1) * sizeof(*found));
+		found_modseq = rg_malloc((c->count + 1) * sizeof(*found_modseq));
+	}
 	mime_buf_str(&out, "* SEARCH");
 	for (size_t i = 0; i < c->count; i++) {
 		size_t idx = c->map[i];
@@ -571,7 +645,12 @@ bool cmd_search_common(struct imap_client *c, const char *tag, const struct imap
 			sm.internal_date = maildir_msg_mtime(c->box, idx);
 		sm.modseq = m->modseq;
 		if (imap_search_match(s, &sm)) {
-			mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));
+			if (esearch) {
+				found[nfound] = uid ? m->uid : (uint32_t)(i + 1);
+				found_modseq[nfound++] = m->modseq;
+			} else {
+				mime_buf_printf(&out, " %u", uid ? m->uid : (uint32_t)(i + 1));
+			}
 			if (m->modseq > max_modseq)
 				max_modseq = m->modseq;
 			matched = true;
@@ -579,10 +658,15 @@ bool cmd_search_common(struct imap_client *c, const char *tag, const struct imap
 		rg_free(sl.msg);
 	}
 	/* RFC 7162: a MODSEQ search says the highest modseq it found */
-	if (imap_search_needs_modseq(s)) {
-		c->condstore = true;
-		if (matched)
-			mime_buf_printf(&out, " (MODSEQ %" PRIu64 ")", max_modseq);
+	if (imap_search_needs_modseq(s))
+		imap_condstore_enable(c);
+	if (esearch) {
+		esearch_out(&out, tag, uid, ret_opts, found, found_modseq, nfound,
+			    imap_search_needs_modseq(s));
+		rg_free(found);
+		rg_free(found_modseq);
+	} else if (imap_search_needs_modseq(s) && matched) {
+		mime_buf_printf(&out, " (MODSEQ %" PRIu64 ")", max_modseq);
 	}
 	mime_buf_str(&out, "\r\n");
 	imap_send_raw(c, out.data, out.len);

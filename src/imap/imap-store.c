@@ -162,7 +162,7 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 			snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid modifier.", cmd);
 			return imap_bad(c, tag, text);
 		}
-		c->condstore = true;
+		imap_condstore_enable(c);
 		shifted[0] = args[0];
 		shifted[1] = args[2];
 		shifted[2] = args[3];

@@ -154,6 +154,15 @@ bool imap_seqset_resolve(struct imap_client *c, const char *set, bool uid,
 }
 
 /* uids as a compact set "1:3,7" */
+void imap_condstore_enable(struct imap_client *c)
+{
+	if (c->condstore)
+		return;
+	c->condstore = true;
+	if (c->box != NULL)
+		imap_send_fmt(c, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n", c->box->highest_modseq);
+}
+
 void imap_uidset_out(struct mime_buf *b, const uint32_t *uids, size_t n)
 {
 	for (size_t i = 0; i < n;) {

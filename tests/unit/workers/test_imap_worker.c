@@ -541,6 +541,36 @@ static void test_condstore(void **state)
 	       "c10 BAD Error in IMAP command FETCH: Invalid modifier.\r\n");
 	expect(&a, "c11 STORE 1 (UNCHANGED 1) +FLAGS (\\Seen)\r\n", "c11 ",
 	       "c11 BAD Error in IMAP command STORE: Invalid modifier.\r\n");
+	/* ESEARCH (RFC 4731): MIN/MAX/ALL/COUNT, "()" is ALL, nothing found
+	 * leaves out all but COUNT; with MODSEQ (RFC 7162 3.1.5) the highest
+	 * modseq of what is returned */
+	expect(&a, "e1 SEARCH RETURN (MIN MAX COUNT) ALL\r\n", "e1 ",
+	       "* ESEARCH (TAG \"e1\") MIN 1 MAX 3 COUNT 3\r\ne1 OK Search completed.\r\n");
+	expect(&a, "e2 UID SEARCH RETURN () FLAGGED\r\n", "e2 ",
+	       "* ESEARCH (TAG \"e2\") UID ALL 1\r\ne2 OK Search completed.\r\n");
+	expect(&a, "e3 SEARCH RETURN (ALL) NOT 2\r\n", "e3 ",
+	       "* ESEARCH (TAG \"e3\") ALL 1,3\r\ne3 OK Search completed.\r\n");
+	expect(&a, "e4 SEARCH RETURN (MIN MAX ALL COUNT) DELETED\r\n", "e4 ",
+	       "* ESEARCH (TAG \"e4\") COUNT 0\r\ne4 OK Search completed.\r\n");
+	snprintf(want, sizeof(want), "* ESEARCH (TAG \"e5\") MIN 1 MODSEQ %llu\r\ne5 OK Search completed.\r\n", h + 1);
+	expect(&a, "e5 SEARCH RETURN (MIN) MODSEQ 1\r\n", "e5 ", want);
+	snprintf(want, sizeof(want), "* ESEARCH (TAG \"e6\") MIN 1 MAX 2 MODSEQ %llu\r\ne6 OK Search completed.\r\n", h + 1);
+	expect(&a, "e6 SEARCH RETURN (MIN MAX) 1:2 MODSEQ 1\r\n", "e6 ", want);
+	snprintf(want, sizeof(want), "* ESEARCH (TAG \"e7\") COUNT 3 MODSEQ %llu\r\ne7 OK Search completed.\r\n", h + 2);
+	expect(&a, "e7 SEARCH RETURN (COUNT) MODSEQ 1\r\n", "e7 ", want);
+	expect(&a, "e8 SEARCH RETURN (SAVE) ALL\r\n", "e8 ",
+	       "e8 BAD Error in IMAP command SEARCH: Invalid search return option\r\n");
+	/* b turns CONDSTORE on with a MODSEQ fetch: told the HIGHESTMODSEQ once */
+	wh_send(&b, "h1 FETCH 1 MODSEQ\r\n");
+	got = wh_read_until_line(&b, "h1 ");
+	unsigned long long bh = 0;
+	assert_int_equal(sscanf(got, "* OK [HIGHESTMODSEQ %llu] Highest\r\n", &bh), 1);
+	assert_true(bh >= h + 1); /* at least what b is told next */
+	snprintf(want, sizeof(want), "] Highest\r\n* 1 FETCH (MODSEQ (%llu))\r\nh1 OK Fetch completed.\r\n", h + 1);
+	assert_non_null(strstr(got, want));
+	rg_free(got);
+	snprintf(want, sizeof(want), "* 1 FETCH (MODSEQ (%llu))\r\nh2 OK Fetch completed.\r\n", h + 1);
+	expect(&b, "h2 FETCH 1 MODSEQ\r\n", "h2 ", want);
 	logout(&a);
 	logout(&b);
 
