@@ -147,8 +147,12 @@ static void pop3_clear_pending(struct login_session *s)
  * MECH_SEC_PLAINTEXT): refused where plaintext auth is not allowed. */
 static bool pop3_mech_is_plaintext(const char *mech, size_t len)
 {
+	/* OAuth2 bearer tokens are as replayable as passwords (Dovecot
+	   flags OAUTHBEARER and XOAUTH2 MECH_SEC_PLAINTEXT too) */
 	return (len == 5 && strncasecmp(mech, "PLAIN", 5) == 0) ||
-	       (len == 5 && strncasecmp(mech, "LOGIN", 5) == 0);
+	       (len == 5 && strncasecmp(mech, "LOGIN", 5) == 0) ||
+	       (len == 11 && strncasecmp(mech, "OAUTHBEARER", 11) == 0) ||
+	       (len == 7 && strncasecmp(mech, "XOAUTH2", 7) == 0);
 }
 
 static bool pop3_mech_advertised(const struct login_session *s, const char *mech, size_t len)
