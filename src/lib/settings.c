@@ -860,7 +860,7 @@ static const struct set_def db_defs[] = {
 /* the drivers src/auth implements (auth-chain.c has the same list and
  * refuses the rest at start-up too) */
 static const char *const passdb_drivers[] = {
-	"passwd-file", "pam", "shadow", "checkpassword", NULL
+	"passwd-file", "pam", "shadow", "checkpassword", "oauth2", NULL
 };
 static const char *const userdb_drivers[] = { "passwd-file", "passwd", "static", NULL };
 
