@@ -15,6 +15,7 @@ import hmac
 import imaplib
 import json
 import os
+import poplib
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +24,7 @@ import unittest
 
 import rgenv
 
-MECHS = "plain login scram-sha-256 scram-sha-1 cram-md5 oauthbearer xoauth2"
+MECHS = "plain login scram-sha-256 scram-sha-1 cram-md5 apop oauthbearer xoauth2"
 
 
 def b64u(b):
@@ -252,6 +253,40 @@ class Sasl(unittest.TestCase):
         self.assertTrue(self.cram("plainuser", "s3cret pass"))
         self.assertFalse(self.cram("crammer", "tanstaag"))
         self.assertFalse(self.cram("cryptuser", "cryptic"))
+
+    def apop(self, user, secret):
+        p = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=30)
+        self.assertRegex(p.getwelcome(), rb"^\+OK .* <\d+\.\d+\.[0-9a-f]{32}@ringgate>$")
+        try:
+            p.apop(user, secret)
+        except poplib.error_proto:
+            p.close()
+            return False
+        self.assertEqual(p.stat()[0] >= 0, True)
+        p.quit()
+        return True
+
+    def test_apop(self):
+        self.assertTrue(self.apop("plainuser", "s3cret pass"))
+        self.assertFalse(self.apop("plainuser", "s3cret pasS"))
+        self.setUp()
+        # APOP needs the plaintext: a {CRAM-MD5} or crypt entry cannot serve it
+        self.assertFalse(self.apop("crammer", "tanstaaf"))
+        self.setUp()
+        # a timestamp of another connection (and so maybe another login
+        # process) does not authenticate this one
+        p = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=30)
+        q = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=30)
+        other = q.timestamp.search(q.getwelcome()).group(1)
+        digest = hashlib.md5(other + b"s3cret pass").hexdigest()
+        with self.assertRaises(poplib.error_proto):
+            p._shortcmd("APOP plainuser " + digest)
+        p.close()
+        q.close()
+        # APOP is not a SASL mechanism
+        p = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=30)
+        self.assertNotIn("APOP", p.capa().get("SASL", []))
+        p.close()
 
     def curl(self, token, mech):
         out = subprocess.run(["curl", "-s", "-S", "--max-time", "30", "--login-options",
