@@ -62,6 +62,7 @@ struct auth_request {
 	enum req_state state;
 	bool secured;
 	bool orphan;
+	bool penalty_counted; /* the failure is in the penalty table already */
 	int64_t due_ms;
 	char rip[PENALTY_IP_MAX + 1];
 	char *fail_user;   /* sent with the delayed AUTH_FAIL */
@@ -310,7 +311,10 @@ static void request_fail_delayed(struct auth_server *srv, struct auth_request *r
 	int64_t now = now_ms();
 	unsigned failures = 1;
 	if (req->rip[0] != '\0')
-		failures = penalty_fail(srv->penalties, req->rip, now);
+		failures = req->penalty_counted ? penalty_get(srv->penalties, req->rip, now)
+						: penalty_fail(srv->penalties, req->rip, now);
+	if (failures == 0)
+		failures = 1;
 	srv->stats.v[AUTH_STAT_FAILED]++;
 	if (failures > 1)
 		srv->stats.v[AUTH_STAT_PENALTIES]++;
@@ -735,6 +739,12 @@ static void request_token_done(enum passdb_result result, struct auth_db_request
 	if (result == PASSDB_RESULT_INTERNAL_FAILURE) {
 		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
 		return;
+	}
+	if (result != PASSDB_RESULT_OK && req->rip[0] != '\0' && !req->penalty_counted) {
+		/* the RFC 7628 error round trip comes first: a client that
+		   hangs up then must not escape the penalty */
+		penalty_fail(srv->penalties, req->rip, now_ms());
+		req->penalty_counted = true;
 	}
 	struct auth_mech_out out;
 	auth_mech_verified(req->mech, result == PASSDB_RESULT_OK, &out);

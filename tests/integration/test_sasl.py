@@ -357,6 +357,18 @@ class Sasl(unittest.TestCase):
         self.assertFalse(self.oauth_imaplib(bad["alg none"])[0])
         self.assertGreaterEqual(time.monotonic() - t0, 1.0)
         self.assertTrue(self.oauth_imaplib(k.token())[0])
+        # the same when the client cancels after the error instead of
+        # answering it: the refusal was counted when the token was judged
+        m = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.authenticate("OAUTHBEARER", lambda d: (
+                "n,a=jwtuser,\x01auth=Bearer %s\x01\x01" % bad["expired"]).encode()
+                if d == b"" else None)
+        m.shutdown()
+        t0 = time.monotonic()
+        self.assertFalse(self.oauth_imaplib(bad["alg none"])[0])
+        self.assertGreaterEqual(time.monotonic() - t0, 1.0)
+        self.assertTrue(self.oauth_imaplib(k.token())[0])
         # the token of one user does not log in another
         ok, _ = self.oauth_imaplib(k.token(), user="scram256")
         self.assertFalse(ok)
