@@ -714,32 +714,36 @@ static void request_step(struct auth_server *srv, struct auth_request *req, enum
 static void mech_act(struct auth_server *srv, struct auth_request *req,
 		     const struct auth_mech_out *out);
 
+/* A chain callback for a mechanism's request: the request to go on with,
+ * or NULL when it is gone or failed temporarily (answered here). */
+static struct auth_request *request_mech_resume(enum passdb_result result,
+						struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_resume(dbreq);
+	if (req != NULL && result == PASSDB_RESULT_INTERNAL_FAILURE) {
+		request_fail_now(req->srv, req, REASON_TEMP, true, req->db.user);
+		return NULL;
+	}
+	return req;
+}
+
 static void request_creds_done(enum passdb_result result, const char *scheme,
 			       const uint8_t *cred, size_t size, struct auth_db_request *dbreq)
 {
-	struct auth_request *req = request_resume(dbreq);
+	struct auth_request *req = request_mech_resume(result, dbreq);
 	if (req == NULL)
 		return;
-	struct auth_server *srv = req->srv;
-	if (result == PASSDB_RESULT_INTERNAL_FAILURE) {
-		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
-		return;
-	}
 	struct auth_mech_out out;
 	auth_mech_credentials(req->mech, result == PASSDB_RESULT_OK, scheme, cred, size, &out);
-	mech_act(srv, req, &out);
+	mech_act(req->srv, req, &out);
 }
 
 static void request_token_done(enum passdb_result result, struct auth_db_request *dbreq)
 {
-	struct auth_request *req = request_resume(dbreq);
+	struct auth_request *req = request_mech_resume(result, dbreq);
 	if (req == NULL)
 		return;
 	struct auth_server *srv = req->srv;
-	if (result == PASSDB_RESULT_INTERNAL_FAILURE) {
-		request_fail_now(srv, req, REASON_TEMP, true, req->db.user);
-		return;
-	}
 	if (result != PASSDB_RESULT_OK && req->rip[0] != '\0' && !req->penalty_counted) {
 		/* the RFC 7628 error round trip comes first: a client that
 		   hangs up then must not escape the penalty */
