@@ -4,7 +4,8 @@
  * and userdb lookups, nologin, the failure delay queue, and master's
  * AUTH_REQUEST taking the cookie of an AUTH_OK.
  *
- * Input: byte 0 picks one of four servers (mechanisms, disable_plaintext_auth,
+ * Input: byte 0 picks one of four servers (mechanisms: the odd ones offer SCRAM,
+ * CRAM-MD5 and APOP too; disable_plaintext_auth,
  * one file or a separate userdb), then records:
  *   [op] op & 3: 0 AUTH_BEGIN, 1 AUTH_CONTINUE, 2 AUTH_ABORT,
  *                3 special (op >> 2: 0 tick, 1 another type, 2 AUTH_REQUEST
@@ -57,7 +58,11 @@ static const char users[] =
 	"frank:{NOSUCH}x:1005:1005::/home/f\n"
 	"gina:{PLAIN}pw:1006:1006::/home/g::userdb_uid=x userdb_gid=7\n"
 	"henry:{CLEARTEXT}pw:1007:1007::/home/h::nologin\n"
-	"ivan:{PLAIN}pw:1008:1008::/home/i\n";
+	"ivan:{PLAIN}pw:1008:1008::/home/i\n"
+	/* doveadm pw -s SCRAM-SHA-256 / CRAM-MD5 -p pencil */
+	"sam:{SCRAM-SHA-256}4096,42Yz7uDuskGDQNyhf7kNYQ==,O43YZVJ65lqfA2moNzwfI2aniD1RbTI5tsLmiywe5FU=,"
+	"deD5TDhN5XCE67Ak80tp+M3g+nxR+hl9f4h20i5i/ls=:1009:1009::/home/s\n"
+	"cram:{CRAM-MD5}d06d4e1b26fccaa4b0b61801132340a354b21152711fb604ca3e035e7015116b:1012:1012::/home/c\n";
 /* the separate userdb knows alice and ivan, not gina */
 static const char userdb[] =
 	"alice::2000:2000::/srv/alice::userdb_mail=mdbox:~/x\n"
@@ -103,7 +108,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	master_peer = sv[1];
 	for (unsigned i = 0; i < 4; i++) {
 		struct auth_config cfg = {
-			.mechanisms = (i & 1) != 0 ? "plain login" : "plain",
+			.mechanisms = (i & 1) != 0 ? "plain login scram-sha-256 scram-sha-1 cram-md5 apop"
+					     : "plain",
 			.failure_delay_ms = 0,
 			.mail_location = "maildir:~/Maildir",
 			.passdb_args = pargs,

@@ -14,6 +14,7 @@ static const struct passdb_driver *const passdb_drivers[] = {
 	&passdb_driver_pam,
 	&passdb_driver_shadow,
 	&passdb_driver_checkpassword,
+	&passdb_driver_oauth2,
 	NULL
 };
 static const struct userdb_driver *const userdb_drivers[] = {

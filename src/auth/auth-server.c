@@ -5,6 +5,8 @@
 #include "auth/auth-loop.h"
 #include "auth/auth-worker.h"
 #include "auth/auth-penalty.h"
+#include "auth/auth-mech.h"
+#include "auth/auth-oauth2.h"
 #include "auth/auth-sasl.h"
 #include "auth/auth-scheme.h"
 
@@ -60,12 +62,14 @@ struct auth_request {
 	enum req_state state;
 	bool secured;
 	bool orphan;
+	bool penalty_counted; /* the failure is in the penalty table already */
 	int64_t due_ms;
 	char rip[PENALTY_IP_MAX + 1];
 	char *fail_user;   /* sent with the delayed AUTH_FAIL */
 	uint32_t dns_id;   /* REQ_DNS: the lookup's id */
 	char hostip[64];   /* the resolved passdb host, added as hostip */
 	struct sasl_state sasl;
+	struct auth_mech *mech;    /* the mechanisms beyond PLAIN/LOGIN (auth-mech.h) */
 	struct auth_db_request db; /* what the passdb/userdb chain works on */
 };
 
@@ -102,6 +106,8 @@ struct auth_server {
 	struct auth_username_rules rules;
 	char *username_format, *username_chars, *username_translation, *default_realm;
 	char *master_user_separator;
+	struct auth_mech_params mech_params; /* login_pid set per request */
+	char hostname[128];
 	struct cookie_table *cookies;
 	struct penalty_table *penalties;
 	struct auth_client *clients, *dead;
@@ -190,6 +196,7 @@ static struct auth_request *request_find(struct auth_client *c, uint32_t id)
 static void request_destroy(struct auth_request *req)
 {
 	sasl_clear(&req->sasl);
+	auth_mech_free(&req->mech);
 	auth_db_request_clear(&req->db);
 	rg_free(req->fail_user);
 	rg_free(req);
@@ -304,7 +311,10 @@ static void request_fail_delayed(struct auth_server *srv, struct auth_request *r
 	int64_t now = now_ms();
 	unsigned failures = 1;
 	if (req->rip[0] != '\0')
-		failures = penalty_fail(srv->penalties, req->rip, now);
+		failures = req->penalty_counted ? penalty_get(srv->penalties, req->rip, now)
+						: penalty_fail(srv->penalties, req->rip, now);
+	if (failures == 0)
+		failures = 1;
 	srv->stats.v[AUTH_STAT_FAILED]++;
 	if (failures > 1)
 		srv->stats.v[AUTH_STAT_PENALTIES]++;
@@ -624,12 +634,13 @@ static void request_passdb_done(enum passdb_result result, struct auth_db_reques
 	}
 }
 
-/* The SASL exchange produced credentials: the name rules, then the passdb
- * chain. */
-static void request_verify(struct auth_server *srv, struct auth_request *req)
+/* req->db for the name the client gave (login_name): the master user
+ * separator and the name rules. false: refused (logged, failure queued). */
+static bool request_db_prepare(struct auth_server *srv, struct auth_request *req,
+			       const char *login_name)
 {
 	auth_db_request_clear(&req->db);
-	auth_db_request_init(&req->db, req->sasl.user);
+	auth_db_request_init(&req->db, login_name);
 	req->db.service = req->client->service;
 	req->db.mech = sasl_mech_name(req->sasl.mech);
 	snprintf(req->db.rip, sizeof(req->db.rip), "%s", req->rip);
@@ -637,7 +648,7 @@ static void request_verify(struct auth_server *srv, struct auth_request *req)
 
 	/* user*master: the master user's password, the user's session */
 	const char *sep = srv->cfg.master_user_separator;
-	char *login = rg_strdup(req->sasl.user), *master = NULL;
+	char *login = rg_strdup(login_name), *master = NULL;
 	char *p = sep != NULL && sep[0] != '\0' ? strchr(login, sep[0]) : NULL;
 	if (p != NULL) {
 		*p = '\0';
@@ -648,18 +659,28 @@ static void request_verify(struct auth_server *srv, struct auth_request *req)
 	    (master != NULL &&
 	     auth_username_fix(&srv->rules, &req->db, master, &master_user, &error) < 0)) {
 		char logname[300];
-		log_info("auth(%s,%s): %s", esc_user(req->sasl.user, logname, sizeof(logname)),
+		log_info("auth(%s,%s): %s", esc_user(login_name, logname, sizeof(logname)),
 			 req->rip, error);
 		rg_free(error);
 		rg_free(user);
 		rg_free(login);
+		if (req->fail_user == NULL)
+			req->fail_user = rg_strdup(login_name);
 		request_fail_delayed(srv, req);
-		return;
+		return false;
 	}
 	rg_free(login);
 	rg_free(req->db.user);
 	req->db.user = user;
 	req->db.master_user = master_user;
+	return true;
+}
+
+/* The SASL exchange produced credentials: the passdb chain. */
+static void request_verify(struct auth_server *srv, struct auth_request *req)
+{
+	if (!request_db_prepare(srv, req, req->sasl.user))
+		return;
 	req->state = REQ_PASSDB;
 	auth_chain_verify_plain(srv->chain, &req->db, req->sasl.pass, req->sasl.pass_len,
 				request_passdb_done);
@@ -686,6 +707,95 @@ static void request_step(struct auth_server *srv, struct auth_request *req, enum
 		request_verify(srv, req);
 		return;
 	}
+}
+
+/* ---- the mechanisms of auth-mech.h -------------------------------------- */
+
+static void mech_act(struct auth_server *srv, struct auth_request *req,
+		     const struct auth_mech_out *out);
+
+/* A chain callback for a mechanism's request: the request to go on with,
+ * or NULL when it is gone or failed temporarily (answered here). */
+static struct auth_request *request_mech_resume(enum passdb_result result,
+						struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_resume(dbreq);
+	if (req != NULL && result == PASSDB_RESULT_INTERNAL_FAILURE) {
+		request_fail_now(req->srv, req, REASON_TEMP, true, req->db.user);
+		return NULL;
+	}
+	return req;
+}
+
+static void request_creds_done(enum passdb_result result, const char *scheme,
+			       const uint8_t *cred, size_t size, struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_mech_resume(result, dbreq);
+	if (req == NULL)
+		return;
+	struct auth_mech_out out;
+	auth_mech_credentials(req->mech, result == PASSDB_RESULT_OK, scheme, cred, size, &out);
+	mech_act(req->srv, req, &out);
+}
+
+static void request_token_done(enum passdb_result result, struct auth_db_request *dbreq)
+{
+	struct auth_request *req = request_mech_resume(result, dbreq);
+	if (req == NULL)
+		return;
+	struct auth_server *srv = req->srv;
+	if (result != PASSDB_RESULT_OK && req->rip[0] != '\0' && !req->penalty_counted) {
+		/* the RFC 7628 error round trip comes first: a client that
+		   hangs up then must not escape the penalty */
+		penalty_fail(srv->penalties, req->rip, now_ms());
+		req->penalty_counted = true;
+	}
+	struct auth_mech_out out;
+	auth_mech_verified(req->mech, result == PASSDB_RESULT_OK, &out);
+	mech_act(srv, req, &out);
+}
+
+static void mech_act(struct auth_server *srv, struct auth_request *req,
+		     const struct auth_mech_out *out)
+{
+	switch (out->action) {
+	case AUTH_MECH_CHALLENGE:
+		request_step(srv, req, SASL_STEP_CHALLENGE, out->data, out->len, NULL);
+		return;
+	case AUTH_MECH_LOOKUP:
+		if (!request_db_prepare(srv, req, out->user))
+			return;
+		req->state = REQ_PASSDB;
+		auth_chain_lookup_credentials(srv->chain, &req->db, out->scheme, request_creds_done);
+		return;
+	case AUTH_MECH_VERIFY:
+		if (!request_db_prepare(srv, req, out->user))
+			return;
+		req->state = REQ_PASSDB;
+		auth_chain_verify_plain(srv->chain, &req->db, out->data, out->len,
+					request_token_done);
+		return;
+	case AUTH_MECH_SUCCESS:
+		request_success(srv, req);
+		return;
+	case AUTH_MECH_FAIL: {
+		char logname[300];
+		log_info("%s(%s,%s): %s", sasl_mech_name(req->sasl.mech),
+			 esc_user(out->user, logname, sizeof(logname)), req->rip, out->error);
+		if (out->user != NULL && req->fail_user == NULL)
+			req->fail_user = rg_strdup(out->user);
+		auth_mech_free(&req->mech);
+		request_fail_delayed(srv, req);
+		return;
+	}
+	}
+}
+
+/* OAuth2 bearer tokens travel like passwords (Dovecot's MECH_SEC_PLAINTEXT) */
+static bool mech_is_plaintext(enum sasl_mech mech)
+{
+	return mech == SASL_MECH_PLAIN || mech == SASL_MECH_LOGIN ||
+	       mech == SASL_MECH_OAUTHBEARER || mech == SASL_MECH_XOAUTH2;
 }
 
 /* ---- login channels ---------------------------------------------------- */
@@ -731,15 +841,25 @@ static void client_begin(struct auth_server *srv, struct auth_client *c, const s
 		request_fail_now(srv, req, REASON_MECH, false, NULL);
 		return;
 	}
-	if (srv->cfg.disable_plaintext_auth && !req->secured) {
+	if (srv->cfg.disable_plaintext_auth && !req->secured && mech_is_plaintext(mech)) {
 		request_fail_now(srv, req, REASON_PLAINTEXT, false, NULL);
 		return;
 	}
 	sasl_init(&req->sasl, mech);
+	bool has_resp = ipc_has(f, IPC_F_RESP);
+	if (auth_mech_handles(mech)) {
+		struct auth_mech_params params = srv->mech_params;
+		params.login_pid = c->pid;
+		req->mech = auth_mech_new(mech, &params);
+		struct auth_mech_out out;
+		auth_mech_begin(req->mech, has_resp, has_resp ? f->val[IPC_F_RESP] : NULL,
+				has_resp ? f->len[IPC_F_RESP] : 0, &out);
+		mech_act(srv, req, &out);
+		return;
+	}
 	const uint8_t *chal = NULL;
 	size_t chal_len = 0;
 	const char *error = NULL;
-	bool has_resp = ipc_has(f, IPC_F_RESP);
 	enum sasl_step step = sasl_begin(&req->sasl, has_resp, has_resp ? f->val[IPC_F_RESP] : NULL,
 					 has_resp ? f->len[IPC_F_RESP] : 0, &chal, &chal_len, &error);
 	request_step(srv, req, step, chal, chal_len, error);
@@ -763,6 +883,12 @@ static void client_continue(struct auth_server *srv, struct auth_client *c,
 	}
 	if (req->state != REQ_SASL) {
 		client_error(srv, c, "AUTH_CONTINUE for a request being failed");
+		return;
+	}
+	if (req->mech != NULL) {
+		struct auth_mech_out out;
+		auth_mech_continue(req->mech, f->val[IPC_F_RESP], f->len[IPC_F_RESP], &out);
+		mech_act(srv, req, &out);
 		return;
 	}
 	const uint8_t *chal = NULL;
@@ -1113,12 +1239,54 @@ static struct auth_chain *chain_build(const struct auth_config *cfg, char **erro
 	return auth_chain_new(passdbs, userdbs, error_r);
 }
 
+/* A mechanism the passdbs cannot serve is a configuration error: say which
+   and why, as the administrator would otherwise find out one failed login
+   at a time. */
+static bool mechanisms_servable(struct auth_chain *chain, const char *mechanisms,
+				char **error_r)
+{
+	for (unsigned m = 0; m < SASL_MECH_COUNT; m++) {
+		enum sasl_mech mech = (enum sasl_mech)m;
+		if (!sasl_mech_allowed(mechanisms, mech) || !auth_mech_handles(mech))
+			continue;
+		const char *scheme = auth_mech_scheme(mech);
+		bool ok = false;
+		for (unsigned i = 0; i < auth_chain_passdb_count(chain) && !ok; i++) {
+			const struct passdb_module *pm = auth_chain_passdb(chain, i);
+			ok = scheme != NULL ? pm->driver->lookup_credentials != NULL
+					    : pm->driver == &passdb_driver_oauth2;
+		}
+		if (ok)
+			continue;
+		if (scheme == NULL)
+			*error_r = rg_strdup_printf("auth_mechanisms: %s needs a passdb { driver = "
+						    "oauth2 } to check its tokens",
+						    sasl_mech_name(mech));
+		else if (strcmp(scheme, "PLAIN") == 0)
+			*error_r = rg_strdup_printf("auth_mechanisms: %s needs plaintext passwords "
+						    "from a passdb that can give them (passwd-file "
+						    "with {PLAIN})", sasl_mech_name(mech));
+		else
+			*error_r = rg_strdup_printf("auth_mechanisms: %s needs {%s} or plaintext "
+						    "passwords from a passdb that can give them "
+						    "(passwd-file), and no passdb can",
+						    sasl_mech_name(mech), scheme);
+		return false;
+	}
+	return true;
+}
+
 struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd,
 				    char **error_r)
 {
 	struct auth_chain *chain = chain_build(cfg, error_r);
 	if (chain == NULL)
 		return NULL;
+	if (!mechanisms_servable(chain, cfg->mechanisms != NULL ? cfg->mechanisms : "plain",
+				 error_r)) {
+		auth_chain_free(chain);
+		return NULL;
+	}
 
 	struct auth_server *srv = rg_calloc(1, sizeof(*srv));
 	srv->mechanisms = rg_strdup(cfg->mechanisms != NULL ? cfg->mechanisms : "plain");
@@ -1154,6 +1322,14 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
 	srv->dns_fd = -1;
 	if (auth_chain_passdb_count(chain) == 0)
 		log_warning("no passdb configured: every login fails");
+	if (gethostname(srv->hostname, sizeof(srv->hostname) - 1) < 0 || srv->hostname[0] == '\0')
+		strcpy(srv->hostname, "localhost");
+	srv->mech_params.hostname = srv->hostname;
+	for (unsigned i = 0; i < auth_chain_passdb_count(chain); i++) {
+		const char *scope = passdb_oauth2_scope(auth_chain_passdb(chain, i));
+		if (scope != NULL)
+			srv->mech_params.oauth2_scope = scope;
+	}
 
 	srv->epfd = epoll_create1(EPOLL_CLOEXEC);
 	srv->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

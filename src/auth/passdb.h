@@ -80,5 +80,8 @@ extern const struct passdb_driver passdb_driver_checkpassword;
 
 /* `ringgate-auth -R`: the checkpassword reply helper (passdb-checkpassword.c) */
 void auth_checkpassword_reply_main(void) __attribute__((noreturn));
+extern const struct passdb_driver passdb_driver_oauth2;
+/* an oauth2 module's scope (RFC 7628 errors name it); NULL for others */
+const char *passdb_oauth2_scope(const struct passdb_module *module);
 
 #endif

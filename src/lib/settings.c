@@ -390,7 +390,11 @@ static bool valid_socket_name(const char *word)
 }
 
 static const char *const protocol_names[] = { "imap", "pop3", NULL };
-static const char *const mech_names[] = { "plain", "login", NULL };
+/* Dovecot's names for what auth serves (auth-sasl.h); EXTERNAL and the
+   -PLUS variants need the login process's TLS engine and are not in yet */
+static const char *const mech_names[] = { "plain",	 "login", "scram-sha-256", "scram-sha-1",
+					  "cram-md5",	 "apop",  "oauthbearer",   "xoauth2",
+					  NULL };
 
 /* Apply value to the field def describes in base; on failure *reason_r is
    static text saying why. */
@@ -494,7 +498,8 @@ static int apply_value(void *base, const struct set_def *def, const char *value,
 		break;
 	case ST_MECHS:
 		if (parse_word_list(value, mech_names, true, false, NULL, &str, reason_r) < 0) {
-			*reason_r = "supported mechanisms are plain and login";
+			*reason_r = "supported mechanisms are plain, login, scram-sha-256, "
+				    "scram-sha-1, cram-md5, apop, oauthbearer and xoauth2";
 			return -1;
 		}
 		if (str[0] == '\0') {
@@ -855,7 +860,7 @@ static const struct set_def db_defs[] = {
 /* the drivers src/auth implements (auth-chain.c has the same list and
  * refuses the rest at start-up too) */
 static const char *const passdb_drivers[] = {
-	"passwd-file", "pam", "shadow", "checkpassword", NULL
+	"passwd-file", "pam", "shadow", "checkpassword", "oauth2", NULL
 };
 static const char *const userdb_drivers[] = { "passwd-file", "passwd", "static", NULL };
 

@@ -71,8 +71,12 @@ static void imap_process(struct login_session *s, const uint8_t *data, size_t le
 
 static bool mech_is_plaintext(const char *mech, size_t len)
 {
+	/* OAuth2 bearer tokens are as replayable as passwords (Dovecot
+	   flags OAUTHBEARER and XOAUTH2 MECH_SEC_PLAINTEXT too) */
 	return (len == 5 && strncmp(mech, "PLAIN", 5) == 0) ||
-	       (len == 5 && strncmp(mech, "LOGIN", 5) == 0);
+	       (len == 5 && strncmp(mech, "LOGIN", 5) == 0) ||
+	       (len == 11 && strncmp(mech, "OAUTHBEARER", 11) == 0) ||
+	       (len == 7 && strncmp(mech, "XOAUTH2", 7) == 0);
 }
 
 /* Text we echo into a reply line must not break the line. */

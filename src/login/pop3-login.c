@@ -10,8 +10,12 @@
  * reference (depth) and the session is freed when the outermost one returns. */
 #include "login/login-proto.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
@@ -36,6 +40,7 @@ struct login_session {
 	const struct login_callbacks *cb;
 	void *ctx;
 	char *mechanisms; /* copy of config->mechanisms */
+	char *apop_challenge; /* the greeting's timestamp, when APOP is enabled */
 	bool secured;
 	bool plaintext_auth_allowed;
 	bool starttls_available;
@@ -76,6 +81,7 @@ static void pop3_free(struct login_session *s)
 		rg_free(s->pending);
 	}
 	rg_free(s->mechanisms);
+	rg_free(s->apop_challenge);
 	rg_free(s);
 }
 
@@ -147,13 +153,24 @@ static void pop3_clear_pending(struct login_session *s)
  * MECH_SEC_PLAINTEXT): refused where plaintext auth is not allowed. */
 static bool pop3_mech_is_plaintext(const char *mech, size_t len)
 {
+	/* OAuth2 bearer tokens are as replayable as passwords (Dovecot
+	   flags OAUTHBEARER and XOAUTH2 MECH_SEC_PLAINTEXT too) */
 	return (len == 5 && strncasecmp(mech, "PLAIN", 5) == 0) ||
-	       (len == 5 && strncasecmp(mech, "LOGIN", 5) == 0);
+	       (len == 5 && strncasecmp(mech, "LOGIN", 5) == 0) ||
+	       (len == 11 && strncasecmp(mech, "OAUTHBEARER", 11) == 0) ||
+	       (len == 7 && strncasecmp(mech, "XOAUTH2", 7) == 0);
+}
+
+/* APOP is its own command, not a SASL mechanism */
+static bool pop3_mech_is_apop(const char *mech, size_t len)
+{
+	return len == 4 && strncasecmp(mech, "APOP", 4) == 0;
 }
 
 static bool pop3_mech_advertised(const struct login_session *s, const char *mech, size_t len)
 {
-	return s->plaintext_auth_allowed || !pop3_mech_is_plaintext(mech, len);
+	return !pop3_mech_is_apop(mech, len) &&
+	       (s->plaintext_auth_allowed || !pop3_mech_is_plaintext(mech, len));
 }
 
 /* Walks the configured mechanisms: returns the next word at *pos, its length
@@ -311,7 +328,7 @@ static bool pop3_cmd_auth(struct login_session *s, const char *args)
 
 	size_t conf_len;
 	const char *mech = pop3_mech_find(s, p, mech_len, &conf_len);
-	if (mech == NULL) {
+	if (mech == NULL || pop3_mech_is_apop(mech, conf_len)) {
 		pop3_send(s, "-ERR [AUTH] Unsupported authentication mechanism.\r\n");
 		return true;
 	}
@@ -397,6 +414,50 @@ static bool pop3_cmd_xclient(struct login_session *s, const char *args)
 	return true;
 }
 
+/* APOP name digest (RFC 1939): to auth as Dovecot's APOP mechanism, whose
+ * message is the greeting's challenge NUL name NUL the 16-byte digest */
+static bool pop3_cmd_apop(struct login_session *s, const char *args)
+{
+	if (s->apop_challenge == NULL) {
+		pop3_send(s, "-ERR Unknown command.\r\n");
+		return false;
+	}
+	const char *a = args == NULL ? "" : args;
+	const char *sp = strrchr(a, ' ');
+	size_t ulen = sp != NULL ? (size_t)(sp - a) : 0;
+	const char *hex = sp != NULL ? sp + 1 : "";
+	uint8_t digest[16];
+	bool ok = ulen > 0 && ulen <= 255 && strlen(hex) == 32;
+	for (size_t i = 0; ok && i < 16; i++) {
+		int v = 0;
+		for (int k = 0; k < 2 && ok; k++) {
+			char c = hex[2 * i + (size_t)k];
+			int d = c >= '0' && c <= '9' ? c - '0'
+				: c >= 'a' && c <= 'f' ? c - 'a' + 10
+				: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+			ok = d >= 0;
+			v = v << 4 | d;
+		}
+		digest[i] = (uint8_t)v;
+	}
+	if (!ok) {
+		pop3_send(s, "-ERR APOP needs a name and a 32-digit hex digest.\r\n");
+		return false;
+	}
+	size_t clen = strlen(s->apop_challenge);
+	size_t len = clen + 1 + ulen + 1 + 16;
+	uint8_t *msg = rg_malloc(len);
+	memcpy(msg, s->apop_challenge, clen);
+	msg[clen] = '\0';
+	memcpy(msg + clen + 1, a, ulen);
+	msg[clen + 1 + ulen] = '\0';
+	memcpy(msg + clen + 2 + ulen, digest, 16);
+	pop3_clear_user(s);
+	pop3_auth_start(s, "APOP", msg, len, true);
+	rg_free(msg);
+	return true;
+}
+
 /* one complete command line in state CMD */
 static void pop3_command(struct login_session *s, const struct pop3_line *line)
 {
@@ -413,6 +474,8 @@ static void pop3_command(struct login_session *s, const struct pop3_line *line)
 		ok = pop3_cmd_pass(s, line->args);
 	else if (IS("AUTH"))
 		ok = pop3_cmd_auth(s, line->args);
+	else if (IS("APOP"))
+		ok = pop3_cmd_apop(s, line->args);
 	else if (IS("STLS"))
 		ok = pop3_cmd_stls(s);
 	else if (IS("XCLIENT"))
@@ -606,8 +669,25 @@ static struct login_session *pop3_create(const struct login_proto_config *config
 		clean[n] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
 	}
 	clean[n] = '\0';
+	size_t apop_len;
+	if (pop3_mech_find(s, "APOP", 4, &apop_len) != NULL) {
+		/* RFC 1939's timestamp, in the form auth checks: this login
+		   process's pid (so no other process's challenge is taken),
+		   the time and 128 random bits. A chrooted, sandboxed login
+		   process cannot ask the host name: "ringgate" stands in. */
+		uint8_t rnd[16];
+		char hex[33];
+		if (getrandom(rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd)) {
+			for (int i = 0; i < 16; i++)
+				snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+			s->apop_challenge = rg_strdup_printf("<%u.%ld.%s@ringgate>",
+							     (unsigned)getpid(), (long)time(NULL), hex);
+		}
+	}
 	/* as Dovecot: a trusted client (a proxy) learns it may send XCLIENT */
-	char *line = rg_strdup_printf("+OK %s%s\r\n", s->trusted ? "[XCLIENT] " : "", clean);
+	char *line = rg_strdup_printf("+OK %s%s%s%s\r\n", s->trusted ? "[XCLIENT] " : "", clean,
+				      s->apop_challenge != NULL ? " " : "",
+				      s->apop_challenge != NULL ? s->apop_challenge : "");
 	pop3_ref(s);
 	pop3_send(s, line);
 	rg_free(line);

@@ -303,8 +303,9 @@ static void test_errors(void **state)
 		  "t.conf:2: invalid value for 'ssl_min_protocol': must be TLSv1.2 or TLSv1.3" },
 		{ NO_SSL "protocols = imap lmpt\n",
 		  "t.conf:2: invalid value for 'protocols': protocols must be imap, pop3 or none" },
-		{ NO_SSL "auth_mechanisms = plain cram-md5\n",
-		  "t.conf:2: invalid value for 'auth_mechanisms': supported mechanisms are plain and login" },
+		{ NO_SSL "auth_mechanisms = plain digest-md5\n",
+		  "t.conf:2: invalid value for 'auth_mechanisms': supported mechanisms are plain, login, "
+		  "scram-sha-256, scram-sha-1, cram-md5, apop, oauthbearer and xoauth2" },
 		{ NO_SSL "auth_mechanisms =\n",
 		  "t.conf:2: invalid value for 'auth_mechanisms': must not be empty" },
 		{ NO_SSL "login_trusted_networks = 10.0.0.0/33\n",
