@@ -1,4 +1,5 @@
 #include "auth/auth-chain.h"
+#include "auth/auth-cache.h"
 
 #include "lib/alloc.h"
 #include "lib/log.h"
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const struct passdb_driver *const passdb_drivers[] = {
 	&passdb_driver_passwd_file,
@@ -54,6 +56,8 @@ struct auth_chain {
 	unsigned pcount, ucount;
 	const struct auth_chain_worker_ops *wops;
 	void *wctx;
+	struct auth_cache *cache;
+	uint64_t cache_hits, cache_misses;
 };
 
 const char *passdb_result_str(enum passdb_result result)
@@ -140,6 +144,8 @@ static void db_free(struct chain_db *db)
 		db->umod.driver->deinit(&db->umod);
 	rg_free(db->pmod.args);
 	rg_free(db->umod.args);
+	rg_free(db->pmod.cache_key);
+	rg_free(db->umod.cache_key);
 	rg_free(db->name);
 	rg_free(db->mechanisms);
 	rg_free(db->username_filter);
@@ -290,6 +296,110 @@ void auth_chain_set_worker(struct auth_chain *chain, const struct auth_chain_wor
 {
 	chain->wops = ops;
 	chain->wctx = ctx;
+}
+
+void auth_chain_set_cache(struct auth_chain *chain, struct auth_cache *cache)
+{
+	chain->cache = cache;
+}
+
+void auth_chain_cache_counts(const struct auth_chain *chain, uint64_t *hits_r,
+			     uint64_t *misses_r)
+{
+	*hits_r = chain->cache_hits;
+	*misses_r = chain->cache_misses;
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The cache key of this lookup ("P3\t<expanded>"), NULL when the module
+ * is not cached */
+static char *cache_key_make(struct auth_db_request *req, const struct chain_db *db, bool passdb)
+{
+	const char *tmpl = passdb ? db->pmod.cache_key : db->umod.cache_key;
+	if (req->chain->cache == NULL || tmpl == NULL)
+		return NULL;
+	char *text = NULL, *error = NULL;
+	if (auth_request_expand(req, tmpl, NULL, NULL, &text, &error) < 0) {
+		log_error("%s: cache_key: %s", db->name, error);
+		rg_free(error);
+		return NULL;
+	}
+	char *key = rg_strdup_printf("%c%u\t%s", passdb ? 'P' : 'U', db->index, text);
+	rg_free(text);
+	return key;
+}
+
+/* fields [mark..count) of f as TAB-separated text */
+static char *fields_export_from(const struct auth_fields *f, unsigned mark)
+{
+	struct auth_fields part = {
+		.kv = f->kv + 2 * mark,
+		.count = f->count > mark ? f->count - mark : 0,
+	};
+	return auth_fields_export(&part);
+}
+
+/* a hit: the cached answer's fields into req, true. false: a miss, and
+ * req->cache_key remembers where the answer goes */
+static bool cache_try(struct auth_db_request *req, const struct chain_db *db, bool passdb,
+		      const uint8_t *pw, size_t pw_len, bool *found_r)
+{
+	struct auth_chain *chain = req->chain;
+	rg_free(req->cache_key);
+	req->cache_key = cache_key_make(req, db, passdb);
+	if (req->cache_key == NULL)
+		return false;
+	struct auth_cache_entry_view v;
+	if (!auth_cache_lookup(chain->cache, req->cache_key, pw, pw_len, mono_ms(), &v)) {
+		chain->cache_misses++;
+		req->cache_pmark = req->passdb_fields.count;
+		req->cache_umark = req->userdb_fields.count;
+		return false;
+	}
+	chain->cache_hits++;
+	*found_r = v.kind == AUTH_CACHE_OK;
+	if (*found_r) {
+		if (v.user[0] != '\0' && strcmp(v.user, req->user) != 0)
+			auth_request_set_field(req, "user", v.user);
+		struct auth_fields tmp;
+		memset(&tmp, 0, sizeof(tmp));
+		auth_fields_import(&tmp, v.passdb_fields, strlen(v.passdb_fields));
+		for (unsigned i = 0; i < tmp.count; i++)
+			auth_request_set_field(req, tmp.kv[2 * i], tmp.kv[2 * i + 1]);
+		auth_fields_clear(&tmp);
+		auth_fields_import(&req->userdb_fields, v.userdb_fields, strlen(v.userdb_fields));
+	}
+	rg_free(req->cache_key);
+	req->cache_key = NULL;
+	return true;
+}
+
+/* the answer of a lookup that missed: kept for next time */
+static void cache_store(struct auth_db_request *req, bool found, bool unknown,
+			const uint8_t *pw, size_t pw_len)
+{
+	if (req->cache_key == NULL)
+		return;
+	if (found || unknown) {
+		char *pf = fields_export_from(&req->passdb_fields, req->cache_pmark);
+		char *uf = fields_export_from(&req->userdb_fields, req->cache_umark);
+		auth_cache_put(req->chain->cache, req->cache_key, req->original_user,
+			       found ? AUTH_CACHE_OK : AUTH_CACHE_UNKNOWN, pw, pw_len, pf, uf,
+			       req->user, mono_ms());
+		explicit_bzero(pf, strlen(pf));
+		rg_free(pf);
+		rg_free(uf);
+	}
+	rg_free(req->cache_key);
+	req->cache_key = NULL;
 }
 
 unsigned auth_chain_passdb_count(const struct auth_chain *chain)
@@ -582,6 +692,11 @@ static bool passdb_handle(struct auth_db_request *req, enum passdb_result *resul
 static void passdb_verify_done(enum passdb_result result, struct auth_db_request *req)
 {
 	const struct chain_db *next = NULL;
+	/* a verified password is remembered (as a keyed hash); a lookup
+	 * without one is stored without it */
+	cache_store(req, result == PASSDB_RESULT_OK, result == PASSDB_RESULT_USER_UNKNOWN,
+		    req->skip_password_check ? NULL : req->chain_pw,
+		    req->skip_password_check ? 0 : req->chain_pw_len);
 	if (result == PASSDB_RESULT_OK &&
 	    auth_fields_get(&req->passdb_fields, "noauthenticate") != NULL)
 		result = PASSDB_RESULT_NEXT;
@@ -648,6 +763,12 @@ static void passdb_call(struct auth_db_request *req, const struct chain_db *db)
 					      passdb_cred_done);
 		else
 			m->driver->lookup_credentials(m, req, req->chain_scheme, passdb_cred_done);
+		return;
+	}
+	bool found;
+	if (!db->deny && cache_try(req, db, true, req->skip_password_check ? NULL : req->chain_pw,
+				   req->chain_pw_len, &found)) {
+		passdb_verify_done(found ? PASSDB_RESULT_OK : PASSDB_RESULT_USER_UNKNOWN, req);
 		return;
 	}
 	if (w != NULL && w->verify_plain != NULL)
@@ -728,6 +849,7 @@ static void userdb_call(struct auth_db_request *req, const struct chain_db *db);
 static void userdb_done(enum userdb_result result, struct auth_db_request *req)
 {
 	const struct chain_db *db = req->chain_db;
+	cache_store(req, result == USERDB_RESULT_OK, result == USERDB_RESULT_USER_UNKNOWN, NULL, 0);
 	enum db_rule rule;
 	if (result == USERDB_RESULT_OK) {
 		if (db->override_fields[0] != '\0')
@@ -794,6 +916,11 @@ static void userdb_call(struct auth_db_request *req, const struct chain_db *db)
 	if (db->default_fields[0] != '\0')
 		fields_apply(req, db, db->default_fields, true);
 	struct userdb_module *m = (struct userdb_module *)&db->umod;
+	bool found;
+	if (cache_try(req, db, false, NULL, 0, &found)) {
+		userdb_done(found ? USERDB_RESULT_OK : USERDB_RESULT_USER_UNKNOWN, req);
+		return;
+	}
 	if (m->blocking && chain->wops != NULL && chain->wops->userdb_lookup != NULL)
 		chain->wops->userdb_lookup(chain->wctx, db->index, req, userdb_done);
 	else

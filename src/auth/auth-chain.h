@@ -44,6 +44,14 @@ void auth_chain_free(struct auth_chain *chain);
 void auth_chain_set_worker(struct auth_chain *chain, const struct auth_chain_worker_ops *ops,
 			   void *ctx);
 
+struct auth_cache;
+/* Answer from and fill cache (auth-cache.h; NULL: none) for the modules
+ * that have a cache_key. The chain does not own it. */
+void auth_chain_set_cache(struct auth_chain *chain, struct auth_cache *cache);
+/* cache hits and misses so far */
+void auth_chain_cache_counts(const struct auth_chain *chain, uint64_t *hits_r,
+			     uint64_t *misses_r);
+
 unsigned auth_chain_passdb_count(const struct auth_chain *chain);
 unsigned auth_chain_userdb_count(const struct auth_chain *chain);
 /* modules by index (master passdbs included, in file order); NULL past the end */

@@ -143,6 +143,7 @@ void auth_db_request_clear(struct auth_db_request *req)
 	rg_free(req->master_user);
 	rg_free(req->requested_user);
 	rg_free(req->chain_scheme);
+	rg_free(req->cache_key);
 	if (req->delayed_cred != NULL)
 		explicit_bzero(req->delayed_cred, req->delayed_cred_len);
 	rg_free(req->delayed_cred);

@@ -79,6 +79,8 @@ struct auth_db_request {
 	unsigned fields_mark, ufields_mark;
 	bool passdb_success, seen_internal_failure, seen_user_unknown, userdb_found;
 	bool saved_skip; /* skip_password_check around a deny passdb's lookup */
+	char *cache_key;  /* a cache miss: store the answer under this key */
+	unsigned cache_pmark, cache_umark; /* the fields this lookup added start here */
 };
 
 void auth_db_request_init(struct auth_db_request *req, const char *user);

@@ -1,4 +1,5 @@
 #include "auth/auth-server.h"
+#include "auth/auth-cache.h"
 #include "auth/auth-chain.h"
 #include "auth/auth-cookie.h"
 #include "auth/auth-dns.h"
@@ -103,6 +104,7 @@ struct auth_server {
 	unsigned dns_pending;
 	struct auth_chain *chain;
 	struct auth_worker_pool *workers; /* NULL: blocking drivers run inline */
+	struct auth_cache *cache;         /* NULL: auth_cache_size = 0 */
 	struct auth_username_rules rules;
 	char *username_format, *username_chars, *username_translation, *default_realm;
 	char *master_user_separator;
@@ -1161,8 +1163,28 @@ void auth_server_master_message(struct auth_server *srv, struct ipc_rx *rx)
 	case IPC_AUTH_REQUEST:
 		master_request(srv, rx);
 		break;
+	case IPC_AUTH_CACHE_FLUSH: {
+		/* `ringgate auth flush [USER...]`, or a reload that changed a
+		 * passdb/userdb: F_USER = space-separated names, none = all */
+		const char *users = ipc_str(&rx->fields, IPC_F_USER);
+		char *copy = rg_strdup(users != NULL ? users : "");
+		const char *list[64];
+		unsigned n = 0;
+		for (char *save = NULL, *u = strtok_r(copy, " ", &save); u != NULL && n < 64;
+		     u = strtok_r(NULL, " ", &save))
+			list[n++] = u;
+		unsigned dropped = auth_cache_flush(srv->cache, list, n);
+		log_info("auth cache flushed%s: %u entries", n > 0 ? " for the named users" : "",
+			 dropped);
+		rg_free(copy);
+		break;
+	}
 	case IPC_LOGIN_STATS_REQUEST: {
-		char text[64];
+		char text[160];
+		uint64_t hits, misses;
+		auth_chain_cache_counts(srv->chain, &hits, &misses);
+		srv->stats.v[AUTH_STAT_CACHE_HITS] = hits;
+		srv->stats.v[AUTH_STAT_CACHE_MISSES] = misses;
 		auth_stats_format(&srv->stats, text, sizeof(text));
 		ipc_msg_init(&srv->msg, IPC_LOGIN_STATS, 0);
 		ipc_msg_add_str(&srv->msg, IPC_F_STATS, text);
@@ -1313,6 +1335,9 @@ struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd
 	srv->rules.default_realm = srv->default_realm;
 	srv->master_fd = master_fd;
 	srv->chain = chain;
+	srv->cache = auth_cache_new(cfg->cache_size > SIZE_MAX ? SIZE_MAX : (size_t)cfg->cache_size,
+				    cfg->cache_ttl_secs, cfg->cache_negative_ttl_secs);
+	auth_chain_set_cache(chain, srv->cache);
 	srv->cookies = cookie_table_new(COOKIE_MAX);
 	srv->penalties = penalty_table_new(PENALTY_TABLE_MAX);
 	srv->rx = rg_malloc(sizeof(*srv->rx));
@@ -1405,6 +1430,7 @@ void auth_server_free(struct auth_server *srv)
 	free_dead(srv);
 	auth_worker_pool_free(srv->workers);
 	auth_chain_free(srv->chain);
+	auth_cache_free(srv->cache);
 	auth_loop_deinit();
 	cookie_table_free(srv->cookies);
 	penalty_table_free(srv->penalties);

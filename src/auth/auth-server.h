@@ -28,6 +28,9 @@ struct auth_config {
 	 * (NULL: off) and auth_master_user_separator (NULL or "": none) */
 	const char *username_format, *username_chars, *username_translation;
 	const char *default_realm, *master_user_separator;
+	/* auth_cache_size (0: none), auth_cache_ttl, auth_cache_negative_ttl */
+	uint64_t cache_size;
+	unsigned cache_ttl_secs, cache_negative_ttl_secs;
 };
 
 struct auth_server;

@@ -206,14 +206,28 @@ static void worker_handle(struct auth_chain *chain, const struct ipc_rx *rx)
 	const struct ipc_fields *f = &rx->fields;
 	const char *what = ipc_str(f, IPC_F_DB);
 	const char *user = ipc_str(f, IPC_F_USER);
-	char op[16], scheme[64];
+	char op[16], scheme[64], driver[32];
 	unsigned index = 0;
-	scheme[0] = '\0';
+	scheme[0] = driver[0] = '\0';
 	if (what == NULL || user == NULL ||
-	    sscanf(what, "%15s %u %63s", op, &index, scheme) < 2)
+	    sscanf(what, "%15s %u %31s %63s", op, &index, driver, scheme) < 3)
 		log_fatal("channel to auth: malformed AUTH_WORKER_REQUEST");
 	if (strcmp(scheme, "-") == 0)
 		scheme[0] = '\0';
+	/* A worker reads the configuration file when it starts; auth read it
+	 * when it started. After a reload that changed the blocks the same
+	 * index may name another module: refuse rather than ask the wrong
+	 * store. */
+	const char *here = strcmp(op, "userdb") == 0 ?
+		(auth_chain_userdb(chain, index) != NULL ?
+		 auth_chain_userdb(chain, index)->driver->name : "none") :
+		(auth_chain_passdb(chain, index) != NULL ?
+		 auth_chain_passdb(chain, index)->driver->name : "none");
+	bool stale = strcmp(here, driver) != 0;
+	if (stale)
+		log_error("%s block %u is %s in the configuration file but %s in auth: the "
+			  "passdb/userdb blocks changed since auth started; restart ringgate",
+			  strcmp(op, "userdb") == 0 ? "userdb" : "passdb", index, here, driver);
 	struct auth_db_request req;
 	auth_db_request_init(&req, user);
 	const char *v;
@@ -231,7 +245,11 @@ static void worker_handle(struct auth_chain *chain, const struct ipc_rx *rx)
 
 	memset(&wctx.answered, 0, sizeof(wctx) - offsetof(struct worker_ctx, answered));
 	int result;
-	if (strcmp(op, "verify") == 0 || strcmp(op, "credentials") == 0) {
+	if (stale) {
+		result = strcmp(op, "userdb") == 0 ? USERDB_RESULT_INTERNAL_FAILURE :
+			 PASSDB_RESULT_INTERNAL_FAILURE;
+		wctx.answered = true;
+	} else if (strcmp(op, "verify") == 0 || strcmp(op, "credentials") == 0) {
 		struct passdb_module *m = auth_chain_passdb(chain, index);
 		if (m == NULL)
 			log_fatal("channel to auth: no passdb %u", index);
@@ -355,6 +373,7 @@ struct pending {
 	const uint8_t *pw;
 	size_t pw_len;
 	char *scheme;
+	const char *driver; /* the module's driver name, checked by the worker */
 	void *cb;
 	uint32_t id;
 };
@@ -370,6 +389,7 @@ struct worker_conn {
 };
 
 struct auth_worker_pool {
+	struct auth_chain *chain;
 	int spawner_fd;
 	struct auth_io *spawner_io;
 	struct worker_conn *workers;
@@ -565,16 +585,16 @@ static bool worker_send(struct worker_conn *w, struct pending *p)
 	struct auth_worker_pool *pool = w->pool;
 	struct auth_db_request *req = p->req;
 	struct ipc_msg *msg = &pool->msg;
-	char what[128];
+	char what[160];
 	if (p->kind == P_VERIFY)
-		snprintf(what, sizeof(what), "verify %u%s", p->index,
-			 req->skip_password_check ? " - skip" : "");
+		snprintf(what, sizeof(what), "verify %u %.31s -%s", p->index, p->driver,
+			 req->skip_password_check ? " skip" : "");
 	else if (p->kind == P_CRED)
-		snprintf(what, sizeof(what), "credentials %u %.60s%s", p->index,
+		snprintf(what, sizeof(what), "credentials %u %.31s %.60s%s", p->index, p->driver,
 			 p->scheme != NULL && p->scheme[0] != '\0' ? p->scheme : "-",
 			 req->skip_password_check ? " skip" : "");
 	else
-		snprintf(what, sizeof(what), "userdb %u", p->index);
+		snprintf(what, sizeof(what), "userdb %u %.31s", p->index, p->driver);
 	char *uf = auth_fields_export(&req->userdb_fields);
 	ipc_msg_init(msg, IPC_AUTH_WORKER_REQUEST, p->id);
 	if (strlen(req->user) + strlen(uf) + p->pw_len + 512 > ipc_msg_room(msg)) {
@@ -657,6 +677,13 @@ static void pool_dispatch(struct auth_worker_pool *pool)
 
 static void pool_add(struct auth_worker_pool *pool, struct pending *p)
 {
+	if (p->kind == P_USERDB) {
+		const struct userdb_module *um = auth_chain_userdb(pool->chain, p->index);
+		p->driver = um != NULL ? um->driver->name : "none";
+	} else {
+		const struct passdb_module *pm = auth_chain_passdb(pool->chain, p->index);
+		p->driver = pm != NULL ? pm->driver->name : "none";
+	}
 	if (++pool->next_id == 0)
 		pool->next_id = 1;
 	p->id = pool->next_id;
@@ -723,6 +750,7 @@ struct auth_worker_pool *auth_worker_pool_new(int spawner_fd, unsigned max_count
 
 void auth_worker_pool_attach(struct auth_worker_pool *pool, struct auth_chain *chain)
 {
+	pool->chain = chain;
 	auth_chain_set_worker(chain, &pool_ops, pool);
 }
 

@@ -40,6 +40,7 @@ static const char *log_user(const struct auth_db_request *req, char *buf, size_t
 
 static int shadow_init(struct passdb_module *m, char **error_r)
 {
+	m->cache_key = rg_strdup("%u");
 	return no_args_init("shadow", m->args, error_r);
 }
 
@@ -146,6 +147,7 @@ const struct passdb_driver passdb_driver_shadow = {
 
 static int passwd_init(struct userdb_module *m, char **error_r)
 {
+	m->cache_key = rg_strdup("%u");
 	return no_args_init("passwd", m->args, error_r);
 }
 

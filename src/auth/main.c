@@ -129,6 +129,9 @@ int main(int argc, char **argv)
 		.username_translation = set->auth_username_translation,
 		.default_realm = set->auth_default_realm,
 		.master_user_separator = set->auth_master_user_separator,
+		.cache_size = set->auth_cache_size,
+		.cache_ttl_secs = set->auth_cache_ttl,
+		.cache_negative_ttl_secs = set->auth_cache_negative_ttl,
 	};
 	/* the resolver for passdb proxy host names: exec'ed before any
 	 * password is loaded, so it holds none */

@@ -77,6 +77,9 @@ static int pam_init_module(struct passdb_module *m, char **error_r)
 		}
 	}
 	m->ctx = ctx;
+	/* Dovecot caches PAM results only with cache_key (e.g. %u%s) */
+	if (ctx->cache_key[0] != '\0')
+		m->cache_key = rg_strdup(ctx->cache_key);
 	auth_worker_set_max_requests(ctx->max_requests);
 	return 0;
 fail:

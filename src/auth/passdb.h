@@ -51,6 +51,10 @@ struct passdb_module {
 	char *args;     /* the block's args, unexpanded */
 	void *ctx;      /* the driver's state, made by init() */
 	bool blocking;  /* run in an auth-worker (driver->blocking, or args blocking=yes|no) */
+	/* the auth cache key template (%-variables: "%u", "%u%s"); NULL: this
+	 * module's results are not cached. Set by init() (owned by the module:
+	 * the chain frees it). */
+	char *cache_key;
 };
 
 struct passdb_driver {

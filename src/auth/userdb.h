@@ -30,6 +30,7 @@ struct userdb_module {
 	char *args;
 	void *ctx;
 	bool blocking;
+	char *cache_key; /* as passdb_module.cache_key */
 };
 
 struct userdb_driver {

@@ -15,6 +15,7 @@ enum ctl_cmd {
 	CTL_CMD_STATS,        /* `ringgate stats` */
 	CTL_CMD_METRICS,      /* the OpenMetrics body of /metrics */
 	CTL_CMD_RELOAD,       /* `ringgate reload`: "OK\n" or "error: ...\n" */
+	CTL_CMD_AUTH_FLUSH,   /* `ringgate auth flush [USER...]` (the names in F_USER): "OK\n" */
 	CTL_CMD_COUNT
 };
 
@@ -27,6 +28,7 @@ static inline const char *ctl_cmd_name(enum ctl_cmd cmd)
 		[CTL_CMD_STATS] = "stats",
 		[CTL_CMD_METRICS] = "metrics",
 		[CTL_CMD_RELOAD] = "reload",
+		[CTL_CMD_AUTH_FLUSH] = "auth flush",
 	};
 	return cmd < CTL_CMD_COUNT ? names[cmd] : "";
 }

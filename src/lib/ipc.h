@@ -59,6 +59,7 @@ enum ipc_type {
 	IPC_AUTH_WORKER_KILL,    /* auth -> spawner: F_LOGIN_PID, a worker past its bound */
 	IPC_AUTH_WORKER_REQUEST, /* auth -> worker: F_DB what, F_USER ... */
 	IPC_AUTH_WORKER_RESULT,  /* worker -> auth: F_RESULT, F_USER, F_EXTRA, F_USERDB ... */
+	IPC_AUTH_CACHE_FLUSH,    /* master -> auth: F_USER space-separated names, none = all */
 	IPC_TYPE_COUNT
 };
 

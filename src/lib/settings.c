@@ -112,6 +112,10 @@ static const struct set_def global_defs[] = {
 	G(auth_realms, ST_STR, ""),
 	G(auth_worker_max_count, ST_UINT_POS, "30"),
 	G(auth_worker_request_timeout, ST_TIME_POS, "1 mins"),
+	G(auth_cache_size, ST_SIZE, "0"),
+	G(auth_cache_ttl, ST_TIME, "1 hours"),
+	G(auth_cache_negative_ttl, ST_TIME, "1 hours"),
+	G(auth_cache_verify_password_with_worker, ST_BOOL, "no"),
 	G(mail_location, ST_STR, ""),
 };
 #define GLOBAL_COUNT (sizeof(global_defs) / sizeof(global_defs[0]))
@@ -956,6 +960,20 @@ static int load_db_block(struct loader *l, const struct config_node *sec, struct
 	if (strcmp(db->driver, "passwd-file") == 0 && db->args[0] == '\0')
 		return load_error(l, sec, "%s section has no args (the passwd-file path)", sec->key);
 	return 0;
+}
+
+bool settings_db_equal(const struct db_settings *a, const struct db_settings *b)
+{
+	for (; a != NULL && b != NULL; a = a->next, b = b->next) {
+		for (size_t i = 0; i < DB_DEFS; i++) {
+			const void *fa = (const char *)a + db_defs[i].offset;
+			const void *fb = (const char *)b + db_defs[i].offset;
+			if (db_defs[i].type == ST_BOOL ? *(const bool *)fa != *(const bool *)fb :
+			    strcmp(*(char *const *)fa, *(char *const *)fb) != 0)
+				return false;
+		}
+	}
+	return a == NULL && b == NULL;
 }
 
 /* Several blocks are a chain in file order: first is the first block,

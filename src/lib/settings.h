@@ -154,6 +154,10 @@ struct settings {
 	char *auth_realms;               /* DIGEST-MD5 realms (no such mechanism here) */
 	unsigned auth_worker_max_count;  /* auth-worker processes at most, default 30 */
 	unsigned auth_worker_request_timeout; /* seconds one blocking lookup may take, 60 */
+	uint64_t auth_cache_size;        /* bytes; 0 = no cache */
+	unsigned auth_cache_ttl;         /* seconds, 3600 */
+	unsigned auth_cache_negative_ttl; /* seconds, 3600 */
+	bool auth_cache_verify_password_with_worker;
 	char *mail_location;            /* default "" ; userdb `mail` overrides */
 
 	struct db_settings passdb;
@@ -184,6 +188,9 @@ void settings_forget_pem(struct settings *set);
 
 /* One Info line per settings_ignored entry: `file:line: name: note`. */
 void settings_log_ignored(const struct settings *set);
+
+/* whether two passdb (or userdb) chains have the same blocks */
+bool settings_db_equal(const struct db_settings *a, const struct db_settings *b);
 
 /* NULL if there is no such service */
 const struct service_settings *settings_service(const struct settings *set, const char *name);

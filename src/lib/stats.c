@@ -43,6 +43,8 @@ size_t stats_format(const struct login_counters *c, char *buf, size_t size)
 const char *const auth_stat_names[AUTH_STAT_COUNT] = {
 	[AUTH_STAT_FAILED] = "failed",
 	[AUTH_STAT_PENALTIES] = "penalties",
+	[AUTH_STAT_CACHE_HITS] = "cache_hits",
+	[AUTH_STAT_CACHE_MISSES] = "cache_misses",
 };
 
 /* "name=value" pairs, each of names exactly once */
@@ -123,9 +125,17 @@ int auth_stats_parse(const char *text, size_t len, struct auth_counters *out,
 
 size_t auth_stats_format(const struct auth_counters *c, char *buf, size_t size)
 {
-	int n = snprintf(buf, size, "%s=%llu %s=%llu", auth_stat_names[0],
-			 (unsigned long long)c->v[0], auth_stat_names[1], (unsigned long long)c->v[1]);
-	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+	size_t len = 0;
+	if (size > 0)
+		buf[0] = '\0';
+	for (unsigned i = 0; i < AUTH_STAT_COUNT && len + 1 < size; i++) {
+		int n = snprintf(buf + len, size - len, "%s%s=%llu", i > 0 ? " " : "",
+				 auth_stat_names[i], (unsigned long long)c->v[i]);
+		if (n < 0)
+			break;
+		len += (size_t)n < size - len ? (size_t)n : size - len - 1;
+	}
+	return len;
 }
 
 void stats_add_counts(struct login_counters *a, const struct login_counters *b)

@@ -52,6 +52,8 @@ int stats_parse(const char *text, size_t len, struct login_counters *out, const 
 enum auth_stat_id {
 	AUTH_STAT_FAILED,     /* authentications refused for wrong credentials */
 	AUTH_STAT_PENALTIES,  /* of which answered later for the IP's earlier failures */
+	AUTH_STAT_CACHE_HITS,   /* passdb/userdb lookups answered by the auth cache */
+	AUTH_STAT_CACHE_MISSES, /* lookups of cached modules the cache could not answer */
 	AUTH_STAT_COUNT
 };
 struct auth_counters {

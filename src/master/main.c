@@ -29,6 +29,7 @@ static void usage(void)
 		"       ringgate [-c FILE] who [-1]\n"
 		"       ringgate [-c FILE] stats\n"
 		"       ringgate [-c FILE] reload\n"
+		"       ringgate [-c FILE] auth flush [USER...]\n"
 		"       ringgate pw [-l] [-p password] [-r rounds] [-s scheme] [-t hash]\n");
 	exit(1);
 }
@@ -84,7 +85,7 @@ static int cmd_ctl(const struct settings *set, const char *request)
 	rg_free(path);
 	struct timeval tv = { 10, 0 };
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	char line[64];
+	char line[1024];
 	int len = snprintf(line, sizeof(line), "%s\n", request);
 	if (send(fd, line, (size_t)len, MSG_NOSIGNAL) != len) {
 		fprintf(stderr, "ringgate: sending to master failed: %s\n", strerror(errno));
@@ -118,6 +119,35 @@ static int cmd_ctl(const struct settings *set, const char *request)
 static int cmd_reload(const struct settings *set)
 {
 	return cmd_ctl(set, "reload");
+}
+
+/* `auth flush [USER...]`: auth drops its cached results (of these users) */
+static int cmd_auth(const struct settings *set, int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "flush") != 0) {
+		fprintf(stderr, "usage: ringgate [-c CONFIG] auth flush [USER...]\n");
+		return 1;
+	}
+	char request[960] = "auth flush";
+	size_t len = strlen(request);
+	for (int i = 1; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+		/* one line, space-separated: no blanks or controls in a name */
+		for (size_t j = 0; j < n; j++) {
+			if ((unsigned char)argv[i][j] <= ' ' || argv[i][j] == 0x7f) {
+				fprintf(stderr, "ringgate: invalid user name\n");
+				return 1;
+			}
+		}
+		if (n == 0 || len + 1 + n >= sizeof(request)) {
+			fprintf(stderr, "ringgate: too many or too long user names\n");
+			return 1;
+		}
+		request[len++] = ' ';
+		memcpy(request + len, argv[i], n + 1);
+		len += n;
+	}
+	return cmd_ctl(set, request);
 }
 
 int main(int argc, char **argv)
@@ -166,7 +196,9 @@ int main(int argc, char **argv)
 		}
 	}
 	const char *cmd = optind < argc ? argv[optind] : NULL;
-	if (optind + 1 < argc)
+	/* `auth flush [USER...]` is the one command with arguments */
+	bool auth_cmd = cmd != NULL && strcmp(cmd, "auth") == 0;
+	if (optind + 1 < argc && !auth_cmd)
 		usage();
 	if (cmd != NULL && strcmp(cmd, "config") == 0) {
 		print = true;
@@ -199,6 +231,8 @@ int main(int argc, char **argv)
 		ret = cmd_ctl(set, "stats");
 	} else if (strcmp(cmd, "reload") == 0) {
 		ret = cmd_reload(set);
+	} else if (auth_cmd) {
+		ret = cmd_auth(set, argc - optind - 1, argv + optind + 1);
 	} else {
 		fprintf(stderr, "ringgate: unknown command '%s'\n", cmd);
 		usage();

@@ -25,6 +25,17 @@ bool auth_wanted(void)
 	return true;
 }
 
+int auth_cache_flush_request(const char *users)
+{
+	if (m.auth.child == NULL)
+		return -1;
+	struct ipc_msg msg;
+	ipc_msg_init(&msg, IPC_AUTH_CACHE_FLUSH, 0);
+	if (users[0] != '\0')
+		ipc_msg_add_str(&msg, IPC_F_USER, users);
+	return chan_send(m.auth.child, &msg, -1) < 0 ? -1 : 0;
+}
+
 /* Give auth its end of a login process's channel. Consumes auth_fd. */
 int auth_send_client(struct child *login, int auth_fd)
 {

@@ -325,6 +325,15 @@ void stats_message(struct child *c, struct ipc_rx *rx)
 		ctl_answer(rx->hdr.id, cmd);
 		return;
 	}
+	if (cmd == CTL_CMD_AUTH_FLUSH) {
+		const char *users = ipc_str(&rx->fields, IPC_F_USER);
+		static const char ok[] = "OK\n", no_auth[] = "error: auth is not running\n";
+		if (auth_cache_flush_request(users != NULL ? users : "") < 0)
+			ctl_reply(rx->hdr.id, no_auth, sizeof(no_auth) - 1);
+		else
+			ctl_reply(rx->hdr.id, ok, sizeof(ok) - 1);
+		return;
+	}
 	if (ctl.waiting_count >= MAX_REQUESTS) {
 		stats_kill(c, "too many requests in flight");
 		return;

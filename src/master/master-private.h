@@ -273,6 +273,8 @@ int auth_send_client(struct child *login, int auth_fd);
 void auth_message(struct child *c, struct ipc_rx *rx);
 void auth_kill(struct child *c, const char *why);
 void auth_eof(struct child *c);
+/* AUTH_CACHE_FLUSH to auth: users space-separated, "" = all. -1: no auth */
+int auth_cache_flush_request(const char *users);
 void auth_exited(struct child *c, int status);
 bool auth_wanted(void);
 void auth_spawn(void);

@@ -207,6 +207,11 @@ static int master_reload(char **error_r)
 		stats->st.terminating = true;
 		kill(child_pid(stats), SIGTERM);
 	}
+	/* a changed passdb/userdb: what auth cached may be wrong now */
+	if ((!settings_db_equal(&old_set->passdb, &set->passdb) ||
+	     !settings_db_equal(&old_set->userdb, &set->userdb)) &&
+	    auth_cache_flush_request("") == 0)
+		log_info("reload: passdb/userdb changed, auth cache flushed");
 	m.old_sets = rg_realloc(m.old_sets, (m.old_set_count + 1) * sizeof(*m.old_sets));
 	m.old_sets[m.old_set_count++] = old_set;
 	return 0;

@@ -113,9 +113,10 @@ void report_stats(FILE *out, const struct report_service *svcs, unsigned svc_cou
 	}
 	for (unsigned i = 0; i < w_count; i++)
 		fprintf(out, "%s sessions=%u\n", w[i].name, w[i].sessions);
-	fprintf(out, "auth %s=%llu %s=%llu\n", auth_stat_names[AUTH_STAT_FAILED],
-		(unsigned long long)auth->v[AUTH_STAT_FAILED], auth_stat_names[AUTH_STAT_PENALTIES],
-		(unsigned long long)auth->v[AUTH_STAT_PENALTIES]);
+	fprintf(out, "auth");
+	for (unsigned i = 0; i < AUTH_STAT_COUNT; i++)
+		fprintf(out, " %s=%llu", auth_stat_names[i], (unsigned long long)auth->v[i]);
+	fprintf(out, "\n");
 }
 
 /* ---- OpenMetrics ---- */
@@ -196,9 +197,18 @@ void report_openmetrics(FILE *out, const struct report_service *svcs, unsigned s
 		"# TYPE ringgate_auth_penalties counter\n"
 		"# HELP ringgate_auth_penalties Failures answered later for the address's earlier "
 		"failures.\n"
-		"ringgate_auth_penalties_total %llu\n",
+		"ringgate_auth_penalties_total %llu\n"
+		"# TYPE ringgate_auth_cache_hits counter\n"
+		"# HELP ringgate_auth_cache_hits passdb/userdb lookups answered by the auth cache.\n"
+		"ringgate_auth_cache_hits_total %llu\n"
+		"# TYPE ringgate_auth_cache_misses counter\n"
+		"# HELP ringgate_auth_cache_misses Lookups of cached passdbs/userdbs the cache could "
+		"not answer.\n"
+		"ringgate_auth_cache_misses_total %llu\n",
 		(unsigned long long)auth->v[AUTH_STAT_FAILED],
-		(unsigned long long)auth->v[AUTH_STAT_PENALTIES]);
+		(unsigned long long)auth->v[AUTH_STAT_PENALTIES],
+		(unsigned long long)auth->v[AUTH_STAT_CACHE_HITS],
+		(unsigned long long)auth->v[AUTH_STAT_CACHE_MISSES]);
 	fprintf(out, "# EOF\n");
 	rg_free(totals);
 }

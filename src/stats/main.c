@@ -189,7 +189,7 @@ static void client_reply_str(struct client *c, const char *text)
 }
 
 /* ask master; the answer comes as CTL_REPLY... with this id */
-static void client_ask(struct client *c, enum ctl_cmd cmd)
+static void client_ask(struct client *c, enum ctl_cmd cmd, const char *users)
 {
 	if (++srv.req_seq == 0)
 		srv.req_seq = 1;
@@ -203,6 +203,8 @@ static void client_ask(struct client *c, enum ctl_cmd cmd)
 	struct ipc_msg msg;
 	ipc_msg_init(&msg, IPC_CTL_REQUEST, c->id);
 	ipc_msg_add_str(&msg, IPC_F_CMD, ctl_cmd_name(cmd));
+	if (users != NULL && users[0] != '\0')
+		ipc_msg_add_str(&msg, IPC_F_USER, users);
 	int ret = ipc_outq_epoll_send(&srv.outq, srv.epfd, CHAN_FD, &tag_chan, &msg, -1);
 	if (ret < 0)
 		log_fatal("sending to master failed: %s", strerror(-ret));
@@ -245,7 +247,8 @@ static void client_input(struct client *c)
 		} else if (r == PARSE_OK && cmd == CTL_CMD_NONE) {
 			client_reply_str(c, "error: unknown command\n");
 		} else if (r == PARSE_OK) {
-			client_ask(c, cmd);
+			client_ask(c, cmd, cmd == CTL_CMD_AUTH_FLUSH ? stats_ctl_args(&c->p.ctl) :
+				   NULL);
 		}
 		return;
 	}
@@ -257,7 +260,7 @@ static void client_input(struct client *c)
 	} else if (r == PARSE_OK) {
 		enum stats_http_answer a = stats_http_answer(&c->p.http);
 		if (a == STATS_HTTP_METRICS)
-			client_ask(c, CTL_CMD_METRICS);
+			client_ask(c, CTL_CMD_METRICS, NULL);
 		else
 			client_reply_str(c, http_error_text(a));
 	}

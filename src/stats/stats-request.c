@@ -116,7 +116,14 @@ enum stats_http_answer stats_http_answer(const struct stats_http_parser *p)
 
 void stats_ctl_init(struct stats_ctl_parser *p)
 {
-	memset(p, 0, sizeof(*p));
+	p->len = 0;
+	p->args = 0;
+	p->line[0] = '\0';
+}
+
+const char *stats_ctl_args(const struct stats_ctl_parser *p)
+{
+	return p->line + p->args;
 }
 
 enum parse_result stats_ctl_feed(struct stats_ctl_parser *p, const uint8_t *data, size_t len,
@@ -143,6 +150,20 @@ enum parse_result stats_ctl_feed(struct stats_ctl_parser *p, const uint8_t *data
 		while (n > 0 && (p->line[n - 1] == '\r' || p->line[n - 1] == ' '))
 			n--;
 		enum ctl_cmd cmd = ctl_cmd_lookup(p->line, n);
+		/* the one command with arguments: `auth flush USER...` */
+		static const char flush[] = "auth flush ";
+		p->args = n;
+		if (cmd == CTL_CMD_NONE && n > sizeof(flush) - 1 &&
+		    memcmp(p->line, flush, sizeof(flush) - 1) == 0) {
+			cmd = CTL_CMD_AUTH_FLUSH;
+			p->args = sizeof(flush) - 1;
+			for (size_t k = p->args; k < n; k++) {
+				unsigned char ch = (unsigned char)p->line[k];
+				if (ch < ' ' || ch == 0x7f)
+					cmd = CTL_CMD_NONE; /* names have no controls */
+			}
+		}
+		p->line[n] = '\0';
 		/* metrics is HTTP's: the control socket has no use for the bare body */
 		*cmd_r = cmd == CTL_CMD_METRICS ? CTL_CMD_NONE : cmd;
 		return PARSE_OK;

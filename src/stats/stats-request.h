@@ -63,7 +63,8 @@ enum stats_http_answer stats_http_answer(const struct stats_http_parser *p);
  * LF. */
 #define STATS_CTL_MAX 1024
 struct stats_ctl_parser {
-	char line[32];               /* every command fits; longer lines are none */
+	char line[STATS_CTL_MAX];    /* every command fits; longer lines are none */
+	size_t args;                 /* PARSE_OK of `auth flush USER...`: where the names start */
 	size_t len;                  /* bytes of the line so far (may pass sizeof(line)) */
 };
 void stats_ctl_init(struct stats_ctl_parser *p);
@@ -73,5 +74,8 @@ void stats_ctl_init(struct stats_ctl_parser *p);
  * STATS_CTL_MAX. */
 enum parse_result stats_ctl_feed(struct stats_ctl_parser *p, const uint8_t *data, size_t len,
 				 size_t *consumed_r, enum ctl_cmd *cmd_r, const char **error_r);
+/* After PARSE_OK with CTL_CMD_AUTH_FLUSH: the user names (space-separated,
+ * "" = all), NUL-terminated inside the parser's line. */
+const char *stats_ctl_args(const struct stats_ctl_parser *p);
 
 #endif

@@ -24,6 +24,7 @@ USERS = {
     "rgtest-shok": "shadow ok pw",
     "rgtest-shlock": "locked pw",
     "rgtest-lowuid": "low uid pw",
+    "rgtest-cache": "cache pw",
 }
 
 
@@ -68,7 +69,10 @@ class SystemUsers(unittest.TestCase):
         # the PAM stack: pam_unix, after a pam_exec that hangs for one user
         cls.slow_script = os.path.join(cls.home_root, "slow.sh")
         with open(cls.slow_script, "w") as f:
-            f.write("#!/bin/sh\n[ \"$PAM_USER\" = rgtest-slow ] && exec sleep 30\nexit 0\n")
+            # every PAM call is counted, so the cache's savings can be seen
+            f.write("#!/bin/sh\necho \"$PAM_USER\" >> %s\n"
+                    "[ \"$PAM_USER\" = rgtest-slow ] && exec sleep 30\nexit 0\n"
+                    % os.path.join(cls.home_root, "pam-calls"))
         os.chmod(cls.slow_script, 0o755)
         cls.pam_file = "/etc/pam.d/" + PAM_SERVICE
         with open(cls.pam_file, "w") as f:
@@ -77,6 +81,9 @@ class SystemUsers(unittest.TestCase):
                     "account required pam_unix.so\n" % cls.slow_script)
         extra = f"""
 auth_worker_request_timeout = 3 secs
+auth_cache_size = 1M
+auth_cache_ttl = 1 hours
+auth_cache_negative_ttl = 1 hours
 mail_access_groups = mail
 auth_worker_max_count = 4
 passdb {{
@@ -85,7 +92,7 @@ passdb {{
 }}
 passdb {{
   driver = pam
-  args = max_requests=100 {PAM_SERVICE}
+  args = max_requests=100 cache_key=%u%s {PAM_SERVICE}
   username_filter = !rgtest-sh*
 }}
 userdb {{
@@ -200,6 +207,82 @@ userdb {{
         self.assertIsNone(c)
         self.assertIn("AUTHENTICATIONFAILED", res)
         self.wait_log("shadow(rgtest-shlock,127.0.0.1): account locked")
+
+    def pam_calls(self, user):
+        try:
+            with open(os.path.join(self.home_root, "pam-calls")) as f:
+                return sum(1 for line in f if line.strip() == user)
+        except FileNotFoundError:
+            return 0
+
+    def auth_stats(self):
+        out = self.rg.ctl("stats").stdout
+        line = [ln for ln in out.splitlines() if ln.startswith("auth ")][0]
+        return dict(kv.split("=") for kv in line.split()[1:])
+
+    def test_cache(self):
+        pw = USERS["rgtest-cache"]
+        before = self.auth_stats()
+        for _ in range(3):
+            c, res = self.imap_login("rgtest-cache", pw)
+            self.assertIsNotNone(c, res)
+            c.logout()
+        # one PAM conversation for three logins
+        self.assertEqual(self.pam_calls("rgtest-cache"), 1)
+        after = self.auth_stats()
+        # passdb and userdb answered from the cache twice each
+        self.assertGreaterEqual(int(after["cache_hits"]) - int(before["cache_hits"]), 4)
+        self.assertGreaterEqual(int(after["cache_misses"]) - int(before["cache_misses"]), 2)
+        metrics = self.rg.ctl("stats").stdout
+        self.assertIn("cache_hits=", metrics)
+        # another password is no hit: PAM is asked (and says no)
+        c, res = self.imap_login("rgtest-cache", "not it")
+        self.assertIsNone(c)
+        self.assertEqual(self.pam_calls("rgtest-cache"), 2)
+        # ringgate auth flush USER: the next login asks PAM again
+        out = self.rg.ctl("auth", "flush", "rgtest-cache")
+        self.assertEqual(out.stdout.strip(), "OK")
+        self.wait_log("auth cache flushed for the named users: ")
+        c, res = self.imap_login("rgtest-cache", pw)
+        self.assertIsNotNone(c, res)
+        c.logout()
+        self.assertEqual(self.pam_calls("rgtest-cache"), 3)
+        # and it is cached again
+        c, res = self.imap_login("rgtest-cache", pw)
+        self.assertIsNotNone(c, res)
+        c.logout()
+        self.assertEqual(self.pam_calls("rgtest-cache"), 3)
+
+    def test_reload_flushes_cache(self):
+        pw = USERS["rgtest-cache"]
+        c, res = self.imap_login("rgtest-cache", pw)
+        self.assertIsNotNone(c, res)
+        c.logout()
+        calls = self.pam_calls("rgtest-cache")
+        c, res = self.imap_login("rgtest-cache", pw)
+        self.assertIsNotNone(c, res)
+        c.logout()
+        self.assertEqual(self.pam_calls("rgtest-cache"), calls)
+        # a reload that changes no passdb keeps the cache
+        out = self.rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+        c, res = self.imap_login("rgtest-cache", pw)
+        self.assertIsNotNone(c, res)
+        c.logout()
+        self.assertEqual(self.pam_calls("rgtest-cache"), calls)
+        # one that changes a passdb block flushes it
+        with open(self.rg.conf) as f:
+            conf = f.read()
+        with open(self.rg.conf, "w") as f:
+            f.write(conf.replace("max_requests=100", "max_requests=99"))
+        out = self.rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+        self.wait_log("reload: passdb/userdb changed, auth cache flushed")
+        self.wait_log("auth cache flushed: ")
+        c, res = self.imap_login("rgtest-cache", pw)
+        self.assertIsNotNone(c, res)
+        c.logout()
+        self.assertEqual(self.pam_calls("rgtest-cache"), calls + 1)
 
     def test_uid_below_first_valid_uid(self):
         c, res = self.imap_login("rgtest-lowuid", USERS["rgtest-lowuid"])

@@ -99,15 +99,16 @@ static void test_malformed(void **state)
 static void test_auth_counters(void **state)
 {
 	(void)state;
-	struct auth_counters a = { { 12, 3 } }, b;
-	char text[64];
+	struct auth_counters a = { { 12, 3, 50, 7 } }, b;
+	char text[160];
 	const char *error = NULL;
 	size_t len = auth_stats_format(&a, text, sizeof(text));
-	assert_string_equal(text, "failed=12 penalties=3");
+	assert_string_equal(text, "failed=12 penalties=3 cache_hits=50 cache_misses=7");
 	assert_int_equal(auth_stats_parse(text, len, &b, &error), 0);
 	assert_memory_equal(&a, &b, sizeof(a));
 	static const char *const bad[] = {
-		"failed=1", "failed=1 penalties=2 failed=3", "failed=1 penalties=x",
+		"failed=1", "failed=1 penalties=2", "failed=1 penalties=2 failed=3",
+		"failed=1 penalties=x cache_hits=1 cache_misses=1",
 		"failed=1 penalties=2 conns=1", "conns=1 prelogin=1", "",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)

@@ -279,9 +279,40 @@ static void test_cmd_names(void **state)
 	assert_string_equal(ctl_cmd_name(CTL_CMD_COUNT), "");
 }
 
+/* `auth flush USER...`: the one command with arguments */
+static void test_ctl_auth_flush(void **state)
+{
+	(void)state;
+	struct stats_ctl_parser p;
+	size_t consumed;
+	enum ctl_cmd cmd;
+	const char *error = NULL;
+	static const char line[] = "auth flush alice bob@example.com \r\n";
+	stats_ctl_init(&p);
+	assert_int_equal(stats_ctl_feed(&p, (const uint8_t *)line, sizeof(line) - 1, &consumed,
+					&cmd, &error), PARSE_OK);
+	assert_int_equal(cmd, CTL_CMD_AUTH_FLUSH);
+	assert_string_equal(stats_ctl_args(&p), "alice bob@example.com");
+	stats_ctl_init(&p);
+	assert_int_equal(stats_ctl_feed(&p, (const uint8_t *)"auth flush\n", 11, &consumed, &cmd,
+					&error), PARSE_OK);
+	assert_int_equal(cmd, CTL_CMD_AUTH_FLUSH);
+	assert_string_equal(stats_ctl_args(&p), "");
+	/* a control character in a name: no command */
+	stats_ctl_init(&p);
+	assert_int_equal(stats_ctl_feed(&p, (const uint8_t *)"auth flush a\tb\n", 15, &consumed,
+					&cmd, &error), PARSE_OK);
+	assert_int_equal(cmd, CTL_CMD_NONE);
+	stats_ctl_init(&p);
+	assert_int_equal(stats_ctl_feed(&p, (const uint8_t *)"auth flushx\n", 12, &consumed, &cmd,
+					&error), PARSE_OK);
+	assert_int_equal(cmd, CTL_CMD_NONE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ctl_auth_flush),
 		cmocka_unit_test(test_http_cases_every_split),
 		cmocka_unit_test(test_http_stops_at_end),
 		cmocka_unit_test(test_http_too_large),
