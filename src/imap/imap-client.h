@@ -20,7 +20,7 @@
 /* LITERAL+ covers what LITERAL- clients send, so only it is named */
 #define IMAP_CAPABILITY "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
 	"UNSELECT NAMESPACE UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE " \
-	"ESEARCH"
+	"ESEARCH QUOTA"
 
 typedef void imap_send_fn(void *ctx, const void *data, size_t len);
 

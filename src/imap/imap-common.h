@@ -118,6 +118,6 @@ imap_cmd_fn cmd_copy, cmd_move, cmd_append;
 bool cmd_copy_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 		     size_t count, bool uid, bool move);
 imap_cmd_fn cmd_list, cmd_lsub, cmd_create, cmd_delete, cmd_rename, cmd_subscribe, cmd_unsubscribe,
-	cmd_status, cmd_namespace;
+	cmd_status, cmd_namespace, cmd_getquotaroot, cmd_getquota, cmd_setquota;
 
 #endif

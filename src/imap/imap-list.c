@@ -408,6 +408,47 @@ bool cmd_namespace(struct imap_client *c, const char *tag, const struct imap_cmd
 	return true;
 }
 
+/* QUOTA (RFC 2087): every folder is under the one root "", which has no
+ * limits (ringgate enforces none), so clients asking get a true answer */
+bool cmd_getquotaroot(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+		      size_t count)
+{
+	const char *name = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (name == NULL)
+		return imap_bad_args(c, tag, "GETQUOTAROOT");
+	if (!folder_exists(c->mail_path, name)) {
+		imap_no_mailbox(c, tag, name, false);
+		return true;
+	}
+	imap_send_str(c, "* QUOTAROOT ");
+	imap_send_mailbox_name(c, folder_is_inbox(name) ? "INBOX" : name);
+	imap_send_str(c, " \"\"\r\n* QUOTA \"\" ()\r\n");
+	imap_tagged(c, tag, "OK", "Getquotaroot completed.");
+	return true;
+}
+
+bool cmd_getquota(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *root = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
+	if (root == NULL)
+		return imap_bad_args(c, tag, "GETQUOTA");
+	if (*root != '\0') {
+		imap_tagged(c, tag, "NO", "Quota root doesn't exist.");
+		return true;
+	}
+	imap_send_str(c, "* QUOTA \"\" ()\r\n");
+	imap_tagged(c, tag, "OK", "Getquota completed.");
+	return true;
+}
+
+bool cmd_setquota(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
+{
+	if (count != 2 || imap_cmd_arg_astring(&args[0]) == NULL || args[1].type != IMAP_CMD_ARG_LIST)
+		return imap_bad_args(c, tag, "SETQUOTA");
+	imap_tagged(c, tag, "NO", "[NOPERM] Quota can't be changed.");
+	return true;
+}
+
 static const char *const status_items[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
 					    "HIGHESTMODSEQ" };
 

@@ -177,20 +177,21 @@ static void test_sections(void **state)
 	check_section(RFC822_DIGEST, "1.3", NULL);
 	check_section(NESTED_MSG, "1.1.1", NULL);
 	/* the header of 1.2 (a digest part) and of the message inside it */
-	struct mime_part *root = mime_parse(RFC822_DIGEST, strlen(RFC822_DIGEST));
+	static const char digest[] = RFC822_DIGEST, twice[] = RFC822_TWICE;
+	struct mime_part *root = mime_parse(digest, strlen(digest));
 	const struct mime_part *p = mime_find_part(root, "1.2", 3);
 	assert_non_null(p);
 	assert_non_null(p->message);
-	assert_memory_equal(RFC822_DIGEST + p->hdr_off, "X-Mime: m2\r\n\r\n", p->hdr_len);
+	assert_memory_equal(&digest[p->hdr_off], "X-Mime: m2\r\n\r\n", p->hdr_len);
 	assert_int_equal(p->hdr_len, strlen("X-Mime: m2\r\n\r\n"));
 	assert_int_equal(p->message->hdr_len, strlen("From: m2@x\r\n\r\n"));
-	assert_memory_equal(RFC822_DIGEST + p->message->hdr_off, "From: m2@x\r\n\r\n", p->message->hdr_len);
+	assert_memory_equal(&digest[p->message->hdr_off], "From: m2@x\r\n\r\n", p->message->hdr_len);
 	mime_free(root);
 	/* a message inside a message inside a message */
-	root = mime_parse(RFC822_TWICE, strlen(RFC822_TWICE));
+	root = mime_parse(twice, strlen(twice));
 	p = mime_find_part(root, "1.1", 3);
 	assert_non_null(p);
-	assert_memory_equal(RFC822_TWICE + p->body_off, RFC822_INNER, p->body_len);
+	assert_memory_equal(&twice[p->body_off], RFC822_INNER, p->body_len);
 	check_section(RFC822_TWICE, "1.1.1", "inner body\r\n");
 	mime_free(root);
 }

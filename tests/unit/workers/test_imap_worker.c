@@ -322,6 +322,14 @@ static void test_folders_two_sessions(void **state)
 	expect(&a, "x11 LIST (SUBSCRIBED RECURSIVEMATCH) \"\" Par*\r\n", "x11 ",
 	       "* LIST (\\HasNoChildren \\Subscribed) \".\" Par.Kid\r\nx11 OK List completed.\r\n");
 	expect(&a, "x12 LIST (SUBSCRIBED) \"\" Par\r\n", "x12 ", "x12 OK List completed.\r\n");
+	/* QUOTA (RFC 2087): one root "" without limits; it cannot be set */
+	expect(&a, "q1 GETQUOTAROOT inbox\r\n", "q1 ",
+	       "* QUOTAROOT INBOX \"\"\r\n* QUOTA \"\" ()\r\nq1 OK Getquotaroot completed.\r\n");
+	expect(&a, "q2 GETQUOTAROOT Nope\r\n", "q2 ", "q2 NO Mailbox doesn't exist: Nope\r\n");
+	expect(&a, "q3 GETQUOTA \"\"\r\n", "q3 ", "* QUOTA \"\" ()\r\nq3 OK Getquota completed.\r\n");
+	expect(&a, "q4 GETQUOTA User\r\n", "q4 ", "q4 NO Quota root doesn't exist.\r\n");
+	expect(&a, "q5 SETQUOTA \"\" (STORAGE 10)\r\n", "q5 ", "q5 NO [NOPERM] Quota can't be changed.\r\n");
+	expect(&a, "q6 GETQUOTAROOT\r\n", "q6 ", "q6 BAD Error in IMAP command GETQUOTAROOT: Invalid arguments.\r\n");
 	expect(&a, "c13 NAMESPACE\r\n", "c13 ", "* NAMESPACE ((\"\" \".\")) NIL NIL\r\nc13 OK Namespace completed.\r\n");
 
 	/* APPEND with flags, a date and a literal; refused into a missing folder */
