@@ -219,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_master(&f, false);
 		fz_answer(&f);
 		fz_master(&f, false);
-		(void)imap_login_proto.idle(f.s);
+		(void)imap_login_idle(f.s);
 	}
 	/* drain answers for pipelined logins */
 	for (int i = 0; i < 8 && !f.disconnected && !f.gone; i++) {

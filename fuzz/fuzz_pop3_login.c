@@ -137,7 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const struct login_proto *p = &pop3_login_proto;
 	if (size == 0)
 		return 0;
-	static const char *const mechs[] = { "PLAIN LOGIN", "PLAIN", "", "LOGIN CRAM-MD5 PLAIN" };
+	static const char *const mechs[] = { "PLAIN LOGIN", "PLAIN APOP", "",
+					      "LOGIN CRAM-MD5 PLAIN APOP" };
 	struct login_proto_config cfg = {
 		.greeting = "ringgate ready.",
 		.mechanisms = mechs[data[0] & 3],
@@ -149,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fuzz_ctx f = { 0 };
 	f.s = p->create(&cfg, &fuzz_cb, &f);
 	CHECK(f.s != NULL);
-	CHECK(p->idle(f.s));
+	CHECK(pop3_login_idle(f.s));
 
 	size_t off = 1;
 	while (off < size && !f.disconnected) {

@@ -295,6 +295,63 @@ static void test_user_pass(void **state)
 	check_script(&cfg_default, "user bob\r\npass x\r\n", "+OK\r\n", 0);
 }
 
+/* APOP (RFC 1939): only when configured, the greeting's timestamp, and the
+ * command to auth as Dovecot's APOP message: challenge NUL name NUL digest */
+static void test_apop(void **state)
+{
+	(void)state;
+	struct login_proto_config cfg = cfg_default;
+	cfg.mechanisms = "PLAIN APOP";
+	struct fake *f = fake_new(&cfg);
+	const char *g = f->out;
+	assert_int_equal(strncmp(g, "+OK Dovecot ready. <", 20), 0);
+	const char *lt = strchr(g, '<'), *gt = strchr(g, '>');
+	assert_non_null(gt);
+	assert_string_equal(gt, ">\r\n");
+	char chal[128];
+	size_t clen = (size_t)(gt - lt + 1);
+	assert_true(clen < sizeof(chal));
+	memcpy(chal, lt, clen);
+	chal[clen] = '\0';
+	assert_non_null(strstr(chal, "@ringgate>"));
+	fake_clear_out(f);
+	input(f, "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
+	assert_int_equal(f->begins, 1);
+	assert_string_equal(f->mech, "APOP");
+	assert_true(f->has_resp);
+	static const uint8_t digest[16] = { 0xc4, 0xc9, 0x33, 0x4b, 0xac, 0x56, 0x0e, 0xcc,
+					    0x97, 0x9e, 0x58, 0x00, 0x1b, 0x3e, 0x22, 0xfb };
+	assert_int_equal(f->resp_len, clen + 1 + 5 + 1 + 16);
+	assert_memory_equal(f->resp, chal, clen);
+	assert_memory_equal(f->resp + clen, "\0mrose\0", 7);
+	assert_memory_equal(f->resp + clen + 7, digest, 16);
+	assert_int_equal(f->out_len, 0);
+	fake_free(f);
+
+	/* each session its own timestamp */
+	struct fake *a = fake_new(&cfg), *b = fake_new(&cfg);
+	assert_string_not_equal(a->out, b->out);
+	fake_free(a);
+	fake_free(b);
+
+	/* at every split: malformed arguments, APOP kept out of SASL */
+	check_script(&cfg, "APOP mrose c4c9\r\n",
+		     "-ERR APOP needs a name and a 32-digit hex digest.\r\n", 0);
+	check_script(&cfg, "APOP c4c9334bac560ecc979e58001b3e22fb\r\n",
+		     "-ERR APOP needs a name and a 32-digit hex digest.\r\n", 0);
+	check_script(&cfg, "APOP mrose c4c9334bac560ecc979e58001b3e22fg\r\n",
+		     "-ERR APOP needs a name and a 32-digit hex digest.\r\n", 0);
+	check_script(&cfg, "CAPA\r\nAUTH APOP\r\n",
+		     CAPA_BASE "USER\r\nSASL PLAIN\r\n.\r\n"
+		     "-ERR [AUTH] Unsupported authentication mechanism.\r\n", 0);
+	/* not configured: no timestamp, an unknown command */
+	f = fake_new(&cfg_default);
+	assert_null(strchr(f->out, '<'));
+	fake_free(f);
+	check_script(&cfg_default, "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n",
+		     "-ERR Unknown command.\r\n", 0);
+}
+
 static void test_pass_without_user(void **state)
 {
 	(void)state;
@@ -811,6 +868,7 @@ int main(void)
 		cmocka_unit_test(test_xclient),
 		cmocka_unit_test(test_capa),
 		cmocka_unit_test(test_user_pass),
+		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_pass_without_user),
 		cmocka_unit_test(test_auth_list_and_errors),
 		cmocka_unit_test(test_auth_plain_ir),
