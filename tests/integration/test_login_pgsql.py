@@ -61,13 +61,9 @@ class PgsqlLoginTest(unittest.TestCase):
             f.write("# as in /etc/dovecot\ndriver = %s\nconnect = %s\n"
                     "default_pass_scheme = PLAIN\nrequest_timeout = 3s\n%s"
                     % (cls.DRIVER, cls.pg.connect_string(maxconns=4), QUERIES))
-        with open(cls.rg.conf) as f:
-            conf = f.read()
-        conf = re.sub(r"passdb \{.*?\}\nuserdb \{.*?\}\n",
+        storeenv.use_store_blocks(cls.rg,
                       "passdb {\n  driver = sql\n  args = %s\n}\nuserdb {\n  driver = sql\n"
-                      "  args = %s\n}\n" % (cls.sqlconf, cls.sqlconf), conf, flags=re.S)
-        with open(cls.rg.conf, "w") as f:
-            f.write(conf)
+                      "  args = %s\n}\n" % (cls.sqlconf, cls.sqlconf))
         rg = cls.rg
         rows = [
             ("alice", "{SHA512-CRYPT}" + crypt.crypt("alice pw", crypt.mksalt(crypt.METHOD_SHA512)),
@@ -92,10 +88,7 @@ class PgsqlLoginTest(unittest.TestCase):
         cls.rg.cleanup()
         cls.backend.cleanup()
         cls.pg.cleanup()
-        # auth survived every lookup (and, under ASan, exited clean)
-        for bad in ("Sanitizer", "killed with signal", "Fatal:"):
-            if bad in logs:
-                raise AssertionError("%s in ringgate's log:\n%s" % (bad, logs[-4000:]))
+        storeenv.assert_auth_clean(logs)
 
     def imap(self):
         c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=20)
@@ -103,14 +96,7 @@ class PgsqlLoginTest(unittest.TestCase):
         return c
 
     def raw_login(self, user, password):
-        """LOGIN with both as quoted strings; the tagged reply line."""
-        def q(s):
-            return b'"' + s.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-        with socket.create_connection(("127.0.0.1", self.rg.imap_port), timeout=20) as s:
-            rgenv.recv_until(s, b"\r\n")
-            s.sendall(b"a LOGIN " + q(user) + b" " + q(password) + b"\r\n")
-            data = rgenv.recv_until(s, b"\r\n")
-            return data.split(b"\r\n")[-2] if data.count(b"\r\n") > 1 else data.strip()
+        return storeenv.login_reply(self.rg.imap_port, user, password)
 
     def test_sha512_crypt_and_plain(self):
         for user, pw in (("alice", "alice pw"), ("bob", "bob pw")):

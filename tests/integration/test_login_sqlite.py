@@ -9,8 +9,6 @@ would return every row (an internal error); both are unknown users."""
 import crypt
 import imaplib
 import os
-import re
-import socket
 import sqlite3
 import unittest
 
@@ -49,13 +47,9 @@ class SqliteLoginTest(unittest.TestCase):
                     "  home AS userdb_home, uid AS userdb_uid, gid AS userdb_gid \\\n"
                     "  FROM users WHERE username = '%%u'\n"
                     "user_query = SELECT home, uid, gid FROM users WHERE username = '%%u'\n" % db)
-        with open(rg.conf) as f:
-            conf = f.read()
-        conf = re.sub(r"passdb \{.*?\}\nuserdb \{.*?\}\n",
+        storeenv.use_store_blocks(rg,
                       "passdb {\n  driver = sql\n  args = %s\n}\nuserdb {\n  driver = sql\n"
-                      "  args = %s\n}\n" % (conf_path, conf_path), conf, flags=re.S)
-        with open(rg.conf, "w") as f:
-            f.write(conf)
+                      "  args = %s\n}\n" % (conf_path, conf_path))
         rg.start()
 
     @classmethod
@@ -63,17 +57,10 @@ class SqliteLoginTest(unittest.TestCase):
         cls.rg.stop()
         logs = cls.rg.logs()
         cls.rg.cleanup()
-        for bad in ("Sanitizer", "killed with signal", "Fatal:"):
-            if bad in logs:
-                raise AssertionError("%s in ringgate's log:\n%s" % (bad, logs[-4000:]))
+        storeenv.assert_auth_clean(logs)
 
     def raw_login(self, user, password):
-        def q(s):
-            return b'"' + s.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-        with socket.create_connection(("127.0.0.1", self.rg.imap_port), timeout=20) as s:
-            rgenv.recv_until(s, b"\r\n")
-            s.sendall(b"a LOGIN " + q(user) + b" " + q(password) + b"\r\n")
-            return rgenv.recv_until(s, b"\r\n").strip()
+        return storeenv.login_reply(self.rg.imap_port, user, password)
 
     def test_logins(self):
         for user, pw in (("alice", "alice pw"), ("bob", "bob pw")):
