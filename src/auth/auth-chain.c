@@ -17,12 +17,16 @@ static const struct passdb_driver *const passdb_drivers[] = {
 	&passdb_driver_shadow,
 	&passdb_driver_checkpassword,
 	&passdb_driver_oauth2,
+	&passdb_driver_sql,
+	&passdb_driver_ldap,
 	NULL
 };
 static const struct userdb_driver *const userdb_drivers[] = {
 	&userdb_driver_passwd_file,
 	&userdb_driver_passwd,
 	&userdb_driver_static,
+	&userdb_driver_sql,
+	&userdb_driver_ldap,
 	NULL
 };
 
@@ -199,7 +203,8 @@ static struct chain_db *db_new(const struct db_settings *set, bool passdb, bool 
 		}
 		db->pmod.args = rg_strdup(args);
 		db->pmod.blocking = db->pmod.driver->blocking;
-		ret = !worker || db->pmod.blocking ? db->pmod.driver->init(&db->pmod, &error) : 1;
+		ret = !worker || db->pmod.blocking || db->pmod.driver->init_sets_blocking ?
+			db->pmod.driver->init(&db->pmod, &error) : 1;
 	} else {
 		for (unsigned i = 0; userdb_drivers[i] != NULL; i++) {
 			if (strcmp(userdb_drivers[i]->name, set->driver) == 0)
@@ -212,7 +217,8 @@ static struct chain_db *db_new(const struct db_settings *set, bool passdb, bool 
 		}
 		db->umod.args = rg_strdup(args);
 		db->umod.blocking = db->umod.driver->blocking;
-		ret = !worker || db->umod.blocking ? db->umod.driver->init(&db->umod, &error) : 1;
+		ret = !worker || db->umod.blocking || db->umod.driver->init_sets_blocking ?
+			db->umod.driver->init(&db->umod, &error) : 1;
 	}
 	if (ret < 0) {
 		*error_r = db_error(set, "%s", error != NULL ? error : "driver init failed");

@@ -57,6 +57,5 @@ struct sql_conn {
 const struct sql_conf *sql_conn_conf(const struct sql_conn *conn);
 /* result helpers for backends */
 void sql_result_init(struct sql_result *r, unsigned rows, unsigned cols);
-void sql_result_clear(struct sql_result *r);
 
 #endif

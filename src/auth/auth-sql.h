@@ -49,6 +49,9 @@ static inline const char *sql_result_value(const struct sql_result *r, unsigned 
 	return r->values[(size_t)row * r->cols + col];
 }
 
+/* free what a result holds (for results made outside the pool) */
+void sql_result_clear(struct sql_result *r);
+
 struct sql_escaper;
 /* s escaped for inside '…' of this connection's SQL; allocated. Fails
    (NULL) only for input the library cannot encode (invalid multibyte). */

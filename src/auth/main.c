@@ -61,8 +61,11 @@ static void drop_privileges(const char *user)
 
 /* What auth does once serving: its event loop, the channels, the passwd-file
  * (re-read when it changes), crypt and logging. No exec, no new socket, no
- * signal to another process. */
-static void enter_sandbox(void)
+ * signal to another process. With an sql or ldap block, also what their
+ * client libraries (libpq, libmariadb, libldap) do to reach their servers:
+ * new sockets, connect, socket options, their own poll(), and the uid/uname
+ * queries they make for defaults. Still no exec and no signal. */
+static void enter_sandbox(bool network_stores)
 {
 	static const int calls[] = {
 		SYS_epoll_wait, SYS_epoll_pwait, SYS_epoll_ctl, SYS_timerfd_settime,
@@ -72,11 +75,34 @@ static void enter_sandbox(void)
 		SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_brk, SYS_mprotect,
 		SYS_futex, SYS_sched_yield, SYS_getcpu, SYS_clock_gettime, SYS_gettimeofday,
 		SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, SYS_exit_group,
+		/* network stores only: from here */
+		SYS_socket, SYS_connect, SYS_setsockopt, SYS_getsockopt, SYS_getsockname,
+		SYS_getpeername, SYS_sendto, SYS_recvfrom, SYS_shutdown, SYS_poll, SYS_ppoll,
+		SYS_uname, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getdents64,
+		SYS_sysinfo, SYS_access, SYS_rt_sigaction, SYS_readv,
 	};
+	size_t n = sizeof(calls) / sizeof(calls[0]);
+	if (!network_stores) {
+		for (n = 0; calls[n] != SYS_socket; n++)
+			;
+	}
 	const char *error;
-	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
+	int ret = sandbox_seccomp(calls, n, &error);
 	if (ret < 0)
 		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
+}
+
+static bool uses_network_store(const struct settings *set)
+{
+	const struct db_settings *lists[] = { &set->passdb, &set->userdb };
+	for (size_t i = 0; i < 2; i++) {
+		for (const struct db_settings *db = lists[i]; db != NULL; db = db->next) {
+			if (db->driver != NULL &&
+			    (strcmp(db->driver, "sql") == 0 || strcmp(db->driver, "ldap") == 0))
+				return true;
+		}
+	}
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -158,8 +184,9 @@ int main(int argc, char **argv)
 	if (dns_fd >= 0)
 		auth_server_set_dns(srv, dns_fd);
 	drop_privileges(set->default_internal_user);
+	bool network_stores = uses_network_store(set);
 	settings_free(set);
-	enter_sandbox();
+	enter_sandbox(network_stores);
 
 	ret = auth_server_run(srv);
 	auth_server_free(srv);

@@ -60,6 +60,9 @@ struct passdb_module {
 struct passdb_driver {
 	const char *name; /* the `driver =` value */
 	bool blocking;    /* default of passdb_module.blocking */
+	/* init() may set module->blocking from the args (sql: driver = sqlite
+	 * blocks, pgsql/mysql do not), so an auth-worker inits it too */
+	bool init_sets_blocking;
 	/* Parse module->args, open what is needed (runs as root, before auth
 	 * drops privileges; also in each auth-worker). -1 with *error_r
 	 * (allocated, for the administrator). */
@@ -81,6 +84,8 @@ extern const struct passdb_driver passdb_driver_passwd_file;
 extern const struct passdb_driver passdb_driver_pam;
 extern const struct passdb_driver passdb_driver_shadow;
 extern const struct passdb_driver passdb_driver_checkpassword;
+extern const struct passdb_driver passdb_driver_sql;  /* db-sql.c */
+extern const struct passdb_driver passdb_driver_ldap; /* db-ldap.c */
 
 /* `ringgate-auth -R`: the checkpassword reply helper (passdb-checkpassword.c) */
 void auth_checkpassword_reply_main(void) __attribute__((noreturn));

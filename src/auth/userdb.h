@@ -36,6 +36,7 @@ struct userdb_module {
 struct userdb_driver {
 	const char *name;
 	bool blocking;
+	bool init_sets_blocking; /* as passdb_driver's */
 	int (*init)(struct userdb_module *module, char **error_r);
 	void (*deinit)(struct userdb_module *module);
 	void (*lookup)(struct userdb_module *module, struct auth_db_request *req,
@@ -48,5 +49,7 @@ struct userdb_driver {
 extern const struct userdb_driver userdb_driver_passwd_file;
 extern const struct userdb_driver userdb_driver_passwd;
 extern const struct userdb_driver userdb_driver_static;
+extern const struct userdb_driver userdb_driver_sql;  /* db-sql.c */
+extern const struct userdb_driver userdb_driver_ldap; /* db-ldap.c */
 
 #endif

@@ -864,9 +864,11 @@ static const struct set_def db_defs[] = {
 /* the drivers src/auth implements (auth-chain.c has the same list and
  * refuses the rest at start-up too) */
 static const char *const passdb_drivers[] = {
-	"passwd-file", "pam", "shadow", "checkpassword", "oauth2", NULL
+	"passwd-file", "pam", "shadow", "checkpassword", "oauth2", "sql", "ldap", NULL
 };
-static const char *const userdb_drivers[] = { "passwd-file", "passwd", "static", NULL };
+static const char *const userdb_drivers[] = {
+	"passwd-file", "passwd", "static", "sql", "ldap", NULL
+};
 
 static bool str_in(const char *const *list, const char *s)
 {

@@ -19,14 +19,16 @@ import base64
 import hashlib
 import os
 import pwd
+import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 
-from rgenv import build_dir, ensure_system_user, free_port, is_root, wait_for
+from rgenv import build_dir, ensure_system_user, free_port, is_root, recv_until, wait_for
 
 STORE_USER = "rg-store"
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -445,6 +447,35 @@ def open_probe(test, mode, directory, conf_text):
     test.addCleanup(close)
     return p
 
+
+
+# ---- logging in through a ringgate whose passdb is a store -------------------
+
+def login_reply(port, user, password):
+    """IMAP LOGIN with user and password (bytes) as quoted strings on
+    127.0.0.1:port; the tagged reply line."""
+    def q(s):
+        return b'"' + s.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+        recv_until(s, b"\r\n")
+        s.sendall(b"a LOGIN " + q(user) + b" " + q(password) + b"\r\n")
+        data = recv_until(s, b"\r\n")
+        return data.split(b"\r\n")[-2] if data.count(b"\r\n") > 1 else data.strip()
+
+
+def use_store_blocks(rg, blocks):
+    """Replace rg's generated passwd-file passdb/userdb blocks with blocks."""
+    with open(rg.conf) as f:
+        conf = re.sub(r"passdb \{.*?\}\nuserdb \{.*?\}\n", lambda m: blocks, f.read(), flags=re.S)
+    with open(rg.conf, "w") as f:
+        f.write(conf)
+
+
+def assert_auth_clean(logs):
+    """auth survived every lookup (and, under ASan, exited clean)."""
+    for bad in ("Sanitizer", "killed with signal", "Fatal:"):
+        if bad in logs:
+            raise AssertionError("%s in ringgate's log:\n%s" % (bad, logs[-4000:]))
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def doc_rows():
         if line.startswith("## ") or line.startswith("### "):
             section = line.split()[1].strip("`")
         m = re.match(r"^\| `([a-z_]+)` \| (.*?) \|", line)
-        if m:
+        # dovecot-sql.conf.ext / dovecot-ldap.conf.ext: another file's keys
+        if m and not section.endswith(".conf.ext"):
             rows.setdefault(section, {})[m.group(1)] = m.group(2)
     return rows
 
