@@ -25,10 +25,14 @@ class LdapLoginTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.ld = storeenv.Slapd()
+        # class cleanups run even when setUpClass fails half-way
+        cls.addClassCleanup(cls.ld.cleanup)
         cls.backend = rgenv.Ringgate(users={"lpx": "px pass"}, failure_delay="0 secs")
+        cls.addClassCleanup(cls.backend.cleanup)
         cls.backend.start()
         cls.rg = rgenv.Ringgate(users={"lalice": "x", "lbob": "x", "bindsam": "x"},
                                 failure_delay="0 secs", extra_conf=USERNAME_CHARS)
+        cls.addClassCleanup(cls.rg.cleanup)
         rg = cls.rg
         common = "uris = %s\ndn = %s\ndnpass = %s\nbase = %s\nscope = subtree\n" % (
             cls.ld.uri, storeenv.LDAP_ADMIN, storeenv.LDAP_ADMIN_PASS, storeenv.LDAP_BASE)
@@ -73,8 +77,6 @@ class LdapLoginTest(unittest.TestCase):
         cls.rg.stop()
         logs = cls.rg.logs()
         cls.rg.cleanup()
-        cls.backend.cleanup()
-        cls.ld.cleanup()
         storeenv.assert_auth_clean(logs)
 
     def imap(self):

@@ -49,13 +49,17 @@ class PgsqlLoginTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = cls.STORE()
+        # class cleanups run even when setUpClass fails half-way
+        cls.addClassCleanup(cls.pg.cleanup)
         cls.pg.start()
         # the backend a proxied user is sent to: a plain ringgate with its passwd-file
         cls.backend = rgenv.Ringgate(users={"pxuser": "px pass"}, failure_delay="0 secs")
+        cls.addClassCleanup(cls.backend.cleanup)
         cls.backend.start()
         cls.rg = rgenv.Ringgate(users={"alice": "x", "bob": "x", "carol": "x"},
                                 failure_delay="0 secs",
                                 extra_conf=USERNAME_CHARS)
+        cls.addClassCleanup(cls.rg.cleanup)
         cls.sqlconf = os.path.join(cls.rg.tmp, "dovecot-sql.conf.ext")
         with open(cls.sqlconf, "w") as f:
             f.write("# as in /etc/dovecot\ndriver = %s\nconnect = %s\n"
@@ -86,8 +90,6 @@ class PgsqlLoginTest(unittest.TestCase):
         cls.rg.stop()
         logs = cls.rg.logs()
         cls.rg.cleanup()
-        cls.backend.cleanup()
-        cls.pg.cleanup()
         storeenv.assert_auth_clean(logs)
 
     def imap(self):

@@ -23,6 +23,7 @@ class SqliteLoginTest(unittest.TestCase):
     def setUpClass(cls):
         cls.rg = rgenv.Ringgate(users={"alice": "x", "bob": "x"}, failure_delay="0 secs",
                                 extra_conf=USERNAME_CHARS)
+        cls.addClassCleanup(cls.rg.cleanup)
         rg = cls.rg
         db = os.path.join(rg.tmp, "users.sqlite")
         con = sqlite3.connect(db)

@@ -19,6 +19,7 @@ class LdapClientTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.ld = storeenv.Slapd()
+        cls.addClassCleanup(cls.ld.cleanup)
         ldif = storeenv.user_ldif("demo", storeenv.ssha("demo pass"), 2000, "/home/demo",
                                   ["mailHost: 10.1.2.3"])
         ldif += storeenv.user_ldif("alice", "{CRYPT}$6$abcdefgh$" + "x" * 86, 2001, "/home/alice")
@@ -27,10 +28,6 @@ class LdapClientTest(unittest.TestCase):
                                        "/home/u%02d" % i)
         cls.ld.add_ldif(ldif)
         cls.ld.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.ld.cleanup()
 
     def probe(self, extra=""):
         return storeenv.open_probe(

@@ -17,14 +17,11 @@ class MysqlPoolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.my = storeenv.MariaDB()
+        cls.addClassCleanup(cls.my.cleanup)
         cls.my.start()
         cls.my.sql("CREATE TABLE users (username varchar(255) PRIMARY KEY, password text, home text);"
                    "INSERT INTO users VALUES ('demo', '{PLAIN}pw', '/home/demo'),"
                    " ('nohome', '{PLAIN}x', NULL)")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.my.cleanup()
 
     def probe(self, connect=None, extra=""):
         return storeenv.open_probe(self, "sql", self.my.tmp, "driver = mysql\nconnect = %s\n%s"

@@ -16,14 +16,11 @@ class PgsqlPoolTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.pg = storeenv.Postgres()
+        cls.addClassCleanup(cls.pg.cleanup)
         cls.pg.start()
         cls.pg.sql("CREATE TABLE users (username text PRIMARY KEY, password text, home text);"
                    "INSERT INTO users VALUES ('demo', '{PLAIN}pw', '/home/demo'),"
                    " ('nohome', '{PLAIN}x', NULL)")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.pg.cleanup()
 
     def probe(self, connect=None, extra=""):
         return storeenv.open_probe(self, "sql", self.pg.tmp, "driver = pgsql\nconnect = %s\n%s"
