@@ -132,6 +132,8 @@ class Sasl(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.keydir = tempfile.mkdtemp(prefix="ringgate-jwt-")
+        # also when setUpClass fails, where tearDownClass is not called
+        cls.addClassCleanup(shutil.rmtree, cls.keydir, True)
         cls.keys = Keys(cls.keydir)
         for alg, pem in cls.keys.pub.items():
             d = os.path.join(cls.keydir, "dict", "shared", "default", alg)
@@ -180,7 +182,6 @@ class Sasl(unittest.TestCase):
         code = cls.rg.stop()
         logs = cls.rg.logs()
         cls.rg.cleanup()
-        shutil.rmtree(cls.keydir, ignore_errors=True)
         if code != 0:
             raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
 
