@@ -15,6 +15,7 @@
 #include "lib/privs.h"
 #include "lib/sandbox.h"
 #include "lib/settings.h"
+#include "lib/sigfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -205,16 +205,10 @@ int main(int argc, char **argv)
 	if (!access_rules_init(&srv.rules, set->login_access_allow, set->login_access_deny, &rerr))
 		log_fatal("%s", rerr);
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		log_fatal("sigprocmask: %m");
-	srv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	srv.sigfd = sigfd_open_stop();
 	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (srv.sigfd < 0 || srv.epfd < 0)
-		log_fatal("signalfd/epoll_create1: %m");
+	if (srv.epfd < 0)
+		log_fatal("epoll_create1: %m");
 	int fl = fcntl(LISTEN_FD, F_GETFL);
 	if (fl < 0 || fcntl(LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0 ||
 	    fcntl(LISTEN_FD, F_SETFD, FD_CLOEXEC) < 0)
@@ -246,8 +240,7 @@ int main(int argc, char **argv)
 			if (evs[i].data.ptr == &listen_tag) {
 				accept_clients();
 			} else if (evs[i].data.ptr == &signal_tag) {
-				struct signalfd_siginfo si;
-				while (read(srv.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (sigfd_drain(srv.sigfd))
 					srv.stopping = true;
 			} else {
 				client_input(evs[i].data.ptr);

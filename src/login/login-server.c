@@ -2,10 +2,10 @@
  * accept, the master and auth channels' send queues, status and stats to
  * master, the 1 s tick (timeouts), SIGTERM and shutdown. */
 #include "login/login-private.h"
+#include "lib/sigfd.h"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <time.h>
 
 struct login_server srv;
@@ -304,11 +304,9 @@ void login_shutdown(const char *why)
 
 static void signal_input(void)
 {
-	struct signalfd_siginfo si;
-	while (read(srv.signal.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-			login_shutdown("SIGTERM");
-	}
+	/* the signalfd reports only SIGTERM and SIGINT */
+	if (sigfd_drain(srv.signal.fd))
+		login_shutdown("SIGTERM");
 }
 
 static void tick(void)
@@ -459,15 +457,7 @@ int login_conn_run(const struct login_conn_config *set)
 	log_debug("ring mode %s, connection struct %zu bytes", ring_mode(srv.ring),
 		  sizeof(struct conn));
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		log_fatal("sigprocmask: %m");
-	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0)
-		log_fatal("signalfd: %m");
+	int sfd = sigfd_open_stop();
 
 	src_init(&srv.master, master_chan_event, set->master_fd);
 	src_init(&srv.signal, signal_event, sfd);
