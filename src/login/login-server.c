@@ -193,14 +193,14 @@ static void conn_accept(int fd, const struct login_src *listener)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	struct login_addr remote = { 0 };
+	struct net_addr remote = { 0 };
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
-	if (listener->haproxy && !login_netlist_match(srv.set->haproxy_trusted, &remote)) {
+		net_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
+	if (listener->haproxy && !net_list_match(srv.set->haproxy_trusted, &remote)) {
 		char rip[64];
 		log_warning("haproxy: Client not trusted (rip=%s)",
-			    login_addr_ip(&remote, rip, sizeof(rip)));
+			    net_addr_ip(&remote, rip, sizeof(rip)));
 		close(fd);
 		return;
 	}
@@ -227,19 +227,19 @@ static void conn_accept(int fd, const struct login_src *listener)
 	c->remote = remote;
 	/* a listener bound to one address: that is the connection's local
 	 * address (a syscall less per connection); a wildcard one asks */
-	const struct login_addr *bound = &srv.listen_addrs[listener - srv.listeners];
-	if (bound->family != 0 && !login_addr_is_any(bound)) {
+	const struct net_addr *bound = &srv.listen_addrs[listener - srv.listeners];
+	if (bound->family != 0 && !net_addr_is_any(bound)) {
 		c->local = *bound;
 	} else {
 		len = sizeof(ss);
 		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-			login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
+			net_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
 	}
 	/* as Dovecot: a client on this host (remote IP = local IP) or in
 	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not.
 	 * Behind a PROXY header, that header decides. */
-	if (!listener->haproxy && (login_addr_same_ip(&c->remote, &c->local) ||
-				   login_netlist_match(srv.set->trusted, &c->remote)))
+	if (!listener->haproxy && (net_addr_same_ip(&c->remote, &c->local) ||
+				   net_list_match(srv.set->trusted, &c->remote)))
 		c->flags |= CF_SECURED;
 	conn_make_session_id(c->session_id);
 	conn_list_add(&srv.live, c);
@@ -322,7 +322,7 @@ static void tick(void)
 			if ((c->flags & CF_HAPROXY) != 0) {
 				char rip[64];
 				log_warning("haproxy: Client timed out (rip=%s)",
-					    login_addr_ip(&c->remote, rip, sizeof(rip)));
+					    net_addr_ip(&c->remote, rip, sizeof(rip)));
 				c->flags |= CF_LOGGED;
 			}
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
@@ -339,7 +339,7 @@ static void tick(void)
 				continue;
 			char rip[64];
 			log_warning("haproxy: Client timed out (rip=%s)",
-				    login_addr_ip(&c->remote, rip, sizeof(rip)));
+				    net_addr_ip(&c->remote, rip, sizeof(rip)));
 			c->flags |= CF_LOGGED;
 			conn_close(c, true);
 			conn_check(c);
@@ -476,7 +476,7 @@ int login_conn_run(const struct login_conn_config *set)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		if (getsockname(set->listen_fds[i], (struct sockaddr *)&ss, &sl) == 0)
-			login_addr_from_sockaddr((struct sockaddr *)&ss, sl, &srv.listen_addrs[i]);
+			net_addr_from_sockaddr((struct sockaddr *)&ss, sl, &srv.listen_addrs[i]);
 	}
 	/* even without a listener (all ssl, say) wait for SIGTERM or master
 	 * EOF rather than exit and be respawned in a loop */
