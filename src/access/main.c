@@ -167,16 +167,6 @@ static void expire_clients(void)
 	}
 }
 
-/* the loop, accepting, reading, writing, closing, logging: no open, no
- * connect, no exec */
-static void enter_sandbox(void)
-{
-	static const int calls[] = { SANDBOX_HELPER_CALLS };
-	const char *error;
-	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
-	if (ret < 0)
-		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
-}
 
 int main(int argc, char **argv)
 {
@@ -228,8 +218,9 @@ int main(int argc, char **argv)
 #endif
 	settings_free(set);
 	rg_alloc_release();
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	enter_sandbox();
+	/* the loop, accepting, reading, writing, closing, logging: no open,
+	 * no connect, no exec */
+	sandbox_enter_helper(NULL, 0);
 
 	while (!srv.stopping) {
 		struct epoll_event evs[64];

@@ -416,14 +416,10 @@ static void expire_clients(void)
 static void enter_sandbox(void)
 {
 	static const int calls[] = {
-		SANDBOX_HELPER_CALLS,
 		/* clients and the channel to master */
 		SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg,
 	};
-	const char *error;
-	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
-	if (ret < 0)
-		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
+	sandbox_enter_helper(calls, sizeof(calls) / sizeof(calls[0]));
 }
 
 static void check_fd(int fd, const char *what)
@@ -519,7 +515,6 @@ int main(int argc, char **argv)
 #endif
 	settings_free(set);
 	rg_alloc_release();
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	enter_sandbox();
 
 	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
