@@ -6,12 +6,12 @@ bool access_rules_init(struct access_rules *r, const char *allow, const char *de
 		       const char **error_r)
 {
 	memset(r, 0, sizeof(*r));
-	if (!login_netlist_parse(allow, &r->allow, error_r)) {
+	if (!net_list_parse(allow, &r->allow, error_r)) {
 		*error_r = "login_access_allow: not an IP address or network";
 		return false;
 	}
-	if (!login_netlist_parse(deny, &r->deny, error_r)) {
-		login_netlist_free(&r->allow);
+	if (!net_list_parse(deny, &r->deny, error_r)) {
+		net_list_free(&r->allow);
 		*error_r = "login_access_deny: not an IP address or network";
 		return false;
 	}
@@ -20,17 +20,17 @@ bool access_rules_init(struct access_rules *r, const char *allow, const char *de
 
 void access_rules_free(struct access_rules *r)
 {
-	login_netlist_free(&r->allow);
-	login_netlist_free(&r->deny);
+	net_list_free(&r->allow);
+	net_list_free(&r->deny);
 }
 
 bool access_rules_allow(const struct access_rules *r, const char *rip)
 {
-	struct login_addr a;
+	struct net_addr a;
 	memset(&a, 0, sizeof(a));
-	if (!login_addr_parse(rip, &a))
+	if (!net_addr_parse(rip, &a))
 		return r->deny.count == 0; /* no address: only a checker that denies nothing allows it */
-	if (login_netlist_match(&r->allow, &a))
+	if (net_list_match(&r->allow, &a))
 		return true;
-	return !login_netlist_match(&r->deny, &a);
+	return !net_list_match(&r->deny, &a);
 }

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 
 struct access_rules {
-	struct login_netlist allow, deny;
+	struct net_list allow, deny;
 };
 
 /* false with *error_r (static text, naming the list) on a bad list */

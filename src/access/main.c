@@ -15,6 +15,7 @@
 #include "lib/privs.h"
 #include "lib/sandbox.h"
 #include "lib/settings.h"
+#include "lib/sigfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +25,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -167,16 +167,6 @@ static void expire_clients(void)
 	}
 }
 
-/* the loop, accepting, reading, writing, closing, logging: no open, no
- * connect, no exec */
-static void enter_sandbox(void)
-{
-	static const int calls[] = { SANDBOX_HELPER_CALLS };
-	const char *error;
-	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
-	if (ret < 0)
-		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
-}
 
 int main(int argc, char **argv)
 {
@@ -205,16 +195,10 @@ int main(int argc, char **argv)
 	if (!access_rules_init(&srv.rules, set->login_access_allow, set->login_access_deny, &rerr))
 		log_fatal("%s", rerr);
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		log_fatal("sigprocmask: %m");
-	srv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	srv.sigfd = sigfd_open_stop();
 	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (srv.sigfd < 0 || srv.epfd < 0)
-		log_fatal("signalfd/epoll_create1: %m");
+	if (srv.epfd < 0)
+		log_fatal("epoll_create1: %m");
 	int fl = fcntl(LISTEN_FD, F_GETFL);
 	if (fl < 0 || fcntl(LISTEN_FD, F_SETFL, fl | O_NONBLOCK) < 0 ||
 	    fcntl(LISTEN_FD, F_SETFD, FD_CLOEXEC) < 0)
@@ -234,8 +218,9 @@ int main(int argc, char **argv)
 #endif
 	settings_free(set);
 	rg_alloc_release();
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	enter_sandbox();
+	/* the loop, accepting, reading, writing, closing, logging: no open,
+	 * no connect, no exec */
+	sandbox_enter_helper(NULL, 0);
 
 	while (!srv.stopping) {
 		struct epoll_event evs[64];
@@ -246,8 +231,7 @@ int main(int argc, char **argv)
 			if (evs[i].data.ptr == &listen_tag) {
 				accept_clients();
 			} else if (evs[i].data.ptr == &signal_tag) {
-				struct signalfd_siginfo si;
-				while (read(srv.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (sigfd_drain(srv.sigfd))
 					srv.stopping = true;
 			} else {
 				client_input(evs[i].data.ptr);

@@ -7,7 +7,7 @@
 
 static const uint8_t v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-bool login_addr_parse(const char *str, struct login_addr *addr)
+bool net_addr_parse(const char *str, struct net_addr *addr)
 {
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
@@ -24,12 +24,12 @@ bool login_addr_parse(const char *str, struct login_addr *addr)
 		return false;
 	}
 	uint16_t port = addr->port;
-	login_addr_from_sockaddr((struct sockaddr *)&ss, len, addr);
+	net_addr_from_sockaddr((struct sockaddr *)&ss, len, addr);
 	addr->port = port;
 	return true;
 }
 
-void login_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct login_addr *addr_r)
+void net_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct net_addr *addr_r)
 {
 	memset(addr_r, 0, sizeof(*addr_r));
 	if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
@@ -50,14 +50,14 @@ void login_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct l
 	}
 }
 
-const char *login_addr_ip(const struct login_addr *addr, char *buf, size_t size)
+const char *net_addr_ip(const struct net_addr *addr, char *buf, size_t size)
 {
 	if (addr->family == 0 || inet_ntop(addr->family, addr->ip, buf, (socklen_t)size) == NULL)
 		buf[0] = '\0';
 	return buf;
 }
 
-bool login_addr_is_any(const struct login_addr *addr)
+bool net_addr_is_any(const struct net_addr *addr)
 {
 	static const uint8_t zero[16];
 	if (addr->family == AF_INET)
@@ -67,7 +67,7 @@ bool login_addr_is_any(const struct login_addr *addr)
 	return false;
 }
 
-bool login_addr_is_loopback(const struct login_addr *addr)
+bool net_addr_is_loopback(const struct net_addr *addr)
 {
 	static const uint8_t v6lo[16] = { [15] = 1 };
 	if (addr->family == AF_INET)
@@ -78,7 +78,7 @@ bool login_addr_is_loopback(const struct login_addr *addr)
 	return true;
 }
 
-size_t login_addr_limit_key(const struct login_addr *addr, uint8_t key_r[LOGIN_ADDR_KEY_MAX])
+size_t net_addr_limit_key(const struct net_addr *addr, uint8_t key_r[NET_ADDR_KEY_MAX])
 {
 	/* an IPv6 /64 is one subscriber's network: its 2^64 addresses are
 	 * not 2^64 clients */
@@ -90,7 +90,7 @@ size_t login_addr_limit_key(const struct login_addr *addr, uint8_t key_r[LOGIN_A
 	return n + 1;
 }
 
-static bool net_parse_one(const char *tok, size_t len, struct login_net_range *r,
+static bool net_parse_one(const char *tok, size_t len, struct net_range *r,
 			  const char **error_r)
 {
 	char ip[INET6_ADDRSTRLEN + 1];
@@ -154,7 +154,7 @@ static bool net_parse_one(const char *tok, size_t len, struct login_net_range *r
 	return true;
 }
 
-bool login_netlist_parse(const char *str, struct login_netlist *list_r, const char **error_r)
+bool net_list_parse(const char *str, struct net_list *list_r, const char **error_r)
 {
 	list_r->ranges = NULL;
 	list_r->count = 0;
@@ -173,14 +173,14 @@ bool login_netlist_parse(const char *str, struct login_netlist *list_r, const ch
 			list_r->ranges = rg_realloc(list_r->ranges, alloc * sizeof(*list_r->ranges));
 		}
 		if (!net_parse_one(start, (size_t)(p - start), &list_r->ranges[list_r->count], error_r)) {
-			login_netlist_free(list_r);
+			net_list_free(list_r);
 			return false;
 		}
 		list_r->count++;
 	}
 }
 
-static bool net_range_match(const struct login_net_range *r, const struct login_addr *addr)
+static bool net_range_match(const struct net_range *r, const struct net_addr *addr)
 {
 	if (r->family != addr->family)
 		return false;
@@ -193,7 +193,7 @@ static bool net_range_match(const struct login_net_range *r, const struct login_
 	return (r->ip[full] & mask) == (addr->ip[full] & mask);
 }
 
-bool login_netlist_match(const struct login_netlist *list, const struct login_addr *addr)
+bool net_list_match(const struct net_list *list, const struct net_addr *addr)
 {
 	for (unsigned i = 0; i < list->count; i++) {
 		if (net_range_match(&list->ranges[i], addr))
@@ -202,14 +202,14 @@ bool login_netlist_match(const struct login_netlist *list, const struct login_ad
 	return false;
 }
 
-void login_netlist_free(struct login_netlist *list)
+void net_list_free(struct net_list *list)
 {
 	rg_free(list->ranges);
 	list->ranges = NULL;
 	list->count = 0;
 }
 
-bool login_addr_same_ip(const struct login_addr *a, const struct login_addr *b)
+bool net_addr_same_ip(const struct net_addr *a, const struct net_addr *b)
 {
 	size_t len = a->family == AF_INET ? 4 : 16;
 	return a->family != 0 && a->family == b->family && memcmp(a->ip, b->ip, len) == 0;

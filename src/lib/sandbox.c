@@ -1,5 +1,6 @@
 #include "lib/sandbox.h"
 #include "lib/alloc.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <linux/audit.h>
@@ -7,6 +8,7 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -80,4 +82,21 @@ int sandbox_seccomp(const int *syscalls, size_t count, const char **error_r)
 	*error_r = "no seccomp filter for this architecture";
 	return -ENOTSUP;
 #endif
+}
+
+void sandbox_enter_helper(const int *extra, size_t extra_count)
+{
+	static const int helper[] = { SANDBOX_HELPER_CALLS };
+	size_t n = sizeof(helper) / sizeof(helper[0]);
+	int calls[96];
+	if (n + extra_count > sizeof(calls) / sizeof(calls[0]))
+		log_fatal("seccomp sandbox: %zu system calls: too many", n + extra_count);
+	memcpy(calls, helper, sizeof(helper));
+	for (size_t i = 0; i < extra_count; i++)
+		calls[n + i] = extra[i];
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	const char *error;
+	int ret = sandbox_seccomp(calls, n + extra_count, &error);
+	if (ret < 0)
+		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
 }

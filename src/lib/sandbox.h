@@ -24,6 +24,10 @@
 	SYS_getrandom, SYS_rt_sigprocmask, SYS_rt_sigreturn, SYS_restart_syscall, SYS_exit, \
 	SYS_exit_group
 
+/* An internal helper's confinement: PR_SET_NO_NEW_PRIVS, then the filter of
+ * SANDBOX_HELPER_CALLS plus extra[0..extra_count); fatal on failure. */
+void sandbox_enter_helper(const int *extra, size_t extra_count);
+
 /* 0, or -errno with *error_r (static text). */
 int sandbox_seccomp(const int *syscalls, size_t count, const char **error_r);
 /* false in sanitizer builds, where sandbox_seccomp() does nothing */

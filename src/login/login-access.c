@@ -59,7 +59,7 @@ void access_refuse_send(struct conn *c, enum access_verdict verdict)
 static void access_refuse(struct conn *c, enum access_verdict verdict, const char *why)
 {
 	char rip[64];
-	login_addr_ip(&c->remote, rip, sizeof(rip));
+	net_addr_ip(&c->remote, rip, sizeof(rip));
 	if (verdict == ACCESS_DENIED)
 		log_info("access(%s): Client refused (rip=%s, session=<%s>)", access_name(c), rip,
 			 c->session_id);
@@ -125,8 +125,8 @@ static void access_start(struct conn *c)
 	c->ac = ac;
 	acc.pending++;
 	ac->req_len = access_request_format(ac->req, sizeof(ac->req), srv.set->service,
-					    login_addr_ip(&c->remote, rip, sizeof(rip)),
-					    login_addr_ip(&c->local, lip, sizeof(lip)));
+					    net_addr_ip(&c->remote, rip, sizeof(rip)),
+					    net_addr_ip(&c->local, lip, sizeof(lip)));
 	const char *path = srv.set->access_paths[c->access_next];
 	ac->addr.sun_family = AF_UNIX;
 	memcpy(ac->addr.sun_path, path, strlen(path) + 1); /* length checked at start-up */

@@ -14,10 +14,10 @@ static struct {
  * handshake: no TLS work for it). login_trusted_networks are not counted. */
 bool conn_preauth_admit(struct conn *c)
 {
-	uint8_t key[LOGIN_ADDR_KEY_MAX];
+	uint8_t key[NET_ADDR_KEY_MAX];
 	size_t len;
-	if (srv.set->iplimit == NULL || login_netlist_match(srv.set->trusted, &c->remote) ||
-	    (len = login_addr_limit_key(&c->remote, key)) == 0 ||
+	if (srv.set->iplimit == NULL || net_list_match(srv.set->trusted, &c->remote) ||
+	    (len = net_addr_limit_key(&c->remote, key)) == 0 ||
 	    iplimit_acquire(srv.set->iplimit, key, len, srv.now, srv.set->max_preauth_per_ip,
 			    &c->preauth))
 		return true;
@@ -34,8 +34,8 @@ bool conn_preauth_admit(struct conn *c)
 			 adm.preauth_refused_unlogged);
 	log_info("Disconnected: Too many pre-login connections from this IP "
 		 "(login_max_preauth_ip_connections=%u): user=<>, rip=%s, lip=%s, session=<%s>%s",
-		 srv.set->max_preauth_per_ip, login_addr_ip(&c->remote, rip, sizeof(rip)),
-		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id, more);
+		 srv.set->max_preauth_per_ip, net_addr_ip(&c->remote, rip, sizeof(rip)),
+		 net_addr_ip(&c->local, lip, sizeof(lip)), c->session_id, more);
 	adm.preauth_refused_logged = srv.now;
 	adm.preauth_refused_unlogged = 0;
 	return false;
@@ -56,7 +56,7 @@ void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 	enum parse_result r = proxy_parser_feed(c->hp, data, len, &consumed, &h, &err);
 	if (r == PARSE_MORE)
 		return;
-	login_addr_ip(&c->remote, rip, sizeof(rip));
+	net_addr_ip(&c->remote, rip, sizeof(rip));
 	if (r == PARSE_ERROR) {
 		if (c->hp->version != 0)
 			log_warning("haproxy(v%u): Client disconnected: %s (rip=%s)",
@@ -69,13 +69,13 @@ void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 		return;
 	}
 	if (!h.local) {
-		login_addr_from_sockaddr((const struct sockaddr *)&h.src, sizeof(h.src), &c->remote);
-		login_addr_from_sockaddr((const struct sockaddr *)&h.dst, sizeof(h.dst), &c->local);
+		net_addr_from_sockaddr((const struct sockaddr *)&h.src, sizeof(h.src), &c->remote);
+		net_addr_from_sockaddr((const struct sockaddr *)&h.dst, sizeof(h.dst), &c->local);
 	}
 	/* as Dovecot: a PROXY connection comes from haproxy_trusted_networks
 	 * and counts as secured unless ssl = required, where it needs the
 	 * header's SSL TLV or a client on the proxy's own host */
-	if (h.ssl || login_addr_same_ip(&c->remote, &c->local) || !srv.set->ssl_required)
+	if (h.ssl || net_addr_same_ip(&c->remote, &c->local) || !srv.set->ssl_required)
 		c->flags |= CF_SECURED;
 	if (h.ssl)
 		c->flags |= CF_HAPROXY_SSL;
@@ -83,8 +83,8 @@ void conn_haproxy_input(struct conn *c, const uint8_t *data, size_t len)
 		char crip[64], clip[64];
 		log_debug("conn %u: haproxy(v%u): %s rip=%s lip=%s (proxy %s)%s", c->slot,
 			  h.version, h.local ? "local" : "proxied",
-			  login_addr_ip(&c->remote, crip, sizeof(crip)),
-			  login_addr_ip(&c->local, clip, sizeof(clip)), rip, h.ssl ? ", ssl" : "");
+			  net_addr_ip(&c->remote, crip, sizeof(crip)),
+			  net_addr_ip(&c->local, clip, sizeof(clip)), rip, h.ssl ? ", ssl" : "");
 	}
 	rg_free(c->hp);
 	c->hp = NULL;

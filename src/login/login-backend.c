@@ -56,16 +56,16 @@ bool backend_extra_proxied(const char *extra)
 /* proxy_maybe: is host:port one of our own listeners? */
 static bool backend_is_us(const struct sockaddr *sa, socklen_t len)
 {
-	struct login_addr a;
-	login_addr_from_sockaddr(sa, len, &a);
+	struct net_addr a;
+	net_addr_from_sockaddr(sa, len, &a);
 	for (unsigned i = 0; i < srv.set->listen_count; i++) {
-		const struct login_addr *l = &srv.listen_addrs[i];
+		const struct net_addr *l = &srv.listen_addrs[i];
 		if (l->port != a.port)
 			continue;
 		static const uint8_t zero[16];
 		bool any = l->family != 0 &&
 			   memcmp(l->ip, zero, l->family == AF_INET ? 4 : 16) == 0;
-		if (any || login_addr_same_ip(l, &a))
+		if (any || net_addr_same_ip(l, &a))
 			return true;
 	}
 	return false;
@@ -206,7 +206,7 @@ void conn_backend_failed(struct conn *c, const char *why, const char *client_tex
 	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 	log_error("proxy(%s): %s: %s (rip=%s, session=<%s>)", user,
 		  c->be != NULL ? c->be->name : "?", why,
-		  login_addr_ip(&c->remote, rip, sizeof(rip)), c->session_id);
+		  net_addr_ip(&c->remote, rip, sizeof(rip)), c->session_id);
 	if (c->pump != NULL)
 		relay_abort(c);
 	conn_backend_free(&c->be);
@@ -247,8 +247,8 @@ void conn_backend_start(struct conn *c)
 		.master = be->master,
 		.pass = be->pass,
 		.pass_len = be->pass_len,
-		.rip = login_addr_ip(&c->remote, rip, sizeof(rip)),
-		.lip = login_addr_ip(&c->local, lip, sizeof(lip)),
+		.rip = net_addr_ip(&c->remote, rip, sizeof(rip)),
+		.lip = net_addr_ip(&c->local, lip, sizeof(lip)),
 		.rport = c->remote.port,
 		.lport = c->local.port,
 		.session = c->session_id,
@@ -276,8 +276,8 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 	char rip[64], lip[64], user[80];
 	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 	log_info("proxy(%s): started proxying to %s: rip=%s, lip=%s, session=<%s>", user,
-		 c->be->name, login_addr_ip(&c->remote, rip, sizeof(rip)),
-		 login_addr_ip(&c->local, lip, sizeof(lip)), c->session_id);
+		 c->be->name, net_addr_ip(&c->remote, rip, sizeof(rip)),
+		 net_addr_ip(&c->local, lip, sizeof(lip)), c->session_id);
 	c->flags |= CF_LOGGED;
 	conn_backend_free(&c->be);
 	relay_start_backend(c, rest, rest_len);

@@ -127,8 +127,8 @@ void conn_log_end(struct conn *c, const char *reason)
 		return;
 	c->flags |= CF_LOGGED;
 	char rip[64], lip[64], why[80], user[80], cause[96];
-	login_addr_ip(&c->remote, rip, sizeof(rip));
-	login_addr_ip(&c->local, lip, sizeof(lip));
+	net_addr_ip(&c->remote, rip, sizeof(rip));
+	net_addr_ip(&c->local, lip, sizeof(lip));
 	log_escape(reason, strlen(reason), 60, why, sizeof(why));
 	unsigned secs = srv.now - c->accept_time;
 
@@ -331,7 +331,7 @@ void conn_client_eof(struct conn *c, bool error)
 		if ((c->flags & CF_HAPROXY) != 0) {
 			char rip[64];
 			log_info("haproxy: Client disconnected (rip=%s)",
-				 login_addr_ip(&c->remote, rip, sizeof(rip)));
+				 net_addr_ip(&c->remote, rip, sizeof(rip)));
 			c->flags |= CF_LOGGED;
 		}
 		conn_log_end(c, error ? "Connection error" : "");
@@ -443,8 +443,8 @@ static void cb_forward(void *ctx, const char *key, const char *value)
 	struct conn *c = ctx;
 	char esc[64];
 	if (strcmp(key, "rip") == 0 || strcmp(key, "lip") == 0) {
-		struct login_addr *a = key[0] == 'r' ? &c->remote : &c->local;
-		if (!login_addr_parse(value, a))
+		struct net_addr *a = key[0] == 'r' ? &c->remote : &c->local;
+		if (!net_addr_parse(value, a))
 			goto bad;
 	} else if (strcmp(key, "rport") == 0 || strcmp(key, "lport") == 0) {
 		char *end;
@@ -503,7 +503,7 @@ void conn_start_session(struct conn *c)
 		/* as Dovecot: no STARTTLS when the proxy terminated TLS */
 		.starttls_available = srv.set->tls_build != NULL &&
 				      (c->flags & (CF_TLS | CF_HAPROXY_SSL)) == 0,
-		.trusted = login_netlist_match(srv.set->trusted, &c->remote),
+		.trusted = net_list_match(srv.set->trusted, &c->remote),
 	};
 	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
 	if (c->session == NULL) {
@@ -584,9 +584,9 @@ struct conn *conn_by_req(uint32_t id)
 void conn_msg_add_client(const struct conn *c, struct ipc_msg *msg)
 {
 	char rip[64], lip[64];
-	ipc_msg_add_str(msg, IPC_F_RIP, login_addr_ip(&c->remote, rip, sizeof(rip)));
+	ipc_msg_add_str(msg, IPC_F_RIP, net_addr_ip(&c->remote, rip, sizeof(rip)));
 	ipc_msg_add_uint(msg, IPC_F_RPORT, c->remote.port);
-	ipc_msg_add_str(msg, IPC_F_LIP, login_addr_ip(&c->local, lip, sizeof(lip)));
+	ipc_msg_add_str(msg, IPC_F_LIP, net_addr_ip(&c->local, lip, sizeof(lip)));
 	ipc_msg_add_uint(msg, IPC_F_LPORT, c->local.port);
 	if ((c->flags & CF_SECURED) != 0)
 		ipc_msg_add_str(msg, IPC_F_SECURED, "1");

@@ -41,8 +41,8 @@ struct login_conn_config {
 	 * byte), so a process that only ever serves plaintext (high-security
 	 * mode, port 143) never pays wolfSSL's start-up; NULL: ssl = no */
 	struct tls_ctx *(*tls_build)(void);
-	const struct login_netlist *trusted;
-	const struct login_netlist *haproxy_trusted; /* haproxy_trusted_networks */
+	const struct net_list *trusted;
+	const struct net_list *haproxy_trusted; /* haproxy_trusted_networks */
 	const char *client_ca_pem;	/* ssl_client_ca_file's text, for ssl=yes backends */
 	/* login_max_preauth_ip_connections (> 0) counted in this shared
 	 * table; NULL: no limit */

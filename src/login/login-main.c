@@ -221,11 +221,11 @@ int main(int argc, char **argv)
 		client_ca[n] = '\0';
 		fclose(f);
 	}
-	struct login_netlist trusted, haproxy_trusted;
+	struct net_list trusted, haproxy_trusted;
 	const char *nerr;
-	if (!login_netlist_parse(set->login_trusted_networks, &trusted, &nerr))
+	if (!net_list_parse(set->login_trusted_networks, &trusted, &nerr))
 		log_fatal("login_trusted_networks: %s", nerr);
-	if (!login_netlist_parse(set->haproxy_trusted_networks, &haproxy_trusted, &nerr))
+	if (!net_list_parse(set->haproxy_trusted_networks, &haproxy_trusted, &nerr))
 		log_fatal("haproxy_trusted_networks: %s", nerr);
 
 	for (int fd = MASTER_FD; fd <= AUTH_FD; fd++) {
@@ -382,8 +382,8 @@ int main(int argc, char **argv)
 	rg_free(fd_ssl);
 	rg_free(fd_haproxy);
 	rg_free(client_ca);
-	login_netlist_free(&trusted);
-	login_netlist_free(&haproxy_trusted);
+	net_list_free(&trusted);
+	net_list_free(&haproxy_trusted);
 	iplimit_unmap(&iplimit);
 	settings_free(set);
 	rg_free(name);

@@ -107,8 +107,8 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 	c->req_id = 0;
 	if (reason == NULL) {
 		srv.stats.v[STAT_HANDOFFS]++;
-		login_addr_ip(&c->remote, rip, sizeof(rip));
-		login_addr_ip(&c->local, lip, sizeof(lip));
+		net_addr_ip(&c->remote, rip, sizeof(rip));
+		net_addr_ip(&c->local, lip, sizeof(lip));
 		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
 		unsigned long long mpid = 0;
 		(void)ipc_uint(f, IPC_F_MPID, &mpid);

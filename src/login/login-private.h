@@ -167,7 +167,7 @@ struct conn {
 	char *user;			/* as auth named it, for the log */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
-	struct login_addr local, remote;
+	struct net_addr local, remote;
 	struct iplimit_ticket preauth;	/* its count under login_max_preauth_ip_connections */
 	char session_id[BASE64_ENCODED_LEN(SESSION_RAW) + 1];
 };
@@ -203,7 +203,7 @@ struct login_server {
 	struct conn *deferred;
 
 	unsigned conns, prelogin, backends;
-	struct login_addr *listen_addrs; /* for proxy_maybe */
+	struct net_addr *listen_addrs; /* for proxy_maybe */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
 	unsigned long long total;
 	unsigned accepts_armed;

@@ -2,10 +2,10 @@
  * accept, the master and auth channels' send queues, status and stats to
  * master, the 1 s tick (timeouts), SIGTERM and shutdown. */
 #include "login/login-private.h"
+#include "lib/sigfd.h"
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/signalfd.h>
 #include <time.h>
 
 struct login_server srv;
@@ -193,14 +193,14 @@ static void conn_accept(int fd, const struct login_src *listener)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	struct login_addr remote = { 0 };
+	struct net_addr remote = { 0 };
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		login_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
-	if (listener->haproxy && !login_netlist_match(srv.set->haproxy_trusted, &remote)) {
+		net_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
+	if (listener->haproxy && !net_list_match(srv.set->haproxy_trusted, &remote)) {
 		char rip[64];
 		log_warning("haproxy: Client not trusted (rip=%s)",
-			    login_addr_ip(&remote, rip, sizeof(rip)));
+			    net_addr_ip(&remote, rip, sizeof(rip)));
 		close(fd);
 		return;
 	}
@@ -227,19 +227,19 @@ static void conn_accept(int fd, const struct login_src *listener)
 	c->remote = remote;
 	/* a listener bound to one address: that is the connection's local
 	 * address (a syscall less per connection); a wildcard one asks */
-	const struct login_addr *bound = &srv.listen_addrs[listener - srv.listeners];
-	if (bound->family != 0 && !login_addr_is_any(bound)) {
+	const struct net_addr *bound = &srv.listen_addrs[listener - srv.listeners];
+	if (bound->family != 0 && !net_addr_is_any(bound)) {
 		c->local = *bound;
 	} else {
 		len = sizeof(ss);
 		if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
-			login_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
+			net_addr_from_sockaddr((struct sockaddr *)&ss, len, &c->local);
 	}
 	/* as Dovecot: a client on this host (remote IP = local IP) or in
 	 * login_trusted_networks is secured; 127.0.0.2 -> 127.0.0.1 is not.
 	 * Behind a PROXY header, that header decides. */
-	if (!listener->haproxy && (login_addr_same_ip(&c->remote, &c->local) ||
-				   login_netlist_match(srv.set->trusted, &c->remote)))
+	if (!listener->haproxy && (net_addr_same_ip(&c->remote, &c->local) ||
+				   net_list_match(srv.set->trusted, &c->remote)))
 		c->flags |= CF_SECURED;
 	conn_make_session_id(c->session_id);
 	conn_list_add(&srv.live, c);
@@ -304,11 +304,9 @@ void login_shutdown(const char *why)
 
 static void signal_input(void)
 {
-	struct signalfd_siginfo si;
-	while (read(srv.signal.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-			login_shutdown("SIGTERM");
-	}
+	/* the signalfd reports only SIGTERM and SIGINT */
+	if (sigfd_drain(srv.signal.fd))
+		login_shutdown("SIGTERM");
 }
 
 static void tick(void)
@@ -324,7 +322,7 @@ static void tick(void)
 			if ((c->flags & CF_HAPROXY) != 0) {
 				char rip[64];
 				log_warning("haproxy: Client timed out (rip=%s)",
-					    login_addr_ip(&c->remote, rip, sizeof(rip)));
+					    net_addr_ip(&c->remote, rip, sizeof(rip)));
 				c->flags |= CF_LOGGED;
 			}
 			conn_bye(c, "Disconnected for inactivity.", "Inactivity");
@@ -341,7 +339,7 @@ static void tick(void)
 				continue;
 			char rip[64];
 			log_warning("haproxy: Client timed out (rip=%s)",
-				    login_addr_ip(&c->remote, rip, sizeof(rip)));
+				    net_addr_ip(&c->remote, rip, sizeof(rip)));
 			c->flags |= CF_LOGGED;
 			conn_close(c, true);
 			conn_check(c);
@@ -459,15 +457,7 @@ int login_conn_run(const struct login_conn_config *set)
 	log_debug("ring mode %s, connection struct %zu bytes", ring_mode(srv.ring),
 		  sizeof(struct conn));
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		log_fatal("sigprocmask: %m");
-	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sfd < 0)
-		log_fatal("signalfd: %m");
+	int sfd = sigfd_open_stop();
 
 	src_init(&srv.master, master_chan_event, set->master_fd);
 	src_init(&srv.signal, signal_event, sfd);
@@ -486,7 +476,7 @@ int login_conn_run(const struct login_conn_config *set)
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		if (getsockname(set->listen_fds[i], (struct sockaddr *)&ss, &sl) == 0)
-			login_addr_from_sockaddr((struct sockaddr *)&ss, sl, &srv.listen_addrs[i]);
+			net_addr_from_sockaddr((struct sockaddr *)&ss, sl, &srv.listen_addrs[i]);
 	}
 	/* even without a listener (all ssl, say) wait for SIGTERM or master
 	 * EOF rather than exit and be respawned in a loop */

@@ -22,6 +22,7 @@
 #include "lib/privs.h"
 #include "lib/sandbox.h"
 #include "lib/settings.h"
+#include "lib/sigfd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,6 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -416,14 +416,10 @@ static void expire_clients(void)
 static void enter_sandbox(void)
 {
 	static const int calls[] = {
-		SANDBOX_HELPER_CALLS,
 		/* clients and the channel to master */
 		SYS_recvfrom, SYS_sendto, SYS_recvmsg, SYS_sendmsg,
 	};
-	const char *error;
-	int ret = sandbox_seccomp(calls, sizeof(calls) / sizeof(calls[0]), &error);
-	if (ret < 0)
-		log_fatal("seccomp sandbox: %s: %s", error, strerror(-ret));
+	sandbox_enter_helper(calls, sizeof(calls) / sizeof(calls[0]));
 }
 
 static void check_fd(int fd, const char *what)
@@ -499,16 +495,10 @@ int main(int argc, char **argv)
 			log_warning("setrlimit(RLIMIT_NOFILE, %llu): %m", (unsigned long long)nofile);
 	}
 
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
-		log_fatal("sigprocmask: %m");
-	srv.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	srv.sigfd = sigfd_open_stop();
 	srv.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (srv.sigfd < 0 || srv.epfd < 0)
-		log_fatal("signalfd/epoll_create1: %m");
+	if (srv.epfd < 0)
+		log_fatal("epoll_create1: %m");
 	ep_add(srv.sigfd, &tag_signal);
 	ep_add(CHAN_FD, &tag_chan);
 	ep_add(CTL_FD, &tag_ctl);
@@ -525,7 +515,6 @@ int main(int argc, char **argv)
 #endif
 	settings_free(set);
 	rg_alloc_release();
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	enter_sandbox();
 
 	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
@@ -546,8 +535,7 @@ int main(int argc, char **argv)
 				if ((evs[i].events & ~(uint32_t)EPOLLOUT) != 0)
 					chan_input(rx);
 			} else if (ptr == &tag_signal) {
-				struct signalfd_siginfo si;
-				while (read(srv.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (sigfd_drain(srv.sigfd))
 					stop_accepting();
 			} else if (ptr == &tag_ctl) {
 				accept_clients(CTL_FD, POOL_CTL);

@@ -10,31 +10,31 @@
 #include <netinet/in.h>
 #include <string.h>
 
-static struct login_addr v4(const char *ip)
+static struct net_addr v4(const char *ip)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(143) };
 	assert_int_equal(inet_pton(AF_INET, ip, &sin.sin_addr), 1);
-	struct login_addr a;
-	login_addr_from_sockaddr((struct sockaddr *)&sin, sizeof(sin), &a);
+	struct net_addr a;
+	net_addr_from_sockaddr((struct sockaddr *)&sin, sizeof(sin), &a);
 	return a;
 }
 
-static struct login_addr v6(const char *ip)
+static struct net_addr v6(const char *ip)
 {
 	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6, .sin6_port = htons(993) };
 	assert_int_equal(inet_pton(AF_INET6, ip, &sin6.sin6_addr), 1);
-	struct login_addr a;
-	login_addr_from_sockaddr((struct sockaddr *)&sin6, sizeof(sin6), &a);
+	struct net_addr a;
+	net_addr_from_sockaddr((struct sockaddr *)&sin6, sizeof(sin6), &a);
 	return a;
 }
 
-static bool match(const char *list, struct login_addr a)
+static bool match(const char *list, struct net_addr a)
 {
-	struct login_netlist nl;
+	struct net_list nl;
 	const char *error = NULL;
-	assert_true(login_netlist_parse(list, &nl, &error));
-	bool m = login_netlist_match(&nl, &a);
-	login_netlist_free(&nl);
+	assert_true(net_list_parse(list, &nl, &error));
+	bool m = net_list_match(&nl, &a);
+	net_list_free(&nl);
 	return m;
 }
 
@@ -91,9 +91,9 @@ static void test_bad(void **state)
 		"1.2.3.4//8",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct login_netlist nl = { .ranges = (void *)1, .count = 9 };
+		struct net_list nl = { .ranges = (void *)1, .count = 9 };
 		const char *error = NULL;
-		assert_false(login_netlist_parse(bad[i], &nl, &error));
+		assert_false(net_list_parse(bad[i], &nl, &error));
 		assert_non_null(error);
 		assert_null(nl.ranges);
 		assert_int_equal(nl.count, 0);
@@ -104,58 +104,58 @@ static void test_addr(void **state)
 {
 	(void)state;
 	char buf[64];
-	struct login_addr a = v4("127.0.0.5");
-	assert_true(login_addr_is_loopback(&a));
+	struct net_addr a = v4("127.0.0.5");
+	assert_true(net_addr_is_loopback(&a));
 	assert_int_equal(a.port, 143);
-	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "127.0.0.5");
+	assert_string_equal(net_addr_ip(&a, buf, sizeof(buf)), "127.0.0.5");
 	a = v6("::1");
-	assert_true(login_addr_is_loopback(&a));
-	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "::1");
+	assert_true(net_addr_is_loopback(&a));
+	assert_string_equal(net_addr_ip(&a, buf, sizeof(buf)), "::1");
 	a = v6("::ffff:127.0.0.1");
 	assert_int_equal(a.family, AF_INET);
-	assert_true(login_addr_is_loopback(&a));
-	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "127.0.0.1");
+	assert_true(net_addr_is_loopback(&a));
+	assert_string_equal(net_addr_ip(&a, buf, sizeof(buf)), "127.0.0.1");
 	a = v4("192.0.2.1");
-	assert_false(login_addr_is_loopback(&a));
+	assert_false(net_addr_is_loopback(&a));
 	a = v6("2001:db8::1");
-	assert_false(login_addr_is_loopback(&a));
-	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "2001:db8::1");
+	assert_false(net_addr_is_loopback(&a));
+	assert_string_equal(net_addr_ip(&a, buf, sizeof(buf)), "2001:db8::1");
 	struct sockaddr sa = { .sa_family = AF_UNIX };
-	login_addr_from_sockaddr(&sa, sizeof(sa), &a);
+	net_addr_from_sockaddr(&sa, sizeof(sa), &a);
 	assert_int_equal(a.family, 0);
 
 	/* same host = same IP whatever the ports; mapped v4 equals v4 */
-	struct login_addr x = v4("127.0.0.1"), y = v6("::ffff:127.0.0.1");
+	struct net_addr x = v4("127.0.0.1"), y = v6("::ffff:127.0.0.1");
 	y.port = 40000;
-	assert_true(login_addr_same_ip(&x, &y));
+	assert_true(net_addr_same_ip(&x, &y));
 	y = v4("127.0.0.2");
-	assert_false(login_addr_same_ip(&x, &y));
+	assert_false(net_addr_same_ip(&x, &y));
 	x = v6("2001:db8::1");
 	y = v6("2001:db8::1");
-	assert_true(login_addr_same_ip(&x, &y));
+	assert_true(net_addr_same_ip(&x, &y));
 	y = v6("2001:db8::2");
-	assert_false(login_addr_same_ip(&x, &y));
-	assert_false(login_addr_same_ip(&a, &a)); /* unknown family: never */
-	assert_string_equal(login_addr_ip(&a, buf, sizeof(buf)), "");
+	assert_false(net_addr_same_ip(&x, &y));
+	assert_false(net_addr_same_ip(&a, &a)); /* unknown family: never */
+	assert_string_equal(net_addr_ip(&a, buf, sizeof(buf)), "");
 
 	/* wildcards: a listener bound to one of these asks each connection
 	 * its local address; an unknown family is no wildcard */
-	assert_false(login_addr_is_any(&a));
+	assert_false(net_addr_is_any(&a));
 	x = v4("0.0.0.0");
-	assert_true(login_addr_is_any(&x));
+	assert_true(net_addr_is_any(&x));
 	x = v6("::");
-	assert_true(login_addr_is_any(&x));
+	assert_true(net_addr_is_any(&x));
 	x = v6("::ffff:0.0.0.0");
 	assert_int_equal(x.family, AF_INET);
-	assert_true(login_addr_is_any(&x));
+	assert_true(net_addr_is_any(&x));
 	x = v4("127.0.0.1");
-	assert_false(login_addr_is_any(&x));
+	assert_false(net_addr_is_any(&x));
 	x = v4("0.0.0.1");
-	assert_false(login_addr_is_any(&x));
+	assert_false(net_addr_is_any(&x));
 	x = v6("::1");
-	assert_false(login_addr_is_any(&x));
+	assert_false(net_addr_is_any(&x));
 	x = v6("2001:db8::");
-	assert_false(login_addr_is_any(&x));
+	assert_false(net_addr_is_any(&x));
 }
 
 int main(void)

@@ -38,7 +38,7 @@ struct world {
 	int master[2], auth[2]; /* [0]: the layer's, [1]: the test's */
 	int listen_fd, log_pipe[2];
 	uint16_t port;
-	struct login_netlist none;
+	struct net_list none;
 	struct login_conn_config cfg;
 	pthread_t thread;
 	int exit_status;
@@ -68,7 +68,7 @@ static void start_with(struct world *w, struct tls_ctx *(*tls_build)(void), cons
 	assert_int_equal(getsockname(w->listen_fd, (struct sockaddr *)&sin, &sl), 0);
 	w->port = ntohs(sin.sin_port);
 	const char *error;
-	assert_true(login_netlist_parse("", &w->none, &error));
+	assert_true(net_list_parse("", &w->none, &error));
 
 	/* info and debug lines into a pipe the test reads */
 	assert_int_equal(pipe2(w->log_pipe, O_CLOEXEC), 0);
@@ -119,7 +119,7 @@ static void stop(struct world *w)
 	close(w->listen_fd);
 	close(w->log_pipe[0]);
 	close(w->log_pipe[1]);
-	login_netlist_free(&w->none);
+	net_list_free(&w->none);
 }
 
 static void read_log(struct world *w)
