@@ -44,6 +44,22 @@ static int b64val(char c)
 	return -1;
 }
 
+/* One decoded group of 24 bits w carrying bytes (1-3) of data: canonical
+ * (bits past the data are zero) and within outsize. */
+static bool put_group(uint32_t w, size_t bytes, uint8_t *o, size_t *n, size_t outsize)
+{
+	if ((bytes == 2 && (w & 0xff) != 0) || (bytes == 1 && (w & 0xffff) != 0))
+		return false;
+	if (*n + bytes > outsize)
+		return false;
+	o[(*n)++] = (uint8_t)(w >> 16);
+	if (bytes > 1)
+		o[(*n)++] = (uint8_t)(w >> 8);
+	if (bytes > 2)
+		o[(*n)++] = (uint8_t)w;
+	return true;
+}
+
 bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_t *outlen_r)
 {
 	uint8_t *o = out;
@@ -66,17 +82,8 @@ bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_
 			return false;
 		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
 			     (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		size_t bytes = 3 - pad;
-		/* canonical: bits past the data must be zero */
-		if ((pad == 1 && (w & 0xff) != 0) || (pad == 2 && (w & 0xffff) != 0))
+		if (!put_group(w, 3 - pad, o, &n, outsize))
 			return false;
-		if (n + bytes > outsize)
-			return false;
-		o[n++] = (uint8_t)(w >> 16);
-		if (bytes > 1)
-			o[n++] = (uint8_t)(w >> 8);
-		if (bytes > 2)
-			o[n++] = (uint8_t)w;
 	}
 	*outlen_r = n;
 	return true;
@@ -109,17 +116,8 @@ bool base64url_decode(const char *src, size_t len, void *out, size_t outsize,
 				return false;
 			w = w << 6 | (uint32_t)v;
 		}
-		size_t bytes = chunk - 1;
-		/* canonical: bits past the data must be zero */
-		if ((bytes == 2 && (w & 0xff) != 0) || (bytes == 1 && (w & 0xffff) != 0))
+		if (!put_group(w, chunk - 1, o, &n, outsize))
 			return false;
-		if (n + bytes > outsize)
-			return false;
-		o[n++] = (uint8_t)(w >> 16);
-		if (bytes > 1)
-			o[n++] = (uint8_t)(w >> 8);
-		if (bytes > 2)
-			o[n++] = (uint8_t)w;
 	}
 	*outlen_r = n;
 	return true;
