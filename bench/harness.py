@@ -298,7 +298,9 @@ class RinggateServer:
 
     def version(self):
         # the master has no --version; the tree it was built from says it
-        return "ringgate from %s" % self.env.binary()
+        # relative to the repository: the pages are committed
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        return "ringgate from %s" % os.path.relpath(self.env.binary(), top)
 
     def start(self):
         # rgenv finds the binary through RINGGATE_BUILD: servers of two
