@@ -281,11 +281,20 @@ static void conn_run(struct sql_conn *conn, struct sql_request *req)
 		conn_io(conn, (unsigned)ret);
 }
 
+/* A queued request with less than this share of its bound left is failed
+   with the running ones that expire now: a fresh connection and a query
+   would not finish in time, and a query that times out costs a connection. */
+#define SQL_QUEUE_MIN_LEFT_DIVISOR 16u
+#define SQL_QUEUE_MIN_LEFT_MS 20
+
 /* Fail requests whose bound has passed; running ones close their connection.
    The queue is unlinked first: a callback may submit again. */
 static void pool_expire(struct sql_pool *pool, int64_t now)
 {
 	struct sql_request *expired = NULL, **ep = &expired;
+	int64_t min_left = pool->conf.request_timeout_ms / SQL_QUEUE_MIN_LEFT_DIVISOR;
+	if (min_left < SQL_QUEUE_MIN_LEFT_MS)
+		min_left = SQL_QUEUE_MIN_LEFT_MS;
 
 	for (unsigned i = 0; i < pool->conn_count; i++) {
 		struct sql_conn *conn = &pool->conns[i];
@@ -304,7 +313,7 @@ static void pool_expire(struct sql_pool *pool, int64_t now)
 	pool->tail = NULL;
 	while (*p != NULL) {
 		struct sql_request *req = *p;
-		if (req->deadline_ms <= now) {
+		if (req->deadline_ms <= now + min_left) {
 			*p = req->next;
 			pool->stats.queued--;
 			req->next = NULL;
