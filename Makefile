@@ -5,8 +5,12 @@ BUILD     ?= build
 ASAN_BUILD?= build-asan
 FUZZ_BUILD?= build-fuzz
 SYSTEM_BUILD?= build-system
-FUZZ_SECONDS ?= 10
+FUZZ_SECONDS ?= 5
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+# ctest runs more tests than cores: the integration tests mostly wait on
+# sockets and timers, not on a CPU (the ASan pass gets one more than cores).
+TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
+ASAN_TEST_JOBS ?= $(shell echo $$(( $(JOBS) + 1 )))
 # What building and running need: the compiler, CMake, the libraries we link
 # (liburing, wolfSSL, jemalloc, libcrypt), the tools that build wolfSSL from
 # Debian's source package (cmake/wolfssl-asm.sh), python3 for the demo,
@@ -30,7 +34,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PREFIX    ?= /usr/local
 DESTDIR   ?=
 
-.PHONY: all deps check-deps deps-stores build run check check-build check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx soak install
+.PHONY: all deps check-deps deps-stores build run check check-build check-asan check-system unit fuzz fuzz-coverage clean bench bench-nginx bench-baseline soak install
 
 all: build
 
@@ -95,7 +99,7 @@ run: build
 # ~/.cache/ringgate by cmake/wolfssl-asm.sh), the same tests under
 # ASan+UBSan, the fuzz smoke, then the suite against Debian's libwolfssl.
 check: check-build deps-stores
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j $(TEST_JOBS)
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	$(MAKE) check-system
@@ -112,14 +116,14 @@ CHECK_SYSTEM_TESTS ?= unit|tls|crypto
 check-system: check-deps
 	cmake -S . -B $(SYSTEM_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRINGGATE_WOLFSSL=system -DRINGGATE_TESTS=ON
 	cmake --build $(SYSTEM_BUILD) -j $(JOBS)
-	cd $(SYSTEM_BUILD) && ctest --output-on-failure -j $(JOBS) $(if $(CHECK_SYSTEM_TESTS),-R '$(CHECK_SYSTEM_TESTS)')
+	cd $(SYSTEM_BUILD) && ctest --output-on-failure -j $(TEST_JOBS) $(if $(CHECK_SYSTEM_TESTS),-R '$(CHECK_SYSTEM_TESTS)')
 
 check-asan: check-deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRINGGATE_SANITIZE=ON -DRINGGATE_TESTS=ON
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --output-on-failure -j $(JOBS)
+	  ctest --output-on-failure -j $(ASAN_TEST_JOBS)
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS on its corpus; `make check`
 # runs a short smoke, `make fuzz FUZZ_SECONDS=3600` a long run.
@@ -158,9 +162,21 @@ unit: check-build
 # The benchmark: ringgate vs a private Dovecot (Debian's packages, installed
 # here when missing; the system service is left alone), both modes, as root.
 # Writes docs/performance.md; a few minutes, FULL=1 for the long matrix.
-bench: build bench-nginx
+bench: build bench-nginx $(if $(BASELINE),bench-baseline)
 	$(call install_missing,dovecot-imapd dovecot-pop3d gnuplot-nox)
-	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full)
+	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full) \
+	  $(if $(BASELINE),--baseline $(BASELINE_DIR)/build)
+
+# BASELINE=COMMIT: make bench also runs ringgate built from that commit
+# (git archive into BASELINE_DIR), as base-perf and base-sec side by side,
+# e.g. make bench BASELINE=8f31f52 (the commit before the architecture split).
+BASELINE_DIR ?= build-baseline
+bench-baseline: deps
+	rm -rf $(BASELINE_DIR) && mkdir -p $(BASELINE_DIR)/src
+	git archive $(BASELINE) | tar -x -C $(BASELINE_DIR)/src
+	git rev-parse --short $(BASELINE) > $(BASELINE_DIR)/BASELINE
+	cmake -S $(BASELINE_DIR)/src -B $(BASELINE_DIR)/build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BASELINE_DIR)/build -j $(JOBS)
 	$(if $(FULL),$(SUDO) python3 bench/soak.py --build $(BUILD))
 
 # nginx and its mail module for the proxy section (bench/proxybench.py runs

@@ -205,6 +205,15 @@ def write_plots(out_dir, results, names, prefix="perf-"):
 
 
 
+def baseline_commit(build):
+    """The commit make bench-baseline built (its BASELINE file), or '?'."""
+    try:
+        with open(os.path.join(os.path.dirname(build), "BASELINE")) as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
 def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn, large=None,
                  plots=(), crypto=None, proxy=None):
     res = bench.results
@@ -240,6 +249,9 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
         L.append("| %s | %s |" % (s.kind, s.version()))
     # the checkout when the run started (the tree may move on meanwhile)
     L.append("| git | %s |" % args.git_start)
+    if getattr(args, "baseline", None):
+        L.append("| baseline (base-*) | %s, built from `git archive` of commit %s |" % (
+            os.path.relpath(args.baseline, ROOT), baseline_commit(args.baseline)))
     L.append("| accounting | %s |" % servers[0].acct.method)
     L.append("| load average | %s at the start, %s at the end (1/5/15 min) |" % (
         args.load_start, " ".join(open("/proc/loadavg").read().split()[:3])))
@@ -312,7 +324,9 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
         L.append("| " + " | ".join(row) + " |")
     L.append("")
 
-    pairs = [("rg-perf", "dc-perf", "ringgate/Dovecot, high-performance"),
+    pairs = [("rg-perf", "base-perf", "this/baseline build, high-performance"),
+             ("rg-sec", "base-sec", "this/baseline build, high-security"),
+             ("rg-perf", "dc-perf", "ringgate/Dovecot, high-performance"),
              ("rg-sec", "dc-sec", "ringgate/Dovecot, high-security"),
              ("rg-perf", "rg-sec", "ringgate high-perf/high-sec"),
              ("dc-perf", "dc-sec", "Dovecot high-perf/high-sec")]
@@ -749,6 +763,9 @@ def main():
                     help="default docs/performance.md, docs/performance-full.md with --full")
     ap.add_argument("--raw", default=None, help="JSON lines of every measurement")
     ap.add_argument("--servers", default="rg-perf,rg-sec,dc-perf,dc-sec")
+    ap.add_argument("--baseline", default=None, metavar="BUILD",
+                    help="also run an older ringgate build (make bench-baseline) as base-perf "
+                         "and base-sec, side by side with this one")
     ap.add_argument("--match", default=None,
                     help="run only the cases whose key contains this text, e.g. "
                          "'idle|imap|tls|100000' (to retry one; the page then lacks the rest)")
@@ -812,11 +829,18 @@ def main():
     plimit = max(1100, idle_max + 100)
     servers = []
     wanted = args.servers.split(",")
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+        wanted += [n for n in ("base-perf", "base-sec") if n not in wanted]
     try:
         for name in wanted:
             mode = "performance" if name.endswith("perf") else "security"
             if name.startswith("rg"):
                 servers.append(RinggateServer(name, mode, world, tmp, plimit, args.build))
+            elif name.startswith("base"):
+                if not args.baseline:
+                    sys.exit("%s needs --baseline BUILD" % name)
+                servers.append(RinggateServer(name, mode, world, tmp, plimit, args.baseline))
             elif shutil.which("dovecot"):
                 servers.append(DovecotServer(name, mode, world, tmp, plimit))
         for s in servers:

@@ -19,7 +19,7 @@ import rgenv
 PAM_SERVICE = "ringgate-test-%d" % os.getpid()
 # auth_worker_request_timeout here: long enough that a normal PAM login
 # (yescrypt) on a loaded machine never meets it
-WORKER_BOUND = 8
+WORKER_BOUND = 12
 USERS = {
     "rgtest-pam1": "pam one pw",
     "rgtest-pam2": "pam-two-pw",
