@@ -1,6 +1,9 @@
 #include "mail/mime-decode.h"
 
+#include "lib/base64.h"
+
 #include <errno.h>
+#include <string.h>
 #include <strings.h>
 
 enum qp_state {
@@ -262,4 +265,82 @@ int mime_part_decode(const struct mime_part *part, const char *msg, struct mime_
 	    mime_decoder_finish(&dec, out) == PARSE_ERROR)
 		return -EILSEQ;
 	return 0;
+}
+
+/* ---- APPEND of binary content ---- */
+
+/* a body the Maildir's LF line ends would not give back as it was */
+static bool body_needs_encoding(const char *body, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (body[i] == '\0' || (body[i] == '\r' && (i + 1 == len || body[i + 1] != '\n')) ||
+		    (body[i] == '\n' && (i == 0 || body[i - 1] != '\r')))
+			return true;
+	}
+	return false;
+}
+
+/* the part's header without its Content-Transfer-Encoding field, then
+ * "Content-Transfer-Encoding: base64" before the empty line */
+static void header_as_base64(const char *hdr, size_t len, struct mime_buf *out)
+{
+	size_t pos = 0;
+	bool skip = false;
+	while (pos < len) {
+		const char *nl = memchr(hdr + pos, '\n', len - pos);
+		size_t end = nl == NULL ? len : (size_t)(nl - hdr) + 1;
+		const char *line = hdr + pos;
+		size_t line_len = end - pos;
+		if (line_len <= 2 && (line[0] == '\r' || line[0] == '\n'))
+			break; /* the empty line */
+		if (line[0] != ' ' && line[0] != '\t')
+			skip = line_len > 26 && strncasecmp(line, "Content-Transfer-Encoding", 25) == 0 &&
+			       (line[25] == ':' || line[25] == ' ' || line[25] == '\t');
+		if (!skip)
+			mime_buf_add(out, line, line_len);
+		pos = end;
+	}
+	mime_buf_str(out, "Content-Transfer-Encoding: base64\r\n\r\n");
+}
+
+static void convert_parts(const struct mime_part *part, const char *msg, size_t *cursor,
+			  struct mime_buf *out, bool *changed)
+{
+	for (size_t i = 0; i < part->nchildren; i++)
+		convert_parts(&part->children[i], msg, cursor, out, changed);
+	if (part->message != NULL)
+		convert_parts(part->message, msg, cursor, out, changed);
+	if (part->nchildren > 0 || part->message != NULL ||
+	    mime_cte_parse(part->encoding) != MIME_CTE_IDENTITY ||
+	    !body_needs_encoding(msg + part->body_off, part->body_len) || part->hdr_off < *cursor)
+		return;
+	mime_buf_add(out, msg + *cursor, part->hdr_off - *cursor);
+	header_as_base64(msg + part->hdr_off, part->hdr_len, out);
+	/* 57 bytes make a 76-character line (RFC 2045 6.8) */
+	char line[BASE64_ENCODED_LEN(57) + 1];
+	for (size_t off = 0; off < part->body_len; off += 57) {
+		size_t n = part->body_len - off < 57 ? part->body_len - off : 57;
+		mime_buf_add(out, line, base64_encode(msg + part->body_off + off, n, line));
+		if (off + n < part->body_len)
+			mime_buf_add(out, "\r\n", 2);
+	}
+	*cursor = part->body_off + part->body_len;
+	*changed = true;
+}
+
+char *mime_binary_to_base64(const char *msg, size_t len, size_t *len_r)
+{
+	struct mime_part *root = mime_parse(msg, len);
+	struct mime_buf out = { 0 };
+	size_t cursor = 0;
+	bool changed = false;
+	convert_parts(root, msg, &cursor, &out, &changed);
+	mime_free(root);
+	if (!changed) {
+		mime_buf_free(&out);
+		return NULL;
+	}
+	mime_buf_add(&out, msg + cursor, len - cursor);
+	*len_r = out.len;
+	return out.data;
 }

@@ -57,4 +57,11 @@ enum parse_result mime_decoder_finish(struct mime_decoder *dec, struct mime_buf 
  * invalid in its encoding. out is replaced. */
 int mime_part_decode(const struct mime_part *part, const char *msg, struct mime_buf *out);
 
+/* RFC 3516 4.4, APPEND with literal8: the leaf parts without an encoding
+ * whose body the Maildir's LF line ends would not keep (NUL, bare CR or
+ * LF) are stored base64-encoded, their Content-Transfer-Encoding changed
+ * to match, so BINARY[n] gives back the bytes that were sent and BODY[n]
+ * stays 7bit. NULL when nothing needs it; else the new message (rg_free). */
+char *mime_binary_to_base64(const char *msg, size_t len, size_t *len_r);
+
 #endif

@@ -1,8 +1,9 @@
 /* BINARY (RFC 3516) against the real ringgate-imap: FETCH BINARY[],
  * BINARY.PEEK, BINARY.SIZE and partials of base64 and quoted-printable
  * parts, literal8 answers for data with NUL, [UNKNOWN-CTE] for unknown
- * encodings and invalid data, bad sections, APPEND with ~{n}; and the
- * COMPRESS command's answers in the session core (RFC 4978). */
+ * encodings and invalid data, bad sections, APPEND with ~{n}; the
+ * COMPRESS command's answers in the session core (RFC 4978) and its
+ * deflate stream layer (imap-compress.c) both ways. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +12,13 @@
 
 #include "harness.h"
 #include "imap/imap-client.h"
+#include "imap/imap-compress.h"
 #include "lib/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #define BIN_MSG                                                                  \
 	"From: a@example.com\nSubject: bin\nMIME-Version: 1.0\n"                 \
@@ -141,6 +144,10 @@ static void test_append_literal8(void **state)
 	rg_free(got);
 	static const char body[] = "* 2 FETCH (BINARY[1] ~{8}\r\nx\0y\r\n\0\r\n)\r\nf1 OK Fetch completed.\r\n";
 	expect_mem(&w, "f1 FETCH 2 BINARY.PEEK[1]\r\n", body, sizeof(body) - 1);
+	/* stored base64-encoded (RFC 3516 4.4): BODY[] stays 7bit */
+	expect(&w, "f2 FETCH 2 (BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (Content-Transfer-Encoding)])\r\n",
+	       "* 2 FETCH (BODY[1] {12}\r\neAB5DQoADQo= BODY[HEADER.FIELDS (Content-Transfer-Encoding)] {37}\r\n"
+	       "Content-Transfer-Encoding: base64\r\n\r\n)\r\nf2 OK Fetch completed.\r\n");
 	/* literal8 is APPEND's alone; "~" may start an atom elsewhere */
 	expect(&w, "x1 STATUS ~{5}\r\n",
 	       "x1 BAD Error in IMAP command received by server: Binary literal only allowed in APPEND.\r\n");
@@ -214,12 +221,130 @@ static void test_compress_command(void **state)
 	imap_client_destroy(client);
 }
 
+/* ---- the deflate stream layer ---- */
+
+struct sink {
+	uint8_t *data;
+	size_t len;
+	unsigned int calls;
+};
+
+static void sink_send(void *ctx, const void *data, size_t len)
+{
+	struct sink *s = ctx;
+	s->data = rg_realloc(s->data, s->len + len);
+	memcpy(s->data + s->len, data, len);
+	s->len += len;
+	s->calls++;
+}
+
+/* raw inflate of everything the layer sent, as a client would */
+static size_t client_inflate(const struct sink *s, uint8_t *out, size_t size)
+{
+	z_stream z = { 0 };
+	assert_int_equal(inflateInit2(&z, -15), Z_OK);
+	z.next_in = s->data;
+	z.avail_in = (uInt)s->len;
+	z.next_out = out;
+	z.avail_out = (uInt)size;
+	int ret = inflate(&z, Z_SYNC_FLUSH);
+	assert_true(ret == Z_OK || ret == Z_BUF_ERROR);
+	/* a sync flush left nothing behind */
+	assert_int_equal(z.avail_in, 0);
+	size_t n = size - z.avail_out;
+	inflateEnd(&z);
+	return n;
+}
+
+static void test_compress_stream(void **state)
+{
+	(void)state;
+	struct sink sink = { 0 };
+	struct imap_compress *z = imap_compress_create(sink_send, &sink);
+	/* nothing written: a flush sends nothing */
+	imap_compress_flush(z);
+	assert_int_equal(sink.len, 0);
+	static char big[300000];
+	/* pseudo-random letters: compresses to well over one chunk */
+	uint32_t seed = 1;
+	for (size_t i = 0; i < sizeof(big); i++) {
+		seed = seed * 1103515245u + 12345u;
+		big[i] = (char)('a' + (seed >> 16) % 26);
+	}
+	imap_compress_write(z, "* OK first\r\n", 12);
+	imap_compress_write(z, big, sizeof(big));
+	imap_compress_flush(z);
+	uint8_t *plain = rg_malloc(sizeof(big) + 64);
+	size_t n = client_inflate(&sink, plain, sizeof(big) + 64);
+	assert_int_equal(n, 12 + sizeof(big));
+	assert_memory_equal(plain, "* OK first\r\n", 12);
+	assert_memory_equal(plain + 12, big, sizeof(big));
+	/* bounded chunks: a big response leaves in several sends */
+	assert_true(sink.calls > 1);
+
+	/* the other way: the client's deflate stream at every split */
+	static const char cmds[] = "a NOOP\r\nb FETCH 1:* (FLAGS BODY.PEEK[])\r\nc LOGOUT\r\n";
+	uint8_t packed[256];
+	z_stream c = { 0 };
+	assert_int_equal(deflateInit2(&c, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	c.next_in = (Bytef *)(uintptr_t)cmds;
+	c.avail_in = sizeof(cmds) - 1;
+	c.next_out = packed;
+	c.avail_out = sizeof(packed);
+	assert_int_equal(deflate(&c, Z_SYNC_FLUSH), Z_OK);
+	size_t plen = sizeof(packed) - c.avail_out;
+	deflateEnd(&c);
+	for (size_t split = 0; split <= plen; split++) {
+		struct imap_compress *in = imap_compress_create(sink_send, &sink);
+		uint8_t out[16];
+		char got[sizeof(cmds)];
+		size_t got_len = 0;
+		size_t pieces[2][2] = { { 0, split }, { split, plen } };
+		for (int k = 0; k < 2; k++) {
+			const uint8_t *p = packed + pieces[k][0];
+			size_t left = pieces[k][1] - pieces[k][0];
+			for (;;) {
+				size_t used, produced;
+				const char *error;
+				/* a small output buffer: inflate hands over in pieces */
+				assert_int_equal(imap_compress_inflate(in, p, left, &used, out, sizeof(out),
+								       &produced, &error), PARSE_MORE);
+				assert_true(got_len + produced < sizeof(got));
+				memcpy(got + got_len, out, produced);
+				got_len += produced;
+				p += used;
+				left -= used;
+				if (left == 0 && produced < sizeof(out))
+					break;
+			}
+		}
+		assert_int_equal(got_len, sizeof(cmds) - 1);
+		assert_memory_equal(got, cmds, got_len);
+		imap_compress_destroy(in);
+	}
+
+	/* corrupt input: an error with zlib's reason, never a crash */
+	struct imap_compress *bad = imap_compress_create(sink_send, &sink);
+	static const uint8_t junk[] = { 0xff, 0xff, 0xff, 0xff, 0x00, 0x12 };
+	size_t used, produced;
+	const char *error = NULL;
+	uint8_t out[64];
+	assert_int_equal(imap_compress_inflate(bad, junk, sizeof(junk), &used, out, sizeof(out), &produced,
+					       &error), PARSE_ERROR);
+	assert_non_null(error);
+	imap_compress_destroy(bad);
+	imap_compress_destroy(z);
+	rg_free(plain);
+	rg_free(sink.data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fetch_binary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_literal8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_compress_command, setup, teardown),
+		cmocka_unit_test(test_compress_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
