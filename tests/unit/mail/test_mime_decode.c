@@ -243,6 +243,7 @@ static void test_binary_to_base64(void **state)
 	assert_int_equal(mime_part_decode(root, got, &out), 0);
 	assert_int_equal(out.len, 7);
 	assert_memory_equal(out.data, "\0-\xe4\n\r\n\n", 7);
+	mime_buf_free(&out);
 	mime_free(root);
 	rg_free(got);
 	/* in a multipart only the binary leaf changes; a long body wraps at 76 */
