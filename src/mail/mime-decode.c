@@ -34,21 +34,6 @@ void mime_decoder_init(struct mime_decoder *dec, enum mime_cte cte)
 	*dec = (struct mime_decoder){ .cte = cte, .state = QP_TEXT, .ws_start = NO_WS };
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* the bytes a quantum of n characters (2..4) holds */
 static void b64_emit(struct mime_decoder *d, unsigned int n, struct mime_buf *out)
 {
@@ -81,7 +66,7 @@ static bool b64_byte(struct mime_decoder *d, unsigned char c, struct mime_buf *o
 		}
 		return true;
 	}
-	int v = b64_value(c);
+	int v = base64_value((char)c);
 	if (v < 0 || d->pad != 0)
 		return false;
 	d->bits = (d->bits << 6) | (uint32_t)v;
