@@ -12,13 +12,13 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
 ASAN_TEST_JOBS ?= $(shell echo $$(( $(JOBS) + 1 )))
 # What building and running need: the compiler, CMake, the libraries we link
-# (liburing, wolfSSL, jemalloc, libcrypt), the tools that build wolfSSL from
+# (liburing, wolfSSL, jemalloc, libcrypt, zlib), the tools that build wolfSSL from
 # Debian's source package (cmake/wolfssl-asm.sh), python3 for the demo,
 # openssl for its certificate and curl for the commands it suggests.
 RUN_DEBS  := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcrypt-dev libpam0g-dev python3 openssl curl \
              dpkg-dev autoconf automake libtool \
-             libpq-dev libmariadb-dev libsqlite3-dev libldap-dev
+             libpq-dev libmariadb-dev libsqlite3-dev libldap-dev zlib1g-dev
 # What the tests add: cmocka (unit tests), clang and its runtime (fuzzing),
 # real clients and servers the integration tests talk to (isync's mbsync,
 # Dovecot: its stock /etc/dovecot, with ManageSieve's files, for

@@ -105,11 +105,17 @@ void imap_no_mailbox(struct imap_client *c, const char *tag, const char *name, b
 	snprintf(text, sizeof(text), "%sMailbox doesn't exist: %s", trycreate ? "[TRYCREATE] " : "", safe);
 	imap_tagged(c, tag, "NO", text);
 }
+/* COMPRESS=DEFLATE only when the binary can compress its socket */
+static const char *capability(const struct imap_client *c)
+{
+	return c->compress_start != NULL ? IMAP_CAPABILITY " COMPRESS=DEFLATE" : IMAP_CAPABILITY;
+}
+
 static bool cmd_capability(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	(void)args;
 	(void)count;
-	imap_send_str(c, "* CAPABILITY " IMAP_CAPABILITY "\r\n");
+	imap_send_fmt(c, "* CAPABILITY %s\r\n", capability(c));
 	imap_tagged(c, tag, "OK", "Capability completed.");
 	return true;
 }
@@ -172,6 +178,27 @@ static bool cmd_idle(struct imap_client *c, const char *tag, const struct imap_c
 	return true;
 }
 
+/* RFC 4978 */
+static bool cmd_compress(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
+			 size_t count)
+{
+	if (c->compress_start == NULL)
+		return imap_bad(c, tag, "Unknown command.");
+	if (count != 1 || args[0].type != IMAP_CMD_ARG_ATOM)
+		return imap_bad_args(c, tag, "COMPRESS");
+	if (c->compressed) {
+		imap_tagged(c, tag, "NO", "[COMPRESSIONACTIVE] Compression already enabled.");
+		return true;
+	}
+	if (strcasecmp(args[0].str, "DEFLATE") != 0)
+		return imap_bad(c, tag, "Unknown compression mechanism.");
+	imap_tagged(c, tag, "OK", "Begin compression.");
+	c->compressed = true;
+	c->input_switch = true;
+	c->compress_start(c->compress_ctx);
+	return true;
+}
+
 static bool cmd_uid(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
 	const char *sub = count >= 1 && args[0].type == IMAP_CMD_ARG_ATOM ? args[0].str : "";
@@ -206,6 +233,7 @@ static const struct imap_command {
 	{ "CAPABILITY", cmd_capability, CMD_SYNC },
 	{ "CHECK", cmd_check, CMD_SELECTED | CMD_SYNC },
 	{ "CLOSE", cmd_close, CMD_SELECTED },
+	{ "COMPRESS", cmd_compress, 0 },
 	{ "COPY", cmd_copy, CMD_SELECTED | CMD_SYNC },
 	{ "CREATE", cmd_create, CMD_SYNC },
 	{ "DELETE", cmd_delete, CMD_SYNC },
@@ -292,8 +320,15 @@ static size_t idle_input(struct imap_client *c, const uint8_t *data, size_t len)
 
 bool imap_client_input(struct imap_client *c, const uint8_t *data, size_t len)
 {
+	size_t used;
+	return imap_client_input_part(c, data, len, &used);
+}
+
+bool imap_client_input_part(struct imap_client *c, const uint8_t *data, size_t len, size_t *used_r)
+{
 	size_t pos = 0;
-	while (pos < len && !c->done) {
+	c->input_switch = false;
+	while (pos < len && !c->done && !c->input_switch) {
 		if (c->idling) {
 			pos += idle_input(c, data + pos, len - pos);
 			continue;
@@ -320,7 +355,14 @@ bool imap_client_input(struct imap_client *c, const uint8_t *data, size_t len)
 		}
 		handle_command(c);
 	}
+	*used_r = pos;
 	return !c->done;
+}
+
+void imap_client_set_compress(struct imap_client *c, imap_compress_start_fn *start, void *ctx)
+{
+	c->compress_start = start;
+	c->compress_ctx = ctx;
 }
 
 struct imap_client *imap_client_create(const char *mail_path, imap_send_fn *send, void *ctx)
@@ -350,8 +392,8 @@ void imap_client_destroy(struct imap_client *c)
 
 void imap_client_send_login_reply(struct imap_client *c, const char *tag)
 {
-	imap_send_fmt(c, "%s OK [CAPABILITY " IMAP_CAPABILITY "] Logged in\r\n",
-		 tag != NULL && *tag != '\0' ? tag : "*");
+	imap_send_fmt(c, "%s OK [CAPABILITY %s] Logged in\r\n", tag != NULL && *tag != '\0' ? tag : "*",
+		      capability(c));
 }
 
 bool imap_client_logged_out(const struct imap_client *c)

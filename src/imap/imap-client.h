@@ -20,7 +20,7 @@
 /* LITERAL+ covers what LITERAL- clients send, so only it is named */
 #define IMAP_CAPABILITY "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
 	"UNSELECT NAMESPACE UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE " \
-	"ESEARCH QUOTA"
+	"ESEARCH QUOTA BINARY"
 
 typedef void imap_send_fn(void *ctx, const void *data, size_t len);
 
@@ -37,6 +37,19 @@ void imap_client_send_login_reply(struct imap_client *client, const char *tag);
 /* Feed client bytes (any split). Returns false once the session is over
  * (LOGOUT, too many bad commands, an unrecoverable literal). */
 bool imap_client_input(struct imap_client *client, const uint8_t *data, size_t len);
+
+/* COMPRESS=DEFLATE (RFC 4978): a binary that can compress its socket
+ * registers start (before the login reply); only then is COMPRESS
+ * advertised and accepted. start(ctx) runs right after the tagged OK was
+ * sent: what is sent from then on must be deflated, and the client's bytes
+ * after the command's line are deflate data, which is why
+ * imap_client_input_part() stops there. */
+typedef void imap_compress_start_fn(void *ctx);
+void imap_client_set_compress(struct imap_client *client, imap_compress_start_fn *start, void *ctx);
+/* imap_client_input() that returns right after a COMPRESS command was
+ * accepted; *used_r: the bytes it took */
+bool imap_client_input_part(struct imap_client *client, const uint8_t *data, size_t len,
+			    size_t *used_r);
 
 bool imap_client_logged_out(const struct imap_client *client);
 

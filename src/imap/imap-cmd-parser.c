@@ -15,6 +15,7 @@ enum parser_state {
 	S_ATOM,
 	S_QUOTED,
 	S_QUOTED_ESC,
+	S_TILDE,       /* "~" starting a token: "{" makes a literal8 */
 	S_LIT_LEN,
 	S_LIT_CLOSE,   /* after "+": "}" */
 	S_LIT_CR,
@@ -29,6 +30,7 @@ enum parser_state {
  * index of their last descendant + 1 in end. */
 struct token {
 	enum imap_cmd_arg_type type;
+	bool literal8;
 	size_t off, len;
 	size_t end;
 };
@@ -41,7 +43,7 @@ struct imap_cmd_parser {
 
 	size_t line_bytes;        /* command bytes outside literals */
 	uint64_t lit_size;        /* literal being announced / left to read */
-	bool lit_plus, lit_too_large;
+	bool lit_plus, lit_too_large, lit8;
 	unsigned int lit_digits;
 	unsigned int bracket_depth; /* inside "[...]" of an atom */
 
@@ -86,7 +88,7 @@ static void parser_reset(struct imap_cmd_parser *p)
 	p->fatal = p->need_cont = p->tag_done = false;
 	p->line_bytes = 0;
 	p->lit_size = 0;
-	p->lit_plus = p->lit_too_large = false;
+	p->lit_plus = p->lit_too_large = p->lit8 = false;
 	p->lit_digits = 0;
 	p->bracket_depth = 0;
 	p->tag_len = p->name_len = 0;
@@ -143,6 +145,7 @@ static void token_start(struct imap_cmd_parser *p, enum imap_cmd_arg_type type)
 	}
 	struct token *t = &p->toks[p->ntoks++];
 	t->type = type;
+	t->literal8 = false;
 	t->off = p->buf_len;
 	t->len = 0;
 	t->end = 0;
@@ -219,6 +222,7 @@ static struct imap_cmd_arg *place(struct imap_cmd_parser *p, size_t first, size_
 		const struct token *tok = &p->toks[t];
 		struct imap_cmd_arg *a = &dest[i];
 		a->type = tok->type;
+		a->literal8 = tok->literal8;
 		if (tok->type == IMAP_CMD_ARG_LIST) {
 			a->str = NULL;
 			a->len = 0;
@@ -275,6 +279,7 @@ static void literal_begin(struct imap_cmd_parser *p)
 	}
 	buf_reserve(p, (size_t)p->lit_size + 1);
 	token_start(p, IMAP_CMD_ARG_LITERAL);
+	p->toks[p->ntoks - 1].literal8 = p->lit8;
 	if (!p->lit_plus)
 		p->need_cont = true;
 	if (p->lit_size == 0) {
@@ -345,8 +350,10 @@ static void parse_byte(struct imap_cmd_parser *p, unsigned char c)
 		} else if (c == '{') {
 			p->lit_size = 0;
 			p->lit_digits = 0;
-			p->lit_plus = p->lit_too_large = false;
+			p->lit_plus = p->lit_too_large = p->lit8 = false;
 			p->state = S_LIT_LEN;
+		} else if (c == '~') {
+			p->state = S_TILDE;
 		} else if (c == '\r' || c == '\n') {
 			line_end(p, c);
 		} else if (is_atom_char(c)) {
@@ -411,6 +418,25 @@ static void parse_byte(struct imap_cmd_parser *p, unsigned char c)
 		} else {
 			parser_fail(p, "Invalid escape in quoted string.");
 		}
+		break;
+	case S_TILDE:
+		if (c == '{') {
+			/* RFC 3516: binary data, only for APPEND's message */
+			if (strcasecmp(p->name, "APPEND") != 0) {
+				parser_fail(p, "Binary literal only allowed in APPEND.");
+				break;
+			}
+			p->state = S_ARG_START;
+			parse_byte(p, c);
+			p->lit8 = true;
+			break;
+		}
+		/* an atom starting with "~" */
+		token_start(p, IMAP_CMD_ARG_ATOM);
+		p->bracket_depth = 0;
+		buf_add(p, '~');
+		p->state = S_ATOM;
+		parse_byte(p, c);
 		break;
 	case S_LIT_LEN:
 		if (c >= '0' && c <= '9') {

@@ -3,7 +3,8 @@
  *
  * It accepts any split of the input (one byte at a time works) and never
  * looks past the bytes it is given. Atoms, quoted strings, literals ({n} with
- * a continuation request, {n+} without) and parenthesised lists are parsed;
+ * a continuation request, {n+} without; ~{n} binary ones in APPEND) and
+ * parenthesised lists are parsed;
  * an atom keeps "[...]" whole (BODY[HEADER.FIELDS (From)]<0.10>).
  * Bounds: IMAP_MAX_LINE bytes of command text outside literals, each literal
  * at most IMAP_MAX_LITERAL (IMAP_MAX_APPEND for APPEND's message), all of a
@@ -39,6 +40,7 @@ struct imap_cmd_arg {
 	/* ATOM/STRING/LITERAL: str[0..len) plus a NUL (a literal may hold NULs) */
 	const char *str;
 	size_t len;
+	bool literal8; /* LITERAL sent as ~{n} (RFC 3516, APPEND only) */
 	/* LIST: its children */
 	const struct imap_cmd_arg *list;
 	size_t count;

@@ -42,6 +42,11 @@ struct imap_client {
 	bool sync_ok;
 	/* CONDSTORE was enabled: FETCH responses with FLAGS carry MODSEQ */
 	bool condstore;
+	/* COMPRESS: offered when compress_start is set; once active, input
+	 * stops after the command (input_switch) for the caller to inflate */
+	imap_compress_start_fn *compress_start;
+	void *compress_ctx;
+	bool compressed, input_switch;
 
 	/* selected mailbox: sequence number n is box->msgs[map[n - 1]];
 	 * the view holds every message of box that is not expunged, by uid */

@@ -4,6 +4,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "mail/folder.h"
+#include "mail/mime-decode.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -177,7 +178,12 @@ bool cmd_append(struct imap_client *c, const char *tag, const struct imap_cmd_ar
 	const char *error;
 	if (flag_arg != NULL)
 		(void)imap_parse_flag_list(flag_arg, dest, true, letters, &error);
-	int ret = maildir_save(dest, args[i].str, args[i].len, letters, date, &uid, &validity, &error);
+	/* binary content sent as literal8 is kept as base64 (RFC 3516 4.4) */
+	size_t len = args[i].len;
+	char *converted = args[i].literal8 ? mime_binary_to_base64(args[i].str, len, &len) : NULL;
+	int ret = maildir_save(dest, converted != NULL ? converted : args[i].str, len, letters, date, &uid,
+			       &validity, &error);
+	rg_free(converted);
 	if (ret < 0) {
 		log_error("APPEND to %s failed: %s: %s", dest, error, strerror(-ret));
 		imap_tagged(c, tag, "NO", IMAP_ERR_INTERNAL);

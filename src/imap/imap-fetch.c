@@ -3,6 +3,7 @@
 #include "imap/imap-search.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/mime-decode.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 enum fetch_kind {
 	FETCH_UID, FETCH_FLAGS, FETCH_SIZE, FETCH_INTERNALDATE, FETCH_BODY,
 	FETCH_ENVELOPE, FETCH_BODYSTRUCTURE, FETCH_BODY_NOEXT, FETCH_MODSEQ,
+	FETCH_BINARY, FETCH_BINARY_SIZE, /* RFC 3516 */
 };
 
 enum fetch_section {
@@ -118,6 +120,20 @@ static bool parse_body_item(const char *s, struct fetch_item *item)
 	return parse_partial(close + 1, item);
 }
 
+/* BINARY[1.2]<0.10>, BINARY.PEEK[..], BINARY.SIZE[..]: only part numbers
+ * (RFC 3516 section-binary), no partial for the size */
+static bool parse_binary_item(const char *s, struct fetch_item *item)
+{
+	bool size = strncasecmp(s, "BINARY.SIZE[", 12) == 0;
+	bool peek = strncasecmp(s, "BINARY.PEEK[", 12) == 0;
+	if ((!size && !peek && strncasecmp(s, "BINARY[", 7) != 0) || !parse_body_item(s, item) || item->section != SEC_ALL ||
+	    item->parts_len != item->section_len || (size && item->partial))
+		return false;
+	item->kind = size ? FETCH_BINARY_SIZE : FETCH_BINARY;
+	item->peek = size || peek;
+	return true;
+}
+
 static bool parse_fetch_atom(const char *s, struct fetch_item *items, size_t *n, size_t max)
 {
 	static const struct {
@@ -174,6 +190,9 @@ static bool parse_fetch_atom(const char *s, struct fetch_item *items, size_t *n,
 			return false;
 	} else if (strncasecmp(s, "BODY[", 5) == 0) {
 		if (!parse_body_item(s, item))
+			return false;
+	} else if (strncasecmp(s, "BINARY", 6) == 0 && (s[6] == '[' || s[6] == '.')) {
+		if (!parse_binary_item(s, item))
 			return false;
 	} else {
 		return false;
@@ -316,19 +335,73 @@ static void send_body_item(struct imap_client *c, const struct fetch_item *item,
 	rg_free(tmp);
 }
 
-/* 0, or -errno when the message could not be read (-ENOENT: expunged) */
+/* BINARY[section] of every binary item, decoded before the response
+ * starts (a failure answers the whole FETCH with NO): 0, -ENOTSUP for an
+ * unknown encoding, -EILSEQ for invalid data. BINARY[] is the message. */
+static int binary_decode(const struct fetch_item *items, size_t nitems, const char *msg,
+			 size_t len, struct mime_part **tree, struct mime_buf *bin)
+{
+	for (size_t i = 0; i < nitems; i++) {
+		const struct fetch_item *item = &items[i];
+		if (item->kind != FETCH_BINARY && item->kind != FETCH_BINARY_SIZE)
+			continue;
+		if (item->parts_len == 0) {
+			mime_buf_add(&bin[i], msg, len);
+			continue;
+		}
+		if (*tree == NULL)
+			*tree = mime_parse(msg, len);
+		const struct mime_part *part = mime_find_part(*tree, item->section_text, item->parts_len);
+		if (part == NULL) {
+			mime_buf_add(&bin[i], "", 0);
+			continue;
+		}
+		int ret = mime_part_decode(part, msg, &bin[i]);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+static void send_binary_item(struct imap_client *c, const struct fetch_item *item,
+			     const struct mime_buf *bin)
+{
+	if (item->kind == FETCH_BINARY_SIZE) {
+		imap_send_fmt(c, "BINARY.SIZE[%.*s] %zu", (int)item->section_len, item->section_text,
+			      bin->len);
+		return;
+	}
+	const char *data = bin->data;
+	size_t dlen = bin->len;
+	if (item->partial) {
+		uint64_t off = item->part_off < dlen ? item->part_off : dlen;
+		data += off;
+		dlen = (size_t)(dlen - off < item->part_len ? dlen - off : item->part_len);
+	}
+	imap_send_fmt(c, "BINARY[%.*s]", (int)item->section_len, item->section_text);
+	if (item->partial)
+		imap_send_fmt(c, "<%" PRIu64 ">", item->part_off);
+	/* RFC 3516 4.3: data holding NUL goes as a literal8 */
+	imap_send_fmt(c, " %s{%zu}\r\n", memchr(data, '\0', dlen) != NULL ? "~" : "", dlen);
+	imap_send_raw(c, data, dlen);
+}
+
+/* 0, or -errno when the message could not be read (-ENOENT: expunged;
+ * -ENOTSUP, -EILSEQ: a BINARY section could not be decoded) */
 static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item *items,
 		     size_t nitems, bool uid_cmd)
 {
 	size_t idx = c->map[pos];
 	struct maildir_msg *m = &c->box->msgs[idx];
 	bool want_body = false, sets_seen = false, has_flags = false, has_uid = false, has_modseq = false;
+	bool has_binary = false;
 	for (size_t i = 0; i < nitems; i++) {
 		want_body |= items[i].kind >= FETCH_BODY && items[i].kind != FETCH_MODSEQ;
-		sets_seen |= items[i].kind == FETCH_BODY && !items[i].peek;
+		sets_seen |= (items[i].kind == FETCH_BODY || items[i].kind == FETCH_BINARY) && !items[i].peek;
 		has_flags |= items[i].kind == FETCH_FLAGS;
 		has_uid |= items[i].kind == FETCH_UID;
 		has_modseq |= items[i].kind == FETCH_MODSEQ;
+		has_binary |= items[i].kind == FETCH_BINARY || items[i].kind == FETCH_BINARY_SIZE;
 	}
 	char *raw = NULL, *msg = NULL;
 	size_t raw_len, len = 0;
@@ -345,6 +418,20 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 		}
 		msg = maildir_to_crlf(raw, raw_len, &len);
 		rg_free(raw);
+	}
+	struct mime_part *tree = NULL;
+	struct mime_buf *bin = NULL;
+	if (has_binary) {
+		bin = rg_calloc(nitems, sizeof(*bin));
+		int ret = binary_decode(items, nitems, msg, len, &tree, bin);
+		if (ret < 0) {
+			for (size_t i = 0; i < nitems; i++)
+				mime_buf_free(&bin[i]);
+			rg_free(bin);
+			mime_free(tree);
+			rg_free(msg);
+			return ret;
+		}
 	}
 	bool add_flags = false;
 	if (sets_seen && !c->readonly && !maildir_msg_has_flag(m, MAILDIR_FLAG_SEEN)) {
@@ -364,7 +451,6 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 		first = false;
 	}
 	char buf[FLAGS_BUF];
-	struct mime_part *tree = NULL;
 	struct mime_buf mb = { 0 };
 	for (size_t i = 0; i < nitems; i++) {
 		if (!first)
@@ -399,6 +485,10 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 		case FETCH_MODSEQ:
 			imap_send_fmt(c, "MODSEQ (%" PRIu64 ")", m->modseq);
 			break;
+		case FETCH_BINARY:
+		case FETCH_BINARY_SIZE:
+			send_binary_item(c, &items[i], &bin[i]);
+			break;
 		case FETCH_ENVELOPE:
 			mb.len = 0;
 			mime_buf_str(&mb, "ENVELOPE ");
@@ -424,6 +514,11 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 		imap_send_fmt(c, " MODSEQ (%" PRIu64 ")", m->modseq);
 	imap_send_str(c, ")\r\n");
 	mime_buf_free(&mb);
+	if (bin != NULL) {
+		for (size_t i = 0; i < nitems; i++)
+			mime_buf_free(&bin[i]);
+		rg_free(bin);
+	}
 	mime_free(tree);
 	rg_free(msg);
 	return 0;
@@ -481,6 +576,7 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		return imap_bad(c, tag, text);
 	}
 	bool expunged = false, unreadable = false;
+	int cte_error = 0;
 	for (size_t i = 0; i < nitems; i++) {
 		if (items[i].kind == FETCH_MODSEQ)
 			imap_condstore_enable(c);
@@ -489,13 +585,21 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		if (has_changedsince && c->box->msgs[c->map[pos[i]]].modseq <= changedsince)
 			continue;
 		int ret = fetch_one(c, pos[i], items, nitems, uid);
+		if (ret == -ENOTSUP || ret == -EILSEQ) {
+			cte_error = ret;
+			break;
+		}
 		expunged |= ret == -ENOENT;
 		unreadable |= ret < 0 && ret != -ENOENT;
 	}
 	rg_free(pos);
 	rg_free(items);
 	/* RFC 5530 3: another session's EXPUNGE took some of them */
-	if (unreadable)
+	if (cte_error == -ENOTSUP)
+		imap_tagged(c, tag, "NO", "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding.");
+	else if (cte_error == -EILSEQ)
+		imap_tagged(c, tag, "NO", "[UNKNOWN-CTE] Invalid data in MIME part");
+	else if (unreadable)
 		imap_tagged(c, tag, "NO", "Some messages could not be FETCHed (unreadable).");
 	else if (expunged)
 		imap_tagged(c, tag, "NO", "[EXPUNGEISSUED] Some of the requested messages no longer exist.");

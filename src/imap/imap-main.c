@@ -1,6 +1,7 @@
 /* ringgate-imap: one logged-in IMAP session. master execs it as the user
  * with fd 3 = client, fd 4 = the channel carrying WORKER_INIT. */
 #include "imap/imap-client.h"
+#include "imap/imap-compress.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "mail/maildir.h"
@@ -15,6 +16,72 @@
 #define IMAP_IDLE_TIMEOUT_MS (30 * 60 * 1000)
 /* how often IDLE looks at the folder for changes */
 #define IMAP_IDLE_CHECK_MS 1000
+
+/* the client socket's two directions, deflated once COMPRESS is on */
+struct imap_io {
+	struct worker_out *out;
+	struct imap_compress *z; /* NULL until COMPRESS */
+	const char *reason;      /* why the input ended the session, or NULL */
+	char reason_buf[160];
+};
+
+static void io_send(void *ctx, const void *data, size_t len)
+{
+	struct imap_io *io = ctx;
+	if (io->z != NULL)
+		imap_compress_write(io->z, data, len);
+	else
+		worker_out_write(io->out, data, len);
+}
+
+static void io_compress_start(void *ctx)
+{
+	struct imap_io *io = ctx;
+	io->z = imap_compress_create(worker_out_send_cb, io->out);
+}
+
+static int io_flush(struct imap_io *io)
+{
+	if (io->z != NULL)
+		imap_compress_flush(io->z);
+	return worker_out_flush(io->out);
+}
+
+/* the client's bytes: to the session as they are until COMPRESS, inflated
+ * from then on (also the rest of the batch COMPRESS came in). false once
+ * the session is over. */
+static bool io_input(struct imap_io *io, struct imap_client *client, const uint8_t *data, size_t len)
+{
+	if (io->z == NULL) {
+		size_t used;
+		bool running = imap_client_input_part(client, data, len, &used);
+		if (!running || io->z == NULL)
+			return running;
+		data += used;
+		len -= used;
+	}
+	/* a fixed buffer: however much a few bytes inflate to, it reaches the
+	 * session in pieces, and the command parser bounds what it keeps */
+	uint8_t plain[8192];
+	for (;;) {
+		size_t used, n;
+		const char *error = NULL;
+		enum parse_result r = imap_compress_inflate(io->z, data, len, &used, plain, sizeof(plain), &n, &error);
+		data += used;
+		len -= used;
+		if (n > 0 && !imap_client_input(client, plain, n))
+			return false;
+		if (r == PARSE_ERROR) {
+			snprintf(io->reason_buf, sizeof(io->reason_buf), "Invalid compressed data from the client (%s)",
+				 error);
+			io->reason = io->reason_buf;
+			imap_client_bye(client, "Invalid compressed data.");
+			return false;
+		}
+		if (len == 0 && n < sizeof(plain))
+			return true;
+	}
+}
 
 int main(void)
 {
@@ -42,14 +109,16 @@ int main(void)
 		return 1;
 	}
 
-	struct imap_client *client = imap_client_create(path, worker_out_send_cb, out);
+	struct imap_io io = { .out = out };
+	struct imap_client *client = imap_client_create(path, io_send, &io);
+	imap_client_set_compress(client, io_compress_start, &io);
 	uint64_t in_bytes = init.preread_len;
 	imap_client_send_login_reply(client, tag);
-	bool running = imap_client_input(client, init.preread, init.preread_len);
+	bool running = io_input(&io, client, init.preread, init.preread_len);
 	const char *reason = "Connection closed";
 	uint8_t buf[8192];
 	int idle_ms = 0;
-	while (running && worker_out_flush(out) == 0) {
+	while (running && io_flush(&io) == 0) {
 		bool idling = imap_client_idling(client);
 		ssize_t n = worker_read(WORKER_CLIENT_FD, buf, sizeof(buf),
 					idling ? IMAP_IDLE_CHECK_MS : IMAP_IDLE_TIMEOUT_MS);
@@ -75,16 +144,19 @@ int main(void)
 			break;
 		}
 		in_bytes += (uint64_t)n;
-		running = imap_client_input(client, buf, (size_t)n);
+		running = io_input(&io, client, buf, (size_t)n);
 	}
-	worker_out_flush(out);
+	io_flush(&io);
 	if (imap_client_logged_out(client))
 		reason = "Logged out";
+	else if (io.reason != NULL)
+		reason = io.reason;
 	else if (!running && strcmp(reason, "Connection closed") == 0)
 		reason = "Invalid input from the client";
 	log_info("Disconnected: %s in=%llu out=%llu", reason, (unsigned long long)in_bytes,
 		 (unsigned long long)out->total);
 	imap_client_destroy(client);
+	imap_compress_destroy(io.z);
 	rg_free(path);
 	worker_init_free(&init);
 	rg_free(out);

@@ -29,7 +29,7 @@ size_t base64_encode(const void *src, size_t len, char *out)
 	return o;
 }
 
-static int b64val(char c)
+int base64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -74,7 +74,7 @@ bool base64_decode(const char *src, size_t len, void *out, size_t outsize, size_
 			if (c == '=' && i + 4 == len && j >= 2) {
 				v[j] = 0;
 				pad++;
-			} else if (pad > 0 || (v[j] = b64val(c)) < 0) {
+			} else if (pad > 0 || (v[j] = base64_value(c)) < 0) {
 				return false;
 			}
 		}
@@ -97,7 +97,7 @@ static int b64urlval(char c)
 		return 63;
 	if (c == '+' || c == '/')
 		return -1;
-	return b64val(c);
+	return base64_value(c);
 }
 
 bool base64url_decode(const char *src, size_t len, void *out, size_t outsize,
@@ -130,7 +130,7 @@ size_t base64_decode_lenient(const char *src, size_t len, void *out)
 	uint32_t acc = 0;
 	unsigned int bits = 0;
 	for (size_t i = 0; i < len; i++) {
-		int v = b64val(src[i]);
+		int v = base64_value(src[i]);
 		if (v < 0)
 			continue;
 		/* only the low 14 bits ever matter: keep acc from overflowing */

@@ -10,6 +10,8 @@
 #define BASE64_ENCODED_LEN(n) ((((n) + 2) / 3) * 4)
 #define BASE64_DECODED_MAX(n) (((n) / 4) * 3 + 3)
 
+/* the standard alphabet's value of c (0-63), or -1 */
+int base64_value(char c);
 /* Writes BASE64_ENCODED_LEN(len) chars plus a NUL into out; returns the length. */
 size_t base64_encode(const void *src, size_t len, char *out);
 /* false on malformed input or when out (outsize bytes) is too small */

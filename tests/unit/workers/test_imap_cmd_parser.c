@@ -27,7 +27,8 @@ static void dump_args(const struct imap_cmd_arg *args, size_t count, char *out, 
 		case IMAP_CMD_ARG_ATOM:
 		case IMAP_CMD_ARG_STRING:
 		case IMAP_CMD_ARG_LITERAL: {
-			char k = args[i].type == IMAP_CMD_ARG_ATOM ? 'A' : args[i].type == IMAP_CMD_ARG_STRING ? 'S' : 'L';
+			char k = args[i].type == IMAP_CMD_ARG_ATOM ? 'A' : args[i].type == IMAP_CMD_ARG_STRING ? 'S' :
+				 args[i].literal8 ? '8' : 'L';
 			*o += (size_t)snprintf(out + *o, size - *o, "%c:", k);
 			for (size_t j = 0; j < args[i].len && *o + 5 < size; j++) {
 				unsigned char c = (unsigned char)args[i].str[j];
@@ -135,6 +136,12 @@ static void test_valid(void **state)
 	VALID("x APPEND Sent (\\Seen) \" 1-Feb-2021 10:20:30 +0100\" {5}\r\nhello\r\n",
 	      "x|APPEND|A:Sent (A:\\Seen) S: 1-Feb-2021 10:20:30 +0100 L:hello", 1);
 	VALID("x append INBOX {3+}\r\na\r\n\r\n", "x|append|A:INBOX L:a\\x0d\\x0a", 0);
+	/* RFC 3516 literal8 in APPEND; "~" otherwise starts an atom */
+	VALID("x APPEND INBOX ~{3}\r\na\x00" "b\r\n", "x|APPEND|A:INBOX 8:a\\x00b", 1);
+	VALID("x APPEND INBOX (\\Seen) ~{2+}\r\n\x00\x01\r\n", "x|APPEND|A:INBOX (A:\\Seen) 8:\\x00\\x01", 0);
+	VALID("x APPEND ~ ~{0}\r\n\r\n", "x|APPEND|A:~ 8:", 1);
+	VALID("x SELECT ~abc\r\n", "x|SELECT|A:~abc", 0);
+	VALID("x SELECT ~\r\n", "x|SELECT|A:~", 0);
 	/* RFC 3501 9: "[" is an ATOM-CHAR and "]" (resp-specials) an
 	 * ASTRING-CHAR; only a FETCH attribute's "[" opens a section */
 	VALID("x SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}\r\n",
@@ -171,6 +178,8 @@ static void test_invalid(void **state)
 	INVALID("a X {5}x\r\n", "a|ERR:Missing CRLF after literal size.");
 	INVALID("a X {5}\rx\r\n", "a|ERR:Missing CRLF after literal size.");
 	INVALID("a X {65537}\r\n", "a|ERR:Literal too large.");
+	INVALID("a STATUS ~{5}\r\n", "a|ERR:Binary literal only allowed in APPEND.");
+	INVALID("a APPEND x ~{5x}\r\n", "a|ERR:Invalid literal size.");
 	INVALID("a X \"x\"y\r\n", "a|ERR:Missing space after argument.");
 	INVALID("a X (x)y\r\n", "a|ERR:Missing space after argument.");
 	INVALID("a X BODY[x\r\n", "a|ERR:Missing ']'.");
