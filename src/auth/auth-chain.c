@@ -16,6 +16,8 @@ static const struct passdb_driver *const passdb_drivers[] = {
 	&passdb_driver_pam,
 	&passdb_driver_shadow,
 	&passdb_driver_checkpassword,
+	&passdb_driver_passwd,
+	&passdb_driver_static,
 	&passdb_driver_oauth2,
 	&passdb_driver_sql,
 	&passdb_driver_ldap,
@@ -25,6 +27,7 @@ static const struct userdb_driver *const userdb_drivers[] = {
 	&userdb_driver_passwd_file,
 	&userdb_driver_passwd,
 	&userdb_driver_static,
+	&userdb_driver_checkpassword,
 	&userdb_driver_sql,
 	&userdb_driver_ldap,
 	NULL

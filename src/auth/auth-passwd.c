@@ -244,6 +244,7 @@ void passwd_args_clear(struct passwd_args *args)
 {
 	rg_free(args->path);
 	rg_free(args->default_scheme);
+	rg_free(args->username_format);
 	memset(args, 0, sizeof(*args));
 }
 
@@ -282,8 +283,8 @@ int passwd_args_parse(const char *args, struct passwd_args *args_r, char **error
 			} else if (len == 19 && strncmp(start + 16, "%Lu", 3) == 0) {
 				args_r->lowercase = true;
 			} else {
-				*error_r = rg_strdup("passwd-file: only username_format=%u and %Lu are supported");
-				goto fail;
+				rg_free(args_r->username_format);
+				args_r->username_format = rg_strndup(start + 16, len - 16);
 			}
 		} else if (memchr(start, '=', len) != NULL && start[0] != '/') {
 			*error_r = rg_strdup_printf("passwd-file: unknown argument '%.*s'",
@@ -460,12 +461,16 @@ static void remember_stat(struct passwd_file *pf, const struct stat *st)
 	pf->mtime = st->st_mtim;
 }
 
-struct passwd_file *passwd_file_load(const struct passwd_args *args, char **error_r)
+struct passwd_file *passwd_file_load_opt(const struct passwd_args *args, char **error_r)
 {
 	char *text;
 	size_t len;
 	struct stat st;
 	int ret = read_file(args->path, &text, &len, &st);
+	if (ret == -ENOENT) {
+		*error_r = NULL;
+		return NULL;
+	}
 	if (ret < 0) {
 		*error_r = rg_strdup_printf("passwd-file %s: %s", args->path, strerror(-ret));
 		return NULL;
@@ -475,6 +480,19 @@ struct passwd_file *passwd_file_load(const struct passwd_args *args, char **erro
 	rg_free(text);
 	if (pf != NULL)
 		remember_stat(pf, &st);
+	return pf;
+}
+
+const char *passwd_file_path(const struct passwd_file *pf)
+{
+	return pf->args.path;
+}
+
+struct passwd_file *passwd_file_load(const struct passwd_args *args, char **error_r)
+{
+	struct passwd_file *pf = passwd_file_load_opt(args, error_r);
+	if (pf == NULL && *error_r == NULL)
+		*error_r = rg_strdup_printf("passwd-file %s: %s", args->path, strerror(ENOENT));
 	return pf;
 }
 

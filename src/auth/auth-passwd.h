@@ -38,11 +38,15 @@ void passwd_entry_clear(struct passwd_entry *entry);
 /* Value of extra field key: "" for a bare key, NULL when absent. */
 const char *passwd_entry_field(const struct passwd_entry *entry, const char *key);
 
-/* passdb/userdb `args`: "[scheme=X] [username_format=%u|%Lu] PATH". */
+/* passdb/userdb `args`: "[scheme=X] [username_format=TEMPLATE] PATH"
+ * (PATH may hold %-variables: db-passwd-file.c expands it per request). */
 struct passwd_args {
 	char *path;
 	char *default_scheme; /* upper case, default "CRYPT" */
 	bool lowercase;       /* username_format=%Lu */
+	/* another username_format (`%n`, for one file per domain): the key
+	 * looked up is this template expanded per request; NULL for %u/%Lu */
+	char *username_format;
 };
 int passwd_args_parse(const char *args, struct passwd_args *args_r, char **error_r);
 void passwd_args_clear(struct passwd_args *args);
@@ -55,6 +59,10 @@ struct passwd_file *passwd_file_parse(const char *name, const char *text, size_t
 				      const struct passwd_args *args, char **error_r);
 /* Read and parse args->path. */
 struct passwd_file *passwd_file_load(const struct passwd_args *args, char **error_r);
+/* The same, but a file that does not exist is NULL with *error_r NULL */
+struct passwd_file *passwd_file_load_opt(const struct passwd_args *args, char **error_r);
+/* the path it was loaded from */
+const char *passwd_file_path(const struct passwd_file *pf);
 void passwd_file_free(struct passwd_file *pf);
 
 /* Re-stat the file at most once per second and reload it when it changed.

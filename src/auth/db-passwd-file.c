@@ -1,7 +1,14 @@
 /* db-passwd-file.c — passdb and userdb `passwd-file` (auth-passwd.h) on the
  * driver interface. Non-blocking: the file is in memory, re-read at most
  * once a second when it changed. A passdb and a userdb block naming the same
- * file (and username_format) share one loaded copy. */
+ * file (and username_format) share one loaded copy.
+ *
+ * A path with %-variables (`/etc/dovecot/users.%d`, Dovecot's per-domain
+ * files) is expanded per request; each value has '/' replaced by '_' and a
+ * value of "." or ".." becomes "_" / "__", so no user name leaves the
+ * directory the administrator named. The expanded files are loaded on first
+ * use and kept in a per-block list of at most PF_MAX_FILES (least recently
+ * used goes first); a path that does not exist means "no such user". */
 #include "auth/auth-passwd.h"
 #include "auth/auth-scheme.h"
 #include "auth/passdb.h"
@@ -9,6 +16,7 @@
 
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "lib/var-expand.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +30,22 @@ struct pf_shared {
 };
 
 static struct pf_shared *shared_files;
+
+#define PF_MAX_FILES 64
+
+/* one expanded file of a templated block */
+struct pf_dyn {
+	struct pf_dyn *next; /* most recently used first */
+	struct passwd_file *pf;
+};
+
+/* a block's state: a fixed file (shared), or a template and its files */
+struct pf_module {
+	struct pf_shared *fixed;
+	struct passwd_args targs; /* targs.path: the template */
+	struct pf_dyn *files;
+	unsigned nfiles;
+};
 
 static int64_t mono_ms(void)
 {
@@ -37,7 +61,9 @@ static int pf_open(const char *args_text, void **ctx_r, char **error_r)
 		return -1;
 	for (struct pf_shared *s = shared_files; s != NULL; s = s->next) {
 		if (strcmp(s->args.path, args.path) == 0 && s->args.lowercase == args.lowercase &&
-		    strcmp(s->args.default_scheme, args.default_scheme) == 0) {
+		    strcmp(s->args.default_scheme, args.default_scheme) == 0 &&
+		    strcmp(s->args.username_format != NULL ? s->args.username_format : "",
+			   args.username_format != NULL ? args.username_format : "") == 0) {
 			passwd_args_clear(&args);
 			s->refcount++;
 			*ctx_r = s;
@@ -103,13 +129,177 @@ static void entry_fields(struct auth_db_request *req, const struct passwd_entry 
 	}
 }
 
+static int pf_module_open(const char *args_text, void **ctx_r, char **error_r)
+{
+	struct pf_module *mod = rg_calloc(1, sizeof(*mod));
+	struct passwd_args args;
+	if (passwd_args_parse(args_text, &args, error_r) < 0) {
+		rg_free(mod);
+		return -1;
+	}
+	/* check the templates once (an unknown variable is an error) */
+	const char *tmpl[2] = { args.path, args.username_format };
+	for (unsigned i = 0; i < 2; i++) {
+		if (tmpl[i] == NULL)
+			continue;
+		struct auth_db_request probe;
+		auth_db_request_init(&probe, "user@domain");
+		char *out = NULL, *error = NULL;
+		int ret = auth_request_expand(&probe, tmpl[i], NULL, NULL, &out, &error);
+		auth_db_request_clear(&probe);
+		rg_free(out);
+		if (ret < 0) {
+			*error_r = rg_strdup_printf("passwd-file %s: %s", tmpl[i], error);
+			rg_free(error);
+			passwd_args_clear(&args);
+			rg_free(mod);
+			return -1;
+		}
+	}
+	if (var_has_variables(args.path)) {
+		mod->targs = args;
+		*ctx_r = mod;
+		return 0;
+	}
+	passwd_args_clear(&args);
+	void *shared;
+	if (pf_open(args_text, &shared, error_r) < 0) {
+		rg_free(mod);
+		return -1;
+	}
+	mod->fixed = shared;
+	*ctx_r = mod;
+	return 0;
+}
+
+static void pf_module_close(void *ctx)
+{
+	struct pf_module *mod = ctx;
+	if (mod == NULL)
+		return;
+	pf_close(mod->fixed);
+	while (mod->files != NULL) {
+		struct pf_dyn *d = mod->files;
+		mod->files = d->next;
+		passwd_file_free(d->pf);
+		rg_free(d);
+	}
+	passwd_args_clear(&mod->targs);
+	rg_free(mod);
+}
+
+/* a variable's value inside a path: no '/', not "." or ".." */
+static char *path_escape(const char *value, void *context)
+{
+	(void)context;
+	if (strcmp(value, ".") == 0)
+		return rg_strdup("_");
+	if (strcmp(value, "..") == 0)
+		return rg_strdup("__");
+	char *out = rg_strdup(value);
+	for (char *p = out; *p != '\0'; p++) {
+		if (*p == '/')
+			*p = '_';
+	}
+	return out;
+}
+
+/* the file of a templated block for this request: *pf_r NULL when it does
+ * not exist; -1: it cannot be read (logged) */
+static int pf_dyn_get(struct pf_module *mod, struct auth_db_request *req,
+		      struct passwd_file **pf_r)
+{
+	char lu[300];
+	char *path = NULL, *error = NULL;
+	*pf_r = NULL;
+	if (auth_request_expand(req, mod->targs.path, path_escape, NULL, &path, &error) < 0) {
+		log_error("%s(%s,%s): passwd-file %s: %s", req->db_name,
+			  log_user(req, lu, sizeof(lu)), req->rip, mod->targs.path, error);
+		rg_free(error);
+		return -1;
+	}
+	struct pf_dyn **pp = &mod->files;
+	for (; *pp != NULL; pp = &(*pp)->next) {
+		if (strcmp(passwd_file_path((*pp)->pf), path) == 0)
+			break;
+	}
+	if (*pp != NULL) {
+		struct pf_dyn *d = *pp;
+		*pp = d->next; /* to the front */
+		d->next = mod->files;
+		mod->files = d;
+		rg_free(path);
+		if (passwd_file_refresh(d->pf, mono_ms()) < 0)
+			return -1;
+		*pf_r = d->pf;
+		return 0;
+	}
+	struct passwd_args args = mod->targs;
+	args.path = path;
+	struct passwd_file *pf = passwd_file_load_opt(&args, &error);
+	if (pf == NULL) {
+		int ret = 0;
+		if (error != NULL) {
+			log_error("%s(%s,%s): %s", req->db_name, log_user(req, lu, sizeof(lu)),
+				  req->rip, error);
+			ret = -1;
+		} else {
+			log_debug("%s(%s,%s): passwd-file %s does not exist", req->db_name,
+				  log_user(req, lu, sizeof(lu)), req->rip, path);
+		}
+		rg_free(error);
+		rg_free(path);
+		return ret;
+	}
+	rg_free(path);
+	struct pf_dyn *d = rg_calloc(1, sizeof(*d));
+	d->pf = pf;
+	d->next = mod->files;
+	mod->files = d;
+	if (++mod->nfiles > PF_MAX_FILES) {
+		struct pf_dyn **last = &mod->files;
+		while ((*last)->next != NULL)
+			last = &(*last)->next;
+		passwd_file_free((*last)->pf);
+		rg_free(*last);
+		*last = NULL;
+		mod->nfiles--;
+	}
+	*pf_r = pf;
+	return 0;
+}
+
 /* 0 with *e_r (NULL: unknown user), -1: the file cannot be trusted now */
-static int pf_lookup(struct pf_shared *s, struct auth_db_request *req,
+static int pf_lookup(struct pf_module *mod, struct auth_db_request *req,
 		     const struct passwd_entry **e_r)
 {
-	if (passwd_file_refresh(s->pf, mono_ms()) < 0)
+	struct passwd_file *pf;
+	const char *fmt = mod->fixed != NULL ? mod->fixed->args.username_format :
+		mod->targs.username_format;
+	*e_r = NULL;
+	if (mod->fixed != NULL) {
+		pf = mod->fixed->pf;
+		if (passwd_file_refresh(pf, mono_ms()) < 0)
+			return -1;
+	} else if (pf_dyn_get(mod, req, &pf) < 0) {
 		return -1;
-	*e_r = passwd_file_lookup(s->pf, req->user);
+	} else if (pf == NULL) {
+		return 0;
+	}
+	if (fmt == NULL) {
+		*e_r = passwd_file_lookup(pf, req->user);
+		return 0;
+	}
+	char *key = NULL, *error = NULL;
+	if (auth_request_expand(req, fmt, NULL, NULL, &key, &error) < 0) {
+		char lu[300];
+		log_error("%s(%s,%s): username_format: %s", req->db_name,
+			  log_user(req, lu, sizeof(lu)), req->rip, error);
+		rg_free(error);
+		return -1;
+	}
+	*e_r = passwd_file_lookup(pf, key);
+	rg_free(key);
 	return 0;
 }
 
@@ -117,12 +307,12 @@ static int pf_lookup(struct pf_shared *s, struct auth_db_request *req,
 
 static int passdb_pf_init(struct passdb_module *m, char **error_r)
 {
-	return pf_open(m->args, &m->ctx, error_r);
+	return pf_module_open(m->args, &m->ctx, error_r);
 }
 
 static void passdb_pf_deinit(struct passdb_module *m)
 {
-	pf_close(m->ctx);
+	pf_module_close(m->ctx);
 	m->ctx = NULL;
 }
 
@@ -213,12 +403,12 @@ const struct passdb_driver passdb_driver_passwd_file = {
 
 static int userdb_pf_init(struct userdb_module *m, char **error_r)
 {
-	return pf_open(m->args, &m->ctx, error_r);
+	return pf_module_open(m->args, &m->ctx, error_r);
 }
 
 static void userdb_pf_deinit(struct userdb_module *m)
 {
-	pf_close(m->ctx);
+	pf_module_close(m->ctx);
 	m->ctx = NULL;
 }
 

@@ -1,8 +1,10 @@
 /* db-system.c — the machine's own users: passdb `shadow` (getspnam_r and
  * crypt, as Dovecot's; a locked entry `!`/`*` fails without a crypt call,
- * an expired account is PASS_EXPIRED) and userdb `passwd` (getpwnam_r:
- * uid, gid, home; any NSS module). Both block (files, NSS modules, crypt)
- * and so run in auth-workers; shadow needs root there. */
+ * an expired account is PASS_EXPIRED), passdb `passwd` (the crypt hash in
+ * getpwnam_r's pw_passwd, as Dovecot's: NIS and the like; `!`/`*` is a
+ * disabled user) and userdb `passwd` (getpwnam_r: uid, gid, home; any NSS
+ * module). All block (files, NSS modules, crypt) and so run in
+ * auth-workers; shadow needs root there. */
 #include "auth/auth-scheme.h"
 #include "auth/passdb.h"
 #include "auth/userdb.h"
@@ -141,6 +143,91 @@ const struct passdb_driver passdb_driver_shadow = {
 	.deinit = NULL,
 	.verify_plain = shadow_verify,
 	.lookup_credentials = shadow_credentials,
+};
+
+/* ---- passdb passwd ----------------------------------------------------------- */
+
+static int pwpass_init(struct passdb_module *m, char **error_r)
+{
+	m->cache_key = rg_strdup("%u");
+	return no_args_init("passwd", m->args, error_r);
+}
+
+/* 0 with *pw_r (a usable crypt hash in pw_passwd); else the result */
+static enum passdb_result pwpass_get(struct auth_db_request *req, struct passwd *pw, char *buf,
+				     size_t size, struct passwd **pw_r)
+{
+	char lu[300];
+	int err = getpwnam_r(req->user, pw, buf, size, pw_r);
+	if (*pw_r == NULL) {
+		if (err == 0 || err == ENOENT) {
+			log_info("%s(%s,%s): unknown user", req->db_name,
+				 log_user(req, lu, sizeof(lu)), req->rip);
+			return PASSDB_RESULT_USER_UNKNOWN;
+		}
+		log_error("%s(%s,%s): getpwnam_r() failed: %s", req->db_name,
+			  log_user(req, lu, sizeof(lu)), req->rip, strerror(err));
+		return PASSDB_RESULT_INTERNAL_FAILURE;
+	}
+	const char *hash = (*pw_r)->pw_passwd != NULL ? (*pw_r)->pw_passwd : "";
+	if (hash[0] == '!' || hash[0] == '*') {
+		/* Dovecot's IS_VALID_PASSWD; no crypt call */
+		log_info("%s(%s,%s): invalid password field", req->db_name,
+			 log_user(req, lu, sizeof(lu)), req->rip);
+		return PASSDB_RESULT_USER_DISABLED;
+	}
+	return PASSDB_RESULT_OK;
+}
+
+static void pwpass_verify(struct passdb_module *m, struct auth_db_request *req,
+			  const uint8_t *pw, size_t pw_len, passdb_verify_callback *cb)
+{
+	(void)m;
+	char lu[300];
+	static char buf[NSS_BUF];
+	struct passwd pwd, *pwp = NULL;
+	enum passdb_result res = pwpass_get(req, &pwd, buf, sizeof(buf), &pwp);
+	if (res == PASSDB_RESULT_OK && !req->skip_password_check) {
+		/* "x" (the hash is in /etc/shadow) or "" never match */
+		if (pwp->pw_passwd[0] == '\0' ||
+		    auth_scheme_verify("CRYPT", pwp->pw_passwd, pw, pw_len) != SCHEME_OK) {
+			log_info("%s(%s,%s): Password mismatch", req->db_name,
+				 log_user(req, lu, sizeof(lu)), req->rip);
+			res = PASSDB_RESULT_PASSWORD_MISMATCH;
+		}
+	}
+	/* the name exactly as the database has it */
+	if (res == PASSDB_RESULT_OK && strcmp(pwp->pw_name, req->user) != 0)
+		auth_request_set_field(req, "user", pwp->pw_name);
+	explicit_bzero(buf, sizeof(buf));
+	cb(res, req);
+}
+
+static void pwpass_credentials(struct passdb_module *m, struct auth_db_request *req,
+			       const char *scheme, passdb_credentials_callback *cb)
+{
+	(void)m;
+	(void)scheme;
+	static char buf[NSS_BUF];
+	struct passwd pwd, *pwp = NULL;
+	enum passdb_result res = pwpass_get(req, &pwd, buf, sizeof(buf), &pwp);
+	if (res != PASSDB_RESULT_OK) {
+		cb(res, NULL, NULL, 0, req);
+	} else {
+		if (strcmp(pwp->pw_name, req->user) != 0)
+			auth_request_set_field(req, "user", pwp->pw_name);
+		cb(res, "CRYPT", (const uint8_t *)pwp->pw_passwd, strlen(pwp->pw_passwd), req);
+	}
+	explicit_bzero(buf, sizeof(buf));
+}
+
+const struct passdb_driver passdb_driver_passwd = {
+	.name = "passwd",
+	.blocking = true,
+	.init = pwpass_init,
+	.deinit = NULL,
+	.verify_plain = pwpass_verify,
+	.lookup_credentials = pwpass_credentials,
 };
 
 /* ---- userdb passwd ----------------------------------------------------------- */

@@ -112,6 +112,11 @@ int main(int argc, char **argv)
 	int c;
 
 	log_init("auth");
+	/* a checkpassword program runs its first argument (this binary) with
+	 * no arguments, as Dovecot's checkpassword-reply: the environment the
+	 * driver set says so (passdb-checkpassword.c) */
+	if (argc == 1 && getenv(CHECKPASSWORD_REPLY_ENV) != NULL)
+		auth_checkpassword_reply_main();
 	while ((c = getopt(argc, argv, "c:D:SWR")) != -1) {
 		if (c == 'c')
 			config = optarg;

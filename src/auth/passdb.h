@@ -84,10 +84,15 @@ extern const struct passdb_driver passdb_driver_passwd_file;
 extern const struct passdb_driver passdb_driver_pam;
 extern const struct passdb_driver passdb_driver_shadow;
 extern const struct passdb_driver passdb_driver_checkpassword;
+extern const struct passdb_driver passdb_driver_passwd; /* db-system.c */
+extern const struct passdb_driver passdb_driver_static; /* passdb-static.c */
 extern const struct passdb_driver passdb_driver_sql;  /* db-sql.c */
 extern const struct passdb_driver passdb_driver_ldap; /* db-ldap.c */
 
-/* `ringgate-auth -R`: the checkpassword reply helper (passdb-checkpassword.c) */
+/* `ringgate-auth -R`, or run without arguments with CHECKPASSWORD_REPLY_ENV
+ * set (as a checkpassword program runs its first argument): the reply
+ * helper (passdb-checkpassword.c) */
+#define CHECKPASSWORD_REPLY_ENV "RINGGATE_CHECKPASSWORD_REPLY"
 void auth_checkpassword_reply_main(void) __attribute__((noreturn));
 extern const struct passdb_driver passdb_driver_oauth2;
 /* an oauth2 module's scope (RFC 7628 errors name it); NULL for others */

@@ -49,6 +49,7 @@ struct userdb_driver {
 extern const struct userdb_driver userdb_driver_passwd_file;
 extern const struct userdb_driver userdb_driver_passwd;
 extern const struct userdb_driver userdb_driver_static;
+extern const struct userdb_driver userdb_driver_checkpassword; /* passdb-checkpassword.c */
 extern const struct userdb_driver userdb_driver_sql;  /* db-sql.c */
 extern const struct userdb_driver userdb_driver_ldap; /* db-ldap.c */
 

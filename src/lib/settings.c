@@ -864,10 +864,11 @@ static const struct set_def db_defs[] = {
 /* the drivers src/auth implements (auth-chain.c has the same list and
  * refuses the rest at start-up too) */
 static const char *const passdb_drivers[] = {
-	"passwd-file", "pam", "shadow", "checkpassword", "oauth2", "sql", "ldap", NULL
+	"passwd-file", "pam", "shadow", "checkpassword", "passwd", "static", "oauth2", "sql",
+	"ldap", NULL
 };
 static const char *const userdb_drivers[] = {
-	"passwd-file", "passwd", "static", "sql", "ldap", NULL
+	"passwd-file", "passwd", "static", "checkpassword", "sql", "ldap", NULL
 };
 
 static bool str_in(const char *const *list, const char *s)
@@ -877,15 +878,6 @@ static bool str_in(const char *const *list, const char *s)
 			return true;
 	}
 	return false;
-}
-
-/* passdb/userdb drivers of Dovecot's the parser accepts that auth does not
-   serve (yet): the block is named and left out of the chain */
-static bool db_driver_pending(const char *type, const char *driver)
-{
-	static const char *const passdb[] = { "passwd", "static", NULL };
-	static const char *const userdb[] = { "checkpassword", NULL };
-	return str_in(strcmp(type, "passdb") == 0 ? passdb : userdb, driver);
 }
 
 /* A passdb/userdb field Dovecot knows that ringgate does not store: named
@@ -926,7 +918,7 @@ static void db_free(struct db_settings *db)
 	rg_free(db->file);
 }
 
-/* one block, parsed into db; 1: set aside (a driver not served) */
+/* one block, parsed into db */
 static int load_db_block(struct loader *l, const struct config_node *sec, struct db_settings *db)
 {
 	const struct config_node *driver = NULL;
@@ -951,11 +943,6 @@ static int load_db_block(struct loader *l, const struct config_node *sec, struct
 	}
 	if (driver == NULL || db->driver[0] == '\0')
 		return load_error(l, sec, "%s section has no driver", sec->key);
-	if (db_driver_pending(sec->key, db->driver)) {
-		ignore_node(l, driver, "accepted; not served until ringgate's auth has this driver",
-			    "%s { driver = %s }", sec->key, db->driver);
-		return 1;
-	}
 	if (!str_in(passdb ? passdb_drivers : userdb_drivers, db->driver))
 		return load_error(l, driver, "invalid value for 'driver': unknown %s driver '%s'",
 				  sec->key, db->driver);
@@ -1284,11 +1271,20 @@ static int check(struct loader *l)
 	return 0;
 }
 
+/* `$name` before the file sets name: the default. `$protocols` is
+ * Dovecot's (Debian 2.3's: empty), not ringgate's `imap pop3`, so that
+ * Debian's protocols.d files (`protocols = $protocols imap`) enable exactly
+ * the protocols whose packages are installed. */
 static const char *default_value(const char *name, void *context)
 {
 	const struct set_def *def = find_def(global_defs, GLOBAL_COUNT, name);
 
 	(void)context;
+	if (def != NULL && strcmp(def->key, "protocols") == 0) {
+		const struct dovecot_name *dn = dovecot_name_find("protocols");
+		if (dn != NULL && dn->def != NULL)
+			return dn->def;
+	}
 	return def != NULL ? def->def : NULL;
 }
 

@@ -200,10 +200,17 @@ static void test_args(void **state)
 
 	assert_int_equal(passwd_args_parse("username_format=%u users", &a, &error), 0);
 	assert_string_equal(a.path, "users");
+	assert_null(a.username_format);
+	passwd_args_clear(&a);
+
+	/* Dovecot's one-file-per-domain form: the key is a template */
+	assert_int_equal(passwd_args_parse("username_format=%n /etc/users.%d", &a, &error), 0);
+	assert_string_equal(a.path, "/etc/users.%d");
+	assert_string_equal(a.username_format, "%n");
 	passwd_args_clear(&a);
 
 	static const char *const bad[] = {
-		"", "scheme=PLAIN", "scheme=NOPE /x", "username_format=%n /x", "foo=bar /x", "/x /y",
+		"", "scheme=PLAIN", "scheme=NOPE /x", "username_format=%n", "foo=bar /x", "/x /y",
 	};
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		error = NULL;

@@ -244,6 +244,19 @@ static void test_resolution(void **state)
 	assert_string_equal(set->auth_mechanisms, "plain login");
 	settings_free(set);
 
+	/* $protocols is Dovecot's default (Debian's 2.3: empty), so Debian's
+	 * protocols.d files enable exactly what they name; without any
+	 * protocols line ringgate serves both */
+	set = load_ok(NO_SSL "protocols = $protocols imap\n");
+	assert_string_equal(set->protocols, "imap");
+	settings_free(set);
+	set = load_ok(NO_SSL "protocols = $protocols imap\nprotocols = $protocols pop3\n");
+	assert_string_equal(set->protocols, "imap pop3");
+	settings_free(set);
+	set = load_ok(NO_SSL "protocols = $protocols\n");
+	assert_string_equal(set->protocols, "");
+	settings_free(set);
+
 	/* ssl needs cert and key unless no protocol is enabled */
 	set = load_ok("protocols = none\n");
 	assert_int_equal(set->ssl, SSL_YES);

@@ -1,0 +1,190 @@
+"""Dovecot drivers a stock configuration names, through a real ringgate:
+passdb static, passdb passwd (a crypt hash in /etc/passwd), userdb
+checkpassword (with ringgate's reply helper), passwd-file paths with
+%-variables (one file per domain), and a reload that changes the chain.
+Needs root: it creates a system user and edits its /etc/passwd entry under
+the shadow suite's lock (lckpwdf), all undone afterwards."""
+import crypt
+import ctypes
+import imaplib
+import os
+import shutil
+import subprocess
+import unittest
+
+import rgenv
+
+PW_USER = "rgdrop-pw"
+PW_PASS = "passwd field pw"
+
+
+def set_passwd_field(user, value):
+    """put value in user's /etc/passwd password field, under lckpwdf() (the
+    lock useradd/usermod take)"""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if libc.lckpwdf() != 0:
+        raise OSError(ctypes.get_errno(), "lckpwdf")
+    try:
+        with open("/etc/passwd") as f:
+            lines = f.read().splitlines(True)
+        out = []
+        for ln in lines:
+            parts = ln.split(":")
+            if parts[0] == user:
+                parts[1] = value
+                ln = ":".join(parts)
+            out.append(ln)
+        tmp = "/etc/passwd.rgdrop"
+        with open(tmp, "w") as f:
+            f.write("".join(out))
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, "/etc/passwd")
+    finally:
+        libc.ulckpwdf()
+
+
+@unittest.skipUnless(rgenv.is_root() and shutil.which("useradd"), "needs root and useradd")
+class DropinDrivers(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        subprocess.run(["userdel", "-r", PW_USER], capture_output=True)
+        subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin",
+                        PW_USER], check=True)
+        cls.user_made = True
+        set_passwd_field(PW_USER, crypt.crypt(PW_PASS, crypt.mksalt(crypt.METHOD_SHA512)))
+        cls.rg = rgenv.Ringgate(failure_delay="0 secs")
+        tmp = cls.rg.tmp
+        uid, gid = cls.rg.uid, cls.rg.gid
+        # homes with one message each, for the users the new drivers serve
+        for user in ("st-one", "cp-user", "cp-home-from-prog", PW_USER, "dom-ann@example.org",
+                     "dom-ann@example.net"):
+            md = os.path.join(tmp, "home", user, "Maildir")
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(md, sub), exist_ok=True)
+            with open(os.path.join(md, "new", "1.M1P1.test"), "wb") as f:
+                f.write(rgenv.MESSAGES[0])
+            for d, _, files in os.walk(os.path.join(tmp, "home", user)):
+                os.chown(d, uid, gid)
+                for fn in files:
+                    os.chown(os.path.join(d, fn), uid, gid)
+        # a second message for the home checkpassword names, so the test
+        # can tell it from the static userdb's
+        md = os.path.join(tmp, "home", "cp-home-from-prog", "Maildir", "new")
+        with open(os.path.join(md, "2.M2P1.test"), "wb") as f:
+            f.write(rgenv.MESSAGES[1])
+        os.chown(os.path.join(md, "2.M2P1.test"), uid, gid)
+        # checkpassword: a lookup-capable program (AUTHORIZED=1 -> 2) that
+        # runs ringgate's reply helper, given as its first argument
+        cls.prog = os.path.join(tmp, "checkpw.sh")
+        with open(cls.prog, "w") as f:
+            f.write(f"""#!/bin/bash
+IFS= read -r -d '' user <&3
+[ "$AUTHORIZED" = 1 ] || exit 1
+[ "$user" = cp-user ] || exit 3
+export USER="$user" HOME={tmp}/home/cp-home-from-prog
+export userdb_uid={uid} userdb_gid={gid} EXTRA="userdb_uid userdb_gid"
+export AUTHORIZED=2
+exec "$1"
+""")
+        os.chmod(cls.prog, 0o755)
+        # passwd-file per domain
+        cls.domdir = os.path.join(tmp, "domains")
+        os.makedirs(cls.domdir)
+        for dom, pw in (("example.org", "org pw"), ("example.net", "net pw")):
+            with open(os.path.join(cls.domdir, "users." + dom), "w") as f:
+                f.write("dom-ann:{PLAIN}%s:%d:%d::%s/home/dom-ann@%s::\n" % (pw, uid, gid, tmp, dom))
+        cls.extra = f"""
+passdb {{
+  driver = static
+  args = password=static-%n-pw
+  username_filter = st-* cp-*
+}}
+passdb {{
+  driver = passwd
+  username_filter = rgdrop-*
+}}
+passdb {{
+  driver = passwd-file
+  args = username_format=%n {cls.domdir}/users.%d
+  username_filter = dom-*
+}}
+userdb {{
+  driver = passwd-file
+  args = username_format=%n {cls.domdir}/users.%d
+}}
+userdb {{
+  driver = checkpassword
+  args = {cls.prog}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={tmp}/home/%u
+}}
+"""
+        with open(cls.rg.conf, "a") as f:
+            f.write(cls.extra)
+        cls.rg.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rg = getattr(cls, "rg", None)
+        if rg is not None:
+            rg.cleanup()
+        if getattr(cls, "user_made", False):
+            subprocess.run(["userdel", PW_USER], capture_output=True)
+
+    def login(self, user, password):
+        c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=30)
+        try:
+            c.login(user, password)
+        except imaplib.IMAP4.error as e:
+            c.shutdown()
+            return None, str(e)
+        return c, None
+
+    def count(self, user, password):
+        c, err = self.login(user, password)
+        self.assertIsNotNone(c, err)
+        typ, data = c.select("INBOX")
+        c.logout()
+        return int(data[0])
+
+    def wait_log(self, text):
+        self.assertTrue(rgenv.wait_for(lambda: text in self.rg.logs()),
+                        "log lacks %r:\n%s" % (text, self.rg.logs()[-3000:]))
+
+    def test_passdb_static(self):
+        self.assertEqual(self.count("st-one", "static-st-one-pw"), 1)
+        c, err = self.login("st-one", "static-cp-user-pw")
+        self.assertIsNone(c)
+        self.assertIn("AUTHENTICATIONFAILED", err)
+        # the filter keeps everyone else away from it
+        c, err = self.login("xx-one", "static-xx-one-pw")
+        self.assertIsNone(c)
+
+    def test_userdb_checkpassword(self):
+        # the program's HOME (two messages), not the static userdb's (one)
+        self.assertEqual(self.count("cp-user", "static-cp-user-pw"), 2)
+        # a user it does not know (exit 3) goes on to the static userdb
+        self.assertEqual(self.count("st-one", "static-st-one-pw"), 1)
+
+    def test_passdb_passwd(self):
+        self.assertEqual(self.count(PW_USER, PW_PASS), 1)
+        c, err = self.login(PW_USER, "not it")
+        self.assertIsNone(c)
+        self.wait_log("passwd(%s,127.0.0.1): Password mismatch" % PW_USER)
+
+    def test_passwd_file_per_domain(self):
+        self.assertEqual(self.count("dom-ann@example.org", "org pw"), 1)
+        self.assertEqual(self.count("dom-ann@example.net", "net pw"), 1)
+        c, err = self.login("dom-ann@example.org", "net pw")
+        self.assertIsNone(c)
+        # no file for the domain: no such user
+        c, err = self.login("dom-ann@example.com", "org pw")
+        self.assertIsNone(c)
+        c, err = self.login("dom-ann@/../domains/users.example.org", "org pw")
+        self.assertIsNone(c)
+
+
+if __name__ == "__main__":
+    unittest.main()
