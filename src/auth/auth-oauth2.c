@@ -270,7 +270,8 @@ static bool key_lookup(void *context, const char *azp, const char *alg, const ch
 }
 
 bool oauth2_token_check(const struct oauth2_config *cfg, const char *user, const char *token,
-			size_t len, int64_t now, const char **error_r)
+			size_t len, int64_t now, char *user_r, size_t user_size,
+			const char **error_r)
 {
 	struct lookup_ctx *ctx = rg_calloc(1, sizeof(*ctx));
 	ctx->cfg = cfg;
@@ -285,10 +286,12 @@ bool oauth2_token_check(const struct oauth2_config *cfg, const char *user, const
 	};
 	struct jwt_result r;
 	bool ok = jwt_verify(token, len, &p, &r, error_r);
-	if (ok && strcmp(r.user, user) != 0) {
+	if (ok && user[0] != '\0' && strcmp(r.user, user) != 0) {
 		*error_r = "the token is for another user";
 		ok = false;
 	}
+	if (ok && user_r != NULL)
+		snprintf(user_r, user_size, "%s", r.user);
 	crypto_pubkey_free(&ctx->pub);
 	explicit_bzero(ctx, sizeof(*ctx));
 	rg_free(ctx);

@@ -24,9 +24,12 @@ void oauth2_config_free(struct oauth2_config **cfg);
 const char *oauth2_config_scope(const struct oauth2_config *cfg);
 
 /* Is token a valid token for user at now? The user claim
- * (username_attribute) must equal user. false with *error_r (static text,
- * for the log; never the token). */
+ * (username_attribute) must equal user; user "" (OAUTHBEARER without
+ * authzid) takes any, and the claim is copied to user_r (user_size bytes,
+ * may be NULL). false with *error_r (static text, for the log; never the
+ * token). */
 bool oauth2_token_check(const struct oauth2_config *cfg, const char *user, const char *token,
-			size_t len, int64_t now, const char **error_r);
+			size_t len, int64_t now, char *user_r, size_t user_size,
+			const char **error_r);
 
 #endif

@@ -3,6 +3,7 @@
  * client that sends its token as the password of PLAIN), checked locally
  * by auth-oauth2.h. It cannot give stored credentials. */
 #include "auth/auth-oauth2.h"
+#include "auth/jwt.h"
 #include "auth/passdb.h"
 
 #include "lib/log.h"
@@ -30,9 +31,12 @@ static void passdb_oauth2_verify(struct passdb_module *m, struct auth_db_request
 				 const uint8_t *pw, size_t pw_len, passdb_verify_callback *cb)
 {
 	const char *error;
-	char lu[300];
+	char lu[300], user[JWT_MAX_USER + 1];
 	if (oauth2_token_check(m->ctx, req->user, (const char *)pw, pw_len, (int64_t)time(NULL),
-			       &error)) {
+			       user, sizeof(user), &error)) {
+		/* OAUTHBEARER without authzid: the token names the user */
+		if (req->user[0] == '\0')
+			auth_request_set_field(req, "user", user);
 		cb(PASSDB_RESULT_OK, req);
 		return;
 	}

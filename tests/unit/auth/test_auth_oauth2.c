@@ -95,23 +95,23 @@ static void test_local(void **state)
 	for (const char *alg = "RS256"; alg != NULL;
 	     alg = strcmp(alg, "RS256") == 0 ? "EdDSA" : strcmp(alg, "EdDSA") == 0 ? "HS256" : NULL) {
 		const char *t = good(alg);
-		if (!oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err))
+		if (!oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err))
 			fail_msg("%s: %s", alg, err);
-		assert_false(oauth2_token_check(cfg, "bob@example.org", t, strlen(t), JWT_NOW, &err));
+		assert_false(oauth2_token_check(cfg, "bob@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 		assert_string_equal(err, "the token is for another user");
-		assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_EXP, &err));
+		assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_EXP, NULL, 0, &err));
 		assert_string_equal(err, "token expired");
 	}
 	/* no ES256 key in the dict */
 	const char *t = good("ES256");
-	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "no key for the token's azp/alg/kid");
 	/* rotation: a new file under the same name is used at once */
 	write_file("keys/shared/default/ES256/default", pem_p256);
-	assert_true(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err));
+	assert_true(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	write_file("keys/shared/default/RS256/default", pem_p256);
 	t = good("RS256");
-	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "key type does not match alg");
 	write_file("keys/shared/default/RS256/default", pem_rsa);
 	oauth2_config_free(&cfg);
@@ -123,21 +123,29 @@ static void test_local(void **state)
 		 "client_id = web\nusername_attribute = sub\n", dir);
 	cfg = load(conf, &error);
 	assert_non_null(cfg);
-	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "audience not accepted");
 	oauth2_config_free(&cfg);
 	snprintf(conf, sizeof(conf),
 		 "introspection_mode = local\nlocal_validation_key_dict = %s/keys\n"
 		 "issuers = https://other.example\nusername_attribute = sub\n", dir);
 	cfg = load(conf, &error);
-	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "issuer not accepted");
 	oauth2_config_free(&cfg);
 	snprintf(conf, sizeof(conf),
 		 "introspection_mode = local\nlocal_validation_key_dict = %s/keys\n"
 		 "username_attribute = sub\n", dir);
 	cfg = load(conf, &error);
-	assert_true(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, &err));
+	assert_true(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, NULL, 0, &err));
+	/* no user asked (OAUTHBEARER without authzid): the claim names it */
+	char user[64] = "";
+	assert_true(oauth2_token_check(cfg, "", t, strlen(t), JWT_NOW, user, sizeof(user), &err));
+	assert_string_equal(user, "alice");
+	/* but the token must still be good */
+	user[0] = '\0';
+	assert_false(oauth2_token_check(cfg, "", t, strlen(t), JWT_EXP, user, sizeof(user), &err));
+	assert_string_equal(user, "");
 	oauth2_config_free(&cfg);
 }
 
