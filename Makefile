@@ -18,7 +18,8 @@ ASAN_TEST_JOBS ?= $(shell echo $$(( $(JOBS) + 1 )))
 RUN_DEBS  := build-essential cmake pkg-config liburing-dev libwolfssl-dev \
              libjemalloc-dev libcrypt-dev libpam0g-dev python3 openssl curl \
              dpkg-dev autoconf automake libtool \
-             libpq-dev libmariadb-dev libsqlite3-dev libldap-dev zlib1g-dev
+             libpq-dev libmariadb-dev libsqlite3-dev libldap-dev zlib1g-dev \
+             libcurl4-openssl-dev
 # What the tests add: cmocka (unit tests), clang and its runtime (fuzzing),
 # real clients and servers the integration tests talk to (isync's mbsync,
 # Dovecot: its stock /etc/dovecot, with ManageSieve's files, for

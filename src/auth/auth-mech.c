@@ -204,10 +204,10 @@ static void oauth_message(struct auth_mech *m, const uint8_t *resp, size_t len,
 		out_fail(m, error, out);
 		return;
 	}
-	if (om.user[0] == '\0') {
-		out_fail(m, "no user name (authzid) in the OAUTHBEARER message", out);
-		return;
-	}
+	/* OAUTHBEARER's authzid is optional (RFC 7628 3.1, RFC 5801's
+	   gs2-header): without it the user is VERIFY's "" and the passdb
+	   takes the name from the token (Dovecot 2.3 refuses such a
+	   message: "Missing username") */
 	set_user(m, om.user);
 	out_user(m, AUTH_MECH_VERIFY, ST_WANT_VERIFY, out);
 	out->data = (const uint8_t *)om.token;

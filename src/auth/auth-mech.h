@@ -7,7 +7,9 @@
  *   LOOKUP     fetch user's stored credentials (scheme is the wish), then
  *              auth_mech_credentials();
  *   VERIFY     run the passdb chain with the token as user's password (the
- *              oauth2 passdb judges it), then auth_mech_verified();
+ *              oauth2 passdb judges it), then auth_mech_verified(); user
+ *              "" (OAUTHBEARER without authzid): the passdb names the user
+ *              from the token;
  *   SUCCESS    user is authenticated;
  *   FAIL       a failed attempt (error says why, for the log): the failure
  *              delay and the per-IP penalty apply.

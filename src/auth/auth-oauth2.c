@@ -1,5 +1,7 @@
 #include "auth/auth-oauth2.h"
+#include "auth/auth-http.h"
 #include "auth/jwt.h"
+#include "auth/oauth2-introspect.h"
 
 #include "lib/alloc.h"
 #include "lib/base64.h"
@@ -7,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,7 +17,25 @@
 #define KEY_FILE_MAX (16 * 1024)
 #define MAX_ISSUERS 16
 
+/* the settings of the remote modes, as written (NULL: unset) */
+enum remote_key {
+	RK_INTROSPECTION_URL, RK_TOKENINFO_URL, RK_CLIENT_SECRET, RK_ACTIVE_ATTRIBUTE,
+	RK_ACTIVE_VALUE, RK_TLS_CA_CERT_FILE, RK_TLS_CA_CERT_DIR, RK_TLS_CERT_FILE,
+	RK_TLS_KEY_FILE, RK_TLS_ALLOW_INVALID_CERT, RK_TIMEOUT_MSECS,
+	RK_MAX_PARALLEL_CONNECTIONS, RK_CACHE_SIZE, RK_CACHE_TTL_MSECS, RK_COUNT
+};
+static const char *const remote_names[RK_COUNT] = {
+	"introspection_url", "tokeninfo_url", "client_secret", "active_attribute",
+	"active_value", "tls_ca_cert_file", "tls_ca_cert_dir", "tls_cert_file",
+	"tls_key_file", "tls_allow_invalid_cert", "timeout_msecs",
+	"max_parallel_connections", "introspection_cache_size",
+	"introspection_cache_ttl_msecs",
+};
+
 struct oauth2_config {
+	enum oauth2_mode mode;
+	char *remote[RK_COUNT];
+	unsigned timeout_msecs, max_parallel, cache_size, cache_ttl_msecs;
 	char *key_dir;       /* ends in '/' */
 	char *username_attribute;
 	char *client_id;     /* when set, aud must name it */
@@ -27,13 +48,10 @@ struct oauth2_config {
 /* Dovecot's dovecot-oauth2.conf.ext names ringgate reads nothing from
    (introspection and grant settings, HTTP client and TLS knobs) */
 static const char *const ignored[] = {
-	"tokeninfo_url", "grant_url", "introspection_url", "username_validation_format",
-	"active_attribute", "active_value", "client_secret", "force_introspection",
-	"openid_configuration_url", "rawlog_dir", "timeout_msecs", "max_idle_time_msecs",
-	"max_parallel_connections", "max_pipelined_requests", "tls_ca_cert_file",
-	"tls_ca_cert_dir", "tls_cert_file", "tls_key_file", "tls_cipher_suite",
-	"tls_allow_invalid_cert", "debug", "use_grant_password", "blocking", "pass_attrs",
-	"send_auth_headers", "use_worker_with_mech", NULL,
+	"grant_url", "username_validation_format", "force_introspection",
+	"openid_configuration_url", "rawlog_dir", "max_idle_time_msecs",
+	"max_pipelined_requests", "tls_cipher_suite", "debug", "use_grant_password", "blocking",
+	"pass_attrs", "send_auth_headers", "use_worker_with_mech", NULL,
 };
 
 static char *read_file(const char *path, size_t max, size_t *len_r, int *err_r)
@@ -92,7 +110,65 @@ void oauth2_config_free(struct oauth2_config **cfgp)
 	rg_free(cfg->client_id);
 	rg_free(cfg->scope);
 	rg_free(cfg->issuers_buf);
+	for (unsigned i = 0; i < RK_COUNT; i++) {
+		if (cfg->remote[i] != NULL)
+			explicit_bzero(cfg->remote[i], strlen(cfg->remote[i]));
+		rg_free(cfg->remote[i]);
+	}
 	rg_free(cfg);
+}
+
+static bool parse_uint(const char *s, unsigned max, unsigned *r)
+{
+	char *end;
+	if (s[0] < '0' || s[0] > '9')
+		return false;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end != '\0' || v > max)
+		return false;
+	*r = (unsigned)v;
+	return true;
+}
+
+/* the remote modes' settings: checked, numbers parsed, defaults */
+static char *remote_check(struct oauth2_config *cfg, const char *path)
+{
+	struct {
+		enum remote_key key;
+		unsigned def, max;
+		unsigned *dst;
+	} nums[] = {
+		{ RK_TIMEOUT_MSECS, 5000, 600000, &cfg->timeout_msecs },
+		{ RK_MAX_PARALLEL_CONNECTIONS, 1, 1024, &cfg->max_parallel },
+		{ RK_CACHE_SIZE, 1024, 1000000, &cfg->cache_size },
+		{ RK_CACHE_TTL_MSECS, 60000, 86400000, &cfg->cache_ttl_msecs },
+	};
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		const char *v = cfg->remote[nums[i].key];
+		*nums[i].dst = nums[i].def;
+		if (v != NULL && v[0] != '\0' && !parse_uint(v, nums[i].max, nums[i].dst))
+			return rg_strdup_printf("%s: %s must be a number up to %u", path,
+						remote_names[nums[i].key], nums[i].max);
+	}
+	/* Dovecot's 0: no timeout of its own; ringgate bounds every request */
+	if (cfg->timeout_msecs == 0)
+		cfg->timeout_msecs = 5000;
+	if (cfg->max_parallel == 0)
+		cfg->max_parallel = 1;
+	const char *url = cfg->remote[RK_INTROSPECTION_URL];
+	if (url == NULL || url[0] == '\0') {
+		url = cfg->remote[RK_TOKENINFO_URL];
+		if (url == NULL || url[0] == '\0')
+			return rg_strdup_printf("%s: introspection_mode needs introspection_url "
+						"(or tokeninfo_url)", path);
+		cfg->mode = OAUTH2_MODE_TOKENINFO;
+	}
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
+		return rg_strdup_printf("%s: the IdP's URL must be http:// or https://", path);
+	const char *inv = cfg->remote[RK_TLS_ALLOW_INVALID_CERT];
+	if (inv != NULL && strcmp(inv, "yes") != 0 && strcmp(inv, "no") != 0 && inv[0] != '\0')
+		return rg_strdup_printf("%s: tls_allow_invalid_cert must be yes or no", path);
+	return NULL;
 }
 
 struct oauth2_config *oauth2_config_load(const char *path, char **error_r)
@@ -142,6 +218,12 @@ struct oauth2_config *oauth2_config_load(const char *path, char **error_r)
 		} else if (strcmp(key, "issuers") == 0) {
 			dst = &cfg->issuers_buf;
 		} else {
+			for (unsigned i = 0; i < RK_COUNT && dst == NULL; i++) {
+				if (strcmp(key, remote_names[i]) == 0)
+					dst = &cfg->remote[i];
+			}
+		}
+		if (dst == NULL) {
 			bool known = false;
 			for (unsigned i = 0; ignored[i] != NULL && !known; i++)
 				known = strcmp(ignored[i], key) == 0;
@@ -154,11 +236,28 @@ struct oauth2_config *oauth2_config_load(const char *path, char **error_r)
 		*dst = rg_strdup(value);
 	}
 	rg_free(text);
-	if (*error_r == NULL && (mode == NULL || strcmp(mode, "local") != 0))
-		*error_r = rg_strdup_printf("%s: introspection_mode = %s is not supported "
-					    "(only local JWT validation)", path,
-					    mode != NULL ? mode : "(unset)");
+	/* Dovecot's modes; unset is auth, as Dovecot's */
+	if (*error_r == NULL) {
+		if (mode == NULL || mode[0] == '\0' || strcmp(mode, "auth") == 0)
+			cfg->mode = OAUTH2_MODE_AUTH;
+		else if (strcmp(mode, "get") == 0)
+			cfg->mode = OAUTH2_MODE_GET;
+		else if (strcmp(mode, "post") == 0)
+			cfg->mode = OAUTH2_MODE_POST;
+		else if (strcmp(mode, "local") == 0)
+			cfg->mode = OAUTH2_MODE_LOCAL;
+		else
+			*error_r = rg_strdup_printf("%s: introspection_mode must be auth, get, "
+						    "post or local, not '%s'", path, mode);
+	}
 	rg_free(mode);
+	if (*error_r == NULL && cfg->mode != OAUTH2_MODE_LOCAL)
+		*error_r = remote_check(cfg, path);
+	if (*error_r == NULL && cfg->mode != OAUTH2_MODE_LOCAL) {
+		if (cfg->username_attribute == NULL)
+			cfg->username_attribute = rg_strdup("email");
+		return cfg;
+	}
 	if (*error_r == NULL && (cfg->key_dir == NULL || cfg->key_dir[0] == '\0'))
 		*error_r = rg_strdup_printf("%s: local validation needs local_validation_key_dict",
 					    path);
@@ -200,6 +299,48 @@ struct oauth2_config *oauth2_config_load(const char *path, char **error_r)
 const char *oauth2_config_scope(const struct oauth2_config *cfg)
 {
 	return cfg->scope;
+}
+
+static const char *set_or_null(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}
+
+bool oauth2_config_remote(const struct oauth2_config *cfg, struct oauth2_remote *r,
+			  struct http_client_settings *http, unsigned *cache_size_r,
+			  unsigned *cache_ttl_ms_r)
+{
+	if (cfg->mode == OAUTH2_MODE_LOCAL)
+		return false;
+	const char *const *v = (const char *const *)cfg->remote;
+	*r = (struct oauth2_remote){
+		.mode = cfg->mode,
+		.url = cfg->mode == OAUTH2_MODE_TOKENINFO ? v[RK_TOKENINFO_URL]
+							  : v[RK_INTROSPECTION_URL],
+		.client_id = set_or_null(cfg->client_id),
+		.client_secret = set_or_null(v[RK_CLIENT_SECRET]),
+		.username_attribute = cfg->username_attribute,
+		.active_attribute = set_or_null(v[RK_ACTIVE_ATTRIBUTE]),
+		.active_value = set_or_null(v[RK_ACTIVE_VALUE]),
+		.scope = set_or_null(cfg->scope),
+	};
+	*http = (struct http_client_settings){
+		.max_parallel = cfg->max_parallel,
+		/* a login waits at most timeout_msecs anyway; beyond this
+		   many waiting, the IdP is not keeping up: refuse at once */
+		.max_queue = 64 * cfg->max_parallel + 1024,
+		.timeout_msecs = cfg->timeout_msecs,
+		.max_body = OAUTH2_BODY_MAX,
+		.ca_file = set_or_null(v[RK_TLS_CA_CERT_FILE]),
+		.ca_dir = set_or_null(v[RK_TLS_CA_CERT_DIR]),
+		.cert_file = set_or_null(v[RK_TLS_CERT_FILE]),
+		.key_file = set_or_null(v[RK_TLS_KEY_FILE]),
+		.allow_invalid_cert = v[RK_TLS_ALLOW_INVALID_CERT] != NULL &&
+				      strcmp(v[RK_TLS_ALLOW_INVALID_CERT], "yes") == 0,
+	};
+	*cache_size_r = cfg->cache_size;
+	*cache_ttl_ms_r = cfg->cache_ttl_msecs;
+	return true;
 }
 
 /* a path component: %-escape all but [A-Za-z0-9_-@.], and a leading '.' */
@@ -270,7 +411,8 @@ static bool key_lookup(void *context, const char *azp, const char *alg, const ch
 }
 
 bool oauth2_token_check(const struct oauth2_config *cfg, const char *user, const char *token,
-			size_t len, int64_t now, const char **error_r)
+			size_t len, int64_t now, char *user_r, size_t user_size,
+			const char **error_r)
 {
 	struct lookup_ctx *ctx = rg_calloc(1, sizeof(*ctx));
 	ctx->cfg = cfg;
@@ -285,10 +427,12 @@ bool oauth2_token_check(const struct oauth2_config *cfg, const char *user, const
 	};
 	struct jwt_result r;
 	bool ok = jwt_verify(token, len, &p, &r, error_r);
-	if (ok && strcmp(r.user, user) != 0) {
+	if (ok && user[0] != '\0' && strcmp(r.user, user) != 0) {
 		*error_r = "the token is for another user";
 		ok = false;
 	}
+	if (ok && user_r != NULL)
+		snprintf(user_r, user_size, "%s", r.user);
 	crypto_pubkey_free(&ctx->pub);
 	explicit_bzero(ctx, sizeof(*ctx));
 	rg_free(ctx);

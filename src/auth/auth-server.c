@@ -71,6 +71,13 @@ struct auth_request {
 	char hostip[64];   /* the resolved passdb host, added as hostip */
 	struct sasl_state sasl;
 	struct auth_mech *mech;    /* the mechanisms beyond PLAIN/LOGIN (auth-mech.h) */
+	/* OAUTHBEARER/XOAUTH2: a copy of the bearer token, the "password" the
+	 * passdb chain checks (an introspecting passdb answers later, when
+	 * the client's message is gone) and the one a proxy forwards, as
+	 * Dovecot's mech_password; wiped on free */
+	uint8_t *token;
+	size_t token_len;
+	bool user_from_token; /* OAUTHBEARER without authzid: the passdb names the user */
 	struct auth_db_request db; /* what the passdb/userdb chain works on */
 };
 
@@ -199,6 +206,10 @@ static void request_destroy(struct auth_request *req)
 {
 	sasl_clear(&req->sasl);
 	auth_mech_free(&req->mech);
+	if (req->token != NULL) {
+		explicit_bzero(req->token, req->token_len);
+		rg_free(req->token);
+	}
 	auth_db_request_clear(&req->db);
 	rg_free(req->fail_user);
 	rg_free(req);
@@ -466,20 +477,51 @@ static bool proxy_resolve(struct auth_server *srv, struct auth_request *req, con
 }
 
 /* The backend password: the passdb's pass field (a master user's password),
- * else what the client gave (as Dovecot does). */
-static size_t proxy_pass_len(const struct auth_request *req)
+ * else what the client gave (as Dovecot's mech_password): PLAIN/LOGIN's
+ * password, OAUTHBEARER/XOAUTH2's token. SCRAM, CRAM-MD5 and APOP give
+ * none: then no password goes (never an empty one) and the login process
+ * refuses to proxy ("no password for the backend"), as Dovecot's login
+ * does ("proxy: password not given"). NULL: none. */
+static const uint8_t *proxy_pass(const struct auth_request *req, size_t *len_r)
 {
 	const char *pass = pfield(req, "pass");
-	return (pass != NULL ? strlen(pass) : req->sasl.pass_len) + 8;
+	if (pass != NULL) {
+		*len_r = strlen(pass);
+		return (const uint8_t *)pass;
+	}
+	if (req->token != NULL) {
+		*len_r = req->token_len;
+		return req->token;
+	}
+	if (req->mech == NULL && req->sasl.pass_len > 0) {
+		*len_r = req->sasl.pass_len;
+		return req->sasl.pass;
+	}
+	*len_r = 0;
+	return NULL;
+}
+
+static size_t proxy_pass_len(const struct auth_request *req)
+{
+	size_t len;
+	(void)proxy_pass(req, &len);
+	return len + 8;
 }
 
 static void proxy_add_pass(struct auth_server *srv, struct auth_request *req)
 {
-	const char *pass = pfield(req, "pass");
-	if (pass != NULL)
-		ipc_msg_add_str(&srv->msg, IPC_F_PASS, pass);
-	else
-		ipc_msg_add(&srv->msg, IPC_F_PASS, req->sasl.pass, req->sasl.pass_len);
+	size_t len;
+	const uint8_t *pass = proxy_pass(req, &len);
+	if (pass != NULL) {
+		ipc_msg_add(&srv->msg, IPC_F_PASS, pass, len);
+		return;
+	}
+	char logname[300];
+	log_info("%s(%s,%s): proxy: no password for the backend: %s gives no plaintext "
+		 "password and the passdb entry has no pass= (set pass=, e.g. a master "
+		 "user's password)", req->db.db_name, esc_user(req->db.user, logname,
+							      sizeof(logname)),
+		 req->rip, sasl_mech_name(req->sasl.mech));
 }
 
 /* A user whose passdb entry says proxy: AUTH_OK with the extra fields and
@@ -740,12 +782,41 @@ static void request_creds_done(enum passdb_result result, const char *scheme,
 	mech_act(req->srv, req, &out);
 }
 
+/* OAUTHBEARER without authzid: the passdb set the user from the token;
+ * the name rules (auth_username_format, ...) apply to it as to a name a
+ * client gives. false: refused (logged, failure queued). */
+static bool token_user_fix(struct auth_server *srv, struct auth_request *req)
+{
+	char *user = NULL, *error = NULL;
+	char logname[300];
+	if (req->db.user[0] == '\0') {
+		log_info("%s(?,%s): the passdb named no user for the token",
+			 sasl_mech_name(req->sasl.mech), req->rip);
+		request_fail_delayed(srv, req);
+		return false;
+	}
+	if (auth_username_fix(&srv->rules, &req->db, req->db.user, &user, &error) < 0) {
+		log_info("auth(%s,%s): %s", esc_user(req->db.user, logname, sizeof(logname)),
+			 req->rip, error);
+		rg_free(error);
+		if (req->fail_user == NULL)
+			req->fail_user = rg_strdup(req->db.user);
+		request_fail_delayed(srv, req);
+		return false;
+	}
+	rg_free(req->db.user);
+	req->db.user = user;
+	return true;
+}
+
 static void request_token_done(enum passdb_result result, struct auth_db_request *dbreq)
 {
 	struct auth_request *req = request_mech_resume(result, dbreq);
 	if (req == NULL)
 		return;
 	struct auth_server *srv = req->srv;
+	if (result == PASSDB_RESULT_OK && req->user_from_token && !token_user_fix(srv, req))
+		return;
 	if (result != PASSDB_RESULT_OK && req->rip[0] != '\0' && !req->penalty_counted) {
 		/* the RFC 7628 error round trip comes first: a client that
 		   hangs up then must not escape the penalty */
@@ -771,10 +842,30 @@ static void mech_act(struct auth_server *srv, struct auth_request *req,
 		auth_chain_lookup_credentials(srv->chain, &req->db, out->scheme, request_creds_done);
 		return;
 	case AUTH_MECH_VERIFY:
-		if (!request_db_prepare(srv, req, out->user))
+		/* OAUTHBEARER without an authzid (RFC 7628: the gs2-header's
+		   a= is optional): the passdb takes the user from the token;
+		   the name rules apply to that name afterwards */
+		req->user_from_token = out->user[0] == '\0';
+		if (req->user_from_token) {
+			auth_db_request_clear(&req->db);
+			auth_db_request_init(&req->db, "");
+			req->db.service = req->client->service;
+			req->db.mech = sasl_mech_name(req->sasl.mech);
+			snprintf(req->db.rip, sizeof(req->db.rip), "%s", req->rip);
+			req->db.secured = req->secured;
+		} else if (!request_db_prepare(srv, req, out->user)) {
 			return;
+		}
+		if (req->token != NULL) {
+			explicit_bzero(req->token, req->token_len);
+			rg_free(req->token);
+		}
+		req->token = rg_malloc(out->len + 1);
+		memcpy(req->token, out->data, out->len);
+		req->token[out->len] = '\0';
+		req->token_len = out->len;
 		req->state = REQ_PASSDB;
-		auth_chain_verify_plain(srv->chain, &req->db, out->data, out->len,
+		auth_chain_verify_plain(srv->chain, &req->db, req->token, req->token_len,
 					request_token_done);
 		return;
 	case AUTH_MECH_SUCCESS:

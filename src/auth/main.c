@@ -64,7 +64,8 @@ static void drop_privileges(const char *user)
  * signal to another process. With an sql or ldap block, also what their
  * client libraries (libpq, libmariadb, libldap) do to reach their servers:
  * new sockets, connect, socket options, their own poll(), and the uid/uname
- * queries they make for defaults. Still no exec and no signal. */
+ * queries they make for defaults; with an oauth2 block the same for
+ * libcurl, whose resolver runs in a thread. Still no exec and no signal. */
 static void enter_sandbox(bool network_stores)
 {
 	static const int calls[] = {
@@ -80,6 +81,10 @@ static void enter_sandbox(bool network_stores)
 		SYS_getpeername, SYS_sendto, SYS_recvfrom, SYS_shutdown, SYS_poll, SYS_ppoll,
 		SYS_uname, SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid, SYS_getdents64,
 		SYS_sysinfo, SYS_access, SYS_rt_sigaction, SYS_readv,
+		/* an oauth2 passdb asking its IdP: libcurl resolves host names
+		   in a thread of its own (still no exec) */
+		SYS_clone, SYS_clone3, SYS_set_robust_list, SYS_rseq, SYS_sched_getaffinity,
+		SYS_getrusage, SYS_prctl, SYS_pipe2, SYS_eventfd2, SYS_socketpair,
 	};
 	size_t n = sizeof(calls) / sizeof(calls[0]);
 	if (!network_stores) {
@@ -98,7 +103,8 @@ static bool uses_network_store(const struct settings *set)
 	for (size_t i = 0; i < 2; i++) {
 		for (const struct db_settings *db = lists[i]; db != NULL; db = db->next) {
 			if (db->driver != NULL &&
-			    (strcmp(db->driver, "sql") == 0 || strcmp(db->driver, "ldap") == 0))
+			    (strcmp(db->driver, "sql") == 0 || strcmp(db->driver, "ldap") == 0 ||
+			     strcmp(db->driver, "oauth2") == 0))
 				return true;
 		}
 	}

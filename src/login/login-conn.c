@@ -496,6 +496,7 @@ void conn_start_session(struct conn *c)
 	bool secured = (c->flags & CF_SECURED) != 0;
 	struct login_proto_config pc = {
 		.greeting = srv.set->greeting,
+		.hostname = srv.set->hostname,
 		.mechanisms = srv.set->mechanisms,
 		.secured = secured,
 		.plaintext_auth_allowed = secured || (!srv.set->disable_plaintext_auth &&

@@ -34,6 +34,7 @@ struct login_conn_config {
 	const struct login_proto *proto;
 	const char *service;		/* "imap" or "pop3" */
 	const char *greeting;
+	const char *hostname;		/* for APOP timestamps, read before the chroot */
 	const char *mechanisms;		/* upper-case, space-separated */
 	bool disable_plaintext_auth;
 	bool ssl_required;		/* ssl = required: no login before TLS */

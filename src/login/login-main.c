@@ -155,6 +155,23 @@ static unsigned access_sockets(const struct settings *set, char ***names_r, char
 	return n;
 }
 
+/* The host name POP3's APOP timestamps carry (Dovecot's my_hostname):
+ * read before the chroot and the seccomp filter; a name with characters a
+ * timestamp cannot hold (RFC 1939's msg-id) becomes "localhost". */
+static void hostname_read(char *buf, size_t size)
+{
+	if (gethostname(buf, size - 1) < 0)
+		buf[0] = '\0';
+	buf[size - 1] = '\0';
+	bool ok = buf[0] != '\0';
+	for (size_t i = 0; buf[i] != '\0' && ok; i++) {
+		char c = buf[i];
+		ok = isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
+	}
+	if (!ok)
+		snprintf(buf, size, "localhost");
+}
+
 static unsigned count_listeners(void)
 {
 	const char *env = getenv("RINGGATE_LISTENERS");
@@ -296,6 +313,8 @@ int main(int argc, char **argv)
 	 * verify: load the time zone now, before the chroot, or glibc opens
 	 * /etc/localtime under the seccomp filter (SIGSYS) */
 	tzset();
+	char hostname[65];
+	hostname_read(hostname, sizeof(hostname));
 	drop_privileges(set);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		log_fatal("PR_SET_NO_NEW_PRIVS: %m");
@@ -305,6 +324,7 @@ int main(int argc, char **argv)
 		.proto = proto,
 		.service = proto_name,
 		.greeting = set->login_greeting,
+		.hostname = hostname,
 		.mechanisms = mechs,
 		.disable_plaintext_auth = set->disable_plaintext_auth,
 		.ssl_required = set->ssl == SSL_REQUIRED,

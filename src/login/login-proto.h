@@ -25,6 +25,9 @@
 /* What the connection layer knows about this client when it starts. */
 struct login_proto_config {
 	const char *greeting;        /* login_greeting */
+	/* the host name in POP3's APOP timestamp (gethostname(), as Dovecot's
+	 * my_hostname); NULL: "localhost" */
+	const char *hostname;
 	const char *mechanisms;      /* upper-case, space-separated: "PLAIN LOGIN" */
 	bool secured;                /* TLS, or trusted network / loopback */
 	bool plaintext_auth_allowed; /* !disable_plaintext_auth || secured */

@@ -673,15 +673,17 @@ static struct login_session *pop3_create(const struct login_proto_config *config
 	if (pop3_mech_find(s, "APOP", 4, &apop_len) != NULL) {
 		/* RFC 1939's timestamp, in the form auth checks: this login
 		   process's pid (so no other process's challenge is taken),
-		   the time and 128 random bits. A chrooted, sandboxed login
-		   process cannot ask the host name: "ringgate" stands in. */
+		   the time and 128 random bits; the host name as Dovecot's
+		   <pid.connect-id.time.random@my_hostname> (read at start-up,
+		   before the chroot) */
 		uint8_t rnd[16];
 		char hex[33];
 		if (getrandom(rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd)) {
 			for (int i = 0; i < 16; i++)
 				snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-			s->apop_challenge = rg_strdup_printf("<%u.%ld.%s@ringgate>",
-							     (unsigned)getpid(), (long)time(NULL), hex);
+			s->apop_challenge = rg_strdup_printf(
+				"<%u.%ld.%s@%s>", (unsigned)getpid(), (long)time(NULL), hex,
+				config->hostname != NULL ? config->hostname : "localhost");
 		}
 	}
 	/* as Dovecot: a trusted client (a proxy) learns it may send XCLIENT */

@@ -16,15 +16,25 @@ import imaplib
 import json
 import os
 import poplib
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
 import rgenv
+from test_backend_proxy import ScriptedBackend
 
 MECHS = "plain login scram-sha-256 scram-sha-1 cram-md5 apop oauthbearer xoauth2"
+
+
+def apop_host():
+    """the host part ringgate's APOP timestamps carry: the host name, as
+    Dovecot's (one a timestamp cannot hold becomes localhost)"""
+    h = socket.gethostname()
+    return h if re.fullmatch(r"[A-Za-z0-9._-]{1,64}", h) else "localhost"
 
 
 def b64u(b):
@@ -154,10 +164,18 @@ class Sasl(unittest.TestCase):
                 os.chmod(os.path.join(root, x), 0o755)
             for x in files:
                 os.chmod(os.path.join(root, x), 0o644)
+        # a backend for the proxied users: it records what the proxy sends
+        cls.backend = ScriptedBackend()
+        cls.addClassCleanup(cls.backend.close)
         cls.rg = rgenv.Ringgate(extra_conf=(
             "auth_mechanisms = %s\n"
+            # jwtproxy's token is checked, then the login is proxied
             "passdb {\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n"
-            "  args = %s\n}\n" % (MECHS, cls.oauth_conf)),
+            "  username_filter = jwtproxy\n"
+            "  override_fields = proxy host=127.0.0.1 port=%d\n"
+            "  args = %s\n}\n"
+            "passdb {\n  driver = oauth2\n  mechanisms = oauthbearer xoauth2\n"
+            "  args = %s\n}\n" % (MECHS, cls.backend.port, cls.oauth_conf, cls.oauth_conf)),
             failure_delay="0",
             users={"scram256": "x", "scram1": "x", "plainuser": "x", "crammer": "x",
                    "cryptuser": "x", "jwtuser": "x"})
@@ -171,10 +189,16 @@ class Sasl(unittest.TestCase):
             "crammer": pw("CRAM-MD5", "tanstaaf"),
             "cryptuser": pw("SHA512-CRYPT", "cryptic"),
             "jwtuser": pw("SHA512-CRYPT", os.urandom(8).hex()),
+            "proxyscram": pw("SCRAM-SHA-256", "pencil"),
+            "proxypass": pw("SCRAM-SHA-256", "pencil"),
+            "jwtproxy": pw("SHA512-CRYPT", os.urandom(8).hex()),
         }
+        proxy = "proxy host=127.0.0.1 port=%d" % cls.backend.port
+        extra = {"proxyscram": proxy, "proxypass": proxy + " pass=backend-secret"}
         with open(cls.rg.passwd, "w") as f:
             for u, h in entries.items():
-                f.write("%s:%s:%d:%d::%s::\n" % (u, h, cls.rg.uid, cls.rg.gid, cls.rg.home(u)))
+                f.write("%s:%s:%d:%d::%s::%s\n" % (u, h, cls.rg.uid, cls.rg.gid, cls.rg.home(u),
+                                                  extra.get(u, "")))
         cls.rg.start()
 
     @classmethod
@@ -257,7 +281,8 @@ class Sasl(unittest.TestCase):
 
     def apop(self, user, secret):
         p = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=30)
-        self.assertRegex(p.getwelcome(), rb"^\+OK .* <\d+\.\d+\.[0-9a-f]{32}@ringgate>$")
+        self.assertRegex(p.getwelcome(), rb"^\+OK .* <\d+\.\d+\.[0-9a-f]{32}@" +
+                         re.escape(apop_host().encode()) + rb">$")
         try:
             p.apop(user, secret)
         except poplib.error_proto:
@@ -380,6 +405,75 @@ class Sasl(unittest.TestCase):
         self.assertIn("token refused: bad signature", logs)
         # never the token itself
         self.assertNotIn(k.token().split(".")[0] + "." + k.token().split(".")[1][:20], logs)
+
+    def test_oauthbearer_without_authzid(self):
+        # RFC 7628: the gs2-header's a= is optional; the token names the
+        # user (username_attribute = sub here)
+        self.rg.deliver("scram256", b"From: a@example.org\r\nSubject: for-scram256\r\n\r\nx\r\n")
+        seen = []
+
+        def auth(tok):
+            def f(data):
+                seen.append(data)
+                return ("n,,\x01auth=Bearer %s\x01\x01" % tok).encode() if len(seen) == 1 \
+                    else b"\x01"
+            return f
+
+        m = self.imap()
+        typ, _ = m.authenticate("OAUTHBEARER", auth(self.keys.token(sub="scram256")))
+        self.assertEqual(typ, "OK")
+        # the session is scram256's: its mailbox
+        typ, data = m.select("INBOX")
+        self.assertEqual(typ, "OK")
+        typ, data = m.search(None, "SUBJECT", "for-scram256")
+        self.assertEqual(typ, "OK")
+        self.assertNotEqual(data[0], b"")
+        m.logout()
+        # a bad token without authzid: the RFC 7628 error, then failure
+        seen.clear()
+        m = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.authenticate("OAUTHBEARER", auth(self.keys.token(sub="scram256", exp_in=-5)))
+        m.shutdown()
+        self.assertEqual(json.loads(seen[1])["status"], "invalid_token")
+        # XOAUTH2 has no such form: user= must name someone
+        self.setUp()
+        m = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.authenticate("XOAUTH2", lambda d: (
+                "user=\x01auth=Bearer %s\x01\x01" % self.keys.token()).encode())
+        m.shutdown()
+
+    def test_proxy_password_by_mechanism(self):
+        # SCRAM gives the proxy no password: with no pass= in the entry
+        # nothing is sent to the backend (never an empty password) and the
+        # login fails, with a line saying why
+        before = len(self.backend.lines)
+        self.assertFalse(self.scram("SCRAM-SHA-256", "sha256", "proxyscram", "pencil"))
+        self.assertFalse([x for x in self.backend.lines[before:] if b"AUTHENTICATE" in x])
+        self.assertIn("proxy: no password for the backend: SCRAM-SHA-256 gives no plaintext "
+                      "password and the passdb entry has no pass=", self.rg.logs())
+        # pass= in the entry: that password goes
+        self.setUp()
+        m = self.imap()
+        a = Scram("sha256", "proxypass", "pencil")
+        typ, _ = m.authenticate("SCRAM-SHA-256", a)
+        self.assertEqual(typ, "OK")
+        m.logout()
+        auth = [x for x in self.backend.lines if b"AUTHENTICATE PLAIN" in x][-1]
+        self.assertEqual(base64.b64decode(auth.split()[3]), b"\0proxypass\0backend-secret")
+        # an OAuth token is the password the client gave (Dovecot's
+        # mech_password): it is forwarded
+        tok = self.keys.token(sub="jwtproxy")
+        ok, _ = self.oauth_imaplib(tok, user="jwtproxy")
+        self.assertTrue(ok, self.rg.logs()[-3000:])
+        auth = [x for x in self.backend.lines if b"AUTHENTICATE PLAIN" in x][-1]
+        self.assertEqual(base64.b64decode(auth.split()[3]), b"\0jwtproxy\0" + tok.encode())
+        # and a plaintext login's password, as before
+        m = self.imap()
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("proxyscram", "wrong")
+        m.shutdown()
 
     def test_malformed_messages_fail_cleanly(self):
         cases = [("SCRAM-SHA-256", b"p=tls-unique,,n=scram256,r=abc"),

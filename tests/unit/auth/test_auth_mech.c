@@ -274,9 +274,29 @@ static void test_oauth(void **state)
 	}
 	struct auth_mech *m = auth_mech_new(SASL_MECH_OAUTHBEARER, &params);
 	struct auth_mech_out o;
+	/* no authzid (RFC 7628): VERIFY with user "", the passdb names it */
 	auth_mech_begin(m, true, S("n,,\001auth=Bearer t\001\001"), &o);
+	assert_int_equal(o.action, AUTH_MECH_VERIFY);
+	assert_string_equal(o.user, "");
+	assert_int_equal(o.len, 1);
+	assert_memory_equal(o.data, "t", 1);
+	auth_mech_verified(m, true, &o);
+	assert_int_equal(o.action, AUTH_MECH_SUCCESS);
+	auth_mech_free(&m);
+	m = auth_mech_new(SASL_MECH_OAUTHBEARER, &params);
+	auth_mech_begin(m, true, S("n,,\001auth=Bearer t\001\001"), &o);
+	assert_int_equal(o.action, AUTH_MECH_VERIFY);
+	auth_mech_verified(m, false, &o);
+	assert_int_equal(o.action, AUTH_MECH_CHALLENGE);
+	auth_mech_continue(m, S("\001"), &o);
 	assert_int_equal(o.action, AUTH_MECH_FAIL);
-	assert_string_equal(o.error, "no user name (authzid) in the OAUTHBEARER message");
+	/* a failure names no user when none was given */
+	assert_null(o.user);
+	auth_mech_free(&m);
+	/* XOAUTH2 always names one */
+	m = auth_mech_new(SASL_MECH_XOAUTH2, &params);
+	auth_mech_begin(m, true, S("user=\001auth=Bearer t\001\001"), &o);
+	assert_int_equal(o.action, AUTH_MECH_FAIL);
 	auth_mech_free(&m);
 	m = auth_mech_new(SASL_MECH_XOAUTH2, &params);
 	auth_mech_verified(m, true, &o);

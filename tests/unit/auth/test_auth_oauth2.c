@@ -3,7 +3,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "auth/auth-http.h"
 #include "auth/auth-oauth2.h"
+#include "auth/oauth2-introspect.h"
 #include "lib/base64.h"
 
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "jwt-vectors.h"
 
 static char dir[64];
+static char conf_buf[512];
 
 static void write_file(const char *rel, const char *text)
 {
@@ -95,23 +98,23 @@ static void test_local(void **state)
 	for (const char *alg = "RS256"; alg != NULL;
 	     alg = strcmp(alg, "RS256") == 0 ? "EdDSA" : strcmp(alg, "EdDSA") == 0 ? "HS256" : NULL) {
 		const char *t = good(alg);
-		if (!oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err))
+		if (!oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err))
 			fail_msg("%s: %s", alg, err);
-		assert_false(oauth2_token_check(cfg, "bob@example.org", t, strlen(t), JWT_NOW, &err));
+		assert_false(oauth2_token_check(cfg, "bob@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 		assert_string_equal(err, "the token is for another user");
-		assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_EXP, &err));
+		assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_EXP, NULL, 0, &err));
 		assert_string_equal(err, "token expired");
 	}
 	/* no ES256 key in the dict */
 	const char *t = good("ES256");
-	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "no key for the token's azp/alg/kid");
 	/* rotation: a new file under the same name is used at once */
 	write_file("keys/shared/default/ES256/default", pem_p256);
-	assert_true(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err));
+	assert_true(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	write_file("keys/shared/default/RS256/default", pem_p256);
 	t = good("RS256");
-	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice@example.org", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "key type does not match alg");
 	write_file("keys/shared/default/RS256/default", pem_rsa);
 	oauth2_config_free(&cfg);
@@ -123,21 +126,29 @@ static void test_local(void **state)
 		 "client_id = web\nusername_attribute = sub\n", dir);
 	cfg = load(conf, &error);
 	assert_non_null(cfg);
-	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "audience not accepted");
 	oauth2_config_free(&cfg);
 	snprintf(conf, sizeof(conf),
 		 "introspection_mode = local\nlocal_validation_key_dict = %s/keys\n"
 		 "issuers = https://other.example\nusername_attribute = sub\n", dir);
 	cfg = load(conf, &error);
-	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, &err));
+	assert_false(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, NULL, 0, &err));
 	assert_string_equal(err, "issuer not accepted");
 	oauth2_config_free(&cfg);
 	snprintf(conf, sizeof(conf),
 		 "introspection_mode = local\nlocal_validation_key_dict = %s/keys\n"
 		 "username_attribute = sub\n", dir);
 	cfg = load(conf, &error);
-	assert_true(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, &err));
+	assert_true(oauth2_token_check(cfg, "alice", t, strlen(t), JWT_NOW, NULL, 0, &err));
+	/* no user asked (OAUTHBEARER without authzid): the claim names it */
+	char user[64] = "";
+	assert_true(oauth2_token_check(cfg, "", t, strlen(t), JWT_NOW, user, sizeof(user), &err));
+	assert_string_equal(user, "alice");
+	/* but the token must still be good */
+	user[0] = '\0';
+	assert_false(oauth2_token_check(cfg, "", t, strlen(t), JWT_EXP, user, sizeof(user), &err));
+	assert_string_equal(user, "");
 	oauth2_config_free(&cfg);
 }
 
@@ -149,9 +160,20 @@ static void test_config_errors(void **state)
 		const char *error; /* after "DIR/oauth2.conf" */
 	} bad[] = {
 		{ "introspection_mode = post\nlocal_validation_key_dict = /k\n",
-		  ": introspection_mode = post is not supported (only local JWT validation)" },
+		  ": introspection_mode needs introspection_url (or tokeninfo_url)" },
+		/* unset is Dovecot's auth */
 		{ "local_validation_key_dict = /k\n",
-		  ": introspection_mode = (unset) is not supported (only local JWT validation)" },
+		  ": introspection_mode needs introspection_url (or tokeninfo_url)" },
+		{ "introspection_mode = remote\n",
+		  ": introspection_mode must be auth, get, post or local, not 'remote'" },
+		{ "introspection_url = ftp://idp/x\n",
+		  ": the IdP's URL must be http:// or https://" },
+		{ "introspection_url = https://idp/x\ntimeout_msecs = 5s\n",
+		  ": timeout_msecs must be a number up to 600000" },
+		{ "introspection_url = https://idp/x\nmax_parallel_connections = 5000\n",
+		  ": max_parallel_connections must be a number up to 1024" },
+		{ "introspection_url = https://idp/x\ntls_allow_invalid_cert = maybe\n",
+		  ": tls_allow_invalid_cert must be yes or no" },
 		{ "introspection_mode = local\n",
 		  ": local validation needs local_validation_key_dict" },
 		{ "introspection_mode = local\nlocal_validation_key_dict = redis:host=x\n",
@@ -175,11 +197,209 @@ static void test_config_errors(void **state)
 	free(error);
 }
 
+/* Dovecot's remote modes: settings, defaults, the request for each mode */
+static void test_remote_config(void **state)
+{
+	(void)state;
+	char *error = NULL;
+	struct oauth2_config *cfg = load("introspection_mode = post\n"
+					 "introspection_url = https://idp.example/introspect\n"
+					 "client_id = mail\nclient_secret = s3cr&t\n"
+					 "active_attribute = active\nactive_value = true\n"
+					 "tls_ca_cert_file = /etc/ca.pem\nscope = mail\n"
+					 "max_parallel_connections = 4\n", &error);
+	if (cfg == NULL)
+		fail_msg("%s", error);
+	struct oauth2_remote r;
+	struct http_client_settings h;
+	unsigned size, ttl;
+	assert_true(oauth2_config_remote(cfg, &r, &h, &size, &ttl));
+	assert_int_equal(r.mode, OAUTH2_MODE_POST);
+	assert_string_equal(r.url, "https://idp.example/introspect");
+	assert_string_equal(r.username_attribute, "email");
+	assert_string_equal(r.active_value, "true");
+	assert_string_equal(r.scope, "mail");
+	assert_int_equal(h.max_parallel, 4);
+	assert_int_equal(h.timeout_msecs, 5000);
+	assert_int_equal(h.max_body, OAUTH2_BODY_MAX);
+	assert_string_equal(h.ca_file, "/etc/ca.pem");
+	assert_false(h.allow_invalid_cert);
+	assert_int_equal(size, 1024);
+	assert_int_equal(ttl, 60000);
+	const char *method;
+	char *url, *body, *auth;
+	oauth2_request_make(&r, "a+b/c=", &method, &url, &body, &auth);
+	assert_string_equal(method, "POST");
+	assert_string_equal(url, "https://idp.example/introspect");
+	assert_string_equal(body, "token=a%2Bb%2Fc%3D&client_id=mail&client_secret=s3cr%26t");
+	assert_null(auth);
+	free(url);
+	free(body);
+	r.mode = OAUTH2_MODE_GET;
+	r.url = "https://idp/i?token=";
+	oauth2_request_make(&r, "tok", &method, &url, &body, &auth);
+	assert_string_equal(method, "GET");
+	assert_string_equal(url, "https://idp/i?token=tok&client_id=mail&client_secret=s3cr%26t");
+	assert_null(body);
+	free(url);
+	r.mode = OAUTH2_MODE_AUTH;
+	oauth2_request_make(&r, "tok", &method, &url, &body, &auth);
+	assert_string_equal(url, "https://idp/i?token=");
+	assert_string_equal(auth, "Authorization: Bearer tok");
+	free(url);
+	free(auth);
+	oauth2_config_free(&cfg);
+	/* tokeninfo_url alone; unset mode is auth; cache off */
+	cfg = load("tokeninfo_url = http://127.0.0.1:1/ti?access_token=\n"
+		   "introspection_cache_size = 0\ntimeout_msecs = 0\n", &error);
+	assert_non_null(cfg);
+	assert_true(oauth2_config_remote(cfg, &r, &h, &size, &ttl));
+	assert_int_equal(r.mode, OAUTH2_MODE_TOKENINFO);
+	assert_int_equal(size, 0);
+	assert_int_equal(h.timeout_msecs, 5000); /* Dovecot's 0: bounded anyway */
+	oauth2_request_make(&r, "t.k", &method, &url, &body, &auth);
+	assert_string_equal(url, "http://127.0.0.1:1/ti?access_token=t.k");
+	free(url);
+	oauth2_config_free(&cfg);
+	/* local mode has no remote side */
+	snprintf(conf_buf, sizeof(conf_buf),
+		 "introspection_mode = local\nlocal_validation_key_dict = %s/keys\n", dir);
+	cfg = load(conf_buf, &error);
+	assert_non_null(cfg);
+	assert_false(oauth2_config_remote(cfg, &r, &h, &size, &ttl));
+	oauth2_config_free(&cfg);
+}
+
+static void judge(const struct oauth2_remote *r, long status, const char *body,
+		  struct oauth2_verdict *v)
+{
+	oauth2_reply_judge(r, status, body, strlen(body), JWT_NOW, v);
+}
+
+/* the IdP's answers: each branch */
+static void test_remote_judge(void **state)
+{
+	(void)state;
+	struct oauth2_remote r = { .mode = OAUTH2_MODE_AUTH, .url = "https://idp/",
+				   .username_attribute = "email" };
+	struct oauth2_verdict v;
+	const char *err;
+	judge(&r, 200, "{\"active\":true,\"email\":\"Alice@example.org\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_OK);
+	assert_string_equal(v.user, "Alice@example.org");
+	assert_int_equal(oauth2_verdict_for_user(&v, "alice@example.org", &err), PASSDB_RESULT_OK);
+	assert_int_equal(oauth2_verdict_for_user(&v, "", &err), PASSDB_RESULT_OK);
+	assert_int_equal(oauth2_verdict_for_user(&v, "bob@example.org", &err),
+			 PASSDB_RESULT_USER_UNKNOWN);
+	assert_string_equal(err, "the token is for another user");
+	judge(&r, 200, "{\"active\":false}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_PASSWORD_MISMATCH);
+	assert_string_equal(v.error, "the token is not active");
+	assert_int_equal(oauth2_verdict_for_user(&v, "", &err), PASSDB_RESULT_PASSWORD_MISMATCH);
+	judge(&r, 200, "{\"active\":\"yes\",\"email\":\"a\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_PASSWORD_MISMATCH);
+	char body[128];
+	snprintf(body, sizeof(body), "{\"email\":\"a\",\"exp\":%lld}", (long long)JWT_NOW - 1);
+	judge(&r, 200, body, &v);
+	assert_string_equal(v.error, "the token expired");
+	snprintf(body, sizeof(body), "{\"email\":\"a\",\"exp\":%lld}", (long long)JWT_NOW + 30);
+	judge(&r, 200, body, &v);
+	assert_int_equal(v.result, PASSDB_RESULT_OK);
+	assert_int_equal(v.exp, JWT_NOW + 30);
+	judge(&r, 200, "{\"sub\":\"a\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	judge(&r, 200, "{\"email\":\"\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	judge(&r, 200, "not json", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	judge(&r, 200, "", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	judge(&r, 401, "{\"error\":\"invalid_token\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_PASSWORD_MISMATCH);
+	judge(&r, 500, "{\"email\":\"a\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	judge(&r, 302, "", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	/* 10,000-deep JSON: refused by the parser's bound, not a crash */
+	char *deep = malloc(20003);
+	memset(deep, '[', 10000);
+	memset(deep + 10000, ']', 10000);
+	deep[20000] = '\0';
+	judge(&r, 200, deep, &v);
+	assert_int_equal(v.result, PASSDB_RESULT_INTERNAL_FAILURE);
+	free(deep);
+	/* active_attribute / active_value, scope */
+	r.active_attribute = "account_status";
+	judge(&r, 200, "{\"email\":\"a\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_USER_DISABLED);
+	judge(&r, 200, "{\"email\":\"a\",\"account_status\":\"x\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_OK);
+	r.active_value = "enabled";
+	judge(&r, 200, "{\"email\":\"a\",\"account_status\":\"x\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_USER_DISABLED);
+	judge(&r, 200, "{\"email\":\"a\",\"account_status\":\"enabled\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_OK);
+	r.active_attribute = "active";
+	r.active_value = "true";
+	judge(&r, 200, "{\"email\":\"a\",\"active\":true}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_OK);
+	r.active_attribute = r.active_value = NULL;
+	r.scope = "mail";
+	judge(&r, 200, "{\"email\":\"a\",\"scope\":\"openid mailx\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_USER_DISABLED);
+	judge(&r, 200, "{\"email\":\"a\",\"scope\":\"openid mail\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_OK);
+	judge(&r, 200, "{\"email\":\"a\"}", &v);
+	assert_int_equal(v.result, PASSDB_RESULT_USER_DISABLED);
+}
+
+/* the answer cache: hits, TTL, the token's exp, LRU bound, no failures */
+static void test_remote_cache(void **state)
+{
+	(void)state;
+	assert_null(oauth2_cache_new(0, 1000));
+	struct oauth2_cache *c = oauth2_cache_new(2, 1000);
+	struct oauth2_verdict ok = { .result = PASSDB_RESULT_OK, .user = "alice" }, got;
+	struct oauth2_verdict bad = { .result = PASSDB_RESULT_PASSWORD_MISMATCH, .error = "x" };
+	struct oauth2_verdict temp = { .result = PASSDB_RESULT_INTERNAL_FAILURE, .error = "t" };
+	int64_t t = 100000, unix_now = JWT_NOW;
+	assert_false(oauth2_cache_get(c, "A", 1, t, unix_now, &got));
+	oauth2_cache_put(c, "A", 1, t, unix_now, &ok);
+	oauth2_cache_put(c, "B", 1, t, unix_now, &bad);
+	oauth2_cache_put(c, "T", 1, t, unix_now, &temp); /* never stored */
+	assert_int_equal(oauth2_cache_count(c), 2);
+	assert_true(oauth2_cache_get(c, "A", 1, t + 999, unix_now, &got));
+	assert_string_equal(got.user, "alice");
+	assert_true(oauth2_cache_get(c, "B", 1, t, unix_now, &got));
+	assert_int_equal(got.result, PASSDB_RESULT_PASSWORD_MISMATCH);
+	assert_false(oauth2_cache_get(c, "T", 1, t, unix_now, &got));
+	assert_false(oauth2_cache_get(c, "AB", 2, t, unix_now, &got));
+	/* the third evicts the least recently used (A: B was asked last) */
+	oauth2_cache_put(c, "C", 1, t, unix_now, &ok);
+	assert_int_equal(oauth2_cache_count(c), 2);
+	assert_false(oauth2_cache_get(c, "A", 1, t, unix_now, &got));
+	assert_true(oauth2_cache_get(c, "B", 1, t, unix_now, &got));
+	/* TTL */
+	assert_false(oauth2_cache_get(c, "C", 1, t + 1000, unix_now, &got));
+	assert_int_equal(oauth2_cache_count(c), 1);
+	/* a token expiring sooner than the TTL lives until its exp only */
+	struct oauth2_verdict soon = ok;
+	soon.exp = unix_now + 1;
+	oauth2_cache_put(c, "S", 1, t, unix_now, &soon);
+	assert_true(oauth2_cache_get(c, "S", 1, t + 500, unix_now, &got));
+	assert_false(oauth2_cache_get(c, "S", 1, t + 500, unix_now + 1, &got));
+	oauth2_cache_free(&c);
+	assert_null(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_remote_config),
+		cmocka_unit_test(test_remote_judge),
+		cmocka_unit_test(test_remote_cache),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -302,6 +302,7 @@ static void test_apop(void **state)
 	(void)state;
 	struct login_proto_config cfg = cfg_default;
 	cfg.mechanisms = "PLAIN APOP";
+	cfg.hostname = "mx1.example.org";
 	struct fake *f = fake_new(&cfg);
 	const char *g = f->out;
 	assert_int_equal(strncmp(g, "+OK Dovecot ready. <", 20), 0);
@@ -313,7 +314,8 @@ static void test_apop(void **state)
 	assert_true(clen < sizeof(chal));
 	memcpy(chal, lt, clen);
 	chal[clen] = '\0';
-	assert_non_null(strstr(chal, "@ringgate>"));
+	/* the host part is the configured host name */
+	assert_non_null(strstr(chal, "@mx1.example.org>"));
 	fake_clear_out(f);
 	input(f, "APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n");
 	assert_int_equal(f->begins, 1);
@@ -333,6 +335,12 @@ static void test_apop(void **state)
 	assert_string_not_equal(a->out, b->out);
 	fake_free(a);
 	fake_free(b);
+	/* no host name given: "localhost", still a timestamp auth accepts */
+	cfg.hostname = NULL;
+	a = fake_new(&cfg);
+	assert_non_null(strstr(a->out, "@localhost>\r\n"));
+	fake_free(a);
+	cfg.hostname = "mx1.example.org";
 
 	/* at every split: malformed arguments, APOP kept out of SASL */
 	check_script(&cfg, "APOP mrose c4c9\r\n",
