@@ -5,7 +5,8 @@
  * AUTH_REQUEST taking the cookie of an AUTH_OK.
  *
  * Input: byte 0 picks one of four servers (mechanisms: the odd ones offer SCRAM,
- * CRAM-MD5 and APOP too; disable_plaintext_auth,
+ * its -PLUS forms, CRAM-MD5, APOP and EXTERNAL too, with the client
+ * certificate's name as the user (1) or required (3); disable_plaintext_auth,
  * one file or a separate userdb), then records:
  *   [op] op & 3: 0 AUTH_BEGIN, 1 AUTH_CONTINUE, 2 AUTH_ABORT,
  *                3 special (op >> 2: 0 tick, 1 another type, 2 AUTH_REQUEST
@@ -13,7 +14,9 @@
  *                4 with a made-up cookie, 5 a second channel);
  *        op >> 2 for 0..2: request id (0..63)
  *   for BEGIN/CONTINUE: [fields] bit 0 MECH, 1 RESP, 2 RIP, 3 SECURED,
- *        4 USER (ignored by auth); each present field: [len] then len bytes.
+ *        4 USER (ignored by auth), 5 CERT_USER (with CERT_VALID = 1),
+ *        6 CB_DATA (with CB_TYPE tls-unique), 7 TLS; each present field:
+ *        [len] then len bytes.
  * Each message is built with ipc_msg_add and decoded by ipc_decode, as
  * ipc_recv would, then handed to auth_server_login_message(). Replies are
  * read back from the login side of a real socketpair and checked: only
@@ -59,6 +62,7 @@ static const char users[] =
 	"gina:{PLAIN}pw:1006:1006::/home/g::userdb_uid=x userdb_gid=7\n"
 	"henry:{CLEARTEXT}pw:1007:1007::/home/h::nologin\n"
 	"ivan:{PLAIN}pw:1008:1008::/home/i\n"
+	"nopw::1013:1013::/home/n::nopassword\n"
 	/* doveadm pw -s SCRAM-SHA-256 / CRAM-MD5 -p pencil */
 	"sam:{SCRAM-SHA-256}4096,42Yz7uDuskGDQNyhf7kNYQ==,O43YZVJ65lqfA2moNzwfI2aniD1RbTI5tsLmiywe5FU=,"
 	"deD5TDhN5XCE67Ak80tp+M3g+nxR+hl9f4h20i5i/ls=:1009:1009::/home/s\n"
@@ -108,8 +112,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	master_peer = sv[1];
 	for (unsigned i = 0; i < 4; i++) {
 		struct auth_config cfg = {
-			.mechanisms = (i & 1) != 0 ? "plain login scram-sha-256 scram-sha-1 cram-md5 apop"
+			.mechanisms = (i & 1) != 0 ? "plain login scram-sha-256 scram-sha-1 cram-md5 apop "
+						     "scram-sha-256-plus scram-sha-1-plus external"
 					     : "plain",
+			.ssl_username_from_cert = i == 1,
+			.ssl_require_client_cert = i == 3,
 			.failure_delay_ms = 0,
 			.mail_location = "maildir:~/Maildir",
 			.passdb_args = pargs,
@@ -293,9 +300,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint8_t fields = 0;
 		if (kind != 2)
 			(void)take(&p, end, &fields);
-		static const enum ipc_field keys[] = { IPC_F_MECH, IPC_F_RESP, IPC_F_RIP,
-						       IPC_F_SECURED, IPC_F_USER };
-		for (unsigned k = 0; k < 5; k++) {
+		static const enum ipc_field keys[] = { IPC_F_MECH,	IPC_F_RESP,    IPC_F_RIP,
+						       IPC_F_SECURED,	IPC_F_USER,    IPC_F_CERT_USER,
+						       IPC_F_CB_DATA,	IPC_F_TLS };
+		if ((fields & (1u << 5)) != 0)
+			ipc_msg_add_str(&msg, IPC_F_CERT_VALID, "1");
+		if ((fields & (1u << 6)) != 0)
+			ipc_msg_add_str(&msg, IPC_F_CB_TYPE, "tls-unique");
+		for (unsigned k = 0; k < 8; k++) {
 			if ((fields & (1u << k)) == 0)
 				continue;
 			uint8_t len = 0;

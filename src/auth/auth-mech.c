@@ -51,12 +51,20 @@ bool auth_mech_handles(enum sasl_mech mech)
 	return mech != SASL_MECH_PLAIN && mech != SASL_MECH_LOGIN;
 }
 
+static bool mech_is_scram(enum sasl_mech mech)
+{
+	return mech == SASL_MECH_SCRAM_SHA1 || mech == SASL_MECH_SCRAM_SHA256 ||
+	       mech == SASL_MECH_SCRAM_SHA1_PLUS || mech == SASL_MECH_SCRAM_SHA256_PLUS;
+}
+
 const char *auth_mech_scheme(enum sasl_mech mech)
 {
 	switch (mech) {
 	case SASL_MECH_SCRAM_SHA1:
+	case SASL_MECH_SCRAM_SHA1_PLUS:
 		return "SCRAM-SHA-1";
 	case SASL_MECH_SCRAM_SHA256:
+	case SASL_MECH_SCRAM_SHA256_PLUS:
 		return "SCRAM-SHA-256";
 	case SASL_MECH_CRAM_MD5:
 		return "CRAM-MD5";
@@ -83,14 +91,28 @@ static bool random_fill(void *buf, size_t len)
 	return true;
 }
 
+static void set_user(struct auth_mech *m, const char *user);
+
 struct auth_mech *auth_mech_new(enum sasl_mech mech, const struct auth_mech_params *params)
 {
 	struct auth_mech *m = rg_calloc(1, sizeof(*m));
 	m->mech = mech;
 	m->params = *params;
-	if (mech == SASL_MECH_SCRAM_SHA1 || mech == SASL_MECH_SCRAM_SHA256)
-		scram_init(&m->u.scram, mech == SASL_MECH_SCRAM_SHA1 ? CRYPTO_SHA1 : CRYPTO_SHA256,
-			   false, false, NULL, NULL, 0);
+	if (mech_is_scram(mech)) {
+		bool sha1 = mech == SASL_MECH_SCRAM_SHA1 || mech == SASL_MECH_SCRAM_SHA1_PLUS;
+		bool plus = mech == SASL_MECH_SCRAM_SHA1_PLUS || mech == SASL_MECH_SCRAM_SHA256_PLUS;
+		/* scram_init copies the binding (and takes none that does
+		   not fit: the exchange then fails) */
+		scram_init(&m->u.scram, sha1 ? CRYPTO_SHA1 : CRYPTO_SHA256, plus,
+			   params->plus_offered, params->cb_type, params->cb_data, params->cb_len);
+	}
+	if (mech == SASL_MECH_EXTERNAL && params->cert_user != NULL)
+		set_user(m, params->cert_user);
+	/* the pointers are the caller's: none is kept */
+	m->params.cb_type = NULL;
+	m->params.cb_data = NULL;
+	m->params.cb_len = 0;
+	m->params.cert_user = NULL;
 	return m;
 }
 
@@ -214,13 +236,39 @@ static void oauth_message(struct auth_mech *m, const uint8_t *resp, size_t len,
 	out->len = om.token_len;
 }
 
+/* EXTERNAL (RFC 4422 appendix A): the message is an authorization identity,
+ * empty or the certificate's user (no proxy authorization, as for PLAIN);
+ * the passdb then decides with an empty password, which only a
+ * `nopassword` entry accepts, as in Dovecot */
+static void external_message(struct auth_mech *m, const uint8_t *resp, size_t len,
+			     struct auth_mech_out *out)
+{
+	if (m->user[0] == '\0') {
+		out_fail(m, "no valid client certificate naming a user (EXTERNAL needs one, and "
+			    "auth_ssl_username_from_cert = yes)", out);
+		return;
+	}
+	if (len > 0 && (len != strlen(m->user) || memcmp(resp, m->user, len) != 0)) {
+		out_fail(m, "authorization identity is not the certificate's user", out);
+		return;
+	}
+	out_user(m, AUTH_MECH_VERIFY, ST_WANT_VERIFY, out);
+	out->data = (const uint8_t *)"";
+	out->len = 0;
+}
+
 static void first_message(struct auth_mech *m, const uint8_t *resp, size_t len,
 			  struct auth_mech_out *out)
 {
 	switch (m->mech) {
 	case SASL_MECH_SCRAM_SHA1:
 	case SASL_MECH_SCRAM_SHA256:
+	case SASL_MECH_SCRAM_SHA1_PLUS:
+	case SASL_MECH_SCRAM_SHA256_PLUS:
 		scram_first(m, resp, len, out);
+		return;
+	case SASL_MECH_EXTERNAL:
+		external_message(m, resp, len, out);
 		return;
 	case SASL_MECH_CRAM_MD5:
 		cram_response(m, resp, len, out);
@@ -266,7 +314,7 @@ void auth_mech_begin(struct auth_mech *m, bool has_resp, const uint8_t *resp, si
 		return;
 	}
 	if (!has_resp) {
-		/* SCRAM, OAUTHBEARER, XOAUTH2: the client speaks first */
+		/* SCRAM, OAUTHBEARER, XOAUTH2, EXTERNAL: the client speaks first */
 		out_challenge(m, ST_WANT_RESP, "", 0, out);
 		return;
 	}
@@ -278,7 +326,7 @@ void auth_mech_continue(struct auth_mech *m, const uint8_t *resp, size_t len,
 {
 	switch (m->stage) {
 	case ST_WANT_RESP:
-		if (m->mech == SASL_MECH_SCRAM_SHA1 || m->mech == SASL_MECH_SCRAM_SHA256) {
+		if (mech_is_scram(m->mech)) {
 			if (m->u.scram.stage == SCRAM_WANT_CLIENT_FINAL) {
 				const char *final, *error;
 				size_t final_len;
@@ -338,7 +386,9 @@ void auth_mech_credentials(struct auth_mech *m, bool found, const char *scheme,
 	const char *error = NULL;
 	switch (m->mech) {
 	case SASL_MECH_SCRAM_SHA1:
-	case SASL_MECH_SCRAM_SHA256: {
+	case SASL_MECH_SCRAM_SHA256:
+	case SASL_MECH_SCRAM_SHA1_PLUS:
+	case SASL_MECH_SCRAM_SHA256_PLUS: {
 		enum crypto_hash h = m->u.scram.hash;
 		struct scram_creds creds;
 		if (scheme_is(scheme, auth_mech_scheme(m->mech))) {
@@ -421,6 +471,11 @@ void auth_mech_verified(struct auth_mech *m, bool ok, struct auth_mech_out *out)
 	}
 	if (ok) {
 		out_user(m, AUTH_MECH_SUCCESS, ST_DONE, out);
+		return;
+	}
+	if (m->mech == SASL_MECH_EXTERNAL) {
+		out_fail(m, "the passdb does not let the certificate's user in without a password "
+			    "(nopassword)", out);
 		return;
 	}
 	size_t n = oauth_error_json(m->params.oauth2_scope, m->u.oauth.json,

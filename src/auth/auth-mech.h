@@ -1,5 +1,6 @@
 /* auth-mech.h — one authentication's exchange for the mechanisms beyond
- * PLAIN and LOGIN: SCRAM-SHA-1/-256, CRAM-MD5, APOP, OAUTHBEARER, XOAUTH2.
+ * PLAIN and LOGIN: SCRAM-SHA-1/-256 (and their -PLUS forms with TLS channel
+ * binding), CRAM-MD5, APOP, OAUTHBEARER, XOAUTH2, EXTERNAL.
  * It drives the pure parsers (sasl-scram.h, sasl-cram.h, sasl-oauth.h) and
  * tells its owner (auth-server.c) what to do next, so the owner does all
  * I/O and all passdb calls:
@@ -7,7 +8,8 @@
  *   LOOKUP     fetch user's stored credentials (scheme is the wish), then
  *              auth_mech_credentials();
  *   VERIFY     run the passdb chain with the token as user's password (the
- *              oauth2 passdb judges it), then auth_mech_verified(); user
+ *              oauth2 passdb judges it; EXTERNAL's is empty, which only a
+ *              `nopassword` entry accepts), then auth_mech_verified(); user
  *              "" (OAUTHBEARER without authzid): the passdb names the user
  *              from the token;
  *   SUCCESS    user is authenticated;
@@ -46,6 +48,17 @@ struct auth_mech_params {
 	unsigned login_pid;   /* the channel's login process: APOP challenges name it */
 	const char *hostname; /* in CRAM-MD5 challenges */
 	const char *oauth2_scope; /* in the RFC 7628 error, may be NULL */
+	/* SCRAM-*-PLUS: the connection's channel binding as the login
+	 * process reported it (copied by auth_mech_new); NULL/0: none */
+	const char *cb_type;
+	const uint8_t *cb_data;
+	size_t cb_len;
+	/* SCRAM without -PLUS: the -PLUS form is offered to this client (TLS,
+	 * and in auth_mechanisms), so a client that says "y" was downgraded */
+	bool plus_offered;
+	/* EXTERNAL: the user its valid client certificate names (with
+	 * auth_ssl_username_from_cert; copied by auth_mech_new); NULL: none */
+	const char *cert_user;
 };
 
 /* whether auth_mech handles mech (else auth-sasl.c does) */

@@ -12,6 +12,9 @@ static const char *const mech_names[] = {
 	[SASL_MECH_APOP] = "APOP",
 	[SASL_MECH_OAUTHBEARER] = "OAUTHBEARER",
 	[SASL_MECH_XOAUTH2] = "XOAUTH2",
+	[SASL_MECH_SCRAM_SHA1_PLUS] = "SCRAM-SHA-1-PLUS",
+	[SASL_MECH_SCRAM_SHA256_PLUS] = "SCRAM-SHA-256-PLUS",
+	[SASL_MECH_EXTERNAL] = "EXTERNAL",
 };
 
 bool sasl_mech_parse(const char *name, enum sasl_mech *mech_r)

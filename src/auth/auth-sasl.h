@@ -24,8 +24,11 @@ enum sasl_mech {
 	SASL_MECH_APOP,
 	SASL_MECH_OAUTHBEARER,
 	SASL_MECH_XOAUTH2,
+	SASL_MECH_SCRAM_SHA1_PLUS,   /* with TLS channel binding */
+	SASL_MECH_SCRAM_SHA256_PLUS,
+	SASL_MECH_EXTERNAL,          /* the TLS client certificate's user */
 };
-#define SASL_MECH_COUNT (SASL_MECH_XOAUTH2 + 1)
+#define SASL_MECH_COUNT (SASL_MECH_EXTERNAL + 1)
 
 enum sasl_step {
 	SASL_STEP_CHALLENGE, /* send *chal_r, wait for the next response */

@@ -64,6 +64,9 @@ struct auth_request {
 	bool secured;
 	bool orphan;
 	bool penalty_counted; /* the failure is in the penalty table already */
+	/* auth_ssl_username_from_cert and a valid client certificate naming
+	 * someone: that name replaces the one the mechanism gives */
+	char *cert_user;
 	int64_t due_ms;
 	char rip[PENALTY_IP_MAX + 1];
 	char *fail_user;   /* sent with the delayed AUTH_FAIL */
@@ -212,6 +215,7 @@ static void request_destroy(struct auth_request *req)
 	}
 	auth_db_request_clear(&req->db);
 	rg_free(req->fail_user);
+	rg_free(req->cert_user);
 	rg_free(req);
 }
 
@@ -683,6 +687,10 @@ static void request_passdb_done(enum passdb_result result, struct auth_db_reques
 static bool request_db_prepare(struct auth_server *srv, struct auth_request *req,
 			       const char *login_name)
 {
+	/* Dovecot: "cert_username overrides the username given by the
+	   authentication mechanism", the rules below still apply to it */
+	if (req->cert_user != NULL)
+		login_name = req->cert_user;
 	auth_db_request_clear(&req->db);
 	auth_db_request_init(&req->db, login_name);
 	req->db.service = req->client->service;
@@ -893,6 +901,39 @@ static bool mech_is_plaintext(enum sasl_mech mech)
 
 /* ---- login channels ---------------------------------------------------- */
 
+/* The client's TLS certificate as the login process saw it: with
+ * auth_ssl_require_client_cert none means a failed login (Dovecot: "Client
+ * didn't present valid SSL certificate"); with auth_ssl_username_from_cert
+ * its name is the user. false: failed (answered after the delay). */
+static bool request_client_cert(struct auth_server *srv, struct auth_request *req,
+				const struct ipc_fields *f)
+{
+	bool valid = ipc_has(f, IPC_F_CERT_VALID);
+	if (srv->cfg.ssl_require_client_cert && !valid) {
+		log_info("%s(?,%s): client didn't present a valid SSL certificate",
+			 sasl_mech_name(req->sasl.mech), req->rip);
+		request_fail_delayed(srv, req);
+		return false;
+	}
+	const char *name = valid && srv->cfg.ssl_username_from_cert ?
+				   ipc_str(f, IPC_F_CERT_USER) : NULL;
+	if (name == NULL || name[0] == '\0')
+		return true;
+	/* the certificate's text: a name must be a name */
+	size_t len = f->len[IPC_F_CERT_USER];
+	if (len > SASL_MAX_USER || strlen(name) != len ||
+	    !sasl_name_valid((const uint8_t *)name, len)) {
+		char esc[80];
+		log_info("%s(?,%s): the client certificate's user name is not valid: %s",
+			 sasl_mech_name(req->sasl.mech), req->rip,
+			 log_escape(name, len, 40, esc, sizeof(esc)));
+		request_fail_delayed(srv, req);
+		return false;
+	}
+	req->cert_user = rg_strdup(name);
+	return true;
+}
+
 static void client_begin(struct auth_server *srv, struct auth_client *c, const struct ipc_rx *rx)
 {
 	const struct ipc_fields *f = &rx->fields;
@@ -939,10 +980,21 @@ static void client_begin(struct auth_server *srv, struct auth_client *c, const s
 		return;
 	}
 	sasl_init(&req->sasl, mech);
+	if (!request_client_cert(srv, req, f))
+		return;
 	bool has_resp = ipc_has(f, IPC_F_RESP);
 	if (auth_mech_handles(mech)) {
 		struct auth_mech_params params = srv->mech_params;
 		params.login_pid = c->pid;
+		params.cert_user = req->cert_user;
+		if (ipc_has(f, IPC_F_CB_TYPE) && ipc_has(f, IPC_F_CB_DATA)) {
+			params.cb_type = ipc_str(f, IPC_F_CB_TYPE);
+			params.cb_data = f->val[IPC_F_CB_DATA];
+			params.cb_len = f->len[IPC_F_CB_DATA];
+		}
+		enum sasl_mech plus = mech == SASL_MECH_SCRAM_SHA1 ? SASL_MECH_SCRAM_SHA1_PLUS
+								   : SASL_MECH_SCRAM_SHA256_PLUS;
+		params.plus_offered = ipc_has(f, IPC_F_TLS) && sasl_mech_allowed(srv->mechanisms, plus);
 		req->mech = auth_mech_new(mech, &params);
 		struct auth_mech_out out;
 		auth_mech_begin(req->mech, has_resp, has_resp ? f->val[IPC_F_RESP] : NULL,
@@ -1363,7 +1415,8 @@ static bool mechanisms_servable(struct auth_chain *chain, const char *mechanisms
 		if (!sasl_mech_allowed(mechanisms, mech) || !auth_mech_handles(mech))
 			continue;
 		const char *scheme = auth_mech_scheme(mech);
-		bool ok = false;
+		/* EXTERNAL: any passdb, whose entries say nopassword */
+		bool ok = mech == SASL_MECH_EXTERNAL && auth_chain_passdb_count(chain) > 0;
 		for (unsigned i = 0; i < auth_chain_passdb_count(chain) && !ok; i++) {
 			const struct passdb_module *pm = auth_chain_passdb(chain, i);
 			ok = scheme != NULL ? pm->driver->lookup_credentials != NULL

@@ -24,6 +24,10 @@ struct auth_config {
 	const char *passdb_args;     /* shortcut: passwd-file args; "" = no passdb */
 	const char *userdb_args;     /* shortcut: "" = the passdb file */
 	bool disable_plaintext_auth; /* refuse PLAIN/LOGIN without F_SECURED */
+	/* auth_ssl_require_client_cert: no login without F_CERT_VALID;
+	 * auth_ssl_username_from_cert: F_CERT_USER is the user, whatever name
+	 * the mechanism gave (and EXTERNAL's user) */
+	bool ssl_require_client_cert, ssl_username_from_cert;
 	/* auth_username_format, _chars, _translation, auth_default_realm
 	 * (NULL: off) and auth_master_user_separator (NULL or "": none) */
 	const char *username_format, *username_chars, *username_translation;

@@ -161,6 +161,8 @@ int main(int argc, char **argv)
 		.passdbs = &set->passdb,
 		.userdbs = &set->userdb,
 		.disable_plaintext_auth = set->disable_plaintext_auth,
+		.ssl_require_client_cert = set->auth_ssl_require_client_cert,
+		.ssl_username_from_cert = set->auth_ssl_username_from_cert,
 		.username_format = set->auth_username_format,
 		.username_chars = set->auth_username_chars,
 		.username_translation = set->auth_username_translation,

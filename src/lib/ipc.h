@@ -102,6 +102,10 @@ enum ipc_field {
 			    RESULT: the credentials' scheme */
 	IPC_F_RESULT,    /* AUTH_WORKER_RESULT: passdb/userdb result, decimal (may be negative) */
 	IPC_F_USERDB,    /* AUTH_WORKER_*: userdb fields, TAB-separated key=value */
+	IPC_F_CERT_VALID, /* AUTH_BEGIN: "1": the client's TLS certificate verified */
+	IPC_F_CERT_USER, /* AUTH_BEGIN: that certificate's ssl_cert_username_field entry */
+	IPC_F_CB_TYPE,   /* AUTH_BEGIN of a -PLUS mechanism: "tls-unique" / "tls-exporter" */
+	IPC_F_CB_DATA,   /* ... and the connection's channel-binding bytes */
 	IPC_F_COUNT
 };
 

@@ -78,6 +78,11 @@ static const struct set_def global_defs[] = {
 	G(ssl_prefer_server_ciphers, ST_BOOL, "no"),
 	G(ssl_curve_list, ST_CURVES, ""),
 	G(ssl_client_ca_file, ST_STR, ""),
+	G(ssl_verify_client_cert, ST_BOOL, "no"),
+	G(ssl_require_crl, ST_BOOL, "yes"),
+	G(ssl_cert_username_field, ST_NONEMPTY, "commonName"),
+	G(auth_ssl_require_client_cert, ST_BOOL, "no"),
+	G(auth_ssl_username_from_cert, ST_BOOL, "no"),
 	G(disable_plaintext_auth, ST_BOOL, "yes"),
 	G(auth_mechanisms, ST_MECHS, "plain"),
 	G(auth_failure_delay, ST_TIME, "2 secs"),
@@ -394,10 +399,19 @@ static bool valid_socket_name(const char *word)
 }
 
 static const char *const protocol_names[] = { "imap", "pop3", NULL };
-/* Dovecot's names for what auth serves (auth-sasl.h); EXTERNAL and the
-   -PLUS variants need the login process's TLS engine and are not in yet */
-static const char *const mech_names[] = { "plain",	 "login", "scram-sha-256", "scram-sha-1",
-					  "cram-md5",	 "apop",  "oauthbearer",   "xoauth2",
+/* Dovecot's names for what auth serves (auth-sasl.h); the -PLUS ones are
+   Dovecot 2.4's */
+static const char *const mech_names[] = { "plain",
+					  "login",
+					  "scram-sha-256",
+					  "scram-sha-1",
+					  "scram-sha-256-plus",
+					  "scram-sha-1-plus",
+					  "cram-md5",
+					  "apop",
+					  "oauthbearer",
+					  "xoauth2",
+					  "external",
 					  NULL };
 
 /* Apply value to the field def describes in base; on failure *reason_r is
@@ -1267,6 +1281,10 @@ static int check(struct loader *l)
 			return load_error(l, n, "ssl enabled, but ssl_cert not set");
 		if (set->ssl_key[0] == '\0')
 			return load_error(l, n, "ssl enabled, but ssl_key not set");
+		/* Dovecot's own check and words */
+		if (set->ssl_verify_client_cert && set->ssl_ca[0] == '\0')
+			return load_error(l, l->global_nodes[global_index("ssl_verify_client_cert")],
+					  "ssl_verify_client_cert set, but ssl_ca not");
 	}
 	return 0;
 }

@@ -115,6 +115,12 @@ struct settings {
 	char *ssl_curve_list;    /* "X25519:P-256": key exchange groups in order,
 				    canonical names; "" = the built-in order */
 	char *ssl_client_ca_file;  /* CAs for backends' certificates (passdb ssl=yes), path */
+	bool ssl_verify_client_cert; /* ask clients for a certificate, checked with ssl_ca */
+	bool ssl_require_crl;        /* default yes: ssl_ca's CRLs checked, one needed per CA */
+	char *ssl_cert_username_field; /* default "commonName": the subject entry naming the user */
+	bool auth_ssl_require_client_cert; /* no login without a valid client certificate */
+	bool auth_ssl_username_from_cert;  /* the certificate's name is the user, whatever the
+					      mechanism says */
 
 	bool disable_plaintext_auth; /* default yes */
 	char *auth_mechanisms;       /* default "plain" */

@@ -51,6 +51,7 @@ struct login_session {
 	bool starttls_available; /* and cb->starttls set */
 	bool discard_input;      /* drop the rest of this input (after STARTTLS) */
 	bool trusted;            /* may forward x-originating-* in ID */
+	bool tls;                /* TLS: the -PLUS mechanisms are offered */
 
 	enum imap_state state;
 	struct imap_parser parser;
@@ -79,6 +80,12 @@ static bool mech_is_plaintext(const char *mech, size_t len)
 	       (len == 7 && strncmp(mech, "XOAUTH2", 7) == 0);
 }
 
+/* SCRAM-*-PLUS binds to the TLS channel: offered on TLS connections only */
+static bool mech_needs_tls(const char *mech, size_t len)
+{
+	return len > 5 && strncmp(mech + len - 5, "-PLUS", 5) == 0;
+}
+
 /* Text we echo into a reply line must not break the line. */
 static char *sanitize_dup(const char *text)
 {
@@ -105,7 +112,8 @@ static char *build_capability(const struct login_session *s)
 		if (len == 0)
 			break;
 		/* like Dovecot: plaintext mechanisms are hidden when refused */
-		if (s->plaintext_auth_allowed || !mech_is_plaintext(p, len))
+		if ((s->plaintext_auth_allowed || !mech_is_plaintext(p, len)) &&
+		    (s->tls || !mech_needs_tls(p, len)))
 			n += (size_t)snprintf(out + n, cap - n, " AUTH=%.*s", (int)len, p);
 		p += len;
 	}
@@ -116,6 +124,8 @@ static bool mech_available(const struct login_session *s, const char *mech)
 {
 	size_t mlen = strlen(mech);
 	const char *p = s->mechanisms;
+	if (!s->tls && mech_needs_tls(mech, mlen))
+		return false;
 	while (*p != '\0') {
 		while (*p == ' ')
 			p++;
@@ -285,6 +295,7 @@ static void cmd_starttls(struct login_session *s, const char *tag)
 	s->discard_input = true;
 	s->starttls_available = false;
 	s->plaintext_auth_allowed = true;
+	s->tls = true;
 	rg_free(s->capability);
 	s->capability = build_capability(s);
 	s->cb->starttls(s->ctx);
@@ -571,6 +582,7 @@ static struct login_session *imap_create(const struct login_proto_config *config
 	struct login_session *s = rg_calloc(1, sizeof(*s));
 	s->cb = cb;
 	s->trusted = config->trusted;
+	s->tls = config->tls;
 	s->ctx = ctx;
 	s->greeting = sanitize_dup(config->greeting != NULL ? config->greeting :
 				   IMAP_DEFAULT_GREETING);

@@ -38,6 +38,7 @@ void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp
 	ipc_msg_add_str(&srv.msg, IPC_F_MECH, mech);
 	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
 	conn_msg_add_client(c, &srv.msg);
+	conn_tls_msg_add_auth(c, &srv.msg, mech);
 	if (has_resp) {
 		if (resp_len > ipc_msg_room(&srv.msg))
 			resp_len = ipc_msg_room(&srv.msg); /* auth rejects it */

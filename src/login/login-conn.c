@@ -505,6 +505,7 @@ void conn_start_session(struct conn *c)
 		.starttls_available = srv.set->tls_build != NULL &&
 				      (c->flags & (CF_TLS | CF_HAPROXY_SSL)) == 0,
 		.trusted = net_list_match(srv.set->trusted, &c->remote),
+		.tls = (c->flags & CF_TLS) != 0,
 	};
 	c->session = srv.set->proto->create(&pc, &conn_callbacks, c);
 	if (c->session == NULL) {

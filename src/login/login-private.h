@@ -263,6 +263,7 @@ void conn_tls_failed(struct conn *c, const char *what, const char *error);
 void conn_tls_write(struct conn *c, const void *data, size_t len);
 void conn_tls_pump(struct conn *c);
 void conn_tls_input(struct conn *c, const uint8_t *data, size_t len);
+void conn_tls_msg_add_auth(struct conn *c, struct ipc_msg *msg, const char *mech);
 
 /* login-auth.c */
 void login_auth_open(int fd);

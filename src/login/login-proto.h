@@ -32,6 +32,10 @@ struct login_proto_config {
 	bool secured;                /* TLS, or trusted network / loopback */
 	bool plaintext_auth_allowed; /* !disable_plaintext_auth || secured */
 	bool starttls_available;     /* ssl != no and not already TLS */
+	/* the client talks TLS to this process (not only to a proxy in front):
+	 * the -PLUS mechanisms (TLS channel binding) are offered only then,
+	 * and after STARTTLS/STLS */
+	bool tls;
 	/* in login_trusted_networks: may forward its own client's identity
 	 * (IMAP ID x-originating-*, POP3 XCLIENT), e.g. a proxy in front */
 	bool trusted;

@@ -3,6 +3,8 @@
  * its ticket keys. */
 #include "login/login-private.h"
 
+#include <strings.h>
+
 static struct {
 	struct tls_ctx *ctx;	/* built on first use */
 	uint8_t ticket_keys[2 * TLS_TICKET_KEY_SIZE];
@@ -150,5 +152,44 @@ void conn_tls_input(struct conn *c, const uint8_t *data, size_t len)
 			conn_tls_failed(c, "TLS", "input stalled");
 			return;
 		}
+	}
+}
+
+/* What auth learns from the TLS session with AUTH_BEGIN: that the client
+ * talks TLS (F_TLS: a -PLUS mechanism is offered), its certificate when the
+ * context asks for one (F_CERT_VALID, F_CERT_USER), and for a -PLUS
+ * mechanism the channel binding (F_CB_TYPE, F_CB_DATA). Nothing is computed
+ * for a client without TLS, a certificate or a -PLUS mechanism. */
+void conn_tls_msg_add_auth(struct conn *c, struct ipc_msg *msg, const char *mech)
+{
+	if (c->tls == NULL || !tls_conn_handshake_done(c->tls))
+		return;
+	ipc_msg_add_str(msg, IPC_F_TLS, "1");
+	char name[TLS_CERT_NAME_MAX];
+	const char *error = NULL;
+	switch (tls_conn_peer_cert(c->tls, name, &error)) {
+	case TLS_PEER_CERT_VALID:
+		ipc_msg_add_str(msg, IPC_F_CERT_VALID, "1");
+		if (name[0] != '\0')
+			ipc_msg_add_str(msg, IPC_F_CERT_USER, name);
+		break;
+	case TLS_PEER_CERT_INVALID:
+		/* Dovecot's login: "client sent an invalid cert"; auth sees
+		 * no certificate and refuses what needs one */
+		log_debug("conn %u: invalid client certificate: %s", c->slot, error);
+		break;
+	case TLS_PEER_CERT_NONE:
+		break;
+	}
+	size_t mlen = strlen(mech);
+	if (mlen > 5 && strcasecmp(mech + mlen - 5, "-PLUS") == 0) {
+		uint8_t cb[TLS_CB_MAX];
+		const char *type = NULL;
+		size_t n = tls_conn_channel_binding(c->tls, &type, cb);
+		if (n > 0) {
+			ipc_msg_add_str(msg, IPC_F_CB_TYPE, type);
+			ipc_msg_add(msg, IPC_F_CB_DATA, cb, n);
+		}
+		explicit_bzero(cb, sizeof(cb));
 	}
 }

@@ -45,6 +45,7 @@ struct login_session {
 	bool plaintext_auth_allowed;
 	bool starttls_available;
 	bool trusted; /* may send XCLIENT */
+	bool tls;     /* TLS: the -PLUS mechanisms are offered */
 
 	enum pop3_state state;
 	struct pop3_parser parser;
@@ -167,10 +168,17 @@ static bool pop3_mech_is_apop(const char *mech, size_t len)
 	return len == 4 && strncasecmp(mech, "APOP", 4) == 0;
 }
 
+/* SCRAM-*-PLUS binds to the TLS channel: offered on TLS connections only */
+static bool pop3_mech_needs_tls(const char *mech, size_t len)
+{
+	return len > 5 && strncasecmp(mech + len - 5, "-PLUS", 5) == 0;
+}
+
 static bool pop3_mech_advertised(const struct login_session *s, const char *mech, size_t len)
 {
 	return !pop3_mech_is_apop(mech, len) &&
-	       (s->plaintext_auth_allowed || !pop3_mech_is_plaintext(mech, len));
+	       (s->plaintext_auth_allowed || !pop3_mech_is_plaintext(mech, len)) &&
+	       (s->tls || !pop3_mech_needs_tls(mech, len));
 }
 
 /* Walks the configured mechanisms: returns the next word at *pos, its length
@@ -328,7 +336,8 @@ static bool pop3_cmd_auth(struct login_session *s, const char *args)
 
 	size_t conf_len;
 	const char *mech = pop3_mech_find(s, p, mech_len, &conf_len);
-	if (mech == NULL || pop3_mech_is_apop(mech, conf_len)) {
+	if (mech == NULL || pop3_mech_is_apop(mech, conf_len) ||
+	    (!s->tls && pop3_mech_needs_tls(mech, conf_len))) {
 		pop3_send(s, "-ERR [AUTH] Unsupported authentication mechanism.\r\n");
 		return true;
 	}
@@ -378,6 +387,7 @@ static bool pop3_cmd_stls(struct login_session *s)
 	s->starttls_available = false;
 	s->secured = true;
 	s->plaintext_auth_allowed = true;
+	s->tls = true;
 	pop3_clear_user(s);
 	s->cb->starttls(s->ctx);
 	return true;
@@ -657,6 +667,7 @@ static struct login_session *pop3_create(const struct login_proto_config *config
 	s->plaintext_auth_allowed = config->plaintext_auth_allowed;
 	s->starttls_available = config->starttls_available;
 	s->trusted = config->trusted;
+	s->tls = config->tls;
 	s->state = POP3_STATE_CMD;
 	pop3_parser_init(&s->parser);
 

@@ -16,6 +16,9 @@ static struct tls_ctx_settings ctx_settings(const struct settings *set, const ch
 		.prefer_server_ciphers = set->ssl_prefer_server_ciphers,
 		.dh_pem = set->ssl_dh,
 		.curve_list = set->ssl_curve_list,
+		.verify_client = set->ssl_verify_client_cert,
+		.require_crl = set->ssl_require_crl,
+		.cert_username_field = set->ssl_cert_username_field,
 	};
 }
 

@@ -66,6 +66,8 @@ struct tls_ctx {
 	struct tls_ticket_key cur, prev;
 	bool client_order;
 	bool client;	/* connections to backends: we are the TLS client */
+	bool verify_client; /* clients are asked for a certificate */
+	int username_nid;   /* the subject entry tls_conn_peer_cert names */
 	/* open addressing, size a power of two, at most half full */
 	struct tls_sni_entry *sni;
 	unsigned sni_size, sni_count;
@@ -105,6 +107,10 @@ struct tls_conn {
 	/* close_notify is queued: a second shutdown must not make wolfSSL
 	 * wait for the peer's */
 	bool shutdown_sent;
+	/* the client's certificate chain failed verification (cert_error:
+	 * why, a wolfSSL error or an X509_V_ERR code) */
+	bool cert_broken;
+	int cert_error;
 };
 
 static char tls_error_buf[256];
@@ -238,6 +244,26 @@ static int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	conn->out_total += n;
 	conn->sent_any = true;
 	return (int)n;
+}
+
+/* --- client certificates --- */
+
+/* Called by wolfSSL for each certificate of a client's chain that fails
+ * (preverify 0): Dovecot's login processes accept the handshake anyway
+ * (allow_invalid_cert) and refuse the login later, so we remember it. */
+static int tls_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
+{
+	if (preverify)
+		return 1;
+	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *conn = ssl != NULL ? wolfSSL_GetIOReadCtx(ssl) : NULL;
+	if (conn == NULL)
+		return 0; /* nowhere to remember it: fail the handshake instead */
+	if (!conn->cert_broken) {
+		conn->cert_broken = true;
+		conn->cert_error = wolfSSL_X509_STORE_CTX_get_error(store);
+	}
+	return 1;
 }
 
 /* --- session tickets --- */
@@ -564,6 +590,99 @@ static int tls_set_groups(WOLFSSL_CTX *w, const char *list, const char **error_r
 	return 0;
 }
 
+/* The next PEM block labelled label ("CERTIFICATE", "X509 CRL") at or after
+ * *pos: its start and length (BEGIN through END line), *pos moved past it;
+ * NULL when there is none. */
+static const char *tls_pem_next(const char **pos, const char *label, size_t *len_r)
+{
+	char begin[40], end[40];
+	snprintf(begin, sizeof(begin), "-----BEGIN %s-----", label);
+	snprintf(end, sizeof(end), "-----END %s-----", label);
+	const char *b = strstr(*pos, begin);
+	const char *e = b != NULL ? strstr(b, end) : NULL;
+	if (e == NULL)
+		return NULL;
+	e += strlen(end);
+	*pos = e;
+	*len_r = (size_t)(e - b);
+	return b;
+}
+
+/* ssl_ca: its certificates are trust anchors (for building our own chain,
+ * and with verify_client for clients' certificates); with verify_client and
+ * require_crl, its CRLs are checked for every certificate of a client's
+ * chain (Dovecot's X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL).
+ * Dovecot's ssl_ca file holds both, "CA certificate(s) followed by the
+ * matching CRL(s)". */
+static int tls_ctx_load_ca(struct tls_ctx *ctx, const struct tls_ctx_settings *set,
+			   const char **error_r)
+{
+	WOLFSSL_CTX *w = ctx->wctx;
+	const char *ca = set->ca_pem != NULL ? set->ca_pem : "";
+	const char *pos = ca, *block;
+	size_t len;
+	unsigned certs = 0;
+	int ret;
+
+	while ((block = tls_pem_next(&pos, "CERTIFICATE", &len)) != NULL) {
+		ret = wolfSSL_CTX_load_verify_buffer(w, (const unsigned char *)block, (long)len,
+						     WOLFSSL_FILETYPE_PEM);
+		if (ret != WOLFSSL_SUCCESS) {
+			*error_r = tls_error("ssl_ca: certificate %u is not valid (%s)", certs + 1,
+					     tls_wolf_reason(ret));
+			return -EINVAL;
+		}
+		certs++;
+	}
+	if (ca[0] != '\0' && certs == 0 && strstr(ca, "-----BEGIN X509 CRL-----") == NULL) {
+		*error_r = tls_error("ssl_ca: not valid PEM certificates (no certificate found)");
+		return -EINVAL;
+	}
+	const char *field = set->cert_username_field != NULL && set->cert_username_field[0] != '\0' ?
+				    set->cert_username_field : "commonName";
+	ctx->username_nid = wolfSSL_OBJ_txt2nid(field);
+	if (ctx->username_nid <= 0) {
+		*error_r = tls_error("ssl_cert_username_field: unknown field '%.60s'", field);
+		return -EINVAL;
+	}
+	if (!set->verify_client)
+		return 0;
+	if (certs == 0) {
+		/* Dovecot: "Can't verify remote client certs without CA" */
+		*error_r = tls_error("ssl_verify_client_cert = yes needs ssl_ca (the CA certificates "
+				     "that issue client certificates)");
+		return -EINVAL;
+	}
+	ctx->verify_client = true;
+	wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_PEER, tls_verify_cb);
+	if (set->require_crl) {
+		if (wolfSSL_CTX_EnableCRL(w, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS) {
+			*error_r = tls_error("ssl_require_crl: wolfSSL cannot check CRLs");
+			return -EINVAL;
+		}
+		unsigned crls = 0;
+		pos = ca;
+		while ((block = tls_pem_next(&pos, "X509 CRL", &len)) != NULL) {
+			ret = wolfSSL_CTX_LoadCRLBuffer(w, (const unsigned char *)block, (long)len,
+							WOLFSSL_FILETYPE_PEM);
+			if (ret != WOLFSSL_SUCCESS) {
+				*error_r = tls_error("ssl_ca: CRL %u is not valid (%s)", crls + 1,
+						     tls_wolf_reason(ret));
+				return -EINVAL;
+			}
+			crls++;
+		}
+	}
+	/* a resumed session carries no client certificate: have clients show
+	 * theirs on every connection */
+	/* (in 5.5.4 the first returns WOLFSSL_SUCCESS, the second 0) */
+	if (wolfSSL_CTX_NoTicketTLSv12(w) != WOLFSSL_SUCCESS || wolfSSL_CTX_no_ticket_TLSv13(w) != 0) {
+		*error_r = tls_error("ssl_verify_client_cert: wolfSSL cannot turn session tickets off");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings *set, const char **error_r)
 {
 	WOLFSSL_CTX *w = ctx->wctx;
@@ -601,14 +720,8 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 		*error_r = tls_error("ssl_key: does not match ssl_cert");
 		return -EINVAL;
 	}
-	if (set->ca_pem != NULL && set->ca_pem[0] != '\0') {
-		ret = wolfSSL_CTX_load_verify_buffer(w, (const unsigned char *)set->ca_pem, (long)strlen(set->ca_pem),
-						     WOLFSSL_FILETYPE_PEM);
-		if (ret != WOLFSSL_SUCCESS) {
-			*error_r = tls_error("ssl_ca: not valid PEM certificates (%s)", tls_wolf_reason(ret));
-			return -EINVAL;
-		}
-	}
+	if (tls_ctx_load_ca(ctx, set, error_r) < 0)
+		return -EINVAL;
 	if (set->cipher_list != NULL && set->cipher_list[0] != '\0') {
 		if (wolfSSL_CTX_set_cipher_list(w, set->cipher_list) != WOLFSSL_SUCCESS) {
 			*error_r = tls_error("ssl_cipher_list: wolfSSL accepts none of '%.80s'", set->cipher_list);
@@ -1008,4 +1121,60 @@ const char *tls_conn_cipher(const struct tls_conn *conn)
 const char *tls_conn_sni(const struct tls_conn *conn)
 {
 	return wolfSSL_get_servername(conn->ssl, WOLFSSL_SNI_HOST_NAME);
+}
+
+size_t tls_conn_channel_binding(struct tls_conn *conn, const char **type_r, uint8_t buf[TLS_CB_MAX])
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+
+	if (!conn->handshake_done)
+		return 0;
+	if (wolfSSL_version(conn->ssl) == TLS1_3_VERSION) {
+		if (wolfSSL_export_keying_material(conn->ssl, buf, 32, label, sizeof(label) - 1, NULL, 0,
+						   0) != WOLFSSL_SUCCESS)
+			return 0;
+		*type_r = "tls-exporter";
+		return 32;
+	}
+	/* wolfSSL keeps both Finished messages of the last handshake: the
+	 * first sent is the client's in a full handshake, the server's in an
+	 * abbreviated one */
+	bool server = !conn->ctx->client;
+	bool first_is_ours = server == (wolfSSL_session_reused(conn->ssl) != 0);
+	size_t n = first_is_ours ? wolfSSL_get_finished(conn->ssl, buf, TLS_CB_MAX)
+				 : wolfSSL_get_peer_finished(conn->ssl, buf, TLS_CB_MAX);
+	if (n == 0 || n > TLS_CB_MAX)
+		return 0;
+	*type_r = "tls-unique";
+	return n;
+}
+
+enum tls_peer_cert tls_conn_peer_cert(struct tls_conn *conn, char name[TLS_CERT_NAME_MAX],
+				      const char **error_r)
+{
+	name[0] = '\0';
+	if (!conn->handshake_done || !conn->ctx->verify_client)
+		return TLS_PEER_CERT_NONE;
+	if (conn->cert_broken || wolfSSL_get_verify_result(conn->ssl) != X509_V_OK) {
+		int err = conn->cert_error != 0 ? conn->cert_error
+						: (int)wolfSSL_get_verify_result(conn->ssl);
+		*error_r = err < 0 ? tls_wolf_reason(err) : wolfSSL_X509_verify_cert_error_string(err);
+		return TLS_PEER_CERT_INVALID;
+	}
+	WOLFSSL_X509 *x509 = wolfSSL_get_peer_certificate(conn->ssl);
+	if (x509 == NULL)
+		return TLS_PEER_CERT_NONE;
+	/* the entry's length, then the text: Dovecot refuses a name whose
+	 * text is shorter than its length (a NUL inside) */
+	WOLFSSL_X509_NAME *subject = wolfSSL_X509_get_subject_name(x509);
+	int len = subject != NULL ? wolfSSL_X509_NAME_get_text_by_NID(subject, conn->ctx->username_nid,
+								       NULL, 0)
+				  : -1;
+	if (len <= 0 || len >= TLS_CERT_NAME_MAX ||
+	    wolfSSL_X509_NAME_get_text_by_NID(subject, conn->ctx->username_nid, name,
+					      TLS_CERT_NAME_MAX) != len ||
+	    strlen(name) != (size_t)len)
+		name[0] = '\0';
+	wolfSSL_X509_free(x509);
+	return TLS_PEER_CERT_VALID;
 }

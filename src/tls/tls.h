@@ -43,6 +43,20 @@ struct tls_ctx_settings {
 	 * names as settings stores them ("X25519:P-256:P-384"); NULL or "" =
 	 * X25519, P-256, X448, P-384, P-521, ffdhe2048, ffdhe3072 */
 	const char *curve_list;
+	/* ssl_verify_client_cert: ask every client for a certificate and check
+	 * it against ca_pem's certificates. As in Dovecot's login processes,
+	 * a missing or invalid certificate does not fail the handshake; auth
+	 * refuses what needs one (tls_conn_peer_cert). Session tickets are not
+	 * issued then: a resumed session has no certificate to show. */
+	bool verify_client;
+	/* ssl_require_crl: the CRLs in ca_pem are checked for every
+	 * certificate of a client's chain, and one without a CRL of its
+	 * issuer is invalid; false: CRLs are not checked */
+	bool require_crl;
+	/* ssl_cert_username_field: the subject entry that names the user
+	 * (OpenSSL's names: "commonName", "CN", "emailAddress", ...); NULL or
+	 * "" = commonName */
+	const char *cert_username_field;
 };
 
 struct tls_ctx;
@@ -144,5 +158,27 @@ bool tls_conn_resumed(const struct tls_conn *conn);
 const char *tls_conn_version(const struct tls_conn *conn);
 const char *tls_conn_cipher(const struct tls_conn *conn);
 const char *tls_conn_sni(const struct tls_conn *conn);
+
+/* Channel binding data for SCRAM-*-PLUS, after the handshake: TLS 1.3 gives
+ * "tls-exporter" (RFC 9266: 32 bytes of the exporter labelled
+ * "EXPORTER-Channel-Binding", no context), TLS 1.2 "tls-unique" (RFC 5929:
+ * the first Finished message of the latest handshake, the client's in a
+ * full handshake, ours in a resumed one). Returns the length written to
+ * buf (at most TLS_CB_MAX) and the type in *type_r, or 0 when there is
+ * none (no handshake yet, or wolfSSL could not give it). */
+#define TLS_CB_MAX 64
+size_t tls_conn_channel_binding(struct tls_conn *conn, const char **type_r,
+				uint8_t buf[TLS_CB_MAX]);
+
+/* The client's certificate on a verify_client context, after the handshake:
+ * NONE (none sent, or the context does not ask), INVALID (its chain did
+ * not verify: unknown CA, expired, revoked, no CRL with require_crl; the
+ * reason in *error_r) or VALID, with name set to the
+ * cert_username_field entry of its subject ("" when it has none, or when
+ * the entry holds a NUL byte: a name that is not what it seems). */
+enum tls_peer_cert { TLS_PEER_CERT_NONE, TLS_PEER_CERT_VALID, TLS_PEER_CERT_INVALID };
+#define TLS_CERT_NAME_MAX 256
+enum tls_peer_cert tls_conn_peer_cert(struct tls_conn *conn, char name[TLS_CERT_NAME_MAX],
+				      const char **error_r);
 
 #endif

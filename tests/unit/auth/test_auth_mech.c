@@ -21,8 +21,20 @@ static const struct auth_mech_params params = { .login_pid = 4242, .hostname = "
 
 /* the client side of SCRAM from RFC 5802's formulas: the final message for
    the server-first it got */
+static void scram_client_final_c(enum crypto_hash h, const char *pw, const char *cfirst_bare,
+				 const char *c64, const uint8_t *sfirst, size_t sfirst_len,
+				 char *out);
+
 static void scram_client_final_msg(enum crypto_hash h, const char *pw, const char *cfirst_bare,
 				   const uint8_t *sfirst, size_t sfirst_len, char *out)
+{
+	scram_client_final_c(h, pw, cfirst_bare, "biws", sfirst, sfirst_len, out);
+}
+
+/* c64: the c= attribute, base64 of the gs2 header and any binding data */
+static void scram_client_final_c(enum crypto_hash h, const char *pw, const char *cfirst_bare,
+				 const char *c64, const uint8_t *sfirst, size_t sfirst_len,
+				 char *out)
 {
 	char sf[256];
 	memcpy(sf, sfirst, sfirst_len);
@@ -36,7 +48,7 @@ static void scram_client_final_msg(enum crypto_hash h, const char *pw, const cha
 	assert_true(base64_decode(salt64, strlen(salt64), salt, sizeof(salt), &salt_len));
 	unsigned iter = (unsigned)atoi(i);
 	char without[256], auth[1024];
-	snprintf(without, sizeof(without), "c=biws,r=%s", nonce);
+	snprintf(without, sizeof(without), "c=%s,r=%s", c64, nonce);
 	snprintf(auth, sizeof(auth), "%s,%s,%s", cfirst_bare, sf, without);
 	size_t hl = crypto_hash_len(h);
 	uint8_t salted[64], ck[64], sk[64], sig[64];
@@ -305,9 +317,173 @@ static void test_oauth(void **state)
 	auth_mech_free(&m);
 }
 
+/* SCRAM-SHA-256-PLUS: the client's c= must carry the gs2 header and the
+ * binding the login process reported; the type must be the connection's */
+static void plus_run(const char *cfirst, const uint8_t *client_cb, size_t client_cb_len,
+		     bool want_ok, const char *want_error)
+{
+	static const uint8_t cb[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	struct auth_mech_params p = params;
+	p.cb_type = "tls-unique";
+	p.cb_data = cb;
+	p.cb_len = sizeof(cb);
+	struct auth_mech *m = auth_mech_new(SASL_MECH_SCRAM_SHA256_PLUS, &p);
+	struct auth_mech_out o;
+	auth_mech_begin(m, true, (const uint8_t *)cfirst, strlen(cfirst), &o);
+	if (o.action == AUTH_MECH_FAIL) {
+		assert_false(want_ok);
+		assert_string_equal(o.error, want_error);
+		auth_mech_free(&m);
+		return;
+	}
+	assert_int_equal(o.action, AUTH_MECH_LOOKUP);
+	assert_string_equal(o.scheme, "SCRAM-SHA-256");
+	auth_mech_credentials(m, true, "PLAIN", S("pencil"), &o);
+	assert_int_equal(o.action, AUTH_MECH_CHALLENGE);
+	/* c= is base64(gs2 header || binding) */
+	const char *bare = strstr(cfirst, "n=bob");
+	size_t gs2_len = (size_t)(bare - cfirst);
+	uint8_t cbind[128];
+	memcpy(cbind, cfirst, gs2_len);
+	memcpy(cbind + gs2_len, client_cb, client_cb_len);
+	char c64[200], fin[512];
+	base64_encode(cbind, gs2_len + client_cb_len, c64);
+	scram_client_final_c(CRYPTO_SHA256, "pencil", bare, c64, o.data, o.len, fin);
+	auth_mech_continue(m, (const uint8_t *)fin, strlen(fin), &o);
+	if (want_ok) {
+		assert_int_equal(o.action, AUTH_MECH_CHALLENGE);
+		assert_memory_equal(o.data, "v=", 2);
+		auth_mech_continue(m, NULL, 0, &o);
+		assert_int_equal(o.action, AUTH_MECH_SUCCESS);
+	} else {
+		assert_int_equal(o.action, AUTH_MECH_FAIL);
+		assert_string_equal(o.error, want_error);
+	}
+	auth_mech_free(&m);
+}
+
+static void test_scram_plus(void **state)
+{
+	(void)state;
+	static const uint8_t good[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+	static const uint8_t bad[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13 };
+	plus_run("p=tls-unique,,n=bob,r=cn0nce", good, sizeof(good), true, NULL);
+	plus_run("p=tls-unique,a=bob,n=bob,r=cn0nce", good, sizeof(good), true, NULL);
+	plus_run("p=tls-unique,,n=bob,r=cn0nce", bad, sizeof(bad), false,
+		 "channel-binding data mismatch");
+	plus_run("p=tls-unique,,n=bob,r=cn0nce", good, 11, false,
+		 "channel binding does not match the gs2 header");
+	plus_run("p=tls-exporter,,n=bob,r=cn0nce", good, sizeof(good), false,
+		 "unsupported channel-binding type");
+	plus_run("n,,n=bob,r=cn0nce", good, 0, false, "SCRAM-PLUS without channel binding");
+	plus_run("y,,n=bob,r=cn0nce", good, 0, false, "SCRAM-PLUS without channel binding");
+
+	/* no binding reported (a client that asked -PLUS where it is not
+	   offered): nothing matches */
+	struct auth_mech *m = auth_mech_new(SASL_MECH_SCRAM_SHA1_PLUS, &params);
+	struct auth_mech_out o;
+	auth_mech_begin(m, true, S("p=tls-unique,,n=bob,r=cn0nce"), &o);
+	assert_int_equal(o.action, AUTH_MECH_FAIL);
+	assert_string_equal(o.error, "unsupported channel-binding type");
+	auth_mech_free(&m);
+
+	/* without -PLUS: p= is refused; y is a downgrade where -PLUS is
+	   offered, fine where it is not */
+	struct auth_mech_params offered = params;
+	offered.plus_offered = true;
+	const struct {
+		const char *msg;
+		bool offered;
+		const char *error; /* NULL: accepted */
+	} cases[] = {
+		{ "p=tls-unique,,n=bob,r=x", false,
+		  "channel binding requested but not offered by this mechanism" },
+		{ "y,,n=bob,r=x", true, "client thinks the server lacks channel binding (downgrade)" },
+		{ "y,,n=bob,r=x", false, NULL },
+		{ "n,,n=bob,r=x", true, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		m = auth_mech_new(SASL_MECH_SCRAM_SHA256, cases[i].offered ? &offered : &params);
+		auth_mech_begin(m, true, (const uint8_t *)cases[i].msg, strlen(cases[i].msg), &o);
+		if (cases[i].error == NULL) {
+			assert_int_equal(o.action, AUTH_MECH_LOOKUP);
+		} else {
+			assert_int_equal(o.action, AUTH_MECH_FAIL);
+			assert_string_equal(o.error, cases[i].error);
+		}
+		auth_mech_free(&m);
+	}
+}
+
+/* EXTERNAL: the user is the certificate's; the message is an authzid,
+ * empty or that user, at every length a client could cut it to */
+static void test_external(void **state)
+{
+	(void)state;
+	struct auth_mech_params p = params;
+	char user[] = "certuser";
+	p.cert_user = user;
+	for (int with_ir = 0; with_ir < 2; with_ir++) {
+		for (size_t cut = 0; cut <= strlen(user) + 1; cut++) {
+			struct auth_mech *m = auth_mech_new(SASL_MECH_EXTERNAL, &p);
+			/* auth_mech_new copied the name */
+			user[0] = 'X';
+			struct auth_mech_out o;
+			char msg[16] = "certuserZ";
+			if (with_ir) {
+				auth_mech_begin(m, true, (const uint8_t *)msg, cut, &o);
+			} else {
+				auth_mech_begin(m, false, NULL, 0, &o);
+				assert_int_equal(o.action, AUTH_MECH_CHALLENGE);
+				assert_int_equal(o.len, 0);
+				auth_mech_continue(m, (const uint8_t *)msg, cut, &o);
+			}
+			user[0] = 'c';
+			if (cut == 0 || cut == 8) {
+				assert_int_equal(o.action, AUTH_MECH_VERIFY);
+				assert_string_equal(o.user, "certuser");
+				/* the passdb sees an empty password: nopassword only */
+				assert_int_equal(o.len, 0);
+				auth_mech_verified(m, cut == 0, &o);
+				if (cut == 0) {
+					assert_int_equal(o.action, AUTH_MECH_SUCCESS);
+					assert_string_equal(o.user, "certuser");
+				} else {
+					assert_int_equal(o.action, AUTH_MECH_FAIL);
+					assert_non_null(strstr(o.error, "nopassword"));
+				}
+			} else {
+				assert_int_equal(o.action, AUTH_MECH_FAIL);
+				assert_string_equal(o.error,
+						    "authorization identity is not the certificate's user");
+			}
+			auth_mech_free(&m);
+		}
+	}
+	/* no certificate user (none, invalid, or auth_ssl_username_from_cert off) */
+	struct auth_mech *m = auth_mech_new(SASL_MECH_EXTERNAL, &params);
+	struct auth_mech_out o;
+	auth_mech_begin(m, true, NULL, 0, &o);
+	assert_int_equal(o.action, AUTH_MECH_FAIL);
+	assert_non_null(strstr(o.error, "no valid client certificate naming a user"));
+	assert_null(o.user);
+	auth_mech_free(&m);
+	/* a second message after the verdict is out of order */
+	m = auth_mech_new(SASL_MECH_EXTERNAL, &p);
+	auth_mech_begin(m, true, NULL, 0, &o);
+	assert_int_equal(o.action, AUTH_MECH_VERIFY);
+	auth_mech_continue(m, NULL, 0, &o);
+	assert_int_equal(o.action, AUTH_MECH_FAIL);
+	auth_mech_free(&m);
+	assert_null(auth_mech_scheme(SASL_MECH_EXTERNAL));
+	assert_string_equal(auth_mech_scheme(SASL_MECH_SCRAM_SHA1_PLUS), "SCRAM-SHA-1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_scram_plus),
+		cmocka_unit_test(test_external),
 		cmocka_unit_test(test_scram),
 		cmocka_unit_test(test_cram),
 		cmocka_unit_test(test_apop),

@@ -21,7 +21,16 @@ static void test_mechs(void **state)
 	assert_int_equal(m, SASL_MECH_CRAM_MD5);
 	assert_true(sasl_mech_parse("SCRAM-SHA-256", &m));
 	assert_int_equal(m, SASL_MECH_SCRAM_SHA256);
-	assert_false(sasl_mech_parse("SCRAM-SHA-256-PLUS", &m));
+	assert_true(sasl_mech_parse("SCRAM-SHA-256-PLUS", &m));
+	assert_int_equal(m, SASL_MECH_SCRAM_SHA256_PLUS);
+	assert_true(sasl_mech_parse("scram-sha-1-plus", &m));
+	assert_int_equal(m, SASL_MECH_SCRAM_SHA1_PLUS);
+	assert_true(sasl_mech_parse("External", &m));
+	assert_int_equal(m, SASL_MECH_EXTERNAL);
+	assert_false(sasl_mech_parse("SCRAM-SHA-256-PLUSX", &m));
+	/* the -PLUS form is its own word in a list */
+	assert_false(sasl_mech_allowed("scram-sha-256-plus", SASL_MECH_SCRAM_SHA256));
+	assert_false(sasl_mech_allowed("scram-sha-256", SASL_MECH_SCRAM_SHA256_PLUS));
 	assert_false(sasl_mech_parse("DIGEST-MD5", &m));
 	assert_true(sasl_mech_allowed("plain scram-sha-1", SASL_MECH_SCRAM_SHA1));
 	assert_false(sasl_mech_allowed("plain scram-sha-1", SASL_MECH_SCRAM_SHA256));

@@ -342,6 +342,37 @@ static void test_privacy_required(void **state)
 	finish(f);
 }
 
+/* SCRAM-*-PLUS binds to the TLS channel: offered and accepted only on TLS
+ * (config.tls, or after STARTTLS) */
+static void test_plus_needs_tls(void **state)
+{
+	(void)state;
+	struct login_proto_config c = default_config;
+	c.mechanisms = "SCRAM-SHA-1 SCRAM-SHA-1-PLUS EXTERNAL";
+	c.starttls_available = true;
+	struct fake *f = start(&c);
+	expect_out(f, "* OK [CAPABILITY " CAPS " STARTTLS AUTH=SCRAM-SHA-1 AUTH=EXTERNAL] "
+		      "ringgate ready.\r\n");
+	in(f, "a AUTHENTICATE SCRAM-SHA-1-PLUS =\r\n");
+	expect_out(f, "a NO [ALERT] Unsupported authentication mechanism.\r\n");
+	expect_calls(f, "");
+	in(f, "b STARTTLS\r\n");
+	expect_out(f, "b OK Begin TLS negotiation now.\r\n");
+	expect_calls(f, "STARTTLS\n");
+	in(f, "c CAPABILITY\r\nd AUTHENTICATE scram-sha-1-plus =\r\n");
+	expect_out(f, "* CAPABILITY " CAPS " AUTH=SCRAM-SHA-1 AUTH=SCRAM-SHA-1-PLUS AUTH=EXTERNAL\r\n"
+		      "c OK Pre-login capabilities listed, post-login capabilities have more.\r\n");
+	expect_calls(f, "BEGIN SCRAM-SHA-1-PLUS resp \n");
+	finish(f);
+
+	c.starttls_available = false;
+	c.tls = true;
+	f = start(&c);
+	expect_out(f, "* OK [CAPABILITY " CAPS " AUTH=SCRAM-SHA-1 AUTH=SCRAM-SHA-1-PLUS "
+		      "AUTH=EXTERNAL] ringgate ready.\r\n");
+	finish(f);
+}
+
 static void test_authenticate_plain(void **state)
 {
 	(void)state;
@@ -696,6 +727,7 @@ int main(void)
 		cmocka_unit_test(test_simple_commands),
 		cmocka_unit_test(test_login),
 		cmocka_unit_test(test_privacy_required),
+		cmocka_unit_test(test_plus_needs_tls),
 		cmocka_unit_test(test_authenticate_plain),
 		cmocka_unit_test(test_authenticate_login),
 		cmocka_unit_test(test_authenticate_errors),

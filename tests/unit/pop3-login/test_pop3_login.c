@@ -265,6 +265,35 @@ static void test_capa(void **state)
 		     CAPA_BASE "USER\r\nSASL PLAIN\r\n.\r\n+OK\r\nPLAIN\r\n.\r\n", 0);
 }
 
+/* SCRAM-*-PLUS binds to the TLS channel: offered and accepted only on TLS
+ * (config.tls, or after STLS) */
+static void test_plus_needs_tls(void **state)
+{
+	(void)state;
+	struct login_proto_config cfg = cfg_default;
+	cfg.mechanisms = "SCRAM-SHA-256 SCRAM-SHA-256-PLUS EXTERNAL";
+	cfg.starttls_available = true;
+	check_script(&cfg, "CAPA\r\nAUTH\r\nAUTH SCRAM-SHA-256-PLUS =\r\n",
+		     CAPA_BASE "STLS\r\nUSER\r\nSASL SCRAM-SHA-256 EXTERNAL\r\n.\r\n"
+		     "+OK\r\nSCRAM-SHA-256\r\nEXTERNAL\r\n.\r\n"
+		     "-ERR [AUTH] Unsupported authentication mechanism.\r\n", 0);
+	struct fake *f = fake_new(&cfg);
+	fake_clear_out(f);
+	input(f, "STLS\r\n");
+	assert_int_equal(f->starttls, 1);
+	fake_clear_out(f);
+	input(f, "CAPA\r\nauth scram-sha-256-plus =\r\n");
+	assert_out(f, CAPA_BASE "USER\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS EXTERNAL\r\n.\r\n");
+	assert_int_equal(f->begins, 1);
+	assert_string_equal(f->mech, "SCRAM-SHA-256-PLUS");
+	fake_free(f);
+
+	cfg.starttls_available = false;
+	cfg.tls = true;
+	check_script(&cfg, "AUTH\r\n",
+		     "+OK\r\nSCRAM-SHA-256\r\nSCRAM-SHA-256-PLUS\r\nEXTERNAL\r\n.\r\n", 0);
+}
+
 static void test_user_pass(void **state)
 {
 	(void)state;
@@ -875,6 +904,7 @@ int main(void)
 		cmocka_unit_test(test_greeting),
 		cmocka_unit_test(test_xclient),
 		cmocka_unit_test(test_capa),
+		cmocka_unit_test(test_plus_needs_tls),
 		cmocka_unit_test(test_user_pass),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_pass_without_user),

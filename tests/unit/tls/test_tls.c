@@ -1354,6 +1354,167 @@ static void test_tickets_12(void **state)
 	check_tickets(V12);
 }
 
+/* --- channel binding (SCRAM-*-PLUS) --- */
+
+/* the server's tls-unique / tls-exporter against what the wolfSSL client
+ * computes on its side: the first Finished (the client's own in a full
+ * handshake, the server's in a resumed one) and the RFC 9266 exporter */
+static void check_binding(struct tls_ctx *ctx, enum client_version v, WOLFSSL_SESSION *sess)
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+	struct client *c = client_new(v, NULL, sess);
+	struct tls_conn *s = tls_conn_new(ctx);
+	uint8_t cb[TLS_CB_MAX], want[TLS_CB_MAX];
+	const char *type = NULL, *error = NULL;
+	assert_int_equal(tls_conn_channel_binding(s, &type, cb), 0); /* no handshake yet */
+	if (pump_handshake(s, c, 65536, &error) != TLS_OK)
+		fail_msg("handshake failed: %s", error);
+	assert_int_equal(tls_conn_resumed(s), sess != NULL);
+	size_t n = tls_conn_channel_binding(s, &type, cb);
+	if (v == V13) {
+		assert_string_equal(type, "tls-exporter");
+		assert_int_equal(n, 32);
+		assert_int_equal(wolfSSL_export_keying_material(c->ssl, want, 32, label, sizeof(label) - 1,
+								NULL, 0, 0),
+				 WOLFSSL_SUCCESS);
+	} else {
+		assert_string_equal(type, "tls-unique");
+		size_t wn = sess == NULL ? wolfSSL_get_finished(c->ssl, want, sizeof(want))
+					 : wolfSSL_get_peer_finished(c->ssl, want, sizeof(want));
+		assert_int_equal(n, wn);
+		assert_int_equal(n, 12);
+	}
+	assert_memory_equal(cb, want, n);
+	/* another connection has another binding */
+	struct client *c2 = client_new(v, NULL, NULL);
+	struct tls_conn *s2 = handshake(ctx, c2);
+	uint8_t cb2[TLS_CB_MAX];
+	assert_int_equal(tls_conn_channel_binding(s2, &type, cb2), n);
+	assert_memory_not_equal(cb, cb2, n);
+	tls_conn_free(&s2);
+	client_free(c2);
+	tls_conn_free(&s);
+	client_free(c);
+}
+
+static void test_channel_binding(void **state)
+{
+	(void)state;
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	check_binding(ctx, V13, NULL);
+	check_binding(ctx, V12, NULL);
+	/* a resumed TLS 1.2 session: the server's Finished comes first */
+	WOLFSSL_SESSION *sess = get_session(ctx, V12);
+	check_binding(ctx, V12, sess);
+	wolfSSL_SESSION_free(sess);
+	tls_ctx_free(&ctx);
+}
+
+/* --- client certificates (ssl_verify_client_cert) --- */
+
+static struct tls_ctx *make_verify_ctx(const char *ca, bool require_crl, const char *field)
+{
+	struct tls_ctx_settings set = {
+		.cert_pem = ec_cert,
+		.key_pem = ec_key,
+		.ca_pem = ca,
+		.verify_client = true,
+		.require_crl = require_crl,
+		.cert_username_field = field,
+	};
+	struct tls_ctx *ctx = NULL;
+	const char *error = NULL;
+	if (tls_ctx_create(&set, &ctx, &error) != 0)
+		fail_msg("tls_ctx_create: %s", error);
+	return ctx;
+}
+
+static enum tls_peer_cert client_cert_run(struct tls_ctx *ctx, enum client_version v,
+					  const char *cert, const char *key, char *name)
+{
+	struct client *c = client_new(v, NULL, NULL);
+	if (cert != NULL) {
+		assert_int_equal(wolfSSL_use_certificate_buffer(c->ssl, (const unsigned char *)cert,
+								(long)strlen(cert), WOLFSSL_FILETYPE_PEM),
+				 WOLFSSL_SUCCESS);
+		assert_int_equal(wolfSSL_use_PrivateKey_buffer(c->ssl, (const unsigned char *)key,
+							       (long)strlen(key), WOLFSSL_FILETYPE_PEM),
+				 WOLFSSL_SUCCESS);
+	}
+	/* a bad certificate does not fail the handshake (Dovecot's login) */
+	struct tls_conn *s = handshake(ctx, c);
+	const char *error = NULL;
+	enum tls_peer_cert r = tls_conn_peer_cert(s, name, &error);
+	if (r == TLS_PEER_CERT_INVALID)
+		assert_non_null(error);
+	tls_conn_free(&s);
+	client_free(c);
+	return r;
+}
+
+static void test_client_cert(void **state)
+{
+	(void)state;
+	char name[TLS_CERT_NAME_MAX];
+	/* other-cert.pem is its own CA (self-signed) */
+	struct tls_ctx *ctx = make_verify_ctx(other_cert, false, NULL);
+	struct tls_ctx *cn = make_verify_ctx(other_cert, false, "CN");
+	struct tls_ctx *mail = make_verify_ctx(other_cert, false, "emailAddress");
+	/* require_crl without a CRL: no certificate can be valid */
+	struct tls_ctx *crl = make_verify_ctx(other_cert, true, NULL);
+	struct tls_ctx *plain = make_ctx(ec_cert, ec_key);
+	for (enum client_version v = V12; v <= V13; v++) {
+		assert_int_equal(client_cert_run(ctx, v, other_cert, other_key, name), TLS_PEER_CERT_VALID);
+		assert_string_equal(name, "other.example.org");
+		assert_int_equal(client_cert_run(cn, v, other_cert, other_key, name), TLS_PEER_CERT_VALID);
+		assert_string_equal(name, "other.example.org");
+		/* valid, but no such entry: no name */
+		assert_int_equal(client_cert_run(mail, v, other_cert, other_key, name), TLS_PEER_CERT_VALID);
+		assert_string_equal(name, "");
+		/* issued by a CA not in ssl_ca */
+		assert_int_equal(client_cert_run(ctx, v, wild_cert, wild_key, name), TLS_PEER_CERT_INVALID);
+		assert_string_equal(name, "");
+		assert_int_equal(client_cert_run(ctx, v, NULL, NULL, name), TLS_PEER_CERT_NONE);
+		assert_int_equal(client_cert_run(crl, v, other_cert, other_key, name), TLS_PEER_CERT_INVALID);
+		/* a context that does not ask gets none */
+		assert_int_equal(client_cert_run(plain, v, other_cert, other_key, name), TLS_PEER_CERT_NONE);
+	}
+	tls_ctx_free(&ctx);
+	tls_ctx_free(&cn);
+	tls_ctx_free(&mail);
+	tls_ctx_free(&crl);
+	tls_ctx_free(&plain);
+
+	/* configuration errors */
+	const struct {
+		const char *ca, *field, *error;
+		bool verify;
+	} bad[] = {
+		{ "", NULL, "ssl_verify_client_cert = yes needs ssl_ca", true },
+		{ "-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n", NULL,
+		  "ssl_verify_client_cert = yes needs ssl_ca", true },
+		{ "not pem", NULL, "ssl_ca: not valid PEM certificates", false },
+		{ "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", NULL,
+		  "ssl_ca: certificate 1 is not valid", false },
+		{ NULL, "noSuchField", "ssl_cert_username_field: unknown field 'noSuchField'", false },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct tls_ctx_settings set = {
+			.cert_pem = ec_cert,
+			.key_pem = ec_key,
+			.ca_pem = bad[i].ca != NULL ? bad[i].ca : other_cert,
+			.verify_client = bad[i].verify,
+			.cert_username_field = bad[i].field,
+		};
+		struct tls_ctx *x = NULL;
+		const char *error = NULL;
+		assert_int_equal(tls_ctx_create(&set, &x, &error), -EINVAL);
+		assert_null(x);
+		if (strstr(error, bad[i].error) == NULL)
+			fail_msg("case %zu: '%s' lacks '%s'", i, error, bad[i].error);
+	}
+}
+
 /* --- SNI --- */
 
 static void check_sni(struct tls_ctx *ctx, enum client_version v, const char *name, const char *expect_cn)
@@ -1680,6 +1841,8 @@ int main(void)
 		cmocka_unit_test(test_tickets_13),
 		cmocka_unit_test(test_tickets_12),
 		cmocka_unit_test(test_sni),
+		cmocka_unit_test(test_channel_binding),
+		cmocka_unit_test(test_client_cert),
 		cmocka_unit_test(test_memory),
 		cmocka_unit_test(test_timing),
 		cmocka_unit_test(test_record_seeds),
