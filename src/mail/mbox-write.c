@@ -91,6 +91,8 @@ static int compose(int fd, uint64_t from, uint64_t hdr, uint64_t hdr_end, uint64
 	}
 	size_t h = (size_t)(hdr - from), he = (size_t)(hdr_end - from);
 	mime_buf_add(out, raw.data, h);
+	if (h > 0 && raw.data[h - 1] != '\n')
+		mime_buf_str(out, "\n"); /* a From line cut off at the end of the file */
 	bool hiding = false;
 	for (size_t i = h; i < he;) {
 		const char *nl = memchr(raw.data + i, '\n', he - i);

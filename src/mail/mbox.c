@@ -257,6 +257,11 @@ static void parse_base(struct mbox *box, const char *v, size_t vlen)
 		while (i < vlen && v[i] >= '0' && v[i] <= '9' && n + 1 < sizeof(num))
 			num[n++] = v[i++];
 		num[n] = '\0';
+		if (n == 0 || (i < vlen && v[i] != ' ')) {
+			/* not Dovecot's: as if there were none */
+			box->uidvalidity = box->last_uid = 0;
+			return;
+		}
 		unsigned long x = strtoul(num, NULL, 10);
 		vals[k] = x > UINT32_MAX ? 0 : (uint32_t)x;
 	}
