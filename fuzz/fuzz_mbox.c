@@ -2,7 +2,8 @@
  * holds what strangers mailed). Every message read must be as long as its
  * announced size says, and expunging every other message, then scanning
  * again, must leave exactly the others: the rewrite keeps each message's
- * boundaries. The file lives in a private temp directory. */
+ * boundaries. Then every message gets new Dovecot metadata (X-UID, Status,
+ * X-Status, X-Keywords, X-IMAPbase), which must read back exactly. The file lives in a private temp directory. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -80,6 +81,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	   to the front: Dovecot's rule then hides it as folder data) */
 	if (box->count != count / 2 && !has_ximap(data, size))
 		abort();
+
+	/* the IMAP side: every message gets new metadata, written back and
+	   read again exactly, with the boundaries kept */
+	count = box->count;
+	if (box->uidvalidity == 0)
+		box->uidvalidity = 77;
+	uint32_t validity = box->uidvalidity;
+	for (size_t i = 0; i < count; i++) {
+		struct mbox_msg *m = &box->msgs[i];
+		m->uid = (uint32_t)i + 1;
+		strcpy(m->status, "RO");
+		strcpy(m->xstatus, "AF");
+		rg_free(m->keywords);
+		m->keywords = rg_strdup("k1 $k2");
+		m->dirty = true;
+	}
+	box->last_uid = (uint32_t)count;
+	if (mbox_rewrite(box, true, 1000, &error) < 0)
+		abort();
+	mbox_close(box);
+	if (mbox_open(spool, 1000, &box, &error) < 0)
+		abort();
+	if (box->count != count || box->uidvalidity != validity || box->last_uid != count)
+		abort();
+	for (size_t i = 0; i < count; i++) {
+		const struct mbox_msg *m = &box->msgs[i];
+		if (m->uid != i + 1 || strcmp(m->status, "RO") != 0 || strcmp(m->xstatus, "AF") != 0 ||
+		    m->keywords == NULL || strcmp(m->keywords, "k1 $k2") != 0)
+			abort();
+	}
 	mbox_close(box);
 	free(expunge);
 	return 0;

@@ -21,6 +21,8 @@
 #include <stdint.h>
 
 #define IMAP_ERR_INTERNAL "[SERVERBUG] Internal error occurred. Refer to server log for more information."
+/* an mbox held locked by another process (a delivery) past the bound */
+#define IMAP_ERR_INUSE "[INUSE] Mailbox is locked by another process, try again later."
 
 /* the system flags IMAP names (\Answered \Flagged \Deleted \Seen \Draft) */
 #define IMAP_FLAG_COUNT 5

@@ -55,7 +55,8 @@ bool cmd_copy_common(struct imap_client *c, const char *tag, const struct imap_c
 	int ret = maildir_copy(c->box, idxs, npos, dest, dst_uids, &validity, &error);
 	if (ret < 0) {
 		log_error("%s to %s failed: %s: %s", cmd, dest, error, strerror(-ret));
-		imap_tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+		imap_tagged(c, tag, "NO", ret == -ENOTSUP ? "[CANNOT] Not supported with mbox folders yet." :
+			    IMAP_ERR_INTERNAL);
 		goto out;
 	}
 	size_t copied = 0;
@@ -186,7 +187,8 @@ bool cmd_append(struct imap_client *c, const char *tag, const struct imap_cmd_ar
 	rg_free(converted);
 	if (ret < 0) {
 		log_error("APPEND to %s failed: %s: %s", dest, error, strerror(-ret));
-		imap_tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
+		imap_tagged(c, tag, "NO", ret == -ENOTSUP ? "[CANNOT] Not supported with mbox folders yet." :
+			    IMAP_ERR_INTERNAL);
 	} else {
 		char text[96];
 		snprintf(text, sizeof(text), "[APPENDUID %u %u] Append completed.", validity, uid);

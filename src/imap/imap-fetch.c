@@ -592,6 +592,8 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		expunged |= ret == -ENOENT;
 		unreadable |= ret < 0 && ret != -ENOENT;
 	}
+	/* an mbox writes the implicit \Seen now (failure logged by it) */
+	(void)maildir_flush(c->box);
 	rg_free(pos);
 	rg_free(items);
 	/* RFC 5530 3: another session's EXPUNGE took some of them */

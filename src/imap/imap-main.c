@@ -4,7 +4,9 @@
 #include "imap/imap-compress.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "mail/folder.h"
 #include "mail/maildir.h"
+#include "mail/mbox.h"
 #include "mail/worker.h"
 
 #include <errno.h>
@@ -95,8 +97,19 @@ int main(void)
 	const char *tag = init.tag != NULL && init.tag[0] != '\0' ? init.tag : "*";
 
 	char *path = NULL;
-	if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) < 0 ||
-	    (error = "creating the Maildir failed", ret = maildir_create(path)) < 0) {
+	if (mbox_location_is_mbox(init.mail)) {
+		/* mbox: the spool is INBOX, the folders are files under the root */
+		char *dir = NULL, *inbox = NULL;
+		if ((ret = mbox_location_root(init.mail, init.home, init.user, &dir, &error)) == 0 &&
+		    (ret = mbox_location_inbox(init.mail, init.home, init.user, &inbox, &error)) == 0)
+			path = folder_mbox_root(dir, inbox);
+		rg_free(dir);
+		rg_free(inbox);
+	} else if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) == 0) {
+		error = "creating the Maildir failed";
+		ret = maildir_create(path);
+	}
+	if (ret < 0) {
 		log_error("Mail storage %s: %s: %s", path != NULL ? path : "", error, strerror(-ret));
 		char reply[256];
 		int n = snprintf(reply, sizeof(reply), "%s NO [UNAVAILABLE] Internal error occurred. "

@@ -240,6 +240,10 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		if (strcmp(before, m->flags) != 0 || !silent)
 			changed[nchanged++] = pos[i];
 	}
+	/* an mbox writes the changes now, in one go; undone when it cannot */
+	int flush_ret = maildir_flush(c->box);
+	if (flush_ret < 0)
+		failed = true;
 	/* only real changes get a new modseq */
 	if (c->condstore && nidxs > 0) {
 		int ret = maildir_modseq_commit(c->box, idxs, nidxs);
@@ -272,6 +276,8 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		mime_buf_str(&b, "] Conditional store failed.");
 		imap_tagged(c, tag, "OK", b.data);
 		mime_buf_free(&b);
+	} else if (flush_ret == -EAGAIN) {
+		imap_tagged(c, tag, "NO", IMAP_ERR_INUSE);
 	} else if (failed) {
 		imap_tagged(c, tag, "NO", "Some messages could not be updated.");
 	} else if (expunged) {

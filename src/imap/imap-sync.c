@@ -58,8 +58,7 @@ void imap_sync_view(struct imap_client *c)
 {
 	if (c->box == NULL || !maildir_changed(c->box))
 		return;
-	struct stat st;
-	if (stat(c->box_path, &st) < 0) {
+	if (!folder_path_exists(c->box_path)) {
 		imap_send_str(c, "* BYE Selected mailbox was deleted, have to disconnect.\r\n");
 		c->done = true;
 		return;
@@ -194,7 +193,9 @@ static int expunge_deleted(struct imap_client *c, const struct imap_seq_range *u
 			ret = r;
 		}
 	}
-	return ret;
+	/* an mbox removes them now, in one rewrite; kept when it cannot */
+	int r = maildir_flush(c->box);
+	return r < 0 ? r : ret;
 }
 bool cmd_check(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args, size_t count)
 {
@@ -279,7 +280,8 @@ bool cmd_expunge(struct imap_client *c, const char *tag, const struct imap_cmd_a
 	}
 	int ret = expunge_deleted(c, NULL, 0);
 	imap_send_expunges(c, false);
-	imap_tagged(c, tag, ret < 0 ? "NO" : "OK", ret < 0 ? IMAP_ERR_INTERNAL : "Expunge completed.");
+	imap_tagged(c, tag, ret < 0 ? "NO" : "OK", ret == -EAGAIN ? IMAP_ERR_INUSE :
+		    ret < 0 ? IMAP_ERR_INTERNAL : "Expunge completed.");
 	return true;
 }
 
@@ -321,6 +323,7 @@ bool cmd_uid_expunge(struct imap_client *c, const char *tag, const struct imap_c
 	int ret = expunge_deleted(c, r, nr);
 	rg_free(r);
 	imap_send_expunges(c, false);
-	imap_tagged(c, tag, ret < 0 ? "NO" : "OK", ret < 0 ? IMAP_ERR_INTERNAL : "Expunge completed.");
+	imap_tagged(c, tag, ret < 0 ? "NO" : "OK", ret == -EAGAIN ? IMAP_ERR_INUSE :
+		    ret < 0 ? IMAP_ERR_INTERNAL : "Expunge completed.");
 	return true;
 }

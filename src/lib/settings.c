@@ -1307,8 +1307,7 @@ static const char *default_value(const char *name, void *context)
 }
 
 /* mail_location must name a storage the workers serve: Maildir (a path, or
- * maildir:), or mbox: for POP3. An mbox location with IMAP enabled loads
- * (Debian's default) and says at start-up that IMAP logins will fail. */
+ * maildir:) or mbox: (Debian's default). */
 static int check_mail_location(struct loader *l)
 {
 	const char *loc = l->set->mail_location;
@@ -1320,15 +1319,10 @@ static int check_mail_location(struct loader *l)
 	size_t len = (size_t)(colon - loc);
 	if (len == 7 && strncasecmp(loc, "maildir", 7) == 0)
 		return 0;
-	if (len == 4 && strncasecmp(loc, "mbox", 4) == 0) {
-		if (settings_protocol_enabled(l->set, "imap"))
-			ignore_node(l, n, "ringgate serves mbox INBOXes to POP3 only: IMAP logins "
-				    "with this location fail; use Maildir for IMAP",
-				    "mail_location mbox for IMAP");
+	if (len == 4 && strncasecmp(loc, "mbox", 4) == 0)
 		return 0;
-	}
 	return load_error(l, n, "invalid value for 'mail_location': %.*s is not supported "
-			  "(Maildir, or mbox for POP3)", (int)(len < 32 ? len : 32), loc);
+			  "(Maildir or mbox)", (int)(len < 32 ? len : 32), loc);
 }
 
 /* what settings_load() hands the parser: where a skipped !include_try goes */

@@ -3,6 +3,7 @@
 #include "lib/alloc.h"
 #include "mail/mailfile.h"
 #include "mail/maildir.h"
+#include "mail/mbox-imap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -49,6 +50,8 @@ bool folder_name_valid(const char *name)
 
 char *folder_path(const char *root, const char *name)
 {
+	if (folder_root_is_mbox(root))
+		return folder_mbox_path(root, name);
 	if (folder_is_inbox(name))
 		return rg_strdup(root);
 	if (!folder_name_valid(name))
@@ -58,6 +61,8 @@ char *folder_path(const char *root, const char *name)
 
 bool folder_exists(const char *root, const char *name)
 {
+	if (folder_root_is_mbox(root))
+		return folder_mbox_exists(root, name);
 	if (folder_is_inbox(name))
 		return true;
 	char *path = folder_path(root, name);
@@ -65,6 +70,16 @@ bool folder_exists(const char *root, const char *name)
 	bool ok = path != NULL && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 	rg_free(path);
 	return ok;
+}
+
+bool folder_path_exists(const char *path)
+{
+	/* an mbox file that is gone is an empty mailbox (a spool removed
+	   when emptied by another program) */
+	if (mbox_imap_path(path))
+		return true;
+	struct stat st;
+	return stat(path, &st) == 0;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -83,6 +98,8 @@ static void names_add(char ***names, size_t *count, size_t *alloc, char *name)
 
 int folder_list(const char *root, char ***names_r, size_t *count_r)
 {
+	if (folder_root_is_mbox(root))
+		return folder_mbox_list(root, names_r, count_r);
 	char **names = NULL;
 	size_t count = 0, alloc = 0;
 	DIR *dir = opendir(root);
@@ -116,13 +133,9 @@ void folder_list_free(char **names, size_t count)
 	rg_free(names);
 }
 
-/* A UIDVALIDITY for a new folder of root: the clock, but always above the
- * last one handed out there (<root>/FOLDER_UIDVALIDITY, under an flock),
- * so a name deleted and created again within a second still gets a new
- * one (RFC 3501 2.3.1.1). 0 when the record cannot be kept. */
-static uint32_t next_uidvalidity(const char *root)
+uint32_t folder_next_uidvalidity(const char *root, const char *name)
 {
-	char *file = rg_strdup_printf("%s/%s", root, FOLDER_UIDVALIDITY);
+	char *file = rg_strdup_printf("%s/%s", root, name);
 	int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	rg_free(file);
 	if (fd < 0)
@@ -145,6 +158,8 @@ static uint32_t next_uidvalidity(const char *root)
 
 int folder_create(const char *root, const char *name)
 {
+	if (folder_root_is_mbox(root))
+		return folder_mbox_create(root, name);
 	if (folder_is_inbox(name))
 		return -EEXIST;
 	char *path = folder_path(root, name);
@@ -162,7 +177,7 @@ int folder_create(const char *root, const char *name)
 			if (fd >= 0)
 				close(fd);
 			rg_free(mark);
-			uint32_t v = next_uidvalidity(root);
+			uint32_t v = folder_next_uidvalidity(root, FOLDER_UIDVALIDITY);
 			if (v != 0)
 				ret = maildir_uidlist_create(path, v);
 		}
@@ -181,6 +196,8 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 int folder_delete(const char *root, const char *name)
 {
+	if (folder_root_is_mbox(root))
+		return folder_mbox_delete(root, name);
 	if (folder_is_inbox(name))
 		return -EPERM;
 	char *path = folder_path(root, name);
@@ -201,6 +218,8 @@ int folder_delete(const char *root, const char *name)
 
 int folder_rename(const char *root, const char *from, const char *to)
 {
+	if (folder_root_is_mbox(root))
+		return folder_mbox_rename(root, from, to);
 	if (folder_is_inbox(from) || folder_is_inbox(to))
 		return -EPERM;
 	if (!folder_name_valid(from) || !folder_name_valid(to))
@@ -245,9 +264,24 @@ int folder_rename(const char *root, const char *from, const char *to)
 
 /* ---- subscriptions ---- */
 
+/* where the subscriptions file of root lives: Maildir's root, or an mbox
+   root's directory with Dovecot's mbox name */
+static char *subs_dir(const char *root, const char **name_r)
+{
+	if (folder_root_is_mbox(root)) {
+		*name_r = "." FOLDER_SUBSCRIPTIONS;
+		return folder_mbox_dir(root);
+	}
+	*name_r = FOLDER_SUBSCRIPTIONS;
+	return rg_strdup(root);
+}
+
 static int subs_read(const char *root, char ***names_r, size_t *count_r)
 {
-	char *file = rg_strdup_printf("%s/%s", root, FOLDER_SUBSCRIPTIONS);
+	const char *sname;
+	char *dir = subs_dir(root, &sname);
+	char *file = rg_strdup_printf("%s/%s", dir, sname);
+	rg_free(dir);
 	int fd = open(file, O_RDONLY | O_CLOEXEC);
 	rg_free(file);
 	*names_r = NULL;
@@ -308,14 +342,23 @@ int folder_subscribe(const char *root, const char *name, bool subscribe)
 	if (!folder_is_inbox(name) && !folder_name_valid(name))
 		return -EINVAL;
 	int lock_fd;
-	int ret = mailfile_lock(root, FOLDER_SUBSCRIPTIONS ".lock", &lock_fd);
-	if (ret < 0)
+	const char *sname;
+	char *dir = subs_dir(root, &sname);
+	char *lock = rg_strdup_printf("%s.lock", sname);
+	int ret = mkdir(dir, 0700) < 0 && errno != EEXIST ? -errno : 0;
+	if (ret == 0)
+		ret = mailfile_lock(dir, lock, &lock_fd);
+	rg_free(lock);
+	if (ret < 0) {
+		rg_free(dir);
 		return ret;
+	}
 	char **names;
 	size_t count;
 	ret = subs_read(root, &names, &count);
 	if (ret < 0) {
 		close(lock_fd);
+		rg_free(dir);
 		return ret;
 	}
 	bool found = false;
@@ -334,11 +377,12 @@ int folder_subscribe(const char *root, const char *name, bool subscribe)
 		}
 		if (subscribe)
 			len += (size_t)sprintf(data + len, "%s\n", name);
-		ret = mailfile_replace(root, FOLDER_SUBSCRIPTIONS, data, len);
+		ret = mailfile_replace(dir, sname, data, len);
 		rg_free(data);
 	}
 	folder_list_free(names, count);
 	close(lock_fd);
+	rg_free(dir);
 	return ret;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define FOLDER_SEP '.'
 #define FOLDER_MAX_NAME 255
@@ -27,10 +28,19 @@ char *folder_path(const char *root, const char *name);
 /* true when the folder's directory exists (INBOX always does) */
 bool folder_exists(const char *root, const char *name);
 
+/* whether the folder at path (from folder_path()) is still there */
+bool folder_path_exists(const char *path);
+
 /* All folders: "INBOX" first, then the others sorted. Free with
  * folder_list_free(). 0 or -errno. */
 int folder_list(const char *root, char ***names_r, size_t *count_r);
 void folder_list_free(char **names, size_t count);
+
+/* A UIDVALIDITY for a new folder: the clock, but always above the last one
+ * handed out in dir (recorded in <dir>/<name>, under an flock), so a name
+ * deleted and created again within a second still gets a new one (RFC 3501
+ * 2.3.1.1). 0 when the record cannot be kept. */
+uint32_t folder_next_uidvalidity(const char *dir, const char *name);
 
 /* -EEXIST when it exists, -EINVAL for a bad name */
 int folder_create(const char *root, const char *name);
@@ -44,6 +54,21 @@ int folder_rename(const char *root, const char *from, const char *to);
 int folder_subscriptions(const char *root, char ***names_r, size_t *count_r);
 /* add or remove name (under a lock; written with tmp + rename) */
 int folder_subscribe(const char *root, const char *name, bool subscribe);
+
+/* An mbox mail_location's root ("mbox:<dir>:INBOX=<file>", made by
+ * folder_mbox_root()): every function above then serves the mbox layout
+ * (mbox-folder.c): INBOX is <file>, folder "a.b" the file <dir>/a/b, and
+ * folder_path() gives "mbox:<file>" for maildir_open(). Subscriptions are
+ * <dir>/.subscriptions. */
+bool folder_root_is_mbox(const char *root);
+char *folder_mbox_root(const char *dir, const char *inbox);
+char *folder_mbox_dir(const char *root);
+char *folder_mbox_path(const char *root, const char *name);
+bool folder_mbox_exists(const char *root, const char *name);
+int folder_mbox_list(const char *root, char ***names_r, size_t *count_r);
+int folder_mbox_create(const char *root, const char *name);
+int folder_mbox_delete(const char *root, const char *name);
+int folder_mbox_rename(const char *root, const char *from, const char *to);
 
 /* "\\Drafts", "\\Sent", "\\Trash", "\\Junk" for the special folders, or NULL */
 const char *folder_special_use(const char *name);

@@ -2,6 +2,7 @@
 
 #include "lib/alloc.h"
 #include "mail/mailfile.h"
+#include "mail/mbox-imap.h"
 #include "mail/mime.h"
 
 #include <errno.h>
@@ -77,6 +78,8 @@ int maildir_keywords_lookup(const char *path, const char *const *names, size_t n
 	int ret, lock_fd = -1;
 	size_t o = 0;
 	letters_r[0] = '\0';
+	if (mbox_imap_path(path))
+		return mbox_imap_keywords_lookup(path, names, n, create, letters_r);
 	if (create && (ret = maildir_lock_open(path, &lock_fd)) < 0)
 		return ret;
 	ret = maildir_keywords_read(path, kw);
@@ -108,5 +111,7 @@ int maildir_keywords_lookup(const char *path, const char *const *names, size_t n
 
 int maildir_keywords_reload(struct maildir *box)
 {
+	if (box->mbox != NULL)
+		return 0; /* the view's own list is the current one */
 	return maildir_keywords_read(box->path, box->keywords);
 }

@@ -134,7 +134,8 @@ int maildir_modseq_sync(struct maildir *box)
 int maildir_modseq_commit(struct maildir *box, const size_t *idxs, size_t n)
 {
 	int ret, lock_fd = -1;
-	if (n == 0)
+	/* an mbox gives modseqs when maildir_flush() writes the changes */
+	if (n == 0 || box->mbox != NULL)
 		return 0;
 	if ((ret = maildir_lock_open(box->path, &lock_fd)) < 0)
 		return ret;

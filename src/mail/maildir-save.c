@@ -2,6 +2,7 @@
 
 #include "lib/alloc.h"
 #include "mail/mailfile.h"
+#include "mail/mbox-imap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +50,10 @@ int maildir_save(const char *path, const void *data, size_t len, const char *fla
 {
 	char sorted[MAILDIR_MAX_FLAGS + 1];
 	int ret;
+	if (mbox_imap_path(path)) {
+		*error_r = "APPEND to an mbox folder is not supported yet";
+		return -ENOTSUP;
+	}
 	if ((ret = maildir_create(path)) < 0) {
 		*error_r = "creating the Maildir failed";
 		return ret;
@@ -118,6 +123,10 @@ static int copy_file(int src_fd, const char *dest)
 int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *dest_path,
 		 uint32_t *uids_r, uint32_t *uidvalidity_r, const char **error_r)
 {
+	if (src->mbox != NULL || mbox_imap_path(dest_path)) {
+		*error_r = "COPY with mbox folders is not supported yet";
+		return -ENOTSUP;
+	}
 	int ret = 0;
 	char **bases = rg_calloc(n + 1, sizeof(*bases));
 	size_t *slot = rg_calloc(n + 1, sizeof(*slot));

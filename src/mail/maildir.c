@@ -4,6 +4,7 @@
 #include "lib/log.h"
 #include "mail/maildir-private.h"
 #include "mail/mailfile.h"
+#include "mail/mbox-imap.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -290,6 +291,8 @@ static void dirs_stat(struct maildir *box)
 
 bool maildir_changed(const struct maildir *box)
 {
+	if (box->mbox != NULL)
+		return mbox_imap_changed(box);
 	struct timespec cur, new;
 	bool recent = false;
 	if (box->recheck)
@@ -451,6 +454,8 @@ int maildir_open(const char *path, bool move_new, struct maildir **box_r, const 
 	int ret, lock_fd = -1;
 
 	*box_r = NULL;
+	if (mbox_imap_path(path))
+		return mbox_imap_open(path, move_new, box_r, error_r);
 	if ((ret = maildir_create(path)) < 0) {
 		*error_r = "creating the Maildir failed";
 		return ret;
@@ -479,6 +484,8 @@ void maildir_close(struct maildir *box)
 {
 	if (box == NULL)
 		return;
+	if (box->mbox != NULL)
+		mbox_imap_close(box);
 	for (size_t i = 0; i < box->count; i++) {
 		rg_free(box->msgs[i].base);
 		rg_free(box->msgs[i].name);
@@ -579,6 +586,8 @@ time_t maildir_msg_mtime(struct maildir *box, size_t idx)
 
 int maildir_msg_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r)
 {
+	if (box->mbox != NULL)
+		return mbox_imap_read(box, idx, data_r, len_r);
 	struct maildir_msg *m = &box->msgs[idx];
 	if (m->expunged)
 		return -ENOENT;
@@ -640,6 +649,8 @@ bool maildir_msg_has_flag(const struct maildir_msg *msg, char flag)
 
 int maildir_msg_set_flags(struct maildir *box, size_t idx, const char *flags)
 {
+	if (box->mbox != NULL)
+		return mbox_imap_change_flags(box, idx, '=', flags);
 	struct maildir_msg *m = &box->msgs[idx];
 	char sorted[MAILDIR_MAX_FLAGS + 1];
 
@@ -672,8 +683,31 @@ int maildir_msg_set_flags(struct maildir *box, size_t idx, const char *flags)
 	return 0;
 }
 
+void maildir_flags_apply(const char *cur, char mode, const char *letters,
+			 char out[MAILDIR_MAX_FLAGS + 1])
+{
+	char flags[MAILDIR_MAX_FLAGS * 2 + 1];
+	size_t o = 0, nl = strlen(letters);
+	for (const char *f = cur; *f != '\0'; f++) {
+		bool keep = mode == '=' ? *f == MAILDIR_FLAG_PASSED :
+			    mode != '-' || strchr(letters, *f) == NULL;
+		if (keep)
+			flags[o++] = *f;
+	}
+	if (mode != '-') {
+		if (nl > sizeof(flags) - 1 - o)
+			nl = sizeof(flags) - 1 - o;
+		memcpy(flags + o, letters, nl);
+		o += nl;
+	}
+	flags[o] = '\0';
+	maildir_flags_normalize(flags, out);
+}
+
 int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const char *letters)
 {
+	if (box->mbox != NULL)
+		return mbox_imap_change_flags(box, idx, mode, letters);
 	struct maildir_msg *m = &box->msgs[idx];
 	if (m->expunged)
 		return -ENOENT;
@@ -681,23 +715,8 @@ int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const c
 	/* a rename from a name another session changed meanwhile fails:
 	 * find the file again and apply the change to the flags it has now */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		char flags[MAILDIR_MAX_FLAGS * 2 + 1];
-		size_t o = 0, nl = strlen(letters);
-		for (const char *f = m->flags; *f != '\0'; f++) {
-			bool keep = mode == '=' ? *f == MAILDIR_FLAG_PASSED :
-				    mode != '-' || strchr(letters, *f) == NULL;
-			if (keep)
-				flags[o++] = *f;
-		}
-		if (mode != '-') {
-			if (nl > sizeof(flags) - 1 - o)
-				nl = sizeof(flags) - 1 - o;
-			memcpy(flags + o, letters, nl);
-			o += nl;
-		}
-		flags[o] = '\0';
 		char sorted[MAILDIR_MAX_FLAGS + 1];
-		maildir_flags_normalize(flags, sorted);
+		maildir_flags_apply(m->flags, mode, letters, sorted);
 		char *newname = rg_strdup_printf("%s:2,%s", m->base, sorted);
 		if (!m->in_new && strcmp(newname, m->name) == 0) {
 			rg_free(newname);
@@ -724,6 +743,8 @@ int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const c
 
 int maildir_msg_delete(struct maildir *box, size_t idx)
 {
+	if (box->mbox != NULL)
+		return mbox_imap_delete(box, idx);
 	struct maildir_msg *m = &box->msgs[idx];
 	if (m->expunged)
 		return 0;
@@ -740,6 +761,11 @@ int maildir_msg_delete(struct maildir *box, size_t idx)
 	}
 	m->expunged = true;
 	return 0;
+}
+
+int maildir_flush(struct maildir *box)
+{
+	return box->mbox != NULL ? mbox_imap_flush(box) : 0;
 }
 
 /* ---- CRLF ---- */

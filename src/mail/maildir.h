@@ -57,6 +57,8 @@ struct maildir_msg {
 	uint64_t modseq;  /* of its last flag change (CONDSTORE) */
 };
 
+struct mbox_view;
+
 struct maildir {
 	char *path;
 	uint32_t uidvalidity;
@@ -75,6 +77,9 @@ struct maildir {
 	/* keyword names by letter - 'a' (NULL: unused), read at open */
 	char *keywords[MAILDIR_MAX_KEYWORDS];
 	uint64_t highest_modseq;
+	/* non-NULL: an mbox file seen through this interface (mbox-imap.h);
+	 * its flag changes and expunges are kept until maildir_flush() */
+	struct mbox_view *mbox;
 };
 
 /* Create path (and missing parents) with cur/ new/ tmp/, mode 0700. Existing
@@ -154,10 +159,21 @@ int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const c
  * already gone counts as success. */
 int maildir_msg_delete(struct maildir *box, size_t idx);
 
+/* Write what the storage keeps in memory: an mbox writes its flag changes
+ * and expunges here, in one rewrite of the file (a Maildir writes each at
+ * once: 0). On failure the changes are undone in box (flags as in the
+ * file, nothing expunged) and -EAGAIN says the mailbox is locked by
+ * another process (NO [INUSE]). */
+int maildir_flush(struct maildir *box);
+
 /* Bytes data would take with every bare LF turned into CRLF. */
 uint64_t maildir_crlf_size(const char *data, size_t len);
 /* Copy of data with bare LFs turned into CRLF; *len_r = the new length. */
 char *maildir_to_crlf(const char *data, size_t len, size_t *len_r);
+
+/* Paths: an mbox folder's path is "mbox:<file>" (folder_path() of an mbox
+ * root, see folder.h); every function here then serves that mbox file
+ * (mbox-imap.c). maildir_save() and maildir_copy() into one: -ENOTSUP. */
 
 /* Turn a mail_location ("maildir:~/Maildir", "maildir:/abs:LAYOUT=fs",
  * "~/Maildir", empty = "maildir:~/Maildir") into a path. %u %n %d %h %% are

@@ -1,5 +1,5 @@
 /* mbox.c — an mbox spool for the POP3 worker, see mbox.h. */
-#include "mail/mbox.h"
+#include "mail/mbox-private.h"
 
 #include "lib/alloc.h"
 #include "lib/siphash.h"
@@ -32,9 +32,7 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-/* fcntl lock of the whole file (F_RDLCK, F_WRLCK, F_UNLCK), waited for at
-   most timeout_ms: 0, -EAGAIN when still held by another, or -errno */
-static int fcntl_lock(int fd, short type, unsigned timeout_ms)
+int mbox_fcntl_lock(int fd, short type, unsigned timeout_ms)
 {
 	uint64_t deadline = now_ms() + timeout_ms;
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
@@ -50,9 +48,7 @@ static int fcntl_lock(int fd, short type, unsigned timeout_ms)
 	}
 }
 
-/* PATH.lock, created exclusively; one older than MBOX_DOTLOCK_STALE_SECS
-   was left by a dead process and is replaced */
-static int dotlock_take(const char *path, unsigned timeout_ms, char **lock_r)
+int mbox_dotlock_take(const char *path, unsigned timeout_ms, char **lock_r)
 {
 	char *lock = rg_strdup_printf("%s.lock", path);
 	uint64_t deadline = now_ms() + timeout_ms;
@@ -87,7 +83,7 @@ static int dotlock_take(const char *path, unsigned timeout_ms, char **lock_r)
 	}
 }
 
-static void dotlock_release(char *lock)
+void mbox_dotlock_release(char *lock)
 {
 	if (lock != NULL)
 		unlink(lock);
@@ -96,8 +92,7 @@ static void dotlock_release(char *lock)
 
 /* ---- headers ---- */
 
-/* Dovecot's own headers in an mbox, which it never shows a client */
-static bool header_hidden(const char *line, size_t len)
+bool mbox_header_hidden(const char *line, size_t len)
 {
 	static const char *const hidden[] = { "X-IMAP", "X-IMAPbase", "X-UID", "X-Keywords",
 					      "Status", "X-Status", "Content-Length" };
@@ -174,7 +169,8 @@ static int next_line(struct line_reader *r, const char **line_r, size_t *len_r, 
 struct scan_msg {
 	struct mbox_msg m;
 	bool internal;        /* Dovecot's folder-data pseudo message */
-	uint32_t uid;         /* X-UID, 0 = none */
+	bool hdr_ended;       /* m.hdr_end is set */
+	bool in_keywords;     /* the header line being read is X-Keywords */
 	uint64_t blank_offset; /* last blank line and its CRLF size */
 	uint64_t blank_vsize;
 	bool blank_ends_header;
@@ -192,6 +188,184 @@ static void scan_close(struct scan_msg *s, uint64_t end, bool at_from)
 	} else {
 		s->m.end_offset = end;
 	}
+	if (!s->hdr_ended)
+		s->m.hdr_end = end;
+}
+
+/* the value of a "Name: value" line without the name, blanks and line end */
+static void header_value(const char *line, size_t len, size_t name_len, const char **v_r,
+			 size_t *vlen_r)
+{
+	size_t i = name_len;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	while (len > i && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' ||
+			   line[len - 1] == '\t'))
+		len--;
+	*v_r = line + i;
+	*vlen_r = len - i;
+}
+
+/* Status: / X-Status: letters (only A-Z, at most MBOX_STATUS_MAX - 1) */
+static void status_letters(const char *v, size_t vlen, char out[MBOX_STATUS_MAX])
+{
+	size_t o = 0;
+	for (size_t i = 0; i < vlen && o + 1 < MBOX_STATUS_MAX; i++) {
+		if (v[i] >= 'A' && v[i] <= 'Z' && memchr(out, v[i], o) == NULL)
+			out[o++] = v[i];
+	}
+	out[o] = '\0';
+}
+
+/* words of v appended to *list (space separated), NULs and controls dropped */
+static void words_append(char **list, const char *v, size_t vlen)
+{
+	size_t have = *list != NULL ? strlen(*list) : 0;
+	char *out = rg_realloc(*list, have + vlen + 2);
+	size_t o = have;
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c <= ' ' || c == 0x7f) {
+			if (o > 0 && out[o - 1] != ' ')
+				out[o++] = ' ';
+		} else {
+			if (o == have && o > 0)
+				out[o++] = ' ';
+			out[o++] = (char)c;
+		}
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	if (o == 0) {
+		rg_free(out);
+		out = NULL;
+	}
+	*list = out;
+}
+
+/* X-IMAP / X-IMAPbase: "<uidvalidity> <last uid> [keyword...]" */
+static void parse_base(struct mbox *box, const char *v, size_t vlen)
+{
+	char num[24];
+	size_t i = 0;
+	uint32_t vals[2] = { 0, 0 };
+	for (int k = 0; k < 2; k++) {
+		size_t n = 0;
+		while (i < vlen && v[i] == ' ')
+			i++;
+		while (i < vlen && v[i] >= '0' && v[i] <= '9' && n + 1 < sizeof(num))
+			num[n++] = v[i++];
+		num[n] = '\0';
+		if (n == 0 || (i < vlen && v[i] != ' ')) {
+			/* not Dovecot's: as if there were none */
+			box->uidvalidity = box->last_uid = 0;
+			return;
+		}
+		unsigned long x = strtoul(num, NULL, 10);
+		vals[k] = x > UINT32_MAX ? 0 : (uint32_t)x;
+	}
+	box->uidvalidity = vals[0];
+	box->last_uid = vals[1];
+	rg_free(box->base_keywords);
+	box->base_keywords = NULL;
+	if (i < vlen)
+		words_append(&box->base_keywords, v + i, vlen - i);
+}
+
+/* Dovecot's own header line: its value into the message or the box */
+static void parse_hidden(struct mbox *box, struct scan_msg *cur, bool first, const char *line,
+			 size_t len)
+{
+	const char *v;
+	size_t vlen;
+	if (first && len > 7 && strncasecmp(line, "X-IMAP:", 7) == 0) {
+		cur->internal = true;
+		header_value(line, len, 7, &v, &vlen);
+		parse_base(box, v, vlen);
+	} else if (first && len > 11 && strncasecmp(line, "X-IMAPbase:", 11) == 0) {
+		header_value(line, len, 11, &v, &vlen);
+		parse_base(box, v, vlen);
+	} else if (len > 6 && strncasecmp(line, "X-UID:", 6) == 0) {
+		header_value(line, len, 6, &v, &vlen);
+		char num[12];
+		size_t n = vlen < sizeof(num) - 1 ? vlen : sizeof(num) - 1;
+		memcpy(num, v, n);
+		num[n] = '\0';
+		unsigned long x = strtoul(num, NULL, 10);
+		cur->m.uid = x > UINT32_MAX ? 0 : (uint32_t)x;
+	} else if (len > 7 && strncasecmp(line, "Status:", 7) == 0) {
+		header_value(line, len, 7, &v, &vlen);
+		status_letters(v, vlen, cur->m.status);
+	} else if (len > 9 && strncasecmp(line, "X-Status:", 9) == 0) {
+		header_value(line, len, 9, &v, &vlen);
+		status_letters(v, vlen, cur->m.xstatus);
+	} else if (len > 11 && strncasecmp(line, "X-Keywords:", 11) == 0) {
+		header_value(line, len, 11, &v, &vlen);
+		words_append(&cur->m.keywords, v, vlen);
+		cur->in_keywords = true;
+	}
+}
+
+/* The From line's date ("From sender Mon Dec  7 10:00:00 2026", maybe with
+ * a zone before or after the year): local time as the delivery agent wrote
+ * it, or an explicit +hhmm offset. 0 when unreadable. */
+static time_t from_line_date(const char *line, size_t len)
+{
+	char buf[128];
+	size_t n = 0;
+	/* the sender ends at the first blank after "From " */
+	size_t i = 5;
+	while (i < len && line[i] != ' ' && line[i] != '\t')
+		i++;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	for (; i < len && n + 1 < sizeof(buf); i++) {
+		if (line[i] == '\0' || line[i] == '\r' || line[i] == '\n')
+			break;
+		buf[n++] = line[i];
+	}
+	buf[n] = '\0';
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	const char *rest = strptime(buf, "%a %b %d %H:%M:%S", &tm);
+	if (rest == NULL)
+		return 0;
+	long offset = 0;
+	bool have_offset = false;
+	/* an optional zone name or offset, then the year, maybe then an offset */
+	for (int pass = 0; pass < 2; pass++) {
+		while (*rest == ' ')
+			rest++;
+		if ((*rest == '+' || *rest == '-') && isdigit((unsigned char)rest[1])) {
+			long sign = *rest == '-' ? -1 : 1;
+			char *zend;
+			long z = strtol(rest + 1, &zend, 10);
+			if (z < 0 || z > 9999)
+				z = 0;
+			offset = sign * (z / 100 * 3600 + z % 100 * 60);
+			have_offset = true;
+			rest = zend;
+		} else if (pass == 0) {
+			while (isalpha((unsigned char)*rest))
+				rest++;
+		}
+		if (pass == 1)
+			break;
+		while (*rest == ' ')
+			rest++;
+		char *end;
+		long year = strtol(rest, &end, 10);
+		if (end == rest || year < 1970 || year > 9999)
+			return 0;
+		tm.tm_year = (int)(year - 1900);
+		rest = end;
+	}
+	if (have_offset)
+		return timegm(&tm) - offset;
+	tm.tm_isdst = -1;
+	time_t t = mktime(&tm);
+	return t < 0 ? 0 : t;
 }
 
 static const uint8_t uidl_key[16] = "ringgate mbox ui";
@@ -225,7 +399,9 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 	}
 	box->dev = st.st_dev;
 	box->ino = st.st_ino;
-	if ((ret = fcntl_lock(box->fd, F_RDLCK, timeout_ms)) < 0) {
+	box->mtime = st.st_mtim;
+	box->writable = (fcntl(box->fd, F_GETFL) & O_ACCMODE) == O_RDWR;
+	if ((ret = mbox_fcntl_lock(box->fd, F_RDLCK, timeout_ms)) < 0) {
 		*error_r = ret == -EAGAIN ? "mailbox is locked by another process" : "fcntl() failed";
 		mbox_close(box);
 		return ret;
@@ -235,7 +411,6 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 	struct scan_msg *msgs = NULL, *cur = NULL;
 	size_t count = 0, cap = 0;
 	bool prev_blank = true, in_header = false, hiding = false;
-	uint32_t uidvalidity = 0;
 	const char *line = NULL;
 	size_t len = 0;
 	uint64_t off = 0;
@@ -254,6 +429,7 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 			memset(cur, 0, sizeof(*cur));
 			cur->m.from_offset = off;
 			cur->m.hdr_offset = off + len;
+			cur->m.date = from_line_date(line, len);
 			/* the From line's envelope tells identical headers apart */
 			cur->hdr = rg_malloc(len + 1); /* the line may hold NULs */
 			memcpy(cur->hdr, line, len);
@@ -273,19 +449,15 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 			if (blank) {
 				in_header = false;
 				header_end = true;
+				cur->hdr_ended = true;
+				cur->m.hdr_end = off;
 			} else if (line[0] != ' ' && line[0] != '\t') {
-				hiding = header_hidden(line, len);
-				/* the pseudo message's X-IMAP and a first message's
-				   X-IMAPbase hold "<uidvalidity> <uidnext>" */
-				if (count == 1 && len > 7 && strncasecmp(line, "X-IMAP:", 7) == 0) {
-					cur->internal = true;
-					uidvalidity = (uint32_t)strtoul(line + 7, NULL, 10);
-				}
-				if (count == 1 && len > 11 &&
-				    strncasecmp(line, "X-IMAPbase:", 11) == 0)
-					uidvalidity = (uint32_t)strtoul(line + 11, NULL, 10);
-				if (len > 6 && strncasecmp(line, "X-UID:", 6) == 0)
-					cur->uid = (uint32_t)strtoul(line + 6, NULL, 10);
+				hiding = mbox_header_hidden(line, len);
+				cur->in_keywords = false;
+				if (hiding)
+					parse_hidden(box, cur, count == 1, line, len);
+			} else if (cur->in_keywords) {
+				words_append(&cur->m.keywords, line, len);
 			}
 			if (!blank && !hiding) {
 				cur->hdr = rg_realloc(cur->hdr, cur->hdr_len + len + 1);
@@ -307,12 +479,14 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 		scan_close(cur, r.off + r.len, false);
 	box->size = r.off + r.len;
 	rg_free(r.buf);
-	(void)fcntl_lock(box->fd, F_UNLCK, 0);
+	(void)mbox_fcntl_lock(box->fd, F_UNLCK, 0);
 	if (ret < 0) {
 		if (*error_r == NULL)
 			*error_r = "read() failed";
-		for (size_t i = 0; i < count; i++)
+		for (size_t i = 0; i < count; i++) {
 			rg_free(msgs[i].hdr);
+			rg_free(msgs[i].m.keywords);
+		}
 		rg_free(msgs);
 		mbox_close(box);
 		return ret;
@@ -321,12 +495,18 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 	box->msgs = rg_calloc(count + 1, sizeof(*box->msgs));
 	for (size_t i = 0; i < count; i++) {
 		struct scan_msg *s = &msgs[i];
-		if (!s->internal) {
+		if (s->internal) {
+			box->pseudo = true;
+			box->pseudo_hdr = s->m.hdr_offset;
+			box->pseudo_hdr_end = s->m.hdr_end;
+			box->pseudo_end = i + 1 < count ? msgs[i + 1].m.from_offset : box->size;
+			rg_free(s->m.keywords);
+		} else {
 			struct mbox_msg *m = &box->msgs[box->count++];
 			*m = s->m;
-			if (uidvalidity != 0 && s->uid != 0)
+			if (box->uidvalidity != 0 && m->uid != 0)
 				/* the UIDs Dovecot wrote: its pop3_uidl_format %08Xu%08Xv */
-				snprintf(m->uidl, sizeof(m->uidl), "%08X%08X", s->uid, uidvalidity);
+				snprintf(m->uidl, sizeof(m->uidl), "%08X%08X", m->uid, box->uidvalidity);
 			else
 				snprintf(m->uidl, sizeof(m->uidl), "%016" PRIx64,
 					 siphash24(uidl_key, s->hdr, s->hdr_len));
@@ -344,27 +524,12 @@ void mbox_close(struct mbox *box)
 		return;
 	if (box->fd >= 0)
 		close(box->fd);
+	for (size_t i = 0; i < box->count; i++)
+		rg_free(box->msgs[i].keywords);
+	rg_free(box->base_keywords);
 	rg_free(box->msgs);
 	rg_free(box->path);
 	rg_free(box);
-}
-
-/* the file is still the one scanned, with "From " where each message starts */
-static int check_snapshot(struct mbox *box)
-{
-	struct stat st;
-
-	if (fstat(box->fd, &st) < 0)
-		return -errno;
-	if (st.st_dev != box->dev || st.st_ino != box->ino || (uint64_t)st.st_size < box->size)
-		return -ESTALE;
-	for (size_t i = 0; i < box->count; i++) {
-		char from[5];
-		if (pread(box->fd, from, 5, (off_t)box->msgs[i].from_offset) != 5 ||
-		    memcmp(from, "From ", 5) != 0)
-			return -ESTALE;
-	}
-	return 0;
 }
 
 /* data[0..len) without Dovecot's headers (and their continuation lines) */
@@ -381,7 +546,7 @@ static size_t strip_hidden(char *data, size_t len)
 			return out + (len - in);
 		}
 		if (data[in] != ' ' && data[in] != '\t')
-			hiding = header_hidden(data + in, llen);
+			hiding = mbox_header_hidden(data + in, llen);
 		if (!hiding) {
 			memmove(data + out, data + in, llen);
 			out += llen;
@@ -398,7 +563,7 @@ int mbox_msg_read(struct mbox *box, size_t idx, char **data_r, size_t *len_r)
 	char *data = rg_malloc(len + 1);
 	int ret;
 
-	if ((ret = fcntl_lock(box->fd, F_RDLCK, MBOX_LOCK_TIMEOUT_MS)) < 0) {
+	if ((ret = mbox_fcntl_lock(box->fd, F_RDLCK, MBOX_LOCK_TIMEOUT_MS)) < 0) {
 		rg_free(data);
 		return ret;
 	}
@@ -415,7 +580,7 @@ int mbox_msg_read(struct mbox *box, size_t idx, char **data_r, size_t *len_r)
 		else
 			done += (size_t)n;
 	}
-	(void)fcntl_lock(box->fd, F_UNLCK, 0);
+	(void)mbox_fcntl_lock(box->fd, F_UNLCK, 0);
 	if (ret < 0) {
 		rg_free(data);
 		return ret;
@@ -426,100 +591,26 @@ int mbox_msg_read(struct mbox *box, size_t idx, char **data_r, size_t *len_r)
 	return 0;
 }
 
-/* copy [from, from + len) to to (to <= from), in blocks */
-static int move_range(int fd, uint64_t from, uint64_t to, uint64_t len, char *buf, size_t size)
-{
-	while (len > 0) {
-		size_t chunk = len < size ? (size_t)len : size;
-		ssize_t n = pread(fd, buf, chunk, (off_t)from);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = pwrite(fd, buf + done, (size_t)(n - done), (off_t)(to + (uint64_t)done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return w < 0 ? -errno : -EIO;
-			done += w;
-		}
-		from += (uint64_t)n;
-		to += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	return 0;
-}
-
-int mbox_expunge(struct mbox *box, const bool *expunge, unsigned timeout_ms,
-		 const char **error_r)
-{
-	size_t first = box->count;
-	for (size_t i = 0; i < box->count && first == box->count; i++) {
-		if (expunge[i])
-			first = i;
-	}
-	if (first == box->count)
-		return 0;
-
-	char *lock = NULL;
-	int ret = dotlock_take(box->path, timeout_ms, &lock);
-	if (ret < 0) {
-		*error_r = ret == -EAGAIN ? "dotlock held by another process" :
-			"creating the dotlock failed (the directory must be writable by the "
-			"user: for /var/mail set mail_privileged_group = mail)";
-		return ret;
-	}
-	if ((ret = fcntl_lock(box->fd, F_WRLCK, timeout_ms)) < 0) {
-		*error_r = ret == -EAGAIN ? "mailbox is locked by another process" : "fcntl() failed";
-		dotlock_release(lock);
-		return ret;
-	}
-	if ((ret = check_snapshot(box)) < 0) {
-		*error_r = "the mbox changed since it was read";
-		goto out;
-	}
-	struct stat st;
-	if (fstat(box->fd, &st) < 0) {
-		ret = -errno;
-		*error_r = "fstat() failed";
-		goto out;
-	}
-	/* each message owns [from_offset, next from_offset): its separator too */
-	size_t bufsize = 65536;
-	char *buf = rg_malloc(bufsize);
-	uint64_t w = box->msgs[first].from_offset;
-	for (size_t i = first; i < box->count && ret == 0; i++) {
-		uint64_t start = box->msgs[i].from_offset;
-		uint64_t end = i + 1 < box->count ? box->msgs[i + 1].from_offset : box->size;
-		if (expunge[i])
-			continue;
-		ret = move_range(box->fd, start, w, end - start, buf, bufsize);
-		w += end - start;
-	}
-	/* mail delivered after the snapshot */
-	if (ret == 0 && (uint64_t)st.st_size > box->size) {
-		ret = move_range(box->fd, box->size, w, (uint64_t)st.st_size - box->size, buf, bufsize);
-		w += (uint64_t)st.st_size - box->size;
-	}
-	rg_free(buf);
-	if (ret == 0 && ftruncate(box->fd, (off_t)w) < 0)
-		ret = -errno;
-	if (ret == 0 && fsync(box->fd) < 0)
-		ret = -errno;
-	if (ret < 0)
-		*error_r = "rewriting the mbox failed";
-out:
-	(void)fcntl_lock(box->fd, F_UNLCK, 0);
-	dotlock_release(lock);
-	return ret;
-}
-
 /* ---- mail_location ---- */
 
 bool mbox_location_is_mbox(const char *location)
 {
 	return location != NULL && strncasecmp(location, "mbox:", 5) == 0;
+}
+
+int mbox_location_root(const char *location, const char *home, const char *user,
+		       char **path_r, const char **error_r)
+{
+	const char *rest = location + 5;
+	size_t root_len = strcspn(rest, ":");
+	if (root_len == 0) {
+		*error_r = "mbox location names no root directory";
+		return -EINVAL;
+	}
+	char *loc = rg_strdup_printf("maildir:%.*s", (int)root_len, rest);
+	int ret = maildir_location_path(loc, home, user, path_r, error_r);
+	rg_free(loc);
+	return ret;
 }
 
 int mbox_location_inbox(const char *location, const char *home, const char *user,

@@ -1,6 +1,6 @@
-/* mbox.h — read access to an mbox spool (Debian's default INBOX,
- * `mbox:~/mail:INBOX=/var/mail/%u`) for the POP3 worker: scan, read, and
- * expunge with Dovecot's lock rules.
+/* mbox.h — an mbox file (Debian's default INBOX,
+ * `mbox:~/mail:INBOX=/var/mail/%u`, and the folders under ~/mail) for the
+ * POP3 and IMAP workers: scan, read, and rewrite with Dovecot's lock rules.
  *
  * A struct mbox is a snapshot taken at open under an fcntl read lock
  * (mbox_read_locks = fcntl): where each message starts ("From " line after
@@ -14,7 +14,17 @@
  * mbox_dotlock_change_timeout), checks the snapshot still holds, and
  * rewrites the file in place (same inode, owner and mode), keeping mail
  * appended since the snapshot. Every lock wait is bounded; a lock held
- * longer is -EAGAIN ("[IN-USE]"). */
+ * longer is -EAGAIN ("[IN-USE]").
+ *
+ * Dovecot's metadata is parsed as it writes it (checked against Dovecot
+ * 2.3's own output): the first message's `X-IMAPbase: <uidvalidity>
+ * <last uid> [keyword...]` (or the pseudo message's `X-IMAP:`), then per
+ * message `X-UID: <uid>`, `Status: R O` (\Seen, not \Recent),
+ * `X-Status: A F T D` (\Answered \Flagged \Draft \Deleted) and
+ * `X-Keywords: name...`. mbox_rewrite() writes them back for the messages
+ * marked dirty, moves X-IMAPbase to the new first message when the old one
+ * goes, and leaves a pseudo message holding it when every message goes,
+ * so UIDVALIDITY and the last UID survive. */
 #ifndef RG_MBOX_H
 #define RG_MBOX_H
 
@@ -22,17 +32,29 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define MBOX_LOCK_TIMEOUT_MS 10000
 #define MBOX_DOTLOCK_STALE_SECS 120
 #define MBOX_UIDL_MAX 24
 
+#define MBOX_STATUS_MAX 8
+
 struct mbox_msg {
 	uint64_t from_offset; /* the "From " line */
 	uint64_t hdr_offset;  /* the line after it: what the client sees */
+	uint64_t hdr_end;     /* the blank line ending the header (or where the header stops) */
 	uint64_t end_offset;  /* end of the message, without the separating blank line */
 	uint64_t vsize;       /* bytes sent with CRLF line ends, hidden headers left out */
 	char uidl[MBOX_UIDL_MAX];
+	/* Dovecot's metadata, as read; the IMAP backend edits them and sets
+	 * dirty so that mbox_rewrite() writes them */
+	uint32_t uid;         /* X-UID, 0 = none */
+	char status[MBOX_STATUS_MAX];  /* Status: letters */
+	char xstatus[MBOX_STATUS_MAX]; /* X-Status: letters */
+	char *keywords;       /* X-Keywords: names separated by spaces, NULL = none */
+	time_t date;          /* the From line's date, 0 when unreadable */
+	bool dirty, expunge;  /* for mbox_rewrite() */
 };
 
 struct mbox {
@@ -41,8 +63,16 @@ struct mbox {
 	dev_t dev;
 	ino_t ino;
 	uint64_t size;        /* file size at the snapshot */
+	struct timespec mtime; /* the file's mtime at the snapshot */
+	bool writable;        /* opened read-write */
 	size_t count;
 	struct mbox_msg *msgs;
+	/* X-IMAPbase (or the pseudo message's X-IMAP): 0 = none */
+	uint32_t uidvalidity, last_uid;
+	char *base_keywords;  /* its keyword names, NULL = none */
+	/* Dovecot's folder-data pseudo message at the start: [0, pseudo_end) */
+	bool pseudo;
+	uint64_t pseudo_hdr, pseudo_hdr_end, pseudo_end;
 };
 
 /* Open and scan path under a read lock waited for at most timeout_ms. A
@@ -62,11 +92,27 @@ int mbox_msg_read(struct mbox *box, size_t idx, char **data_r, size_t *len_r);
 int mbox_expunge(struct mbox *box, const bool *expunge, unsigned timeout_ms,
 		 const char **error_r);
 
+/* Write the messages marked dirty with their metadata and leave out the
+ * ones marked expunge, under the write locks (each waited for at most
+ * timeout_ms); base_dirty: the uidvalidity, last_uid or base_keywords
+ * changed. Mail delivered since the snapshot is kept. Afterwards the
+ * snapshot's offsets are stale: mbox_close() it and open again. 0 or
+ * -errno as mbox_expunge(). */
+int mbox_rewrite(struct mbox *box, bool base_dirty, unsigned timeout_ms, const char **error_r);
+
+/* A new mbox file (-EEXIST when there is one): empty, or with uidvalidity
+ * (not 0) the pseudo message holding it. */
+int mbox_create(const char *path, uint32_t uidvalidity);
+
 /* The INBOX path of an mbox mail_location ("mbox:~/mail:INBOX=/var/mail/%u";
  * without INBOX=, ROOT/inbox), %u %n %d %h and ~ expanded. */
 int mbox_location_inbox(const char *location, const char *home, const char *user,
 			char **path_r, const char **error_r);
 /* whether location names the mbox storage */
 bool mbox_location_is_mbox(const char *location);
+/* The root directory of an mbox location ("mbox:~/mail:..." -> home/mail),
+ * expanded; -EINVAL when it names none. */
+int mbox_location_root(const char *location, const char *home, const char *user,
+		       char **path_r, const char **error_r);
 
 #endif

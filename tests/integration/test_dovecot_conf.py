@@ -39,8 +39,6 @@ EXPECTED_IGNORED = [
     ("conf.d/10-master.conf", "service dict { }"),
     ("conf.d/10-ssl.conf", "ssl_client_ca_dir"),
     ("conf.d/15-lda.conf", "protocol lda { }"),
-    # Debian's mbox INBOX: POP3 serves it, IMAP cannot
-    ("conf.d/10-mail.conf", "mail_location mbox for IMAP"),
 ]
 
 
@@ -332,6 +330,59 @@ class MboxSpool(unittest.TestCase):
             self.assertTrue(p.quit().startswith(b"+OK Logging out, messages deleted."))
             with open(spool, "rb") as f:
                 self.assertEqual(f.read(), self.SPOOL[self.SPOOL.index(b"From bob"):])
+        finally:
+            rg.cleanup()
+
+    def test_imap(self):
+        """IMAP on the same location: the spool is INBOX with UIDs written
+        as Dovecot's X-UID/X-IMAPbase, flags as Status/X-Status, folders are
+        files under ~/mail, STORE/EXPUNGE rewrite the spool."""
+        import imaplib
+        rg = rgenv.Ringgate(mode="performance",
+                            extra_conf="mail_location = mbox:~/mail:INBOX=%h/spool\n")
+        try:
+            home = rg.home("demo")
+            spool = os.path.join(home, "spool")
+            with open(spool, "wb") as f:
+                f.write(self.SPOOL)
+            os.makedirs(os.path.join(home, "mail"))
+            with open(os.path.join(home, "mail", "Archive"), "wb") as f:
+                f.write(self.SPOOL[self.SPOOL.index(b"From bob"):])
+            for dirpath, dirs, files in os.walk(home):
+                for name in dirs + files:
+                    os.chown(os.path.join(dirpath, name), rg.uid, rg.gid)
+            rg.start()
+            m = imaplib.IMAP4("127.0.0.1", rg.imap_port, timeout=30)
+            m.login("demo", "demo-pass")
+            typ, boxes = m.list()
+            names = [b.split(b' "." ')[1] for b in boxes]
+            self.assertEqual(names[:2], [b"INBOX", b"Archive"])
+            self.assertEqual(m.status("Archive", "(MESSAGES UNSEEN)")[1],
+                             [b"Archive (MESSAGES 1 UNSEEN 1)"])
+            typ, data = m.select("INBOX")
+            self.assertEqual(data, [b"2"])
+            self.assertEqual(m.untagged_responses.get("RECENT"), [b"1"])
+            typ, data = m.fetch("1:*", "(UID FLAGS)")
+            self.assertEqual(data, [b"1 (UID 1 FLAGS (\\Seen))", b"2 (UID 2 FLAGS (\\Recent))"])
+            typ, data = m.fetch("1", "(BODY.PEEK[])")
+            self.assertEqual(data[0][1], b"From: alice@example.com\r\nSubject: first\r\n\r\n"
+                             b"Hello\r\n.dot\r\n")
+            m.store("2", "+FLAGS", "(\\Flagged $Important)")
+            m.store("1", "+FLAGS", "(\\Deleted)")
+            m.expunge()
+            m.logout()
+            with open(spool, "rb") as f:
+                text = f.read()
+            self.assertTrue(text.startswith(b"From bob@example.com"))
+            self.assertIn(b"\nX-UID: 2\nStatus: O\nX-Status: F\nX-Keywords: $Important\n\nBye\n", text)
+            self.assertRegex(text, rb"\nX-IMAPbase: \d+ 0000000002 \$Important\n")
+            # a second session sees what the first left
+            m = imaplib.IMAP4("127.0.0.1", rg.imap_port, timeout=30)
+            m.login("demo", "demo-pass")
+            m.select("INBOX", readonly=True)
+            typ, data = m.fetch("1:*", "(UID FLAGS)")
+            self.assertEqual(data, [b"1 (UID 2 FLAGS (\\Flagged $Important))"])
+            m.logout()
         finally:
             rg.cleanup()
 
