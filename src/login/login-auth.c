@@ -6,6 +6,56 @@
 
 static struct login_src *auth_chan; /* NULL while auth is gone */
 
+/* freed auth phase objects, kept for the next logins */
+#define AUTH_FREE_MAX 64
+static struct conn_auth *auth_free_list;
+static unsigned auth_free_count;
+
+static struct conn_auth *auth_phase(struct conn *c)
+{
+	if (c->auth != NULL)
+		return c->auth;
+	struct conn_auth *a = auth_free_list;
+	if (a != NULL) {
+		auth_free_list = a->free_next;
+		auth_free_count--;
+		memset(a, 0, sizeof(*a));
+	} else {
+		a = rg_calloc(1, sizeof(*a));
+	}
+	c->auth = a;
+	return a;
+}
+
+/* the login is over (or the client went): the auth phase ends */
+void login_auth_end(struct conn *c)
+{
+	struct conn_auth *a = c->auth;
+	if (a == NULL)
+		return;
+	c->auth = NULL;
+	log_debug("conn %u: auth phase over", c->slot);
+	rg_free(a->user);
+	if (auth_free_count < AUTH_FREE_MAX) {
+		a->free_next = auth_free_list;
+		auth_free_list = a;
+		auth_free_count++;
+	} else {
+		rg_free(a);
+	}
+}
+
+const char *login_auth_user(const struct conn *c)
+{
+	return c->auth != NULL ? c->auth->user : NULL;
+}
+
+static void auth_set_user(struct conn_auth *a, const char *user)
+{
+	rg_free(a->user);
+	a->user = user != NULL ? rg_strdup(user) : NULL;
+}
+
 static bool auth_send(struct conn *c, struct ipc_msg *msg)
 {
 	if (auth_chan == NULL)
@@ -26,15 +76,17 @@ void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp
 
 	if (c->state != CONN_PRELOGIN)
 		log_fatal("conn %u: auth_begin in state %s", c->slot, conn_state_names[c->state]);
-	snprintf(c->mech, sizeof(c->mech), "%s", mech);
-	if (c->auth_attempts < UINT8_MAX)
-		c->auth_attempts++;
-	rg_free(c->user);
-	c->user = NULL;
-	c->req_id = conn_next_req_id(c);
+	struct conn_auth *a = auth_phase(c);
+	size_t mech_len = strnlen(mech, sizeof(a->mech) - 1);
+	memcpy(a->mech, mech, mech_len);
+	a->mech[mech_len] = '\0';
+	if (a->attempts < UINT8_MAX)
+		a->attempts++;
+	auth_set_user(a, NULL);
+	a->req_id = conn_next_req_id(c);
 	conn_set_state(c, CONN_AUTHENTICATING);
 
-	ipc_msg_init(&srv.msg, IPC_AUTH_BEGIN, c->req_id);
+	ipc_msg_init(&srv.msg, IPC_AUTH_BEGIN, a->req_id);
 	ipc_msg_add_str(&srv.msg, IPC_F_MECH, mech);
 	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
 	conn_msg_add_client(c, &srv.msg);
@@ -54,9 +106,9 @@ void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp
 void auth_cb_continue(void *ctx, const uint8_t *resp, size_t resp_len)
 {
 	struct conn *c = ctx;
-	if (c->state != CONN_AUTHENTICATING || c->req_id == 0)
+	if (c->state != CONN_AUTHENTICATING || c->auth == NULL || c->auth->req_id == 0)
 		log_fatal("conn %u: auth_continue without a request", c->slot);
-	ipc_msg_init(&srv.msg, IPC_AUTH_CONTINUE, c->req_id);
+	ipc_msg_init(&srv.msg, IPC_AUTH_CONTINUE, c->auth->req_id);
 	if (resp_len > ipc_msg_room(&srv.msg))
 		resp_len = ipc_msg_room(&srv.msg);
 	ipc_msg_add(&srv.msg, IPC_F_RESP, resp, resp_len);
@@ -71,11 +123,8 @@ void auth_cb_abort(void *ctx)
 	struct conn *c = ctx;
 	if (c->state != CONN_AUTHENTICATING)
 		return;
-	if (c->req_id != 0 && auth_chan != NULL) {
-		ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
-		(void)login_chan_send(auth_chan, &srv.msg, -1);
-	}
-	c->req_id = 0;
+	login_auth_abort(c);
+	c->auth->req_id = 0;
 	c->flags &= ~CF_TEMPFAIL;
 	conn_set_state(c, CONN_PRELOGIN);
 }
@@ -130,7 +179,8 @@ static void auth_input(void)
 			log_fatal("auth sent an fd with %s", ipc_type_name(srv.rx.hdr.type));
 		const struct ipc_fields *f = &srv.rx.fields;
 		struct conn *c = conn_by_req(srv.rx.hdr.id);
-		if (c != NULL && c->state != CONN_AUTHENTICATING)
+		if (c != NULL && (c->state != CONN_AUTHENTICATING || c->auth == NULL ||
+				  c->auth->req_id != srv.rx.hdr.id))
 			c = NULL;
 		switch (srv.rx.hdr.type) {
 		case IPC_AUTH_CHALLENGE:
@@ -153,9 +203,8 @@ static void auth_input(void)
 			if (c == NULL)
 				break;
 			srv.stats.v[STAT_LOGIN_OK]++;
-			c->req_id = 0;
-			rg_free(c->user);
-			c->user = rg_strdup(user);
+			c->auth->req_id = 0;
+			auth_set_user(c->auth, user);
 			conn_backend_free(&c->be);
 			bool local = false;
 			if (proxied && (!conn_backend_parse(c, extra, f, &local) ||
@@ -183,11 +232,9 @@ static void auth_input(void)
 				break;
 			srv.stats.v[STAT_LOGIN_FAILED]++;
 			const char *user = ipc_str(f, IPC_F_USER);
-			if (user != NULL) {
-				rg_free(c->user);
-				c->user = rg_strdup(user);
-			}
-			c->req_id = 0;
+			if (user != NULL)
+				auth_set_user(c->auth, user);
+			c->auth->req_id = 0;
 			conn_set_state(c, CONN_PRELOGIN);
 			srv.set->proto->auth_reply(c->session,
 						   ipc_has(f, IPC_F_TEMP) ? LOGIN_AUTH_TEMPFAIL : LOGIN_AUTH_FAIL,
@@ -242,9 +289,9 @@ void login_auth_open(int fd)
 /* the client goes away during a request: auth forgets it, answers nothing */
 void login_auth_abort(struct conn *c)
 {
-	if (c->req_id == 0 || auth_chan == NULL)
+	if (c->auth == NULL || c->auth->req_id == 0 || auth_chan == NULL)
 		return;
-	ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->req_id);
+	ipc_msg_init(&srv.msg, IPC_AUTH_ABORT, c->auth->req_id);
 	(void)login_chan_send(auth_chan, &srv.msg, -1);
 }
 
@@ -252,6 +299,12 @@ void login_auth_abort(struct conn *c)
  * process or here) */
 void login_auth_close(void)
 {
+	while (auth_free_list != NULL) {
+		struct conn_auth *a = auth_free_list;
+		auth_free_list = a->free_next;
+		rg_free(a);
+	}
+	auth_free_count = 0;
 	if (auth_chan == NULL)
 		return;
 	ipc_outq_clear(&auth_chan->outq);

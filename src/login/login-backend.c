@@ -77,7 +77,7 @@ bool conn_backend_parse(struct conn *c, const char *extra, const struct ipc_fiel
 			       bool *local_r)
 {
 	char v[256], host[RG_BACKEND_NAME_MAX + 1], hostip[64], user[80];
-	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_escape(c->auth->user, strlen(c->auth->user), 64, user, sizeof(user));
 	*local_r = false;
 	if (!extra_get(extra, "host", host, sizeof(host)) || host[0] == '\0') {
 		log_error("proxy(%s): host not given or longer than %u characters", user,
@@ -203,7 +203,7 @@ bool conn_backend_parse(struct conn *c, const char *extra, const struct ipc_fiel
 void conn_backend_failed(struct conn *c, const char *why, const char *client_text)
 {
 	char rip[64], user[80];
-	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_escape(c->auth->user, strlen(c->auth->user), 64, user, sizeof(user));
 	log_error("proxy(%s): %s: %s (rip=%s, session=<%s>)", user,
 		  c->be != NULL ? c->be->name : "?", why,
 		  net_addr_ip(&c->remote, rip, sizeof(rip)), c->session_id);
@@ -243,7 +243,7 @@ void conn_backend_start(struct conn *c)
 	struct backend_login_config bc = {
 		.pop3 = srv.set->proto->backend_pop3,
 		.starttls = be->tls == BACKEND_TLS_STARTTLS,
-		.user = be->destuser != NULL ? be->destuser : c->user,
+		.user = be->destuser != NULL ? be->destuser : c->auth->user,
 		.master = be->master,
 		.pass = be->pass,
 		.pass_len = be->pass_len,
@@ -274,7 +274,7 @@ static void conn_backend_ok(struct conn *c, const char *reply, const uint8_t *re
 	if (c->state == CONN_CLOSING)
 		return; /* the client does not read: conn_check() ends the pump */
 	char rip[64], lip[64], user[80];
-	log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+	log_escape(c->auth->user, strlen(c->auth->user), 64, user, sizeof(user));
 	log_info("proxy(%s): started proxying to %s: rip=%s, lip=%s, session=<%s>", user,
 		 c->be->name, net_addr_ip(&c->remote, rip, sizeof(rip)),
 		 net_addr_ip(&c->local, lip, sizeof(lip)), c->session_id);

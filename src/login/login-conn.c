@@ -66,7 +66,7 @@ void conn_set_state(struct conn *c, enum conn_state state)
 	if (state == CONN_BACKEND)
 		srv.backends++;
 	if (state == CONN_CLOSING) {
-		access_conn_closing(c);
+		access_end(c);
 		conn_list_del(&srv.live, c);
 		conn_list_add(&srv.closing, c);
 		c->deadline = srv.now + CONN_FLUSH_SECS;
@@ -131,16 +131,17 @@ void conn_log_end(struct conn *c, const char *reason)
 	net_addr_ip(&c->local, lip, sizeof(lip));
 	log_escape(reason, strlen(reason), 60, why, sizeof(why));
 	unsigned secs = srv.now - c->accept_time;
+	const struct conn_auth *a = c->auth;
+	unsigned attempts = a != NULL ? a->attempts : 0;
 
 	if (c->state == CONN_AUTHENTICATING)
 		snprintf(cause, sizeof(cause), "client didn't finish SASL auth, waited %u secs", secs);
-	else if (c->auth_attempts == 0)
+	else if (attempts == 0)
 		snprintf(cause, sizeof(cause), "no auth attempts in %u secs", secs);
 	else
-		snprintf(cause, sizeof(cause), "auth failed, %u attempts in %u secs",
-			 c->auth_attempts, secs);
-	if (c->user != NULL)
-		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+		snprintf(cause, sizeof(cause), "auth failed, %u attempts in %u secs", attempts, secs);
+	if (a != NULL && a->user != NULL)
+		log_escape(a->user, strlen(a->user), 64, user, sizeof(user));
 	else
 		user[0] = '\0';
 	/* a client that logged out before logging in: Dovecot's classic
@@ -150,8 +151,8 @@ void conn_log_end(struct conn *c, const char *reason)
 	log_info("%s%s%s (%s): user=<%s>, %s%s%srip=%s, lip=%s%s, session=<%s>",
 		 aborted ? "Aborted login" : "Disconnected",
 		 !aborted && why[0] != '\0' ? ": " : "", aborted ? "" : why, cause, user,
-		 c->auth_attempts > 0 ? "method=" : "", c->auth_attempts > 0 ? c->mech : "",
-		 c->auth_attempts > 0 ? ", " : "", rip, lip,
+		 attempts > 0 ? "method=" : "", attempts > 0 ? a->mech : "",
+		 attempts > 0 ? ", " : "", rip, lip,
 		 (c->flags & CF_TLS) != 0 && c->tls != NULL && tls_conn_handshake_done(c->tls) ?
 		 ", TLS" : (c->flags & CF_SECURED) != 0 ? ", secured" : "", c->session_id);
 }
@@ -242,9 +243,9 @@ void conn_close(struct conn *c, bool force)
 		c->flags |= CF_FORCE;
 	if (c->state == CONN_AUTHENTICATING)
 		login_auth_abort(c);
-	/* a hand-off at master keeps its id: the reply releases the connection */
-	if ((c->flags & CF_HANDOFF_SENT) == 0)
-		c->req_id = 0;
+	/* (a hand-off at master keeps its id: the reply releases the connection) */
+	if (c->auth != NULL)
+		c->auth->req_id = 0;
 	conn_set_state(c, CONN_CLOSING);
 }
 
@@ -259,13 +260,13 @@ void conn_free_now(struct conn *c)
 	if (c->fd >= 0)
 		ring_close(srv.ring, c->fd);
 	conn_out_free(c);
-	outq_free(&c->early);
+	access_end(c);
+	login_auth_end(c);
 	conn_handoff_end(c);
 	conn_backend_free(&c->be);
 	if (c->tls != NULL)
 		tls_conn_free(&c->tls);
 	admit_haproxy_end(c);
-	rg_free(c->user);
 	rg_free(c);
 	srv.conns--;
 	login_status();
@@ -284,7 +285,7 @@ static bool conn_wants_recv(const struct conn *c)
 	case CONN_PRELOGIN:
 	case CONN_AUTHENTICATING:
 		/* a plaintext client is not read before its greeting */
-		return c->ac == NULL || (c->flags & CF_TLS) != 0;
+		return c->access == NULL || (c->flags & CF_TLS) != 0;
 	case CONN_HANDOFF:
 		/* a TLS client's later bytes are decrypted into the preread */
 		return (c->flags & CF_TLS) != 0;
@@ -572,13 +573,14 @@ void conn_event(struct ring_owner *owner, const struct ring_event *ev)
 	}
 }
 
+/* the connection on the slot a request id names; the phase that sent the
+ * request (auth, hand-off) checks the id is its own */
 struct conn *conn_by_req(uint32_t id)
 {
 	struct ring_owner *o = ring_slot_owner(srv.ring, id & REQ_SLOT_MASK);
 	if (o == NULL || o->event != conn_event || id == 0)
 		return NULL;
-	struct conn *c = RING_OWNER(o, struct conn, ro);
-	return c->req_id == id ? c : NULL;
+	return RING_OWNER(o, struct conn, ro);
 }
 
 /* who the client is, for auth (penalty, logs) and master (the worker's

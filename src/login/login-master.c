@@ -44,7 +44,6 @@ void conn_handoff_abandon(struct conn *c, const char *reason)
 
 	memcpy(late, ho->preread + ho->core_len, late_len);
 	conn_handoff_end(c);
-	c->req_id = 0;
 	conn_set_state(c, CONN_PRELOGIN);
 	srv.set->proto->handoff_failed(c->session, reason);
 	if (late_len > 0 && (c->state == CONN_PRELOGIN || c->state == CONN_AUTHENTICATING))
@@ -59,10 +58,10 @@ void conn_handoff_abandon(struct conn *c, const char *reason)
 void conn_send_handoff(struct conn *c)
 {
 	struct conn_handoff *ho = c->ho;
-	c->req_id = conn_next_req_id(c);
-	ipc_msg_init(&srv.msg, IPC_LOGIN_HANDOFF, c->req_id);
+	ho->req_id = conn_next_req_id(c);
+	ipc_msg_init(&srv.msg, IPC_LOGIN_HANDOFF, ho->req_id);
 	ipc_msg_add_str(&srv.msg, IPC_F_SERVICE, srv.set->service);
-	ipc_msg_add_str(&srv.msg, IPC_F_USER, c->user);
+	ipc_msg_add_str(&srv.msg, IPC_F_USER, c->auth->user);
 	ipc_msg_add_str(&srv.msg, IPC_F_COOKIE, ho->cookie);
 	if (ho->tag != NULL)
 		ipc_msg_add_str(&srv.msg, IPC_F_TAG, ho->tag);
@@ -104,16 +103,16 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 	const char *reason = ipc_str(f, IPC_F_REASON);
 	char rip[64], lip[64], user[80];
 	c->flags &= ~CF_HANDOFF_SENT;
-	c->req_id = 0;
+	c->ho->req_id = 0;
 	if (reason == NULL) {
 		srv.stats.v[STAT_HANDOFFS]++;
 		net_addr_ip(&c->remote, rip, sizeof(rip));
 		net_addr_ip(&c->local, lip, sizeof(lip));
-		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+		log_escape(c->auth->user, strlen(c->auth->user), 64, user, sizeof(user));
 		unsigned long long mpid = 0;
 		(void)ipc_uint(f, IPC_F_MPID, &mpid);
 		log_info("Login: user=<%s>, method=%s, rip=%s, lip=%s, mpid=%llu%s, session=<%s>",
-			 user, c->mech, rip, lip, mpid,
+			 user, c->auth->mech, rip, lip, mpid,
 			 (c->flags & CF_TLS) != 0 ? ", TLS" :
 			 (c->flags & CF_SECURED) != 0 ? ", secured" : "",
 			 c->session_id);
@@ -123,7 +122,10 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 			return;
 		}
 		c->flags |= CF_LOGGED | CF_FORCE;
-		/* the worker owns the client now: close our copy only */
+		/* the worker owns the client now: close our copy only; the
+		 * login is over */
+		login_auth_end(c);
+		conn_handoff_end(c);
 		conn_set_state(c, CONN_CLOSING);
 		return;
 	}
@@ -136,11 +138,11 @@ static void conn_handoff_reply(struct conn *c, const struct ipc_fields *f)
 void handoff_cb(void *ctx, const char *tag, const uint8_t *preread, size_t preread_len)
 {
 	struct conn *c = ctx;
-	if (c->ho == NULL || c->user == NULL || c->state != CONN_AUTHENTICATING)
+	if (c->ho == NULL || login_auth_user(c) == NULL || c->state != CONN_AUTHENTICATING)
 		log_fatal("conn %u: hand-off without a successful login", c->slot);
 	if (preread_len > LOGIN_MAX_PENDING)
 		log_fatal("conn %u: preread of %zu bytes", c->slot, preread_len);
-	c->req_id = 0;
+	c->auth->req_id = 0;
 	c->ho->tag = tag != NULL ? rg_strdup(tag) : NULL;
 	if (preread_len > 0)
 		memcpy(c->ho->preread, preread, preread_len);
@@ -184,11 +186,13 @@ static void master_input(void)
 			if (srv.rx.fd >= 0)
 				log_fatal("master sent an fd with HANDOFF_REPLY");
 			struct conn *c = conn_by_req(srv.rx.hdr.id);
+			if (c != NULL && (c->ho == NULL || c->ho->req_id != srv.rx.hdr.id))
+				c = NULL;
 			if (c != NULL && c->state == CONN_CLOSING && (c->flags & CF_HANDOFF_SENT) != 0) {
 				/* the client went away meanwhile (a TLS client's
 				 * socket stays ours): its worker reads EOF */
 				c->flags &= ~CF_HANDOFF_SENT;
-				c->req_id = 0;
+				c->ho->req_id = 0;
 				conn_check(c);
 				break;
 			}

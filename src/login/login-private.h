@@ -4,10 +4,12 @@
  * another. Not for use outside src/login.
  *
  * struct conn holds the lifecycle (state, flags, fd, slot, addresses, the
- * lists) and a pointer per phase object: the protocol core's session, the
- * output queue, the TLS engine, the hand-off, the backend dialogue, the
- * relay, the access lookup, the PROXY header parser; each is allocated when
- * its phase starts and freed when it ends. */
+ * lists, the session id) and a pointer per phase object: the protocol
+ * core's session, the output queue, the TLS engine, the PROXY header parser,
+ * the access check (login-access.c), the auth phase (login-auth.c: request
+ * id, attempts, mechanism, user), the hand-off (login-master.c), the backend
+ * dialogue, the relay; each is allocated when its phase starts and freed
+ * when it ends, not when the connection closes. */
 #ifndef RG_LOGIN_PRIVATE_H
 #define RG_LOGIN_PRIVATE_H
 
@@ -89,6 +91,7 @@ struct conn_handoff {
 	uint16_t core_len;	/* preread[0..core_len) came from the core */
 	uint16_t sent_len;	/* preread[0..sent_len) went to master */
 	uint16_t preread_len;	/* the rest arrived while the recv was cancelled */
+	uint32_t req_id;	/* LOGIN_HANDOFF at master; 0 = none */
 	uint8_t preread[LOGIN_MAX_PENDING];
 };
 
@@ -120,37 +123,30 @@ struct conn_backend {
 	bool verify;		/* yes: the chain must lead to ssl_client_ca_file */
 };
 
-/* a refused TLS client waiting for its handshake to hear why */
-enum access_verdict { ACCESS_PENDING_NONE, ACCESS_DENIED, ACCESS_FAILED };
-
-/* One lookup on one login_access_sockets socket (src/lib/access-proto.h):
- * connect, send the request, read "1\n" / "0\n", all on the ring with its
- * own slot. c is NULL once retired (decided, or the client went away): the
- * ring frees it when its operations have ended. */
-struct conn_access {
-	struct ring_owner ro;
-	bool recv_armed;
-	int fd;
-	uint32_t slot;
-	uint32_t deadline;	/* login_access_timeout */
-	struct conn *c;
-	struct access_reply_parser reply;
-	size_t req_len;
-	char req[ACCESS_REQUEST_MAX + 1];
-	struct sockaddr_un addr;
+/* The auth phase (login-auth.c): from the client's first SASL request until
+ * its login is over (master took the hand-off, or the relay to its worker
+ * started) or it goes. It names the client in the end-of-session line; a
+ * backend relay keeps it, its end line names the user. A few freed ones are
+ * kept for the next clients (no allocation per login). */
+struct conn_auth {
+	uint32_t req_id;	/* the request at auth; 0 = none */
+	uint8_t attempts;
+	char mech[9];		/* last SASL mechanism, for the log */
+	char *user;		/* as auth named it, for the log */
+	struct conn_auth *free_next;
 };
+
+/* the access check's phase (login-access.c, login_access_sockets): from
+ * accept (or the PROXY header) until the greeting goes out, or the refused
+ * client is told */
+struct conn_access;
 
 struct conn {
 	struct ring_owner ro;
 	uint8_t state;			/* enum conn_state */
-	uint8_t auth_attempts;
-	char mech[9];			/* last SASL mechanism, for the log */
 	uint32_t flags;			/* enum conn_flag */
-	uint8_t access_next;		/* login_access_sockets: the next one to ask */
-	uint8_t access_verdict;		/* enum access_verdict, for a TLS client not yet greeted */
 	int fd;
 	uint32_t slot;
-	uint32_t req_id;		/* auth request or hand-off in flight; 0 = none */
 	uint32_t accept_time;		/* monotonic seconds */
 	uint32_t deadline;		/* CLOSING: force the close at this time */
 	struct login_session *session;
@@ -160,11 +156,8 @@ struct conn {
 	struct proxy_pump *pump;	/* the backend dialogue's, then the relay's */
 	struct conn_backend *be;	/* proxied user, until the backend login ends */
 	struct proxy_parser *hp;	/* only while CF_HAPROXY */
-	/* login access check in flight: no greeting before it allows; a
-	 * plaintext client's bytes that came before the greeting wait in early */
-	struct conn_access *ac;
-	struct outq *early;
-	char *user;			/* as auth named it, for the log */
+	struct conn_auth *auth;		/* from the first SASL request to the login */
+	struct conn_access *access;	/* login access check: no greeting before it allows */
 	struct conn *prev, *next;	/* live list (accept order) or closing list */
 	struct conn *defer_next;
 	struct net_addr local, remote;
@@ -274,6 +267,8 @@ void auth_cb_begin(void *ctx, const char *mech, const uint8_t *resp, size_t resp
 void auth_cb_continue(void *ctx, const uint8_t *resp, size_t resp_len);
 void auth_cb_abort(void *ctx);
 void login_auth_retire(void);
+void login_auth_end(struct conn *c);
+const char *login_auth_user(const struct conn *c);
 void auth_chan_event(struct ring_owner *owner, const struct ring_event *ev);
 
 /* login-master.c */
@@ -285,9 +280,8 @@ void handoff_cb(void *ctx, const char *tag, const uint8_t *preread, size_t prere
 void master_chan_event(struct ring_owner *owner, const struct ring_event *ev);
 
 /* login-access.c */
-void access_conn_closing(struct conn *c);
-void access_retire(struct conn *c);
-void access_refuse_send(struct conn *c, enum access_verdict verdict);
+void access_end(struct conn *c);
+bool access_handshake_done(struct conn *c);
 bool access_begin(struct conn *c);
 void conn_early_input(struct conn *c, const uint8_t *data, size_t len);
 void access_tick(void);

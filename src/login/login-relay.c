@@ -18,9 +18,10 @@ static void relay_closing(void *ctx)
 static void relay_account(struct conn *c, uint64_t in, uint64_t out, const char *error)
 {
 	c->pump = NULL;
-	if ((c->flags & CF_RELAY_BACKEND) != 0 && c->user != NULL) {
+	const char *name = login_auth_user(c);
+	if ((c->flags & CF_RELAY_BACKEND) != 0 && name != NULL) {
 		char user[80];
-		log_escape(c->user, strlen(c->user), 64, user, sizeof(user));
+		log_escape(name, strlen(name), 64, user, sizeof(user));
 		log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
 			 (unsigned long long)in, (unsigned long long)out, c->session_id);
 	}
@@ -75,7 +76,8 @@ static void relay_handover(struct conn *c)
 	c->flags = (c->flags & ~(CF_RECV | CF_RECV_CANCELLED | CF_SEND | CF_SEND_TLS)) | CF_RELAY;
 }
 
-/* the pre-login state is over once the relay runs */
+/* the pre-login state is over once the relay runs (a backend relay's end
+ * line names the user: it keeps the auth phase) */
 static void relay_prelogin_free(struct conn *c)
 {
 	conn_handoff_end(c);
@@ -83,7 +85,8 @@ static void relay_prelogin_free(struct conn *c)
 		srv.set->proto->destroy(c->session);
 		c->session = NULL;
 	}
-	outq_free(&c->early);
+	if ((c->flags & CF_RELAY_BACKEND) == 0)
+		login_auth_end(c);
 }
 
 /* After a successful hand-off of a TLS client: relay between its engine and

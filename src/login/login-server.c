@@ -53,7 +53,7 @@ void login_process_deferred(void)
 		if ((c->flags & CF_TEMPFAIL) != 0) {
 			c->flags &= ~CF_TEMPFAIL;
 			if (c->state == CONN_AUTHENTICATING) {
-				c->req_id = 0;
+				c->auth->req_id = 0;
 				conn_set_state(c, CONN_PRELOGIN);
 				srv.set->proto->auth_reply(c->session, LOGIN_AUTH_TEMPFAIL, NULL, 0, NULL);
 			}

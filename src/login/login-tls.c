@@ -57,12 +57,9 @@ static void conn_tls_established(struct conn *c)
 		  tls_conn_cipher(c->tls), tls_conn_resumed(c->tls) ? ", resumed" : "",
 		  tls_conn_sni(c->tls) != NULL ? ", sni=" : "",
 		  tls_conn_sni(c->tls) != NULL ? tls_conn_sni(c->tls) : "");
-	if (c->access_verdict != ACCESS_PENDING_NONE) {
-		/* refused by the access check meanwhile: say so instead */
-		access_refuse_send(c, (enum access_verdict)c->access_verdict);
-		return;
-	}
-	if (c->session == NULL && c->ac == NULL)
+	if (access_handshake_done(c))
+		return; /* refused by the access check meanwhile: told instead */
+	if (c->session == NULL && c->access == NULL)
 		conn_start_session(c); /* implicit TLS: the greeting goes out now */
 }
 

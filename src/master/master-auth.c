@@ -82,10 +82,12 @@ static void auth_give_channels(void)
 	}
 }
 
-void auth_spawn(void)
+int auth_spawn(struct proc_group *g)
 {
-	if (proc_single_start(PROC_AUTH, true, NULL, 0, NULL))
-		auth_give_channels();
+	if (proc_single_start(g, true, NULL, 0, NULL) < 0)
+		return -1;
+	auth_give_channels();
+	return 0;
 }
 
 void auth_kill(struct child *c, const char *why)
@@ -137,20 +139,13 @@ void auth_message(struct child *c, struct ipc_rx *rx)
 	}
 }
 
-void auth_exited(struct child *c, int status)
+void auth_exited(struct child *c)
 {
-	if (m.auth.child == c)
-		m.auth.child = NULL;
 	for (unsigned i = 0; i < AUTH_STAT_COUNT; i++)
 		m.auth_gone.v[i] += m.auth_stats.v[i];
 	memset(&m.auth_stats, 0, sizeof(m.auth_stats));
 	stats_reply_noted(c);
-	bool abnormal = child_log_exit(c, status);
-	if (!m.stopping && !c->st.terminating && !abnormal)
-		log_error("service(auth): auth process %ld exited unexpectedly", (long)child_pid(c));
-	proc_backoff_note(&m.auth.backoff, c, abnormal || !m.stopping);
 	pending_fail_all("Authentication service unavailable.");
-	child_free(c);
 }
 
 /* ---- the built-in access checker ------------------------------------------ */
@@ -185,18 +180,7 @@ void access_setup_socket(void)
 		startup_fatal("listen(%s) failed: %m", m.access_sock_path);
 }
 
-void access_spawn(void)
+int access_spawn(struct proc_group *g)
 {
-	(void)proc_single_start(PROC_ACCESS, false, &m.access_fd, 1, NULL);
-}
-
-void access_exited(struct child *c, int status)
-{
-	if (m.access.child == c)
-		m.access.child = NULL;
-	bool abnormal = child_log_exit(c, status);
-	if (!m.stopping && !c->st.terminating && !abnormal)
-		log_error("service(access): process %ld exited unexpectedly", (long)child_pid(c));
-	proc_backoff_note(&m.access.backoff, c, abnormal || !m.stopping);
-	child_free(c);
+	return proc_single_start(g, false, &m.access_fd, 1, NULL);
 }

@@ -355,7 +355,7 @@ bool stats_wanted(void)
 	return true;
 }
 
-void stats_spawn(void)
+int stats_spawn(struct proc_group *g)
 {
 	/* fd 3 the channel, 4 the control socket, then the HTTP listeners */
 	unsigned nfds = 1 + ctl.http_count;
@@ -365,21 +365,16 @@ void stats_spawn(void)
 		fds[1 + i] = ctl.http_fds[i];
 	char env[48];
 	snprintf(env, sizeof(env), "RINGGATE_STATS_HTTP=%u", ctl.http_count);
-	(void)proc_single_start(PROC_STATS, true, fds, nfds, env);
+	int ret = proc_single_start(g, true, fds, nfds, env);
 	rg_free(fds);
+	return ret;
 }
 
-void stats_exited(struct child *c, int status)
+void stats_exited(struct child *c)
 {
-	if (m.stats.child == c)
-		m.stats.child = NULL;
+	(void)c;
 	/* its clients went with it */
 	requests_free();
-	bool abnormal = child_log_exit(c, status);
-	if (!m.stopping && !c->st.terminating && !abnormal)
-		log_error("service(stats): process %ld exited unexpectedly", (long)child_pid(c));
-	proc_backoff_note(&m.stats.backoff, c, abnormal || !m.stopping);
-	child_free(c);
 }
 
 /* ---- the sockets ------------------------------------------------------ */

@@ -76,11 +76,11 @@ void service_update(struct login_service *svc)
 	unsigned max = svc->login_count + svc->set->process_min_avail + 2;
 	struct master_action *act = rg_calloc(max, sizeof(*act));
 	unsigned n = master_policy_decide(&in, st, svc->login_count, act, max);
-	bool backoff = now_ms() < svc->backoff.until_ms;
 
 	for (unsigned i = 0; i < n; i++) {
 		if (act[i].type == MASTER_ACTION_SPAWN) {
-			if (backoff || login_spawn(svc) < 0)
+			/* through the table: none while its back-off lasts */
+			if (proc_spawn(&svc->grp) < 0)
 				break;
 			continue;
 		}
@@ -241,6 +241,7 @@ int services_setup(struct login_service **old, unsigned old_count, char **error_
 			continue;
 		struct worker_service *ws = &m.workers[p];
 		ws->protocol = proto;
+		ws->grp = (struct proc_group){ .type = PROC_WORKER, .name = proto };
 		ws->set = settings_service(m.set, proto);
 		if (ws->set == NULL)
 			startup_fatal("service %s missing from the settings", proto);
@@ -255,6 +256,7 @@ int services_setup(struct login_service **old, unsigned old_count, char **error_
 		struct login_service *svc = rg_calloc(1, sizeof(*svc));
 		svc->set = ss;
 		svc->protocol = proto;
+		svc->grp = (struct proc_group){ .type = PROC_LOGIN, .name = ss->name };
 		svc->listeners = rg_calloc(ss->listener_count + 1, sizeof(*svc->listeners));
 		bool any_reuse = false;
 		for (unsigned i = 0; i < ss->listener_count; i++) {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,8 +260,11 @@ void ticket_keys_rotate(void)
 	log_debug("TLS ticket keys rotated");
 }
 
-int login_spawn(struct login_service *svc)
+/* the table's spawn for PROC_LOGIN: one more process of a login service */
+int login_spawn(struct proc_group *g)
 {
+	struct login_service *svc = (struct login_service *)((char *)g -
+		offsetof(struct login_service, grp));
 	unsigned nsocks = 0;
 	for (unsigned i = 0; i < svc->listener_count; i++)
 		nsocks += svc->listeners[i].sock_count;
@@ -334,7 +338,7 @@ int login_spawn(struct login_service *svc)
 		_exit(CHILD_FATAL_STATUS);
 	}
 
-	struct child *c = child_new(pid, PROC_LOGIN, chan[0]);
+	struct child *c = child_new(pid, &svc->grp, chan[0]);
 	c->svc = svc;
 	chan[0] = -1;
 	c->st.pid = pid;
@@ -365,7 +369,7 @@ out:
 	return ret;
 }
 
-void login_exited(struct child *c, int status)
+void login_exited(struct child *c)
 {
 	struct login_service *svc = c->svc;
 	/* its last LOGIN_STATS is queued before the EOF */
@@ -377,8 +381,5 @@ void login_exited(struct child *c, int status)
 	stats_reply_noted(c);
 	child_list_del(&svc->logins, c);
 	svc->login_count--;
-	bool abnormal = child_log_exit(c, status);
-	proc_backoff_note(&svc->backoff, c, abnormal);
 	svc->watch_blocked = false;
-	child_free(c);
 }

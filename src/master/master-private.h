@@ -57,11 +57,21 @@ struct proc_backoff {
 	int64_t until_ms;
 };
 
+/* What master starts processes for: a singleton (auth, access, stats), a
+ * login service, a worker service. Every child points to its group, which
+ * names it in the logs and (for types with .backoff) counts its start-up
+ * failures; proc_spawn() starts one through the table, or says to wait. */
+struct proc_group {
+	enum proc_type type;
+	const char *name;		/* service(name) */
+	struct proc_backoff backoff;
+};
+
 /* A process type of which master keeps exactly one running (auth, access,
  * stats) while wanted() says so, respawned with back-off when it dies. */
 struct proc_single {
+	struct proc_group grp;
 	struct child *child;
-	struct proc_backoff backoff;
 };
 
 struct proc_type_info {
@@ -73,14 +83,20 @@ struct proc_type_info {
 	void (*message)(struct child *c, struct ipc_rx *rx);
 	void (*kill)(struct child *c, const char *why);
 	void (*eof)(struct child *c);
-	/* after waitpid(): c is out of the pid hash; the handler unlinks it
-	 * from its own lists, accounts and frees it (child_free) */
-	void (*exited)(struct child *c, int status);
-	/* singletons only (else NULL): the slot, whether one should run now,
-	 * and how to start it (which fills the slot or logs why not) */
+	/* after waitpid(), c out of the pid hash: the type's accounting (its
+	 * lists, counters, what waited for it), before master-proc.c logs the
+	 * exit, notes it in the group's back-off and frees c */
+	void (*exited)(struct child *c);
+	/* start one process of the group (0, or -1 logged); NULL: started by
+	 * its own path (a worker, for a verified hand-off, master-worker.c) */
+	int (*spawn)(struct proc_group *g);
+	/* a fast abnormal exit delays the group's next spawn (no: workers,
+	 * whose exit is their user's session) */
+	bool backoff;
+	/* singletons only (else NULL): the slot and whether one should run now;
+	 * any exit of one while master runs counts as a failure */
 	struct proc_single *single;
 	bool (*wanted)(void);
-	void (*spawn)(void);
 };
 extern const struct proc_type_info proc_types[PROC_TYPE_COUNT];
 
@@ -107,6 +123,7 @@ struct listener {
 struct child {
 	struct pidhash_node hash;        /* first: the pid hash's key */
 	enum proc_type type;
+	struct proc_group *grp;          /* what started it (name, back-off) */
 	struct login_service *svc;       /* logins */
 	struct worker_service *wsvc;     /* workers */
 	int64_t started_ms;
@@ -139,7 +156,7 @@ struct login_service {
 	 * waiting connection we cannot serve does not spin the loop) */
 	bool watch_blocked;
 	bool conn_waiting;
-	struct proc_backoff backoff;
+	struct proc_group grp;           /* PROC_LOGIN, named set->name */
 	struct child *logins;
 	unsigned login_count;
 	struct login_counters gone;      /* running counts of exited processes */
@@ -149,6 +166,7 @@ struct login_service {
 };
 
 struct worker_service {
+	struct proc_group grp;           /* PROC_WORKER, named protocol */
 	const char *protocol; /* "imap" / "pop3" */
 	const struct service_settings *set;
 	char *binary_path;
@@ -243,24 +261,27 @@ void child_place_fds(const int *own, unsigned own_count, int syslog_fd);
 void child_reset_signals(void);
 void child_set_vsz(uint64_t vsz);
 /* after a successful fork: a zeroed child in the pid hash */
-struct child *child_new(pid_t pid, enum proc_type type, int chan);
+struct child *child_new(pid_t pid, struct proc_group *grp, int chan);
 void child_free(struct child *c);
 struct child *child_find(pid_t pid, enum proc_type type);
 void child_list_add(struct child **head, struct child *c);
 void child_list_del(struct child **head, struct child *c);
 /* the exit's log line; returns whether it was abnormal */
 bool child_log_exit(const struct child *c, int status);
-/* after an exit: count a start-up failure (a fast abnormal exit) */
-void proc_backoff_note(struct proc_backoff *b, const struct child *c, bool abnormal);
+/* start one process of g through its type's spawn: -1 while its back-off
+ * lasts or when the spawn failed (logged) */
+int proc_spawn(struct proc_group *g);
+/* at start-up: the singletons' groups */
+void proc_singles_init(void);
 void children_reap(void);
 void children_wait_all(void);
 bool children_any(void);
 void children_signal(int sig);
-/* Start singleton type t (auth, access, stats) as root: its own fds at 3…
+/* Start singleton g (auth, access, stats) as root: its own fds at 3…
  * (with_chan: a new channel to master first), `BINARY -c running.conf`, env
  * ("NAME=value") or NULL. Fills its slot; false (logged) on failure. */
-bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigned nfds,
-		       const char *env);
+int proc_single_start(struct proc_group *g, bool with_chan, const int *fds, unsigned nfds,
+		      const char *env);
 /* start the singletons that are wanted, missing and past their back-off */
 void proc_singles_respawn(void);
 /* epoll event on a child's channel */
@@ -275,19 +296,18 @@ void auth_kill(struct child *c, const char *why);
 void auth_eof(struct child *c);
 /* AUTH_CACHE_FLUSH to auth: users space-separated, "" = all. -1: no auth */
 int auth_cache_flush_request(const char *users);
-void auth_exited(struct child *c, int status);
+void auth_exited(struct child *c);
 bool auth_wanted(void);
-void auth_spawn(void);
+int auth_spawn(struct proc_group *g);
 void access_setup_socket(void);
 bool access_wanted(void);
-void access_spawn(void);
-void access_exited(struct child *c, int status);
+int access_spawn(struct proc_group *g);
 
 /* master-login.c */
 void login_message(struct child *c, struct ipc_rx *rx);
 void login_kill(struct child *c, const char *why);
-void login_exited(struct child *c, int status);
-int login_spawn(struct login_service *svc);
+void login_exited(struct child *c);
+int login_spawn(struct proc_group *g);
 void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp, pid_t mpid);
 void ticket_keys_rotate(void);
 void pending_fail_all(const char *reason);
@@ -298,7 +318,7 @@ struct worker_service *worker_service_get(const char *protocol);
 const char *worker_spawn(struct worker_service *ws, struct pending *p,
 			 const struct ipc_fields *hf, const struct ipc_fields *uf,
 			 bool *temp_r);
-void worker_exited(struct child *c, int status);
+void worker_exited(struct child *c);
 
 /* master-listen.c */
 struct login_service *service_current(const char *name);
@@ -321,9 +341,9 @@ void ctl_setup(void);
 void ctl_close(void);
 void stats_message(struct child *c, struct ipc_rx *rx);
 void stats_kill(struct child *c, const char *why);
-void stats_exited(struct child *c, int status);
+void stats_exited(struct child *c);
 bool stats_wanted(void);
-void stats_spawn(void);
+int stats_spawn(struct proc_group *g);
 /* whether a request waits (master then wakes up more often) */
 bool ctl_busy(void);
 /* after each epoll batch: answer what waited for counters */

@@ -24,13 +24,13 @@ const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
 	[PROC_AUTH] = {
 		.name = "auth", .binary = "ringgate-auth",
 		.message = auth_message, .kill = auth_kill, .eof = auth_eof,
-		.exited = auth_exited,
-		.single = &m.auth, .wanted = auth_wanted, .spawn = auth_spawn,
+		.exited = auth_exited, .spawn = auth_spawn, .backoff = true,
+		.single = &m.auth, .wanted = auth_wanted,
 	},
 	[PROC_LOGIN] = {
 		.name = "login", .binary = "ringgate-login",
 		.message = login_message, .kill = login_kill,
-		.exited = login_exited,
+		.exited = login_exited, .spawn = login_spawn, .backoff = true,
 	},
 	[PROC_WORKER] = {
 		.name = "worker",
@@ -38,16 +38,26 @@ const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
 	},
 	[PROC_ACCESS] = {
 		.name = "access", .binary = "ringgate-access",
-		.exited = access_exited,
-		.single = &m.access, .wanted = access_wanted, .spawn = access_spawn,
+		.spawn = access_spawn, .backoff = true,
+		.single = &m.access, .wanted = access_wanted,
 	},
 	[PROC_STATS] = {
 		.name = "stats", .binary = "ringgate-stats",
 		.message = stats_message, .kill = stats_kill,
-		.exited = stats_exited,
-		.single = &m.stats, .wanted = stats_wanted, .spawn = stats_spawn,
+		.exited = stats_exited, .spawn = stats_spawn, .backoff = true,
+		.single = &m.stats, .wanted = stats_wanted,
 	},
 };
+
+void proc_singles_init(void)
+{
+	for (unsigned t = 0; t < PROC_TYPE_COUNT; t++) {
+		struct proc_single *s = proc_types[t].single;
+		if (s != NULL)
+			s->grp = (struct proc_group){ .type = (enum proc_type)t,
+						      .name = proc_types[t].name };
+	}
+}
 
 int64_t now_ms(void)
 {
@@ -110,11 +120,7 @@ void chan_close(struct child *c)
 
 const char *child_service_name(const struct child *c)
 {
-	if (c->type == PROC_LOGIN)
-		return c->svc->set->name;
-	if (c->type == PROC_WORKER)
-		return c->wsvc->protocol;
-	return proc_types[c->type].name;
+	return c->grp->name;
 }
 
 /* ---- in the forked child, before exec -------------------------------- */
@@ -192,11 +198,12 @@ void child_set_vsz(uint64_t vsz)
 
 /* ---- the table of children ------------------------------------------- */
 
-struct child *child_new(pid_t pid, enum proc_type type, int chan)
+struct child *child_new(pid_t pid, struct proc_group *grp, int chan)
 {
 	struct child *c = rg_calloc(1, sizeof(*c));
 	c->hash.pid = pid;
-	c->type = type;
+	c->type = grp->type;
+	c->grp = grp;
 	c->started_ms = now_ms();
 	c->chan = chan;
 	c->auth_pending_fd = -1;
@@ -271,7 +278,7 @@ bool child_log_exit(const struct child *c, int status)
 /* Start-up failure accounting: a process dying abnormally within
  * MASTER_FAST_FAILURE_MSECS of its start is a failure; one that lived or
  * exited cleanly resets the count. */
-void proc_backoff_note(struct proc_backoff *b, const struct child *c, bool abnormal)
+static void proc_backoff_note(struct proc_backoff *b, const struct child *c, bool abnormal)
 {
 	int64_t now = now_ms();
 	if (!abnormal || c->st.terminating || now - c->started_ms >= MASTER_FAST_FAILURE_MSECS) {
@@ -289,6 +296,8 @@ void proc_backoff_note(struct proc_backoff *b, const struct child *c, bool abnor
 		  "respawning", child_service_name(c), secs);
 }
 
+/* One exit path for every type: the type's accounting, the log line, the
+ * group's back-off, the memory. */
 static void child_exited(pid_t pid, int status)
 {
 	struct child *c = (struct child *)pidhash_find(&m.pids, pid);
@@ -297,7 +306,22 @@ static void child_exited(pid_t pid, int status)
 		return;
 	}
 	(void)pidhash_remove(&m.pids, &c->hash);
-	proc_types[c->type].exited(c, status);
+	const struct proc_type_info *pt = &proc_types[c->type];
+	if (pt->single != NULL && pt->single->child == c)
+		pt->single->child = NULL;
+	if (pt->exited != NULL)
+		pt->exited(c);
+	bool abnormal = child_log_exit(c, status);
+	if (pt->single != NULL) {
+		/* one that must run: any exit while master runs is a failure */
+		if (!m.stopping && !c->st.terminating && !abnormal)
+			log_error("service(%s): process %ld exited unexpectedly", c->grp->name,
+				  (long)child_pid(c));
+		abnormal = abnormal || !m.stopping;
+	}
+	if (pt->backoff)
+		proc_backoff_note(&c->grp->backoff, c, abnormal);
+	child_free(c);
 }
 
 void children_reap(void)
@@ -339,14 +363,15 @@ void children_wait_all(void)
 	}
 }
 
-bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigned nfds,
-		       const char *env)
+int proc_single_start(struct proc_group *g, bool with_chan, const int *fds, unsigned nfds,
+		      const char *env)
 {
+	enum proc_type t = g->type;
 	const struct proc_type_info *pt = &proc_types[t];
 	int pair[2] = { -1, -1 };
 	if (with_chan && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
 		log_error("service(%s): socketpair() failed: %m", pt->name);
-		return false;
+		return -1;
 	}
 	int own[64];
 	unsigned n = 0;
@@ -358,7 +383,7 @@ bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigne
 	if (pid < 0) {
 		log_error("service(%s): fork() failed: %m", pt->name);
 		close_fds(pair, 2);
-		return false;
+		return -1;
 	}
 	if (pid == 0) {
 		child_reset_signals();
@@ -378,22 +403,27 @@ bool proc_single_start(enum proc_type t, bool with_chan, const int *fds, unsigne
 		chan = pair[0];
 		set_nonblock(chan);
 	}
-	struct child *c = child_new(pid, t, chan);
+	struct child *c = child_new(pid, g, chan);
 	if (chan >= 0)
 		ep_add(chan, &c->ev);
 	pt->single->child = c;
 	log_debug("service(%s): started process %ld", pt->name, (long)pid);
-	return true;
+	return 0;
+}
+
+int proc_spawn(struct proc_group *g)
+{
+	if (now_ms() < g->backoff.until_ms)
+		return -1;
+	return proc_types[g->type].spawn(g);
 }
 
 void proc_singles_respawn(void)
 {
-	int64_t now = now_ms();
 	for (unsigned t = 0; t < PROC_TYPE_COUNT; t++) {
 		const struct proc_type_info *pt = &proc_types[t];
-		if (pt->single != NULL && pt->single->child == NULL &&
-		    now >= pt->single->backoff.until_ms && pt->wanted())
-			pt->spawn();
+		if (pt->single != NULL && pt->single->child == NULL && pt->wanted())
+			(void)proc_spawn(&pt->single->grp);
 	}
 }
 

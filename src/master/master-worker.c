@@ -215,7 +215,7 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	close(pair[1]);
 	if (syslog_fd >= 0)
 		close(syslog_fd);
-	struct child *c = child_new(pid, PROC_WORKER, -1);
+	struct child *c = child_new(pid, &ws->grp, -1);
 	c->wsvc = ws;
 	c->user = rg_strdup(user);
 	c->rip = rg_strdup(ipc_str(hf, IPC_F_RIP) != NULL ? ipc_str(hf, IPC_F_RIP) : "");
@@ -228,10 +228,8 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	return NULL;
 }
 
-void worker_exited(struct child *c, int status)
+void worker_exited(struct child *c)
 {
 	child_list_del(&m.worker_list, c);
 	c->wsvc->count--;
-	(void)child_log_exit(c, status);
-	child_free(c);
 }

@@ -271,6 +271,7 @@ int master_run(struct settings *set, bool foreground)
 			startup_fatal("login_max_preauth_ip_connections: memfd: %s",
 				      strerror(-m.iplimit_fd));
 	}
+	proc_singles_init();
 	access_setup_socket();
 	char *error = NULL;
 	if (services_setup(NULL, 0, &error) < 0)

@@ -9,6 +9,7 @@
  * away. */
 #include "login/login-conn.h"
 #include "login/login-proto.h"
+#include "lib/access-proto.h"
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define GREETING "Test server ready."
@@ -54,7 +56,8 @@ static void *run_layer(void *arg)
 	return NULL;
 }
 
-static void start_with(struct world *w, struct tls_ctx *(*tls_build)(void), const bool *ssl)
+static void start_with(struct world *w, struct tls_ctx *(*tls_build)(void), const bool *ssl,
+		       const char *access_path)
 {
 	memset(w, 0, sizeof(*w));
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, w->master), 0);
@@ -100,12 +103,21 @@ static void start_with(struct world *w, struct tls_ctx *(*tls_build)(void), cons
 		.listen_count = 1,
 		.tls_build = tls_build,
 	};
+	if (access_path != NULL) {
+		static const char *names[1], *paths[1];
+		names[0] = "test";
+		paths[0] = access_path;
+		w->cfg.access_names = names;
+		w->cfg.access_paths = paths;
+		w->cfg.access_count = 1;
+		w->cfg.access_timeout = 30;
+	}
 	assert_int_equal(pthread_create(&w->thread, NULL, run_layer, w), 0);
 }
 
 static void start(struct world *w)
 {
-	start_with(w, NULL, NULL);
+	start_with(w, NULL, NULL, NULL);
 }
 
 /* master goes away: the layer shuts down and returns */
@@ -143,6 +155,15 @@ static void expect_log(struct world *w, const char *text)
 	fail_msg("not logged: %s\n--- log:\n%s", text, w->log);
 }
 
+/* a and b are logged, a before b (a phase object ends at its transition) */
+static void expect_log_order(struct world *w, const char *a, const char *b)
+{
+	expect_log(w, a);
+	expect_log(w, b);
+	const char *pa = strstr(w->log, a), *pb = strstr(w->log, b);
+	if (pa > pb)
+		fail_msg("logged in the wrong order: '%s' after '%s'\n--- log:\n%s", a, b, w->log);
+}
 
 /* the next message of a type on a channel (master's LOGIN_STATUS lines in
  * between are skipped) */
@@ -318,6 +339,11 @@ static void test_login_and_handoff(void **state)
 		       "mpid=4242, secured, session=<");
 	expect_log(&w, ": handoff -> closing");
 	expect_log(&w, ": freed");
+	/* the auth phase ends with the login, not with the connection */
+	expect_log_order(&w, ": prelogin -> authenticating", "Login: user=<user>");
+	expect_log_order(&w, "Login: user=<user>", ": auth phase over");
+	expect_log_order(&w, ": auth phase over", ": handoff -> closing");
+	assert_null(strstr(w.log, "access phase"));
 
 	/* what the worker writes on the passed socket is what the client
 	 * reads: it is the client's connection */
@@ -362,6 +388,10 @@ static void test_failed_login_then_logout(void **state)
 	expect_log(&w, "Aborted login (auth failed, 1 attempts in ");
 	expect_log(&w, "user=<user>, method=PLAIN, rip=127.0.0.1, lip=127.0.0.1, secured");
 	expect_log(&w, ": freed");
+	/* a failed attempt keeps the auth phase (its count and user name the
+	 * client in the last line); it ends with the connection */
+	expect_log_order(&w, "Aborted login", ": auth phase over");
+	expect_log_order(&w, ": freed", ": auth phase over");
 	close(cl);
 	imap_login_proto.destroy(core);
 	stop(&w);
@@ -487,7 +517,7 @@ static void test_tls_login_and_relay(void **state)
 	cert_pem = read_cert("rsa-cert.pem");
 	key_pem = read_cert("rsa-key.pem");
 	static const bool ssl[1] = { true };
-	start_with(&w, test_tls_build, ssl);
+	start_with(&w, test_tls_build, ssl, NULL);
 	struct core_out o;
 	struct login_session *core = core_start(&o);
 
@@ -546,6 +576,9 @@ static void test_tls_login_and_relay(void **state)
 	expect_log(&w, ": proxy -> closing");
 	expect_log(&w, "proxy done: in=8 out=23");
 	expect_log(&w, ": freed");
+	/* the relay keeps nothing of the login */
+	expect_log_order(&w, ": handoff -> proxy", ": auth phase over");
+	expect_log_order(&w, ": auth phase over", ": proxy -> closing");
 
 	close(cl);
 	tls_conn_free(&t);
@@ -556,6 +589,58 @@ static void test_tls_login_and_relay(void **state)
 	rg_free(key_pem);
 }
 
+/* ---- login_access_sockets: the check's phase ends with the greeting ---- */
+
+static void test_access_allowed(void **state)
+{
+	(void)state;
+	static struct world w;
+	char path[108];
+	snprintf(path, sizeof(path), "/tmp/rg-test-access-%d.sock", (int)getpid());
+	unlink(path);
+	int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	start_with(&w, NULL, NULL, path);
+	struct core_out o;
+	struct login_session *core = core_start(&o);
+	core_input(core, "a NOOP\r\n");
+
+	/* the client speaks before its greeting: its bytes wait for the check */
+	int cl = client_connect(&w);
+	assert_int_equal(send(cl, "a NOOP\r\n", 8, 0), 8);
+	int chk = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(chk >= 0);
+	static const char req[] = "imap 127.0.0.1 127.0.0.1\n"; /* src/lib/access-proto.h */
+	size_t want = strlen(req);
+	char got[ACCESS_REQUEST_MAX + 1];
+	size_t n = 0;
+	while (n < want) {
+		ssize_t r = read(chk, got + n, sizeof(got) - n);
+		assert_true(r > 0);
+		n += (size_t)r;
+	}
+	assert_int_equal(n, want);
+	assert_memory_equal(got, req, want);
+	struct pollfd p = { .fd = cl, .events = POLLIN };
+	assert_int_equal(poll(&p, 1, 100), 0); /* no greeting before the answer */
+	assert_int_equal(write(chk, "1\n", 2), 2);
+
+	/* the greeting, then the answer to what waited */
+	client_expect(cl, o.buf, o.len);
+	expect_log_order(&w, "access allowed", ": access phase over");
+	close(cl);
+	expect_log(&w, ": freed");
+	expect_log_order(&w, ": access phase over", ": prelogin -> closing");
+	close(chk);
+	close(lfd);
+	unlink(path);
+	imap_login_proto.destroy(core);
+	stop(&w);
+}
+
 int main(void)
 {
 	log_init("imap-login");
@@ -564,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_failed_login_then_logout),
 		cmocka_unit_test(test_auth_lost),
 		cmocka_unit_test(test_tls_login_and_relay),
+		cmocka_unit_test(test_access_allowed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
