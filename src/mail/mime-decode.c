@@ -181,7 +181,7 @@ enum parse_result mime_decoder_feed(struct mime_decoder *dec, const void *in, si
 		mime_buf_add(out, p, len);
 		return PARSE_MORE;
 	}
-	/* the output is never longer than the input */
+	/* out->data exists (qp_line_end may cut it back) even if nothing is decoded */
 	mime_buf_add(out, "", 0);
 	for (size_t i = 0; i < len; i++) {
 		bool ok = dec->cte == MIME_CTE_BASE64 ? b64_byte(dec, p[i], out) :
