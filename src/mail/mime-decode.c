@@ -331,12 +331,15 @@ int mime_part_decode(const struct mime_part *part, const char *msg, bool whole, 
 {
 	out->len = 0;
 	mime_buf_add(out, "", 0);
+	int ret;
+	size_t cursor = whole ? part->hdr_off : part->body_off;
 	if (is_leaf(part) && !whole) {
 		enum mime_cte cte = part_cte(part);
-		return cte == MIME_CTE_UNKNOWN ? -ENOTSUP : body_decode(part, msg, cte, out);
+		ret = cte == MIME_CTE_UNKNOWN ? -ENOTSUP : body_decode(part, msg, cte, out);
+		cursor = part->body_off + part->body_len;
+	} else {
+		ret = walk_leaves(part, msg, &cursor, out, binary_leaf);
 	}
-	size_t cursor = whole ? part->hdr_off : part->body_off;
-	int ret = walk_leaves(part, msg, &cursor, out, binary_leaf);
 	if (ret < 0) {
 		out->len = 0;
 		out->data[0] = '\0';

@@ -232,6 +232,7 @@ static void test_part_decode(void **state)
 	assert_int_equal(part_decode(MULTI("x-uuencode", "begin 644 x"), "1", &out), -ENOTSUP);
 	assert_int_equal(out.len, 0);
 	assert_int_equal(part_decode(MULTI("base64", "aGVs*G8="), "1", &out), -EILSEQ);
+	assert_int_equal(out.len, 0); /* nothing half-decoded is left */
 	assert_int_equal(part_decode(MULTI("quoted-printable", "bad =XY"), "1", &out), -EILSEQ);
 	/* a single-part message: part 1 is its body */
 	const char *single = "Content-Transfer-Encoding: base64\r\n\r\nAP8=\r\n";
