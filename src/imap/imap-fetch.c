@@ -345,18 +345,15 @@ static int binary_decode(const struct fetch_item *items, size_t nitems, const ch
 		const struct fetch_item *item = &items[i];
 		if (item->kind != FETCH_BINARY && item->kind != FETCH_BINARY_SIZE)
 			continue;
-		if (item->parts_len == 0) {
-			mime_buf_add(&bin[i], msg, len);
-			continue;
-		}
 		if (*tree == NULL)
 			*tree = mime_parse(msg, len);
-		const struct mime_part *part = mime_find_part(*tree, item->section_text, item->parts_len);
+		const struct mime_part *part = item->parts_len == 0 ? *tree :
+			mime_find_part(*tree, item->section_text, item->parts_len);
 		if (part == NULL) {
 			mime_buf_add(&bin[i], "", 0);
 			continue;
 		}
-		int ret = mime_part_decode(part, msg, &bin[i]);
+		int ret = mime_part_decode(part, msg, item->parts_len == 0, &bin[i]);
 		if (ret < 0)
 			return ret;
 	}

@@ -181,7 +181,7 @@ enum parse_result mime_decoder_feed(struct mime_decoder *dec, const void *in, si
 		mime_buf_add(out, p, len);
 		return PARSE_MORE;
 	}
-	/* the output is never longer than the input */
+	/* out->data exists (qp_line_end may cut it back) even if nothing is decoded */
 	mime_buf_add(out, "", 0);
 	for (size_t i = 0; i < len; i++) {
 		bool ok = dec->cte == MIME_CTE_BASE64 ? b64_byte(dec, p[i], out) :
@@ -234,16 +234,24 @@ enum parse_result mime_decoder_finish(struct mime_decoder *dec, struct mime_buf 
 	return PARSE_OK;
 }
 
-int mime_part_decode(const struct mime_part *part, const char *msg, struct mime_buf *out)
+/* ---- whole parts: BINARY of a part, APPEND of binary content ---- */
+
+static bool is_leaf(const struct mime_part *part)
 {
-	enum mime_cte cte = mime_cte_parse(part->encoding);
-	/* RFC 2045 6.4: a composite type's body is never encoded */
-	if (part->nchildren > 0 || part->message != NULL || strcasecmp(part->type, "multipart") == 0 ||
-	    strcasecmp(part->type, "message") == 0)
-		cte = MIME_CTE_IDENTITY;
-	out->len = 0;
-	if (cte == MIME_CTE_UNKNOWN)
-		return -ENOTSUP;
+	return part->nchildren == 0 && part->message == NULL;
+}
+
+/* RFC 2045 6.4: a composite type's body is never encoded */
+static enum mime_cte part_cte(const struct mime_part *part)
+{
+	if (!is_leaf(part) || strcmp(part->type, "multipart") == 0 || strcmp(part->type, "message") == 0)
+		return MIME_CTE_IDENTITY;
+	return mime_cte_parse(part->encoding);
+}
+
+static int body_decode(const struct mime_part *part, const char *msg, enum mime_cte cte,
+		       struct mime_buf *out)
+{
 	struct mime_decoder dec;
 	mime_decoder_init(&dec, cte);
 	if (mime_decoder_feed(&dec, msg + part->body_off, part->body_len, out) == PARSE_ERROR ||
@@ -252,22 +260,9 @@ int mime_part_decode(const struct mime_part *part, const char *msg, struct mime_
 	return 0;
 }
 
-/* ---- APPEND of binary content ---- */
-
-/* a body the Maildir's LF line ends would not give back as it was */
-static bool body_needs_encoding(const char *body, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		if (body[i] == '\0' || (body[i] == '\r' && (i + 1 == len || body[i + 1] != '\n')) ||
-		    (body[i] == '\n' && (i == 0 || body[i - 1] != '\r')))
-			return true;
-	}
-	return false;
-}
-
 /* the part's header without its Content-Transfer-Encoding field, then
- * "Content-Transfer-Encoding: base64" before the empty line */
-static void header_as_base64(const char *hdr, size_t len, struct mime_buf *out)
+ * "Content-Transfer-Encoding: <cte>" and the empty line */
+static void header_with_cte(const char *hdr, size_t len, const char *cte, struct mime_buf *out)
 {
 	size_t pos = 0;
 	bool skip = false;
@@ -285,32 +280,103 @@ static void header_as_base64(const char *hdr, size_t len, struct mime_buf *out)
 			mime_buf_add(out, line, line_len);
 		pos = end;
 	}
-	mime_buf_str(out, "Content-Transfer-Encoding: base64\r\n\r\n");
+	mime_buf_printf(out, "Content-Transfer-Encoding: %s\r\n\r\n", cte);
 }
 
-static void convert_parts(const struct mime_part *part, const char *msg, size_t *cursor,
-			  struct mime_buf *out, bool *changed)
+/* what a walk does with one leaf: writes its replacement (header and
+ * body) onto out and returns 1, keeps it as it is (0) or fails (-errno) */
+typedef int leaf_fn(const struct mime_part *leaf, const char *msg, struct mime_buf *out);
+
+/* the leaves under part in message order; the bytes from *cursor up to a
+ * replaced leaf are copied as they are, *cursor moves past it */
+static int walk_leaves(const struct mime_part *part, const char *msg, size_t *cursor,
+		       struct mime_buf *out, leaf_fn *fn)
 {
-	for (size_t i = 0; i < part->nchildren; i++)
-		convert_parts(&part->children[i], msg, cursor, out, changed);
-	if (part->message != NULL)
-		convert_parts(part->message, msg, cursor, out, changed);
-	if (part->nchildren > 0 || part->message != NULL ||
-	    mime_cte_parse(part->encoding) != MIME_CTE_IDENTITY ||
-	    !body_needs_encoding(msg + part->body_off, part->body_len) || part->hdr_off < *cursor)
-		return;
+	if (!is_leaf(part)) {
+		for (size_t i = 0; i < part->nchildren; i++) {
+			int ret = walk_leaves(&part->children[i], msg, cursor, out, fn);
+			if (ret < 0)
+				return ret;
+		}
+		return part->message != NULL ? walk_leaves(part->message, msg, cursor, out, fn) : 0;
+	}
+	if (part->hdr_off < *cursor)
+		return 0;
+	size_t mark = out->len;
 	mime_buf_add(out, msg + *cursor, part->hdr_off - *cursor);
-	header_as_base64(msg + part->hdr_off, part->hdr_len, out);
-	/* 57 bytes make a 76-character line (RFC 2045 6.8) */
-	char line[BASE64_ENCODED_LEN(57) + 1];
-	for (size_t off = 0; off < part->body_len; off += 57) {
-		size_t n = part->body_len - off < 57 ? part->body_len - off : 57;
-		mime_buf_add(out, line, base64_encode(msg + part->body_off + off, n, line));
-		if (off + n < part->body_len)
-			mime_buf_add(out, "\r\n", 2);
+	int ret = fn(part, msg, out);
+	if (ret <= 0) {
+		out->len = mark;
+		out->data[mark] = '\0';
+		return ret;
 	}
 	*cursor = part->body_off + part->body_len;
-	*changed = true;
+	return 0;
+}
+
+/* BINARY: an encoded leaf inside what is asked for is decoded and its
+ * header says so, as Dovecot does */
+static int binary_leaf(const struct mime_part *leaf, const char *msg, struct mime_buf *out)
+{
+	enum mime_cte cte = part_cte(leaf);
+	if (cte == MIME_CTE_UNKNOWN)
+		return -ENOTSUP;
+	if (cte == MIME_CTE_IDENTITY)
+		return 0;
+	header_with_cte(msg + leaf->hdr_off, leaf->hdr_len, "binary", out);
+	return body_decode(leaf, msg, cte, out) < 0 ? -EILSEQ : 1;
+}
+
+int mime_part_decode(const struct mime_part *part, const char *msg, bool whole, struct mime_buf *out)
+{
+	out->len = 0;
+	mime_buf_add(out, "", 0);
+	int ret;
+	size_t cursor = whole ? part->hdr_off : part->body_off;
+	if (is_leaf(part) && !whole) {
+		enum mime_cte cte = part_cte(part);
+		ret = cte == MIME_CTE_UNKNOWN ? -ENOTSUP : body_decode(part, msg, cte, out);
+		cursor = part->body_off + part->body_len;
+	} else {
+		ret = walk_leaves(part, msg, &cursor, out, binary_leaf);
+	}
+	if (ret < 0) {
+		out->len = 0;
+		out->data[0] = '\0';
+		return ret;
+	}
+	size_t end = part->body_off + part->body_len;
+	if (cursor < end)
+		mime_buf_add(out, msg + cursor, end - cursor);
+	return 0;
+}
+
+/* a body the Maildir's LF line ends would not give back as it was */
+static bool body_needs_encoding(const char *body, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (body[i] == '\0' || (body[i] == '\r' && (i + 1 == len || body[i + 1] != '\n')) ||
+		    (body[i] == '\n' && (i == 0 || body[i - 1] != '\r')))
+			return true;
+	}
+	return false;
+}
+
+static int base64_leaf(const struct mime_part *leaf, const char *msg, struct mime_buf *out)
+{
+	if (part_cte(leaf) != MIME_CTE_IDENTITY || strcmp(leaf->type, "multipart") == 0 ||
+	    strcmp(leaf->type, "message") == 0 || !body_needs_encoding(msg + leaf->body_off, leaf->body_len))
+		return 0;
+	header_with_cte(msg + leaf->hdr_off, leaf->hdr_len, "base64", out);
+	/* 57 bytes make a 76-character line (RFC 2045 6.8) */
+	char line[BASE64_ENCODED_LEN(57) + 1];
+	for (size_t off = 0; off < leaf->body_len; off += 57) {
+		size_t n = leaf->body_len - off < 57 ? leaf->body_len - off : 57;
+		mime_buf_add(out, line, base64_encode(msg + leaf->body_off + off, n, line));
+		if (off + n < leaf->body_len)
+			mime_buf_add(out, "\r\n", 2);
+	}
+	return 1;
 }
 
 char *mime_binary_to_base64(const char *msg, size_t len, size_t *len_r)
@@ -318,10 +384,9 @@ char *mime_binary_to_base64(const char *msg, size_t len, size_t *len_r)
 	struct mime_part *root = mime_parse(msg, len);
 	struct mime_buf out = { 0 };
 	size_t cursor = 0;
-	bool changed = false;
-	convert_parts(root, msg, &cursor, &out, &changed);
+	(void)walk_leaves(root, msg, &cursor, &out, base64_leaf);
 	mime_free(root);
-	if (!changed) {
+	if (cursor == 0) {
 		mime_buf_free(&out);
 		return NULL;
 	}

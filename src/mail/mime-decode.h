@@ -50,12 +50,14 @@ enum parse_result mime_decoder_feed(struct mime_decoder *dec, const void *in, si
  * (one base64 character of a quantum, "=" and one hex digit). */
 enum parse_result mime_decoder_finish(struct mime_decoder *dec, struct mime_buf *out);
 
-/* BINARY[section] of part: its body with its Content-Transfer-Encoding
- * undone (msg is the message part points into). A multipart or
- * message/rfc822 part is passed through as it is. 0; -ENOTSUP for an
- * encoding we cannot decode (IMAP's [UNKNOWN-CTE]); -EILSEQ for data
- * invalid in its encoding. out is replaced. */
-int mime_part_decode(const struct mime_part *part, const char *msg, struct mime_buf *out);
+/* BINARY[section] (RFC 3516) of part, msg the message it points into:
+ * its body with its Content-Transfer-Encoding undone; whole (BINARY[] of
+ * the message) with its header. Inside a multipart or message/rfc822
+ * part, each encoded leaf is decoded and its header's encoding becomes
+ * "binary", as Dovecot does. 0; -ENOTSUP for an encoding we cannot decode
+ * (IMAP's [UNKNOWN-CTE]); -EILSEQ for data invalid in its encoding. out
+ * is replaced (empty on failure). */
+int mime_part_decode(const struct mime_part *part, const char *msg, bool whole, struct mime_buf *out);
 
 /* RFC 3516 4.4, APPEND with literal8: the leaf parts without an encoding
  * whose body the Maildir's LF line ends would not keep (NUL, bare CR or

@@ -187,7 +187,7 @@ static int part_decode(const char *msg, const char *numbers, struct mime_buf *ou
 	struct mime_part *root = mime_parse(msg, strlen(msg));
 	const struct mime_part *part = mime_find_part(root, numbers, strlen(numbers));
 	assert_non_null(part);
-	int ret = mime_part_decode(part, msg, out);
+	int ret = mime_part_decode(part, msg, false, out);
 	mime_free(root);
 	return ret;
 }
@@ -203,15 +203,36 @@ static void test_part_decode(void **state)
 	/* a message/rfc822 part is never encoded: its label is ignored */
 	assert_int_equal(part_decode(MULTI("7bit", "x"), "2", &out), 0);
 	assert_string_equal(out.data, "Subject: inner\r\n\r\nnot base64!");
-	/* the whole multipart as it is */
+	/* a composite part: its encoded leaves decoded, their headers say
+	 * "binary" (as Dovecot); BINARY[] keeps the message's header */
 	const char *top = MULTI("base64", "aGVsbG8=");
 	struct mime_part *root = mime_parse(top, strlen(top));
-	assert_int_equal(mime_part_decode(root, top, &out), 0);
-	assert_int_equal(out.len, root->body_len);
+	static const char want_body[] =
+		"--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n\r\nhello\r\n"
+		"--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		"Subject: inner\r\n\r\nnot base64!\r\n--b--\r\n";
+	assert_int_equal(mime_part_decode(root, top, false, &out), 0);
+	assert_string_equal(out.data, want_body);
+	assert_int_equal(mime_part_decode(root, top, true, &out), 0);
+	assert_int_equal(out.len, root->body_off + strlen(want_body));
+	assert_memory_equal(out.data, top, root->body_off);
+	mime_free(root);
+	/* a single-part message as a whole: header rewritten, body decoded */
+	const char *one = "Subject: s\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\na=3Db\r\n";
+	root = mime_parse(one, strlen(one));
+	assert_int_equal(mime_part_decode(root, one, true, &out), 0);
+	assert_string_equal(out.data, "Subject: s\r\nContent-Transfer-Encoding: binary\r\n\r\na=b\r\n");
+	mime_free(root);
+	/* an unknown encoding inside a multipart fails the whole */
+	const char *unk = MULTI("x-uuencode", "begin");
+	root = mime_parse(unk, strlen(unk));
+	assert_int_equal(mime_part_decode(root, unk, true, &out), -ENOTSUP);
+	assert_int_equal(out.len, 0);
 	mime_free(root);
 	assert_int_equal(part_decode(MULTI("x-uuencode", "begin 644 x"), "1", &out), -ENOTSUP);
 	assert_int_equal(out.len, 0);
 	assert_int_equal(part_decode(MULTI("base64", "aGVs*G8="), "1", &out), -EILSEQ);
+	assert_int_equal(out.len, 0); /* nothing half-decoded is left */
 	assert_int_equal(part_decode(MULTI("quoted-printable", "bad =XY"), "1", &out), -EILSEQ);
 	/* a single-part message: part 1 is its body */
 	const char *single = "Content-Transfer-Encoding: base64\r\n\r\nAP8=\r\n";
@@ -240,7 +261,7 @@ static void test_binary_to_base64(void **state)
 	/* and it decodes back to the bytes sent */
 	struct mime_part *root = mime_parse(got, len);
 	struct mime_buf out = { 0 };
-	assert_int_equal(mime_part_decode(root, got, &out), 0);
+	assert_int_equal(mime_part_decode(root, got, false, &out), 0);
 	assert_int_equal(out.len, 7);
 	assert_memory_equal(out.data, "\0-\xe4\n\r\n\n", 7);
 	mime_buf_free(&out);

@@ -107,9 +107,8 @@ static void test_fetch_binary(void **state)
 	expect(&w, "b5 FETCH 1 (FLAGS BINARY.PEEK[4])\r\n",
 	       "b5 NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding.\r\n");
 	expect(&w, "b6 FETCH 1 BINARY.SIZE[5]\r\n", "b6 NO [UNKNOWN-CTE] Invalid data in MIME part\r\n");
-	/* a multipart is passed as it is; BINARY[] is the whole message */
-	expect(&w, "b7 FETCH 1 (RFC822.SIZE BINARY.SIZE[])\r\n",
-	       "* 1 FETCH (RFC822.SIZE 547 BINARY.SIZE[] 547)\r\nb7 OK Fetch completed.\r\n");
+	/* BINARY[] decodes every leaf of the message: one unknown fails it */
+	expect(&w, "b7 FETCH 1 BINARY.SIZE[]\r\n", "b7 NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding.\r\n");
 	/* only part numbers, no partial for the size */
 	expect(&w, "b8 FETCH 1 BINARY[1.MIME]\r\n",
 	       "b8 BAD Error in IMAP command FETCH: Unknown parameter BINARY[1.MIME]\r\n");
@@ -144,6 +143,10 @@ static void test_append_literal8(void **state)
 	rg_free(got);
 	static const char body[] = "* 2 FETCH (BINARY[1] ~{8}\r\nx\0y\r\n\0\r\n)\r\nf1 OK Fetch completed.\r\n";
 	expect_mem(&w, "f1 FETCH 2 BINARY.PEEK[1]\r\n", body, sizeof(body) - 1);
+	/* BINARY[]: the header says binary, the body is the bytes sent */
+	static const char whole[] = "* 2 FETCH (BINARY[] ~{57}\r\nSubject: b\r\nContent-Transfer-Encoding: binary\r\n"
+				    "\r\nx\0y\r\n\0\r\n)\r\nf3 OK Fetch completed.\r\n";
+	expect_mem(&w, "f3 FETCH 2 BINARY.PEEK[]\r\n", whole, sizeof(whole) - 1);
 	/* stored base64-encoded (RFC 3516 4.4): BODY[] stays 7bit */
 	expect(&w, "f2 FETCH 2 (BODY.PEEK[1] BODY.PEEK[HEADER.FIELDS (Content-Transfer-Encoding)])\r\n",
 	       "* 2 FETCH (BODY[1] {12}\r\neAB5DQoADQo= BODY[HEADER.FIELDS (Content-Transfer-Encoding)] {37}\r\n"
