@@ -350,7 +350,11 @@ void http_client_submit(struct http_client *c, const char *method, const char *u
 		}
 		r->headers = h;
 	}
-	if (c->queue.count >= c->set.max_queue) {
+	/* the queue also holds, until the loop's next turn, those that a
+	   free transfer slot will take at once */
+	unsigned free_slots = c->active.count < c->set.max_parallel
+				      ? c->set.max_parallel - c->active.count : 0;
+	if (c->queue.count >= c->set.max_queue + free_slots) {
 		fail_later(c, r, "too many introspection requests waiting");
 		return;
 	}

@@ -83,8 +83,7 @@ static void enter_sandbox(bool network_stores)
 		SYS_sysinfo, SYS_access, SYS_rt_sigaction, SYS_readv,
 		/* an oauth2 passdb asking its IdP: libcurl resolves host names
 		   in a thread of its own (still no exec) */
-		SYS_clone, SYS_clone3, SYS_set_robust_list, SYS_rseq, SYS_sched_getaffinity,
-		SYS_getrusage, SYS_prctl, SYS_pipe2, SYS_eventfd2, SYS_socketpair,
+		SYS_clone, SYS_clone3, SYS_set_robust_list, SYS_rseq, SYS_socketpair,
 	};
 	size_t n = sizeof(calls) / sizeof(calls[0]);
 	if (!network_stores) {

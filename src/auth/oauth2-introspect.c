@@ -319,7 +319,8 @@ void oauth2_cache_put(struct oauth2_cache *c, const char *token, size_t len, int
 	if (c == NULL || v->result == PASSDB_RESULT_INTERNAL_FAILURE)
 		return;
 	int64_t ttl = c->ttl_ms;
-	if (v->exp != 0 && (v->exp - unix_now) * 1000 < ttl)
+	/* exp is the IdP's number, any size: compare in seconds first */
+	if (v->exp != 0 && v->exp - unix_now <= ttl / 1000)
 		ttl = (v->exp - unix_now) * 1000;
 	if (ttl <= 0)
 		return;

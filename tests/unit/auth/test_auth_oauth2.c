@@ -388,6 +388,13 @@ static void test_remote_cache(void **state)
 	oauth2_cache_put(c, "S", 1, t, unix_now, &soon);
 	assert_true(oauth2_cache_get(c, "S", 1, t + 500, unix_now, &got));
 	assert_false(oauth2_cache_get(c, "S", 1, t + 500, unix_now + 1, &got));
+	/* an exp far away (the IdP's number, any size): the TTL rules, no
+	   overflow (found by fuzz_oauth2_reply) */
+	struct oauth2_verdict far = ok;
+	far.exp = 16000008290999999;
+	oauth2_cache_put(c, "F", 1, t, unix_now, &far);
+	assert_true(oauth2_cache_get(c, "F", 1, t + 999, unix_now, &got));
+	assert_false(oauth2_cache_get(c, "F", 1, t + 1000, unix_now, &got));
 	oauth2_cache_free(&c);
 	assert_null(c);
 }
