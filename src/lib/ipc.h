@@ -102,6 +102,7 @@ enum ipc_field {
 			    RESULT: the credentials' scheme */
 	IPC_F_RESULT,    /* AUTH_WORKER_RESULT: passdb/userdb result, decimal (may be negative) */
 	IPC_F_USERDB,    /* AUTH_WORKER_*: userdb fields, TAB-separated key=value */
+	IPC_F_MAX_LINE,  /* WORKER_INIT (imap): imap_max_line_length, decimal bytes */
 	IPC_F_COUNT
 };
 
