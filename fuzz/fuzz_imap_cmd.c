@@ -3,8 +3,11 @@
  * every parsed command's argument tree is walked to catch bad pointers.
  * Parsed SEARCH programs are compiled and run on a sample message, and an
  * APPEND's message goes through the MIME view (ENVELOPE, BODYSTRUCTURE,
- * sections), as the worker would on mail from anyone. */
+ * sections), as the worker would on mail from anyone. SELECT/EXAMINE
+ * parameters and FETCH modifiers go through the QRESYNC/CONDSTORE
+ * parsers (imap-qresync.c). */
 #include "imap/imap-cmd-parser.h"
+#include "imap/imap-qresync.h"
 #include "imap/imap-search.h"
 #include "lib/alloc.h"
 #include "mail/maildir.h"
@@ -65,6 +68,32 @@ static void run_mime(const char *raw, size_t raw_len)
 	rg_free(msg);
 }
 
+static void run_params(const char *name, const struct imap_cmd_arg *args, size_t count)
+{
+	const char *error;
+	if ((strcasecmp(name, "SELECT") == 0 || strcasecmp(name, "EXAMINE") == 0) && count == 2) {
+		for (int enabled = 0; enabled < 2; enabled++) {
+			struct imap_select_params p;
+			if (!imap_select_params_parse(&args[1], enabled != 0, &p, &error)) {
+				(void)strlen(error);
+				continue;
+			}
+			if ((p.known == NULL) != (p.nknown == 0) || (p.qresync && enabled == 0))
+				__builtin_trap();
+			imap_select_params_free(&p);
+		}
+		return;
+	}
+	/* FETCH set items (mods) / UID FETCH set items (mods) */
+	size_t at = strcasecmp(name, "UID") == 0 ? 3 : 2;
+	if (count == at + 1 && (at == 2 ? strcasecmp(name, "FETCH") == 0 :
+				args[0].type == IMAP_CMD_ARG_ATOM && strcasecmp(args[0].str, "FETCH") == 0)) {
+		struct imap_fetch_modifiers m;
+		if (imap_fetch_modifiers_parse(&args[at], &m, &error) && m.vanished && !m.changedsince)
+			__builtin_trap();
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static size_t walk(const struct imap_cmd_arg *args, size_t count)
@@ -112,6 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else if (strcasecmp(name, "APPEND") == 0 && count > 0 &&
 				 args[count - 1].type == IMAP_CMD_ARG_LITERAL)
 				run_mime(args[count - 1].str, args[count - 1].len);
+			else
+				run_params(name, args, count);
 		} else if (r == PARSE_ERROR) {
 			(void)strlen(imap_cmd_parser_error(p));
 			if (imap_cmd_parser_fatal(p))

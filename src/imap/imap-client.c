@@ -153,14 +153,24 @@ static bool cmd_enable(struct imap_client *c, const char *tag, const struct imap
 {
 	if (count == 0)
 		return imap_bad(c, tag, "Error in IMAP command ENABLE: Missing arguments.");
-	bool now = false;
 	for (size_t i = 0; i < count; i++) {
 		if (args[i].type != IMAP_CMD_ARG_ATOM)
 			return imap_bad(c, tag, "Error in IMAP command ENABLE: Invalid arguments.");
-		if (strcasecmp(args[i].str, "CONDSTORE") == 0 && !c->condstore)
-			now = c->condstore = true;
 	}
-	imap_send_str(c, now ? "* ENABLED CONDSTORE\r\n" : "* ENABLED\r\n");
+	/* RFC 5161: ENABLED names what this command turned on; QRESYNC
+	 * implies CONDSTORE (RFC 7162 3.2.3) without naming it */
+	char enabled[32] = "* ENABLED";
+	for (size_t i = 0; i < count; i++) {
+		if (strcasecmp(args[i].str, "CONDSTORE") == 0 && !c->condstore) {
+			c->condstore = true;
+			strcat(enabled, " CONDSTORE");
+		} else if (strcasecmp(args[i].str, "QRESYNC") == 0 && !c->qresync) {
+			c->qresync = c->condstore = true;
+			strcat(enabled, " QRESYNC");
+		}
+	}
+	strcat(enabled, "\r\n");
+	imap_send_str(c, enabled);
 	imap_tagged(c, tag, "OK", "Enabled.");
 	return true;
 }
@@ -388,6 +398,11 @@ void imap_client_destroy(struct imap_client *c)
 	rg_free(c->mail_path);
 	mime_buf_free(&c->line);
 	rg_free(c);
+}
+
+void imap_client_set_max_line(struct imap_client *c, size_t max_line)
+{
+	imap_cmd_parser_set_max_line(c->parser, max_line);
 }
 
 void imap_client_send_login_reply(struct imap_client *c, const char *tag)

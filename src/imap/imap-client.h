@@ -20,7 +20,7 @@
 /* LITERAL+ covers what LITERAL- clients send, so only it is named */
 #define IMAP_CAPABILITY "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ " \
 	"UNSELECT NAMESPACE UIDPLUS MOVE CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS CONDSTORE " \
-	"ESEARCH QUOTA BINARY"
+	"ESEARCH QUOTA BINARY QRESYNC"
 
 typedef void imap_send_fn(void *ctx, const void *data, size_t len);
 
@@ -30,6 +30,8 @@ struct imap_client;
  * special-use folders (Drafts, Sent, Trash, Junk) are created if missing */
 struct imap_client *imap_client_create(const char *mail_path, imap_send_fn *send, void *ctx);
 void imap_client_destroy(struct imap_client *client);
+/* imap_max_line_length: the command line bound (default IMAP_MAX_LINE) */
+void imap_client_set_max_line(struct imap_client *client, size_t max_line);
 
 /* "<tag> OK [CAPABILITY ...] Logged in" (tag NULL or empty: "*") */
 void imap_client_send_login_reply(struct imap_client *client, const char *tag);

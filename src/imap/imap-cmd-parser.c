@@ -42,6 +42,8 @@ struct imap_cmd_parser {
 	bool fatal, need_cont, tag_done;
 
 	size_t line_bytes;        /* command bytes outside literals */
+	size_t max_line;          /* bound of line_bytes (imap_max_line_length) */
+	uint64_t max_command;     /* bound of buf_len + announced literals */
 	uint64_t lit_size;        /* literal being announced / left to read */
 	bool lit_plus, lit_too_large, lit8;
 	unsigned int lit_digits;
@@ -52,7 +54,7 @@ struct imap_cmd_parser {
 	char name[IMAP_MAX_NAME + 1];
 
 	/* buf[0..buf_len) holds token bytes, each token NUL-terminated;
-	 * buf_len + literal bytes still announced <= IMAP_MAX_COMMAND */
+	 * buf_len + literal bytes still announced <= max_command */
 	char *buf;
 	size_t buf_len, buf_size;
 	struct token *toks;
@@ -68,7 +70,17 @@ struct imap_cmd_parser {
 struct imap_cmd_parser *imap_cmd_parser_create(void)
 {
 	struct imap_cmd_parser *p = rg_calloc(1, sizeof(*p));
+	p->max_line = IMAP_MAX_LINE;
+	p->max_command = IMAP_MAX_COMMAND;
 	return p;
+}
+
+void imap_cmd_parser_set_max_line(struct imap_cmd_parser *p, size_t max_line)
+{
+	p->max_line = max_line;
+	/* the whole command keeps its room for literals beside the line */
+	p->max_command = max_line > IMAP_MAX_LINE ? IMAP_MAX_COMMAND - IMAP_MAX_LINE + (uint64_t)max_line
+						  : IMAP_MAX_COMMAND;
 }
 
 void imap_cmd_parser_destroy(struct imap_cmd_parser *p)
@@ -448,7 +460,7 @@ static void parse_byte(struct imap_cmd_parser *p, unsigned char c)
 			/* only APPEND carries whole messages */
 			bool append = strcasecmp(p->name, "APPEND") == 0;
 			uint64_t lit_max = append ? IMAP_MAX_APPEND : IMAP_MAX_LITERAL;
-			uint64_t cmd_max = append ? IMAP_MAX_APPEND + IMAP_MAX_COMMAND : IMAP_MAX_COMMAND;
+			uint64_t cmd_max = append ? IMAP_MAX_APPEND + p->max_command : p->max_command;
 			if (p->lit_size > lit_max || p->buf_len + p->lit_size > cmd_max)
 				p->lit_too_large = true;
 		} else if (c == '+' && p->lit_digits > 0) {
@@ -517,7 +529,7 @@ enum parse_result imap_cmd_parser_feed(struct imap_cmd_parser *p, const uint8_t 
 		}
 		unsigned char c = data[i++];
 		if (p->state != S_SKIP) {
-			if (++p->line_bytes > IMAP_MAX_LINE && c != '\n') {
+			if (++p->line_bytes > p->max_line && c != '\n') {
 				parser_fail(p, "Too long argument.");
 			} else {
 				bool had_cont = p->need_cont;

@@ -6,9 +6,11 @@
  * a continuation request, {n+} without; ~{n} binary ones in APPEND) and
  * parenthesised lists are parsed;
  * an atom keeps "[...]" whole (BODY[HEADER.FIELDS (From)]<0.10>).
- * Bounds: IMAP_MAX_LINE bytes of command text outside literals, each literal
- * at most IMAP_MAX_LITERAL (IMAP_MAX_APPEND for APPEND's message), all of a
- * command at most IMAP_MAX_COMMAND (plus the message for APPEND); too
+ * Bounds: IMAP_MAX_LINE bytes of command text outside literals (Dovecot's
+ * imap_max_line_length default; imap_cmd_parser_set_max_line() changes it),
+ * each literal at most IMAP_MAX_LITERAL (IMAP_MAX_APPEND for APPEND's
+ * message), all of a command at most IMAP_MAX_COMMAND (plus the message for
+ * APPEND, plus what a longer line limit adds); too
  * large is refused before anything is allocated. An error skips the rest of
  * the line and is reported once, at its end, so the session goes on. */
 #ifndef RG_IMAP_CMD_PARSER_H
@@ -50,6 +52,9 @@ struct imap_cmd_parser;
 
 struct imap_cmd_parser *imap_cmd_parser_create(void);
 void imap_cmd_parser_destroy(struct imap_cmd_parser *parser);
+/* bytes of command text outside literals (imap_max_line_length); a
+ * longer line is BAD "Too long argument." and the session goes on */
+void imap_cmd_parser_set_max_line(struct imap_cmd_parser *parser, size_t max_line);
 
 /* Feed bytes. PARSE_OK: a whole command was parsed (see the accessors);
  * PARSE_ERROR: a bad command ended (imap_cmd_parser_error, and the tag when it

@@ -7,7 +7,8 @@
  *   imap-fetch.c   FETCH and SEARCH (reading messages)
  *   imap-store.c   flags and STORE
  *   imap-copy.c    COPY/MOVE and APPEND (adding messages)
- *   imap-list.c    folders: LIST/LSUB, CREATE/DELETE/RENAME, (UN)SUBSCRIBE, STATUS, NAMESPACE */
+ *   imap-list.c    folders: LIST/LSUB, CREATE/DELETE/RENAME, (UN)SUBSCRIBE, STATUS, NAMESPACE
+ *   imap-qresync.c QRESYNC: SELECT's parameters, FETCH modifiers, VANISHED (imap-qresync.h) */
 #ifndef RG_IMAP_COMMON_H
 #define RG_IMAP_COMMON_H
 
@@ -49,6 +50,12 @@ struct imap_client {
 	imap_compress_start_fn *compress_start;
 	void *compress_ctx;
 	bool compressed, input_switch;
+	/* QRESYNC was enabled (implies condstore): VANISHED replaces
+	 * EXPUNGE, every FETCH response carries UID */
+	bool qresync;
+	/* a HIGHESTMODSEQ to send before the tagged reply (0: none), see
+	 * imap_modseq_committed() */
+	uint64_t highest_hold;
 
 	/* selected mailbox: sequence number n is box->msgs[map[n - 1]];
 	 * the view holds every message of box that is not expunged, by uid */

@@ -1,5 +1,7 @@
 #include "imap/imap-common.h"
 
+#include "imap/imap-qresync.h"
+
 #include "imap/imap-search.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
@@ -437,13 +439,17 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 			log_error("setting \\Seen on uid %u failed: %s", m->uid, strerror(-ret));
 		add_flags = ret == 0 && !has_flags;
 		/* the implicit \\Seen is a change a CONDSTORE client must see */
-		if (ret == 0 && c->condstore)
-			maildir_modseq_commit(c->box, &idx, 1);
+		if (ret == 0 && c->condstore) {
+			uint64_t before = c->box->highest_modseq;
+			if (maildir_modseq_commit(c->box, &idx, 1) == 0)
+				imap_modseq_committed(c, before);
+		}
 	}
 
 	imap_send_fmt(c, "* %zu FETCH (", pos + 1);
 	bool first = true;
-	if (uid_cmd && !has_uid) {
+	/* with QRESYNC every FETCH response names its UID (RFC 7162 3.2.4) */
+	if ((uid_cmd || c->qresync) && !has_uid) {
 		imap_send_fmt(c, "UID %u", m->uid);
 		first = false;
 	}
@@ -524,21 +530,27 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_cmd_arg *args,
 		      size_t count, bool uid)
 {
-	uint64_t changedsince = 0;
-	bool has_changedsince = false;
+	struct imap_fetch_modifiers mods = { 0 };
 	if (count == 3) {
-		/* RFC 7162: (CHANGEDSINCE <modseq>) */
-		const struct imap_cmd_arg *mod = &args[2];
-		char *end;
-		if (mod->type != IMAP_CMD_ARG_LIST || mod->count != 2 || mod->list[0].type != IMAP_CMD_ARG_ATOM ||
-		    strcasecmp(mod->list[0].str, "CHANGEDSINCE") != 0 || mod->list[1].type != IMAP_CMD_ARG_ATOM ||
-		    !isdigit((unsigned char)mod->list[1].str[0]) ||
-		    (changedsince = strtoull(mod->list[1].str, &end, 10), *end != '\0'))
-			return imap_bad(c, tag, "Error in IMAP command FETCH: Invalid modifier.");
-		has_changedsince = true;
-		imap_condstore_enable(c);
+		/* RFC 7162: (CHANGEDSINCE <modseq> [VANISHED]) */
+		const char *merr;
+		char text[128];
+		if (!imap_fetch_modifiers_parse(&args[2], &mods, &merr)) {
+			snprintf(text, sizeof(text), "Error in IMAP command %sFETCH: %s", uid ? "UID " : "", merr);
+			return imap_bad(c, tag, text);
+		}
+		/* VANISHED: UID FETCH after ENABLE QRESYNC only (3.2.6) */
+		if (mods.vanished && (!uid || !c->qresync)) {
+			snprintf(text, sizeof(text), "Error in IMAP command %sFETCH: %s", uid ? "UID " : "",
+				 uid ? "QRESYNC not enabled." : "VANISHED only with UID FETCH.");
+			return imap_bad(c, tag, text);
+		}
+		if (mods.changedsince)
+			imap_condstore_enable(c);
 		count = 2;
 	}
+	uint64_t changedsince = mods.since;
+	bool has_changedsince = mods.changedsince;
 	if (count != 2 || args[0].type != IMAP_CMD_ARG_ATOM)
 		return imap_bad(c, tag, "Error in IMAP command FETCH: Invalid arguments.");
 	const struct imap_cmd_arg *list = &args[1];
@@ -578,6 +590,16 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 		if (items[i].kind == FETCH_MODSEQ)
 			imap_condstore_enable(c);
 	}
+	if (mods.vanished) {
+		/* expunged UIDs of the set, before the FETCHes (RFC 7162 3.2.6);
+		 * "*" here reaches past the last message, which may be gone */
+		struct imap_seq_range *set;
+		size_t nset;
+		if (imap_seqset_parse(args[0].str, UINT32_MAX, &set, &nset)) {
+			imap_send_vanished_earlier(c, changedsince, set, nset, 0);
+			rg_free(set);
+		}
+	}
 	for (size_t i = 0; i < npos; i++) {
 		if (has_changedsince && c->box->msgs[c->map[pos[i]]].modseq <= changedsince)
 			continue;
@@ -593,6 +615,7 @@ bool cmd_fetch_common(struct imap_client *c, const char *tag, const struct imap_
 	(void)maildir_flush(c->box);
 	rg_free(pos);
 	rg_free(items);
+	imap_modseq_hold_flush(c);
 	/* RFC 5530 3: another session's EXPUNGE took some of them */
 	if (cte_error == -ENOTSUP)
 		imap_tagged(c, tag, "NO", "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding.");

@@ -125,6 +125,8 @@ int main(void)
 	struct imap_io io = { .out = out };
 	struct imap_client *client = imap_client_create(path, io_send, &io);
 	imap_client_set_compress(client, io_compress_start, &io);
+	if (init.max_line > 0)
+		imap_client_set_max_line(client, (size_t)init.max_line);
 	uint64_t in_bytes = init.preread_len;
 	imap_client_send_login_reply(client, tag);
 	bool running = io_input(&io, client, init.preread, init.preread_len);

@@ -1,5 +1,7 @@
 #include "imap/imap-common.h"
 
+#include "imap/imap-qresync.h"
+
 #include "imap/imap-search.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
@@ -246,9 +248,12 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		failed = true;
 	/* only real changes get a new modseq */
 	if (c->condstore && nidxs > 0) {
+		uint64_t before = c->box->highest_modseq;
 		int ret = maildir_modseq_commit(c->box, idxs, nidxs);
 		if (ret < 0)
 			log_error("recording modseqs in %s failed: %s", c->box_path, strerror(-ret));
+		else
+			imap_modseq_committed(c, before);
 	}
 	rg_free(idxs);
 	for (size_t i = 0; i < nchanged; i++) {
@@ -259,7 +264,7 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		char buf[FLAGS_BUF];
 		imap_flags_str(c->box, m, buf, sizeof(buf));
 		imap_send_fmt(c, "* %zu FETCH (", changed[i] + 1);
-		if (uid)
+		if (uid || c->qresync)
 			imap_send_fmt(c, "UID %u ", m->uid);
 		if (!silent)
 			imap_send_fmt(c, "FLAGS (%s)%s", buf, c->condstore ? " " : "");
@@ -269,6 +274,7 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 	}
 	rg_free(pos);
 	rg_free(changed);
+	imap_modseq_hold_flush(c);
 	if (nmodified > 0) {
 		struct mime_buf b = { 0 };
 		mime_buf_str(&b, "[MODIFIED ");

@@ -1,5 +1,6 @@
 #include "imap/imap-common.h"
 
+#include "imap/imap-qresync.h"
 #include "imap/imap-search.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
@@ -36,19 +37,45 @@ size_t imap_view_recent(const struct imap_client *c)
 	return n;
 }
 
-/* remove the view's entries whose files we unlinked, telling the client */
+/* collects a view's expunged UIDs (ascending) for one VANISHED */
+struct vanished_acc {
+	struct maildir_uid_range *r;
+	size_t n;
+};
+
+static void vanished_add(struct vanished_acc *v, uint32_t uid)
+{
+	if (v->n > 0 && v->r[v->n - 1].hi + 1 == uid) {
+		v->r[v->n - 1].hi = uid;
+		return;
+	}
+	if ((v->n & (v->n - 1)) == 0)
+		v->r = rg_realloc(v->r, (v->n == 0 ? 1 : v->n * 2) * sizeof(*v->r));
+	v->r[v->n].lo = v->r[v->n].hi = uid;
+	v->n++;
+}
+
+/* remove the view's entries whose files we unlinked, telling the client
+ * (with QRESYNC one VANISHED, RFC 7162 3.2.10) */
 void imap_send_expunges(struct imap_client *c, bool silent)
 {
 	size_t kept = 0;
+	struct vanished_acc v = { 0 };
 	for (size_t i = 0; i < c->count; i++) {
-		if (c->box->msgs[c->map[i]].expunged) {
-			if (!silent)
+		const struct maildir_msg *m = &c->box->msgs[c->map[i]];
+		if (m->expunged) {
+			if (c->qresync)
+				vanished_add(&v, m->uid);
+			else if (!silent)
 				imap_send_fmt(c, "* %zu EXPUNGE\r\n", kept + 1);
 			continue;
 		}
 		c->map[kept++] = c->map[i];
 	}
 	c->count = kept;
+	if (!silent)
+		imap_send_vanished(c, false, v.r, v.n);
+	rg_free(v.r);
 }
 
 /* Rescan the folder when it changed and tell the client what other
@@ -80,6 +107,19 @@ void imap_sync_view(struct imap_client *c)
 	}
 	/* keywords another session created come before the FETCHes showing them */
 	imap_announce_keywords(c, nb);
+	if (c->qresync) {
+		/* one VANISHED first: the FETCHes' numbers count it */
+		struct vanished_acc v = { 0 };
+		for (size_t i = 0, k = 0; i < c->count; i++) {
+			const struct maildir_msg *om = &c->box->msgs[c->map[i]];
+			while (k < nb->count && nb->msgs[k].uid < om->uid)
+				k++;
+			if (om->expunged || k == nb->count || nb->msgs[k].uid != om->uid)
+				vanished_add(&v, om->uid);
+		}
+		imap_send_vanished(c, false, v.r, v.n);
+		rg_free(v.r);
+	}
 	size_t *map = rg_malloc((nb->count + 1) * sizeof(*map));
 	size_t n = 0, j = 0;
 	char buf[FLAGS_BUF];
@@ -99,7 +139,7 @@ void imap_sync_view(struct imap_client *c)
 				else
 					imap_send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s))\r\n", n, nm->uid, buf);
 			}
-		} else {
+		} else if (!c->qresync) {
 			imap_send_fmt(c, "* %zu EXPUNGE\r\n", n + 1);
 		}
 	}
@@ -211,20 +251,24 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 	const char *cmd = examine ? "EXAMINE" : "SELECT";
 	char text[160];
 	const char *name = count >= 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
-	bool params_ok = count == 1 || (count == 2 && args[1].type == IMAP_CMD_ARG_LIST &&
-					 args[1].count == 1 && args[1].list[0].type == IMAP_CMD_ARG_ATOM &&
-					 strcasecmp(args[1].list[0].str, "CONDSTORE") == 0);
-	if (count < 1 || name == NULL || !params_ok) {
-		snprintf(text, sizeof(text), "Error in IMAP command %s: Invalid arguments.", cmd);
+	struct imap_select_params params = { 0 };
+	const char *perror = "Invalid arguments";
+	if (count < 1 || count > 2 || name == NULL ||
+	    (count == 2 && !imap_select_params_parse(&args[1], c->qresync, &params, &perror))) {
+		snprintf(text, sizeof(text), "Error in IMAP command %s: %s.", cmd, perror);
 		return imap_bad(c, tag, text);
 	}
-	if (count == 2)
+	if (params.condstore || params.qresync)
 		c->condstore = true;
-	if (c->box != NULL)
+	if (c->box != NULL) {
+		/* RFC 7162 3.2.11: the end of the old mailbox's responses */
 		imap_mailbox_close(c);
+		imap_send_str(c, "* OK [CLOSED] Previous mailbox closed.\r\n");
+	}
 	char *path = folder_path(c->mail_path, name);
 	if (path == NULL || !folder_exists(c->mail_path, name)) {
 		rg_free(path);
+		imap_select_params_free(&params);
 		imap_no_mailbox(c, tag, name, false);
 		return true;
 	}
@@ -233,6 +277,7 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 	if (ret < 0) {
 		log_error("opening %s failed: %s: %s", path, error, strerror(-ret));
 		rg_free(path);
+		imap_select_params_free(&params);
 		imap_tagged(c, tag, "NO", IMAP_ERR_INTERNAL);
 		return true;
 	}
@@ -256,6 +301,8 @@ static bool cmd_select_common(struct imap_client *c, const char *tag, const stru
 	imap_send_fmt(c, "* OK [UIDNEXT %u] Predicted next UID\r\n", c->box->uidnext);
 	if (c->condstore)
 		imap_send_fmt(c, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n", c->box->highest_modseq);
+	imap_qresync_select(c, &params);
+	imap_select_params_free(&params);
 	imap_tagged(c, tag, "OK", examine ? "[READ-ONLY] Examine completed." : "[READ-WRITE] Select completed.");
 	return true;
 }

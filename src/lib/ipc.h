@@ -106,6 +106,7 @@ enum ipc_field {
 	IPC_F_CERT_USER, /* AUTH_BEGIN: that certificate's ssl_cert_username_field entry */
 	IPC_F_CB_TYPE,   /* AUTH_BEGIN of a -PLUS mechanism: "tls-unique" / "tls-exporter" */
 	IPC_F_CB_DATA,   /* ... and the connection's channel-binding bytes */
+	IPC_F_MAX_LINE,  /* WORKER_INIT (imap): imap_max_line_length, decimal bytes */
 	IPC_F_COUNT
 };
 

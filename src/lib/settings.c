@@ -122,6 +122,7 @@ static const struct set_def global_defs[] = {
 	G(auth_cache_negative_ttl, ST_TIME, "1 hours"),
 	G(auth_cache_verify_password_with_worker, ST_BOOL, "no"),
 	G(mail_location, ST_STR, ""),
+	G(imap_max_line_length, ST_SIZE, "64k"),
 };
 #define GLOBAL_COUNT (sizeof(global_defs) / sizeof(global_defs[0]))
 
@@ -562,6 +563,9 @@ struct loader {
 	struct settings *set;
 	char *error;
 	const struct config_node *global_nodes[GLOBAL_COUNT];
+	/* imap_* settings inside a top-level `protocol imap { }`: they
+	 * concern IMAP alone, so they win over the global value */
+	const struct config_node *imap_nodes[GLOBAL_COUNT];
 	unsigned ignored_cap;
 };
 
@@ -1049,7 +1053,11 @@ static int load_filter(struct loader *l, const struct config_node *sec, const ch
 	int ret = 0;
 	for (const struct config_node *n = sec->children; n != NULL && ret == 0; n = n->next) {
 		if (n->type == CONFIG_NODE_SETTING) {
-			if (find_def(global_defs, GLOBAL_COUNT, n->key) != NULL)
+			const struct set_def *def = find_def(global_defs, GLOBAL_COUNT, n->key);
+			if (def != NULL && outer == NULL && strcmp(sec->key, "protocol") == 0 &&
+			    strcmp(sec->value, "imap") == 0 && strncmp(n->key, "imap_", 5) == 0)
+				l->imap_nodes[def - global_defs] = n;
+			else if (def != NULL)
 				ret = load_error(l, n, "'%s' inside '%s { }%s' is not supported: "
 						 "ringgate has one value for every protocol and "
 						 "address, set it outside the section", n->key, label,
@@ -1246,6 +1254,11 @@ static int check(struct loader *l)
 			n = l->global_nodes[global_index("first_valid_uid")];
 		return load_error(l, n, "first_valid_uid is greater than last_valid_uid");
 	}
+	/* imap_max_line_length: a line must hold an ordinary command, and one
+	 * worker's line buffer stays within its address space limit */
+	if (set->imap_max_line_length < 1024 || set->imap_max_line_length > 64 * 1024 * 1024)
+		return load_error(l, l->global_nodes[global_index("imap_max_line_length")],
+				  "imap_max_line_length must be between 1k and 64M");
 	if (strlen(set->auth_username_translation) % 2 != 0)
 		return load_error(l, l->global_nodes[global_index("auth_username_translation")],
 				  "auth_username_translation must be pairs of characters");
@@ -1352,7 +1365,13 @@ static struct settings *load_finish(struct config_node *root, int ret, char *par
 	memset(&l, 0, sizeof(l));
 	l.set = ctx->set;
 	l.ignored_cap = ctx->ignored_cap;
-	if (load_root(&l, root) == 0) {
+	int root_ret = load_root(&l, root);
+	for (size_t i = 0; i < GLOBAL_COUNT && root_ret == 0; i++) {
+		if (l.imap_nodes[i] != NULL &&
+		    (root_ret = apply_node(&l, l.set, global_defs, GLOBAL_COUNT, l.imap_nodes[i])) == 0)
+			l.global_nodes[i] = l.imap_nodes[i];
+	}
+	if (root_ret == 0) {
 		resolve(l.set);
 		if (check(&l) == 0)
 			(void)check_mail_location(&l);

@@ -165,6 +165,7 @@ struct settings {
 	unsigned auth_cache_negative_ttl; /* seconds, 3600 */
 	bool auth_cache_verify_password_with_worker;
 	char *mail_location;            /* default "" ; userdb `mail` overrides */
+	uint64_t imap_max_line_length;  /* IMAP command line bytes outside literals, 64k */
 
 	struct db_settings passdb;
 	struct db_settings userdb;

@@ -5,7 +5,7 @@
  *   maildir-uidlist.c   ringgate-uidlist (read, write, register new files)
  *                       and the one-time import of Dovecot's dovecot-uidlist
  *   maildir-keywords.c  dovecot-keywords: keyword names <-> letters a-z
- *   maildir-modseq.c    ringgate-modseq: CONDSTORE modseqs
+ *   maildir-modseq.c    ringgate-modseq: CONDSTORE modseqs, QRESYNC expunge modseqs
  *   maildir-save.c      adding messages: maildir_save(), maildir_copy() */
 #ifndef RG_MAILDIR_PRIVATE_H
 #define RG_MAILDIR_PRIVATE_H

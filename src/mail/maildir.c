@@ -491,6 +491,7 @@ void maildir_close(struct maildir *box)
 		rg_free(box->msgs[i].name);
 	}
 	rg_free(box->msgs);
+	rg_free(box->vanished);
 	rg_free(box->path);
 	maildir_keywords_free(box->keywords);
 	rg_free(box);

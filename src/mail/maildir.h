@@ -36,12 +36,32 @@
 #define MAILDIR_KEYWORDS_NAME "dovecot-keywords"
 #define MAILDIR_MAX_KEYWORDS 26
 #define MAILDIR_MAX_KEYWORD_LEN 128
-/* CONDSTORE: <maildir>/ringgate-modseq holds "1 H<highest>" then
- * "<uid> <modseq> <flags>" lines. Every scan compares each file's flags
- * with the recorded ones and gives a changed message the next modseq, so
- * changes by any session or program are counted; a lost file restarts
- * above any modseq handed out before (a start from the clock in µs). */
+/* CONDSTORE: <maildir>/ringgate-modseq holds "1 H<highest> E<floor>
+ * U<uidnext>" then "<uid> <modseq> <flags>" lines. Every scan compares
+ * each file's flags with the recorded ones and gives a changed message the
+ * next modseq, so changes by any session or program are counted; a lost
+ * file restarts above any modseq handed out before (a start from the clock
+ * in µs).
+ * QRESYNC: messages gone since the last scan (and UIDs handed out since
+ * then that are gone already) are expunges of one new modseq, kept as
+ * "X<lo> <hi> <modseq>" records (neighbouring ranges with no message
+ * between them merged). At most MAILDIR_VANISHED_MAX records are kept;
+ * older ones are dropped and the floor E rises to their modseq: asked for
+ * expunges since a modseq below E, the answer is every UID below uidnext
+ * that is not in the folder (a superset, which RFC 7162 3.2.5.2 allows).
+ * A table without E (older than this) has its floor at its highest. */
 #define MAILDIR_MODSEQ_NAME "ringgate-modseq"
+#define MAILDIR_VANISHED_MAX 1024
+
+struct maildir_uid_range {
+	uint32_t lo, hi;
+};
+
+/* UIDs lo..hi were expunged at modseq */
+struct maildir_vanished {
+	uint32_t lo, hi;
+	uint64_t modseq;
+};
 
 struct maildir_msg {
 	uint32_t uid;
@@ -80,6 +100,14 @@ struct maildir {
 	/* non-NULL: an mbox file seen through this interface (mbox-imap.h);
 	 * its flag changes and expunges are kept until maildir_flush() */
 	struct mbox_view *mbox;
+	/* expunge records read at open (QRESYNC), by modseq; expunges up to
+	 * vanished_floor may be missing from them */
+	struct maildir_vanished *vanished;
+	size_t vanished_count;
+	uint64_t vanished_floor;
+	/* set by maildir_modseq_commit(): other changes got modseqs between
+	 * the snapshot's highest and the ones just handed out */
+	bool modseq_behind;
 };
 
 /* Create path (and missing parents) with cur/ new/ tmp/, mode 0700. Existing
@@ -126,6 +154,13 @@ int maildir_keywords_lookup(const char *path, const char *const *names, size_t n
 /* Record the current flags of messages idxs[0..n) of box (changed by us)
  * with new modseqs now, so the client can be told at once. 0 or -errno. */
 int maildir_modseq_commit(struct maildir *box, const size_t *idxs, size_t n);
+
+/* QRESYNC: the UIDs of set[0..nset) (sorted, merged ranges) expunged
+ * after modseq since, as sorted, merged ranges in *out_r (rg_free()).
+ * Exact when since >= box->vanished_floor; below it, every UID under
+ * uidnext that box does not hold. */
+void maildir_vanished_since(const struct maildir *box, uint64_t since, const struct maildir_uid_range *set,
+			    size_t nset, struct maildir_uid_range **out_r, size_t *count_r);
 
 /* re-read box->keywords (after a lookup that created some) */
 int maildir_keywords_reload(struct maildir *box);

@@ -73,6 +73,13 @@ int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const c
 		*error_r = "WORKER_INIT without a user";
 		goto out;
 	}
+	unsigned long long max_line = 0;
+	if (ipc_has(f, IPC_F_MAX_LINE) && (!ipc_uint(f, IPC_F_MAX_LINE, &max_line) || max_line == 0 ||
+					   max_line > SIZE_MAX)) {
+		ret = -EPROTO;
+		*error_r = "WORKER_INIT with a bad F_MAX_LINE";
+		goto out;
+	}
 	init_r->service = field_dup(f, IPC_F_SERVICE);
 	init_r->user = field_dup(f, IPC_F_USER);
 	init_r->home = field_dup(f, IPC_F_HOME);
@@ -86,6 +93,7 @@ int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const c
 	}
 	init_r->secured = ipc_has(f, IPC_F_SECURED) && strcmp(ipc_str(f, IPC_F_SECURED), "1") == 0;
 	init_r->tls = ipc_has(f, IPC_F_TLS) && strcmp(ipc_str(f, IPC_F_TLS), "1") == 0;
+	init_r->max_line = max_line;
 	ret = 0;
 out:
 	rg_free(rx);

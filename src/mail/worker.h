@@ -20,6 +20,7 @@ struct worker_init {
 	uint8_t *preread;
 	size_t preread_len;
 	bool secured, tls;
+	uint64_t max_line; /* F_MAX_LINE (imap_max_line_length); 0: absent */
 };
 
 /* Wait (poll, timeout_ms) for one WORKER_INIT on fd and decode it. A

@@ -140,6 +140,11 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	ipc_msg_add_str(msg, IPC_F_HOME, home);
 	ipc_msg_add_str(msg, IPC_F_MAIL, mail_expanded);
 	rg_free(mail_expanded);
+	if (strcmp(ws->protocol, "imap") == 0) {
+		char max_line[24];
+		snprintf(max_line, sizeof(max_line), "%llu", (unsigned long long)m.set->imap_max_line_length);
+		ipc_msg_add_str(msg, IPC_F_MAX_LINE, max_line);
+	}
 	static const enum ipc_field copied[] = {
 		IPC_F_TAG, IPC_F_RIP, IPC_F_RPORT, IPC_F_LIP, IPC_F_LPORT,
 		IPC_F_SECURED, IPC_F_TLS, IPC_F_SESSION, IPC_F_PREREAD,

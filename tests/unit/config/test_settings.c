@@ -686,6 +686,32 @@ static void test_dovecot_accepted(void **state)
 
 /* mail_location: Maildir in its forms loads silently; mbox (Debian's
  * default) loads, and is named when IMAP is on, which it cannot serve */
+/* imap_max_line_length (Dovecot's default 64k): globally or inside
+ * protocol imap { }, where it wins over the global value */
+static void test_imap_max_line_length(void **state)
+{
+	(void)state;
+	struct settings *set = load_ok(NO_SSL);
+	assert_int_equal(set->imap_max_line_length, 64 * 1024);
+	settings_free(set);
+	set = load_ok(NO_SSL "imap_max_line_length = 1M\n");
+	assert_int_equal(set->imap_max_line_length, 1024 * 1024);
+	settings_free(set);
+	set = load_ok(NO_SSL "protocol imap {\n  imap_max_line_length = 128k\n}\nimap_max_line_length = 2M\n");
+	assert_int_equal(set->imap_max_line_length, 128 * 1024);
+	settings_free(set);
+	assert_load_fails(NO_SSL "imap_max_line_length = 1000\n",
+			  "t.conf:2: imap_max_line_length must be between 1k and 64M");
+	assert_load_fails(NO_SSL "protocol imap {\n  imap_max_line_length = 65M\n}\n",
+			  "t.conf:3: imap_max_line_length must be between 1k and 64M");
+	assert_load_fails(NO_SSL "imap_max_line_length = lots\n",
+			  "t.conf:2: invalid value for 'imap_max_line_length': not a number");
+	/* elsewhere it would apply to one address or protocol only */
+	assert_load_fails(NO_SSL "protocol pop3 {\n  imap_max_line_length = 1M\n}\n",
+			  "t.conf:3: 'imap_max_line_length' inside 'protocol pop3 { }' is not supported: ringgate "
+			  "has one value for every protocol and address, set it outside the section");
+}
+
 static void test_mail_location(void **state)
 {
 	static const char *const quiet[] = {
@@ -905,6 +931,7 @@ int main(void)
 		cmocka_unit_test(test_dovecot_accepted),
 		cmocka_unit_test(test_include_try_named),
 		cmocka_unit_test(test_mail_location),
+		cmocka_unit_test(test_imap_max_line_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -277,6 +277,42 @@ static void test_bounds(void **state)
 	imap_cmd_parser_destroy(p);
 }
 
+/* imap_max_line_length: the line bound moves, literals stay outside it,
+ * and a bound above the default also widens the whole-command bound */
+static void test_max_line_setting(void **state)
+{
+	(void)state;
+	static char buf[200 * 1024];
+	struct imap_cmd_parser *p = imap_cmd_parser_create();
+	struct run r;
+	imap_cmd_parser_set_max_line(p, 2048);
+	size_t n = (size_t)snprintf(buf, sizeof(buf), "a X ");
+	memset(buf + n, 'b', 2048 - n - 2);
+	memcpy(buf + 2046, "\r\n", 2);
+	run_parser(p, buf, 2048, 0, false, &r);
+	assert_int_equal(r.result, PARSE_OK);
+	n = (size_t)snprintf(buf, sizeof(buf), "a X ");
+	memset(buf + n, 'b', 2050 - n - 2);
+	memcpy(buf + 2048, "\r\n", 2);
+	run_parser(p, buf, 2050, 0, false, &r);
+	assert_int_equal(r.result, PARSE_ERROR);
+	assert_string_equal(imap_cmd_parser_error(p), "Too long argument.");
+	/* a literal's bytes are not line bytes */
+	n = (size_t)snprintf(buf, sizeof(buf), "a X {4000+}\r\n");
+	memset(buf + n, 'c', 4000);
+	memcpy(buf + n + 4000, "\r\n", 2);
+	run_parser(p, buf, n + 4002, 0, false, &r);
+	assert_int_equal(r.result, PARSE_OK);
+	/* 150 KiB of line: over the default line and command bounds */
+	imap_cmd_parser_set_max_line(p, 160 * 1024);
+	n = (size_t)snprintf(buf, sizeof(buf), "a X ");
+	memset(buf + n, 'd', 150 * 1024);
+	memcpy(buf + n + 150 * 1024, "\r\n", 2);
+	run_parser(p, buf, n + 150 * 1024 + 2, 0, false, &r);
+	assert_int_equal(r.result, PARSE_OK);
+	imap_cmd_parser_destroy(p);
+}
+
 static void test_pipelined_and_recovery(void **state)
 {
 	(void)state;
@@ -310,6 +346,7 @@ int main(void)
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_pipelined_and_recovery),
+		cmocka_unit_test(test_max_line_setting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
