@@ -18,6 +18,7 @@ void conn_handoff_end(struct conn *c)
 	explicit_bzero(ho->preread, ho->preread_len);
 	rg_free(ho->tag);
 	rg_free(ho);
+	log_debug("conn %u: hand-off over", c->slot);
 }
 
 /* bytes a logged-in client sent while its hand-off is under way */

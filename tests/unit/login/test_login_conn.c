@@ -343,6 +343,9 @@ static void test_login_and_handoff(void **state)
 	expect_log_order(&w, ": prelogin -> authenticating", "Login: user=<user>");
 	expect_log_order(&w, "Login: user=<user>", ": auth phase over");
 	expect_log_order(&w, ": auth phase over", ": handoff -> closing");
+	/* so does the hand-off's (cookie, preread): at master's answer */
+	expect_log_order(&w, "Login: user=<user>", ": hand-off over");
+	expect_log_order(&w, ": hand-off over", ": handoff -> closing");
 	assert_null(strstr(w.log, "access phase"));
 
 	/* what the worker writes on the passed socket is what the client
@@ -577,6 +580,8 @@ static void test_tls_login_and_relay(void **state)
 	expect_log(&w, "proxy done: in=8 out=23");
 	expect_log(&w, ": freed");
 	/* the relay keeps nothing of the login */
+	expect_log_order(&w, ": handoff -> proxy", ": hand-off over");
+	expect_log_order(&w, ": hand-off over", ": proxy -> closing");
 	expect_log_order(&w, ": handoff -> proxy", ": auth phase over");
 	expect_log_order(&w, ": auth phase over", ": proxy -> closing");
 
