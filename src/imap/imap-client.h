@@ -37,7 +37,9 @@ void imap_client_set_max_line(struct imap_client *client, size_t max_line);
 void imap_client_send_login_reply(struct imap_client *client, const char *tag);
 
 /* Feed client bytes (any split). Returns false once the session is over
- * (LOGOUT, too many bad commands, an unrecoverable literal). */
+ * (LOGOUT, too many bad commands, an unrecoverable literal). For callers
+ * that registered no COMPRESS (or already inflate): bytes after an
+ * accepted COMPRESS would be dropped, see imap_client_input_part(). */
 bool imap_client_input(struct imap_client *client, const uint8_t *data, size_t len);
 
 /* COMPRESS=DEFLATE (RFC 4978): a binary that can compress its socket

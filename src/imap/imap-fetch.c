@@ -128,8 +128,8 @@ static bool parse_binary_item(const char *s, struct fetch_item *item)
 {
 	bool size = strncasecmp(s, "BINARY.SIZE[", 12) == 0;
 	bool peek = strncasecmp(s, "BINARY.PEEK[", 12) == 0;
-	if ((!size && !peek && strncasecmp(s, "BINARY[", 7) != 0) || !parse_body_item(s, item) || item->section != SEC_ALL ||
-	    item->parts_len != item->section_len || (size && item->partial))
+	if ((!size && !peek && strncasecmp(s, "BINARY[", 7) != 0) || !parse_body_item(s, item) ||
+	    item->section != SEC_ALL || item->parts_len != item->section_len || (size && item->partial))
 		return false;
 	item->kind = size ? FETCH_BINARY_SIZE : FETCH_BINARY;
 	item->peek = size || peek;
@@ -313,6 +313,17 @@ static void section_bytes(const struct fetch_item *item, const char *msg, size_t
 	}
 }
 
+/* <off.len> of data[0..*len_r): what of it the partial covers */
+static void partial_range(const struct fetch_item *item, const char **data, size_t *len_r)
+{
+	if (!item->partial)
+		return;
+	uint64_t off = item->part_off < *len_r ? item->part_off : *len_r;
+	uint64_t n = *len_r - off < item->part_len ? *len_r - off : item->part_len;
+	*data += off;
+	*len_r = (size_t)n;
+}
+
 static void send_body_item(struct imap_client *c, const struct fetch_item *item,
 			   const char *msg, size_t len, struct mime_part **tree)
 {
@@ -320,12 +331,7 @@ static void send_body_item(struct imap_client *c, const struct fetch_item *item,
 	size_t dlen;
 	char *tmp;
 	section_bytes(item, msg, len, tree, &data, &dlen, &tmp);
-	if (item->partial) {
-		uint64_t off = item->part_off < dlen ? item->part_off : dlen;
-		uint64_t n = dlen - off < item->part_len ? dlen - off : item->part_len;
-		data += off;
-		dlen = (size_t)n;
-	}
+	partial_range(item, &data, &dlen);
 	if (item->reply_name != NULL)
 		imap_send_str(c, item->reply_name);
 	else
@@ -372,15 +378,11 @@ static void send_binary_item(struct imap_client *c, const struct fetch_item *ite
 	}
 	const char *data = bin->data;
 	size_t dlen = bin->len;
-	if (item->partial) {
-		uint64_t off = item->part_off < dlen ? item->part_off : dlen;
-		data += off;
-		dlen = (size_t)(dlen - off < item->part_len ? dlen - off : item->part_len);
-	}
+	partial_range(item, &data, &dlen);
 	imap_send_fmt(c, "BINARY[%.*s]", (int)item->section_len, item->section_text);
 	if (item->partial)
 		imap_send_fmt(c, "<%" PRIu64 ">", item->part_off);
-	/* RFC 3516 4.3: data holding NUL goes as a literal8 */
+	/* RFC 3516: data holding NUL goes as a literal8 */
 	imap_send_fmt(c, " %s{%zu}\r\n", memchr(data, '\0', dlen) != NULL ? "~" : "", dlen);
 	imap_send_raw(c, data, dlen);
 }
