@@ -15,6 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def inline(text):
     """markdown inline -> roff: `code` bold, escapes"""
     text = text.replace("\\", "\\e").replace("\u2026", "...").replace("\u2014", "\\(em")
+    # any other non-ASCII character: groff's Unicode glyph escape
+    text = re.sub(r"[^\x00-\x7f]", lambda m: "\\[u%04X]" % ord(m.group(0)), text)
     text = re.sub(r"`([^`]*)`", lambda m: "\\fB" + m.group(1) + "\\fR", text)
     text = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", text)
     return text
