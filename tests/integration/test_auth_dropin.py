@@ -66,7 +66,7 @@ class DropinDrivers(unittest.TestCase):
         tmp = cls.rg.tmp
         uid, gid = cls.rg.uid, cls.rg.gid
         # homes with one message each, for the users the new drivers serve
-        for user in ("st-one", "cp-user", "cp-home-from-prog", PW_USER, "rgdrop-ok", "dom-ann@example.org",
+        for user in ("st-one", "cp-user", "cp-home-from-prog", PW_USER, "rgdrop-ok", "rl-new", "dom-ann@example.org",
                      "dom-ann@example.net"):
             md = os.path.join(tmp, "home", user, "Maildir")
             for sub in ("cur", "new", "tmp"):
@@ -253,6 +253,42 @@ userdb {{
         self.assertIsNone(c)
         self.assertIn("[AUTHENTICATIONFAILED] Authentication failed.", err)
         self.assertNotIn("frozen", err)
+
+    def test_reload_changes_chain(self):
+        c, err = self.login("rl-new", "reload-pw")
+        self.assertIsNone(c)
+        auth_before = self.rg.children("ringgate-auth")
+        self.assertEqual(len(auth_before), 1)
+        with open(self.rg.conf, "a") as f:
+            f.write("passdb {\n  driver = static\n  args = password=reload-pw\n"
+                    "  username_filter = rl-*\n}\n")
+        out = self.rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+        self.wait_log("reload: passdb/userdb changed: restarting auth process %d" % auth_before[0])
+
+        def logs_in():
+            c, err = self.login("rl-new", "reload-pw")
+            if c is not None:
+                c.logout()
+            return c is not None
+        # no restart of ringgate: the same master, a new auth with the new
+        # block (the user's home comes from the static userdb)
+        self.assertTrue(rgenv.wait_for(logs_in, timeout=30), self.rg.logs()[-3000:])
+        self.assertIsNone(self.rg.proc.poll())
+        auth_after = self.rg.children("ringgate-auth")
+        self.assertEqual(len(auth_after), 1)
+        self.assertNotEqual(auth_after, auth_before)
+        self.assertFalse(os.path.exists("/proc/%d" % auth_before[0]) and
+                         "ringgate-auth" in open("/proc/%d/comm" % auth_before[0]).read())
+        # what was there before still works
+        self.assertEqual(self.count("st-one", "static-st-one-pw"), 1)
+        c, err = self.login("rl-new", "wrong")
+        self.assertIsNone(c)
+        # a reload that changes no block keeps this auth
+        out = self.rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+        self.assertTrue(logs_in())
+        self.assertEqual(self.rg.children("ringgate-auth"), auth_after)
 
 
 if __name__ == "__main__":
