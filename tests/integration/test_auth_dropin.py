@@ -103,6 +103,11 @@ exec "$1"
         for dom, pw in (("example.org", "org pw"), ("example.net", "net pw")):
             with open(os.path.join(cls.domdir, "users." + dom), "w") as f:
                 f.write("dom-ann:{PLAIN}%s:%d:%d::%s/home/dom-ann@%s::\n" % (pw, uid, gid, tmp, dom))
+                # chroots: a home with Dovecot's /./, a userdb chroot field
+                f.write("dom-jail:{PLAIN}%s:%d:%d::%s/jail/./u::\n" % (pw, uid, gid, tmp))
+                f.write("dom-out:{PLAIN}%s:%d:%d::%s/home/./u::\n" % (pw, uid, gid, tmp))
+                f.write("dom-cf:{PLAIN}%s:%d:%d::%s/home/cf::userdb_chroot=%s/jailhouse\n"
+                        % (pw, uid, gid, tmp, tmp))
         # the PAM stack: pam_nologin with its own file refuses the *-frz
         # users and shows the file (a PAM_ERROR_MSG), then pam_unix
         nologin = os.path.join(tmp, "nologin")
@@ -116,6 +121,7 @@ exec "$1"
                     "auth required pam_unix.so\n"
                     "account required pam_unix.so\n" % nologin)
         cls.extra = f"""
+valid_chroot_dirs = /nonexistent-rg:{tmp}/jail/
 passdb {{
   driver = pam
   args = failure_show_msg=yes {PAM_SERVICE}
@@ -253,6 +259,16 @@ userdb {{
         self.assertIsNone(c)
         self.assertIn("[AUTHENTICATIONFAILED] Authentication failed.", err)
         self.assertNotIn("frozen", err)
+
+    def test_chroot_refused(self):
+        # Dovecot refuses a chroot outside valid_chroot_dirs; ringgate also
+        # refuses the ones inside (no chroot support yet), and says which
+        for user, why in (("dom-out@example.org", "chroot directory not in valid_chroot_dirs"),
+                          ("dom-cf@example.org", "chroot directory not in valid_chroot_dirs"),
+                          ("dom-jail@example.org", "chroot is not supported by ringgate")):
+            c, err = self.login(user, "org pw")
+            self.assertIsNone(c, user)
+            self.wait_log("user %s: login refused: %s" % (user, why))
 
     def test_reload_changes_chain(self):
         c, err = self.login("rl-new", "reload-pw")
