@@ -97,13 +97,8 @@ def measure(rgbench, srv, duration):
            "--timeout", "30", "--drain", "--duration", str(duration), "--quiet"]
     time.sleep(0.3)  # the previous measurement's sessions wind down
     c0 = srv.acct.cpu_ns()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res, r = h.rgbench_run(cmd)
     c1 = srv.acct.cpu_ns()
-    res = None
-    for ln in r.stdout.splitlines():
-        ev = json.loads(ln)
-        if ev.get("event") == "result":
-            res = ev
     if res is None:
         raise RuntimeError("pam login against %s: no result\n%s" % (srv.name, r.stderr))
     rec = {"server": srv.name, "ok": res["ok"], "rgbench": res, "cmd": " ".join(cmd)}
