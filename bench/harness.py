@@ -194,6 +194,18 @@ def _own_cgroup_v2():
 
 # -- servers ------------------------------------------------------------------
 
+def rgbench_run(cmd, timeout=600):
+    """Run one rgbench measurement: (its result event or None, the
+    CompletedProcess)."""
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    res = None
+    for ln in r.stdout.splitlines():
+        ev = json.loads(ln)
+        if ev.get("event") == "result":
+            res = ev
+    return res, r
+
+
 def wait_greetings(ports, proc, logs, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -298,13 +298,8 @@ def measure(rgbench, srv, backend, label, kind, extra, fetches, duration, msg_si
            "--timeout", "30", "--drain", "--duration", str(duration), "--quiet"] + extra
     time.sleep(0.3)  # the previous measurement's sessions wind down
     p0, b0 = srv.cpu_parts(), backend.acct.cpu_ns()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res, r = h.rgbench_run(cmd)
     p1, b1 = srv.cpu_parts(), backend.acct.cpu_ns()
-    res = None
-    for ln in r.stdout.splitlines():
-        ev = json.loads(ln)
-        if ev.get("event") == "result":
-            res = ev
     if res is None:
         raise RuntimeError("proxy %s against %s: no result\n%s" % (label, srv.name, r.stderr))
     n = res["sessions"]

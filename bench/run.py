@@ -15,7 +15,10 @@ Its crypto section runs ringgate built with Debian's libwolfssl
 (build-system/, -DRINGGATE_WOLFSSL=system, built when missing) next to the
 default asm build; `--only crypto` runs that section alone. Its proxy section
 (bench/proxybench.py) puts ringgate's passdb proxy and nginx's mail proxy in
-front of one private Dovecot; `--only proxy` runs that section alone.
+front of one private Dovecot; `--only proxy` runs that section alone. Its
+PAM section (bench/pambench.py) measures logins of a system user through
+`passdb { driver = pam }` + `userdb { driver = passwd }`, ringgate and
+Dovecot, auth cache off and on; `--only pam` runs that section alone.
 """
 import argparse
 import datetime
@@ -32,6 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import pambench  # noqa: E402
 import proxybench  # noqa: E402
 from harness import (  # noqa: E402
     Accounting, BENCH_PASS, BENCH_USER, BIG_MESSAGE_SIZE, Bench, DovecotServer, ROOT, RinggateServer,
@@ -776,9 +780,10 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profiles")
     ap.add_argument("--system-build", default=os.path.join(ROOT, "build-system"),
                     help="ringgate built with -DRINGGATE_WOLFSSL=system (built when missing)")
-    ap.add_argument("--only", choices=("crypto", "proxy"),
-                    help="run one section only: crypto (asm vs system build) or proxy "
-                         "(ringgate's passdb proxy vs nginx's mail proxy); writes "
+    ap.add_argument("--only", choices=("crypto", "proxy", "pam"),
+                    help="run one section only: crypto (asm vs system build), proxy "
+                         "(ringgate's passdb proxy vs nginx's mail proxy) or pam (system "
+                         "users through PAM + passwd, cache off and on); writes "
                          "<build>/bench-SECTION.md unless --out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -802,6 +807,8 @@ def main():
             args.out = os.path.join(args.build, "bench-%s.md" % args.only)
         if args.only == "crypto":
             text = crypto_markdown(crypto_compare(args))
+        elif args.only == "pam":
+            text = pambench.pam_markdown(pambench.pam_compare(args))
         else:
             text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:
@@ -898,6 +905,7 @@ def main():
     # --match retries cases: the side sections are left out
     crypto = crypto_compare(args) if not args.match else None
     proxy = proxybench.proxy_compare(args) if not args.match else None
+    pam = pambench.pam_compare(args) if not args.match else None
     large = None
     if not args.quick and not args.match:
         tmp2 = tempfile.mkdtemp(prefix="rgbench-large-")
@@ -913,6 +921,9 @@ def main():
                         [s.name for s in servers], prefix)
     write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn,
                  large, plots, crypto, proxy)
+    if pam is not None:
+        with open(args.out, "a") as f:
+            f.write("\n" + pambench.pam_markdown(pam))
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0

@@ -672,7 +672,13 @@ static bool passdb_handle(struct auth_db_request *req, enum passdb_result *resul
 	if (*result == PASSDB_RESULT_OK || *result == PASSDB_RESULT_NEXT) {
 		passdb_mark(req);
 	} else {
-		/* a failed passdb's fields go */
+		/* a failed passdb's fields go; the message it chose to show
+		 * the client (PAM's failure_show_msg) stays for the reply */
+		const char *reason = auth_fields_get(&req->passdb_fields, AUTH_FIELD_FAILURE_MSG);
+		if (reason != NULL && reason[0] != '\0') {
+			rg_free(req->fail_reason);
+			req->fail_reason = rg_strdup(reason);
+		}
 		auth_fields_truncate(&req->passdb_fields, req->fields_mark);
 		auth_fields_truncate(&req->userdb_fields, req->ufields_mark);
 	}
@@ -694,6 +700,11 @@ static bool passdb_handle(struct auth_db_request *req, enum passdb_result *resul
 	} else if (req->seen_internal_failure) {
 		/* a passdb that failed might have had the right password */
 		*result = PASSDB_RESULT_INTERNAL_FAILURE;
+	}
+	if (*result == PASSDB_RESULT_OK) {
+		/* an earlier passdb's failure message has no place now */
+		rg_free(req->fail_reason);
+		req->fail_reason = NULL;
 	}
 	return true;
 }
@@ -795,6 +806,8 @@ static const struct chain_db *passdb_begin(struct auth_chain *chain, struct auth
 	req->chain = chain;
 	req->passdb_success = req->seen_internal_failure = req->seen_user_unknown = false;
 	req->skip_password_check = false;
+	rg_free(req->fail_reason);
+	req->fail_reason = NULL;
 	passdb_mark(req);
 	*master_unavailable_r = false;
 	const struct chain_db *first = chain->passdbs;

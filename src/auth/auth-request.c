@@ -142,6 +142,7 @@ void auth_db_request_clear(struct auth_db_request *req)
 	rg_free(req->original_user);
 	rg_free(req->master_user);
 	rg_free(req->requested_user);
+	rg_free(req->fail_reason);
 	rg_free(req->chain_scheme);
 	rg_free(req->cache_key);
 	if (req->delayed_cred != NULL)

@@ -70,6 +70,10 @@ struct auth_db_request {
 	const void *chain_db;    /* the block being tried */
 	void *chain_cb;          /* the owner's callback */
 	char *requested_user;    /* master login: the user to become */
+	/* the AUTH_FIELD_FAILURE_MSG field of the last passdb that failed (its
+	 * other fields are rolled back): shown to the client if the login
+	 * fails (PAM's failure_show_msg) */
+	char *fail_reason;
 	const uint8_t *chain_pw; /* valid during the passdb chain only */
 	size_t chain_pw_len;
 	char *chain_scheme;
@@ -82,6 +86,12 @@ struct auth_db_request {
 	char *cache_key;  /* a cache miss: store the answer under this key */
 	unsigned cache_pmark, cache_umark; /* the fields this lookup added start here */
 };
+
+/* A failing passdb's message for the client (a passdb field a driver sets
+ * only when it fails; the chain keeps it in fail_reason). Other
+ * fields of a failed passdb, `reason` included, are not shown: they would
+ * tell a password guesser what the administrator wrote for the user. */
+#define AUTH_FIELD_FAILURE_MSG "ringgate_failure_msg"
 
 void auth_db_request_init(struct auth_db_request *req, const char *user);
 void auth_db_request_clear(struct auth_db_request *req);

@@ -37,6 +37,7 @@
 #define REASON_MECH "Unsupported authentication mechanism."
 #define REASON_PLAINTEXT "Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
 #define REASON_NOLOGIN "Login disabled."
+#define REASON_MAX 256 /* bytes of a passdb's reason sent to the client, NUL included */
 
 enum src_type { SRC_MASTER, SRC_TIMER, SRC_CLIENT, SRC_DNS };
 
@@ -356,6 +357,14 @@ static void delay_run(struct auth_server *srv)
 		ipc_msg_init(&srv->msg, IPC_AUTH_FAIL, req->id);
 		if (req->fail_user != NULL)
 			ipc_msg_add_str(&srv->msg, IPC_F_USER, req->fail_user);
+		if (req->db.fail_reason != NULL) {
+			/* a failed passdb's reason (PAM failure_show_msg): shown
+			 * to the client, so bounded (the login process also
+			 * replaces control characters) */
+			char rbuf[REASON_MAX];
+			snprintf(rbuf, sizeof(rbuf), "%s", req->db.fail_reason);
+			ipc_msg_add_str(&srv->msg, IPC_F_REASON, rbuf);
+		}
 		request_reply(srv, req);
 	}
 	timer_update(srv);
@@ -567,7 +576,7 @@ static void request_success(struct auth_server *srv, struct auth_request *req)
 
 	if (pfield(req, "nologin") != NULL) {
 		const char *reason = pfield(req, "reason");
-		char rbuf[256];
+		char rbuf[REASON_MAX];
 		/* shown to the client: bounded, and a message must never overflow */
 		snprintf(rbuf, sizeof(rbuf), "%s", reason != NULL && reason[0] != '\0' ?
 			 reason : REASON_NOLOGIN);

@@ -26,7 +26,9 @@ struct conv_ctx {
 	const struct auth_db_request *req;
 	const uint8_t *pw;
 	size_t pw_len;
-	char msg[256]; /* the last error/info text, for failure_show_msg */
+	/* for failure_show_msg: the module's last error and info texts and
+	 * the last hidden prompt (what Dovecot 2.3 shows) */
+	char err[256], info[256], prompt[256];
 };
 
 static int pam_init_module(struct passdb_module *m, char **error_r)
@@ -111,13 +113,18 @@ static int conv(int num_msg, const struct pam_message **msgs, struct pam_respons
 		switch (msgs[i]->msg_style) {
 		case PAM_PROMPT_ECHO_OFF:
 			resp[i].resp = strndup((const char *)cc->pw, cc->pw_len);
+			snprintf(cc->prompt, sizeof(cc->prompt), "%s",
+				 msgs[i]->msg != NULL ? msgs[i]->msg : "");
 			break;
 		case PAM_PROMPT_ECHO_ON:
 			resp[i].resp = strdup(cc->req->user);
 			break;
 		case PAM_ERROR_MSG:
+			snprintf(cc->err, sizeof(cc->err), "%s",
+				 msgs[i]->msg != NULL ? msgs[i]->msg : "");
+			break;
 		case PAM_TEXT_INFO:
-			snprintf(cc->msg, sizeof(cc->msg), "%s",
+			snprintf(cc->info, sizeof(cc->info), "%s",
 				 msgs[i]->msg != NULL ? msgs[i]->msg : "");
 			break;
 		default:
@@ -229,8 +236,22 @@ static void pam_verify(struct passdb_module *m, struct auth_db_request *req,
 			log_info("%s(%s,%s): %s() failed: %s", req->db_name, user_log, req->rip,
 				 step, result == PASSDB_RESULT_PASSWORD_MISMATCH ?
 				 "Password mismatch" : why);
-		if (ctx->failure_show_msg && cc.msg[0] != '\0')
-			auth_request_set_field(req, "reason", cc.msg);
+		if (ctx->failure_show_msg && result != PASSDB_RESULT_INTERNAL_FAILURE) {
+			/* the module's own words first: its error, its info,
+			 * else the password prompt it used (Dovecot 2.3 keeps
+			 * only that one) */
+			const char *text = cc.err[0] != '\0' ? cc.err :
+				cc.info[0] != '\0' ? cc.info : cc.prompt;
+			char clean[sizeof(cc.err)];
+			size_t n = 0;
+			for (const char *c = text; *c != '\0' && n < sizeof(clean) - 1; c++)
+				clean[n++] = (unsigned char)*c < 0x20 || *c == 0x7f ? ' ' : *c;
+			while (n > 0 && clean[n - 1] == ' ')
+				n--;
+			clean[n] = '\0';
+			if (n > 0)
+				auth_request_set_field(req, AUTH_FIELD_FAILURE_MSG, clean);
+		}
 	}
 	if (ph != NULL)
 		(void)pam_end(ph, status);

@@ -108,6 +108,7 @@ static const struct set_def global_defs[] = {
 	G(last_valid_gid, ST_UINT, "0"),
 	G(mail_access_groups, ST_STR, ""),
 	G(mail_privileged_group, ST_STR, ""),
+	G(valid_chroot_dirs, ST_STR, ""),
 	G(auth_master_user_separator, ST_STR, ""),
 	G(auth_username_format, ST_STR, "%Lu"),
 	G(auth_username_chars, ST_STR,

@@ -152,6 +152,7 @@ struct settings {
 	unsigned last_valid_gid;        /* 0 = none */
 	char *mail_access_groups;       /* extra groups of every worker, names or numbers */
 	char *mail_privileged_group;    /* one more (Debian: mail, for /var/mail dotlocks) */
+	char *valid_chroot_dirs;        /* ':'-separated; a userdb chroot must be under one */
 	char *auth_master_user_separator; /* "" = no master user logins */
 	char *auth_username_format;      /* %-template applied to every name, default %Lu */
 	char *auth_username_chars;       /* allowed characters; "" = any */

@@ -89,7 +89,8 @@ static const char *reload_needs_restart(const struct settings *a, const struct s
  * *error_r says why (file:line: reason). On success new login processes
  * start with the new settings, listeners are added, kept (the same socket)
  * or closed, and the old login processes stop accepting and live on until
- * their connections end. auth keeps the settings it started with. */
+ * their connections end. auth keeps the settings it started with, unless
+ * the passdb/userdb chain changed: then a fresh auth process replaces it. */
 static int master_reload(char **error_r)
 {
 	char *error = NULL;
@@ -207,11 +208,18 @@ static int master_reload(char **error_r)
 		stats->st.terminating = true;
 		kill(child_pid(stats), SIGTERM);
 	}
-	/* a changed passdb/userdb: what auth cached may be wrong now */
-	if ((!settings_db_equal(&old_set->passdb, &set->passdb) ||
-	     !settings_db_equal(&old_set->userdb, &set->userdb)) &&
-	    auth_cache_flush_request("") == 0)
-		log_info("reload: passdb/userdb changed, auth cache flushed");
+	/* a changed passdb/userdb chain: a fresh auth process builds it (its
+	 * drivers open their stores as root before auth drops privileges, so
+	 * the running one cannot), with an empty cache; the login processes
+	 * get channels to it as after any auth restart */
+	struct child *auth = m.auth.child;
+	if (auth != NULL && (!settings_db_equal(&old_set->passdb, &set->passdb) ||
+			     !settings_db_equal(&old_set->userdb, &set->userdb))) {
+		log_info("reload: passdb/userdb changed: restarting auth process %ld with the new "
+			 "chain (auth cache flushed)", (long)child_pid(auth));
+		auth->st.terminating = true;
+		kill(child_pid(auth), SIGTERM);
+	}
 	m.old_sets = rg_realloc(m.old_sets, (m.old_set_count + 1) * sizeof(*m.old_sets));
 	m.old_sets[m.old_set_count++] = old_set;
 	return 0;

@@ -80,6 +80,42 @@ static char *mail_expand(const char *mail, const char *user, const char *home,
 	return out;
 }
 
+/* A userdb `chroot` field, or a home with Dovecot's "/./" (the part
+ * before it is the chroot). Dovecot refuses a chroot outside
+ * valid_chroot_dirs (every one when it is empty); ringgate refuses every
+ * chroot for now (its workers exec after the drop, and nothing to run
+ * exists inside a user's chroot), naming which of the two rules applies.
+ * NULL: no chroot asked for. */
+static const char *chroot_refusal(const char *home, const struct ipc_fields *uf)
+{
+	char dir[4096];
+	const char *extra = ipc_str(uf, IPC_F_EXTRA);
+	const char *p = home != NULL ? strstr(home, "/./") : NULL;
+	dir[0] = '\0';
+	if (p != NULL) {
+		snprintf(dir, sizeof(dir), "%.*s", (int)(p - home), home);
+	} else if (extra != NULL) {
+		for (const char *f = extra; *f != '\0'; f += strcspn(f, "\t"), f += *f == '\t') {
+			if (strncmp(f, "chroot=", 7) == 0) {
+				snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(f + 7, "\t"), f + 7);
+				break;
+			}
+		}
+	}
+	if (dir[0] == '\0')
+		return NULL;
+	const char *list = m.set->valid_chroot_dirs;
+	for (const char *d = list; *d != '\0'; d += strcspn(d, ":"), d += *d == ':') {
+		size_t n = strcspn(d, ":");
+		while (n > 1 && d[n - 1] == '/')
+			n--;
+		/* a whole path component: /home covers /home/x, not /homeless */
+		if (n > 0 && strncmp(dir, d, n) == 0 && (dir[n] == '\0' || dir[n] == '/'))
+			return "chroot is not supported by ringgate";
+	}
+	return "chroot directory not in valid_chroot_dirs";
+}
+
 /* Fork the worker for a verified login. Returns NULL on success, else the
  * reason to give the login process (details logged here). */
 const char *worker_spawn(struct worker_service *ws, struct pending *p,
@@ -113,6 +149,11 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		log_error("user %s: login refused for gid %llu: gid is %s", user, gid,
 			  gid < m.set->first_valid_gid ? "below first_valid_gid" :
 			  "above last_valid_gid");
+		return REASON_INTERNAL;
+	}
+	const char *chroot_why = chroot_refusal(home, uf);
+	if (chroot_why != NULL) {
+		log_error("user %s: login refused: %s (home %s)", user, chroot_why, home);
 		return REASON_INTERNAL;
 	}
 	char *mail_expanded = mail_expand(mail, user, home, ws->protocol, hf, uid);

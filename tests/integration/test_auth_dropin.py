@@ -16,6 +16,10 @@ import rgenv
 
 PW_USER = "rgdrop-pw"
 PW_PASS = "passwd field pw"
+PAM_SERVICE = "ringgate-dropin-%d" % os.getpid()
+# PAM users: *-frz are refused by pam_nologin, which says why
+PAM_USERS = {"rgdrop-frz": "frz pw", "rgdrop-ok": "ok pw", "rgnomsg-frz": "nomsg pw"}
+FROZEN_MSG = "Account frozen:\tcall the helpdesk"
 
 
 def set_passwd_field(user, value):
@@ -43,7 +47,8 @@ def set_passwd_field(user, value):
         libc.ulckpwdf()
 
 
-@unittest.skipUnless(rgenv.is_root() and shutil.which("useradd"), "needs root and useradd")
+@unittest.skipUnless(rgenv.is_root() and shutil.which("useradd") and shutil.which("chpasswd"),
+                     "needs root, useradd and chpasswd")
 class DropinDrivers(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -51,12 +56,17 @@ class DropinDrivers(unittest.TestCase):
         subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin",
                         PW_USER], check=True)
         cls.user_made = True
+        for user, pw in PAM_USERS.items():
+            subprocess.run(["userdel", user], capture_output=True)
+            subprocess.run(["useradd", "-M", "-d", "/nonexistent", "-s", "/usr/sbin/nologin",
+                            user], check=True)
+            subprocess.run(["chpasswd"], input="%s:%s\n" % (user, pw), text=True, check=True)
         set_passwd_field(PW_USER, crypt.crypt(PW_PASS, crypt.mksalt(crypt.METHOD_SHA512)))
         cls.rg = rgenv.Ringgate(failure_delay="0 secs")
         tmp = cls.rg.tmp
         uid, gid = cls.rg.uid, cls.rg.gid
         # homes with one message each, for the users the new drivers serve
-        for user in ("st-one", "cp-user", "cp-home-from-prog", PW_USER, "dom-ann@example.org",
+        for user in ("st-one", "cp-user", "cp-home-from-prog", PW_USER, "rgdrop-ok", "rl-new", "dom-ann@example.org",
                      "dom-ann@example.net"):
             md = os.path.join(tmp, "home", user, "Maildir")
             for sub in ("cur", "new", "tmp"):
@@ -93,7 +103,35 @@ exec "$1"
         for dom, pw in (("example.org", "org pw"), ("example.net", "net pw")):
             with open(os.path.join(cls.domdir, "users." + dom), "w") as f:
                 f.write("dom-ann:{PLAIN}%s:%d:%d::%s/home/dom-ann@%s::\n" % (pw, uid, gid, tmp, dom))
+                # chroots: a home with Dovecot's /./, a userdb chroot field
+                f.write("dom-jail:{PLAIN}%s:%d:%d::%s/jail/./u::\n" % (pw, uid, gid, tmp))
+                f.write("dom-out:{PLAIN}%s:%d:%d::%s/home/./u::\n" % (pw, uid, gid, tmp))
+                f.write("dom-cf:{PLAIN}%s:%d:%d::%s/home/cf::userdb_chroot=%s/jailhouse\n"
+                        % (pw, uid, gid, tmp, tmp))
+        # the PAM stack: pam_nologin with its own file refuses the *-frz
+        # users and shows the file (a PAM_ERROR_MSG), then pam_unix
+        nologin = os.path.join(tmp, "nologin")
+        with open(nologin, "w") as f:
+            f.write(FROZEN_MSG + "x" * 600 + "\n")
+        cls.pam_file = "/etc/pam.d/" + PAM_SERVICE
+        with open(cls.pam_file, "w") as f:
+            f.write("auth [success=1 default=ignore] pam_succeed_if.so quiet user notin "
+                    "rgdrop-frz:rgnomsg-frz\n"
+                    "auth requisite pam_nologin.so file=%s\n"
+                    "auth required pam_unix.so\n"
+                    "account required pam_unix.so\n" % nologin)
         cls.extra = f"""
+valid_chroot_dirs = /nonexistent-rg:{tmp}/jail/
+passdb {{
+  driver = pam
+  args = failure_show_msg=yes {PAM_SERVICE}
+  username_filter = rgdrop-frz rgdrop-ok
+}}
+passdb {{
+  driver = pam
+  args = {PAM_SERVICE}
+  username_filter = rgnomsg-*
+}}
 passdb {{
   driver = static
   args = password=static-%n-pw
@@ -132,6 +170,10 @@ userdb {{
             rg.cleanup()
         if getattr(cls, "user_made", False):
             subprocess.run(["userdel", PW_USER], capture_output=True)
+            for user in PAM_USERS:
+                subprocess.run(["userdel", user], capture_output=True)
+        if os.path.exists(getattr(cls, "pam_file", "")):
+            os.unlink(cls.pam_file)
 
     def login(self, user, password):
         c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=30)
@@ -184,6 +226,85 @@ userdb {{
         self.assertIsNone(c)
         c, err = self.login("dom-ann@/../domains/users.example.org", "org pw")
         self.assertIsNone(c)
+
+    def test_pam_failure_show_msg(self):
+        # IMAP: the module's message as an ALERT, control characters
+        # replaced, bounded
+        c, err = self.login("rgdrop-frz", PAM_USERS["rgdrop-frz"])
+        self.assertIsNone(c)
+        self.assertIn("[ALERT] Account frozen: call the helpdesk", err)
+        self.assertLess(len(err), 320)
+        # POP3: -ERR [AUTH] with the same text
+        import poplib
+        p = poplib.POP3("127.0.0.1", self.rg.pop3_port, timeout=30)
+        try:
+            p.user("rgdrop-frz")
+            with self.assertRaises(poplib.error_proto) as cm:
+                p.pass_(PAM_USERS["rgdrop-frz"])
+            self.assertIn("-ERR [AUTH] Account frozen: call the helpdesk", str(cm.exception))
+        finally:
+            p.close()
+        # a wrong password: pam_unix said nothing but asked "Password: ",
+        # which is what Dovecot 2.3 shows; never the password itself
+        c, err = self.login("rgdrop-ok", "wrong one")
+        self.assertIsNone(c)
+        self.assertIn("[ALERT] Password:", err)
+        self.assertNotIn("wrong one", err)
+        # the right password still logs in (userdb static)
+        c, err = self.login("rgdrop-ok", PAM_USERS["rgdrop-ok"])
+        self.assertIsNotNone(c, err)
+        c.logout()
+        # without failure_show_msg: Dovecot's plain failure
+        c, err = self.login("rgnomsg-frz", PAM_USERS["rgnomsg-frz"])
+        self.assertIsNone(c)
+        self.assertIn("[AUTHENTICATIONFAILED] Authentication failed.", err)
+        self.assertNotIn("frozen", err)
+
+    def test_chroot_refused(self):
+        # Dovecot refuses a chroot outside valid_chroot_dirs; ringgate also
+        # refuses the ones inside (no chroot support yet), and says which
+        for user, why in (("dom-out@example.org", "chroot directory not in valid_chroot_dirs"),
+                          ("dom-cf@example.org", "chroot directory not in valid_chroot_dirs"),
+                          ("dom-jail@example.org", "chroot is not supported by ringgate")):
+            c, err = self.login(user, "org pw")
+            self.assertIsNone(c, user)
+            self.wait_log("user %s: login refused: %s" % (user, why))
+
+    def test_reload_changes_chain(self):
+        c, err = self.login("rl-new", "reload-pw")
+        self.assertIsNone(c)
+        auth_before = self.rg.children("ringgate-auth")
+        self.assertEqual(len(auth_before), 1)
+        with open(self.rg.conf, "a") as f:
+            f.write("passdb {\n  driver = static\n  args = password=reload-pw\n"
+                    "  username_filter = rl-*\n}\n")
+        out = self.rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+        self.wait_log("reload: passdb/userdb changed: restarting auth process %d" % auth_before[0])
+
+        def logs_in():
+            c, err = self.login("rl-new", "reload-pw")
+            if c is not None:
+                c.logout()
+            return c is not None
+        # no restart of ringgate: the same master, a new auth with the new
+        # block (the user's home comes from the static userdb)
+        self.assertTrue(rgenv.wait_for(logs_in, timeout=30), self.rg.logs()[-3000:])
+        self.assertIsNone(self.rg.proc.poll())
+        auth_after = self.rg.children("ringgate-auth")
+        self.assertEqual(len(auth_after), 1)
+        self.assertNotEqual(auth_after, auth_before)
+        self.assertFalse(os.path.exists("/proc/%d" % auth_before[0]) and
+                         "ringgate-auth" in open("/proc/%d/comm" % auth_before[0]).read())
+        # what was there before still works
+        self.assertEqual(self.count("st-one", "static-st-one-pw"), 1)
+        c, err = self.login("rl-new", "wrong")
+        self.assertIsNone(c)
+        # a reload that changes no block keeps this auth
+        out = self.rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+        self.assertTrue(logs_in())
+        self.assertEqual(self.rg.children("ringgate-auth"), auth_after)
 
 
 if __name__ == "__main__":

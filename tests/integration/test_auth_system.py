@@ -280,11 +280,18 @@ userdb {{
             f.write(conf.replace("max_requests=100", "max_requests=99"))
         out = self.rg.ctl("reload")
         self.assertEqual(out.stdout.strip(), "OK", out.stderr)
-        self.wait_log("reload: passdb/userdb changed, auth cache flushed")
-        self.wait_log("auth cache flushed: ")
-        c, res = self.imap_login("rgtest-cache", pw)
-        self.assertIsNotNone(c, res)
-        c.logout()
+        self.wait_log("reload: passdb/userdb changed: restarting auth process")
+        # the new auth (empty cache) answers once the login processes got
+        # their channels to it: wait for a login to go through
+        def logs_in():
+            c, res = self.imap_login("rgtest-cache", pw)
+            if c is not None:
+                c.logout()
+            return c is not None
+        self.assertTrue(rgenv.wait_for(logs_in, timeout=30), self.rg.logs()[-3000:])
+        self.assertEqual(self.pam_calls("rgtest-cache"), calls + 1)
+        # and the new auth caches again
+        self.assertTrue(logs_in())
         self.assertEqual(self.pam_calls("rgtest-cache"), calls + 1)
 
     def test_uid_below_first_valid_uid(self):

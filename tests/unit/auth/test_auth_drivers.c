@@ -163,6 +163,23 @@ static void test_passdb_static(void **state)
 	auth_chain_free(chain);
 	block_free(p);
 
+	/* the message a failing passdb leaves for the client survives the
+	 * rollback of its fields; a later success or a new chain run clears it */
+	p = block("static", "password=right " AUTH_FIELD_FAILURE_MSG "=Go-away");
+	struct db_settings *p2 = block("static", "password=second");
+	p->next = p2;
+	chain = chain_or_fail(p, NULL);
+	assert_int_equal(verify(chain, &req, "x", "wrong"), PASSDB_RESULT_PASSWORD_MISMATCH);
+	assert_string_equal(req.fail_reason, "Go-away");
+	assert_null(auth_fields_get(&req.passdb_fields, AUTH_FIELD_FAILURE_MSG));
+	called = false;
+	auth_chain_verify_plain(chain, &req, (const uint8_t *)"second", 6, verify_cb);
+	assert_int_equal(presult, PASSDB_RESULT_OK);
+	assert_null(req.fail_reason);
+	auth_chain_free(chain);
+	block_free(p2);
+	block_free(p);
+
 	/* an unknown variable: internal failure, not an empty password */
 	p = block("static", "password=%{nosuchvar}");
 	chain = chain_or_fail(p, NULL);
