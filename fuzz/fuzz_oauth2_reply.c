@@ -28,6 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.active_attribute = (sel & 0x10) ? "account" : NULL,
 		.active_value = (sel & 0x20) ? "enabled" : NULL,
 		.scope = (sel & 0x40) ? "mail" : NULL,
+		.format_lower = true, /* Dovecot's default username_format %Lu */
 	};
 	/* the body as auth sees it: NUL-terminated */
 	char *body = malloc(size);
@@ -50,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	const char *err;
-	enum passdb_result pr = oauth2_verdict_for_user(&v, "", &err);
+	enum passdb_result pr = oauth2_verdict_for_user(&r, &v, "", &err);
 	if (pr != v.result)
 		abort();
 	if (v.result == PASSDB_RESULT_OK) {
@@ -59,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i <= n; i++)
 			upper[i] = (v.user[i] >= 'a' && v.user[i] <= 'z') ? (char)(v.user[i] - 32)
 									 : v.user[i];
-		if (oauth2_verdict_for_user(&v, upper, &err) != PASSDB_RESULT_OK)
+		if (oauth2_verdict_for_user(&r, &v, upper, &err) != PASSDB_RESULT_OK)
 			abort();
 	}
 	struct oauth2_cache *c = oauth2_cache_new(4, 1000);

@@ -22,14 +22,15 @@ enum remote_key {
 	RK_INTROSPECTION_URL, RK_TOKENINFO_URL, RK_CLIENT_SECRET, RK_ACTIVE_ATTRIBUTE,
 	RK_ACTIVE_VALUE, RK_TLS_CA_CERT_FILE, RK_TLS_CA_CERT_DIR, RK_TLS_CERT_FILE,
 	RK_TLS_KEY_FILE, RK_TLS_ALLOW_INVALID_CERT, RK_TIMEOUT_MSECS,
-	RK_MAX_PARALLEL_CONNECTIONS, RK_CACHE_SIZE, RK_CACHE_TTL_MSECS, RK_COUNT
+	RK_MAX_PARALLEL_CONNECTIONS, RK_CACHE_SIZE, RK_CACHE_TTL_MSECS, RK_USERNAME_FORMAT,
+	RK_COUNT
 };
 static const char *const remote_names[RK_COUNT] = {
 	"introspection_url", "tokeninfo_url", "client_secret", "active_attribute",
 	"active_value", "tls_ca_cert_file", "tls_ca_cert_dir", "tls_cert_file",
 	"tls_key_file", "tls_allow_invalid_cert", "timeout_msecs",
 	"max_parallel_connections", "introspection_cache_size",
-	"introspection_cache_ttl_msecs",
+	"introspection_cache_ttl_msecs", "username_format",
 };
 
 struct oauth2_config {
@@ -165,6 +166,10 @@ static char *remote_check(struct oauth2_config *cfg, const char *path)
 	}
 	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
 		return rg_strdup_printf("%s: the IdP's URL must be http:// or https://", path);
+	const char *uf = cfg->remote[RK_USERNAME_FORMAT];
+	if (uf != NULL && uf[0] != '\0' && strcmp(uf, "%Lu") != 0 && strcmp(uf, "%u") != 0 &&
+	    strcmp(uf, "%Ln") != 0 && strcmp(uf, "%n") != 0)
+		return rg_strdup_printf("%s: username_format must be %%Lu, %%u, %%Ln or %%n", path);
 	const char *inv = cfg->remote[RK_TLS_ALLOW_INVALID_CERT];
 	if (inv != NULL && strcmp(inv, "yes") != 0 && strcmp(inv, "no") != 0 && inv[0] != '\0')
 		return rg_strdup_printf("%s: tls_allow_invalid_cert must be yes or no", path);
@@ -324,6 +329,10 @@ bool oauth2_config_remote(const struct oauth2_config *cfg, struct oauth2_remote 
 		.active_value = set_or_null(v[RK_ACTIVE_VALUE]),
 		.scope = set_or_null(cfg->scope),
 	};
+	/* username_format: Dovecot's default %Lu */
+	const char *uf = set_or_null(v[RK_USERNAME_FORMAT]);
+	r->format_lower = uf == NULL || uf[1] == 'L';
+	r->format_local_part = uf != NULL && uf[strlen(uf) - 1] == 'n';
 	*http = (struct http_client_settings){
 		.max_parallel = cfg->max_parallel,
 		/* a login waits at most timeout_msecs anyway; beyond this

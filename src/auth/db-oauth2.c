@@ -77,11 +77,11 @@ static void log_refusal(const struct auth_db_request *req, const char *error)
 }
 
 /* a verdict on the token, for this request's user */
-static void verdict_apply(struct auth_db_request *req, const struct oauth2_verdict *v,
-			  passdb_verify_callback *cb)
+static void verdict_apply(const struct oauth2_db *db, struct auth_db_request *req,
+			  const struct oauth2_verdict *v, passdb_verify_callback *cb)
 {
 	const char *error;
-	enum passdb_result result = oauth2_verdict_for_user(v, req->user, &error);
+	enum passdb_result result = oauth2_verdict_for_user(&db->r, v, req->user, &error);
 	if (result == PASSDB_RESULT_OK) {
 		/* OAUTHBEARER without authzid: the token names the user */
 		if (req->user[0] == '\0')
@@ -116,7 +116,7 @@ static void introspected(const struct http_response *resp, void *context)
 			log_warning("%s: the IdP answered HTTP %ld", p->req->db_name, resp->status);
 		oauth2_cache_put(db->cache, p->token, p->token_len, mono_ms(), now, &v);
 	}
-	verdict_apply(p->req, &v, p->cb);
+	verdict_apply(db, p->req, &v, p->cb);
 	explicit_bzero(p->token, p->token_len);
 	rg_free(p->token);
 	rg_free(p);
@@ -127,7 +127,7 @@ static void remote_verify(struct oauth2_db *db, struct auth_db_request *req, con
 {
 	struct oauth2_verdict v;
 	if (oauth2_cache_get(db->cache, token, len, mono_ms(), (int64_t)time(NULL), &v)) {
-		verdict_apply(req, &v, cb);
+		verdict_apply(db, req, &v, cb);
 		return;
 	}
 	if (db->http == NULL) {

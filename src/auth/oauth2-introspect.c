@@ -182,13 +182,23 @@ out:
 		v->user[0] = '\0';
 }
 
-enum passdb_result oauth2_verdict_for_user(const struct oauth2_verdict *v, const char *user,
+/* the part of a name username_format keeps */
+static size_t format_len(const struct oauth2_remote *r, const char *name)
+{
+	return r->format_local_part ? strcspn(name, "@") : strlen(name);
+}
+
+enum passdb_result oauth2_verdict_for_user(const struct oauth2_remote *r,
+					   const struct oauth2_verdict *v, const char *user,
 					   const char **error_r)
 {
 	*error_r = v->error;
 	if (v->result != PASSDB_RESULT_OK)
 		return v->result;
-	if (user[0] != '\0' && strcasecmp(user, v->user) != 0) {
+	size_t ul = format_len(r, user), vl = format_len(r, v->user);
+	if (user[0] != '\0' &&
+	    (ul != vl || (r->format_lower ? strncasecmp(user, v->user, ul)
+					  : strncmp(user, v->user, ul)) != 0)) {
 		*error_r = "the token is for another user";
 		return PASSDB_RESULT_USER_UNKNOWN;
 	}

@@ -30,6 +30,9 @@ struct oauth2_remote {
 	const char *username_attribute; /* "email" by default */
 	const char *active_attribute, *active_value; /* NULL: not checked */
 	const char *scope;             /* NULL: not checked */
+	/* Dovecot's username_format, applied to both names before they are
+	   compared: %Lu (its default), %u, %Ln, %n (the part before '@') */
+	bool format_lower, format_local_part;
 };
 
 /* What to send for token: *url_r and *body_r (POST; else NULL) allocated,
@@ -53,9 +56,10 @@ struct oauth2_verdict {
 void oauth2_reply_judge(const struct oauth2_remote *r, long status, const char *body,
 			size_t len, int64_t now, struct oauth2_verdict *v);
 /* Then for the user the client named ("" takes the token's user):
- * USER_UNKNOWN when another; names compare case-insensitively (Dovecot's
- * default username_format %Lu). */
-enum passdb_result oauth2_verdict_for_user(const struct oauth2_verdict *v, const char *user,
+ * USER_UNKNOWN when another; names compare through username_format
+ * (format_lower, format_local_part of r). */
+enum passdb_result oauth2_verdict_for_user(const struct oauth2_remote *r,
+					   const struct oauth2_verdict *v, const char *user,
 					   const char **error_r);
 
 /* ---- the cache: verdicts by token, at most size entries (least recently

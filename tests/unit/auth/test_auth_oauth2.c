@@ -174,6 +174,8 @@ static void test_config_errors(void **state)
 		  ": max_parallel_connections must be a number up to 1024" },
 		{ "introspection_url = https://idp/x\ntls_allow_invalid_cert = maybe\n",
 		  ": tls_allow_invalid_cert must be yes or no" },
+		{ "introspection_url = https://idp/x\nusername_format = %{user | lower}\n",
+		  ": username_format must be %Lu, %u, %Ln or %n" },
 		{ "introspection_mode = local\n",
 		  ": local validation needs local_validation_key_dict" },
 		{ "introspection_mode = local\nlocal_validation_key_dict = redis:host=x\n",
@@ -226,6 +228,8 @@ static void test_remote_config(void **state)
 	assert_false(h.allow_invalid_cert);
 	assert_int_equal(size, 1024);
 	assert_int_equal(ttl, 60000);
+	assert_true(r.format_lower); /* Dovecot's default %Lu */
+	assert_false(r.format_local_part);
 	const char *method;
 	char *url, *body, *auth;
 	oauth2_request_make(&r, "a+b/c=", &method, &url, &body, &auth);
@@ -251,9 +255,12 @@ static void test_remote_config(void **state)
 	oauth2_config_free(&cfg);
 	/* tokeninfo_url alone; unset mode is auth; cache off */
 	cfg = load("tokeninfo_url = http://127.0.0.1:1/ti?access_token=\n"
-		   "introspection_cache_size = 0\ntimeout_msecs = 0\n", &error);
+		   "introspection_cache_size = 0\ntimeout_msecs = 0\nusername_format = %n\n",
+		   &error);
 	assert_non_null(cfg);
 	assert_true(oauth2_config_remote(cfg, &r, &h, &size, &ttl));
+	assert_false(r.format_lower);
+	assert_true(r.format_local_part);
 	assert_int_equal(r.mode, OAUTH2_MODE_TOKENINFO);
 	assert_int_equal(size, 0);
 	assert_int_equal(h.timeout_msecs, 5000); /* Dovecot's 0: bounded anyway */
@@ -281,21 +288,34 @@ static void test_remote_judge(void **state)
 {
 	(void)state;
 	struct oauth2_remote r = { .mode = OAUTH2_MODE_AUTH, .url = "https://idp/",
-				   .username_attribute = "email" };
+				   .username_attribute = "email", .format_lower = true };
 	struct oauth2_verdict v;
 	const char *err;
 	judge(&r, 200, "{\"active\":true,\"email\":\"Alice@example.org\"}", &v);
 	assert_int_equal(v.result, PASSDB_RESULT_OK);
 	assert_string_equal(v.user, "Alice@example.org");
-	assert_int_equal(oauth2_verdict_for_user(&v, "alice@example.org", &err), PASSDB_RESULT_OK);
-	assert_int_equal(oauth2_verdict_for_user(&v, "", &err), PASSDB_RESULT_OK);
-	assert_int_equal(oauth2_verdict_for_user(&v, "bob@example.org", &err),
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "alice@example.org", &err), PASSDB_RESULT_OK);
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "", &err), PASSDB_RESULT_OK);
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "bob@example.org", &err),
 			 PASSDB_RESULT_USER_UNKNOWN);
 	assert_string_equal(err, "the token is for another user");
+	/* username_format %u: exact; %n: the local parts */
+	r.format_lower = false;
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "alice@example.org", &err),
+			 PASSDB_RESULT_USER_UNKNOWN);
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "Alice@example.org", &err),
+			 PASSDB_RESULT_OK);
+	r.format_local_part = true;
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "Alice@other.example", &err),
+			 PASSDB_RESULT_OK);
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "Alic", &err),
+			 PASSDB_RESULT_USER_UNKNOWN);
+	r.format_lower = true;
+	r.format_local_part = false;
 	judge(&r, 200, "{\"active\":false}", &v);
 	assert_int_equal(v.result, PASSDB_RESULT_PASSWORD_MISMATCH);
 	assert_string_equal(v.error, "the token is not active");
-	assert_int_equal(oauth2_verdict_for_user(&v, "", &err), PASSDB_RESULT_PASSWORD_MISMATCH);
+	assert_int_equal(oauth2_verdict_for_user(&r, &v, "", &err), PASSDB_RESULT_PASSWORD_MISMATCH);
 	judge(&r, 200, "{\"active\":\"yes\",\"email\":\"a\"}", &v);
 	assert_int_equal(v.result, PASSDB_RESULT_PASSWORD_MISMATCH);
 	char body[128];
