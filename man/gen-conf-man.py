@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def inline(text):
     """markdown inline -> roff: `code` bold, escapes"""
-    text = text.replace("\\", "\\e").replace("\u2026", "...").replace("\u2014", "\\(em")
+    text = text.replace("\\", "\\e").replace("\u2026", "...").replace("\u2014", "\\(em").replace("\u00d7", "\\(mu")
     text = re.sub(r"`([^`]*)`", lambda m: "\\fB" + m.group(1) + "\\fR", text)
     text = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", text)
     return text
