@@ -359,6 +359,15 @@ class External(unittest.TestCase):
                 self.assertNotIn("Logged in", out)
                 self.reset()
 
+    def test_certificate_request_names_the_ca(self):
+        # TLS 1.2's CertificateRequest lists ssl_ca's subjects (wolfSSL
+        # 5.5.4 sends no certificate_authorities extension in TLS 1.3)
+        out = subprocess.run(["openssl", "s_client", "-connect",
+                              "127.0.0.1:%d" % self.rg.imaps_port, "-tls1_2",
+                              "-CAfile", self.rg.cert], input=b"a LOGOUT\r\n",
+                             capture_output=True, timeout=60).stdout.decode()
+        self.assertRegex(out, r"Acceptable client certificate CA names\s+CN ?= ?Test CA\n", out)
+
     def test_username_from_cert_overrides_plain(self):
         # auth_ssl_username_from_cert: the certificate names the user,
         # whatever PLAIN says (Dovecot's cert_username)
