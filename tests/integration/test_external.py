@@ -467,7 +467,8 @@ class RequireClientCert(unittest.TestCase):
     """auth_ssl_require_client_cert with ssl_require_crl = no: a login needs
     a valid certificate whatever the mechanism, and CRLs are not checked
     (ssl_ca has none); then ssl_require_crl = yes without a CRL refuses
-    every certificate, as OpenSSL's CRL check in Dovecot does."""
+    every certificate, as OpenSSL's CRL check in Dovecot does; and EXTERNAL
+    served by a `static` passdb with nopassword."""
 
     @classmethod
     def setUpClass(cls):
@@ -480,10 +481,10 @@ class RequireClientCert(unittest.TestCase):
         os.chmod(cls.pkidir, 0o755)
         os.chmod(cls.ssl_ca, 0o644)
 
-    def server(self, extra):
+    def server(self, extra, users=None):
         rg = rgenv.Ringgate(tls=True, failure_delay="0", extra_conf=(
             "ssl_ca = <%s\nssl_verify_client_cert = yes\n%s" % (self.ssl_ca, extra)),
-            users={"demo": "demo-pass", "alice": "alice secret"})
+            users=users or {"demo": "demo-pass", "alice": "alice secret"})
         rg.start()
         self.addCleanup(rg.cleanup)
         self.addCleanup(rg.stop)
@@ -511,6 +512,34 @@ class RequireClientCert(unittest.TestCase):
             with self.subTest(cert=cert):
                 self.assertFalse(self.login(rg, cert))
         self.assertIn("client didn't present a valid SSL certificate", rg.logs())
+
+    def test_external_from_a_static_passdb(self):
+        """Dovecot's other way: a static passdb with nopassword serving only
+        EXTERNAL (the passwd-file entry has a password)"""
+        rg = self.server("ssl_require_crl = no\nauth_ssl_username_from_cert = yes\n"
+                         "auth_mechanisms = plain external\n"
+                         "passdb {\n  driver = static\n  args = nopassword=y\n"
+                         "  mechanisms = external\n}\n", users={"certuser": "pw x"})
+
+        def external(cert):
+            ctx = client_ctx(rg.cert, self.certs[cert])
+            m = imaplib.IMAP4_SSL("127.0.0.1", rg.imaps_port, timeout=30, ssl_context=ctx)
+            try:
+                m.authenticate("EXTERNAL", lambda _: b"")
+            except imaplib.IMAP4.error:
+                m.shutdown()
+                return False
+            m.logout()
+            return True
+        self.assertTrue(external("good"))
+        self.assertFalse(external("other"))
+        self.assertTrue(external("good"))
+        # the static passdb serves EXTERNAL only: PLAIN with any password fails
+        m = imaplib.IMAP4_SSL("127.0.0.1", rg.imaps_port, timeout=30,
+                              ssl_context=client_ctx(rg.cert, self.certs["good"]))
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("certuser", "anything")
+        m.shutdown()
 
     def test_require_crl_without_a_crl_refuses_every_certificate(self):
         rg = self.server("auth_ssl_require_client_cert = yes\n")
