@@ -112,6 +112,7 @@ def make_pki(root):
     certs = {
         "good": ca.client("good", "/CN=certuser"),
         "pwuser": ca.client("pwuser", "/CN=pwuser"),
+        "proxyuser": ca.client("proxyuser", "/CN=proxyuser"),
         "revoked": ca.client("revoked", "/CN=certuser"),
         "expired": ca.client("expired", "/CN=certuser", "20200101000000Z", "20200201000000Z"),
         "other": other.client("other", "/CN=certuser"),
@@ -231,9 +232,10 @@ class External(unittest.TestCase):
             "auth_ssl_username_from_cert = yes\n"
             "auth_mechanisms = plain external scram-sha-256 scram-sha-256-plus "
             "scram-sha-1 scram-sha-1-plus\n" % cls.ssl_ca),
-            users={"certuser": "x", "pwuser": "x", "scram": "x"})
+            users={"certuser": "x", "pwuser": "x", "scram": "x", "proxyuser": "x"})
         with open(cls.rg.passwd, "w") as f:
             for user, pw, extra in (("certuser", "", "nopassword"),
+                                    ("proxyuser", "", "nopassword proxy host=127.0.0.1 port=9"),
                                     ("pwuser", "{PLAIN}secret", ""),
                                     ("scram", "{PLAIN}pencil", "")):
                 f.write("%s:%s:%d:%d::%s::%s\n" % (user, pw, cls.rg.uid, cls.rg.gid,
@@ -321,6 +323,12 @@ class External(unittest.TestCase):
         self.assertFalse(self.external("pwuser"))
         log = self.rg.logs()
         self.assertIn("no valid client certificate naming a user", log)
+
+    def test_external_proxy_forwards_no_empty_password(self):
+        # a proxied EXTERNAL user has no password for the backend: the
+        # login is refused rather than an empty password sent
+        self.assertFalse(self.external("proxyuser"))
+        self.assertIn("proxy: no password for the backend: EXTERNAL", self.rg.logs())
 
     def test_external_sasl_ir_raw(self):
         with socket.create_connection(("127.0.0.1", self.rg.imaps_port), timeout=30) as raw, \
