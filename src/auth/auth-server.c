@@ -1387,7 +1387,7 @@ void auth_server_tick(struct auth_server *srv)
 /* The chain from the settings' blocks, or (tests, the fuzzer) from the
  * passwd-file shortcuts: passdb_args, and userdb_args or else the passdb's
  * file as the userdb. */
-static struct auth_chain *chain_build(const struct auth_config *cfg, char **error_r)
+struct auth_chain *auth_server_chain_build(const struct auth_config *cfg, char **error_r)
 {
 	const struct db_settings *passdbs = cfg->passdbs, *userdbs = cfg->userdbs;
 	struct db_settings p, u;
@@ -1454,7 +1454,7 @@ static bool mechanisms_servable(struct auth_chain *chain, const char *mechanisms
 struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd,
 				    char **error_r)
 {
-	struct auth_chain *chain = chain_build(cfg, error_r);
+	struct auth_chain *chain = auth_server_chain_build(cfg, error_r);
 	if (chain == NULL)
 		return NULL;
 	if (!mechanisms_servable(chain, cfg->mechanisms != NULL ? cfg->mechanisms : "plain",

@@ -458,11 +458,24 @@ static void userdb_pf_lookup(struct userdb_module *m, struct auth_db_request *re
 	cb(USERDB_RESULT_OK, req);
 }
 
+/* every entry, in file order (Dovecot's passwd-file iterate) */
+static void userdb_pf_iterate(struct userdb_module *m, userdb_iter_callback *cb, void *context)
+{
+	struct pf_shared *s = m->ctx;
+	if (passwd_file_refresh(s->pf, mono_ms()) < 0) {
+		cb(NULL, true, context);
+		return;
+	}
+	for (unsigned i = 0; i < passwd_file_count(s->pf); i++)
+		cb(passwd_file_entry(s->pf, i)->user, false, context);
+	cb(NULL, false, context);
+}
+
 const struct userdb_driver userdb_driver_passwd_file = {
 	.name = "passwd-file",
 	.blocking = false,
 	.init = userdb_pf_init,
 	.deinit = userdb_pf_deinit,
 	.lookup = userdb_pf_lookup,
-	.iterate = NULL,
+	.iterate = userdb_pf_iterate,
 };

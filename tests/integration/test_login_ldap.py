@@ -43,6 +43,8 @@ class LdapLoginTest(unittest.TestCase):
                     "pass_filter = (&(objectClass=posixAccount)(uid=%u))\n"
                     "user_attrs = homeDirectory=home, uidNumber=uid, gidNumber=gid\n"
                     "user_filter = (&(objectClass=posixAccount)(uid=%u))\n"
+                    "iterate_attrs = uid=user\n"
+                    "iterate_filter = (&(objectClass=posixAccount)(uid=l*))\n"
                     "default_pass_scheme = CRYPT\nrequest_timeout = 3s\n")
         cls.bind_conf = os.path.join(rg.tmp, "dovecot-ldap-bind.conf.ext")
         with open(cls.bind_conf, "w") as f:
@@ -143,6 +145,17 @@ class LdapLoginTest(unittest.TestCase):
         # no filter slapd parsed had an unescaped wildcard for uid
         self.assertNotRegex(log, r'filter="[^"]*\(uid=\*\)')
 
+    def test_user_command(self):
+        # `ringgate user` (doveadm user): iterate_filter/iterate_attrs list,
+        # user_filter looks up
+        r = self.rg.ctl("user", "*", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["lalice", "lbob", "lcarol", "lpx"])
+        r = self.rg.ctl("user", "LB*", check=False)
+        self.assertEqual(r.stdout, "lbob\n")
+        r = self.rg.ctl("user", "-f", "home", "lalice", check=False)
+        self.assertEqual((r.returncode, r.stdout), (0, self.rg.home("lalice") + "\n"), r.stderr)
+
     def test_slapd_outage(self):
         c = self.imap()
         self.assertEqual(c.login("lbob", "bob pw")[0], "OK")
@@ -151,6 +164,9 @@ class LdapLoginTest(unittest.TestCase):
         try:
             reply = self.raw_login(b"lbob", b"bob pw")
             self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            r = self.rg.ctl("user", "*", check=False)
+            self.assertEqual((r.returncode, r.stdout), (89, ""))
+            self.assertIn("user listing failed", r.stderr)
         finally:
             self.ld.start()
         deadline = time.time() + 20

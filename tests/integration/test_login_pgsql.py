@@ -185,6 +185,20 @@ class PgsqlLoginTest(unittest.TestCase):
         self.assertEqual(reply, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
         self.assertNotIn("zz'", self.pg.statement_log())
 
+    def test_user_command(self):
+        # `ringgate user` (doveadm user): iterate_query lists, user_query looks up
+        r = self.rg.ctl("user", "*", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()),
+                         ["alice", "bob", "carol", "pxuser", "twin", "twin"])
+        r = self.rg.ctl("user", "?ARO*", "px*", check=False)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["carol", "pxuser"])
+        r = self.rg.ctl("user", "bob", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("home\t%s\n" % self.rg.home("bob"), r.stdout)
+        self.assertIn("uid\t%d\n" % self.rg.uid, r.stdout)
+        self.assertEqual(self.rg.ctl("user", "nobody", check=False).returncode, 67)
+
     def test_database_outage(self):
         c = self.imap()
         self.assertEqual(c.login("bob", "bob pw")[0], "OK")
@@ -195,6 +209,11 @@ class PgsqlLoginTest(unittest.TestCase):
             reply = self.raw_login(b"bob", b"bob pw")
             self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
             self.assertLess(time.time() - t0, 5)
+            # a listing that cannot reach the store fails as doveadm's does
+            r = self.rg.ctl("user", "*", check=False)
+            self.assertEqual((r.returncode, r.stdout), (89, ""))
+            self.assertIn("user listing failed", r.stderr)
+            self.assertEqual(self.rg.ctl("user", "bob", check=False).returncode, 75)
         finally:
             self.pg.start()
         deadline = time.time() + 20
