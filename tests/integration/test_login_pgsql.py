@@ -165,10 +165,9 @@ class PgsqlLoginTest(unittest.TestCase):
         for stmt in stmts:
             self.assertRegex(stmt, self.LITERAL)
 
-    def test_default_username_chars(self):
-        # with Dovecot's default auth_username_chars a hostile name is refused
-        # before any lookup: the store never sees it
-        rg = rgenv.Ringgate(users={"alice": "x"}, failure_delay="0 secs")
+    def second_ringgate(self, users, extra_conf=""):
+        """Another ringgate on the same store blocks (started)."""
+        rg = rgenv.Ringgate(users=users, failure_delay="0 secs", extra_conf=extra_conf)
         self.addCleanup(rg.cleanup)
         blocks = r"passdb \{.*?\}\nuserdb \{.*?\}\n"
         with open(self.rg.conf) as f:
@@ -178,6 +177,28 @@ class PgsqlLoginTest(unittest.TestCase):
         with open(rg.conf, "w") as f:
             f.write(conf)
         rg.start()
+        return rg
+
+    def test_auth_cache(self):
+        # auth_cache_size: the sql passdb and userdb are cached by the
+        # query's variables (%u here): the second login never reaches the
+        # store; a wrong password is checked against the store again
+        rg = self.second_ringgate({"bob": "x"}, "auth_cache_size = 1M\n")
+        query = "username = 'bob'"
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"bob", b"bob pw")[:4], b"a OK")
+        n = self.pg.statement_log().count(query)
+        self.assertGreaterEqual(n, 1)
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"bob", b"bob pw")[:4], b"a OK")
+        self.assertEqual(self.pg.statement_log().count(query), n)
+        self.assertNotEqual(storeenv.login_reply(rg.imap_port, b"bob", b"not it")[:4], b"a OK")
+        self.assertGreater(self.pg.statement_log().count(query), n)
+        counts = rg.ctl("stats").stdout
+        self.assertRegex(counts, r"cache_hits\D+[1-9]")
+
+    def test_default_username_chars(self):
+        # with Dovecot's default auth_username_chars a hostile name is refused
+        # before any lookup: the store never sees it
+        rg = self.second_ringgate({"alice": "x"})
         with socket.create_connection(("127.0.0.1", rg.imap_port), timeout=20) as s:
             rgenv.recv_until(s, b"\r\n")
             s.sendall(b"a LOGIN \"zz' or '1'='1\" \"pw\"\r\n")
