@@ -734,6 +734,27 @@ def fmt(x, f="%.0f"):
 
 
 
+def profiles_and_problems_md(profiles, title, log_problems):
+    """The end of a section's page: each (name, rows) perf profile under
+    title % name, then the servers' distinct log problems. Lines."""
+    L = []
+    for name, rows in profiles:
+        L.append(title % name)
+        L.append("```")
+        for pct, comm, dso, sym in rows:
+            L.append("%6.2f%%  %-15s %-28s %s" % (pct, comm, dso[:28], sym[:70]))
+        L.append("```\n")
+    probs = {n: m for n, m in (log_problems or {}).items() if m}
+    if probs:
+        L.append("Errors and warnings in the servers' logs:\n")
+        for n, msgs in probs.items():
+            L.append("%s:\n\n```" % n)
+            for m, count in msgs[:8]:
+                L.append("%6d× %s" % (count, m))
+            L.append("```\n")
+    return L
+
+
 def server_log_problems(text):
     """Distinct error lines (pids and numbers folded), most frequent first."""
     import re

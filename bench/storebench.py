@@ -424,19 +424,7 @@ def store_markdown(p):
                      "met" if rr is not None and rr >= 2 else "**not met**" + (
                          " on logins/s, which the shared backend holds near its own rate"
                          if cr is not None and cr <= 0.5 else "")))
-    for name, rows in p["profiles"]:
-        L.append("**%s**, login c=%d: `perf record -a -e cpu-clock -G` of its cgroup, "
-                 "hottest entries in %% of its samples:\n" % (name, p["clients"]))
-        L.append("```")
-        for pct, comm, dso, sym in rows:
-            L.append("%6.2f%%  %-15s %-28s %s" % (pct, comm, dso[:28], sym[:70]))
-        L.append("```\n")
-    probs = {n: m for n, m in p.get("log_problems", {}).items() if m}
-    if probs:
-        L.append("Errors and warnings in the servers' logs:\n")
-        for n, msgs in probs.items():
-            L.append("%s:\n\n```" % n)
-            for m, count in msgs[:8]:
-                L.append("%6d× %s" % (count, m))
-            L.append("```\n")
+    L += h.profiles_and_problems_md(
+        p["profiles"], "**%%s**, login c=%d: `perf record -a -e cpu-clock -G` of its cgroup, "
+        "hottest entries in %%%% of its samples:\n" % p["clients"], p.get("log_problems"))
     return "\n".join(L)

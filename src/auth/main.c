@@ -134,16 +134,22 @@ static void config_from_settings(const struct settings *set, struct auth_config 
 	};
 }
 
-/* `ringgate user ...` (auth-usercmd.h): as the invoking user, no sandbox */
-static int user_command(const char *config, int argc, char **argv)
+static struct settings *load_settings(const char *config, struct auth_config *cfg)
 {
-	log_init("ringgate");
 	char *error = NULL;
 	struct settings *set = settings_load(config, &error);
 	if (set == NULL)
 		log_fatal("%s", error);
+	config_from_settings(set, cfg);
+	return set;
+}
+
+/* `ringgate user ...` (auth-usercmd.h): as the invoking user, no sandbox */
+static int user_command(const char *config, int argc, char **argv)
+{
+	log_init("ringgate");
 	struct auth_config cfg;
-	config_from_settings(set, &cfg);
+	struct settings *set = load_settings(config, &cfg);
 	int ret = auth_usercmd_run(&cfg, set, argc, argv);
 	settings_free(set);
 	return ret;
@@ -189,13 +195,8 @@ int main(int argc, char **argv)
 		log_fatal("fd %d is not the channel to master (run by ringgate)", MASTER_FD);
 	signal(SIGPIPE, SIG_IGN);
 
-	char *error = NULL;
-	struct settings *set = settings_load(config, &error);
-	if (set == NULL)
-		log_fatal("%s", error);
-
 	struct auth_config cfg;
-	config_from_settings(set, &cfg);
+	struct settings *set = load_settings(config, &cfg);
 	/* the resolver for passdb proxy host names: exec'ed before any
 	 * password is loaded, so it holds none */
 	int dns_fd = -1;
@@ -212,6 +213,7 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		log_error("starting the auth-worker spawner: %s (blocking passdbs/userdbs fail)",
 			  strerror(-ret));
+	char *error = NULL;
 	struct auth_server *srv = auth_server_new(&cfg, MASTER_FD, &error);
 	if (srv == NULL)
 		log_fatal("%s", error);
