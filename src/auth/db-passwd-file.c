@@ -461,7 +461,15 @@ static void userdb_pf_lookup(struct userdb_module *m, struct auth_db_request *re
 /* every entry, in file order (Dovecot's passwd-file iterate) */
 static void userdb_pf_iterate(struct userdb_module *m, userdb_iter_callback *cb, void *context)
 {
-	struct pf_shared *s = m->ctx;
+	const struct pf_module *mod = m->ctx;
+	if (mod->fixed == NULL) {
+		/* which files exist is not known: Dovecot refuses too */
+		log_error("passwd-file %s: users cannot be listed with %%variables in the path",
+			  mod->targs.path);
+		cb(NULL, true, context);
+		return;
+	}
+	const struct pf_shared *s = mod->fixed;
 	if (passwd_file_refresh(s->pf, mono_ms()) < 0) {
 		cb(NULL, true, context);
 		return;

@@ -68,6 +68,19 @@ class UserCommandTest(unittest.TestCase):
         r = self.user(self.conf(""), "*")
         self.assertEqual(r.stdout.splitlines(), ["zed", "Alice", "bob@example.com"])
 
+    def test_templated_path_cannot_list(self):
+        # a %d path: which files exist is unknown, so the listing fails (as
+        # Dovecot's), while a lookup finds the user's file
+        os.makedirs(os.path.join(self.tmp, "domains"), exist_ok=True)
+        shutil.copy(self.users, os.path.join(self.tmp, "domains", "example.com"))
+        conf = self.conf("userdb {\n  driver = passwd-file\n  args = %s/domains/%%d\n}\n"
+                         % self.tmp)
+        r = self.user(conf, "*")
+        self.assertEqual(r.returncode, 89)
+        self.assertIn("users cannot be listed with %variables in the path", r.stderr)
+        r = self.user(conf, "-f", "home", "bob@example.com")
+        self.assertEqual((r.returncode, r.stdout), (0, "/home/bob\n"), r.stderr)
+
     def test_lookup_formats(self):
         conf = self.conf("userdb {\n  driver = passwd-file\n  args = %s\n}\n" % self.users)
         r = self.user(conf, "zed", "bob@example.com")
