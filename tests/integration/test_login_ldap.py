@@ -66,7 +66,7 @@ class LdapLoginTest(unittest.TestCase):
                 f.write(src.read().replace(cls.ld.uri, uri) + tls +
                         "tls_require_cert = demand\n")
             tls_confs.append(path)
-        storeenv.use_store_blocks(rg,
+        cls.blocks = (
                       "passdb {\n  driver = ldap\n  args = %s\n  username_filter = bind*\n}\n"
                       "passdb {\n  driver = ldap\n  args = %s\n  username_filter = tls*\n}\n"
                       "passdb {\n  driver = ldap\n  args = %s\n  username_filter = ssl*\n}\n"
@@ -75,6 +75,7 @@ class LdapLoginTest(unittest.TestCase):
                       "  username_filter = !bind* !tls* !ssl* !badca*\n}\n"
                       "userdb {\n  driver = ldap\n  args = %s\n}\n"
                       % ((cls.bind_conf,) + tuple(tls_confs) + (cls.lookup_conf, cls.lookup_conf)))
+        storeenv.use_store_blocks(rg, cls.blocks)
         u = storeenv.user_ldif
         ldif = u("lalice", "{SHA512-CRYPT}" + crypt.crypt("alice pw", crypt.mksalt(crypt.METHOD_SHA512)),
                  rg.uid, rg.home("lalice"))
@@ -181,6 +182,21 @@ class LdapLoginTest(unittest.TestCase):
         reply = self.raw_login(b"badcauser", b"badcauser pw")
         self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
         self.assertIn("StartTLS failed: Connect error (TLS: peer cert untrusted", self.rg.logs())
+
+    def test_auth_cache(self):
+        # auth_cache_size: the ldap passdb and userdb are cached by their
+        # filters' variables (%u): the second login sends slapd no search
+        rg = rgenv.Ringgate(users={"lbob": "x"}, failure_delay="0 secs",
+                            extra_conf=USERNAME_CHARS + "auth_cache_size = 1M\n")
+        self.addCleanup(rg.cleanup)
+        storeenv.use_store_blocks(rg, self.blocks)
+        rg.start()
+        search = 'filter="(&(objectClass=posixAccount)(uid=lbob))"'
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"lbob", b"bob pw")[:4], b"a OK")
+        n = self.ld.statement_log().count(search)
+        self.assertGreaterEqual(n, 1)
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"lbob", b"bob pw")[:4], b"a OK")
+        self.assertEqual(self.ld.statement_log().count(search), n)
 
     def test_user_command(self):
         # `ringgate user` (doveadm user): iterate_filter/iterate_attrs list,
