@@ -729,6 +729,14 @@ def spread(xs):
     return (max(xs) - min(xs)) / statistics.median(xs) * 100
 
 
+def round_ratio(a_recs, b_recs, key):
+    """The median over rounds of a's key / b's key, each ratio taken within
+    one round (records carry "round")."""
+    a = {r["round"]: r.get(key) for r in a_recs}
+    b = {r["round"]: r.get(key) for r in b_recs}
+    return med([a[k] / b[k] for k in a if k in b and a[k] and b[k]])
+
+
 def fmt(x, f="%.0f"):
     return "–" if x is None else f % x
 

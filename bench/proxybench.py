@@ -417,11 +417,10 @@ def proxy_compare(args):
                                          for k in ok[0]["parts_ms"]}
 
         def ratio(key):
-            a = {r["round"]: r.get(key) for r in results
-                 if r["server"] == "ringgate" and r["label"] == label and r["ok"]}
-            b = {r["round"]: r.get(key) for r in results
-                 if r["server"] == "nginx" and r["label"] == label and r["ok"]}
-            return h.med([a[k] / b[k] for k in a if k in b and a[k] and b[k]])
+            def ok(name):
+                return [r for r in results
+                        if r["server"] == name and r["label"] == label and r["ok"]]
+            return h.round_ratio(ok("ringgate"), ok("nginx"), key)
         row["rate_ratio"] = ratio("rate")
         row["cpu_ratio"] = ratio("cpu_ms")
         row["mib_ratio"] = ratio("mib_per_s") if fetches else None

@@ -342,11 +342,10 @@ def store_compare(args):
                     row[soft]["spread"] = h.spread([r["rate"] for r in ok])
 
             def ratio(key):
-                a = {r["round"]: r.get(key) for r in res if r["store"] == store and
-                     r["cache"] == cache and r["software"] == "ringgate" and r["ok"]}
-                b = {r["round"]: r.get(key) for r in res if r["store"] == store and
-                     r["cache"] == cache and r["software"] == "dovecot" and r["ok"]}
-                return h.med([a[k] / b[k] for k in a if k in b and a[k] and b[k]])
+                def ok(soft):
+                    return [r for r in res if r["store"] == store and r["cache"] == cache and
+                            r["software"] == soft and r["ok"]]
+                return h.round_ratio(ok("ringgate"), ok("dovecot"), key)
             row["rate_ratio"] = ratio("rate")
             row["auth_ratio"] = ratio("auth_ms")
             row["cpu_ratio"] = ratio("cpu_ms")
