@@ -241,7 +241,8 @@ def warmup(rgbench, srv):
     start, and a broken setup fails here with its log."""
     r = subprocess.run([rgbench, "--port", str(srv.ports["imap"]), "--proto", "imap", "--kind",
                         "login", "--clients", "4", "--user", h.BENCH_USER, "--pass",
-                        h.BENCH_PASS, "--duration", "0.5", "--quiet"],
+                        h.BENCH_PASS, "--sessions", "8", "--drain", "--duration", "30",
+                        "--quiet"],
                        capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise RuntimeError("warm-up against %s failed: %s\n%s" % (srv.name, r.stdout,
