@@ -789,9 +789,9 @@ def main():
     ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores"),
                     help="run one section only: crypto (asm vs system build), proxy "
                          "(ringgate's passdb proxy vs nginx's mail proxy), pam (system "
-                         "users through PAM + passwd, cache off and on) or stores "
-                         "(logins with users in PostgreSQL and slapd, ringgate vs Dovecot); "
-                         "writes <build>/bench-SECTION.md unless --out is given")
+                         "users through PAM + passwd, cache off and on) or stores (logins "
+                         "with users in PostgreSQL and slapd, ringgate vs Dovecot); writes "
+                         "<build>/bench-SECTION.md unless --out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     if args.runs is None:

@@ -221,13 +221,8 @@ def measure(rgbench, srv, store, backend, duration):
            "--src-addrs", "16"]
     time.sleep(0.3)  # the previous measurement's sessions wind down
     c0, a0, s0, b0 = srv.acct.cpu_ns(), auth_cpu_ns(srv), store.cpu_ns(), backend.acct.cpu_ns()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    res, r = h.rgbench_run(cmd)
     c1, a1, s1, b1 = srv.acct.cpu_ns(), auth_cpu_ns(srv), store.cpu_ns(), backend.acct.cpu_ns()
-    res = None
-    for ln in r.stdout.splitlines():
-        ev = json.loads(ln)
-        if ev.get("event") == "result":
-            res = ev
     if res is None:
         raise RuntimeError("stores: %s: no result\n%s" % (srv.name, r.stderr))
     rec = {"server": srv.name, "software": srv.kind, "store": store.name, "cache": srv.cache,
@@ -246,7 +241,8 @@ def warmup(rgbench, srv):
     start, and a broken setup fails here with its log."""
     r = subprocess.run([rgbench, "--port", str(srv.ports["imap"]), "--proto", "imap", "--kind",
                         "login", "--clients", "4", "--user", h.BENCH_USER, "--pass",
-                        h.BENCH_PASS, "--duration", "0.5", "--quiet"],
+                        h.BENCH_PASS, "--sessions", "8", "--drain", "--duration", "30",
+                        "--quiet"],
                        capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
         raise RuntimeError("warm-up against %s failed: %s\n%s" % (srv.name, r.stdout,

@@ -498,15 +498,19 @@ static void iter_done(void *context, enum ldap_client_status status,
 		rg_free(it);
 		return;
 	}
+	/* iterate_attrs applied as a lookup's attrs are (templates such as
+	   =user=%{ldap:uid}@%{ldap:associatedDomain} included): its `user` */
 	const struct ldap_attr_map *map = &it->db->conf.iterate_attrs;
 	for (unsigned i = 0; i < res->count; i++) {
-		for (unsigned k = 0; k < map->count; k++) {
-			if (strcmp(map->entries[k].field, "user") != 0 || map->entries[k].attr[0] == '\0')
-				continue;
-			const char *u = first_value(&res->entries[i], map->entries[k].attr);
-			if (u != NULL)
-				it->cb(u, false, it->context);
-		}
+		struct auth_db_request req;
+		auth_db_request_init(&req, "");
+		req.db_name = it->db->path;
+		const char *u = NULL;
+		if (map_apply(map, &res->entries[i], &req, true, NULL) == 0)
+			u = auth_fields_get(&req.userdb_fields, "user");
+		if (u != NULL && u[0] != '\0')
+			it->cb(u, false, it->context);
+		auth_db_request_clear(&req);
 	}
 	it->cb(NULL, false, it->context);
 	rg_free(it);

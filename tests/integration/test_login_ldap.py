@@ -44,7 +44,7 @@ class LdapLoginTest(unittest.TestCase):
                     "pass_filter = (&(objectClass=posixAccount)(uid=%u))\n"
                     "user_attrs = homeDirectory=home, uidNumber=uid, gidNumber=gid\n"
                     "user_filter = (&(objectClass=posixAccount)(uid=%u))\n"
-                    "iterate_attrs = uid=user\n"
+                    "iterate_attrs = =user=%{ldap:uid}\n"
                     "iterate_filter = (&(objectClass=posixAccount)(uid=l*))\n"
                     "default_pass_scheme = CRYPT\nrequest_timeout = 3s\n")
         cls.bind_conf = os.path.join(rg.tmp, "dovecot-ldap-bind.conf.ext")
