@@ -163,8 +163,8 @@ unit: check-build
 # The benchmark: ringgate vs a private Dovecot (Debian's packages, installed
 # here when missing; the system service is left alone), both modes, as root.
 # Writes docs/performance.md; a few minutes, FULL=1 for the long matrix.
-bench: build bench-nginx $(if $(BASELINE),bench-baseline)
-	$(call install_missing,dovecot-imapd dovecot-pop3d gnuplot-nox)
+bench: build bench-nginx deps-stores $(if $(BASELINE),bench-baseline)
+	$(call install_missing,dovecot-imapd dovecot-pop3d dovecot-pgsql dovecot-ldap gnuplot-nox)
 	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full) \
 	  $(if $(BASELINE),--baseline $(BASELINE_DIR)/build)
 

@@ -729,9 +729,38 @@ def spread(xs):
     return (max(xs) - min(xs)) / statistics.median(xs) * 100
 
 
+def round_ratio(a_recs, b_recs, key):
+    """The median over rounds of a's key / b's key, each ratio taken within
+    one round (records carry "round")."""
+    a = {r["round"]: r.get(key) for r in a_recs}
+    b = {r["round"]: r.get(key) for r in b_recs}
+    return med([a[k] / b[k] for k in a if k in b and a[k] and b[k]])
+
+
 def fmt(x, f="%.0f"):
     return "–" if x is None else f % x
 
+
+
+def profiles_and_problems_md(profiles, title, log_problems):
+    """The end of a section's page: each (name, rows) perf profile under
+    title % name, then the servers' distinct log problems. Lines."""
+    L = []
+    for name, rows in profiles:
+        L.append(title % name)
+        L.append("```")
+        for pct, comm, dso, sym in rows:
+            L.append("%6.2f%%  %-15s %-28s %s" % (pct, comm, dso[:28], sym[:70]))
+        L.append("```\n")
+    probs = {n: m for n, m in (log_problems or {}).items() if m}
+    if probs:
+        L.append("Errors and warnings in the servers' logs:\n")
+        for n, msgs in probs.items():
+            L.append("%s:\n\n```" % n)
+            for m, count in msgs[:8]:
+                L.append("%6d× %s" % (count, m))
+            L.append("```\n")
+    return L
 
 
 def server_log_problems(text):

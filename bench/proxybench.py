@@ -417,11 +417,10 @@ def proxy_compare(args):
                                          for k in ok[0]["parts_ms"]}
 
         def ratio(key):
-            a = {r["round"]: r.get(key) for r in results
-                 if r["server"] == "ringgate" and r["label"] == label and r["ok"]}
-            b = {r["round"]: r.get(key) for r in results
-                 if r["server"] == "nginx" and r["label"] == label and r["ok"]}
-            return h.med([a[k] / b[k] for k in a if k in b and a[k] and b[k]])
+            def ok(name):
+                return [r for r in results
+                        if r["server"] == name and r["label"] == label and r["ok"]]
+            return h.round_ratio(ok("ringgate"), ok("nginx"), key)
         row["rate_ratio"] = ratio("rate")
         row["cpu_ratio"] = ratio("cpu_ms")
         row["mib_ratio"] = ratio("mib_per_s") if fetches else None
@@ -529,19 +528,8 @@ def proxy_markdown(p):
                      "met" if met else "**not met**" + (
                          " on sessions/s, which the shared backend holds near its own rate"
                          if cr is not None and cr <= 0.5 else "")))
-    for name, rows in p["profiles"]:
-        L.append("**%s** proxy, login c=%d: `perf record -a -e cpu-clock -G` of its cgroup, "
-                 "hottest entries in %% of its samples:\n" % (name, p["clients"]))
-        L.append("```")
-        for pct, comm, dso, sym in rows:
-            L.append("%6.2f%%  %-15s %-28s %s" % (pct, comm, dso[:28], sym[:70]))
-        L.append("```\n")
-    probs = {n: m for n, m in p.get("log_problems", {}).items() if m}
-    if probs:
-        L.append("Errors and warnings in the servers' logs:\n")
-        for n, msgs in probs.items():
-            L.append("%s:\n\n```" % n)
-            for m, count in msgs[:8]:
-                L.append("%6d× %s" % (count, m))
-            L.append("```\n")
+    L += h.profiles_and_problems_md(
+        p["profiles"], "**%%s** proxy, login c=%d: `perf record -a -e cpu-clock -G` of its "
+        "cgroup, hottest entries in %%%% of its samples:\n" % p["clients"],
+        p.get("log_problems"))
     return "\n".join(L)

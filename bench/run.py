@@ -19,6 +19,9 @@ front of one private Dovecot; `--only proxy` runs that section alone. Its
 PAM section (bench/pambench.py) measures logins of a system user through
 `passdb { driver = pam }` + `userdb { driver = passwd }`, ringgate and
 Dovecot, auth cache off and on; `--only pam` runs that section alone.
+Its stores section (bench/storebench.py) logs in with the users in a private
+PostgreSQL and a private slapd, ringgate against Dovecot's own drivers, the
+auth cache off and on; `--only stores` runs that section alone.
 """
 import argparse
 import datetime
@@ -37,6 +40,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import pambench  # noqa: E402
 import proxybench  # noqa: E402
+import storebench  # noqa: E402
 from harness import (  # noqa: E402
     Accounting, BENCH_PASS, BENCH_USER, BIG_MESSAGE_SIZE, Bench, DovecotServer, ROOT, RinggateServer,
     SEC_IDLE, World, case_key, fmt, in_scope, log, matrix, med, server_log_problems, spread)
@@ -219,7 +223,7 @@ def baseline_commit(build):
 
 
 def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn, large=None,
-                 plots=(), crypto=None, proxy=None):
+                 plots=(), crypto=None, proxy=None, stores=None):
     res = bench.results
     m = machine()
     names = [s.name for s in servers]
@@ -492,6 +496,8 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
         L.append(crypto_markdown(crypto))
     if proxy is not None:
         L.append(proxybench.proxy_markdown(proxy))
+    if stores is not None:
+        L.append(storebench.store_markdown(stores))
     L.append("## Process start-up\n")
     L.append("Spawn cost measured separately: CPU per fork+exec+exit of the binary, "
              "%d times from Python (includes Python's fork), on this machine:\n" %
@@ -780,10 +786,11 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profiles")
     ap.add_argument("--system-build", default=os.path.join(ROOT, "build-system"),
                     help="ringgate built with -DRINGGATE_WOLFSSL=system (built when missing)")
-    ap.add_argument("--only", choices=("crypto", "proxy", "pam"),
+    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores"),
                     help="run one section only: crypto (asm vs system build), proxy "
-                         "(ringgate's passdb proxy vs nginx's mail proxy) or pam (system "
-                         "users through PAM + passwd, cache off and on); writes "
+                         "(ringgate's passdb proxy vs nginx's mail proxy), pam (system "
+                         "users through PAM + passwd, cache off and on) or stores (logins "
+                         "with users in PostgreSQL and slapd, ringgate vs Dovecot); writes "
                          "<build>/bench-SECTION.md unless --out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -809,6 +816,8 @@ def main():
             text = crypto_markdown(crypto_compare(args))
         elif args.only == "pam":
             text = pambench.pam_markdown(pambench.pam_compare(args))
+        elif args.only == "stores":
+            text = storebench.store_markdown(storebench.store_compare(args))
         else:
             text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:
@@ -906,6 +915,7 @@ def main():
     crypto = crypto_compare(args) if not args.match else None
     proxy = proxybench.proxy_compare(args) if not args.match else None
     pam = pambench.pam_compare(args) if not args.match else None
+    stores = storebench.store_compare(args) if not args.match else None
     large = None
     if not args.quick and not args.match:
         tmp2 = tempfile.mkdtemp(prefix="rgbench-large-")
@@ -920,7 +930,7 @@ def main():
     plots = write_plots(os.path.dirname(os.path.abspath(args.out)), bench.results,
                         [s.name for s in servers], prefix)
     write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn,
-                 large, plots, crypto, proxy)
+                 large, plots, crypto, proxy, stores)
     if pam is not None:
         with open(args.out, "a") as f:
             f.write("\n" + pambench.pam_markdown(pam))

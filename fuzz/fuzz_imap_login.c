@@ -194,10 +194,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t mode = data[0];
 	struct login_proto_config config = {
 		.greeting = "fuzz ready.",
-		.mechanisms = (mode & 0x80) ? "PLAIN LOGIN CRAM-MD5" : "PLAIN LOGIN",
+		.mechanisms = (mode & 0x80) ? "PLAIN LOGIN CRAM-MD5 SCRAM-SHA-256-PLUS EXTERNAL"
+					    : "PLAIN LOGIN",
 		.plaintext_auth_allowed = (mode & 0x40) == 0,
 		.starttls_available = (mode & 0x20) != 0,
 		.trusted = (mode & 0x01) != 0, /* ID x-originating-* forwarded */
+		.tls = (mode & 0x02) != 0,     /* -PLUS offered (shares a chunk bit) */
 	};
 	size_t chunk = 1 + (mode & 0x1f) * 37u;
 	data++;

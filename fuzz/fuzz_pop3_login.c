@@ -138,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	static const char *const mechs[] = { "PLAIN LOGIN", "PLAIN APOP", "",
-					      "LOGIN CRAM-MD5 PLAIN APOP" };
+					      "LOGIN CRAM-MD5 PLAIN APOP SCRAM-SHA-1-PLUS EXTERNAL" };
 	struct login_proto_config cfg = {
 		.greeting = "ringgate ready.",
 		.mechanisms = mechs[data[0] & 3],
@@ -146,6 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.plaintext_auth_allowed = (data[0] & 8) != 0,
 		.starttls_available = (data[0] & 16) != 0,
 		.trusted = (data[0] & 32) != 0, /* XCLIENT allowed */
+		.tls = (data[0] & 64) != 0,     /* -PLUS offered */
 	};
 	struct fuzz_ctx f = { 0 };
 	f.s = p->create(&cfg, &fuzz_cb, &f);

@@ -1,5 +1,9 @@
 /* fuzz_tls_server — a client's bytes against a fresh server connection.
- * Byte 0 picks the chunk size the rest is fed in (0: all at once). The
+ * Byte 0: bits 0-6 the chunk size the rest is fed in (0: all at once), bit
+ * 7 a server that asks for a client certificate (ssl_verify_client_cert,
+ * other-cert.pem as the CA): a TLS 1.2 client's Certificate message is
+ * plaintext, so wolfSSL's X.509 parsing and our verify callback are
+ * reached without keys. The
  * server uses the ECDSA test certificate and fixed ticket keys (bytes 0..47),
  * and SNI names other.example.org and *.example.net (RSA certificate),
  * so the seeds recorded by tests/unit/tls (TLS_RECORD_SEEDS) with a ticket
@@ -20,7 +24,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct tls_ctx *server_ctx;
+static struct tls_ctx *server_ctx, *verify_ctx;
 
 static void check(bool cond)
 {
@@ -76,6 +80,18 @@ static void setup(void)
 		abort();
 	}
 	tls_ctx_free(&sub);
+	rg_free(cert);
+	rg_free(key);
+
+	set.cert_pem = cert = read_fixture("ecdsa-cert.pem");
+	set.key_pem = key = read_fixture("ecdsa-key.pem");
+	set.ca_pem = read_fixture("other-cert.pem");
+	set.verify_client = true;
+	if (tls_ctx_create(&set, &verify_ctx, &error) < 0) {
+		fprintf(stderr, "fuzz_tls_server: %s\n", error);
+		abort();
+	}
+	rg_free((char *)set.ca_pem);
 	rg_free(cert);
 	rg_free(key);
 }
@@ -139,11 +155,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		setup();
 	if (size < 1)
 		return 0;
-	size_t chunk = data[0] == 0 ? size : data[0];
+	size_t chunk = (data[0] & 0x7f) == 0 ? size : (data[0] & 0x7f);
+	struct tls_ctx *ctx = (data[0] & 0x80) != 0 ? verify_ctx : server_ctx;
 	data++;
 	size--;
 
-	struct tls_conn *conn = tls_conn_new(server_ctx);
+	struct tls_conn *conn = tls_conn_new(ctx);
 	bool greeted = false, alive = true;
 	while (size > 0 && alive) {
 		size_t n = size < chunk ? size : chunk;
@@ -153,6 +170,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data += taken;
 		size -= taken;
 		alive = step(conn, &greeted);
+	}
+	if (tls_conn_handshake_done(conn)) {
+		/* what AUTH_BEGIN would carry */
+		char name[TLS_CERT_NAME_MAX];
+		const char *error = NULL, *type = NULL;
+		enum tls_peer_cert pc = tls_conn_peer_cert(conn, name, &error);
+		check(strlen(name) < TLS_CERT_NAME_MAX);
+		check(pc != TLS_PEER_CERT_INVALID || error != NULL);
+		check(ctx == verify_ctx || pc == TLS_PEER_CERT_NONE);
+		uint8_t cb[TLS_CB_MAX];
+		size_t n = tls_conn_channel_binding(conn, &type, cb);
+		check(n <= TLS_CB_MAX && (n == 0 || type != NULL));
 	}
 	if (alive && tls_conn_handshake_done(conn)) {
 		const char *error;

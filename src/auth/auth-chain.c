@@ -5,6 +5,7 @@
 #include "lib/log.h"
 #include "lib/settings.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -479,6 +480,19 @@ static bool wildcard_match(const char *pat, const char *s)
 			return false;
 	}
 	return *s == '\0';
+}
+
+bool auth_wildcard_match_icase(const char *pattern, const char *s)
+{
+	char *p = rg_strdup(pattern), *t = rg_strdup(s);
+	for (char *c = p; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	for (char *c = t; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	bool ret = wildcard_match(p, t);
+	rg_free(p);
+	rg_free(t);
+	return ret;
 }
 
 bool auth_username_filter_match(const char *filter, const char *user)

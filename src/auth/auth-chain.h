@@ -88,5 +88,7 @@ void auth_chain_userdb_lookup(struct auth_chain *chain, struct auth_db_request *
  * negates; true when user passes (matches a positive one, if any, and no
  * negated one). */
 bool auth_username_filter_match(const char *filter, const char *user);
+/* one such wildcard, ignoring case (doveadm user's masks) */
+bool auth_wildcard_match_icase(const char *pattern, const char *s);
 
 #endif

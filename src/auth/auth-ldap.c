@@ -135,14 +135,56 @@ static void lconn_close(struct lconn *c)
 	c->state = LC_DOWN;
 }
 
+/* libldap says only "Connect error" / "Can't contact LDAP server" when a
+   TLS handshake fails; the reason (an untrusted certificate, a name that
+   does not match) is in its trace output. While a connection is being made
+   (rare, and blocking anyway) the trace level is on and its "TLS: " lines
+   are kept here for lconn_failed(); the rest is dropped. */
+static char tls_reason[160];
+/* OpenLDAP's LDAP_DEBUG_TRACE (its ldap_log.h is not installed) */
+#define LDAP_TRACE_LEVEL 0x0001
+
+static void trace_capture(const char *line)
+{
+	if (strncmp(line, "TLS: ", 5) != 0 || strstr(line, "can't connect") != NULL)
+		return;
+	snprintf(tls_reason, sizeof(tls_reason), "%.*s", (int)strcspn(line, "\n"), line);
+}
+
+static void trace_connect(bool on)
+{
+	static bool hooked;
+	if (!hooked) {
+		(void)ber_set_option(NULL, LBER_OPT_LOG_PRINT_FN, (const void *)trace_capture);
+		hooked = true;
+	}
+	int level = on ? LDAP_TRACE_LEVEL : 0;
+	(void)ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &level);
+	if (on)
+		tls_reason[0] = '\0';
+}
+
 /* The connection is lost or could not be made: fail what runs on it. */
 static void lconn_failed(struct lconn *c, const char *what, int rc, bool connecting)
 {
 	struct ldap_client *client = c->client;
 	struct lreq *failed = c->running;
 
-	log_error("%s: %s%s: %s", client->name, c->for_binds ? "auth bind connection: " : "",
-		  what, ldap_err2string(rc));
+	/* libldap's own detail (a TLS certificate problem, say) names the cause */
+	char *diag = NULL;
+	if (c->ld != NULL &&
+	    ldap_get_option(c->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag) != LDAP_OPT_SUCCESS)
+		diag = NULL;
+	if (diag != NULL && strcmp(diag, "(unknown error code)") == 0) {
+		ldap_memfree(diag);
+		diag = NULL;
+	}
+	const char *why = connecting && tls_reason[0] != '\0' ? tls_reason : diag;
+	log_error("%s: %s%s: %s%s%s%s", client->name, c->for_binds ? "auth bind connection: " : "",
+		  what, ldap_err2string(rc), why != NULL && why[0] != '\0' ? " (" : "",
+		  why != NULL ? why : "", why != NULL && why[0] != '\0' ? ")" : "");
+	ldap_memfree(diag);
+	tls_reason[0] = '\0';
 	c->running = NULL;
 	c->running_count = 0;
 	lconn_close(c);
@@ -202,9 +244,19 @@ static int lconn_set_tls(struct ldap_client *client, LDAP *ld, char **error_r)
 	return 0;
 }
 
+static int lconn_connect(struct lconn *c, const char *dn, const char *password);
+
 /* Open c and send its first bind (dn/dnpass for searches, the user's for
    auth binds). The connect and TLS happen here (bounded, see the header). */
 static int lconn_open(struct lconn *c, const char *dn, const char *password)
+{
+	trace_connect(true);
+	int ret = lconn_connect(c, dn, password);
+	trace_connect(false);
+	return ret;
+}
+
+static int lconn_connect(struct lconn *c, const char *dn, const char *password)
 {
 	struct ldap_client *client = c->client;
 	const struct ldap_conf *conf = &client->conf;

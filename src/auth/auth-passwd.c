@@ -568,6 +568,11 @@ unsigned passwd_file_count(const struct passwd_file *pf)
 	return pf->table->count;
 }
 
+const struct passwd_entry *passwd_file_entry(const struct passwd_file *pf, unsigned i)
+{
+	return &pf->table->entries[i];
+}
+
 const struct passwd_entry *passwd_file_lookup(const struct passwd_file *pf, const char *user)
 {
 	if (!pf->args.lowercase)

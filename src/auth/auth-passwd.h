@@ -72,6 +72,8 @@ void passwd_file_free(struct passwd_file *pf);
  * contents (logged once). Returns 0 when lookups can be trusted. */
 int passwd_file_refresh(struct passwd_file *pf, int64_t now_ms);
 unsigned passwd_file_count(const struct passwd_file *pf);
+/* entry i (< passwd_file_count()), in file order */
+const struct passwd_entry *passwd_file_entry(const struct passwd_file *pf, unsigned i);
 
 /* user as the client gave it (lower-cased first with %Lu); NULL if unknown */
 const struct passwd_entry *passwd_file_lookup(const struct passwd_file *pf, const char *user);

@@ -491,7 +491,7 @@ static bool proxy_resolve(struct auth_server *srv, struct auth_request *req, con
 
 /* The backend password: the passdb's pass field (a master user's password),
  * else what the client gave (as Dovecot's mech_password): PLAIN/LOGIN's
- * password, OAUTHBEARER/XOAUTH2's token. SCRAM, CRAM-MD5 and APOP give
+ * password, OAUTHBEARER/XOAUTH2's token. SCRAM, CRAM-MD5, APOP and EXTERNAL give
  * none: then no password goes (never an empty one) and the login process
  * refuses to proxy ("no password for the backend"), as Dovecot's login
  * does ("proxy: password not given"). NULL: none. */
@@ -502,7 +502,8 @@ static const uint8_t *proxy_pass(const struct auth_request *req, size_t *len_r)
 		*len_r = strlen(pass);
 		return (const uint8_t *)pass;
 	}
-	if (req->token != NULL) {
+	/* EXTERNAL's "token" is empty: no password to forward */
+	if (req->token != NULL && req->token_len > 0) {
 		*len_r = req->token_len;
 		return req->token;
 	}
@@ -1387,7 +1388,7 @@ void auth_server_tick(struct auth_server *srv)
 /* The chain from the settings' blocks, or (tests, the fuzzer) from the
  * passwd-file shortcuts: passdb_args, and userdb_args or else the passdb's
  * file as the userdb. */
-static struct auth_chain *chain_build(const struct auth_config *cfg, char **error_r)
+struct auth_chain *auth_server_chain_build(const struct auth_config *cfg, char **error_r)
 {
 	const struct db_settings *passdbs = cfg->passdbs, *userdbs = cfg->userdbs;
 	struct db_settings p, u;
@@ -1454,7 +1455,7 @@ static bool mechanisms_servable(struct auth_chain *chain, const char *mechanisms
 struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd,
 				    char **error_r)
 {
-	struct auth_chain *chain = chain_build(cfg, error_r);
+	struct auth_chain *chain = auth_server_chain_build(cfg, error_r);
 	if (chain == NULL)
 		return NULL;
 	if (!mechanisms_servable(chain, cfg->mechanisms != NULL ? cfg->mechanisms : "plain",

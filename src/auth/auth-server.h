@@ -38,6 +38,12 @@ struct auth_config {
 };
 
 struct auth_server;
+struct auth_chain;
+
+/* The passdb/userdb chain cfg describes (auth-chain.h), as the server
+ * builds it: a passwd-file passdb with no userdb block is the userdb too.
+ * NULL with *error_r (allocated). `ringgate user` uses it alone. */
+struct auth_chain *auth_server_chain_build(const struct auth_config *cfg, char **error_r);
 
 /* Loads the passwd-file(s); NULL with *error_r (allocated) on failure. */
 struct auth_server *auth_server_new(const struct auth_config *cfg, int master_fd,

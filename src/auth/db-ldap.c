@@ -372,9 +372,31 @@ static struct ldap_lookup *lookup_new(struct ldap_db *db, struct auth_db_request
 
 /* ---- passdb ---------------------------------------------------------------- */
 
+/* Dovecot's key for an ldap module: the variables of base, the filter,
+   the attribute templates (and for passdb auth_bind_userdn) */
+static char *ldap_cache_key(const struct ldap_conf *conf, const char *filter,
+			    const struct ldap_attr_map *map, const char *userdn)
+{
+	const char **src = rg_calloc(map->count + 3, sizeof(*src));
+	unsigned n = 0;
+	src[n++] = conf->base;
+	src[n++] = filter;
+	src[n++] = userdn;
+	for (unsigned i = 0; i < map->count; i++)
+		src[n++] = map->entries[i].tmpl;
+	char *key = db_store_cache_key(src, n);
+	rg_free(src);
+	return key;
+}
+
 static int passdb_ldap_init(struct passdb_module *m, char **error_r)
 {
-	return ldap_db_open(m->args, &m->ctx, error_r);
+	if (ldap_db_open(m->args, &m->ctx, error_r) < 0)
+		return -1;
+	const struct ldap_conf *conf = &((struct ldap_db *)m->ctx)->conf;
+	m->cache_key = ldap_cache_key(conf, conf->pass_filter, &conf->pass_attrs,
+				      conf->auth_bind ? conf->auth_bind_userdn : NULL);
+	return 0;
 }
 
 static void passdb_ldap_deinit(struct passdb_module *m)
@@ -436,7 +458,11 @@ const struct passdb_driver passdb_driver_ldap = {
 
 static int userdb_ldap_init(struct userdb_module *m, char **error_r)
 {
-	return ldap_db_open(m->args, &m->ctx, error_r);
+	if (ldap_db_open(m->args, &m->ctx, error_r) < 0)
+		return -1;
+	const struct ldap_conf *conf = &((struct ldap_db *)m->ctx)->conf;
+	m->cache_key = ldap_cache_key(conf, conf->user_filter, &conf->user_attrs, NULL);
+	return 0;
 }
 
 static void userdb_ldap_deinit(struct userdb_module *m)
@@ -472,15 +498,19 @@ static void iter_done(void *context, enum ldap_client_status status,
 		rg_free(it);
 		return;
 	}
+	/* iterate_attrs applied as a lookup's attrs are (templates such as
+	   =user=%{ldap:uid}@%{ldap:associatedDomain} included): its `user` */
 	const struct ldap_attr_map *map = &it->db->conf.iterate_attrs;
 	for (unsigned i = 0; i < res->count; i++) {
-		for (unsigned k = 0; k < map->count; k++) {
-			if (strcmp(map->entries[k].field, "user") != 0 || map->entries[k].attr[0] == '\0')
-				continue;
-			const char *u = first_value(&res->entries[i], map->entries[k].attr);
-			if (u != NULL)
-				it->cb(u, false, it->context);
-		}
+		struct auth_db_request req;
+		auth_db_request_init(&req, "");
+		req.db_name = it->db->path;
+		const char *u = NULL;
+		if (map_apply(map, &res->entries[i], &req, true, NULL) == 0)
+			u = auth_fields_get(&req.userdb_fields, "user");
+		if (u != NULL && u[0] != '\0')
+			it->cb(u, false, it->context);
+		auth_db_request_clear(&req);
 	}
 	it->cb(NULL, false, it->context);
 	rg_free(it);

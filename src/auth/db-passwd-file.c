@@ -458,11 +458,32 @@ static void userdb_pf_lookup(struct userdb_module *m, struct auth_db_request *re
 	cb(USERDB_RESULT_OK, req);
 }
 
+/* every entry, in file order (Dovecot's passwd-file iterate) */
+static void userdb_pf_iterate(struct userdb_module *m, userdb_iter_callback *cb, void *context)
+{
+	const struct pf_module *mod = m->ctx;
+	if (mod->fixed == NULL) {
+		/* which files exist is not known: Dovecot refuses too */
+		log_error("passwd-file %s: users cannot be listed with %%variables in the path",
+			  mod->targs.path);
+		cb(NULL, true, context);
+		return;
+	}
+	const struct pf_shared *s = mod->fixed;
+	if (passwd_file_refresh(s->pf, mono_ms()) < 0) {
+		cb(NULL, true, context);
+		return;
+	}
+	for (unsigned i = 0; i < passwd_file_count(s->pf); i++)
+		cb(passwd_file_entry(s->pf, i)->user, false, context);
+	cb(NULL, false, context);
+}
+
 const struct userdb_driver userdb_driver_passwd_file = {
 	.name = "passwd-file",
 	.blocking = false,
 	.init = userdb_pf_init,
 	.deinit = userdb_pf_deinit,
 	.lookup = userdb_pf_lookup,
-	.iterate = NULL,
+	.iterate = userdb_pf_iterate,
 };

@@ -336,8 +336,11 @@ static int passdb_sql_init(struct passdb_module *m, char **error_r)
 {
 	if (sql_db_open(m->args, &m->ctx, error_r) < 0)
 		return -1;
-	if (((struct sql_db *)m->ctx)->conf.driver == SQL_DRIVER_SQLITE)
+	const struct sql_db *db = m->ctx;
+	if (db->conf.driver == SQL_DRIVER_SQLITE)
 		m->blocking = true;
+	const char *key_src[] = { db->conf.password_query };
+	m->cache_key = db_store_cache_key(key_src, 1);
 	return 0;
 }
 
@@ -382,8 +385,11 @@ static int userdb_sql_init(struct userdb_module *m, char **error_r)
 {
 	if (sql_db_open(m->args, &m->ctx, error_r) < 0)
 		return -1;
-	if (((struct sql_db *)m->ctx)->conf.driver == SQL_DRIVER_SQLITE)
+	const struct sql_db *db = m->ctx;
+	if (db->conf.driver == SQL_DRIVER_SQLITE)
 		m->blocking = true;
+	const char *key_src[] = { db->conf.user_query };
+	m->cache_key = db_store_cache_key(key_src, 1);
 	return 0;
 }
 

@@ -167,6 +167,72 @@ char *db_store_expand(const char *tmpl, const struct auth_db_request *req,
 	return result;
 }
 
+/* one %-variable token at p ('%' there): "%u", "%Lu", "%1.3n", "%{ldap:x}";
+   its length, 0 for "%%" or a broken one */
+static size_t var_token_len(const char *p)
+{
+	size_t i = 1;
+	if (p[i] == '%')
+		return 0;
+	while (p[i] == '-' || p[i] == '.' || (p[i] >= '0' && p[i] <= '9'))
+		i++;
+	while (p[i] >= 'A' && p[i] <= 'Z')
+		i++;
+	if (p[i] == '{') {
+		const char *close = strchr(p + i, '}');
+		return close != NULL ? (size_t)(close - p) + 1 : 0;
+	}
+	return (p[i] >= 'a' && p[i] <= 'z') || p[i] == '$' ? i + 1 : 0;
+}
+
+/* whether the TAB-separated list has the token p[0..n) */
+static bool token_in(const char *list, const char *p, size_t n)
+{
+	while (*list != '\0') {
+		size_t len = strcspn(list, "\t");
+		if (len == n && memcmp(list, p, n) == 0)
+			return true;
+		list += len;
+		if (*list == '\t')
+			list++;
+	}
+	return false;
+}
+
+char *db_store_cache_key(const char *const *templates, unsigned count)
+{
+	char *key = rg_strdup("");
+	size_t len = 0;
+	for (unsigned t = 0; t < count; t++) {
+		for (const char *p = templates[t] != NULL ? strchr(templates[t], '%') : NULL; p != NULL;
+		     p = strchr(p, '%')) {
+			size_t n = var_token_len(p);
+			if (n == 0) {
+				p += p[1] == '%' ? 2 : 1;
+				continue;
+			}
+			/* %$ and %{ldap:…} are the entry's values, not the request's */
+			bool skip = p[n - 1] == '$' || strncmp(p, "%{ldap:", 7) == 0 ||
+				    token_in(key, p, n);
+			if (!skip) {
+				key = rg_realloc(key, len + n + 2);
+				if (len > 0)
+					key[len++] = '\t';
+				memcpy(key + len, p, n);
+				len += n;
+				key[len] = '\0';
+			}
+			p += n;
+		}
+	}
+	if (len == 0) {
+		/* nothing from the request: no key tells two users apart */
+		rg_free(key);
+		return NULL;
+	}
+	return key;
+}
+
 /* ---- passwords ----------------------------------------------------------- */
 
 const char *db_store_log_user(const struct auth_db_request *req, char *buf, size_t size)

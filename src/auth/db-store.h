@@ -29,6 +29,13 @@ typedef char *db_escape_callback(const char *value, size_t len, void *context);
 char *db_store_expand(const char *tmpl, const struct auth_db_request *req,
 		      db_escape_callback *escape, void *escape_context, const char **error_r);
 
+/* Dovecot's auth_cache_parse_key(): the %-variables the templates use
+ * (each token once, as written, TAB-separated), the module's cache_key:
+ * two lookups with the same values ask the store the same thing. NULL
+ * templates are skipped. Allocated; NULL when none uses a variable (the
+ * module is then not cached). */
+char *db_store_cache_key(const char *const *templates, unsigned count);
+
 /* The request's user name for log lines (escaped, bounded) into buf. */
 const char *db_store_log_user(const struct auth_db_request *req, char *buf, size_t size);
 

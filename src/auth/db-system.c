@@ -267,11 +267,42 @@ static void passwd_lookup(struct userdb_module *m, struct auth_db_request *req,
 	cb(USERDB_RESULT_OK, req);
 }
 
+static unsigned iter_first_uid = 500, iter_last_uid;
+
+void userdb_passwd_set_valid_uids(unsigned first_valid_uid, unsigned last_valid_uid)
+{
+	iter_first_uid = first_valid_uid;
+	iter_last_uid = last_valid_uid;
+}
+
+/* getpwent() over the valid uid range, as Dovecot's: the rest are the
+ * machine's daemons. Blocking: only `ringgate user` calls it. */
+static void passwd_iterate(struct userdb_module *m, userdb_iter_callback *cb, void *context)
+{
+	(void)m;
+	setpwent();
+	for (;;) {
+		errno = 0;
+		const struct passwd *pw = getpwent();
+		if (pw == NULL) {
+			int err = errno;
+			endpwent();
+			if (err != 0 && err != ENOENT)
+				log_error("passwd: getpwent() failed: %s", strerror(err));
+			cb(NULL, err != 0 && err != ENOENT, context);
+			return;
+		}
+		if (pw->pw_uid < iter_first_uid || (iter_last_uid != 0 && pw->pw_uid > iter_last_uid))
+			continue;
+		cb(pw->pw_name, false, context);
+	}
+}
+
 const struct userdb_driver userdb_driver_passwd = {
 	.name = "passwd",
 	.blocking = true,
 	.init = passwd_init,
 	.deinit = NULL,
 	.lookup = passwd_lookup,
-	.iterate = NULL,
+	.iterate = passwd_iterate,
 };

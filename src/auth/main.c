@@ -3,6 +3,7 @@
  * default_internal_user (or nobody) before serving anything. */
 #include "auth/auth-dns.h"
 #include "auth/auth-server.h"
+#include "auth/auth-usercmd.h"
 #include "auth/auth-worker.h"
 #include "auth/passdb.h"
 
@@ -29,7 +30,8 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ringgate-auth [-S|-W] -c CONFIG   (fd 3: channel to master)\n");
+	fprintf(stderr, "usage: ringgate-auth [-S|-W] -c CONFIG   (fd 3: channel to master)\n"
+		"       ringgate-auth -U CONFIG [user args]  (ringgate user)\n");
 	exit(1);
 }
 
@@ -110,6 +112,49 @@ static bool uses_network_store(const struct settings *set)
 	return false;
 }
 
+static void config_from_settings(const struct settings *set, struct auth_config *cfg)
+{
+	*cfg = (struct auth_config){
+		.mechanisms = set->auth_mechanisms,
+		.failure_delay_ms = set->auth_failure_delay * 1000u,
+		.mail_location = set->mail_location,
+		.passdbs = &set->passdb,
+		.userdbs = &set->userdb,
+		.disable_plaintext_auth = set->disable_plaintext_auth,
+		.ssl_require_client_cert = set->auth_ssl_require_client_cert,
+		.ssl_username_from_cert = set->auth_ssl_username_from_cert,
+		.username_format = set->auth_username_format,
+		.username_chars = set->auth_username_chars,
+		.username_translation = set->auth_username_translation,
+		.default_realm = set->auth_default_realm,
+		.master_user_separator = set->auth_master_user_separator,
+		.cache_size = set->auth_cache_size,
+		.cache_ttl_secs = set->auth_cache_ttl,
+		.cache_negative_ttl_secs = set->auth_cache_negative_ttl,
+	};
+}
+
+static struct settings *load_settings(const char *config, struct auth_config *cfg)
+{
+	char *error = NULL;
+	struct settings *set = settings_load(config, &error);
+	if (set == NULL)
+		log_fatal("%s", error);
+	config_from_settings(set, cfg);
+	return set;
+}
+
+/* `ringgate user ...` (auth-usercmd.h): as the invoking user, no sandbox */
+static int user_command(const char *config, int argc, char **argv)
+{
+	log_init("ringgate");
+	struct auth_config cfg;
+	struct settings *set = load_settings(config, &cfg);
+	int ret = auth_usercmd_run(&cfg, set, argc, argv);
+	settings_free(set);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config = NULL;
@@ -122,6 +167,8 @@ int main(int argc, char **argv)
 	 * driver set says so (passdb-checkpassword.c) */
 	if (argc == 1 && getenv(CHECKPASSWORD_REPLY_ENV) != NULL)
 		auth_checkpassword_reply_main();
+	if (argc >= 3 && strcmp(argv[1], "-U") == 0)
+		return user_command(argv[2], argc - 3, argv + 3);
 	while ((c = getopt(argc, argv, "c:D:SWR")) != -1) {
 		if (c == 'c')
 			config = optarg;
@@ -148,29 +195,8 @@ int main(int argc, char **argv)
 		log_fatal("fd %d is not the channel to master (run by ringgate)", MASTER_FD);
 	signal(SIGPIPE, SIG_IGN);
 
-	char *error = NULL;
-	struct settings *set = settings_load(config, &error);
-	if (set == NULL)
-		log_fatal("%s", error);
-
-	struct auth_config cfg = {
-		.mechanisms = set->auth_mechanisms,
-		.failure_delay_ms = set->auth_failure_delay * 1000u,
-		.mail_location = set->mail_location,
-		.passdbs = &set->passdb,
-		.userdbs = &set->userdb,
-		.disable_plaintext_auth = set->disable_plaintext_auth,
-		.ssl_require_client_cert = set->auth_ssl_require_client_cert,
-		.ssl_username_from_cert = set->auth_ssl_username_from_cert,
-		.username_format = set->auth_username_format,
-		.username_chars = set->auth_username_chars,
-		.username_translation = set->auth_username_translation,
-		.default_realm = set->auth_default_realm,
-		.master_user_separator = set->auth_master_user_separator,
-		.cache_size = set->auth_cache_size,
-		.cache_ttl_secs = set->auth_cache_ttl,
-		.cache_negative_ttl_secs = set->auth_cache_negative_ttl,
-	};
+	struct auth_config cfg;
+	struct settings *set = load_settings(config, &cfg);
 	/* the resolver for passdb proxy host names: exec'ed before any
 	 * password is loaded, so it holds none */
 	int dns_fd = -1;
@@ -187,6 +213,7 @@ int main(int argc, char **argv)
 	if (ret < 0)
 		log_error("starting the auth-worker spawner: %s (blocking passdbs/userdbs fail)",
 			  strerror(-ret));
+	char *error = NULL;
 	struct auth_server *srv = auth_server_new(&cfg, MASTER_FD, &error);
 	if (srv == NULL)
 		log_fatal("%s", error);

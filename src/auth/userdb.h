@@ -48,6 +48,9 @@ struct userdb_driver {
 
 extern const struct userdb_driver userdb_driver_passwd_file;
 extern const struct userdb_driver userdb_driver_passwd;
+/* first_valid_uid / last_valid_uid (0: none) for the passwd userdb's
+ * iterate (default 500, none) */
+void userdb_passwd_set_valid_uids(unsigned first_valid_uid, unsigned last_valid_uid);
 extern const struct userdb_driver userdb_driver_static;
 extern const struct userdb_driver userdb_driver_checkpassword; /* passdb-checkpassword.c */
 extern const struct userdb_driver userdb_driver_sql;  /* db-sql.c */

@@ -436,16 +436,21 @@ static int fetch_one(struct imap_client *c, size_t pos, const struct fetch_item 
 	}
 	bool add_flags = false;
 	if (sets_seen && !c->readonly && !maildir_msg_has_flag(m, MAILDIR_FLAG_SEEN)) {
+		/* the implicit \\Seen is a change a CONDSTORE client must see:
+		 * renamed and numbered under the folder's lock (as STORE) */
+		int lock_fd = -1;
+		if (c->condstore && maildir_lock(c->box, &lock_fd) < 0)
+			lock_fd = -1;
 		int ret = maildir_msg_change_flags(c->box, idx, '+', "S");
 		if (ret < 0 && ret != -ENOENT)
 			log_error("setting \\Seen on uid %u failed: %s", m->uid, strerror(-ret));
-		add_flags = ret == 0 && !has_flags;
-		/* the implicit \\Seen is a change a CONDSTORE client must see */
-		if (ret == 0 && c->condstore) {
+		add_flags = ret >= 0 && !has_flags;
+		if (ret == 1 && lock_fd >= 0) {
 			uint64_t before = c->box->highest_modseq;
-			if (maildir_modseq_commit(c->box, &idx, 1) == 0)
+			if (maildir_modseq_commit_locked(c->box, &idx, 1) == 0)
 				imap_modseq_committed(c, before);
 		}
+		maildir_unlock(lock_fd);
 	}
 
 	imap_send_fmt(c, "* %zu FETCH (", pos + 1);

@@ -210,8 +210,16 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 		return imap_bad(c, tag, text);
 	}
 	bool failed = false, expunged = false;
-	/* the changes first, then their modseqs, then the replies */
+	/* the changes first, then their modseqs, then the replies; with
+	 * CONDSTORE the renames and their modseqs under the folder's lock,
+	 * so no other session's scan numbers a renamed file first */
+	int lock_fd = -1;
+	if (c->condstore && maildir_lock(c->box, &lock_fd) < 0) {
+		log_error("locking %s failed", c->box_path);
+		lock_fd = -1;
+	}
 	size_t *changed = rg_malloc((npos + 1) * sizeof(*changed));
+	bool *full = rg_malloc((npos + 1) * sizeof(*full));
 	size_t *idxs = rg_malloc((npos + 1) * sizeof(*idxs));
 	size_t nchanged = 0, nidxs = 0;
 	uint32_t *modified = rg_malloc((npos + 1) * sizeof(*modified));
@@ -223,8 +231,9 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 			modified[nmodified++] = uid ? m->uid : (uint32_t)(pos[i] + 1);
 			continue;
 		}
-		char before[MAILDIR_MAX_FLAGS + 1];
+		char before[MAILDIR_MAX_FLAGS + 1], expect[MAILDIR_MAX_FLAGS + 1];
 		memcpy(before, m->flags, sizeof(before));
+		maildir_flags_apply(before, mode, letters, expect);
 		int ret = maildir_msg_change_flags(c->box, idx, mode, letters);
 		if (ret == -ENOENT) {
 			/* another session expunged it: the client hears of
@@ -237,36 +246,42 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 			failed = true;
 			continue;
 		}
-		if (strcmp(before, m->flags) != 0)
+		/* only our renames get a new modseq: a change another session
+		 * made meanwhile has its own (the next sync tells it) */
+		if (ret == 1)
 			idxs[nidxs++] = idx;
-		if (strcmp(before, m->flags) != 0 || !silent)
+		if (strcmp(before, m->flags) != 0 || !silent) {
+			/* flags beyond this STORE's change are another session's:
+			 * shown even with .SILENT, the client has not seen them */
+			full[nchanged] = !silent || strcmp(expect, m->flags) != 0;
 			changed[nchanged++] = pos[i];
+		}
 	}
 	/* an mbox writes the changes now, in one go; undone when it cannot */
 	int flush_ret = maildir_flush(c->box);
 	if (flush_ret < 0)
 		failed = true;
-	/* only real changes get a new modseq */
 	if (c->condstore && nidxs > 0) {
 		uint64_t before = c->box->highest_modseq;
-		int ret = maildir_modseq_commit(c->box, idxs, nidxs);
+		int ret = lock_fd >= 0 ? maildir_modseq_commit_locked(c->box, idxs, nidxs) : -ENOLCK;
 		if (ret < 0)
 			log_error("recording modseqs in %s failed: %s", c->box_path, strerror(-ret));
 		else
 			imap_modseq_committed(c, before);
 	}
+	maildir_unlock(lock_fd);
 	rg_free(idxs);
 	for (size_t i = 0; i < nchanged; i++) {
 		struct maildir_msg *m = &c->box->msgs[c->map[changed[i]]];
 		/* .SILENT still reports the new modseq to a CONDSTORE client */
-		if (silent && !c->condstore)
+		if (!full[i] && !c->condstore)
 			continue;
 		char buf[FLAGS_BUF];
 		imap_flags_str(c->box, m, buf, sizeof(buf));
 		imap_send_fmt(c, "* %zu FETCH (", changed[i] + 1);
 		if (uid || c->qresync)
 			imap_send_fmt(c, "UID %u ", m->uid);
-		if (!silent)
+		if (full[i])
 			imap_send_fmt(c, "FLAGS (%s)%s", buf, c->condstore ? " " : "");
 		if (c->condstore)
 			imap_send_fmt(c, "MODSEQ (%" PRIu64 ")", m->modseq);
@@ -274,6 +289,7 @@ bool cmd_store_common(struct imap_client *c, const char *tag, const struct imap_
 	}
 	rg_free(pos);
 	rg_free(changed);
+	rg_free(full);
 	imap_modseq_hold_flush(c);
 	if (nmodified > 0) {
 		struct mime_buf b = { 0 };

@@ -131,7 +131,10 @@ void imap_sync_view(struct imap_client *c)
 			struct maildir_msg *nm = &nb->msgs[j++];
 			nm->recent |= om->recent;
 			map[n++] = j - 1;
-			if (strcmp(nm->flags, om->flags) != 0) {
+			/* a modseq that moved with the same flags: a race with
+			 * another session's change, whose number this client
+			 * must still get (RFC 7162 3.1.2 keeps them in step) */
+			if (strcmp(nm->flags, om->flags) != 0 || (c->condstore && nm->modseq != om->modseq)) {
 				imap_flags_str(nb, nm, buf, sizeof(buf));
 				if (c->condstore)
 					imap_send_fmt(c, "* %zu FETCH (UID %u FLAGS (%s) MODSEQ (%" PRIu64 "))\r\n",

@@ -324,6 +324,16 @@ int maildir_modseq_commit(struct maildir *box, const size_t *idxs, size_t n)
 		return 0;
 	if ((ret = maildir_lock_open(box->path, &lock_fd)) < 0)
 		return ret;
+	ret = maildir_modseq_commit_locked(box, idxs, n);
+	close(lock_fd);
+	return ret;
+}
+
+int maildir_modseq_commit_locked(struct maildir *box, const size_t *idxs, size_t n)
+{
+	int ret;
+	if (n == 0 || box->mbox != NULL)
+		return 0;
 	struct modseq_table t;
 	if (!modseq_read(box->path, &t))
 		table_fresh(&t);
@@ -365,7 +375,6 @@ int maildir_modseq_commit(struct maildir *box, const size_t *idxs, size_t n)
 	t.count = o;
 	ret = modseq_write(box->path, &t);
 	box->highest_modseq = t.highest;
-	close(lock_fd);
 	table_free(&t);
 	rg_free(order);
 	return ret;

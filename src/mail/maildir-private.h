@@ -27,9 +27,6 @@ struct uid_entry {
 char *maildir_path_join3(const char *a, const char *b, const char *c);
 /* sorted, de-duplicated flag letters of flags into out */
 void maildir_flags_normalize(const char *flags, char out[MAILDIR_MAX_FLAGS + 1]);
-/* cur's letters changed as STORE does (mode '+', '-', '='), sorted */
-void maildir_flags_apply(const char *cur, char mode, const char *letters,
-			 char out[MAILDIR_MAX_FLAGS + 1]);
 /* take the uid list lock (flock on MAILDIR_LOCK_NAME) */
 int maildir_lock_open(const char *path, int *fd_r);
 /* full scan under the lock: assigns UIDs and rewrites the list */

@@ -265,6 +265,18 @@ int maildir_lock_open(const char *path, int *fd_r)
 	return mailfile_lock(path, MAILDIR_LOCK_NAME, fd_r);
 }
 
+int maildir_lock(const struct maildir *box, int *fd_r)
+{
+	*fd_r = -1;
+	return box->mbox != NULL ? 0 : maildir_lock_open(box->path, fd_r);
+}
+
+void maildir_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
 static void dir_mtime(const char *path, const char *sub, struct timespec *ts_r, bool *recent_r)
 {
 	char *dir = rg_strdup_printf("%s/%s", path, sub);
@@ -733,7 +745,7 @@ int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const c
 			m->name = newname;
 			m->in_new = false;
 			memcpy(m->flags, sorted, sizeof(sorted));
-			return 0;
+			return 1;
 		}
 		rg_free(newname);
 		if (ret != -ENOENT || msg_relocate(box, m) < 0)

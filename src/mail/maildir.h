@@ -154,6 +154,8 @@ int maildir_keywords_lookup(const char *path, const char *const *names, size_t n
 /* Record the current flags of messages idxs[0..n) of box (changed by us)
  * with new modseqs now, so the client can be told at once. 0 or -errno. */
 int maildir_modseq_commit(struct maildir *box, const size_t *idxs, size_t n);
+/* the same with maildir_lock() held by the caller */
+int maildir_modseq_commit_locked(struct maildir *box, const size_t *idxs, size_t n);
 
 /* QRESYNC: the UIDs of set[0..nset) (sorted, merged ranges) expunged
  * after modseq since, as sorted, merged ranges in *out_r (rg_free()).
@@ -187,8 +189,20 @@ bool maildir_msg_has_flag(const struct maildir_msg *msg, char flag);
 /* STORE's change: mode '+' adds letters, '-' removes them, '=' replaces
  * the flags (keeping \\Passed, which IMAP cannot name). Applied to the
  * flags the file has when it is renamed, so another session's change to
- * other flags made meanwhile is kept. */
+ * other flags made meanwhile is kept (and shows in m->flags). 1 when the
+ * file was renamed, 0 when its flags were so already, or -errno. */
 int maildir_msg_change_flags(struct maildir *box, size_t idx, char mode, const char *letters);
+/* cur's letters changed as STORE does (mode '+', '-', '='), sorted, as
+ * maildir_msg_change_flags would name them */
+void maildir_flags_apply(const char *cur, char mode, const char *letters, char out[MAILDIR_MAX_FLAGS + 1]);
+
+/* The folder's lock (the uid list's flock, which every scan takes): held
+ * across flag renames and maildir_modseq_commit_locked(), no scan sees a
+ * renamed file before its modseq, so every session numbers it alike.
+ * 0 or -errno; maildir_unlock(*fd_r) releases it. Not re-entrant. An
+ * mbox has no such lock (its changes wait for maildir_flush()): *fd_r = -1. */
+int maildir_lock(const struct maildir *box, int *fd_r);
+void maildir_unlock(int fd);
 
 /* Unlink the file; the entry stays in msgs with expunged = true. A file
  * already gone counts as success. */

@@ -24,6 +24,10 @@ struct mbox_view {
 	struct mbox *mb;  /* the current snapshot of the file */
 	size_t *fidx;     /* box->msgs[i] is mb->msgs[fidx[i]]; SIZE_MAX: gone */
 	uint8_t *pending; /* PENDING_* per box->msgs[i] */
+	/* PENDING_FLAGS: the letters this session added and removed, applied at
+	   the flush to the flags the file has then (another session's change to
+	   other flags of the message is kept) */
+	char (*delta)[2][MAILDIR_MAX_FLAGS + 1];
 	bool base_dirty;  /* the keyword list grew */
 	bool rw;
 	struct mbox_view *next; /* the open views (keyword look-ups by path) */
@@ -49,7 +53,7 @@ bool mbox_imap_path(const char *path)
 }
 
 /* the keyword's letter in box (added when missing and there is room), or 0 */
-static char keyword_letter(struct maildir *box, const char *name, size_t len, bool add)
+char mbox_imap_keyword_letter(struct maildir *box, const char *name, size_t len, bool add)
 {
 	int free_slot = -1;
 	for (int k = 0; k < MAILDIR_MAX_KEYWORDS; k++) {
@@ -80,7 +84,7 @@ static void flags_from_file(struct maildir *box, const struct mbox_msg *fm, char
 	}
 	for (const char *p = fm->keywords; p != NULL && *p != '\0' && o < sizeof(raw) - 1;) {
 		size_t n = strcspn(p, " ");
-		char l = keyword_letter(box, p, n, true);
+		char l = mbox_imap_keyword_letter(box, p, n, true);
 		if (l != 0)
 			raw[o++] = l;
 		p += n;
@@ -91,7 +95,7 @@ static void flags_from_file(struct maildir *box, const struct mbox_msg *fm, char
 }
 
 /* box's flags of one message into the file's metadata */
-static void flags_to_file(const struct maildir *box, const char *flags, struct mbox_msg *fm)
+void mbox_imap_flags_to_file(const struct maildir *box, const char *flags, struct mbox_msg *fm)
 {
 	bool old = strchr(fm->status, 'O') != NULL;
 	snprintf(fm->status, sizeof(fm->status), "%s%s", strchr(flags, MAILDIR_FLAG_SEEN) ? "R" : "",
@@ -205,7 +209,8 @@ static void view_match(struct maildir *box, bool reload)
 		v->fidx[i] = SIZE_MAX;
 		while (j < mb->count && mb->msgs[j].uid != 0 && mb->msgs[j].uid < m->uid)
 			j++;
-		if (!m->expunged && j < mb->count && mb->msgs[j].uid == m->uid) {
+		bool wanted = !m->expunged || (v->pending[i] & PENDING_EXPUNGE);
+		if (wanted && j < mb->count && mb->msgs[j].uid == m->uid) {
 			v->fidx[i] = j;
 			if (reload)
 				flags_from_file(box, &mb->msgs[j], m->flags);
@@ -238,7 +243,7 @@ int mbox_imap_open(const char *path, bool rw, struct maildir **box_r, const char
 	/* X-IMAPbase's names first, so letters follow its order */
 	for (const char *p = mb->base_keywords; p != NULL && *p != '\0';) {
 		size_t n = strcspn(p, " ");
-		keyword_letter(box, p, n, true);
+		mbox_imap_keyword_letter(box, p, n, true);
 		p += n;
 		p += *p == ' ';
 	}
@@ -248,6 +253,7 @@ int mbox_imap_open(const char *path, bool rw, struct maildir **box_r, const char
 	box->msgs = rg_calloc(mb->count + 1, sizeof(*box->msgs));
 	v->fidx = rg_calloc(mb->count + 1, sizeof(*v->fidx));
 	v->pending = rg_calloc(mb->count + 1, sizeof(*v->pending));
+	v->delta = rg_calloc(mb->count + 1, sizeof(*v->delta));
 	for (size_t i = 0; i < mb->count; i++) {
 		struct maildir_msg *m = &box->msgs[i];
 		const struct mbox_msg *fm = &mb->msgs[i];
@@ -301,9 +307,20 @@ void mbox_imap_close(struct maildir *box)
 	mbox_close(v->mb);
 	rg_free(v->fidx);
 	rg_free(v->pending);
+	rg_free(v->delta);
 	rg_free(v->file);
 	rg_free(v);
 	box->mbox = NULL;
+}
+
+struct mbox *mbox_imap_file(struct maildir *box)
+{
+	return box->mbox->mb;
+}
+
+bool mbox_imap_base_dirty(const struct maildir *box)
+{
+	return box->mbox->base_dirty;
 }
 
 bool mbox_imap_changed(const struct maildir *box)
@@ -340,6 +357,21 @@ int mbox_imap_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r
 	return ret;
 }
 
+/* s without the letters of minus, plus those of plus (sorted) */
+static void letters_update(char s[MAILDIR_MAX_FLAGS + 1], const char *minus, const char *plus)
+{
+	char tmp[MAILDIR_MAX_FLAGS * 2 + 1];
+	size_t o = 0;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (strchr(minus, *p) == NULL)
+			tmp[o++] = *p;
+	}
+	for (const char *p = plus; *p != '\0' && o < sizeof(tmp) - 1; p++)
+		tmp[o++] = *p;
+	tmp[o] = '\0';
+	maildir_flags_normalize(tmp, s);
+}
+
 int mbox_imap_change_flags(struct maildir *box, size_t idx, char mode, const char *letters)
 {
 	struct maildir_msg *m = &box->msgs[idx];
@@ -352,6 +384,14 @@ int mbox_imap_change_flags(struct maildir *box, size_t idx, char mode, const cha
 	if (p != NULL)
 		memmove(p, p + 1, strlen(p));
 	if (strcmp(sorted, m->flags) != 0) {
+		char added[MAILDIR_MAX_FLAGS + 1] = "", removed[MAILDIR_MAX_FLAGS + 1] = "";
+		letters_update(added, "", sorted);
+		letters_update(added, m->flags, "");
+		letters_update(removed, "", m->flags);
+		letters_update(removed, sorted, "");
+		char (*d)[MAILDIR_MAX_FLAGS + 1] = box->mbox->delta[idx];
+		letters_update(d[0], removed, added);
+		letters_update(d[1], added, removed);
 		memcpy(m->flags, sorted, sizeof(sorted));
 		box->mbox->pending[idx] |= PENDING_FLAGS;
 	}
@@ -369,7 +409,8 @@ int mbox_imap_delete(struct maildir *box, size_t idx)
 	return 0;
 }
 
-int mbox_imap_flush(struct maildir *box)
+/* the pending changes onto the current snapshot; false when there are none */
+static bool flush_prepare(struct maildir *box)
 {
 	struct mbox_view *v = box->mbox;
 	struct mbox *mb = v->mb;
@@ -379,21 +420,41 @@ int mbox_imap_flush(struct maildir *box)
 		if (v->pending[i] == 0 || f == SIZE_MAX)
 			continue;
 		any = true;
-		if (v->pending[i] & PENDING_EXPUNGE)
+		if (v->pending[i] & PENDING_EXPUNGE) {
 			mb->msgs[f].expunge = true;
-		else
-			flags_to_file(box, box->msgs[i].flags, &mb->msgs[f]);
+			continue;
+		}
+		char flags[MAILDIR_MAX_FLAGS + 1];
+		flags_from_file(box, &mb->msgs[f], flags);
+		letters_update(flags, v->delta[i][1], v->delta[i][0]);
+		memcpy(box->msgs[i].flags, flags, sizeof(flags));
+		mbox_imap_flags_to_file(box, flags, &mb->msgs[f]);
 	}
-	if (!any)
-		return 0;
-	if (v->base_dirty)
+	if (any && v->base_dirty)
 		base_keywords_set(box, mb);
-	const char *error;
-	int ret = mb->writable ? mbox_rewrite(mb, v->base_dirty, MBOX_LOCK_TIMEOUT_MS, &error) : -EROFS;
-	if (ret == -EROFS)
-		error = "the file is read-only";
-	if (ret == 0)
-		ret = view_scan(v, &error);
+	return any;
+}
+
+int mbox_imap_flush(struct maildir *box)
+{
+	struct mbox_view *v = box->mbox;
+	const char *error = NULL;
+	int ret = 0;
+	/* another session rewrote the file since our snapshot: read it again
+	   and apply the changes to what it has now */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (!flush_prepare(box))
+			break;
+		struct mbox *mb = v->mb;
+		ret = mb->writable ? mbox_rewrite(mb, v->base_dirty, MBOX_LOCK_TIMEOUT_MS, &error) : -EROFS;
+		if (ret == -EROFS)
+			error = "the file is read-only";
+		if (ret == 0)
+			ret = view_scan(v, &error);
+		if (ret != -ESTALE || view_scan(v, &error) < 0)
+			break;
+		view_match(box, false);
+	}
 	if (ret < 0) {
 		log_error("%s: %s: %s", v->file, error, strerror(-ret));
 		/* undo: the view shows what the file has */
@@ -401,6 +462,7 @@ int mbox_imap_flush(struct maildir *box)
 			if (v->pending[i] & PENDING_EXPUNGE)
 				box->msgs[i].expunged = false;
 		}
+		memset(v->pending, 0, box->count);
 		if (view_scan(v, &error) == 0)
 			view_match(box, true);
 	} else {
@@ -411,6 +473,7 @@ int mbox_imap_flush(struct maildir *box)
 		}
 	}
 	memset(v->pending, 0, box->count);
+	memset(v->delta, 0, box->count * sizeof(*v->delta));
 	v->base_dirty = false;
 	return ret;
 }
@@ -426,14 +489,15 @@ int mbox_imap_keywords_lookup(const char *path, const char *const *names, size_t
 	int ret = 0;
 	if (box == NULL) {
 		/* not open: the names the file has; nothing to create them in */
+		/* not open here: names created now are written at once (the
+		   close flushes the grown X-IMAPbase list) */
 		ret = mbox_imap_open(path, false, &box, &error);
 		if (ret < 0)
 			return ret;
-		create = false;
 	}
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		char l = keyword_letter(box, names[i], strlen(names[i]), create);
+		char l = mbox_imap_keyword_letter(box, names[i], strlen(names[i]), create);
 		if (l != 0 && memchr(letters_r, l, o) == NULL)
 			letters_r[o++] = l;
 	}

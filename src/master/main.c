@@ -30,6 +30,7 @@ static void usage(void)
 		"       ringgate [-c FILE] stats\n"
 		"       ringgate [-c FILE] reload\n"
 		"       ringgate [-c FILE] auth flush [USER...]\n"
+		"       ringgate [-c FILE] user [-u] [-f field] <user mask> [...]\n"
 		"       ringgate pw [-l] [-p password] [-r rounds] [-s scheme] [-t hash]\n");
 	exit(1);
 }
@@ -150,6 +151,30 @@ static int cmd_auth(const struct settings *set, int argc, char **argv)
 	return cmd_ctl(set, request);
 }
 
+/* `user ...`: ringgate-auth, our sibling, runs the userdbs itself
+ * (src/auth/auth-usercmd.h); this process only finds and execs it */
+static int cmd_user(const char *config, int argc, char **argv)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash = n > 0 ? memrchr(self, '/', (size_t)n) : NULL;
+	if (slash == NULL || (size_t)(slash - self) + sizeof("/ringgate-auth") > sizeof(self)) {
+		fprintf(stderr, "ringgate: cannot find ringgate-auth next to this binary\n");
+		return 1;
+	}
+	strcpy(slash, "/ringgate-auth");
+	char **av = rg_calloc((size_t)argc + 4, sizeof(*av));
+	av[0] = (char *)"ringgate-auth";
+	av[1] = (char *)"-U";
+	av[2] = (char *)config;
+	for (int i = 0; i < argc; i++)
+		av[3 + i] = argv[i];
+	execv(self, av);
+	fprintf(stderr, "ringgate: exec %s failed: %s\n", self, strerror(errno));
+	rg_free(av);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config = DEFAULT_CONFIG;
@@ -157,12 +182,17 @@ int main(int argc, char **argv)
 	bool per_user = false;
 	int c;
 
-	/* `pw` takes its own options and needs no configuration */
+	/* `pw` takes its own options and needs no configuration; `user`
+	   takes its own options too */
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-c") == 0) {
+			if (i + 1 < argc)
+				config = argv[i + 1];
 			i++;
 		} else if (strcmp(argv[i], "pw") == 0) {
 			return master_pw_main(argc - i, argv + i);
+		} else if (strcmp(argv[i], "user") == 0) {
+			return cmd_user(config, argc - i - 1, argv + i + 1);
 		} else if (argv[i][0] != '-') {
 			break;
 		}

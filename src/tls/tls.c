@@ -655,6 +655,23 @@ static int tls_ctx_load_ca(struct tls_ctx *ctx, const struct tls_ctx_settings *s
 	}
 	ctx->verify_client = true;
 	wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_PEER, tls_verify_cb);
+	/* the CertificateRequest names the CAs (Dovecot's
+	 * SSL_CTX_set_client_CA_list), so a client with several
+	 * certificates can pick the right one; the context owns the list */
+	WOLF_STACK_OF(WOLFSSL_X509_NAME) *names = wolfSSL_sk_X509_NAME_new(NULL);
+	if (names == NULL)
+		log_fatal("tls: out of memory");
+	pos = ca;
+	while ((block = tls_pem_next(&pos, "CERTIFICATE", &len)) != NULL) {
+		WOLFSSL_X509 *x = wolfSSL_X509_load_certificate_buffer((const unsigned char *)block,
+									(int)len, WOLFSSL_FILETYPE_PEM);
+		WOLFSSL_X509_NAME *name = x != NULL ? wolfSSL_X509_get_subject_name(x) : NULL;
+		WOLFSSL_X509_NAME *dup = name != NULL ? wolfSSL_X509_NAME_dup(name) : NULL;
+		if (dup != NULL && wolfSSL_sk_X509_NAME_push(names, dup) <= 0)
+			wolfSSL_X509_NAME_free(dup);
+		wolfSSL_X509_free(x);
+	}
+	wolfSSL_CTX_set_client_CA_list(w, names);
 	if (set->require_crl) {
 		if (wolfSSL_CTX_EnableCRL(w, WOLFSSL_CRL_CHECKALL) != WOLFSSL_SUCCESS) {
 			*error_r = tls_error("ssl_require_crl: wolfSSL cannot check CRLs");

@@ -47,7 +47,8 @@ struct tls_ctx_settings {
 	 * it against ca_pem's certificates. As in Dovecot's login processes,
 	 * a missing or invalid certificate does not fail the handshake; auth
 	 * refuses what needs one (tls_conn_peer_cert). Session tickets are not
-	 * issued then: a resumed session has no certificate to show. */
+	 * issued then: a resumed session has no certificate to show. The
+	 * certificate request names ca_pem's CAs (TLS 1.2). */
 	bool verify_client;
 	/* ssl_require_crl: the CRLs in ca_pem are checked for every
 	 * certificate of a client's chain, and one without a CRL of its

@@ -269,18 +269,28 @@ class Slapd(_Store):
     slapd.log."""
     name = "ldap"
 
-    def __init__(self, acl=None):
+    def __init__(self, acl=None, tls=False):
         super().__init__()
         self.db = self.path("db")
         os.makedirs(self.db)
         os.chown(self.db, self.uid, self.gid)
         self.log_file = self.path("slapd.log")
         self.uri = "ldap://127.0.0.1:%d/" % self.port
+        # tls: a certificate for 127.0.0.1 signed by a CA of the test's own
+        # (self.ca_file), StartTLS on uri and ldaps:// on ldaps_uri
+        tls_conf = ""
+        self.ldaps_uri = None
+        if tls:
+            self.ca_file = self.make_ca("ca")
+            cert, key = self.make_cert("ca", "slapd", "127.0.0.1")
+            tls_conf = ("TLSCACertificateFile %s\nTLSCertificateFile %s\n"
+                        "TLSCertificateKeyFile %s\n" % (self.ca_file, cert, key))
+            self.ldaps_uri = "ldaps://127.0.0.1:%d/" % free_port()
         acl = acl or ("access to attrs=userPassword by dn.exact=\"%s\" read by self read "
                       "by anonymous auth by * none\naccess to * by * read\n" % LDAP_ADMIN)
         schemas = "".join("include /etc/ldap/schema/%s.schema\n" % s
                           for s in ("core", "cosine", "nis", "inetorgperson", "misc"))
-        self.conf = self.write("slapd.conf", schemas + f"""
+        self.conf = self.write("slapd.conf", schemas + tls_conf + f"""
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {self.path("slapd.pid")}
@@ -304,6 +314,33 @@ objectClass: organizationalUnit
 ou: people
 """)
 
+    def make_ca(self, name):
+        """A self-signed CA (name.key, name.pem in the directory); its
+        certificate's path. Another name makes a CA nobody trusts."""
+        key, pem = self.path(name + ".key"), self.path(name + ".pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                        "/CN=ringgate test CA %s" % name, "-keyout", key, "-out", pem],
+                       check=True, capture_output=True)
+        os.chmod(pem, 0o644)
+        return pem
+
+    def make_cert(self, ca, name, ip):
+        """A server certificate for ip signed by CA ca; (cert, key) paths,
+        readable by the server's user."""
+        key, csr, pem = (self.path(name + x) for x in (".key", ".csr", ".pem"))
+        ext = self.write(name + ".ext", "subjectAltName = IP:%s, DNS:localhost\n" % ip)
+        subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-subj", "/CN=%s" % ip, "-keyout", key, "-out", csr],
+                       check=True, capture_output=True)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", self.path(ca + ".pem"),
+                        "-CAkey", self.path(ca + ".key"), "-CAcreateserial", "-days", "2",
+                        "-extfile", ext, "-out", pem], check=True, capture_output=True)
+        for p in (key, pem):
+            os.chown(p, self.uid, self.gid)
+        os.chmod(key, 0o600)
+        return pem, key
+
     def add_ldif(self, ldif):
         """Load entries offline (slapd stopped)."""
         p = self.write("add.ldif", ldif)
@@ -318,7 +355,8 @@ ou: people
                          "-w", LDAP_ADMIN_PASS, "-b", LDAP_BASE, filt] + list(attrs))
 
     def start(self):
-        cmd = ["/usr/sbin/slapd", "-d", "stats", "-h", self.uri, "-f", self.conf]
+        urls = self.uri + (" " + self.ldaps_uri if self.ldaps_uri else "")
+        cmd = ["/usr/sbin/slapd", "-d", "stats", "-h", urls, "-f", self.conf]
         if os.geteuid() == 0:
             user = pwd.getpwuid(self.uid).pw_name
             cmd += ["-u", user, "-g", user]
@@ -412,6 +450,9 @@ class Probe:
         return self.proc.stderr.read().decode(errors="replace")
 
     def close(self):
+        """Stop it; its stderr (a second call gives the same text)."""
+        if getattr(self, "_stderr", None) is not None:
+            return self._stderr
         if self.proc.poll() is None:
             self.proc.stdin.close()
             try:
@@ -422,6 +463,7 @@ class Probe:
         err = self.proc.stderr.read().decode(errors="replace")
         self.proc.stdout.close()
         self.proc.stderr.close()
+        self._stderr = err
         return err
 
     def search(self, filt, value=""):

@@ -112,6 +112,7 @@ def make_pki(root):
     certs = {
         "good": ca.client("good", "/CN=certuser"),
         "pwuser": ca.client("pwuser", "/CN=pwuser"),
+        "proxyuser": ca.client("proxyuser", "/CN=proxyuser"),
         "revoked": ca.client("revoked", "/CN=certuser"),
         "expired": ca.client("expired", "/CN=certuser", "20200101000000Z", "20200201000000Z"),
         "other": other.client("other", "/CN=certuser"),
@@ -231,9 +232,10 @@ class External(unittest.TestCase):
             "auth_ssl_username_from_cert = yes\n"
             "auth_mechanisms = plain external scram-sha-256 scram-sha-256-plus "
             "scram-sha-1 scram-sha-1-plus\n" % cls.ssl_ca),
-            users={"certuser": "x", "pwuser": "x", "scram": "x"})
+            users={"certuser": "x", "pwuser": "x", "scram": "x", "proxyuser": "x"})
         with open(cls.rg.passwd, "w") as f:
             for user, pw, extra in (("certuser", "", "nopassword"),
+                                    ("proxyuser", "", "nopassword proxy host=127.0.0.1 port=9"),
                                     ("pwuser", "{PLAIN}secret", ""),
                                     ("scram", "{PLAIN}pencil", "")):
                 f.write("%s:%s:%d:%d::%s::%s\n" % (user, pw, cls.rg.uid, cls.rg.gid,
@@ -322,6 +324,12 @@ class External(unittest.TestCase):
         log = self.rg.logs()
         self.assertIn("no valid client certificate naming a user", log)
 
+    def test_external_proxy_forwards_no_empty_password(self):
+        # a proxied EXTERNAL user has no password for the backend: the
+        # login is refused rather than an empty password sent
+        self.assertFalse(self.external("proxyuser"))
+        self.assertIn("proxy: no password for the backend: EXTERNAL", self.rg.logs())
+
     def test_external_sasl_ir_raw(self):
         with socket.create_connection(("127.0.0.1", self.rg.imaps_port), timeout=30) as raw, \
                 client_ctx(self.rg.cert, self.certs["good"]).wrap_socket(raw) as s:
@@ -358,6 +366,15 @@ class External(unittest.TestCase):
                 self.assertRegex(out, r"(?m)^-ERR ", out)
                 self.assertNotIn("Logged in", out)
                 self.reset()
+
+    def test_certificate_request_names_the_ca(self):
+        # TLS 1.2's CertificateRequest lists ssl_ca's subjects (wolfSSL
+        # 5.5.4 sends no certificate_authorities extension in TLS 1.3)
+        out = subprocess.run(["openssl", "s_client", "-connect",
+                              "127.0.0.1:%d" % self.rg.imaps_port, "-tls1_2",
+                              "-CAfile", self.rg.cert], input=b"a LOGOUT\r\n",
+                             capture_output=True, timeout=60).stdout.decode()
+        self.assertRegex(out, r"Acceptable client certificate CA names\s+CN ?= ?Test CA\n", out)
 
     def test_username_from_cert_overrides_plain(self):
         # auth_ssl_username_from_cert: the certificate names the user,
@@ -458,7 +475,8 @@ class RequireClientCert(unittest.TestCase):
     """auth_ssl_require_client_cert with ssl_require_crl = no: a login needs
     a valid certificate whatever the mechanism, and CRLs are not checked
     (ssl_ca has none); then ssl_require_crl = yes without a CRL refuses
-    every certificate, as OpenSSL's CRL check in Dovecot does."""
+    every certificate, as OpenSSL's CRL check in Dovecot does; and EXTERNAL
+    served by a `static` passdb with nopassword."""
 
     @classmethod
     def setUpClass(cls):
@@ -471,10 +489,10 @@ class RequireClientCert(unittest.TestCase):
         os.chmod(cls.pkidir, 0o755)
         os.chmod(cls.ssl_ca, 0o644)
 
-    def server(self, extra):
+    def server(self, extra, users=None):
         rg = rgenv.Ringgate(tls=True, failure_delay="0", extra_conf=(
             "ssl_ca = <%s\nssl_verify_client_cert = yes\n%s" % (self.ssl_ca, extra)),
-            users={"demo": "demo-pass", "alice": "alice secret"})
+            users=users or {"demo": "demo-pass", "alice": "alice secret"})
         rg.start()
         self.addCleanup(rg.cleanup)
         self.addCleanup(rg.stop)
@@ -502,6 +520,34 @@ class RequireClientCert(unittest.TestCase):
             with self.subTest(cert=cert):
                 self.assertFalse(self.login(rg, cert))
         self.assertIn("client didn't present a valid SSL certificate", rg.logs())
+
+    def test_external_from_a_static_passdb(self):
+        """Dovecot's other way: a static passdb with nopassword serving only
+        EXTERNAL (the passwd-file entry has a password)"""
+        rg = self.server("ssl_require_crl = no\nauth_ssl_username_from_cert = yes\n"
+                         "auth_mechanisms = plain external\n"
+                         "passdb {\n  driver = static\n  args = nopassword=y\n"
+                         "  mechanisms = external\n}\n", users={"certuser": "pw x"})
+
+        def external(cert):
+            ctx = client_ctx(rg.cert, self.certs[cert])
+            m = imaplib.IMAP4_SSL("127.0.0.1", rg.imaps_port, timeout=30, ssl_context=ctx)
+            try:
+                m.authenticate("EXTERNAL", lambda _: b"")
+            except imaplib.IMAP4.error:
+                m.shutdown()
+                return False
+            m.logout()
+            return True
+        self.assertTrue(external("good"))
+        self.assertFalse(external("other"))
+        self.assertTrue(external("good"))
+        # the static passdb serves EXTERNAL only: PLAIN with any password fails
+        m = imaplib.IMAP4_SSL("127.0.0.1", rg.imaps_port, timeout=30,
+                              ssl_context=client_ctx(rg.cert, self.certs["good"]))
+        with self.assertRaises(imaplib.IMAP4.error):
+            m.login("certuser", "anything")
+        m.shutdown()
 
     def test_require_crl_without_a_crl_refuses_every_certificate(self):
         rg = self.server("auth_ssl_require_client_cert = yes\n")

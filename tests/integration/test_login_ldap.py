@@ -24,7 +24,8 @@ PEOPLE = "ou=people," + storeenv.LDAP_BASE
 class LdapLoginTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.ld = storeenv.Slapd()
+        # TLS too: StartTLS and ldaps:// with the test's own CA (storeenv)
+        cls.ld = storeenv.Slapd(tls=True)
         # class cleanups run even when setUpClass fails half-way
         cls.addClassCleanup(cls.ld.cleanup)
         cls.backend = rgenv.Ringgate(users={"lpx": "px pass"}, failure_delay="0 secs")
@@ -43,16 +44,38 @@ class LdapLoginTest(unittest.TestCase):
                     "pass_filter = (&(objectClass=posixAccount)(uid=%u))\n"
                     "user_attrs = homeDirectory=home, uidNumber=uid, gidNumber=gid\n"
                     "user_filter = (&(objectClass=posixAccount)(uid=%u))\n"
+                    "iterate_attrs = =user=%{ldap:uid}\n"
+                    "iterate_filter = (&(objectClass=posixAccount)(uid=l*))\n"
                     "default_pass_scheme = CRYPT\nrequest_timeout = 3s\n")
         cls.bind_conf = os.path.join(rg.tmp, "dovecot-ldap-bind.conf.ext")
         with open(cls.bind_conf, "w") as f:
             f.write(common + "auth_bind = yes\npass_attrs = uid=user\n"
                     "pass_filter = (&(objectClass=posixAccount)(uid=%u))\n")
-        storeenv.use_store_blocks(rg,
+        # the same lookups over StartTLS, over ldaps://, and with a CA that
+        # did not sign slapd's certificate
+        tls_confs = []
+        wrong_ca = cls.ld.make_ca("other")
+        for name, uri, tls in (("starttls", cls.ld.uri, "tls = yes\ntls_ca_cert_file = %s\n"
+                                % cls.ld.ca_file),
+                               ("ldaps", cls.ld.ldaps_uri, "tls_ca_cert_file = %s\n"
+                                % cls.ld.ca_file),
+                               ("badca", cls.ld.uri, "tls = yes\ntls_ca_cert_file = %s\n"
+                                % wrong_ca)):
+            path = os.path.join(rg.tmp, "dovecot-ldap-%s.conf.ext" % name)
+            with open(path, "w") as f, open(cls.lookup_conf) as src:
+                f.write(src.read().replace(cls.ld.uri, uri) + tls +
+                        "tls_require_cert = demand\n")
+            tls_confs.append(path)
+        cls.blocks = (
                       "passdb {\n  driver = ldap\n  args = %s\n  username_filter = bind*\n}\n"
-                      "passdb {\n  driver = ldap\n  args = %s\n  username_filter = !bind*\n}\n"
+                      "passdb {\n  driver = ldap\n  args = %s\n  username_filter = tls*\n}\n"
+                      "passdb {\n  driver = ldap\n  args = %s\n  username_filter = ssl*\n}\n"
+                      "passdb {\n  driver = ldap\n  args = %s\n  username_filter = badca*\n}\n"
+                      "passdb {\n  driver = ldap\n  args = %s\n"
+                      "  username_filter = !bind* !tls* !ssl* !badca*\n}\n"
                       "userdb {\n  driver = ldap\n  args = %s\n}\n"
-                      % (cls.bind_conf, cls.lookup_conf, cls.lookup_conf))
+                      % ((cls.bind_conf,) + tuple(tls_confs) + (cls.lookup_conf, cls.lookup_conf)))
+        storeenv.use_store_blocks(rg, cls.blocks)
         u = storeenv.user_ldif
         ldif = u("lalice", "{SHA512-CRYPT}" + crypt.crypt("alice pw", crypt.mksalt(crypt.METHOD_SHA512)),
                  rg.uid, rg.home("lalice"))
@@ -63,6 +86,8 @@ class LdapLoginTest(unittest.TestCase):
         ldif += u("lpx", "{PLAIN}px pass", rg.uid, "/nonexistent",
                   ["mailHost: 127.0.0.1", "roomNumber: %d" % cls.backend.imap_port])
         ldif += u("twin", "{PLAIN}twin", rg.uid, "/nonexistent")
+        for name in ("tlsuser", "ssluser", "badcauser"):
+            ldif += u(name, "{PLAIN}%s pw" % name, rg.uid, rg.home("lbob"))
         ldif += ("dn: ou=other,%s\nobjectClass: organizationalUnit\nou: other\n\n"
                  % storeenv.LDAP_BASE)
         ldif += u("twin", "{PLAIN}twin", rg.uid, "/nonexistent").replace(
@@ -143,6 +168,47 @@ class LdapLoginTest(unittest.TestCase):
         # no filter slapd parsed had an unescaped wildcard for uid
         self.assertNotRegex(log, r'filter="[^"]*\(uid=\*\)')
 
+    def test_tls_to_slapd(self):
+        # StartTLS (tls = yes) and ldaps://, each verified against the CA
+        for user in ("tlsuser", "ssluser"):
+            c = self.imap()
+            self.assertEqual(c.login(user, user + " pw")[0], "OK", user)
+            c.logout()
+        log = self.ld.statement_log()
+        self.assertIn("EXT oid=1.3.6.1.4.1.1466.20037", log)
+        self.assertIn("TLS established", log)
+        # a CA that did not sign slapd's certificate: a temporary failure,
+        # and the reason in the log
+        reply = self.raw_login(b"badcauser", b"badcauser pw")
+        self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+        self.assertIn("StartTLS failed: Connect error (TLS: peer cert untrusted", self.rg.logs())
+
+    def test_auth_cache(self):
+        # auth_cache_size: the ldap passdb and userdb are cached by their
+        # filters' variables (%u): the second login sends slapd no search
+        rg = rgenv.Ringgate(users={"lbob": "x"}, failure_delay="0 secs",
+                            extra_conf=USERNAME_CHARS + "auth_cache_size = 1M\n")
+        self.addCleanup(rg.cleanup)
+        storeenv.use_store_blocks(rg, self.blocks)
+        rg.start()
+        search = 'filter="(&(objectClass=posixAccount)(uid=lbob))"'
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"lbob", b"bob pw")[:4], b"a OK")
+        n = self.ld.statement_log().count(search)
+        self.assertGreaterEqual(n, 1)
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"lbob", b"bob pw")[:4], b"a OK")
+        self.assertEqual(self.ld.statement_log().count(search), n)
+
+    def test_user_command(self):
+        # `ringgate user` (doveadm user): iterate_filter/iterate_attrs list,
+        # user_filter looks up
+        r = self.rg.ctl("user", "*", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["lalice", "lbob", "lcarol", "lpx"])
+        r = self.rg.ctl("user", "LB*", check=False)
+        self.assertEqual(r.stdout, "lbob\n")
+        r = self.rg.ctl("user", "-f", "home", "lalice", check=False)
+        self.assertEqual((r.returncode, r.stdout), (0, self.rg.home("lalice") + "\n"), r.stderr)
+
     def test_slapd_outage(self):
         c = self.imap()
         self.assertEqual(c.login("lbob", "bob pw")[0], "OK")
@@ -151,6 +217,9 @@ class LdapLoginTest(unittest.TestCase):
         try:
             reply = self.raw_login(b"lbob", b"bob pw")
             self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
+            r = self.rg.ctl("user", "*", check=False)
+            self.assertEqual((r.returncode, r.stdout), (89, ""))
+            self.assertIn("user listing failed", r.stderr)
         finally:
             self.ld.start()
         deadline = time.time() + 20

@@ -165,10 +165,9 @@ class PgsqlLoginTest(unittest.TestCase):
         for stmt in stmts:
             self.assertRegex(stmt, self.LITERAL)
 
-    def test_default_username_chars(self):
-        # with Dovecot's default auth_username_chars a hostile name is refused
-        # before any lookup: the store never sees it
-        rg = rgenv.Ringgate(users={"alice": "x"}, failure_delay="0 secs")
+    def second_ringgate(self, users, extra_conf=""):
+        """Another ringgate on the same store blocks (started)."""
+        rg = rgenv.Ringgate(users=users, failure_delay="0 secs", extra_conf=extra_conf)
         self.addCleanup(rg.cleanup)
         blocks = r"passdb \{.*?\}\nuserdb \{.*?\}\n"
         with open(self.rg.conf) as f:
@@ -178,12 +177,48 @@ class PgsqlLoginTest(unittest.TestCase):
         with open(rg.conf, "w") as f:
             f.write(conf)
         rg.start()
+        return rg
+
+    def test_auth_cache(self):
+        # auth_cache_size: the sql passdb and userdb are cached by the
+        # query's variables (%u here): the second login never reaches the
+        # store; a wrong password is checked against the store again
+        rg = self.second_ringgate({"bob": "x"}, "auth_cache_size = 1M\n")
+        query = "username = 'bob'"
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"bob", b"bob pw")[:4], b"a OK")
+        n = self.pg.statement_log().count(query)
+        self.assertGreaterEqual(n, 1)
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"bob", b"bob pw")[:4], b"a OK")
+        self.assertEqual(self.pg.statement_log().count(query), n)
+        self.assertNotEqual(storeenv.login_reply(rg.imap_port, b"bob", b"not it")[:4], b"a OK")
+        self.assertGreater(self.pg.statement_log().count(query), n)
+        counts = rg.ctl("stats").stdout
+        self.assertRegex(counts, r"cache_hits\D+[1-9]")
+
+    def test_default_username_chars(self):
+        # with Dovecot's default auth_username_chars a hostile name is refused
+        # before any lookup: the store never sees it
+        rg = self.second_ringgate({"alice": "x"})
         with socket.create_connection(("127.0.0.1", rg.imap_port), timeout=20) as s:
             rgenv.recv_until(s, b"\r\n")
             s.sendall(b"a LOGIN \"zz' or '1'='1\" \"pw\"\r\n")
             reply = rgenv.recv_until(s, b"\r\n").strip()
         self.assertEqual(reply, b"a NO [AUTHENTICATIONFAILED] Authentication failed.")
         self.assertNotIn("zz'", self.pg.statement_log())
+
+    def test_user_command(self):
+        # `ringgate user` (doveadm user): iterate_query lists, user_query looks up
+        r = self.rg.ctl("user", "*", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()),
+                         ["alice", "bob", "carol", "pxuser", "twin", "twin"])
+        r = self.rg.ctl("user", "?ARO*", "px*", check=False)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["carol", "pxuser"])
+        r = self.rg.ctl("user", "bob", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("home\t%s\n" % self.rg.home("bob"), r.stdout)
+        self.assertIn("uid\t%d\n" % self.rg.uid, r.stdout)
+        self.assertEqual(self.rg.ctl("user", "nobody", check=False).returncode, 67)
 
     def test_database_outage(self):
         c = self.imap()
@@ -195,6 +230,11 @@ class PgsqlLoginTest(unittest.TestCase):
             reply = self.raw_login(b"bob", b"bob pw")
             self.assertTrue(reply.startswith(b"a NO [UNAVAILABLE]"), reply)
             self.assertLess(time.time() - t0, 5)
+            # a listing that cannot reach the store fails as doveadm's does
+            r = self.rg.ctl("user", "*", check=False)
+            self.assertEqual((r.returncode, r.stdout), (89, ""))
+            self.assertIn("user listing failed", r.stderr)
+            self.assertEqual(self.rg.ctl("user", "bob", check=False).returncode, 75)
         finally:
             self.pg.start()
         deadline = time.time() + 20

@@ -63,6 +63,15 @@ class SqliteLoginTest(unittest.TestCase):
     def raw_login(self, user, password):
         return storeenv.login_reply(self.rg.imap_port, user, password)
 
+    def test_user_command(self):
+        # `ringgate user`: iterate_query (Dovecot's default) and user_query,
+        # SQLite read in the command's own process
+        r = self.rg.ctl("user", "*", check=False)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(r.stdout.splitlines()), ["alice", "bob", "carol", "twin", "twin"])
+        r = self.rg.ctl("user", "-f", "home", "bob", check=False)
+        self.assertEqual((r.returncode, r.stdout), (0, self.rg.home("bob") + "\n"), r.stderr)
+
     def test_logins(self):
         for user, pw in (("alice", "alice pw"), ("bob", "bob pw")):
             c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=20)

@@ -5,6 +5,7 @@ RFC 4515 escaping of hostile values (slapd's own operation log is the
 evidence), users' binds (auth_bind), slapd stopped and restarted under it.
 One slapd for the file (~1 s to start)."""
 import os
+import re
 import time
 import unittest
 
@@ -108,6 +109,70 @@ class LdapClientTest(unittest.TestCase):
                 break
             self.assertLess(time.time(), deadline, ans)
             time.sleep(0.3)
+
+
+@unittest.skipUnless(storeenv.available("ldap"), "slapd not installed")
+@unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
+class LdapTlsTest(unittest.TestCase):
+    """dovecot-ldap.conf.ext's `tls = yes` (StartTLS) and ldaps:// URIs
+    against a slapd with a certificate for 127.0.0.1 from the test's own CA,
+    with Dovecot's tls_ca_cert_file / tls_require_cert. slapd's log shows
+    each connection's TLS; a CA that did not sign the certificate fails the
+    lookup (TEMPFAIL) with the library's reason in the log."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ld = storeenv.Slapd(tls=True)
+        cls.addClassCleanup(cls.ld.cleanup)
+        cls.ld.add_ldif(storeenv.user_ldif("demo", storeenv.ssha("demo pass"), 2000, "/home/demo"))
+        cls.other_ca = cls.ld.make_ca("other")
+        cls.ld.start()
+
+    def probe(self, uri, tls_conf):
+        return storeenv.open_probe(
+            self, "ldap", self.ld.tmp,
+            "uris = %s\ndn = %s\ndnpass = %s\nbase = %s\nrequest_timeout = 3s\n"
+            "pass_attrs = uid=user, userPassword=password\n%s"
+            % (uri, storeenv.LDAP_ADMIN, storeenv.LDAP_ADMIN_PASS, PEOPLE, tls_conf))
+
+    def tls_connections(self):
+        return re.findall(r"conn=(\d+) fd=\d+ TLS established", self.ld.statement_log())
+
+    def search_ok(self, p):
+        ans = p.ask("search (uid=%s)", "demo")
+        self.assertTrue(ans.startswith("OK 1 dn=uid=demo,"), ans)
+
+    def test_starttls(self):
+        before = len(self.tls_connections())
+        p = self.probe(self.ld.uri, "tls = yes\ntls_ca_cert_file = %s\n"
+                       "tls_require_cert = demand\n" % self.ld.ca_file)
+        self.search_ok(p)
+        # the StartTLS extended operation, then TLS on that connection
+        log = self.ld.statement_log()
+        self.assertIn("EXT oid=1.3.6.1.4.1.1466.20037", log)
+        self.assertGreater(len(self.tls_connections()), before)
+
+    def test_ldaps(self):
+        before = len(self.tls_connections())
+        p = self.probe(self.ld.ldaps_uri, "tls_ca_cert_file = %s\n" % self.ld.ca_file)
+        self.search_ok(p)
+        self.assertGreater(len(self.tls_connections()), before)
+
+    def test_wrong_ca_fails(self):
+        for uri, tls in ((self.ld.uri, "tls = yes\n"), (self.ld.ldaps_uri, "")):
+            p = self.probe(uri, tls + "tls_ca_cert_file = %s\ntls_require_cert = demand\n"
+                           % self.other_ca)
+            ans = p.ask("search (uid=%s)", "demo")
+            self.assertEqual(ans.split()[0], "TEMPFAIL", (uri, ans))
+            err = p.close()
+            # the reason the administrator needs, from libldap/GnuTLS
+            self.assertIn("TLS: peer cert untrusted", err, uri)
+
+    def test_require_cert_never(self):
+        # Dovecot's tls_require_cert = never: an unknown CA is accepted
+        p = self.probe(self.ld.ldaps_uri, "tls_ca_cert_file = %s\ntls_require_cert = never\n"
+                       % self.other_ca)
+        self.search_ok(p)
 
 
 if __name__ == "__main__":

@@ -78,6 +78,21 @@ class PgsqlPoolTest(unittest.TestCase):
         self.assertEqual(p.ask("SELECT 2 AS two"), "OK 1 two=2")
         self.assertEqual(p.stats()["timeouts"], 2)
 
+    def test_server_side_statement_timeout(self):
+        # what docs/architecture.md recommends next to request_timeout:
+        # PostgreSQL cancels a slow statement itself (options= in the
+        # connect string), and the connection stays for the next query
+        p = self.probe(connect=self.pg.connect_string(maxconns=1,
+                                                      options="-cstatement_timeout=300"),
+                       extra="request_timeout = 3s\n")
+        pid = p.ask("SELECT pg_backend_pid() AS pid")
+        t0 = time.time()
+        ans = p.ask("SELECT pg_sleep(10)")
+        self.assertTrue(ans.startswith("ERROR ") and "statement timeout" in ans, ans)
+        self.assertLess(time.time() - t0, 3)
+        self.assertEqual(p.ask("SELECT pg_backend_pid() AS pid"), pid)
+        self.assertEqual(p.stats()["timeouts"], 0)
+
     def test_failover_between_hosts(self):
         # 127.0.0.2: nothing listens there; the other host serves everything
         p = self.probe(connect=self.pg.connect_string(host="127.0.0.2") + " host=127.0.0.1")

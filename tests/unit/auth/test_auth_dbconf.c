@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include "auth/auth-dbconf.h"
+#include "auth/db-store.h"
 #include "lib/alloc.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,6 +309,27 @@ static void test_ldap_escape(void **state)
 	rg_free(e);
 }
 
+/* the auth cache key of a store module: the request's variables, once */
+static void test_cache_key(void **state)
+{
+	(void)state;
+	const char *sql[] = { "SELECT password FROM users WHERE username = '%n' AND "
+			      "domain = '%d' AND '%n' <> '' AND pct = '100%%'" };
+	char *key = db_store_cache_key(sql, 1);
+	assert_string_equal(key, "%n\t%d");
+	rg_free(key);
+	/* modifiers, widths and long names kept as written; the entry's own
+	   values (%$, %{ldap:…}) and NULL templates are not the request's */
+	const char *ldap[] = { "ou=%Ld,dc=example", "(&(uid=%1.3u)(host=%{rip}))", NULL,
+			       "%{ldap:homeDirectory}/%$", "/var/mail/%Ld/%u" };
+	key = db_store_cache_key(ldap, 5);
+	assert_string_equal(key, "%Ld\t%1.3u\t%{rip}\t%u");
+	rg_free(key);
+	/* no variable: nothing tells users apart, so no caching */
+	const char *none[] = { "SELECT 1", "100%% %" };
+	assert_null(db_store_cache_key(none, 2));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -319,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_ldap_defaults),
 		cmocka_unit_test(test_ldap_errors),
 		cmocka_unit_test(test_ldap_escape),
+		cmocka_unit_test(test_cache_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

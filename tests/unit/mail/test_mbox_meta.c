@@ -352,6 +352,75 @@ static void test_create(void **state)
 	assert_int_equal(st.st_size, 0);
 }
 
+/* APPEND through maildir.h on an "mbox:" path: the file is made on the
+ * first save, the first message carries X-IMAPbase, later saves raise its
+ * last UID in place (the padded digits) and append only */
+static void test_save(void **state)
+{
+	struct fixture *f = *state;
+	char *path = rg_strdup_printf("mbox:%s", f->path);
+	uint32_t uid = 0, v1 = 0, v2 = 0;
+	const char *error = NULL;
+	assert_int_equal(maildir_save(path, "Subject: a\r\n\r\nx\r\n", 17, "S", 0, &uid, &v1, &error), 0);
+	assert_int_equal(uid, 1);
+	assert_true(v1 != 0);
+	char *text = read_all(f->path);
+	assert_int_equal(strncmp(text, "From MAILER-DAEMON ", 19), 0);
+	char *want = rg_strdup_printf("\nSubject: a\nX-IMAPbase: %u 0000000001\nX-UID: 1\nStatus: R\n\nx\n\n", v1);
+	assert_non_null(strstr(text, want));
+	size_t first_len = strlen(text);
+	rg_free(want);
+	rg_free(text);
+	assert_int_equal(maildir_save(path, "Subject: b\n\ny\n", 14, "", 0, &uid, &v2, &error), 0);
+	assert_int_equal(uid, 2);
+	assert_int_equal(v2, v1);
+	text = read_all(f->path);
+	assert_non_null(strstr(text, " 0000000002\nX-UID: 1\n"));
+	assert_non_null(strstr(text + first_len, "\nSubject: b\nX-UID: 2\n\ny\n\n"));
+	rg_free(text);
+	struct maildir *box = NULL;
+	assert_int_equal(maildir_open(path, false, &box, &error), 0);
+	assert_int_equal(box->count, 2);
+	assert_int_equal(box->msgs[0].uid, 1);
+	assert_int_equal(box->msgs[1].uid, 2);
+	assert_int_equal(box->uidnext, 3);
+	assert_string_equal(box->msgs[0].flags, "S");
+	maildir_close(box);
+	rg_free(path);
+}
+
+/* Two sessions on one mbox: the second one's snapshot is stale after the
+ * first one's rewrite (even a one-message file whose From line did not
+ * move): its flush reads the file again and adds its change to the first
+ * one's instead of writing over it. */
+static void test_two_sessions(void **state)
+{
+	struct fixture *f = *state;
+	const char *one = "From a Mon Dec  7 10:00:00 2026\nSubject: a\n\nx\n";
+	for (int msgs = 1; msgs <= 2; msgs++) {
+		char *text = rg_strdup_printf("%s%s", one, msgs == 2 ? "\nFrom b Mon Dec  7 11:00:00 2026\n\ny\n" : "");
+		write_file(f->path, text, strlen(text));
+		rg_free(text);
+		char *path = rg_strdup_printf("mbox:%s", f->path);
+		struct maildir *a, *b, *c;
+		const char *error;
+		assert_int_equal(maildir_open(path, true, &a, &error), 0);
+		assert_int_equal(maildir_open(path, true, &b, &error), 0);
+		assert_int_equal(maildir_msg_change_flags(a, 0, '+', "F"), 0);
+		assert_int_equal(maildir_flush(a), 0);
+		assert_int_equal(maildir_msg_change_flags(b, 0, '+', "S"), 0);
+		assert_int_equal(maildir_flush(b), 0);
+		assert_string_equal(b->msgs[0].flags, "FS");
+		assert_int_equal(maildir_open(path, false, &c, &error), 0);
+		assert_int_equal(c->count, (size_t)msgs);
+		assert_string_equal(c->msgs[0].flags, "FS");
+		maildir_close(a);
+		maildir_close(b);
+		maildir_close(c);
+		rg_free(path);
+	}
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -362,6 +431,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_sessions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

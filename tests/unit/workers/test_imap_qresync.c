@@ -237,6 +237,43 @@ static void test_two_sessions(void **state)
 	finish(&d);
 }
 
+/* a STORE on a message another session changed meanwhile: the flags it
+ * did not set are shown even with .SILENT (the client has not seen them),
+ * and a modseq that moved under equal flags reaches the client at the next
+ * sync, so both sessions agree on every message's MODSEQ */
+static void test_concurrent_flags(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc a = start(f, "a");
+	struct worker_proc b = start(f, "b");
+	rg_free((wh_send(&a, "s SELECT INBOX\r\n"), wh_read_until_line(&a, "s ")));
+	expect(&b, "e ENABLE CONDSTORE\r\n", "e ", "* ENABLED CONDSTORE\r\ne OK Enabled.\r\n");
+	unsigned long long h;
+	char *got = select_tail(&b, "s SELECT INBOX\r\n", "s ", NULL, &h);
+	rg_free(got);
+	expectf(&b, "t STORE 1 +FLAGS.SILENT (\\Answered)\r\n", "t ",
+		"* 1 FETCH (MODSEQ (%llu))\r\nt OK Store completed.\r\n", h + 1);
+	/* a has not synced: its .SILENT store still shows b's \Answered */
+	expect(&a, "t STORE 1 +FLAGS.SILENT (\\Flagged)\r\n", "t ",
+	       "* 1 FETCH (FLAGS (\\Answered \\Flagged))\r\nt OK Store completed.\r\n");
+	/* b sets \Seen (a new modseq); a, not synced, asks for the same:
+	 * nothing renamed, so a gives it no modseq of its own */
+	expect(&a, "e ENABLE CONDSTORE\r\n", "e ", "* ENABLED CONDSTORE\r\ne OK Enabled.\r\n");
+	rg_free((wh_send(&b, "u STORE 2 +FLAGS (\\Seen)\r\n"), wh_read_until_line(&b, "u ")));
+	rg_free((wh_send(&a, "u STORE 2 +FLAGS (\\Seen)\r\n"), wh_read_until_line(&a, "u ")));
+	rg_free((wh_send(&a, "n NOOP\r\n"), wh_read_until_line(&a, "n ")));
+	rg_free((wh_send(&b, "n NOOP\r\n"), wh_read_until_line(&b, "n ")));
+	wh_send(&a, "w FETCH 1:5 (MODSEQ)\r\n");
+	char *ga = wh_read_until_line(&a, "w ");
+	wh_send(&b, "w FETCH 1:5 (MODSEQ)\r\n");
+	char *gb = wh_read_until_line(&b, "w ");
+	assert_string_equal(ga, gb);
+	rg_free(ga);
+	rg_free(gb);
+	finish(&a);
+	finish(&b);
+}
+
 /* every malformed parameter is BAD and the session goes on */
 static void test_bad(void **state)
 {
@@ -409,6 +446,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_qresync, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_every_split, setup, teardown),
 	};
