@@ -87,9 +87,14 @@ bool cmd_copy_common(struct imap_client *c, const char *tag, const struct imap_c
 				log_error("expunging moved uid %u failed: %s", c->box->msgs[idxs[i]].uid,
 					  strerror(-r));
 		}
+		/* an mbox removes them now, in one rewrite; kept when it cannot */
+		int fr = maildir_flush(c->box);
 		imap_send_expunges(c, false);
-		imap_tagged(c, tag, copied < npos ? "NO" : "OK",
-		       copied < npos ? "Some messages were expunged meanwhile." : "Move completed.");
+		if (fr < 0)
+			imap_tagged(c, tag, "NO", fr == -EAGAIN ? IMAP_ERR_INUSE : IMAP_ERR_INTERNAL);
+		else
+			imap_tagged(c, tag, copied < npos ? "NO" : "OK",
+				    copied < npos ? "Some messages were expunged meanwhile." : "Move completed.");
 	}
 	mime_buf_free(&code);
 out:

@@ -45,14 +45,54 @@ static int set_mtime(const char *file, time_t mtime)
 	return utimensat(AT_FDCWD, file, ts, 0) < 0 ? -errno : 0;
 }
 
+/* messages of an mbox into an mbox: read, then appended in one go */
+static int mbox_copy(struct maildir *src, const size_t *idxs, size_t n, const char *dest_path,
+		     uint32_t *uids_r, uint32_t *uidvalidity_r, const char **error_r)
+{
+	struct mbox_imap_new *msgs = rg_calloc(n + 1, sizeof(*msgs));
+	char **texts = rg_calloc(n + 1, sizeof(*texts));
+	uint32_t *uids = rg_calloc(n + 1, sizeof(*uids));
+	size_t *slot = rg_calloc(n + 1, sizeof(*slot));
+	size_t count = 0;
+	int ret = 0;
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		const struct maildir_msg *m = &src->msgs[idxs[i]];
+		size_t len;
+		uids_r[i] = 0;
+		int r = maildir_msg_read(src, idxs[i], &texts[count], &len);
+		if (r == -ENOENT)
+			continue; /* expunged meanwhile: no UID */
+		if (r < 0) {
+			*error_r = "reading the message failed";
+			ret = r;
+			break;
+		}
+		msgs[count] = (struct mbox_imap_new){ .data = texts[count], .len = len, .flags = m->flags,
+						      .names = src->keywords, .date = m->mtime };
+		slot[count++] = i;
+	}
+	if (ret == 0 && count > 0)
+		ret = mbox_imap_save(dest_path, msgs, count, uids, uidvalidity_r, error_r);
+	for (size_t k = 0; k < count; k++) {
+		if (ret == 0)
+			uids_r[slot[k]] = uids[k];
+		rg_free(texts[k]);
+	}
+	rg_free(texts);
+	rg_free(msgs);
+	rg_free(uids);
+	rg_free(slot);
+	return ret;
+}
+
 int maildir_save(const char *path, const void *data, size_t len, const char *flags,
 		 time_t mtime, uint32_t *uid_r, uint32_t *uidvalidity_r, const char **error_r)
 {
 	char sorted[MAILDIR_MAX_FLAGS + 1];
 	int ret;
 	if (mbox_imap_path(path)) {
-		*error_r = "APPEND to an mbox folder is not supported yet";
-		return -ENOTSUP;
+		struct mbox_imap_new m = { .data = data, .len = len, .flags = flags, .date = mtime };
+		return mbox_imap_save(path, &m, 1, uid_r, uidvalidity_r, error_r);
 	}
 	if ((ret = maildir_create(path)) < 0) {
 		*error_r = "creating the Maildir failed";
@@ -124,8 +164,11 @@ int maildir_copy(struct maildir *src, const size_t *idxs, size_t n, const char *
 		 uint32_t *uids_r, uint32_t *uidvalidity_r, const char **error_r)
 {
 	if (src->mbox != NULL || mbox_imap_path(dest_path)) {
-		*error_r = "COPY with mbox folders is not supported yet";
-		return -ENOTSUP;
+		if (src->mbox == NULL || !mbox_imap_path(dest_path)) {
+			*error_r = "COPY between Maildir and mbox";
+			return -ENOTSUP;
+		}
+		return mbox_copy(src, idxs, n, dest_path, uids_r, uidvalidity_r, error_r);
 	}
 	int ret = 0;
 	char **bases = rg_calloc(n + 1, sizeof(*bases));

@@ -49,7 +49,7 @@ bool mbox_imap_path(const char *path)
 }
 
 /* the keyword's letter in box (added when missing and there is room), or 0 */
-static char keyword_letter(struct maildir *box, const char *name, size_t len, bool add)
+char mbox_imap_keyword_letter(struct maildir *box, const char *name, size_t len, bool add)
 {
 	int free_slot = -1;
 	for (int k = 0; k < MAILDIR_MAX_KEYWORDS; k++) {
@@ -80,7 +80,7 @@ static void flags_from_file(struct maildir *box, const struct mbox_msg *fm, char
 	}
 	for (const char *p = fm->keywords; p != NULL && *p != '\0' && o < sizeof(raw) - 1;) {
 		size_t n = strcspn(p, " ");
-		char l = keyword_letter(box, p, n, true);
+		char l = mbox_imap_keyword_letter(box, p, n, true);
 		if (l != 0)
 			raw[o++] = l;
 		p += n;
@@ -91,7 +91,7 @@ static void flags_from_file(struct maildir *box, const struct mbox_msg *fm, char
 }
 
 /* box's flags of one message into the file's metadata */
-static void flags_to_file(const struct maildir *box, const char *flags, struct mbox_msg *fm)
+void mbox_imap_flags_to_file(const struct maildir *box, const char *flags, struct mbox_msg *fm)
 {
 	bool old = strchr(fm->status, 'O') != NULL;
 	snprintf(fm->status, sizeof(fm->status), "%s%s", strchr(flags, MAILDIR_FLAG_SEEN) ? "R" : "",
@@ -238,7 +238,7 @@ int mbox_imap_open(const char *path, bool rw, struct maildir **box_r, const char
 	/* X-IMAPbase's names first, so letters follow its order */
 	for (const char *p = mb->base_keywords; p != NULL && *p != '\0';) {
 		size_t n = strcspn(p, " ");
-		keyword_letter(box, p, n, true);
+		mbox_imap_keyword_letter(box, p, n, true);
 		p += n;
 		p += *p == ' ';
 	}
@@ -304,6 +304,16 @@ void mbox_imap_close(struct maildir *box)
 	rg_free(v->file);
 	rg_free(v);
 	box->mbox = NULL;
+}
+
+struct mbox *mbox_imap_file(struct maildir *box)
+{
+	return box->mbox->mb;
+}
+
+bool mbox_imap_base_dirty(const struct maildir *box)
+{
+	return box->mbox->base_dirty;
 }
 
 bool mbox_imap_changed(const struct maildir *box)
@@ -382,7 +392,7 @@ int mbox_imap_flush(struct maildir *box)
 		if (v->pending[i] & PENDING_EXPUNGE)
 			mb->msgs[f].expunge = true;
 		else
-			flags_to_file(box, box->msgs[i].flags, &mb->msgs[f]);
+			mbox_imap_flags_to_file(box, box->msgs[i].flags, &mb->msgs[f]);
 	}
 	if (!any)
 		return 0;
@@ -426,14 +436,15 @@ int mbox_imap_keywords_lookup(const char *path, const char *const *names, size_t
 	int ret = 0;
 	if (box == NULL) {
 		/* not open: the names the file has; nothing to create them in */
+		/* not open here: names created now are written at once (the
+		   close flushes the grown X-IMAPbase list) */
 		ret = mbox_imap_open(path, false, &box, &error);
 		if (ret < 0)
 			return ret;
-		create = false;
 	}
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		char l = keyword_letter(box, names[i], strlen(names[i]), create);
+		char l = mbox_imap_keyword_letter(box, names[i], strlen(names[i]), create);
 		if (l != 0 && memchr(letters_r, l, o) == NULL)
 			letters_r[o++] = l;
 	}

@@ -21,6 +21,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct mbox;
+struct mbox_msg;
 
 #define MBOX_IMAP_PREFIX "mbox:"
 
@@ -39,5 +44,29 @@ int mbox_imap_flush(struct maildir *box);
  * of the file's own list */
 int mbox_imap_keywords_lookup(const char *path, const char *const *names, size_t n, bool create,
 			      char *letters_r);
+
+/* for mbox-save.c: the view's current snapshot; the letter of a keyword
+ * name (added to the view when add; 0: none); flags (letters of box) into
+ * a message's metadata; whether the view's keyword list grew */
+struct mbox *mbox_imap_file(struct maildir *box);
+char mbox_imap_keyword_letter(struct maildir *box, const char *name, size_t len, bool add);
+void mbox_imap_flags_to_file(const struct maildir *box, const char *flags, struct mbox_msg *fm);
+bool mbox_imap_base_dirty(const struct maildir *box);
+
+/* one message to add to an mbox: its text (CRLF or LF), flags as letters
+ * whose keywords are names[letter - 'a'], its internal date (0: now) */
+struct mbox_imap_new {
+	const char *data;
+	size_t len;
+	const char *flags;
+	char *const *names;
+	time_t date;
+};
+/* Append msgs[0..n) to the mbox at path ("mbox:<file>", created when
+ * missing) under the write locks with the next UIDs (uids_r[i]); Dovecot's
+ * headers in the text are dropped, "From " lines quoted. 0 or -errno
+ * (-EAGAIN: locked). */
+int mbox_imap_save(const char *path, const struct mbox_imap_new *msgs, size_t n, uint32_t *uids_r,
+		   uint32_t *uidvalidity_r, const char **error_r);
 
 #endif

@@ -22,6 +22,8 @@ int mbox_dotlock_take(const char *path, unsigned timeout_ms, char **lock_r);
 void mbox_dotlock_release(char *lock);
 /* one of Dovecot's own headers, never shown to a client */
 bool mbox_header_hidden(const char *line, size_t len);
+/* pwrite() all of data at off, retrying short writes and EINTR; 0 or -errno */
+int mbox_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
 /* the file is still the one scanned, with "From " where each message starts */
 int mbox_check_snapshot(struct mbox *box);
 

@@ -17,6 +17,19 @@
 /* a crash in the middle of a rewrite leaves what Dovecot's own in-place
    rewrite would: the file is written from the first changed message on */
 
+int mbox_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t w = pwrite(fd, (const char *)data + done, len - done, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		done += (size_t)w;
+	}
+	return 0;
+}
+
 int mbox_check_snapshot(struct mbox *box)
 {
 	struct stat st;
@@ -226,15 +239,8 @@ int mbox_rewrite(struct mbox *box, bool base_dirty, unsigned timeout_ms, const c
 	/* mail delivered after the snapshot */
 	if (ret == 0 && (uint64_t)st.st_size > box->size)
 		ret = copy_range(box->fd, box->size, (uint64_t)st.st_size, &out);
-	for (size_t done = 0; ret == 0 && done < out.len;) {
-		ssize_t w = pwrite(box->fd, out.data + done, out.len - done, (off_t)(start + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			ret = w < 0 ? -errno : -EIO;
-		else
-			done += (size_t)w;
-	}
+	if (ret == 0)
+		ret = mbox_pwrite_all(box->fd, out.data, out.len, start);
 	if (ret == 0 && ftruncate(box->fd, (off_t)(start + out.len)) < 0)
 		ret = -errno;
 	if (ret == 0 && fsync(box->fd) < 0)
@@ -259,15 +265,7 @@ int mbox_create(const char *path, uint32_t uidvalidity)
 		struct mbox box = { .uidvalidity = uidvalidity };
 		struct mime_buf out = { 0 };
 		pseudo_message(&box, &out);
-		for (size_t done = 0; ret == 0 && done < out.len;) {
-			ssize_t w = write(fd, out.data + done, out.len - done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				ret = w < 0 ? -errno : -EIO;
-			else
-				done += (size_t)w;
-		}
+		ret = mbox_pwrite_all(fd, out.data, out.len, 0);
 		mime_buf_free(&out);
 	}
 	if (close(fd) < 0 && ret == 0)

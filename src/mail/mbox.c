@@ -244,8 +244,9 @@ static void words_append(char **list, const char *v, size_t vlen)
 	*list = out;
 }
 
-/* X-IMAP / X-IMAPbase: "<uidvalidity> <last uid> [keyword...]" */
-static void parse_base(struct mbox *box, const char *v, size_t vlen)
+/* X-IMAP / X-IMAPbase: "<uidvalidity> <last uid> [keyword...]"; where the
+   last uid's digits are (offset in v, count) */
+static void parse_base(struct mbox *box, const char *v, size_t vlen, size_t *pos_r, size_t *len_r)
 {
 	char num[24];
 	size_t i = 0;
@@ -254,12 +255,15 @@ static void parse_base(struct mbox *box, const char *v, size_t vlen)
 		size_t n = 0;
 		while (i < vlen && v[i] == ' ')
 			i++;
+		*pos_r = i;
 		while (i < vlen && v[i] >= '0' && v[i] <= '9' && n + 1 < sizeof(num))
 			num[n++] = v[i++];
 		num[n] = '\0';
+		*len_r = n;
 		if (n == 0 || (i < vlen && v[i] != ' ')) {
 			/* not Dovecot's: as if there were none */
 			box->uidvalidity = box->last_uid = 0;
+			*len_r = 0;
 			return;
 		}
 		unsigned long x = strtoul(num, NULL, 10);
@@ -275,17 +279,24 @@ static void parse_base(struct mbox *box, const char *v, size_t vlen)
 
 /* Dovecot's own header line: its value into the message or the box */
 static void parse_hidden(struct mbox *box, struct scan_msg *cur, bool first, const char *line,
-			 size_t len)
+			 size_t len, uint64_t off)
 {
 	const char *v;
 	size_t vlen;
+	bool base = false;
 	if (first && len > 7 && strncasecmp(line, "X-IMAP:", 7) == 0) {
 		cur->internal = true;
 		header_value(line, len, 7, &v, &vlen);
-		parse_base(box, v, vlen);
+		base = true;
 	} else if (first && len > 11 && strncasecmp(line, "X-IMAPbase:", 11) == 0) {
 		header_value(line, len, 11, &v, &vlen);
-		parse_base(box, v, vlen);
+		base = true;
+	}
+	if (base) {
+		size_t pos = 0, n = 0;
+		parse_base(box, v, vlen, &pos, &n);
+		box->base_uid_offset = off + (uint64_t)(v - line) + pos;
+		box->base_uid_width = n;
 	} else if (len > 6 && strncasecmp(line, "X-UID:", 6) == 0) {
 		header_value(line, len, 6, &v, &vlen);
 		char num[12];
@@ -455,7 +466,7 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 				hiding = mbox_header_hidden(line, len);
 				cur->in_keywords = false;
 				if (hiding)
-					parse_hidden(box, cur, count == 1, line, len);
+					parse_hidden(box, cur, count == 1, line, len, off);
 			} else if (cur->in_keywords) {
 				words_append(&cur->m.keywords, line, len);
 			}

@@ -70,6 +70,10 @@ struct mbox {
 	/* X-IMAPbase (or the pseudo message's X-IMAP): 0 = none */
 	uint32_t uidvalidity, last_uid;
 	char *base_keywords;  /* its keyword names, NULL = none */
+	/* the last uid's digits in the file (Dovecot pads them to 10, so an
+	 * append can raise it in place); width 0 = none */
+	uint64_t base_uid_offset;
+	size_t base_uid_width;
 	/* Dovecot's folder-data pseudo message at the start: [0, pseudo_end) */
 	bool pseudo;
 	uint64_t pseudo_hdr, pseudo_hdr_end, pseudo_end;

@@ -352,6 +352,43 @@ static void test_create(void **state)
 	assert_int_equal(st.st_size, 0);
 }
 
+/* APPEND through maildir.h on an "mbox:" path: the file is made on the
+ * first save, the first message carries X-IMAPbase, later saves raise its
+ * last UID in place (the padded digits) and append only */
+static void test_save(void **state)
+{
+	struct fixture *f = *state;
+	char *path = rg_strdup_printf("mbox:%s", f->path);
+	uint32_t uid = 0, v1 = 0, v2 = 0;
+	const char *error = NULL;
+	assert_int_equal(maildir_save(path, "Subject: a\r\n\r\nx\r\n", 17, "S", 0, &uid, &v1, &error), 0);
+	assert_int_equal(uid, 1);
+	assert_true(v1 != 0);
+	char *text = read_all(f->path);
+	assert_int_equal(strncmp(text, "From MAILER-DAEMON ", 19), 0);
+	char *want = rg_strdup_printf("\nSubject: a\nX-IMAPbase: %u 0000000001\nX-UID: 1\nStatus: R\n\nx\n\n", v1);
+	assert_non_null(strstr(text, want));
+	size_t first_len = strlen(text);
+	rg_free(want);
+	rg_free(text);
+	assert_int_equal(maildir_save(path, "Subject: b\n\ny\n", 14, "", 0, &uid, &v2, &error), 0);
+	assert_int_equal(uid, 2);
+	assert_int_equal(v2, v1);
+	text = read_all(f->path);
+	assert_non_null(strstr(text, " 0000000002\nX-UID: 1\n"));
+	assert_non_null(strstr(text + first_len, "\nSubject: b\nX-UID: 2\n\ny\n\n"));
+	rg_free(text);
+	struct maildir *box = NULL;
+	assert_int_equal(maildir_open(path, false, &box, &error), 0);
+	assert_int_equal(box->count, 2);
+	assert_int_equal(box->msgs[0].uid, 1);
+	assert_int_equal(box->msgs[1].uid, 2);
+	assert_int_equal(box->uidnext, 3);
+	assert_string_equal(box->msgs[0].flags, "S");
+	maildir_close(box);
+	rg_free(path);
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -362,6 +399,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
