@@ -24,6 +24,10 @@ struct mbox_view {
 	struct mbox *mb;  /* the current snapshot of the file */
 	size_t *fidx;     /* box->msgs[i] is mb->msgs[fidx[i]]; SIZE_MAX: gone */
 	uint8_t *pending; /* PENDING_* per box->msgs[i] */
+	/* PENDING_FLAGS: the letters this session added and removed, applied at
+	   the flush to the flags the file has then (another session's change to
+	   other flags of the message is kept) */
+	char (*delta)[2][MAILDIR_MAX_FLAGS + 1];
 	bool base_dirty;  /* the keyword list grew */
 	bool rw;
 	struct mbox_view *next; /* the open views (keyword look-ups by path) */
@@ -205,7 +209,8 @@ static void view_match(struct maildir *box, bool reload)
 		v->fidx[i] = SIZE_MAX;
 		while (j < mb->count && mb->msgs[j].uid != 0 && mb->msgs[j].uid < m->uid)
 			j++;
-		if (!m->expunged && j < mb->count && mb->msgs[j].uid == m->uid) {
+		bool wanted = !m->expunged || (v->pending[i] & PENDING_EXPUNGE);
+		if (wanted && j < mb->count && mb->msgs[j].uid == m->uid) {
 			v->fidx[i] = j;
 			if (reload)
 				flags_from_file(box, &mb->msgs[j], m->flags);
@@ -248,6 +253,7 @@ int mbox_imap_open(const char *path, bool rw, struct maildir **box_r, const char
 	box->msgs = rg_calloc(mb->count + 1, sizeof(*box->msgs));
 	v->fidx = rg_calloc(mb->count + 1, sizeof(*v->fidx));
 	v->pending = rg_calloc(mb->count + 1, sizeof(*v->pending));
+	v->delta = rg_calloc(mb->count + 1, sizeof(*v->delta));
 	for (size_t i = 0; i < mb->count; i++) {
 		struct maildir_msg *m = &box->msgs[i];
 		const struct mbox_msg *fm = &mb->msgs[i];
@@ -301,6 +307,7 @@ void mbox_imap_close(struct maildir *box)
 	mbox_close(v->mb);
 	rg_free(v->fidx);
 	rg_free(v->pending);
+	rg_free(v->delta);
 	rg_free(v->file);
 	rg_free(v);
 	box->mbox = NULL;
@@ -350,6 +357,21 @@ int mbox_imap_read(struct maildir *box, size_t idx, char **data_r, size_t *len_r
 	return ret;
 }
 
+/* s without the letters of minus, plus those of plus (sorted) */
+static void letters_update(char s[MAILDIR_MAX_FLAGS + 1], const char *minus, const char *plus)
+{
+	char tmp[MAILDIR_MAX_FLAGS * 2 + 1];
+	size_t o = 0;
+	for (const char *p = s; *p != '\0'; p++) {
+		if (strchr(minus, *p) == NULL)
+			tmp[o++] = *p;
+	}
+	for (const char *p = plus; *p != '\0' && o < sizeof(tmp) - 1; p++)
+		tmp[o++] = *p;
+	tmp[o] = '\0';
+	maildir_flags_normalize(tmp, s);
+}
+
 int mbox_imap_change_flags(struct maildir *box, size_t idx, char mode, const char *letters)
 {
 	struct maildir_msg *m = &box->msgs[idx];
@@ -362,6 +384,14 @@ int mbox_imap_change_flags(struct maildir *box, size_t idx, char mode, const cha
 	if (p != NULL)
 		memmove(p, p + 1, strlen(p));
 	if (strcmp(sorted, m->flags) != 0) {
+		char added[MAILDIR_MAX_FLAGS + 1] = "", removed[MAILDIR_MAX_FLAGS + 1] = "";
+		letters_update(added, "", sorted);
+		letters_update(added, m->flags, "");
+		letters_update(removed, "", m->flags);
+		letters_update(removed, sorted, "");
+		char (*d)[MAILDIR_MAX_FLAGS + 1] = box->mbox->delta[idx];
+		letters_update(d[0], removed, added);
+		letters_update(d[1], added, removed);
 		memcpy(m->flags, sorted, sizeof(sorted));
 		box->mbox->pending[idx] |= PENDING_FLAGS;
 	}
@@ -379,7 +409,8 @@ int mbox_imap_delete(struct maildir *box, size_t idx)
 	return 0;
 }
 
-int mbox_imap_flush(struct maildir *box)
+/* the pending changes onto the current snapshot; false when there are none */
+static bool flush_prepare(struct maildir *box)
 {
 	struct mbox_view *v = box->mbox;
 	struct mbox *mb = v->mb;
@@ -389,21 +420,41 @@ int mbox_imap_flush(struct maildir *box)
 		if (v->pending[i] == 0 || f == SIZE_MAX)
 			continue;
 		any = true;
-		if (v->pending[i] & PENDING_EXPUNGE)
+		if (v->pending[i] & PENDING_EXPUNGE) {
 			mb->msgs[f].expunge = true;
-		else
-			mbox_imap_flags_to_file(box, box->msgs[i].flags, &mb->msgs[f]);
+			continue;
+		}
+		char flags[MAILDIR_MAX_FLAGS + 1];
+		flags_from_file(box, &mb->msgs[f], flags);
+		letters_update(flags, v->delta[i][1], v->delta[i][0]);
+		memcpy(box->msgs[i].flags, flags, sizeof(flags));
+		mbox_imap_flags_to_file(box, flags, &mb->msgs[f]);
 	}
-	if (!any)
-		return 0;
-	if (v->base_dirty)
+	if (any && v->base_dirty)
 		base_keywords_set(box, mb);
-	const char *error;
-	int ret = mb->writable ? mbox_rewrite(mb, v->base_dirty, MBOX_LOCK_TIMEOUT_MS, &error) : -EROFS;
-	if (ret == -EROFS)
-		error = "the file is read-only";
-	if (ret == 0)
-		ret = view_scan(v, &error);
+	return any;
+}
+
+int mbox_imap_flush(struct maildir *box)
+{
+	struct mbox_view *v = box->mbox;
+	const char *error = NULL;
+	int ret = 0;
+	/* another session rewrote the file since our snapshot: read it again
+	   and apply the changes to what it has now */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (!flush_prepare(box))
+			break;
+		struct mbox *mb = v->mb;
+		ret = mb->writable ? mbox_rewrite(mb, v->base_dirty, MBOX_LOCK_TIMEOUT_MS, &error) : -EROFS;
+		if (ret == -EROFS)
+			error = "the file is read-only";
+		if (ret == 0)
+			ret = view_scan(v, &error);
+		if (ret != -ESTALE || view_scan(v, &error) < 0)
+			break;
+		view_match(box, false);
+	}
 	if (ret < 0) {
 		log_error("%s: %s: %s", v->file, error, strerror(-ret));
 		/* undo: the view shows what the file has */
@@ -411,6 +462,7 @@ int mbox_imap_flush(struct maildir *box)
 			if (v->pending[i] & PENDING_EXPUNGE)
 				box->msgs[i].expunged = false;
 		}
+		memset(v->pending, 0, box->count);
 		if (view_scan(v, &error) == 0)
 			view_match(box, true);
 	} else {
@@ -421,6 +473,7 @@ int mbox_imap_flush(struct maildir *box)
 		}
 	}
 	memset(v->pending, 0, box->count);
+	memset(v->delta, 0, box->count * sizeof(*v->delta));
 	v->base_dirty = false;
 	return ret;
 }

@@ -10,6 +10,7 @@ its src/tests directory. Nothing here runs under ctest.
         --tests ../imaptest/src/tests [--target ringgate|dovecot|both] [--tls]
     python3 tests/integration/imaptest_run.py --imaptest ... --stress 60 --clients 20 \
         --mbox some.mbox
+    python3 tests/integration/imaptest_run.py ... --mail-location mbox:~/mail:INBOX=~/inbox
 
 Scripted mode prints imaptest's summary ("71 test groups: 0 failed, ...");
 stress mode prints the error count (lines starting "Error:") and whether
@@ -75,8 +76,11 @@ def run_against(args, name, tls, server):
 
 
 def run_ringgate(args, tls):
+    extra = "disable_plaintext_auth = no\n"
+    if args.mail_location:
+        extra += "mail_location = %s\n" % args.mail_location
     rg = rgenv.Ringgate(users={USER: PASSWORD}, tls=True, failure_delay="0 secs",
-                        extra_conf="disable_plaintext_auth = no")
+                        extra_conf=extra)
     try:
         rg.start()
         return run_against(args, "ringgate", tls, rg)
@@ -89,7 +93,8 @@ def run_dovecot(args, tls):
     tmp = tempfile.mkdtemp(prefix="imaptest-dc-")
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     rgenv.make_cert(cert, key)
-    dc = dcenv.Dovecot(users={USER: PASSWORD}, cert=cert, key=key)
+    extra = "mail_location = %s\n" % args.mail_location if args.mail_location else ""
+    dc = dcenv.Dovecot(users={USER: PASSWORD}, cert=cert, key=key, extra_conf=extra)
     try:
         dc.start()
         return run_against(args, "dovecot", tls, dc)
@@ -107,6 +112,8 @@ def main():
     ap.add_argument("--stress", type=int, default=0, help="stress mode for this many seconds")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--mbox", help="stress mode: messages to APPEND from this mbox")
+    ap.add_argument("--mail-location", help="both servers' mail_location, e.g. "
+                    "mbox:~/mail:INBOX=~/inbox for an mbox INBOX")
     ap.add_argument("--build", default=os.environ.get("RINGGATE_BUILD", "build"))
     ap.add_argument("--keep-output", help="write imaptest's full output to PREFIX.<server>")
     args = ap.parse_args()

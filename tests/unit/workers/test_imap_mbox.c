@@ -13,6 +13,7 @@
 #include "lib/alloc.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +322,35 @@ static void test_folders(void **state)
 	rg_free(p);
 }
 
+/* A delivery agent holds the spool's dotlock: STORE waits out the bound
+ * (MBOX_LOCK_TIMEOUT_MS, 10 s), answers NO [INUSE] and shows the flags the
+ * file still has; once the lock is gone it works. */
+static void test_inuse(void **state)
+{
+	struct fixture *f = *state;
+	struct worker_proc w = start(f);
+	expect(&w, "i0 SELECT INBOX\r\n", "i0 OK", NULL);
+	char *lock = rg_strdup_printf("%s/inbox.lock", f->home);
+	put(f->home, "inbox.lock", "4242\n");
+	wh_send(&w, "i1 STORE 2 +FLAGS (\\Flagged)\r\n");
+	struct pollfd pfd = { .fd = w.fd, .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 20000), 1);
+	expect(&w, NULL, "i1 ",
+	       "* 2 FETCH (FLAGS (\\Recent))\r\n"
+	       "i1 NO [INUSE] Mailbox is locked by another process, try again later.\r\n");
+	char *file = wh_read_file(f->home, "inbox");
+	assert_null(strstr(file, "X-Status: F"));
+	rg_free(file);
+	assert_int_equal(unlink(lock), 0);
+	expect(&w, "i2 STORE 2 +FLAGS (\\Flagged)\r\n", "i2 ",
+	       "* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\ni2 OK Store completed.\r\n");
+	file = wh_read_file(f->home, "inbox");
+	assert_non_null(strstr(file, "Subject: two\nTo: b@example.com\nX-UID: 6\nStatus: O\nX-Status: F\n"));
+	rg_free(file);
+	logout(&w);
+	rg_free(lock);
+}
+
 int main(void)
 {
 	/* From lines carry local time: the INTERNALDATEs compared are UTC */
@@ -328,6 +358,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_session, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inuse, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
