@@ -381,6 +381,14 @@ static time_t from_line_date(const char *line, size_t len)
 
 static const uint8_t uidl_key[16] = "ringgate mbox ui";
 
+uint64_t mbox_hash(uint64_t h, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
 int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const char **error_r)
 {
 	struct mbox *box = rg_calloc(1, sizeof(*box));
@@ -427,7 +435,9 @@ int mbox_open(const char *path, unsigned timeout_ms, struct mbox **box_r, const 
 	uint64_t off = 0;
 
 	*error_r = NULL;
+	box->content_hash = MBOX_HASH_INIT;
 	while ((ret = next_line(&r, &line, &len, &off)) > 0) {
+		box->content_hash = mbox_hash(box->content_hash, line, len);
 		bool blank = is_blank(line, len);
 		if (prev_blank && len >= 5 && memcmp(line, "From ", 5) == 0) {
 			if (cur != NULL)

@@ -64,6 +64,7 @@ struct mbox {
 	ino_t ino;
 	uint64_t size;        /* file size at the snapshot */
 	struct timespec mtime; /* the file's mtime at the snapshot */
+	uint64_t content_hash; /* of [0, size): tells a delivery (appended) from a rewrite */
 	bool writable;        /* opened read-write */
 	size_t count;
 	struct mbox_msg *msgs;
@@ -78,6 +79,10 @@ struct mbox {
 	bool pseudo;
 	uint64_t pseudo_hdr, pseudo_hdr_end, pseudo_end;
 };
+
+/* FNV-1a over data, continuing from h (start: MBOX_HASH_INIT) */
+#define MBOX_HASH_INIT 14695981039346656037ULL
+uint64_t mbox_hash(uint64_t h, const void *data, size_t len);
 
 /* Open and scan path under a read lock waited for at most timeout_ms. A
  * missing file is an empty mailbox. 0 or -errno (-EAGAIN: locked; -EINVAL:

@@ -389,6 +389,38 @@ static void test_save(void **state)
 	rg_free(path);
 }
 
+/* Two sessions on one mbox: the second one's snapshot is stale after the
+ * first one's rewrite (even a one-message file whose From line did not
+ * move): its flush reads the file again and adds its change to the first
+ * one's instead of writing over it. */
+static void test_two_sessions(void **state)
+{
+	struct fixture *f = *state;
+	const char *one = "From a Mon Dec  7 10:00:00 2026\nSubject: a\n\nx\n";
+	for (int msgs = 1; msgs <= 2; msgs++) {
+		char *text = rg_strdup_printf("%s%s", one, msgs == 2 ? "\nFrom b Mon Dec  7 11:00:00 2026\n\ny\n" : "");
+		write_file(f->path, text, strlen(text));
+		rg_free(text);
+		char *path = rg_strdup_printf("mbox:%s", f->path);
+		struct maildir *a, *b, *c;
+		const char *error;
+		assert_int_equal(maildir_open(path, true, &a, &error), 0);
+		assert_int_equal(maildir_open(path, true, &b, &error), 0);
+		assert_int_equal(maildir_msg_change_flags(a, 0, '+', "F"), 0);
+		assert_int_equal(maildir_flush(a), 0);
+		assert_int_equal(maildir_msg_change_flags(b, 0, '+', "S"), 0);
+		assert_int_equal(maildir_flush(b), 0);
+		assert_string_equal(b->msgs[0].flags, "FS");
+		assert_int_equal(maildir_open(path, false, &c, &error), 0);
+		assert_int_equal(c->count, (size_t)msgs);
+		assert_string_equal(c->msgs[0].flags, "FS");
+		maildir_close(a);
+		maildir_close(b);
+		maildir_close(c);
+		rg_free(path);
+	}
+}
+
 int main(void)
 {
 	setenv("TZ", "UTC", 1);
@@ -400,6 +432,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_sessions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
