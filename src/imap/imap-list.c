@@ -320,7 +320,9 @@ bool cmd_create(struct imap_client *c, const char *tag, const struct imap_cmd_ar
 	if (arg == NULL)
 		return imap_bad_args(c, tag, "CREATE");
 	char *name = client_name(arg);
-	int ret = folder_create(c->mail_path, name);
+	/* CREATE "a.": a name meant to hold others (an mbox makes a directory) */
+	bool parent = strlen(name) < strlen(arg);
+	int ret = parent ? folder_create_parent(c->mail_path, name) : folder_create(c->mail_path, name);
 	if (ret < 0)
 		folder_error(c, tag, ret, name);
 	else
@@ -336,7 +338,7 @@ bool cmd_delete(struct imap_client *c, const char *tag, const struct imap_cmd_ar
 		return imap_bad_args(c, tag, "DELETE");
 	if (folder_is_inbox(name))
 		return folder_error(c, tag, -EPERM, name);
-	if (!folder_exists(c->mail_path, name))
+	if (!folder_exists(c->mail_path, name) && !folder_is_level(c->mail_path, name))
 		return folder_error(c, tag, -ENOENT, name);
 	/* deleting the selected folder first closes it, as Dovecot does */
 	if (c->box_name != NULL && strcmp(c->box_name, name) == 0)

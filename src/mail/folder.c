@@ -186,6 +186,18 @@ int folder_create(const char *root, const char *name)
 	return ret;
 }
 
+int folder_create_parent(const char *root, const char *name)
+{
+	if (folder_root_is_mbox(root))
+		return folder_mbox_create_parent(root, name);
+	return folder_create(root, name);
+}
+
+bool folder_is_level(const char *root, const char *name)
+{
+	return folder_root_is_mbox(root) && folder_mbox_is_level(root, name);
+}
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
 	(void)st;

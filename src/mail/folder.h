@@ -44,6 +44,15 @@ uint32_t folder_next_uidvalidity(const char *dir, const char *name);
 
 /* -EEXIST when it exists, -EINVAL for a bad name */
 int folder_create(const char *root, const char *name);
+/* CREATE "name." (RFC 3501 6.3.3: the name will hold others): Maildir++
+ * makes the folder as folder_create() does; an mbox root makes a
+ * directory, since a folder's file cannot hold others */
+int folder_create_parent(const char *root, const char *name);
+/* a hierarchy level that is no folder (an mbox root's directory, which
+ * DELETE removes when empty); never for Maildir++ */
+bool folder_is_level(const char *root, const char *name);
+bool folder_mbox_is_level(const char *root, const char *name);
+int folder_mbox_create_parent(const char *root, const char *name);
 /* the folder's own directory only (children stay, as in Dovecot); INBOX
  * cannot be deleted (-EPERM); -ENOENT when missing */
 int folder_delete(const char *root, const char *name);

@@ -177,14 +177,43 @@ int folder_mbox_create(const char *root, const char *name)
 	return ret == -ENOTDIR ? -EINVAL : ret;
 }
 
+bool folder_mbox_is_level(const char *root, const char *name)
+{
+	if (folder_is_inbox(name) || !folder_name_valid(name))
+		return false;
+	char *dir = folder_file(root, name);
+	struct stat st;
+	bool ok = lstat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	rg_free(dir);
+	return ok;
+}
+
+int folder_mbox_create_parent(const char *root, const char *name)
+{
+	if (folder_is_inbox(name))
+		return -EEXIST;
+	if (!folder_name_valid(name))
+		return -EINVAL;
+	char *dir = folder_file(root, name);
+	int ret = mkdir_parents(dir);
+	if (ret == 0 && mkdir(dir, 0700) < 0)
+		ret = -errno;
+	rg_free(dir);
+	return ret == -ENOTDIR ? -EINVAL : ret;
+}
+
 int folder_mbox_delete(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
 		return -EPERM;
-	if (!folder_mbox_exists(root, name))
+	if (!folder_name_valid(name))
 		return -ENOENT;
 	char *file = folder_file(root, name);
-	int ret = unlink(file) < 0 ? -errno : 0;
+	struct stat st;
+	int ret = lstat(file, &st) < 0 ? -errno : 0;
+	/* a level without a file of its own (\Noselect) goes when empty */
+	if (ret == 0)
+		ret = (S_ISDIR(st.st_mode) ? rmdir(file) : unlink(file)) < 0 ? -errno : 0;
 	rg_free(file);
 	return ret;
 }

@@ -329,10 +329,14 @@ bool mbox_imap_changed(const struct maildir *box)
 	struct stat st;
 	if (stat(v->file, &st) < 0)
 		return v->mb->fd >= 0; /* gone, or still none */
-	/* more messages than the view holds: delivered during our own rewrite */
+	/* more messages than the view holds (delivered during our own
+	   rewrite), or fewer (expunged by another session before it) */
 	size_t seen = 0;
-	for (size_t i = 0; i < box->count; i++)
+	for (size_t i = 0; i < box->count; i++) {
 		seen += v->fidx[i] != SIZE_MAX;
+		if (v->fidx[i] == SIZE_MAX && !box->msgs[i].expunged)
+			return true;
+	}
 	return v->mb->fd < 0 || st.st_ino != v->mb->ino || (uint64_t)st.st_size != v->mb->size ||
 	       st.st_mtim.tv_sec != v->mb->mtime.tv_sec ||
 	       st.st_mtim.tv_nsec != v->mb->mtime.tv_nsec || v->mb->count > seen;
@@ -443,8 +447,10 @@ int mbox_imap_flush(struct maildir *box)
 	/* another session rewrote the file since our snapshot: read it again
 	   and apply the changes to what it has now */
 	for (int attempt = 0; attempt < 3; attempt++) {
-		if (!flush_prepare(box))
+		if (!flush_prepare(box)) {
+			ret = 0; /* nothing (left) to write: maybe done by another session */
 			break;
+		}
 		struct mbox *mb = v->mb;
 		ret = mb->writable ? mbox_rewrite(mb, v->base_dirty, MBOX_LOCK_TIMEOUT_MS, &error) : -EROFS;
 		if (ret == -EROFS)

@@ -304,9 +304,14 @@ static void test_folders(void **state)
 	expect(&w, "c6 UNSELECT\r\n", "c6 ", "c6 OK Unselect completed.\r\n");
 	expect(&w, "l6 RENAME Archive Old\r\n", "l6 ", "l6 OK Rename completed.\r\n");
 	expect(&w, "l7 DELETE lists.dev\r\n", "l7 ", "l7 OK Delete completed.\r\n");
-	/* the selected folder is closed first (RFC 7162's CLOSED, as Dovecot) */
-	expect(&w, "l8 SELECT Archive\r\n", "l8 ",
-	       "* OK [CLOSED] Previous mailbox closed.\r\nl8 NO Mailbox doesn't exist: Archive\r\n");
+	/* "name." makes a level (a directory), which DELETE removes once empty */
+	expect(&w, "l7a CREATE Proj.\r\n", "l7a ", "l7a OK Create completed.\r\n");
+	expect(&w, "l7b CREATE Proj.x\r\n", "l7b ", "l7b OK Create completed.\r\n");
+	expect(&w, "l7c CREATE Old.x\r\n", "l7c ", "l7c NO Invalid mailbox name\r\n");
+	expect(&w, "l7d DELETE Proj.x\r\n", "l7d ", "l7d OK Delete completed.\r\n");
+	expect(&w, "l7e DELETE Proj\r\n", "l7e ", "l7e OK Delete completed.\r\n");
+	expect(&w, "l7f DELETE Proj\r\n", "l7f ", "l7f NO Mailbox doesn't exist: Proj\r\n");
+	expect(&w, "l8 SELECT Archive\r\n", "l8 ", "l8 NO Mailbox doesn't exist: Archive\r\n");
 	logout(&w);
 	/* an mbox with Dovecot's pseudo message, which is no message */
 	char *file = wh_read_file(f->home, "mail/Work/2026");
