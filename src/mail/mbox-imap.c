@@ -220,6 +220,7 @@ static void view_match(struct maildir *box, bool reload)
 	if (modseq <= box->highest_modseq)
 		modseq = box->highest_modseq + 1;
 	box->highest_modseq = modseq;
+	box->vanished_floor = modseq;
 }
 
 int mbox_imap_open(const char *path, bool rw, struct maildir **box_r, const char **error_r)
@@ -286,6 +287,9 @@ int mbox_imap_open(const char *path, bool rw, struct maildir **box_r, const char
 	box->highest_modseq = mtime_modseq(v->mb);
 	for (size_t i = 0; i < box->count; i++)
 		box->msgs[i].modseq = box->highest_modseq;
+	/* no record of expunges: QRESYNC's VANISHED since any older modseq is
+	   every UID the view lacks (exact enough, never missing one) */
+	box->vanished_floor = box->highest_modseq;
 	v->next = open_views;
 	open_views = v;
 	*box_r = box;

@@ -430,6 +430,17 @@ static void test_two_sessions(void **state)
 			assert_int_equal(maildir_open(path, false, &c, &error), 0);
 			assert_int_equal(c->count, 1);
 			assert_string_equal(c->msgs[0].flags, "D");
+			/* QRESYNC: UID 1 vanished since any older modseq, none since now */
+			struct maildir_uid_range all = { 1, 10 }, *out;
+			size_t nout;
+			maildir_vanished_since(c, c->highest_modseq - 1, &all, 1, &out, &nout);
+			assert_int_equal(nout, 1);
+			assert_int_equal(out[0].lo, 1);
+			assert_int_equal(out[0].hi, 1);
+			rg_free(out);
+			maildir_vanished_since(c, c->highest_modseq, &all, 1, &out, &nout);
+			assert_int_equal(nout, 0);
+			rg_free(out);
 			maildir_close(c);
 		}
 		maildir_close(a);
