@@ -31,7 +31,7 @@ cd "$top"
 llvm-cov-14 report $objs -instr-profile="$out/all.profdata" \
 	src/lib/ipc.c src/lib/base64.c src/lib/config.c src/lib/settings.c \
 	src/login/imap-parser.c src/login/imap-login.c src/login/pop3-parser.c \
-	src/login/pop3-login.c src/auth/auth-sasl.c src/auth/auth-passwd.c \
+	src/login/pop3-login.c src/login/pop3-login-auth.c src/auth/auth-sasl.c src/auth/auth-passwd.c \
 	src/auth/auth-server.c src/auth/auth-cookie.c src/auth/auth-penalty.c \
 	src/proxy/proxy-protocol.c src/proxy/proxy-backend.c \
 	src/imap/imap-cmd-parser.c src/imap/imap-search.c src/mail/mime.c src/tls/tls.c

@@ -263,3 +263,64 @@ int wh_finish(struct worker_proc *w)
 	fail_msg("worker did not exit");
 	return -1;
 }
+
+struct wh_home *wh_home_new(void)
+{
+	struct wh_home *h = rg_calloc(1, sizeof(*h));
+	h->home = wh_tmpdir();
+	h->md = rg_strdup_printf("%s/Maildir", h->home);
+	return h;
+}
+
+void wh_home_free(struct wh_home *h)
+{
+	wh_rm_rf(h->home);
+	rg_free(h->home);
+	rg_free(h->md);
+	rg_free(h);
+}
+
+void wh_put_three(const char *maildir, const char *msg1, const char *msg2, const char *msg3)
+{
+	wh_put_msg(maildir, "new", "1000.a.host", msg1, 1000);
+	wh_put_msg(maildir, "cur", "2000.b.host:2,S", msg2, 2000);
+	wh_put_msg(maildir, "new", "3000.c.host", msg3, 3000);
+}
+
+void wh_put_uidlist(const char *maildir, const char *header)
+{
+	char *list = rg_strdup_printf("%s/ringgate-uidlist", maildir);
+	FILE *fl = fopen(list, "w");
+	assert_non_null(fl);
+	fputs(header, fl);
+	fclose(fl);
+	rg_free(list);
+}
+
+void wh_capture_send(void *ctx, const void *data, size_t len)
+{
+	struct wh_capture *c = ctx;
+	if (c->len + len + 1 > c->size) {
+		c->size = (c->len + len + 1) * 2;
+		c->data = rg_realloc(c->data, c->size);
+	}
+	memcpy(c->data + c->len, data, len);
+	c->len += len;
+	c->data[c->len] = '\0';
+}
+
+bool wh_feed_script(bool (*input)(void *client, const uint8_t *data, size_t len), void *client,
+		    const char *script, size_t len, size_t split, bool bytewise)
+{
+	const uint8_t *s = (const uint8_t *)script;
+	bool running = true;
+	if (bytewise) {
+		for (size_t i = 0; i < len && running; i++)
+			running = input(client, s + i, 1);
+	} else {
+		running = input(client, s, split);
+		if (running)
+			running = input(client, s + split, len - split);
+	}
+	return running;
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct worker_proc {
@@ -41,5 +42,33 @@ char *wh_read_until_line(struct worker_proc *w, const char *prefix);
 bool wh_read_eof(struct worker_proc *w);
 /* close our end and return the exit status (-1 when not a normal exit) */
 int wh_finish(struct worker_proc *w);
+
+/* a temp home and the path of its Maildir (made by the first wh_put_msg) */
+struct wh_home {
+	char *home;
+	char *md;
+};
+struct wh_home *wh_home_new(void);
+/* removes the tree too */
+void wh_home_free(struct wh_home *h);
+/* the three messages a worker test starts from: new/1000.a.host,
+ * cur/2000.b.host:2,S (seen), new/3000.c.host, with those mtimes */
+void wh_put_three(const char *maildir, const char *msg1, const char *msg2, const char *msg3);
+/* ringgate-uidlist with only this header line ("1 V77 N1\n"): a fixed
+ * UIDVALIDITY, so every run of a script sees the same UIDs */
+void wh_put_uidlist(const char *maildir, const char *header);
+
+/* a core's output callback that appends to a struct wh_capture (data
+ * NUL-terminated, rg_free it) */
+struct wh_capture {
+	char *data;
+	size_t len, size;
+};
+void wh_capture_send(void *ctx, const void *data, size_t len);
+/* script into a core in memory: split bytes then the rest (split 0: all at
+ * once), or one byte at a time; stops when input returns false (the session
+ * ended) and returns the last result */
+bool wh_feed_script(bool (*input)(void *client, const uint8_t *data, size_t len), void *client,
+		    const char *script, size_t len, size_t split, bool bytewise);
 
 #endif

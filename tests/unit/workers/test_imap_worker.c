@@ -24,35 +24,17 @@
 #define WORKER_CAPABILITY IMAP_CAPABILITY " COMPRESS=DEFLATE"
 #define LOGIN_REPLY(tag) tag " OK [CAPABILITY " WORKER_CAPABILITY "] Logged in\r\n"
 
-struct fixture {
-	char *home;
-	char *md;
-};
-
-static void fill(struct fixture *f)
-{
-	wh_put_msg(f->md, "new", "1000.a.host", MSG1, 1000);
-	wh_put_msg(f->md, "cur", "2000.b.host:2,S", MSG2, 2000);
-	wh_put_msg(f->md, "new", "3000.c.host", MSG3, 3000);
-}
-
 static int setup(void **state)
 {
-	struct fixture *f = rg_calloc(1, sizeof(*f));
-	f->home = wh_tmpdir();
-	f->md = rg_strdup_printf("%s/Maildir", f->home);
-	fill(f);
+	struct wh_home *f = wh_home_new();
+	wh_put_three(f->md, MSG1, MSG2, MSG3);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	wh_rm_rf(f->home);
-	rg_free(f->home);
-	rg_free(f->md);
-	rg_free(f);
+	wh_home_free(*state);
 	return 0;
 }
 
@@ -67,7 +49,7 @@ static void expect(struct worker_proc *w, const char *cmd, const char *tag, cons
 }
 
 /* the real binary for a session master handed over with tag's LOGIN */
-static struct worker_proc start_logged_in(struct fixture *f, const char *tag)
+static struct worker_proc start_logged_in(struct wh_home *f, const char *tag)
 {
 	struct worker_proc w = wh_start("ringgate-imap", f->home, NULL, tag, NULL, 0);
 	char *prefix = rg_strdup_printf("%s ", tag);
@@ -99,7 +81,7 @@ static void logout(struct worker_proc *w)
 
 static void test_session(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc w = wh_start("ringgate-imap", f->home, "maildir:~/Maildir", "a0", NULL, 0);
 	expect(&w, NULL, "a0 ", LOGIN_REPLY("a0"));
 	expect(&w, "c CAPABILITY\r\n", "c ",
@@ -231,7 +213,7 @@ static void test_session(void **state)
 
 static void test_examine_and_logout(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	static const char pre[] = "p1 NOOP\r\np2 EXAMINE {5+}\r\nINBOX\r\np3 FETCH 1 BODY[]\r\n";
 	struct worker_proc w = wh_start("ringgate-imap", f->home, NULL, "t.0", pre, sizeof(pre) - 1);
 	/* preread runs right after the login reply */
@@ -254,7 +236,7 @@ static void test_examine_and_logout(void **state)
 
 static void test_too_many_bad(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc w = wh_start("ringgate-imap", f->home, NULL, NULL, NULL, 0);
 	expect(&w, NULL, "* ", LOGIN_REPLY("*"));
 	for (int i = 0; i < IMAP_MAX_BAD_COMMANDS - 1; i++)
@@ -275,7 +257,7 @@ static void test_too_many_bad(void **state)
  * seeing the first one's changes, on the real binary */
 static void test_folders_two_sessions(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc a = start_logged_in(f, "a");
 	struct worker_proc b = start_logged_in(f, "b");
 
@@ -429,7 +411,7 @@ static unsigned int status_uidvalidity(struct worker_proc *w, const char *tag)
  * again gets a new UIDVALIDITY (2.3.1.1) */
 static void test_rfc_two_sessions(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc a = start_logged_in(f, "a");
 	struct worker_proc b = start_logged_in(f, "b");
 	expect(&a, "c1 CREATE Box\r\n", "c1 ", "c1 OK Create completed.\r\n");
@@ -486,7 +468,7 @@ static void test_rfc_two_sessions(void **state)
 
 static void test_idle_push(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc a = start_logged_in(f, "a");
 	struct worker_proc b = start_logged_in(f, "b");
 	run(&a, "s SELECT INBOX\r\n");
@@ -511,7 +493,7 @@ static void test_idle_push(void **state)
  * MODSEQ, STATUS, another session's change counted, kept across sessions */
 static void test_condstore(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc a = start_logged_in(f, "a");
 	struct worker_proc b = start_logged_in(f, "b");
 	wh_send(&a, "c1 SELECT INBOX (CONDSTORE)\r\n");
@@ -599,21 +581,9 @@ static void test_condstore(void **state)
 
 /* ---- the core in memory, at every byte split ---- */
 
-struct capture {
-	char *data;
-	size_t len, size;
-};
-
-static void capture_send(void *ctx, const void *data, size_t len)
+static bool core_input(void *client, const uint8_t *data, size_t len)
 {
-	struct capture *c = ctx;
-	if (c->len + len + 1 > c->size) {
-		c->size = (c->len + len + 1) * 2;
-		c->data = rg_realloc(c->data, c->size);
-	}
-	memcpy(c->data + c->len, data, len);
-	c->len += len;
-	c->data[c->len] = '\0';
+	return imap_client_input(client, data, len);
 }
 
 static const char core_script[] =
@@ -623,32 +593,17 @@ static const char core_script[] =
 	"l LIST \"\" %\r\nm FETCH 4 (ENVELOPE BODYSTRUCTURE)\r\n"
 	"h LOGOUT\r\ni NOOP\r\n";
 
-static char *run_core(struct fixture *f, size_t split, bool bytewise)
+static char *run_core(struct wh_home *f, size_t split, bool bytewise)
 {
 	wh_rm_rf(f->md);
-	fill(f);
-	char *list = rg_strdup_printf("%s/ringgate-uidlist", f->md);
-	FILE *fl = fopen(list, "w");
-	assert_non_null(fl);
-	fputs("1 V77 N1\n", fl);
-	fclose(fl);
-	rg_free(list);
+	wh_put_three(f->md, MSG1, MSG2, MSG3);
+	wh_put_uidlist(f->md, "1 V77 N1\n");
 
-	struct capture cap = { 0 };
-	struct imap_client *client = imap_client_create(f->md, capture_send, &cap);
+	struct wh_capture cap = { 0 };
+	struct imap_client *client = imap_client_create(f->md, wh_capture_send, &cap);
 	imap_client_send_login_reply(client, "x");
-	const uint8_t *s = (const uint8_t *)core_script;
-	size_t len = sizeof(core_script) - 1;
-	bool running = true;
-	if (bytewise) {
-		for (size_t i = 0; i < len && running; i++)
-			running = imap_client_input(client, s + i, 1);
-	} else {
-		running = imap_client_input(client, s, split);
-		if (running)
-			running = imap_client_input(client, s + split, len - split);
-	}
-	assert_false(running);
+	assert_false(wh_feed_script(core_input, client, core_script, sizeof(core_script) - 1, split,
+				    bytewise));
 	assert_true(imap_client_logged_out(client));
 	imap_client_destroy(client);
 	return cap.data;
@@ -656,7 +611,7 @@ static char *run_core(struct fixture *f, size_t split, bool bytewise)
 
 static void test_core_every_split(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	char *whole = run_core(f, 0, false);
 	char want[512];
 	snprintf(want, sizeof(want),

@@ -25,30 +25,17 @@
 #define MSG2_OUT "Subject: two\r\n\r\nCRLF body\r\nno final newline\r\n.\r\n"
 #define MSG3 "Subject: three\n\nl1\nl2\nl3\n"
 
-struct fixture {
-	char *home;
-	char *md;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = rg_calloc(1, sizeof(*f));
-	f->home = wh_tmpdir();
-	f->md = rg_strdup_printf("%s/Maildir", f->home);
-	wh_put_msg(f->md, "new", "1000.a.host", MSG1, 1000);
-	wh_put_msg(f->md, "cur", "2000.b.host:2,S", MSG2, 2000);
-	wh_put_msg(f->md, "new", "3000.c.host", MSG3, 3000);
+	struct wh_home *f = wh_home_new();
+	wh_put_three(f->md, MSG1, MSG2, MSG3);
 	*state = f;
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	wh_rm_rf(f->home);
-	rg_free(f->home);
-	rg_free(f->md);
-	rg_free(f);
+	wh_home_free(*state);
 	return 0;
 }
 
@@ -64,7 +51,7 @@ static void expect(struct worker_proc *w, const char *cmd, const char *terminato
 
 static void test_full_session(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc w = wh_start("ringgate-pop3", f->home, "maildir:~/Maildir", NULL, NULL, 0);
 	expect(&w, NULL, "\r\n", "+OK Logged in.\r\n");
 	/* the session moved new/ to cur/ at start */
@@ -134,7 +121,7 @@ static void test_full_session(void **state)
 
 static void test_dele_without_quit(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc w = wh_start("ringgate-pop3", f->home, NULL, NULL, NULL, 0);
 	expect(&w, NULL, "\r\n", "+OK Logged in.\r\n");
 	expect(&w, "DELE 1\r\n", "\r\n", "+OK Marked to be deleted.\r\n");
@@ -154,7 +141,7 @@ static void test_dele_without_quit(void **state)
 
 static void test_preread_and_limits(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	static const char pre[] = "NOOP\r\nDELE 3\r\nST";
 	struct worker_proc w = wh_start("ringgate-pop3", f->home, "maildir:~/Maildir", NULL,
 					pre, sizeof(pre) - 1);
@@ -183,7 +170,7 @@ static void test_preread_and_limits(void **state)
 
 static void test_too_many_bad(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	struct worker_proc w = wh_start("ringgate-pop3", f->home, NULL, NULL, NULL, 0);
 	expect(&w, NULL, "\r\n", "+OK Logged in.\r\n");
 	for (int i = 0; i < POP3_MAX_BAD_COMMANDS - 1; i++)
@@ -297,21 +284,9 @@ static void test_mbox_session(void **state)
 
 /* ---- the core in memory, at every byte split ---- */
 
-struct capture {
-	char *data;
-	size_t len, size;
-};
-
-static void capture_send(void *ctx, const void *data, size_t len)
+static bool core_input(void *client, const uint8_t *data, size_t len)
 {
-	struct capture *c = ctx;
-	if (c->len + len + 1 > c->size) {
-		c->size = (c->len + len + 1) * 2;
-		c->data = rg_realloc(c->data, c->size);
-	}
-	memcpy(c->data + c->len, data, len);
-	c->len += len;
-	c->data[c->len] = '\0';
+	return pop3_client_input(client, data, len);
 }
 
 static const char core_script[] =
@@ -320,39 +295,22 @@ static const char core_script[] =
 
 /* run the script on a fresh copy of the fixture, fed in pieces of split
  * bytes then the rest (split 0 = all at once) */
-static char *run_core(struct fixture *f, size_t split, bool bytewise)
+static char *run_core(struct wh_home *f, size_t split, bool bytewise)
 {
 	wh_rm_rf(f->md);
-	wh_put_msg(f->md, "new", "1000.a.host", MSG1, 1000);
-	wh_put_msg(f->md, "cur", "2000.b.host:2,S", MSG2, 2000);
-	wh_put_msg(f->md, "new", "3000.c.host", MSG3, 3000);
+	wh_put_three(f->md, MSG1, MSG2, MSG3);
 	/* fixed UIDVALIDITY so every run's UIDL is the same */
-	char *list = rg_strdup_printf("%s/ringgate-uidlist", f->md);
-	FILE *fl = fopen(list, "w");
-	assert_non_null(fl);
-	fputs("1 V1234 N1\n", fl);
-	fclose(fl);
-	rg_free(list);
+	wh_put_uidlist(f->md, "1 V1234 N1\n");
 
 	struct maildir *box;
 	const char *error;
 	assert_int_equal(maildir_open(f->md, true, &box, &error), 0);
-	struct capture cap = { 0 };
+	struct wh_capture cap = { 0 };
 	struct pop3_client *client;
-	assert_int_equal(pop3_client_create(box, capture_send, &cap, &client, &error), 0);
+	assert_int_equal(pop3_client_create(box, wh_capture_send, &cap, &client, &error), 0);
 	pop3_client_send_greeting(client);
-	const uint8_t *s = (const uint8_t *)core_script;
-	size_t len = sizeof(core_script) - 1;
-	bool running = true;
-	if (bytewise) {
-		for (size_t i = 0; i < len && running; i++)
-			running = pop3_client_input(client, s + i, 1);
-	} else {
-		running = pop3_client_input(client, s, split);
-		if (running)
-			running = pop3_client_input(client, s + split, len - split);
-	}
-	assert_false(running);
+	assert_false(wh_feed_script(core_input, client, core_script, sizeof(core_script) - 1, split,
+				    bytewise));
 	assert_true(pop3_client_quit_seen(client));
 	pop3_client_destroy(client);
 	return cap.data;
@@ -360,7 +318,7 @@ static char *run_core(struct fixture *f, size_t split, bool bytewise)
 
 static void test_core_every_split(void **state)
 {
-	struct fixture *f = *state;
+	struct wh_home *f = *state;
 	char *whole = run_core(f, 0, false);
 	char expect_retr[256];
 	snprintf(expect_retr, sizeof(expect_retr), "+OK %zu octets\r\n" MSG1_OUT, strlen(MSG1) + 7);
