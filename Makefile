@@ -167,6 +167,7 @@ bench: build bench-nginx deps-stores $(if $(BASELINE),bench-baseline)
 	$(call install_missing,dovecot-imapd dovecot-pop3d dovecot-pgsql dovecot-ldap gnuplot-nox)
 	$(SUDO) python3 bench/run.py --build $(BUILD) $(if $(FULL),--full) \
 	  $(if $(BASELINE),--baseline $(BASELINE_DIR)/build)
+	$(if $(FULL),$(SUDO) python3 bench/soak.py --build $(BUILD))
 
 # BASELINE=COMMIT: make bench also runs ringgate built from that commit
 # (git archive into BASELINE_DIR), as base-perf and base-sec side by side,
@@ -178,7 +179,6 @@ bench-baseline: deps
 	git rev-parse --short $(BASELINE) > $(BASELINE_DIR)/BASELINE
 	cmake -S $(BASELINE_DIR)/src -B $(BASELINE_DIR)/build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BASELINE_DIR)/build -j $(JOBS)
-	$(if $(FULL),$(SUDO) python3 bench/soak.py --build $(BUILD))
 
 # nginx and its mail module for the proxy section (bench/proxybench.py runs
 # a private nginx). Installing Debian's nginx would start its service on
