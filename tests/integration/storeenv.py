@@ -493,6 +493,28 @@ def open_probe(test, mode, directory, conf_text):
 
 # ---- logging in through a ringgate whose passdb is a store -------------------
 
+class SqlPoolCase:
+    """Mixin for a unittest.TestCase on one private SQL server (SERVER, a
+    _Store class) driven through storeprobe with DRIVER: the server
+    started once per class as cls.db, the users table filled."""
+    SERVER = None
+    DRIVER = None
+    NAME_TYPE = "text"  # the username column's type (MariaDB keys need a length)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.db = cls.SERVER()
+        cls.addClassCleanup(cls.db.cleanup)
+        cls.db.start()
+        cls.db.sql("CREATE TABLE users (username %s PRIMARY KEY, password text, home text);"
+                   "INSERT INTO users VALUES ('demo', '{PLAIN}pw', '/home/demo'),"
+                   " ('nohome', '{PLAIN}x', NULL)" % cls.NAME_TYPE)
+
+    def probe(self, connect=None, extra=""):
+        return open_probe(self, "sql", self.db.tmp, "driver = %s\nconnect = %s\n%s"
+                          % (self.DRIVER, connect or self.db.connect_string(), extra))
+
+
 def login_reply(port, user, password):
     """IMAP LOGIN with user and password (bytes) as quoted strings on
     127.0.0.1:port; the tagged reply line."""

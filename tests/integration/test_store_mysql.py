@@ -13,19 +13,10 @@ import storeenv
 
 @unittest.skipUnless(storeenv.available("mysql"), "MariaDB server not installed")
 @unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
-class MysqlPoolTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.my = storeenv.MariaDB()
-        cls.addClassCleanup(cls.my.cleanup)
-        cls.my.start()
-        cls.my.sql("CREATE TABLE users (username varchar(255) PRIMARY KEY, password text, home text);"
-                   "INSERT INTO users VALUES ('demo', '{PLAIN}pw', '/home/demo'),"
-                   " ('nohome', '{PLAIN}x', NULL)")
-
-    def probe(self, connect=None, extra=""):
-        return storeenv.open_probe(self, "sql", self.my.tmp, "driver = mysql\nconnect = %s\n%s"
-                                   % (connect or self.my.connect_string(), extra))
+class MysqlPoolTest(storeenv.SqlPoolCase, unittest.TestCase):
+    SERVER = storeenv.MariaDB
+    DRIVER = "mysql"
+    NAME_TYPE = "varchar(255)"
 
     def test_lookup_null_error(self):
         p = self.probe()
@@ -39,7 +30,7 @@ class MysqlPoolTest(unittest.TestCase):
         self.assertEqual(p.ask("SELECT 1 AS one"), "OK 1 one=1")
 
     def test_unix_socket_host(self):
-        p = self.probe(connect="host=%s dbname=%s user=root" % (self.my.socket, storeenv.DB_NAME))
+        p = self.probe(connect="host=%s dbname=%s user=root" % (self.db.socket, storeenv.DB_NAME))
         self.assertEqual(p.ask("SELECT home FROM users WHERE username = '%s'", "demo"),
                          "OK 1 home=/home/demo")
 
@@ -48,14 +39,14 @@ class MysqlPoolTest(unittest.TestCase):
         for v in ["' OR 1=1 --", "x' OR 'a'='a", "\\' OR 1=1 -- ", "*)(uid=*", "a" * 300,
                   "demo'; DROP TABLE users; --"]:
             self.assertEqual(p.ask("SELECT username FROM users WHERE username = '%s'", v), "OK 0 ", v)
-        log = self.my.statement_log()
+        log = self.db.statement_log()
         self.assertIn("WHERE username = '\\' OR 1=1 --'", log)
         self.assertIn("WHERE username = 'demo\\'; DROP TABLE users; --'", log)
         self.assertIn("WHERE username = '\\\\\\' OR 1=1 -- '", log)
-        self.assertEqual(self.my.sql("SELECT count(*) FROM users").strip(), "2")
+        self.assertEqual(self.db.sql("SELECT count(*) FROM users").strip(), "2")
 
     def test_maxconns_and_timeout(self):
-        p = self.probe(connect=self.my.connect_string(maxconns=2), extra="request_timeout = 1500ms\n")
+        p = self.probe(connect=self.db.connect_string(maxconns=2), extra="request_timeout = 1500ms\n")
         ids = [p.send("SELECT SLEEP(0.05) AS s, '%s' AS n", str(i)) for i in range(20)]
         got = p.answers(ids)
         for i, rid in enumerate(ids):
@@ -72,14 +63,14 @@ class MysqlPoolTest(unittest.TestCase):
     def test_server_restart(self):
         p = self.probe()
         self.assertEqual(p.ask("SELECT 1 AS a"), "OK 1 a=1")
-        self.my.stop()
+        self.db.stop()
         try:
             t0 = time.time()
             self.assertEqual(p.ask("SELECT 1 AS a").split()[0], "TEMPFAIL")
             self.assertEqual(p.ask("SELECT 1 AS a").split()[0], "TEMPFAIL")
             self.assertLess(time.time() - t0, 5)
         finally:
-            self.my.start()
+            self.db.start()
         deadline = time.time() + 20
         while True:
             ans = p.ask("SELECT 1 AS a")

@@ -12,19 +12,9 @@ import storeenv
 
 @unittest.skipUnless(storeenv.available("pgsql"), "PostgreSQL server not installed")
 @unittest.skipUnless(os.path.exists(storeenv.PROBE), "storeprobe not built")
-class PgsqlPoolTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = storeenv.Postgres()
-        cls.addClassCleanup(cls.pg.cleanup)
-        cls.pg.start()
-        cls.pg.sql("CREATE TABLE users (username text PRIMARY KEY, password text, home text);"
-                   "INSERT INTO users VALUES ('demo', '{PLAIN}pw', '/home/demo'),"
-                   " ('nohome', '{PLAIN}x', NULL)")
-
-    def probe(self, connect=None, extra=""):
-        return storeenv.open_probe(self, "sql", self.pg.tmp, "driver = pgsql\nconnect = %s\n%s"
-                                   % (connect or self.pg.connect_string(), extra))
+class PgsqlPoolTest(storeenv.SqlPoolCase, unittest.TestCase):
+    SERVER = storeenv.Postgres
+    DRIVER = "pgsql"
 
     def test_lookup_and_null(self):
         p = self.probe()
@@ -43,17 +33,17 @@ class PgsqlPoolTest(unittest.TestCase):
         for v in hostile:
             self.assertEqual(p.ask("SELECT username FROM users WHERE username = '%s'", v), "OK 0 ",
                              v)
-        log = self.pg.statement_log()
+        log = self.db.statement_log()
         # the statements as the server received them: each value stayed one
         # string literal (the apostrophes doubled by PQescapeStringConn)
         self.assertIn("WHERE username = ''' OR 1=1 --'", log)
         self.assertIn("WHERE username = 'demo''; DROP TABLE users; --'", log)
         self.assertIn("WHERE username = '\\'' OR 1=1 --'", log)
         self.assertIn("'" + "a" * 300 + "'", log)
-        self.assertEqual(self.pg.sql("SELECT count(*) FROM users").strip(), "2")
+        self.assertEqual(self.db.sql("SELECT count(*) FROM users").strip(), "2")
 
     def test_maxconns_and_concurrency(self):
-        p = self.probe(connect=self.pg.connect_string(maxconns=3))
+        p = self.probe(connect=self.db.connect_string(maxconns=3))
         ids = [p.send("SELECT pg_sleep(0.05), '%s' AS n", str(i)) for i in range(40)]
         got = p.answers(ids)
         for i, rid in enumerate(ids):
@@ -64,7 +54,7 @@ class PgsqlPoolTest(unittest.TestCase):
         self.assertEqual(st["queued"], 0)
 
     def test_request_timeout(self):
-        p = self.probe(connect=self.pg.connect_string(maxconns=1), extra="request_timeout = 1s\n")
+        p = self.probe(connect=self.db.connect_string(maxconns=1), extra="request_timeout = 1s\n")
         t0 = time.time()
         slow = p.send("SELECT pg_sleep(10)")
         queued = p.send("SELECT 1 AS one")
@@ -82,7 +72,7 @@ class PgsqlPoolTest(unittest.TestCase):
         # what docs/architecture.md recommends next to request_timeout:
         # PostgreSQL cancels a slow statement itself (options= in the
         # connect string), and the connection stays for the next query
-        p = self.probe(connect=self.pg.connect_string(maxconns=1,
+        p = self.probe(connect=self.db.connect_string(maxconns=1,
                                                       options="-cstatement_timeout=300"),
                        extra="request_timeout = 3s\n")
         pid = p.ask("SELECT pg_backend_pid() AS pid")
@@ -95,7 +85,7 @@ class PgsqlPoolTest(unittest.TestCase):
 
     def test_failover_between_hosts(self):
         # 127.0.0.2: nothing listens there; the other host serves everything
-        p = self.probe(connect=self.pg.connect_string(host="127.0.0.2") + " host=127.0.0.1")
+        p = self.probe(connect=self.db.connect_string(host="127.0.0.2") + " host=127.0.0.1")
         for i in range(6):
             self.assertEqual(p.ask("SELECT '%s' AS v", str(i)), "OK 1 v=%d" % i)
         self.assertGreaterEqual(p.stats()["connect_failures"], 1)
@@ -103,7 +93,7 @@ class PgsqlPoolTest(unittest.TestCase):
     def test_database_restart(self):
         p = self.probe()
         self.assertEqual(p.ask("SELECT 1 AS a"), "OK 1 a=1")
-        self.pg.stop()
+        self.db.stop()
         try:
             t0 = time.time()
             self.assertEqual(p.ask("SELECT 1 AS a").split()[0], "TEMPFAIL")
@@ -111,7 +101,7 @@ class PgsqlPoolTest(unittest.TestCase):
             self.assertEqual(p.ask("SELECT 1 AS a"), "TEMPFAIL no connection to the database")
             self.assertLess(time.time() - t0, 3)
         finally:
-            self.pg.start()
+            self.db.start()
         # back-off: 1 s, 2 s, ...: it works again without a restart of ours
         deadline = time.time() + 15
         while True:
