@@ -8,9 +8,9 @@ SYSTEM_BUILD?= build-system
 FUZZ_SECONDS ?= 5
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 # ctest runs more tests than cores: the integration tests mostly wait on
-# sockets and timers, not on a CPU (the ASan pass gets one more than cores).
+# sockets and timers, not on a CPU (the slower ASan pass runs one per core).
 TEST_JOBS ?= $(shell echo $$(( $(JOBS) * 2 )))
-ASAN_TEST_JOBS ?= $(shell echo $$(( $(JOBS) + 1 )))
+ASAN_TEST_JOBS ?= $(JOBS)
 # What building and running need: the compiler, CMake, the libraries we link
 # (liburing, wolfSSL, jemalloc, libcrypt, zlib), the tools that build wolfSSL from
 # Debian's source package (cmake/wolfssl-asm.sh), python3 for the demo,

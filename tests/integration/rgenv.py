@@ -77,10 +77,34 @@ def free_port():
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
-                return port
             except OSError:
                 continue
+        if _reserve_port(port):
+            return port
     raise RuntimeError("no free port below %d" % low)
+
+
+# Ports handed out in the last PORT_HOLD_SECS, by any test process: ctest
+# runs several tests at once, and a port free now may be chosen by another
+# test before this one's server binds it.
+PORT_DIR = os.path.join(tempfile.gettempdir(), "rgenv-ports")
+PORT_HOLD_SECS = 900
+
+
+def _reserve_port(port):
+    os.makedirs(PORT_DIR, mode=0o1777, exist_ok=True)
+    path = os.path.join(PORT_DIR, str(port))
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        return True
+    except FileExistsError:
+        try:
+            if time.time() - os.path.getmtime(path) < PORT_HOLD_SECS:
+                return False
+            os.utime(path)  # an old reservation: this run's now
+            return True
+        except OSError:
+            return False
 
 
 def wait_for(cond, timeout=20, step=0.1):
