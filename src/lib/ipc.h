@@ -107,6 +107,7 @@ enum ipc_field {
 	IPC_F_CB_TYPE,   /* AUTH_BEGIN of a -PLUS mechanism: "tls-unique" / "tls-exporter" */
 	IPC_F_CB_DATA,   /* ... and the connection's channel-binding bytes */
 	IPC_F_MAX_LINE,  /* WORKER_INIT (imap): imap_max_line_length, decimal bytes */
+	IPC_F_CHROOT,    /* WORKER_INIT: the user's chroot (F_HOME is then inside it) */
 	IPC_F_COUNT
 };
 

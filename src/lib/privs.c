@@ -4,8 +4,13 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int drop(uid_t uid, gid_t gid, const gid_t *groups, size_t n, const char **error_r);
@@ -77,4 +82,89 @@ bool privs_drop_internal(const char *base_dir, const char *user)
 	if (ret < 0)
 		log_fatal("dropping privileges to %s: %s: %s", user, error, strerror(-ret));
 	return true;
+}
+
+/* capget/capset without libcap: version 3 takes two 32-bit words */
+static int caps_set(uint32_t bits)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = data[0].inheritable = bits;
+	return syscall(SYS_capset, &hdr, data) < 0 ? -errno : 0;
+}
+
+static int caps_get(uint32_t *any_r)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return -errno;
+	*any_r = data[0].effective | data[0].permitted | data[0].inheritable |
+		 data[1].effective | data[1].permitted | data[1].inheritable;
+	return 0;
+}
+
+int privs_chroot_keep(const char **error_r)
+{
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+		*error_r = "prctl(PR_SET_KEEPCAPS)";
+		return -errno;
+	}
+	return 0;
+}
+
+int privs_chroot_pass(const char **error_r)
+{
+	int ret;
+	/* the drop cleared the effective set; permitted is still root's */
+	if ((ret = caps_set(1U << CAP_SYS_CHROOT)) < 0) {
+		*error_r = "capset(CAP_SYS_CHROOT)";
+		return ret;
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_CHROOT, 0, 0) < 0) {
+		*error_r = "prctl(PR_CAP_AMBIENT_RAISE)";
+		return -errno;
+	}
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) {
+		*error_r = "prctl(PR_SET_KEEPCAPS, 0)";
+		return -errno;
+	}
+	return 0;
+}
+
+int privs_worker_jail(const char *dir, const char *home, const char **error_r)
+{
+	int ret;
+	if (dir != NULL) {
+		tzset();
+		if (chroot(dir) < 0) {
+			*error_r = "chroot";
+			return -errno;
+		}
+		if (chdir(home != NULL && *home != '\0' ? home : "/") < 0 && chdir("/") < 0) {
+			*error_r = "chdir after chroot";
+			return -errno;
+		}
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
+		*error_r = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)";
+		return -errno;
+	}
+	uint32_t any;
+	if ((ret = caps_get(&any)) < 0) {
+		*error_r = "capget";
+		return ret;
+	}
+	if (any != 0 && geteuid() != 0) {
+		if ((ret = caps_set(0)) < 0) {
+			*error_r = "capset(0)";
+			return ret;
+		}
+		if ((ret = caps_get(&any)) < 0 || any != 0) {
+			*error_r = "capabilities were not dropped";
+			return ret < 0 ? ret : -EPERM;
+		}
+	}
+	return 0;
 }

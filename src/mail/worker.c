@@ -3,6 +3,7 @@
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/privs.h"
 #include "mail/mailfile.h"
 
 #include <errno.h>
@@ -80,6 +81,12 @@ int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const c
 		*error_r = "WORKER_INIT with a bad F_MAX_LINE";
 		goto out;
 	}
+	if (ipc_has(f, IPC_F_CHROOT) && (f->len[IPC_F_CHROOT] == 0 || f->val[IPC_F_CHROOT][0] != '/' ||
+					 memchr(f->val[IPC_F_CHROOT], '\0', f->len[IPC_F_CHROOT]) != NULL)) {
+		ret = -EPROTO;
+		*error_r = "WORKER_INIT with a bad F_CHROOT";
+		goto out;
+	}
 	init_r->service = field_dup(f, IPC_F_SERVICE);
 	init_r->user = field_dup(f, IPC_F_USER);
 	init_r->home = field_dup(f, IPC_F_HOME);
@@ -87,6 +94,7 @@ int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const c
 	init_r->tag = field_dup(f, IPC_F_TAG);
 	init_r->rip = field_dup(f, IPC_F_RIP);
 	init_r->session = field_dup(f, IPC_F_SESSION);
+	init_r->chroot = field_dup(f, IPC_F_CHROOT);
 	if (ipc_has(f, IPC_F_PREREAD)) {
 		init_r->preread_len = f->len[IPC_F_PREREAD];
 		init_r->preread = rg_memdup(f->val[IPC_F_PREREAD], init_r->preread_len + 1);
@@ -109,6 +117,7 @@ void worker_init_free(struct worker_init *init)
 	rg_free(init->tag);
 	rg_free(init->rip);
 	rg_free(init->session);
+	rg_free(init->chroot);
 	rg_free(init->preread);
 	memset(init, 0, sizeof(*init));
 }
@@ -221,6 +230,9 @@ void worker_start(const char *service, struct worker_init *init_r)
 	if ((ret = worker_init_read(WORKER_MASTER_FD, WORKER_INIT_TIMEOUT_MS, init_r, &error)) < 0)
 		log_fatal("%s: %s", error, strerror(-ret));
 	close(WORKER_MASTER_FD);
+	if ((ret = privs_worker_jail(init_r->chroot, init_r->home, &error)) < 0)
+		log_fatal("%s(%s) failed: %s", error, init_r->chroot != NULL ? init_r->chroot : "",
+			  strerror(-ret));
 	if (init_r->session != NULL && init_r->session[0] != '\0')
 		snprintf(name, sizeof(name), "%s(%s)<%s>", service, init_r->user, init_r->session);
 	else

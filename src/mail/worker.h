@@ -17,6 +17,7 @@
 /* Copies of the WORKER_INIT fields (NULL / empty when absent). */
 struct worker_init {
 	char *service, *user, *home, *mail, *tag, *rip, *session;
+	char *chroot; /* F_CHROOT: the worker chroots here, home inside it */
 	uint8_t *preread;
 	size_t preread_len;
 	bool secured, tls;
@@ -30,7 +31,8 @@ void worker_init_free(struct worker_init *init);
 
 /* A worker's first steps: log as `service`, set up signals, read
  * WORKER_INIT from fd 4 (fatal if it does not come or is malformed), close
- * fd 4, then log as `service(user)<session>`. */
+ * fd 4, chroot when F_CHROOT says so and drop every capability, then log
+ * as `service(user)<session>`. */
 void worker_start(const char *service, struct worker_init *init_r);
 
 /* Client output: bytes are collected in buf and written with blocking

@@ -81,37 +81,48 @@ static char *mail_expand(const char *mail, const char *user, const char *home,
 }
 
 /* A userdb `chroot` field, or a home with Dovecot's "/./" (the part
- * before it is the chroot). Dovecot refuses a chroot outside
- * valid_chroot_dirs (every one when it is empty); ringgate refuses every
- * chroot for now (its workers exec after the drop, and nothing to run
- * exists inside a user's chroot), naming which of the two rules applies.
- * NULL: no chroot asked for. */
-static const char *chroot_refusal(const char *home, const struct ipc_fields *uf)
+ * before it is the chroot, the part after it the home inside). Dovecot
+ * refuses a chroot outside valid_chroot_dirs (every one when it is
+ * empty), and so does ringgate; a chroot needs root, as it does in
+ * Dovecot. Fills dir (empty: no chroot) and *home_r (the home as the
+ * worker sees it); returns the refusal, or NULL. */
+static const char *chroot_split(const char *home, const struct ipc_fields *uf,
+				char *dir, size_t dir_size, const char **home_r)
 {
-	char dir[4096];
 	const char *extra = ipc_str(uf, IPC_F_EXTRA);
-	const char *p = home != NULL ? strstr(home, "/./") : NULL;
+	const char *p = strstr(home, "/./");
+	*home_r = home;
 	dir[0] = '\0';
 	if (p != NULL) {
-		snprintf(dir, sizeof(dir), "%.*s", (int)(p - home), home);
+		snprintf(dir, dir_size, "%.*s", (int)(p - home), home);
+		*home_r = p + 2;
 	} else if (extra != NULL) {
 		for (const char *f = extra; *f != '\0'; f += strcspn(f, "\t"), f += *f == '\t') {
 			if (strncmp(f, "chroot=", 7) == 0) {
-				snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(f + 7, "\t"), f + 7);
+				snprintf(dir, dir_size, "%.*s", (int)strcspn(f + 7, "\t"), f + 7);
 				break;
 			}
 		}
+		size_t n = strlen(dir);
+		/* a home under the chroot is seen from inside it */
+		while (n > 1 && dir[n - 1] == '/')
+			dir[--n] = '\0';
+		if (n > 1 && strncmp(home, dir, n) == 0 && home[n] == '/')
+			*home_r = home + n;
 	}
 	if (dir[0] == '\0')
 		return NULL;
+	if (dir[0] != '/' || strstr(dir, "/../") != NULL ||
+	    (strlen(dir) >= 3 && strcmp(dir + strlen(dir) - 3, "/..") == 0))
+		return "chroot directory is not an absolute path without ..";
 	const char *list = m.set->valid_chroot_dirs;
 	for (const char *d = list; *d != '\0'; d += strcspn(d, ":"), d += *d == ':') {
 		size_t n = strcspn(d, ":");
 		while (n > 1 && d[n - 1] == '/')
 			n--;
 		/* a whole path component: /home covers /home/x, not /homeless */
-		if (n > 0 && strncmp(dir, d, n) == 0 && (dir[n] == '\0' || dir[n] == '/'))
-			return "chroot is not supported by ringgate";
+		if (n > 0 && strncmp(dir, d, n) == 0 && (dir[n] == '\0' || dir[n] == '/' || n == 1))
+			return m.uid == 0 ? NULL : "chroot needs ringgate started as root";
 	}
 	return "chroot directory not in valid_chroot_dirs";
 }
@@ -151,9 +162,11 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 			  "above last_valid_gid");
 		return REASON_INTERNAL;
 	}
-	const char *chroot_why = chroot_refusal(home, uf);
+	char jail[4096];
+	const char *outer_home = home;
+	const char *chroot_why = chroot_split(outer_home, uf, jail, sizeof(jail), &home);
 	if (chroot_why != NULL) {
-		log_error("user %s: login refused: %s (home %s)", user, chroot_why, home);
+		log_error("user %s: login refused: %s (home %s)", user, chroot_why, outer_home);
 		return REASON_INTERNAL;
 	}
 	char *mail_expanded = mail_expand(mail, user, home, ws->protocol, hf, uid);
@@ -181,6 +194,8 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	ipc_msg_add_str(msg, IPC_F_HOME, home);
 	ipc_msg_add_str(msg, IPC_F_MAIL, mail_expanded);
 	rg_free(mail_expanded);
+	if (jail[0] != '\0')
+		ipc_msg_add_str(msg, IPC_F_CHROOT, jail);
 	if (strcmp(ws->protocol, "imap") == 0) {
 		char max_line[24];
 		snprintf(max_line, sizeof(max_line), "%llu", (unsigned long long)m.set->imap_max_line_length);
@@ -230,15 +245,20 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 			nextra += mail_access_gids("mail_privileged_group",
 						   m.set->mail_privileged_group, extra + nextra,
 						   64 - nextra);
-			int err = privs_drop_groups((uid_t)uid, (gid_t)gid, extra, nextra, &error);
+			int err = jail[0] != '\0' ? privs_chroot_keep(&error) : 0;
+			if (err == 0)
+				err = privs_drop_groups((uid_t)uid, (gid_t)gid, extra, nextra, &error);
+			if (err == 0 && jail[0] != '\0')
+				err = privs_chroot_pass(&error);
 			if (err < 0) {
 				log_error("user %s: dropping privileges to %llu/%llu failed: %s: %s",
 					  user, uid, gid, error, strerror(-err));
 				_exit(CHILD_FATAL_STATUS);
 			}
 		}
-		if (*home == '\0' || chdir(home) < 0) {
-			log_error("user %s: chdir(%s) failed: %m", user, home);
+		/* the worker chdirs again after its chroot */
+		if (*outer_home == '\0' || chdir(outer_home) < 0) {
+			log_error("user %s: chdir(%s) failed: %m", user, outer_home);
 			if (chdir("/") < 0)
 				_exit(CHILD_FATAL_STATUS);
 		}

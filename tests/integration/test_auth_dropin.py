@@ -108,6 +108,20 @@ exec "$1"
                 f.write("dom-out:{PLAIN}%s:%d:%d::%s/home/./u::\n" % (pw, uid, gid, tmp))
                 f.write("dom-cf:{PLAIN}%s:%d:%d::%s/home/cf::userdb_chroot=%s/jailhouse\n"
                         % (pw, uid, gid, tmp, tmp))
+                f.write("dom-cfin:{PLAIN}%s:%d:%d::%s/jail/v::userdb_chroot=%s/jail\n"
+                        % (pw, uid, gid, tmp, tmp))
+        # the jail's two homes: u (message 1), v (messages 1 and 2)
+        for home, n in (("u", 1), ("v", 2)):
+            md = os.path.join(tmp, "jail", home, "Maildir")
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(md, sub), exist_ok=True)
+            for i in range(n):
+                with open(os.path.join(md, "new", "%d.M%dP1.test" % (i + 1, i + 1)), "wb") as f:
+                    f.write(rgenv.MESSAGES[i])
+            for d, _, files in os.walk(os.path.join(tmp, "jail", home)):
+                os.chown(d, uid, gid)
+                for fn in files:
+                    os.chown(os.path.join(d, fn), uid, gid)
         # the PAM stack: pam_nologin with its own file refuses the *-frz
         # users and shows the file (a PAM_ERROR_MSG), then pam_unix
         nologin = os.path.join(tmp, "nologin")
@@ -261,14 +275,36 @@ userdb {{
         self.assertNotIn("frozen", err)
 
     def test_chroot_refused(self):
-        # Dovecot refuses a chroot outside valid_chroot_dirs; ringgate also
-        # refuses the ones inside (no chroot support yet), and says which
-        for user, why in (("dom-out@example.org", "chroot directory not in valid_chroot_dirs"),
-                          ("dom-cf@example.org", "chroot directory not in valid_chroot_dirs"),
-                          ("dom-jail@example.org", "chroot is not supported by ringgate")):
+        # Dovecot's rule: a chroot outside valid_chroot_dirs is refused
+        for user in ("dom-out@example.org", "dom-cf@example.org"):
             c, err = self.login(user, "org pw")
             self.assertIsNone(c, user)
-            self.wait_log("user %s: login refused: %s" % (user, why))
+            self.wait_log("user %s: login refused: chroot directory not in valid_chroot_dirs" % user)
+
+    def test_chroot_inside_valid_dirs(self):
+        # a home with /./ and a userdb chroot field under valid_chroot_dirs:
+        # the worker runs chrooted there, its home seen from inside, and
+        # keeps no capability (it chrooted itself after exec)
+        jail = os.path.join(self.rg.tmp, "jail")
+        for user, n in (("dom-jail@example.org", 1), ("dom-cfin@example.org", 2)):
+            before = set(self.rg.children("ringgate-imap"))
+            c, err = self.login(user, "org pw")
+            self.assertIsNotNone(c, err)
+            typ, data = c.select("INBOX")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(int(data[0]), n, user)
+            typ, data = c.fetch("1", "(BODY.PEEK[])")
+            self.assertEqual(typ, "OK")
+            self.assertEqual(data[0][1].replace(b"\r\n", b"\n"), rgenv.MESSAGES[0].replace(b"\r\n", b"\n"))
+            pids = set(self.rg.children("ringgate-imap")) - before
+            self.assertEqual(len(pids), 1, pids)
+            pid = pids.pop()
+            self.assertEqual(os.readlink("/proc/%d/root" % pid), jail)
+            with open("/proc/%d/status" % pid) as f:
+                caps = dict(ln.split(":\t", 1) for ln in f.read().splitlines() if ln.startswith("Cap"))
+            for k in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                self.assertEqual(int(caps[k], 16), 0, (user, k, caps))
+            c.logout()
 
     def test_reload_changes_chain(self):
         c, err = self.login("rl-new", "reload-pw")
