@@ -42,17 +42,6 @@ struct client {
 	struct client *prev, *next;
 };
 
-#ifdef __SANITIZE_ADDRESS__
-/* LeakSanitizer reads /proc at exit, which the chroot hides (as in
- * ringgate-login) */
-static bool access_chrooted;
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-	return access_chrooted ? 1 : 0;
-}
-#endif
-
 static struct {
 	struct access_rules rules;
 	int epfd, sigfd;
@@ -210,12 +199,7 @@ int main(int argc, char **argv)
 	    epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.sigfd, &es) < 0)
 		log_fatal("epoll_ctl: %m");
 
-	bool chrooted = privs_drop_internal(set->base_dir, set->default_internal_user);
-#ifdef __SANITIZE_ADDRESS__
-	access_chrooted = chrooted;
-#else
-	(void)chrooted;
-#endif
+	(void)privs_drop_internal(set->base_dir, set->default_internal_user);
 	settings_free(set);
 	rg_alloc_release();
 	/* the loop, accepting, reading, writing, closing, logging: no open,

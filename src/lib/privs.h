@@ -17,6 +17,10 @@ int privs_drop(uid_t uid, gid_t gid, bool with_group, const char **error_r);
  * mail_access_groups). */
 int privs_drop_groups(uid_t uid, gid_t gid, const gid_t *extra, size_t n, const char **error_r);
 
+/* chroot(dir), remembered so that an ASan build's LeakSanitizer skips
+ * its exit check (it cannot read /proc inside). 0 or -errno. */
+int privs_chroot(const char *dir);
+
 /* A worker with a chroot (valid_chroot_dirs): its binary and libraries
  * live outside the chroot, so it must chroot after exec, as an ordinary
  * user. In master's forked child, privs_chroot_keep() before the drop and
@@ -33,7 +37,7 @@ int privs_worker_jail(const char *dir, const char *home, const char **error_r);
 /* The internal helpers started as root (the access checker, the stats
  * process): chroot to base_dir/login and drop to user (refused when it is
  * root); fatal on failure. Without root, nothing. Returns whether it
- * chrooted (LeakSanitizer cannot read /proc then). */
+ * chrooted. */
 bool privs_drop_internal(const char *base_dir, const char *user);
 
 #endif

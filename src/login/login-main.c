@@ -34,17 +34,6 @@
 #define AUTH_FD 4
 #define FIRST_LISTEN_FD 5
 
-#ifdef __SANITIZE_ADDRESS__
-/* LeakSanitizer reads /proc at exit, which the chroot hides, and then
- * aborts: skip its check in a chrooted process (unchrooted ones keep it). */
-static bool login_chrooted;
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-	return login_chrooted ? 1 : 0;
-}
-#endif
-
 /* The configuration; read (with the certificate and key text, which only
  * root can read) before the privilege drop. */
 static struct settings *login_set;
@@ -86,11 +75,9 @@ static void drop_privileges(const struct settings *set)
 		log_fatal("default_login_user %s is root", set->default_login_user);
 
 	char *dir = rg_strdup_printf("%s/login", set->base_dir);
-	if (chroot(dir) < 0)
-		log_fatal("chroot(%s): %m", dir);
-#ifdef __SANITIZE_ADDRESS__
-	login_chrooted = true;
-#endif
+	int cerr = privs_chroot(dir);
+	if (cerr < 0)
+		log_fatal("chroot(%s): %s", dir, strerror(-cerr));
 	if (chdir("/") < 0)
 		log_fatal("chdir(/) in chroot: %m");
 	rg_free(dir);

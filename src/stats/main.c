@@ -77,16 +77,6 @@ struct pool {
 	unsigned count, limit;
 };
 
-#ifdef __SANITIZE_ADDRESS__
-/* LeakSanitizer reads /proc at exit, which the chroot hides */
-static bool stats_chrooted;
-int __lsan_is_turned_off(void);
-int __lsan_is_turned_off(void)
-{
-	return stats_chrooted ? 1 : 0;
-}
-#endif
-
 static struct {
 	int epfd, sigfd;
 	int http_fds[MAX_HTTP_LISTENERS];
@@ -507,12 +497,7 @@ int main(int argc, char **argv)
 		ep_add(srv.http_fds[i], &tag_http);
 	}
 
-	bool chrooted = privs_drop_internal(set->base_dir, set->default_internal_user);
-#ifdef __SANITIZE_ADDRESS__
-	stats_chrooted = chrooted;
-#else
-	(void)chrooted;
-#endif
+	(void)privs_drop_internal(set->base_dir, set->default_internal_user);
 	settings_free(set);
 	rg_alloc_release();
 	enter_sandbox();
