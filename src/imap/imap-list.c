@@ -14,7 +14,7 @@
 /* IMAP LIST wildcard match: '*' anything, '%' anything but the separator.
  * Iterative with one backtrack point per '*'/'%' run would miss cases;
  * a table over (pattern, name) positions keeps it linear in their product. */
-static bool list_match(const char *pattern, const char *name, bool fold)
+static bool list_match(const char *pattern, const char *name, bool fold, char sep)
 {
 	size_t pl = strlen(pattern), nl = strlen(name);
 	if (pl > 512 || nl > 512)
@@ -30,7 +30,7 @@ static bool list_match(const char *pattern, const char *name, bool fold)
 			if (p == '*')
 				cur[j] = prev[j] || cur[j - 1];
 			else if (p == '%')
-				cur[j] = prev[j] || (cur[j - 1] && n != FOLDER_SEP);
+				cur[j] = prev[j] || (cur[j - 1] && n != sep);
 			else
 				cur[j] = prev[j - 1] && (p == n || (fold && toupper((unsigned char)p) ==
 								       toupper((unsigned char)n)));
@@ -45,29 +45,29 @@ static bool list_match(const char *pattern, const char *name, bool fold)
 	return ok;
 }
 
-static bool name_matches(const char *pattern, const char *name)
+static bool name_matches(const char *pattern, const char *name, char sep)
 {
 	/* INBOX is case-insensitive, and so is its place in "INBOX.x" */
-	if (strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == FOLDER_SEP) &&
+	if (strncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == sep) &&
 	    strncasecmp(pattern, "INBOX", 5) == 0) {
 		char *p2 = rg_strdup(pattern), *n2 = rg_strdup(name);
 		memcpy(p2, "INBOX", 5);
 		memcpy(n2, "INBOX", 5);
-		bool ok = list_match(p2, n2, false);
+		bool ok = list_match(p2, n2, false, sep);
 		rg_free(p2);
 		rg_free(n2);
 		return ok;
 	}
 	if (folder_is_inbox(name))
-		return list_match(pattern, name, true);
-	return list_match(pattern, name, false);
+		return list_match(pattern, name, true, sep);
+	return list_match(pattern, name, false, sep);
 }
 
-static bool has_children(char **names, size_t count, const char *name)
+static bool has_children(char **names, size_t count, const char *name, char sep)
 {
 	size_t len = strlen(name);
 	for (size_t i = 0; i < count; i++) {
-		if (strncmp(names[i], name, len) == 0 && names[i][len] == FOLDER_SEP)
+		if (strncmp(names[i], name, len) == 0 && names[i][len] == sep)
 			return true;
 	}
 	return false;
@@ -124,10 +124,10 @@ static bool list_options(const struct imap_cmd_arg *list, bool selection, unsign
 	return true;
 }
 
-static bool name_matches_any(char **pats, size_t npats, const char *name)
+static bool name_matches_any(char **pats, size_t npats, const char *name, char sep)
 {
 	for (size_t p = 0; p < npats; p++) {
-		if (name_matches(pats[p], name))
+		if (name_matches(pats[p], name, sep))
 			return true;
 	}
 	return false;
@@ -137,12 +137,12 @@ static bool name_matches_any(char **pats, size_t npats, const char *name)
  * patterns do not list themselves, so name is shown for it with
  * CHILDINFO ("SUBSCRIBED") */
 static bool subscribed_child_info(char **subs, size_t count, const char *name, char **pats,
-				  size_t npats)
+				  size_t npats, char sep)
 {
 	size_t len = strlen(name);
 	for (size_t i = 0; i < count; i++) {
-		if (strncmp(subs[i], name, len) == 0 && subs[i][len] == FOLDER_SEP &&
-		    !name_matches_any(pats, npats, subs[i]))
+		if (strncmp(subs[i], name, len) == 0 && subs[i][len] == sep &&
+		    !name_matches_any(pats, npats, subs[i], sep))
 			return true;
 	}
 	return false;
@@ -153,6 +153,7 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 {
 	const char *cmd = lsub ? "LSUB" : "LIST";
 	unsigned int opts = lsub ? LIST_SEL_SUBSCRIBED : 0;
+	char sep = folder_sep(c->mail_path);
 	const struct imap_cmd_arg *status = NULL;
 	size_t i = 0;
 	if (!lsub && count > 0 && args[0].type == IMAP_CMD_ARG_LIST) {
@@ -179,7 +180,7 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 			return imap_bad_args(c, tag, cmd);
 	}
 	if (npats == 1 && *imap_cmd_arg_astring(&pats[0]) == '\0' && !lsub) {
-		imap_send_str(c, "* LIST (\\Noselect) \".\" \"\"\r\n");
+		imap_send_fmt(c, "* LIST (\\Noselect) \"%c\" \"\"\r\n", sep);
 		imap_tagged(c, tag, "OK", "List completed.");
 		return true;
 	}
@@ -216,7 +217,7 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 	bool parents = !by_subs || percent || recursive;
 	for (size_t k = 0; k < ncands && parents; k++) {
 		char *copy = rg_strdup(cands[k]);
-		for (char *dot = strrchr(copy, FOLDER_SEP); dot != NULL; dot = strrchr(copy, FOLDER_SEP)) {
+		for (char *dot = strrchr(copy, sep); dot != NULL; dot = strrchr(copy, sep)) {
 			*dot = '\0';
 			if (*copy == '\0' || name_listed(all, nall, copy))
 				continue;
@@ -228,11 +229,11 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 	for (size_t k = 0; k < nall; k++) {
 		const char *name = all[k];
 		bool is_inbox = folder_is_inbox(name);
-		if (!name_matches_any(fulls, npats, name))
+		if (!name_matches_any(fulls, npats, name, sep))
 			continue;
 		bool implied = k >= ncands;
 		bool childinfo = recursive && implied &&
-				 subscribed_child_info(subs, count_s, name, fulls, npats);
+				 subscribed_child_info(subs, count_s, name, fulls, npats, sep);
 		if (implied && by_subs && !percent && !childinfo)
 			continue; /* listed only for RECURSIVEMATCH */
 		bool exists = is_inbox || name_listed(names, count_n, name);
@@ -248,13 +249,13 @@ static bool cmd_list_common(struct imap_client *c, const char *tag, const struct
 			if (!exists)
 				mime_buf_str(&attrs, by_subs && !implied ? "\\NonExistent" : "\\Noselect");
 			mime_buf_printf(&attrs, "%s%s", attrs.len > 0 ? " " : "",
-					has_children(names, count_n, name) ? "\\HasChildren" : "\\HasNoChildren");
+					has_children(names, count_n, name, sep) ? "\\HasChildren" : "\\HasNoChildren");
 			if ((opts & LIST_RET_SUBSCRIBED) != 0 && name_listed(subs, count_s, name))
 				mime_buf_str(&attrs, " \\Subscribed");
 			if (special != NULL)
 				mime_buf_printf(&attrs, " %s", special);
 		}
-		imap_send_fmt(c, "* %s (%s) \".\" ", cmd, attrs.data);
+		imap_send_fmt(c, "* %s (%s) \"%c\" ", cmd, attrs.data, sep);
 		mime_buf_free(&attrs);
 		imap_send_mailbox_name(c, is_inbox ? "INBOX" : name);
 		imap_send_str(c, childinfo ? " (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n" : "\r\n");
@@ -305,11 +306,11 @@ static bool folder_error(struct imap_client *c, const char *tag, int ret, const 
 }
 
 /* a name the client sent, without a trailing separator (CREATE "a.") */
-static char *client_name(const char *name)
+static char *client_name(const char *name, char sep)
 {
 	char *n = rg_strdup(name);
 	size_t len = strlen(n);
-	while (len > 0 && n[len - 1] == FOLDER_SEP)
+	while (len > 0 && n[len - 1] == sep)
 		n[--len] = '\0';
 	return n;
 }
@@ -319,7 +320,7 @@ bool cmd_create(struct imap_client *c, const char *tag, const struct imap_cmd_ar
 	const char *arg = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
 	if (arg == NULL)
 		return imap_bad_args(c, tag, "CREATE");
-	char *name = client_name(arg);
+	char *name = client_name(arg, folder_sep(c->mail_path));
 	/* CREATE "a.": a name meant to hold others (an mbox makes a directory) */
 	bool parent = strlen(name) < strlen(arg);
 	int ret = parent ? folder_create_parent(c->mail_path, name) : folder_create(c->mail_path, name);
@@ -356,7 +357,7 @@ bool cmd_rename(struct imap_client *c, const char *tag, const struct imap_cmd_ar
 	const char *to_arg = count == 2 ? imap_cmd_arg_astring(&args[1]) : NULL;
 	if (from == NULL || to_arg == NULL)
 		return imap_bad_args(c, tag, "RENAME");
-	char *to = client_name(to_arg);
+	char *to = client_name(to_arg, folder_sep(c->mail_path));
 	int ret = folder_rename(c->mail_path, from, to);
 	if (ret < 0) {
 		folder_error(c, tag, ret, ret == -EEXIST ? to : from);
@@ -381,7 +382,7 @@ static bool cmd_subscribe_common(struct imap_client *c, const char *tag, const s
 	const char *arg = count == 1 ? imap_cmd_arg_astring(&args[0]) : NULL;
 	if (arg == NULL)
 		return imap_bad_args(c, tag, on ? "SUBSCRIBE" : "UNSUBSCRIBE");
-	char *name = client_name(arg);
+	char *name = client_name(arg, folder_sep(c->mail_path));
 	int ret = folder_subscribe(c->mail_path, folder_is_inbox(name) ? "INBOX" : name, on);
 	if (ret < 0)
 		folder_error(c, tag, ret, name);
@@ -405,7 +406,7 @@ bool cmd_namespace(struct imap_client *c, const char *tag, const struct imap_cmd
 {
 	(void)args;
 	(void)count;
-	imap_send_str(c, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+	imap_send_fmt(c, "* NAMESPACE ((\"\" \"%c\")) NIL NIL\r\n", folder_sep(c->mail_path));
 	imap_tagged(c, tag, "OK", "Namespace completed.");
 	return true;
 }

@@ -33,19 +33,32 @@ bool folder_is_inbox(const char *name)
 	return name != NULL && strcasecmp(name, "INBOX") == 0;
 }
 
-bool folder_name_valid(const char *name)
+bool folder_name_valid_sep(const char *name, char sep)
 {
 	size_t len = strlen(name);
-	if (len == 0 || len > FOLDER_MAX_NAME || name[0] == FOLDER_SEP || name[len - 1] == FOLDER_SEP)
+	if (len == 0 || len > FOLDER_MAX_NAME || name[0] == sep || name[len - 1] == sep)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 		/* IMAP names are 7-bit (modified UTF-7) */
-		if (c < 0x20 || c >= 0x7f || c == '/' || c == '*' || c == '%' ||
-		    (c == FOLDER_SEP && name[i + 1] == FOLDER_SEP))
+		if (c < 0x20 || c >= 0x7f || c == '*' || c == '%' ||
+		    (c == '/' && sep != '/') || (c == sep && name[i + 1] == sep))
+			return false;
+		/* a file level never starts with a dot (no "..", no .imap) */
+		if (sep == '/' && c == '.' && (i == 0 || name[i - 1] == '/'))
 			return false;
 	}
 	return true;
+}
+
+bool folder_name_valid(const char *name)
+{
+	return folder_name_valid_sep(name, FOLDER_SEP);
+}
+
+char folder_sep(const char *root)
+{
+	return folder_root_is_mbox(root) ? '/' : FOLDER_SEP;
 }
 
 char *folder_path(const char *root, const char *name)
@@ -330,7 +343,7 @@ static int subs_read(const char *root, char ***names_r, size_t *count_r)
 			if (v2) {
 				for (char *p = line; *p != '\0'; p++)
 					if (*p == '\t')
-						*p = FOLDER_SEP;
+						*p = folder_sep(root);
 			}
 			names_add(&names, &count, &alloc, rg_strdup(line));
 		}
@@ -351,7 +364,7 @@ int folder_subscriptions(const char *root, char ***names_r, size_t *count_r)
 
 int folder_subscribe(const char *root, const char *name, bool subscribe)
 {
-	if (!folder_is_inbox(name) && !folder_name_valid(name))
+	if (!folder_is_inbox(name) && !folder_name_valid_sep(name, folder_sep(root)))
 		return -EINVAL;
 	int lock_fd;
 	const char *sname;

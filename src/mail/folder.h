@@ -19,10 +19,17 @@
 
 /* true for "INBOX" in any case */
 bool folder_is_inbox(const char *name);
-/* a name we can store: not empty, no "/", no empty hierarchy level, no
- * control or 8-bit characters (names are modified UTF-7), no wildcards,
- * at most FOLDER_MAX_NAME bytes */
+/* a Maildir++ name we can store: not empty, no "/", no empty hierarchy
+ * level, no control or 8-bit characters (names are modified UTF-7), no
+ * wildcards, at most FOLDER_MAX_NAME bytes */
 bool folder_name_valid(const char *name);
+/* the same rules with sep as the hierarchy separator; with '/' (an mbox
+ * root) a level may hold '.' but may not start with one ("..", Dovecot's
+ * .imap and .subscriptions) */
+bool folder_name_valid_sep(const char *name, char sep);
+/* root's IMAP hierarchy separator, Dovecot's for the layout: '.' for
+ * Maildir++, '/' for mbox */
+char folder_sep(const char *root);
 /* directory of name (rg_free it), or NULL when the name is not valid */
 char *folder_path(const char *root, const char *name);
 /* true when the folder's directory exists (INBOX always does) */
@@ -66,7 +73,7 @@ int folder_subscribe(const char *root, const char *name, bool subscribe);
 
 /* An mbox mail_location's root ("mbox:<dir>:INBOX=<file>", made by
  * folder_mbox_root()): every function above then serves the mbox layout
- * (mbox-folder.c): INBOX is <file>, folder "a.b" the file <dir>/a/b, and
+ * (mbox-folder.c): INBOX is <file>, folder "a/b" the file <dir>/a/b, and
  * folder_path() gives "mbox:<file>" for maildir_open(). Subscriptions are
  * <dir>/.subscriptions. */
 bool folder_root_is_mbox(const char *root);

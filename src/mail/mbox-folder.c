@@ -1,9 +1,8 @@
 /* mbox-folder.c — the folders of an mbox mail_location: INBOX is the spool
- * file, folder "a.b" is the file <root>/a/b (directories are hierarchy
- * levels, as Dovecot's mbox layout; the IMAP separator stays "." as for
- * Maildir). Names whose files cannot be told from a level (a file name
- * with a dot, or starting with one: Dovecot's .imap, .subscriptions) are
- * not folders. See folder.h and mbox-imap.h. */
+ * file, folder "a/b" is the file <root>/a/b (directories are hierarchy
+ * levels and "/" the IMAP separator, as in Dovecot's mbox layout). Files
+ * and directories whose names start with a dot (Dovecot's .imap,
+ * .subscriptions) are not folders. See folder.h and mbox-imap.h. */
 #include "mail/folder.h"
 
 #include "lib/alloc.h"
@@ -21,6 +20,11 @@
 
 #define INBOX_OPT ":INBOX="
 #define LIST_MAX_DEPTH 16
+
+static bool mbox_name_valid(const char *name)
+{
+	return folder_name_valid_sep(name, '/');
+}
 
 bool folder_root_is_mbox(const char *root)
 {
@@ -45,10 +49,6 @@ static char *folder_file(const char *root, const char *name)
 {
 	char *dir = folder_mbox_dir(root);
 	char *file = rg_strdup_printf("%s/%s", dir, name);
-	for (char *p = file + strlen(dir) + 1; *p != '\0'; p++) {
-		if (*p == FOLDER_SEP)
-			*p = '/';
-	}
 	rg_free(dir);
 	return file;
 }
@@ -57,7 +57,7 @@ char *folder_mbox_path(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
 		return rg_strdup_printf(MBOX_IMAP_PREFIX "%s", strstr(root, INBOX_OPT) + strlen(INBOX_OPT));
-	if (!folder_name_valid(name))
+	if (!mbox_name_valid(name))
 		return NULL;
 	char *file = folder_file(root, name);
 	char *path = rg_strdup_printf(MBOX_IMAP_PREFIX "%s", file);
@@ -69,7 +69,7 @@ bool folder_mbox_exists(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
 		return true;
-	if (!folder_name_valid(name))
+	if (!mbox_name_valid(name))
 		return false;
 	char *file = folder_file(root, name);
 	struct stat st;
@@ -88,11 +88,11 @@ static void list_dir(int dfd, const char *prefix, int depth, char ***names, size
 	}
 	struct dirent *de;
 	while ((de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.' || strchr(de->d_name, FOLDER_SEP) != NULL)
+		if (de->d_name[0] == '.')
 			continue;
-		char *name = rg_strdup_printf("%s%s%s", prefix, prefix[0] != '\0' ? "." : "", de->d_name);
+		char *name = rg_strdup_printf("%s%s%s", prefix, prefix[0] != '\0' ? "/" : "", de->d_name);
 		struct stat st;
-		if (!folder_name_valid(name) || (prefix[0] == '\0' && folder_is_inbox(name)) ||
+		if (!mbox_name_valid(name) || (prefix[0] == '\0' && folder_is_inbox(name)) ||
 		    fstatat(dirfd(dir), de->d_name, &st, 0) < 0) {
 			rg_free(name);
 			continue;
@@ -161,7 +161,7 @@ int folder_mbox_create(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
 		return -EEXIST;
-	if (!folder_name_valid(name))
+	if (!mbox_name_valid(name))
 		return -EINVAL;
 	char *file = folder_file(root, name);
 	int ret = mkdir_parents(file);
@@ -179,7 +179,7 @@ int folder_mbox_create(const char *root, const char *name)
 
 bool folder_mbox_is_level(const char *root, const char *name)
 {
-	if (folder_is_inbox(name) || !folder_name_valid(name))
+	if (folder_is_inbox(name) || !mbox_name_valid(name))
 		return false;
 	char *dir = folder_file(root, name);
 	struct stat st;
@@ -192,7 +192,7 @@ int folder_mbox_create_parent(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
 		return -EEXIST;
-	if (!folder_name_valid(name))
+	if (!mbox_name_valid(name))
 		return -EINVAL;
 	char *dir = folder_file(root, name);
 	int ret = mkdir_parents(dir);
@@ -206,7 +206,7 @@ int folder_mbox_delete(const char *root, const char *name)
 {
 	if (folder_is_inbox(name))
 		return -EPERM;
-	if (!folder_name_valid(name))
+	if (!mbox_name_valid(name))
 		return -ENOENT;
 	char *file = folder_file(root, name);
 	struct stat st;
@@ -222,7 +222,7 @@ int folder_mbox_rename(const char *root, const char *from, const char *to)
 {
 	if (folder_is_inbox(from) || folder_is_inbox(to))
 		return -EPERM;
-	if (!folder_name_valid(from) || !folder_name_valid(to))
+	if (!mbox_name_valid(from) || !mbox_name_valid(to))
 		return -EINVAL;
 	if (!folder_mbox_exists(root, from))
 		return -ENOENT;

@@ -259,31 +259,53 @@ static void test_folders(void **state)
 	put(f->home, "mail/Archive", "From x@example.com Mon Dec  7 09:00:00 2026\n"
 	    "X-IMAPbase: 555 0000000001\nX-UID: 1\n\nold\n");
 	put(f->home, "mail/lists/dev", "");
+	/* a dot is an ordinary character in an mbox name (Dovecot's "/"
+	   separator), the file is one folder */
+	put(f->home, "mail/v1.2", "");
 	/* Dovecot's own files under the root are no folders */
 	put(f->home, "mail/.imap/INBOX/dovecot.index.log", "x");
 	put(f->home, "mail/.subscriptions", "Archive\n");
 	struct worker_proc w = start(f);
 	expect(&w, "l1 LIST \"\" *\r\n", "l1 ",
-	       "* LIST (\\HasNoChildren) \".\" INBOX\r\n"
-	       "* LIST (\\HasNoChildren) \".\" Archive\r\n"
-	       "* LIST (\\HasNoChildren \\Drafts) \".\" Drafts\r\n"
-	       "* LIST (\\HasNoChildren \\Junk) \".\" Junk\r\n"
-	       "* LIST (\\HasNoChildren \\Sent) \".\" Sent\r\n"
-	       "* LIST (\\HasNoChildren \\Trash) \".\" Trash\r\n"
-	       "* LIST (\\HasNoChildren) \".\" lists.dev\r\n"
-	       "* LIST (\\Noselect \\HasChildren) \".\" lists\r\n"
+	       "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+	       "* LIST (\\HasNoChildren) \"/\" Archive\r\n"
+	       "* LIST (\\HasNoChildren \\Drafts) \"/\" Drafts\r\n"
+	       "* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n"
+	       "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+	       "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
+	       "* LIST (\\HasNoChildren) \"/\" lists/dev\r\n"
+	       "* LIST (\\HasNoChildren) \"/\" v1.2\r\n"
+	       "* LIST (\\Noselect \\HasChildren) \"/\" lists\r\n"
 	       "l1 OK List completed.\r\n");
+	expect(&w, "l1a LIST \"\" %\r\n", "l1a ",
+	       "* LIST (\\HasNoChildren) \"/\" INBOX\r\n"
+	       "* LIST (\\HasNoChildren) \"/\" Archive\r\n"
+	       "* LIST (\\HasNoChildren \\Drafts) \"/\" Drafts\r\n"
+	       "* LIST (\\HasNoChildren \\Junk) \"/\" Junk\r\n"
+	       "* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n"
+	       "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n"
+	       "* LIST (\\HasNoChildren) \"/\" v1.2\r\n"
+	       "* LIST (\\Noselect \\HasChildren) \"/\" lists\r\n"
+	       "l1a OK List completed.\r\n");
+	expect(&w, "l1b NAMESPACE\r\n", "l1b ",
+	       "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\nl1b OK Namespace completed.\r\n");
+	/* no level may leave the root or name Dovecot's hidden files */
+	expect(&w, "l1c CREATE ../escape\r\n", "l1c ", "l1c NO Invalid mailbox name\r\n");
+	expect(&w, "l1d CREATE a/../../escape\r\n", "l1d ", "l1d NO Invalid mailbox name\r\n");
+	expect(&w, "l1e SELECT .imap/INBOX/dovecot.index.log\r\n", "l1e ",
+	       "l1e NO Mailbox doesn't exist: .imap/INBOX/dovecot.index.log\r\n");
+	expect(&w, "l1f CREATE a//b\r\n", "l1f ", "l1f NO Invalid mailbox name\r\n");
 	expect(&w, "l2 LSUB \"\" *\r\n", "l2 ",
-	       "* LSUB () \".\" Archive\r\n* LSUB () \".\" Drafts\r\n* LSUB () \".\" Sent\r\n"
-	       "* LSUB () \".\" Trash\r\n* LSUB () \".\" Junk\r\nl2 OK Lsub completed.\r\n");
+	       "* LSUB () \"/\" Archive\r\n* LSUB () \"/\" Drafts\r\n* LSUB () \"/\" Sent\r\n"
+	       "* LSUB () \"/\" Trash\r\n* LSUB () \"/\" Junk\r\nl2 OK Lsub completed.\r\n");
 	expect(&w, "l3 STATUS Archive (MESSAGES UIDNEXT UNSEEN)\r\n", "l3 ",
 	       "* STATUS Archive (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\nl3 OK Status completed.\r\n");
-	expect(&w, "l4 CREATE Work.2026\r\n", "l4 ", "l4 OK Create completed.\r\n");
+	expect(&w, "l4 CREATE Work/2026\r\n", "l4 ", "l4 OK Create completed.\r\n");
 	/* a new folder has its own UIDVALIDITY, a new one when made again */
-	unsigned v1 = select_uidvalidity(&w, "l5 SELECT Work.2026\r\n", "l5 ");
-	expect(&w, "l5a DELETE Work.2026\r\n", "l5a ", "l5a OK Delete completed.\r\n");
-	expect(&w, "l5b CREATE Work.2026\r\n", "l5b ", "l5b OK Create completed.\r\n");
-	unsigned v2 = select_uidvalidity(&w, "l5c SELECT Work.2026\r\n", "l5c ");
+	unsigned v1 = select_uidvalidity(&w, "l5 SELECT Work/2026\r\n", "l5 ");
+	expect(&w, "l5a DELETE Work/2026\r\n", "l5a ", "l5a OK Delete completed.\r\n");
+	expect(&w, "l5b CREATE Work/2026\r\n", "l5b ", "l5b OK Create completed.\r\n");
+	unsigned v2 = select_uidvalidity(&w, "l5c SELECT Work/2026\r\n", "l5c ");
 	assert_true(v2 > v1);
 	/* COPY and MOVE between mbox folders keep flags and dates; the copies
 	 * are \Recent for the next session that sees them */
@@ -303,12 +325,12 @@ static void test_folders(void **state)
 	       "c5 OK Fetch completed.\r\n");
 	expect(&w, "c6 UNSELECT\r\n", "c6 ", "c6 OK Unselect completed.\r\n");
 	expect(&w, "l6 RENAME Archive Old\r\n", "l6 ", "l6 OK Rename completed.\r\n");
-	expect(&w, "l7 DELETE lists.dev\r\n", "l7 ", "l7 OK Delete completed.\r\n");
+	expect(&w, "l7 DELETE lists/dev\r\n", "l7 ", "l7 OK Delete completed.\r\n");
 	/* "name." makes a level (a directory), which DELETE removes once empty */
-	expect(&w, "l7a CREATE Proj.\r\n", "l7a ", "l7a OK Create completed.\r\n");
-	expect(&w, "l7b CREATE Proj.x\r\n", "l7b ", "l7b OK Create completed.\r\n");
-	expect(&w, "l7c CREATE Old.x\r\n", "l7c ", "l7c NO Invalid mailbox name\r\n");
-	expect(&w, "l7d DELETE Proj.x\r\n", "l7d ", "l7d OK Delete completed.\r\n");
+	expect(&w, "l7a CREATE Proj/\r\n", "l7a ", "l7a OK Create completed.\r\n");
+	expect(&w, "l7b CREATE Proj/x\r\n", "l7b ", "l7b OK Create completed.\r\n");
+	expect(&w, "l7c CREATE Old/x\r\n", "l7c ", "l7c NO Invalid mailbox name\r\n");
+	expect(&w, "l7d DELETE Proj/x\r\n", "l7d ", "l7d OK Delete completed.\r\n");
 	expect(&w, "l7e DELETE Proj\r\n", "l7e ", "l7e OK Delete completed.\r\n");
 	expect(&w, "l7f DELETE Proj\r\n", "l7f ", "l7f NO Mailbox doesn't exist: Proj\r\n");
 	expect(&w, "l8 SELECT Archive\r\n", "l8 ", "l8 NO Mailbox doesn't exist: Archive\r\n");
