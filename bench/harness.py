@@ -1,9 +1,9 @@
-"""harness.py — what both sections of `make bench` share (bench/run.py, the
-driver, and bench/proxybench.py, its proxy section): the bench world (user,
-Maildir, certificate), the servers under test (ringgate and a private
-Dovecot, each in its own cgroup), resource accounting, the measurement loop
-(Bench) and the small statistics helpers. run.py imports proxybench.py and
-this module; proxybench.py imports only this one (no import cycle).
+"""harness.py — what every section of `make bench` shares (bench/run.py,
+the driver, and its section modules): the bench world (user, Maildir,
+certificate), the servers under test (ringgate and a private Dovecot, each
+in its own cgroup), resource accounting, the measurement loop (Bench) and
+the small statistics helpers. It imports no other bench module, so the
+sections can all import it without a cycle.
 """
 import json
 import os
