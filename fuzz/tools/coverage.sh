@@ -34,4 +34,5 @@ llvm-cov-14 report $objs -instr-profile="$out/all.profdata" \
 	src/login/pop3-login.c src/login/pop3-login-auth.c src/auth/auth-sasl.c src/auth/auth-passwd.c \
 	src/auth/auth-server.c src/auth/auth-cookie.c src/auth/auth-penalty.c \
 	src/proxy/proxy-protocol.c src/proxy/proxy-backend.c \
-	src/imap/imap-cmd-parser.c src/imap/imap-search.c src/mail/mime.c src/tls/tls.c
+	src/imap/imap-cmd-parser.c src/imap/imap-search.c src/mail/mime.c src/tls/tls.c \
+	src/tls/tls-ctx.c src/tls/tls-ticket.c src/tls/tls-sni.c src/tls/tls-conn.c src/tls/tls-peer.c

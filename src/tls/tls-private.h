@@ -1,0 +1,120 @@
+/* tls-private.h — what the files of src/tls share: the context and
+ * connection structs and the helpers each file uses from another. Nothing
+ * outside src/tls includes it (tls.h is the interface). */
+#ifndef RG_TLS_PRIVATE_H
+#define RG_TLS_PRIVATE_H
+
+#include "tls/tls-wolfssl.h"
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/aes.h>
+#include <wolfssl/wolfcrypt/random.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tls/tls.h"
+
+#define TICKET_NAME_SIZE 16
+#define TICKET_AES_SIZE 32
+#define TICKET_IV_SIZE 12
+#define TICKET_TAG_SIZE 16
+
+_Static_assert(TLS_TICKET_KEY_SIZE == TICKET_NAME_SIZE + TICKET_AES_SIZE, "ticket key layout");
+_Static_assert(WOLFSSL_TICKET_NAME_SZ == TICKET_NAME_SIZE, "wolfSSL ticket key name size");
+_Static_assert(WOLFSSL_TICKET_IV_SZ >= TICKET_IV_SIZE, "wolfSSL ticket IV room");
+_Static_assert(WOLFSSL_TICKET_MAC_SZ >= TICKET_TAG_SIZE, "wolfSSL ticket MAC room");
+
+struct tls_ticket_key {
+	bool set;
+	uint8_t name[TICKET_NAME_SIZE];
+	Aes aes; /* expanded once per key, not once per ticket */
+};
+
+/* names are stored lowercased; "*.example.com" is stored as is and looked up
+ * by replacing a request's first label with "*" */
+struct tls_sni_entry {
+	char *name; /* NULL: free slot */
+	struct tls_ctx *sub;
+};
+
+struct tls_ctx {
+	int refcount;
+	WOLFSSL_CTX *wctx;
+	/* the context whose ticket keys and RNG a SNI sub uses; NULL for a
+	 * top-level context (which uses its own) */
+	struct tls_ctx *parent;
+	WC_RNG rng;
+	struct tls_ticket_key cur, prev;
+	bool client_order;
+	bool client;	/* connections to backends: we are the TLS client */
+	bool verify_client; /* clients are asked for a certificate */
+	int username_nid;   /* the subject entry tls_conn_peer_cert names */
+	/* open addressing, size a power of two, at most half full */
+	struct tls_sni_entry *sni;
+	unsigned sni_size, sni_count;
+};
+
+/* Unsent ciphertext is a queue of chunks: data[off, off + len) is unsent,
+ * appends go to the tail chunk's free space or a new chunk, so bytes never
+ * move once written and the caller can send straight from the head chunk.
+ * A chunk is freed as soon as it is sent; a small flight costs a small
+ * chunk, not TLS_OUT_MAX. */
+struct tls_out_chunk {
+	struct tls_out_chunk *next;
+	size_t off, len, cap;
+	uint8_t data[];
+};
+
+/* Buffers: in[in_off, in_off + in_len) is ciphertext not yet given to
+ * wolfSSL; in is NULL when in_len is 0. out_total is the sum of the out
+ * chunks' len, at most TLS_OUT_MAX; no chunk is held when it is 0. */
+struct tls_conn {
+	struct tls_ctx *ctx;
+	WOLFSSL *ssl;
+	uint8_t *in;
+	size_t in_off, in_len, in_cap;
+	struct tls_out_chunk *out_head, *out_tail;
+	size_t out_total;
+	/* wolfSSL_write hit a full output buffer after it had encrypted this
+	 * many bytes of the caller's data: it must be called again with the
+	 * same bytes, which tls_conn_write does because it reported them as
+	 * not taken */
+	size_t write_retry;
+	bool handshake_done;
+	bool closed;
+	/* wolfSSL has sent something: the peer knows it talks TLS to us */
+	bool sent_any;
+	/* close_notify is queued: a second shutdown must not make wolfSSL
+	 * wait for the peer's */
+	bool shutdown_sent;
+	/* the client's certificate chain failed verification (cert_error:
+	 * why, a wolfSSL error or an X509_V_ERR code) */
+	bool cert_broken;
+	int cert_error;
+};
+
+/* tls.c: the library once per process, error texts (valid until the next
+ * tls_* call) */
+void tls_init(void);
+const char *tls_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *tls_wolf_reason(int err);
+
+/* tls-conn.c: wolfSSL's I/O callbacks, set on every context */
+int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg);
+int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *arg);
+
+/* tls-peer.c: remembers a client certificate that failed verification */
+int tls_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store);
+
+/* tls-ticket.c: key material and wolfSSL's ticket callback */
+void tls_ticket_key_clear(struct tls_ticket_key *key);
+void tls_ticket_key_set(struct tls_ticket_key *key, const uint8_t material[TLS_TICKET_KEY_SIZE]);
+int tls_ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+		  unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+		  int enc, unsigned char *ticket, int in_len, int *out_len, void *arg);
+
+/* tls-sni.c: wolfSSL's servername callback (arg: the parent context) */
+int tls_sni_cb(WOLFSSL *ssl, int *alert, void *arg);
+
+#endif
