@@ -129,13 +129,16 @@ def main():
     args.system_build = os.path.abspath(args.system_build)
     if args.only:
         if "--out" not in sys.argv:
-            args.out = os.path.join(args.build, "bench-%s.md" % args.only)
+            # the stores section writes its committed page (issue 17)
+            args.out = (os.path.join(ROOT, "docs", "performance-stores.md")
+                        if args.only == "stores" else
+                        os.path.join(args.build, "bench-%s.md" % args.only))
         if args.only == "crypto":
             text = cryptobench.crypto_markdown(cryptobench.crypto_compare(args))
         elif args.only == "pam":
             text = pambench.pam_markdown(pambench.pam_compare(args))
         elif args.only == "stores":
-            text = storebench.store_markdown(storebench.store_compare(args))
+            text = storebench.store_page(storebench.store_compare(args), args)
         else:
             text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:
