@@ -355,7 +355,8 @@ class MboxSpool(unittest.TestCase):
             m = imaplib.IMAP4("127.0.0.1", rg.imap_port, timeout=30)
             m.login("demo", "demo-pass")
             typ, boxes = m.list()
-            names = [b.split(b' "." ')[1] for b in boxes]
+            # Dovecot's mbox hierarchy separator
+            names = [b.split(b' "/" ')[1] for b in boxes]
             self.assertEqual(names[:2], [b"INBOX", b"Archive"])
             self.assertEqual(m.status("Archive", "(MESSAGES UNSEEN)")[1],
                              [b"Archive (MESSAGES 1 UNSEEN 1)"])
