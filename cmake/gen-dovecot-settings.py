@@ -12,7 +12,7 @@ default, but a list section (namespace, passdb, service, metric, ...) only
 when one exists, so doveconf reads a probe configuration that declares one
 of each; the names inside come from doveconf, not from this script. The
 build turns the file into a C table (cmake/dovecot-settings.awk) that
-src/lib/settings.c asks whether a name it does not use is one of Dovecot's.
+src/lib/settings*.c ask whether a name it does not use is one of Dovecot's.
 """
 import os
 import re
