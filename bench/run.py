@@ -16,9 +16,11 @@ run it alone: crypto (bench/cryptobench.py: ringgate built with Debian's
 libwolfssl next to the default asm build), proxy (bench/proxybench.py:
 ringgate's passdb proxy and nginx's mail proxy in front of one private
 Dovecot), pam (bench/pambench.py: a system user through `passdb { driver =
-pam }` + `userdb { driver = passwd }`, cache off and on) and stores
+pam }` + `userdb { driver = passwd }`, cache off and on), stores
 (bench/storebench.py: users in a private PostgreSQL and slapd, ringgate
-against Dovecot's own drivers, cache off and on); process start-up
+against Dovecot's own drivers, cache off and on) and workers
+(bench/workerbench.py: LOGIN sessions with a worker per session and with
+worker reuse, both servers with the same `service imap { }`); process start-up
 (bench/startbench.py) and the large mailbox (bench/mailboxbench.py) run
 after the matrix.
 """
@@ -41,6 +43,7 @@ import proxybench  # noqa: E402
 import report  # noqa: E402
 import startbench  # noqa: E402
 import storebench  # noqa: E402
+import workerbench  # noqa: E402
 from harness import (  # noqa: E402
     Accounting, Bench, DovecotServer, ROOT, RinggateServer, World, case_key, in_scope, log, matrix)
 import rgenv  # noqa: E402
@@ -104,11 +107,13 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profiles")
     ap.add_argument("--system-build", default=os.path.join(ROOT, "build-system"),
                     help="ringgate built with -DRINGGATE_WOLFSSL=system (built when missing)")
-    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores"),
+    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores", "workers"),
                     help="run one section only: crypto (asm vs system build), proxy "
                          "(ringgate's passdb proxy vs nginx's mail proxy), pam (system "
-                         "users through PAM + passwd, cache off and on) or stores (logins "
-                         "with users in PostgreSQL and slapd, ringgate vs Dovecot); writes "
+                         "users through PAM + passwd, cache off and on), stores (logins "
+                         "with users in PostgreSQL and slapd, ringgate vs Dovecot) or "
+                         "workers (LOGIN sessions with a worker per session and with "
+                         "worker reuse, the same service imap settings for both); writes "
                          "<build>/bench-SECTION.md unless --out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -139,6 +144,8 @@ def main():
             text = pambench.pam_markdown(pambench.pam_compare(args))
         elif args.only == "stores":
             text = storebench.store_page(storebench.store_compare(args), args)
+        elif args.only == "workers":
+            text = workerbench.workers_markdown(workerbench.workers_compare(args))
         else:
             text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:

@@ -1,5 +1,7 @@
-/* ringgate-imap: one logged-in IMAP session. master execs it as the user
- * with fd 3 = client, fd 4 = the channel carrying WORKER_INIT. */
+/* ringgate-imap: logged-in IMAP sessions, one at a time. master starts it
+ * (as the user, or as root for a process_min_avail spare) with fd 3 =
+ * client, fd 4 = the channel carrying WORKER_INIT; with -r it serves more
+ * sessions of the same uid (mail/worker.h). */
 #include "imap/imap-client.h"
 #include "imap/imap-compress.h"
 #include "lib/alloc.h"
@@ -85,27 +87,26 @@ static bool io_input(struct imap_io *io, struct imap_client *client, const uint8
 	}
 }
 
-int main(void)
+/* one session; the exit status when it is the process's last */
+static int imap_session(const struct worker_init *init)
 {
-	struct worker_init init;
 	struct worker_out *out = rg_malloc(sizeof(*out));
 	const char *error;
 	int ret;
 
-	worker_start("imap", &init);
 	worker_out_init(out, WORKER_CLIENT_FD);
-	const char *tag = init.tag != NULL && init.tag[0] != '\0' ? init.tag : "*";
+	const char *tag = init->tag != NULL && init->tag[0] != '\0' ? init->tag : "*";
 
 	char *path = NULL;
-	if (mbox_location_is_mbox(init.mail)) {
+	if (mbox_location_is_mbox(init->mail)) {
 		/* mbox: the spool is INBOX, the folders are files under the root */
 		char *dir = NULL, *inbox = NULL;
-		if ((ret = mbox_location_root(init.mail, init.home, init.user, &dir, &error)) == 0 &&
-		    (ret = mbox_location_inbox(init.mail, init.home, init.user, &inbox, &error)) == 0)
+		if ((ret = mbox_location_root(init->mail, init->home, init->user, &dir, &error)) == 0 &&
+		    (ret = mbox_location_inbox(init->mail, init->home, init->user, &inbox, &error)) == 0)
 			path = folder_mbox_root(dir, inbox);
 		rg_free(dir);
 		rg_free(inbox);
-	} else if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) == 0) {
+	} else if ((ret = maildir_location_path(init->mail, init->home, init->user, &path, &error)) == 0) {
 		error = "creating the Maildir failed";
 		ret = maildir_create(path);
 	}
@@ -117,7 +118,6 @@ int main(void)
 		worker_out_write(out, reply, (size_t)n < sizeof(reply) ? (size_t)n : sizeof(reply) - 1);
 		worker_out_flush(out);
 		rg_free(path);
-		worker_init_free(&init);
 		rg_free(out);
 		return 1;
 	}
@@ -125,11 +125,11 @@ int main(void)
 	struct imap_io io = { .out = out };
 	struct imap_client *client = imap_client_create(path, io_send, &io);
 	imap_client_set_compress(client, io_compress_start, &io);
-	if (init.max_line > 0)
-		imap_client_set_max_line(client, (size_t)init.max_line);
-	uint64_t in_bytes = init.preread_len;
+	if (init->max_line > 0)
+		imap_client_set_max_line(client, (size_t)init->max_line);
+	uint64_t in_bytes = init->preread_len;
 	imap_client_send_login_reply(client, tag);
-	bool running = io_input(&io, client, init.preread, init.preread_len);
+	bool running = io_input(&io, client, init->preread, init->preread_len);
 	const char *reason = "Connection closed";
 	uint8_t buf[8192];
 	int idle_ms = 0;
@@ -173,7 +173,19 @@ int main(void)
 	imap_client_destroy(client);
 	imap_compress_destroy(io.z);
 	rg_free(path);
-	worker_init_free(&init);
 	rg_free(out);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct worker_init init;
+	int ret;
+
+	worker_start("imap", argc, argv, &init);
+	do {
+		ret = imap_session(&init);
+		worker_init_free(&init);
+	} while (worker_next(&init));
+	return ret;
 }

@@ -44,6 +44,7 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_AUTH_WORKER_REQUEST] = "AUTH_WORKER_REQUEST",
 	[IPC_AUTH_WORKER_RESULT] = "AUTH_WORKER_RESULT",
 	[IPC_AUTH_CACHE_FLUSH] = "AUTH_CACHE_FLUSH",
+	[IPC_WORKER_DONE] = "WORKER_DONE",
 };
 
 const char *ipc_type_name(enum ipc_type type)

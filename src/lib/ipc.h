@@ -60,6 +60,7 @@ enum ipc_type {
 	IPC_AUTH_WORKER_REQUEST, /* auth -> worker: F_DB what, F_USER ... */
 	IPC_AUTH_WORKER_RESULT,  /* worker -> auth: F_RESULT, F_USER, F_EXTRA, F_USERDB ... */
 	IPC_AUTH_CACHE_FLUSH,    /* master -> auth: F_USER space-separated names, none = all */
+	IPC_WORKER_DONE,         /* reusable worker -> master: session over, ready for the next */
 	IPC_TYPE_COUNT
 };
 
@@ -108,6 +109,7 @@ enum ipc_field {
 	IPC_F_CB_DATA,   /* ... and the connection's channel-binding bytes */
 	IPC_F_MAX_LINE,  /* WORKER_INIT (imap): imap_max_line_length, decimal bytes */
 	IPC_F_CHROOT,    /* WORKER_INIT: the user's chroot (F_HOME is then inside it) */
+	IPC_F_GROUPS,    /* WORKER_INIT to a spare: supplementary gids, decimal, comma-separated */
 	IPC_F_COUNT
 };
 

@@ -1,7 +1,11 @@
 /* worker.h — what ringgate-imap and ringgate-pop3 share around their
  * protocol cores: reading WORKER_INIT from fd 4, blocking buffered output
  * to the client on fd 3, reads with an idle timeout, SIGTERM handling.
- * One session per process, so state here is per process. */
+ * One session at a time. Started with `-r` (reusable: service_count != 1 or
+ * a process_min_avail spare), the worker keeps fd 4 and, after each
+ * session, sends WORKER_DONE and waits for the next WORKER_INIT (its client
+ * socket attached) until master closes the channel; a spare, still root,
+ * drops to its first session's user (the uid stays the worker's for good). */
 #ifndef RG_WORKER_H
 #define RG_WORKER_H
 
@@ -22,6 +26,14 @@ struct worker_init {
 	size_t preread_len;
 	bool secured, tls;
 	uint64_t max_line; /* F_MAX_LINE (imap_max_line_length); 0: absent */
+	/* F_UID/F_GID (reusable workers): the session's user, which a spare
+	 * drops to (with F_GROUPS) and a used worker must already be */
+	bool has_ids;
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[64];
+	size_t ngroups;
+	int client_fd; /* the client socket that came with it, or -1 */
 };
 
 /* Wait (poll, timeout_ms) for one WORKER_INIT on fd and decode it. A
@@ -30,10 +42,15 @@ int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const c
 void worker_init_free(struct worker_init *init);
 
 /* A worker's first steps: log as `service`, set up signals, read
- * WORKER_INIT from fd 4 (fatal if it does not come or is malformed), close
- * fd 4, chroot when F_CHROOT says so and drop every capability, then log
- * as `service(user)<session>`. */
-void worker_start(const char *service, struct worker_init *init_r);
+ * WORKER_INIT from fd 4 (fatal if it does not come or is malformed), chroot
+ * when F_CHROOT says so and drop every capability (a spare: chroot, drop
+ * to the user), then log as `service(user)<session>`. Without `-r` in argv
+ * fd 4 is closed and the process serves this one session. */
+void worker_start(const char *service, int argc, char **argv, struct worker_init *init_r);
+/* After a session (init freed, fd 3 closed here): false when the process
+ * is done; else init_r is the next session (same uid, gid and chroot), its
+ * client on fd 3, the process in its home. */
+bool worker_next(struct worker_init *init_r);
 
 /* Client output: bytes are collected in buf and written with blocking
  * write() on flush or when buf fills. Invariant: buf[0..len) is not yet

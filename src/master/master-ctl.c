@@ -125,7 +125,7 @@ static void snapshot_take(struct snapshot *sn)
 		if (m.workers[i].protocol == NULL)
 			continue;
 		sn->workers[sn->worker_count].name = m.workers[i].protocol;
-		sn->workers[sn->worker_count].sessions = m.workers[i].count;
+		sn->workers[sn->worker_count].sessions = m.workers[i].busy;
 		sn->worker_count++;
 	}
 }

@@ -245,6 +245,9 @@ int services_setup(struct login_service **old, unsigned old_count, char **error_
 		ws->set = settings_service(m.set, proto);
 		if (ws->set == NULL)
 			startup_fatal("service %s missing from the settings", proto);
+		if (ws->set->client_limit > 1)
+			log_warning("service(%s): client_limit = %u: a worker serves one session "
+				    "at a time (as with client_limit = 1)", proto, ws->set->client_limit);
 		if (ws->binary_path == NULL)
 			ws->binary_path = rg_strdup_printf("%s/ringgate-%s", m.exe_dir, proto);
 

@@ -106,14 +106,14 @@ void handoff_auth_reply(const struct ipc_rx *rx)
 	struct worker_service *ws = worker_service_get(ipc_str(&hf, IPC_F_SERVICE));
 	bool temp = false;
 	const char *reason;
+	pid_t mpid = 0;
 	if (ws == NULL) {
 		log_error("no worker service for the hand-off");
 		reason = REASON_INTERNAL;
 	} else {
-		reason = worker_spawn(ws, p, &hf, &rx->fields, &temp);
+		reason = worker_spawn(ws, p, &hf, &rx->fields, &temp, &mpid);
 	}
-	login_reply(p->login_pid, p->login_req_id, reason, temp,
-		    reason == NULL && m.worker_list != NULL ? child_pid(m.worker_list) : 0);
+	login_reply(p->login_pid, p->login_req_id, reason, temp, reason == NULL ? mpid : 0);
 	pending_free(p);
 }
 

@@ -50,6 +50,13 @@ struct ev_source {
 struct child;
 struct login_service;
 
+/* where a worker process is (master-wpool.c): in a session (on
+ * m.worker_list), used and waiting for its uid's next session (its
+ * service's idle list), started ahead and still root (its spares list),
+ * between two of these (on no list), or let go (its channel closed: it
+ * exits, no longer counted against process_limit) */
+enum worker_state { WORKER_TAKEN, WORKER_BUSY, WORKER_IDLE, WORKER_SPARE, WORKER_LEAVING };
+
 /* Start-up failure accounting of one respawned thing (a singleton process
  * type, a login service): consecutive fast failures double the wait. */
 struct proc_backoff {
@@ -140,6 +147,14 @@ struct child {
 	pid_t proxy_pid;                 /* the login process relaying its TLS */
 	time_t since;
 	bool tls;
+	/* workers: reuse (master-wpool.c) */
+	enum worker_state wstate;
+	const struct service_settings *wset; /* what it was started with */
+	uid_t wuid;                      /* the process's uid and gid once it has a user */
+	gid_t wgid;
+	char *wjail;                     /* and its chroot ("" none; NULL: a spare) */
+	unsigned served;                 /* sessions given to it */
+	int64_t idle_since_ms;
 	/* in its service's logins or in worker_list: O(1) unlink on exit */
 	struct child *prev, *next;
 };
@@ -170,7 +185,13 @@ struct worker_service {
 	const char *protocol; /* "imap" / "pop3" */
 	const struct service_settings *set;
 	char *binary_path;
-	unsigned count;
+	unsigned count;                  /* processes, against process_limit */
+	unsigned busy;                   /* of which in a session */
+	struct child *idle;              /* used, waiting: newest first */
+	struct child *spares;            /* process_min_avail, still root */
+	unsigned idle_count, spare_count;
+	int64_t spare_retry_ms;          /* a spare failed: no new one before */
+	int64_t idle_checked_ms;
 };
 
 /* A hand-off waiting for auth's AUTH_USER. msg is the LOGIN_HANDOFF as
@@ -315,10 +336,37 @@ void handoff_auth_reply(const struct ipc_rx *rx);
 
 /* master-worker.c */
 struct worker_service *worker_service_get(const char *protocol);
+/* a verified login: its session to an idle worker of its uid, a spare or
+ * a new worker. NULL and *pid_r on success, else the reason for the login
+ * process (details logged) */
 const char *worker_spawn(struct worker_service *ws, struct pending *p,
 			 const struct ipc_fields *hf, const struct ipc_fields *uf,
-			 bool *temp_r);
+			 bool *temp_r, pid_t *pid_r);
+/* start a process_min_avail spare (root, no user yet): 0 or -1 (logged) */
+int worker_spawn_spare(struct worker_service *ws);
+
+/* master-wpool.c */
+/* service_count != 1: a worker serves more than one session */
+bool worker_reusable(const struct worker_service *ws);
+/* an idle worker of this uid, gid and chroot (jail, "" none) when
+ * reusable, else a spare, else NULL; taken off its list */
+struct child *wpool_take(struct worker_service *ws, uid_t uid, gid_t gid, const char *jail);
+/* at process_limit: let the oldest idle worker (else a spare) go; false
+ * when there is none */
+bool wpool_evict(struct worker_service *ws);
+/* c starts a session (a new worker, or one wpool_take gave) */
+void wpool_busy(struct worker_service *ws, struct child *c, const char *user, const char *rip,
+		bool tls, pid_t proxy_pid);
+/* a freshly started spare joins its service's spares */
+void wpool_spare(struct child *c);
+/* close its channel (it exits) and stop counting it */
+void wpool_let_go(struct child *c);
+void worker_message(struct child *c, struct ipc_rx *rx);
+void worker_kill(struct child *c, const char *why);
 void worker_exited(struct child *c);
+/* each loop turn: spares topped up to process_min_avail, idle workers past
+ * idle_kill and those of a replaced configuration let go */
+void workers_tick(void);
 
 /* master-listen.c */
 struct login_service *service_current(const char *name);

@@ -34,6 +34,7 @@ const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
 	},
 	[PROC_WORKER] = {
 		.name = "worker",
+		.message = worker_message, .kill = worker_kill,
 		.exited = worker_exited,
 	},
 	[PROC_ACCESS] = {
@@ -220,6 +221,7 @@ void child_free(struct child *c)
 		close(c->auth_pending_fd);
 	rg_free(c->user);
 	rg_free(c->rip);
+	rg_free(c->wjail);
 	rg_free(c);
 }
 

@@ -1,8 +1,10 @@
 /* master-worker.c — a verified login becomes a worker: the uid checks,
- * WORKER_INIT, fork, the drop to the user, exec; and the worker's exit.
+ * WORKER_INIT, the spawn (master-spawn.c: clone, the drop to the user,
+ * exec); and the worker's exit.
  * Everything that decides which user a worker runs as is here. */
 #include "master/master-private.h"
 #include "master/master-log.h"
+#include "master/master-spawn.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "lib/privs.h"
@@ -31,8 +33,8 @@ static void worker_init_copy(struct ipc_msg *msg, const struct ipc_fields *f, en
 		ipc_msg_add(msg, key, f->val[key], f->len[key]);
 }
 
-/* a group list setting as gids (names through NSS: called in the forked
- * child, before the drop); unknown names are logged and left out */
+/* a group list setting as gids (names through NSS); unknown names are
+ * logged and left out */
 static size_t mail_access_gids(const char *setting, const char *list, gid_t *out, size_t max)
 {
 	size_t n = 0;
@@ -53,6 +55,34 @@ static size_t mail_access_gids(const char *setting, const char *list, gid_t *out
 	}
 	rg_free(copy);
 	return n;
+}
+
+/* mail_access_groups and mail_privileged_group as gids, resolved once per
+ * configuration in master (the spawned child cannot use NSS). Dovecot
+ * keeps mail_privileged_group as the saved gid and takes it for mbox
+ * dotlocks; a worker can regain a saved gid as easily as use a
+ * supplementary one, so ringgate gives it as one more supplementary group. */
+static size_t worker_extra_gids(gid_t *out, size_t max)
+{
+	static const struct settings *resolved_for;
+	static gid_t gids[64];
+	static size_t count;
+	if (resolved_for != m.set) {
+		count = mail_access_gids("mail_access_groups", m.set->mail_access_groups, gids, 64);
+		count += mail_access_gids("mail_privileged_group", m.set->mail_privileged_group,
+					  gids + count, 64 - count);
+		resolved_for = m.set;
+	}
+	size_t n = count < max ? count : max;
+	memcpy(out, gids, n * sizeof(gid_t));
+	return n;
+}
+
+/* "NAME=value" into buf; false when it does not fit (then left out) */
+static bool fmt_env(char *buf, size_t size, const char *name, const char *value)
+{
+	int n = snprintf(buf, size, "%s=%s", name, value);
+	return n > 0 && (size_t)n < size;
 }
 
 /* mail_location's %-variables (lib/var-expand.h) for this user: %u %n %d
@@ -127,11 +157,115 @@ static const char *chroot_split(const char *home, const struct ipc_fields *uf,
 	return "chroot directory not in valid_chroot_dirs";
 }
 
-/* Fork the worker for a verified login. Returns NULL on success, else the
+/* What worker_exec() starts: a worker for a session (init queued on its
+ * channel, dropped to uid/gid when drop) or a spare (init NULL: root, it
+ * waits on its channel; client_fd is /dev/null then). */
+struct worker_exec {
+	int client_fd;
+	struct ipc_msg *init;
+	bool drop;
+	bool keep_chroot;  /* it chroots after exec: CAP_SYS_CHROOT passes */
+	uid_t uid;
+	gid_t gid;
+	const char *home;  /* HOME (inside a chroot) */
+	const char *dir;   /* where it starts (the home outside a chroot) */
+	const char *user;
+};
+
+/* clone + exec (master-spawn.c); NULL when it failed (logged). A reusable
+ * worker or a spare keeps its channel in master (-r), a single-session
+ * worker's is closed once WORKER_INIT is queued in it. */
+static struct child *worker_exec(struct worker_service *ws, const struct worker_exec *e)
+{
+	bool keep = e->init == NULL || worker_reusable(ws);
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("socketpair() failed: %m");
+		return NULL;
+	}
+	if (e->init != NULL) {
+		/* queued in the socket until the worker reads it */
+		int ret = ipc_send(pair[0], e->init, -1);
+		if (ret < 0) {
+			log_error("user %s: sending WORKER_INIT failed: %s", e->user, strerror(-ret));
+			close_fds(pair, 2);
+			return NULL;
+		}
+	}
+	/* its own syslog socket, see master-log.h */
+	int syslog_fd = master_log_syslog_fd(MASTER_LOG_WORKER);
+	struct spawn_req *r = rg_malloc(sizeof(*r));
+	memset(r, 0, sizeof(*r));
+	r->path = ws->binary_path;
+	r->vsz = ws->set->vsz_limit;
+	r->devnull = m.devnull;
+	r->fds[0] = e->client_fd;
+	r->fds[1] = pair[1];
+	r->nfds = 2;
+	r->dir = e->dir;
+	if (e->drop) {
+		r->drop = true;
+		r->keep_chroot = e->keep_chroot;
+		r->uid = e->uid;
+		r->gid = e->gid;
+		r->groups[0] = e->gid;
+		r->ngroups = 1 + worker_extra_gids(r->groups + 1, SPAWN_MAX_GROUPS - 1);
+	}
+	char env_log[160], env_home[4200], env_user[512], env_debug[64], env_ts[128];
+	char *envp[6];
+	unsigned ne = 0;
+	if (m.debug_env != NULL && fmt_env(env_debug, sizeof(env_debug), "RINGGATE_DEBUG", m.debug_env))
+		envp[ne++] = env_debug;
+	if (e->user != NULL && fmt_env(env_home, sizeof(env_home), "HOME", e->home))
+		envp[ne++] = env_home;
+	if (e->user != NULL && fmt_env(env_user, sizeof(env_user), "USER", e->user))
+		envp[ne++] = env_user;
+	if (m.log_timestamp != NULL &&
+	    fmt_env(env_ts, sizeof(env_ts), "RINGGATE_LOG_TIMESTAMP", m.log_timestamp))
+		envp[ne++] = env_ts;
+	if (spawn_add_log_fds(r, syslog_fd, env_log, sizeof(env_log)))
+		envp[ne++] = env_log;
+	envp[ne] = NULL;
+	const char *name = strrchr(ws->binary_path, '/');
+	char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path),
+			 keep ? (char *)"-r" : NULL, NULL };
+	r->argv = argv;
+	r->envp = envp;
+	pid_t pid = spawn_start(r);
+	close(pair[1]);
+	if (syslog_fd >= 0)
+		close(syslog_fd);
+	if (pid < 0 || !keep) {
+		close(pair[0]);
+		pair[0] = -1;
+	}
+	if (pid < 0) {
+		log_error("service(%s): %s%s%sstarting a worker failed: %s: %s", ws->protocol,
+			  e->user != NULL ? "user " : "", e->user != NULL ? e->user : "",
+			  e->user != NULL ? ": " : "", r->failed_step, strerror((int)-pid));
+		rg_free(r);
+		return NULL;
+	}
+	if (r->chdir_errno != 0)
+		log_error("user %s: chdir(%s) failed: %s", e->user, e->dir, strerror(r->chdir_errno));
+	rg_free(r);
+	if (pair[0] >= 0)
+		set_nonblock(pair[0]);
+	struct child *c = child_new(pid, &ws->grp, pair[0]);
+	if (pair[0] >= 0)
+		ep_add(pair[0], &c->ev);
+	c->wsvc = ws;
+	c->wset = ws->set;
+	ws->count++;
+	return c;
+}
+
+/* A verified login's session: to an idle worker of its uid, gid and
+ * chroot, a spare, or a new worker. Returns NULL on success, else the
  * reason to give the login process (details logged here). */
 const char *worker_spawn(struct worker_service *ws, struct pending *p,
-				const struct ipc_fields *hf, const struct ipc_fields *uf,
-				bool *temp_r)
+			 const struct ipc_fields *hf, const struct ipc_fields *uf,
+			 bool *temp_r, pid_t *pid_r)
 {
 	const char *user = ipc_str(uf, IPC_F_USER);
 	const char *home = ipc_str(uf, IPC_F_HOME);
@@ -172,21 +306,6 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	char *mail_expanded = mail_expand(mail, user, home, ws->protocol, hf, uid);
 	if (mail_expanded == NULL)
 		return REASON_INTERNAL;
-	if (ws->count >= ws->set->process_limit) {
-		rg_free(mail_expanded);
-		log_warning("service(%s): process_limit (%u) reached, client connections are "
-			    "being dropped", ws->protocol, ws->set->process_limit);
-		*temp_r = true;
-		return "Maximum number of connections reached";
-	}
-
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-		log_error("socketpair() failed: %m");
-		rg_free(mail_expanded);
-		*temp_r = true;
-		return REASON_INTERNAL;
-	}
 	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
 	ipc_msg_init(msg, IPC_WORKER_INIT, 0);
 	ipc_msg_add_str(msg, IPC_F_SERVICE, ws->protocol);
@@ -207,95 +326,85 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 	};
 	for (unsigned i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
 		worker_init_copy(msg, hf, copied[i]);
-	/* queued in the socket until the worker reads it */
-	int ret = ipc_send(pair[0], msg, -1);
-	rg_free(msg);
-	if (ret < 0) {
-		log_error("user %s: sending WORKER_INIT failed: %s", user, strerror(-ret));
-		close(pair[0]);
-		close(pair[1]);
-		*temp_r = true;
-		return REASON_INTERNAL;
+	/* the process's ids: a process of master's uid when master is not root */
+	uid_t puid = m.uid == 0 ? (uid_t)uid : m.uid;
+	gid_t pgid = m.uid == 0 ? (gid_t)gid : getegid();
+	if (m.uid == 0) {
+		/* a spare drops to them, a used worker checks them */
+		ipc_msg_add_uint(msg, IPC_F_UID, uid);
+		ipc_msg_add_uint(msg, IPC_F_GID, gid);
+		gid_t extra[64];
+		size_t n = worker_extra_gids(extra, 64);
+		char groups[64 * 12] = "";
+		size_t len = 0;
+		for (size_t i = 0; i < n; i++)
+			len += (size_t)snprintf(groups + len, sizeof(groups) - len, "%s%lu",
+						i > 0 ? "," : "", (unsigned long)extra[i]);
+		if (n > 0)
+			ipc_msg_add_str(msg, IPC_F_GROUPS, groups);
 	}
 
-	/* its own syslog socket, see master-log.h */
-	int syslog_fd = master_log_syslog_fd(MASTER_LOG_WORKER);
-	pid_t pid = fork();
-	if (pid < 0) {
-		log_error("service(%s): fork() failed: %m", ws->protocol);
-		close(pair[0]);
-		close(pair[1]);
-		if (syslog_fd >= 0)
-			close(syslog_fd);
-		*temp_r = true;
-		return REASON_INTERNAL;
+	/* an idle worker of this uid, gid and chroot, else a spare
+	   (master-wpool.c) */
+	struct child *c;
+	while ((c = wpool_take(ws, puid, pgid, jail)) != NULL) {
+		int ret = chan_send(c, msg, p->client_fd);
+		if (ret == 0)
+			break;
+		log_error("service(%s): worker %ld: sending WORKER_INIT failed: %s", ws->protocol,
+			  (long)child_pid(c), strerror(-ret));
+		wpool_let_go(c);
 	}
-	if (pid == 0) {
-		child_reset_signals();
-		child_set_vsz(ws->set->vsz_limit);
-		if (m.uid == 0) {
-			const char *error;
-			gid_t extra[64];
-			size_t nextra = mail_access_gids("mail_access_groups",
-							 m.set->mail_access_groups, extra, 64);
-			/* Dovecot keeps mail_privileged_group as the saved gid and
-			   takes it for mbox dotlocks; a worker can regain a saved
-			   gid as easily as use a supplementary one, so ringgate
-			   gives it as one more supplementary group */
-			nextra += mail_access_gids("mail_privileged_group",
-						   m.set->mail_privileged_group, extra + nextra,
-						   64 - nextra);
-			int err = jail[0] != '\0' ? privs_chroot_keep(&error) : 0;
-			if (err == 0)
-				err = privs_drop_groups((uid_t)uid, (gid_t)gid, extra, nextra, &error);
-			if (err == 0 && jail[0] != '\0')
-				err = privs_chroot_pass(&error);
-			if (err < 0) {
-				log_error("user %s: dropping privileges to %llu/%llu failed: %s: %s",
-					  user, uid, gid, error, strerror(-err));
-				_exit(CHILD_FATAL_STATUS);
-			}
+	if (c == NULL) {
+		if (ws->count >= ws->set->process_limit)
+			(void)wpool_evict(ws);
+		if (ws->count >= ws->set->process_limit) {
+			rg_free(msg);
+			log_warning("service(%s): process_limit (%u) reached, client connections are "
+				    "being dropped", ws->protocol, ws->set->process_limit);
+			*temp_r = true;
+			return "Maximum number of connections reached";
 		}
 		/* the worker chdirs again after its chroot */
-		if (*outer_home == '\0' || chdir(outer_home) < 0) {
-			log_error("user %s: chdir(%s) failed: %m", user, outer_home);
-			if (chdir("/") < 0)
-				_exit(CHILD_FATAL_STATUS);
+		struct worker_exec e = {
+			.client_fd = p->client_fd, .init = msg, .drop = m.uid == 0,
+			.keep_chroot = jail[0] != '\0', .uid = (uid_t)uid, .gid = (gid_t)gid,
+			.home = home, .dir = outer_home, .user = user,
+		};
+		c = worker_exec(ws, &e);
+		if (c == NULL) {
+			rg_free(msg);
+			*temp_r = true;
+			return REASON_INTERNAL;
 		}
-		clearenv();
-		if (m.debug_env != NULL)
-			setenv("RINGGATE_DEBUG", m.debug_env, 1);
-		setenv("HOME", home, 1);
-		setenv("USER", user, 1);
-		if (m.log_timestamp != NULL)
-			setenv("RINGGATE_LOG_TIMESTAMP", m.log_timestamp, 1);
-		int fds[2] = { p->client_fd, pair[1] };
-		child_place_fds(fds, 2, syslog_fd);
-		const char *name = strrchr(ws->binary_path, '/');
-		char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path), NULL };
-		execv(ws->binary_path, argv);
-		log_error("execv(%s) failed: %m", ws->binary_path);
-		_exit(CHILD_FATAL_STATUS);
+		c->wuid = puid;
+		c->wgid = pgid;
+		c->wjail = rg_strdup(jail);
+		log_debug("service(%s): user %s: started worker %ld", ws->protocol, user,
+			  (long)child_pid(c));
+	} else {
+		/* a spare is the user's from now on */
+		c->wuid = puid;
+		c->wgid = pgid;
+		if (c->wjail == NULL)
+			c->wjail = rg_strdup(jail);
+		log_debug("service(%s): user %s: worker %ld takes the session", ws->protocol, user,
+			  (long)child_pid(c));
 	}
-	close(pair[0]);
-	close(pair[1]);
-	if (syslog_fd >= 0)
-		close(syslog_fd);
-	struct child *c = child_new(pid, &ws->grp, -1);
-	c->wsvc = ws;
-	c->user = rg_strdup(user);
-	c->rip = rg_strdup(ipc_str(hf, IPC_F_RIP) != NULL ? ipc_str(hf, IPC_F_RIP) : "");
-	c->tls = ipc_has(hf, IPC_F_TLS);
-	c->proxy_pid = c->tls ? p->login_pid : 0;
-	c->since = time(NULL);
-	child_list_add(&m.worker_list, c);
-	ws->count++;
-	log_debug("service(%s): user %s: started worker %ld", ws->protocol, user, (long)pid);
+	rg_free(msg);
+	bool tls = ipc_has(hf, IPC_F_TLS);
+	wpool_busy(ws, c, user, ipc_str(hf, IPC_F_RIP), tls, tls ? p->login_pid : 0);
+	*pid_r = child_pid(c);
 	return NULL;
 }
 
-void worker_exited(struct child *c)
+int worker_spawn_spare(struct worker_service *ws)
 {
-	child_list_del(&m.worker_list, c);
-	c->wsvc->count--;
+	struct worker_exec e = { .client_fd = m.devnull, .home = "/", .dir = "/" };
+	struct child *c = worker_exec(ws, &e);
+	if (c == NULL)
+		return -1;
+	wpool_spare(c);
+	log_debug("service(%s): started spare worker %ld", ws->protocol, (long)child_pid(c));
+	return 0;
 }

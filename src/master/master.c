@@ -301,6 +301,7 @@ int master_run(struct settings *set, bool foreground)
 	if (set->ssl != SSL_NO)
 		ticket_keys_rotate();
 	proc_singles_respawn(); /* auth, stats, and access if wanted */
+	workers_tick();         /* process_min_avail spare workers */
 	/* listeners are bound and the pid file written: systemd may go on */
 	char ready[64];
 	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%ld", (long)getpid());
@@ -339,6 +340,7 @@ int master_run(struct settings *set, bool foreground)
 			continue;
 		}
 		proc_singles_respawn();
+		workers_tick();
 		if (m.ticket_len > 0 && now_secs() - m.ticket_rotated >= TICKET_ROTATE_SECS)
 			ticket_keys_rotate();
 		if (now_secs() - m.syslog_connected >= SYSLOG_RECONNECT_SECS) {

@@ -1,5 +1,7 @@
-/* ringgate-pop3: one logged-in POP3 session. master execs it as the user
- * with fd 3 = client, fd 4 = the channel carrying WORKER_INIT. */
+/* ringgate-pop3: logged-in POP3 sessions, one at a time. master starts it
+ * (as the user, or as root for a process_min_avail spare) with fd 3 =
+ * client, fd 4 = the channel carrying WORKER_INIT; with -r it serves more
+ * sessions of the same uid (mail/worker.h). */
 #include "lib/alloc.h"
 #include "lib/log.h"
 #include "mail/maildir.h"
@@ -14,28 +16,27 @@
 
 #define POP3_IDLE_TIMEOUT_MS (10 * 60 * 1000)
 
-int main(void)
+/* one session; the exit status when it is the process's last */
+static int pop3_session(const struct worker_init *init)
 {
-	struct worker_init init;
 	struct worker_out *out = rg_malloc(sizeof(*out));
 	const char *error;
 	int ret;
 
-	worker_start("pop3", &init);
 	worker_out_init(out, WORKER_CLIENT_FD);
 
 	char *path = NULL;
 	struct pop3_client *client = NULL;
-	if (mbox_location_is_mbox(init.mail)) {
+	if (mbox_location_is_mbox(init->mail)) {
 		/* Debian's default INBOX: the spool in /var/mail */
 		struct mbox *mb = NULL;
-		if ((ret = mbox_location_inbox(init.mail, init.home, init.user, &path, &error)) < 0 ||
+		if ((ret = mbox_location_inbox(init->mail, init->home, init->user, &path, &error)) < 0 ||
 		    (ret = mbox_open(path, MBOX_LOCK_TIMEOUT_MS, &mb, &error)) < 0 ||
 		    (ret = pop3_client_create_mbox(mb, worker_out_send_cb, out, &client, &error)) < 0)
 			mbox_close(client == NULL ? mb : NULL);
 	} else {
 		struct maildir *box = NULL;
-		if ((ret = maildir_location_path(init.mail, init.home, init.user, &path, &error)) < 0 ||
+		if ((ret = maildir_location_path(init->mail, init->home, init->user, &path, &error)) < 0 ||
 		    (ret = maildir_open(path, true, &box, &error)) < 0 ||
 		    (ret = pop3_client_create(box, worker_out_send_cb, out, &client, &error)) < 0)
 			maildir_close(client == NULL ? box : NULL);
@@ -52,14 +53,13 @@ int main(void)
 			worker_out_write(out, reply, sizeof(reply) - 1);
 		worker_out_flush(out);
 		rg_free(path);
-		worker_init_free(&init);
 		rg_free(out);
 		return 1;
 	}
 
-	uint64_t in_bytes = init.preread_len;
+	uint64_t in_bytes = init->preread_len;
 	pop3_client_send_greeting(client);
-	bool running = pop3_client_input(client, init.preread, init.preread_len);
+	bool running = pop3_client_input(client, init->preread, init->preread_len);
 	const char *reason = "Connection closed";
 	uint8_t buf[4096];
 	while (running && worker_out_flush(out) == 0) {
@@ -96,7 +96,19 @@ int main(void)
 		 (unsigned long long)in_bytes, (unsigned long long)out->total);
 	pop3_client_destroy(client);
 	rg_free(path);
-	worker_init_free(&init);
 	rg_free(out);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct worker_init init;
+	int ret;
+
+	worker_start("pop3", argc, argv, &init);
+	do {
+		ret = pop3_session(&init);
+		worker_init_free(&init);
+	} while (worker_next(&init));
+	return ret;
 }
