@@ -5,8 +5,12 @@
 
 #include "lib/log.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static void test_escape(void **state)
 {
@@ -209,6 +213,69 @@ static void test_sinks_env(void **state)
 		assert_false(log_sinks_parse(bad[i], got, &facility));
 }
 
+/* read what is in the pipe (lines already written) */
+static size_t pipe_read(int fd, char *out, size_t outsize)
+{
+	ssize_t n = read(fd, out, outsize - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	return (size_t)n;
+}
+
+/* The pid and the timestamp are cached (no getpid() or strftime() per
+ * line): a fork()ed child's lines still carry its own pid, and a new
+ * log_timestamp applies to the very next line. */
+static void test_pid_and_timestamp_cache(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	unsetenv("RINGGATE_LOG");
+	unsetenv("RINGGATE_LOG_TIMESTAMP");
+	log_init("cachetest");
+	const struct log_sink sinks[LOG_SINK_COUNT] = {
+		{ p[1], LOG_SINK_FILE }, { p[1], LOG_SINK_FILE }, { p[1], LOG_SINK_FILE } };
+	log_set_sinks(sinks, 2);
+	char buf[512], want[128];
+
+	log_info("one");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "cachetest(%ld): Info: one\n", (long)getpid());
+	assert_string_equal(buf, want);
+
+	/* the second line within the same second reuses the time text; a
+	 * new format is used at once */
+	log_set_timestamp("[TS] ");
+	log_info("two");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "[TS] cachetest(%ld): Info: two\n", (long)getpid());
+	assert_string_equal(buf, want);
+	log_set_timestamp("");
+	log_info("three");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "cachetest(%ld): Info: three\n", (long)getpid());
+	assert_string_equal(buf, want);
+
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		log_info("child");
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "cachetest(%ld): Info: child\n", (long)child);
+	assert_string_equal(buf, want);
+
+	const struct log_sink back[LOG_SINK_COUNT] = {
+		{ 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR } };
+	log_set_sinks(back, 2);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_format_cut_at_every_size),
 		cmocka_unit_test(test_facility),
 		cmocka_unit_test(test_sinks_env),
+		cmocka_unit_test(test_pid_and_timestamp_cache),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
