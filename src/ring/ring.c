@@ -353,6 +353,14 @@ void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
 	ring_set_ud(r, sqe, op, slot);
 }
 
+void ring_accept_addr(struct ring *r, uint32_t slot, int fd, struct sockaddr_storage *addr,
+		      socklen_t *addr_len)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_ACCEPT);
+	io_uring_prep_accept(sqe, fd, (struct sockaddr *)addr, addr_len, SOCK_CLOEXEC);
+	ring_set_ud(r, sqe, OP_ACCEPT_ONCE, slot);
+}
+
 void ring_recv(struct ring *r, uint32_t slot, int fd)
 {
 	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ring;
 struct ring_owner;
@@ -125,6 +126,12 @@ static inline void ring_owner_dispatch(const struct ring_event *ev)
 
 /* Operations (queued; submitted by the next ring_run()). */
 void ring_accept(struct ring *ring, uint32_t slot, int fd, bool multishot);
+/* single-shot accept that also writes the peer's address: *addr_len is the
+ * room at addr, then the length written; both must stay valid until the
+ * ACCEPT completion (one per slot in flight: the completion cannot say
+ * which buffer it filled). Saves a getpeername() per connection. */
+void ring_accept_addr(struct ring *ring, uint32_t slot, int fd, struct sockaddr_storage *addr,
+		      socklen_t *addr_len);
 /* multishot receive into provided buffers */
 void ring_recv(struct ring *ring, uint32_t slot, int fd);
 /* buf must stay valid and unchanged until the SEND completion */
