@@ -119,12 +119,13 @@ int ring_create(const struct ring_config *config, struct ring **ring_r)
 	r->ctx = config->ctx;
 	r->buf_count = config->buf_count != 0 ? config->buf_count : 256;
 	r->buf_size = config->buf_size != 0 ? config->buf_size : 2048;
-	if ((r->buf_count & (r->buf_count - 1)) != 0 || r->buf_count > 32768) {
+	if ((r->buf_count & (r->buf_count - 1)) != 0 || r->buf_count > 32768 ||
+	    (unsigned)config->setup > RING_SETUP_PLAIN) {
 		rg_free(r);
 		return -EINVAL;
 	}
 
-	for (size_t i = 0; i < sizeof(setup_modes) / sizeof(setup_modes[0]); i++) {
+	for (size_t i = config->setup; i < sizeof(setup_modes) / sizeof(setup_modes[0]); i++) {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
 		p.flags = setup_modes[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE |
