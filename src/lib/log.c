@@ -122,9 +122,63 @@ bool log_sinks_parse(const char *text, struct log_sink sinks_r[LOG_SINK_COUNT], 
 	return true;
 }
 
+/* Batching (log_set_batching): Debug and Info lines for a file or stderr
+ * sink wait here and go out with one write() at log_flush() or when the
+ * buffer is full; [0, len) are whole lines for fd. At most PIPE_BUF bytes,
+ * so a write to a pipe (stderr) stays atomic as well as one to an O_APPEND
+ * file: lines of different processes never interleave. */
+#define LOG_BATCH_MAX 4096
+static struct {
+	bool on;
+	bool atexit_set;
+	int fd;
+	size_t len;
+	char buf[LOG_BATCH_MAX];
+} log_batch;
+
 static void log_after_fork(void)
 {
 	log_pid = (long)getpid();
+	/* the parent writes what it held; the child starts empty */
+	log_batch.len = 0;
+}
+
+void log_flush(void)
+{
+	if (log_batch.len == 0)
+		return;
+	ssize_t ret = write(log_batch.fd, log_batch.buf, log_batch.len);
+	(void)ret;
+	log_batch.len = 0;
+}
+
+void log_set_batching(bool on)
+{
+	if (!on)
+		log_flush();
+	log_batch.on = on;
+	if (on && !log_batch.atexit_set) {
+		log_batch.atexit_set = true;
+		(void)atexit(log_flush);
+	}
+}
+
+/* true when the line was taken into the batch */
+static bool log_batch_add(enum log_level level, const struct log_sink *sink, const char *line,
+			  size_t len)
+{
+	if (!log_batch.on || level > LOG_INFO || sink->kind == LOG_SINK_SYSLOG ||
+	    len > LOG_BATCH_MAX) {
+		/* in order: what waits goes first */
+		log_flush();
+		return false;
+	}
+	if (log_batch.len > 0 && (log_batch.fd != sink->fd || log_batch.len + len > LOG_BATCH_MAX))
+		log_flush();
+	log_batch.fd = sink->fd;
+	memcpy(log_batch.buf + log_batch.len, line, len);
+	log_batch.len += len;
+	return true;
 }
 
 void log_init(const char *name)
@@ -163,6 +217,7 @@ void log_init(const char *name)
 
 void log_set_sinks(const struct log_sink sinks[LOG_SINK_COUNT], int facility)
 {
+	log_flush();
 	memcpy(log_sinks, sinks, sizeof(log_sinks));
 	log_facility = facility;
 }
@@ -287,6 +342,10 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	size_t len = log_format_line_ts(line, sizeof(line), sink->kind, level, tmp, log_time.text,
 					tmp != NULL && sink->kind == LOG_SINK_FILE ? log_time.len : 0,
 					log_facility, log_prefix_name, pid, msg);
+	if (log_batch_add(level, sink, line, len)) {
+		errno = saved;
+		return;
+	}
 	/* one write() per line so lines from many processes never
 	 * interleave; a datagram is one syslog message */
 	ssize_t ret = write(sink->fd, line, len);

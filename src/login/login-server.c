@@ -522,12 +522,17 @@ int login_conn_run(const struct login_conn_config *set)
 	srv.accepting = true;
 	login_accept_update();
 
+	/* a line per client (its end): the lines of one loop turn go out
+	 * with one write(), before the process waits again */
+	log_set_batching(true);
 	while (srv.accepting || srv.conns > 0) {
 		ret = ring_run(srv.ring, 1);
 		if (ret < 0)
 			log_fatal("io_uring: %s", strerror(-ret));
+		log_flush();
 		srv.now = login_monotonic_secs();
 	}
+	log_set_batching(false);
 	log_debug("nothing left to do: exiting (%llu connections served)", srv.total);
 	if (srv.master.fd >= 0)
 		login_stats_send(); /* the last word: master adds it to the service's totals */

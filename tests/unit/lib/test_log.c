@@ -5,6 +5,7 @@
 
 #include "lib/log.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,80 @@ static void test_pid_and_timestamp_cache(void **state)
 	close(p[1]);
 }
 
+/* Batching: Info lines wait for log_flush() (nothing in the pipe before),
+ * then go out together; a warning is never held and the lines held before
+ * it go first; a fork()ed child does not write its parent's held lines. */
+static void test_batching(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	unsetenv("RINGGATE_LOG");
+	unsetenv("RINGGATE_LOG_TIMESTAMP");
+	log_init("batch");
+	const struct log_sink sinks[LOG_SINK_COUNT] = {
+		{ p[1], LOG_SINK_STDERR }, { p[1], LOG_SINK_STDERR }, { p[1], LOG_SINK_STDERR } };
+	log_set_sinks(sinks, 2);
+	long pid = (long)getpid();
+	char buf[1024], want[256];
+
+	log_set_batching(true);
+	log_info("a");
+	log_info("b");
+	assert_true(read(p[0], buf, sizeof(buf)) < 0);
+	log_flush();
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: a\nbatch(%ld): Info: b\n", pid, pid);
+	assert_string_equal(buf, want);
+
+	log_info("c");
+	log_warning("w");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: c\nbatch(%ld): Warning: w\n", pid, pid);
+	assert_string_equal(buf, want);
+
+	/* a full buffer is written before the line that does not fit */
+	char big[1500];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 3; i++)
+		log_info("%s", big);
+	size_t got = pipe_read(p[0], buf, sizeof(buf));
+	assert_true(got > 0);
+	char drain[8192];
+	while (read(p[0], drain, sizeof(drain)) > 0)
+		;
+	log_flush();
+	while (read(p[0], drain, sizeof(drain)) > 0)
+		;
+
+	log_info("held");
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		log_info("child");
+		log_flush();
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: child\n", (long)child);
+	assert_string_equal(buf, want);
+	log_set_batching(false); /* writes what it held */
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: held\n", pid);
+	assert_string_equal(buf, want);
+
+	const struct log_sink back[LOG_SINK_COUNT] = {
+		{ 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR } };
+	log_set_sinks(back, 2);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -286,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_facility),
 		cmocka_unit_test(test_sinks_env),
 		cmocka_unit_test(test_pid_and_timestamp_cache),
+		cmocka_unit_test(test_batching),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
