@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,20 @@ static struct log_sink log_sinks[LOG_SINK_COUNT] = {
 	{ STDERR_FILENO, LOG_SINK_STDERR },
 };
 static int log_facility = 2; /* mail */
+/* getpid() is a system call (glibc caches nothing), run through the login
+ * process's seccomp filter: once at log_init() and again in a fork()ed
+ * child (pthread_atfork), never per line */
+static long log_pid;
+static bool log_atfork_set;
+/* the time part of the last line: localtime_r() and strftime() once per
+ * second, not per line (a login process writes a line per session) */
+static struct {
+	time_t sec;
+	bool valid;
+	struct tm tm;
+	char text[128];	/* log_ts_format applied to tm */
+	size_t len;
+} log_time;
 
 static const char *const level_names[] = {
 	[LOG_DEBUG] = "Debug: ", [LOG_INFO] = "Info: ", [LOG_WARNING] = "Warning: ",
@@ -107,8 +122,73 @@ bool log_sinks_parse(const char *text, struct log_sink sinks_r[LOG_SINK_COUNT], 
 	return true;
 }
 
+/* Batching (log_set_batching): Debug and Info lines for a file or stderr
+ * sink wait here and go out with one write() at log_flush() or when the
+ * buffer is full; [0, len) are whole lines for fd. At most PIPE_BUF bytes,
+ * so a write to a pipe (stderr) stays atomic as well as one to an O_APPEND
+ * file: lines of different processes never interleave. */
+#define LOG_BATCH_MAX 4096
+static struct {
+	bool on;
+	bool atexit_set;
+	int fd;
+	size_t len;
+	char buf[LOG_BATCH_MAX];
+} log_batch;
+
+static void log_after_fork(void)
+{
+	log_pid = (long)getpid();
+	/* the parent writes what it held; the child starts empty */
+	log_batch.len = 0;
+}
+
+void log_flush(void)
+{
+	if (log_batch.len == 0)
+		return;
+	ssize_t ret = write(log_batch.fd, log_batch.buf, log_batch.len);
+	(void)ret;
+	log_batch.len = 0;
+}
+
+void log_set_batching(bool on)
+{
+	if (!on)
+		log_flush();
+	log_batch.on = on;
+	if (on && !log_batch.atexit_set) {
+		log_batch.atexit_set = true;
+		(void)atexit(log_flush);
+	}
+}
+
+/* true when the line was taken into the batch */
+static bool log_batch_add(enum log_level level, const struct log_sink *sink, const char *line,
+			  size_t len)
+{
+	if (!log_batch.on || level > LOG_INFO || sink->kind == LOG_SINK_SYSLOG ||
+	    len > LOG_BATCH_MAX) {
+		/* in order: what waits goes first */
+		log_flush();
+		return false;
+	}
+	if (log_batch.len > 0 && (log_batch.fd != sink->fd || log_batch.len + len > LOG_BATCH_MAX))
+		log_flush();
+	log_batch.fd = sink->fd;
+	memcpy(log_batch.buf + log_batch.len, line, len);
+	log_batch.len += len;
+	return true;
+}
+
 void log_init(const char *name)
 {
+	log_pid = (long)getpid();
+	log_time.valid = false;
+	if (!log_atfork_set) {
+		log_atfork_set = true;
+		(void)pthread_atfork(NULL, NULL, log_after_fork);
+	}
 	snprintf(log_prefix_name, sizeof(log_prefix_name), "%s", name);
 	const char *d = getenv("RINGGATE_DEBUG");
 	log_debug_on = d != NULL && *d != '\0' && strcmp(d, "0") != 0;
@@ -137,6 +217,7 @@ void log_init(const char *name)
 
 void log_set_sinks(const struct log_sink sinks[LOG_SINK_COUNT], int facility)
 {
+	log_flush();
 	memcpy(log_sinks, sinks, sizeof(log_sinks));
 	log_facility = facility;
 }
@@ -144,6 +225,7 @@ void log_set_sinks(const struct log_sink sinks[LOG_SINK_COUNT], int facility)
 void log_set_timestamp(const char *format)
 {
 	snprintf(log_ts_format, sizeof(log_ts_format), "%s", format);
+	log_time.valid = false;
 }
 
 const char *log_name(void)
@@ -164,9 +246,12 @@ bool log_debug_enabled(void)
 static const char *const month_names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 
-size_t log_format_line(char *out, size_t outsize, enum log_sink_kind kind, enum log_level level,
-		       const struct tm *tm, const char *ts_format, int facility, const char *name,
-		       long pid, const char *msg)
+/* log_format_line() with the file timestamp already formatted: ts_text
+ * (ts_len bytes, at most 127) leads a file line */
+static size_t log_format_line_ts(char *out, size_t outsize, enum log_sink_kind kind,
+				 enum log_level level, const struct tm *tm, const char *ts_text,
+				 size_t ts_len, int facility, const char *name, long pid,
+				 const char *msg)
 {
 	if (outsize < 2)
 		return 0;
@@ -185,12 +270,9 @@ size_t log_format_line(char *out, size_t outsize, enum log_sink_kind kind, enum 
 			     tm != NULL ? tm->tm_min : 0, tm != NULL ? tm->tm_sec : 0, pid, name,
 			     level == LOG_INFO ? "" : level_names[level]);
 	} else {
-		if (kind == LOG_SINK_FILE && tm != NULL && ts_format != NULL && *ts_format != '\0') {
-			/* the administrator's log_timestamp, as Dovecot's */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-			hlen = strftime(head, 128, ts_format, tm);
-#pragma GCC diagnostic pop
+		if (kind == LOG_SINK_FILE && ts_len > 0 && ts_len < 128) {
+			memcpy(head, ts_text, ts_len);
+			hlen = ts_len;
 		}
 		n = snprintf(head + hlen, sizeof(head) - hlen, "%s(%ld): %s", name, pid,
 			     level_names[level]);
@@ -213,6 +295,27 @@ size_t log_format_line(char *out, size_t outsize, enum log_sink_kind kind, enum 
 	return len;
 }
 
+/* the administrator's log_timestamp, as Dovecot's: into out (128 bytes) */
+static size_t log_strftime(char *out, const char *ts_format, const struct tm *tm)
+{
+	if (tm == NULL || ts_format == NULL || *ts_format == '\0')
+		return 0;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+	return strftime(out, 128, ts_format, tm);
+#pragma GCC diagnostic pop
+}
+
+size_t log_format_line(char *out, size_t outsize, enum log_sink_kind kind, enum log_level level,
+		       const struct tm *tm, const char *ts_format, int facility, const char *name,
+		       long pid, const char *msg)
+{
+	char ts[128];
+	size_t ts_len = kind == LOG_SINK_FILE ? log_strftime(ts, ts_format, tm) : 0;
+	return log_format_line_ts(out, outsize, kind, level, tm, ts, ts_len, facility, name, pid,
+				  msg);
+}
+
 static void __attribute__((format(printf, 2, 0)))
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
@@ -223,14 +326,26 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 				    level == LOG_INFO  ? LOG_SINK_INFO :
 							 LOG_SINK_ERROR;
 	const struct log_sink *sink = &log_sinks[which];
-	struct tm tm, *tmp = NULL;
+	const struct tm *tmp = NULL;
 	if (sink->kind != LOG_SINK_STDERR) {
 		time_t now = time(NULL);
-		tmp = localtime_r(&now, &tm);
+		if (!log_time.valid || log_time.sec != now) {
+			log_time.valid = localtime_r(&now, &log_time.tm) != NULL;
+			log_time.sec = now;
+			log_time.len = log_time.valid ?
+				log_strftime(log_time.text, log_ts_format, &log_time.tm) : 0;
+		}
+		if (log_time.valid)
+			tmp = &log_time.tm;
 	}
-	long pid = (long)getpid();
-	size_t len = log_format_line(line, sizeof(line), sink->kind, level, tmp, log_ts_format,
-				     log_facility, log_prefix_name, pid, msg);
+	long pid = log_pid != 0 ? log_pid : (long)getpid();
+	size_t len = log_format_line_ts(line, sizeof(line), sink->kind, level, tmp, log_time.text,
+					tmp != NULL && sink->kind == LOG_SINK_FILE ? log_time.len : 0,
+					log_facility, log_prefix_name, pid, msg);
+	if (log_batch_add(level, sink, line, len)) {
+		errno = saved;
+		return;
+	}
 	/* one write() per line so lines from many processes never
 	 * interleave; a datagram is one syslog message */
 	ssize_t ret = write(sink->fd, line, len);

@@ -1,6 +1,6 @@
 /* log.h — process logging. Every line is "name(pid): Level: message"
- * (Dovecot's "Info: ", "Warning: ", ... levels) written with one write() to
- * one of three sinks: warnings, errors and fatal lines to the error sink
+ * (Dovecot's "Info: ", "Warning: ", ... levels) written with one write()
+ * (or, batched, several whole lines with one) to one of three sinks: warnings, errors and fatal lines to the error sink
  * (log_path), Info lines to the info sink (info_log_path), Debug lines to
  * the debug sink (debug_log_path). A sink is an fd that is stderr, a file
  * (lines start with the log_timestamp strftime() text) or a datagram socket
@@ -51,6 +51,15 @@ bool log_debug_enabled(void);
 void log_set_sinks(const struct log_sink sinks[LOG_SINK_COUNT], int facility);
 /* Replace the strftime() prefix of file lines ("" = none). */
 void log_set_timestamp(const char *format);
+
+/* Batching, for a process that logs a line per client (login): while on,
+ * Debug and Info lines for a file or stderr sink are kept (at most 4 KiB,
+ * whole lines) and written with one write() by log_flush(), which the
+ * process calls before it waits for events, or when a line of another sink
+ * or level comes (order is kept). Warnings, errors and syslog lines are
+ * never held; exit() flushes. */
+void log_set_batching(bool on);
+void log_flush(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_debug(...) do { if (log_debug_enabled()) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)

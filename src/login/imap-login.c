@@ -10,7 +10,6 @@
 #include "login/login-proto.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -97,13 +96,25 @@ static char *sanitize_dup(const char *text)
 	return ret;
 }
 
+/* append src to out[*n..cap) (cap counts the NUL, and is large enough) */
+static void cap_append(char *out, size_t *n, const char *src, size_t len)
+{
+	memcpy(out + *n, src, len);
+	*n += len;
+	out[*n] = '\0';
+}
+
 static char *build_capability(const struct login_session *s)
 {
 	size_t cap = sizeof(IMAP_CAPABILITY_BANNER) + 32 + strlen(s->mechanisms) * 2 + 8;
 	char *out = rg_malloc(cap);
-	size_t n = (size_t)snprintf(out, cap, "%s%s%s", IMAP_CAPABILITY_BANNER,
-				    s->starttls_available ? " STARTTLS" : "",
-				    s->plaintext_auth_allowed ? "" : " LOGINDISABLED");
+	size_t n = 0;
+	/* appends, not snprintf: this runs for every client */
+	cap_append(out, &n, IMAP_CAPABILITY_BANNER, sizeof(IMAP_CAPABILITY_BANNER) - 1);
+	if (s->starttls_available)
+		cap_append(out, &n, " STARTTLS", 9);
+	if (!s->plaintext_auth_allowed)
+		cap_append(out, &n, " LOGINDISABLED", 14);
 	const char *p = s->mechanisms;
 	while (*p != '\0') {
 		while (*p == ' ')
@@ -113,8 +124,10 @@ static char *build_capability(const struct login_session *s)
 			break;
 		/* like Dovecot: plaintext mechanisms are hidden when refused */
 		if ((s->plaintext_auth_allowed || !mech_is_plaintext(p, len)) &&
-		    (s->tls || !mech_needs_tls(p, len)))
-			n += (size_t)snprintf(out + n, cap - n, " AUTH=%.*s", (int)len, p);
+		    (s->tls || !mech_needs_tls(p, len))) {
+			cap_append(out, &n, " AUTH=", 6);
+			cap_append(out, &n, p, len);
+		}
 		p += len;
 	}
 	return out;
@@ -137,6 +150,10 @@ static bool mech_available(const struct login_session *s, const char *mech)
 	return false;
 }
 
+/* Every reply format uses %s only (the format attribute checks the
+ * arguments; anything else is fatal here): the reply is put together by
+ * copying, without printf, as the greeting and LOGOUT run for every
+ * client. */
 static void imap_send(struct login_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void imap_send(struct login_session *s, const char *fmt, ...)
@@ -146,21 +163,37 @@ static void imap_send(struct login_session *s, const char *fmt, ...)
 
 	if (s->state == IMAP_STATE_CLOSED)
 		return;
+	size_t n = 0;
 	va_start(ap, fmt);
-	int n = vsnprintf(small, sizeof(small), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n < sizeof(small)) {
-		s->cb->send(s->ctx, small, (size_t)n);
-		return;
+	for (const char *f = fmt; *f != '\0'; f++) {
+		if (*f != '%') {
+			n++;
+		} else if (f[1] == 's') {
+			n += strlen(va_arg(ap, const char *));
+			f++;
+		} else {
+			log_fatal("imap_send: format other than %%s: %s", fmt);
+		}
 	}
-	char *big = rg_malloc((size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(big, (size_t)n + 1, fmt, ap);
 	va_end(ap);
-	s->cb->send(s->ctx, big, (size_t)n);
-	rg_free(big);
+	char *out = n < sizeof(small) ? small : rg_malloc(n + 1);
+	char *o = out;
+	va_start(ap, fmt);
+	for (const char *f = fmt; *f != '\0'; f++) {
+		if (*f != '%') {
+			*o++ = *f;
+			continue;
+		}
+		const char *arg = va_arg(ap, const char *);
+		size_t len = strlen(arg);
+		memcpy(o, arg, len);
+		o += len;
+		f++;
+	}
+	va_end(ap);
+	s->cb->send(s->ctx, out, n);
+	if (out != small)
+		rg_free(out);
 }
 
 static void imap_disconnect(struct login_session *s, const char *reason)

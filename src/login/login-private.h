@@ -165,6 +165,9 @@ struct conn {
 	char session_id[BASE64_ENCODED_LEN(SESSION_RAW) + 1];
 };
 
+/* one accept in flight on a listener (login-server.c) */
+struct login_accept;
+
 /* the listeners, the IPC channels, the signalfd and the tick */
 struct login_src {
 	struct ring_owner ro;	/* its event function says which source it is */
@@ -172,6 +175,9 @@ struct login_src {
 	bool haproxy;	/* listener: a PROXY header comes first */
 	uint8_t armed;	/* listener: accepts in flight */
 	bool cancelling;
+	/* listener: ACCEPT_BATCH accepts, each with its slot and the buffer
+	 * the kernel writes the client's address into */
+	struct login_accept *accepts;
 	int fd;
 	uint32_t slot;
 	/* auth and master channels: what their socket had no room for yet */

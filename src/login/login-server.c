@@ -123,6 +123,32 @@ void login_status(void)
  * per listener (each keeps one accept armed). */
 #define ACCEPT_BATCH 8
 
+/* One accept in flight: its own slot, so its completion says which address
+ * buffer the kernel filled (no getpeername() per connection). */
+struct login_accept {
+	struct ring_owner ro;
+	struct login_src *listener;
+	uint32_t slot;
+	bool armed;
+	socklen_t addr_len;
+	struct sockaddr_storage addr;
+};
+
+static void listener_arm_one(struct login_src *l)
+{
+	for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
+		struct login_accept *a = &l->accepts[i];
+		if (a->armed)
+			continue;
+		a->armed = true;
+		a->addr_len = sizeof(a->addr);
+		l->armed++;
+		ring_accept_addr(srv.ring, a->slot, l->fd, &a->addr, &a->addr_len);
+		return;
+	}
+	log_fatal("listener: more than %u accepts", ACCEPT_BATCH);
+}
+
 void login_accept_update(void)
 {
 	if (srv.conns < srv.set->client_limit)
@@ -145,13 +171,15 @@ void login_accept_update(void)
 				(srv.overflow || srv.conns + in_flight < srv.set->client_limit) &&
 				(srv.set->service_count == 0 ||
 				 srv.total + in_flight < srv.set->service_count))) {
-				l->armed++;
+				listener_arm_one(l);
 				in_flight++;
-				ring_accept(srv.ring, l->slot, l->fd, false);
 			}
 		} else if (l->armed > 0 && !l->cancelling) {
 			l->cancelling = true;
-			ring_cancel(srv.ring, l->slot, RING_OP_ACCEPT);
+			for (unsigned k = 0; k < ACCEPT_BATCH; k++) {
+				if (l->accepts[k].armed)
+					ring_cancel(srv.ring, l->accepts[k].slot, RING_OP_ACCEPT);
+			}
 		}
 	}
 }
@@ -189,14 +217,15 @@ static struct conn *oldest_prelogin(void)
 	return NULL;
 }
 
-static void conn_accept(int fd, const struct login_src *listener)
+static void conn_accept(int fd, const struct login_src *listener,
+			const struct sockaddr_storage *peer, socklen_t peer_len)
 {
 	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
+	socklen_t len;
 	struct net_addr remote = { 0 };
 
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
-		net_addr_from_sockaddr((struct sockaddr *)&ss, len, &remote);
+	if (peer_len > 0 && peer_len <= sizeof(*peer))
+		net_addr_from_sockaddr((const struct sockaddr *)peer, peer_len, &remote);
 	if (listener->haproxy && !net_list_match(srv.set->haproxy_trusted, &remote)) {
 		char rip[64];
 		log_warning("haproxy: Client not trusted (rip=%s)",
@@ -378,15 +407,17 @@ static void tick(void)
 
 static void listener_event(struct ring_owner *owner, const struct ring_event *ev)
 {
-	struct login_src *s = RING_OWNER(owner, struct login_src, ro);
+	struct login_accept *a = RING_OWNER(owner, struct login_accept, ro);
+	struct login_src *s = a->listener;
 	if (ev->op != RING_OP_ACCEPT)
 		return;
 	/* a connection accepted after we stopped accepting (the cancel was
 	 * on its way) is already ours: serve it */
-	if (!ev->more && s->armed > 0 && --s->armed == 0)
+	a->armed = false;
+	if (s->armed > 0 && --s->armed == 0)
 		s->cancelling = false;
 	if (ev->res >= 0)
-		conn_accept(ev->res, s);
+		conn_accept(ev->res, s, &a->addr, a->addr_len);
 	else if (ev->res != -ECANCELED)
 		log_error("accept: %s", strerror(-ev->res));
 	login_accept_update();
@@ -470,7 +501,15 @@ int login_conn_run(const struct login_conn_config *set)
 	srv.listeners = rg_calloc(set->listen_count, sizeof(*srv.listeners));
 	srv.listen_addrs = rg_calloc(set->listen_count + 1, sizeof(*srv.listen_addrs));
 	for (unsigned i = 0; i < set->listen_count; i++) {
-		src_init(&srv.listeners[i], listener_event, set->listen_fds[i]);
+		struct login_src *l = &srv.listeners[i];
+		l->fd = set->listen_fds[i];
+		l->accepts = rg_calloc(ACCEPT_BATCH, sizeof(*l->accepts));
+		for (unsigned k = 0; k < ACCEPT_BATCH; k++) {
+			struct login_accept *a = &l->accepts[k];
+			a->ro.event = listener_event;
+			a->listener = l;
+			a->slot = ring_slot_alloc(srv.ring, &a->ro);
+		}
 		srv.listeners[i].ssl = set->listen_ssl != NULL && set->listen_ssl[i];
 		srv.listeners[i].haproxy = set->listen_haproxy != NULL && set->listen_haproxy[i];
 		struct sockaddr_storage ss;
@@ -483,12 +522,17 @@ int login_conn_run(const struct login_conn_config *set)
 	srv.accepting = true;
 	login_accept_update();
 
+	/* a line per client (its end): the lines of one loop turn go out
+	 * with one write(), before the process waits again */
+	log_set_batching(true);
 	while (srv.accepting || srv.conns > 0) {
 		ret = ring_run(srv.ring, 1);
 		if (ret < 0)
 			log_fatal("io_uring: %s", strerror(-ret));
+		log_flush();
 		srv.now = login_monotonic_secs();
 	}
+	log_set_batching(false);
 	log_debug("nothing left to do: exiting (%llu connections served)", srv.total);
 	if (srv.master.fd >= 0)
 		login_stats_send(); /* the last word: master adds it to the service's totals */
@@ -499,6 +543,8 @@ int login_conn_run(const struct login_conn_config *set)
 	/* what a test running the layer in-process would see leak */
 	login_auth_close();
 	close(srv.signal.fd);
+	for (unsigned i = 0; i < set->listen_count; i++)
+		rg_free(srv.listeners[i].accepts);
 	rg_free(srv.listeners);
 	rg_free(srv.listen_addrs);
 	return 0;

@@ -119,12 +119,13 @@ int ring_create(const struct ring_config *config, struct ring **ring_r)
 	r->ctx = config->ctx;
 	r->buf_count = config->buf_count != 0 ? config->buf_count : 256;
 	r->buf_size = config->buf_size != 0 ? config->buf_size : 2048;
-	if ((r->buf_count & (r->buf_count - 1)) != 0 || r->buf_count > 32768) {
+	if ((r->buf_count & (r->buf_count - 1)) != 0 || r->buf_count > 32768 ||
+	    (unsigned)config->setup > RING_SETUP_PLAIN) {
 		rg_free(r);
 		return -EINVAL;
 	}
 
-	for (size_t i = 0; i < sizeof(setup_modes) / sizeof(setup_modes[0]); i++) {
+	for (size_t i = config->setup; i < sizeof(setup_modes) / sizeof(setup_modes[0]); i++) {
 		struct io_uring_params p;
 		memset(&p, 0, sizeof(p));
 		p.flags = setup_modes[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE |
@@ -351,6 +352,14 @@ void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
 	else
 		io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
 	ring_set_ud(r, sqe, op, slot);
+}
+
+void ring_accept_addr(struct ring *r, uint32_t slot, int fd, struct sockaddr_storage *addr,
+		      socklen_t *addr_len)
+{
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_ACCEPT);
+	io_uring_prep_accept(sqe, fd, (struct sockaddr *)addr, addr_len, SOCK_CLOEXEC);
+	ring_set_ud(r, sqe, OP_ACCEPT_ONCE, slot);
 }
 
 void ring_recv(struct ring *r, uint32_t slot, int fd)

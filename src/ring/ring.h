@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct ring;
 struct ring_owner;
@@ -68,8 +69,23 @@ struct ring_owner {
 #define RING_OWNER(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
+/* how the kernel runs the ring's completion work, best first: ring_create()
+ * starts at the mode asked for and falls back to the next one the kernel
+ * takes (DEFER_TASKRUN needs 6.1, COOP_TASKRUN 5.19) */
+enum ring_setup {
+	/* SINGLE_ISSUER | DEFER_TASKRUN: completion work runs only when
+	 * this process waits for it, in one batch: no interrupt of a busy
+	 * process, and one wake-up for what arrived meanwhile */
+	RING_SETUP_DEFER_TASKRUN = 0,
+	RING_SETUP_COOP_TASKRUN, /* no interrupt to run completion work */
+	RING_SETUP_PLAIN,
+};
+
 struct ring_config {
 	unsigned entries;	/* SQ size; CQ gets 4x; default 256 */
+	/* the best mode to try (0: DEFER_TASKRUN); tests ask for the
+	 * fallbacks an older kernel would give */
+	enum ring_setup setup;
 	unsigned buf_count;	/* provided receive buffers, power of 2; default 256 */
 	unsigned buf_size;	/* bytes per buffer; default 2048 */
 	/* called for each completion delivered, with ctx; NULL: the ring
@@ -125,6 +141,12 @@ static inline void ring_owner_dispatch(const struct ring_event *ev)
 
 /* Operations (queued; submitted by the next ring_run()). */
 void ring_accept(struct ring *ring, uint32_t slot, int fd, bool multishot);
+/* single-shot accept that also writes the peer's address: *addr_len is the
+ * room at addr, then the length written; both must stay valid until the
+ * ACCEPT completion (one per slot in flight: the completion cannot say
+ * which buffer it filled). Saves a getpeername() per connection. */
+void ring_accept_addr(struct ring *ring, uint32_t slot, int fd, struct sockaddr_storage *addr,
+		      socklen_t *addr_len);
 /* multishot receive into provided buffers */
 void ring_recv(struct ring *ring, uint32_t slot, int fd);
 /* buf must stay valid and unchanged until the SEND completion */

@@ -5,8 +5,13 @@
 
 #include "lib/log.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static void test_escape(void **state)
 {
@@ -209,6 +214,143 @@ static void test_sinks_env(void **state)
 		assert_false(log_sinks_parse(bad[i], got, &facility));
 }
 
+/* read what is in the pipe (lines already written) */
+static size_t pipe_read(int fd, char *out, size_t outsize)
+{
+	ssize_t n = read(fd, out, outsize - 1);
+	assert_true(n > 0);
+	out[n] = '\0';
+	return (size_t)n;
+}
+
+/* The pid and the timestamp are cached (no getpid() or strftime() per
+ * line): a fork()ed child's lines still carry its own pid, and a new
+ * log_timestamp applies to the very next line. */
+static void test_pid_and_timestamp_cache(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	unsetenv("RINGGATE_LOG");
+	unsetenv("RINGGATE_LOG_TIMESTAMP");
+	log_init("cachetest");
+	const struct log_sink sinks[LOG_SINK_COUNT] = {
+		{ p[1], LOG_SINK_FILE }, { p[1], LOG_SINK_FILE }, { p[1], LOG_SINK_FILE } };
+	log_set_sinks(sinks, 2);
+	char buf[512], want[128];
+
+	log_info("one");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "cachetest(%ld): Info: one\n", (long)getpid());
+	assert_string_equal(buf, want);
+
+	/* the second line within the same second reuses the time text; a
+	 * new format is used at once */
+	log_set_timestamp("[TS] ");
+	log_info("two");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "[TS] cachetest(%ld): Info: two\n", (long)getpid());
+	assert_string_equal(buf, want);
+	log_set_timestamp("");
+	log_info("three");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "cachetest(%ld): Info: three\n", (long)getpid());
+	assert_string_equal(buf, want);
+
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		log_info("child");
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "cachetest(%ld): Info: child\n", (long)child);
+	assert_string_equal(buf, want);
+
+	const struct log_sink back[LOG_SINK_COUNT] = {
+		{ 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR } };
+	log_set_sinks(back, 2);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Batching: Info lines wait for log_flush() (nothing in the pipe before),
+ * then go out together; a warning is never held and the lines held before
+ * it go first; a fork()ed child does not write its parent's held lines. */
+static void test_batching(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	unsetenv("RINGGATE_LOG");
+	unsetenv("RINGGATE_LOG_TIMESTAMP");
+	log_init("batch");
+	const struct log_sink sinks[LOG_SINK_COUNT] = {
+		{ p[1], LOG_SINK_STDERR }, { p[1], LOG_SINK_STDERR }, { p[1], LOG_SINK_STDERR } };
+	log_set_sinks(sinks, 2);
+	long pid = (long)getpid();
+	char buf[1024], want[256];
+
+	log_set_batching(true);
+	log_info("a");
+	log_info("b");
+	assert_true(read(p[0], buf, sizeof(buf)) < 0);
+	log_flush();
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: a\nbatch(%ld): Info: b\n", pid, pid);
+	assert_string_equal(buf, want);
+
+	log_info("c");
+	log_warning("w");
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: c\nbatch(%ld): Warning: w\n", pid, pid);
+	assert_string_equal(buf, want);
+
+	/* a full buffer is written before the line that does not fit */
+	char big[1500];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 3; i++)
+		log_info("%s", big);
+	size_t got = pipe_read(p[0], buf, sizeof(buf));
+	assert_true(got > 0);
+	char drain[8192];
+	while (read(p[0], drain, sizeof(drain)) > 0)
+		;
+	log_flush();
+	while (read(p[0], drain, sizeof(drain)) > 0)
+		;
+
+	log_info("held");
+	pid_t child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		log_info("child");
+		log_flush();
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: child\n", (long)child);
+	assert_string_equal(buf, want);
+	log_set_batching(false); /* writes what it held */
+	pipe_read(p[0], buf, sizeof(buf));
+	snprintf(want, sizeof(want), "batch(%ld): Info: held\n", pid);
+	assert_string_equal(buf, want);
+
+	const struct log_sink back[LOG_SINK_COUNT] = {
+		{ 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR }, { 2, LOG_SINK_STDERR } };
+	log_set_sinks(back, 2);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +360,8 @@ int main(void)
 		cmocka_unit_test(test_format_cut_at_every_size),
 		cmocka_unit_test(test_facility),
 		cmocka_unit_test(test_sinks_env),
+		cmocka_unit_test(test_pid_and_timestamp_cache),
+		cmocka_unit_test(test_batching),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

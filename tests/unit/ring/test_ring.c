@@ -1,6 +1,8 @@
 /* test_ring.c — the ring with real sockets: echo through multishot recv and
  * the buffer ring, multishot accept, large (partial) sends, cancel and
- * waiting, stale generations, ENOBUFS recovery, the tick. */
+ * waiting, stale generations, ENOBUFS recovery, the tick; every test in each
+ * setup mode (DEFER_TASKRUN, and the COOP_TASKRUN and plain fallbacks an
+ * older kernel gives). */
 #include "ring/ring.h"
 #include "lib/alloc.h"
 
@@ -20,6 +22,23 @@
 #include <unistd.h>
 
 #define MAX_EV 256
+
+/* the setup mode the tests of the current group ask for */
+static enum ring_setup test_setup;
+static const char *const setup_names[] = { "defer_taskrun", "coop_taskrun", "plain" };
+
+/* the mode asked for, or (kernel without it) a later fallback */
+static void assert_mode(const struct ring *ring)
+{
+	const char *mode = ring_mode(ring);
+	bool ok = false;
+	for (unsigned i = test_setup; i <= RING_SETUP_PLAIN; i++)
+		ok |= strcmp(mode, setup_names[i]) == 0;
+	assert_true(ok);
+	/* this is the mode on any kernel that has it: the fallbacks */
+	if (test_setup != RING_SETUP_DEFER_TASKRUN)
+		assert_string_equal(mode, setup_names[test_setup]);
+}
 
 struct rec {
 	struct ring_owner ro; /* the slots' owner (the handler dispatches) */
@@ -54,10 +73,10 @@ static void handler(struct ring *ring, const struct ring_event *ev, void *ctx)
 static struct ring *mkring(struct rec *r, unsigned bufs, unsigned bufsize)
 {
 	struct ring_config cfg = { .entries = 64, .buf_count = bufs, .buf_size = bufsize,
-				   .handler = handler, .ctx = r };
+				   .handler = handler, .ctx = r, .setup = test_setup };
 	struct ring *ring;
 	assert_int_equal(ring_create(&cfg, &ring), 0);
-	assert_non_null(ring_mode(ring));
+	assert_mode(ring);
 	return ring;
 }
 
@@ -422,7 +441,8 @@ static void owned_event(struct ring_owner *o, const struct ring_event *ev)
 static void test_retire(void **state)
 {
 	(void)state;
-	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64 };
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64,
+				   .setup = test_setup };
 	struct ring *ring;
 	assert_int_equal(ring_create(&cfg, &ring), 0);
 	int sv[2];
@@ -481,6 +501,29 @@ static void test_bad_config(void **state)
 	struct ring_config cfg = { .buf_count = 3, .handler = handler };
 	struct ring *ring;
 	assert_int_equal(ring_create(&cfg, &ring), -EINVAL);
+	struct ring_config bad_setup = { .handler = handler, .setup = RING_SETUP_PLAIN + 1 };
+	assert_int_equal(ring_create(&bad_setup, &ring), -EINVAL);
+}
+
+static int setup_defer(void **state)
+{
+	(void)state;
+	test_setup = RING_SETUP_DEFER_TASKRUN;
+	return 0;
+}
+
+static int setup_coop(void **state)
+{
+	(void)state;
+	test_setup = RING_SETUP_COOP_TASKRUN;
+	return 0;
+}
+
+static int setup_plain(void **state)
+{
+	(void)state;
+	test_setup = RING_SETUP_PLAIN;
+	return 0;
 }
 
 int main(void)
@@ -496,5 +539,8 @@ int main(void)
 		cmocka_unit_test(test_retire),
 		cmocka_unit_test(test_bad_config),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("defer_taskrun", tests, setup_defer, NULL);
+	failed += cmocka_run_group_tests_name("coop_taskrun", tests, setup_coop, NULL);
+	failed += cmocka_run_group_tests_name("plain", tests, setup_plain, NULL);
+	return failed;
 }
