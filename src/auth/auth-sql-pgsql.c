@@ -3,7 +3,8 @@
  * is libpq's conninfo as Dovecot passes it; `host=H ` is put in front per
  * host. A host name (not an address) is resolved by libpq inside
  * PQconnectStart, which blocks: give addresses (or hostaddr=) where that
- * matters. */
+ * matters. Prepared statements: PQsendPrepare / PQsendQueryPrepared (the
+ * pool decides when, auth-sql.h). */
 #include "auth/auth-sql-private.h"
 
 #include "lib/alloc.h"
@@ -90,6 +91,28 @@ static int pg_query_start(struct sql_conn *conn, const char *query)
 	return pg_flush(conn);
 }
 
+static int pg_prepare_start(struct sql_conn *conn, const char *name, const char *sql,
+			    unsigned nparams)
+{
+	/* no types given: the server types each parameter from its context,
+	   as it types an unknown '…' literal there */
+	if (PQsendPrepare(pg(conn), name, sql, (int)nparams, NULL) == 0) {
+		pg_error(conn);
+		return -1;
+	}
+	return pg_flush(conn);
+}
+
+static int pg_exec_start(struct sql_conn *conn, const char *name, unsigned nparams,
+			 const char *const *values)
+{
+	if (PQsendQueryPrepared(pg(conn), name, (int)nparams, values, NULL, NULL, 0) == 0) {
+		pg_error(conn);
+		return -1;
+	}
+	return pg_flush(conn);
+}
+
 static char *dup_or_null(const PGresult *res, int row, int col)
 {
 	if (PQgetisnull(res, row, col))
@@ -118,7 +141,9 @@ static void pg_take_result(struct sql_conn *conn, PGresult *res, bool *have)
 		}
 	} else {
 		const char *msg = PQresultErrorMessage(res);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		snprintf(conn->error, sizeof(conn->error), "%.*s", (int)strcspn(msg, "\n"), msg);
+		snprintf(conn->sqlstate, sizeof(conn->sqlstate), "%s", state != NULL ? state : "");
 		conn->query_error = true;
 	}
 	PQclear(res);
@@ -199,6 +224,8 @@ const struct sql_backend sql_backend_pgsql = {
 	.query_start = pg_query_start,
 	.query_continue = pg_query_continue,
 	.escape = pg_escape,
+	.prepare_start = pg_prepare_start,
+	.exec_start = pg_exec_start,
 	.fd = pg_fd,
 	.close = pg_close,
 };

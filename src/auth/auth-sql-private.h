@@ -20,6 +20,12 @@ struct sql_backend {
 	/* done (0): conn->result filled (or conn->query_error for SQL_ERROR) */
 	int (*query_continue)(struct sql_conn *conn, unsigned revents);
 	char *(*escape)(struct sql_conn *conn, const char *s);
+	/* prepared statements (NULL: none with this library here); done as
+	   query_start, through query_continue */
+	int (*prepare_start)(struct sql_conn *conn, const char *name, const char *sql,
+			     unsigned nparams);
+	int (*exec_start)(struct sql_conn *conn, const char *name, unsigned nparams,
+			  const char *const *values);
 	/* the socket to watch now */
 	int (*fd)(struct sql_conn *conn);
 	void (*close)(struct sql_conn *conn);
@@ -37,6 +43,13 @@ enum sql_conn_state {
 
 struct sql_request;
 
+/* what a BUSY connection is doing for its request */
+enum sql_conn_phase {
+	SQL_PHASE_TEXT,    /* the query as text */
+	SQL_PHASE_PREPARE, /* preparing the request's statement */
+	SQL_PHASE_EXEC,    /* executing it */
+};
+
 struct sql_conn {
 	struct sql_pool *pool;
 	unsigned host_idx;
@@ -48,8 +61,11 @@ struct sql_conn {
 	void *handle;         /* PGconn * / MYSQL * */
 	void *backend_state;
 	struct sql_request *req; /* BUSY: the running request */
+	enum sql_conn_phase phase;
+	uint32_t prepared;    /* bit i: pool statement i is prepared here */
 	struct sql_result result;
 	bool query_error;     /* the query failed on a live connection */
+	char sqlstate[6];     /* its SQLSTATE, "" when unknown */
 	char error[256];
 };
 

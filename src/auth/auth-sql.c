@@ -5,11 +5,15 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 struct sql_request {
 	struct sql_request *next;
+	int stmt;              /* -1: as text */
+	char **values;         /* the statement's nparams values */
+	bool reprepared;       /* prepared again after SQLSTATE 26000 */
 	sql_build_callback *build;
 	sql_result_callback *callback;
 	void *context;
@@ -22,8 +26,18 @@ struct sql_host {
 	unsigned backoff_ms;
 };
 
+/* a statement prepared per connection as it is first used there */
+struct sql_stmt {
+	char name[16];        /* "rg_s<index>" */
+	char *sql;
+	unsigned nparams;
+	bool refused;         /* the server would not prepare it: sent as text */
+};
+
 struct sql_pool {
 	char *name;
+	struct sql_stmt stmts[SQL_POOL_MAX_STMTS];
+	unsigned stmt_count;
 	struct sql_conf conf; /* only the fields the pool uses are copied */
 	char **hosts;
 	unsigned host_count;  /* >= 1 (one NULL host when none given) */
@@ -102,6 +116,7 @@ static void conn_close(struct sql_conn *conn)
 	conn->handle = NULL;
 	sql_result_clear(&conn->result);
 	conn->state = SQL_CONN_DOWN;
+	conn->prepared = 0; /* a new connection prepares again */
 }
 
 static void conn_io_callback(void *context, unsigned revents);
@@ -125,10 +140,23 @@ static void conn_watch(struct sql_conn *conn, int fd, unsigned events)
 	conn->io_events = events;
 }
 
+static void request_free_values(struct sql_pool *pool, struct sql_request *req)
+{
+	if (req->values == NULL || req->stmt < 0)
+		return;
+	for (unsigned i = 0; i < pool->stmts[req->stmt].nparams; i++) {
+		if (req->values[i] != NULL)
+			explicit_bzero(req->values[i], strlen(req->values[i]));
+		rg_free(req->values[i]);
+	}
+	rg_free(req->values);
+	req->values = NULL;
+}
+
 static void request_finish(struct sql_pool *pool, struct sql_request *req, enum sql_status st,
 			   const struct sql_result *res, const char *error)
 {
-	(void)pool;
+	request_free_values(pool, req);
 	req->callback(req->context, st, res, error);
 	rg_free(req);
 }
@@ -165,11 +193,49 @@ static void conn_failed(struct sql_conn *conn, const char *what)
 		request_finish(pool, req, SQL_TEMPFAIL, NULL, "connection to the database lost");
 }
 
+static void conn_send(struct sql_conn *conn, struct sql_request *req);
+
+/* A prepare or an execution ended: true when the request goes on (the
+   next step is under way), false when its answer is the request's. */
+static bool conn_stmt_step(struct sql_conn *conn, struct sql_request *req)
+{
+	struct sql_pool *pool = conn->pool;
+	struct sql_stmt *st = &pool->stmts[req->stmt];
+
+	if (conn->phase == SQL_PHASE_PREPARE) {
+		if (conn->query_error) {
+			/* the administrator's query as text works where this does
+			   not (an untyped parameter): text from now on */
+			log_warning("%s: %s: cannot prepare a query, sending it as text from now on: %s",
+				    pool->name, host_name(conn), conn->error);
+			st->refused = true;
+		} else {
+			conn->prepared |= 1u << req->stmt;
+			pool->stats.prepares++;
+		}
+	} else if (conn->query_error && strcmp(conn->sqlstate, "26000") == 0 &&
+		   !req->reprepared) {
+		/* the statement is gone from the session (a pooler gave us
+		   another server connection): prepare it again */
+		conn->prepared = 0;
+		req->reprepared = true;
+	} else {
+		return false;
+	}
+	conn->query_error = false;
+	conn->error[0] = '\0';
+	sql_result_clear(&conn->result);
+	conn_send(conn, req);
+	return true;
+}
+
 static void conn_query_done(struct sql_conn *conn)
 {
 	struct sql_pool *pool = conn->pool;
 	struct sql_request *req = conn->req;
 
+	if (conn->phase != SQL_PHASE_TEXT && conn_stmt_step(conn, req))
+		return;
 	conn->req = NULL;
 	conn->state = SQL_CONN_IDLE;
 	conn_watch(conn, pool->backend->fd(conn), DB_IO_READ);
@@ -254,31 +320,57 @@ static void conn_connect(struct sql_conn *conn)
 	conn_io(conn, (unsigned)ret);
 }
 
-static void conn_run(struct sql_conn *conn, struct sql_request *req)
+/* Send req's next step on conn (BUSY): the statement's prepare or
+   execution, or the text. */
+static void conn_send(struct sql_conn *conn, struct sql_request *req)
 {
 	struct sql_pool *pool = conn->pool;
-	struct sql_escaper esc = { .conn = conn };
-	const char *err = NULL;
+	int ret;
 
-	char *query = req->build(req->context, &esc, &err);
-	if (query == NULL) {
-		request_finish(pool, req, SQL_ERROR, NULL, err != NULL ? err : "cannot build the query");
-		return;
-	}
-	conn->req = req;
-	req->conn = conn;
-	conn->state = SQL_CONN_BUSY;
 	conn->query_error = false;
+	conn->sqlstate[0] = '\0';
 	conn->error[0] = '\0';
-	pool->stats.queries++;
-	int ret = pool->backend->query_start(conn, query);
-	rg_free(query);
+	if (req->stmt >= 0 && !pool->stmts[req->stmt].refused) {
+		const struct sql_stmt *st = &pool->stmts[req->stmt];
+		if ((conn->prepared & (1u << req->stmt)) == 0) {
+			conn->phase = SQL_PHASE_PREPARE;
+			ret = pool->backend->prepare_start(conn, st->name, st->sql, st->nparams);
+		} else {
+			conn->phase = SQL_PHASE_EXEC;
+			ret = pool->backend->exec_start(conn, st->name, st->nparams,
+							(const char *const *)req->values);
+		}
+	} else {
+		struct sql_escaper esc = { .conn = conn };
+		const char *err = NULL;
+		char *query = req->build(req->context, &esc, &err);
+		if (query == NULL) {
+			conn->req = NULL;
+			conn->state = SQL_CONN_IDLE;
+			conn_watch(conn, pool->backend->fd(conn), DB_IO_READ);
+			request_finish(pool, req, SQL_ERROR, NULL,
+				       err != NULL ? err : "cannot build the query");
+			return;
+		}
+		conn->phase = SQL_PHASE_TEXT;
+		ret = pool->backend->query_start(conn, query);
+		rg_free(query);
+	}
 	if (ret < 0)
 		conn_failed(conn, "sending the query failed");
 	else if (ret == 0)
 		conn_query_done(conn);
 	else
 		conn_io(conn, (unsigned)ret);
+}
+
+static void conn_run(struct sql_conn *conn, struct sql_request *req)
+{
+	conn->req = req;
+	req->conn = conn;
+	conn->state = SQL_CONN_BUSY;
+	conn->pool->stats.queries++;
+	conn_send(conn, req);
 }
 
 /* A queued request with less than this share of its bound left is failed
@@ -454,11 +546,36 @@ static void pool_timer_update(struct sql_pool *pool)
 	}
 }
 
+int sql_pool_statement(struct sql_pool *pool, const char *sql, unsigned nparams)
+{
+	if (pool->backend->prepare_start == NULL)
+		return -1;
+	for (unsigned i = 0; i < pool->stmt_count; i++) {
+		if (strcmp(pool->stmts[i].sql, sql) == 0 && pool->stmts[i].nparams == nparams)
+			return (int)i;
+	}
+	if (pool->stmt_count == SQL_POOL_MAX_STMTS)
+		return -1;
+	struct sql_stmt *st = &pool->stmts[pool->stmt_count];
+	snprintf(st->name, sizeof(st->name), "rg_s%u", pool->stmt_count);
+	st->sql = rg_strdup(sql);
+	st->nparams = nparams;
+	return (int)pool->stmt_count++;
+}
+
 void sql_pool_query(struct sql_pool *pool, sql_build_callback *build, sql_result_callback *callback,
 		    void *context)
 {
+	sql_pool_query_stmt(pool, -1, NULL, build, callback, context);
+}
+
+void sql_pool_query_stmt(struct sql_pool *pool, int stmt, char **values,
+			 sql_build_callback *build, sql_result_callback *callback, void *context)
+{
 	struct sql_request *req = rg_calloc(1, sizeof(*req));
 
+	req->stmt = stmt;
+	req->values = values;
 	req->build = build;
 	req->callback = callback;
 	req->context = context;
@@ -561,6 +678,8 @@ void sql_pool_free(struct sql_pool *pool)
 	rg_free(pool->conf.my_password);
 	rg_free(pool->conf.my_dbname);
 	rg_free(pool->conf.my_socket);
+	for (unsigned i = 0; i < pool->stmt_count; i++)
+		rg_free(pool->stmts[i].sql);
 	rg_free(pool->name);
 	rg_free(pool);
 }

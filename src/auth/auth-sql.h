@@ -18,7 +18,18 @@
  *
  * The query text is made when a connection is chosen, by the caller's
  * builder, because escaping belongs to the connection (PQescapeStringConn,
- * mysql_real_escape_string: its encoding, standard_conforming_strings). */
+ * mysql_real_escape_string: its encoding, standard_conforming_strings).
+ *
+ * Prepared statements (pgsql): a statement registered with
+ * sql_pool_statement() is prepared on a connection the first time a
+ * request uses it there (PQsendPrepare, one round trip), then only
+ * executed (PQsendQueryPrepared with the values as parameters): the server
+ * parses and plans it once per connection, not per login. A reconnected
+ * connection prepares again. A statement the server refuses to prepare (a
+ * parameter whose type it cannot tell, say) is logged once and from then on
+ * sent as text through the builder, as before; an execution that finds the
+ * statement gone (SQLSTATE 26000: a pooler such as PgBouncer between us and
+ * the server) prepares it again on that connection, once per request. */
 #ifndef RG_AUTH_SQL_H
 #define RG_AUTH_SQL_H
 
@@ -74,6 +85,16 @@ struct sql_pool *sql_pool_new(const char *name, const struct sql_conf *conf,
 /* Submit; the callback may run before this returns (immediate failure). */
 void sql_pool_query(struct sql_pool *pool, sql_build_callback *build,
 		    sql_result_callback *callback, void *context);
+/* A statement the pool may prepare (sql: $1..$nparams for the values).
+   Its index for sql_pool_query_stmt(), or -1: the driver prepares nothing
+   here (mysql) or the pool has SQL_POOL_MAX_STMTS already. */
+#define SQL_POOL_MAX_STMTS 16
+int sql_pool_statement(struct sql_pool *pool, const char *sql, unsigned nparams);
+/* sql_pool_query() through statement stmt (>= 0) with values, its
+   nparams allocated strings, which the pool takes over; build makes the
+   text when the statement cannot be prepared. stmt -1: sql_pool_query(). */
+void sql_pool_query_stmt(struct sql_pool *pool, int stmt, char **values,
+			 sql_build_callback *build, sql_result_callback *callback, void *context);
 /* Close everything; pending requests get SQL_TEMPFAIL. */
 void sql_pool_free(struct sql_pool *pool);
 
@@ -81,6 +102,7 @@ struct sql_pool_stats {
 	unsigned connections;  /* open or opening */
 	unsigned idle, queued;
 	unsigned long long queries, timeouts, connect_failures;
+	unsigned long long prepares; /* statements prepared (connections × statements) */
 };
 void sql_pool_get_stats(const struct sql_pool *pool, struct sql_pool_stats *stats_r);
 

@@ -14,9 +14,16 @@
  * are marked `blocking`: the chain asks them in an auth-worker, where a
  * slow disk stalls no other login. The database is opened read-only on
  * first use, escaping is SQLite's own %q, and a locked database is waited
- * for at most request_timeout. */
+ * for at most request_timeout.
+ *
+ * On pgsql, password_query and user_query are prepared statements where
+ * sql-template.h can convert them: the values go as parameters, unescaped
+ * because they never enter the statement's text; the server parses and
+ * plans each query once per connection. Other queries (and mysql's) are
+ * text with escaped values. */
 #include "auth/auth-sql.h"
 #include "auth/db-store.h"
+#include "auth/sql-template.h"
 #include "auth/passdb.h"
 #include "auth/userdb.h"
 
@@ -33,6 +40,12 @@ struct sql_db {
 	char *path;
 	struct sql_conf conf;
 	struct sql_pool *pool; /* pgsql, mysql */
+	/* password_query, user_query as statements (stmt -1: as text) */
+	struct sql_prepared {
+		const char *query;     /* the conf's template this is for */
+		struct sql_template t;
+		int stmt;
+	} prepared[2];
 	sqlite3 *sqlite;       /* sqlite: opened on first use */
 };
 
@@ -69,6 +82,17 @@ static int sql_db_open(const char *args, void **ctx_r, char **error_r)
 		rg_free(d);
 		return -1;
 	}
+	const char *queries[2] = { d->conf.password_query, d->conf.user_query };
+	for (unsigned i = 0; i < 2; i++) {
+		struct sql_prepared *sp = &d->prepared[i];
+		sp->query = queries[i];
+		sp->stmt = -1;
+		if (d->pool != NULL && sp->query != NULL && sql_template_parse(sp->query, &sp->t)) {
+			sp->stmt = sql_pool_statement(d->pool, sp->t.sql, sp->t.nparams);
+			if (sp->stmt < 0)
+				sql_template_free(&sp->t);
+		}
+	}
 	d->path = rg_strdup(path);
 	d->refcount = 1;
 	d->next = sql_dbs;
@@ -90,6 +114,8 @@ static void sql_db_close(void *ctx)
 		}
 	}
 	sql_pool_free(d->pool);
+	for (unsigned i = 0; i < 2; i++)
+		sql_template_free(&d->prepared[i].t);
 	if (d->sqlite != NULL)
 		sqlite3_close_v2(d->sqlite);
 	sql_conf_free(&d->conf);
@@ -295,11 +321,32 @@ static void lookup_done(void *context, enum sql_status status, const struct sql_
 /* Ask the store: the pool (asynchronous) or SQLite (here and now). */
 static void lookup_start(struct sql_lookup *l)
 {
+	const char *err;
 	if (l->db->pool != NULL) {
-		sql_pool_query(l->db->pool, lookup_build, lookup_done, l);
+		const struct sql_prepared *sp = NULL;
+		for (unsigned i = 0; i < 2 && sp == NULL; i++) {
+			if (l->db->prepared[i].stmt >= 0 && l->db->prepared[i].query == l->tmpl)
+				sp = &l->db->prepared[i];
+		}
+		if (sp == NULL) {
+			sql_pool_query(l->db->pool, lookup_build, lookup_done, l);
+			return;
+		}
+		/* the parameters' values, as they are: no escaping */
+		char **values = rg_calloc(sp->t.nparams, sizeof(char *));
+		for (unsigned i = 0; i < sp->t.nparams; i++) {
+			values[i] = db_store_expand(sp->t.params[i], l->req, NULL, NULL, &err);
+			if (values[i] == NULL) {
+				for (unsigned j = 0; j < i; j++)
+					rg_free(values[j]);
+				rg_free(values);
+				lookup_done(l, SQL_ERROR, NULL, err);
+				return;
+			}
+		}
+		sql_pool_query_stmt(l->db->pool, sp->stmt, values, lookup_build, lookup_done, l);
 		return;
 	}
-	const char *err;
 	char *query = db_store_expand(l->tmpl, l->req, sqlite_escape_cb, NULL, &err);
 	if (query == NULL) {
 		lookup_done(l, SQL_ERROR, NULL, err);

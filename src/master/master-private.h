@@ -239,6 +239,7 @@ struct master {
 
 	struct settings *orig_set;       /* the caller's: freed by the caller */
 	struct settings **old_sets;      /* replaced by reloads, freed at exit */
+	uint64_t db_files_hash;          /* master_db_files_hash() of m.set */
 	unsigned old_set_count;
 	bool reload_pending;             /* SIGHUP or `ringgate reload` */
 	time_t syslog_connected;         /* last master_log_reconnect() */
@@ -380,6 +381,10 @@ void listener_ready(struct listen_sock *ls);
 
 /* master-reload.c */
 int running_conf_write(const struct settings *set, char **error_r);
+/* The content of the files the passdb/userdb chain's sql, ldap and oauth2
+   blocks name in args (dovecot-sql.conf.ext, ...), hashed: auth reads them
+   only when it starts, so a reload that changes one restarts auth. */
+uint64_t master_db_files_hash(const struct settings *set);
 int running_conf_commit(char **error_r);
 void reload_run(void);
 

@@ -56,6 +56,43 @@ int running_conf_commit(char **error_r)
 	return ret;
 }
 
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t db_chain_files_hash(uint64_t h, const struct db_settings *db)
+{
+	for (; db != NULL; db = db->next) {
+		if (strcmp(db->driver, "sql") != 0 && strcmp(db->driver, "ldap") != 0 &&
+		    strcmp(db->driver, "oauth2") != 0)
+			continue;
+		const char *path = db->args + strspn(db->args, " \t");
+		h = fnv1a(h, path, strlen(path) + 1);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* auth reports it */
+		char buf[4096];
+		ssize_t n;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			h = fnv1a(h, buf, (size_t)n);
+		close(fd);
+	}
+	return h;
+}
+
+uint64_t master_db_files_hash(const struct settings *set)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	h = db_chain_files_hash(h, &set->passdb);
+	return db_chain_files_hash(h, &set->userdb);
+}
+
 static const char *reload_needs_restart(const struct settings *a, const struct settings *b)
 {
 	if (strcmp(a->base_dir, b->base_dir) != 0)
@@ -213,10 +250,16 @@ static int master_reload(char **error_r)
 	 * the running one cannot), with an empty cache; the login processes
 	 * get channels to it as after any auth restart */
 	struct child *auth = m.auth.child;
+	uint64_t files_hash = master_db_files_hash(set);
+	bool files_changed = files_hash != m.db_files_hash;
+	m.db_files_hash = files_hash;
 	if (auth != NULL && (!settings_db_equal(&old_set->passdb, &set->passdb) ||
-			     !settings_db_equal(&old_set->userdb, &set->userdb))) {
-		log_info("reload: passdb/userdb changed: restarting auth process %ld with the new "
-			 "chain (auth cache flushed)", (long)child_pid(auth));
+			     !settings_db_equal(&old_set->userdb, &set->userdb) || files_changed)) {
+		/* a changed dovecot-sql.conf.ext (its queries) too: Dovecot's
+		 * reload restarts auth as well */
+		log_info("reload: passdb/userdb %s: restarting auth process %ld with the new "
+			 "chain (auth cache flushed)", files_changed ? "files changed" : "changed",
+			 (long)child_pid(auth));
 		auth->st.terminating = true;
 		kill(child_pid(auth), SIGTERM);
 	}

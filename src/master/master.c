@@ -206,6 +206,7 @@ int master_run(struct settings *set, bool foreground)
 	memset(&m, 0, sizeof(m));
 	m.set = set;
 	m.orig_set = set;
+	m.db_files_hash = master_db_files_hash(set);
 	m.uid = geteuid();
 	m.backlog = read_somaxconn();
 	const char *dbg = getenv("RINGGATE_DEBUG");

@@ -15,10 +15,15 @@
  * attributes), answered `ID OK N dn=DN|attr=v,v;dn=…`, or `ID bind
  * DN<TAB>VALUE<TAB>PASSWORD` (VALUE DN-escaped into DN), answered `ID OK`,
  * `ID INVALID text`.
+ * With sql, `ID prepare TEMPLATE<TAB>VALUE` runs TEMPLATE as auth's
+ * queries run (sql-template.h): a prepared statement where the driver has
+ * them, each '…%s…' literal a parameter with VALUE unescaped in it, and
+ * the text with VALUE escaped when the server will not prepare it.
  * `stats` prints `stats connections=N idle=N queued=N queries=N
- * timeouts=N connect_failures=N`. EOF on stdin: exit once all are answered. */
+ * timeouts=N connect_failures=N prepares=N`. EOF on stdin: exit once all are answered. */
 #include "auth/auth-ldap.h"
 #include "auth/auth-sql.h"
+#include "auth/sql-template.h"
 
 #include "lib/alloc.h"
 #include "lib/log.h"
@@ -181,6 +186,25 @@ static void done(void *context, enum sql_status status, const struct sql_result 
 	}
 	fflush(stdout);
 	req_free(r);
+}
+
+/* "prepare TEMPLATE": as db-sql.c runs password_query */
+static void query_prepared(struct sql_pool *pool, struct probe_req *r)
+{
+	struct sql_template t;
+	memmove(r->tmpl, r->tmpl + 8, strlen(r->tmpl + 8) + 1);
+	int stmt = -1;
+	char **values = NULL;
+	if (sql_template_parse(r->tmpl, &t)) {
+		stmt = sql_pool_statement(pool, t.sql, t.nparams);
+		if (stmt >= 0) {
+			values = rg_calloc(t.nparams, sizeof(char *));
+			for (unsigned i = 0; i < t.nparams; i++)
+				values[i] = subst(t.params[i], r->value);
+		}
+		sql_template_free(&t);
+	}
+	sql_pool_query_stmt(pool, stmt, values, build, done, r);
 }
 
 static void search_done(void *context, enum ldap_client_status status,
@@ -350,8 +374,9 @@ int main(int argc, char **argv)
 					struct sql_pool_stats st;
 					sql_pool_get_stats(pool, &st);
 					printf("stats connections=%u idle=%u queued=%u queries=%llu timeouts=%llu "
-					       "connect_failures=%llu\n", st.connections, st.idle, st.queued,
-					       st.queries, st.timeouts, st.connect_failures);
+					       "connect_failures=%llu prepares=%llu\n", st.connections, st.idle,
+					       st.queued, st.queries, st.timeouts, st.connect_failures,
+					       st.prepares);
 					fflush(stdout);
 				} else {
 					char *sp = strchr(buf, ' '), *tab = sp != NULL ? strchr(sp, '\t') : NULL;
@@ -361,7 +386,10 @@ int main(int argc, char **argv)
 						pr->tmpl = rg_strndup(sp + 1, (size_t)(tab - sp - 1));
 						pr->value = unhex(tab + 1, &pr->value_len);
 						pending++;
-						sql_pool_query(pool, build, done, pr);
+						if (strncmp(pr->tmpl, "prepare ", 8) == 0)
+							query_prepared(pool, pr);
+						else
+							sql_pool_query(pool, build, done, pr);
 					}
 				}
 				size_t used = (size_t)(nl - buf) + 1;

@@ -16,6 +16,7 @@ class MysqlLoginTest(test_login_pgsql.PgsqlLoginTest):
     DRIVER = "mysql"
     NAME_TYPE = "varchar(400)"
     ESCAPED = {"' or 1=1 --": r"'\' or 1=1 --'", "alice' --": r"'alice\' --'"}
+    VALUE = "WHERE username = %s"
     STATEMENT = r"Query\t(SELECT username AS user.*)"
     LITERAL = r"WHERE username = '([^'\\]|\\.)*'$"
 

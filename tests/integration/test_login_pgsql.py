@@ -4,7 +4,8 @@ passdb and userdb `sql` with a dovecot-sql.conf.ext as Dovecot reads it.
 reason, a user proxied to a second ringgate by its row (proxy=Y host= port=),
 two rows for one user (internal error, logged with the query's name),
 hostile user names with auth_username_chars emptied (the server's statement
-log shows each arrived as one escaped string literal), and the database
+log shows each arrived as a parameter of the prepared password_query, never
+in a statement's text; MariaDB's as one escaped string literal), and the database
 stopped mid-test (NO [UNAVAILABLE]) then working again with no restart of
 ringgate. One PostgreSQL and one ringgate pair for the file."""
 import crypt
@@ -41,10 +42,13 @@ class PgsqlLoginTest(unittest.TestCase):
     STORE = storeenv.Postgres
     DRIVER = "pgsql"
     NAME_TYPE = "text"
-    # names as the server logs them in the query, and every such statement
+    # names as the server logs them (VALUE % the quoted name: PostgreSQL
+    # logs a prepared statement's parameters so), and every statement
+    # naming a user: a parameter in its place, never the name
     ESCAPED = {"' or 1=1 --": "''' or 1=1 --'", "alice' --": "'alice'' --'"}
-    STATEMENT = r"statement: (SELECT username AS user.*)"
-    LITERAL = r"WHERE username = '([^']|'')*'$"
+    VALUE = "parameters: $1 = %s"
+    STATEMENT = r"execute rg_s\d+: (SELECT username AS user.*)"
+    LITERAL = r"WHERE username = \$1$"
 
     @classmethod
     def setUpClass(cls):
@@ -155,8 +159,8 @@ class PgsqlLoginTest(unittest.TestCase):
         # as the server received them (auth_username_format %Lu lower-cased
         # them first): each name one string literal
         for literal in self.ESCAPED.values():
-            self.assertIn("WHERE username = " + literal, log)
-        self.assertIn("WHERE username = '*)(uid=*'", log)
+            self.assertIn(self.VALUE % literal, log)
+        self.assertIn(self.VALUE % "'*)(uid=*'", log)
         # 300 bytes: longer than a user name may be, refused before any lookup
         self.assertNotIn("a" * 300, log)
         # and nothing else: every statement naming a user is one of ours
@@ -184,7 +188,7 @@ class PgsqlLoginTest(unittest.TestCase):
         # query's variables (%u here): the second login never reaches the
         # store; a wrong password is checked against the store again
         rg = self.second_ringgate({"bob": "x"}, "auth_cache_size = 1M\n")
-        query = "username = 'bob'"
+        query = self.VALUE % "'bob'"
         self.assertEqual(storeenv.login_reply(rg.imap_port, b"bob", b"bob pw")[:4], b"a OK")
         n = self.pg.statement_log().count(query)
         self.assertGreaterEqual(n, 1)
@@ -194,6 +198,37 @@ class PgsqlLoginTest(unittest.TestCase):
         self.assertGreater(self.pg.statement_log().count(query), n)
         counts = rg.ctl("stats").stdout
         self.assertRegex(counts, r"cache_hits\D+[1-9]")
+
+    def test_changed_query_after_reload(self):
+        # a reload that changes only dovecot-sql.conf.ext (same path) gives a
+        # fresh auth that reads it, as Dovecot's reload does: the new query
+        # runs (on pgsql a new prepared statement on new connections)
+        conf = os.path.join(self.rg.tmp, "reload-sql.conf.ext")
+        with open(self.sqlconf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text)
+        rg = rgenv.Ringgate(users={"bob": "x"}, failure_delay="0 secs")
+        self.addCleanup(rg.cleanup)
+        storeenv.use_store_blocks(rg, "passdb {\n  driver = sql\n  args = %s\n}\n"
+                                  "userdb {\n  driver = sql\n  args = %s\n}\n" % (conf, conf))
+        rg.start()
+        self.assertEqual(storeenv.login_reply(rg.imap_port, b"bob", b"bob pw")[:4], b"a OK")
+        new = re.sub(r"password_query = .*?\n(?=user_query)",
+                     "password_query = SELECT username AS user, password, 'Y' AS nologin, "
+                     "'reloaded query' AS reason FROM users WHERE username = '%u'\n",
+                     text, flags=re.S)
+        self.assertNotEqual(new, text)
+        with open(conf, "w") as f:
+            f.write(new)
+        out = rg.ctl("reload")
+        self.assertEqual(out.stdout.strip(), "OK", out.stderr)
+
+        def new_query_runs():
+            return storeenv.login_reply(rg.imap_port, b"bob", b"bob pw") == \
+                b"a NO [ALERT] reloaded query"
+        self.assertTrue(rgenv.wait_for(new_query_runs, timeout=30), rg.logs()[-3000:])
+        self.assertIn("reload: passdb/userdb files changed: restarting auth process", rg.logs())
 
     def test_default_username_chars(self):
         # with Dovecot's default auth_username_chars a hostile name is refused

@@ -83,6 +83,57 @@ class PgsqlPoolTest(storeenv.SqlPoolCase, unittest.TestCase):
         self.assertEqual(p.ask("SELECT pg_backend_pid() AS pid"), pid)
         self.assertEqual(p.stats()["timeouts"], 0)
 
+    def test_prepared_statement(self):
+        # as auth runs password_query: prepared once on the connection, then
+        # executed with the value as a parameter (never in the text)
+        p = self.probe(connect=self.db.connect_string(maxconns=1))
+        q = "prepare SELECT home AS h1 FROM users WHERE username = '%s'"
+        self.assertEqual(p.ask(q, "demo"), "OK 1 h1=/home/demo")
+        self.assertEqual(p.ask(q, "demo' OR '1'='1"), "OK 0 ")
+        self.assertEqual(p.ask(q, "nohome"), "OK 1 h1=\\N")
+        self.assertEqual(p.stats()["prepares"], 1)
+        log = self.db.statement_log()
+        self.assertIn("execute rg_s0: SELECT home AS h1 FROM users WHERE username = $1", log)
+        self.assertIn("parameters: $1 = 'demo'' OR ''1''=''1'", log)
+        self.assertNotIn("h1 FROM users WHERE username = '", log)
+
+    def test_prepared_again(self):
+        p = self.probe(connect=self.db.connect_string(maxconns=1))
+        q = "prepare SELECT home AS h2 FROM users WHERE username = '%s'"
+        self.assertEqual(p.ask(q, "demo"), "OK 1 h2=/home/demo")
+        # the session lost it (as behind a pooler that hands out another
+        # server connection): the execution fails with SQLSTATE 26000 and
+        # the statement is prepared again, the request answered
+        self.assertEqual(p.ask("DEALLOCATE rg_s0"), "OK 0 ")
+        self.assertEqual(p.ask(q, "demo"), "OK 1 h2=/home/demo")
+        self.assertEqual(p.stats()["prepares"], 2)
+        # the server ends the connection: the new one prepares again
+        self.db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND query LIKE '%h2 FROM users%'")
+        ans = p.ask(q, "demo")
+        if ans != "OK 1 h2=/home/demo":  # it ran before the end was seen
+            self.assertEqual(ans, "TEMPFAIL connection to the database lost")
+            ans = p.ask(q, "demo")
+        self.assertEqual(ans, "OK 1 h2=/home/demo")
+        st = p.stats()
+        self.assertEqual(st["prepares"], 3)
+        self.assertEqual(st["connections"], 1)
+
+    def test_unpreparable_sent_as_text(self):
+        # a parameter the server cannot type ($1 IS NOT NULL, where it types
+        # the literal as text): it refuses to prepare; the query goes as
+        # text, escaped, from then on
+        p = self.probe()
+        q = "prepare SELECT 1 AS n WHERE '%s' IS NOT NULL"
+        self.assertEqual(p.ask(q, "it's"), "OK 1 n=1")
+        self.assertEqual(p.ask(q, "x"), "OK 1 n=1")
+        self.assertEqual(p.stats()["prepares"], 0)
+        err = p.close()
+        self.assertEqual(err.count("cannot prepare a query, sending it as text from now on"), 1,
+                         err)
+        self.assertIn("statement: SELECT 1 AS n WHERE 'it''s' IS NOT NULL",
+                      self.db.statement_log())
+
     def test_failover_between_hosts(self):
         # 127.0.0.2: nothing listens there; the other host serves everything
         p = self.probe(connect=self.db.connect_string(host="127.0.0.2") + " host=127.0.0.1")
