@@ -45,6 +45,9 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_AUTH_WORKER_RESULT] = "AUTH_WORKER_RESULT",
 	[IPC_AUTH_CACHE_FLUSH] = "AUTH_CACHE_FLUSH",
 	[IPC_WORKER_DONE] = "WORKER_DONE",
+	[IPC_LOGIN_SPAWN_AUTH] = "LOGIN_SPAWN_AUTH",
+	[IPC_LOGIN_SPAWN] = "LOGIN_SPAWN",
+	[IPC_LOGIN_SPAWNED] = "LOGIN_SPAWNED",
 };
 
 const char *ipc_type_name(enum ipc_type type)
@@ -99,7 +102,7 @@ void ipc_msg_add_uint(struct ipc_msg *msg, enum ipc_field key, unsigned long lon
  * forgets the parent's (glibc runs the atfork handler in the child). */
 static pid_t ipc_pid;
 
-static void ipc_pid_forget(void)
+void ipc_pid_reset(void)
 {
 	ipc_pid = 0;
 }
@@ -108,7 +111,7 @@ static uint32_t ipc_own_pid(void)
 {
 	static bool registered;
 	if (!registered) {
-		registered = pthread_atfork(NULL, NULL, ipc_pid_forget) == 0;
+		registered = pthread_atfork(NULL, NULL, ipc_pid_reset) == 0;
 		if (!registered)
 			return (uint32_t)getpid();
 	}

@@ -61,6 +61,10 @@ enum ipc_type {
 	IPC_AUTH_WORKER_RESULT,  /* worker -> auth: F_RESULT, F_USER, F_EXTRA, F_USERDB ... */
 	IPC_AUTH_CACHE_FLUSH,    /* master -> auth: F_USER space-separated names, none = all */
 	IPC_WORKER_DONE,         /* reusable worker -> master: session over, ready for the next */
+	/* master <-> a high-security login template (src/login/login-template.h) */
+	IPC_LOGIN_SPAWN_AUTH,    /* master -> template: fd = the next child's auth channel */
+	IPC_LOGIN_SPAWN,         /* master -> template: fd = the next child's master channel */
+	IPC_LOGIN_SPAWNED,       /* template -> master: same id; F_LOGIN_PID, or F_REASON */
 	IPC_TYPE_COUNT
 };
 
@@ -213,6 +217,11 @@ struct ipc_rx {
  * other -errno for socket errors, or -EPROTO with *error_r when the message is
  * malformed (any fd that came with it is closed). */
 int ipc_recv(int sock, struct ipc_rx *rx, const char **error_r);
+
+/* A child made by clone() without fork()'s atfork handlers (the login
+ * template's, login-template.c) calls this before its first send: the
+ * header's sender pid is otherwise the parent's, cached. */
+void ipc_pid_reset(void);
 
 const char *ipc_type_name(enum ipc_type type);
 

@@ -133,6 +133,11 @@ struct settings {
 	/* pre-login connections one address may hold at once, all login
 	 * processes of all services together; 0 = no limit (default) */
 	unsigned login_max_preauth_ip_connections;
+	/* high-security mode (service_count = 1): children a template login
+	 * process forks before master replaces it by a fresh exec (also at
+	 * once after a child dies of a signal); 0 = no template, an exec per
+	 * connection. Default 100, at most 100 */
+	unsigned login_template_forks;
 	/* login access check: socket names under base_dir/login asked before
 	 * the greeting (space-separated, "" = none), how long an answer may
 	 * take (seconds), and the built-in checker's CIDR lists */

@@ -1,7 +1,10 @@
 /* login-main.c — ringgate-login: parse the configuration, drop privileges
  * (chroot to base_dir/login, setgroups/setresgid/setresuid to
  * default_login_user, no_new_privs), then serve on the ring (login-conn.c).
- * fd 3 = master, fd 4 = auth, fds 5.. = listeners named by RINGGATE_LISTENERS. */
+ * fd 3 = master, fd 4 = auth, fds 5.. = listeners named by RINGGATE_LISTENERS.
+ * With -T (high-security template, login-template.h) the process prepares
+ * up to the chroot and then forks children that go on from there; its fd 3
+ * is its channel to master, fd 4 unused. */
 #include "lib/alloc.h"
 #include "lib/iplimit.h"
 #include "lib/log.h"
@@ -11,6 +14,7 @@
 #include "lib/net.h"
 #include "login/login-proto.h"
 #include "login/login-sandbox.h"
+#include "login/login-template.h"
 #include "tls/tls-settings.h"
 
 #include <ctype.h>
@@ -55,25 +59,30 @@ static struct tls_ctx *tls_build(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: ringgate-login -c CONFIG -s imap|pop3\n");
+	fprintf(stderr, "usage: ringgate-login -c CONFIG -s imap|pop3 [-T]\n");
 	exit(64);
 }
 
-static void drop_privileges(const struct settings *set)
+/* default_login_user, looked up before the chroot hides /etc/passwd;
+ * false when not root (nothing to drop) */
+static bool login_user_lookup(const struct settings *set, uid_t *uid_r, gid_t *gid_r)
 {
 	if (geteuid() != 0) {
 		log_debug("not root: keeping uid %ld, no chroot", (long)geteuid());
-		return;
+		return false;
 	}
-	/* look the user up before the chroot hides /etc/passwd */
 	struct passwd *pw = getpwnam(set->default_login_user);
 	if (pw == NULL)
 		log_fatal("default_login_user %s does not exist", set->default_login_user);
-	uid_t uid = pw->pw_uid;
-	gid_t gid = pw->pw_gid;
-	if (uid == 0)
+	if (pw->pw_uid == 0)
 		log_fatal("default_login_user %s is root", set->default_login_user);
+	*uid_r = pw->pw_uid;
+	*gid_r = pw->pw_gid;
+	return true;
+}
 
+static void login_chroot(const struct settings *set)
+{
 	char *dir = rg_strdup_printf("%s/login", set->base_dir);
 	int cerr = privs_chroot(dir);
 	if (cerr < 0)
@@ -81,6 +90,10 @@ static void drop_privileges(const struct settings *set)
 	if (chdir("/") < 0)
 		log_fatal("chdir(/) in chroot: %m");
 	rg_free(dir);
+}
+
+static void login_drop(const struct settings *set, uid_t uid, gid_t gid)
+{
 	/* empty the capability bounding set while we may: nothing this
 	 * process execs (it execs nothing) could regain a capability */
 	for (int cap = 0; cap <= CAP_LAST_CAP; cap++)
@@ -90,6 +103,18 @@ static void drop_privileges(const struct settings *set)
 	if (ret < 0)
 		log_fatal("dropping privileges to %s: %s: %s", set->default_login_user,
 			  error, strerror(-ret));
+}
+
+/* fds 3 and 4, master's and auth's channels: close-on-exec, non-blocking */
+static void channels_setup(void)
+{
+	for (int fd = MASTER_FD; fd <= AUTH_FD; fd++) {
+		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+			log_fatal("fd %d: %m (must be started by master)", fd);
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			log_fatal("fd %d: %m", fd);
+	}
 }
 
 /* "plain login" -> "PLAIN LOGIN" */
@@ -173,10 +198,14 @@ static unsigned count_listeners(void)
 int main(int argc, char **argv)
 {
 	const char *config = NULL, *proto_name = NULL;
+	bool template = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "c:s:T")) != -1) {
 		switch (opt) {
+		case 'T':
+			template = true;
+			break;
 		case 'c':
 			config = optarg;
 			break;
@@ -232,13 +261,8 @@ int main(int argc, char **argv)
 	if (!net_list_parse(set->haproxy_trusted_networks, &haproxy_trusted, &nerr))
 		log_fatal("haproxy_trusted_networks: %s", nerr);
 
-	for (int fd = MASTER_FD; fd <= AUTH_FD; fd++) {
-		if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
-			log_fatal("fd %d: %m (must be started by master)", fd);
-		int fl = fcntl(fd, F_GETFL);
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-			log_fatal("fd %d: %m", fd);
-	}
+	if (!template)
+		channels_setup();
 	unsigned nlisten = count_listeners();
 	int *fds = rg_calloc(nlisten + 1, sizeof(int));
 	bool *fd_ssl = rg_calloc(nlisten + 1, sizeof(bool));
@@ -293,16 +317,34 @@ int main(int argc, char **argv)
 	char **access_names, **access_paths;
 	unsigned access_count = access_sockets(set, &access_names, &access_paths);
 
-	int rret = login_conn_prepare(svc->service_count);
-	if (rret < 0)
-		log_fatal("io_uring setup failed: %s", strerror(-rret));
 	/* wolfSSL calls localtime() when a backend's certificate fails to
 	 * verify: load the time zone now, before the chroot, or glibc opens
 	 * /etc/localtime under the seccomp filter (SIGSYS) */
 	tzset();
 	char hostname[65];
 	hostname_read(hostname, sizeof(hostname));
-	drop_privileges(set);
+	uid_t uid = 0;
+	gid_t gid = 0;
+	bool drop = login_user_lookup(set, &uid, &gid);
+	if (template) {
+		/* everything above is done once per template; each child goes
+		 * on from here exactly as an exec'd login process */
+		if (drop)
+			login_chroot(set);
+		/* what parsing left behind is returned once here, not by every
+		 * child (it would cost each one page faults and a purge) */
+		rg_alloc_release();
+		login_template_serve(MASTER_FD);
+		channels_setup();
+	}
+	int rret = login_conn_prepare(svc->service_count);
+	if (rret < 0)
+		log_fatal("io_uring setup failed: %s", strerror(-rret));
+	if (drop) {
+		if (!template)
+			login_chroot(set);
+		login_drop(set, uid, gid);
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		log_fatal("PR_SET_NO_NEW_PRIVS: %m");
 
@@ -340,7 +382,8 @@ int main(int argc, char **argv)
 		settings_forget_pem(set);
 	/* what parsing the configuration (every <file, every local_name)
 	 * allocated and freed is not this process's to keep */
-	rg_alloc_release();
+	if (!template)
+		rg_alloc_release();
 	/* a client costs one fd, a TLS proxy one more; closes are asynchronous
 	 * and eviction accepts before it closes, hence the margin */
 	unsigned clients = svc->service_count == 1 ? 1 : cc.client_limit;
@@ -378,6 +421,11 @@ int main(int argc, char **argv)
 	if (sret < 0)
 		log_fatal("seccomp sandbox: %s: %s", serr, strerror(-sret));
 	int ret = login_conn_run(&cc);
+	if (template) {
+		/* a template's child: its memory is a copy of the template's,
+		 * freeing it piece by piece would only fault pages in */
+		_exit(ret);
+	}
 	rg_free(mechs);
 	for (unsigned i = 0; i < access_count; i++) {
 		rg_free(access_names[i]);

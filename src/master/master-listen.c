@@ -39,12 +39,21 @@ static void service_policy_input(const struct login_service *svc, struct master_
 	};
 }
 
+/* the service's processes for the policy: its login processes, then those
+ * asked of a template and not yet answered (fresh, so available) */
+static unsigned service_proc_count(const struct login_service *svc)
+{
+	return svc->login_count + svc->spawning;
+}
+
 static struct master_proc_state *service_states(const struct login_service *svc)
 {
-	struct master_proc_state *st = rg_calloc(svc->login_count + 1, sizeof(*st));
+	struct master_proc_state *st = rg_calloc(service_proc_count(svc) + 1, sizeof(*st));
 	unsigned i = 0;
 	for (const struct child *c = svc->logins; c != NULL; c = c->next)
 		st[i++] = c->st;
+	for (unsigned k = 0; k < svc->spawning; k++)
+		st[i++] = (struct master_proc_state){ .started = now_secs() };
 	return st;
 }
 
@@ -73,9 +82,9 @@ void service_update(struct login_service *svc)
 	service_policy_input(svc, &in);
 	struct master_proc_state *st = service_states(svc);
 	/* decide() spawns at most min_avail + 1 and kills at most one per process */
-	unsigned max = svc->login_count + svc->set->process_min_avail + 2;
+	unsigned max = service_proc_count(svc) + svc->set->process_min_avail + 2;
 	struct master_action *act = rg_calloc(max, sizeof(*act));
-	unsigned n = master_policy_decide(&in, st, svc->login_count, act, max);
+	unsigned n = master_policy_decide(&in, st, service_proc_count(svc), act, max);
 
 	for (unsigned i = 0; i < n; i++) {
 		if (act[i].type == MASTER_ACTION_SPAWN) {
@@ -115,7 +124,8 @@ void service_update(struct login_service *svc)
 
 	service_policy_input(svc, &in);
 	st = service_states(svc);
-	bool watch = master_policy_should_watch(&in, st, svc->login_count) && !svc->watch_blocked;
+	bool watch = master_policy_should_watch(&in, st, service_proc_count(svc)) &&
+		     !svc->watch_blocked;
 	rg_free(st);
 	service_arm(svc, watch);
 }
@@ -295,7 +305,7 @@ void services_prune(void)
 	unsigned k = 0;
 	for (unsigned s = 0; s < m.service_count; s++) {
 		struct login_service *svc = m.services[s];
-		if (svc->retired && svc->logins == NULL)
+		if (svc->retired && svc->logins == NULL && svc->tpl_alive == 0)
 			service_free(svc);
 		else
 			m.services[k++] = svc;

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct child *child_find_login(pid_t pid)
@@ -227,7 +228,7 @@ void login_message(struct child *c, struct ipc_rx *rx)
 	}
 }
 
-static void login_send_ticket_keys(struct child *c)
+void login_send_ticket_keys(struct child *c)
 {
 	if (m.ticket_len == 0 || c->chan < 0)
 		return;
@@ -260,62 +261,71 @@ void ticket_keys_rotate(void)
 	log_debug("TLS ticket keys rotated");
 }
 
-/* the table's spawn for PROC_LOGIN: one more process of a login service */
-int login_spawn(struct proc_group *g)
+void login_fds_free(struct login_fds *lf)
 {
-	struct login_service *svc = (struct login_service *)((char *)g -
-		offsetof(struct login_service, grp));
+	for (unsigned i = 2; i < lf->nsocks + 2; i++) {
+		if (lf->own[i] && lf->fds[i] >= 0)
+			close(lf->fds[i]);
+	}
+	rg_free(lf->fds);
+	rg_free(lf->own);
+	rg_free(lf->names);
+	*lf = (struct login_fds){ 0 };
+}
+
+/* fds[2..]: svc's listening sockets (a reuse_port listener's made now, for
+ * this process: own[i]), then the iplimit table; fds[0], fds[1] are the
+ * caller's (the channels). 0, or -1 logged. */
+int login_fds_collect(struct login_service *svc, struct login_fds *lf)
+{
 	unsigned nsocks = 0;
 	for (unsigned i = 0; i < svc->listener_count; i++)
 		nsocks += svc->listeners[i].sock_count;
 	/* fd 3 master, 4 auth, then the listeners, then the iplimit table */
-	unsigned nfds = nsocks + 2 + (m.iplimit_fd >= 0 ? 1 : 0);
-	int *fds = rg_calloc(nfds, sizeof(int));
-	bool *own = rg_calloc(nfds, sizeof(bool));
+	lf->nsocks = nsocks;
+	lf->nfds = nsocks + 2 + (m.iplimit_fd >= 0 ? 1 : 0);
+	lf->fds = rg_calloc(lf->nfds, sizeof(int));
+	lf->own = rg_calloc(lf->nfds, sizeof(bool));
 	size_t names_size = 1;
 	for (unsigned i = 0; i < svc->listener_count; i++)
 		names_size += (strlen(svc->listeners[i].set->name) + 1) * svc->listeners[i].sock_count;
-	char *names = rg_calloc(1, names_size);
-	int chan[2] = { -1, -1 }, authp[2] = { -1, -1 };
-	int ret = -1;
-
+	lf->names = rg_calloc(1, names_size);
 	unsigned k = 2;
 	for (unsigned i = 0; i < svc->listener_count; i++) {
 		struct listener *l = &svc->listeners[i];
 		for (unsigned j = 0; j < l->sock_count; j++, k++) {
 			if (l->socks[j].fd >= 0) {
-				fds[k] = l->socks[j].fd;
+				lf->fds[k] = l->socks[j].fd;
 			} else {
 				/* reuse_port: this process's own accept queue */
 				char *error;
-				fds[k] = master_addr_listen(&l->socks[j].addr, true, m.backlog, &error);
-				if (fds[k] < 0) {
+				lf->fds[k] = master_addr_listen(&l->socks[j].addr, true, m.backlog, &error);
+				if (lf->fds[k] < 0) {
 					log_error("service(%s): %s", svc->set->name, error);
 					rg_free(error);
-					goto out;
+					login_fds_free(lf);
+					return -1;
 				}
-				own[k] = true;
+				lf->own[k] = true;
 			}
-			if (*names != '\0')
-				strcat(names, ",");
-			strcat(names, l->set->name);
+			if (*lf->names != '\0')
+				strcat(lf->names, ",");
+			strcat(lf->names, l->set->name);
 		}
 	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0 ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, authp) < 0) {
-		log_error("service(%s): socketpair() failed: %m", svc->set->name);
-		goto out;
-	}
-	fds[0] = chan[1];
-	fds[1] = authp[1];
 	if (m.iplimit_fd >= 0)
-		fds[nsocks + 2] = m.iplimit_fd;
-	int cpu = master_cpu_pick(&m.cpus, m.cpu_seq++);
+		lf->fds[nsocks + 2] = m.iplimit_fd;
+	return 0;
+}
 
+/* fork + exec of ringgate-login with lf's fds (template: -T); the pid, or
+ * -1 logged */
+pid_t login_exec(struct login_service *svc, const struct login_fds *lf, int cpu, bool template)
+{
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("service(%s): fork() failed: %m", svc->set->name);
-		goto out;
+		return -1;
 	}
 	if (pid == 0) {
 		child_reset_signals();
@@ -327,20 +337,27 @@ int login_spawn(struct proc_group *g)
 			if (sched_setaffinity(0, sizeof(one), &one) < 0)
 				log_warning("sched_setaffinity(%d) failed: %m", cpu);
 		}
-		child_place_fds(fds, nfds, master_log_syslog_fd(MASTER_LOG_LOGIN));
-		setenv("RINGGATE_LISTENERS", names, 1);
+		child_place_fds(lf->fds, lf->nfds, master_log_syslog_fd(MASTER_LOG_LOGIN));
+		setenv("RINGGATE_LISTENERS", lf->names, 1);
 		if (m.iplimit_fd >= 0)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
 		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.running_conf,
-				 (char *)"-s", (char *)svc->protocol, NULL };
+				 (char *)"-s", (char *)svc->protocol, template ? (char *)"-T" : NULL,
+				 NULL };
 		execv(m.paths[PROC_LOGIN], argv);
 		log_error("execv(%s) failed: %m", m.paths[PROC_LOGIN]);
 		_exit(CHILD_FATAL_STATUS);
 	}
+	return pid;
+}
 
-	struct child *c = child_new(pid, &svc->grp, chan[0]);
+/* A login process of svc started (exec'd or forked by a template): its
+ * entry, its channel (master's end chan), its auth channel's other end
+ * (auth_fd) to auth; both fds become the entry's. */
+struct child *login_started(struct login_service *svc, pid_t pid, int chan, int auth_fd, int cpu)
+{
+	struct child *c = child_new(pid, &svc->grp, chan);
 	c->svc = svc;
-	chan[0] = -1;
 	c->st.pid = pid;
 	c->st.started = now_secs();
 	c->st.idle_since = c->st.started;
@@ -349,23 +366,44 @@ int login_spawn(struct proc_group *g)
 	child_list_add(&svc->logins, c);
 	svc->login_count++;
 	if (m.auth.child != NULL && m.auth.child->chan >= 0)
-		(void)auth_send_client(c, authp[0]);
+		(void)auth_send_client(c, auth_fd);
 	else
-		c->auth_pending_fd = authp[0]; /* given to auth when it (re)starts */
-	authp[0] = -1;
-	login_send_ticket_keys(c);
+		c->auth_pending_fd = auth_fd; /* given to auth when it (re)starts */
 	log_debug("service(%s): started process %ld on CPU %d", svc->set->name, (long)pid, cpu);
-	ret = 0;
-out:
-	for (unsigned i = 2; i < nsocks + 2; i++) {
-		if (own[i] && fds[i] >= 0)
-			close(fds[i]);
+	return c;
+}
+
+/* the table's spawn for PROC_LOGIN: one more process of a login service */
+int login_spawn(struct proc_group *g)
+{
+	struct login_service *svc = (struct login_service *)((char *)g -
+		offsetof(struct login_service, grp));
+	if (template_wanted(svc))
+		return template_spawn_login(svc);
+	struct login_fds lf;
+	if (login_fds_collect(svc, &lf) < 0)
+		return -1;
+	int chan[2] = { -1, -1 }, authp[2] = { -1, -1 };
+	int ret = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, authp) < 0) {
+		log_error("service(%s): socketpair() failed: %m", svc->set->name);
+		goto out;
 	}
+	lf.fds[0] = chan[1];
+	lf.fds[1] = authp[1];
+	int cpu = master_cpu_pick(&m.cpus, m.cpu_seq++);
+	pid_t pid = login_exec(svc, &lf, cpu, false);
+	if (pid < 0)
+		goto out;
+	struct child *c = login_started(svc, pid, chan[0], authp[0], cpu);
+	chan[0] = authp[0] = -1;
+	login_send_ticket_keys(c);
+	ret = 0;
+out:;
 	int rest[4] = { chan[0], chan[1], authp[0], authp[1] };
 	close_fds(rest, 4);
-	rg_free(fds);
-	rg_free(own);
-	rg_free(names);
+	login_fds_free(&lf);
 	return ret;
 }
 
@@ -382,4 +420,6 @@ void login_exited(struct child *c)
 	child_list_del(&svc->logins, c);
 	svc->login_count--;
 	svc->watch_blocked = false;
+	if (c->tpl_pid != 0 && WIFSIGNALED(c->exit_status) && !c->st.terminating)
+		template_child_crashed(svc, c);
 }

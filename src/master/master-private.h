@@ -39,7 +39,11 @@
 #define TICKET_ROTATE_SECS 3600
 
 /* relayd-style table of the process types master starts (master-proc.c) */
-enum proc_type { PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS, PROC_STATS, PROC_TYPE_COUNT };
+enum proc_type {
+	PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS, PROC_STATS,
+	PROC_TEMPLATE, /* a high-security login template (master-template.c) */
+	PROC_TYPE_COUNT
+};
 
 enum ev_kind { EV_SIGNAL, EV_CHILD, EV_LISTEN };
 struct ev_source {
@@ -155,6 +159,11 @@ struct child {
 	char *wjail;                     /* and its chroot ("" none; NULL: a spare) */
 	unsigned served;                 /* sessions given to it */
 	int64_t idle_since_ms;
+	/* templates: their state (master-template.c); logins a template
+	 * forked: its pid */
+	struct tpl_state *tpl;
+	pid_t tpl_pid;
+	int exit_status;                 /* waitpid()'s, set before exited() */
 	/* in its service's logins or in worker_list: O(1) unlink on exit */
 	struct child *prev, *next;
 };
@@ -175,6 +184,12 @@ struct login_service {
 	struct child *logins;
 	unsigned login_count;
 	struct login_counters gone;      /* running counts of exited processes */
+	/* high-security template (master-template.c): the current one, login
+	 * processes asked of templates and not yet answered, templates of this
+	 * service still alive (a retired one finishes its answers) */
+	struct child *tpl;
+	unsigned spawning;
+	unsigned tpl_alive;
 	/* replaced by a reload: its processes stop accepting and live on until
 	   their connections end (TLS proxies included) */
 	bool retired;
@@ -290,6 +305,8 @@ void child_list_add(struct child **head, struct child *c);
 void child_list_del(struct child **head, struct child *c);
 /* the exit's log line; returns whether it was abnormal */
 bool child_log_exit(const struct child *c, int status);
+/* the one exit path of a reaped child (unknown pids: master-template.c's) */
+void child_exited(pid_t pid, int status);
 /* start one process of g through its type's spawn: -1 while its back-off
  * lasts or when the spawn failed (logged) */
 int proc_spawn(struct proc_group *g);
@@ -330,6 +347,33 @@ void login_message(struct child *c, struct ipc_rx *rx);
 void login_kill(struct child *c, const char *why);
 void login_exited(struct child *c);
 int login_spawn(struct proc_group *g);
+void login_send_ticket_keys(struct child *c);
+/* a login process's or template's fds from fd 5 on (login_fds_collect:
+ * the listeners, reuse_port ones made now, and the iplimit table) */
+struct login_fds {
+	int *fds;
+	bool *own;
+	unsigned nfds, nsocks;
+	char *names;
+};
+int login_fds_collect(struct login_service *svc, struct login_fds *lf);
+void login_fds_free(struct login_fds *lf);
+pid_t login_exec(struct login_service *svc, const struct login_fds *lf, int cpu, bool template);
+struct child *login_started(struct login_service *svc, pid_t pid, int chan, int auth_fd, int cpu);
+
+/* master-template.c */
+bool template_wanted(const struct login_service *svc);
+int template_spawn_login(struct login_service *svc);
+void template_message(struct child *c, struct ipc_rx *rx);
+void template_kill(struct child *c, const char *why);
+void template_exited(struct child *c);
+/* a login process of svc died of a signal: its template goes (at once) */
+void template_child_crashed(struct login_service *svc, const struct child *login);
+/* the current template goes (reload, limit reached); none is NULL-safe */
+void template_retire(struct login_service *svc);
+/* a reaped pid master does not know: maybe a template's child whose
+ * LOGIN_SPAWNED is still on its way */
+void template_unknown_exit(pid_t pid, int status);
 void login_reply(pid_t login_pid, uint32_t login_req_id, const char *reason, bool temp, pid_t mpid);
 void ticket_keys_rotate(void);
 void pending_fail_all(const char *reason);

@@ -42,6 +42,11 @@ const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
 		.spawn = access_spawn, .backoff = true,
 		.single = &m.access, .wanted = access_wanted,
 	},
+	[PROC_TEMPLATE] = {
+		.name = "login-template",
+		.message = template_message, .kill = template_kill,
+		.exited = template_exited, .backoff = true,
+	},
 	[PROC_STATS] = {
 		.name = "stats", .binary = "ringgate-stats",
 		.message = stats_message, .kill = stats_kill,
@@ -300,13 +305,14 @@ static void proc_backoff_note(struct proc_backoff *b, const struct child *c, boo
 
 /* One exit path for every type: the type's accounting, the log line, the
  * group's back-off, the memory. */
-static void child_exited(pid_t pid, int status)
+void child_exited(pid_t pid, int status)
 {
 	struct child *c = (struct child *)pidhash_find(&m.pids, pid);
 	if (c == NULL) {
-		log_debug("reaped unknown child %ld", (long)pid);
+		template_unknown_exit(pid, status);
 		return;
 	}
+	c->exit_status = status;
 	(void)pidhash_remove(&m.pids, &c->hash);
 	const struct proc_type_info *pt = &proc_types[c->type];
 	if (pt->single != NULL && pt->single->child == c)

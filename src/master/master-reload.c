@@ -216,6 +216,7 @@ static int master_reload(char **error_r)
 					ls->fd = -1;
 				}
 			}
+			template_retire(svc);
 			for (struct child *c = svc->logins; c != NULL; c = c->next) {
 				struct ipc_msg msg;
 				ipc_msg_init(&msg, IPC_LOGIN_RETIRE, 0);

@@ -1,0 +1,112 @@
+/* login-template.c — the high-security template's loop: wait for master's
+ * LOGIN_SPAWN_AUTH + LOGIN_SPAWN pairs, fork one child per pair with
+ * CLONE_PARENT (master's child, not ours), answer LOGIN_SPAWNED with its
+ * pid. See login-template.h for what the template holds and never does. */
+#include "login/login-template.h"
+#include "lib/alloc.h"
+#include "lib/ipc.h"
+#include "lib/log.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* fork() with CLONE_PARENT: glibc's fork() cannot pass flags. The child
+ * runs on a copy of this stack, as after fork(); fork's atfork handlers do
+ * not run, which is harmless in this single-threaded process except for
+ * the cached ipc pid (ipc_pid_reset) */
+static pid_t clone_for_master(void)
+{
+	return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0UL);
+}
+
+static void spawned_reply(int chan_fd, uint32_t id, pid_t pid, const char *reason)
+{
+	struct ipc_msg msg;
+	ipc_msg_init(&msg, IPC_LOGIN_SPAWNED, id);
+	if (pid > 0)
+		ipc_msg_add_uint(&msg, IPC_F_LOGIN_PID, (unsigned long long)pid);
+	else
+		ipc_msg_add_str(&msg, IPC_F_REASON, reason);
+	int ret = ipc_send(chan_fd, &msg, -1);
+	if (ret < 0)
+		log_fatal("template: answering master: %s", strerror(-ret));
+}
+
+/* In the new child: its own channels at chan_fd and chan_fd + 1. */
+static void child_setup(int chan_fd, int chan, int auth, struct ipc_rx *rx)
+{
+	if (dup2(chan, chan_fd) < 0 || dup2(auth, chan_fd + 1) < 0)
+		log_fatal("template child: dup2: %m");
+	close(chan);
+	close(auth);
+	ipc_pid_reset();
+	/* `ringgate-login` again (the template is `ringgate-ltmpl`) */
+	(void)prctl(PR_SET_NAME, "ringgate-login", 0, 0, 0);
+	explicit_bzero(rx, sizeof(*rx));
+	rg_free(rx);
+}
+
+void login_template_serve(int chan_fd)
+{
+	(void)prctl(PR_SET_NAME, "ringgate-ltmpl", 0, 0, 0);
+	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	int auth = -1;
+	unsigned forks = 0;
+	for (;;) {
+		struct pollfd p = { .fd = chan_fd, .events = POLLIN };
+		if (poll(&p, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_fatal("template: poll: %m");
+		}
+		const char *error = NULL;
+		int ret = ipc_recv(chan_fd, rx, &error);
+		if (ret == -EAGAIN)
+			continue;
+		if (ret == -EPROTO)
+			log_fatal("template: malformed message from master: %s", error);
+		if (ret <= 0) {
+			/* master replaced us (or is gone): our children are its */
+			log_debug("template: done after %u children", forks);
+			exit(0);
+		}
+		switch (rx->hdr.type) {
+		case IPC_LOGIN_SPAWN_AUTH:
+			if (rx->fd < 0 || auth >= 0)
+				log_fatal("template: master sent a bad LOGIN_SPAWN_AUTH");
+			auth = rx->fd;
+			break;
+		case IPC_LOGIN_SPAWN: {
+			if (rx->fd < 0 || auth < 0)
+				log_fatal("template: master sent a bad LOGIN_SPAWN");
+			int chan = rx->fd;
+			pid_t pid = clone_for_master();
+			if (pid == 0) {
+				child_setup(chan_fd, chan, auth, rx);
+				return;
+			}
+			int err = errno;
+			close(chan);
+			close(auth);
+			auth = -1;
+			if (pid < 0)
+				log_error("template: clone: %s", strerror(err));
+			else
+				forks++;
+			spawned_reply(chan_fd, rx->hdr.id, pid, "clone failed");
+			break;
+		}
+		default:
+			if (rx->fd >= 0)
+				close(rx->fd);
+			log_fatal("template: master sent unexpected %s", ipc_type_name(rx->hdr.type));
+		}
+	}
+}
