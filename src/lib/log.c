@@ -136,7 +136,7 @@ static struct {
 	char buf[LOG_BATCH_MAX];
 } log_batch;
 
-static void log_after_fork(void)
+void log_forked(void)
 {
 	log_pid = (long)getpid();
 	/* the parent writes what it held; the child starts empty */
@@ -187,7 +187,7 @@ void log_init(const char *name)
 	log_time.valid = false;
 	if (!log_atfork_set) {
 		log_atfork_set = true;
-		(void)pthread_atfork(NULL, NULL, log_after_fork);
+		(void)pthread_atfork(NULL, NULL, log_forked);
 	}
 	snprintf(log_prefix_name, sizeof(log_prefix_name), "%s", name);
 	const char *d = getenv("RINGGATE_DEBUG");

@@ -47,6 +47,7 @@ static void child_setup(int chan_fd, int chan, int auth, struct ipc_rx *rx)
 	close(chan);
 	close(auth);
 	ipc_pid_reset();
+	log_forked();
 	/* `ringgate-login` again (the template is `ringgate-ltmpl`) */
 	(void)prctl(PR_SET_NAME, "ringgate-login", 0, 0, 0);
 	explicit_bzero(rx, sizeof(*rx));
