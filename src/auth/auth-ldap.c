@@ -318,6 +318,14 @@ static int lconn_connect(struct lconn *c, const char *dn, const char *password)
 		lconn_failed(c, "no socket after connecting", LDAP_SERVER_DOWN, true);
 		return -1;
 	}
+	/* without TLS, liblber reads each message's header and body with a
+	 * read() each (4 per lookup: entry + result); a read-ahead layer
+	 * under it takes what the socket has in one. (TLS reads whole
+	 * records already.) */
+	Sockbuf *sb = NULL;
+	if (!ldap_tls_inplace(ld) && ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS &&
+	    sb != NULL)
+		ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, NULL);
 	c->fd = fd;
 	c->io = client->loop.io_add(client->loop.context, fd, DB_IO_READ, lconn_io_callback, c);
 	c->state = LC_BINDING;
