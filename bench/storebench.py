@@ -28,7 +28,8 @@ frontend gets the same CPUs, store, backend and client.
 Measured per login (rgbench: greeting, LOGIN, LOGOUT, c=CLIENTS, rounds
 interleaved, medians, ratios within a round): sessions/s; the requests the
 store received (its own statement log: PostgreSQL's log_statement = all,
-slapd's `-d stats` SRCH/BIND lines); the frontend's
+slapd's `-d stats` SRCH/BIND lines, in a counting pass before the rounds,
+which run with that log off); the frontend's
 CPU (its cgroup); the auth process's own CPU (`ringgate-auth`, Dovecot's
 `auth`: where the lookups run), from /proc; the store server's CPU (the
 postmaster and its backends, slapd) and the backend's. With the cache on
@@ -233,6 +234,11 @@ class PgStore:
         with open(os.path.join(self.srv.data, "postmaster.pid")) as f:
             pin_tree(int(f.readline()), cpus)
 
+    def quiet(self, cpus):
+        """no statement log from now on (the server's sessions stay)"""
+        self.srv.sql("ALTER SYSTEM SET log_statement = 'none'; SELECT pg_reload_conf();",
+                     db="postgres")
+
     def stop(self):
         self.srv.cleanup()
 
@@ -286,6 +292,13 @@ class LdapStore:
     def pin(self, cpus):
         pin_tree(self.srv.proc.pid, cpus)
 
+    def quiet(self, cpus):
+        """no log of each operation from now on: slapd restarted with -d 0
+        (its -d level cannot change while it runs); the frontends reconnect"""
+        self.srv.stop()
+        self.srv.start(debug="0")
+        self.pin(cpus)
+
     def stop(self):
         self.srv.cleanup()
 
@@ -335,7 +348,6 @@ def measure(rgbench, srv, store, backend, duration):
     if REST_CPUS:
         cmd = ["taskset", "-c", cpus_text(REST_CPUS)] + cmd
     time.sleep(0.3)  # the previous measurement's sessions wind down
-    mark = store.log_mark()
     t0 = time.monotonic()
     c0, a0, s0, b0 = srv.acct.cpu_ns(), auth_cpu_ns(srv), store.cpu_ns(), backend.acct.cpu_ns()
     res, r = h.rgbench_run(cmd)
@@ -354,7 +366,7 @@ def measure(rgbench, srv, store, backend, duration):
                    auth_ms=(a1 - a0) / 1e6 / n, store_ms=(s1 - s0) / 1e6 / n,
                    backend_ms=(b1 - b0) / 1e6 / n,
                    client_ms=res["client_cpu_s"] * 1e3 / n,
-                   store_reqs=store.requests_since(mark) / n,
+                   store_reqs=store.requests.get(srv.name),
                    front_busy=(c1 - c0) / 1e9 / wall / (len(FRONT_CPUS) if FRONT_CPUS else
                                                         os.cpu_count()),
                    rest_busy=rest_ns / 1e9 / wall / (len(REST_CPUS) if REST_CPUS else
@@ -363,17 +375,34 @@ def measure(rgbench, srv, store, backend, duration):
     return rec
 
 
-def warmup(rgbench, srv):
-    """A few proxied logins: the pools connect, the backend's imap processes
-    start, and a broken setup fails here with its log."""
-    r = subprocess.run([rgbench, "--port", str(srv.ports["imap"]), "--proto", "imap", "--kind",
-                        "login", "--clients", "4", "--user", h.BENCH_USER, "--pass",
-                        h.BENCH_PASS, "--sessions", "8", "--drain", "--duration", "30",
-                        "--quiet"],
-                       capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError("warm-up against %s failed: %s\n%s" % (srv.name, r.stdout,
-                                                                  srv.logs()[-3000:]))
+def warmup(rgbench, srv, sessions=8, tries=1):
+    """A few proxied logins: the pools connect, and a broken setup fails
+    here with its log. tries > 1: after the store's restart, the first
+    logins may find the frontend's old store connection gone."""
+    for attempt in range(tries):
+        r = subprocess.run([rgbench, "--port", str(srv.ports["imap"]), "--proto", "imap",
+                            "--kind", "login", "--clients", "4", "--user", h.BENCH_USER,
+                            "--pass", h.BENCH_PASS, "--sessions", str(sessions), "--drain",
+                            "--duration", "30", "--quiet"],
+                           capture_output=True, text=True, timeout=60)
+        if r.returncode == 0:
+            return
+        time.sleep(1)
+    raise RuntimeError("warm-up against %s failed: %s\n%s" % (srv.name, r.stdout,
+                                                              srv.logs()[-3000:]))
+
+
+COUNT_SESSIONS = 64
+
+
+def count_requests(rgbench, srv, store):
+    """Requests the store receives per login from srv: COUNT_SESSIONS logins
+    (after the warm-up: connections made) with the store's own statement
+    log on."""
+    mark = store.log_mark()
+    warmup(rgbench, srv, sessions=COUNT_SESSIONS)
+    time.sleep(0.2)  # slapd writes its last lines
+    store.requests[srv.name] = store.requests_since(mark) / COUNT_SESSIONS
 
 
 def run_store(store_cls, args, rgbench, out):
@@ -401,8 +430,16 @@ def run_store(store_cls, args, rgbench, out):
             started.append(s)
             h.log("stores: %s started (%s)" % (s.name, s.version()))
         out["versions"].setdefault("dovecot", servers[1].version())
+        store.requests = {}
         for s in servers:
             warmup(rgbench, s)
+            count_requests(rgbench, s, store)
+        # the measured rounds: no log of each statement, as a production
+        # store runs (the log costs the store's core, which the client and
+        # the backend share here)
+        store.quiet(REST_CPUS)
+        for s in servers:
+            warmup(rgbench, s, tries=5)
         for rnd in range(1, args.runs + 1):
             for s in servers:
                 rec = measure(rgbench, s, store, backend, max(args.duration, 2))
@@ -414,10 +451,10 @@ def run_store(store_cls, args, rgbench, out):
                         s.name, rnd, rec["rgbench"]["errors_by_kind"]))
                     continue
                 h.log("stores %-18s round %d: %.0f logins/s, auth %.3f ms, frontend %.3f ms, "
-                      "store %.3f ms (%.2f requests), backend %.3f ms, client %.3f ms CPU/login;"
+                      "store %.3f ms (%s requests), backend %.3f ms, client %.3f ms CPU/login;"
                       " busy: frontend %.0f%%, rest %.0f%%" % (
                           s.name, rnd, rec["rate"], rec["auth_ms"], rec["cpu_ms"],
-                          rec["store_ms"], rec["store_reqs"], rec["backend_ms"],
+                          rec["store_ms"], h.fmt(rec["store_reqs"], "%.2f"), rec["backend_ms"],
                           rec["client_ms"], rec["front_busy"] * 100, rec["rest_busy"] * 100))
         if not args.no_profile:
             s = servers[0]
@@ -525,16 +562,18 @@ def store_markdown(p):
         "rgbench, IMAP LOGIN sessions (greeting, LOGIN, LOGOUT), plaintext, c=%d, %d rounds "
         "of %.0f s interleaved, medians; ratios within a round. **store requests/login** "
         "counts what the store itself logged (PostgreSQL `log_statement = all`: statements "
-        "and executions of prepared ones; slapd `-d stats`: SRCH and BIND operations) "
-        "during the measurement, per login; the statement log is on for both frontends "
-        "alike and is part of the store's CPU. **auth CPU** is the auth process alone "
+        "and executions of prepared ones; slapd `-d stats`: SRCH and BIND operations) in "
+        "a pass of %d logins per frontend after its warm-up; then the store's log of each "
+        "statement is turned off (`log_statement = none`; slapd restarted with `-d 0`) for "
+        "the measured rounds, as a production store runs. **auth CPU** is the auth process alone "
         "(`ringgate-auth`, Dovecot's `auth`: where the lookups run, from /proc), **frontend "
         "CPU** the frontend's whole cgroup (auth included), **store CPU** the database "
         "server's processes; **logins/s per frontend core** is 1000 / frontend CPU ms per "
         "login. With the cache on, every login after the first is answered from the cache: "
         "the store's columns show what that saves it.\n"
         % (p["filler"], v.get("pgsql", "PostgreSQL"), v.get("ldap", "slapd"),
-           v.get("dovecot", "Dovecot"), where, p["clients"], p["runs"], p["duration"]))
+           v.get("dovecot", "Dovecot"), where, p["clients"], p["runs"], p["duration"],
+           COUNT_SESSIONS))
     if p["errors"]:
         L.append("Measurements with errors (their cells say ERR):\n")
         for r in p["errors"]:

@@ -27,6 +27,8 @@ struct lreq {
 	void *context;
 	int64_t deadline_ms;
 	int msgid;             /* > 0 while running */
+	unsigned page_size;    /* > 0: RFC 2696 paged results (iterate) */
+	struct berval cookie;  /* the server's cookie for the next page */
 	struct ldap_client_result result;
 };
 
@@ -93,6 +95,7 @@ static void lreq_free(struct lreq *req)
 		rg_free(*a);
 	rg_free(req->attrs);
 	rg_free(req->dn);
+	ber_memfree(req->cookie.bv_val);
 	if (req->password != NULL) {
 		explicit_bzero(req->password, strlen(req->password));
 		rg_free(req->password);
@@ -315,6 +318,14 @@ static int lconn_connect(struct lconn *c, const char *dn, const char *password)
 		lconn_failed(c, "no socket after connecting", LDAP_SERVER_DOWN, true);
 		return -1;
 	}
+	/* without TLS, liblber reads each message's header and body with a
+	 * read() each (4 per lookup: entry + result); a read-ahead layer
+	 * under it takes what the socket has in one. (TLS reads whole
+	 * records already.) */
+	Sockbuf *sb = NULL;
+	if (!ldap_tls_inplace(ld) && ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) == LDAP_OPT_SUCCESS &&
+	    sb != NULL)
+		ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, NULL);
 	c->fd = fd;
 	c->io = client->loop.io_add(client->loop.context, fd, DB_IO_READ, lconn_io_callback, c);
 	c->state = LC_BINDING;
@@ -372,13 +383,38 @@ static void entry_add(LDAP *ld, LDAPMessage *msg, struct lreq *req)
 		ber_free(ber, 0);
 }
 
+/* A paged search's page ended well: true when the server gave a cookie
+   for another page (req is queued again to ask for it). */
+static bool next_page(struct lconn *c, struct lreq *req, LDAPControl **ctrls)
+{
+	LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, ctrls, NULL);
+	ber_int_t estimate;
+	struct berval cookie = { 0, NULL };
+
+	if (pc == NULL || ldap_parse_pageresponse_control(c->ld, pc, &estimate, &cookie) !=
+	    LDAP_SUCCESS)
+		return false; /* no paging (the server ignored the control): all there is */
+	ber_memfree(req->cookie.bv_val);
+	req->cookie = cookie;
+	if (cookie.bv_len == 0)
+		return false; /* the last page */
+	struct ldap_client *client = c->client;
+	req->msgid = 0;
+	req->deadline_ms = db_now_ms() + client->conf.request_timeout_ms;
+	req->next = client->queue;
+	client->queue = req;
+	return true;
+}
+
 static void lconn_message(struct lconn *c, LDAPMessage *msg)
 {
 	int msgid = ldap_msgid(msg), type = ldap_msgtype(msg), rc = LDAP_OTHER;
 	char *matched = NULL, *text = NULL;
+	LDAPControl **ctrls = NULL;
 
 	if (type == LDAP_RES_BIND || type == LDAP_RES_SEARCH_RESULT) {
-		if (ldap_parse_result(c->ld, msg, &rc, &matched, &text, NULL, NULL, 0) != LDAP_SUCCESS)
+		if (ldap_parse_result(c->ld, msg, &rc, &matched, &text, NULL,
+				      type == LDAP_RES_SEARCH_RESULT ? &ctrls : NULL, 0) != LDAP_SUCCESS)
 			rc = LDAP_OTHER;
 	}
 	if (type == LDAP_RES_BIND && msgid == c->bind_msgid) {
@@ -414,7 +450,9 @@ static void lconn_message(struct lconn *c, LDAPMessage *msg)
 	} else if (type == LDAP_RES_SEARCH_RESULT) {
 		struct lreq *req = running_take(c, msgid);
 		if (req != NULL) {
-			if (rc == LDAP_SUCCESS || rc == LDAP_NO_SUCH_OBJECT) {
+			if (rc == LDAP_SUCCESS && req->page_size > 0 && next_page(c, req, ctrls)) {
+				/* the next page is asked for by the dispatch */
+			} else if (rc == LDAP_SUCCESS || rc == LDAP_NO_SUCH_OBJECT) {
 				lreq_finish(req, LDAP_CLIENT_OK, NULL);
 			} else {
 				char buf[300];
@@ -425,6 +463,7 @@ static void lconn_message(struct lconn *c, LDAPMessage *msg)
 			}
 		}
 	}
+	ldap_controls_free(ctrls);
 	ldap_memfree(matched);
 	ldap_memfree(text);
 }
@@ -567,8 +606,21 @@ static void client_dispatch(struct ldap_client *client)
 			int scope = client->conf.scope == LDAP_CONF_SCOPE_BASE ? LDAP_SCOPE_BASE :
 				client->conf.scope == LDAP_CONF_SCOPE_ONELEVEL ? LDAP_SCOPE_ONELEVEL :
 				LDAP_SCOPE_SUBTREE;
-			int rc = ldap_search_ext(s->ld, req->base, scope, req->filter, req->attrs, 0,
-						 NULL, NULL, NULL, 0, &req->msgid);
+			/* a paged search asks for its next page with the cookie;
+			   not critical: a server without paging answers all */
+			LDAPControl *page = NULL, *ctrls[2] = { NULL, NULL };
+			int rc = LDAP_SUCCESS;
+			if (req->page_size > 0) {
+				rc = ldap_create_page_control(s->ld, (ber_int_t)req->page_size,
+							      &req->cookie, 0, &page);
+				ctrls[0] = page;
+			}
+			if (rc == LDAP_SUCCESS)
+				rc = ldap_search_ext(s->ld, req->base, scope, req->filter, req->attrs, 0,
+						     page != NULL ? ctrls : NULL, NULL, NULL, 0,
+						     &req->msgid);
+			if (page != NULL)
+				ldap_control_free(page);
 			if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR) {
 				req->next = client->queue;
 				client->queue = req;
@@ -627,10 +679,13 @@ static void client_timer_callback(void *context)
 	client_dispatch(client);
 }
 
-void ldap_client_search(struct ldap_client *client, const char *base, const char *filter,
-			char *const *attrs, ldap_search_callback *callback, void *context)
+static void client_search(struct ldap_client *client, const char *base, const char *filter,
+			  char *const *attrs, unsigned page_size, ldap_search_callback *callback,
+			  void *context)
 {
 	struct lreq *req = rg_calloc(1, sizeof(*req));
+
+	req->page_size = page_size;
 	unsigned n = 0;
 
 	req->type = LREQ_SEARCH;
@@ -646,6 +701,18 @@ void ldap_client_search(struct ldap_client *client, const char *base, const char
 	req->deadline_ms = db_now_ms() + client->conf.request_timeout_ms;
 	fifo_push(&client->queue, req);
 	client_dispatch(client);
+}
+
+void ldap_client_search(struct ldap_client *client, const char *base, const char *filter,
+			char *const *attrs, ldap_search_callback *callback, void *context)
+{
+	client_search(client, base, filter, attrs, LDAP_PAGE_SIZE, callback, context);
+}
+
+void ldap_client_search_paged(struct ldap_client *client, const char *base, const char *filter,
+			      char *const *attrs, ldap_search_callback *callback, void *context)
+{
+	client_search(client, base, filter, attrs, LDAP_PAGE_SIZE, callback, context);
 }
 
 void ldap_client_bind(struct ldap_client *client, const char *dn, const char *password,

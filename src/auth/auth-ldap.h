@@ -64,6 +64,15 @@ struct ldap_client *ldap_client_new(const char *name, const struct ldap_conf *co
 /* filter: expanded and escaped already; attrs NULL-terminated (copied) */
 void ldap_client_search(struct ldap_client *client, const char *base, const char *filter,
 			char *const *attrs, ldap_search_callback *callback, void *context);
+/* The same for listing (iterate_filter): RFC 2696 paged results,
+   LDAP_PAGE_SIZE entries a page, so a directory with a size limit for
+   plain searches (slapd `sizelimit`, AD's MaxPageSize) still lists all;
+   the control is not critical (a server without paging answers as to a
+   plain search). The callback gets every page's entries at once; the time
+   bound applies to each page. */
+#define LDAP_PAGE_SIZE 500
+void ldap_client_search_paged(struct ldap_client *client, const char *base, const char *filter,
+			      char *const *attrs, ldap_search_callback *callback, void *context);
 /* simple bind as dn with password (auth_bind); the callback may run before
    this returns (an empty password is refused without asking) */
 void ldap_client_bind(struct ldap_client *client, const char *dn, const char *password,

@@ -525,8 +525,8 @@ static void userdb_ldap_iterate(struct userdb_module *m, userdb_iter_callback *c
 	it->cb = cb;
 	it->context = context;
 	/* no request: the base and the filter are used as written */
-	ldap_client_search(db->client, db->conf.base, db->conf.iterate_filter,
-			   db->conf.iterate_attrs.attrs, iter_done, it);
+	ldap_client_search_paged(db->client, db->conf.base, db->conf.iterate_filter,
+				 db->conf.iterate_attrs.attrs, iter_done, it);
 }
 
 const struct userdb_driver userdb_driver_ldap = {
