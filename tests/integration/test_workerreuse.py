@@ -202,5 +202,22 @@ class SpareTests(ReuseBase, unittest.TestCase):
         self.imap_session("jailed", check=check)
 
 
+@unittest.skipUnless(rgenv.is_root(), "workers drop to users' uids only under root")
+class ProcessLimitTests(ReuseBase, unittest.TestCase):
+    EXTRA = "service imap {\n  service_count = 0\n  process_limit = 2\n}\n"
+
+    def test_idle_worker_of_another_uid_makes_room(self):
+        first = self.imap_session("demo")
+        second = self.imap_session("other")
+        self.assertNotEqual(first, second)
+        # both wait for their uids' next sessions: the limit is reached, so
+        # the oldest one is let go for a third uid instead of refusing it
+        third = self.imap_session("third", check=lambda p: self.assertEqual(
+            proc_ids(p), (OWN_UIDS["third"], OWN_UIDS["third"])))
+        self.assertNotIn(third, (first, second))
+        rgenv.wait_for(lambda: gone(first))
+        self.assertEqual(self.imap_session("other"), second)
+
+
 if __name__ == "__main__":
     unittest.main()
