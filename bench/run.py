@@ -244,6 +244,7 @@ def main():
     proxy = proxybench.proxy_compare(args) if not args.match else None
     pam = pambench.pam_compare(args) if not args.match else None
     stores = storebench.store_compare(args) if not args.match else None
+    workers = workerbench.workers_compare(args) if not args.match else None
     large = None
     if not args.quick and not args.match:
         tmp2 = tempfile.mkdtemp(prefix="rgbench-large-")
@@ -262,6 +263,9 @@ def main():
     if pam is not None:
         with open(args.out, "a") as f:
             f.write("\n" + pambench.pam_markdown(pam))
+    if workers is not None:
+        with open(args.out, "a") as f:
+            f.write("\n" + workerbench.workers_markdown(workers))
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0

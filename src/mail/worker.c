@@ -42,20 +42,26 @@ static int worker_wait(int fd, int timeout_ms)
 	}
 }
 
-/* F_GROUPS: decimal gids, comma-separated; false when malformed */
+/* F_GROUPS: decimal gids, comma-separated, at least one; false when
+ * malformed (empty, an empty item, a sign, space or other text, a value
+ * beyond gid_t, more than max) */
 static bool parse_groups(const char *s, gid_t *out, size_t max, size_t *n_r)
 {
 	size_t n = 0;
-	while (*s != '\0') {
+	for (;;) {
 		char *end;
 		if (*s < '0' || *s > '9' || n == max)
 			return false;
 		errno = 0;
 		unsigned long long v = strtoull(s, &end, 10);
-		if (errno != 0 || v > (gid_t)-2 || (*end != ',' && *end != '\0'))
+		if (errno != 0 || v > (gid_t)-2)
 			return false;
 		out[n++] = (gid_t)v;
-		s = *end == ',' ? end + 1 : end;
+		if (*end == '\0')
+			break;
+		if (*end != ',')
+			return false;
+		s = end + 1;
 	}
 	*n_r = n;
 	return true;

@@ -17,6 +17,9 @@ OTHER_UID = 47111  # a uid no test user has: its own workers
 # users of their own uids, in the same passwd-file: one per test that
 # leaves idle workers behind, so no test finds another's
 OWN_UIDS = {"other": OTHER_UID, "third": OTHER_UID + 1}
+# a user chrooted by Dovecot's /./ in the home and one of the same uid
+# without a chroot (their workers must never mix)
+JAIL_UID = OTHER_UID + 2
 
 
 def proc_ids(pid):
@@ -50,6 +53,19 @@ class ReuseBase:
             with open(cls.rg.passwd, "a") as f:
                 f.write("%s:{PLAIN}%s-pass:%d:%d::%s::\n" % (user, user, uid, uid, home))
             cls.rg.users[user] = user + "-pass"
+        cls.jail = os.path.join(cls.rg.tmp, "jail")
+        homes = {"jailed": (os.path.join(cls.jail, "u"), cls.jail + "/./u"),
+                 "free": (cls.rg.home("free"), cls.rg.home("free"))}
+        for user, (home, field) in homes.items():
+            for sub in ("cur", "new", "tmp"):
+                os.makedirs(os.path.join(home, "Maildir", sub), exist_ok=True)
+            for d, _, _ in os.walk(home):
+                os.chown(d, JAIL_UID, JAIL_UID)
+            with open(cls.rg.passwd, "a") as f:
+                f.write("%s:{PLAIN}%s-pass:%d:%d::%s::\n" % (user, user, JAIL_UID, JAIL_UID, field))
+            cls.rg.users[user] = user + "-pass"
+        with open(cls.rg.conf, "a") as f:
+            f.write("valid_chroot_dirs = %s\n" % cls.jail)
         cls.rg.start()
 
     @classmethod
@@ -108,6 +124,16 @@ class ServiceCountTests(ReuseBase, unittest.TestCase):
         self.assertEqual(self.imap_session("demo"), second)
         self.assertEqual(self.imap_session("other"), other)
 
+    def test_imap_chroot_is_part_of_the_match(self):
+        def root(expect):
+            return lambda p: self.assertEqual(os.readlink("/proc/%d/root" % p), expect)
+        jailed = self.imap_session("jailed", check=root(self.jail))
+        # the same uid without a chroot: never the chrooted worker
+        free = self.imap_session("free", check=root("/"))
+        self.assertNotEqual(free, jailed)
+        self.assertEqual(self.imap_session("jailed", check=root(self.jail)), jailed)
+        self.assertEqual(self.imap_session("free", check=root("/")), free)
+
     def test_imap_concurrent_sessions_have_their_own_workers(self):
         # client_limit is 1: a busy worker takes no second session
         a = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=15)
@@ -159,6 +185,38 @@ class SpareTests(ReuseBase, unittest.TestCase):
         rgenv.wait_for(lambda: len(self.spares()) == 2 and pid not in self.spares())
         rgenv.wait_for(lambda: gone(pid))
         self.assertEqual(len(self.spares()), 2)
+
+    def test_spare_chroots_as_root_then_drops(self):
+        rgenv.wait_for(lambda: len(self.spares()) == 2)
+        before = self.spares()
+
+        def check(pid):
+            self.assertIn(pid, before)
+            self.assertEqual(os.readlink("/proc/%d/root" % pid), self.jail)
+            self.assertEqual(proc_ids(pid), (JAIL_UID, JAIL_UID))
+            with open("/proc/%d/status" % pid) as f:
+                caps = dict(ln.split(":\t", 1) for ln in f.read().splitlines()
+                            if ln.startswith("Cap"))
+            for k in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                self.assertEqual(int(caps[k], 16), 0, (k, caps))
+        self.imap_session("jailed", check=check)
+
+
+@unittest.skipUnless(rgenv.is_root(), "workers drop to users' uids only under root")
+class ProcessLimitTests(ReuseBase, unittest.TestCase):
+    EXTRA = "service imap {\n  service_count = 0\n  process_limit = 2\n}\n"
+
+    def test_idle_worker_of_another_uid_makes_room(self):
+        first = self.imap_session("demo")
+        second = self.imap_session("other")
+        self.assertNotEqual(first, second)
+        # both wait for their uids' next sessions: the limit is reached, so
+        # the oldest one is let go for a third uid instead of refusing it
+        third = self.imap_session("third", check=lambda p: self.assertEqual(
+            proc_ids(p), (OWN_UIDS["third"], OWN_UIDS["third"])))
+        self.assertNotIn(third, (first, second))
+        rgenv.wait_for(lambda: gone(first))
+        self.assertEqual(self.imap_session("other"), second)
 
 
 if __name__ == "__main__":
