@@ -248,7 +248,10 @@ class LdapStore:
     label = "OpenLDAP slapd"
 
     def __init__(self, world, backend_port):
-        self.srv = storeenv.Slapd()
+        # 2 threads: the store has one core here (the frontend's is the
+        # other); slapd's default 16 only hand each operation between
+        # more threads on it
+        self.srv = storeenv.Slapd(global_conf="threads 2\n")
         where = ["mailHost: 127.0.0.1", "roomNumber: %d" % backend_port]
         ldif = storeenv.user_ldif(h.BENCH_USER, "{PLAIN}" + h.BENCH_PASS, world.uid, world.home,
                                   where)

@@ -269,7 +269,9 @@ class Slapd(_Store):
     slapd.log."""
     name = "ldap"
 
-    def __init__(self, acl=None, tls=False):
+    def __init__(self, acl=None, tls=False, global_conf=""):
+        """global_conf: slapd.conf lines before the database (the bench's
+        `threads`)"""
         super().__init__()
         self.db = self.path("db")
         os.makedirs(self.db)
@@ -290,7 +292,7 @@ class Slapd(_Store):
                       "by anonymous auth by * none\naccess to * by * read\n" % LDAP_ADMIN)
         schemas = "".join("include /etc/ldap/schema/%s.schema\n" % s
                           for s in ("core", "cosine", "nis", "inetorgperson", "misc"))
-        self.conf = self.write("slapd.conf", schemas + tls_conf + f"""
+        self.conf = self.write("slapd.conf", schemas + tls_conf + global_conf + f"""
 modulepath /usr/lib/ldap
 moduleload back_mdb
 pidfile {self.path("slapd.pid")}
@@ -356,9 +358,10 @@ ou: people
 
     def start(self, debug="stats"):
         """debug: slapd's -d level ("0": no log of each operation, as the
-        bench's measured rounds run it)"""
+        bench's measured rounds run it). -s 0: nothing to syslog (with no
+        syslog daemon each line is a failed connect to /dev/log)."""
         urls = self.uri + (" " + self.ldaps_uri if self.ldaps_uri else "")
-        cmd = ["/usr/sbin/slapd", "-d", debug, "-h", urls, "-f", self.conf]
+        cmd = ["/usr/sbin/slapd", "-d", debug, "-s", "0", "-h", urls, "-f", self.conf]
         if os.geteuid() == 0:
             user = pwd.getpwuid(self.uid).pw_name
             cmd += ["-u", user, "-g", user]
