@@ -1,7 +1,8 @@
 /* maildir-private.h — what the files of one Maildir folder share (private
  * to src/mail; callers use maildir.h).
- *   maildir.c           the core: create, scan, open/close, per-message
- *                       read/flags/delete, CRLF, mail_location
+ *   maildir.c           the core: create, file names, scan, open/close, CRLF,
+ *                       mail_location
+ *   maildir-msg.c       per message: path, mtime, read, vsize, flags, delete
  *   maildir-uidlist.c   ringgate-uidlist (read, write, register new files)
  *                       and the one-time import of Dovecot's dovecot-uidlist
  *   maildir-keywords.c  dovecot-keywords: keyword names <-> letters a-z
@@ -27,6 +28,8 @@ struct uid_entry {
 char *maildir_path_join3(const char *a, const char *b, const char *c);
 /* sorted, de-duplicated flag letters of flags into out */
 void maildir_flags_normalize(const char *flags, char out[MAILDIR_MAX_FLAGS + 1]);
+/* the flag letters of a file name (after ":2,"), normalized */
+void maildir_name_flags(const char *name, char out[MAILDIR_MAX_FLAGS + 1]);
 /* take the uid list lock (flock on MAILDIR_LOCK_NAME) */
 int maildir_lock_open(const char *path, int *fd_r);
 /* full scan under the lock: assigns UIDs and rewrites the list */
