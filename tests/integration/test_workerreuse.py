@@ -44,25 +44,17 @@ class ReuseBase:
     @classmethod
     def setUpClass(cls):
         cls.rg = rgenv.Ringgate(mode="performance", extra_conf=cls.EXTRA)
-        for user, uid in OWN_UIDS.items():
-            home = cls.rg.home(user)
+        cls.jail = os.path.join(cls.rg.tmp, "jail")
+        users = [(u, uid, cls.rg.home(u), cls.rg.home(u)) for u, uid in OWN_UIDS.items()]
+        users += [("jailed", JAIL_UID, os.path.join(cls.jail, "u"), cls.jail + "/./u"),
+                  ("free", JAIL_UID, cls.rg.home("free"), cls.rg.home("free"))]
+        for user, uid, home, field in users:
             for sub in ("cur", "new", "tmp"):
                 os.makedirs(os.path.join(home, "Maildir", sub), exist_ok=True)
             for d, _, _ in os.walk(home):
                 os.chown(d, uid, uid)
             with open(cls.rg.passwd, "a") as f:
-                f.write("%s:{PLAIN}%s-pass:%d:%d::%s::\n" % (user, user, uid, uid, home))
-            cls.rg.users[user] = user + "-pass"
-        cls.jail = os.path.join(cls.rg.tmp, "jail")
-        homes = {"jailed": (os.path.join(cls.jail, "u"), cls.jail + "/./u"),
-                 "free": (cls.rg.home("free"), cls.rg.home("free"))}
-        for user, (home, field) in homes.items():
-            for sub in ("cur", "new", "tmp"):
-                os.makedirs(os.path.join(home, "Maildir", sub), exist_ok=True)
-            for d, _, _ in os.walk(home):
-                os.chown(d, JAIL_UID, JAIL_UID)
-            with open(cls.rg.passwd, "a") as f:
-                f.write("%s:{PLAIN}%s-pass:%d:%d::%s::\n" % (user, user, JAIL_UID, JAIL_UID, field))
+                f.write("%s:{PLAIN}%s-pass:%d:%d::%s::\n" % (user, user, uid, uid, field))
             cls.rg.users[user] = user + "-pass"
         with open(cls.rg.conf, "a") as f:
             f.write("valid_chroot_dirs = %s\n" % cls.jail)

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define TIMEOUT_MS 5000
@@ -140,18 +139,7 @@ static int finish(struct reuse *r)
 {
 	close(r->chan);
 	r->chan = -1;
-	if (r->client.fd >= 0)
-		close(r->client.fd);
-	int status;
-	for (int i = 0; i < TIMEOUT_MS / 10; i++) {
-		if (waitpid(r->pid, &status, WNOHANG) == r->pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-		usleep(10000);
-	}
-	kill(r->pid, SIGKILL);
-	waitpid(r->pid, &status, 0);
-	fail_msg("worker did not exit");
-	return -1;
+	return wh_finish(&r->client);
 }
 
 static void test_three_sessions_then_let_go(void **state)
