@@ -19,8 +19,8 @@
 
 /* fork() with CLONE_PARENT: glibc's fork() cannot pass flags. The child
  * runs on a copy of this stack, as after fork(); fork's atfork handlers do
- * not run, which is harmless in this single-threaded process except for
- * the cached ipc pid (ipc_pid_reset) */
+ * not run, which is harmless for glibc's and jemalloc's in this
+ * single-threaded process; ours are run by hand (child_setup) */
 static pid_t clone_for_master(void)
 {
 	return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0UL);
@@ -46,6 +46,8 @@ static void child_setup(int chan_fd, int chan, int auth)
 		log_fatal("template child: dup2: %m");
 	close(chan);
 	close(auth);
+	/* our own atfork handlers, which clone() does not run: every one in
+	 * src (grep pthread_atfork) must be called here */
 	ipc_pid_reset();
 	log_forked();
 	/* `ringgate-login` again (the template is `ringgate-ltmpl`) */
