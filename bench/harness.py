@@ -717,6 +717,18 @@ class Bench:
 
 # -- report -------------------------------------------------------------------
 
+def stop_all(servers, tmp=None):
+    """Stop every server (a failure is reported and the others still stop),
+    then remove tmp unless RINGGATE_KEEP is set."""
+    for s in servers:
+        try:
+            s.stop()
+        except Exception as e:  # report, and go on stopping the others
+            log("stopping %s: %s" % (s.name, e))
+    if tmp is not None and not os.environ.get("RINGGATE_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

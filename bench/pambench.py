@@ -171,11 +171,7 @@ def pam_compare(args):
                 "cmd": results[s.name][0]["cmd"] if results[s.name] else "",
             })
     finally:
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # report, and go on stopping the others
-                h.log("stopping %s: %s" % (s.name, e))
+        h.stop_all(servers)
         if os.path.exists(pam_file):
             os.unlink(pam_file)
         subprocess.run(["userdel", "-r", PAM_USER], capture_output=True)

@@ -18,9 +18,11 @@ ringgate's passdb proxy and nginx's mail proxy in front of one private
 Dovecot), pam (bench/pambench.py: a system user through `passdb { driver =
 pam }` + `userdb { driver = passwd }`, cache off and on), stores
 (bench/storebench.py: users in a private PostgreSQL and slapd, ringgate
-against Dovecot's own drivers, cache off and on) and workers
+against Dovecot's own drivers, cache off and on), workers
 (bench/workerbench.py: LOGIN sessions with a worker per session and with
-worker reuse, both servers with the same `service imap { }`); process start-up
+worker reuse, both servers with the same `service imap { }`) and hisec
+(bench/hisecbench.py: high-security mode, a login process per connection
+forked from a template or exec'd, ringgate against Dovecot); process start-up
 (bench/startbench.py) and the large mailbox (bench/mailboxbench.py) run
 after the matrix.
 """
@@ -37,6 +39,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import cryptobench  # noqa: E402
+import hisecbench  # noqa: E402
 import mailboxbench  # noqa: E402
 import pambench  # noqa: E402
 import proxybench  # noqa: E402
@@ -107,13 +110,14 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profiles")
     ap.add_argument("--system-build", default=os.path.join(ROOT, "build-system"),
                     help="ringgate built with -DRINGGATE_WOLFSSL=system (built when missing)")
-    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores", "workers"),
+    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores", "workers", "hisec"),
                     help="run one section only: crypto (asm vs system build), proxy "
                          "(ringgate's passdb proxy vs nginx's mail proxy), pam (system "
                          "users through PAM + passwd, cache off and on), stores (logins "
-                         "with users in PostgreSQL and slapd, ringgate vs Dovecot) or "
+                         "with users in PostgreSQL and slapd, ringgate vs Dovecot), "
                          "workers (LOGIN sessions with a worker per session and with "
-                         "worker reuse, the same service imap settings for both); writes "
+                         "worker reuse, the same service imap settings for both) or hisec "
+                         "(high-security mode: template, exec, Dovecot); writes "
                          "<build>/bench-SECTION.md unless --out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
@@ -146,6 +150,8 @@ def main():
             text = storebench.store_page(storebench.store_compare(args), args)
         elif args.only == "workers":
             text = workerbench.workers_markdown(workerbench.workers_compare(args))
+        elif args.only == "hisec":
+            text = hisecbench.hisec_markdown(hisecbench.hisec_compare(args))
         else:
             text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:
@@ -245,6 +251,7 @@ def main():
     pam = pambench.pam_compare(args) if not args.match else None
     stores = storebench.store_compare(args) if not args.match else None
     workers = workerbench.workers_compare(args) if not args.match else None
+    hisec = hisecbench.hisec_compare(args) if not args.match else None
     large = None
     if not args.quick and not args.match:
         tmp2 = tempfile.mkdtemp(prefix="rgbench-large-")
@@ -266,6 +273,9 @@ def main():
     if workers is not None:
         with open(args.out, "a") as f:
             f.write("\n" + workerbench.workers_markdown(workers))
+    if hisec is not None:
+        with open(args.out, "a") as f:
+            f.write("\n" + hisecbench.hisec_markdown(hisec))
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0

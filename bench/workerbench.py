@@ -121,13 +121,7 @@ def workers_compare(args):
                     "cpu_ms": h.med([r["cpu_ms"] for r in ok]) if ok else None,
                 })
     finally:
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # report, and go on stopping the others
-                h.log("stopping %s: %s" % (s.name, e))
-        if not os.environ.get("RINGGATE_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        h.stop_all(servers, tmp)
     return out
 
 

@@ -42,6 +42,10 @@ struct log_sink {
 
 /* name appears in every line, e.g. "imap-login" */
 void log_init(const char *name);
+/* What fork()'s atfork handler does (the pid again, an empty batch), for a
+ * child made by clone(), which runs no atfork handler (the high-security
+ * login template's children, src/login/login-template.c). */
+void log_forked(void);
 const char *log_name(void);
 void log_set_debug(bool enabled);
 bool log_debug_enabled(void);

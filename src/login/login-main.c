@@ -15,6 +15,7 @@
 #include "login/login-proto.h"
 #include "login/login-sandbox.h"
 #include "login/login-template.h"
+#include "tls/tls.h"
 #include "tls/tls-settings.h"
 
 #include <ctype.h>
@@ -46,8 +47,20 @@ static struct settings *login_set;
  * ms of ECC set-up in a fresh process) is paid only by processes that use
  * it. Then the key text is wiped and the parse garbage returned. master has
  * built the same context at start-up, so failing here is unexpected. */
+/* High-security template: the context it built once (every local_name's
+ * too), which each child takes, reseeded, instead of building its own. */
+static struct tls_ctx *template_ctx;
+
 static struct tls_ctx *tls_build(void)
 {
+	if (template_ctx != NULL) {
+		/* its DRBG was the template's: reseeded before it draws one
+		 * byte here (each connection's own is made from getrandom()) */
+		struct tls_ctx *own = template_ctx;
+		template_ctx = NULL;
+		tls_ctx_reseed(own);
+		return own;
+	}
 	struct tls_ctx *ctx;
 	char *error;
 	if (tls_settings_ctx_create(login_set, &ctx, &error) < 0)
@@ -331,6 +344,11 @@ int main(int argc, char **argv)
 		 * on from here exactly as an exec'd login process */
 		if (drop)
 			login_chroot(set);
+		/* the TLS context (wolfSSL's start-up, the certificates, every
+		 * local_name) once here, not at every child's first TLS byte;
+		 * tls_build() wipes the key text */
+		if (tls)
+			template_ctx = tls_build();
 		/* what parsing left behind is returned once here, not by every
 		 * child (it would cost each one page faults and a purge) */
 		rg_alloc_release();

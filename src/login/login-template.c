@@ -19,8 +19,8 @@
 
 /* fork() with CLONE_PARENT: glibc's fork() cannot pass flags. The child
  * runs on a copy of this stack, as after fork(); fork's atfork handlers do
- * not run, which is harmless in this single-threaded process except for
- * the cached ipc pid (ipc_pid_reset) */
+ * not run, which is harmless for glibc's and jemalloc's in this
+ * single-threaded process; ours are run by hand (child_setup) */
 static pid_t clone_for_master(void)
 {
 	return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0UL);
@@ -40,18 +40,20 @@ static void spawned_reply(int chan_fd, uint32_t id, pid_t pid, const char *reaso
 }
 
 /* In the new child: its own channels at chan_fd and chan_fd + 1. */
-static void child_setup(int chan_fd, int chan, int auth, struct ipc_rx *rx)
+static void child_setup(int chan_fd, int chan, int auth)
 {
 	if (dup2(chan, chan_fd) < 0 || dup2(auth, chan_fd + 1) < 0)
 		log_fatal("template child: dup2: %m");
 	close(chan);
 	close(auth);
+	/* our own atfork handlers, which clone() does not run: every one in
+	 * src (grep pthread_atfork) must be called here */
 	ipc_pid_reset();
 	log_forked();
 	/* `ringgate-login` again (the template is `ringgate-ltmpl`) */
 	(void)prctl(PR_SET_NAME, "ringgate-login", 0, 0, 0);
-	explicit_bzero(rx, sizeof(*rx));
-	rg_free(rx);
+	/* the template's rx (a LOGIN_SPAWN: no field, no secret) stays as
+	 * it is: wiping or freeing it would only fault its pages in here */
 }
 
 void login_template_serve(int chan_fd)
@@ -90,7 +92,7 @@ void login_template_serve(int chan_fd)
 			int chan = rx->fd;
 			pid_t pid = clone_for_master();
 			if (pid == 0) {
-				child_setup(chan_fd, chan, auth, rx);
+				child_setup(chan_fd, chan, auth);
 				return;
 			}
 			int err = errno;

@@ -341,6 +341,10 @@ pid_t login_exec(struct login_service *svc, const struct login_fds *lf, int cpu,
 		setenv("RINGGATE_LISTENERS", lf->names, 1);
 		if (m.iplimit_fd >= 0)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
+		/* a template binds every symbol once, at its start: lazily,
+		 * each child would resolve (and fault in) the same PLT slots */
+		if (template)
+			setenv("LD_BIND_NOW", "1", 1);
 		char *argv[] = { (char *)"ringgate-login", (char *)"-c", m.running_conf,
 				 (char *)"-s", (char *)svc->protocol, template ? (char *)"-T" : NULL,
 				 NULL };

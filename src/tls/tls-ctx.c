@@ -403,6 +403,13 @@ int tls_ctx_create_client(const char *ca_pem, bool verify, struct tls_ctx **ctx_
 	return 0;
 }
 
+void tls_ctx_reseed(struct tls_ctx *ctx)
+{
+	wc_FreeRng(&ctx->rng);
+	if (wc_InitRng(&ctx->rng) != 0)
+		log_fatal("tls: cannot initialise the random generator");
+}
+
 void tls_ctx_free(struct tls_ctx **_ctx)
 {
 	struct tls_ctx *ctx = *_ctx;
@@ -416,8 +423,11 @@ void tls_ctx_free(struct tls_ctx **_ctx)
 		struct tls_sni_entry *e = &ctx->sni[i];
 		if (e->name == NULL)
 			continue;
-		if (e->sub->parent == ctx && e->sub->refcount > 1)
+		if (e->sub->parent == ctx && e->sub->refcount > 1) {
+			/* on its own again: its own DRBG again */
 			e->sub->parent = NULL;
+			tls_ctx_reseed(e->sub);
+		}
 		tls_ctx_free(&e->sub);
 		rg_free(e->name);
 	}

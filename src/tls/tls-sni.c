@@ -123,6 +123,9 @@ int tls_ctx_add_sni(struct tls_ctx *ctx, const char *name, struct tls_ctx *sub, 
 	e->sub = sub;
 	sub->refcount++;
 	sub->parent = ctx;
+	/* it draws ticket IVs from ctx's DRBG (tls_ticket_owner): one DRBG
+	 * per tree, so a forked process reseeds one (tls_ctx_reseed) */
+	wc_FreeRng(&sub->rng);
 	ctx->sni_count++;
 	return 0;
 }

@@ -86,6 +86,11 @@ int tls_ctx_create_client(const char *ca_pem, bool verify, struct tls_ctx **ctx_
 			  const char **error_r);
 /* Drops one reference; connections made from ctx must be freed first. */
 void tls_ctx_free(struct tls_ctx **ctx);
+/* A fresh DRBG for ctx (its SNI subs have none: they draw from ctx's), for
+ * a process forked from the one that built ctx (the high-security login
+ * template): without it, parent and children draw the same ticket IVs.
+ * Each connection's own DRBG is made at tls_conn_new, from getrandom(). */
+void tls_ctx_reseed(struct tls_ctx *ctx);
 
 /* Tickets are sealed with current and opened with current or previous
  * (NULL: none), so keys can be rotated without failing live tickets; a

@@ -6,6 +6,7 @@ and at once after a child dies of a signal, every login process is
 master's own child, and the process count returns to process_min_avail
 after a burst."""
 import os
+import re
 import signal
 import socket
 import struct
@@ -143,12 +144,20 @@ class Template(unittest.TestCase):
         return tpl[0]
 
     def test_login_processes_are_forked_children_of_master(self):
-        self.start()
+        tpl = self.start()
+        greet_logout(self.rg.imap_port)
         greet_logout(self.rg.imap_port)
         logins = wait_for(lambda: processes(self.rg, "ringgate-login"))
         for pid in logins:
             # forked by the template (its -T argv), yet master's child
             self.assertIn(b"-T", proc_info(pid)[2])
+        # each child logs under its own pid, not its template's (clone()
+        # runs no atfork handler: login-template.c runs ours)
+        pat = re.compile(r"imap-login\((\d+)\): Info: (Disconnected|Aborted login)")
+        pids = wait_for(lambda: [int(m.group(1)) for m in pat.finditer(self.rg.logs())]
+                        if len(pat.findall(self.rg.logs())) >= 2 else None)
+        self.assertEqual(len(set(pids)), len(pids))
+        self.assertNotIn(tpl, pids)
 
     def test_replaced_after_login_template_forks(self):
         first = self.start(extra="login_template_forks = 3\n")

@@ -1,5 +1,5 @@
 /* TLS engine tests: session tickets (shared keys, rotation, TLS 1.2 and
- * 1.3), channel binding for SCRAM-*-PLUS in full and resumed handshakes,
+ * 1.3, a context reseeded after fork), channel binding for SCRAM-*-PLUS in full and resumed handshakes,
  * and the fuzz seeds (ClientHellos, with and without tickets). */
 #include "tls-test.h"
 
@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -78,6 +80,56 @@ static void check_tickets(enum client_version v)
 }
 
 TLS_TEST_VERSIONS(test_tickets, check_tickets)
+
+/* --- a context built before fork() (the high-security login template) --- */
+
+/* the GCM nonce of the ticket a child forked now seals with ctx (after a
+ * tls_ctx_reseed or not), read back through a pipe */
+static void forked_ticket_iv(struct tls_ctx *ctx, bool reseed, uint8_t iv[12])
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		if (reseed)
+			tls_ctx_reseed(ctx);
+		struct client *c = client_new(V13, NULL, NULL);
+		struct tls_conn *s = handshake(ctx, c);
+		server_to_client(s, c, 100000);
+		client_read_all(c, NULL);
+		/* wolfSSL's ticket: key name (16), nonce (16), ... */
+		uint8_t t[4096];
+		word32 len = sizeof(t);
+		bool ok = wolfSSL_get_SessionTicket(c->ssl, t, &len) == WOLFSSL_SUCCESS && len >= 28;
+		_exit(ok && write(p[1], t + 16, 12) == 12 ? 0 : 1);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], iv, 12), 12);
+	close(p[0]);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_reseed_after_fork(void **state)
+{
+	(void)state;
+	uint8_t key[TLS_TICKET_KEY_SIZE], a[12], b[12];
+	key_material(key, 1);
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	tls_ctx_set_ticket_keys(ctx, key, NULL);
+	/* two children of one context draw the same nonces (under one key):
+	 * what tls_ctx_reseed is for */
+	forked_ticket_iv(ctx, false, a);
+	forked_ticket_iv(ctx, false, b);
+	assert_memory_equal(a, b, sizeof(a));
+	forked_ticket_iv(ctx, true, a);
+	forked_ticket_iv(ctx, true, b);
+	assert_memory_not_equal(a, b, sizeof(a));
+	tls_ctx_free(&ctx);
+}
 
 /* --- channel binding (SCRAM-*-PLUS) --- */
 
@@ -190,6 +242,7 @@ int main(void)
 		cmocka_unit_test(test_tickets_13),
 		cmocka_unit_test(test_tickets_12),
 		cmocka_unit_test(test_channel_binding),
+		cmocka_unit_test(test_reseed_after_fork),
 		cmocka_unit_test(test_record_seeds),
 	};
 	return cmocka_run_group_tests(tests, tls_test_setup, tls_test_teardown);
