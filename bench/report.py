@@ -107,6 +107,26 @@ def baseline_commit(build):
         return "?"
 
 
+def tls_idle_breakdown(build):
+    """What one idle TLS server connection holds of wolfSSL's heap, counted
+    by test_tls_memory's allocator hooks (no load dependence); the itemised
+    breakdown is docs/performance-idle.md."""
+    L = ["### Where an idle TLS connection's memory goes\n",
+         "wolfSSL's heap per server connection after the handshake and one "
+         "exchange, counted by `tests/unit/tls/test_tls_memory.c` (allocation "
+         "hooks, this build's wolfSSL); the itemised breakdown, ringgate's own "
+         "structs and the kernel's share are in "
+         "[performance-idle.md](performance-idle.md).\n"]
+    exe = os.path.join(build, "tests", "test_tls_memory")
+    if not os.access(exe, os.X_OK):
+        return L + ["(not measured: %s was not built)\n" % os.path.relpath(exe, ROOT)]
+    out = subprocess.run([exe], capture_output=True, text=True, timeout=300).stdout
+    L.append("```")
+    L += [ln for ln in out.splitlines() if ln.startswith("memory ")]
+    L.append("```\n")
+    return L
+
+
 def write_report(path, bench, servers, cases, args, started, elapsed, logs, spawn, large=None,
                  plots=(), crypto=None, proxy=None, stores=None):
     res = bench.results
@@ -300,6 +320,7 @@ def write_report(path, bench, servers, cases, args, started, elapsed, logs, spaw
                            if med([r.get("pss_per_conn") for r in rs]) is not None else "–")
         L.append("| " + " | ".join(row) + " |")
     L.append("")
+    L += tls_idle_breakdown(args.build)
 
     L.append("## Against the project's targets\n")
     tgt = []

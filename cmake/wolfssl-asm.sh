@@ -12,8 +12,9 @@
 # - source: `apt-get source wolfssl=<version>`; when apt knows no source
 #   package, a deb-src twin of the Debian 12 deb822 entries is added as
 #   /etc/apt/sources.list.d/ringgate-deb-src.sources (root only);
-# - flags: Debian's own (dh_auto_configure's arguments in debian/rules,
-#   dpkg-buildflags' hardening) plus ASM_FLAGS, static library only;
+# - flags: our own feature list (FEATURE_FLAGS: what ringgate uses, not
+#   Debian's --enable-distro kitchen sink), Debian's dpkg-buildflags
+#   hardening, plus ASM_FLAGS, static library only;
 # - cache: a stamp file written last holds version and flags, so an
 #   interrupted build is redone and a finished one is reused by every build
 #   directory (build, build-asan, build-fuzz); a lock serialises builds
@@ -21,6 +22,40 @@
 set -eu
 
 ASM_FLAGS="--enable-intelasm --enable-aesni --enable-sp --enable-sp-asm"
+# What ringgate uses, and nothing that costs memory per connection. Debian's
+# --enable-distro (its --enable-all) makes every WOLFSSL 11 kB and every
+# session 37 kB (SESSION_CERTS keeps the peer's chain twice, DTLS multicast
+# 3.6 kB of sequence windows), and POST_HANDSHAKE_AUTH keeps a TLS 1.3
+# connection's handshake hashes, arrays and suites for its whole life.
+# Here: TLS 1.2 and 1.3 (client and server), the suites, groups and
+# signature algorithms ringgate offers (AES-GCM, ChaCha20-Poly1305; X25519,
+# X448, P-256/384/521, ffdhe2048/3072; ECDSA, RSA, RSA-PSS), SNI, tickets,
+# extended master secret, CRLs, the exporter (channel binding), the OpenSSL
+# layer src/tls uses (X509 names, EVP, BIO); for auth's tls-crypto.c
+# PBKDF2, HMAC, MD5, Ed25519, PEM public keys. Not: DTLS, session certs,
+# post-handshake auth, renegotiation, PKCS#11, PKCS#7, OCSP, SRP, Camellia,
+# RC4, DES, BLAKE2, SHA-3, ...
+FEATURE_FLAGS="--disable-all --enable-tls13 --enable-opensslextra --enable-sni
+	--enable-session-ticket --enable-supportedcurves --enable-extended-master
+	--enable-ecc --enable-eccshamir --enable-curve25519 --enable-ed25519
+	--enable-curve448 --enable-dh --enable-rsapss --enable-aesgcm
+	--enable-chacha --enable-poly1305 --enable-hkdf --enable-sha224
+	--enable-sha384 --enable-sha512 --enable-md5 --enable-pwdbased --enable-crl
+	--enable-keying-material --enable-base64encode --enable-errorstrings
+	--disable-dtls --disable-sessioncerts --disable-postauth
+	--disable-secure-renegotiation --disable-pkcs11 --disable-ocsp
+	--disable-examples --disable-crypttests --disable-benchmark"
+# what configure has no switch for: ffdhe3072, ex_data (the verify
+# callback finds its connection), PEM public keys (JWT keys), the Finished
+# messages kept for tls-unique (SCRAM-*-PLUS on TLS 1.2), IP addresses in
+# subjectAltName (backends named by address), OpenSSL's defaults as
+# Debian's build has them (v1 client certificates, alternate chains), and
+# the SNI callback and the CertificateRequest's CA names (wolfSSL compiles
+# them for nginx; that define adds 2 x 260 bytes of raw names to the peer
+# certificate a WOLFSSL embeds, and a pointer to its suites)
+FEATURE_CPPFLAGS="-DHAVE_FFDHE_3072 -DHAVE_EX_DATA -DWOLFSSL_PUB_PEM_TO_DER
+	-DWOLFSSL_HAVE_TLS_UNIQUE -DWOLFSSL_ALT_NAMES -DWOLFSSL_IP_ALT_NAME
+	-DOPENSSL_COMPATIBLE_DEFAULTS -DWOLFSSL_NGINX"
 # seed from getrandom(2): a chrooted login process has no /dev/urandom (the
 # system build gets the same from src/tls/tls-seed.c replacing the function)
 SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
@@ -32,7 +67,7 @@ SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
 # single-threaded login process never contends.
 LEAN_FLAGS="ac_cv_tls=none"
 # bump when this script changes how the library is built
-RECIPE=2
+RECIPE=3
 
 root=${1:?usage: wolfssl-asm.sh CACHE_ROOT}
 # stderr reaches the terminal as it happens (CMake passes it through); the
@@ -56,7 +91,7 @@ fi
 [ -n "$version" ] || die "cannot tell which wolfSSL version to build (libwolfssl-dev not installed)"
 
 dir="$root/wolfssl-$version-asm-r$RECIPE"
-stamp="recipe=$RECIPE version=$version flags=$ASM_FLAGS $LEAN_FLAGS $SEED_CPPFLAGS"
+stamp="recipe=$RECIPE version=$version flags=$(echo $FEATURE_FLAGS) $ASM_FLAGS $LEAN_FLAGS $SEED_CPPFLAGS $(echo $FEATURE_CPPFLAGS)"
 if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
 	[ -f "$dir/prefix/lib/libwolfssl.a" ]; then
 	echo "$dir/prefix"
@@ -107,33 +142,18 @@ srcdir=$(find . -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n 1)
 [ -n "$srcdir" ] && [ -f "$srcdir/debian/rules" ] || die "apt-get source left no source tree"
 cd "$srcdir"
 
-# Debian's configure arguments: what follows `dh_auto_configure --` in
-# override_dh_auto_configure, up to the recipe's end
-deb_flags=$(awk '
-	/^override_dh_auto_configure:/ { inside = 1; next }
-	inside && /^[^\t]/ { inside = 0 }
-	inside && /dh_auto_configure/ { args = 1 }
-	inside && args { for (i = 1; i <= NF; i++) if ($i ~ /^--/ && $i != "--") print $i }
-' debian/rules | tr '\n' ' ')
-[ -n "$deb_flags" ] || die "no configure flags found in debian/rules"
-echo "wolfssl-asm: Debian's flags: $deb_flags" >&2
-
 # dpkg-buildflags as debian/rules sets them (hardening=+all); gcc whatever
 # CC the caller uses (the fuzz build configures with clang)
 eval "$(DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --export=sh)"
-CPPFLAGS="$CPPFLAGS $SEED_CPPFLAGS"
+CPPFLAGS="$CPPFLAGS $SEED_CPPFLAGS $(echo $FEATURE_CPPFLAGS)"
 unset CXX CPP
 export CC=gcc
 jobs=$(nproc 2>/dev/null || echo 2)
 {
 	autoreconf -fi &&
 		# shellcheck disable=SC2086
-		./configure -q --prefix="$dir/prefix" $deb_flags $ASM_FLAGS $LEAN_FLAGS \
+		./configure -q --prefix="$dir/prefix" $FEATURE_FLAGS $ASM_FLAGS $LEAN_FLAGS \
 			--enable-static --disable-shared &&
-		# --enable-distro turns shared libraries back on whatever
-		# --disable-shared says; only the archive is linked, so each
-		# file is compiled once instead of twice
-		sed -i 's/^build_libtool_libs=yes$/build_libtool_libs=no/' libtool &&
 		make -j"$jobs" &&
 		make install &&
 		# Debian installs options.h itself (libwolfssl-dev.install)
@@ -149,6 +169,6 @@ rm -rf "$dir/src"
 # only the static archive: nothing may pick a shared copy of it by accident
 rm -f "$dir"/prefix/lib/libwolfssl.so* "$dir"/prefix/lib/libwolfssl.la
 rm -rf "$dir"/prefix/bin "$dir"/prefix/share
-printf '%s %s %s CPPFLAGS=%s\n' "$deb_flags" "$ASM_FLAGS" "$LEAN_FLAGS" "$CPPFLAGS" >"$dir/configure-flags"
+printf '%s %s %s CPPFLAGS=%s\n' "$(echo $FEATURE_FLAGS)" "$ASM_FLAGS" "$LEAN_FLAGS" "$CPPFLAGS" >"$dir/configure-flags"
 echo "$stamp" >"$dir/stamp"
 echo "$dir/prefix"

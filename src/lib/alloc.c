@@ -81,6 +81,14 @@ char *rg_strdup_printf(const char *fmt, ...)
 int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
 	__attribute__((weak));
 
+void rg_alloc_decay(void)
+{
+	/* "arena.<MALLCTL_ARENAS_ALL>.decay": purge what dirty_decay_ms says
+	 * is old enough; nothing to do without jemalloc */
+	if (mallctl != NULL)
+		(void)mallctl("arena.4096.decay", NULL, NULL, NULL, 0);
+}
+
 void rg_alloc_release(void)
 {
 	/* "arena.<MALLCTL_ARENAS_ALL>.purge" */

@@ -17,6 +17,10 @@ void rg_free(void *ptr);
  * malloc, as under ASan: malloc_trim). For a process that is done starting
  * up: configuration text it parsed should not stay in its RSS. */
 void rg_alloc_release(void);
+/* Let jemalloc give back the freed pages its decay time says are old
+ * (a process that is idle makes no allocator calls that would). Cheap:
+ * for a periodic tick. */
+void rg_alloc_decay(void);
 /* printf into a fresh allocation */
 char *rg_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -403,6 +403,9 @@ static void tick(void)
 			conn_check(c);
 		}
 	}
+	/* what a burst of handshakes freed goes back to the kernel within
+	 * jemalloc's decay time, also when no client is active (login-malloc.c) */
+	rg_alloc_decay();
 }
 
 static void listener_event(struct ring_owner *owner, const struct ring_event *ev)

@@ -87,6 +87,9 @@ struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
 		log_fatal("tls: wolfSSL_new failed (out of memory)");
 	wolfSSL_SetIOReadCtx(conn->ssl, conn);
 	wolfSSL_SetIOWriteCtx(conn->ssl, conn);
+	/* the handshake's secrets stay until tls_conn_handshake_end has taken
+	 * what it needs from them */
+	wolfSSL_KeepArrays(conn->ssl);
 	return conn;
 }
 
@@ -110,6 +113,7 @@ void tls_conn_free(struct tls_conn **_conn)
 		return;
 	*_conn = NULL;
 	wolfSSL_free(conn->ssl);
+	explicit_bzero(conn->exporter, sizeof(conn->exporter));
 	rg_free(conn->in);
 	while (conn->out_head != NULL) {
 		struct tls_out_chunk *next = conn->out_head->next;
@@ -175,6 +179,20 @@ static void tls_conn_silent_alert(struct tls_conn *conn, int err)
 	tls_io_send(conn->ssl, (char *)alert, sizeof(alert), conn);
 }
 
+/* What an idle connection keeps is what it needs: the handshake's secrets
+ * (wolfSSL's Arrays) go once the exporter a TLS 1.3 server may be asked for
+ * (SCRAM-*-PLUS) is derived. */
+static void tls_conn_handshake_end(struct tls_conn *conn)
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+
+	if (!conn->ctx->client && wolfSSL_version(conn->ssl) == TLS1_3_VERSION &&
+	    wolfSSL_export_keying_material(conn->ssl, conn->exporter, TLS_EXPORTER_SIZE, label,
+					   sizeof(label) - 1, NULL, 0, 0) == WOLFSSL_SUCCESS)
+		conn->has_exporter = true;
+	wolfSSL_FreeArrays(conn->ssl);
+}
+
 enum tls_result tls_conn_handshake(struct tls_conn *conn, const char **error_r)
 {
 	if (conn->handshake_done)
@@ -187,6 +205,7 @@ enum tls_result tls_conn_handshake(struct tls_conn *conn, const char **error_r)
 		return res;
 	}
 	conn->handshake_done = true;
+	tls_conn_handshake_end(conn);
 	return TLS_OK;
 }
 

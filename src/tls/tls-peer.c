@@ -57,16 +57,17 @@ const char *tls_conn_sni(const struct tls_conn *conn)
 
 size_t tls_conn_channel_binding(struct tls_conn *conn, const char **type_r, uint8_t buf[TLS_CB_MAX])
 {
-	static const char label[] = "EXPORTER-Channel-Binding";
+	_Static_assert(TLS_EXPORTER_SIZE <= TLS_CB_MAX, "channel binding room");
 
 	if (!conn->handshake_done)
 		return 0;
 	if (wolfSSL_version(conn->ssl) == TLS1_3_VERSION) {
-		if (wolfSSL_export_keying_material(conn->ssl, buf, 32, label, sizeof(label) - 1, NULL, 0,
-						   0) != WOLFSSL_SUCCESS)
+		/* derived when the handshake ended (tls-conn.c) */
+		if (!conn->has_exporter)
 			return 0;
+		memcpy(buf, conn->exporter, TLS_EXPORTER_SIZE);
 		*type_r = "tls-exporter";
-		return 32;
+		return TLS_EXPORTER_SIZE;
 	}
 	/* wolfSSL keeps both Finished messages of the last handshake: the
 	 * first sent is the client's in a full handshake, the server's in an

@@ -15,6 +15,9 @@
 
 #include "tls/tls.h"
 
+/* tls-exporter channel binding: 32 bytes (RFC 9266) */
+#define TLS_EXPORTER_SIZE 32
+
 #define TICKET_NAME_SIZE 16
 #define TICKET_AES_SIZE 32
 #define TICKET_IV_SIZE 12
@@ -92,6 +95,11 @@ struct tls_conn {
 	 * why, a wolfSSL error or an X509_V_ERR code) */
 	bool cert_broken;
 	int cert_error;
+	/* TLS 1.3 server: the RFC 9266 channel binding, derived when the
+	 * handshake ends, as wolfSSL's exporter needs the handshake's secrets
+	 * (its Arrays, 3.4 kB), which are freed then */
+	bool has_exporter;
+	uint8_t exporter[TLS_EXPORTER_SIZE];
 };
 
 /* tls.c: the library once per process, error texts (valid until the next

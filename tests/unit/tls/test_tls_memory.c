@@ -88,6 +88,15 @@ static int memory_setup(void **state)
 
 /* --- memory per connection --- */
 
+#if RINGGATE_WOLFSSL_ASM
+/* cmake/wolfssl-asm.sh's build: 8.9-9.0 kB measured (WOLFSSL 5.4 kB with
+ * its embedded peer certificate, two AES-GCM states, session, suites,
+ * verify parameters) */
+#define IDLE_WOLFSSL_MAX (10 * 1024)
+#else
+#define IDLE_WOLFSSL_MAX (64 * 1024)
+#endif
+
 static void measure(const char *cert, const char *key, enum client_version v, const char *what)
 {
 	struct tls_ctx *ctx = make_ctx(cert, key);
@@ -148,10 +157,12 @@ static void measure(const char *cert, const char *key, enum client_version v, co
 	print_message("memory %s: wolfSSL_new %zu B, handshake peak %zu B + ECC points %zu x %zu B "
 		      "+ our buffers, idle %zu B + struct tls_conn\n",
 		      what, at_new, peak_tagged, point_allocs, sizeof(ecc_point), idle);
-	/* the issue's target is 12 kB idle, which Debian's wolfSSL build
-	 * cannot reach (see the report); fail loudly if wolfSSL starts to
-	 * hold the handshake's state after it */
-	assert_true(idle < 64 * 1024);
+	/* what an idle connection may hold of wolfSSL's heap: our source
+	 * build's feature list keeps it near 8 kB; Debian's build (the
+	 * fallback) cannot get near that (its WOLFSSL and session objects
+	 * alone are 48 kB). Fails when wolfSSL starts to keep the handshake's
+	 * state after it, or the build's flags grow what a connection holds. */
+	assert_true(idle <= IDLE_WOLFSSL_MAX);
 	client_free(c);
 	tls_ctx_free(&ctx);
 }

@@ -150,6 +150,9 @@ struct client *client_new(enum client_version v, const char *sni, WOLFSSL_SESSIO
 	assert_non_null(c->ssl);
 	wolfSSL_SetIOReadCtx(c->ssl, c);
 	wolfSSL_SetIOWriteCtx(c->ssl, c);
+	/* the client's exporter after the handshake (channel binding checks):
+	 * a wolfSSL without post-handshake auth frees these secrets then */
+	wolfSSL_KeepArrays(c->ssl);
 	assert_int_equal(wolfSSL_UseSessionTicket(c->ssl), WOLFSSL_SUCCESS);
 	if (sni != NULL)
 		assert_int_equal(wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, sni, (unsigned short)strlen(sni)),
