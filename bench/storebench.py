@@ -619,10 +619,18 @@ def store_markdown(p):
             continue
         rr, cr = row["rate_ratio"], row["cpu_ratio"]
         why = ""
-        rg = row["ringgate"]
+        rg, dc = row["ringgate"], row["dovecot"]
         if rr is not None and rr < 2 and rg and rg["rest_busy"] >= 0.9:
             why = ("; ringgate's rest (store, backend, client) was %.0f%% busy, so its rate is "
                    "held there, not by its own core" % (rg["rest_busy"] * 100))
+        idle = [(n, x) for n, x in (("ringgate", rg), ("Dovecot", dc))
+                if x and x["front_busy"] < 0.8 and x["rest_busy"] < 0.8]
+        if idle:
+            why += ("; but %s: neither its core nor the rest was busy (%s), so the machine's "
+                    "other load set that rate, not the frontend or the store: re-run on a quiet "
+                    "machine" % (" and ".join(n for n, _ in idle), ", ".join(
+                        "%s %.0f%% / %.0f%%" % (n, x["front_busy"] * 100, x["rest_busy"] * 100)
+                        for n, x in idle)))
         L.append("Target (issue 17), %s with the cache off: logins/s ≥ 2× Dovecot's: measured "
                  "%s the logins/s at %s the frontend CPU per login (%s the logins per frontend "
                  "core) — %s%s.\n" % (
