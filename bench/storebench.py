@@ -568,7 +568,8 @@ def store_markdown(p):
         "and executions of prepared ones; slapd `-d stats`: SRCH and BIND operations) in "
         "a pass of %d logins per frontend after its warm-up; then the store's log of each "
         "statement is turned off (`log_statement = none`; slapd restarted with `-d 0`) for "
-        "the measured rounds, as a production store runs. **auth CPU** is the auth process alone "
+        "the measured rounds, as a production store runs (slapd's restart shows in each "
+        "LDAP frontend's log below as one lost connection). **auth CPU** is the auth process alone "
         "(`ringgate-auth`, Dovecot's `auth`: where the lookups run, from /proc), **frontend "
         "CPU** the frontend's whole cgroup (auth included), **store CPU** the database "
         "server's processes; **logins/s per frontend core** is 1000 / frontend CPU ms per "
@@ -618,10 +619,18 @@ def store_markdown(p):
             continue
         rr, cr = row["rate_ratio"], row["cpu_ratio"]
         why = ""
-        rg = row["ringgate"]
+        rg, dc = row["ringgate"], row["dovecot"]
         if rr is not None and rr < 2 and rg and rg["rest_busy"] >= 0.9:
             why = ("; ringgate's rest (store, backend, client) was %.0f%% busy, so its rate is "
                    "held there, not by its own core" % (rg["rest_busy"] * 100))
+        idle = [(n, x) for n, x in (("ringgate", rg), ("Dovecot", dc))
+                if x and x["front_busy"] < 0.8 and x["rest_busy"] < 0.8]
+        if idle:
+            why += ("; but %s: neither its core nor the rest was busy (%s), so the machine's "
+                    "other load set that rate, not the frontend or the store: re-run on a quiet "
+                    "machine" % (" and ".join(n for n, _ in idle), ", ".join(
+                        "%s %.0f%% / %.0f%%" % (n, x["front_busy"] * 100, x["rest_busy"] * 100)
+                        for n, x in idle)))
         L.append("Target (issue 17), %s with the cache off: logins/s ≥ 2× Dovecot's: measured "
                  "%s the logins/s at %s the frontend CPU per login (%s the logins per frontend "
                  "core) — %s%s.\n" % (
@@ -637,8 +646,13 @@ def store_markdown(p):
 def store_page(p, args):
     """docs/performance-stores.md: the section with the page's head (when,
     the command, the load at its start and end, the commit)."""
-    commit = subprocess.run(["git", "-C", h.ROOT, "describe", "--always", "--dirty"],
+    # dirty: changes other than this page itself (a run over the last one's)
+    commit = subprocess.run(["git", "-C", h.ROOT, "describe", "--always"],
                             capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "-C", h.ROOT, "status", "--porcelain", "--untracked-files=no",
+                       "--", ".", ":!docs/performance-stores.md"],
+                      capture_output=True, text=True).stdout.strip():
+        commit += "-dirty"
     head = ("# ringgate performance: user stores\n\n"
             "Generated on %s UTC by `python3 bench/run.py --build build --only stores` (also "
             "part of `make bench`) on a %d-CPU machine (docs/performance.md), load average "

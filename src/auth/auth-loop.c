@@ -3,6 +3,7 @@
 #include "lib/alloc.h"
 #include "lib/log.h"
 
+#include <errno.h>
 #include <sys/epoll.h>
 #include <time.h>
 
@@ -83,7 +84,11 @@ void auth_io_remove(struct auth_io **iop)
 	if (io == NULL)
 		return;
 	*iop = NULL;
-	if (loop_epfd >= 0 && epoll_ctl(loop_epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0)
+	/* EBADF: the library closed its fd before telling its driver
+	 * (libldap does when it reads the server's EOF), and the close took
+	 * it out of the epoll set already */
+	if (loop_epfd >= 0 && epoll_ctl(loop_epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0 &&
+	    errno != EBADF)
 		log_error("epoll_ctl(DEL) of a driver's fd: %m");
 	/* a later event of the same epoll batch may still name it: it is
 	 * freed at the end of the loop turn (auth_loop_free_dead) */
