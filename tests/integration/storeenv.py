@@ -17,6 +17,7 @@ Start-up costs (2 cores): PostgreSQL ~1.5 s (initdb), MariaDB ~3 s
 """
 import base64
 import hashlib
+import imaplib
 import os
 import pwd
 import re
@@ -545,6 +546,27 @@ def assert_auth_clean(logs):
     for bad in ("Sanitizer", "killed with signal", "Fatal:"):
         if bad in logs:
             raise AssertionError("%s in ringgate's log:\n%s" % (bad, logs[-4000:]))
+
+
+class LoginCase:
+    """Mixin for a unittest.TestCase logging in through cls.rg (a ringgate
+    whose passdb is a private store, started by the class's setUpClass):
+    stops it after the class and checks auth's log; IMAP helpers."""
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.rg.stop()
+        logs = cls.rg.logs()
+        cls.rg.cleanup()
+        assert_auth_clean(logs)
+
+    def imap(self):
+        c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=20)
+        self.addCleanup(c.sock.close)
+        return c
+
+    def raw_login(self, user, password):
+        return login_reply(self.rg.imap_port, user, password)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ auth_username_chars emptied (slapd's own log shows each filter as it parsed
 it), slapd stopped mid-test (NO [UNAVAILABLE]) then working again with no
 restart of ringgate. One slapd and one ringgate pair for the file."""
 import crypt
-import imaplib
 import os
 import time
 import unittest
@@ -21,7 +20,7 @@ PEOPLE = "ou=people," + storeenv.LDAP_BASE
 
 
 @unittest.skipUnless(storeenv.available("ldap"), "slapd not installed")
-class LdapLoginTest(unittest.TestCase):
+class LdapLoginTest(storeenv.LoginCase, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # TLS too: StartTLS and ldaps:// with the test's own CA (storeenv)
@@ -96,21 +95,6 @@ class LdapLoginTest(unittest.TestCase):
         cls.ld.add_ldif(ldif)
         cls.ld.start()
         rg.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        storeenv.assert_auth_clean(logs)
-
-    def imap(self):
-        c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=20)
-        self.addCleanup(c.sock.close)
-        return c
-
-    def raw_login(self, user, password):
-        return storeenv.login_reply(self.rg.imap_port, user, password)
 
     def test_password_attribute_logins(self):
         for user, pw in (("lalice", "alice pw"), ("lbob", "bob pw")):

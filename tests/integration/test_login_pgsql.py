@@ -9,7 +9,6 @@ in a statement's text; MariaDB's as one escaped string literal), and the databas
 stopped mid-test (NO [UNAVAILABLE]) then working again with no restart of
 ringgate. One PostgreSQL and one ringgate pair for the file."""
 import crypt
-import imaplib
 import os
 import re
 import socket
@@ -37,7 +36,7 @@ def sql_str(v):
 
 
 @unittest.skipUnless(storeenv.available("pgsql"), "PostgreSQL server not installed")
-class PgsqlLoginTest(unittest.TestCase):
+class PgsqlLoginTest(storeenv.LoginCase, unittest.TestCase):
     # test_login_mysql.py runs these cases against MariaDB with its own values
     STORE = storeenv.Postgres
     DRIVER = "pgsql"
@@ -88,21 +87,6 @@ class PgsqlLoginTest(unittest.TestCase):
                    " proxy text, host text, port int, home text, uid int, gid int);" % cls.NAME_TYPE +
                    " INSERT INTO users VALUES " + values)
         cls.rg.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        storeenv.assert_auth_clean(logs)
-
-    def imap(self):
-        c = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=20)
-        self.addCleanup(c.sock.close)
-        return c
-
-    def raw_login(self, user, password):
-        return storeenv.login_reply(self.rg.imap_port, user, password)
 
     def test_sha512_crypt_and_plain(self):
         for user, pw in (("alice", "alice pw"), ("bob", "bob pw")):

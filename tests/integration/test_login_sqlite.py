@@ -18,7 +18,7 @@ import storeenv
 USERNAME_CHARS = "auth_username_chars =\n"
 
 
-class SqliteLoginTest(unittest.TestCase):
+class SqliteLoginTest(storeenv.LoginCase, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.rg = rgenv.Ringgate(users={"alice": "x", "bob": "x"}, failure_delay="0 secs",
@@ -52,16 +52,6 @@ class SqliteLoginTest(unittest.TestCase):
                       "passdb {\n  driver = sql\n  args = %s\n}\nuserdb {\n  driver = sql\n"
                       "  args = %s\n}\n" % (conf_path, conf_path))
         rg.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        storeenv.assert_auth_clean(logs)
-
-    def raw_login(self, user, password):
-        return storeenv.login_reply(self.rg.imap_port, user, password)
 
     def test_user_command(self):
         # `ringgate user`: iterate_query (Dovecot's default) and user_query,

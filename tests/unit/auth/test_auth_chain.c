@@ -9,44 +9,13 @@
 #include "auth/auth-chain.h"
 #include "lib/alloc.h"
 #include "lib/settings.h"
+#include "chain-test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char dir[64];
-
-static char *file_with(const char *name, const char *text)
-{
-	char *path = rg_strdup_printf("%s/%s", dir, name);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
-
-/* a db_settings block; strings owned by a static pool freed at the end */
-static struct db_settings *block(const char *driver, const char *args)
-{
-	struct db_settings *db = rg_calloc(1, sizeof(*db));
-	db->driver = rg_strdup(driver);
-	db->args = rg_strdup(args);
-	return db;
-}
-
-static void blocks_free(struct db_settings *db)
-{
-	while (db != NULL) {
-		struct db_settings *next = db->next;
-		rg_free(db->driver);
-		rg_free(db->args);
-		rg_free(db);
-		db = next;
-	}
-}
 
 struct result {
 	bool called;
@@ -471,8 +440,7 @@ static void test_static_and_checkpassword(void **state)
 
 int main(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/rg-chain-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (scratch_dir_make("/tmp/rg-chain-XXXXXX") < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_rules),
@@ -484,9 +452,7 @@ int main(void)
 		cmocka_unit_test(test_static_and_checkpassword),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
+	if (scratch_dir_remove() != 0)
 		ret = 1;
 	return ret;
 }

@@ -11,6 +11,7 @@
 #include "auth/auth-scheme.h"
 #include "lib/alloc.h"
 #include "lib/settings.h"
+#include "chain-test.h"
 
 #include <pwd.h>
 #include <stdio.h>
@@ -18,33 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char dir[64];
-
-static char *file_with(const char *name, const char *text)
-{
-	char *path = rg_strdup_printf("%s/%s", dir, name);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	return path;
-}
-
-static struct db_settings *block(const char *driver, const char *args)
-{
-	struct db_settings *db = rg_calloc(1, sizeof(*db));
-	db->driver = rg_strdup(driver);
-	db->args = rg_strdup(args);
-	return db;
-}
-
-static void block_free(struct db_settings *db)
-{
-	rg_free(db->driver);
-	rg_free(db->args);
-	rg_free(db);
-}
 
 static struct auth_chain *chain_or_fail(struct db_settings *p, struct db_settings *u)
 {
@@ -135,7 +109,7 @@ static void test_passdb_static(void **state)
 	assert_string_equal(cred_scheme, "PLAIN");
 	assert_string_equal(cred, "pw-cy");
 	auth_chain_free(chain);
-	block_free(p);
+	blocks_free(p);
 
 	/* a hashed password */
 	const char *err = NULL;
@@ -147,7 +121,7 @@ static void test_passdb_static(void **state)
 	assert_int_equal(verify(chain, &req, "x", "s3cret"), PASSDB_RESULT_OK);
 	assert_int_equal(verify(chain, &req, "x", "s3cre"), PASSDB_RESULT_PASSWORD_MISMATCH);
 	auth_chain_free(chain);
-	block_free(p);
+	blocks_free(p);
 	rg_free(args);
 	rg_free(hash);
 
@@ -156,12 +130,12 @@ static void test_passdb_static(void **state)
 	chain = chain_or_fail(p, NULL);
 	assert_int_equal(verify(chain, &req, "x", "anything"), PASSDB_RESULT_OK);
 	auth_chain_free(chain);
-	block_free(p);
+	blocks_free(p);
 	p = block("static", "allow_nets=127.0.0.1");
 	chain = chain_or_fail(p, NULL);
 	assert_int_equal(verify(chain, &req, "x", "anything"), PASSDB_RESULT_PASSWORD_MISMATCH);
 	auth_chain_free(chain);
-	block_free(p);
+	blocks_free(p);
 
 	/* the message a failing passdb leaves for the client survives the
 	 * rollback of its fields; a later success or a new chain run clears it */
@@ -177,15 +151,14 @@ static void test_passdb_static(void **state)
 	assert_int_equal(presult, PASSDB_RESULT_OK);
 	assert_null(req.fail_reason);
 	auth_chain_free(chain);
-	block_free(p2);
-	block_free(p);
+	blocks_free(p); /* and p2, its next */
 
 	/* an unknown variable: internal failure, not an empty password */
 	p = block("static", "password=%{nosuchvar}");
 	chain = chain_or_fail(p, NULL);
 	assert_int_equal(verify(chain, &req, "x", ""), PASSDB_RESULT_INTERNAL_FAILURE);
 	auth_chain_free(chain);
-	block_free(p);
+	blocks_free(p);
 	auth_db_request_clear(&req);
 }
 
@@ -211,7 +184,7 @@ static void test_passdb_passwd(void **state)
 	assert_null(auth_chain_new(p, NULL, &error));
 	assert_non_null(strstr(error, "passwd: unknown args"));
 	rg_free(error);
-	block_free(p);
+	blocks_free(p);
 	auth_db_request_clear(&req);
 }
 
@@ -256,7 +229,7 @@ static void test_userdb_checkpassword(void **state)
 	assert_null(auth_chain_new(NULL, u, &error));
 	assert_non_null(strstr(error, "absolute path"));
 	rg_free(error);
-	block_free(u);
+	blocks_free(u);
 	rg_free(prog);
 }
 
@@ -339,8 +312,8 @@ static void test_passwd_file_templates(void **state)
 	assert_null(auth_chain_new(p, NULL, &error));
 	assert_non_null(strstr(error, "nosuch"));
 	rg_free(error);
-	block_free(p);
-	block_free(u);
+	blocks_free(p);
+	blocks_free(u);
 	rg_free(args);
 	rg_free(bad);
 	rg_free(outside);
@@ -351,8 +324,7 @@ static void test_passwd_file_templates(void **state)
 
 int main(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/rg-drivers-XXXXXX");
-	if (mkdtemp(dir) == NULL)
+	if (scratch_dir_make("/tmp/rg-drivers-XXXXXX") < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_passdb_static),
@@ -361,9 +333,7 @@ int main(void)
 		cmocka_unit_test(test_passwd_file_templates),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
+	if (scratch_dir_remove() != 0)
 		ret = 1;
 	return ret;
 }

@@ -12,6 +12,7 @@
 #include "lib/alloc.h"
 #include "mail/maildir.h"
 #include "mail/mbox.h"
+#include "mbox-test.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,13 +38,6 @@
 	   "Subject: three\nContent-Length: 3\n\nabc\n"
 #define M3_SEEN "Subject: three\n\nabc\n"
 
-static char *tmpdir(void)
-{
-	char tmpl[] = "/tmp/rg-mbox-XXXXXX";
-	assert_non_null(mkdtemp(tmpl));
-	return rg_strdup(tmpl);
-}
-
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -58,54 +52,6 @@ static void append_file(const char *path, const char *text)
 	assert_non_null(f);
 	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
 	assert_int_equal(fclose(f), 0);
-}
-
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	char *buf = rg_malloc(1 << 20);
-	size_t n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-struct fixture {
-	char *dir, *path;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = rg_calloc(1, sizeof(*f));
-	f->dir = tmpdir();
-	f->path = rg_strdup_printf("%s/spool", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char *lock = rg_strdup_printf("%s.lock", f->path);
-	unlink(lock);
-	unlink(f->path);
-	rmdir(f->dir);
-	rg_free(lock);
-	rg_free(f->path);
-	rg_free(f->dir);
-	rg_free(f);
-	return 0;
-}
-
-static struct mbox *open_ok(const char *path)
-{
-	struct mbox *box = NULL;
-	const char *error = NULL;
-	int ret = mbox_open(path, 1000, &box, &error);
-	if (ret < 0)
-		fail_msg("mbox_open: %s: %s", error, strerror(-ret));
-	return box;
 }
 
 static void assert_msg(struct mbox *box, size_t idx, const char *expected)

@@ -13,6 +13,7 @@
 #include "lib/alloc.h"
 #include "mail/maildir.h"
 #include "mail/mbox.h"
+#include "mbox-test.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,59 +52,12 @@
 	"From here not a separator\r\n"
 #define SPOOL S_M1 S_M2 S_M3
 
-struct fixture {
-	char *dir, *path;
-};
-
 static void write_file(const char *path, const char *text, size_t len)
 {
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	assert_int_equal(fwrite(text, 1, len, f), len);
 	assert_int_equal(fclose(f), 0);
-}
-
-static char *read_all(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	char *buf = rg_malloc(1 << 20);
-	size_t n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = rg_calloc(1, sizeof(*f));
-	char tmpl[] = "/tmp/rg-mboxmeta-XXXXXX";
-	assert_non_null(mkdtemp(tmpl));
-	f->dir = rg_strdup(tmpl);
-	f->path = rg_strdup_printf("%s/spool", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	unlink(f->path);
-	rmdir(f->dir);
-	rg_free(f->path);
-	rg_free(f->dir);
-	rg_free(f);
-	return 0;
-}
-
-static struct mbox *open_ok(const char *path)
-{
-	struct mbox *box = NULL;
-	const char *error = NULL;
-	int ret = mbox_open(path, 1000, &box, &error);
-	if (ret < 0)
-		fail_msg("mbox_open: %s: %s", error, strerror(-ret));
-	return box;
 }
 
 static time_t utc(int y, int mon, int d, int h, int mi, int s)
