@@ -64,9 +64,6 @@ void log_set_timestamp(const char *format);
  * never held; exit() flushes. */
 void log_set_batching(bool on);
 void log_flush(void);
-/* In a child made without fork() (a raw clone(), which runs no atfork
- * handler): its own pid in the lines, nothing of the parent's batch. */
-void log_forked(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_debug(...) do { if (log_debug_enabled()) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
