@@ -203,6 +203,10 @@ static bool conn_stmt_step(struct sql_conn *conn, struct sql_request *req)
 	struct sql_stmt *st = &pool->stmts[req->stmt];
 
 	if (conn->phase == SQL_PHASE_PREPARE) {
+		/* 42P05: it exists already (after a 26000 of another
+		   statement cleared every mark): it is prepared */
+		if (conn->query_error && strcmp(conn->sqlstate, "42P05") == 0)
+			conn->query_error = false;
 		if (conn->query_error) {
 			/* the administrator's query as text works where this does
 			   not (an untyped parameter): text from now on */

@@ -107,16 +107,27 @@ class PgsqlPoolTest(storeenv.SqlPoolCase, unittest.TestCase):
         self.assertEqual(p.ask("DEALLOCATE rg_s0"), "OK 0 ")
         self.assertEqual(p.ask(q, "demo"), "OK 1 h2=/home/demo")
         self.assertEqual(p.stats()["prepares"], 2)
+        # a second statement, then the first one lost again: its 26000
+        # forgets every mark on the connection, and the second one's
+        # prepare finds it there (42P05): prepared, not sent as text
+        q2 = "prepare SELECT password AS p2 FROM users WHERE username = '%s'"
+        self.assertEqual(p.ask(q2, "demo"), "OK 1 p2={PLAIN}pw")
+        self.assertEqual(p.ask("DEALLOCATE rg_s0"), "OK 0 ")
+        self.assertEqual(p.ask(q, "demo"), "OK 1 h2=/home/demo")
+        self.assertEqual(p.ask(q2, "demo"), "OK 1 p2={PLAIN}pw")
+        self.assertEqual(p.stats()["prepares"], 5)
+        self.assertNotIn("SELECT password AS p2 FROM users WHERE username = 'demo'",
+                         self.db.statement_log())
         # the server ends the connection: the new one prepares again
         self.db.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE pid <> pg_backend_pid() AND query LIKE '%h2 FROM users%'")
+                    "WHERE pid <> pg_backend_pid() AND query LIKE '%AS p2 FROM users%'")
         ans = p.ask(q, "demo")
         if ans != "OK 1 h2=/home/demo":  # it ran before the end was seen
             self.assertEqual(ans, "TEMPFAIL connection to the database lost")
             ans = p.ask(q, "demo")
         self.assertEqual(ans, "OK 1 h2=/home/demo")
         st = p.stats()
-        self.assertEqual(st["prepares"], 3)
+        self.assertEqual(st["prepares"], 6)
         self.assertEqual(st["connections"], 1)
 
     def test_unpreparable_sent_as_text(self):
