@@ -161,7 +161,7 @@ static void end_recv_arm(struct pump_end *e)
 	    p->state == PUMP_OVER || p->state == PUMP_CLOSING)
 		return;
 	e->flags |= E_RECV;
-	ring_recv(p->ring, e->slot, e->fd);
+	ring_recv_large(p->ring, e->slot, e->fd);
 }
 
 static void end_recv_stop(struct pump_end *e)
