@@ -31,6 +31,39 @@ def cpu_crypto_flags():
     return []
 
 
+def cipher_cost(build):
+    """AES-128-GCM's own CPU ms per MiB (16 KiB records) with a build's
+    wolfSSL (bench/rgcipher.c), the yardstick of the relay; None without
+    the tool."""
+    path = os.path.join(build, "bin", "rgcipher")
+    if not os.path.exists(path):
+        return None
+    r = subprocess.run([path, "256"], capture_output=True, text=True, timeout=300)
+    for line in r.stdout.splitlines():
+        ev = json.loads(line)
+        if ev.get("event") == "cipher":
+            return ev["cpu_ms_per_mib"]
+    return None
+
+
+def login_cpu_ns(srv):
+    """CPU of a server's login processes so far (they outlive the bulk
+    sessions in high-performance mode): the relay's own cost, apart from
+    the workers'."""
+    total = 0
+    for pid in srv.acct.pids():
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                if f.read().strip() != "ringgate-login":
+                    continue
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read().rsplit(")", 1)[1].split()
+            total += int(st[11]) + int(st[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total * 1e9 / os.sysconf("SC_CLK_TCK")
+
+
 def crypto_line(build):
     """`ringgate -V`'s crypto line of a build, or None without a binary."""
     path = os.path.join(build, "bin", "ringgate")
@@ -77,7 +110,8 @@ def crypto_compare(args):
     for both, so only the server differs."""
     builds = [("asm", args.build), ("system", args.system_build)]
     lines = {"asm": crypto_line(args.build), "system": ensure_system_build(args.system_build)}
-    out = {"flags": cpu_crypto_flags(), "lines": lines, "rows": [], "skipped": None}
+    out = {"flags": cpu_crypto_flags(), "lines": lines, "rows": [], "skipped": None,
+           "cipher": {name: cipher_cost(build) for name, build in builds}}
     if lines["asm"] is None or " asm build" not in lines["asm"]:
         out["skipped"] = ("%s is not an asm build (%s): configure it with the default "
                           "RINGGATE_WOLFSSL" % (args.build, lines["asm"]))
@@ -108,9 +142,9 @@ def crypto_compare(args):
                     if kind != "prelogin":
                         cmd += ["--user", BENCH_USER, "--pass", BENCH_PASS]
                     time.sleep(0.3)
-                    cpu0 = srv.acct.cpu_ns()
+                    cpu0, login0 = srv.acct.cpu_ns(), login_cpu_ns(srv)
                     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-                    cpu1 = srv.acct.cpu_ns()
+                    cpu1, login1 = srv.acct.cpu_ns(), login_cpu_ns(srv)
                     res = None
                     for ln in r.stdout.splitlines():
                         ev = json.loads(ln)
@@ -127,6 +161,7 @@ def crypto_compare(args):
                         mib = n * CRYPTO_BULK_FETCHES * CRYPTO_BULK_SIZE / (1 << 20)
                         rec["mib_per_s"] = mib / res["elapsed_s"]
                         rec["cpu_ms_per_mib"] = cpu_s * 1e3 / mib
+                        rec["relay_ms_per_mib"] = (login1 - login0) / 1e6 / mib
                     results.setdefault((label, srv.name), []).append(rec)
                     log("crypto %-9s %-52s round %d: %.0f us CPU/session%s, %s %s" % (
                         srv.name, label, rnd, rec["cpu_us_per_session"],
@@ -144,7 +179,8 @@ def crypto_compare(args):
         for name, _ in builds:
             recs = results.get((label, "rg-" + name), [])
             row[name] = {k: med([x.get(k) for x in recs]) for k in
-                         ("cpu_us_per_session", "rate", "mib_per_s", "cpu_ms_per_mib")}
+                         ("cpu_us_per_session", "rate", "mib_per_s", "cpu_ms_per_mib",
+                          "relay_ms_per_mib")}
             row[name]["group"] = recs[0]["group"] if recs else None
         out["rows"].append(row)
     return out
@@ -186,9 +222,33 @@ def crypto_markdown(c):
             L.append("| %s: server CPU ms per MiB | %d | %s | %s | %s |" % (
                 row["label"], row["clients"], fmt(s_["cpu_ms_per_mib"], "%.2f"),
                 fmt(a["cpu_ms_per_mib"], "%.2f"), fmt(ra, "%.2f×")))
+            ra = (s_["relay_ms_per_mib"] / a["relay_ms_per_mib"]
+                  if a["relay_ms_per_mib"] and s_["relay_ms_per_mib"] else None)
+            L.append("| %s: of it the relay (login processes) CPU ms per MiB | %d | %s | %s | %s |" % (
+                row["label"], row["clients"], fmt(s_["relay_ms_per_mib"], "%.2f"),
+                fmt(a["relay_ms_per_mib"], "%.2f"), fmt(ra, "%.2f×")))
             ra = a["mib_per_s"] / s_["mib_per_s"] if a["mib_per_s"] and s_["mib_per_s"] else None
             L.append("| %s: MiB/s | %d | %s | %s | %s (asm / system) |" % (
                 row["label"], row["clients"], fmt(s_["mib_per_s"]), fmt(a["mib_per_s"]),
                 fmt(ra, "%.2f×")))
+    ciph = c.get("cipher") or {}
+    if ciph.get("asm") or ciph.get("system"):
+        L.append("")
+        L.append("| the cipher's own cost (bench/rgcipher.c: AES-128-GCM, 16 KiB records) | "
+                 "system | asm |\n|---|---|---|")
+        L.append("| CPU ms per MiB | %s | %s |" % (fmt(ciph.get("system"), "%.3f"),
+                                                 fmt(ciph.get("asm"), "%.3f")))
+        for row in c["rows"]:
+            if row["unit"] != "bulk":
+                continue
+            ratios = [row[n]["relay_ms_per_mib"] / ciph[n]
+                      if row[n].get("relay_ms_per_mib") and ciph.get(n) else None
+                      for n in ("system", "asm")]
+            L.append("| the relay's CPU per MiB / the cipher's | %s | %s |" % (
+                fmt(ratios[0], "%.1f×"), fmt(ratios[1], "%.1f×")))
+        L.append("\nTarget (issue 20): the relay's CPU per MiB within 3× of the cipher's own "
+                 "(asm build). The relay's figure is the login processes' CPU (receive from the "
+                 "worker, seal, send to the client, on loopback: the kernel's TCP work for "
+                 "both sockets included); the rest of the server's is the worker's.")
     L.append("")
     return "\n".join(L)

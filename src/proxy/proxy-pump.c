@@ -161,7 +161,7 @@ static void end_recv_arm(struct pump_end *e)
 	    p->state == PUMP_OVER || p->state == PUMP_CLOSING)
 		return;
 	e->flags |= E_RECV;
-	ring_recv(p->ring, e->slot, e->fd);
+	ring_recv_large(p->ring, e->slot, e->fd);
 }
 
 static void end_recv_stop(struct pump_end *e)
@@ -313,7 +313,7 @@ static void end_eof(struct pump_end *e)
 static void end_tls_input(struct pump_end *e, const uint8_t *data, size_t len)
 {
 	struct proxy_pump *p = e->p;
-	bool pumped = false;
+	bool pumped = false, retried = false;
 	if (len > 0 && outq_pending(e->in) > 0) {
 		/* behind what already waits */
 		outq_append(&e->in, data, len, false);
@@ -337,9 +337,18 @@ static void end_tls_input(struct pump_end *e, const uint8_t *data, size_t len)
 		}
 		end_tls_read(e);
 		pumped = true;
+		if (took > 0)
+			retried = false;
 		if (p->state == PUMP_OVER || (e->flags & E_EOF) != 0)
 			return;
 		if (took == 0) {
+			if ((e->flags & E_PAUSED) == 0 && !retried) {
+				/* the engine was full when we came (records
+				 * kept during a pause): the read above made
+				 * room, feed again */
+				retried = true;
+				continue;
+			}
 			if ((e->flags & E_PAUSED) == 0) {
 				end_fail(e, "TLS", "input stalled");
 				return;

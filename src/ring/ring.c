@@ -21,11 +21,27 @@
 /* internal op: single-shot accept, delivered as RING_OP_ACCEPT but never
  * flagged for re-arming */
 #define OP_ACCEPT_ONCE (RING_OP_COUNT + 1)
+/* internal op: a receive into the large buffers, delivered as RING_OP_RECV
+ * (the CQE names a buffer id, not its group: the op says which) */
+#define OP_RECV_LARGE (RING_OP_COUNT + 2)
 
-#define BGID 0
+/* buffer groups: the small buffers every receive uses, the large ones of
+ * ring_recv_large() */
+enum { BGID_SMALL = 0, BGID_LARGE = 1 };
 
 /* operations counted per type, so a retire cancels only what is armed */
 #define SLOT_OPS (RING_OP_WRITABLE + 1)
+
+/* provided receive buffers: count * size bytes; buffer i is either in the
+ * kernel's ring or lent to the handler for one callback, never anywhere
+ * else */
+struct ring_bufs {
+	struct io_uring_buf_ring *br;
+	size_t br_size;
+	uint8_t *bufs;
+	unsigned count, size;
+	unsigned short bgid;
+};
 
 struct ring_slot {
 	struct ring_owner *owner;	/* NULL while free */
@@ -41,13 +57,7 @@ struct ring {
 	ring_handler_fn *handler;
 	void *ctx;
 
-	/* provided receive buffers: buf_count * buf_size bytes; buffer i
-	 * is either in the kernel's ring or lent to the handler for one
-	 * callback, never anywhere else */
-	struct io_uring_buf_ring *br;
-	size_t br_size;
-	uint8_t *bufs;
-	unsigned buf_count, buf_size;
+	struct ring_bufs small, large; /* large.count == 0: none */
 
 	struct ring_slot *slots;
 	uint32_t slot_count, slot_alloc;
@@ -109,6 +119,54 @@ static int ring_restrict(struct ring *r)
 	return 0;
 }
 
+/* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring memory
+ * ourselves (page aligned), register it, then fill it */
+static int ring_bufs_init(struct ring *r, struct ring_bufs *b)
+{
+	b->br_size = b->count * sizeof(struct io_uring_buf);
+	void *mem = mmap(NULL, b->br_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+			 -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	b->br = mem;
+	struct io_uring_buf_reg reg;
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (unsigned long)(uintptr_t)b->br;
+	reg.ring_entries = b->count;
+	reg.bgid = b->bgid;
+	int ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
+	if (ret < 0) {
+		log_error("io_uring_register_buf_ring: %s", strerror(-ret));
+		munmap(b->br, b->br_size);
+		b->br = NULL;
+		return ret;
+	}
+	io_uring_buf_ring_init(b->br);
+	b->bufs = rg_malloc((size_t)b->count * b->size);
+	int mask = io_uring_buf_ring_mask(b->count);
+	for (unsigned i = 0; i < b->count; i++)
+		io_uring_buf_ring_add(b->br, b->bufs + (size_t)i * b->size, b->size,
+				      (unsigned short)i, mask, (int)i);
+	io_uring_buf_ring_advance(b->br, (int)b->count);
+	return 0;
+}
+
+static void ring_bufs_deinit(struct ring *r, struct ring_bufs *b)
+{
+	if (b->br == NULL)
+		return;
+	(void)io_uring_unregister_buf_ring(&r->uring, b->bgid);
+	munmap(b->br, b->br_size);
+	rg_free(b->bufs);
+	b->br = NULL;
+	b->bufs = NULL;
+}
+
+static bool ring_bufs_valid(unsigned count)
+{
+	return (count & (count - 1)) == 0 && count <= 32768;
+}
+
 int ring_create(const struct ring_config *config, struct ring **ring_r)
 {
 	struct ring *r = rg_calloc(1, sizeof(*r));
@@ -117,9 +175,13 @@ int ring_create(const struct ring_config *config, struct ring **ring_r)
 
 	r->handler = config->handler;
 	r->ctx = config->ctx;
-	r->buf_count = config->buf_count != 0 ? config->buf_count : 256;
-	r->buf_size = config->buf_size != 0 ? config->buf_size : 2048;
-	if ((r->buf_count & (r->buf_count - 1)) != 0 || r->buf_count > 32768 ||
+	r->small.count = config->buf_count != 0 ? config->buf_count : 256;
+	r->small.size = config->buf_size != 0 ? config->buf_size : 2048;
+	r->small.bgid = BGID_SMALL;
+	r->large.count = config->large_buf_count;
+	r->large.size = config->large_buf_size != 0 ? config->large_buf_size : 16384;
+	r->large.bgid = BGID_LARGE;
+	if (!ring_bufs_valid(r->small.count) || !ring_bufs_valid(r->large.count) ||
 	    (unsigned)config->setup > RING_SETUP_PLAIN) {
 		rg_free(r);
 		return -EINVAL;
@@ -146,44 +208,19 @@ int ring_create(const struct ring_config *config, struct ring **ring_r)
 	}
 	log_debug("io_uring set up with %s", r->mode);
 
-	/* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring
-	 * memory ourselves (page aligned), register it, then fill it */
-	r->br_size = r->buf_count * sizeof(struct io_uring_buf);
-	void *mem = mmap(NULL, r->br_size, PROT_READ | PROT_WRITE,
-			 MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-	if (mem == MAP_FAILED) {
-		ret = -errno;
+	if ((ret = ring_bufs_init(r, &r->small)) < 0)
 		goto fail_uring;
-	}
-	r->br = mem;
-	struct io_uring_buf_reg reg;
-	memset(&reg, 0, sizeof(reg));
-	reg.ring_addr = (unsigned long)(uintptr_t)r->br;
-	reg.ring_entries = r->buf_count;
-	reg.bgid = BGID;
-	ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
-	if (ret < 0) {
-		log_error("io_uring_register_buf_ring: %s", strerror(-ret));
-		goto fail_map;
-	}
-	io_uring_buf_ring_init(r->br);
-	r->bufs = rg_malloc((size_t)r->buf_count * r->buf_size);
-	int mask = io_uring_buf_ring_mask(r->buf_count);
-	for (unsigned i = 0; i < r->buf_count; i++)
-		io_uring_buf_ring_add(r->br, r->bufs + (size_t)i * r->buf_size,
-				      r->buf_size, (unsigned short)i, mask, (int)i);
-	io_uring_buf_ring_advance(r->br, (int)r->buf_count);
+	if (r->large.count > 0 && (ret = ring_bufs_init(r, &r->large)) < 0)
+		goto fail_small;
 	if (config->restricted && (ret = ring_restrict(r)) < 0)
-		goto fail_bufs;
+		goto fail_large;
 	*ring_r = r;
 	return 0;
 
-fail_bufs:
-	(void)io_uring_unregister_buf_ring(&r->uring, BGID);
-	rg_free(r->bufs);
-
-fail_map:
-	munmap(r->br, r->br_size);
+fail_large:
+	ring_bufs_deinit(r, &r->large);
+fail_small:
+	ring_bufs_deinit(r, &r->small);
 fail_uring:
 	io_uring_queue_exit(&r->uring);
 	rg_free(r);
@@ -194,10 +231,9 @@ void ring_destroy(struct ring *r)
 {
 	if (r == NULL)
 		return;
-	(void)io_uring_unregister_buf_ring(&r->uring, BGID);
+	ring_bufs_deinit(r, &r->large);
+	ring_bufs_deinit(r, &r->small);
 	io_uring_queue_exit(&r->uring);
-	munmap(r->br, r->br_size);
-	rg_free(r->bufs);
 	rg_free(r->slots);
 	rg_free(r->free_slots);
 	rg_free(r->dead_slots);
@@ -367,8 +403,21 @@ void ring_recv(struct ring *r, uint32_t slot, int fd)
 	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);
 	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = BGID;
+	sqe->buf_group = BGID_SMALL;
 	ring_set_ud(r, sqe, RING_OP_RECV, slot);
+}
+
+void ring_recv_large(struct ring *r, uint32_t slot, int fd)
+{
+	if (r->large.count == 0) {
+		ring_recv(r, slot, fd);
+		return;
+	}
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID_LARGE;
+	ring_set_ud(r, sqe, OP_RECV_LARGE, slot);
 }
 
 void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
@@ -413,6 +462,8 @@ void ring_cancel(struct ring *r, uint32_t slot, enum ring_op op)
 	ring_cancel_ud(r, UD(op, slot, gen));
 	if (op == RING_OP_ACCEPT)
 		ring_cancel_ud(r, UD(OP_ACCEPT_ONCE, slot, gen));
+	if (op == RING_OP_RECV && r->large.count > 0)
+		ring_cancel_ud(r, UD(OP_RECV_LARGE, slot, gen));
 }
 
 void ring_cancel_fd(struct ring *r, int fd)
@@ -462,12 +513,12 @@ void ring_tick_stop(struct ring *r)
 	ring_cancel_ud(r, UD(RING_OP_TICK, r->tick_slot, r->slots[r->tick_slot].gen));
 }
 
-static void ring_return_buf(struct ring *r, unsigned bid)
+static void ring_return_buf(struct ring_bufs *b, unsigned bid)
 {
-	int mask = io_uring_buf_ring_mask(r->buf_count);
-	io_uring_buf_ring_add(r->br, r->bufs + (size_t)bid * r->buf_size, r->buf_size,
-			      (unsigned short)bid, mask, 0);
-	io_uring_buf_ring_advance(r->br, 1);
+	int mask = io_uring_buf_ring_mask(b->count);
+	io_uring_buf_ring_add(b->br, b->bufs + (size_t)bid * b->size, b->size, (unsigned short)bid,
+			      mask, 0);
+	io_uring_buf_ring_advance(b->br, 1);
 }
 
 static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
@@ -477,8 +528,10 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 	bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
 	unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
 
+	struct ring_bufs *pool = op == OP_RECV_LARGE ? &r->large : &r->small;
+
 	r->stats.cqes++;
-	if (has_buf && bid >= r->buf_count)
+	if (has_buf && bid >= pool->count)
 		log_fatal("io_uring: buffer id %u out of range", bid);
 	if (op == RING_OP_CANCEL || op == RING_OP_CLOSE) {
 		/* only failures reach us (CQE_SKIP_SUCCESS); -ENOENT and
@@ -492,20 +545,21 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 	    r->slots[slot].gen != UD_GEN(ud)) {
 		r->stats.stale_dropped++;
 		if (has_buf)
-			ring_return_buf(r, bid);
+			ring_return_buf(pool, bid);
 		return;
 	}
 
 	struct ring_slot *s = &r->slots[slot];
-	unsigned slot_op = op == OP_ACCEPT_ONCE ? RING_OP_ACCEPT : op;
+	unsigned slot_op = op == OP_ACCEPT_ONCE ? RING_OP_ACCEPT :
+			   op == OP_RECV_LARGE ? RING_OP_RECV : op;
 	struct ring_event ev = {
-		.op = op == OP_ACCEPT_ONCE ? RING_OP_ACCEPT : (enum ring_op)op,
+		.op = (enum ring_op)slot_op,
 		.slot = slot,
 		.owner = s->owner,
 		.res = res,
 		.more = (flags & IORING_CQE_F_MORE) != 0,
 	};
-	switch (op) {
+	switch (slot_op) {
 	case RING_OP_TICK:
 		if (res == -ETIME && r->tick_active && r->tick_slot == slot) {
 			ev.res = 0;
@@ -520,12 +574,13 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 		if (res > 0) {
 			if (!has_buf)
 				log_fatal("io_uring: receive completion without a buffer");
-			ev.data = r->bufs + (size_t)bid * r->buf_size;
+			ev.data = pool->bufs + (size_t)bid * pool->size;
 		}
 		break;
 	case RING_OP_ACCEPT:
 	case RING_OP_POLL:
-		ev.rearm = !ev.more && res >= 0;
+		/* a single-shot accept is never re-armed by the ring's word */
+		ev.rearm = !ev.more && res >= 0 && op != OP_ACCEPT_ONCE;
 		break;
 	default:
 		break;
@@ -547,7 +602,7 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 	}
 	/* the handler has consumed the bytes: lend the buffer out again */
 	if (has_buf)
-		ring_return_buf(r, bid);
+		ring_return_buf(pool, bid);
 	ring_reap(r);
 }
 

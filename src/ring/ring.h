@@ -88,6 +88,11 @@ struct ring_config {
 	enum ring_setup setup;
 	unsigned buf_count;	/* provided receive buffers, power of 2; default 256 */
 	unsigned buf_size;	/* bytes per buffer; default 2048 */
+	/* large receive buffers for ring_recv_large() (relays: a TLS record
+	 * of plaintext per receive, not a 2 KiB slice), power of 2; 0 = none,
+	 * ring_recv_large() is ring_recv() then */
+	unsigned large_buf_count;
+	unsigned large_buf_size;	/* default 16384 */
 	/* called for each completion delivered, with ctx; NULL: the ring
 	 * calls ev->owner->event itself. A process that wants work done
 	 * around every event (a clock, deferred work) sets it and calls
@@ -149,6 +154,9 @@ void ring_accept_addr(struct ring *ring, uint32_t slot, int fd, struct sockaddr_
 		      socklen_t *addr_len);
 /* multishot receive into provided buffers */
 void ring_recv(struct ring *ring, uint32_t slot, int fd);
+/* the same into the large buffers (delivered as RING_OP_RECV; ring_cancel
+ * of RING_OP_RECV cancels both kinds) */
+void ring_recv_large(struct ring *ring, uint32_t slot, int fd);
 /* buf must stay valid and unchanged until the SEND completion */
 void ring_send(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t len);
 /* connect fd to addr; addr must stay valid until the next ring_run() */

@@ -306,6 +306,71 @@ static void test_cancel_wait(void **state)
 	ring_destroy(ring);
 }
 
+/* Large buffers: one receive takes more than a small buffer holds, the
+ * bytes arrive whole and in order, small receives still use the small
+ * buffers, and cancelling RING_OP_RECV ends a large receive too. */
+static void test_recv_large(void **state)
+{
+	(void)state;
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64,
+				   .large_buf_count = 4, .large_buf_size = 16384,
+				   .handler = handler, .ctx = &r, .setup = test_setup };
+	struct ring *ring;
+	assert_int_equal(ring_create(&cfg, &ring), 0);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	uint8_t msg[40000];
+	for (size_t i = 0; i < sizeof(msg); i++)
+		msg[i] = (uint8_t)(i * 7 + 3);
+	/* all of it is queued before the receive starts */
+	assert_int_equal(write(sv[1], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
+	ring_recv_large(ring, slot, sv[0]);
+	for (int i = 0; i < 1000 && r.data_len < sizeof(msg); i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(r.data_len, sizeof(msg));
+	assert_memory_equal(r.data, msg, sizeof(msg));
+	int biggest = 0;
+	for (unsigned i = 0; i < r.n; i++) {
+		assert_int_equal(r.ev[i].op, RING_OP_RECV);
+		if (r.ev[i].res > biggest)
+			biggest = r.ev[i].res;
+	}
+	assert_true(biggest > 64);
+	assert_true(biggest <= 16384);
+	/* cancel of RING_OP_RECV reaches the large receive */
+	ring_cancel(ring, slot, RING_OP_RECV);
+	unsigned before = r.n;
+	while (ring_slot_inflight(ring, slot) > 0)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(r.ev[r.n - 1].res, -ECANCELED);
+	assert_true(r.n > before);
+	/* a small receive on the same ring: at most a small buffer each */
+	r.n = 0;
+	r.data_len = 0;
+	r.auto_rearm = true; /* 8 small buffers hold less than 1000 bytes */
+	r.fd = sv[0];
+	assert_int_equal(write(sv[1], msg, 1000), 1000);
+	ring_recv(ring, slot, sv[0]);
+	for (int i = 0; i < 1000 && r.data_len < 1000; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_memory_equal(r.data, msg, 1000);
+	for (unsigned i = 0; i < r.n; i++)
+		assert_true(r.ev[i].res <= 64);
+	ring_cancel(ring, slot, RING_OP_RECV);
+	while (ring_slot_inflight(ring, slot) > 0)
+		assert_true(ring_run(ring, 1) >= 0);
+	ring_slot_free(ring, slot);
+	close(sv[0]);
+	close(sv[1]);
+	ring_destroy(ring);
+	/* a large pool must be a power of 2 too */
+	struct ring_config bad = { .large_buf_count = 3, .handler = handler };
+	assert_int_equal(ring_create(&bad, &ring), -EINVAL);
+}
+
 static void test_stale_generation(void **state)
 {
 	(void)state;
@@ -533,6 +598,7 @@ int main(void)
 		cmocka_unit_test(test_accept),
 		cmocka_unit_test(test_large_send),
 		cmocka_unit_test(test_cancel_wait),
+		cmocka_unit_test(test_recv_large),
 		cmocka_unit_test(test_stale_generation),
 		cmocka_unit_test(test_enobufs),
 		cmocka_unit_test(test_tick),
