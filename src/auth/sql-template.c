@@ -5,26 +5,12 @@
 #include "auth/sql-template.h"
 
 #include "lib/alloc.h"
+#include "lib/strbuf.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-struct out {
-	char *buf;
-	size_t len, cap;
-};
-
-static void out_add(struct out *o, const char *s, size_t n)
-{
-	if (o->len + n + 1 > o->cap) {
-		o->cap = (o->len + n + 1) * 2;
-		o->buf = rg_realloc(o->buf, o->cap);
-	}
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
-}
 
 /* The end of a quoted run starting at p (its quote char q), doubled quotes
    inside; NULL when it does not end. */
@@ -60,13 +46,13 @@ static char *literal_text(const char *start, const char *end)
 
 bool sql_template_parse(const char *tmpl, struct sql_template *t_r)
 {
-	struct out o = { 0 };
+	struct strbuf o = { 0 };
 	struct sql_template t = { 0 };
 	const char *p = tmpl;
 
 	memset(t_r, 0, sizeof(*t_r));
 	t.params = rg_calloc(SQL_TEMPLATE_MAX_PARAMS, sizeof(char *));
-	out_add(&o, "", 0);
+	strbuf_add(&o, "", 0);
 	while (*p != '\0') {
 		const char *end;
 		if (*p == '\'') {
@@ -76,14 +62,14 @@ bool sql_template_parse(const char *tmpl, struct sql_template *t_r)
 			bool prefixed = p > tmpl && (isalnum((unsigned char)p[-1]) || p[-1] == '_' ||
 						     p[-1] == '&');
 			if (!has_char(p, end, '%')) {
-				out_add(&o, p, (size_t)(end - p));
+				strbuf_add(&o, p, (size_t)(end - p));
 			} else {
 				if (prefixed || has_char(p, end, '\\') ||
 				    t.nparams == SQL_TEMPLATE_MAX_PARAMS)
 					goto refuse;
 				char num[16];
 				int n = snprintf(num, sizeof(num), "$%u", t.nparams + 1);
-				out_add(&o, num, (size_t)n);
+				strbuf_add(&o, num, (size_t)n);
 				t.params[t.nparams++] = literal_text(p + 1, end - 1);
 			}
 			p = end;
@@ -99,13 +85,13 @@ bool sql_template_parse(const char *tmpl, struct sql_template *t_r)
 		} else if (*p == '%' || *p == '$') {
 			goto refuse;
 		} else {
-			out_add(&o, p, 1);
+			strbuf_add(&o, p, 1);
 			p++;
 			continue;
 		}
 		if (end == NULL || has_char(p, end, '%'))
 			goto refuse;
-		out_add(&o, p, (size_t)(end - p));
+		strbuf_add(&o, p, (size_t)(end - p));
 		p = end;
 	}
 	if (t.nparams == 0)

@@ -1,6 +1,7 @@
 #include "lib/var-expand.h"
 
 #include "lib/alloc.h"
+#include "lib/strbuf.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -12,21 +13,6 @@
 #define MODIFIERS "LUEXRDT"
 #define MAX_MODIFIERS 8
 
-struct out {
-	char *buf;
-	size_t len, cap;
-};
-
-static void out_add(struct out *o, const char *s, size_t n)
-{
-	if (o->len + n + 1 > o->cap) {
-		o->cap = (o->len + n + 1) * 2;
-		o->buf = rg_realloc(o->buf, o->cap);
-	}
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
-}
 
 static const struct var_expand_entry *find_key(const struct var_expand_entry *t, char key)
 {
@@ -78,27 +64,27 @@ static char *modify(char mod, char *v)
 		return rg_strdup_printf("%llx", n);
 	}
 	case 'E': {
-		struct out o = { 0 };
-		out_add(&o, "", 0);
+		struct strbuf o = { 0 };
+		strbuf_add(&o, "", 0);
 		for (size_t i = 0; i < len; i++) {
 			if (v[i] == '\\' || v[i] == '"' || v[i] == '\'')
-				out_add(&o, "\\", 1);
-			out_add(&o, &v[i], 1);
+				strbuf_add(&o, "\\", 1);
+			strbuf_add(&o, &v[i], 1);
 		}
 		rg_free(v);
 		return o.buf;
 	}
 	case 'D': {
 		/* sub.example.org -> dc=sub,dc=example,dc=org */
-		struct out o = { 0 };
-		out_add(&o, "", 0);
+		struct strbuf o = { 0 };
+		strbuf_add(&o, "", 0);
 		const char *p = v;
 		for (;;) {
 			size_t n = strcspn(p, ".");
 			if (o.len > 0)
-				out_add(&o, ",", 1);
-			out_add(&o, "dc=", 3);
-			out_add(&o, p, n);
+				strbuf_add(&o, ",", 1);
+			strbuf_add(&o, "dc=", 3);
+			strbuf_add(&o, p, n);
 			if (p[n] == '\0')
 				break;
 			p += n + 1;
@@ -155,19 +141,19 @@ static int fail(char **error_r, const char *what, const char *at, size_t len)
 int var_expand(const char *str, const struct var_expand_entry *table,
 	       var_expand_escape_fn *escape, void *context, char **result_r, char **error_r)
 {
-	struct out o = { 0 };
-	out_add(&o, "", 0);
+	struct strbuf o = { 0 };
+	strbuf_add(&o, "", 0);
 	const char *p = str;
 	while (*p != '\0') {
 		const char *pct = strchr(p, '%');
 		if (pct == NULL) {
-			out_add(&o, p, strlen(p));
+			strbuf_add(&o, p, strlen(p));
 			break;
 		}
-		out_add(&o, p, (size_t)(pct - p));
+		strbuf_add(&o, p, (size_t)(pct - p));
 		const char *s = pct + 1;
 		if (*s == '%') {
-			out_add(&o, "%", 1);
+			strbuf_add(&o, "%", 1);
 			p = s + 1;
 			continue;
 		}
@@ -245,7 +231,7 @@ int var_expand(const char *str, const struct var_expand_entry *table,
 			rg_free(v);
 			v = esc;
 		}
-		out_add(&o, v, strlen(v));
+		strbuf_add(&o, v, strlen(v));
 		rg_free(v);
 		p = name_end;
 	}
