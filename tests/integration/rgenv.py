@@ -405,6 +405,15 @@ service pop3-login {{
     def stop(self):
         return stop_process(self.proc)
 
+    def stop_clean(self):
+        """stop, remove the directory, and fail (with the log) unless ringgate
+        exited 0: a class's tearDownClass"""
+        code = self.stop()
+        logs = self.logs()
+        self.cleanup()
+        if code != 0:
+            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+
     def cleanup(self):
         self.stop()
         if not os.environ.get("RINGGATE_KEEP"):

@@ -244,11 +244,7 @@ class External(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def imaps(self, cert=None, tls12=False):
         return imaplib.IMAP4_SSL("127.0.0.1", self.rg.imaps_port, timeout=30,

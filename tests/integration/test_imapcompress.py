@@ -100,11 +100,7 @@ class ImapCompressTests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def ok(self, result):
         typ, data = result

@@ -38,11 +38,7 @@ namespace inbox {{
 """)
 
     def tearDown(self):
-        code = self.rg.stop()
-        logs = self.rg.logs()
-        self.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        self.rg.stop_clean()
 
     def dovecot(self, commands):
         """run tagged commands through Dovecot's imap; returns its output"""

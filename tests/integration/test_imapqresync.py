@@ -55,11 +55,7 @@ class ImapQresyncTests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def test_qresync_resync(self):
         a = Conn(self.rg.imap_port, "qr")

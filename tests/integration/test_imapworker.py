@@ -48,11 +48,7 @@ class ImapWorkerTests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def login(self, user):
         m = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=15)

@@ -203,11 +203,7 @@ class Sasl(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def imap(self):
         return imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=30)

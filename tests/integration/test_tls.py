@@ -61,11 +61,7 @@ class TlsTests:
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def imaps(self, ctx=None):
         return imaplib.IMAP4_SSL("127.0.0.1", self.rg.imaps_port, ssl_context=ctx or self.ctx,

@@ -62,11 +62,7 @@ class ReuseBase:
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.rg.stop()
-        logs = cls.rg.logs()
-        cls.rg.cleanup()
-        if code != 0:
-            raise AssertionError("ringgate stop exit %s\n%s" % (code, logs))
+        cls.rg.stop_clean()
 
     def who(self):
         """(user, proto, pid) of every session master knows"""
