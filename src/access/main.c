@@ -199,7 +199,7 @@ int main(int argc, char **argv)
 	    epoll_ctl(srv.epfd, EPOLL_CTL_ADD, srv.sigfd, &es) < 0)
 		log_fatal("epoll_ctl: %m");
 
-	(void)privs_drop_internal(set->base_dir, set->default_internal_user);
+	privs_drop_internal(set->base_dir, set->default_internal_user);
 	settings_free(set);
 	rg_alloc_release();
 	/* the loop, accepting, reading, writing, closing, logging: no open,

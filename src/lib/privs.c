@@ -81,10 +81,10 @@ static int drop(uid_t uid, gid_t gid, const gid_t *groups, size_t n, const char 
 	return 0;
 }
 
-bool privs_drop_internal(const char *base_dir, const char *user)
+void privs_drop_internal(const char *base_dir, const char *user)
 {
 	if (geteuid() != 0)
-		return false;
+		return;
 	const struct passwd *pw = getpwnam(user);
 	if (pw == NULL)
 		log_fatal("default_internal_user %s does not exist", user);
@@ -101,7 +101,6 @@ bool privs_drop_internal(const char *base_dir, const char *user)
 	int ret = privs_drop(uid, gid, false, &error);
 	if (ret < 0)
 		log_fatal("dropping privileges to %s: %s: %s", user, error, strerror(-ret));
-	return true;
 }
 
 /* capget/capset without libcap: version 3 takes two 32-bit words */

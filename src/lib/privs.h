@@ -36,8 +36,7 @@ int privs_worker_jail(const char *dir, const char *home, const char **error_r);
 
 /* The internal helpers started as root (the access checker, the stats
  * process): chroot to base_dir/login and drop to user (refused when it is
- * root); fatal on failure. Without root, nothing. Returns whether it
- * chrooted. */
-bool privs_drop_internal(const char *base_dir, const char *user);
+ * root); fatal on failure. Without root, nothing. */
+void privs_drop_internal(const char *base_dir, const char *user);
 
 #endif

@@ -497,7 +497,7 @@ int main(int argc, char **argv)
 		ep_add(srv.http_fds[i], &tag_http);
 	}
 
-	(void)privs_drop_internal(set->base_dir, set->default_internal_user);
+	privs_drop_internal(set->base_dir, set->default_internal_user);
 	settings_free(set);
 	rg_alloc_release();
 	enter_sandbox();
