@@ -108,20 +108,14 @@ int maildir_msg_read(struct maildir *box, size_t idx, char **data_r, size_t *len
 	}
 	size_t size = (size_t)st.st_size;
 	char *data = rg_malloc(size + 1);
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = read(fd, data + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int ret = -errno;
-			close(fd);
-			rg_free(data);
-			return ret;
-		}
-		if (n == 0)
-			break; /* truncated meanwhile: Maildir files never change, but be safe */
-		got += (size_t)n;
+	size_t got;
+	/* a short read (truncated meanwhile: Maildir files never change, but
+	   be safe) keeps what was read */
+	int rret = mailfile_read_all(fd, data, size, &got);
+	if (rret < 0) {
+		close(fd);
+		rg_free(data);
+		return rret;
 	}
 	close(fd);
 	data[got] = '\0';

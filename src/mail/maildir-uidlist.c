@@ -67,15 +67,9 @@ int maildir_uidlist_read(const char *path, uint32_t *validity_r, uint32_t *next_
 	*stale_r = (uint32_t)st.st_mtime;
 	size_t size = (size_t)st.st_size;
 	char *data = rg_malloc(size + 1);
-	size_t got = 0;
-	while (got < size) {
-		ssize_t n = read(fd, data + got, size - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	size_t got;
+	/* an error reads as a shorter (so corrupt) list */
+	(void)mailfile_read_all(fd, data, size, &got);
 	close(fd);
 	data[got] = '\0';
 	unsigned long old_validity;

@@ -26,6 +26,25 @@ int mailfile_lock(const char *dir, const char *name, int *fd_r)
 	return 0;
 }
 
+int mailfile_read_all(int fd, void *buf, size_t size, size_t *got_r)
+{
+	char *p = buf;
+	size_t got = 0;
+	int ret = 0;
+	while (got < size) {
+		ssize_t n = read(fd, p + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = -errno;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	*got_r = got;
+	return ret;
+}
+
 int mailfile_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;

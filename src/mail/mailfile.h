@@ -11,6 +11,10 @@
 /* Open (creating) <dir>/<name> and wait for an exclusive flock on it;
  * closing *fd_r releases it. 0 or -errno. */
 int mailfile_lock(const char *dir, const char *name, int *fd_r);
+/* read up to size bytes into buf, retrying short reads and EINTR, stopping
+ * early at end of file; *got_r is what was read (also on failure). 0 or
+ * -errno */
+int mailfile_read_all(int fd, void *buf, size_t size, size_t *got_r);
 /* write all of data, retrying short writes and EINTR; 0 or -errno */
 int mailfile_write_all(int fd, const void *data, size_t len);
 /* Replace <dir>/<name> with data through <dir>/<name>.tmp + rename();
