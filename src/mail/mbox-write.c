@@ -117,13 +117,18 @@ static int compose(int fd, uint64_t from, uint64_t hdr, uint64_t hdr_end, uint64
 	mime_buf_add(out, raw.data, h);
 	if (h > 0 && raw.data[h - 1] != '\n')
 		mime_buf_str(out, "\n"); /* a From line cut off at the end of the file */
-	bool hiding = false;
+	bool hiding = false, cut_cr = false;
 	for (size_t i = h; i < he;) {
 		const char *nl = memchr(raw.data + i, '\n', he - i);
 		size_t llen = (nl != NULL ? (size_t)(nl - raw.data) + 1 : he) - i;
 		if (raw.data[i] != ' ' && raw.data[i] != '\t')
 			hiding = mbox_header_hidden(raw.data + i, llen);
-		if (!hiding) {
+		if (nl == NULL && llen == 1 && raw.data[i] == '\r') {
+			/* a lone CR cut off at the end of the file: with its line
+			   end it becomes the blank line, so it goes after the
+			   hidden lines, or they would land in the body */
+			cut_cr = true;
+		} else if (!hiding) {
 			mime_buf_add(out, raw.data + i, llen);
 			if (raw.data[i + llen - 1] != '\n')
 				mime_buf_str(out, "\n");
@@ -132,6 +137,8 @@ static int compose(int fd, uint64_t from, uint64_t hdr, uint64_t hdr_end, uint64
 	}
 	if (hidden->len > 0)
 		mime_buf_add(out, hidden->data, hidden->len);
+	if (cut_cr)
+		mime_buf_str(out, "\r\n");
 	mime_buf_add(out, raw.data + he, (size_t)(end - from) - he);
 	mime_buf_free(&raw);
 	return 0;

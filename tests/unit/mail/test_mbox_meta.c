@@ -286,6 +286,35 @@ static void test_rewrite(void **state)
 	rg_free(text);
 }
 
+/* a header cut off at the end of the file by a lone CR: the metadata goes
+   before it, since the CR with its line end is the header's blank line */
+static void test_rewrite_cut_cr(void **state)
+{
+	struct fixture *f = *state;
+	static const char cut[] = "From b Mon Dec  7 11:00:00 2026\r\nSubject: b\r\n\r";
+	write_file(f->path, cut, strlen(cut));
+	struct mbox *box = open_ok(f->path);
+	assert_int_equal(box->count, 1);
+	box->uidvalidity = 77;
+	box->msgs[0].uid = 1;
+	box->msgs[0].dirty = true;
+	box->last_uid = 1;
+	rewrite_ok(box, true);
+	mbox_close(box);
+	char *text = read_all(f->path);
+	assert_string_equal(text, "From b Mon Dec  7 11:00:00 2026\r\n"
+				  "Subject: b\r\n"
+				  "X-IMAPbase: 77 0000000001\n"
+				  "X-UID: 1\n"
+				  "\r\n");
+	rg_free(text);
+	box = open_ok(f->path);
+	assert_int_equal(box->uidvalidity, 77);
+	assert_int_equal(box->last_uid, 1);
+	assert_int_equal(box->msgs[0].uid, 1);
+	mbox_close(box);
+}
+
 static void test_create(void **state)
 {
 	struct fixture *f = *state;
@@ -412,6 +441,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewrite_cut_cr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_sessions, setup, teardown),
