@@ -22,7 +22,8 @@ static void relay_account(struct conn *c, uint64_t in, uint64_t out, const char 
 	if ((c->flags & CF_RELAY_BACKEND) != 0 && name != NULL) {
 		char user[80];
 		log_escape(name, strlen(name), 64, user, sizeof(user));
-		log_info("proxy(%s): disconnected, in=%llu out=%llu, session=<%s>", user,
+		log_info("proxy(%s): disconnected%s%s, in=%llu out=%llu, session=<%s>", user,
+			 error != NULL ? ": " : "", error != NULL ? error : "",
 			 (unsigned long long)in, (unsigned long long)out, c->session_id);
 	}
 	log_debug("conn %u: proxy done: in=%llu out=%llu%s%s", c->slot, (unsigned long long)in,

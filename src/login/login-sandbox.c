@@ -8,7 +8,7 @@ static const int login_syscalls[] = {
 	SYS_io_uring_enter, SYS_io_uring_register,
 	/* channels to master and auth, TLS hand-off socketpairs */
 	SYS_sendmsg, SYS_recvmsg, SYS_socketpair, SYS_shutdown, SYS_close, SYS_fcntl,
-	SYS_getpeername, SYS_getsockname,
+	SYS_getsockname,
 	/* the socket to a proxied user's backend (passdb proxy); the connect
 	 * itself goes through the ring (IORING_OP_CONNECT), connect(2) stays
 	 * forbidden. Arguments are not filtered: any family and type. */
