@@ -480,9 +480,15 @@ static void client_tls_input(struct bench *b, struct client *c, const uint8_t *p
 			continue;
 		}
 		int e = wolfSSL_get_error(c->ssl, r);
-		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE ||
-		    e == WOLFSSL_ERROR_ZERO_RETURN)
-			break;	/* close_notify: the TCP EOF follows */
+		if (e == WOLFSSL_ERROR_ZERO_RETURN) {
+			/* the server's close_notify: answer with ours, as a TLS
+			 * client must (RFC 8446 6.1); a server that waits for it
+			 * (nginx) closes then. The TCP EOF ends the session. */
+			(void)wolfSSL_shutdown(c->ssl);
+			break;
+		}
+		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+			break;
 		client_fail(b, c, ERR_TLS);
 		return;
 	}
