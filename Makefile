@@ -184,8 +184,9 @@ bench-baseline: deps
 	cmake -S $(BASELINE_DIR)/src -B $(BASELINE_DIR)/build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BASELINE_DIR)/build -j $(JOBS)
 
-# nginx and its mail module for the proxy section (bench/proxybench.py runs
-# a private nginx). Installing Debian's nginx would start its service on
+# nginx and its mail module (with its ssl support) for the proxy and
+# prelogin sections (bench/proxybench.py, bench/prelogbench.py: each runs a
+# private nginx). Installing Debian's nginx would start its service on
 # port 80: while it installs, a policy-rc.d (unless one is there already)
 # forbids starting services, and the service installed here is disabled
 # on systemd. An nginx installed before is left as it was.

@@ -480,9 +480,16 @@ static void client_tls_input(struct bench *b, struct client *c, const uint8_t *p
 			continue;
 		}
 		int e = wolfSSL_get_error(c->ssl, r);
-		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE ||
-		    e == WOLFSSL_ERROR_ZERO_RETURN)
-			break;	/* close_notify: the TCP EOF follows */
+		if (e == WOLFSSL_ERROR_ZERO_RETURN) {
+			/* the server's close_notify: answer with ours, as a TLS
+			 * client must (RFC 8446 6.1); a server that waits for it
+			 * (nginx) closes then. The TCP EOF ends the session. */
+			(void)wolfSSL_shutdown(c->ssl);
+			c->tls_closed = true;
+			break;
+		}
+		if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+			break;
 		client_fail(b, c, ERR_TLS);
 		return;
 	}
@@ -566,6 +573,7 @@ static void client_maybe_release(struct bench *b, struct client *c)
 		c->ssl = NULL;
 	}
 	c->handshaking = false;
+	c->tls_closed = false;
 	c->send_busy = false;
 	bytes_reset(&c->tx);
 	bytes_reset(&c->txf);
@@ -617,6 +625,9 @@ static void bench_handler(struct ring *ring, const struct ring_event *ev, void *
 				client_fail(b, c, ERR_EOF);
 		} else if (ev->res == -ENOBUFS) {
 			ring_recv(b->ring, c->slot, c->fd);
+		} else if (c->tls_closed && c->state == CONN_WAIT_EOF &&
+			   (ev->res == -ECONNRESET || ev->res == -EPIPE)) {
+			client_session_ok(b, c);
 		} else if (ev->res == -ECONNREFUSED ||
 			   (ev->res == -ECONNRESET && c->step == 0 && c->head_len == 0)) {
 			client_fail(b, c, ERR_CONNECT);
@@ -625,7 +636,12 @@ static void bench_handler(struct ring *ring, const struct ring_event *ev, void *
 		}
 		break;
 	case RING_OP_SEND:
-		if (ev->res <= 0) {
+		if (ev->res <= 0 && c->tls_closed && c->state == CONN_WAIT_EOF) {
+			/* our close_notify to a server that has closed: the
+			 * receive side ends the session */
+			c->send_busy = false;
+			bytes_reset(&c->txf);
+		} else if (ev->res <= 0) {
 			client_fail(b, c, ev->res == -ECONNREFUSED ? ERR_CONNECT : ERR_RESET);
 		} else {
 			c->txf.off += (size_t)ev->res;

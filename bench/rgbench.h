@@ -97,6 +97,10 @@ struct client {
 	struct bytes rx;	/* TLS: ciphertext received, not yet consumed */
 	WOLFSSL *ssl;		/* non-NULL from the handshake to release */
 	bool handshaking;
+	/* the server's close_notify came and ours went back: a server that
+	 * closed meanwhile answers it with a reset, which ends the session as
+	 * its EOF would */
+	bool tls_closed;
 	WOLFSSL_SESSION *sess;	/* --resume: offered on the next connection */
 };
 

@@ -22,7 +22,10 @@ against Dovecot's own drivers, cache off and on), workers
 (bench/workerbench.py: LOGIN sessions with a worker per session and with
 worker reuse, both servers with the same `service imap { }`) and hisec
 (bench/hisecbench.py: high-security mode, a login process per connection
-forked from a template or exec'd, ringgate against Dovecot); process start-up
+forked from a template or exec'd, ringgate against Dovecot) and prelogin
+(bench/prelogbench.py: ringgate, Dovecot and nginx's mail proxy side by side
+on plain and imaps pre-login CPU and idle memory per connection, its own page
+docs/performance-prelogin.md); process start-up
 (bench/startbench.py) and the large mailbox (bench/mailboxbench.py) run
 after the matrix.
 """
@@ -42,6 +45,7 @@ import cryptobench  # noqa: E402
 import hisecbench  # noqa: E402
 import mailboxbench  # noqa: E402
 import pambench  # noqa: E402
+import prelogbench  # noqa: E402
 import proxybench  # noqa: E402
 import report  # noqa: E402
 import startbench  # noqa: E402
@@ -110,15 +114,19 @@ def main():
     ap.add_argument("--no-profile", action="store_true", help="skip the perf profiles")
     ap.add_argument("--system-build", default=os.path.join(ROOT, "build-system"),
                     help="ringgate built with -DRINGGATE_WOLFSSL=system (built when missing)")
-    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores", "workers", "hisec"),
+    ap.add_argument("--only", choices=("crypto", "proxy", "pam", "stores", "workers", "hisec",
+                                       "prelogin"),
                     help="run one section only: crypto (asm vs system build), proxy "
                          "(ringgate's passdb proxy vs nginx's mail proxy), pam (system "
                          "users through PAM + passwd, cache off and on), stores (logins "
                          "with users in PostgreSQL and slapd, ringgate vs Dovecot), "
                          "workers (LOGIN sessions with a worker per session and with "
                          "worker reuse, the same service imap settings for both) or hisec "
-                         "(high-security mode: template, exec, Dovecot); writes "
-                         "<build>/bench-SECTION.md unless --out is given")
+                         "(high-security mode: template, exec, Dovecot) or prelogin "
+                         "(plain and imaps pre-login CPU, idle memory per connection: "
+                         "ringgate, Dovecot, nginx); writes <build>/bench-SECTION.md "
+                         "(stores, prelogin: their docs/performance-*.md page) unless "
+                         "--out is given")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     if args.runs is None:
@@ -139,8 +147,8 @@ def main():
     if args.only:
         if "--out" not in sys.argv:
             # the stores section writes its committed page (issue 17)
-            args.out = (os.path.join(ROOT, "docs", "performance-stores.md")
-                        if args.only == "stores" else
+            args.out = (os.path.join(ROOT, "docs", "performance-%s.md" % args.only)
+                        if args.only in ("stores", "prelogin") else
                         os.path.join(args.build, "bench-%s.md" % args.only))
         if args.only == "crypto":
             text = cryptobench.crypto_markdown(cryptobench.crypto_compare(args))
@@ -152,6 +160,8 @@ def main():
             text = workerbench.workers_markdown(workerbench.workers_compare(args))
         elif args.only == "hisec":
             text = hisecbench.hisec_markdown(hisecbench.hisec_compare(args))
+        elif args.only == "prelogin":
+            text = prelogbench.prelogin_page(prelogbench.prelogin_compare(args), args)
         else:
             text = proxybench.proxy_markdown(proxybench.proxy_compare(args))
         with open(args.out, "w") as f:
@@ -252,6 +262,7 @@ def main():
     stores = storebench.store_compare(args) if not args.match else None
     workers = workerbench.workers_compare(args) if not args.match else None
     hisec = hisecbench.hisec_compare(args) if not args.match else None
+    prelogin = prelogbench.prelogin_compare(args) if not args.match else None
     large = None
     if not args.quick and not args.match:
         tmp2 = tempfile.mkdtemp(prefix="rgbench-large-")
@@ -276,6 +287,14 @@ def main():
     if hisec is not None:
         with open(args.out, "a") as f:
             f.write("\n" + hisecbench.hisec_markdown(hisec))
+    if prelogin is not None:
+        with open(args.out, "a") as f:
+            f.write("\n" + prelogbench.prelogin_markdown(prelogin))
+        # the section's own page, next to the main one
+        page = os.path.join(os.path.dirname(os.path.abspath(args.out)),
+                            "performance-prelogin.md")
+        with open(page, "w") as f:
+            f.write(prelogbench.prelogin_page(prelogin, args))
     bad = [r for r in bench.results if not r["rgbench"]["ok"]]
     log("wrote %s (%d measurements, %d with errors)" % (args.out, len(bench.results), len(bad)))
     return 1 if bad else 0
