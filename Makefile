@@ -99,7 +99,9 @@ run: build
 # Every test: the normal build (wolfSSL with its assembly, built once into
 # ~/.cache/ringgate by cmake/wolfssl-asm.sh), the same tests under
 # ASan+UBSan, the fuzz smoke, then the suite against Debian's libwolfssl.
-check: check-build deps-stores
+# nginx (its service kept off) is there so the bench sections' own tests
+# (bench_proxy, bench_prelogin) run rather than skip.
+check: check-build deps-stores bench-nginx
 	cd $(BUILD) && ctest --output-on-failure -j $(TEST_JOBS)
 	$(MAKE) check-asan
 	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
