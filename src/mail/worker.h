@@ -40,6 +40,10 @@ struct worker_init {
  * malformed message or one without F_USER is an error: the caller fatals. */
 int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const char **error_r);
 void worker_init_free(struct worker_init *init);
+/* F_GROUPS: decimal gids, comma-separated, at least one; false when
+ * malformed (empty, an empty item, a sign, space or other text, a value
+ * beyond gid_t, more than max) */
+bool worker_parse_groups(const char *s, gid_t *out, size_t max, size_t *n_r);
 
 /* A worker's first steps: log as `service`, set up signals, read
  * WORKER_INIT from fd 4 (fatal if it does not come or is malformed), chroot
