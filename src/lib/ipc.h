@@ -227,9 +227,9 @@ struct ipc_rx {
  * malformed (any fd that came with it is closed). */
 int ipc_recv(int sock, struct ipc_rx *rx, const char **error_r);
 
-/* A child made by clone() without fork()'s atfork handlers (the login
- * template's, login-template.c) calls this before its first send: the
- * header's sender pid is otherwise the parent's, cached. */
+/* A child made by clone() without fork()'s atfork handlers (a template's:
+ * lib/zygote.c) calls this before its first send: the header's sender pid
+ * is otherwise the parent's, cached. */
 void ipc_pid_reset(void);
 
 const char *ipc_type_name(enum ipc_type type);

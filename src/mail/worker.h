@@ -5,7 +5,10 @@
  * a process_min_avail spare), the worker keeps fd 4 and, after each
  * session, sends WORKER_DONE and waits for the next WORKER_INIT (its client
  * socket attached) until master closes the channel; a spare, still root,
- * drops to its first session's user (the uid stays the worker's for good). */
+ * drops to its first session's user (the uid stays the worker's for good).
+ * Started with `-T` it is a template (worker-template.h) whose children
+ * come back here set up as the user, the client with their first
+ * WORKER_INIT. */
 #ifndef RG_WORKER_H
 #define RG_WORKER_H
 
