@@ -8,8 +8,10 @@ DovecotServer, high-performance login processes, every process of a
 server in its own cgroup):
 
 - single: Dovecot's default `service imap { service_count = 1 }`, a new
-  worker per session (ringgate's started by clone+exec, Dovecot's by
-  fork+exec);
+  worker per session (ringgate's forked from its worker template,
+  Dovecot's by fork+exec);
+- single-exec (ringgate only, set against Dovecot's single): the same with
+  `worker_template_forks = 0`, each worker started by clone+exec;
 - reuse: `service_count = 100`, `process_min_avail = 2`: a worker serves
   up to 100 sessions of its uid (the bench user is one uid) and two spares
   wait before the first login.
@@ -26,18 +28,22 @@ import time
 import harness as h
 
 CLIENTS = 32
+# (name, `service imap { }` settings, ringgate's global settings, the
+# Dovecot variant it is compared with: None = its own Dovecot server)
 VARIANTS = (
-    ("single", "  service_count = 1\n"),
-    ("reuse", "  service_count = 100\n  process_min_avail = 2\n"),
+    ("single", "  service_count = 1\n", "", None),
+    ("single-exec", "  service_count = 1\n", "worker_template_forks = 0\n", "single"),
+    ("reuse", "  service_count = 100\n  process_min_avail = 2\n", "", None),
 )
 TRANSPORTS = ("imap", "imaps")
 
 
-def configure(server, settings):
-    """give a server's `service imap { }` these settings"""
+def configure(server, settings, rg_global=""):
+    """give a server's `service imap { }` these settings (ringgate also
+    rg_global)"""
     if server.kind == "ringgate":
         with open(server.env.conf, "a") as f:
-            f.write("service imap {\n%s}\n" % settings)
+            f.write("%sservice imap {\n%s}\n" % (rg_global, settings))
         return
     with open(server.conf) as f:
         conf = f.read()
@@ -83,13 +89,13 @@ def workers_compare(args):
     try:
         world = h.World(tmp)
         plimit = 200
-        for variant, settings in VARIANTS:
+        for variant, settings, rg_global, dc_variant in VARIANTS:
             pair = [h.RinggateServer("rg-" + variant, "performance", world, tmp, plimit,
                                      args.build)]
-            if shutil.which("dovecot"):
+            if shutil.which("dovecot") and dc_variant is None:
                 pair.append(h.DovecotServer("dc-" + variant, "performance", world, tmp, plimit))
             for s in pair:
-                configure(s, settings)
+                configure(s, settings, rg_global)
                 s.variant = variant
             servers += pair
         if not shutil.which("dovecot"):
@@ -130,17 +136,19 @@ def workers_markdown(w):
     L.append("rgbench `--kind login` (greeting, LOGIN, LOGOUT), IMAP, c=%d, %d rounds of "
              "%.0f s interleaved, medians; CPU is the server's whole cgroup per session. "
              "Both servers get the same `service imap { }`: *single* `service_count = 1` "
-             "(a worker per session), *reuse* `service_count = 100`, "
+             "(a worker per session; ringgate's forked from its worker template), "
+             "*single-exec* ringgate's single with `worker_template_forks = 0` (each worker "
+             "exec'd; against Dovecot's single), *reuse* `service_count = 100`, "
              "`process_min_avail = 2`. Load average at the end: %s. %s." % (
                  w["clients"], w["runs"], w["duration"], h.fmt(w["load"], "%.2f"),
                  "; ".join("%s: %s" % kv for kv in sorted(w["versions"].items()))))
     L += ["", "| variant | transport | ringgate sessions/s | ringgate CPU ms | Dovecot "
           "sessions/s | Dovecot CPU ms | CPU ratio |", "|---|---|---|---|---|---|---|"]
     by = {(r["kind"], r["variant"], r["transport"]): r for r in w["rows"]}
-    for variant, _ in VARIANTS:
+    for variant, _, _, dc_variant in VARIANTS:
         for tr in TRANSPORTS:
             rg = by.get(("ringgate", variant, tr), {})
-            dc = by.get(("dovecot", variant, tr), {})
+            dc = by.get(("dovecot", dc_variant or variant, tr), {})
             ratio = (rg["cpu_ms"] / dc["cpu_ms"]) if rg.get("cpu_ms") and dc.get("cpu_ms") \
                 else None
             L.append("| %s | %s | %s | %s | %s | %s | %s |" % (

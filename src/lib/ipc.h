@@ -65,6 +65,13 @@ enum ipc_type {
 	IPC_LOGIN_SPAWN_AUTH,    /* master -> template: fd = the next child's auth channel */
 	IPC_LOGIN_SPAWN,         /* master -> template: fd = the next child's master channel */
 	IPC_LOGIN_SPAWNED,       /* template -> master: same id; F_LOGIN_PID, or F_REASON */
+	/* master <-> a worker template (src/mail/worker-template.h) */
+	IPC_WORKER_TEMPLATE_READY, /* template -> master: started, takes WORKER_SPAWNs */
+	IPC_WORKER_SPAWN,        /* master -> template: fd = the next child's master channel */
+	IPC_WORKER_SPAWNED,      /* template -> master: same id; F_LOGIN_PID, or F_REASON */
+	/* master -> a worker forked from a template, first on its channel */
+	IPC_WORKER_SETUP,        /* fd: its syslog socket (or none); F_UID F_GID [F_GROUPS]
+				    [F_CHROOT] [F_HOME] [F_VSZ] [F_REUSE] */
 	IPC_TYPE_COUNT
 };
 
@@ -114,6 +121,8 @@ enum ipc_field {
 	IPC_F_MAX_LINE,  /* WORKER_INIT (imap): imap_max_line_length, decimal bytes */
 	IPC_F_CHROOT,    /* WORKER_INIT: the user's chroot (F_HOME is then inside it) */
 	IPC_F_GROUPS,    /* WORKER_INIT to a spare: supplementary gids, decimal, comma-separated */
+	IPC_F_VSZ,       /* WORKER_SETUP: RLIMIT_AS in bytes, decimal */
+	IPC_F_REUSE,     /* WORKER_SETUP: "1": the worker keeps its channel (as `-r`) */
 	IPC_F_COUNT
 };
 
@@ -218,9 +227,9 @@ struct ipc_rx {
  * malformed (any fd that came with it is closed). */
 int ipc_recv(int sock, struct ipc_rx *rx, const char **error_r);
 
-/* A child made by clone() without fork()'s atfork handlers (the login
- * template's, login-template.c) calls this before its first send: the
- * header's sender pid is otherwise the parent's, cached. */
+/* A child made by clone() without fork()'s atfork handlers (a template's:
+ * lib/zygote.c) calls this before its first send: the header's sender pid
+ * is otherwise the parent's, cached. */
 void ipc_pid_reset(void);
 
 const char *ipc_type_name(enum ipc_type type);

@@ -181,6 +181,18 @@ static bool log_batch_add(enum log_level level, const struct log_sink *sink, con
 	return true;
 }
 
+int log_syslog_replace(int fd)
+{
+	int ret = 0;
+	for (unsigned i = 0; i < LOG_SINK_COUNT && ret == 0; i++) {
+		if (log_sinks[i].kind == LOG_SINK_SYSLOG && log_sinks[i].fd != fd &&
+		    dup3(fd, log_sinks[i].fd, O_CLOEXEC) < 0)
+			ret = -errno;
+	}
+	close(fd);
+	return ret;
+}
+
 void log_init(const char *name)
 {
 	log_pid = (long)getpid();

@@ -43,9 +43,13 @@ struct log_sink {
 /* name appears in every line, e.g. "imap-login" */
 void log_init(const char *name);
 /* What fork()'s atfork handler does (the pid again, an empty batch), for a
- * child made by clone(), which runs no atfork handler (the high-security
- * login template's children, src/login/login-template.c). */
+ * child made by clone(), which runs no atfork handler (a template's
+ * children: lib/zygote.c calls it). */
 void log_forked(void);
+/* A process forked from a template that must not share its syslog socket
+ * (a worker: it may connect() it elsewhere): fd takes the place of every
+ * syslog sink's fd (dup3, close-on-exec). fd is closed. 0 or -errno. */
+int log_syslog_replace(int fd);
 const char *log_name(void);
 void log_set_debug(bool enabled);
 bool log_debug_enabled(void);

@@ -58,6 +58,7 @@ const struct set_def set_global_defs[] = {
 	G(login_timeout, ST_TIME_POS, "3 mins"),
 	G(login_max_preauth_ip_connections, ST_UINT, "0"),
 	G(login_template_forks, ST_UINT, "100"),
+	G(worker_template_forks, ST_UINT, "100"),
 	G(login_access_sockets, ST_SOCKNAMES, ""),
 	G(login_access_timeout, ST_TIME_POS, "1 mins"),
 	G(login_access_allow, ST_NETWORKS, ""),
@@ -357,6 +358,9 @@ static int check(struct loader *l)
 	if (set->login_template_forks > 100)
 		return set_load_error(l, l->global_nodes[global_index("login_template_forks")],
 				      "login_template_forks must be at most 100");
+	if (set->worker_template_forks > 100)
+		return set_load_error(l, l->global_nodes[global_index("worker_template_forks")],
+				      "worker_template_forks must be at most 100");
 	if (strlen(set->auth_username_translation) % 2 != 0)
 		return set_load_error(l, l->global_nodes[global_index("auth_username_translation")],
 				      "auth_username_translation must be pairs of characters");

@@ -138,6 +138,11 @@ struct settings {
 	 * once after a child dies of a signal); 0 = no template, an exec per
 	 * connection. Default 100, at most 100 */
 	unsigned login_template_forks;
+	/* imap and pop3 workers: the new ones a worker template process forks
+	 * before master replaces it by a fresh exec (also at once after a
+	 * child dies of a signal); 0 = no template, an exec per worker.
+	 * Default 100, at most 100 */
+	unsigned worker_template_forks;
 	/* login access check: socket names under base_dir/login asked before
 	 * the greeting (space-separated, "" = none), how long an answer may
 	 * take (seconds), and the built-in checker's CIDR lists */

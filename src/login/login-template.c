@@ -6,25 +6,15 @@
 #include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/zygote.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
-
-/* fork() with CLONE_PARENT: glibc's fork() cannot pass flags. The child
- * runs on a copy of this stack, as after fork(); fork's atfork handlers do
- * not run, which is harmless for glibc's and jemalloc's in this
- * single-threaded process; ours are run by hand (child_setup) */
-static pid_t clone_for_master(void)
-{
-	return (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0UL);
-}
 
 static void spawned_reply(int chan_fd, uint32_t id, pid_t pid, const char *reason)
 {
@@ -39,17 +29,14 @@ static void spawned_reply(int chan_fd, uint32_t id, pid_t pid, const char *reaso
 		log_fatal("template: answering master: %s", strerror(-ret));
 }
 
-/* In the new child: its own channels at chan_fd and chan_fd + 1. */
+/* In the new child (zygote_fork() reset its cached pids): its own
+ * channels at chan_fd and chan_fd + 1. */
 static void child_setup(int chan_fd, int chan, int auth)
 {
 	if (dup2(chan, chan_fd) < 0 || dup2(auth, chan_fd + 1) < 0)
 		log_fatal("template child: dup2: %m");
 	close(chan);
 	close(auth);
-	/* our own atfork handlers, which clone() does not run: every one in
-	 * src (grep pthread_atfork) must be called here */
-	ipc_pid_reset();
-	log_forked();
 	/* `ringgate-login` again (the template is `ringgate-ltmpl`) */
 	(void)prctl(PR_SET_NAME, "ringgate-login", 0, 0, 0);
 	/* the template's rx (a LOGIN_SPAWN: no field, no secret) stays as
@@ -90,12 +77,12 @@ void login_template_serve(int chan_fd)
 			if (rx->fd < 0 || auth < 0)
 				log_fatal("template: master sent a bad LOGIN_SPAWN");
 			int chan = rx->fd;
-			pid_t pid = clone_for_master();
+			pid_t pid = zygote_fork();
 			if (pid == 0) {
 				child_setup(chan_fd, chan, auth);
 				return;
 			}
-			int err = errno;
+			int err = -pid;
 			close(chan);
 			close(auth);
 			auth = -1;

@@ -5,6 +5,7 @@
 #include "lib/log.h"
 #include "lib/privs.h"
 #include "mail/mailfile.h"
+#include "mail/worker-template.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -42,10 +43,7 @@ static int worker_wait(int fd, int timeout_ms)
 	}
 }
 
-/* F_GROUPS: decimal gids, comma-separated, at least one; false when
- * malformed (empty, an empty item, a sign, space or other text, a value
- * beyond gid_t, more than max) */
-static bool parse_groups(const char *s, gid_t *out, size_t max, size_t *n_r)
+bool worker_parse_groups(const char *s, gid_t *out, size_t max, size_t *n_r)
 {
 	size_t n = 0;
 	for (;;) {
@@ -148,7 +146,7 @@ int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const c
 		init_r->gid = (gid_t)gid;
 	}
 	if (ipc_has(f, IPC_F_GROUPS) &&
-	    (!init_r->has_ids || !parse_groups(ipc_str(f, IPC_F_GROUPS), init_r->groups,
+	    (!init_r->has_ids || !worker_parse_groups(ipc_str(f, IPC_F_GROUPS), init_r->groups,
 					       sizeof(init_r->groups) / sizeof(init_r->groups[0]),
 					       &init_r->ngroups))) {
 		ret = -EPROTO;
@@ -362,8 +360,20 @@ void worker_start(const char *service, int argc, char **argv, struct worker_init
 	int ret;
 
 	worker_service = service;
-	worker_reusable = argc > 1 && strcmp(argv[1], "-r") == 0;
-	log_init(service);
+	/* -T: a template (worker-template.h); only its children come back,
+	 * set up as the user, the client on their first WORKER_INIT */
+	bool forked = argc > 1 && strcmp(argv[1], "-T") == 0;
+	if (forked) {
+		char name[32];
+		snprintf(name, sizeof(name), "%s-template", service);
+		log_init(name);
+		worker_template_serve(service);
+		log_init(service);
+		worker_reusable = worker_setup_run();
+	} else {
+		worker_reusable = argc > 1 && strcmp(argv[1], "-r") == 0;
+		log_init(service);
+	}
 	worker_signals_init();
 	/* a spare waits for its first user as long as master wants it to */
 	if ((ret = worker_init_read(WORKER_MASTER_FD,
@@ -375,7 +385,8 @@ void worker_start(const char *service, int argc, char **argv, struct worker_init
 	}
 	if (!worker_reusable) {
 		close(WORKER_MASTER_FD);
-		if (init_r->client_fd >= 0) {
+		/* an exec'd one has its client on fd 3 already */
+		if (!forked && init_r->client_fd >= 0) {
 			close(init_r->client_fd);
 			init_r->client_fd = -1;
 		}

@@ -5,7 +5,10 @@
  * a process_min_avail spare), the worker keeps fd 4 and, after each
  * session, sends WORKER_DONE and waits for the next WORKER_INIT (its client
  * socket attached) until master closes the channel; a spare, still root,
- * drops to its first session's user (the uid stays the worker's for good). */
+ * drops to its first session's user (the uid stays the worker's for good).
+ * Started with `-T` it is a template (worker-template.h) whose children
+ * come back here set up as the user, the client with their first
+ * WORKER_INIT. */
 #ifndef RG_WORKER_H
 #define RG_WORKER_H
 
@@ -40,6 +43,10 @@ struct worker_init {
  * malformed message or one without F_USER is an error: the caller fatals. */
 int worker_init_read(int fd, int timeout_ms, struct worker_init *init_r, const char **error_r);
 void worker_init_free(struct worker_init *init);
+/* F_GROUPS: decimal gids, comma-separated, at least one; false when
+ * malformed (empty, an empty item, a sign, space or other text, a value
+ * beyond gid_t, more than max) */
+bool worker_parse_groups(const char *s, gid_t *out, size_t max, size_t *n_r);
 
 /* A worker's first steps: log as `service`, set up signals, read
  * WORKER_INIT from fd 4 (fatal if it does not come or is malformed), chroot

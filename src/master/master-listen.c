@@ -252,6 +252,8 @@ int services_setup(struct login_service **old, unsigned old_count, char **error_
 		struct worker_service *ws = &m.workers[p];
 		ws->protocol = proto;
 		ws->grp = (struct proc_group){ .type = PROC_WORKER, .name = proto };
+		ws->tpl_grp.type = PROC_WTEMPLATE;
+		ws->tpl_grp.name = proto;
 		ws->set = settings_service(m.set, proto);
 		if (ws->set == NULL)
 			startup_fatal("service %s missing from the settings", proto);

@@ -8,6 +8,8 @@
  *   master-auth.c    auth and the built-in access checker (singletons)
  *   master-login.c   login processes, their messages, the hand-off to a worker
  *   master-worker.c  forking a worker as the user
+ *   master-wpool.c   workers that outlive a session, spares
+ *   master-wtemplate.c worker templates that fork new workers
  *   master-listen.c  login services, their listeners and the spawn policy
  *   master-reload.c  running.conf and reload
  *   master-ctl.c     the stats process and its requests: who, stats, metrics,
@@ -42,6 +44,7 @@
 enum proc_type {
 	PROC_AUTH, PROC_LOGIN, PROC_WORKER, PROC_ACCESS, PROC_STATS,
 	PROC_TEMPLATE, /* a high-security login template (master-template.c) */
+	PROC_WTEMPLATE, /* a worker template (master-wtemplate.c) */
 	PROC_TYPE_COUNT
 };
 
@@ -159,8 +162,8 @@ struct child {
 	char *wjail;                     /* and its chroot ("" none; NULL: a spare) */
 	unsigned served;                 /* sessions given to it */
 	int64_t idle_since_ms;
-	/* templates: their state (master-template.c); logins a template
-	 * forked: its pid */
+	/* templates: their state (master-template.c); logins and workers a
+	 * template forked: its pid */
 	struct tpl_state *tpl;
 	pid_t tpl_pid;
 	int exit_status;                 /* waitpid()'s, set before exited() */
@@ -207,6 +210,12 @@ struct worker_service {
 	unsigned idle_count, spare_count;
 	int64_t spare_retry_ms;          /* a spare failed: no new one before */
 	int64_t idle_checked_ms;
+	/* its template (master-wtemplate.c): the current one, whether it
+	 * said READY, the workers it forked; tpl_grp names and backs it off */
+	struct child *tpl;
+	bool tpl_ready;
+	unsigned tpl_forks;
+	struct proc_group tpl_grp;
 };
 
 /* A hand-off waiting for auth's AUTH_USER. msg is the LOGIN_HANDOFF as
@@ -389,6 +398,34 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 			 bool *temp_r, pid_t *pid_r);
 /* start a process_min_avail spare (root, no user yet): 0 or -1 (logged) */
 int worker_spawn_spare(struct worker_service *ws);
+/* the environment of an exec'd worker or worker template: RINGGATE_DEBUG,
+ * RINGGATE_LOG_TIMESTAMP, RINGGATE_LOG (r gets the log fds), HOME and
+ * USER when user is not NULL, LD_BIND_NOW=1 when bind_now */
+struct spawn_req;
+struct worker_env {
+	char log[160], home[4200], user[512], debug[64], ts[128];
+	char *envp[7];
+};
+void worker_env_fill(struct worker_env *env, struct spawn_req *r, int syslog_fd,
+		     const char *user, const char *home, bool bind_now);
+
+/* master-wtemplate.c */
+bool wtemplate_wanted(const struct worker_service *ws);
+/* each loop turn: a template when wanted, missing and past its back-off */
+void wtemplate_tick(struct worker_service *ws);
+/* Fork a worker from ws's template, its channel's far end child_end (the
+ * caller closes it). The pid (*tpl_pid_r the template's); -EAGAIN when
+ * there is no ready template or no child was made (exec one instead);
+ * -EIO when the template broke and a child may exist (killed, logged, its
+ * channel drained: do not serve the session elsewhere) */
+pid_t wtemplate_fork(struct worker_service *ws, int child_end, pid_t *tpl_pid_r);
+void wtemplate_message(struct child *c, struct ipc_rx *rx);
+void wtemplate_kill(struct child *c, const char *why);
+void wtemplate_exited(struct child *c);
+/* the current template goes (reload, limit reached); NULL-safe */
+void wtemplate_retire(struct worker_service *ws);
+/* a worker forked by template tpl_pid died of a signal */
+void wtemplate_child_crashed(struct worker_service *ws, pid_t tpl_pid);
 
 /* master-wpool.c */
 /* service_count != 1: a worker serves more than one session */

@@ -47,6 +47,11 @@ const struct proc_type_info proc_types[PROC_TYPE_COUNT] = {
 		.message = template_message, .kill = template_kill,
 		.exited = template_exited, .backoff = true,
 	},
+	[PROC_WTEMPLATE] = {
+		.name = "worker-template",
+		.message = wtemplate_message, .kill = wtemplate_kill,
+		.exited = wtemplate_exited, .backoff = true,
+	},
 	[PROC_STATS] = {
 		.name = "stats", .binary = "ringgate-stats",
 		.message = stats_message, .kill = stats_kill,

@@ -238,6 +238,10 @@ static int master_reload(char **error_r)
 		access->st.terminating = true;
 		kill(child_pid(access), SIGTERM);
 	}
+	/* a worker template holds the log sinks and environment of its start:
+	 * a fresh one (exec'd workers meanwhile) */
+	for (unsigned i = 0; i < 2; i++)
+		wtemplate_retire(&m.workers[i]);
 	/* the stats process reads its client_limit at start: a fresh one (its
 	 * sockets stay, so requests meanwhile wait in their backlogs) */
 	struct child *stats = m.stats.child;

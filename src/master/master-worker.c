@@ -170,26 +170,93 @@ struct worker_exec {
 	const char *home;  /* HOME (inside a chroot) */
 	const char *dir;   /* where it starts (the home outside a chroot) */
 	const char *user;
+	const char *jail;  /* the chroot with keep_chroot */
 };
 
-/* clone + exec (master-spawn.c); NULL when it failed (logged). A reusable
- * worker or a spare keeps its channel in master (-r), a single-session
- * worker's is closed once WORKER_INIT is queued in it. */
-static struct child *worker_exec(struct worker_service *ws, const struct worker_exec *e)
+void worker_env_fill(struct worker_env *env, struct spawn_req *r, int syslog_fd,
+		     const char *user, const char *home, bool bind_now)
 {
-	bool keep = e->init == NULL || worker_reusable(ws);
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-		log_error("socketpair() failed: %m");
-		return NULL;
+	unsigned ne = 0;
+	if (m.debug_env != NULL && fmt_env(env->debug, sizeof(env->debug), "RINGGATE_DEBUG", m.debug_env))
+		env->envp[ne++] = env->debug;
+	if (user != NULL && fmt_env(env->home, sizeof(env->home), "HOME", home))
+		env->envp[ne++] = env->home;
+	if (user != NULL && fmt_env(env->user, sizeof(env->user), "USER", user))
+		env->envp[ne++] = env->user;
+	if (m.log_timestamp != NULL &&
+	    fmt_env(env->ts, sizeof(env->ts), "RINGGATE_LOG_TIMESTAMP", m.log_timestamp))
+		env->envp[ne++] = env->ts;
+	if (spawn_add_log_fds(r, syslog_fd, env->log, sizeof(env->log)))
+		env->envp[ne++] = env->log;
+	/* a template's children never run the dynamic resolver */
+	if (bind_now)
+		env->envp[ne++] = (char *)"LD_BIND_NOW=1";
+	env->envp[ne] = NULL;
+}
+
+/* mail_access_groups and mail_privileged_group as F_GROUPS */
+static void add_extra_groups(struct ipc_msg *msg)
+{
+	gid_t extra[64];
+	size_t n = worker_extra_gids(extra, 64);
+	char groups[64 * 12] = "";
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(groups + len, sizeof(groups) - len, "%s%lu",
+					i > 0 ? "," : "", (unsigned long)extra[i]);
+	if (n > 0)
+		ipc_msg_add_str(msg, IPC_F_GROUPS, groups);
+}
+
+/* fork from the service's template (master-wtemplate.c): WORKER_SETUP
+ * (what the exec path's child does before execve, and the worker's own
+ * syslog socket) and WORKER_INIT (the client attached) wait in the new
+ * channel for the child. The pid; -EAGAIN: exec it instead */
+static pid_t worker_fork(struct worker_service *ws, const struct worker_exec *e, bool keep,
+			 int pair[2], pid_t *tpl_pid_r)
+{
+	if (ws->tpl == NULL || !ws->tpl_ready)
+		return -EAGAIN;
+	struct ipc_msg *msg = rg_malloc(sizeof(*msg));
+	ipc_msg_init(msg, IPC_WORKER_SETUP, 0);
+	if (e->drop) {
+		ipc_msg_add_uint(msg, IPC_F_UID, e->uid);
+		ipc_msg_add_uint(msg, IPC_F_GID, e->gid);
+		add_extra_groups(msg);
+		if (e->keep_chroot)
+			ipc_msg_add_str(msg, IPC_F_CHROOT, e->jail);
 	}
+	if (e->dir != NULL)
+		ipc_msg_add_str(msg, IPC_F_HOME, e->dir);
+	if (ws->set->vsz_limit != 0)
+		ipc_msg_add_uint(msg, IPC_F_VSZ, ws->set->vsz_limit);
+	if (keep)
+		ipc_msg_add_str(msg, IPC_F_REUSE, "1");
+	int syslog_fd = master_log_syslog_fd(MASTER_LOG_WORKER);
+	int ret = ipc_send(pair[0], msg, syslog_fd);
+	rg_free(msg);
+	if (syslog_fd >= 0)
+		close(syslog_fd);
+	if (ret == 0 && e->init != NULL)
+		ret = ipc_send(pair[0], e->init, e->client_fd);
+	if (ret < 0) {
+		log_error("service(%s): queueing WORKER_SETUP failed: %s", ws->protocol,
+			  strerror(-ret));
+		return -EAGAIN;
+	}
+	return wtemplate_fork(ws, pair[1], tpl_pid_r);
+}
+
+/* clone + exec (master-spawn.c): the pid, or -1 (logged) */
+static pid_t worker_spawn_exec(struct worker_service *ws, const struct worker_exec *e, bool keep,
+			       int pair[2])
+{
 	if (e->init != NULL) {
 		/* queued in the socket until the worker reads it */
 		int ret = ipc_send(pair[0], e->init, -1);
 		if (ret < 0) {
 			log_error("user %s: sending WORKER_INIT failed: %s", e->user, strerror(-ret));
-			close_fds(pair, 2);
-			return NULL;
+			return -1;
 		}
 	}
 	/* its own syslog socket, see master-log.h */
@@ -211,44 +278,64 @@ static struct child *worker_exec(struct worker_service *ws, const struct worker_
 		r->groups[0] = e->gid;
 		r->ngroups = 1 + worker_extra_gids(r->groups + 1, SPAWN_MAX_GROUPS - 1);
 	}
-	char env_log[160], env_home[4200], env_user[512], env_debug[64], env_ts[128];
-	char *envp[6];
-	unsigned ne = 0;
-	if (m.debug_env != NULL && fmt_env(env_debug, sizeof(env_debug), "RINGGATE_DEBUG", m.debug_env))
-		envp[ne++] = env_debug;
-	if (e->user != NULL && fmt_env(env_home, sizeof(env_home), "HOME", e->home))
-		envp[ne++] = env_home;
-	if (e->user != NULL && fmt_env(env_user, sizeof(env_user), "USER", e->user))
-		envp[ne++] = env_user;
-	if (m.log_timestamp != NULL &&
-	    fmt_env(env_ts, sizeof(env_ts), "RINGGATE_LOG_TIMESTAMP", m.log_timestamp))
-		envp[ne++] = env_ts;
-	if (spawn_add_log_fds(r, syslog_fd, env_log, sizeof(env_log)))
-		envp[ne++] = env_log;
-	envp[ne] = NULL;
+	struct worker_env env;
+	worker_env_fill(&env, r, syslog_fd, e->user, e->home, false);
 	const char *name = strrchr(ws->binary_path, '/');
 	char *argv[] = { (char *)(name != NULL ? name + 1 : ws->binary_path),
 			 keep ? (char *)"-r" : NULL, NULL };
 	r->argv = argv;
-	r->envp = envp;
+	r->envp = env.envp;
 	pid_t pid = spawn_start(r);
-	close(pair[1]);
 	if (syslog_fd >= 0)
 		close(syslog_fd);
-	if (pid < 0 || !keep) {
-		close(pair[0]);
-		pair[0] = -1;
-	}
 	if (pid < 0) {
 		log_error("service(%s): %s%s%sstarting a worker failed: %s: %s", ws->protocol,
 			  e->user != NULL ? "user " : "", e->user != NULL ? e->user : "",
 			  e->user != NULL ? ": " : "", r->failed_step, strerror((int)-pid));
 		rg_free(r);
-		return NULL;
+		return -1;
 	}
 	if (r->chdir_errno != 0)
 		log_error("user %s: chdir(%s) failed: %s", e->user, e->dir, strerror(r->chdir_errno));
 	rg_free(r);
+	return pid;
+}
+
+static int worker_channel(int pair[2])
+{
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
+		log_error("socketpair() failed: %m");
+		return -1;
+	}
+	return 0;
+}
+
+/* A new worker process: forked from the template when one is ready, else
+ * clone + exec; NULL when it failed (logged). A reusable worker or a
+ * spare keeps its channel in master (-r), a single-session worker's is
+ * closed once its messages are queued in it. */
+static struct child *worker_exec(struct worker_service *ws, const struct worker_exec *e)
+{
+	bool keep = e->init == NULL || worker_reusable(ws);
+	int pair[2];
+	pid_t tpl_pid = 0;
+	if (worker_channel(pair) < 0)
+		return NULL;
+	pid_t pid = worker_fork(ws, e, keep, pair, &tpl_pid);
+	if (pid == -EAGAIN) {
+		/* what was queued for a child that does not exist goes */
+		close_fds(pair, 2);
+		if (worker_channel(pair) < 0)
+			return NULL;
+		pid = worker_spawn_exec(ws, e, keep, pair);
+	}
+	close(pair[1]);
+	if (pid < 0 || !keep) {
+		close(pair[0]);
+		pair[0] = -1;
+	}
+	if (pid < 0)
+		return NULL;
 	if (pair[0] >= 0)
 		set_nonblock(pair[0]);
 	struct child *c = child_new(pid, &ws->grp, pair[0]);
@@ -256,6 +343,7 @@ static struct child *worker_exec(struct worker_service *ws, const struct worker_
 		ep_add(pair[0], &c->ev);
 	c->wsvc = ws;
 	c->wset = ws->set;
+	c->tpl_pid = tpl_pid;
 	ws->count++;
 	return c;
 }
@@ -333,15 +421,7 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		/* a spare drops to them, a used worker checks them */
 		ipc_msg_add_uint(msg, IPC_F_UID, uid);
 		ipc_msg_add_uint(msg, IPC_F_GID, gid);
-		gid_t extra[64];
-		size_t n = worker_extra_gids(extra, 64);
-		char groups[64 * 12] = "";
-		size_t len = 0;
-		for (size_t i = 0; i < n; i++)
-			len += (size_t)snprintf(groups + len, sizeof(groups) - len, "%s%lu",
-						i > 0 ? "," : "", (unsigned long)extra[i]);
-		if (n > 0)
-			ipc_msg_add_str(msg, IPC_F_GROUPS, groups);
+		add_extra_groups(msg);
 	}
 
 	/* an idle worker of this uid, gid and chroot, else a spare
@@ -369,7 +449,7 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		struct worker_exec e = {
 			.client_fd = p->client_fd, .init = msg, .drop = m.uid == 0,
 			.keep_chroot = jail[0] != '\0', .uid = (uid_t)uid, .gid = (gid_t)gid,
-			.home = home, .dir = outer_home, .user = user,
+			.home = home, .dir = outer_home, .user = user, .jail = jail,
 		};
 		c = worker_exec(ws, &e);
 		if (c == NULL) {
@@ -380,8 +460,12 @@ const char *worker_spawn(struct worker_service *ws, struct pending *p,
 		c->wuid = puid;
 		c->wgid = pgid;
 		c->wjail = rg_strdup(jail);
-		log_debug("service(%s): user %s: started worker %ld", ws->protocol, user,
-			  (long)child_pid(c));
+		if (c->tpl_pid != 0)
+			log_debug("service(%s): user %s: worker %ld forked from template %ld",
+				  ws->protocol, user, (long)child_pid(c), (long)c->tpl_pid);
+		else
+			log_debug("service(%s): user %s: started worker %ld", ws->protocol, user,
+				  (long)child_pid(c));
 	} else {
 		/* a spare is the user's from now on */
 		c->wuid = puid;

@@ -16,6 +16,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* a spare that died young is not replaced at once */
@@ -185,6 +186,9 @@ void worker_exited(struct child *c)
 	if (c->wstate != WORKER_LEAVING)
 		ws->count--;
 	c->wstate = WORKER_LEAVING;
+	/* a crash: someone may be probing its template's layout */
+	if (c->tpl_pid != 0 && WIFSIGNALED(c->exit_status) && !c->st.terminating)
+		wtemplate_child_crashed(ws, c->tpl_pid);
 }
 
 static void wpool_tick(struct worker_service *ws, int64_t now)
@@ -224,7 +228,9 @@ void workers_tick(void)
 	for (unsigned i = 0; i < 2; i++) {
 		struct worker_service *ws = &m.workers[i];
 		if (ws->protocol != NULL && ws->set != NULL &&
-		    settings_protocol_enabled(m.set, ws->protocol))
+		    settings_protocol_enabled(m.set, ws->protocol)) {
+			wtemplate_tick(ws);
 			wpool_tick(ws, now);
+		}
 	}
 }
