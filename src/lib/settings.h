@@ -194,9 +194,11 @@ struct settings *settings_load(const char *path, char **error_r);
 struct settings *settings_load_string(const char *name, const char *text, size_t len,
 				      bool allow_files, char **error_r);
 void settings_free(struct settings *set);
-/* Zero and free the certificate and key text (global and local_name); the
- * file paths stay. For a process that has built its TLS context: no copy of
- * a private key lingers, and 1,000 local_name sections cost no memory. */
+/* Zero and free the certificate and key text (global and local_name; the
+ * global file paths stay, the local_name sections go). For a process that
+ * has built its TLS context (and its store of local_name certificates): no
+ * copy of a private key lingers in its heap, and 10,000 local_name sections
+ * cost it no heap. */
 void settings_forget_pem(struct settings *set);
 
 /* One Info line per settings_ignored entry: `file:line: name: note`. */

@@ -143,13 +143,11 @@ static int master_reload(char **error_r)
 		return -1;
 	}
 	if (set->ssl != SSL_NO) {
-		struct tls_ctx *ctx;
-		if (tls_settings_ctx_create(set, &ctx, &error) < 0) {
+		if (tls_settings_check(set, &error) < 0) {
 			*error_r = error;
 			settings_free(set);
 			return -1;
 		}
-		tls_ctx_free(&ctx);
 	}
 	if (running_conf_write(set, error_r) < 0) {
 		settings_free(set);

@@ -259,12 +259,11 @@ int master_run(struct settings *set, bool foreground)
 
 	if (set->ssl != SSL_NO) {
 		/* a certificate that does not load or match its key stops
-		 * start-up here, not in every login process */
-		struct tls_ctx *ctx;
+		 * start-up here, not in every login process (which build a
+		 * local_name's context only when a client names it) */
 		char *error;
-		if (tls_settings_ctx_create(set, &ctx, &error) < 0)
+		if (tls_settings_check(set, &error) < 0)
 			startup_fatal("%s", error);
-		tls_ctx_free(&ctx);
 	}
 	if (set->login_max_preauth_ip_connections > 0) {
 		m.iplimit_fd = iplimit_create(iplimit_epoch_secs(set->login_timeout));
