@@ -226,5 +226,11 @@ void settings_print(const struct settings *set, bool all, FILE *out);
 /* The same; with secrets an inline ssl_key is printed too (`-P`, as
  * doveconf -P), so the output loads back even then. */
 void settings_print_secrets(const struct settings *set, bool all, bool secrets, FILE *out);
+/* What master writes to running.conf for its children: as
+ * settings_print_secrets(set, false, true), but with local_names false the
+ * local_name sections are left out (a comment counts them): login
+ * processes get them from master as a store (tls.h), so a high-security
+ * template's start does not grow with them. */
+void settings_print_running(const struct settings *set, bool local_names, FILE *out);
 
 #endif

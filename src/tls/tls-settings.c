@@ -90,12 +90,14 @@ static int default_ctx_create(const struct settings *set, struct tls_ctx **ctx_r
 	return 0;
 }
 
-int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, char **error_r)
+int tls_settings_ctx_create(const struct settings *set, struct tls_sni_store *store,
+			    struct tls_ctx **ctx_r, char **error_r)
 {
-	if (default_ctx_create(set, ctx_r, error_r) < 0)
+	if (default_ctx_create(set, ctx_r, error_r) < 0) {
+		tls_sni_store_free(&store);
 		return -EINVAL;
-	struct tls_sni_store *store = NULL;
-	if (sni_store_build(set, &store, NULL, error_r) < 0) {
+	}
+	if (store == NULL && sni_store_build(set, &store, NULL, error_r) < 0) {
 		tls_ctx_free(ctx_r);
 		return -EINVAL;
 	}
@@ -104,8 +106,10 @@ int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, 
 	return 0;
 }
 
-int tls_settings_check(const struct settings *set, char **error_r)
+int tls_settings_check(const struct settings *set, int *store_fd_r, char **error_r)
 {
+	if (store_fd_r != NULL)
+		*store_fd_r = -1;
 	struct tls_ctx *ctx;
 	if (default_ctx_create(set, &ctx, error_r) < 0)
 		return -EINVAL;
@@ -128,6 +132,14 @@ int tls_settings_check(const struct settings *set, char **error_r)
 		}
 	}
 	rg_free(first);
+	if (ret == 0 && store != NULL && store_fd_r != NULL) {
+		*store_fd_r = tls_sni_store_fd(store);
+		if (*store_fd_r < 0) {
+			*error_r = rg_strdup_printf("local_name store: memfd: %s",
+						    strerror(-*store_fd_r));
+			ret = -EINVAL;
+		}
+	}
 	tls_sni_store_free(&store);
 	tls_ctx_free(&ctx);
 	return ret;

@@ -12,12 +12,17 @@
 #include "lib/settings.h"
 #include "tls/tls.h"
 
-/* 0, or -EINVAL with an allocated *error_r naming the setting (and for a
- * local_name section its file:line); the caller frees it. */
-int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, char **error_r);
+/* The context; its local_name certificates come from store (taken: master's,
+ * tls_sni_store_map) or, when NULL, from set's sections. 0, or -EINVAL with
+ * an allocated *error_r naming the setting (and for a local_name section
+ * its file:line); the caller frees it. */
+int tls_settings_ctx_create(const struct settings *set, struct tls_sni_store *store,
+			    struct tls_ctx **ctx_r, char **error_r);
 /* Build every context the configuration names (each distinct local_name
  * certificate once, its key proved to match) and free them: 0, or -EINVAL
- * with an allocated *error_r as above. */
-int tls_settings_check(const struct settings *set, char **error_r);
+ * with an allocated *error_r as above. With store_fd_r, the local_name
+ * sections' store as a sealed memfd (tls_sni_store_fd), -1 when there are
+ * none. */
+int tls_settings_check(const struct settings *set, int *store_fd_r, char **error_r);
 
 #endif

@@ -7,8 +7,11 @@
 #include "tls/tls-private.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "lib/alloc.h"
 #include "lib/hash.h"
@@ -18,6 +21,8 @@
 #define SNI_NAMES_MAX (1u << 20)
 /* offsets are 32-bit */
 #define SNI_STORE_MAX (1u << 30)
+/* the head's first word: layout version 1 */
+#define SNI_STORE_MAGIC 0x31494e53u
 
 /* The mapping: this head, then the slot table (uint32_t per slot: 0 free,
  * else the offset of a name record), the entry table (cert and key
@@ -25,6 +30,7 @@
  * name and its NUL, padded to 4) and the strings. Never written after
  * tls_sni_builder_finish. */
 struct tls_sni_store {
+	uint32_t magic;
 	uint32_t size;
 	uint32_t slot_mask;
 	uint32_t names, entries;
@@ -257,6 +263,7 @@ struct tls_sni_store *tls_sni_builder_finish(struct tls_sni_builder **_b,
 		return NULL;
 	}
 	struct tls_sni_store head = {
+		.magic = SNI_STORE_MAGIC,
 		.names = b->name_count,
 		.entries = b->pair_count,
 		.prefer_server_ciphers = base->prefer_server_ciphers,
@@ -316,6 +323,68 @@ void tls_sni_store_free(struct tls_sni_store **_store)
 		return;
 	*_store = NULL;
 	(void)munmap(store, store->size);
+}
+
+int tls_sni_store_fd(const struct tls_sni_store *store)
+{
+	int fd = memfd_create("ringgate-sni", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	const uint8_t *p = (const uint8_t *)store;
+	size_t done = 0;
+	while (done < store->size) {
+		ssize_t n = write(fd, p + done, store->size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? -errno : -EIO;
+			close(fd);
+			return err;
+		}
+		done += (size_t)n;
+	}
+	/* nobody, a login process included, can change what the others map */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+int tls_sni_store_map(int fd, struct tls_sni_store **store_r, const char **error_r)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		*error_r = tls_error("local_name store: fstat: %s", strerror(errno));
+		return -errno;
+	}
+	int seals = fcntl(fd, F_GET_SEALS);
+	const int want = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	if (seals < 0 || (seals & want) != want || st.st_size < (off_t)sizeof(struct tls_sni_store) ||
+	    st.st_size > (off_t)SNI_STORE_MAX) {
+		*error_r = tls_error("local_name store: not a sealed store");
+		return -EINVAL;
+	}
+	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		*error_r = tls_error("local_name store: mmap: %s", strerror(errno));
+		return -errno;
+	}
+	/* master made it (tls_sni_store_fd) and sealed it: the checks are
+	 * for a mismatched binary, not for a hostile writer */
+	const struct tls_sni_store *s = map;
+	uint64_t slots = (uint64_t)s->slot_mask + 1;
+	if (s->magic != SNI_STORE_MAGIC || s->size != (uint64_t)st.st_size ||
+	    (slots & (slots - 1)) != 0 || slots < 2ull * s->names ||
+	    s->slots_off + slots * 4 > s->size ||
+	    s->entries_off + (uint64_t)s->entries * sizeof(struct sni_pem_pair) > s->size) {
+		(void)munmap(map, (size_t)st.st_size);
+		*error_r = tls_error("local_name store: not a store of this version");
+		return -EINVAL;
+	}
+	*store_r = map;
+	return 0;
 }
 
 static const char *store_str(const struct tls_sni_store *store, uint32_t off)

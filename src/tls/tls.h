@@ -127,6 +127,13 @@ struct tls_sni_store *tls_sni_builder_finish(struct tls_sni_builder **b,
 					     const struct tls_ctx_settings *base);
 void tls_sni_builder_free(struct tls_sni_builder **b);
 void tls_sni_store_free(struct tls_sni_store **store);
+/* The store in a sealed memfd (no process can change it once made: master
+ * makes it, every login process maps the same pages): the fd (close-on-
+ * exec) or -errno. */
+int tls_sni_store_fd(const struct tls_sni_store *store);
+/* Map such an fd read-only (the caller may close it then): 0, or -errno /
+ * -EINVAL (not sealed, not a store of this version) with error_r. */
+int tls_sni_store_map(int fd, struct tls_sni_store **store_r, const char **error_r);
 /* the entry serving a client's name (exact, then "*." + all but its first
  * label), or -1 (unknown, or not a host name: NULL, empty, too long, odd
  * characters) */

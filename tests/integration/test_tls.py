@@ -665,6 +665,39 @@ class SniOnFirstUse(unittest.TestCase):
     def test_performance_mode(self):
         self.check("performance", "  process_min_avail = 1\n")
 
+    def test_reload_changes_names(self):
+        # master makes a new store at a reload; new login processes map it
+        rg, certs = self.serve("security", "")
+        try:
+            self.assertEqual(self.peer_cn(rg, "one.example.test", certs["one.example.test"]),
+                             "one.example.test")
+            self.assertEqual(self.peer_cn(rg, "new.example.test", rg.cert), "localhost")
+            with open(rg.conf) as f:
+                text = f.read()
+            # a new name, with two's certificate
+            text = text.replace("local_name one.example.test {",
+                                "local_name new.example.test {\n  ssl_cert = <%s\n"
+                                "  ssl_key = <%s\n}\nlocal_name one.example.test {" % (
+                                    certs["two.example.test"],
+                                    os.path.join(rg.tmp, "two.example.test-key.pem")))
+            with open(rg.conf, "w") as f:
+                f.write(text)
+            out = rg.ctl("reload", check=False)
+            self.assertEqual(out.returncode, 0, out.stderr + rg.logs()[-2000:])
+            self.assertEqual(self.peer_cn(rg, "new.example.test", certs["two.example.test"]),
+                             "two.example.test")
+            self.assertEqual(self.peer_cn(rg, "one.example.test", certs["one.example.test"]),
+                             "one.example.test")
+            # running.conf names the sections but leaves them to master's store
+            with open(os.path.join(rg.base_dir, "running.conf")) as f:
+                running = f.read()
+            self.assertIn("# 204 local_name sections: given to login processes by master\n",
+                          running)
+            self.assertEqual(running.count("local_name"), 1)
+        finally:
+            rg.stop()
+            rg.cleanup()
+
     def test_security_mode(self):
         self.check("security", "")
 

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <fcntl.h>
 
 #include <cmocka.h>
 
@@ -24,6 +27,19 @@ static struct tls_sni_store *finish(struct tls_sni_builder **b)
 {
 	struct tls_ctx_settings base = { 0 };
 	return tls_sni_builder_finish(b, &base);
+}
+
+static void check_cn(struct tls_ctx *ctx, enum client_version v, const char *name, const char *expect_cn)
+{
+	struct client *c = client_new(v, name, NULL);
+	struct tls_conn *s = handshake(ctx, c);
+	char cn[128];
+	peer_cn(c, cn, sizeof(cn));
+	if (strcmp(cn, expect_cn) != 0)
+		fail_msg("SNI %s: got certificate %s, wanted %s", name != NULL ? name : "(none)", cn,
+			 expect_cn);
+	tls_conn_free(&s);
+	client_free(c);
 }
 
 static void test_store_lookup(void **state)
@@ -101,6 +117,51 @@ static void test_store_lookup(void **state)
 	tls_sni_store_free(&store);
 }
 
+/* master's store as a sealed memfd: what a login process maps */
+static void test_store_fd(void **state)
+{
+	(void)state;
+	struct tls_sni_builder *b = tls_sni_builder_new();
+	const char *error = NULL;
+	assert_int_equal(tls_sni_builder_add(b, "other.example.org", other_cert, other_key, &error), 0);
+	assert_int_equal(tls_sni_builder_add(b, "*.example.net", wild_cert, wild_key, &error), 1);
+	struct tls_sni_store *store = finish(&b);
+	int fd = tls_sni_store_fd(store);
+	assert_true(fd >= 0);
+	tls_sni_store_free(&store);
+	/* nobody writes to it any more */
+	assert_true(write(fd, "x", 1) < 0);
+	assert_true(ftruncate(fd, 0) < 0);
+	struct tls_sni_store *mapped = NULL;
+	assert_int_equal(tls_sni_store_map(fd, &mapped, &error), 0);
+	close(fd);
+	assert_int_equal(tls_sni_store_entries(mapped), 2);
+	assert_int_equal(tls_sni_store_find(mapped, "Other.Example.Org"), 0);
+	assert_int_equal(tls_sni_store_find(mapped, "imap.example.net"), 1);
+	assert_int_equal(tls_sni_store_find(mapped, "example.net"), -1);
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	tls_ctx_set_sni_store(ctx, mapped);
+	check_cn(ctx, V13, "imap.example.net", "*.example.net");
+	check_cn(ctx, V13, "other.example.org", "other.example.org");
+	tls_ctx_free(&ctx);
+
+	/* an unsealed memfd, a sealed one that holds no store */
+	int raw = memfd_create("test", MFD_ALLOW_SEALING);
+	assert_true(raw >= 0);
+	uint8_t zeros[256] = { 0 };
+	assert_int_equal(write(raw, zeros, sizeof(zeros)), (ssize_t)sizeof(zeros));
+	assert_int_equal(tls_sni_store_map(raw, &mapped, &error), -EINVAL);
+	assert_non_null(strstr(error, "sealed"));
+	assert_int_equal(fcntl(raw, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE), 0);
+	assert_int_equal(tls_sni_store_map(raw, &mapped, &error), -EINVAL);
+	assert_non_null(strstr(error, "version"));
+	close(raw);
+	int empty = memfd_create("test", MFD_ALLOW_SEALING);
+	assert_int_equal(fcntl(empty, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE), 0);
+	assert_int_equal(tls_sni_store_map(empty, &mapped, &error), -EINVAL);
+	close(empty);
+}
+
 static void test_store_checks_pairs(void **state)
 {
 	(void)state;
@@ -130,19 +191,6 @@ static void test_store_checks_pairs(void **state)
 	client_free(c);
 	assert_int_equal(ctx->cache_count, 0);
 	tls_ctx_free(&ctx);
-}
-
-static void check_cn(struct tls_ctx *ctx, enum client_version v, const char *name, const char *expect_cn)
-{
-	struct client *c = client_new(v, name, NULL);
-	struct tls_conn *s = handshake(ctx, c);
-	char cn[128];
-	peer_cn(c, cn, sizeof(cn));
-	if (strcmp(cn, expect_cn) != 0)
-		fail_msg("SNI %s: got certificate %s, wanted %s", name != NULL ? name : "(none)", cn,
-			 expect_cn);
-	tls_conn_free(&s);
-	client_free(c);
 }
 
 static void test_built_on_first_use(void **state)
@@ -264,6 +312,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_store_lookup),
+		cmocka_unit_test(test_store_fd),
 		cmocka_unit_test(test_store_checks_pairs),
 		cmocka_unit_test(test_built_on_first_use),
 		cmocka_unit_test(test_cache_bound),
