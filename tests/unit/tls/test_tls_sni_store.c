@@ -29,19 +29,6 @@ static struct tls_sni_store *finish(struct tls_sni_builder **b)
 	return tls_sni_builder_finish(b, &base);
 }
 
-static void check_cn(struct tls_ctx *ctx, enum client_version v, const char *name, const char *expect_cn)
-{
-	struct client *c = client_new(v, name, NULL);
-	struct tls_conn *s = handshake(ctx, c);
-	char cn[128];
-	peer_cn(c, cn, sizeof(cn));
-	if (strcmp(cn, expect_cn) != 0)
-		fail_msg("SNI %s: got certificate %s, wanted %s", name != NULL ? name : "(none)", cn,
-			 expect_cn);
-	tls_conn_free(&s);
-	client_free(c);
-}
-
 static void test_store_lookup(void **state)
 {
 	(void)state;
@@ -141,8 +128,8 @@ static void test_store_fd(void **state)
 	assert_int_equal(tls_sni_store_find(mapped, "example.net"), -1);
 	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
 	tls_ctx_set_sni_store(ctx, mapped);
-	check_cn(ctx, V13, "imap.example.net", "*.example.net");
-	check_cn(ctx, V13, "other.example.org", "other.example.org");
+	check_sni(ctx, V13, "imap.example.net", "*.example.net");
+	check_sni(ctx, V13, "other.example.org", "other.example.org");
 	tls_ctx_free(&ctx);
 
 	/* an unsealed memfd, a sealed one that holds no store */
@@ -209,38 +196,24 @@ static void test_built_on_first_use(void **state)
 
 	for (int v = V12; v <= V13; v++) {
 		/* first use builds, the next finds it built */
-		check_cn(ctx, v, "other.example.org", "other.example.org");
+		check_sni(ctx, v, "other.example.org", "other.example.org");
 		struct tls_ctx *built = ctx->cache[0].sub;
-		check_cn(ctx, v, "Other.Example.Org", "other.example.org");
+		check_sni(ctx, v, "Other.Example.Org", "other.example.org");
 		assert_ptr_equal(ctx->cache[0].sub, built);
-		check_cn(ctx, v, "imap.example.net", "*.example.net");
-		check_cn(ctx, v, "pop.example.net", "*.example.net");
-		check_cn(ctx, v, "mail.example.org", "mail.example.com");
+		check_sni(ctx, v, "imap.example.net", "*.example.net");
+		check_sni(ctx, v, "pop.example.net", "*.example.net");
+		check_sni(ctx, v, "mail.example.org", "mail.example.com");
 		assert_int_equal(ctx->cache_count, 3);
 		/* names not configured: the default certificate, nothing built */
-		check_cn(ctx, v, "a.b.example.net", "mail.example.com");
-		check_cn(ctx, v, "unknown.test", "mail.example.com");
-		check_cn(ctx, v, NULL, "mail.example.com");
+		check_sni(ctx, v, "a.b.example.net", "mail.example.com");
+		check_sni(ctx, v, "unknown.test", "mail.example.com");
+		check_sni(ctx, v, NULL, "mail.example.com");
 		assert_int_equal(ctx->cache_count, 3);
 	}
 
 	/* tickets issued after a switch to a built context resume on the
 	 * parent's keys, in another process's context */
-	uint8_t k[TLS_TICKET_KEY_SIZE];
-	key_material(k, 7);
-	tls_ctx_set_ticket_keys(ctx, k, NULL);
-	struct client *c = client_new(V13, "other.example.org", NULL);
-	struct tls_conn *s = handshake(ctx, c);
-	server_to_client(s, c, 100000);
-	client_read_all(c, NULL);
-	WOLFSSL_SESSION *sess = wolfSSL_get1_session(c->ssl);
-	tls_conn_free(&s);
-	client_free(c);
-	struct tls_ctx *peer = make_ctx(ec_cert, ec_key);
-	tls_ctx_set_ticket_keys(peer, k, NULL);
-	assert_true(try_resume(peer, V13, sess, NULL));
-	wolfSSL_SESSION_free(sess);
-	tls_ctx_free(&peer);
+	check_resume_elsewhere(ctx, "other.example.org", 7);
 	tls_ctx_free(&ctx);
 }
 
@@ -279,7 +252,7 @@ static void test_cache_bound(void **state)
 
 	for (int i = 1; i < ENTRIES; i++) {
 		snprintf(name, sizeof(name), "h%d.example.org", i);
-		check_cn(ctx, V13, name, "other.example.org");
+		check_sni(ctx, V13, name, "other.example.org");
 		assert_true(ctx->cache_count <= TLS_SNI_CACHE_MAX);
 	}
 	assert_int_equal(ctx->cache_count, TLS_SNI_CACHE_MAX);
@@ -304,7 +277,7 @@ static void test_cache_bound(void **state)
 	client_free(first);
 
 	/* and h0 is built again when asked for */
-	check_cn(ctx, V12, "h0.example.org", "other.example.org");
+	check_sni(ctx, V12, "h0.example.org", "other.example.org");
 	tls_ctx_free(&ctx);
 }
 
