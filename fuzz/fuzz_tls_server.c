@@ -91,6 +91,19 @@ static void setup(void)
 		fprintf(stderr, "fuzz_tls_server: %s\n", error);
 		abort();
 	}
+	/* and a local_name store on it: the same names as server_ctx's,
+	 * their contexts built when a ClientHello names them */
+	struct tls_sni_builder *b = tls_sni_builder_new();
+	char *ocert = read_fixture("other-cert.pem");
+	char *okey = read_fixture("other-key.pem");
+	if (tls_sni_builder_add(b, "other.example.org", ocert, okey, &error) < 0 ||
+	    tls_sni_builder_add(b, "*.example.net", ocert, okey, &error) < 0) {
+		fprintf(stderr, "fuzz_tls_server: %s\n", error);
+		abort();
+	}
+	tls_ctx_set_sni_store(verify_ctx, tls_sni_builder_finish(&b, &set));
+	rg_free(ocert);
+	rg_free(okey);
 	rg_free((char *)set.ca_pem);
 	rg_free(cert);
 	rg_free(key);

@@ -238,7 +238,8 @@ void settings_print(const struct settings *set, bool all, FILE *out)
 	settings_print_secrets(set, all, false, out);
 }
 
-void settings_print_secrets(const struct settings *set, bool all, bool secrets, FILE *out)
+static void print_all(const struct settings *set, bool all, bool secrets, bool local_names,
+		      FILE *out)
 {
 	struct settings *defaults = settings_new(set->config_path);
 
@@ -262,10 +263,24 @@ void settings_print_secrets(const struct settings *set, bool all, bool secrets, 
 		rg_free(d);
 	}
 	settings_free(defaults);
-	print_local_names(out, set, secrets);
+	if (local_names)
+		print_local_names(out, set, secrets);
+	else if (set->local_name_count > 0)
+		fprintf(out, "# %u local_name sections: given to login processes by master\n",
+			set->local_name_count);
 	print_db(out, "passdb", &set->passdb, all);
 	print_db(out, "userdb", &set->userdb, all);
 	for (unsigned i = 0; i < set->service_count; i++)
 		print_service(out, set, &set->services[i], all);
 	print_ignored(out, set);
+}
+
+void settings_print_secrets(const struct settings *set, bool all, bool secrets, FILE *out)
+{
+	print_all(set, all, secrets, true, out);
+}
+
+void settings_print_running(const struct settings *set, bool local_names, FILE *out)
+{
+	print_all(set, false, true, local_names, out);
 }

@@ -599,9 +599,16 @@ void settings_forget_pem(struct settings *set)
 	forget(&set->ssl_ca);
 	forget(&set->ssl_dh);
 	for (unsigned i = 0; i < set->local_name_count; i++) {
-		forget(&set->local_names[i].ssl_cert);
-		forget(&set->local_names[i].ssl_key);
+		struct local_name_settings *ln = &set->local_names[i];
+		explicit_bzero(ln->ssl_cert, strlen(ln->ssl_cert));
+		explicit_bzero(ln->ssl_key, strlen(ln->ssl_key));
+		set_free_strings(ln, set_local_name_defs, set_local_name_count);
+		rg_free(ln->names);
+		rg_free(ln->file);
 	}
+	rg_free(set->local_names);
+	set->local_names = NULL;
+	set->local_name_count = 0;
 }
 
 const struct service_settings *settings_service(const struct settings *set, const char *name)

@@ -199,9 +199,11 @@ struct settings *settings_load(const char *path, char **error_r);
 struct settings *settings_load_string(const char *name, const char *text, size_t len,
 				      bool allow_files, char **error_r);
 void settings_free(struct settings *set);
-/* Zero and free the certificate and key text (global and local_name); the
- * file paths stay. For a process that has built its TLS context: no copy of
- * a private key lingers, and 1,000 local_name sections cost no memory. */
+/* Zero and free the certificate and key text (global and local_name; the
+ * global file paths stay, the local_name sections go). For a process that
+ * has built its TLS context (and its store of local_name certificates): no
+ * copy of a private key lingers in its heap, and 10,000 local_name sections
+ * cost it no heap. */
 void settings_forget_pem(struct settings *set);
 
 /* One Info line per settings_ignored entry: `file:line: name: note`. */
@@ -229,5 +231,11 @@ void settings_print(const struct settings *set, bool all, FILE *out);
 /* The same; with secrets an inline ssl_key is printed too (`-P`, as
  * doveconf -P), so the output loads back even then. */
 void settings_print_secrets(const struct settings *set, bool all, bool secrets, FILE *out);
+/* What master writes to running.conf for its children: as
+ * settings_print_secrets(set, false, true), but with local_names false the
+ * local_name sections are left out (a comment counts them): login
+ * processes get them from master as a store (tls.h), so a high-security
+ * template's start does not grow with them. */
+void settings_print_running(const struct settings *set, bool local_names, FILE *out);
 
 #endif

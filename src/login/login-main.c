@@ -50,6 +50,9 @@ static struct settings *login_set;
 /* High-security template: the context it built once (every local_name's
  * too), which each child takes, reseeded, instead of building its own. */
 static struct tls_ctx *template_ctx;
+/* master's store of the local_name certificates (mapped, shared by every
+ * login process), until the context takes it */
+static struct tls_sni_store *sni_store;
 
 static struct tls_ctx *tls_build(void)
 {
@@ -63,7 +66,9 @@ static struct tls_ctx *tls_build(void)
 	}
 	struct tls_ctx *ctx;
 	char *error;
-	if (tls_settings_ctx_create(login_set, &ctx, &error) < 0)
+	struct tls_sni_store *store = sni_store;
+	sni_store = NULL;
+	if (tls_settings_ctx_create(login_set, store, &ctx, &error) < 0)
 		log_fatal("%s", error);
 	settings_forget_pem(login_set);
 	rg_alloc_release();
@@ -323,6 +328,16 @@ int main(int argc, char **argv)
 		if (iret < 0)
 			log_fatal("login_max_preauth_ip_connections table (fd %d): %s", fd,
 				  strerror(-iret));
+		close(fd);
+	}
+	/* then master's local_name store (running.conf leaves the sections
+	 * out): mapped, its fd closed */
+	if (getenv("RINGGATE_SNI_STORE") != NULL) {
+		int fd = FIRST_LISTEN_FD + (int)nlisten + (iplimit != NULL ? 1 : 0);
+		const char *serr;
+		int sret = tls_sni_store_map(fd, &sni_store, &serr);
+		if (sret < 0)
+			log_fatal("local_name store (fd %d): %s", fd, serr);
 		close(fd);
 	}
 

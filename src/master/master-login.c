@@ -281,9 +281,10 @@ int login_fds_collect(struct login_service *svc, struct login_fds *lf)
 	unsigned nsocks = 0;
 	for (unsigned i = 0; i < svc->listener_count; i++)
 		nsocks += svc->listeners[i].sock_count;
-	/* fd 3 master, 4 auth, then the listeners, then the iplimit table */
+	/* fd 3 master, 4 auth, then the listeners, then the iplimit table,
+	 * then the local_name store */
 	lf->nsocks = nsocks;
-	lf->nfds = nsocks + 2 + (m.iplimit_fd >= 0 ? 1 : 0);
+	lf->nfds = nsocks + 2 + (m.iplimit_fd >= 0 ? 1 : 0) + (m.sni_fd >= 0 ? 1 : 0);
 	lf->fds = rg_calloc(lf->nfds, sizeof(int));
 	lf->own = rg_calloc(lf->nfds, sizeof(bool));
 	size_t names_size = 1;
@@ -315,6 +316,8 @@ int login_fds_collect(struct login_service *svc, struct login_fds *lf)
 	}
 	if (m.iplimit_fd >= 0)
 		lf->fds[nsocks + 2] = m.iplimit_fd;
+	if (m.sni_fd >= 0)
+		lf->fds[lf->nfds - 1] = m.sni_fd;
 	return 0;
 }
 
@@ -341,6 +344,8 @@ pid_t login_exec(struct login_service *svc, const struct login_fds *lf, int cpu,
 		setenv("RINGGATE_LISTENERS", lf->names, 1);
 		if (m.iplimit_fd >= 0)
 			setenv("RINGGATE_IPLIMIT", "1", 1);
+		if (m.sni_fd >= 0)
+			setenv("RINGGATE_SNI_STORE", "1", 1);
 		/* a template binds every symbol once, at its start: lazily,
 		 * each child would resolve (and fault in) the same PLT slots */
 		if (template)

@@ -286,6 +286,9 @@ struct master {
 	/* login_max_preauth_ip_connections: the table every login process
 	 * maps (lib/iplimit.h), -1 without a limit */
 	int iplimit_fd;
+	/* the local_name sections' store (tls.h: a sealed memfd) that every
+	 * login process of the running configuration maps, -1 without */
+	int sni_fd;
 };
 extern struct master m;
 
@@ -461,7 +464,7 @@ void services_close_listeners(void);
 void listener_ready(struct listen_sock *ls);
 
 /* master-reload.c */
-int running_conf_write(const struct settings *set, char **error_r);
+int running_conf_write(const struct settings *set, bool local_names, char **error_r);
 /* The content of the files the passdb/userdb chain's sql, ldap and oauth2
    blocks name in args (dovecot-sql.conf.ext, ...), hashed: auth reads them
    only when it starts, so a reload that changes one restarts auth. */

@@ -19,7 +19,7 @@
 
 /* Write set as base_dir/running.conf.tmp (mode 0600: it may hold an inline
  * key), renamed into place by running_conf_commit(). */
-int running_conf_write(const struct settings *set, char **error_r)
+int running_conf_write(const struct settings *set, bool local_names, char **error_r)
 {
 	char *tmp = rg_strdup_printf("%s.tmp", m.running_conf);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -33,7 +33,7 @@ int running_conf_write(const struct settings *set, char **error_r)
 	}
 	fprintf(f, "# written by ringgate master from %s: the configuration it runs\n",
 		set->config_path);
-	settings_print_secrets(set, false, true, f);
+	settings_print_running(set, local_names, f);
 	if (fflush(f) != 0 || fsync(fd) < 0 || fclose(f) != 0) {
 		*error_r = rg_strdup_printf("write(%s) failed: %s", tmp, strerror(errno));
 		unlink(tmp);
@@ -142,19 +142,23 @@ static int master_reload(char **error_r)
 		settings_free(set);
 		return -1;
 	}
+	/* the new login processes map the new local_name store */
+	int sni_fd = -1;
 	if (set->ssl != SSL_NO) {
-		struct tls_ctx *ctx;
-		if (tls_settings_ctx_create(set, &ctx, &error) < 0) {
+		if (tls_settings_check(set, &sni_fd, &error) < 0) {
 			*error_r = error;
 			settings_free(set);
 			return -1;
 		}
-		tls_ctx_free(&ctx);
 	}
-	if (running_conf_write(set, error_r) < 0) {
+	if (running_conf_write(set, sni_fd < 0, error_r) < 0) {
+		if (sni_fd >= 0)
+			close(sni_fd);
 		settings_free(set);
 		return -1;
 	}
+	int old_sni_fd = m.sni_fd;
+	m.sni_fd = sni_fd;
 
 	struct settings *old_set = m.set;
 	struct login_service **old = m.services;
@@ -174,10 +178,16 @@ static int master_reload(char **error_r)
 		m.service_count = old_count;
 		m.set = old_set;
 		memcpy(m.workers, old_workers, sizeof(old_workers));
+		if (m.sni_fd >= 0)
+			close(m.sni_fd);
+		m.sni_fd = old_sni_fd;
 		settings_free(set);
 		*error_r = error;
 		return -1;
 	}
+	/* login processes started before have theirs mapped */
+	if (old_sni_fd >= 0)
+		close(old_sni_fd);
 	/* commit: borrowed sockets change hands, the old services retire */
 	for (unsigned s = 0; s < m.service_count; s++) {
 		struct login_service *svc = m.services[s];

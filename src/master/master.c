@@ -213,6 +213,7 @@ int master_run(struct settings *set, bool foreground)
 	m.debug_env = dbg != NULL ? rg_strdup(dbg) : NULL;
 	m.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	m.iplimit_fd = -1;
+	m.sni_fd = -1;
 	m.access_fd = -1;
 	if (sched_getaffinity(0, sizeof(m.cpus), &m.cpus) < 0)
 		CPU_ZERO(&m.cpus);
@@ -253,19 +254,20 @@ int master_run(struct settings *set, bool foreground)
 		startup_fatal("ringgate is already running with pid %ld (see %s)", (long)other,
 			  m.pid_path);
 	m.running_conf = rg_strdup_printf("%s/running.conf", set->base_dir);
-	char *conf_error = NULL;
-	if (running_conf_write(set, &conf_error) < 0 || running_conf_commit(&conf_error) < 0)
-		startup_fatal("%s", conf_error);
-
 	if (set->ssl != SSL_NO) {
 		/* a certificate that does not load or match its key stops
-		 * start-up here, not in every login process */
-		struct tls_ctx *ctx;
+		 * start-up here, not in every login process (which build a
+		 * local_name's context only when a client names it, from the
+		 * store made here) */
 		char *error;
-		if (tls_settings_ctx_create(set, &ctx, &error) < 0)
+		if (tls_settings_check(set, &m.sni_fd, &error) < 0)
 			startup_fatal("%s", error);
-		tls_ctx_free(&ctx);
 	}
+	char *conf_error = NULL;
+	if (running_conf_write(set, m.sni_fd < 0, &conf_error) < 0 ||
+	    running_conf_commit(&conf_error) < 0)
+		startup_fatal("%s", conf_error);
+
 	if (set->login_max_preauth_ip_connections > 0) {
 		m.iplimit_fd = iplimit_create(iplimit_epoch_secs(set->login_timeout));
 		if (m.iplimit_fd < 0)

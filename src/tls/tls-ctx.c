@@ -250,7 +250,9 @@ static int tls_ctx_load_ca(struct tls_ctx *ctx, const struct tls_ctx_settings *s
 	return 0;
 }
 
-static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings *set, const char **error_r)
+/* owner: the context wolfSSL's ticket and servername callbacks get */
+static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings *set,
+			     struct tls_ctx *owner, bool prove_pair, const char **error_r)
 {
 	WOLFSSL_CTX *w = ctx->wctx;
 	int version, ret;
@@ -283,7 +285,7 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 		return -EINVAL;
 	}
 	if (wolfSSL_CTX_check_private_key(w) != WOLFSSL_SUCCESS ||
-	    !tls_key_matches_cert(set->cert_pem, set->key_pem)) {
+	    (prove_pair && !tls_key_matches_cert(set->cert_pem, set->key_pem))) {
 		*error_r = tls_error("ssl_key: does not match ssl_cert");
 		return -EINVAL;
 	}
@@ -329,7 +331,7 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 	wolfSSL_CTX_set_session_cache_mode(w, WOLFSSL_SESS_CACHE_NO_INTERNAL);
 #endif
 	if (wolfSSL_CTX_set_TicketEncCb(w, tls_ticket_cb) != WOLFSSL_SUCCESS ||
-	    wolfSSL_CTX_set_TicketEncCtx(w, ctx) != WOLFSSL_SUCCESS) {
+	    wolfSSL_CTX_set_TicketEncCtx(w, owner) != WOLFSSL_SUCCESS) {
 		*error_r = tls_error("wolfSSL: session tickets unavailable");
 		return -EINVAL;
 	}
@@ -340,7 +342,26 @@ static int tls_ctx_configure(struct tls_ctx *ctx, const struct tls_ctx_settings 
 	/* ServerHello..Finished in as few records and sends as possible */
 	wolfSSL_CTX_set_group_messages(w);
 	wolfSSL_CTX_set_servername_callback(w, tls_sni_cb);
-	wolfSSL_CTX_set_servername_arg(w, ctx);
+	wolfSSL_CTX_set_servername_arg(w, owner);
+	return 0;
+}
+
+int tls_ctx_create_sub(const struct tls_ctx_settings *set, struct tls_ctx *owner, bool prove_pair,
+		       struct tls_ctx **ctx_r, const char **error_r)
+{
+	tls_init();
+
+	struct tls_ctx *ctx = rg_calloc(1, sizeof(*ctx));
+	ctx->refcount = 1;
+	ctx->parent = owner;
+	ctx->wctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+	if (ctx->wctx == NULL)
+		log_fatal("tls: wolfSSL_CTX_new failed");
+	if (tls_ctx_configure(ctx, set, owner != NULL ? owner : ctx, prove_pair, error_r) < 0) {
+		tls_ctx_free(&ctx);
+		return -EINVAL;
+	}
+	*ctx_r = ctx;
 	return 0;
 }
 
@@ -355,7 +376,7 @@ int tls_ctx_create(const struct tls_ctx_settings *set, struct tls_ctx **ctx_r, c
 	ctx->wctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
 	if (ctx->wctx == NULL)
 		log_fatal("tls: wolfSSL_CTX_new failed");
-	if (tls_ctx_configure(ctx, set, error_r) < 0) {
+	if (tls_ctx_configure(ctx, set, ctx, true, error_r) < 0) {
 		tls_ctx_free(&ctx);
 		return -EINVAL;
 	}
@@ -432,6 +453,8 @@ void tls_ctx_free(struct tls_ctx **_ctx)
 		rg_free(e->name);
 	}
 	rg_free(ctx->sni);
+	tls_sni_cache_free(ctx);
+	tls_sni_store_free(&ctx->store);
 	wolfSSL_CTX_free(ctx->wctx);
 	tls_ticket_key_clear(&ctx->cur);
 	tls_ticket_key_clear(&ctx->prev);

@@ -41,6 +41,19 @@ struct tls_sni_entry {
 	struct tls_ctx *sub;
 };
 
+/* a built local_name context, by its store entry (tls-sni.c) */
+struct tls_sni_cached {
+	unsigned entry;
+	unsigned long used; /* the cache's clock at its last use: LRU */
+	struct tls_ctx *sub;
+};
+
+/* built local_name contexts a process keeps: a few hundred names in
+ * active use cost a context each, 10,000 configured ones cost nothing */
+#define TLS_SNI_CACHE_MAX 256
+/* longest DNS name */
+#define TLS_SNI_NAME_MAX 253
+
 struct tls_ctx {
 	int refcount;
 	WOLFSSL_CTX *wctx;
@@ -56,6 +69,16 @@ struct tls_ctx {
 	/* open addressing, size a power of two, at most half full */
 	struct tls_sni_entry *sni;
 	unsigned sni_size, sni_count;
+	/* local_name certificates built on first use (tls_ctx_set_sni_store):
+	 * the store, and the contexts built from it, least recently used
+	 * evicted first. A cached sub has no pointer of its own in wolfSSL
+	 * (its callbacks' argument is this context) and a connection that
+	 * switched to it holds a wolfSSL reference to its WOLFSSL_CTX, so
+	 * evicting it never pulls anything from under a connection. */
+	struct tls_sni_store *store;
+	struct tls_sni_cached *cache;
+	unsigned cache_count;
+	unsigned long cache_clock;
 };
 
 /* Unsent ciphertext is a queue of chunks: data[off, off + len) is unsent,
@@ -122,7 +145,22 @@ int tls_ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
 		  unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
 		  int enc, unsigned char *ticket, int in_len, int *out_len, void *arg);
 
-/* tls-sni.c: wolfSSL's servername callback (arg: the parent context) */
+/* tls-sni.c: wolfSSL's servername callback (arg: the parent context);
+ * the cache's teardown for tls_ctx_free */
 int tls_sni_cb(WOLFSSL *ssl, int *alert, void *arg);
+void tls_sni_cache_free(struct tls_ctx *ctx);
+
+/* tls-sni-store.c: lowercase a client's or the administrator's name into
+ * out; false when it is not a host name we could match (empty, too long,
+ * odd characters; "*." first only with allow_wildcard) */
+bool tls_sni_normalize(const char *name, char out[TLS_SNI_NAME_MAX + 1], bool allow_wildcard);
+
+/* tls-ctx.c: a local_name context (no DRBG, no ticket keys of its own):
+ * with owner, wolfSSL's ticket and servername callbacks get owner, whose
+ * keys seal its tickets; prove_pair signs with the key and verifies with
+ * the certificate (the start-up check; a process building it on first use
+ * relies on that check) */
+int tls_ctx_create_sub(const struct tls_ctx_settings *set, struct tls_ctx *owner, bool prove_pair,
+		       struct tls_ctx **ctx_r, const char **error_r);
 
 #endif

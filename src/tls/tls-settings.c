@@ -29,60 +29,51 @@ static char *describe(const char *key, const char *file)
 					       : rg_strdup(key);
 }
 
-/* local_name sections that name the same certificate and key share one
- * context: thousands of names cost a name each, not a certificate each */
-struct sni_cache {
-	const struct local_name_settings *ln;
-	struct tls_ctx *sub;
-};
-
-static struct tls_ctx *cached_sub(const struct sni_cache *cache, unsigned count,
-				  const struct local_name_settings *ln)
+/* Every local_name's names into a store. local_name sections that name the
+ * same certificate and key share one entry: thousands of names cost a name
+ * each, not a certificate each. first_r (when not NULL): per entry, the
+ * index of the first section that named it, for the check's errors. */
+static int sni_store_build(const struct settings *set, struct tls_sni_store **store_r,
+			   unsigned **first_r, char **error_r)
 {
-	for (unsigned i = 0; i < count; i++) {
-		if (strcmp(cache[i].ln->ssl_cert, ln->ssl_cert) == 0 &&
-		    strcmp(cache[i].ln->ssl_key, ln->ssl_key) == 0)
-			return cache[i].sub;
-	}
-	return NULL;
-}
-
-static int add_local_name(const struct settings *set, const struct local_name_settings *ln,
-			  struct tls_ctx *ctx, struct sni_cache *cache, unsigned *cache_count,
-			  char **error_r)
-{
-	struct tls_ctx *sub = cached_sub(cache, *cache_count, ln);
-	const char *error;
-
-	if (sub == NULL) {
-		struct tls_ctx_settings cs = ctx_settings(set, ln->ssl_cert, ln->ssl_key);
-		if (tls_ctx_create(&cs, &sub, &error) < 0) {
-			char *cert = describe("ssl_cert", ln->ssl_cert_file);
-			*error_r = rg_strdup_printf("%s:%u: local_name %s: %s (%s)", ln->file,
-						    ln->line, ln->names, error, cert);
-			rg_free(cert);
-			return -EINVAL;
-		}
-		/* the cache holds this reference until the end */
-		cache[*cache_count].ln = ln;
-		cache[*cache_count].sub = sub;
-		(*cache_count)++;
-	}
-	char *names = rg_strdup(ln->names);
-	char *save = NULL;
+	struct tls_sni_builder *b = tls_sni_builder_new();
+	unsigned *first = first_r != NULL ? rg_calloc(set->local_name_count + 1, sizeof(*first)) : NULL;
+	unsigned entries = 0;
 	int ret = 0;
-	for (char *name = strtok_r(names, " ", &save); name != NULL && ret == 0;
-	     name = strtok_r(NULL, " ", &save)) {
-		ret = tls_ctx_add_sni(ctx, name, sub, &error);
-		if (ret < 0)
-			*error_r = rg_strdup_printf("%s:%u: local_name %s: %s", ln->file, ln->line,
-						    name, error);
+
+	for (unsigned i = 0; i < set->local_name_count && ret == 0; i++) {
+		const struct local_name_settings *ln = &set->local_names[i];
+		char *names = rg_strdup(ln->names);
+		char *save = NULL;
+		for (char *name = strtok_r(names, " ", &save); name != NULL && ret == 0;
+		     name = strtok_r(NULL, " ", &save)) {
+			const char *error;
+			int entry = tls_sni_builder_add(b, name, ln->ssl_cert, ln->ssl_key, &error);
+			if (entry < 0) {
+				*error_r = rg_strdup_printf("%s:%u: local_name %s: %s", ln->file,
+							    ln->line, name, error);
+				ret = -EINVAL;
+			} else if ((unsigned)entry == entries) {
+				if (first != NULL)
+					first[entry] = i;
+				entries++;
+			}
+		}
+		rg_free(names);
 	}
-	rg_free(names);
-	return ret;
+	if (ret < 0) {
+		tls_sni_builder_free(&b);
+		rg_free(first);
+		return ret;
+	}
+	struct tls_ctx_settings base = ctx_settings(set, NULL, NULL);
+	*store_r = tls_sni_builder_finish(&b, &base);
+	if (first_r != NULL)
+		*first_r = first;
+	return 0;
 }
 
-int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, char **error_r)
+static int default_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, char **error_r)
 {
 	struct tls_ctx_settings cs = ctx_settings(set, set->ssl_cert, set->ssl_key);
 	const char *error;
@@ -96,16 +87,60 @@ int tls_settings_ctx_create(const struct settings *set, struct tls_ctx **ctx_r, 
 		rg_free(key);
 		return -EINVAL;
 	}
-	struct sni_cache *cache = rg_calloc(set->local_name_count + 1, sizeof(*cache));
-	unsigned cache_count = 0;
-	int ret = 0;
-	for (unsigned i = 0; i < set->local_name_count && ret == 0; i++)
-		ret = add_local_name(set, &set->local_names[i], *ctx_r, cache, &cache_count, error_r);
-	/* ctx holds its own references to the subs it uses */
-	for (unsigned i = 0; i < cache_count; i++)
-		tls_ctx_free(&cache[i].sub);
-	rg_free(cache);
-	if (ret < 0)
+	return 0;
+}
+
+int tls_settings_ctx_create(const struct settings *set, struct tls_sni_store *store,
+			    struct tls_ctx **ctx_r, char **error_r)
+{
+	if (default_ctx_create(set, ctx_r, error_r) < 0) {
+		tls_sni_store_free(&store);
+		return -EINVAL;
+	}
+	if (store == NULL && sni_store_build(set, &store, NULL, error_r) < 0) {
 		tls_ctx_free(ctx_r);
+		return -EINVAL;
+	}
+	if (store != NULL)
+		tls_ctx_set_sni_store(*ctx_r, store);
+	return 0;
+}
+
+int tls_settings_check(const struct settings *set, int *store_fd_r, char **error_r)
+{
+	if (store_fd_r != NULL)
+		*store_fd_r = -1;
+	struct tls_ctx *ctx;
+	if (default_ctx_create(set, &ctx, error_r) < 0)
+		return -EINVAL;
+	struct tls_sni_store *store = NULL;
+	unsigned *first = NULL;
+	int ret = sni_store_build(set, &store, &first, error_r);
+	unsigned entries = tls_sni_store_entries(store);
+	for (unsigned e = 0; e < entries && ret == 0; e++) {
+		struct tls_ctx *sub;
+		const char *error;
+		if (tls_sni_store_ctx(store, e, ctx, true, &sub, &error) < 0) {
+			const struct local_name_settings *ln = &set->local_names[first[e]];
+			char *cert = describe("ssl_cert", ln->ssl_cert_file);
+			*error_r = rg_strdup_printf("%s:%u: local_name %s: %s (%s)", ln->file,
+						    ln->line, ln->names, error, cert);
+			rg_free(cert);
+			ret = -EINVAL;
+		} else {
+			tls_ctx_free(&sub);
+		}
+	}
+	rg_free(first);
+	if (ret == 0 && store != NULL && store_fd_r != NULL) {
+		*store_fd_r = tls_sni_store_fd(store);
+		if (*store_fd_r < 0) {
+			*error_r = rg_strdup_printf("local_name store: memfd: %s",
+						    strerror(-*store_fd_r));
+			ret = -EINVAL;
+		}
+	}
+	tls_sni_store_free(&store);
+	tls_ctx_free(&ctx);
 	return ret;
 }

@@ -1,6 +1,9 @@
 /* tls-sni.c — certificates by server name: a context's table of names
- * (open addressing, wildcards of one label) and wolfSSL's servername
- * callback that switches a connection to the named sub-context. */
+ * (open addressing, wildcards of one label) with contexts built by the
+ * caller, its store of local_name certificates (tls-sni-store.c) whose
+ * contexts it builds on first use and keeps in a bounded LRU, and
+ * wolfSSL's servername callback that switches a connection to the named
+ * sub-context. */
 #include "tls/tls-private.h"
 
 #include <errno.h>
@@ -8,36 +11,10 @@
 
 #include "lib/alloc.h"
 #include "lib/hash.h"
+#include "lib/log.h"
 
-/* longest DNS name */
-#define SNI_NAME_MAX 253
 /* how many SNI names one context may hold: bounds the table's growth */
 #define SNI_NAMES_MAX (1u << 20)
-
-/* Lowercase a client's or the administrator's name into out; false when it
- * is not a host name we could match (empty, too long, odd characters). */
-static bool tls_sni_normalize(const char *name, char out[SNI_NAME_MAX + 1], bool allow_wildcard)
-{
-	size_t len = strlen(name);
-
-	if (len == 0 || len > SNI_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		char c = name[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		else if (c == '*') {
-			/* only a whole first label: "*.example.com" */
-			if (!allow_wildcard || i != 0 || len < 3 || name[1] != '.')
-				return false;
-		} else if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-			     c == '.' || c == '_'))
-			return false;
-		out[i] = c;
-	}
-	out[len] = '\0';
-	return out[0] != '.' && out[len - 1] != '.' && strstr(out, "..") == NULL;
-}
 
 static struct tls_sni_entry *tls_sni_slot(const struct tls_ctx *ctx, const char *name)
 {
@@ -65,7 +42,7 @@ static void tls_sni_grow(struct tls_ctx *ctx)
 
 static struct tls_ctx *tls_sni_lookup(const struct tls_ctx *ctx, const char *requested)
 {
-	char name[SNI_NAME_MAX + 2];
+	char name[TLS_SNI_NAME_MAX + 2];
 
 	if (ctx->sni_count == 0 || !tls_sni_normalize(requested, name + 1, false))
 		return NULL;
@@ -82,6 +59,65 @@ static struct tls_ctx *tls_sni_lookup(const struct tls_ctx *ctx, const char *req
 	return e->name != NULL ? e->sub : NULL;
 }
 
+void tls_ctx_set_sni_store(struct tls_ctx *ctx, struct tls_sni_store *store)
+{
+	tls_sni_cache_free(ctx);
+	tls_sni_store_free(&ctx->store);
+	ctx->store = store;
+}
+
+void tls_sni_cache_free(struct tls_ctx *ctx)
+{
+	for (unsigned i = 0; i < ctx->cache_count; i++)
+		tls_ctx_free(&ctx->cache[i].sub);
+	rg_free(ctx->cache);
+	ctx->cache = NULL;
+	ctx->cache_count = 0;
+}
+
+/* The context of the store's entry for requested: cached, or built now
+ * (replacing the least recently used when the cache is full); NULL when
+ * no name matches or it cannot be built (the default certificate is
+ * served then). A linear scan: a few hundred entries cost less than a
+ * handshake's first hash. */
+static struct tls_ctx *tls_sni_lazy(struct tls_ctx *ctx, const char *requested)
+{
+	int entry = tls_sni_store_find(ctx->store, requested);
+	if (entry < 0)
+		return NULL;
+	struct tls_sni_cached *victim = NULL;
+	for (unsigned i = 0; i < ctx->cache_count; i++) {
+		struct tls_sni_cached *c = &ctx->cache[i];
+		if (c->entry == (unsigned)entry) {
+			c->used = ++ctx->cache_clock;
+			return c->sub;
+		}
+		if (victim == NULL || c->used < victim->used)
+			victim = c;
+	}
+	struct tls_ctx *sub;
+	const char *error;
+	if (tls_sni_store_ctx(ctx->store, (unsigned)entry, ctx, false, &sub, &error) < 0) {
+		/* master built it at start-up: a file changed since? */
+		log_error("tls: local_name %.80s: %s (serving the default certificate)", requested,
+			  error);
+		return NULL;
+	}
+	unsigned room = tls_sni_store_entries(ctx->store);
+	if (room > TLS_SNI_CACHE_MAX)
+		room = TLS_SNI_CACHE_MAX;
+	if (ctx->cache == NULL)
+		ctx->cache = rg_calloc(room, sizeof(*ctx->cache));
+	if (ctx->cache_count < room)
+		victim = &ctx->cache[ctx->cache_count++];
+	else
+		tls_ctx_free(&victim->sub); /* connections keep their WOLFSSL_CTX */
+	victim->entry = (unsigned)entry;
+	victim->used = ++ctx->cache_clock;
+	victim->sub = sub;
+	return sub;
+}
+
 int tls_sni_cb(WOLFSSL *ssl, int *alert, void *arg)
 {
 	struct tls_ctx *ctx = arg;
@@ -91,6 +127,8 @@ int tls_sni_cb(WOLFSSL *ssl, int *alert, void *arg)
 	if (requested == NULL)
 		return 0;
 	struct tls_ctx *sub = tls_sni_lookup(ctx, requested);
+	if (sub == NULL && ctx->store != NULL)
+		sub = tls_sni_lazy(ctx, requested);
 	if (sub != NULL && wolfSSL_set_SSL_CTX(ssl, sub->wctx) == NULL)
 		return 0; /* keep the default certificate: better than failing */
 	return 0; /* SSL_TLSEXT_ERR_OK: unknown names get the default */
@@ -98,7 +136,7 @@ int tls_sni_cb(WOLFSSL *ssl, int *alert, void *arg)
 
 int tls_ctx_add_sni(struct tls_ctx *ctx, const char *name, struct tls_ctx *sub, const char **error_r)
 {
-	char norm[SNI_NAME_MAX + 1];
+	char norm[TLS_SNI_NAME_MAX + 1];
 
 	if (!tls_sni_normalize(name, norm, true)) {
 		*error_r = tls_error("local_name %.80s: not a valid host name", name);

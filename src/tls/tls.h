@@ -107,6 +107,47 @@ void tls_ctx_set_ticket_keys(struct tls_ctx *ctx, const uint8_t current[TLS_TICK
 int tls_ctx_add_sni(struct tls_ctx *ctx, const char *name, struct tls_ctx *sub,
 		    const char **error_r);
 
+/* local_name certificates built on first use. A builder collects each
+ * name with its certificate and key text (identical text is kept once);
+ * finishing lays them out, with base's other settings (ca, protocols,
+ * suites, groups, client certificates), in one read-only shared mapping:
+ * a fork copies none of its page tables, and a process touches only the
+ * pages its lookups read. No context is built until asked for. */
+struct tls_sni_builder;
+struct tls_sni_store;
+struct tls_sni_builder *tls_sni_builder_new(void);
+/* the entry (>= 0) serving name (case-insensitive; "*.example.com"
+ * matches one label); the same text gives the same entry. -EINVAL with
+ * error_r for a bad or duplicate name, too many names or bytes. */
+int tls_sni_builder_add(struct tls_sni_builder *b, const char *name, const char *cert_pem,
+			const char *key_pem, const char **error_r);
+/* The store (NULL when no name was added); frees the builder and wipes
+ * its copies of the key text. */
+struct tls_sni_store *tls_sni_builder_finish(struct tls_sni_builder **b,
+					     const struct tls_ctx_settings *base);
+void tls_sni_builder_free(struct tls_sni_builder **b);
+void tls_sni_store_free(struct tls_sni_store **store);
+/* The store in a sealed memfd (no process can change it once made: master
+ * makes it, every login process maps the same pages): the fd (close-on-
+ * exec) or -errno. */
+int tls_sni_store_fd(const struct tls_sni_store *store);
+/* Map such an fd read-only (the caller may close it then): 0, or -errno /
+ * -EINVAL (not sealed, not a store of this version) with error_r. */
+int tls_sni_store_map(int fd, struct tls_sni_store **store_r, const char **error_r);
+/* the entry serving a client's name (exact, then "*." + all but its first
+ * label), or -1 (unknown, or not a host name: NULL, empty, too long, odd
+ * characters) */
+int tls_sni_store_find(const struct tls_sni_store *store, const char *name);
+unsigned tls_sni_store_entries(const struct tls_sni_store *store);
+/* Build entry's context (for a start-up check: prove_pair proves the key
+ * belongs to the certificate). 0 or -EINVAL with error_r. */
+int tls_sni_store_ctx(const struct tls_sni_store *store, unsigned entry, struct tls_ctx *owner,
+		      bool prove_pair, struct tls_ctx **ctx_r, const char **error_r);
+/* ctx serves store's names (after its tls_ctx_add_sni ones), building an
+ * entry's context when a client first asks for one of its names and
+ * keeping the TLS_SNI_CACHE_MAX (256) last used; ctx owns store. */
+void tls_ctx_set_sni_store(struct tls_ctx *ctx, struct tls_sni_store *store);
+
 /* TLS state for one client. Call it when the client's first handshake byte
  * arrives (on 993/995 the first receive, after STARTTLS/STLS the first
  * byte after the OK), not at accept: an idle connection holds no TLS memory. */

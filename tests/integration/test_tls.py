@@ -7,11 +7,13 @@ import hashlib
 import imaplib
 import os
 import re
+import shutil
 import signal
 import poplib
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -493,6 +495,25 @@ class TlsStartup(unittest.TestCase):
         self.assertIn("does not match", text)
         self.assertIn("ssl_key = <", text)
 
+    def test_local_name_key_not_matching_stops_startup(self):
+        # local_name contexts are built only on first use in login
+        # processes: master still proves every pair at start-up
+        tmp = tempfile.mkdtemp(prefix="ringgate-test-sni-")
+        try:
+            for n in ("a", "b"):
+                rgenv.make_cert(os.path.join(tmp, n + ".pem"), os.path.join(tmp, n + "-key.pem"),
+                                cn=n + ".example.test")
+            conf = ("local_name a.example.test {\n  ssl_cert = <%s/a.pem\n  ssl_key = <%s/a-key.pem\n}\n"
+                    "local_name b.example.test {\n  ssl_cert = <%s/b.pem\n  ssl_key = <%s/a-key.pem\n}\n"
+                    % (tmp, tmp, tmp, tmp))
+            code, text = self.run_bad(extra_conf=conf)
+            self.assertNotEqual(code, 0)
+            self.assertRegex(text, r"ringgate\.conf:\d+: local_name b\.example\.test: "
+                             r"ssl_key: does not match ssl_cert")
+            self.assertNotIn("local_name a.example.test:", text)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     def test_unreadable_certificate_is_a_config_error(self):
         code, text = self.run_bad(extra_conf="local_name mail.example.test {\n"
                                   "  ssl_cert = </nonexistent/cert.pem\n  ssl_key = </nonexistent/k\n}\n")
@@ -582,6 +603,103 @@ class Sni(unittest.TestCase):
         finally:
             rg.stop()
             rg.cleanup()
+
+
+class SniOnFirstUse(unittest.TestCase):
+    """local_name contexts are built when a client first names them: each
+    name gets its own certificate on first use and from the cache (one
+    high-performance process serving them all), in high-security processes
+    forked from the template (each builds the one it needs), and a name
+    that is not configured gets the default certificate."""
+
+    def serve(self, mode, service_extra):
+        rg = rgenv.Ringgate(mode=mode, tls=True, service_extra=service_extra)
+        certs = {}
+        for cn in ("one.example.test", "two.example.test", "any.wild.test"):
+            cert = os.path.join(rg.tmp, cn + ".pem")
+            key = os.path.join(rg.tmp, cn + "-key.pem")
+            rgenv.make_cert(cert, key, cn=cn)
+            certs[cn] = cert
+        with open(rg.conf, "a") as f:
+            for names, cn in (("one.example.test", "one.example.test"),
+                              ('"two.example.test TWO.alias.test"', "two.example.test"),
+                              ("*.wild.test", "any.wild.test")):
+                f.write("local_name %s {\n  ssl_cert = <%s\n  ssl_key = <%s\n}\n" % (
+                    names, certs[cn], os.path.join(rg.tmp, cn + "-key.pem")))
+            # more names, never asked for
+            for i in range(200):
+                f.write("local_name n%d.example.test {\n  ssl_cert = <%s\n  ssl_key = <%s\n}\n"
+                        % (i, certs["one.example.test"],
+                           os.path.join(rg.tmp, "one.example.test-key.pem")))
+        rg.start()
+        certs["localhost"] = rg.cert
+        return rg, certs
+
+    def peer_cn(self, rg, name, cafile):
+        ctx = ssl.create_default_context(cafile=cafile)
+        ctx.check_hostname = False
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", rg.imaps_port), timeout=10),
+                             server_hostname=name) as s:
+            recv_until(s, b"\r\n")
+            return dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+
+    def check(self, mode, service_extra):
+        rg, certs = self.serve(mode, service_extra)
+        try:
+            cases = [("one.example.test", "one.example.test"),
+                     ("TWO.Example.Test", "two.example.test"),
+                     ("two.alias.test", "two.example.test"),
+                     ("imap.wild.test", "any.wild.test"),
+                     ("n7.example.test", "one.example.test"),
+                     ("unknown.example", "localhost"),
+                     ("a.b.wild.test", "localhost"),
+                     (None, "localhost")]
+            # twice: the second time from the cache (high-performance)
+            for _ in range(2):
+                for name, cn in cases:
+                    self.assertEqual(self.peer_cn(rg, name, certs[cn]), cn, name)
+        finally:
+            rg.stop()
+            rg.cleanup()
+
+    def test_performance_mode(self):
+        self.check("performance", "  process_min_avail = 1\n")
+
+    def test_reload_changes_names(self):
+        # master makes a new store at a reload; new login processes map it
+        rg, certs = self.serve("security", "")
+        try:
+            self.assertEqual(self.peer_cn(rg, "one.example.test", certs["one.example.test"]),
+                             "one.example.test")
+            self.assertEqual(self.peer_cn(rg, "new.example.test", rg.cert), "localhost")
+            with open(rg.conf) as f:
+                text = f.read()
+            # a new name, with two's certificate
+            text = text.replace("local_name one.example.test {",
+                                "local_name new.example.test {\n  ssl_cert = <%s\n"
+                                "  ssl_key = <%s\n}\nlocal_name one.example.test {" % (
+                                    certs["two.example.test"],
+                                    os.path.join(rg.tmp, "two.example.test-key.pem")))
+            with open(rg.conf, "w") as f:
+                f.write(text)
+            out = rg.ctl("reload", check=False)
+            self.assertEqual(out.returncode, 0, out.stderr + rg.logs()[-2000:])
+            self.assertEqual(self.peer_cn(rg, "new.example.test", certs["two.example.test"]),
+                             "two.example.test")
+            self.assertEqual(self.peer_cn(rg, "one.example.test", certs["one.example.test"]),
+                             "one.example.test")
+            # running.conf names the sections but leaves them to master's store
+            with open(os.path.join(rg.base_dir, "running.conf")) as f:
+                running = f.read()
+            self.assertIn("# 204 local_name sections: given to login processes by master\n",
+                          running)
+            self.assertEqual(running.count("local_name"), 1)
+        finally:
+            rg.stop()
+            rg.cleanup()
+
+    def test_security_mode(self):
+        self.check("security", "")
 
 
 if __name__ == "__main__":

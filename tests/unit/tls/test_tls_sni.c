@@ -16,22 +16,6 @@
 
 #include "lib/alloc.h"
 
-static void check_sni(struct tls_ctx *ctx, enum client_version v, const char *name, const char *expect_cn)
-{
-	struct client *c = client_new(v, name, NULL);
-	struct tls_conn *s = handshake(ctx, c);
-	char cn[128];
-	peer_cn(c, cn, sizeof(cn));
-	if (strcmp(cn, expect_cn) != 0)
-		fail_msg("SNI %s: got certificate %s, wanted %s", name != NULL ? name : "(none)", cn, expect_cn);
-	if (name != NULL)
-		assert_string_equal(tls_conn_sni(s), name);
-	else
-		assert_null(tls_conn_sni(s));
-	tls_conn_free(&s);
-	client_free(c);
-}
-
 static void test_sni(void **state)
 {
 	(void)state;
@@ -92,21 +76,7 @@ static void test_sni(void **state)
 	}
 
 	/* tickets made after a switch to a sub resume on the parent's keys */
-	uint8_t k[TLS_TICKET_KEY_SIZE];
-	key_material(k, 9);
-	tls_ctx_set_ticket_keys(ctx, k, NULL);
-	struct client *c = client_new(V13, "other.example.org", NULL);
-	struct tls_conn *s = handshake(ctx, c);
-	server_to_client(s, c, 100000);
-	client_read_all(c, NULL);
-	WOLFSSL_SESSION *sess = wolfSSL_get1_session(c->ssl);
-	tls_conn_free(&s);
-	client_free(c);
-	struct tls_ctx *peer = make_ctx(ec_cert, ec_key);
-	tls_ctx_set_ticket_keys(peer, k, NULL);
-	assert_true(try_resume(peer, V13, sess, NULL));
-	wolfSSL_SESSION_free(sess);
-	tls_ctx_free(&peer);
+	check_resume_elsewhere(ctx, "other.example.org", 9);
 
 	/* the caller's references go first; the parent still holds the subs */
 	tls_ctx_free(&other);

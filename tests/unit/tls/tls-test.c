@@ -414,3 +414,38 @@ bool try_resume(struct tls_ctx *ctx, enum client_version v, WOLFSSL_SESSION *ses
 	return resumed;
 }
 
+void check_sni(struct tls_ctx *ctx, enum client_version v, const char *name, const char *expect_cn)
+{
+	struct client *c = client_new(v, name, NULL);
+	struct tls_conn *s = handshake(ctx, c);
+	char cn[128];
+	peer_cn(c, cn, sizeof(cn));
+	if (strcmp(cn, expect_cn) != 0)
+		fail_msg("SNI %s: got certificate %s, wanted %s", name != NULL ? name : "(none)", cn,
+			 expect_cn);
+	if (name != NULL)
+		assert_string_equal(tls_conn_sni(s), name);
+	else
+		assert_null(tls_conn_sni(s));
+	tls_conn_free(&s);
+	client_free(c);
+}
+
+void check_resume_elsewhere(struct tls_ctx *ctx, const char *sni, uint8_t seed)
+{
+	uint8_t k[TLS_TICKET_KEY_SIZE];
+	key_material(k, seed);
+	tls_ctx_set_ticket_keys(ctx, k, NULL);
+	struct client *c = client_new(V13, sni, NULL);
+	struct tls_conn *s = handshake(ctx, c);
+	server_to_client(s, c, 100000);
+	client_read_all(c, NULL);
+	WOLFSSL_SESSION *sess = wolfSSL_get1_session(c->ssl);
+	tls_conn_free(&s);
+	client_free(c);
+	struct tls_ctx *peer = make_ctx(ec_cert, ec_key);
+	tls_ctx_set_ticket_keys(peer, k, NULL);
+	assert_true(try_resume(peer, V13, sess, NULL));
+	wolfSSL_SESSION_free(sess);
+	tls_ctx_free(&peer);
+}

@@ -110,6 +110,13 @@ WOLFSSL_SESSION *get_session(struct tls_ctx *ctx, enum client_version v);
 bool try_resume(struct tls_ctx *ctx, enum client_version v, WOLFSSL_SESSION *sess,
 		WOLFSSL_SESSION **new_sess_r);
 
+/* a handshake on ctx naming sni (NULL: none) shows a certificate for
+ * expect_cn, and the server saw the name */
+void check_sni(struct tls_ctx *ctx, enum client_version v, const char *sni, const char *expect_cn);
+/* a TLS 1.3 session made on ctx naming sni resumes on another context
+ * that has ctx's ticket keys (set here from seed) */
+void check_resume_elsewhere(struct tls_ctx *ctx, const char *sni, uint8_t seed);
+
 /* a reproducible pseudo-random byte pattern */
 void fill_pattern(uint8_t *p, size_t len, uint32_t seed);
 
