@@ -187,5 +187,5 @@ int main(int argc, char **argv)
 		ret = imap_session(&init);
 		worker_init_free(&init);
 	} while (worker_next(&init));
-	return ret;
+	worker_exit(ret);
 }

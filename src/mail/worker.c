@@ -241,6 +241,16 @@ void worker_out_send_cb(void *ctx, const void *data, size_t len)
 	worker_out_write(ctx, data, len);
 }
 
+void worker_exit(int status)
+{
+	log_flush();
+#if defined(__SANITIZE_ADDRESS__)
+	exit(status);
+#else
+	_exit(status);
+#endif
+}
+
 static void worker_sigterm(int signo)
 {
 	(void)signo;

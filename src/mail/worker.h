@@ -77,6 +77,13 @@ int worker_out_flush(struct worker_out *out);
 /* matches the cores' send callback: ctx is a struct worker_out */
 void worker_out_send_cb(void *ctx, const void *data, size_t len);
 
+/* The end of a worker's last session: _exit(status). Nothing of ours
+ * needs exit handlers (every log line and the client's output are already
+ * written), and skipping libc's and the allocator's teardown is a few
+ * percent of a one-session worker's CPU. ASan builds exit() (LeakSanitizer
+ * checks there). */
+void worker_exit(int status) __attribute__((noreturn));
+
 /* SIGTERM sets a flag and interrupts a blocking read; SIGPIPE is ignored. */
 void worker_signals_init(void);
 bool worker_terminating(void);

@@ -110,5 +110,5 @@ int main(int argc, char **argv)
 		ret = pop3_session(&init);
 		worker_init_free(&init);
 	} while (worker_next(&init));
-	return ret;
+	worker_exit(ret);
 }

@@ -17,9 +17,9 @@ import signal
 import unittest
 
 import rgenv
+import test_workerreuse
 from rgenv import wait_for
-
-JAIL_UID = 47131
+from test_workerreuse import JAIL_UID
 
 
 def proc_info(pid):
@@ -51,56 +51,15 @@ def templates(rg, comm="ringgate-itmpl"):
             (proc_info(int(p)) or ("", 0))[:2] == (comm, rg.proc.pid)]
 
 
-class Base:
-    EXTRA = ""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.rg = rgenv.Ringgate(mode="performance", extra_conf=cls.EXTRA)
-        cls.jail = os.path.join(cls.rg.tmp, "jail")
-        home = os.path.join(cls.jail, "u")
-        for sub in ("cur", "new", "tmp"):
-            os.makedirs(os.path.join(home, "Maildir", sub))
-        for d, _, _ in os.walk(home):
-            os.chown(d, JAIL_UID, JAIL_UID)
-        with open(cls.rg.passwd, "a") as f:
-            f.write("jailed:{PLAIN}jail-pass:%d:%d::%s/./u::\n" % (JAIL_UID, JAIL_UID, cls.jail))
-        cls.rg.users["jailed"] = "jail-pass"
-        with open(cls.rg.conf, "a") as f:
-            f.write("valid_chroot_dirs = %s\n" % cls.jail)
-        cls.rg.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.rg.stop_clean()
+class Base(test_workerreuse.ReuseBase):
+    """one server per class (users of their own uids, a chrooted one),
+    sessions found through `ringgate who` (test_workerreuse.py)"""
 
     def template(self, comm="ringgate-itmpl", not_pid=None):
         """the one template of that name (another than not_pid)"""
         tpl = wait_for(lambda: [p for p in templates(self.rg, comm) if p != not_pid])
         self.assertEqual(len(tpl), 1, tpl)
         return tpl[0]
-
-    def session_pid(self, user, proto):
-        rows = [ln.split() for ln in self.rg.ctl("who").stdout.splitlines()[1:]]
-        pids = [int(r[3]) for r in rows if len(r) >= 4 and r[0] == user and r[1] == proto]
-        self.assertEqual(len(pids), 1, rows)
-        return pids[0]
-
-    def ended(self, user, proto):
-        wait_for(lambda: all(ln.split()[:2] != [user, proto]
-                             for ln in self.rg.ctl("who").stdout.splitlines()[1:]))
-
-    def imap_session(self, user="demo", check=None):
-        """LOGIN, SELECT, LOGOUT; the worker's pid (check(pid) while it runs)"""
-        m = imaplib.IMAP4("127.0.0.1", self.rg.imap_port, timeout=15)
-        self.assertEqual(m.login(user, self.rg.users[user])[0], "OK")
-        self.assertEqual(m.select("INBOX")[0], "OK")
-        pid = self.session_pid(user, "imap")
-        if check:
-            check(pid)
-        m.logout()
-        self.ended(user, "imap")
-        return pid
 
     def assert_forked(self, pid, comm="ringgate-imap"):
         """a template's child: master's own, the template's -T argv"""
@@ -207,6 +166,7 @@ class Replaced(Base, unittest.TestCase):
         self.assertIn("a child of worker template %d died of a signal" % first, logs)
 
 
+@unittest.skipUnless(rgenv.is_root(), "the users of their own uids need root")
 class NoTemplate(Base, unittest.TestCase):
     EXTRA = "worker_template_forks = 0\n"
 
@@ -214,8 +174,7 @@ class NoTemplate(Base, unittest.TestCase):
         def check(pid):
             self.assertNotIn(b"-T", proc_info(pid)[2])
             self.assertEqual(proc_info(pid)[:2], ("ringgate-imap", self.rg.proc.pid))
-            if rgenv.is_root():
-                self.assert_user(pid, self.rg.uid, self.rg.gid)
+            self.assert_user(pid, self.rg.uid, self.rg.gid)
         self.imap_session("demo", check)
         self.assertEqual(templates(self.rg), [])
         self.assertEqual(templates(self.rg, "ringgate-ptmpl"), [])
