@@ -60,6 +60,11 @@ struct login_conn_config {
 	unsigned access_timeout;
 	unsigned client_limit;		/* never 0 */
 	unsigned service_count;		/* 0 = unlimited */
+	/* the caller _exits when login_conn_run returns (a process forked
+	 * from the high-security template): nothing is torn down, as its
+	 * memory is a copy of the template's and freeing it would only fault
+	 * pages in; the kernel closes the ring with the process */
+	bool exit_after;
 	int master_fd, auth_fd;
 	const int *listen_fds;		/* fds to accept on */
 	const bool *listen_ssl;		/* per fd: implicit TLS (needs tls) */

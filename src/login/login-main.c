@@ -404,6 +404,7 @@ int main(int argc, char **argv)
 		.access_timeout = set->login_access_timeout,
 		.client_limit = svc->client_limit != 0 ? svc->client_limit : 1,
 		.service_count = svc->service_count,
+		.exit_after = template,
 		.master_fd = MASTER_FD,
 		.auth_fd = AUTH_FD,
 		.listen_fds = fds,

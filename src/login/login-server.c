@@ -544,6 +544,8 @@ int login_conn_run(const struct login_conn_config *set)
 	log_debug("nothing left to do: exiting (%llu connections served)", srv.total);
 	if (srv.master.fd >= 0)
 		login_stats_send(); /* the last word: master adds it to the service's totals */
+	if (set->exit_after)
+		return 0;
 	/* no need to wait for the ring: the process is going away */
 	ring_destroy(srv.ring);
 	prepared_ring = NULL;

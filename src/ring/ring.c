@@ -35,9 +35,11 @@ enum { BGID_SMALL = 0, BGID_LARGE = 1 };
 /* provided receive buffers: count * size bytes; buffer i is either in the
  * kernel's ring or lent to the handler for one callback, never anywhere
  * else */
+/* br and bufs are one mapping of map_size bytes: the ring in its first
+ * page(s), the buffers after it */
 struct ring_bufs {
 	struct io_uring_buf_ring *br;
-	size_t br_size;
+	size_t map_size;
 	uint8_t *bufs;
 	unsigned count, size;
 	unsigned short bgid;
@@ -120,15 +122,22 @@ static int ring_restrict(struct ring *r)
 }
 
 /* liburing 2.3 has no io_uring_setup_buf_ring(): map the ring memory
- * ourselves (page aligned), register it, then fill it */
+ * ourselves (page aligned), register it, then fill it. The buffers share
+ * its mapping: fresh pages, faulted in (zero-filled) only when a receive
+ * first lands in them, and no allocator work (in a process forked from a
+ * template, the allocator's metadata is the template's: every page of it
+ * written is a copy-on-write fault) */
 static int ring_bufs_init(struct ring *r, struct ring_bufs *b)
 {
-	b->br_size = b->count * sizeof(struct io_uring_buf);
-	void *mem = mmap(NULL, b->br_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t br_size = (b->count * sizeof(struct io_uring_buf) + page - 1) & ~(page - 1);
+	b->map_size = br_size + (size_t)b->count * b->size;
+	void *mem = mmap(NULL, b->map_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
 			 -1, 0);
 	if (mem == MAP_FAILED)
 		return -errno;
 	b->br = mem;
+	b->bufs = (uint8_t *)mem + br_size;
 	struct io_uring_buf_reg reg;
 	memset(&reg, 0, sizeof(reg));
 	reg.ring_addr = (unsigned long)(uintptr_t)b->br;
@@ -137,12 +146,12 @@ static int ring_bufs_init(struct ring *r, struct ring_bufs *b)
 	int ret = io_uring_register_buf_ring(&r->uring, &reg, 0);
 	if (ret < 0) {
 		log_error("io_uring_register_buf_ring: %s", strerror(-ret));
-		munmap(b->br, b->br_size);
+		munmap(b->br, b->map_size);
 		b->br = NULL;
+		b->bufs = NULL;
 		return ret;
 	}
 	io_uring_buf_ring_init(b->br);
-	b->bufs = rg_malloc((size_t)b->count * b->size);
 	int mask = io_uring_buf_ring_mask(b->count);
 	for (unsigned i = 0; i < b->count; i++)
 		io_uring_buf_ring_add(b->br, b->bufs + (size_t)i * b->size, b->size,
@@ -156,8 +165,7 @@ static void ring_bufs_deinit(struct ring *r, struct ring_bufs *b)
 	if (b->br == NULL)
 		return;
 	(void)io_uring_unregister_buf_ring(&r->uring, b->bgid);
-	munmap(b->br, b->br_size);
-	rg_free(b->bufs);
+	munmap(b->br, b->map_size);
 	b->br = NULL;
 	b->bufs = NULL;
 }
