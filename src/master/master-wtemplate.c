@@ -29,8 +29,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* a fork takes a millisecond or two; this is for a template that hangs */
-#define WTEMPLATE_REPLY_MS 2000
+/* a fork takes a millisecond or two; this is for a template that hangs
+ * (generous: a loaded machine must not fail logins for it) */
+#define WTEMPLATE_REPLY_MS 5000
 
 bool wtemplate_wanted(const struct worker_service *ws)
 {

@@ -56,10 +56,12 @@ class Base(test_workerreuse.ReuseBase):
     sessions found through `ringgate who` (test_workerreuse.py)"""
 
     def template(self, comm="ringgate-itmpl", not_pid=None):
-        """the one template of that name (another than not_pid)"""
-        tpl = wait_for(lambda: [p for p in templates(self.rg, comm) if p != not_pid])
-        self.assertEqual(len(tpl), 1, tpl)
-        return tpl[0]
+        """the one template of that name (another than not_pid), once a
+        retired one has gone"""
+        def one():
+            tpl = [p for p in templates(self.rg, comm) if p != not_pid]
+            return tpl if len(tpl) == 1 else None
+        return wait_for(one)[0]
 
     def assert_forked(self, pid, comm="ringgate-imap"):
         """a template's child: master's own, the template's -T argv"""
@@ -142,6 +144,14 @@ class Replaced(Base, unittest.TestCase):
         self.template(not_pid=first)
         self.imap_session("demo", self.assert_forked)
         self.assertNotIn("killed with signal", self.rg.logs())
+
+    def test_replaced_at_reload(self):
+        # a template holds the log sinks and environment of its start
+        first = self.template()
+        self.rg.ctl("reload")
+        self.assertTrue(wait_for(lambda: not alive(first)))
+        self.template(not_pid=first)
+        self.imap_session("demo", self.assert_forked)
 
     def test_replaced_at_once_after_a_child_dies_of_a_signal(self):
         first = self.template()
