@@ -145,6 +145,17 @@ int tls_ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
 		  unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
 		  int enc, unsigned char *ticket, int in_len, int *out_len, void *arg);
 
+#if RINGGATE_WOLFSSL_ASM
+/* tls-x25519.c: X25519 public key of the clamped private key k by
+ * fixed-base multiplication; the wrapper the asm build links in place of
+ * wolfSSL's wc_curve25519_make_key (its callers in the library included) */
+#define TLS_X25519_SIZE 32
+struct curve25519_key;
+struct WC_RNG;
+void tls_x25519_base(uint8_t pub[TLS_X25519_SIZE], const uint8_t k[TLS_X25519_SIZE]);
+int __wrap_wc_curve25519_make_key(struct WC_RNG *rng, int keysize, struct curve25519_key *key);
+#endif
+
 /* tls-sni.c: wolfSSL's servername callback (arg: the parent context);
  * the cache's teardown for tls_ctx_free */
 int tls_sni_cb(WOLFSSL *ssl, int *alert, void *arg);
