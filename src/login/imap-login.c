@@ -16,10 +16,9 @@
 #include "lib/alloc.h"
 #include "lib/base64.h"
 #include "lib/log.h"
+#include "login/imap-login-texts.h"
 #include "login/imap-parser.h"
 
-#define IMAP_CAPABILITY_BANNER "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+"
-#define IMAP_DEFAULT_GREETING "ringgate ready."
 #define IMAP_ERROR_MSG "Error in IMAP command received by server."
 #define IMAP_PLAINTEXT_DISABLED_MSG \
 	"Plaintext authentication disallowed on non-secure (SSL/TLS) connections."
@@ -43,9 +42,9 @@ enum imap_state {
 struct login_session {
 	const struct login_callbacks *cb;
 	void *ctx;
-	char *greeting;
-	char *mechanisms; /* space-separated, upper-case */
-	char *capability; /* without the leading "* CAPABILITY " */
+	/* greeting, mechanisms, CAPABILITY: shared by the process's sessions */
+	struct imap_texts *texts;
+	const char *capability; /* in texts, for the session's state */
 	bool plaintext_auth_allowed;
 	bool starttls_available; /* and cb->starttls set */
 	bool discard_input;      /* drop the rest of this input (after STARTTLS) */
@@ -69,75 +68,11 @@ struct login_session {
 
 static void imap_process(struct login_session *s, const uint8_t *data, size_t len);
 
-static bool mech_is_plaintext(const char *mech, size_t len)
-{
-	/* OAuth2 bearer tokens are as replayable as passwords (Dovecot
-	   flags OAUTHBEARER and XOAUTH2 MECH_SEC_PLAINTEXT too) */
-	return (len == 5 && strncmp(mech, "PLAIN", 5) == 0) ||
-	       (len == 5 && strncmp(mech, "LOGIN", 5) == 0) ||
-	       (len == 11 && strncmp(mech, "OAUTHBEARER", 11) == 0) ||
-	       (len == 7 && strncmp(mech, "XOAUTH2", 7) == 0);
-}
-
-/* SCRAM-*-PLUS binds to the TLS channel: offered on TLS connections only */
-static bool mech_needs_tls(const char *mech, size_t len)
-{
-	return len > 5 && strncmp(mech + len - 5, "-PLUS", 5) == 0;
-}
-
-/* Text we echo into a reply line must not break the line. */
-static char *sanitize_dup(const char *text)
-{
-	char *ret = rg_strdup(text == NULL ? "" : text);
-	for (char *c = ret; *c != '\0'; c++) {
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = ' ';
-	}
-	return ret;
-}
-
-/* append src to out[*n..cap) (cap counts the NUL, and is large enough) */
-static void cap_append(char *out, size_t *n, const char *src, size_t len)
-{
-	memcpy(out + *n, src, len);
-	*n += len;
-	out[*n] = '\0';
-}
-
-static char *build_capability(const struct login_session *s)
-{
-	size_t cap = sizeof(IMAP_CAPABILITY_BANNER) + 32 + strlen(s->mechanisms) * 2 + 8;
-	char *out = rg_malloc(cap);
-	size_t n = 0;
-	/* appends, not snprintf: this runs for every client */
-	cap_append(out, &n, IMAP_CAPABILITY_BANNER, sizeof(IMAP_CAPABILITY_BANNER) - 1);
-	if (s->starttls_available)
-		cap_append(out, &n, " STARTTLS", 9);
-	if (!s->plaintext_auth_allowed)
-		cap_append(out, &n, " LOGINDISABLED", 14);
-	const char *p = s->mechanisms;
-	while (*p != '\0') {
-		while (*p == ' ')
-			p++;
-		size_t len = strcspn(p, " ");
-		if (len == 0)
-			break;
-		/* like Dovecot: plaintext mechanisms are hidden when refused */
-		if ((s->plaintext_auth_allowed || !mech_is_plaintext(p, len)) &&
-		    (s->tls || !mech_needs_tls(p, len))) {
-			cap_append(out, &n, " AUTH=", 6);
-			cap_append(out, &n, p, len);
-		}
-		p += len;
-	}
-	return out;
-}
-
 static bool mech_available(const struct login_session *s, const char *mech)
 {
 	size_t mlen = strlen(mech);
-	const char *p = s->mechanisms;
-	if (!s->tls && mech_needs_tls(mech, mlen))
+	const char *p = imap_texts_mechanisms(s->texts);
+	if (!s->tls && imap_mech_needs_tls(mech, mlen))
 		return false;
 	while (*p != '\0') {
 		while (*p == ' ')
@@ -329,8 +264,8 @@ static void cmd_starttls(struct login_session *s, const char *tag)
 	s->starttls_available = false;
 	s->plaintext_auth_allowed = true;
 	s->tls = true;
-	rg_free(s->capability);
-	s->capability = build_capability(s);
+	s->capability = imap_texts_capability(s->texts, s->starttls_available,
+					      s->plaintext_auth_allowed, s->tls);
 	s->cb->starttls(s->ctx);
 }
 
@@ -389,7 +324,7 @@ static void cmd_authenticate(struct login_session *s, const char *tag,
 		imap_send(s, "%s NO [ALERT] Unsupported authentication mechanism.\r\n", tag);
 		return;
 	}
-	if (!s->plaintext_auth_allowed && mech_is_plaintext(mech, strlen(mech))) {
+	if (!s->plaintext_auth_allowed && imap_mech_is_plaintext(mech, strlen(mech))) {
 		imap_send(s, "%s NO [PRIVACYREQUIRED] " IMAP_PLAINTEXT_DISABLED_MSG "\r\n", tag);
 		return;
 	}
@@ -617,15 +552,15 @@ static struct login_session *imap_create(const struct login_proto_config *config
 	s->trusted = config->trusted;
 	s->tls = config->tls;
 	s->ctx = ctx;
-	s->greeting = sanitize_dup(config->greeting != NULL ? config->greeting :
-				   IMAP_DEFAULT_GREETING);
-	s->mechanisms = sanitize_dup(config->mechanisms);
+	s->texts = imap_texts_get(config->greeting, config->mechanisms);
 	s->plaintext_auth_allowed = config->plaintext_auth_allowed;
 	s->starttls_available = config->starttls_available && cb->starttls != NULL;
-	s->capability = build_capability(s);
+	s->capability = imap_texts_capability(s->texts, s->starttls_available,
+					      s->plaintext_auth_allowed, s->tls);
 	imap_parser_init(&s->parser);
 	s->state = IMAP_STATE_COMMANDS;
-	imap_send(s, "* OK [CAPABILITY %s] %s\r\n", s->capability, s->greeting);
+	imap_send(s, "* OK [CAPABILITY %s] %s\r\n", s->capability,
+		  imap_texts_greeting(s->texts));
 	return s;
 }
 
@@ -675,7 +610,7 @@ static void imap_auth_reply(struct login_session *s, enum login_auth_result resu
 		auth_finished(s);
 		if (reason != NULL && reason[0] != '\0') {
 			/* passdb nologin + reason: as Dovecot, an ALERT */
-			char *text = sanitize_dup(reason);
+			char *text = imap_sanitize_dup(reason);
 			imap_send(s, "%s NO [ALERT] %s\r\n", tag, text);
 			rg_free(text);
 		} else {
@@ -686,7 +621,7 @@ static void imap_auth_reply(struct login_session *s, enum login_auth_result resu
 	case LOGIN_AUTH_TEMPFAIL: {
 		s->auth_tag = NULL;
 		auth_finished(s);
-		char *text = sanitize_dup(reason != NULL ? reason :
+		char *text = imap_sanitize_dup(reason != NULL ? reason :
 					  "Temporary authentication failure.");
 		imap_send(s, "%s NO [UNAVAILABLE] %s\r\n", tag, text);
 		rg_free(text);
@@ -705,7 +640,7 @@ static void imap_handoff_failed(struct login_session *s, const char *reason)
 	char *tag = s->auth_tag;
 	s->auth_tag = NULL;
 	auth_finished(s);
-	char *text = sanitize_dup(reason != NULL ? reason : "Login failed.");
+	char *text = imap_sanitize_dup(reason != NULL ? reason : "Login failed.");
 	/* a reason with a response code of its own (a backend's refusal,
 	 * relayed as Dovecot does) goes as it is */
 	imap_send(s, "%s NO %s%s\r\n", tag, text[0] == '[' ? "" : "[UNAVAILABLE] ", text);
@@ -719,7 +654,7 @@ static void imap_bye_api(struct login_session *s, const char *text)
 	if (s->destroy_pending)
 		return;
 	enter(s);
-	char *t = sanitize_dup(text);
+	char *t = imap_sanitize_dup(text);
 	imap_bye(s, t, t);
 	rg_free(t);
 	leave(s);
@@ -731,9 +666,7 @@ static void session_free(struct login_session *s)
 	pend_free(s);
 	resp_free(s);
 	rg_free(s->auth_tag);
-	rg_free(s->greeting);
-	rg_free(s->mechanisms);
-	rg_free(s->capability);
+	imap_texts_unref(&s->texts);
 	rg_free(s);
 }
 

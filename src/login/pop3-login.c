@@ -314,6 +314,33 @@ static void pop3_resume(struct login_session *s)
 	rg_free(buf);
 }
 
+/* "+OK greeting <APOP timestamp>\r\n", put together by copying: this runs
+ * for every client */
+static void pop3_send_greeting(struct login_session *s, const char *clean)
+{
+	/* as Dovecot: a trusted client (a proxy) learns it may send XCLIENT */
+	const char *parts[] = { "+OK ", s->trusted ? "[XCLIENT] " : "", clean,
+				s->apop_challenge != NULL ? " " : "",
+				s->apop_challenge != NULL ? s->apop_challenge : "", "\r\n" };
+	size_t lens[sizeof(parts) / sizeof(parts[0])], total = 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		lens[i] = strlen(parts[i]);
+		total += lens[i];
+	}
+	/* the challenge names the host: a long name takes the heap */
+	char stack_line[512];
+	char *line = total < sizeof(stack_line) ? stack_line : rg_malloc(total + 1);
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		memcpy(line + n, parts[i], lens[i]);
+		n += lens[i];
+	}
+	line[n] = '\0';
+	pop3_send(s, line);
+	if (line != stack_line)
+		rg_free(line);
+}
+
 /* ---- login_proto entry points ---- */
 
 static struct login_session *pop3_create(const struct login_proto_config *config,
@@ -336,13 +363,8 @@ static struct login_session *pop3_create(const struct login_proto_config *config
 	char clean[POP3_MAX_REASON + 1];
 	pop3_clean_text(greeting, clean);
 	pop3_apop_challenge_init(s, config);
-	/* as Dovecot: a trusted client (a proxy) learns it may send XCLIENT */
-	char *line = rg_strdup_printf("+OK %s%s%s%s\r\n", s->trusted ? "[XCLIENT] " : "", clean,
-				      s->apop_challenge != NULL ? " " : "",
-				      s->apop_challenge != NULL ? s->apop_challenge : "");
 	pop3_ref(s);
-	pop3_send(s, line);
-	rg_free(line);
+	pop3_send_greeting(s, clean);
 	if (s->destroyed) {
 		/* nonsense, but do not leak or use freed memory */
 		pop3_unref(s);

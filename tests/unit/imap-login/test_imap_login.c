@@ -236,6 +236,39 @@ static void test_greeting(void **state)
 	finish(f);
 }
 
+/* The texts are shared by the process's sessions (imap-login-texts.c): a
+ * session keeps the greeting and capabilities of the configuration it was
+ * made with while newer sessions get another one's (a reload), and each
+ * outlives the others' destruction (ASan checks the memory). */
+static void test_texts_across_reload(void **state)
+{
+	(void)state;
+	struct fake *a = start(NULL);
+	struct fake *a2 = start(NULL);
+	expect_out(a, GREETING);
+	expect_out(a2, GREETING);
+	struct login_proto_config c = default_config;
+	c.greeting = "after\x01reload";
+	c.mechanisms = "PLAIN SCRAM-SHA-256";
+	struct fake *b = start(&c);
+	expect_out(b, "* OK [CAPABILITY " CAPS " AUTH=PLAIN AUTH=SCRAM-SHA-256] after reload\r\n");
+	finish(a2);
+	in(a, "a CAPABILITY\r\n");
+	expect_out(a, "* CAPABILITY " CAPS " AUTH=PLAIN AUTH=LOGIN\r\n"
+		   "a OK Pre-login capabilities listed, post-login capabilities have more.\r\n");
+	in(a, "b AUTHENTICATE SCRAM-SHA-256\r\n");
+	expect_out(a, "b NO [ALERT] Unsupported authentication mechanism.\r\n");
+	finish(b);
+	/* the first configuration again, while a session of it still lives */
+	struct fake *d = start(NULL);
+	expect_out(d, GREETING);
+	finish(a);
+	in(d, "c CAPABILITY\r\n");
+	expect_out(d, "* CAPABILITY " CAPS " AUTH=PLAIN AUTH=LOGIN\r\n"
+		   "c OK Pre-login capabilities listed, post-login capabilities have more.\r\n");
+	finish(d);
+}
+
 static void test_simple_commands(void **state)
 {
 	(void)state;
@@ -723,6 +756,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_greeting),
+		cmocka_unit_test(test_texts_across_reload),
 		cmocka_unit_test(test_id_forwarding),
 		cmocka_unit_test(test_simple_commands),
 		cmocka_unit_test(test_login),
