@@ -286,8 +286,28 @@ static size_t log_format_line_ts(char *out, size_t outsize, enum log_sink_kind k
 			memcpy(head, ts_text, ts_len);
 			hlen = ts_len;
 		}
-		n = snprintf(head + hlen, sizeof(head) - hlen, "%s(%ld): %s", name, pid,
-			     level_names[level]);
+		/* "name(pid): Level: " by copying: a login process writes a
+		 * line per client */
+		size_t name_len = strnlen(name, 64), lvl_len = strlen(level_names[level]);
+		char digits[24];
+		size_t nd = 0;
+		unsigned long v = pid > 0 ? (unsigned long)pid : 0;
+		do {
+			digits[sizeof(digits) - 1 - nd++] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v != 0 && nd < sizeof(digits));
+		char *o = head + hlen;
+		memcpy(o, name, name_len);
+		o += name_len;
+		*o++ = '(';
+		memcpy(o, digits + sizeof(digits) - nd, nd);
+		o += nd;
+		*o++ = ')';
+		*o++ = ':';
+		*o++ = ' ';
+		memcpy(o, level_names[level], lvl_len);
+		o += lvl_len;
+		n = (int)(o - (head + hlen));
 	}
 	if (n < 0)
 		n = 0;
@@ -328,12 +348,26 @@ size_t log_format_line(char *out, size_t outsize, enum log_sink_kind kind, enum 
 				  msg);
 }
 
+static void log_line(enum log_level level, const char *msg, int saved);
+
 static void __attribute__((format(printf, 2, 0)))
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
+	char msg[LOG_LINE_MAX];
 	int saved = errno;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_line(level, msg, saved);
+}
+
+void log_text(enum log_level level, const char *msg)
+{
+	log_line(level, msg, errno);
+}
+
+/* msg to its sink; errno is set back to saved */
+static void log_line(enum log_level level, const char *msg, int saved)
+{
+	char line[LOG_LINE_MAX];
 	enum log_sink_index which = level == LOG_DEBUG ? LOG_SINK_DEBUG :
 				    level == LOG_INFO  ? LOG_SINK_INFO :
 							 LOG_SINK_ERROR;

@@ -52,6 +52,23 @@ void net_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct net
 
 const char *net_addr_ip(const struct net_addr *addr, char *buf, size_t size)
 {
+	if (addr->family == AF_INET && size >= INET_ADDRSTRLEN) {
+		/* by hand: glibc's inet_ntop formats IPv4 with sprintf, and a
+		 * login process writes two addresses per client's log line */
+		char *o = buf;
+		for (int i = 0; i < 4; i++) {
+			unsigned v = addr->ip[i];
+			if (v >= 100)
+				*o++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*o++ = (char)('0' + v / 10 % 10);
+			*o++ = (char)('0' + v % 10);
+			if (i < 3)
+				*o++ = '.';
+		}
+		*o = '\0';
+		return buf;
+	}
 	if (addr->family == 0 || inet_ntop(addr->family, addr->ip, buf, (socklen_t)size) == NULL)
 		buf[0] = '\0';
 	return buf;

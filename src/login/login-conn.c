@@ -121,25 +121,47 @@ void conn_make_session_id(char *out)
 	}
 }
 
+/* a bounded line put together by copying (conn_log_end runs for every
+ * client: no printf) */
+struct line_out {
+	char buf[512];
+	size_t len;
+};
+
+static void line_add(struct line_out *o, const char *text)
+{
+	size_t n = strlen(text);
+	if (n > sizeof(o->buf) - 1 - o->len)
+		n = sizeof(o->buf) - 1 - o->len;
+	memcpy(o->buf + o->len, text, n);
+	o->len += n;
+	o->buf[o->len] = '\0';
+}
+
+static void line_add_uint(struct line_out *o, unsigned v)
+{
+	char digits[12];
+	size_t i = sizeof(digits) - 1;
+	digits[i] = '\0';
+	do {
+		digits[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	line_add(o, digits + i);
+}
+
 void conn_log_end(struct conn *c, const char *reason)
 {
 	if ((c->flags & CF_LOGGED) != 0)
 		return;
 	c->flags |= CF_LOGGED;
-	char rip[64], lip[64], why[80], user[80], cause[96];
+	char rip[64], lip[64], why[80], user[80];
 	net_addr_ip(&c->remote, rip, sizeof(rip));
 	net_addr_ip(&c->local, lip, sizeof(lip));
 	log_escape(reason, strlen(reason), 60, why, sizeof(why));
 	unsigned secs = srv.now - c->accept_time;
 	const struct conn_auth *a = c->auth;
 	unsigned attempts = a != NULL ? a->attempts : 0;
-
-	if (c->state == CONN_AUTHENTICATING)
-		snprintf(cause, sizeof(cause), "client didn't finish SASL auth, waited %u secs", secs);
-	else if (attempts == 0)
-		snprintf(cause, sizeof(cause), "no auth attempts in %u secs", secs);
-	else
-		snprintf(cause, sizeof(cause), "auth failed, %u attempts in %u secs", attempts, secs);
 	if (a != NULL && a->user != NULL)
 		log_escape(a->user, strlen(a->user), 64, user, sizeof(user));
 	else
@@ -147,14 +169,43 @@ void conn_log_end(struct conn *c, const char *reason)
 	/* a client that logged out before logging in: Dovecot's classic
 	   "Aborted login (...)", which fail2ban's dovecot filter knows */
 	bool aborted = strncmp(reason, "Aborted login", 13) == 0;
+	struct line_out o = { .len = 0 };
+	line_add(&o, aborted ? "Aborted login" : "Disconnected");
+	if (!aborted && why[0] != '\0') {
+		line_add(&o, ": ");
+		line_add(&o, why);
+	}
+	if (c->state == CONN_AUTHENTICATING) {
+		line_add(&o, " (client didn't finish SASL auth, waited ");
+		line_add_uint(&o, secs);
+	} else if (attempts == 0) {
+		line_add(&o, " (no auth attempts in ");
+		line_add_uint(&o, secs);
+	} else {
+		line_add(&o, " (auth failed, ");
+		line_add_uint(&o, attempts);
+		line_add(&o, " attempts in ");
+		line_add_uint(&o, secs);
+	}
 	/* Dovecot's login_log_format_elements: empty ones are left out */
-	log_info("%s%s%s (%s): user=<%s>, %s%s%srip=%s, lip=%s%s, session=<%s>",
-		 aborted ? "Aborted login" : "Disconnected",
-		 !aborted && why[0] != '\0' ? ": " : "", aborted ? "" : why, cause, user,
-		 attempts > 0 ? "method=" : "", attempts > 0 ? a->mech : "",
-		 attempts > 0 ? ", " : "", rip, lip,
-		 (c->flags & CF_TLS) != 0 && c->tls != NULL && tls_conn_handshake_done(c->tls) ?
-		 ", TLS" : (c->flags & CF_SECURED) != 0 ? ", secured" : "", c->session_id);
+	line_add(&o, " secs): user=<");
+	line_add(&o, user);
+	line_add(&o, ">, ");
+	if (attempts > 0) {
+		line_add(&o, "method=");
+		line_add(&o, a->mech);
+		line_add(&o, ", ");
+	}
+	line_add(&o, "rip=");
+	line_add(&o, rip);
+	line_add(&o, ", lip=");
+	line_add(&o, lip);
+	line_add(&o, (c->flags & CF_TLS) != 0 && c->tls != NULL && tls_conn_handshake_done(c->tls) ?
+		     ", TLS" : (c->flags & CF_SECURED) != 0 ? ", secured" : "");
+	line_add(&o, ", session=<");
+	line_add(&o, c->session_id);
+	line_add(&o, ">");
+	log_text(LOG_INFO, o.buf);
 }
 
 static bool conn_output_pending(const struct conn *c)

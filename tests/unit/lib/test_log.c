@@ -280,6 +280,45 @@ static void test_pid_and_timestamp_cache(void **state)
 /* Batching: Info lines wait for log_flush() (nothing in the pipe before),
  * then go out together; a warning is never held and the lines held before
  * it go first; a fork()ed child does not write its parent's held lines. */
+/* the "name(pid): Level: " head is put together by copying: the same text
+ * as "%s(%ld): " for any pid */
+static void test_format_pid_digits(void **state)
+{
+	(void)state;
+	static const long pids[] = { 0, 1, 9, 10, 99, 100, 4194304, 2147483647L };
+	char out[LOG_LINE_MAX + 1], want[128];
+	for (size_t i = 0; i < sizeof(pids) / sizeof(pids[0]); i++) {
+		size_t len = log_format_line(out, sizeof(out) - 1, LOG_SINK_STDERR, LOG_INFO, NULL, "",
+					     0, "pop3-login", pids[i], "m");
+		out[len] = '\0';
+		snprintf(want, sizeof(want), "pop3-login(%ld): Info: m\n", pids[i]);
+		assert_string_equal(out, want);
+	}
+}
+
+/* log_text takes the message as it is: no format is applied */
+static void test_log_text(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	unsetenv("RINGGATE_LOG");
+	unsetenv("RINGGATE_LOG_TIMESTAMP");
+	log_init("text");
+	const struct log_sink sinks[LOG_SINK_COUNT] = {
+		{ p[1], LOG_SINK_STDERR }, { p[1], LOG_SINK_STDERR }, { p[1], LOG_SINK_STDERR } };
+	log_set_sinks(sinks, 2);
+	log_text(LOG_INFO, "100%s done %d");
+	char buf[256], want[128];
+	ssize_t n = read(p[0], buf, sizeof(buf) - 1);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	snprintf(want, sizeof(want), "text(%ld): Info: 100%%s done %%d\n", (long)getpid());
+	assert_string_equal(buf, want);
+	close(p[0]);
+	close(p[1]);
+}
+
 static void test_batching(void **state)
 {
 	(void)state;
@@ -361,6 +400,8 @@ int main(void)
 		cmocka_unit_test(test_facility),
 		cmocka_unit_test(test_sinks_env),
 		cmocka_unit_test(test_pid_and_timestamp_cache),
+		cmocka_unit_test(test_format_pid_digits),
+		cmocka_unit_test(test_log_text),
 		cmocka_unit_test(test_batching),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

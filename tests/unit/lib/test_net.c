@@ -100,6 +100,28 @@ static void test_bad(void **state)
 	}
 }
 
+/* IPv4 is formatted by hand (no sprintf per log line): the same text as
+ * inet_ntop for every octet value in every position */
+static void test_addr_ipv4_text(void **state)
+{
+	(void)state;
+	char buf[64], want[INET_ADDRSTRLEN];
+	for (int pos = 0; pos < 4; pos++) {
+		for (unsigned v = 0; v < 256; v++) {
+			struct net_addr a = { .family = AF_INET };
+			static const uint8_t base[4] = { 10, 200, 3, 99 };
+			memcpy(a.ip, base, 4);
+			a.ip[pos] = (uint8_t)v;
+			assert_non_null(inet_ntop(AF_INET, a.ip, want, sizeof(want)));
+			assert_string_equal(net_addr_ip(&a, buf, sizeof(buf)), want);
+		}
+	}
+	struct net_addr a = { .family = AF_INET, .ip = { 255, 255, 255, 255 } };
+	assert_string_equal(net_addr_ip(&a, buf, INET_ADDRSTRLEN), "255.255.255.255");
+	/* too small a buffer: inet_ntop's answer (none) */
+	assert_string_equal(net_addr_ip(&a, buf, 8), "");
+}
+
 static void test_addr(void **state)
 {
 	(void)state;
@@ -165,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_v6),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_addr),
+		cmocka_unit_test(test_addr_ipv4_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
