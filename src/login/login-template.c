@@ -56,7 +56,7 @@ static void child_setup(int chan_fd, int chan, int auth)
  * of the code): 2.4 such faults per child are left. Mapping the segments
  * in full (MADV_POPULATE_READ) left 1.5 but made every fork and exit copy
  * and drop some 1,400 more entries. Only an optimisation: a step the kernel
- * refuses is skipped. */
+ * refuses is skipped, but a segment left writable stops the template. */
 static int text_share_one(struct dl_phdr_info *info, size_t size, void *data)
 {
 	(void)size;
@@ -76,7 +76,9 @@ static int text_share_one(struct dl_phdr_info *info, size_t size, void *data)
 			continue;
 		volatile uint8_t *p = (volatile uint8_t *)start;
 		*p = *p;
-		(void)mprotect((void *)start, end - start, PROT_READ | PROT_EXEC);
+		/* code that stayed writable would reach every child: never */
+		if (mprotect((void *)start, end - start, PROT_READ | PROT_EXEC) < 0)
+			log_fatal("template: making code read-only again: %m");
 	}
 	return 0;
 }
