@@ -299,7 +299,9 @@ def prelogin_markdown(p):
         "cgroup's memory (%s: user memory, the kernel's socket structures and TCP "
         "buffers). Each idle row starts its server afresh and warms it with a few "
         "sessions of both transports, so one-time per-process costs (a TLS context, "
-        "ECC tables) are not spread over the K. Load average at each round: %s. "
+        "ECC tables) are not spread over the K. nginx's imaps sessions wait ~90 ms each on "
+        "loopback (its p50 row; not CPU): at c=32 that, not its CPU, holds its sessions/s, "
+        "so compare CPU per session. Load average at each round: %s. "
         "Versions: %s.\n" % (
             GROUP, GROUP, p["runs"], p["duration"], p["clients"], p["idle_k"], p["hold"],
             p.get("accounting") or "?", ", ".join(p["load"]),
