@@ -20,6 +20,7 @@ Measured with rgbench `--kind login`, IMAP, plaintext and imaps, CLIENTS
 clients, rounds interleaved, medians; CPU from each server's cgroup per
 session (auth, login, master, workers, exited ones included).
 """
+import copy
 import os
 import shutil
 import tempfile
@@ -81,7 +82,7 @@ def measure(rgbench, srv, transport, duration):
 def workers_compare(args):
     """Runs the section; returns what workers_markdown() renders."""
     out = {"rows": [], "clients": CLIENTS, "runs": args.runs, "duration": args.duration,
-           "errors": [], "versions": {}, "load": None}
+           "errors": [], "versions": {}, "load": None, "profiles": []}
     rgbench = os.path.join(args.build, "bin", "rgbench")
     tmp = tempfile.mkdtemp(prefix="rgbench-workers-")
     os.chmod(tmp, 0o755)
@@ -118,6 +119,16 @@ def workers_compare(args):
                         s.name, tr, rnd, h.fmt(rec.get("rate"), "%.1f"),
                         h.fmt(rec.get("cpu_ms"), "%.3f")))
         out["load"] = os.getloadavg()[0]
+        if not getattr(args, "no_profile", False):
+            # a target missed gets its profile: ringgate's worker per LOGIN
+            a = copy.copy(args)
+            a.raw = None
+            bench = h.Bench(a)
+            for s in servers:
+                if s.name == "rg-single":
+                    rows = bench.profile(s, ("login", "imap", "plain", CLIENTS, "all"))
+                    if rows:
+                        out["profiles"].append((s.name, rows))
         for s in servers:
             for tr in TRANSPORTS:
                 ok = [r for r in results[(s.name, tr)] if r["ok"] and "rate" in r]
@@ -158,4 +169,7 @@ def workers_markdown(w):
     if w["errors"]:
         L += ["", "Errors: " + "; ".join(w["errors"])]
     L.append("")
+    L += h.profiles_and_problems_md(w.get("profiles", []), "Profile of %s, LOGIN + LOGOUT "
+                                    "plain sessions (`perf record -a -e cpu-clock -G` of its "
+                                    "cgroup; share of the server's CPU samples):\n", None)
     return "\n".join(L)
