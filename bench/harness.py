@@ -718,15 +718,28 @@ class Bench:
 # -- report -------------------------------------------------------------------
 
 def stop_all(servers, tmp=None):
-    """Stop every server (a failure is reported and the others still stop),
-    then remove tmp unless RINGGATE_KEEP is set."""
+    """Stop every server in this order (a failure is reported and the
+    others still stop), then remove tmp (remove_tmp). Returns each server's
+    log text by name."""
+    logs = {}
     for s in servers:
         try:
             s.stop()
         except Exception as e:  # report, and go on stopping the others
             log("stopping %s: %s" % (s.name, e))
-    if tmp is not None and not os.environ.get("RINGGATE_KEEP"):
+        logs[s.name] = s.logs()
+    remove_tmp(tmp)
+    return logs
+
+
+def remove_tmp(tmp):
+    """A section's temporary directory goes, unless RINGGATE_KEEP is set."""
+    if tmp is None:
+        return
+    if not os.environ.get("RINGGATE_KEEP"):
         shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        log("kept %s" % tmp)
 
 
 def med(xs):

@@ -230,18 +230,8 @@ def prelogin_compare(args):
                 if rows:
                     out["profiles"].append(("rg-perf, " + label, rows))
     finally:
-        logs = {}
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # report, and go on stopping the others
-                h.log("stopping %s: %s" % (s.name, e))
-            logs[s.name] = s.logs()
+        logs = h.stop_all(servers, tmp)
         out["log_problems"] = {n: h.server_log_problems(t) for n, t in logs.items()}
-        if not os.environ.get("RINGGATE_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            h.log("kept %s" % tmp)
     out["load_end"] = loadavg()
     out["elapsed"] = time.time() - t0
     out["servers"] = [s.name for s in servers]

@@ -389,18 +389,8 @@ def proxy_compare(args):
                 if rows:
                     out["profiles"].append((srv.name, rows))
     finally:
-        logs = {}
-        for srv in reversed(started):
-            try:
-                srv.stop()
-            except Exception as e:  # report, and go on stopping the others
-                h.log("stopping %s: %s" % (srv.name, e))
-            logs[srv.name] = srv.logs()
+        logs = h.stop_all(list(reversed(started)), tmp)
         out["log_problems"] = {n: h.server_log_problems(t) for n, t in logs.items()}
-        if not os.environ.get("RINGGATE_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            h.log("kept %s" % tmp)
     out["results"] = results
     for label, kind, extra, fetches in cases(args):
         row = {"label": label, "fetches": fetches}

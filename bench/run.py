@@ -52,7 +52,8 @@ import startbench  # noqa: E402
 import storebench  # noqa: E402
 import workerbench  # noqa: E402
 from harness import (  # noqa: E402
-    Accounting, Bench, DovecotServer, ROOT, RinggateServer, World, case_key, in_scope, log, matrix)
+    Accounting, Bench, DovecotServer, ROOT, RinggateServer, World, case_key, in_scope, log, matrix,
+    stop_all)
 import rgenv  # noqa: E402
 
 
@@ -243,17 +244,7 @@ def main():
         if not args.no_profile:
             run_profiles(bench, servers, cases, support)
     finally:
-        logs = {}
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # report, and go on stopping the others
-                log("stopping %s: %s" % (s.name, e))
-            logs[s.name] = s.logs()
-        if not os.environ.get("RINGGATE_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log("kept %s" % tmp)
+        logs = stop_all(servers, tmp)
     spawn = startbench.spawn_cost(args.build)
     # --match retries cases: the side sections are left out
     crypto = cryptobench.crypto_compare(args) if not args.match else None

@@ -467,18 +467,11 @@ def run_store(store_cls, args, rgbench, out):
             if rows:
                 out["profiles"].append((s.name, rows))
     finally:
-        for s in reversed(started):
-            try:
-                s.stop()
-            except Exception as e:  # report, and go on stopping the others
-                h.log("stopping %s: %s" % (s.name, e))
-            out["log_problems"][s.name] = h.server_log_problems(s.logs())
+        for name, text in h.stop_all(list(reversed(started))).items():
+            out["log_problems"][name] = h.server_log_problems(text)
         if store is not None:
             store.stop()
-        if not os.environ.get("RINGGATE_KEEP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            h.log("kept %s" % tmp)
+        h.remove_tmp(tmp)
 
 
 def store_compare(args):
