@@ -118,6 +118,26 @@ def wait_for(cond, timeout=20, step=0.1):
     raise AssertionError("condition not met in %d s" % timeout)
 
 
+def proc_info(pid):
+    """(comm, ppid, argv list of bytes) of a live process; None once it is
+    gone or a zombie"""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return stat.split("(", 1)[1].rsplit(")", 1)[0], int(fields[1]), argv
+
+
+def alive(pid):
+    return proc_info(pid) is not None
+
+
 def stop_process(proc, timeout=20):
     """SIGTERM, wait up to timeout, then SIGKILL; the exit status (None
     when there was no process)."""

@@ -13,7 +13,7 @@ import struct
 import unittest
 
 import rgenv
-from rgenv import recv_until, wait_for
+from rgenv import alive, proc_info, recv_until, wait_for
 
 CONNECTIONS = 200
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
@@ -73,21 +73,6 @@ def server_hello(port, hello):
     return random, share
 
 
-def proc_info(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            cmdline = f.read().split(b"\0")
-    except OSError:
-        return None
-    comm = stat.split("(", 1)[1].rsplit(")", 1)[0]
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return comm, int(fields[1]), cmdline
-
-
 def processes(rg, comm, proto="imap"):
     """pids of rg's processes called comm serving proto (master's children)"""
     out = []
@@ -98,10 +83,6 @@ def processes(rg, comm, proto="imap"):
         if info and info[0] == comm and info[1] == rg.proc.pid and proto.encode() in info[2]:
             out.append(int(p))
     return out
-
-
-def alive(pid):
-    return proc_info(pid) is not None
 
 
 def greet_logout(port):

@@ -18,32 +18,13 @@ import unittest
 
 import rgenv
 import test_workerreuse
-from rgenv import wait_for
+from rgenv import alive, proc_info, wait_for
 from test_workerreuse import JAIL_UID
-
-
-def proc_info(pid):
-    """(comm, ppid, argv) of a live process, or None once it is gone"""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return stat.split("(", 1)[1].rsplit(")", 1)[0], int(fields[1]), argv
 
 
 def proc_status(pid):
     with open("/proc/%d/status" % pid) as f:
         return dict((k, v.strip()) for k, v in (line.split(":", 1) for line in f if ":" in line))
-
-
-def alive(pid):
-    return proc_info(pid) is not None
 
 
 def templates(rg, comm="ringgate-itmpl"):
