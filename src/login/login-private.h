@@ -212,9 +212,13 @@ struct login_server {
 	uint32_t shutdown_deadline;
 	uint32_t req_seq;
 
+	struct login_counters stats; /* plain increments; sent on request */
+
+	/* last, and not zeroed at the start (ipc_recv and ipc_msg_init set
+	 * what they use): ~20 KiB of zero pages a forked child would
+	 * otherwise fault in before its first client */
 	struct ipc_rx rx;
 	struct ipc_msg msg;
-	struct login_counters stats; /* plain increments; sent on request */
 };
 
 extern struct login_server srv;

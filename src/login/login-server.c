@@ -5,6 +5,7 @@
 #include "lib/sigfd.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <signal.h>
 #include <time.h>
 
@@ -485,7 +486,7 @@ int login_conn_prepare(unsigned service_count)
 
 int login_conn_run(const struct login_conn_config *set)
 {
-	memset(&srv, 0, sizeof(srv));
+	memset(&srv, 0, offsetof(struct login_server, rx));
 	srv.set = set;
 	srv.now = login_monotonic_secs();
 
