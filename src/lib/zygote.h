@@ -17,4 +17,11 @@
  * locks. */
 pid_t zygote_fork(void);
 
+/* Once, before the first zygote_fork(): what every child would otherwise
+ * fault in on its own is made the template's, so fork copies its page
+ * table entries: each executable segment gets an anonymous page (the
+ * segment is writable for that moment; a failure to make it read-only
+ * again is fatal), and jemalloc gets a slab of every small size class. */
+void zygote_prepare(void);
+
 #endif

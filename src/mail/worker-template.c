@@ -64,6 +64,7 @@ void worker_template_serve(const char *service)
 	char comm[16];
 	snprintf(comm, sizeof(comm), "ringgate-%ctmpl", service[0]);
 	(void)prctl(PR_SET_NAME, comm, 0, 0, 0);
+	zygote_prepare();
 	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
 	struct ipc_msg ready;
 	ipc_msg_init(&ready, IPC_WORKER_TEMPLATE_READY, 0);
