@@ -742,6 +742,27 @@ def remove_tmp(tmp):
         log("kept %s" % tmp)
 
 
+def page_commit(page):
+    """The commit a committed page is made at (`git describe`), with
+    `-dirty` when the tree has changes other than the page itself (a run
+    over the last one's)."""
+    commit = subprocess.run(["git", "-C", ROOT, "describe", "--always"],
+                            capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no",
+                       "--", ".", ":!" + page],
+                      capture_output=True, text=True).stdout.strip():
+        commit += "-dirty"
+    return commit
+
+
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

@@ -376,18 +376,8 @@ def prelogin_markdown(p):
 def prelogin_page(p, args):
     """docs/performance-prelogin.md: the section with the page's head (when,
     the command, the machine, the load at its start and end, the commit)."""
-    commit = subprocess.run(["git", "-C", h.ROOT, "describe", "--always"],
-                            capture_output=True, text=True).stdout.strip()
-    if subprocess.run(["git", "-C", h.ROOT, "status", "--porcelain", "--untracked-files=no",
-                       "--", ".", ":!docs/performance-prelogin.md"],
-                      capture_output=True, text=True).stdout.strip():
-        commit += "-dirty"
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for ln in f:
-            if ln.startswith("model name"):
-                cpu = ln.split(":", 1)[1].strip()
-                break
+    commit = h.page_commit("docs/performance-prelogin.md")
+    cpu = h.cpu_model()
     cmd = "python3 bench/run.py --build build --only prelogin"
     if args.runs != 3 or args.duration != 2:
         cmd += " --runs %d --duration %g" % (args.runs, args.duration)

@@ -16,17 +16,12 @@ import mailboxbench
 import proxybench
 import startbench
 import storebench
-from harness import (BIG_MESSAGE_SIZE, ROOT, SEC_IDLE, case_key, fmt, log, med,
+from harness import (BIG_MESSAGE_SIZE, ROOT, SEC_IDLE, case_key, cpu_model, fmt, log, med,
                      server_log_problems, spread)
 
 
 def machine():
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem = 0
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) // 1024

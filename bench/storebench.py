@@ -639,13 +639,7 @@ def store_markdown(p):
 def store_page(p, args):
     """docs/performance-stores.md: the section with the page's head (when,
     the command, the load at its start and end, the commit)."""
-    # dirty: changes other than this page itself (a run over the last one's)
-    commit = subprocess.run(["git", "-C", h.ROOT, "describe", "--always"],
-                            capture_output=True, text=True).stdout.strip()
-    if subprocess.run(["git", "-C", h.ROOT, "status", "--porcelain", "--untracked-files=no",
-                       "--", ".", ":!docs/performance-stores.md"],
-                      capture_output=True, text=True).stdout.strip():
-        commit += "-dirty"
+    commit = h.page_commit("docs/performance-stores.md")
     head = ("# ringgate performance: user stores\n\n"
             "Generated on %s UTC by `python3 bench/run.py --build build --only stores` (also "
             "part of `make bench`) on a %d-CPU machine (docs/performance.md), load average "
