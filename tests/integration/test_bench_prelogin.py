@@ -8,7 +8,6 @@ something for them. Speed is never asserted. Skipped without root or nginx
 with its mail module (`make bench` installs it)."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ sys.path.insert(0, os.path.join(rgenv.ROOT, "bench"))
 import harness  # noqa: E402
 import prelogbench  # noqa: E402
 import proxybench  # noqa: E402
+import test_bench_proxy  # noqa: E402
 
 
 def rgbench(port, *args):
@@ -33,7 +33,7 @@ def rgbench(port, *args):
 
 @unittest.skipUnless(rgenv.is_root(), "needs root (cgroups, a private nginx)")
 @unittest.skipIf(proxybench.nginx_missing() is not None, str(proxybench.nginx_missing()))
-class PreloginBenchSmoke(unittest.TestCase):
+class PreloginBenchSmoke(test_bench_proxy.BenchSmokeBase):
     @classmethod
     def setUpClass(cls):
         harness.log = lambda msg: None
@@ -43,21 +43,10 @@ class PreloginBenchSmoke(unittest.TestCase):
         cls.rg = harness.RinggateServer("rg-perf", "performance", world, cls.tmp, 100,
                                         rgenv.build_dir())
         cls.nginx = prelogbench.NginxMail(cls.tmp, world)
-        cls.started = []
-        try:
-            for srv in (cls.rg, cls.nginx):
-                srv.acct = prelogbench.SockAccounting(srv.name)
-                srv.start()
-                cls.started.append(srv)
-        except Exception:
-            cls.tearDownClass()
-            raise
 
-    @classmethod
-    def tearDownClass(cls):
-        for srv in reversed(cls.started):
-            srv.stop()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
+        def accounting(srv):
+            srv.acct = prelogbench.SockAccounting(srv.name)
+        cls.start_servers((cls.rg, cls.nginx), accounting)
 
     def run_ok(self, srv, port, n, *args):
         rc, res, err = rgbench(port, "--kind", "prelogin", "--sessions", n, *args)

@@ -30,20 +30,18 @@ def rgbench(port, *args):
 @unittest.skipUnless(rgenv.is_root(), "needs root (cgroups, a private Dovecot)")
 @unittest.skipIf(proxybench.nginx_missing() is not None, str(proxybench.nginx_missing()))
 @unittest.skipIf(shutil.which("dovecot") is None, "Dovecot is not installed")
-class ProxyBenchSmoke(unittest.TestCase):
+class BenchSmokeBase(unittest.TestCase):
+    """A bench section's servers for one test class: started in order (a
+    failure stops those already up), stopped in reverse, cls.tmp removed.
+    Holds no test of its own (test_bench_prelogin.py uses it too)."""
+
     @classmethod
-    def setUpClass(cls):
-        harness.log = lambda msg: None
-        cls.tmp = tempfile.mkdtemp(prefix="rgbench-proxy-test-")
-        os.chmod(cls.tmp, 0o755)
-        world = harness.World(cls.tmp)
-        cls.rg = proxybench.RinggateProxy(world, cls.tmp, rgenv.build_dir(), 100)
-        cls.backend = proxybench.backend_dovecot(world, cls.tmp, 100)
-        cls.rg.set_backend(cls.backend.ports["imap"])
-        cls.nginx = proxybench.NginxProxy(cls.tmp, cls.backend.ports["imap"])
+    def start_servers(cls, servers, prepare=None):
         cls.started = []
         try:
-            for srv in (cls.backend, cls.rg, cls.nginx):
+            for srv in servers:
+                if prepare is not None:
+                    prepare(srv)
                 srv.start()
                 cls.started.append(srv)
         except Exception:
@@ -55,6 +53,20 @@ class ProxyBenchSmoke(unittest.TestCase):
         for srv in reversed(cls.started):
             srv.stop()
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+
+class ProxyBenchSmoke(BenchSmokeBase):
+    @classmethod
+    def setUpClass(cls):
+        harness.log = lambda msg: None
+        cls.tmp = tempfile.mkdtemp(prefix="rgbench-proxy-test-")
+        os.chmod(cls.tmp, 0o755)
+        world = harness.World(cls.tmp)
+        cls.rg = proxybench.RinggateProxy(world, cls.tmp, rgenv.build_dir(), 100)
+        cls.backend = proxybench.backend_dovecot(world, cls.tmp, 100)
+        cls.rg.set_backend(cls.backend.ports["imap"])
+        cls.nginx = proxybench.NginxProxy(cls.tmp, cls.backend.ports["imap"])
+        cls.start_servers((cls.backend, cls.rg, cls.nginx))
 
     def run_ok(self, srv, kind, n):
         rc, res, err = rgbench(srv.ports["imap"], "--kind", kind, "--sessions", n,
