@@ -3,7 +3,6 @@ with Debian's libwolfssl (build-system/, -DRINGGATE_WOLFSSL=system, built
 when missing) next to the default asm build, side by side; `run.py --only
 crypto` runs it alone.
 """
-import argparse
 import json
 import os
 import shutil
@@ -11,7 +10,8 @@ import subprocess
 import tempfile
 import time
 
-from harness import BENCH_PASS, BENCH_USER, Bench, ROOT, RinggateServer, World, fmt, log, med
+from harness import (BENCH_PASS, BENCH_USER, Bench, ROOT, RinggateServer, World, fmt, log, med,
+                     side_args)
 
 
 # /proc/cpuinfo flags that decide which wolfSSL assembly runs (aes: AES-GCM,
@@ -128,8 +128,7 @@ def crypto_compare(args):
         for srv in servers:
             srv.start()
             log("%s started (%s)" % (srv.name, lines[srv.name[3:]]))
-        # its own Bench: no raw results file (the main matrix's)
-        bench = Bench(argparse.Namespace(**{**vars(args), "raw": None}))
+        bench = Bench(side_args(args))
         for srv in servers:
             bench.warmup(srv)
         for rnd in range(1, args.runs + 1):

@@ -5,6 +5,7 @@ in its own cgroup), resource accounting, the measurement loop (Bench) and
 the small statistics helpers. It imports no other bench module, so the
 sections can all import it without a cycle.
 """
+import copy
 import json
 import os
 import shlex
@@ -740,6 +741,14 @@ def remove_tmp(tmp):
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         log("kept %s" % tmp)
+
+
+def side_args(args):
+    """A side section's copy of the run's arguments: its Bench writes no
+    raw results (the main matrix's file is not its to truncate)."""
+    a = copy.copy(args)
+    a.raw = None
+    return a
 
 
 def page_commit(page):

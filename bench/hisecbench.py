@@ -19,7 +19,6 @@ medians:
 Then a perf profile (cgroup-filtered) of greeting-only plain sessions of
 rg-sec and rg-sec-exec: where a session's start goes.
 """
-import copy
 import os
 import shutil
 import tempfile
@@ -64,8 +63,6 @@ def hisec_compare(args, with_profile=True):
     """Runs the section; returns what hisec_markdown() renders."""
     out = {"rows": [], "clients": CLIENTS, "runs": args.runs, "duration": args.duration,
            "errors": [], "versions": {}, "profiles": [], "load": []}
-    a = copy.copy(args)
-    a.raw = None  # the main run's raw file is not ours to truncate
     tmp = tempfile.mkdtemp(prefix="rgbench-hisec-")
     os.chmod(tmp, 0o755)
     servers = []
@@ -89,7 +86,7 @@ def hisec_compare(args, with_profile=True):
         for s in servers:
             s.start()
             out["versions"][s.kind] = s.version()
-        bench = h.Bench(a)
+        bench = h.Bench(h.side_args(args))
         for s in servers:
             bench.warmup(s)
         tls_ok = {s.name: bench.supports(s, "tls") for s in servers}

@@ -29,7 +29,6 @@ next row, then the next round; medians; ratios within a round):
   sessions of both transports first, so the per-process one-time costs
   (a TLS context's tables, first allocations) are not divided among the K.
 """
-import copy
 import os
 import shutil
 import subprocess
@@ -184,8 +183,6 @@ def prelogin_compare(args):
             "Dovecot is not installed"
     if out["skipped"]:
         h.log("prelogin section: " + out["skipped"] + ": only what is installed is measured")
-    a = copy.copy(args)
-    a.raw = None  # the main run's raw file is not ours to truncate
     tmp = tempfile.mkdtemp(prefix="rgbench-prelogin-")
     os.chmod(tmp, 0o755)
     servers = []
@@ -199,7 +196,7 @@ def prelogin_compare(args):
             servers.append(h.DovecotServer("dc-perf", "performance", world, tmp, plimit))
         if proxybench.nginx_missing() is None:
             servers.append(NginxMail(tmp, world))
-        bench = PreBench(a)
+        bench = PreBench(h.side_args(args))
         for s in servers:
             s.acct = SockAccounting(s.name)
             s.start()

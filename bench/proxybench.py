@@ -356,7 +356,7 @@ def proxy_compare(args):
         out["msg_size"] = msg_size
         direct = Direct(backend)
         servers = [rgp, ngx, direct]
-        bench = h.Bench(__import__("argparse").Namespace(**{**vars(args), "raw": None}))
+        bench = h.Bench(h.side_args(args))
         for srv in servers:
             bench.warmup(srv)
         for rnd in range(1, args.runs + 1):

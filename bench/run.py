@@ -269,18 +269,13 @@ def main():
                         [s.name for s in servers], prefix)
     report.write_report(args.out, bench, servers, cases, args, started, time.time() - t0, logs, spawn,
                  large, plots, crypto, proxy, stores)
-    if pam is not None:
-        with open(args.out, "a") as f:
-            f.write("\n" + pambench.pam_markdown(pam))
-    if workers is not None:
-        with open(args.out, "a") as f:
-            f.write("\n" + workerbench.workers_markdown(workers))
-    if hisec is not None:
-        with open(args.out, "a") as f:
-            f.write("\n" + hisecbench.hisec_markdown(hisec))
+    for section, markdown in ((pam, pambench.pam_markdown), (workers, workerbench.workers_markdown),
+                              (hisec, hisecbench.hisec_markdown),
+                              (prelogin, prelogbench.prelogin_markdown)):
+        if section is not None:
+            with open(args.out, "a") as f:
+                f.write("\n" + markdown(section))
     if prelogin is not None:
-        with open(args.out, "a") as f:
-            f.write("\n" + prelogbench.prelogin_markdown(prelogin))
         # the section's own page, next to the main one
         page = os.path.join(os.path.dirname(os.path.abspath(args.out)),
                             "performance-prelogin.md")

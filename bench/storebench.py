@@ -462,7 +462,7 @@ def run_store(store_cls, args, rgbench, out):
         if not args.no_profile:
             s = servers[0]
             h.log("stores: profiling %s" % s.name)
-            bench = h.Bench(__import__("argparse").Namespace(**{**vars(args), "raw": None}))
+            bench = h.Bench(h.side_args(args))
             rows = bench.profile(s, ("login", "imap", "plain", CLIENTS, "all"))
             if rows:
                 out["profiles"].append((s.name, rows))

@@ -20,7 +20,6 @@ Measured with rgbench `--kind login`, IMAP, plaintext and imaps, CLIENTS
 clients, rounds interleaved, medians; CPU from each server's cgroup per
 session (auth, login, master, workers, exited ones included).
 """
-import copy
 import os
 import shutil
 import tempfile
@@ -121,9 +120,7 @@ def workers_compare(args):
         out["load"] = os.getloadavg()[0]
         if not getattr(args, "no_profile", False):
             # a target missed gets its profile: ringgate's worker per LOGIN
-            a = copy.copy(args)
-            a.raw = None
-            bench = h.Bench(a)
+            bench = h.Bench(h.side_args(args))
             for s in servers:
                 if s.name == "rg-single":
                     rows = bench.profile(s, ("login", "imap", "plain", CLIENTS, "all"))
