@@ -171,7 +171,12 @@ static void auth_input(void)
 		if (ret == -EPROTO)
 			log_fatal("auth sent a malformed message: %s", error);
 		if (ret <= 0) {
-			log_error("auth channel %s", ret == 0 ? "closed" : strerror(-ret));
+			login_signals_check();
+			if (srv.shutting_down)
+				log_debug("auth channel %s while shutting down",
+					  ret == 0 ? "closed" : strerror(-ret));
+			else
+				log_error("auth channel %s", ret == 0 ? "closed" : strerror(-ret));
 			login_auth_retire();
 			return;
 		}

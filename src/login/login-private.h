@@ -233,6 +233,7 @@ void login_accept_update(void);
 void login_listeners_close_idle(void);
 void login_stop_accepting(void);
 void login_shutdown(const char *why);
+void login_signals_check(void);
 
 /* login-conn.c */
 void conn_list_add(struct conn_list *l, struct conn *c);

@@ -332,7 +332,9 @@ void login_shutdown(const char *why)
 	}
 }
 
-static void signal_input(void)
+/* also called when a channel closes: master's SIGTERM reaches every child at
+ * once, and auth may exit before this process has read its own */
+void login_signals_check(void)
 {
 	/* the signalfd reports only SIGTERM and SIGINT */
 	if (sigfd_drain(srv.signal.fd))
@@ -432,7 +434,7 @@ static void signal_event(struct ring_owner *owner, const struct ring_event *ev)
 {
 	struct login_src *s = RING_OWNER(owner, struct login_src, ro);
 	if (ev->res > 0)
-		signal_input();
+		login_signals_check();
 	if (!ev->more && ev->res >= 0)
 		ring_poll(srv.ring, s->slot, s->fd);
 }

@@ -353,13 +353,21 @@ bool children_any(void)
 	return m.pids.count > 0;
 }
 
+/* login processes (and their templates) first, then the rest: when auth,
+ * access or stats exit, a login process's signal is already pending, so it
+ * knows that the channel closed because everyone stops (login-auth.c) */
 void children_signal(int sig)
 {
-	for (unsigned b = 0; b < m.pids.size; b++) {
-		for (struct pidhash_node *n = m.pids.buckets[b]; n != NULL; n = n->next) {
-			struct child *c = (struct child *)n;
-			c->st.terminating = true;
-			kill(child_pid(c), sig);
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned b = 0; b < m.pids.size; b++) {
+			for (struct pidhash_node *n = m.pids.buckets[b]; n != NULL; n = n->next) {
+				struct child *c = (struct child *)n;
+				bool login = c->type == PROC_LOGIN || c->type == PROC_TEMPLATE;
+				if (login != (pass == 0))
+					continue;
+				c->st.terminating = true;
+				kill(child_pid(c), sig);
+			}
 		}
 	}
 }
