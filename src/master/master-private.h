@@ -236,6 +236,9 @@ struct master {
 	char *paths[PROC_TYPE_COUNT];    /* exe_dir/binary of each type that has one */
 	char *pid_path;
 	char *debug_env; /* RINGGATE_DEBUG value passed on to workers */
+	/* a sanitizer build's ASAN_OPTIONS= and UBSAN_OPTIONS= entries, passed on
+	 * to workers (their environment is built, not inherited); NULL if unset */
+	char *san_env[2];
 	const char *log_timestamp; /* RINGGATE_LOG_TIMESTAMP for workers, or NULL */
 	int epfd, sigfd, devnull;
 	struct ev_source sig_ev;
@@ -407,7 +410,7 @@ int worker_spawn_spare(struct worker_service *ws);
 struct spawn_req;
 struct worker_env {
 	char log[160], home[4200], user[512], debug[64], ts[128];
-	char *envp[7];
+	char *envp[9];
 };
 void worker_env_fill(struct worker_env *env, struct spawn_req *r, int syslog_fd,
 		     const char *user, const char *home, bool bind_now);

@@ -191,6 +191,9 @@ void worker_env_fill(struct worker_env *env, struct spawn_req *r, int syslog_fd,
 	/* a template's children never run the dynamic resolver */
 	if (bind_now)
 		env->envp[ne++] = (char *)"LD_BIND_NOW=1";
+	for (unsigned i = 0; i < 2; i++)
+		if (m.san_env[i] != NULL)
+			env->envp[ne++] = m.san_env[i];
 	env->envp[ne] = NULL;
 }
 

@@ -84,6 +84,28 @@ static void signal_input(void)
 	 * the batch may point at a child that reaping would free */
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RG_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RG_SANITIZED 1
+#endif
+#endif
+
+/* a sanitizer build: what its tests set for master reaches the workers too,
+ * so that a worker's finding aborts it as it aborts master (a signal, seen) */
+static void san_env_keep(void)
+{
+#ifdef RG_SANITIZED
+	static const char *const names[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS" };
+	for (unsigned i = 0; i < 2; i++) {
+		const char *v = getenv(names[i]);
+		if (v != NULL)
+			m.san_env[i] = rg_strdup_printf("%s=%s", names[i], v);
+	}
+#endif
+}
+
 static int read_somaxconn(void)
 {
 	int v = 4096;
@@ -211,6 +233,7 @@ int master_run(struct settings *set, bool foreground)
 	m.backlog = read_somaxconn();
 	const char *dbg = getenv("RINGGATE_DEBUG");
 	m.debug_env = dbg != NULL ? rg_strdup(dbg) : NULL;
+	san_env_keep();
 	m.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	m.iplimit_fd = -1;
 	m.sni_fd = -1;

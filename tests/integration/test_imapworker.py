@@ -56,6 +56,24 @@ class ImapWorkerTests(unittest.TestCase):
         self.assertEqual(typ, "OK")
         return m
 
+    def test_worker_environment(self):
+        """A worker's environment is built by master (for a forked worker:
+        its template's), never inherited: in a sanitizer build it has the
+        sanitizer options master runs with (a worker's finding then aborts
+        it, as in master), and never the rest of master's environment."""
+        m = self.login("folders")
+        pids = rgenv.wait_for(lambda: [p for p in self.rg.children()
+                                       if (rgenv.proc_info(p) or ("",))[0] == "ringgate-imap"])
+        with open("/proc/%d/environ" % pids[0], "rb") as f:
+            env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+        m.logout()
+        self.assertNotIn(b"PATH", env)
+        asan = os.environ.get("ASAN_OPTIONS")
+        if rgenv.sanitized() and asan is not None:
+            self.assertEqual(env.get(b"ASAN_OPTIONS"), asan.encode())
+        else:
+            self.assertNotIn(b"ASAN_OPTIONS", env)
+
     def ok(self, result):
         typ, data = result
         self.assertEqual(typ, "OK", data)
