@@ -701,6 +701,40 @@ class SniOnFirstUse(unittest.TestCase):
     def test_security_mode(self):
         self.check("security", "")
 
+    def test_tls12_name_with_the_other_key_type(self):
+        """A TLS 1.2 client gets a local_name certificate whose key type
+        (RSA, ECDSA) differs from ssl_cert's: the suites follow the
+        certificate the name chose, in both directions."""
+        for default_kind, name_kind in (("ec", "rsa"), ("rsa", "ec")):
+            rg = rgenv.Ringgate(mode="performance", tls=True)
+            try:
+                if default_kind != "ec":
+                    rgenv.make_cert(rg.cert, rg.key, kind=default_kind)
+                cert = os.path.join(rg.tmp, "name.pem")
+                key = os.path.join(rg.tmp, "name-key.pem")
+                rgenv.make_cert(cert, key, cn="name.example.test", kind=name_kind)
+                with open(rg.conf, "a") as f:
+                    f.write("local_name name.example.test {\n  ssl_cert = <%s\n"
+                            "  ssl_key = <%s\n}\n" % (cert, key))
+                rg.start()
+                for name, cafile, cn, auth in (("name.example.test", cert, "name.example.test",
+                                                name_kind),
+                                               (None, rg.cert, "localhost", default_kind)):
+                    ctx = ssl.create_default_context(cafile=cafile)
+                    ctx.check_hostname = False
+                    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+                    with ctx.wrap_socket(socket.create_connection(("127.0.0.1", rg.imaps_port),
+                                                                  timeout=10),
+                                         server_hostname=name) as s:
+                        recv_until(s, b"\r\n")
+                        self.assertEqual(s.version(), "TLSv1.2")
+                        self.assertEqual(
+                            dict(x[0] for x in s.getpeercert()["subject"])["commonName"], cn)
+                        self.assertIn("ECDSA" if auth == "ec" else "RSA", s.cipher()[0])
+            finally:
+                rg.stop()
+                rg.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main()
