@@ -17,10 +17,15 @@ medians:
 - dc-sec: a private Dovecot, `service_count = 1` (harness.DovecotServer).
 
 Then a perf profile (cgroup-filtered) of greeting-only plain sessions of
-rg-sec and rg-sec-exec: where a session's start goes.
+rg-sec and rg-sec-exec: where a session's start goes, and the floor under
+it (bench/rgforkfloor.c): fork + exit of a tiny process and of one shaped
+like rg-sec's imap template, copy-on-write faults, vfork + exec, on the
+same machine in the same run. What the figures mean is in
+docs/performance-hisec-notes.md.
 """
 import os
 import shutil
+import subprocess
 import tempfile
 
 import harness as h
@@ -59,10 +64,41 @@ def _add_passwd(srv, world):
         f.write(conf.replace("args = %s\n" % world.passwd, "args = %s\n" % big))
 
 
+def _template_pid(srv):
+    """the pid of srv's imap-login template, or None"""
+    for pid in srv.acct.pids():
+        try:
+            with open("/proc/%d/comm" % pid) as f:
+                comm = f.read().strip()
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if comm == "ringgate-ltmpl" and b"imap" in argv:
+            return pid
+    return None
+
+
+def _floor(args, srv):
+    """rgforkfloor's table, the process shaped like srv's template"""
+    tool = os.path.join(args.build, "bin", "rgforkfloor")
+    pid = _template_pid(srv)
+    if not os.path.exists(tool) or pid is None:
+        return None
+    quick = getattr(args, "quick", False)
+    r = subprocess.run([tool, "-l", str(pid), "-n", "100" if quick else "300",
+                        "-r", "3" if quick else "5", "-w", "20"],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        h.log("rgforkfloor failed: %s" % r.stderr[-500:])
+        return None
+    return r.stdout.strip()
+
+
 def hisec_compare(args, with_profile=True):
     """Runs the section; returns what hisec_markdown() renders."""
     out = {"rows": [], "clients": CLIENTS, "runs": args.runs, "duration": args.duration,
-           "errors": [], "versions": {}, "profiles": [], "load": []}
+           "errors": [], "versions": {}, "profiles": [], "load": [], "floor": None}
     tmp = tempfile.mkdtemp(prefix="rgbench-hisec-")
     os.chmod(tmp, 0o755)
     servers = []
@@ -111,6 +147,9 @@ def hisec_compare(args, with_profile=True):
                     "rate": h.med([r["rgbench"]["sessions_per_sec"] for r in recs]) if recs else None,
                     "cpu_ms": h.med([r["cpu_ms_per_session"] for r in recs]) if recs else None,
                     "cmd": recs[0]["cmd"] if recs else ""})
+        # the floor after the load, on the same machine: the template's
+        # shape is the one it has after serving
+        out["floor"] = _floor(args, rg)
         if with_profile and not getattr(args, "no_profile", False):
             for s in servers:
                 if s.name in ("rg-sec", "rg-sec-exec"):
@@ -171,6 +210,15 @@ def hisec_markdown(out):
     if out["errors"]:
         L += ["", "Errors: " + "; ".join(out["errors"])]
     L.append("")
+    if out.get("floor"):
+        L += ["The floor on this machine (`bench/rgforkfloor`, after the rounds above): a "
+              "process start that does nothing, tiny (min-) or shaped like rg-sec's imap "
+              "template (tmpl-: its VMAs and resident and anonymous pages); -cow: the child "
+              "writes 20 of the template's anonymous pages first (a fault each), -populate / "
+              "-range: the same pages copied by `madvise(MADV_POPULATE_WRITE)`, one call a "
+              "page / one for all; vfork-exec: `clone(CLONE_VM|CLONE_VFORK)` + exec of a "
+              "static binary that exits. What it means for the target: "
+              "[performance-hisec-notes.md](performance-hisec-notes.md).", "", out["floor"], ""]
     L += h.profiles_and_problems_md(out["profiles"], "Profile of %s, greeting-only plain "
                                     "sessions (share of the server's CPU samples):\n", None)
     return "\n".join(L)
