@@ -34,11 +34,13 @@ ASM_FLAGS="--enable-intelasm --enable-aesni --enable-sp --enable-sp-asm"
 # layer src/tls uses (X509 names, EVP, BIO); for auth's tls-crypto.c
 # PBKDF2, HMAC, MD5, Ed25519, PEM public keys. Not: DTLS, session certs,
 # post-handshake auth, renegotiation, PKCS#11, PKCS#7, OCSP, SRP, Camellia,
-# RC4, DES, BLAKE2, SHA-3, ...
+# RC4, DES, BLAKE2, SHA-3, ... AES-GCM without GHASH tables (=small): with
+# AES-NI wolfSSL's assembly never reads them, and each of a connection's two
+# AES contexts carried 512 bytes of them.
 FEATURE_FLAGS="--disable-all --enable-tls13 --enable-opensslextra --enable-sni
 	--enable-session-ticket --enable-supportedcurves --enable-extended-master
 	--enable-ecc --enable-eccshamir --enable-curve25519 --enable-ed25519
-	--enable-curve448 --enable-dh --enable-rsapss --enable-aesgcm
+	--enable-curve448 --enable-dh --enable-rsapss --enable-aesgcm=small
 	--enable-chacha --enable-poly1305 --enable-hkdf --enable-sha224
 	--enable-sha384 --enable-sha512 --enable-md5 --enable-pwdbased --enable-crl
 	--enable-keying-material --enable-base64encode --enable-errorstrings
@@ -55,7 +57,17 @@ FEATURE_FLAGS="--disable-all --enable-tls13 --enable-opensslextra --enable-sni
 # certificate a WOLFSSL embeds, and a pointer to its suites)
 FEATURE_CPPFLAGS="-DHAVE_FFDHE_3072 -DHAVE_EX_DATA -DWOLFSSL_PUB_PEM_TO_DER
 	-DWOLFSSL_HAVE_TLS_UNIQUE -DWOLFSSL_ALT_NAMES -DWOLFSSL_IP_ALT_NAME
-	-DOPENSSL_COMPATIBLE_DEFAULTS -DWOLFSSL_NGINX"
+	-DOPENSSL_COMPATIBLE_DEFAULTS -DWOLFSSL_NGINX
+	-DRINGGATE_NO_KEEP_PEER_CERT -DRINGGATE_LEAN_SERVER"
+# ... and two of our own, which LEAN_PATCH below gives a meaning:
+# RINGGATE_NO_KEEP_PEER_CERT: the OpenSSL layer (and WOLFSSL_NGINX) force
+# KEEP_PEER_CERT in settings.h, which embeds a 3.8 kB WOLFSSL_X509 in every
+# WOLFSSL for wolfSSL_get_peer_certificate; src/tls takes a client
+# certificate's name in its verify callback instead (tls-peer.c).
+# RINGGATE_LEAN_SERVER: when a server's handshake is done, FreeHandshakeResources
+# also frees what the OpenSSL layer keeps for queries we never make after
+# it (suites, verify parameters, TLS extensions but the SNI name) and a TLS
+# 1.3 server's DRBG (its tickets are sent by then).
 # seed from getrandom(2): a chrooted login process has no /dev/urandom (the
 # system build gets the same from src/tls/tls-seed.c replacing the function)
 SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
@@ -66,8 +78,99 @@ SEED_CPPFLAGS="-DWOLFSSL_GETRANDOM"
 # (demand-zero pages, touched only when used) behind a mutex that a
 # single-threaded login process never contends.
 LEAN_FLAGS="ac_cv_tls=none"
+# what RINGGATE_NO_KEEP_PEER_CERT and RINGGATE_LEAN_SERVER do: our patch of
+# Debian's source (wolfSSL 5.5.4), applied before configure; the build stops
+# if it does not apply (another version: check what it changes there first)
+LEAN_PATCH=$(
+	cat <<'EOF'
+--- a/src/internal.c
++++ b/src/internal.c
+@@ -7853,6 +7853,10 @@ void FreeHandshakeResources(WOLFSSL* ssl)
+     #elif !defined(HAVE_SESSION_TICKET)
+         || (ssl->options.tls1_3 && ssl->options.side == WOLFSSL_SERVER_END)
+     #endif
++    #ifdef RINGGATE_LEAN_SERVER
++        /* its tickets are sent: the server sends no more */
++        || (ssl->options.tls1_3 && ssl->options.side == WOLFSSL_SERVER_END)
++    #endif
+ #endif
+     ) {
+         if (ssl->options.weOwnRng) {
+@@ -7994,6 +7998,36 @@ void FreeHandshakeResources(WOLFSSL* ssl)
+     ssl->extensions = NULL;
+ #endif
+ 
++#ifdef RINGGATE_LEAN_SERVER
++    /* what the OpenSSL layer keeps for queries a server connection is
++     * never asked after its handshake: its suites, its verify parameters,
++     * its TLS extensions but the client's SNI name (wolfSSL_get_servername) */
++    if (ssl->options.side == WOLFSSL_SERVER_END) {
++        FreeSuites(ssl);
++    #ifdef OPENSSL_EXTRA
++        XFREE(ssl->param, ssl->heap, DYNAMIC_TYPE_OPENSSL);
++        ssl->param = NULL;
++    #endif
++    #ifdef HAVE_TLS_EXTENSIONS
++        {
++            TLSX** link = &ssl->extensions;
++            TLSX*  sni = NULL;
++            while (*link != NULL) {
++                if ((*link)->type == TLSX_SERVER_NAME) {
++                    sni = *link;
++                    *link = sni->next;
++                    sni->next = NULL;
++                    break;
++                }
++                link = &(*link)->next;
++            }
++            TLSX_FreeAll(ssl->extensions, ssl->heap);
++            ssl->extensions = sni;
++        }
++    #endif
++    }
++#endif
++
+ #ifdef WOLFSSL_STATIC_MEMORY
+     /* when done with handshake decrement current handshake count */
+     if (ssl->heap != NULL) {
+--- a/src/ssl.c
++++ b/src/ssl.c
+@@ -26471,7 +26471,7 @@ long wolfSSL_SSL_SESSION_set_timeout(WOLFSSL_SESSION* ses, long t)
+ 
+ #ifdef OPENSSL_EXTRA
+ 
+-#if defined(HAVE_EX_DATA) && !defined(NO_FILESYSTEM)
++#if defined(HAVE_EX_DATA) && !defined(NO_FILESYSTEM) && defined(KEEP_PEER_CERT)
+ int wolfSSL_cmp_peer_cert_to_file(WOLFSSL* ssl, const char *fname)
+ {
+     int ret = WOLFSSL_FATAL_ERROR;
+--- a/wolfssl/wolfcrypt/settings.h
++++ b/wolfssl/wolfcrypt/settings.h
+@@ -1826,7 +1826,8 @@ extern void uITRON4_free(void *p) ;
+     #endif
+ #endif
+ 
+-#if defined(OPENSSL_EXTRA) && !defined(NO_CERTS)
++#if defined(OPENSSL_EXTRA) && !defined(NO_CERTS) && \
++    !defined(RINGGATE_NO_KEEP_PEER_CERT)
+     #undef  KEEP_PEER_CERT
+     #define KEEP_PEER_CERT
+ #endif
+@@ -2561,8 +2562,8 @@ extern void uITRON4_free(void *p) ;
+ #endif
+ 
+ /* Parts of the openssl compatibility layer require peer certs */
+-#if defined(OPENSSL_ALL) || defined(WOLFSSL_NGINX) || defined(WOLFSSL_HAPROXY) \
+- || defined(HAVE_LIGHTY)
++#if (defined(OPENSSL_ALL) || defined(WOLFSSL_NGINX) || defined(WOLFSSL_HAPROXY) \
++ || defined(HAVE_LIGHTY)) && !defined(RINGGATE_NO_KEEP_PEER_CERT)
+     #undef  KEEP_PEER_CERT
+     #define KEEP_PEER_CERT
+ #endif
+EOF
+)
 # bump when this script changes how the library is built
-RECIPE=3
+RECIPE=4
 
 root=${1:?usage: wolfssl-asm.sh CACHE_ROOT}
 # stderr reaches the terminal as it happens (CMake passes it through); the
@@ -91,7 +194,7 @@ fi
 [ -n "$version" ] || die "cannot tell which wolfSSL version to build (libwolfssl-dev not installed)"
 
 dir="$root/wolfssl-$version-asm-r$RECIPE"
-stamp="recipe=$RECIPE version=$version flags=$(echo $FEATURE_FLAGS) $ASM_FLAGS $LEAN_FLAGS $SEED_CPPFLAGS $(echo $FEATURE_CPPFLAGS)"
+stamp="recipe=$RECIPE patch=$(printf "%s" "$LEAN_PATCH" | cksum | cut -d" " -f1) version=$version flags=$(echo $FEATURE_FLAGS) $ASM_FLAGS $LEAN_FLAGS $SEED_CPPFLAGS $(echo $FEATURE_CPPFLAGS)"
 if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
 	[ -f "$dir/prefix/lib/libwolfssl.a" ]; then
 	echo "$dir/prefix"
@@ -108,7 +211,7 @@ if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] &&
 	exit 0
 fi
 
-for tool in dpkg-source dpkg-buildflags autoreconf libtoolize make gcc flock; do
+for tool in dpkg-source dpkg-buildflags autoreconf libtoolize make gcc flock patch; do
 	command -v "$tool" >/dev/null ||
 		die "$tool not found (make deps installs dpkg-dev autoconf automake libtool)"
 done
@@ -141,6 +244,8 @@ apt-get source -qq $sandbox "wolfssl=$version" >"$dir/fetch.log" 2>&1 ||
 srcdir=$(find . -mindepth 1 -maxdepth 1 -type d -name 'wolfssl-*' | head -n 1)
 [ -n "$srcdir" ] && [ -f "$srcdir/debian/rules" ] || die "apt-get source left no source tree"
 cd "$srcdir"
+printf '%s\n' "$LEAN_PATCH" | patch -p1 -s --no-backup-if-mismatch >"$dir/patch.log" 2>&1 ||
+	die "our patch does not apply to wolfSSL $version: $(tail -n 3 "$dir/patch.log")"
 
 # dpkg-buildflags as debian/rules sets them (hardening=+all); gcc whatever
 # CC the caller uses (the fuzz build configures with clang)

@@ -79,7 +79,9 @@ int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx)
 {
-	struct tls_conn *conn = rg_calloc(1, sizeof(*conn));
+	/* room for a client certificate's name only where one is asked for */
+	struct tls_conn *conn =
+		rg_calloc(1, sizeof(*conn) + (ctx->verify_client ? TLS_CERT_NAME_MAX : 0));
 
 	conn->ctx = ctx;
 	conn->ssl = wolfSSL_new(ctx->wctx);

@@ -1,26 +1,53 @@
 /* tls-peer.c — what a finished handshake tells: resumption, version,
  * suite, SNI name, channel binding, and the client's certificate (checked
- * during the handshake by tls_verify_cb, judged here). */
+ * and its name taken during the handshake by tls_verify_cb, judged here). */
 #include "tls/tls-private.h"
 
 #include <string.h>
 
 /* --- client certificates --- */
 
+/* The entry of the client certificate's subject that names the user, into
+ * name (TLS_CERT_NAME_MAX bytes); "" when there is none, or it does not
+ * fit, or its text is shorter than its length (a NUL inside: Dovecot
+ * refuses such a name) */
+static void tls_cert_name(WOLFSSL_X509 *x509, int nid, char *name)
+{
+	WOLFSSL_X509_NAME *subject = wolfSSL_X509_get_subject_name(x509);
+	int len = subject != NULL ? wolfSSL_X509_NAME_get_text_by_NID(subject, nid, NULL, 0) : -1;
+	if (len <= 0 || len >= TLS_CERT_NAME_MAX ||
+	    wolfSSL_X509_NAME_get_text_by_NID(subject, nid, name, TLS_CERT_NAME_MAX) != len ||
+	    strlen(name) != (size_t)len)
+		name[0] = '\0';
+}
+
 /* Called by wolfSSL for each certificate of a client's chain that fails
- * (preverify 0): Dovecot's login processes accept the handshake anyway
- * (allow_invalid_cert) and refuse the login later, so we remember it. */
+ * (preverify 0), and for the client's own certificate (depth 0) in any
+ * case (WOLFSSL_ALWAYS_VERIFY_CB, which both builds have). A failure does
+ * not fail the handshake: Dovecot's login processes accept it
+ * (allow_invalid_cert) and refuse the login later, so we remember it. The
+ * client's certificate gives its name here, while wolfSSL has it: after
+ * the handshake it keeps none (RINGGATE_NO_KEEP_PEER_CERT). */
 int tls_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
 {
-	if (preverify)
-		return 1;
 	WOLFSSL *ssl = wolfSSL_X509_STORE_CTX_get_ex_data(store, wolfSSL_get_ex_data_X509_STORE_CTX_idx());
 	struct tls_conn *conn = ssl != NULL ? wolfSSL_GetIOReadCtx(ssl) : NULL;
 	if (conn == NULL)
-		return 0; /* nowhere to remember it: fail the handshake instead */
-	if (!conn->cert_broken) {
+		return preverify != 0; /* nowhere to remember a failure: fail the handshake */
+	if (!preverify && !conn->cert_broken) {
 		conn->cert_broken = true;
 		conn->cert_error = wolfSSL_X509_STORE_CTX_get_error(store);
+	}
+	/* the room for the name is there when the connection's context asks
+	 * for certificates (tls_conn_new) */
+	WOLFSSL_X509 *x509 = wolfSSL_X509_STORE_CTX_get_current_cert(store);
+	int der_len = 0;
+	/* a client that sent no certificate gets this call too, with no
+	 * certificate or an empty one */
+	if (wolfSSL_X509_STORE_CTX_get_error_depth(store) == 0 && conn->ctx->verify_client &&
+	    x509 != NULL && wolfSSL_X509_get_der(x509, &der_len) != NULL && der_len > 0) {
+		tls_cert_name(x509, conn->ctx->username_nid, conn->peer_name);
+		conn->peer_cert = true;
 	}
 	return 1;
 }
@@ -94,20 +121,8 @@ enum tls_peer_cert tls_conn_peer_cert(struct tls_conn *conn, char name[TLS_CERT_
 		*error_r = err < 0 ? tls_wolf_reason(err) : wolfSSL_X509_verify_cert_error_string(err);
 		return TLS_PEER_CERT_INVALID;
 	}
-	WOLFSSL_X509 *x509 = wolfSSL_get_peer_certificate(conn->ssl);
-	if (x509 == NULL)
+	if (!conn->peer_cert)
 		return TLS_PEER_CERT_NONE;
-	/* the entry's length, then the text: Dovecot refuses a name whose
-	 * text is shorter than its length (a NUL inside) */
-	WOLFSSL_X509_NAME *subject = wolfSSL_X509_get_subject_name(x509);
-	int len = subject != NULL ? wolfSSL_X509_NAME_get_text_by_NID(subject, conn->ctx->username_nid,
-								       NULL, 0)
-				  : -1;
-	if (len <= 0 || len >= TLS_CERT_NAME_MAX ||
-	    wolfSSL_X509_NAME_get_text_by_NID(subject, conn->ctx->username_nid, name,
-					      TLS_CERT_NAME_MAX) != len ||
-	    strlen(name) != (size_t)len)
-		name[0] = '\0';
-	wolfSSL_X509_free(x509);
+	memcpy(name, conn->peer_name, strlen(conn->peer_name) + 1);
 	return TLS_PEER_CERT_VALID;
 }

@@ -117,12 +117,21 @@ struct tls_conn {
 	/* the client's certificate chain failed verification (cert_error:
 	 * why, a wolfSSL error or an X509_V_ERR code) */
 	bool cert_broken;
+	/* the verify callback saw the client's own certificate (depth 0) and
+	 * put its ssl_cert_username_field entry into peer_name */
+	bool peer_cert;
 	int cert_error;
 	/* TLS 1.3 server: the RFC 9266 channel binding, derived when the
 	 * handshake ends, as wolfSSL's exporter needs the handshake's secrets
 	 * (its Arrays, 3.4 kB), which are freed then */
 	bool has_exporter;
 	uint8_t exporter[TLS_EXPORTER_SIZE];
+	/* only when ctx->verify_client (tls_conn_new allocates
+	 * TLS_CERT_NAME_MAX bytes for it): the client certificate's name,
+	 * taken during the handshake, as wolfSSL keeps no peer certificate
+	 * (the asm build's RINGGATE_NO_KEEP_PEER_CERT); "" when it has none
+	 * that Dovecot would take */
+	char peer_name[];
 };
 
 /* tls.c: the library once per process, error texts (valid until the next
@@ -135,7 +144,9 @@ const char *tls_wolf_reason(int err);
 int tls_io_recv(WOLFSSL *ssl, char *buf, int sz, void *arg);
 int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *arg);
 
-/* tls-peer.c: remembers a client certificate that failed verification */
+/* tls-peer.c: wolfSSL's verify callback on contexts that ask clients for a
+ * certificate: remembers a chain that failed verification and the client
+ * certificate's name */
 int tls_verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store);
 
 /* tls-ticket.c: key material and wolfSSL's ticket callback */

@@ -49,6 +49,9 @@ struct client {
 	 * lands in failed */
 	bool may_fail;
 	int failed;
+	/* the server certificate's common name, taken by the client's verify
+	 * callback (wolfSSL may keep no peer certificate after the handshake) */
+	char peer_cn[256];
 };
 
 enum client_version { V12, V13, V11 };
