@@ -160,6 +160,22 @@ static void end_recv_arm(struct pump_end *e)
 	if ((e->flags & (E_ATTACHED | E_RECV | E_PAUSED | E_EOF | E_CONNECTING)) != E_ATTACHED ||
 	    p->state == PUMP_OVER || p->state == PUMP_CLOSING)
 		return;
+	struct pump_end *t = end_other(e);
+	if (p->state == PUMP_RUNNING && t->tls != NULL && tls_conn_handshake_done(t->tls)) {
+		/* Toward a TLS end: one buffer at a time, and only while its
+		 * engine takes a whole buffer. A multishot receive would
+		 * empty the source's socket into buffers at each wake-up
+		 * (hundreds of KiB behind a slow client), all of it copied
+		 * into t->out; this way the plaintext goes from the ring's
+		 * buffer straight into the engine, nothing waits, and a
+		 * send's completion (end_output_room) arms the next read. */
+		if (outq_pending(t->out) > 0 ||
+		    !tls_conn_can_take(t->tls, ring_recv_large_size(p->ring)))
+			return;
+		e->flags |= E_RECV;
+		ring_recv_large_once(p->ring, e->slot, e->fd);
+		return;
+	}
 	e->flags |= E_RECV;
 	ring_recv_large(p->ring, e->slot, e->fd);
 }
@@ -427,6 +443,8 @@ static void end_output_room(struct pump_end *e)
 	struct pump_end *s = end_other(e);
 	if ((s->flags & E_PAUSED) != 0 && end_backlog(e) <= end_low(e))
 		end_resume(s);
+	else if (p->state == PUMP_RUNNING)
+		end_recv_arm(s); /* a source toward TLS waits for room */
 }
 
 static void end_event(struct ring_owner *owner, const struct ring_event *ev)

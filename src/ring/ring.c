@@ -428,6 +428,24 @@ void ring_recv_large(struct ring *r, uint32_t slot, int fd)
 	ring_set_ud(r, sqe, OP_RECV_LARGE, slot);
 }
 
+size_t ring_recv_large_size(const struct ring *r)
+{
+	return r->large.count > 0 ? r->large.size : r->small.size;
+}
+
+void ring_recv_large_once(struct ring *r, uint32_t slot, int fd)
+{
+	if (r->large.count == 0) {
+		ring_recv(r, slot, fd);
+		return;
+	}
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);
+	io_uring_prep_recv(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BGID_LARGE;
+	ring_set_ud(r, sqe, OP_RECV_LARGE, slot);
+}
+
 void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
 {
 	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_SEND);
