@@ -12,7 +12,7 @@
  * receive, whose pages come back from the kernel after its decay (a page
  * fault per 4 KiB each time). Idle connections still hold none. */
 #define OUTQ_SMALL_MAX 4096
-#define OUTQ_BULK (64 * 1024)
+#define OUTQ_BULK (128 * 1024)
 #define OUTQ_SPARE_MAX 4
 
 static struct outq *outq_spare[OUTQ_SPARE_MAX];
