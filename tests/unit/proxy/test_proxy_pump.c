@@ -105,6 +105,42 @@ static void until_done(struct fix *f)
 	assert_int_equal(f->done, 1);
 }
 
+/* Send the pattern (byte i of the stream is i % 251) on fd from byte *sent
+ * up to total, without blocking; returns whether any was taken. */
+static bool send_pattern(int fd, size_t *sent, size_t total)
+{
+	static uint8_t chunk[1 << 16];
+	size_t n = total - *sent < sizeof(chunk) ? total - *sent : sizeof(chunk);
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		chunk[i] = (uint8_t)((*sent + i) % 251);
+	ssize_t k = send(fd, chunk, n, MSG_DONTWAIT);
+	if (k <= 0)
+		return false;
+	*sent += (size_t)k;
+	return true;
+}
+
+/* the peer sends the pattern until total or until nothing is taken for
+ * 200 turns: the pump stopped reading */
+static size_t send_until_stuck(struct fix *f, int fd, size_t total)
+{
+	size_t sent = 0;
+	for (int idle = 0; sent < total && idle < 200; turn(f))
+		idle = send_pattern(fd, &sent, total) ? 0 : idle + 1;
+	return sent;
+}
+
+/* abort the relay: the ring retires its ends, no callback comes */
+static void abort_quietly(struct fix *f)
+{
+	proxy_pump_abort(f->p);
+	for (int i = 0; i < 20; i++)
+		turn(f);
+	assert_int_equal(f->done, 0);
+}
+
 static void setup_fix(struct fix *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -191,21 +227,7 @@ static void test_back_pressure(void **state)
 	proxy_pump_start(f.p, NULL, 0, NULL, 0);
 	/* the worker reads nothing: the client can only fill the socket
 	 * buffers and the pump's PUMP_HIGH, then the pump stops reading */
-	static uint8_t big[1 << 16];
-	size_t sent = 0;
-	int idle = 0;
-	while (sent < (8u << 20) && idle < 200) {
-		for (size_t i = 0; i < sizeof(big); i++)
-			big[i] = (uint8_t)((sent + i) % 251);
-		ssize_t n = send(f.cl[1], big, sizeof(big), MSG_DONTWAIT);
-		if (n > 0) {
-			sent += (size_t)n;
-			idle = 0;
-		} else {
-			idle++;
-		}
-		turn(&f);
-	}
+	size_t sent = send_until_stuck(&f, f.cl[1], 8u << 20);
 	assert_true(sent < (8u << 20));
 	uint64_t in, out;
 	proxy_pump_counts(f.p, &in, &out);
@@ -231,10 +253,7 @@ static void test_back_pressure(void **state)
 	assert_int_equal(total, sent);
 	proxy_pump_counts(f.p, &in, &out);
 	assert_int_equal(in, sent);
-	proxy_pump_abort(f.p);
-	for (int i = 0; i < 20; i++)
-		turn(&f);
-	assert_int_equal(f.done, 0); /* no callback after abort */
+	abort_quietly(&f);
 	teardown_fix(&f);
 }
 
@@ -446,22 +465,7 @@ static void test_tls_bulk_back_pressure(void **state)
 	proxy_pump_start(f.p, NULL, 0, NULL, 0);
 
 	enum { TOTAL = 4 << 20 };
-	static uint8_t chunk[1 << 16];
-	size_t sent = 0;
-	int idle = 0;
-	while (sent < TOTAL && idle < 200) {
-		size_t n = TOTAL - sent < sizeof(chunk) ? TOTAL - sent : sizeof(chunk);
-		for (size_t i = 0; i < n; i++)
-			chunk[i] = (uint8_t)((sent + i) % 251);
-		ssize_t k = send(f.wk[1], chunk, n, MSG_DONTWAIT);
-		if (k > 0) {
-			sent += (size_t)k;
-			idle = 0;
-		} else {
-			idle++;
-		}
-		turn(&f);
-	}
+	size_t sent = send_until_stuck(&f, f.wk[1], TOTAL);
 	assert_true(sent < TOTAL);
 	uint64_t in, out;
 	proxy_pump_counts(f.p, &in, &out);
@@ -478,14 +482,7 @@ static void test_tls_bulk_back_pressure(void **state)
 	static char got[1 << 16];
 	size_t total = 0;
 	for (int i = 0; i < 20000 && total < TOTAL; i++) {
-		if (sent < TOTAL) {
-			size_t n = TOTAL - sent < sizeof(chunk) ? TOTAL - sent : sizeof(chunk);
-			for (size_t j = 0; j < n; j++)
-				chunk[j] = (uint8_t)((sent + j) % 251);
-			ssize_t k = send(f.wk[1], chunk, n, MSG_DONTWAIT);
-			if (k > 0)
-				sent += (size_t)k;
-		}
+		(void)send_pattern(f.wk[1], &sent, TOTAL);
 		bool closed;
 		size_t n = peer_read(&f, tp.c, got, sizeof(got), &closed);
 		assert_false(closed);
@@ -496,9 +493,7 @@ static void test_tls_bulk_back_pressure(void **state)
 	assert_int_equal(total, TOTAL);
 	proxy_pump_counts(f.p, &in, &out);
 	assert_int_equal(out, TOTAL);
-	proxy_pump_abort(f.p);
-	for (int i = 0; i < 20; i++)
-		turn(&f);
+	abort_quietly(&f);
 	tls_pair_free(&tp);
 	teardown_fix(&f);
 }
