@@ -473,11 +473,12 @@ int login_conn_prepare(unsigned service_count)
 		.entries = single ? 64 : 1024,
 		.buf_count = single ? 16 : 1024,
 		.buf_size = 2048,
-		/* the relays read a TLS record's worth at a time: a 2 KiB
-		 * slice per receive made a record, a send and a completion
-		 * per 2 KiB (memory is touched only once used) */
-		.large_buf_count = single ? 4 : 64,
-		.large_buf_size = 16384,
+		/* the relays read up to four TLS records' worth at a time:
+		 * a 2 KiB slice per receive made a record, a send and a
+		 * completion per 2 KiB, a 16 KiB one a wake-up per record
+		 * (memory is touched only once used) */
+		.large_buf_count = single ? 2 : 16,
+		.large_buf_size = 65536,
 		.handler = ring_handler,
 		.restricted = true,
 	};

@@ -5,6 +5,40 @@
 #include <string.h>
 
 #define OUTQ_MIN 512 /* the first allocation */
+/* A queue that needs more than OUTQ_SMALL_MAX bytes (a relay's receives)
+ * gets OUTQ_BULK, and drained queues of that size wait in a per-process spare
+ * list (at most OUTQ_SPARE_MAX, not per connection) for the next one: a
+ * busy relay reuses them instead of asking jemalloc for tens of KiB per
+ * receive, whose pages come back from the kernel after its decay (a page
+ * fault per 4 KiB each time). Idle connections still hold none. */
+#define OUTQ_SMALL_MAX 4096
+#define OUTQ_BULK (128 * 1024)
+#define OUTQ_SPARE_MAX 4
+
+static struct outq *outq_spare[OUTQ_SPARE_MAX];
+static unsigned outq_spare_count;
+
+static struct outq *outq_alloc(size_t size)
+{
+	if (size == OUTQ_BULK && outq_spare_count > 0)
+		return outq_spare[--outq_spare_count];
+	return rg_malloc(sizeof(struct outq) + size);
+}
+
+static void outq_release(struct outq *q)
+{
+	if (q->size == OUTQ_BULK && outq_spare_count < OUTQ_SPARE_MAX)
+		outq_spare[outq_spare_count++] = q;
+	else
+		rg_free(q);
+}
+
+/* a queue (or a retired copy, which is one too) */
+static void outq_release_ptr(uint8_t *p)
+{
+	if (p != NULL)
+		outq_release((struct outq *)(void *)p);
+}
 
 size_t outq_pending(const struct outq *q)
 {
@@ -23,7 +57,9 @@ void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
 		size_t size = OUTQ_MIN;
 		while (size < pending + len)
 			size *= 2;
-		struct outq *n = rg_malloc(sizeof(*n) + size);
+		if (size > OUTQ_SMALL_MAX && size < OUTQ_BULK)
+			size = OUTQ_BULK;
+		struct outq *n = outq_alloc(size);
 		n->size = (uint32_t)size;
 		n->head = 0;
 		n->tail = (uint32_t)pending;
@@ -36,10 +72,10 @@ void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
 				/* the send in flight points into q: keep it */
 				n->retired = q->retired != NULL ? q->retired : (uint8_t *)q;
 				if (q->retired != NULL)
-					rg_free(q);
+					outq_release(q);
 			} else {
-				rg_free(q->retired);
-				rg_free(q);
+				outq_release_ptr(q->retired);
+				outq_release(q);
 			}
 		}
 		*qp = q = n;
@@ -51,8 +87,8 @@ void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
 void outq_free(struct outq **qp)
 {
 	if (*qp != NULL) {
-		rg_free((*qp)->retired);
-		rg_free(*qp);
+		outq_release_ptr((*qp)->retired);
+		outq_release(*qp);
 		*qp = NULL;
 	}
 }
@@ -61,7 +97,7 @@ void outq_free(struct outq **qp)
 void outq_consume(struct outq **qp, size_t n)
 {
 	struct outq *q = *qp;
-	rg_free(q->retired);
+	outq_release_ptr(q->retired);
 	q->retired = NULL;
 	q->head += (uint32_t)n;
 	q->sending = 0;

@@ -91,6 +91,17 @@ static size_t end_low(const struct pump_end *e)
 	return e->tls != NULL ? 0 : PUMP_LOW;
 }
 
+/* t takes n more bytes (a receive's worth, decrypted or not) without going
+ * over its limit: a TLS engine takes them whole with nothing waiting before
+ * them; a plaintext end's queue is not over PUMP_HIGH (it then holds at most
+ * PUMP_HIGH + n) */
+static bool end_room_for(const struct pump_end *t, size_t n)
+{
+	if (t->tls != NULL)
+		return outq_pending(t->out) == 0 && tls_conn_can_take(t->tls, n);
+	return outq_pending(t->out) <= PUMP_HIGH;
+}
+
 static void end_free(struct ring_owner *owner)
 {
 	struct pump_end *e = RING_OWNER(owner, struct pump_end, ro);
@@ -160,6 +171,20 @@ static void end_recv_arm(struct pump_end *e)
 	if ((e->flags & (E_ATTACHED | E_RECV | E_PAUSED | E_EOF | E_CONNECTING)) != E_ATTACHED ||
 	    p->state == PUMP_OVER || p->state == PUMP_CLOSING)
 		return;
+	if (p->state == PUMP_RUNNING) {
+		/* The relay: one buffer at a time, and only while the other
+		 * end takes a whole one. A multishot receive would empty the
+		 * source's socket into buffers at each wake-up (hundreds of
+		 * KiB behind a slow reader), all of it copied into a queue
+		 * that grows; this way a buffer's bytes go into the other
+		 * end's engine or queue at once, and a send's completion
+		 * (end_output_room) arms the next receive. */
+		if (!end_room_for(end_other(e), ring_recv_large_size(p->ring)))
+			return;
+		e->flags |= E_RECV;
+		ring_recv_large_once(p->ring, e->slot, e->fd);
+		return;
+	}
 	e->flags |= E_RECV;
 	ring_recv_large(p->ring, e->slot, e->fd);
 }
@@ -427,6 +452,8 @@ static void end_output_room(struct pump_end *e)
 	struct pump_end *s = end_other(e);
 	if ((s->flags & E_PAUSED) != 0 && end_backlog(e) <= end_low(e))
 		end_resume(s);
+	else if (p->state == PUMP_RUNNING)
+		end_recv_arm(s); /* a source toward TLS waits for room */
 }
 
 static void end_event(struct ring_owner *owner, const struct ring_event *ev)
@@ -548,6 +575,11 @@ void proxy_pump_start(struct proxy_pump *p, const uint8_t *to_server, size_t to_
 {
 	struct pump_end *c = &p->end[PUMP_CLIENT], *s = &p->end[PUMP_SERVER];
 	p->state = PUMP_RUNNING;
+	/* the receives armed before (the client's, of the pre-login
+	 * dialogue; the backend's) are multishot ones into small buffers:
+	 * once their cancel is in, end_recv_arm arms the relay's kind */
+	end_recv_stop(c);
+	end_recv_stop(s);
 	if (to_server_len > 0)
 		end_write(s, to_server, to_server_len);
 	if (to_client_len > 0 && p->state == PUMP_RUNNING)

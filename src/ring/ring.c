@@ -415,17 +415,35 @@ void ring_recv(struct ring *r, uint32_t slot, int fd)
 	ring_set_ud(r, sqe, RING_OP_RECV, slot);
 }
 
-void ring_recv_large(struct ring *r, uint32_t slot, int fd)
+static void ring_recv_large_prep(struct ring *r, uint32_t slot, int fd, bool multishot)
 {
 	if (r->large.count == 0) {
 		ring_recv(r, slot, fd);
 		return;
 	}
 	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);
-	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	if (multishot)
+		io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	else
+		io_uring_prep_recv(sqe, fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = BGID_LARGE;
 	ring_set_ud(r, sqe, OP_RECV_LARGE, slot);
+}
+
+void ring_recv_large(struct ring *r, uint32_t slot, int fd)
+{
+	ring_recv_large_prep(r, slot, fd, true);
+}
+
+size_t ring_recv_large_size(const struct ring *r)
+{
+	return r->large.count > 0 ? r->large.size : r->small.size;
+}
+
+void ring_recv_large_once(struct ring *r, uint32_t slot, int fd)
+{
+	ring_recv_large_prep(r, slot, fd, false);
 }
 
 void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)

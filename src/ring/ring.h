@@ -157,6 +157,13 @@ void ring_recv(struct ring *ring, uint32_t slot, int fd);
 /* the same into the large buffers (delivered as RING_OP_RECV; ring_cancel
  * of RING_OP_RECV cancels both kinds) */
 void ring_recv_large(struct ring *ring, uint32_t slot, int fd);
+/* one receive into a large buffer (one completion, never more): for a
+ * reader that takes a buffer's worth only when it has room for it; like
+ * every receive here it holds no buffer while it waits */
+void ring_recv_large_once(struct ring *ring, uint32_t slot, int fd);
+/* the size of a large buffer (or of a small one when there are none): the
+ * most one receive delivers */
+size_t ring_recv_large_size(const struct ring *ring);
 /* buf must stay valid and unchanged until the SEND completion */
 void ring_send(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t len);
 /* connect fd to addr; addr must stay valid until the next ring_run() */

@@ -17,6 +17,54 @@
 #define RECORD_PLAIN_MAX 16384
 /* the smallest output chunk: a small flight costs this, not TLS_OUT_MAX */
 #define OUT_CHUNK_MIN 4096
+/* A record of at least this much ciphertext starts a bulk chunk, room for
+ * TLS_OUT_MAX: the records after it go into the same chunk, so the ring
+ * sends several in one go. */
+#define OUT_BULK_MIN 8192
+/* Bulk chunks a process keeps for its next ones (per process, not per
+ * connection): a relay's busy connections reuse them instead of asking
+ * jemalloc for a record's worth per record, whose pages come back from
+ * the kernel after its decay (a page fault per 4 KiB each time). */
+#define OUT_SPARE_MAX 4
+
+static struct tls_out_chunk *out_spare;
+static unsigned out_spare_count;
+
+static struct tls_out_chunk *out_chunk_new(size_t want)
+{
+	struct tls_out_chunk *chunk;
+	size_t cap;
+
+	if (want >= OUT_BULK_MIN) {
+		cap = TLS_OUT_MAX;
+		chunk = out_spare;
+		if (chunk != NULL) {
+			out_spare = chunk->next;
+			out_spare_count--;
+		} else {
+			chunk = rg_malloc(sizeof(*chunk) + cap);
+		}
+	} else {
+		cap = want > OUT_CHUNK_MIN ? want : OUT_CHUNK_MIN;
+		chunk = rg_malloc(sizeof(*chunk) + cap);
+	}
+	chunk->next = NULL;
+	chunk->off = 0;
+	chunk->len = 0;
+	chunk->cap = cap;
+	return chunk;
+}
+
+static void out_chunk_free(struct tls_out_chunk *chunk)
+{
+	if (chunk->cap == TLS_OUT_MAX && out_spare_count < OUT_SPARE_MAX) {
+		chunk->next = out_spare;
+		out_spare = chunk;
+		out_spare_count++;
+		return;
+	}
+	rg_free(chunk);
+}
 
 /* --- I/O callbacks: the only way bytes reach or leave wolfSSL --- */
 
@@ -59,12 +107,8 @@ int tls_io_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 	}
 	if (done < n) {
 		size_t want = n - done;
-		size_t cap = want > OUT_CHUNK_MIN ? want : OUT_CHUNK_MIN;
-		struct tls_out_chunk *chunk = rg_malloc(sizeof(*chunk) + cap);
-		chunk->next = NULL;
-		chunk->off = 0;
+		struct tls_out_chunk *chunk = out_chunk_new(want);
 		chunk->len = want;
-		chunk->cap = cap;
 		memcpy(chunk->data, buf + done, want);
 		if (tail != NULL)
 			tail->next = chunk;
@@ -119,7 +163,7 @@ void tls_conn_free(struct tls_conn **_conn)
 	rg_free(conn->in);
 	while (conn->out_head != NULL) {
 		struct tls_out_chunk *next = conn->out_head->next;
-		rg_free(conn->out_head);
+		out_chunk_free(conn->out_head);
 		conn->out_head = next;
 	}
 	rg_free(conn);
@@ -276,6 +320,17 @@ enum tls_result tls_conn_write(struct tls_conn *conn, const void *data, size_t l
 	return TLS_OK;
 }
 
+bool tls_conn_can_take(const struct tls_conn *conn, size_t len)
+{
+	size_t records = (len + RECORD_PLAIN_MAX - 1) / RECORD_PLAIN_MAX;
+
+	if (!conn->handshake_done || conn->write_retry > 0 || conn->shutdown_sent)
+		return false;
+	/* tls_conn_write hands wolfSSL a record while more than its
+	 * plaintext plus RECORD_OVERHEAD is free */
+	return TLS_OUT_MAX - conn->out_total >= len + records * RECORD_OVERHEAD;
+}
+
 enum tls_result tls_conn_shutdown(struct tls_conn *conn, const char **error_r)
 {
 	if (conn->shutdown_sent)
@@ -324,7 +379,7 @@ void tls_conn_consume_output(struct tls_conn *conn, size_t n)
 		conn->out_head = head->next;
 		if (conn->out_head == NULL)
 			conn->out_tail = NULL;
-		rg_free(head);
+		out_chunk_free(head);
 	}
 }
 

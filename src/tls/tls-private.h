@@ -85,7 +85,9 @@ struct tls_ctx {
  * appends go to the tail chunk's free space or a new chunk, so bytes never
  * move once written and the caller can send straight from the head chunk.
  * A chunk is freed as soon as it is sent; a small flight costs a small
- * chunk, not TLS_OUT_MAX. */
+ * chunk, not TLS_OUT_MAX. A full record starts a bulk chunk of TLS_OUT_MAX
+ * that the records after it fill (one send for all); sent bulk chunks wait
+ * in a per-process spare list (tls-conn.c) for the next ones. */
 struct tls_out_chunk {
 	struct tls_out_chunk *next;
 	size_t off, len, cap;

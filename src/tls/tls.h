@@ -20,8 +20,10 @@
 /* one TLS record (header + largest ciphertext): tls_conn_feed takes at
  * least this much whenever a handshake/read call has returned TLS_WANT_INPUT */
 #define TLS_IN_MAX (5 + 16384 + 2048)
-/* unsent ciphertext: room for two full records */
-#define TLS_OUT_MAX (2 * (16384 + 512))
+/* unsent ciphertext: room for eight full records, so a relay keeps one
+ * 64 KiB receive's records in flight to the client while it encrypts the
+ * next (records wait in one piece, sent together) */
+#define TLS_OUT_MAX (8 * (16384 + 512))
 
 enum tls_result {
 	TLS_OK = 0,	 /* done; for read: *len_r > 0 bytes of plaintext */
@@ -182,6 +184,11 @@ enum tls_result tls_conn_read(struct tls_conn *conn, void *buf, size_t size, siz
  * rest), or TLS_ERROR. Only after the handshake. */
 enum tls_result tls_conn_write(struct tls_conn *conn, const void *data, size_t len,
 			       size_t *taken_r, const char **error_r);
+
+/* Whether tls_conn_write would take len bytes whole now (TLS_OK): the
+ * handshake is done and the output buffer has room for their records. A
+ * relay reads a buffer's worth from its source only then. */
+bool tls_conn_can_take(const struct tls_conn *conn, size_t len);
 
 /* Queue close_notify: TLS_OK, TLS_WANT_OUTPUT (send, call again) or
  * TLS_ERROR. The connection may be closed once the output is sent. */

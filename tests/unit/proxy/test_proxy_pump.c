@@ -105,10 +105,48 @@ static void until_done(struct fix *f)
 	assert_int_equal(f->done, 1);
 }
 
+/* Send the pattern (byte i of the stream is i % 251) on fd from byte *sent
+ * up to total, without blocking; returns whether any was taken. */
+static bool send_pattern(int fd, size_t *sent, size_t total)
+{
+	static uint8_t chunk[1 << 16];
+	size_t n = total - *sent < sizeof(chunk) ? total - *sent : sizeof(chunk);
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		chunk[i] = (uint8_t)((*sent + i) % 251);
+	ssize_t k = send(fd, chunk, n, MSG_DONTWAIT);
+	if (k <= 0)
+		return false;
+	*sent += (size_t)k;
+	return true;
+}
+
+/* the peer sends the pattern until total or until nothing is taken for
+ * 200 turns: the pump stopped reading */
+static size_t send_until_stuck(struct fix *f, int fd, size_t total)
+{
+	size_t sent = 0;
+	for (int idle = 0; sent < total && idle < 200; turn(f))
+		idle = send_pattern(fd, &sent, total) ? 0 : idle + 1;
+	return sent;
+}
+
+/* abort the relay: the ring retires its ends, no callback comes */
+static void abort_quietly(struct fix *f)
+{
+	proxy_pump_abort(f->p);
+	for (int i = 0; i < 20; i++)
+		turn(f);
+	assert_int_equal(f->done, 0);
+}
+
 static void setup_fix(struct fix *f)
 {
 	memset(f, 0, sizeof(*f));
-	struct ring_config rc = { .entries = 64, .buf_count = 64, .buf_size = 2048 };
+	/* the relays' large buffers as a login process has them */
+	struct ring_config rc = { .entries = 64, .buf_count = 64, .buf_size = 2048,
+				  .large_buf_count = 4, .large_buf_size = 65536 };
 	assert_int_equal(ring_create(&rc, &f->ring), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->cl), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, f->wk), 0);
@@ -189,21 +227,7 @@ static void test_back_pressure(void **state)
 	proxy_pump_start(f.p, NULL, 0, NULL, 0);
 	/* the worker reads nothing: the client can only fill the socket
 	 * buffers and the pump's PUMP_HIGH, then the pump stops reading */
-	static uint8_t big[1 << 16];
-	size_t sent = 0;
-	int idle = 0;
-	while (sent < (8u << 20) && idle < 200) {
-		for (size_t i = 0; i < sizeof(big); i++)
-			big[i] = (uint8_t)((sent + i) % 251);
-		ssize_t n = send(f.cl[1], big, sizeof(big), MSG_DONTWAIT);
-		if (n > 0) {
-			sent += (size_t)n;
-			idle = 0;
-		} else {
-			idle++;
-		}
-		turn(&f);
-	}
+	size_t sent = send_until_stuck(&f, f.cl[1], 8u << 20);
 	assert_true(sent < (8u << 20));
 	uint64_t in, out;
 	proxy_pump_counts(f.p, &in, &out);
@@ -229,10 +253,7 @@ static void test_back_pressure(void **state)
 	assert_int_equal(total, sent);
 	proxy_pump_counts(f.p, &in, &out);
 	assert_int_equal(in, sent);
-	proxy_pump_abort(f.p);
-	for (int i = 0; i < 20; i++)
-		turn(&f);
-	assert_int_equal(f.done, 0); /* no callback after abort */
+	abort_quietly(&f);
 	teardown_fix(&f);
 }
 
@@ -337,35 +358,67 @@ static size_t peer_read(struct fix *f, struct tls_conn *t, char *buf, size_t wan
 	return got;
 }
 
+/* a server and a client engine after their handshake, done in memory as
+ * the login connection had it done */
+struct tls_pair {
+	char *cert, *key;
+	struct tls_ctx *sctx, *cctx;
+	struct tls_conn *s, *c;
+};
+
+static void tls_pair_make(struct tls_pair *t)
+{
+	const char *error = NULL;
+	t->cert = read_cert("rsa-cert.pem");
+	t->key = read_cert("rsa-key.pem");
+	struct tls_ctx_settings set = { .cert_pem = t->cert, .key_pem = t->key };
+	t->sctx = t->cctx = NULL;
+	assert_int_equal(tls_ctx_create(&set, &t->sctx, &error), 0);
+	assert_int_equal(tls_ctx_create_client(NULL, false, &t->cctx, &error), 0);
+	t->s = tls_conn_new(t->sctx);
+	t->c = tls_conn_new(t->cctx);
+	for (int i = 0; i < 20 && !(tls_conn_handshake_done(t->s) && tls_conn_handshake_done(t->c));
+	     i++) {
+		(void)tls_conn_handshake(t->c, &error);
+		shuttle(t->c, t->s);
+		(void)tls_conn_handshake(t->s, &error);
+		shuttle(t->s, t->c);
+	}
+	assert_true(tls_conn_handshake_done(t->s));
+	assert_true(tls_conn_handshake_done(t->c));
+}
+
+/* the pump's own engine (t->s) was freed with the pump */
+static void tls_pair_free(struct tls_pair *t)
+{
+	tls_conn_free(&t->c);
+	tls_ctx_free(&t->cctx);
+	tls_ctx_free(&t->sctx);
+	rg_free(t->cert);
+	rg_free(t->key);
+}
+
+static void attach_tls(struct fix *f, struct tls_conn *s)
+{
+	struct proxy_pump_handover h = {
+		.fd = f->cl[0],
+		.slot = ring_slot_alloc(f->ring, &f->dummy),
+		.tls = s,
+	};
+	proxy_pump_attach_server(f->p, f->wk[0], true);
+	proxy_pump_attach_client(f->p, &h);
+}
+
 static void test_tls_client_end(void **state)
 {
 	(void)state;
 	struct fix f;
 	setup_fix(&f);
-	char *cert = read_cert("rsa-cert.pem"), *key = read_cert("rsa-key.pem");
-	struct tls_ctx_settings set = { .cert_pem = cert, .key_pem = key };
-	struct tls_ctx *sctx = NULL, *cctx = NULL;
+	struct tls_pair tp;
+	tls_pair_make(&tp);
+	struct tls_conn *c = tp.c;
 	const char *error = NULL;
-	assert_int_equal(tls_ctx_create(&set, &sctx, &error), 0);
-	assert_int_equal(tls_ctx_create_client(NULL, false, &cctx, &error), 0);
-	struct tls_conn *s = tls_conn_new(sctx), *c = tls_conn_new(cctx);
-	/* the handshake as the login connection had it done, in memory */
-	for (int i = 0; i < 20 && !(tls_conn_handshake_done(s) && tls_conn_handshake_done(c)); i++) {
-		(void)tls_conn_handshake(c, &error);
-		shuttle(c, s);
-		(void)tls_conn_handshake(s, &error);
-		shuttle(s, c);
-	}
-	assert_true(tls_conn_handshake_done(s));
-	assert_true(tls_conn_handshake_done(c));
-
-	struct proxy_pump_handover h = {
-		.fd = f.cl[0],
-		.slot = ring_slot_alloc(f.ring, &f.dummy),
-		.tls = s,
-	};
-	proxy_pump_attach_server(f.p, f.wk[0], true);
-	proxy_pump_attach_client(f.p, &h);
+	attach_tls(&f, tp.s);
 	static const char pre[] = "x SELECT INBOX\r\n";
 	proxy_pump_start(f.p, (const uint8_t *)pre, strlen(pre), NULL, 0);
 	expect_bytes(&f, f.wk[1], pre);
@@ -390,11 +443,58 @@ static void test_tls_client_end(void **state)
 	assert_int_equal(f.in, strlen(pre) + 8);
 	assert_int_equal(f.out, 13);
 
-	tls_conn_free(&c);
-	tls_ctx_free(&cctx);
-	tls_ctx_free(&sctx);
-	rg_free(cert);
-	rg_free(key);
+	tls_pair_free(&tp);
+	teardown_fix(&f);
+}
+
+/* Bulk toward a TLS end whose client does not read: the pump takes from
+ * the worker only what the engine has room for (it reads a buffer at a
+ * time toward TLS), the rest waits in the worker's socket; once the
+ * client reads, every byte arrives in order. */
+static void test_tls_bulk_back_pressure(void **state)
+{
+	(void)state;
+	struct fix f;
+	setup_fix(&f);
+	struct tls_pair tp;
+	tls_pair_make(&tp);
+	/* the client's socket takes little, so what the pump holds shows */
+	int small = 4096;
+	assert_int_equal(setsockopt(f.cl[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	attach_tls(&f, tp.s);
+	proxy_pump_start(f.p, NULL, 0, NULL, 0);
+
+	enum { TOTAL = 4 << 20 };
+	size_t sent = send_until_stuck(&f, f.wk[1], TOTAL);
+	assert_true(sent < TOTAL);
+	uint64_t in, out;
+	proxy_pump_counts(f.p, &in, &out);
+	/* taken from the worker: what the client's socket holds (in records)
+	 * plus the engine's output, bounded */
+	int cl_buf = 0;
+	socklen_t sl = sizeof(cl_buf);
+	assert_int_equal(getsockopt(f.cl[0], SOL_SOCKET, SO_SNDBUF, &cl_buf, &sl), 0);
+	if (out > (uint64_t)cl_buf * 2 + TLS_OUT_MAX + (1 << 16))
+		fail_msg("the pump took %llu bytes for a client that reads nothing",
+			 (unsigned long long)out);
+
+	/* the client reads: everything in order, the worker sends the rest */
+	static char got[1 << 16];
+	size_t total = 0;
+	for (int i = 0; i < 20000 && total < TOTAL; i++) {
+		(void)send_pattern(f.wk[1], &sent, TOTAL);
+		bool closed;
+		size_t n = peer_read(&f, tp.c, got, sizeof(got), &closed);
+		assert_false(closed);
+		for (size_t k = 0; k < n; k++)
+			assert_int_equal((uint8_t)got[k], (uint8_t)((total + k) % 251));
+		total += n;
+	}
+	assert_int_equal(total, TOTAL);
+	proxy_pump_counts(f.p, &in, &out);
+	assert_int_equal(out, TOTAL);
+	abort_quietly(&f);
+	tls_pair_free(&tp);
 	teardown_fix(&f);
 }
 
@@ -405,6 +505,7 @@ int main(void)
 		cmocka_unit_test(test_back_pressure),
 		cmocka_unit_test(test_flush_deadline),
 		cmocka_unit_test(test_tls_client_end),
+		cmocka_unit_test(test_tls_bulk_back_pressure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -362,6 +362,27 @@ static void test_recv_large(void **state)
 	ring_cancel(ring, slot, RING_OP_RECV);
 	while (ring_slot_inflight(ring, slot) > 0)
 		assert_true(ring_run(ring, 1) >= 0);
+	/* a single large receive: one completion with one buffer's worth at
+	 * most, nothing more until it is issued again */
+	assert_int_equal(ring_recv_large_size(ring), 16384);
+	r.n = 0;
+	r.data_len = 0;
+	r.auto_rearm = false;
+	assert_int_equal(write(sv[1], msg, sizeof(msg)), (ssize_t)sizeof(msg));
+	ring_recv_large_once(ring, slot, sv[0]);
+	while (ring_slot_inflight(ring, slot) > 0)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.ev[0].res, 16384);
+	assert_false(r.ev[0].more);
+	assert_memory_equal(r.data, msg, 16384);
+	assert_int_equal(ring_run(ring, 0), 0);
+	assert_int_equal(r.n, 1);
+	ring_recv_large_once(ring, slot, sv[0]);
+	while (ring_slot_inflight(ring, slot) > 0)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(r.n, 2);
+	assert_memory_equal(r.data + 16384, msg + 16384, (size_t)r.ev[1].res);
 	ring_slot_free(ring, slot);
 	close(sv[0]);
 	close(sv[1]);

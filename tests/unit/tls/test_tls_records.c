@@ -171,6 +171,44 @@ static void test_output_stable(void **state)
 	pair_close(&p);
 }
 
+/* can_take says whether a write is taken whole: while it says yes, 64 KiB
+ * writes are TLS_OK; once no, the output must be sent first; several
+ * records wait in one piece of output (one send for all of them) */
+static void check_can_take(enum client_version v)
+{
+	struct tls_pair p;
+	pair_open(&p, ec_cert, ec_key, v);
+	static uint8_t data[65536];
+	const char *error;
+	size_t taken, writes = 0;
+	const uint8_t *out;
+	size_t len;
+
+	fill_pattern(data, sizeof(data), 3);
+	while (tls_conn_can_take(p.s, sizeof(data))) {
+		assert_int_equal(tls_conn_write(p.s, data, sizeof(data), &taken, &error), TLS_OK);
+		assert_int_equal(taken, sizeof(data));
+		writes++;
+	}
+	assert_true(writes >= 1);
+	assert_true(tls_conn_pending_output(p.s, &out, &len));
+	assert_true(len > 2 * 16384);
+	/* full: a write now is taken in part at most */
+	assert_int_not_equal(tls_conn_write(p.s, data, sizeof(data), &taken, &error), TLS_ERROR);
+	assert_true(taken < sizeof(data));
+	struct buf got = { 0 };
+	server_to_client(p.s, p.c, 100000);
+	client_read_all(p.c, &got);
+	assert_int_equal(got.len, writes * sizeof(data) + taken);
+	for (size_t i = 0; i < writes; i++)
+		assert_memory_equal(got.data + i * sizeof(data), data, sizeof(data));
+	assert_true(tls_conn_can_take(p.s, sizeof(data)));
+	buf_free(&got);
+	pair_close(&p);
+}
+
+TLS_TEST_VERSIONS(test_can_take, check_can_take)
+
 static void test_write_before_handshake(void **state)
 {
 	(void)state;
@@ -298,6 +336,8 @@ int main(void)
 		cmocka_unit_test(test_app_data_13),
 		cmocka_unit_test(test_app_data_12),
 		cmocka_unit_test(test_output_stable),
+		cmocka_unit_test(test_can_take_13),
+		cmocka_unit_test(test_can_take_12),
 		cmocka_unit_test(test_write_before_handshake),
 		cmocka_unit_test(test_feed_bounded),
 		cmocka_unit_test(test_client_close_13),
