@@ -215,8 +215,9 @@ def hisec_markdown(out):
               "process start that does nothing, tiny (min-) or shaped like rg-sec's imap "
               "template (tmpl-: its VMAs and resident and anonymous pages); -cow: the child "
               "writes 20 of the template's anonymous pages first (a fault each), -populate / "
-              "-range: the same pages copied by `madvise(MADV_POPULATE_WRITE)`, one call a "
-              "page / one for all; vfork-exec: `clone(CLONE_VM|CLONE_VFORK)` + exec of a "
+              "-range: the same pages copied by `madvise(MADV_POPULATE_WRITE)` and then "
+              "written, one call a page spread over the shape / one call for a run of pages; "
+              "vfork-exec: `clone(CLONE_VM|CLONE_VFORK)` + exec of a "
               "static binary that exits. What it means for the target: "
               "[performance-hisec-notes.md](performance-hisec-notes.md).", "", out["floor"], ""]
     L += h.profiles_and_problems_md(out["profiles"], "Profile of %s, greeting-only plain "

@@ -10,8 +10,9 @@
  *   tmpl-fork-cow     tmpl-fork whose child first writes -w pages of the
  *                     parent's anonymous memory (copy-on-write faults)
  *   tmpl-fork-populate  the same pages copied by one madvise(
- *                     MADV_POPULATE_WRITE) each instead of a fault each
- *   tmpl-fork-range   -w pages in a row copied by one MADV_POPULATE_WRITE
+ *                     MADV_POPULATE_WRITE) each, then written
+ *   tmpl-fork-range   -w pages in a row copied by one MADV_POPULATE_WRITE,
+ *                     then written
  *   min-vfork-exec    clone(CLONE_VM|CLONE_VFORK) + execve of this binary,
  *                     which _exits at once (-x), from the tiny process
  *   tmpl-vfork-exec   the same from the template-shaped process
@@ -236,8 +237,13 @@ static void start_one(enum fcase c, unsigned cow)
 				unsigned long step = anon_count / (cow + 1) + 1;
 				for (unsigned i = 0; i < cow && i * step < anon_count; i++)
 					(void)madvise(anon_pages[i * step], PAGE, MADV_POPULATE_WRITE);
+				/* then written, as a child writes what it copied */
+				for (unsigned i = 0; i < cow && i * step < anon_count; i++)
+					*(volatile uint8_t *)anon_pages[i * step] = 2;
 			} else if (c == C_TMPL_FORK_RANGE) {
 				(void)madvise(range_start, cow * PAGE, MADV_POPULATE_WRITE);
+				for (unsigned i = 0; i < cow; i++)
+					*(volatile uint8_t *)&range_start[i * PAGE] = 2;
 			}
 			_exit(0);
 		}
