@@ -1,6 +1,7 @@
 /* TLS engine tests: what one server connection holds (wolfSSL's
- * allocations counted through its allocator hooks) and the server's CPU
- * per handshake. Printed for the report; only gross regressions fail. */
+ * allocations counted through its allocator hooks), that it still works
+ * without what its handshake freed, and the server's CPU per handshake.
+ * Memory and CPU are printed for the report; only gross regressions fail. */
 #include "tls-test.h"
 #include <wolfssl/wolfcrypt/ecc.h>
 
@@ -179,6 +180,60 @@ static void test_memory(void **state)
 	measure(rsa_cert, rsa_key, V12, NULL, "RSA TLS1.2");
 }
 
+/* What the server still does after its handshake freed what it keeps no
+ * longer (the asm build frees its suites, verify parameters, extensions
+ * but SNI, and a TLS 1.3 server's DRBG): records both ways, the client's
+ * KeyUpdate asking for ours, close_notify; the SNI name still answers. */
+static void exchange(struct tls_conn *s, struct client *c, const char *what)
+{
+	const char *error = NULL;
+	size_t taken, len;
+	uint8_t plain[64];
+	/* client -> server */
+	assert_int_equal(wolfSSL_write(c->ssl, what, (int)strlen(what)), (int)strlen(what));
+	feed_all(s, c);
+	assert_int_equal(tls_conn_read(s, plain, sizeof(plain), &len, &error), TLS_OK);
+	assert_int_equal(len, strlen(what));
+	assert_memory_equal(plain, what, len);
+	assert_int_equal(tls_conn_read(s, plain, sizeof(plain), &len, &error), TLS_WANT_INPUT);
+	/* server -> client (a KeyUpdate of ours goes first when asked for) */
+	assert_int_equal(tls_conn_write(s, what, strlen(what), &taken, &error), TLS_OK);
+	assert_int_equal(taken, strlen(what));
+	server_to_client(s, c, 100000);
+	struct buf got = { 0 };
+	client_read_all(c, &got);
+	assert_int_equal(got.len, strlen(what));
+	assert_memory_equal(got.data, what, got.len);
+	buf_free(&got);
+}
+
+static void check_after_handshake(enum client_version v)
+{
+	struct tls_ctx *ctx = make_ctx(ec_cert, ec_key);
+	struct client *c = client_new(v, "mail.example.com", NULL);
+	struct tls_conn *s = handshake(ctx, c);
+	client_read_all(c, NULL);
+	exchange(s, c, "a NOOP\r\n");
+	if (v == V13) {
+		/* update_requested: the server must answer with its own */
+		assert_int_equal(wolfSSL_update_keys(c->ssl), WOLFSSL_SUCCESS);
+		exchange(s, c, "b NOOP after the client's KeyUpdate\r\n");
+		assert_int_equal(wolfSSL_update_keys(c->ssl), WOLFSSL_SUCCESS);
+		exchange(s, c, "c NOOP after another\r\n");
+	}
+	assert_string_equal(tls_conn_sni(s), "mail.example.com");
+	const char *error = NULL;
+	assert_int_not_equal(tls_conn_shutdown(s, &error), TLS_ERROR);
+	server_to_client(s, c, 100000);
+	char tmp[16];
+	assert_int_equal(wolfSSL_read(c->ssl, tmp, sizeof(tmp)), 0);
+	assert_int_equal(wolfSSL_get_error(c->ssl, 0), WOLFSSL_ERROR_ZERO_RETURN);
+	tls_conn_free(&s);
+	client_free(c);
+	tls_ctx_free(&ctx);
+}
+TLS_TEST_VERSIONS(test_after_handshake, check_after_handshake)
+
 /* Server CPU for the server's side of whole handshakes: the clients take
  * each step for all connections first, so their ECC work interleaves with
  * the server's as little as possible (they share wolfSSL's fixed-point
@@ -248,6 +303,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_memory),
+		cmocka_unit_test(test_after_handshake_13),
+		cmocka_unit_test(test_after_handshake_12),
 		cmocka_unit_test(test_timing),
 	};
 	return cmocka_run_group_tests(tests, memory_setup, tls_test_teardown);

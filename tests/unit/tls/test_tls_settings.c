@@ -350,6 +350,70 @@ static void test_client_cert(void **state)
 	}
 }
 
+/* --- the backend's certificate (passdb proxy ssl=yes) --- */
+
+/* move what one engine has to send into the other */
+static void shuttle(struct tls_conn *from, struct tls_conn *to)
+{
+	const uint8_t *data;
+	size_t len;
+	while (tls_conn_pending_output(from, &data, &len)) {
+		size_t n = tls_conn_feed(to, data, len);
+		tls_conn_consume_output(from, n);
+		if (n < len)
+			break;
+	}
+}
+
+/* our client engine (ca: what it trusts, host: the passdb's host) against
+ * our server with cert: the client's handshake result, its reason in
+ * error_r. The name check is wolfSSL's on the certificate it decodes in
+ * the handshake: it needs no peer certificate kept (the asm build keeps
+ * none). */
+static enum tls_result backend_run(const char *ca, const char *host, const char *cert, const char *key,
+				   const char **error_r)
+{
+	struct tls_ctx *sctx = make_ctx(cert, key), *cctx = NULL;
+	assert_int_equal(tls_ctx_create_client(ca, true, &cctx, error_r), 0);
+	struct tls_conn *s = tls_conn_new(sctx), *c = tls_conn_new(cctx);
+	tls_conn_set_peer_name(c, host, true);
+	enum tls_result cr = TLS_WANT_INPUT;
+	const char *serror = NULL;
+	*error_r = NULL;
+	for (int i = 0; i < 20 && cr != TLS_ERROR && !(tls_conn_handshake_done(c) && tls_conn_handshake_done(s));
+	     i++) {
+		cr = tls_conn_handshake(c, error_r);
+		shuttle(c, s);
+		(void)tls_conn_handshake(s, &serror);
+		shuttle(s, c);
+	}
+	if (cr != TLS_ERROR)
+		cr = tls_conn_handshake_done(c) ? TLS_OK : TLS_ERROR;
+	tls_conn_free(&c);
+	tls_conn_free(&s);
+	tls_ctx_free(&cctx);
+	tls_ctx_free(&sctx);
+	return cr;
+}
+
+static void test_backend_name(void **state)
+{
+	(void)state;
+	const char *error = NULL;
+	/* ecdsa-cert.pem names mail.example.com, wild-cert.pem *.example.net;
+	 * each is its own CA */
+	assert_int_equal(backend_run(ec_cert, "mail.example.com", ec_cert, ec_key, &error), TLS_OK);
+	assert_int_equal(backend_run(ec_cert, "MAIL.example.com", ec_cert, ec_key, &error), TLS_OK);
+	assert_int_equal(backend_run(ec_cert, "imap.example.com", ec_cert, ec_key, &error), TLS_ERROR);
+	assert_non_null(error);
+	assert_int_equal(backend_run(ec_cert, "127.0.0.1", ec_cert, ec_key, &error), TLS_ERROR);
+	assert_int_equal(backend_run(wild_cert, "a.example.net", wild_cert, wild_key, &error), TLS_OK);
+	assert_int_equal(backend_run(wild_cert, "a.b.example.net", wild_cert, wild_key, &error), TLS_ERROR);
+	/* the right name from a CA the client does not trust */
+	assert_int_equal(backend_run(other_cert, "mail.example.com", ec_cert, ec_key, &error), TLS_ERROR);
+	assert_non_null(error);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +424,7 @@ int main(void)
 		cmocka_unit_test(test_ctx_errors),
 		cmocka_unit_test(test_cipher_list),
 		cmocka_unit_test(test_client_cert),
+		cmocka_unit_test(test_backend_name),
 	};
 	return cmocka_run_group_tests(tests, tls_test_setup, tls_test_teardown);
 }
