@@ -12,7 +12,7 @@
  * receive, whose pages come back from the kernel after its decay (a page
  * fault per 4 KiB each time). Idle connections still hold none. */
 #define OUTQ_SMALL_MAX 4096
-#define OUTQ_BULK (128 * 1024)
+#define OUTQ_BULK OUTQ_RELAY
 #define OUTQ_SPARE_MAX 4
 
 static struct outq *outq_spare[OUTQ_SPARE_MAX];
@@ -45,43 +45,64 @@ size_t outq_pending(const struct outq *q)
 	return q == NULL ? 0 : q->tail - q->head;
 }
 
-/* Append len bytes; in_flight says a send covers q->data[head..head+sending). */
-void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
+/* Room for len more bytes at q->data + q->tail; in_flight says a send
+ * covers q->data[head..head+sending). */
+uint8_t *outq_reserve(struct outq **qp, size_t len, bool in_flight)
 {
 	struct outq *q = *qp;
 	size_t pending = outq_pending(q);
 
+	if (q != NULL && q->size - q->tail >= len)
+		return q->data + q->tail;
+	if (q != NULL && !in_flight && q->size - pending >= len) {
+		/* nothing points into it: move what waits to the front */
+		memmove(q->data, q->data + q->head, pending);
+		q->head = 0;
+		q->tail = (uint32_t)pending;
+		return q->data + q->tail;
+	}
+	size_t size = OUTQ_MIN;
+	while (size < pending + len)
+		size *= 2;
+	if (size > OUTQ_SMALL_MAX && size < OUTQ_BULK)
+		size = OUTQ_BULK;
+	struct outq *n = outq_alloc(size);
+	n->size = (uint32_t)size;
+	n->head = 0;
+	n->tail = (uint32_t)pending;
+	n->sending = 0;
+	n->retired = NULL;
+	if (q != NULL) {
+		memcpy(n->data, q->data + q->head, pending);
+		n->sending = q->sending;
+		if (in_flight) {
+			/* the send in flight points into q: keep it */
+			n->retired = q->retired != NULL ? q->retired : (uint8_t *)q;
+			if (q->retired != NULL)
+				outq_release(q);
+		} else {
+			outq_release_ptr(q->retired);
+			outq_release(q);
+		}
+	}
+	*qp = n;
+	return n->data + n->tail;
+}
+
+void outq_commit(struct outq **qp, size_t n)
+{
+	(*qp)->tail += (uint32_t)n;
+	if ((*qp)->head == (*qp)->tail)
+		outq_free(qp); /* nothing came: an idle end holds no queue */
+}
+
+/* Append len bytes; in_flight says a send covers q->data[head..head+sending). */
+void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
+{
 	if (len == 0)
 		return;
-	if (q == NULL || q->size - q->tail < len) {
-		size_t size = OUTQ_MIN;
-		while (size < pending + len)
-			size *= 2;
-		if (size > OUTQ_SMALL_MAX && size < OUTQ_BULK)
-			size = OUTQ_BULK;
-		struct outq *n = outq_alloc(size);
-		n->size = (uint32_t)size;
-		n->head = 0;
-		n->tail = (uint32_t)pending;
-		n->sending = 0;
-		n->retired = NULL;
-		if (q != NULL) {
-			memcpy(n->data, q->data + q->head, pending);
-			n->sending = q->sending;
-			if (in_flight) {
-				/* the send in flight points into q: keep it */
-				n->retired = q->retired != NULL ? q->retired : (uint8_t *)q;
-				if (q->retired != NULL)
-					outq_release(q);
-			} else {
-				outq_release_ptr(q->retired);
-				outq_release(q);
-			}
-		}
-		*qp = q = n;
-	}
-	memcpy(q->data + q->tail, data, len);
-	q->tail += (uint32_t)len;
+	memcpy(outq_reserve(qp, len, in_flight), data, len);
+	(*qp)->tail += (uint32_t)len;
 }
 
 void outq_free(struct outq **qp)

@@ -10,6 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A relay's queue (PUMP_HIGH plus a receive): drained ones are kept for
+ * reuse, per process */
+#define OUTQ_RELAY (128 * 1024)
+
 /* Bytes waiting to be sent: data[head..tail) is unsent; while a send is in
  * flight it covers data[head..head+sending) (or, after a growth, the same
  * bytes in retired). Allocated on the first byte, freed when drained. */
@@ -23,6 +27,11 @@ struct outq {
 size_t outq_pending(const struct outq *q);
 /* Append len bytes; in_flight says a send covers q->data[head..head+sending). */
 void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight);
+/* Room for len more bytes at the tail (allocated, grown or moved as
+ * append would), for a caller that writes them in place; outq_commit then
+ * says how many it wrote (0: none, and an empty queue is freed). */
+uint8_t *outq_reserve(struct outq **qp, size_t len, bool in_flight);
+void outq_commit(struct outq **qp, size_t n);
 void outq_free(struct outq **qp);
 /* n bytes from the head are gone (sent or taken); drained queues are freed */
 void outq_consume(struct outq **qp, size_t n);

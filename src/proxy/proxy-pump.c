@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #define PUMP_READ_CHUNK 16384
+#define PUMP_READ_MIN 4096
 
 enum end_flag {
 	E_ATTACHED = 1 << 0,
@@ -81,9 +82,12 @@ static size_t end_backlog(const struct pump_end *e)
 	return outq_pending(e->out);
 }
 
+/* a plaintext end: no receive is armed for it past PUMP_HIGH
+ * (end_room_for), and what was received already goes on into its queue up
+ * to OUTQ_RELAY before its source pauses */
 static size_t end_high(const struct pump_end *e)
 {
-	return e->tls != NULL ? 0 : PUMP_HIGH;
+	return e->tls != NULL ? 0 : OUTQ_RELAY;
 }
 
 static size_t end_low(const struct pump_end *e)
@@ -93,8 +97,8 @@ static size_t end_low(const struct pump_end *e)
 
 /* t takes n more bytes (a receive's worth, decrypted or not) without going
  * over its limit: a TLS engine takes them whole with nothing waiting before
- * them; a plaintext end's queue is not over PUMP_HIGH (it then holds at most
- * PUMP_HIGH + n) */
+ * them; a plaintext end's queue is at most PUMP_HIGH, so it then holds at
+ * most PUMP_HIGH + n (n <= 64 KiB: OUTQ_RELAY) */
 static bool end_room_for(const struct pump_end *t, size_t n)
 {
 	if (t->tls != NULL)
@@ -307,6 +311,25 @@ static void end_deliver(struct pump_end *e, const uint8_t *data, size_t len)
 		end_pause(e);
 }
 
+/* A plaintext end the relay reads e's plaintext into directly (its queue's
+ * tail), skipping a copy; NULL when it is not one. */
+static struct pump_end *end_direct(struct pump_end *e)
+{
+	struct pump_end *t = end_other(e);
+	if (e->p->state != PUMP_RUNNING || t->tls != NULL || (t->flags & E_EOF_OUT) != 0)
+		return NULL;
+	return t;
+}
+
+/* n bytes of e's plaintext were read into t's queue (end_direct) */
+static void end_took(struct pump_end *e, struct pump_end *t, size_t n)
+{
+	t->bytes += n;
+	end_send_more(t);
+	if (e->p->state == PUMP_RUNNING && end_backlog(t) > end_high(t))
+		end_pause(e);
+}
+
 /* e said EOF (or close_notify). */
 static void end_eof(struct pump_end *e)
 {
@@ -411,11 +434,35 @@ static void end_tls_read(struct pump_end *e)
 			return;
 	}
 	uint8_t buf[PUMP_READ_CHUNK];
+	bool used_buf = false;
 	e->flags &= ~E_READ_BLOCKED;
 	while (p->state != PUMP_OVER && (e->flags & (E_PAUSED | E_EOF)) == 0) {
-		size_t n = 0;
-		enum tls_result r = tls_conn_read(e->tls, buf, sizeof(buf), &n, &error);
+		size_t n = 0, want = PUMP_READ_CHUNK;
+		struct pump_end *t = end_direct(e);
+		uint8_t *dst = buf;
+		if (t != NULL) {
+			/* within the queue's relay size (a record's rest
+			 * stays in the engine for the next read): no queue
+			 * grows past what the spare list keeps */
+			size_t room = OUTQ_RELAY - outq_pending(t->out);
+			if (room < PUMP_READ_MIN) {
+				end_pause(e); /* resumed once t's queue drains */
+				break;
+			}
+			if (want > room)
+				want = room;
+			dst = outq_reserve(&t->out, want, (t->flags & E_SEND) != 0);
+		}
+		enum tls_result r = tls_conn_read(e->tls, dst, want, &n, &error);
+		if (t != NULL) {
+			outq_commit(&t->out, r == TLS_OK ? n : 0);
+			if (r == TLS_OK) {
+				end_took(e, t, n);
+				continue;
+			}
+		}
 		if (r == TLS_OK) {
+			used_buf = true;
 			end_deliver(e, buf, n);
 			continue;
 		}
@@ -427,7 +474,8 @@ static void end_tls_read(struct pump_end *e)
 			e->flags |= E_READ_BLOCKED;
 		break;
 	}
-	explicit_bzero(buf, sizeof(buf));
+	if (used_buf)
+		explicit_bzero(buf, sizeof(buf));
 	end_send_more(e);
 }
 

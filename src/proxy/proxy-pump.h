@@ -5,15 +5,15 @@
  * a TLS client and its worker's socketpair, and for any client and its
  * backend (passdb proxy), plaintext or TLS on either side.
  *
- * Back-pressure, one rule for both directions: an end is not read while the
- * bytes waiting for the other end are over that end's limit (PUMP_HIGH for a
- * plaintext end; for a TLS end, anything its engine could not take), and is
- * read again once they are down to PUMP_LOW (0 for a TLS end). While the
- * relay runs, an end is read one receive buffer at a time, and only while
- * the other end takes a whole buffer (a TLS engine: tls_conn_can_take, with
- * nothing queued before it; a plaintext end: no more than PUMP_HIGH queued),
- * so a buffer's bytes go straight into the engine or queue and a slow
- * reader never makes the pump copy what the source's socket holds.
+ * Back-pressure, one rule for both directions: while the relay runs, an end
+ * is read one receive buffer at a time, and only while the other end takes
+ * a whole buffer (a TLS engine: tls_conn_can_take, with nothing queued
+ * before it; a plaintext end: at most PUMP_HIGH queued), so a buffer's
+ * bytes go straight into the engine or queue and a slow reader never makes
+ * the pump copy what the source's socket holds. An end whose received
+ * bytes the other end cannot take (a TLS engine: anything it could not
+ * take; a plaintext end: over OUTQ_RELAY queued) is paused, and read again
+ * once they are down to PUMP_LOW (0 for a TLS end).
  * Half-close: an end's EOF (or close_notify) is passed on once everything
  * before it is flushed: to a half_close end (worker, backend) as
  * close_notify (TLS) then shutdown(SHUT_WR), and that end is still read; to

@@ -498,6 +498,56 @@ static void test_tls_bulk_back_pressure(void **state)
 	teardown_fix(&f);
 }
 
+/* the queue's in-place writes: a reservation that gets nothing frees an
+ * empty queue; one that gets bytes appends them; without a send in flight
+ * what waits moves to the front instead of a new queue, with one it stays
+ * where the send points (the old copy kept until consumed) */
+static void test_outq_reserve(void **state)
+{
+	(void)state;
+	struct outq *q = NULL;
+	uint8_t *p = outq_reserve(&q, 100, false);
+	assert_non_null(q);
+	outq_commit(&q, 0);
+	assert_null(q);
+
+	p = outq_reserve(&q, 5, false);
+	memcpy(p, "hello", 5);
+	outq_commit(&q, 5);
+	outq_append(&q, " world", 6, false);
+	assert_int_equal(outq_pending(q), 11);
+	assert_memory_equal(q->data + q->head, "hello world", 11);
+
+	/* the front is free, nothing in flight: moved, same queue */
+	outq_consume(&q, 6);
+	size_t size = q->size;
+	struct outq *before = q;
+	p = outq_reserve(&q, size - 5, false);
+	assert_ptr_equal(q, before);
+	assert_int_equal(q->head, 0);
+	assert_memory_equal(q->data, "world", 5);
+	memset(p, 'x', size - 5);
+	outq_commit(&q, size - 5);
+	assert_int_equal(outq_pending(q), size);
+
+	/* a send in flight covers the first 5: a bigger queue, and the
+	 * bytes the send points at stay put until it completes */
+	q->sending = 5;
+	const uint8_t *sending = q->data + q->head;
+	p = outq_reserve(&q, 10, true);
+	assert_ptr_not_equal(q, before);
+	assert_ptr_equal(q->retired, (uint8_t *)before);
+	assert_memory_equal(sending, "world", 5);
+	memcpy(p, "0123456789", 10);
+	outq_commit(&q, 10);
+	outq_consume(&q, 5);
+	assert_null(q->retired);
+	assert_int_equal(outq_pending(q), size - 5 + 10);
+	assert_memory_equal(q->data + q->tail - 10, "0123456789", 10);
+	outq_free(&q);
+	assert_null(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_flush_deadline),
 		cmocka_unit_test(test_tls_client_end),
 		cmocka_unit_test(test_tls_bulk_back_pressure),
+		cmocka_unit_test(test_outq_reserve),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
