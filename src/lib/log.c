@@ -223,8 +223,16 @@ void log_init(const char *name)
 		for (unsigned i = 0; i < LOG_SINK_COUNT; i++)
 			log_sinks[i] = (struct log_sink){ STDERR_FILENO, kind };
 	}
-	/* the time zone is read now, before a chroot or seccomp filter */
-	tzset();
+	/* the time zone is read now, before a chroot or seccomp filter;
+	 * once per process: with TZ unset, every tzset() stats (and may
+	 * re-read) /etc/localtime, and a worker forked from a template,
+	 * which has read it, calls log_init() twice more (its service's
+	 * name, then the session's) */
+	static bool tz_read;
+	if (!tz_read) {
+		tzset();
+		tz_read = true;
+	}
 }
 
 void log_set_sinks(const struct log_sink sinks[LOG_SINK_COUNT], int facility)
