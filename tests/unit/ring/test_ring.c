@@ -293,8 +293,12 @@ static void test_cancel_wait(void **state)
 	assert_int_equal(r.ev[1].op, RING_OP_POLL);
 	assert_int_equal(r.ev[1].res, -ECANCELED);
 	assert_int_equal(ring_slot_inflight(ring, slot), 0);
-	/* cancelling what is not there is harmless and delivers nothing */
+	/* cancelling what is not there is harmless, sends and delivers
+	 * nothing */
+	uint64_t cancels = ring_get_stats(ring)->cancels;
 	ring_cancel(ring, slot, RING_OP_SEND);
+	ring_cancel(ring, slot, RING_OP_RECV);
+	assert_int_equal(ring_get_stats(ring)->cancels, cancels);
 	assert_int_equal(ring_run(ring, 0), 0);
 	ring_slot_free(ring, slot);
 	ring_close(ring, sv[0]);
@@ -581,6 +585,154 @@ static void test_retire(void **state)
 	ring_destroy(ring);
 }
 
+/* a connected TCP pair on loopback: *a is the accepted end */
+static void tcp_pair(int *a, int *b)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	*b = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(*b, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	*a = accept(lfd, NULL, NULL);
+	assert_true(*a >= 0);
+	close(lfd);
+}
+
+/* ring_send_last: one completion per send as with ring_send (the rest
+ * of a partial one sent the same way); after the owner's shutdown the peer
+ * reads every byte, then EOF; in a restricted ring (the login process's). */
+static void test_send_last(void **state)
+{
+	(void)state;
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64,
+				   .handler = handler, .ctx = &r, .setup = test_setup,
+				   .restricted = true };
+	struct ring *ring;
+	assert_int_equal(ring_create(&cfg, &ring), 0);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
+	static const size_t lens[] = { 5, 2u << 20 };
+	for (unsigned k = 0; k < 2; k++) {
+		int a, b;
+		tcp_pair(&a, &b);
+		int sz = 4096;
+		assert_int_equal(setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+		fcntl(a, F_SETFL, O_NONBLOCK);
+		size_t len = lens[k];
+		uint8_t *data = rg_malloc(len);
+		uint32_t sum = 0;
+		for (size_t i = 0; i < len; i++) {
+			data[i] = (uint8_t)(i * 13 + i / 1000);
+			sum = sum * 31 + data[i];
+		}
+		struct reader rd = { .fd = b };
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, reader_thread, &rd), 0);
+		size_t off = 0;
+		while (off < len) {
+			r.n = 0;
+			ring_send_last(ring, slot, a, data + off, len - off);
+			run_until(ring, &r, 1);
+			assert_int_equal(r.ev[0].op, RING_OP_SEND);
+			assert_true(r.ev[0].res > 0);
+			off += (size_t)r.ev[0].res;
+		}
+		assert_int_equal(off, len);
+		/* EOF although a is still open: the shutdown */
+		assert_int_equal(shutdown(a, SHUT_WR), 0);
+		pthread_join(th, NULL);
+		assert_int_equal(rd.total, len);
+		assert_int_equal(rd.sum, sum);
+		rg_free(data);
+		close(a);
+		close(b);
+	}
+	/* the peer gone: the send fails */
+	int a, b;
+	tcp_pair(&a, &b);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	assert_int_equal(setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(b); /* a reset */
+	for (int i = 0; i < 100; i++) {
+		char c;
+		if (recv(a, &c, 1, MSG_DONTWAIT) == 0 || errno == ECONNRESET)
+			break;
+		usleep(1000);
+	}
+	r.n = 0;
+	static const char bye[] = "* BYE\r\n";
+	ring_send_last(ring, slot, a, bye, sizeof(bye) - 1);
+	run_until(ring, &r, 1);
+	assert_true(r.ev[0].res < 0);
+	close(a);
+	ring_slot_free(ring, slot);
+	ring_destroy(ring);
+}
+
+/* One cancel SQE per armed kind: a second ring_cancel() and a retire while
+ * it is on its way send nothing more, only the receive kind in flight
+ * (small or large) is cancelled, and a receive armed after a cancel gets
+ * a cancel of its own. */
+static void test_cancel_once(void **state)
+{
+	(void)state;
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64,
+				   .large_buf_count = 2, .large_buf_size = 256,
+				   .setup = test_setup };
+	struct ring *ring;
+	assert_int_equal(ring_create(&cfg, &ring), 0);
+	const struct ring_stats *st = ring_get_stats(ring);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+
+	struct owned a = { .ro.event = owned_event, .ring = ring };
+	a.slot = ring_slot_alloc(ring, &a.ro);
+	ring_recv(ring, a.slot, sv[0]);
+	assert_int_equal(ring_run(ring, 0), 0);
+	uint64_t c0 = st->cancels;
+	ring_cancel(ring, a.slot, RING_OP_RECV);
+	assert_int_equal(st->cancels, c0 + 1); /* the small kind only */
+	ring_cancel(ring, a.slot, RING_OP_RECV);
+	ring_slot_retire(ring, a.slot, owned_free);
+	assert_int_equal(st->cancels, c0 + 1);
+	for (int i = 0; i < 100 && a.freed == 0; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(a.freed, 1);
+	assert_int_equal(a.events, 0);
+
+	/* cancel, re-arm before it ran, cancel again: two cancels, and
+	 * both receives end */
+	struct owned b = { .ro.event = owned_event, .ring = ring };
+	b.slot = ring_slot_alloc(ring, &b.ro);
+	ring_recv_large(ring, b.slot, sv[0]);
+	assert_int_equal(ring_run(ring, 0), 0);
+	c0 = st->cancels;
+	ring_cancel(ring, b.slot, RING_OP_RECV);
+	ring_recv(ring, b.slot, sv[0]);
+	ring_cancel(ring, b.slot, RING_OP_RECV);
+	assert_int_equal(st->cancels, c0 + 2);
+	for (int i = 0; i < 100 && ring_slot_inflight(ring, b.slot) > 0; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(ring_slot_inflight(ring, b.slot), 0);
+	assert_int_equal(b.events, 2);
+	assert_int_equal(b.last_res, -ECANCELED);
+	/* nothing armed: a retire cancels nothing */
+	ring_slot_retire(ring, b.slot, owned_free);
+	assert_int_equal(st->cancels, c0 + 2);
+	assert_int_equal(ring_run(ring, 0), 0);
+	assert_int_equal(b.freed, 1);
+
+	close(sv[0]);
+	close(sv[1]);
+	ring_destroy(ring);
+}
+
 static void test_bad_config(void **state)
 {
 	(void)state;
@@ -624,6 +776,8 @@ int main(void)
 		cmocka_unit_test(test_enobufs),
 		cmocka_unit_test(test_tick),
 		cmocka_unit_test(test_retire),
+		cmocka_unit_test(test_cancel_once),
+		cmocka_unit_test(test_send_last),
 		cmocka_unit_test(test_bad_config),
 	};
 	int failed = cmocka_run_group_tests_name("defer_taskrun", tests, setup_defer, NULL);
