@@ -29,8 +29,10 @@
  * ring_recv_large() */
 enum { BGID_SMALL = 0, BGID_LARGE = 1 };
 
-/* operations counted per type, so a retire cancels only what is armed */
-#define SLOT_OPS (RING_OP_WRITABLE + 1)
+/* operations counted per type of user_data (the internal kinds apart:
+ * a cancel goes out only for what is armed, and a retire cancels only
+ * that) */
+#define SLOT_OPS (OP_RECV_LARGE + 1)
 
 /* provided receive buffers: count * size bytes; buffer i is either in the
  * kernel's ring or lent to the handler for one callback, never anywhere
@@ -50,7 +52,12 @@ struct ring_slot {
 	ring_free_fn *retire;		/* set by ring_slot_retire */
 	uint32_t gen;
 	uint32_t inflight;		/* the sum of ops[] */
-	uint16_t ops[SLOT_OPS];		/* in flight, by enum ring_op */
+	/* by user_data op (enum ring_op or an internal kind): a bit is set
+	 * while a cancel of every operation of that kind in flight is on its
+	 * way, so a second ring_cancel() (a retire after a flush's cancel)
+	 * sends nothing; a new operation of the kind clears it */
+	uint16_t cancelling;
+	uint16_t ops[SLOT_OPS];		/* in flight, by user_data op */
 };
 
 struct ring {
@@ -279,6 +286,7 @@ uint32_t ring_slot_alloc(struct ring *r, struct ring_owner *owner)
 	s->owner = owner;
 	s->retire = NULL;
 	s->inflight = 0;
+	s->cancelling = 0;
 	memset(s->ops, 0, sizeof(s->ops));
 	return slot;
 }
@@ -296,6 +304,8 @@ void ring_slot_free(struct ring *r, uint32_t slot)
 	r->free_slots[r->free_count++] = slot;
 }
 
+static void ring_cancel_kind(struct ring *r, uint32_t slot, unsigned op);
+
 void ring_slot_retire(struct ring *r, uint32_t slot, ring_free_fn *free_fn)
 {
 	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
@@ -312,7 +322,7 @@ void ring_slot_retire(struct ring *r, uint32_t slot, ring_free_fn *free_fn)
 				ring_tick_stop(r);
 			continue;
 		}
-		ring_cancel(r, slot, (enum ring_op)op);
+		ring_cancel_kind(r, slot, op);
 	}
 	if (s->inflight == 0)
 		r->dead_slots[r->dead_count++] = slot;
@@ -365,8 +375,9 @@ static struct io_uring_sqe *ring_get_sqe(struct ring *r)
 	return sqe;
 }
 
-/* an SQE for an operation counted in flight on slot */
-static struct io_uring_sqe *ring_slot_sqe(struct ring *r, uint32_t slot, enum ring_op op)
+/* an SQE for an operation counted in flight on slot; op is its user_data
+ * op (an internal kind counts apart) */
+static struct io_uring_sqe *ring_slot_sqe(struct ring *r, uint32_t slot, unsigned op)
 {
 	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
 		log_fatal("ring: operation on free slot %u", slot);
@@ -376,6 +387,8 @@ static struct io_uring_sqe *ring_slot_sqe(struct ring *r, uint32_t slot, enum ri
 	struct io_uring_sqe *sqe = ring_get_sqe(r);
 	s->inflight++;
 	s->ops[op]++;
+	/* queued after a cancel of its kind: that cancel does not reach it */
+	s->cancelling &= (uint16_t)~(1u << op);
 	/* the caller preps the SQE, which clears user_data: set it after */
 	return sqe;
 }
@@ -388,7 +401,7 @@ static void ring_set_ud(struct ring *r, struct io_uring_sqe *sqe, unsigned op, u
 void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
 {
 	unsigned op = multishot ? RING_OP_ACCEPT : OP_ACCEPT_ONCE;
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_ACCEPT);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, op);
 	/* blocking sockets: the fd is handed to workers that expect blocking
 	 * I/O, and O_NONBLOCK is shared by every copy of the descriptor */
 	if (multishot)
@@ -401,7 +414,7 @@ void ring_accept(struct ring *r, uint32_t slot, int fd, bool multishot)
 void ring_accept_addr(struct ring *r, uint32_t slot, int fd, struct sockaddr_storage *addr,
 		      socklen_t *addr_len)
 {
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_ACCEPT);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, OP_ACCEPT_ONCE);
 	io_uring_prep_accept(sqe, fd, (struct sockaddr *)addr, addr_len, SOCK_CLOEXEC);
 	ring_set_ud(r, sqe, OP_ACCEPT_ONCE, slot);
 }
@@ -421,7 +434,7 @@ static void ring_recv_large_prep(struct ring *r, uint32_t slot, int fd, bool mul
 		ring_recv(r, slot, fd);
 		return;
 	}
-	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_RECV);
+	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, OP_RECV_LARGE);
 	if (multishot)
 		io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
 	else
@@ -476,24 +489,40 @@ void ring_poll_writable(struct ring *r, uint32_t slot, int fd)
 
 static void ring_cancel_ud(struct ring *r, uint64_t ud)
 {
+	r->stats.cancels++;
 	struct io_uring_sqe *sqe = ring_get_sqe(r);
 	io_uring_prep_cancel64(sqe, ud, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, UD(RING_OP_CANCEL, 0, 0));
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 }
 
+/* one cancel for every operation of user_data op kind on slot, unless none
+ * is in flight or one is already on its way for them (a cancel that finds
+ * nothing costs an SQE and a CQE) */
+static void ring_cancel_kind(struct ring *r, uint32_t slot, unsigned op)
+{
+	struct ring_slot *s = &r->slots[slot];
+	uint16_t bit = (uint16_t)(1u << op);
+	if (s->ops[op] == 0 || (s->cancelling & bit) != 0)
+		return;
+	s->cancelling |= bit;
+	ring_cancel_ud(r, UD(op, slot, s->gen));
+}
+
 void ring_cancel(struct ring *r, uint32_t slot, enum ring_op op)
 {
-	uint32_t gen = r->slots[slot].gen;
-	ring_cancel_ud(r, UD(op, slot, gen));
+	if (slot >= r->slot_count || r->slots[slot].owner == NULL)
+		return;
+	ring_cancel_kind(r, slot, op);
 	if (op == RING_OP_ACCEPT)
-		ring_cancel_ud(r, UD(OP_ACCEPT_ONCE, slot, gen));
-	if (op == RING_OP_RECV && r->large.count > 0)
-		ring_cancel_ud(r, UD(OP_RECV_LARGE, slot, gen));
+		ring_cancel_kind(r, slot, OP_ACCEPT_ONCE);
+	if (op == RING_OP_RECV)
+		ring_cancel_kind(r, slot, OP_RECV_LARGE);
 }
 
 void ring_cancel_fd(struct ring *r, int fd)
 {
+	r->stats.cancels++;
 	struct io_uring_sqe *sqe = ring_get_sqe(r);
 	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
 	io_uring_sqe_set_data64(sqe, UD(RING_OP_CANCEL, 0, 0));
@@ -612,10 +641,11 @@ static void ring_dispatch(struct ring *r, uint64_t ud, int res, unsigned flags)
 		break;
 	}
 	if (!ev.more) {
-		if (s->inflight == 0 || slot_op >= SLOT_OPS || s->ops[slot_op] == 0)
+		if (s->inflight == 0 || op >= SLOT_OPS || s->ops[op] == 0)
 			log_fatal("ring: completion on slot %u with nothing in flight", slot);
 		s->inflight--;
-		s->ops[slot_op]--;
+		if (--s->ops[op] == 0)
+			s->cancelling &= (uint16_t)~(1u << op);
 	}
 	if (s->retire != NULL) {
 		/* the owner is gone: nothing is delivered any more */

@@ -111,6 +111,7 @@ struct ring_stats {
 	uint64_t cqes;
 	uint64_t stale_dropped;	/* completions for a freed or reused slot */
 	uint64_t enobufs;	/* receives that found the buffer ring empty */
+	uint64_t cancels;	/* cancel SQEs sent (by slot and kind, or by fd) */
 };
 
 /* 0 or -errno. Logs which setup flags the kernel accepted. */
@@ -173,7 +174,9 @@ void ring_poll(struct ring *ring, uint32_t slot, int fd);
 /* single-shot POLLOUT: completes once fd can take more (or failed) */
 void ring_poll_writable(struct ring *ring, uint32_t slot, int fd);
 /* cancel every operation of this type on the slot; each completes with
- * -ECANCELED (or its real result if it was already done) */
+ * -ECANCELED (or its real result if it was already done). Sends nothing
+ * when none is in flight, or when a cancel already on its way covers them
+ * all (a retire after a cancel costs no second one). */
 void ring_cancel(struct ring *ring, uint32_t slot, enum ring_op op);
 /* cancel every operation on fd, whatever its slot */
 void ring_cancel_fd(struct ring *ring, int fd);

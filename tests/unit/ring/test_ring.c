@@ -293,8 +293,12 @@ static void test_cancel_wait(void **state)
 	assert_int_equal(r.ev[1].op, RING_OP_POLL);
 	assert_int_equal(r.ev[1].res, -ECANCELED);
 	assert_int_equal(ring_slot_inflight(ring, slot), 0);
-	/* cancelling what is not there is harmless and delivers nothing */
+	/* cancelling what is not there is harmless, sends and delivers
+	 * nothing */
+	uint64_t cancels = ring_get_stats(ring)->cancels;
 	ring_cancel(ring, slot, RING_OP_SEND);
+	ring_cancel(ring, slot, RING_OP_RECV);
+	assert_int_equal(ring_get_stats(ring)->cancels, cancels);
 	assert_int_equal(ring_run(ring, 0), 0);
 	ring_slot_free(ring, slot);
 	ring_close(ring, sv[0]);
@@ -581,6 +585,64 @@ static void test_retire(void **state)
 	ring_destroy(ring);
 }
 
+/* One cancel SQE per armed kind: a second ring_cancel() and a retire while
+ * it is on its way send nothing more, only the receive kind in flight
+ * (small or large) is cancelled, and a receive armed after a cancel gets
+ * a cancel of its own. */
+static void test_cancel_once(void **state)
+{
+	(void)state;
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64,
+				   .large_buf_count = 2, .large_buf_size = 256,
+				   .setup = test_setup };
+	struct ring *ring;
+	assert_int_equal(ring_create(&cfg, &ring), 0);
+	const struct ring_stats *st = ring_get_stats(ring);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+
+	struct owned a = { .ro.event = owned_event, .ring = ring };
+	a.slot = ring_slot_alloc(ring, &a.ro);
+	ring_recv(ring, a.slot, sv[0]);
+	assert_int_equal(ring_run(ring, 0), 0);
+	uint64_t c0 = st->cancels;
+	ring_cancel(ring, a.slot, RING_OP_RECV);
+	assert_int_equal(st->cancels, c0 + 1); /* the small kind only */
+	ring_cancel(ring, a.slot, RING_OP_RECV);
+	ring_slot_retire(ring, a.slot, owned_free);
+	assert_int_equal(st->cancels, c0 + 1);
+	for (int i = 0; i < 100 && a.freed == 0; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(a.freed, 1);
+	assert_int_equal(a.events, 0);
+
+	/* cancel, re-arm before it ran, cancel again: two cancels, and
+	 * both receives end */
+	struct owned b = { .ro.event = owned_event, .ring = ring };
+	b.slot = ring_slot_alloc(ring, &b.ro);
+	ring_recv_large(ring, b.slot, sv[0]);
+	assert_int_equal(ring_run(ring, 0), 0);
+	c0 = st->cancels;
+	ring_cancel(ring, b.slot, RING_OP_RECV);
+	ring_recv(ring, b.slot, sv[0]);
+	ring_cancel(ring, b.slot, RING_OP_RECV);
+	assert_int_equal(st->cancels, c0 + 2);
+	for (int i = 0; i < 100 && ring_slot_inflight(ring, b.slot) > 0; i++)
+		assert_true(ring_run(ring, 1) >= 0);
+	assert_int_equal(ring_slot_inflight(ring, b.slot), 0);
+	assert_int_equal(b.events, 2);
+	assert_int_equal(b.last_res, -ECANCELED);
+	/* nothing armed: a retire cancels nothing */
+	ring_slot_retire(ring, b.slot, owned_free);
+	assert_int_equal(st->cancels, c0 + 2);
+	assert_int_equal(ring_run(ring, 0), 0);
+	assert_int_equal(b.freed, 1);
+
+	close(sv[0]);
+	close(sv[1]);
+	ring_destroy(ring);
+}
+
 static void test_bad_config(void **state)
 {
 	(void)state;
@@ -624,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_enobufs),
 		cmocka_unit_test(test_tick),
 		cmocka_unit_test(test_retire),
+		cmocka_unit_test(test_cancel_once),
 		cmocka_unit_test(test_bad_config),
 	};
 	int failed = cmocka_run_group_tests_name("defer_taskrun", tests, setup_defer, NULL);
