@@ -226,7 +226,15 @@ void conn_send_more(struct conn *c)
 	if (outq_pending(o) > 0) {
 		o->sending = o->tail - o->head;
 		c->flags |= CF_SEND;
-		ring_send(srv.ring, c->slot, c->fd, o->data + o->head, o->sending);
+		/* a plaintext connection's last words (LOGOUT's reply, a
+		 * BYE): held for the FIN, which conn_on_send() has follow
+		 * them in the same segment */
+		if (c->state == CONN_CLOSING && c->tls == NULL &&
+		    (c->flags & (CF_HANDOFF_SENT | CF_RELAY)) == 0) {
+			c->flags |= CF_SEND_LAST;
+			ring_send_last(srv.ring, c->slot, c->fd, o->data + o->head, o->sending);
+		} else
+			ring_send(srv.ring, c->slot, c->fd, o->data + o->head, o->sending);
 		return;
 	}
 	const uint8_t *data;
@@ -254,7 +262,10 @@ void conn_out_append(struct conn *c, const void *data, size_t len)
 	if (c->state == CONN_CLOSING && (c->flags & CF_FORCE) != 0)
 		return;
 	outq_append(&c->out, data, len, (c->flags & CF_SEND) != 0 && (c->flags & CF_SEND_TLS) == 0);
-	conn_send_more(c);
+	/* sent once the event is handled (login_process_deferred): what
+	 * the core says in one event goes out in one send, and a reply the
+	 * core ends the session with is known to be the last */
+	conn_defer(c);
 }
 
 static void conn_out_free(struct conn *c)
@@ -265,7 +276,8 @@ static void conn_out_free(struct conn *c)
 static void conn_on_send(struct conn *c, int res)
 {
 	bool tls = (c->flags & CF_SEND_TLS) != 0;
-	c->flags &= ~(CF_SEND | CF_SEND_TLS);
+	bool last = (c->flags & CF_SEND_LAST) != 0;
+	c->flags &= ~(CF_SEND | CF_SEND_TLS | CF_SEND_LAST);
 	if (res <= 0) {
 		if (res != -ECANCELED)
 			log_debug("conn %u: send: %s", c->slot, strerror(-res));
@@ -285,6 +297,11 @@ static void conn_on_send(struct conn *c, int res)
 	} else {
 		outq_consume(&c->out, (size_t)res);
 	}
+	/* the last words are in: the FIN now, with them (a shutdown, not
+	 * the close, which would reset instead when the client sent bytes
+	 * nobody read, and drop them) */
+	if (last && outq_pending(c->out) == 0 && c->fd >= 0)
+		(void)shutdown(c->fd, SHUT_WR);
 	conn_send_more(c);
 }
 

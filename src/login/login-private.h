@@ -67,6 +67,7 @@ enum conn_flag {
 	CF_RECV = 1 << 0,		/* a multishot receive is armed */
 	CF_SEND = 1 << 1,		/* a send is in flight */
 	CF_RECV_CANCELLED = 1 << 2,
+	CF_SEND_LAST = 1 << 3,		/* ... with the last words (ring_send_last) */
 	CF_HANDOFF_SENT = 1 << 4,	/* LOGIN_HANDOFF is at master */
 	CF_FORCE = 1 << 5,		/* closing without flushing */
 	CF_TEMPFAIL = 1 << 6,		/* deferred: answer the auth request TEMPFAIL */

@@ -59,6 +59,7 @@ void login_process_deferred(void)
 				srv.set->proto->auth_reply(c->session, LOGIN_AUTH_TEMPFAIL, NULL, 0, NULL);
 			}
 		}
+		conn_send_more(c);
 		conn_check(c);
 	}
 }

@@ -459,11 +459,22 @@ void ring_recv_large_once(struct ring *r, uint32_t slot, int fd)
 	ring_recv_large_prep(r, slot, fd, false);
 }
 
-void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
+static void ring_send_flags(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len,
+			    int flags)
 {
 	struct io_uring_sqe *sqe = ring_slot_sqe(r, slot, RING_OP_SEND);
-	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL | flags);
 	ring_set_ud(r, sqe, RING_OP_SEND, slot);
+}
+
+void ring_send(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
+{
+	ring_send_flags(r, slot, fd, buf, len, 0);
+}
+
+void ring_send_last(struct ring *r, uint32_t slot, int fd, const void *buf, size_t len)
+{
+	ring_send_flags(r, slot, fd, buf, len, MSG_MORE);
 }
 
 void ring_connect(struct ring *r, uint32_t slot, int fd, const void *addr, unsigned addr_len)

@@ -167,6 +167,12 @@ void ring_recv_large_once(struct ring *ring, uint32_t slot, int fd);
 size_t ring_recv_large_size(const struct ring *ring);
 /* buf must stay valid and unchanged until the SEND completion */
 void ring_send(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t len);
+/* The same for the last bytes fd will send (MSG_MORE): TCP holds them
+ * until the owner's shutdown(SHUT_WR) (or close), whose FIN then leaves in
+ * the same segment (a packet, and the peer's processing of it, less per
+ * session). The owner must end the socket as soon as this completes:
+ * until then the bytes wait. */
+void ring_send_last(struct ring *ring, uint32_t slot, int fd, const void *buf, size_t len);
 /* connect fd to addr; addr must stay valid until the next ring_run() */
 void ring_connect(struct ring *ring, uint32_t slot, int fd, const void *addr, unsigned addr_len);
 /* multishot POLLIN (POLLHUP/POLLERR are always reported) */

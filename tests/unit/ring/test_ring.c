@@ -585,6 +585,96 @@ static void test_retire(void **state)
 	ring_destroy(ring);
 }
 
+/* a connected TCP pair on loopback: *a is the accepted end */
+static void tcp_pair(int *a, int *b)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	*b = socket(AF_INET, SOCK_STREAM, 0);
+	assert_int_equal(connect(*b, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	*a = accept(lfd, NULL, NULL);
+	assert_true(*a >= 0);
+	close(lfd);
+}
+
+/* ring_send_last: one completion per send as with ring_send (the rest
+ * of a partial one sent the same way); after the owner's shutdown the peer
+ * reads every byte, then EOF; in a restricted ring (the login process's). */
+static void test_send_last(void **state)
+{
+	(void)state;
+	static struct rec r;
+	memset(&r, 0, sizeof(r));
+	struct ring_config cfg = { .entries = 64, .buf_count = 8, .buf_size = 64,
+				   .handler = handler, .ctx = &r, .setup = test_setup,
+				   .restricted = true };
+	struct ring *ring;
+	assert_int_equal(ring_create(&cfg, &ring), 0);
+	uint32_t slot = ring_slot_alloc(ring, &r.ro);
+	static const size_t lens[] = { 5, 2u << 20 };
+	for (unsigned k = 0; k < 2; k++) {
+		int a, b;
+		tcp_pair(&a, &b);
+		int sz = 4096;
+		assert_int_equal(setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)), 0);
+		fcntl(a, F_SETFL, O_NONBLOCK);
+		size_t len = lens[k];
+		uint8_t *data = rg_malloc(len);
+		uint32_t sum = 0;
+		for (size_t i = 0; i < len; i++) {
+			data[i] = (uint8_t)(i * 13 + i / 1000);
+			sum = sum * 31 + data[i];
+		}
+		struct reader rd = { .fd = b };
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, reader_thread, &rd), 0);
+		size_t off = 0;
+		while (off < len) {
+			r.n = 0;
+			ring_send_last(ring, slot, a, data + off, len - off);
+			run_until(ring, &r, 1);
+			assert_int_equal(r.ev[0].op, RING_OP_SEND);
+			assert_true(r.ev[0].res > 0);
+			off += (size_t)r.ev[0].res;
+		}
+		assert_int_equal(off, len);
+		/* EOF although a is still open: the shutdown */
+		assert_int_equal(shutdown(a, SHUT_WR), 0);
+		pthread_join(th, NULL);
+		assert_int_equal(rd.total, len);
+		assert_int_equal(rd.sum, sum);
+		rg_free(data);
+		close(a);
+		close(b);
+	}
+	/* the peer gone: the send fails */
+	int a, b;
+	tcp_pair(&a, &b);
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	assert_int_equal(setsockopt(b, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(b); /* a reset */
+	for (int i = 0; i < 100; i++) {
+		char c;
+		if (recv(a, &c, 1, MSG_DONTWAIT) == 0 || errno == ECONNRESET)
+			break;
+		usleep(1000);
+	}
+	r.n = 0;
+	static const char bye[] = "* BYE\r\n";
+	ring_send_last(ring, slot, a, bye, sizeof(bye) - 1);
+	run_until(ring, &r, 1);
+	assert_true(r.ev[0].res < 0);
+	close(a);
+	ring_slot_free(ring, slot);
+	ring_destroy(ring);
+}
+
 /* One cancel SQE per armed kind: a second ring_cancel() and a retire while
  * it is on its way send nothing more, only the receive kind in flight
  * (small or large) is cancelled, and a receive armed after a cancel gets
@@ -687,6 +777,7 @@ int main(void)
 		cmocka_unit_test(test_tick),
 		cmocka_unit_test(test_retire),
 		cmocka_unit_test(test_cancel_once),
+		cmocka_unit_test(test_send_last),
 		cmocka_unit_test(test_bad_config),
 	};
 	int failed = cmocka_run_group_tests_name("defer_taskrun", tests, setup_defer, NULL);
