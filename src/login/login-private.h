@@ -205,6 +205,7 @@ struct login_server {
 	unsigned conns, prelogin, backends;
 	struct net_addr *listen_addrs; /* for proxy_maybe */
 	bool reported_busy;	/* prelogin > 0 in the last LOGIN_STATUS */
+	unsigned reported_conns; /* conns in the last LOGIN_STATUS */
 	unsigned long long total;
 	unsigned accepts_armed;
 	bool accepting, full, shutting_down;

@@ -71,6 +71,7 @@ static void login_status_send(void)
 	ipc_msg_add_uint(&srv.msg, IPC_F_PRELOGIN, srv.prelogin);
 	ipc_msg_add_uint(&srv.msg, IPC_F_TOTAL, srv.total);
 	srv.reported_busy = srv.prelogin > 0;
+	srv.reported_conns = srv.conns;
 	int ret = login_chan_send(&srv.master, &srv.msg, -1);
 	if (ret < 0)
 		log_debug("status to master: %s", strerror(-ret));
@@ -102,12 +103,17 @@ void login_stats_send(void)
 }
 
 /* called after conns or prelogin changed: only the transitions master cares
- * about (full, idle, and no client logging in: a TLS proxy is not one) */
+ * about (full, idle, and no client logging in: a TLS proxy is not one).
+ * Idle is news only after a report of connections: master keeps the time
+ * its view went to 0 (idle_kill), and more are not reported, so a process
+ * that empties again and again under load (about once per 40 sessions at
+ * 32 clients) would wake master each time for nothing it uses. */
 void login_status(void)
 {
 	bool full = srv.conns >= srv.set->client_limit;
 	bool busy = srv.prelogin > 0;
-	if (full != srv.full || srv.conns == 0 || (busy != srv.reported_busy && !busy)) {
+	if (full != srv.full || (srv.conns == 0 && srv.reported_conns != 0) ||
+	    (busy != srv.reported_busy && !busy)) {
 		srv.full = full;
 		login_status_send();
 	}

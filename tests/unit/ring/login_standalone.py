@@ -406,6 +406,27 @@ def test_service_count_one():
     w.close()
 
 
+def test_idle_reported_once():
+    # greeting + LOGOUT, one client after the other: the process empties
+    # after each, but master hears of it once (its view stays "idle" when
+    # more connections are not reported); the stop's status has them all
+    w = World()
+    n = 6
+    for _ in range(n):
+        c = w.connect()
+        assert recv_line(c).startswith(b"* OK")
+        c.sendall(b"a LOGOUT\r\n")
+        assert recv_line(c).startswith(b"* BYE")
+        assert recv_line(c) == b"a OK Logout completed.\r\n"
+        assert c.recv(10) == b""  # the FIN that came with the reply
+        c.close()
+        time.sleep(0.05)  # the process is empty again before the next
+    w.proc.send_signal(signal.SIGTERM)
+    w.wait(lambda: w.status and w.status[-1]["TOTAL"] == n, what="the stop's status")
+    assert [(s["CONNS"], s["TOTAL"]) for s in w.status] == [(1, 1), (0, 1), (0, n)], w.status
+    w.close()
+
+
 def test_many_clients_and_big_input():
     w = World(svc="  client_limit = 500\n")
     cs = [w.connect() for _ in range(200)]
