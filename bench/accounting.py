@@ -125,6 +125,24 @@ class Accounting:
                 return []
         return proc_children_tree(self.root_pid) if self.root_pid else []
 
+    def comm_cpu_ns(self, comm):
+        """CPU so far of this server's live processes named comm (the
+        login processes, which outlive the bulk sessions in
+        high-performance mode: a relay's own cost, apart from the
+        workers'); from /proc, so exited ones are not in it."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip() != comm:
+                        continue
+                with open("/proc/%d/stat" % pid) as f:
+                    st = f.read().rsplit(")", 1)[1].split()
+                total += int(st[11]) + int(st[12])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total * 1e9 / os.sysconf("SC_CLK_TCK")
+
     def cpu_ns(self):
         if self.dirs:
             path, kind = self.cpu_file

@@ -46,24 +46,6 @@ def cipher_cost(build):
     return None
 
 
-def login_cpu_ns(srv):
-    """CPU of a server's login processes so far (they outlive the bulk
-    sessions in high-performance mode): the relay's own cost, apart from
-    the workers'."""
-    total = 0
-    for pid in srv.acct.pids():
-        try:
-            with open("/proc/%d/comm" % pid) as f:
-                if f.read().strip() != "ringgate-login":
-                    continue
-            with open("/proc/%d/stat" % pid) as f:
-                st = f.read().rsplit(")", 1)[1].split()
-            total += int(st[11]) + int(st[12])
-        except (OSError, ValueError, IndexError):
-            continue
-    return total * 1e9 / os.sysconf("SC_CLK_TCK")
-
-
 def crypto_line(build):
     """`ringgate -V`'s crypto line of a build, or None without a binary."""
     path = os.path.join(build, "bin", "ringgate")
@@ -141,9 +123,9 @@ def crypto_compare(args):
                     if kind != "prelogin":
                         cmd += ["--user", BENCH_USER, "--pass", BENCH_PASS]
                     time.sleep(0.3)
-                    cpu0, login0 = srv.acct.cpu_ns(), login_cpu_ns(srv)
+                    cpu0, login0 = srv.acct.cpu_ns(), srv.acct.comm_cpu_ns("ringgate-login")
                     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-                    cpu1, login1 = srv.acct.cpu_ns(), login_cpu_ns(srv)
+                    cpu1, login1 = srv.acct.cpu_ns(), srv.acct.comm_cpu_ns("ringgate-login")
                     res = None
                     for ln in r.stdout.splitlines():
                         ev = json.loads(ln)

@@ -413,8 +413,13 @@ static void tick(void)
 			conn_check(c);
 		}
 	}
-	/* what a burst of handshakes freed goes back to the kernel within
-	 * jemalloc's decay time, also when no client is active (login-malloc.c) */
+	/* the relays' spare buffers go once no relay used them for a tick
+	 * (a high-security process whose client idles after a big FETCH
+	 * keeps none), and what a burst of handshakes freed goes back to the
+	 * kernel within jemalloc's decay time, also when no client is active
+	 * (login-malloc.c) */
+	tls_release_spares();
+	outq_release_spares();
 	rg_alloc_decay();
 }
 

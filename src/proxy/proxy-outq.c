@@ -17,20 +17,35 @@
 
 static struct outq *outq_spare[OUTQ_SPARE_MAX];
 static unsigned outq_spare_count;
+static bool outq_spare_used; /* taken or given back since the last release */
 
 static struct outq *outq_alloc(size_t size)
 {
-	if (size == OUTQ_BULK && outq_spare_count > 0)
+	if (size == OUTQ_BULK && outq_spare_count > 0) {
+		outq_spare_used = true;
 		return outq_spare[--outq_spare_count];
+	}
 	return rg_malloc(sizeof(struct outq) + size);
 }
 
 static void outq_release(struct outq *q)
 {
-	if (q->size == OUTQ_BULK && outq_spare_count < OUTQ_SPARE_MAX)
+	if (q->size == OUTQ_BULK && outq_spare_count < OUTQ_SPARE_MAX) {
 		outq_spare[outq_spare_count++] = q;
-	else
+		outq_spare_used = true;
+	} else {
 		rg_free(q);
+	}
+}
+
+void outq_release_spares(void)
+{
+	if (outq_spare_used) {
+		outq_spare_used = false;
+		return;
+	}
+	while (outq_spare_count > 0)
+		rg_free(outq_spare[--outq_spare_count]);
 }
 
 /* a queue (or a retired copy, which is one too) */

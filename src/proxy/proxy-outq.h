@@ -33,6 +33,10 @@ void outq_append(struct outq **qp, const void *data, size_t len, bool in_flight)
 uint8_t *outq_reserve(struct outq **qp, size_t len, bool in_flight);
 void outq_commit(struct outq **qp, size_t n);
 void outq_free(struct outq **qp);
+/* The relay-sized queues a process keeps for reuse go back to the
+ * allocator when none was taken or given back since the last call: call
+ * about once a second, so an idle process holds none after two calls. */
+void outq_release_spares(void);
 /* n bytes from the head are gone (sent or taken); drained queues are freed */
 void outq_consume(struct outq **qp, size_t n);
 

@@ -29,6 +29,7 @@
 
 static struct tls_out_chunk *out_spare;
 static unsigned out_spare_count;
+static bool out_spare_used; /* taken or given back since the last release */
 
 static struct tls_out_chunk *out_chunk_new(size_t want)
 {
@@ -41,6 +42,7 @@ static struct tls_out_chunk *out_chunk_new(size_t want)
 		if (chunk != NULL) {
 			out_spare = chunk->next;
 			out_spare_count--;
+			out_spare_used = true;
 		} else {
 			chunk = rg_malloc(sizeof(*chunk) + cap);
 		}
@@ -61,9 +63,24 @@ static void out_chunk_free(struct tls_out_chunk *chunk)
 		chunk->next = out_spare;
 		out_spare = chunk;
 		out_spare_count++;
+		out_spare_used = true;
 		return;
 	}
 	rg_free(chunk);
+}
+
+void tls_release_spares(void)
+{
+	if (out_spare_used) {
+		out_spare_used = false;
+		return;
+	}
+	while (out_spare != NULL) {
+		struct tls_out_chunk *next = out_spare->next;
+		rg_free(out_spare);
+		out_spare = next;
+	}
+	out_spare_count = 0;
 }
 
 /* --- I/O callbacks: the only way bytes reach or leave wolfSSL --- */

@@ -194,6 +194,11 @@ bool tls_conn_can_take(const struct tls_conn *conn, size_t len);
  * TLS_ERROR. The connection may be closed once the output is sent. */
 enum tls_result tls_conn_shutdown(struct tls_conn *conn, const char **error_r);
 
+/* The output chunks a process keeps for its busy connections go back to the
+ * allocator when none was taken or given back since the last call: call
+ * about once a second, so an idle process holds none after two calls. */
+void tls_release_spares(void);
+
 /* Ciphertext to send. *data_r stays valid and unchanged until the next
  * tls_conn_consume_output or tls_conn_free, even while the engine appends
  * more, so the ring can send from it directly. false when there is none.

@@ -548,6 +548,25 @@ static void test_outq_reserve(void **state)
 	assert_null(q);
 }
 
+/* a drained relay-sized queue is kept for the next one, also across a
+ * release call that follows its use; two calls with no use free it */
+static void test_outq_spares(void **state)
+{
+	(void)state;
+	struct outq *q = NULL;
+	(void)outq_reserve(&q, OUTQ_RELAY / 2, false);
+	assert_int_equal(q->size, OUTQ_RELAY);
+	struct outq *first = q;
+	outq_commit(&q, 0);
+	assert_null(q);
+	outq_release_spares(); /* used since the last call: kept */
+	(void)outq_reserve(&q, 8192, false);
+	assert_ptr_equal(q, first);
+	outq_commit(&q, 0);
+	outq_release_spares();
+	outq_release_spares(); /* unused for a call: freed (ASan: no leak) */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -557,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_tls_client_end),
 		cmocka_unit_test(test_tls_bulk_back_pressure),
 		cmocka_unit_test(test_outq_reserve),
+		cmocka_unit_test(test_outq_spares),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
