@@ -84,6 +84,7 @@ MSGS = {
     "WORKER_SETUP": [("UID", b"1000"), ("GID", b"1000"), ("GROUPS", b"8,12"),
                      ("CHROOT", b"/srv/jail"), ("HOME", b"/home/user"),
                      ("VSZ", b"268435456"), ("REUSE", b"1")],
+    "LOGIN_IDLE_KILL": [],
 }
 missing = set(T[1:]) - set(MSGS)
 assert not missing, "ipc.h types without a seed here: %s" % sorted(missing)

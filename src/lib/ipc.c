@@ -52,6 +52,7 @@ static const char *const type_names[IPC_TYPE_COUNT] = {
 	[IPC_WORKER_SPAWN] = "WORKER_SPAWN",
 	[IPC_WORKER_SPAWNED] = "WORKER_SPAWNED",
 	[IPC_WORKER_SETUP] = "WORKER_SETUP",
+	[IPC_LOGIN_IDLE_KILL] = "LOGIN_IDLE_KILL",
 };
 
 const char *ipc_type_name(enum ipc_type type)

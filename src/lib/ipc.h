@@ -72,6 +72,8 @@ enum ipc_type {
 	/* master -> a worker forked from a template, first on its channel */
 	IPC_WORKER_SETUP,        /* fd: its syslog socket (or none); F_UID F_GID [F_GROUPS]
 				    [F_CHROOT] [F_HOME] [F_VSZ] [F_REUSE] */
+	/* master -> login */
+	IPC_LOGIN_IDLE_KILL,     /* idle_kill: exit if no connection, else answer LOGIN_STATUS */
 	IPC_TYPE_COUNT
 };
 

@@ -213,6 +213,17 @@ static void master_input(void)
 			login_stop_accepting();
 			login_listeners_close_idle();
 			break;
+		case IPC_LOGIN_IDLE_KILL:
+			if (srv.rx.fd >= 0)
+				log_fatal("master sent an fd with LOGIN_IDLE_KILL");
+			/* master's view is as old as this process's last status:
+			 * it reports a rise from no connections to some only when
+			 * asked, here, so that it costs nothing per connection */
+			if (srv.conns == 0 && !srv.shutting_down)
+				login_shutdown("idle_kill");
+			else
+				login_status_send();
+			break;
 		case IPC_LOGIN_STATS_REQUEST:
 			if (srv.rx.fd >= 0)
 				log_fatal("master sent an fd with LOGIN_STATS_REQUEST");

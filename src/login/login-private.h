@@ -236,6 +236,8 @@ void login_listeners_close_idle(void);
 void login_stop_accepting(void);
 void login_shutdown(const char *why);
 void login_signals_check(void);
+/* LOGIN_STATUS to master now */
+void login_status_send(void);
 
 /* login-conn.c */
 void conn_list_add(struct conn_list *l, struct conn *c);

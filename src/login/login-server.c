@@ -64,7 +64,7 @@ void login_process_deferred(void)
 	}
 }
 
-static void login_status_send(void)
+void login_status_send(void)
 {
 	ipc_msg_init(&srv.msg, IPC_LOGIN_STATUS, 0);
 	ipc_msg_add_uint(&srv.msg, IPC_F_CONNS, srv.conns);

@@ -108,13 +108,24 @@ void service_update(struct login_service *svc)
 		struct child *c = child_find(act[i].pid, PROC_LOGIN);
 		if (c == NULL || c->st.terminating)
 			continue;
-		if (act[i].type == MASTER_ACTION_KILL_EVICT)
-			log_warning("service(%s): process_limit (%u) reached, destroying the "
-				    "oldest process with clients logging in (%ld)",
-				    svc->set->name, svc->set->process_limit, (long)child_pid(c));
-		else
+		if (act[i].type == MASTER_ACTION_KILL_IDLE) {
+			/* idle as far as its last status says: it exits only if it
+			 * has no connection, else it answers with its status (a
+			 * process reports a rise from none only when asked). Not
+			 * asked again before another idle_kill period. */
+			struct ipc_msg msg;
+			if (c->chan < 0)
+				continue;
 			log_debug("service(%s): process %ld idle for %u secs: stopping it",
 				  svc->set->name, (long)child_pid(c), svc->set->idle_kill);
+			c->st.idle_since = now_secs();
+			ipc_msg_init(&msg, IPC_LOGIN_IDLE_KILL, 0);
+			(void)chan_send(c, &msg, -1);
+			continue;
+		}
+		log_warning("service(%s): process_limit (%u) reached, destroying the "
+			    "oldest process with clients logging in (%ld)",
+			    svc->set->name, svc->set->process_limit, (long)child_pid(c));
 		c->st.terminating = true;
 		kill(child_pid(c), SIGTERM);
 	}

@@ -254,6 +254,26 @@ class Processes(unittest.TestCase):
             s.close()
         self.assertTrue(wait_for(lambda: master_fds_beyond_channels() <= fds_before, timeout=60))
 
+    def test_idle_kill_spares_a_busy_process(self):
+        # a process reports a rise from no connections to some only when
+        # master's idle_kill asks: one whose last status said "none" but
+        # that serves a client again answers and serves on; empty, it goes
+        self.rg = rgenv.Ringgate(mode="performance", service_extra=(
+            "  process_min_avail = 0\n  idle_kill = 1 secs\n")).start()
+        c = greeted(self.rg.imap_port)  # after wait_ready's, which emptied it
+        pids = [p for p in self.rg.children("ringgate-login")
+                if b"imap" in open("/proc/%d/cmdline" % p, "rb").read()]
+        self.assertEqual(len(pids), 1)
+        time.sleep(3.5)  # master asked it, once a second or more
+        c.sendall(b"a NOOP\r\n")
+        self.assertTrue(recv_until(c, b"\r\n").startswith(b"a OK"))
+        self.assertTrue(alive(pids[0]))
+        c.sendall(b"b LOGOUT\r\n")
+        recv_until(c, b"b OK")
+        c.close()
+        self.assertTrue(wait_for(lambda: not alive(pids[0]), timeout=30))
+        self.assertNotIn("Server shutting down", self.rg.logs())
+
     def test_stop_leaves_nothing_behind(self):
         # several login processes per service: auth's exit then races
         # their SIGTERM (the clean-stop check below)

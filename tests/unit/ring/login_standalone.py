@@ -26,6 +26,7 @@ BIN = sys.argv[1]
 (AUTH_BEGIN, AUTH_CONTINUE, AUTH_ABORT, AUTH_CHALLENGE, AUTH_OK, AUTH_FAIL,
  AUTH_NEW_CLIENT, AUTH_REQUEST, AUTH_USER, LOGIN_HANDOFF, LOGIN_STATUS,
  LOGIN_HANDOFF_REPLY, WORKER_INIT, LOGIN_TICKET_KEYS, LOGIN_OVERFLOW) = range(1, 16)
+LOGIN_IDLE_KILL = 37
 F = {n: i + 1 for i, n in enumerate(
     "SERVICE MECH RESP CHALLENGE USER COOKIE REASON TEMP RIP RPORT LIP LPORT "
     "SECURED LOGIN_PID UID GID HOME MAIL TAG PREREAD SESSION EXTRA CONNS "
@@ -424,6 +425,36 @@ def test_idle_reported_once():
     w.proc.send_signal(signal.SIGTERM)
     w.wait(lambda: w.status and w.status[-1]["TOTAL"] == n, what="the stop's status")
     assert [(s["CONNS"], s["TOTAL"]) for s in w.status] == [(1, 1), (0, 1), (0, n)], w.status
+    w.close()
+
+
+def test_idle_kill_only_when_idle():
+    # master's idle_kill asks; a process that has a connection (its rise
+    # from none was not reported) answers with its status and serves on;
+    # one with none exits
+    w = World()
+    c = w.connect()
+    assert recv_line(c).startswith(b"* OK")
+    w.wait(lambda: w.status, what="the first status")
+    c.sendall(b"a LOGOUT\r\n")
+    assert recv_line(c).startswith(b"* BYE")
+    c.close()
+    w.wait(lambda: w.status[-1]["CONNS"] == 0, what="CONNS=0")
+    c = w.connect()  # not reported: master's view stays idle
+    assert recv_line(c).startswith(b"* OK")
+    n = len(w.status)
+    send(w.master, LOGIN_IDLE_KILL, 0, {})
+    w.wait(lambda: len(w.status) > n, what="the status answering idle_kill")
+    assert w.status[-1]["CONNS"] == 1, w.status
+    c.sendall(b"b NOOP\r\n")
+    assert recv_line(c).startswith(b"b OK")
+    assert w.proc.poll() is None
+    c.sendall(b"c LOGOUT\r\n")
+    assert recv_line(c).startswith(b"* BYE")
+    c.close()
+    w.wait(lambda: w.status[-1]["CONNS"] == 0, what="CONNS=0 again")
+    send(w.master, LOGIN_IDLE_KILL, 0, {})
+    assert w.proc.wait(5) == 0
     w.close()
 
 
