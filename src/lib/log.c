@@ -130,7 +130,6 @@ bool log_sinks_parse(const char *text, struct log_sink sinks_r[LOG_SINK_COUNT], 
 #define LOG_BATCH_MAX 4096
 static struct {
 	bool on;
-	bool atexit_set;
 	int fd;
 	size_t len;
 	char buf[LOG_BATCH_MAX];
@@ -157,10 +156,6 @@ void log_set_batching(bool on)
 	if (!on)
 		log_flush();
 	log_batch.on = on;
-	if (on && !log_batch.atexit_set) {
-		log_batch.atexit_set = true;
-		(void)atexit(log_flush);
-	}
 }
 
 /* true when the line was taken into the batch */
@@ -223,15 +218,20 @@ void log_init(const char *name)
 		for (unsigned i = 0; i < LOG_SINK_COUNT; i++)
 			log_sinks[i] = (struct log_sink){ STDERR_FILENO, kind };
 	}
-	/* the time zone is read now, before a chroot or seccomp filter;
+	/* the time zone is read now, before a chroot or seccomp filter,
 	 * once per process: with TZ unset, every tzset() stats (and may
 	 * re-read) /etc/localtime, and a worker forked from a template,
 	 * which has read it, calls log_init() twice more (its service's
 	 * name, then the session's) */
-	static bool tz_read;
-	if (!tz_read) {
+	static bool once;
+	if (!once) {
 		tzset();
-		tz_read = true;
+		/* what a batch holds goes out at exit(); registered here, not
+		 * when batching starts, so a child forked from a template that
+		 * batches does not write libc's exit list (a copy-on-write
+		 * fault per child) */
+		(void)atexit(log_flush);
+		once = true;
 	}
 }
 
