@@ -3,7 +3,6 @@
  * CLONE_PARENT (master's child, not ours), answer LOGIN_SPAWNED with its
  * pid. See login-template.h for what the template holds and never does. */
 #include "login/login-template.h"
-#include "lib/alloc.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
 #include "lib/zygote.h"
@@ -13,18 +12,40 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
-static void spawned_reply(int chan_fd, uint32_t id, pid_t pid, const char *reason)
+/* What the template writes between two forks: master's request and its
+ * answer. In a mapping no child inherits (MADV_DONTFORK), so a fork
+ * neither copies its page table entries nor makes its pages
+ * copy-on-write in the template (which would fault on the next request;
+ * the answer on the stack faulted its pages too). */
+struct tpl_scratch {
+	struct ipc_rx rx;
+	struct ipc_msg reply;
+};
+
+static struct tpl_scratch *scratch_map(void)
 {
-	struct ipc_msg msg;
-	ipc_msg_init(&msg, IPC_LOGIN_SPAWNED, id);
+	struct tpl_scratch *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (s == MAP_FAILED)
+		log_fatal("template: mmap: %m");
+	/* only an optimisation: a kernel that refuses leaves it inherited */
+	(void)madvise(s, sizeof(*s), MADV_DONTFORK);
+	return s;
+}
+
+static void spawned_reply(int chan_fd, struct ipc_msg *msg, uint32_t id, pid_t pid,
+			  const char *reason)
+{
+	ipc_msg_init(msg, IPC_LOGIN_SPAWNED, id);
 	if (pid > 0)
-		ipc_msg_add_uint(&msg, IPC_F_LOGIN_PID, (unsigned long long)pid);
+		ipc_msg_add_uint(msg, IPC_F_LOGIN_PID, (unsigned long long)pid);
 	else
-		ipc_msg_add_str(&msg, IPC_F_REASON, reason);
-	int ret = ipc_send(chan_fd, &msg, -1);
+		ipc_msg_add_str(msg, IPC_F_REASON, reason);
+	int ret = ipc_send(chan_fd, msg, -1);
 	if (ret < 0)
 		log_fatal("template: answering master: %s", strerror(-ret));
 }
@@ -39,15 +60,16 @@ static void child_setup(int chan_fd, int chan, int auth)
 	close(auth);
 	/* `ringgate-login` again (the template is `ringgate-ltmpl`) */
 	(void)prctl(PR_SET_NAME, "ringgate-login", 0, 0, 0);
-	/* the template's rx (a LOGIN_SPAWN: no field, no secret) stays as
-	 * it is: wiping or freeing it would only fault its pages in here */
+	/* the template's scratch (a LOGIN_SPAWN: no field, no secret) is
+	 * not mapped here at all (MADV_DONTFORK) */
 }
 
 void login_template_serve(int chan_fd)
 {
 	(void)prctl(PR_SET_NAME, "ringgate-ltmpl", 0, 0, 0);
 	zygote_prepare();
-	struct ipc_rx *rx = rg_malloc(sizeof(*rx));
+	struct tpl_scratch *scratch = scratch_map();
+	struct ipc_rx *rx = &scratch->rx;
 	int auth = -1;
 	unsigned forks = 0;
 	for (;;) {
@@ -91,7 +113,7 @@ void login_template_serve(int chan_fd)
 				log_error("template: clone: %s", strerror(err));
 			else
 				forks++;
-			spawned_reply(chan_fd, rx->hdr.id, pid, "clone failed");
+			spawned_reply(chan_fd, &scratch->reply, rx->hdr.id, pid, "clone failed");
 			break;
 		}
 		default:
