@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import rgenv
@@ -36,10 +35,7 @@ def rgbench(port, *args):
 class PreloginBenchSmoke(test_bench_proxy.BenchSmokeBase):
     @classmethod
     def setUpClass(cls):
-        harness.log = lambda msg: None
-        cls.tmp = tempfile.mkdtemp(prefix="rgbench-prelogin-test-")
-        os.chmod(cls.tmp, 0o755)
-        world = harness.World(cls.tmp)
+        world = cls.make_world("rgbench-prelogin-test-")
         cls.rg = harness.RinggateServer("rg-perf", "performance", world, cls.tmp, 100,
                                         rgenv.build_dir())
         cls.nginx = prelogbench.NginxMail(cls.tmp, world)

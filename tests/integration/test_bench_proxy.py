@@ -36,6 +36,15 @@ class BenchSmokeBase(unittest.TestCase):
     Holds no test of its own (test_bench_prelogin.py uses it too)."""
 
     @classmethod
+    def make_world(cls, prefix):
+        """cls.tmp (world-readable: the servers' users read it) and the
+        bench world in it; the bench's progress lines silenced"""
+        harness.log = lambda msg: None
+        cls.tmp = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(cls.tmp, 0o755)
+        return harness.World(cls.tmp)
+
+    @classmethod
     def start_servers(cls, servers, prepare=None):
         cls.started = []
         try:
@@ -58,10 +67,7 @@ class BenchSmokeBase(unittest.TestCase):
 class ProxyBenchSmoke(BenchSmokeBase):
     @classmethod
     def setUpClass(cls):
-        harness.log = lambda msg: None
-        cls.tmp = tempfile.mkdtemp(prefix="rgbench-proxy-test-")
-        os.chmod(cls.tmp, 0o755)
-        world = harness.World(cls.tmp)
+        world = cls.make_world("rgbench-proxy-test-")
         cls.rg = proxybench.RinggateProxy(world, cls.tmp, rgenv.build_dir(), 100)
         cls.backend = proxybench.backend_dovecot(world, cls.tmp, 100)
         cls.rg.set_backend(cls.backend.ports["imap"])
