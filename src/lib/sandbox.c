@@ -1,6 +1,7 @@
 #include "lib/sandbox.h"
 #include "lib/alloc.h"
 #include "lib/log.h"
+#include "lib/sanitizer.h"
 
 #include <errno.h>
 #include <linux/audit.h>
@@ -19,17 +20,9 @@
 #define SANDBOX_ARCH AUDIT_ARCH_AARCH64
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SANDBOX_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define SANDBOX_SANITIZER 1
-#endif
-#endif
-
 bool sandbox_seccomp_supported(void)
 {
-#if defined(SANDBOX_SANITIZER) || !defined(SANDBOX_ARCH)
+#if defined(RG_SANITIZER) || !defined(SANDBOX_ARCH)
 	return false;
 #else
 	return true;

@@ -8,6 +8,7 @@
 #include "master/master-notify.h"
 #include "master/master-pidfile.h"
 #include "lib/alloc.h"
+#include "lib/sanitizer.h"
 #include "lib/iplimit.h"
 #include "lib/log.h"
 
@@ -84,19 +85,11 @@ static void signal_input(void)
 	 * the batch may point at a child that reaping would free */
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define RG_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RG_SANITIZED 1
-#endif
-#endif
-
 /* a sanitizer build: what its tests set for master reaches the workers too,
  * so that a worker's finding aborts it as it aborts master (a signal, seen) */
 static void san_env_keep(void)
 {
-#ifdef RG_SANITIZED
+#ifdef RG_SANITIZER
 	static const char *const names[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS" };
 	for (unsigned i = 0; i < 2; i++) {
 		const char *v = getenv(names[i]);
